@@ -1,0 +1,169 @@
+//! The workloads and their sizes, plus dispatch to the per-runtime code.
+//!
+//! Each workload is implemented once per runtime, in [`trio`], [`tokio`] and
+//! [`smol`], written the way a user of that runtime would write it. Every
+//! implementation builds a fresh runtime, starts the clock *inside* it (so
+//! runtime construction and teardown are not timed) and returns the elapsed
+//! time for `Shape::ops` operations. `None` means "this runtime cannot run the
+//! workload yet" and is printed as `n/a`.
+//!
+//! A TCP echo workload (loopback client/server round trips) is planned but
+//! left out on purpose: trio has no networking yet. When it does, add a
+//! `TcpEcho` variant here, include it in [`Workload::ALL`] and implement it in
+//! the three runtime modules.
+
+pub mod smol;
+pub mod tokio;
+pub mod trio;
+
+use std::time::Duration;
+
+/// Which runtime a measurement runs on. The order here is the interleaving
+/// order within a round and the column order of the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    Trio,
+    Tokio,
+    Smol,
+}
+
+impl Runtime {
+    pub const ALL: [Runtime; 3] = [Runtime::Trio, Runtime::Tokio, Runtime::Smol];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Trio => "trio",
+            Runtime::Tokio => "tokio",
+            Runtime::Smol => "smol",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Runtime> {
+        Runtime::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
+/// One benchmark workload. See [`Workload::describe`] for what each one does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    SpawnJoin,
+    Yield,
+    PingPong,
+    Timeout,
+    Sleep,
+    Cancel,
+    NurseryEmpty,
+    Nursery10,
+}
+
+/// The size of one measurement: `n` and `m` are workload-specific (see
+/// [`Workload::shape`]); `ops` is what the elapsed time is divided by.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    pub n: usize,
+    pub m: usize,
+    pub ops: usize,
+}
+
+impl Workload {
+    /// The default list, in the order they are run and printed.
+    pub const ALL: [Workload; 8] = [
+        Workload::SpawnJoin,
+        Workload::Yield,
+        Workload::PingPong,
+        Workload::Timeout,
+        Workload::Sleep,
+        Workload::Cancel,
+        Workload::NurseryEmpty,
+        Workload::Nursery10,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::SpawnJoin => "spawn_join",
+            Workload::Yield => "yield",
+            Workload::PingPong => "ping_pong",
+            Workload::Timeout => "timeout",
+            Workload::Sleep => "sleep",
+            Workload::Cancel => "cancel",
+            Workload::NurseryEmpty => "nursery_empty",
+            Workload::Nursery10 => "nursery_10",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Workload> {
+        Workload::ALL.into_iter().find(|w| w.name() == name)
+    }
+
+    /// What one operation is, for `--help` and the table legend.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Workload::SpawnJoin => "spawn + join one trivial child (1M children in one scope)",
+            Workload::Yield => "one yield/checkpoint (1000 tasks x 1000 yields)",
+            Workload::PingPong => "one round trip over two capacity-1 channels (500k)",
+            Workload::Timeout => "one yield under a 10 s timeout that never fires (1M)",
+            Workload::Sleep => {
+                "one task sleeping (i % 100) ms, 100k at once, real clock (floor: 99 ms / ops)"
+            }
+            Workload::Cancel => "cancel one blocked task and wait for it (10 x 10k)",
+            Workload::NurseryEmpty => "open + close an empty nursery / JoinSet (100k)",
+            Workload::Nursery10 => "open a nursery, spawn 10 trivial children, join (100k)",
+        }
+    }
+
+    /// Sizes at `--scale scale` (1.0 = the documented defaults). Counts are
+    /// scaled; per-task counts (yields per task, children per nursery,
+    /// cancellation batches) and sleep durations are not, so the shape of the
+    /// work stays the same and only its length changes.
+    pub fn shape(self, scale: f64) -> Shape {
+        let s = |base: usize| ((base as f64 * scale).round() as usize).max(1);
+        let (n, m) = match self {
+            // n children.
+            Workload::SpawnJoin => (s(1_000_000), 1),
+            // n tasks x m yields each.
+            Workload::Yield => (s(1_000), 1_000),
+            // n round trips.
+            Workload::PingPong => (s(500_000), 1),
+            // n timeouts, one after another in one task.
+            Workload::Timeout => (s(1_000_000), 1),
+            // n tasks, task i sleeps (i % 100) ms.
+            Workload::Sleep => (s(100_000), 1),
+            // m batches of n blocked tasks; only the cancellation is timed.
+            Workload::Cancel => (s(10_000), 10),
+            // n nurseries with m children each.
+            Workload::NurseryEmpty => (s(100_000), 0),
+            Workload::Nursery10 => (s(100_000), 10),
+        };
+        let ops = match self {
+            Workload::Yield | Workload::Cancel => n * m,
+            _ => n,
+        };
+        Shape { n, m, ops }
+    }
+}
+
+/// Runs one measurement of `workload` on `runtime` with a fresh runtime.
+pub fn run(runtime: Runtime, workload: Workload, shape: Shape) -> Option<Duration> {
+    match runtime {
+        Runtime::Trio => self::trio::run(workload, shape),
+        Runtime::Tokio => self::tokio::run(workload, shape),
+        Runtime::Smol => self::smol::run(workload, shape),
+    }
+}
+
+/// Runtime-owned bytes per blocked task on `runtime`, with `n` tasks; see
+/// the per-runtime `task_memory` functions.
+pub fn task_memory(runtime: Runtime, n: usize) -> f64 {
+    match runtime {
+        Runtime::Trio => self::trio::task_memory(n),
+        Runtime::Tokio => self::tokio::task_memory(n),
+        Runtime::Smol => self::smol::task_memory(n),
+    }
+}
+
+/// Turns a live-byte delta over `n` tasks into bytes per task, minus the
+/// size of the spawned future itself (which every runtime must store
+/// somewhere, so it says nothing about the runtime).
+pub fn per_task_overhead(delta: isize, n: usize, future_size: usize) -> f64 {
+    delta as f64 / n as f64 - future_size as f64
+}

@@ -1,0 +1,194 @@
+//! The workloads on trio: one `trio::run` per measurement, nurseries for
+//! every group of tasks, `trio::checkpoint` for yields, `move_on_after` for
+//! timeouts and cancel scopes for cancellation.
+//!
+//! The clock starts inside the future given to `trio::run`, so runtime
+//! construction and teardown are not timed. Children borrow from the
+//! enclosing scope where that is natural (nurseries allow it), which is what
+//! a trio user would do instead of `Rc`.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use super::{Shape, Workload, per_task_overhead};
+use crate::alloc;
+
+/// `trio::run`, panicking on error: a failing benchmark is a bug.
+fn block_on<T>(fut: impl Future<Output = trio::Result<T>>) -> T {
+    trio::run(fut).unwrap_or_else(|err| panic!("trio::run failed: {err}"))
+}
+
+pub fn run(workload: Workload, shape: Shape) -> Option<Duration> {
+    let Shape { n, m, .. } = shape;
+    Some(match workload {
+        Workload::SpawnJoin => spawn_join(n),
+        Workload::Yield => yields(n, m),
+        Workload::PingPong => return ping_pong(n),
+        Workload::Timeout => timeout(n),
+        Workload::Sleep => sleep(n),
+        Workload::Cancel => cancel(n, m),
+        Workload::NurseryEmpty | Workload::Nursery10 => nurseries(n, m),
+    })
+}
+
+fn spawn_join(n: usize) -> Duration {
+    block_on(async {
+        let start = Instant::now();
+        trio::open_nursery(async |nursery: trio::Nursery<'_>| {
+            for _ in 0..n {
+                nursery.start_soon(async {})?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(start.elapsed())
+    })
+}
+
+fn yields(tasks: usize, yields: usize) -> Duration {
+    block_on(async {
+        let start = Instant::now();
+        trio::open_nursery(async |nursery: trio::Nursery<'_>| {
+            for _ in 0..tasks {
+                nursery.start_soon(async move {
+                    for _ in 0..yields {
+                        trio::checkpoint().await?;
+                    }
+                    Ok::<(), trio::Error>(())
+                })?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(start.elapsed())
+    })
+}
+
+/// Memory channels do not exist yet (issue 3), so this is `n/a`. When
+/// `trio::open_memory_channel` lands, replace the body with the mirror image
+/// of the tokio version:
+///
+/// ```ignore
+/// Some(block_on(async {
+///     let start = Instant::now();
+///     let (ping_tx, ping_rx) = trio::open_memory_channel::<usize>(1);
+///     let (pong_tx, pong_rx) = trio::open_memory_channel::<usize>(1);
+///     trio::open_nursery(async |nursery: trio::Nursery<'_>| {
+///         nursery.start_soon(async move {
+///             while let Ok(v) = ping_rx.receive().await { pong_tx.send(v).await?; }
+///             Ok::<(), trio::Error>(())
+///         })?;
+///         for i in 0..round_trips { ping_tx.send(i).await?; pong_rx.receive().await?; }
+///         Ok(())
+///     }).await?;
+///     Ok(start.elapsed())
+/// }))
+/// ```
+fn ping_pong(_round_trips: usize) -> Option<Duration> {
+    None
+}
+
+fn timeout(n: usize) -> Duration {
+    block_on(async {
+        let start = Instant::now();
+        for _ in 0..n {
+            let done = trio::move_on_after(Duration::from_secs(10), trio::checkpoint()).await?;
+            assert!(done.is_some(), "timeout fired");
+        }
+        Ok(start.elapsed())
+    })
+}
+
+fn sleep(n: usize) -> Duration {
+    block_on(async {
+        let start = Instant::now();
+        trio::open_nursery(async |nursery: trio::Nursery<'_>| {
+            for i in 0..n {
+                nursery.start_soon(trio::sleep(Duration::from_millis((i % 100) as u64)))?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(start.elapsed())
+    })
+}
+
+/// Children blocked in `sleep_forever`; the timed part runs from
+/// `cancel_scope().cancel()` until `open_nursery` has returned, i.e. until
+/// every child has been woken, has seen `Cancelled` and has been reaped.
+fn cancel(n: usize, batches: usize) -> Duration {
+    block_on(async {
+        let mut total = Duration::ZERO;
+        for _ in 0..batches {
+            let started = Cell::new(0usize);
+            let cancelled_at = Cell::new(None);
+            trio::open_nursery(async |nursery: trio::Nursery<'_>| {
+                for _ in 0..n {
+                    let started = &started;
+                    nursery.start_soon(async move {
+                        started.set(started.get() + 1);
+                        trio::sleep_forever().await
+                    })?;
+                }
+                while started.get() < n {
+                    trio::checkpoint().await?;
+                }
+                cancelled_at.set(Some(Instant::now()));
+                nursery.cancel_scope().cancel();
+                Ok(())
+            })
+            .await?;
+            total += cancelled_at.get().expect("nursery body ran").elapsed();
+        }
+        Ok(total)
+    })
+}
+
+fn nurseries(n: usize, children: usize) -> Duration {
+    block_on(async {
+        let start = Instant::now();
+        for _ in 0..n {
+            trio::open_nursery(async |nursery: trio::Nursery<'_>| {
+                for _ in 0..children {
+                    nursery.start_soon(async {})?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(start.elapsed())
+    })
+}
+
+/// Runtime bytes per task for `n` children blocked in `sleep_forever`, each
+/// polled once before the second reading. Nursery children have no handle,
+/// so there is no handle storage to exclude.
+pub fn task_memory(n: usize) -> f64 {
+    block_on(async {
+        let started = Cell::new(0usize);
+        let per_task = Cell::new(0.0);
+        let make = || {
+            let started = &started;
+            async move {
+                started.set(started.get() + 1);
+                trio::sleep_forever().await
+            }
+        };
+        let future_size = size_of_val(&make());
+        trio::open_nursery(async |nursery: trio::Nursery<'_>| {
+            let before = alloc::live_bytes();
+            for _ in 0..n {
+                nursery.start_soon(make())?;
+            }
+            while started.get() < n {
+                trio::checkpoint().await?;
+            }
+            let after = alloc::live_bytes();
+            per_task.set(per_task_overhead(after - before, n, future_size));
+            nursery.cancel_scope().cancel();
+            Ok(())
+        })
+        .await?;
+        Ok(per_task.get())
+    })
+}

@@ -1,0 +1,494 @@
+//! Cancel scopes: cancellation and timeouts that nest and compose.
+//!
+//! A scope wraps a future. While the future is polled, the scope's *cancel
+//! status* (a node in the run's status tree, see `runtime`) is the current
+//! one, so every checkpoint inside sees whether it is cancelled: a status is
+//! cancelled if its scope was cancelled (by [`CancelScope::cancel`] or an
+//! expired deadline) or, unless it is shielded, if its parent is.
+//! Cancellation is level-triggered: every checkpoint inside fails with
+//! `Cancelled` until the scope is exited.
+//!
+//! When the wrapped future finishes, the scope decides what to catch: its
+//! own cancellation (every `Cancelled` among the errors) is absorbed iff the
+//! scope was cancelled and the cancellation of its parent is not visible to
+//! it. So with nested cancelled scopes the outermost cancelled one below a
+//! shield catches, and an error that is not `Cancelled` always propagates.
+//!
+//! Cost: a scope costs a status-table entry on entry and exit (no
+//! allocation once warm); a deadline adds one heap push. Nothing is done per
+//! poll beyond swapping the current status in and out.
+//!
+//! [`CancelScope`] is the handle form, shareable between tasks and usable
+//! before the scope is entered; [`move_on_after`] and friends are the
+//! everyday forms.
+
+use crate::core::runtime::{self, Runtime, StatusId, StatusKind};
+use crate::error::{Error, ErrorKind, Result};
+use crate::time::{Instant, TryIntoDuration};
+use std::cell::Cell;
+use std::fmt;
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// An entered status; exits it when dropped (for futures dropped mid-way).
+pub(crate) struct StatusGuard {
+    rt: Rc<Runtime>,
+    pub(crate) status: StatusId,
+    armed: bool,
+}
+
+impl StatusGuard {
+    pub(crate) fn enter(
+        rt: &Rc<Runtime>,
+        kind: StatusKind,
+        shield: bool,
+        cancel_called: bool,
+        deadline: Instant,
+    ) -> StatusGuard {
+        let parent = rt.current_status.get();
+        let owner = rt.current_owner();
+        let now = if deadline.is_finite() {
+            rt.now()
+        } else {
+            Instant::NEG_INFINITY
+        };
+        let status = rt.with_state(|st| {
+            st.new_status(
+                Some(parent),
+                kind,
+                owner,
+                shield,
+                cancel_called,
+                deadline,
+                now,
+            )
+        });
+        StatusGuard {
+            rt: rt.clone(),
+            status,
+            armed: true,
+        }
+    }
+
+    /// Polls `fut` with this status current.
+    pub(crate) fn poll_in<F: Future + ?Sized>(
+        &self,
+        fut: Pin<&mut F>,
+        cx: &mut Context<'_>,
+    ) -> Poll<F::Output> {
+        let saved = self.rt.current_status.replace(self.status);
+        let r = fut.poll(cx);
+        self.rt.current_status.set(saved);
+        r
+    }
+
+    /// Exits the scope with the body's error, if any: (what propagates, caught).
+    pub(crate) fn exit(mut self, error: Option<Error>) -> (Option<Error>, bool) {
+        self.armed = false;
+        self.rt.with_state(|st| st.exit_status(self.status, error))
+    }
+}
+
+impl Drop for StatusGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let status = self.status;
+            self.rt.with_state(|st| st.remove_status(status));
+        }
+    }
+}
+
+/// Runs `fut` inside an entered status and exits it. Shared by every scope form.
+async fn run_in_status<T>(
+    guard: StatusGuard,
+    fut: impl Future<Output = Result<T>>,
+) -> (Result<Option<T>>, bool) {
+    let mut fut = pin!(fut);
+    let result = std::future::poll_fn(|cx| guard.poll_in(fut.as_mut(), cx)).await;
+    match result {
+        Ok(v) => {
+            guard.exit(None);
+            (Ok(Some(v)), false)
+        }
+        Err(e) => match guard.exit(Some(e)) {
+            (Some(e), caught) => (Err(e), caught),
+            (None, caught) => (Ok(None), caught),
+        },
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    Fresh,
+    Active,
+    Exited,
+}
+
+struct ScopeInner {
+    phase: Cell<Phase>,
+    status: Cell<Option<StatusId>>,
+    run_id: Cell<u32>,
+    cancel_called: Cell<bool>,
+    deadline: Cell<Instant>,
+    relative: Cell<Option<Duration>>,
+    shield: Cell<bool>,
+    caught: Cell<bool>,
+}
+
+/// A cancel scope you can hold: cancel it from any task, move its deadline,
+/// shield it, and ask afterwards what happened.
+///
+/// Create it, configure it, then [`run`](CancelScope::run) a future inside it
+/// (once). Clones are handles to the same scope.
+///
+/// ```
+/// use trio::CancelScope;
+/// trio::run(async {
+///     let scope = CancelScope::new();
+///     let out = scope
+///         .run(async {
+///             scope.cancel();
+///             trio::sleep_forever().await?; // fails at once: the scope is cancelled
+///             Ok("unreachable")
+///         })
+///         .await?;
+///     assert_eq!(out, None); // the scope caught its own cancellation
+///     assert!(scope.cancel_called() && scope.cancelled_caught());
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+#[derive(Clone)]
+pub struct CancelScope {
+    inner: Rc<ScopeInner>,
+}
+
+impl Default for CancelScope {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CancelScope {
+    /// A scope with no deadline, not shielded, not cancelled.
+    pub fn new() -> Self {
+        CancelScope {
+            inner: Rc::new(ScopeInner {
+                phase: Cell::new(Phase::Fresh),
+                status: Cell::new(None),
+                run_id: Cell::new(0),
+                cancel_called: Cell::new(false),
+                deadline: Cell::new(Instant::INFINITY),
+                relative: Cell::new(None),
+                shield: Cell::new(false),
+                caught: Cell::new(false),
+            }),
+        }
+    }
+
+    /// A scope that is cancelled when the clock reaches `deadline`.
+    pub fn with_deadline(deadline: Instant) -> Self {
+        let s = Self::new();
+        s.inner.deadline.set(deadline);
+        s
+    }
+
+    /// A scope whose deadline is `duration` after the moment it is entered.
+    pub fn with_relative_deadline(duration: impl TryIntoDuration) -> Result<Self> {
+        let s = Self::new();
+        s.set_relative_deadline(duration)?;
+        Ok(s)
+    }
+
+    /// A scope attached to an already-entered status (a nursery's scope).
+    pub(crate) fn for_status(rt: &Runtime, status: StatusId) -> Self {
+        let s = Self::new();
+        s.inner.phase.set(Phase::Active);
+        s.inner.status.set(Some(status));
+        s.inner.run_id.set(rt.run_id);
+        s
+    }
+
+    /// Marks a handle as belonging to a scope that has ended.
+    pub(crate) fn mark_exited(&self) {
+        self.inner.phase.set(Phase::Exited);
+    }
+
+    /// The runtime and status of this scope while it is active.
+    fn active(&self) -> Option<(Rc<Runtime>, StatusId)> {
+        if self.inner.phase.get() != Phase::Active {
+            return None;
+        }
+        let status = self.inner.status.get()?;
+        let rt = runtime::with_runtime(Rc::clone)?;
+        let live = rt.run_id == self.inner.run_id.get()
+            && rt.state.borrow().statuses.get(status).is_some();
+        if !live {
+            // Its run or its status is gone: it has ended.
+            self.inner.phase.set(Phase::Exited);
+            return None;
+        }
+        Some((rt, status))
+    }
+
+    /// Cancels the scope: every checkpoint inside fails with `Cancelled`
+    /// until it exits, and tasks blocked inside wake at once. Idempotent;
+    /// works before the scope is entered (it will start cancelled) and after
+    /// it exited (no effect).
+    pub fn cancel(&self) {
+        self.inner.cancel_called.set(true);
+        if let Some((rt, status)) = self.active() {
+            rt.with_state(|st| st.cancel(status));
+        }
+    }
+
+    /// Whether [`cancel`](Self::cancel) was called or the deadline passed.
+    pub fn cancel_called(&self) -> bool {
+        if let Some((rt, status)) = self.active() {
+            let now = rt.now();
+            return rt
+                .state
+                .borrow()
+                .statuses
+                .get(status)
+                .is_some_and(|s| s.cancel_called || s.deadline <= now);
+        }
+        self.inner.cancel_called.get()
+    }
+
+    /// Whether the scope absorbed a `Cancelled` when it exited.
+    pub fn cancelled_caught(&self) -> bool {
+        self.inner.caught.get()
+    }
+
+    /// The absolute deadline (`Instant::INFINITY` if none).
+    pub fn deadline(&self) -> Instant {
+        if let Some((rt, status)) = self.active() {
+            return rt
+                .state
+                .borrow()
+                .statuses
+                .get(status)
+                .map_or(Instant::INFINITY, |s| s.deadline);
+        }
+        self.inner.deadline.get()
+    }
+
+    /// Sets the absolute deadline; on an active scope it takes effect at
+    /// once (a deadline in the past cancels it). Clears a relative deadline
+    /// that was not yet applied.
+    pub fn set_deadline(&self, deadline: Instant) {
+        self.inner.relative.set(None);
+        self.inner.deadline.set(deadline);
+        if let Some((rt, status)) = self.active() {
+            let now = rt.now();
+            rt.with_state(|st| st.set_deadline(status, deadline, now));
+        }
+    }
+
+    /// The relative deadline, if one is set and not yet applied.
+    pub fn relative_deadline(&self) -> Option<Duration> {
+        self.inner.relative.get()
+    }
+
+    /// Sets a deadline relative to the moment of entry. Only before entry:
+    /// an entered scope has an absolute deadline (a usage error otherwise).
+    pub fn set_relative_deadline(&self, duration: impl TryIntoDuration) -> Result<()> {
+        let d = duration.try_into_duration()?;
+        if self.inner.phase.get() != Phase::Fresh {
+            return Err(Error::usage(
+                "relative deadlines are fixed at entry; use set_deadline on an entered scope",
+            ));
+        }
+        self.inner.relative.set(Some(d));
+        self.inner.deadline.set(Instant::INFINITY);
+        Ok(())
+    }
+
+    /// Whether the scope is shielded from cancellation outside it.
+    pub fn shield(&self) -> bool {
+        if let Some((rt, status)) = self.active() {
+            return rt
+                .state
+                .borrow()
+                .statuses
+                .get(status)
+                .is_some_and(|s| s.shield);
+        }
+        self.inner.shield.get()
+    }
+
+    /// Shields (or unshields) the scope. Takes effect at once: unshielding
+    /// under a cancelled parent wakes the tasks blocked inside.
+    pub fn set_shield(&self, shield: bool) {
+        self.inner.shield.set(shield);
+        if let Some((rt, status)) = self.active() {
+            rt.with_state(|st| st.set_shield(status, shield));
+        }
+    }
+
+    /// Runs `fut` inside this scope. Returns `Ok(Some(v))` if it finished,
+    /// `Ok(None)` if the scope caught its own cancellation, and otherwise its
+    /// error. A scope can be entered once; a second `run` is a usage error.
+    pub async fn run<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<Option<T>> {
+        if self.inner.phase.get() != Phase::Fresh {
+            return Err(Error::usage("a CancelScope can be entered only once"));
+        }
+        let rt = runtime::current()?;
+        let deadline = match self.inner.relative.take() {
+            Some(d) => rt.now() + d,
+            None => self.inner.deadline.get(),
+        };
+        let guard = StatusGuard::enter(
+            &rt,
+            StatusKind::Scope,
+            self.inner.shield.get(),
+            self.inner.cancel_called.get(),
+            deadline,
+        );
+        self.inner.status.set(Some(guard.status));
+        self.inner.run_id.set(rt.run_id);
+        self.inner.phase.set(Phase::Active);
+        let _exit = ExitMark(self);
+        let (result, caught) = run_in_status(guard, fut).await;
+        self.inner.caught.set(caught);
+        result
+    }
+}
+
+/// Copies an active scope's final state into the handle when it ends, however it ends.
+struct ExitMark<'a>(&'a CancelScope);
+
+impl Drop for ExitMark<'_> {
+    fn drop(&mut self) {
+        let inner = &self.0.inner;
+        if let Some((rt, status)) = self.0.active() {
+            let now = rt.now();
+            if let Some(s) = rt.state.borrow().statuses.get(status) {
+                inner
+                    .cancel_called
+                    .set(s.cancel_called || s.deadline <= now);
+                inner.deadline.set(s.deadline);
+                inner.shield.set(s.shield);
+            }
+        }
+        inner.phase.set(Phase::Exited);
+    }
+}
+
+impl fmt::Debug for CancelScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelScope")
+            .field("phase", &self.inner.phase.get())
+            .field("deadline", &self.deadline())
+            .field("shield", &self.shield())
+            .field("cancel_called", &self.cancel_called())
+            .field("cancelled_caught", &self.cancelled_caught())
+            .finish()
+    }
+}
+
+async fn scoped<T>(
+    deadline: Result<Instant>,
+    relative: Option<Duration>,
+    fut: impl Future<Output = Result<T>>,
+) -> (Result<Option<T>>, bool) {
+    let deadline = match deadline {
+        Ok(d) => d,
+        Err(e) => return (Err(e), false),
+    };
+    let rt = match runtime::current() {
+        Ok(rt) => rt,
+        Err(e) => return (Err(e), false),
+    };
+    let deadline = match relative {
+        Some(d) => rt.now() + d,
+        None => deadline,
+    };
+    let guard = StatusGuard::enter(&rt, StatusKind::Scope, false, false, deadline);
+    run_in_status(guard, fut).await
+}
+
+/// Runs `fut` with a timeout of `duration` from now (fixed when first
+/// polled). On expiry `fut` is cancelled and this returns `Ok(None)`;
+/// otherwise `Ok(Some(value))` or `fut`'s error.
+///
+/// ```
+/// use std::time::Duration;
+/// use trio::testing::MockClock;
+/// trio::Runner::new().clock(MockClock::autojump()).run(async {
+///     let r = trio::move_on_after(Duration::from_secs(30), async {
+///         trio::sleep_forever().await?;
+///         Ok(())
+///     })
+///     .await?;
+///     assert_eq!(r, None); // gave up after 30 virtual seconds, instantly
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub async fn move_on_after<T>(
+    duration: impl TryIntoDuration,
+    fut: impl Future<Output = Result<T>>,
+) -> Result<Option<T>> {
+    match duration.try_into_duration() {
+        Ok(d) => scoped(Ok(Instant::INFINITY), Some(d), fut).await.0,
+        Err(e) => Err(e),
+    }
+}
+
+/// Like [`move_on_after`], with an absolute deadline on the run's clock.
+pub async fn move_on_at<T>(
+    deadline: Instant,
+    fut: impl Future<Output = Result<T>>,
+) -> Result<Option<T>> {
+    scoped(Ok(deadline), None, fut).await.0
+}
+
+/// Runs `fut` with a timeout of `duration`; on expiry `fut` is cancelled and
+/// this fails with an [`ErrorKind::TooSlow`] error.
+///
+/// ```
+/// use trio::{ErrorKind, testing::MockClock};
+/// trio::Runner::new().clock(MockClock::autojump()).run(async {
+///     let err = trio::fail_after(1.0, trio::sleep(5.0)).await.unwrap_err();
+///     assert_eq!(err.kind(), ErrorKind::TooSlow);
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub async fn fail_after<T>(
+    duration: impl TryIntoDuration,
+    fut: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let d = duration.try_into_duration()?;
+    too_slow_if_caught(scoped(Ok(Instant::INFINITY), Some(d), fut).await.0)
+}
+
+/// Like [`fail_after`], with an absolute deadline on the run's clock.
+pub async fn fail_at<T>(deadline: Instant, fut: impl Future<Output = Result<T>>) -> Result<T> {
+    too_slow_if_caught(scoped(Ok(deadline), None, fut).await.0)
+}
+
+/// A scope that caught its cancellation means the deadline hit: `TooSlow`.
+/// (If other errors came out with it, those propagate instead, as in Trio.)
+fn too_slow_if_caught<T>(result: Result<Option<T>>) -> Result<T> {
+    match result {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => Err(Error::new(ErrorKind::TooSlow, "deadline exceeded")),
+        Err(e) => Err(e),
+    }
+}
+
+/// The earliest deadline among the cancel scopes around the caller, stopping
+/// at the first shield: `Instant::NEG_INFINITY` if one of them is already
+/// cancelled, `Instant::INFINITY` if none has a deadline.
+pub fn current_effective_deadline() -> Result<Instant> {
+    let rt = runtime::current()?;
+    let now = rt.now();
+    let status = rt.current_status.get();
+    Ok(rt.state.borrow().effective_deadline(status, now))
+}

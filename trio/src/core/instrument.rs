@@ -1,0 +1,92 @@
+//! Instruments: hooks the run loop calls on run, task and I/O-wait events
+//! (Trio's `trio.abc.Instrument`).
+//!
+//! Hooks are called with no runtime borrow held, so an instrument may call
+//! any runtime function. When no instrument is installed the run loop pays one
+//! `bool` check per event.
+
+use crate::core::runtime;
+use crate::core::task::Task;
+use crate::error::Result;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Hooks on the run loop's events. Every method has an empty default.
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+/// use trio::lowlevel::{Instrument, Task};
+///
+/// #[derive(Default)]
+/// struct CountSteps(Cell<u32>);
+/// impl Instrument for CountSteps {
+///     fn before_task_step(&self, _task: Task) {
+///         self.0.set(self.0.get() + 1);
+///     }
+/// }
+///
+/// let steps = Rc::new(CountSteps::default());
+/// trio::Runner::new()
+///     .instrument(steps.clone())
+///     .run(async { trio::checkpoint().await })
+///     .unwrap();
+/// assert_eq!(steps.0.get(), 2); // before and after the checkpoint's yield
+/// ```
+pub trait Instrument {
+    /// The run is starting.
+    fn before_run(&self) {}
+    /// The run has finished.
+    fn after_run(&self) {}
+    /// A task was spawned.
+    fn task_spawned(&self, task: Task) {
+        let _ = task;
+    }
+    /// A task became runnable.
+    fn task_scheduled(&self, task: Task) {
+        let _ = task;
+    }
+    /// A task is about to be polled.
+    fn before_task_step(&self, task: Task) {
+        let _ = task;
+    }
+    /// A task was polled.
+    fn after_task_step(&self, task: Task) {
+        let _ = task;
+    }
+    /// A task finished.
+    fn task_exited(&self, task: Task) {
+        let _ = task;
+    }
+    /// The loop is about to wait for I/O for at most `timeout`.
+    fn before_io_wait(&self, timeout: Duration) {
+        let _ = timeout;
+    }
+    /// The loop has finished waiting for I/O.
+    fn after_io_wait(&self, timeout: Duration) {
+        let _ = timeout;
+    }
+}
+
+/// Installs an instrument in the current run.
+pub fn add_instrument(instrument: Rc<dyn Instrument>) -> Result<()> {
+    let rt = runtime::current()?;
+    rt.instruments.borrow_mut().push(instrument);
+    rt.instruments_on.set(true);
+    rt.state.borrow_mut().log_scheduled = true;
+    Ok(())
+}
+
+/// Removes an instrument (compared by pointer); false if it was not installed.
+pub fn remove_instrument(instrument: &Rc<dyn Instrument>) -> Result<bool> {
+    let rt = runtime::current()?;
+    let mut list = rt.instruments.borrow_mut();
+    let before = list.len();
+    list.retain(|i| !std::ptr::addr_eq(Rc::as_ptr(i), Rc::as_ptr(instrument)));
+    let removed = list.len() != before;
+    let on = !list.is_empty();
+    drop(list);
+    rt.instruments_on.set(on);
+    rt.state.borrow_mut().log_scheduled = on;
+    Ok(removed)
+}

@@ -1,0 +1,831 @@
+//! Nurseries: every task has a parent that waits for it.
+//!
+//! # Design
+//!
+//! [`open_nursery`] returns a future that owns its children. The children's
+//! futures live in the nursery's own storage (`NurseryInner`, one boxed
+//! future per child) and are polled *only from inside the nursery future's
+//! `poll`*, never by the run loop directly. The run loop schedules nodes; a
+//! woken child pushes its slot onto its nursery's ready list and wakes
+//! whoever polls the nursery (see `runtime`), and the nursery then polls just
+//! the children that are ready.
+//!
+//! # Why children may borrow, soundly
+//!
+//! A child may be any `Future + 'env`, where `'env` is a lifetime that
+//! outlives the `open_nursery` call: children can borrow the caller's locals,
+//! as with `std::thread::scope`, and no `unsafe` is needed for it anywhere:
+//! the compiler checks every borrow.
+//!
+//! - A child is polled only by the nursery future, through `&mut` access
+//!   the nursery future has only while it is itself being polled, which the
+//!   borrow checker allows only while `'env` is alive.
+//! - If the nursery future is dropped, it drops every child first (in its
+//!   `Drop`), still inside `'env`.
+//! - If the nursery future is leaked (`mem::forget`), nothing polls or drops
+//!   its children ever again: the run loop holds no pointer to them (only
+//!   plain ids and wakers that are integers), so there is no way to reach
+//!   the borrowed data after `'env` ends. The leaked children simply stop.
+//!   Their handles (`Nursery<'env>`) carry `'env` too, so the type system
+//!   keeps them inside `'env` as well. A test (`leaked_nursery_never_polls`)
+//!   checks this.
+//!
+//! # Errors, panics and exit
+//!
+//! A child (or the body) that fails cancels the nursery's scope, so siblings
+//! and the body get `Cancelled` at their next checkpoint. When the body and
+//! every child are done, the errors are combined (a group if several), and
+//! the nursery's scope removes the `Cancelled`s it caused (the usual scope
+//! rule). A panic is caught, treated as a failure (siblings cancelled and
+//! waited for), then resumed in the parent with its original payload.
+//! Exiting is a schedule point only: it never fails with `Cancelled` by
+//! itself.
+
+use crate::core::cancel::CancelScope;
+use crate::core::runtime::{
+    self, BODY_SLOT, NurseryId, NurseryRecord, Parent, Runtime, StatusId, StatusKind, TaskId,
+    TaskName, TaskRecord,
+};
+use crate::core::task::{NurseryInfo, Task};
+use crate::error::{Error, Result, TaskResult};
+use crate::time::Instant;
+use std::any::Any;
+use std::cell::{Cell, OnceCell, RefCell};
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
+use std::pin::{Pin, pin};
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+type ChildFuture<'env> = Pin<Box<dyn Future<Output = Result<()>> + 'env>>;
+
+struct Child<'env> {
+    /// `None` while the child is being polled.
+    fut: Option<ChildFuture<'env>>,
+    task: TaskId,
+}
+
+pub(crate) struct NurseryInner<'env> {
+    run_id: u32,
+    id: NurseryId,
+    status: StatusId,
+    children: RefCell<Vec<Option<Child<'env>>>>,
+    free: RefCell<Vec<u32>>,
+    closed: Cell<bool>,
+    scope: OnceCell<CancelScope>,
+}
+
+impl<'env> NurseryInner<'env> {
+    fn alloc_slot(&self) -> u32 {
+        if let Some(slot) = self.free.borrow_mut().pop() {
+            return slot;
+        }
+        let mut children = self.children.borrow_mut();
+        children.push(None);
+        (children.len() - 1) as u32
+    }
+
+    fn spawn(
+        &self,
+        fut: ChildFuture<'env>,
+        name: TaskName,
+        location: &'static Location<'static>,
+    ) -> Result<TaskId> {
+        if self.closed.get() {
+            return Err(Error::usage(
+                "this nursery is closed: its body and all its tasks have finished, so it accepts no new tasks",
+            ));
+        }
+        let rt = runtime::current()?;
+        if rt.run_id != self.run_id {
+            return Err(Error::usage("this nursery belongs to another run"));
+        }
+        let slot = self.alloc_slot();
+        let id = self.id;
+        let task = rt.with_state(|st| {
+            let task = st.tasks.insert(TaskRecord {
+                name,
+                parent: Parent::Nursery { nursery: id, slot },
+                ready: false,
+                body_of: None,
+                location: Some(location),
+            });
+            if let Some(n) = st.nurseries.get_mut(id) {
+                n.live += 1;
+            }
+            st.wake_task(task);
+            task
+        });
+        self.children.borrow_mut()[slot as usize] = Some(Child {
+            fut: Some(fut),
+            task,
+        });
+        rt.instrument(|i, rt| i.task_spawned(Task::from_id(rt, task)));
+        Ok(task)
+    }
+}
+
+/// A handle to an open nursery: spawn tasks into it, cancel it.
+///
+/// Cheap to clone (a reference count); clones can be moved into children so
+/// they spawn siblings or cancel the nursery, and passed to other tasks,
+/// which may spawn into it while it is open. Spawning into a closed nursery
+/// is an error. `'env` is the lifetime children may borrow for.
+///
+/// ```
+/// trio::run(async {
+///     let words = vec!["a", "b", "c"]; // children borrow this
+///     let seen = std::cell::RefCell::new(Vec::new());
+///     trio::open_nursery(async |nursery| {
+///         for w in &words {
+///             let seen = &seen;
+///             nursery.start_soon(async move {
+///                 trio::checkpoint().await?;
+///                 seen.borrow_mut().push(*w);
+///                 Ok(())
+///             })?;
+///         }
+///         Ok(())
+///     })
+///     .await?;
+///     assert_eq!(seen.borrow().len(), 3); // every child finished here
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub struct Nursery<'env> {
+    inner: Rc<NurseryInner<'env>>,
+}
+
+impl Clone for Nursery<'_> {
+    fn clone(&self) -> Self {
+        Nursery {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for Nursery<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Nursery")
+            .field("id", &self.inner.id)
+            .field("closed", &self.inner.closed.get())
+            .field(
+                "children",
+                &self
+                    .inner
+                    .children
+                    .borrow()
+                    .iter()
+                    .filter(|c| c.is_some())
+                    .count(),
+            )
+            .finish()
+    }
+}
+
+impl<'env> Nursery<'env> {
+    /// Starts `fut` as a child task. It runs concurrently with the body and
+    /// the other children; its name is where it was spawned. It may return
+    /// `()` or `Result<(), E>`; an error cancels the nursery and is reported
+    /// by it. Errors if the nursery is closed.
+    #[track_caller]
+    pub fn start_soon<F>(&self, fut: F) -> Result<()>
+    where
+        F: Future + 'env,
+        F::Output: TaskResult,
+    {
+        let location = Location::caller();
+        let fut: ChildFuture<'env> = Box::pin(async move { fut.await.into_task_result() });
+        self.inner
+            .spawn(fut, TaskName::Location(location), location)
+            .map(|_| ())
+    }
+
+    /// Like [`start_soon`](Self::start_soon), with a name for the task tree
+    /// and instruments.
+    #[track_caller]
+    pub fn start_soon_named<F>(&self, name: &str, fut: F) -> Result<()>
+    where
+        F: Future + 'env,
+        F::Output: TaskResult,
+    {
+        let location = Location::caller();
+        let fut: ChildFuture<'env> = Box::pin(async move { fut.await.into_task_result() });
+        self.inner
+            .spawn(fut, TaskName::Named(Rc::from(name)), location)
+            .map(|_| ())
+    }
+
+    /// Starts a task and waits until it reports that it is ready.
+    ///
+    /// `f` gets a [`TaskStatus`]; until it calls
+    /// [`started(value)`](TaskStatus::started), the task runs under the
+    /// *caller's* cancel scopes, and an error it returns comes out of `start`
+    /// itself. After `started`, it moves into this nursery and `start`
+    /// returns `value`. Finishing without calling `started` is an error;
+    /// calling it twice is impossible (it consumes the status). A pending
+    /// `start` keeps the nursery open.
+    ///
+    /// ```
+    /// trio::run(async {
+    ///     trio::open_nursery(async |nursery| {
+    ///         let port = nursery
+    ///             .start(async |task_status: trio::TaskStatus<u16>| {
+    ///                 task_status.started(8080); // "listening"
+    ///                 trio::sleep_forever().await
+    ///             })
+    ///             .await?;
+    ///         assert_eq!(port, 8080);
+    ///         nursery.cancel_scope().cancel();
+    ///         Ok(())
+    ///     })
+    ///     .await?;
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    #[track_caller]
+    pub fn start<F, V, R>(&self, f: F) -> impl Future<Output = Result<V>>
+    where
+        F: AsyncFnOnce(TaskStatus<V>) -> R + 'env,
+        R: TaskResult + 'env,
+        V: 'env,
+    {
+        let location = Location::caller();
+        self.start_impl(f, TaskName::Location(location), location)
+    }
+
+    /// Like [`start`](Self::start), with a name for the task.
+    #[track_caller]
+    pub fn start_named<F, V, R>(&self, name: &str, f: F) -> impl Future<Output = Result<V>>
+    where
+        F: AsyncFnOnce(TaskStatus<V>) -> R + 'env,
+        R: TaskResult + 'env,
+        V: 'env,
+    {
+        let location = Location::caller();
+        self.start_impl(f, TaskName::Named(Rc::from(name)), location)
+    }
+
+    async fn start_impl<F, V, R>(
+        &self,
+        f: F,
+        name: TaskName,
+        location: &'static Location<'static>,
+    ) -> Result<V>
+    where
+        F: AsyncFnOnce(TaskStatus<V>) -> R + 'env,
+        R: TaskResult + 'env,
+        V: 'env,
+    {
+        if self.inner.closed.get() {
+            return Err(Error::usage("start() on a closed nursery"));
+        }
+        let rt = runtime::current()?;
+        if rt.run_id != self.inner.run_id {
+            return Err(Error::usage("this nursery belongs to another run"));
+        }
+        let _pending = PendingStart::new(&rt, self.inner.id);
+        let slot = Rc::new(StartSlot {
+            value: Cell::new(None),
+            started: Cell::new(false),
+        });
+        let status = TaskStatus { slot: slot.clone() };
+        let fut: ChildFuture<'env> = Box::pin(async move { f(status).await.into_task_result() });
+        let mut hidden: Driver<'env> = Driver::open(&rt, true, location);
+        hidden.inner.spawn(fut, name, location)?;
+        let mut moved = false;
+        poll_fn(|cx| {
+            let r = hidden.poll_children::<()>(cx, None, &mut None);
+            if slot.started.get() && !moved {
+                moved = true;
+                if hidden.transfer_children_to(&self.inner) {
+                    // The hidden nursery is empty now: let it finish.
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+            }
+            r
+        })
+        .await;
+        hidden.finish::<()>(None)?;
+        slot.value.take().ok_or_else(|| {
+            Error::usage("the task given to start() finished without calling task_status.started()")
+        })
+    }
+
+    /// The nursery's own cancel scope: cancelling it cancels the body and
+    /// every child.
+    pub fn cancel_scope(&self) -> CancelScope {
+        self.inner
+            .scope
+            .get_or_init(|| match runtime::with_runtime(Rc::clone) {
+                Some(rt) if rt.run_id == self.inner.run_id => {
+                    CancelScope::for_status(&rt, self.inner.status)
+                }
+                _ => {
+                    // Not in its run: a handle to a scope that has ended.
+                    let s = CancelScope::new();
+                    s.mark_exited();
+                    s
+                }
+            })
+            .clone()
+    }
+
+    /// True once the body and every task have finished.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.get()
+    }
+
+    /// The tasks currently running in this nursery.
+    pub fn child_tasks(&self) -> Vec<Task> {
+        self.info().child_tasks()
+    }
+
+    /// The nursery as seen by the task-tree API.
+    pub fn info(&self) -> NurseryInfo {
+        NurseryInfo::new(self.inner.run_id, self.inner.id)
+    }
+}
+
+/// Keeps the target nursery open while a `start` is pending.
+struct PendingStart {
+    rt: Rc<Runtime>,
+    nursery: NurseryId,
+}
+
+impl PendingStart {
+    fn new(rt: &Rc<Runtime>, nursery: NurseryId) -> Self {
+        rt.with_state(|st| {
+            if let Some(n) = st.nurseries.get_mut(nursery) {
+                n.pending_starts += 1;
+            }
+        });
+        PendingStart {
+            rt: rt.clone(),
+            nursery,
+        }
+    }
+}
+
+impl Drop for PendingStart {
+    fn drop(&mut self) {
+        let nursery = self.nursery;
+        self.rt.with_state(|st| {
+            if let Some(n) = st.nurseries.get_mut(nursery) {
+                n.pending_starts -= 1;
+                // It may be complete now: make sure it looks.
+                st.poke_nursery(nursery);
+            }
+        });
+    }
+}
+
+struct StartSlot<V> {
+    value: Cell<Option<V>>,
+    started: Cell<bool>,
+}
+
+/// Given to a task started with [`Nursery::start`]; call
+/// [`started`](Self::started) once it is ready.
+pub struct TaskStatus<V> {
+    slot: Rc<StartSlot<V>>,
+}
+
+impl<V> TaskStatus<V> {
+    /// Reports that the task is ready: `start` returns `value` and the task
+    /// moves into the nursery `start` was called on (unless the caller is
+    /// being cancelled, in which case it stays where it is and finishes
+    /// there, as in Trio).
+    pub fn started(self, value: V) {
+        self.slot.value.set(Some(value));
+        self.slot.started.set(true);
+    }
+}
+
+impl<V> fmt::Debug for TaskStatus<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskStatus").finish_non_exhaustive()
+    }
+}
+
+/// Opens a nursery, runs `body` in it with a handle, and returns when the
+/// body and every task spawned into the nursery have finished.
+///
+/// The body runs as part of the calling task, inside the nursery's cancel
+/// scope. Returns `Ok(Some(v))` with the body's value, `Ok(None)` if the body
+/// was cancelled by the nursery's own scope (say, a child called
+/// `nursery.cancel_scope().cancel()`), or the failures of the body and the
+/// children: one error as itself, several as a group. Opening is not a
+/// checkpoint; exiting is a schedule point only.
+///
+/// ```
+/// use trio::ErrorKind;
+/// trio::run(async {
+///     let err = trio::open_nursery(async |nursery| {
+///         nursery.start_soon(async { trio::sleep_forever().await })?; // cancelled
+///         nursery.start_soon(async { Err(trio::Error::new(ErrorKind::Broken, "boom")) })?;
+///         Ok(())
+///     })
+///     .await
+///     .unwrap_err();
+///     assert_eq!(err.kind(), ErrorKind::Broken); // just the crash: the Cancelled is the nursery's own
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+#[track_caller]
+pub fn open_nursery<'env, F, T>(body: F) -> impl Future<Output = Result<Option<T>>>
+where
+    F: AsyncFnOnce(Nursery<'env>) -> Result<T>,
+{
+    let location = Location::caller();
+    async move {
+        let rt = runtime::current()?;
+        let mut driver: Driver<'env> = Driver::open(&rt, false, location);
+        let handle = Nursery {
+            inner: driver.inner.clone(),
+        };
+        let mut body_fut = pin!(body(handle));
+        let mut out = None;
+        poll_fn(|cx| {
+            let b: Pin<&mut dyn Future<Output = Result<T>>> = body_fut.as_mut();
+            driver.poll_children(cx, Some(b), &mut out)
+        })
+        .await;
+        driver.finish(out)
+    }
+}
+
+/// The part of a nursery future that polls children and collects outcomes.
+pub(crate) struct Driver<'env> {
+    rt: Rc<Runtime>,
+    inner: Rc<NurseryInner<'env>>,
+    body_task: Option<TaskId>,
+    owner: TaskId,
+    body_done: bool,
+    errors: Vec<Error>,
+    panic: Option<Box<dyn Any + Send>>,
+    batch: Vec<u32>,
+    waited_since_body: bool,
+    finished: bool,
+}
+
+impl<'env> Driver<'env> {
+    fn open(rt: &Rc<Runtime>, hidden: bool, location: &'static Location<'static>) -> Driver<'env> {
+        let parent_status = rt.current_status.get();
+        let owner = rt.current_owner();
+        let (id, status, body_task) = rt.with_state(|st| {
+            let status = st.new_status(
+                Some(parent_status),
+                StatusKind::Nursery,
+                owner,
+                false,
+                false,
+                Instant::INFINITY,
+                Instant::NEG_INFINITY,
+            );
+            let id = st.nurseries.insert(NurseryRecord {
+                owner,
+                status,
+                ready: Vec::new(),
+                woken: false,
+                waker: runtime::WakeTarget::None,
+                closed: false,
+                live: 0,
+                pending_starts: 0,
+                hidden,
+                location,
+            });
+            let body_task = (!hidden).then(|| {
+                let name = st
+                    .tasks
+                    .get(owner)
+                    .map_or(TaskName::Static("<unknown>"), |t| t.name.clone());
+                let body = st.tasks.insert(TaskRecord {
+                    name,
+                    parent: Parent::Nursery {
+                        nursery: id,
+                        slot: BODY_SLOT,
+                    },
+                    ready: false,
+                    body_of: Some(owner),
+                    location: Some(location),
+                });
+                st.wake_task(body);
+                body
+            });
+            (id, status, body_task)
+        });
+        Driver {
+            rt: rt.clone(),
+            inner: Rc::new(NurseryInner {
+                run_id: rt.run_id,
+                id,
+                status,
+                children: RefCell::new(Vec::new()),
+                free: RefCell::new(Vec::new()),
+                closed: Cell::new(false),
+                scope: OnceCell::new(),
+            }),
+            body_task,
+            owner,
+            body_done: hidden,
+            errors: Vec::new(),
+            panic: None,
+            batch: Vec::new(),
+            waited_since_body: false,
+            finished: false,
+        }
+    }
+
+    fn fail(&mut self, error: Error) {
+        self.errors.push(error);
+        self.cancel_own_scope();
+    }
+
+    fn record_panic(&mut self, payload: Box<dyn Any + Send>) {
+        if self.panic.is_none() {
+            self.panic = Some(payload);
+        }
+        self.cancel_own_scope();
+    }
+
+    fn cancel_own_scope(&self) {
+        let status = self.inner.status;
+        self.rt.with_state(|st| st.cancel(status));
+    }
+
+    /// Polls the body (if ready) and the ready children. Ready when the
+    /// nursery is finished and its exit schedule point has passed.
+    fn poll_children<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut body: Option<Pin<&mut dyn Future<Output = Result<T>>>>,
+        body_out: &mut Option<T>,
+    ) -> Poll<()> {
+        let rt = self.rt.clone();
+        if runtime::with_runtime(|cur| Rc::ptr_eq(cur, &rt)) != Some(true) {
+            // Polled outside its run: nothing sensible to do but finish.
+            if !self.body_done {
+                self.body_done = true;
+                self.errors.push(Error::usage(
+                    "a nursery was polled outside the run that opened it",
+                ));
+            }
+            self.close();
+            return Poll::Ready(());
+        }
+        let id = self.inner.id;
+        let run_id = rt.run_id;
+        let mut batch = std::mem::take(&mut self.batch);
+        rt.with_state(|st| {
+            if let Some(n) = st.nurseries.get_mut(id) {
+                n.waker.update(run_id, cx.waker());
+                std::mem::swap(&mut n.ready, &mut batch);
+                n.woken = false;
+            }
+            st.shuffle(&mut batch);
+        });
+        let saved_task = rt.current_task.get();
+        let saved_status = rt.current_status.get();
+        for &slot in &batch {
+            if slot == BODY_SLOT {
+                let (Some(body_task), false, Some(b)) =
+                    (self.body_task, self.body_done, body.as_mut())
+                else {
+                    continue;
+                };
+                rt.with_state(|st| {
+                    if let Some(t) = st.tasks.get_mut(body_task) {
+                        t.ready = false;
+                    }
+                });
+                rt.current_task.set(body_task);
+                rt.current_status.set(self.inner.status);
+                let waker = rt.waker_for(body_task);
+                let mut bcx = Context::from_waker(&waker);
+                let owner = self.owner;
+                rt.instrument(|i, rt| i.before_task_step(Task::from_id(rt, owner)));
+                let r = catch_unwind(AssertUnwindSafe(|| b.as_mut().poll(&mut bcx)));
+                rt.instrument(|i, rt| i.after_task_step(Task::from_id(rt, owner)));
+                match r {
+                    Ok(Poll::Pending) => {}
+                    Ok(Poll::Ready(Ok(v))) => {
+                        *body_out = Some(v);
+                        self.body_done = true;
+                    }
+                    Ok(Poll::Ready(Err(e))) => {
+                        self.body_done = true;
+                        self.fail(e);
+                    }
+                    Err(payload) => {
+                        self.body_done = true;
+                        self.record_panic(payload);
+                    }
+                }
+            } else {
+                self.poll_child(&rt, slot);
+            }
+        }
+        rt.current_task.set(saved_task);
+        rt.current_status.set(saved_status);
+        batch.clear();
+        self.batch = batch;
+
+        if !self.body_done {
+            return Poll::Pending;
+        }
+        let idle = rt.with_state(|st| {
+            st.nurseries
+                .get(id)
+                .is_none_or(|n| n.live == 0 && n.pending_starts == 0)
+        });
+        if !idle {
+            self.waited_since_body = true;
+            return Poll::Pending;
+        }
+        self.close();
+        if !self.waited_since_body {
+            // Exiting is a schedule point, even when nothing had to be waited for.
+            self.waited_since_body = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        Poll::Ready(())
+    }
+
+    fn poll_child(&mut self, rt: &Rc<Runtime>, slot: u32) {
+        let taken = {
+            let mut children = self.inner.children.borrow_mut();
+            children
+                .get_mut(slot as usize)
+                .and_then(Option::as_mut)
+                .and_then(|c| c.fut.take().map(|f| (f, c.task)))
+        };
+        let Some((mut fut, task)) = taken else {
+            return;
+        };
+        rt.with_state(|st| {
+            if let Some(t) = st.tasks.get_mut(task) {
+                t.ready = false;
+            }
+        });
+        rt.current_task.set(task);
+        rt.current_status.set(self.inner.status);
+        let waker = rt.waker_for(task);
+        let mut ccx = Context::from_waker(&waker);
+        rt.instrument(|i, rt| i.before_task_step(Task::from_id(rt, task)));
+        let r = catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut ccx)));
+        rt.instrument(|i, rt| i.after_task_step(Task::from_id(rt, task)));
+        let outcome = match r {
+            Ok(Poll::Pending) => {
+                if let Some(Some(c)) = self.inner.children.borrow_mut().get_mut(slot as usize) {
+                    c.fut = Some(fut);
+                }
+                return;
+            }
+            Ok(Poll::Ready(res)) => Ok(res),
+            Err(payload) => Err(payload),
+        };
+        drop(fut);
+        rt.instrument(|i, rt| i.task_exited(Task::from_id(rt, task)));
+        self.inner.children.borrow_mut()[slot as usize] = None;
+        self.inner.free.borrow_mut().push(slot);
+        let id = self.inner.id;
+        rt.with_state(|st| {
+            st.tasks.remove(task);
+            if let Some(n) = st.nurseries.get_mut(id) {
+                n.live -= 1;
+            }
+        });
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.fail(e),
+            Err(payload) => self.record_panic(payload),
+        }
+    }
+
+    fn close(&mut self) {
+        self.inner.closed.set(true);
+        let id = self.inner.id;
+        self.rt.with_state(|st| {
+            if let Some(n) = st.nurseries.get_mut(id) {
+                n.closed = true;
+            }
+        });
+    }
+
+    /// Moves every child into `target` (used by `start` once the child has
+    /// called `started`). Does nothing, and returns false, if the caller's
+    /// scope is cancelled: the child then finishes where it is.
+    fn transfer_children_to(&mut self, target: &NurseryInner<'env>) -> bool {
+        let (from, from_status) = (self.inner.id, self.inner.status);
+        let cancelled = self.rt.with_state(|st| st.is_cancelled(from_status));
+        if cancelled || target.closed.get() {
+            return false;
+        }
+        let moving: Vec<Child<'env>> = self
+            .inner
+            .children
+            .borrow_mut()
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
+        if moving.is_empty() {
+            return false;
+        }
+        for child in moving {
+            let slot = target.alloc_slot();
+            let task = child.task;
+            self.rt.with_state(|st| {
+                if let Some(t) = st.tasks.get_mut(task) {
+                    t.parent = Parent::Nursery {
+                        nursery: target.id,
+                        slot,
+                    };
+                    t.ready = false;
+                }
+                if let Some(n) = st.nurseries.get_mut(from) {
+                    n.live -= 1;
+                }
+                if let Some(n) = st.nurseries.get_mut(target.id) {
+                    n.live += 1;
+                }
+                st.wake_task(task);
+            });
+            target.children.borrow_mut()[slot as usize] = Some(child);
+        }
+        self.inner.free.borrow_mut().clear();
+        self.inner.children.borrow_mut().clear();
+        // Scopes the child entered while starting now hang under the target.
+        let target_status = target.status;
+        self.rt.with_state(|st| {
+            let kids = st
+                .statuses
+                .get(from_status)
+                .map(|s| s.children.clone())
+                .unwrap_or_default();
+            for k in kids {
+                st.reparent_status(k, target_status);
+            }
+        });
+        true
+    }
+
+    /// Exits the nursery's scope and returns its outcome; resumes a panic.
+    fn finish<T>(&mut self, body_out: Option<T>) -> Result<Option<T>> {
+        self.finished = true;
+        let error = Error::group(std::mem::take(&mut self.errors));
+        let (id, status, body_task) = (self.inner.id, self.inner.status, self.body_task);
+        let (rest, _caught) = self.rt.with_state(|st| {
+            let r = st.exit_status(status, error);
+            st.nurseries.remove(id);
+            if let Some(b) = body_task {
+                st.tasks.remove(b);
+            }
+            r
+        });
+        if let Some(payload) = self.panic.take() {
+            resume_unwind(payload);
+        }
+        match rest {
+            Some(e) => Err(e),
+            None => Ok(body_out),
+        }
+    }
+}
+
+impl Drop for Driver<'_> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // Dropped while running (the future was dropped, not leaked): drop
+        // every child now, while what they borrow is still alive.
+        self.inner.closed.set(true);
+        let children: Vec<Child<'_>> = self
+            .inner
+            .children
+            .borrow_mut()
+            .drain(..)
+            .flatten()
+            .collect();
+        let tasks: Vec<TaskId> = children.iter().map(|c| c.task).collect();
+        drop(children);
+        let (id, status, body_task) = (self.inner.id, self.inner.status, self.body_task);
+        self.rt.with_state(|st| {
+            for t in tasks {
+                st.tasks.remove(t);
+            }
+            if let Some(b) = body_task {
+                st.tasks.remove(b);
+            }
+            st.nurseries.remove(id);
+            st.remove_status(status);
+        });
+    }
+}

@@ -1,0 +1,468 @@
+//! Parking: the one way a task blocks, and the checkpoints built on it.
+//!
+//! [`Park`] is Trio's `wait_task_rescheduled` as a future. A primitive that
+//! must wait creates a `Park`, stores its [`WaitKey`] wherever whoever will
+//! end the wait can find it (a waiter queue, the reactor, the timer heap),
+//! and awaits it. The wait ends when someone calls [`reschedule`] with an
+//! outcome, or when a cancel scope around the waiting code is cancelled: then
+//! the park calls its *abort function*, which must undo the registration
+//! (take the key out of the queue) and say whether that worked
+//! ([`Abort::Succeeded`]: the park returns `Cancelled`, and the operation had
+//! no effect) or not ([`Abort::Failed`]: the primitive promises to
+//! `reschedule` soon, and the park keeps waiting).
+//!
+//! The abort function runs on the waiting task's own poll, never from
+//! inside somebody else's call, so it may borrow the primitive's state
+//! freely. It also runs if the `Park` is dropped while waiting
+//! ([`AbortReason::Dropped`]), which keeps the primitive consistent when a
+//! future is dropped instead of cancelled.
+//!
+//! Every park records the cancel status it waits under, so cancelling a
+//! scope wakes exactly the parks inside it, at once.
+
+use crate::core::runtime::{self, ParkId, ParkRecord, ParkState, Runtime, WakeTarget};
+use crate::error::{Error, Result};
+use crate::time::{Instant, TryIntoDuration};
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// Identifies one parked wait, for [`reschedule`]. Copyable; stale keys are
+/// harmless (rescheduling one does nothing and returns `false`).
+#[derive(Copy, Clone, PartialEq, Eq, Hash)]
+pub struct WaitKey {
+    pub(crate) park: ParkId,
+    pub(crate) run_id: u32,
+}
+
+impl fmt::Debug for WaitKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WaitKey({:?})", self.park)
+    }
+}
+
+/// What an abort function reports.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Abort {
+    /// The wait was undone; the park returns `Cancelled`.
+    Succeeded,
+    /// The wait could not be undone now; the primitive will call
+    /// [`reschedule`] for this key soon, and the park keeps waiting.
+    Failed,
+}
+
+/// Why an abort function is called.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum AbortReason {
+    /// A cancel scope around the wait was cancelled. The return value counts.
+    Cancelled,
+    /// The `Park` is being dropped. The return value is ignored. If
+    /// `rescheduled` is true the wait had already been given an outcome that
+    /// nobody will now see: give back whatever that outcome handed over (a
+    /// lock's ownership, say).
+    Dropped {
+        /// Whether [`reschedule`] had already been called for this wait.
+        rescheduled: bool,
+    },
+}
+
+/// A task parked until [`reschedule`]d or cancelled. See the module docs.
+///
+/// ```
+/// use std::cell::RefCell;
+/// use trio::lowlevel::{Abort, Park, WaitKey, reschedule};
+///
+/// trio::run(async {
+///     let waiter: RefCell<Option<WaitKey>> = RefCell::new(None);
+///     trio::open_nursery(async |nursery| {
+///         nursery.start_soon(async {
+///             let park = Park::new(|_key, _why| {
+///                 waiter.borrow_mut().take();
+///                 Abort::Succeeded
+///             })?;
+///             *waiter.borrow_mut() = Some(park.key());
+///             park.await // blocks until rescheduled
+///         })?;
+///         trio::testing::wait_all_tasks_blocked(0.0).await?;
+///         let key = waiter.borrow_mut().take().unwrap();
+///         assert!(reschedule(key, Ok(())));
+///         Ok(())
+///     })
+///     .await?;
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+#[must_use = "a Park does nothing unless awaited"]
+pub struct Park<A>
+where
+    A: FnMut(WaitKey, AbortReason) -> Abort,
+{
+    key: WaitKey,
+    abort: A,
+    abort_failed: bool,
+    done: bool,
+}
+
+impl<A> Park<A>
+where
+    A: FnMut(WaitKey, AbortReason) -> Abort,
+{
+    /// Prepares a wait for the current task. Errors outside a run.
+    #[track_caller]
+    pub fn new(abort: A) -> Result<Self> {
+        let location = Location::caller();
+        let rt = runtime::current()?;
+        let key = new_park(&rt, location, Instant::INFINITY);
+        Ok(Park {
+            key,
+            abort,
+            abort_failed: false,
+            done: false,
+        })
+    }
+
+    /// The key that ends this wait with [`reschedule`].
+    pub fn key(&self) -> WaitKey {
+        self.key
+    }
+}
+
+pub(crate) fn new_park(
+    rt: &Runtime,
+    location: &'static Location<'static>,
+    deadline: Instant,
+) -> WaitKey {
+    let task = rt.current_task.get();
+    let park = rt.with_state(|st| {
+        let id = st.parks.insert(ParkRecord {
+            state: ParkState::Waiting,
+            target: WakeTarget::None,
+            status: None,
+            task,
+            location,
+            deadline,
+        });
+        if deadline.is_finite() {
+            st.timers
+                .push(deadline, crate::core::timers::TimerTarget::Park(id));
+        }
+        id
+    });
+    WaitKey {
+        park,
+        run_id: rt.run_id,
+    }
+}
+
+impl<A> Unpin for Park<A> where A: FnMut(WaitKey, AbortReason) -> Abort {}
+
+impl<A> Future for Park<A>
+where
+    A: FnMut(WaitKey, AbortReason) -> Abort,
+{
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(Err(Error::usage("a Park was polled after it completed")));
+        }
+        let Some(rt) = runtime::with_runtime(Rc::clone).filter(|rt| rt.run_id == this.key.run_id)
+        else {
+            this.done = true;
+            return Poll::Ready(Err(Error::usage(
+                "a Park was polled outside the run that made it",
+            )));
+        };
+        let status = rt.current_status.get();
+        // Already given an outcome?
+        let mut try_abort = false;
+        let outcome = rt.with_state(|st| {
+            let p = st.parks.get_mut(this.key.park)?;
+            if let ParkState::Done(_) = p.state {
+                let rec = st.remove_park(this.key.park)?;
+                match rec.state {
+                    ParkState::Done(outcome) => return Some(outcome),
+                    ParkState::Waiting => unreachable!(),
+                }
+            }
+            try_abort = !this.abort_failed && st.is_cancelled(status);
+            None
+        });
+        if let Some(outcome) = outcome {
+            this.done = true;
+            return Poll::Ready(outcome);
+        }
+        if try_abort {
+            match (this.abort)(this.key, AbortReason::Cancelled) {
+                Abort::Succeeded => {
+                    rt.with_state(|st| st.remove_park(this.key.park));
+                    this.done = true;
+                    return Poll::Ready(Err(Error::cancelled()));
+                }
+                Abort::Failed => this.abort_failed = true,
+            }
+        }
+        let outcome = rt.with_state(|st| {
+            match st.parks.get(this.key.park).map(|p| &p.state) {
+                None => return Some(Err(Error::usage("a Park's record vanished"))),
+                Some(ParkState::Done(_)) => {
+                    if let Some(ParkRecord {
+                        state: ParkState::Done(outcome),
+                        ..
+                    }) = st.remove_park(this.key.park)
+                    {
+                        return Some(outcome);
+                    }
+                }
+                Some(ParkState::Waiting) => {}
+            }
+            st.register_park(this.key.park, status, cx.waker());
+            None
+        });
+        match outcome {
+            Some(outcome) => {
+                this.done = true;
+                Poll::Ready(outcome)
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<A> Drop for Park<A>
+where
+    A: FnMut(WaitKey, AbortReason) -> Abort,
+{
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let key = self.key;
+        let removed = runtime::with_runtime(|rt| {
+            if rt.run_id != key.run_id {
+                return None;
+            }
+            rt.with_state(|st| st.remove_park(key.park))
+        })
+        .flatten();
+        if let Some(rec) = removed {
+            let rescheduled = matches!(rec.state, ParkState::Done(_));
+            (self.abort)(key, AbortReason::Dropped { rescheduled });
+        }
+    }
+}
+
+impl<A> fmt::Debug for Park<A>
+where
+    A: FnMut(WaitKey, AbortReason) -> Abort,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Park")
+            .field("key", &self.key)
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+/// Ends the wait `key` with `outcome` and schedules its task. Returns false
+/// (and does nothing) if that wait is not parked any more, or belongs to
+/// another run, or this is called outside a run.
+pub fn reschedule(key: WaitKey, outcome: Result<()>) -> bool {
+    runtime::with_runtime(|rt| {
+        rt.run_id == key.run_id && rt.with_state(|st| st.reschedule(key.park, outcome))
+    })
+    .unwrap_or(false)
+}
+
+/// A wait with no abort work to do.
+fn plain_abort(_: WaitKey, _: AbortReason) -> Abort {
+    Abort::Succeeded
+}
+
+// ----- checkpoints ------------------------------------------------------
+
+/// A schedule point followed, unless `shielded`, by a cancel check.
+#[derive(Debug)]
+struct Yield {
+    yielded: bool,
+    check_cancel: bool,
+}
+
+impl Future for Yield {
+    type Output = Result<()>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if !self.yielded {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        if !self.check_cancel {
+            return Poll::Ready(Ok(()));
+        }
+        match runtime::with_runtime(|rt| rt.is_cancelled()) {
+            Some(true) => Poll::Ready(Err(Error::cancelled())),
+            Some(false) => Poll::Ready(Ok(())),
+            None => Poll::Ready(Err(Error::outside_run())),
+        }
+    }
+}
+
+/// A checkpoint: lets other tasks run (a schedule point), then fails with
+/// `Cancelled` if the calling code is inside a cancelled scope (a cancel
+/// point). Every blocking operation of the runtime is one.
+///
+/// ```
+/// trio::run(async {
+///     for _ in 0..3 {
+///         trio::checkpoint().await?; // long loops stay cancellable and fair
+///     }
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub fn checkpoint() -> impl Future<Output = Result<()>> {
+    Yield {
+        yielded: false,
+        check_cancel: true,
+    }
+}
+
+/// A schedule point that ignores cancellation (Trio's
+/// `cancel_shielded_checkpoint`).
+pub fn cancel_shielded_checkpoint() -> impl Future<Output = Result<()>> {
+    Yield {
+        yielded: false,
+        check_cancel: false,
+    }
+}
+
+/// A cancel point without a schedule point: fails with `Cancelled` if the
+/// calling code is in a cancelled scope, and otherwise returns at once.
+pub async fn checkpoint_if_cancelled() -> Result<()> {
+    let rt = runtime::current()?;
+    if rt.is_cancelled() {
+        Err(Error::cancelled())
+    } else {
+        Ok(())
+    }
+}
+
+// ----- time -------------------------------------------------------------
+
+/// The current time on the run's clock.
+///
+/// ```
+/// # trio::run(async {
+/// let t0 = trio::current_time()?;
+/// trio::sleep(0.001).await?;
+/// assert!(trio::current_time()? > t0);
+/// # Ok(()) }).unwrap();
+/// ```
+pub fn current_time() -> Result<Instant> {
+    Ok(runtime::current()?.now())
+}
+
+/// Sleeps for `duration` (a `Duration` or seconds as `f64`). A checkpoint;
+/// `sleep(0)` is just a checkpoint.
+#[track_caller]
+pub fn sleep(duration: impl TryIntoDuration) -> impl Future<Output = Result<()>> {
+    let location = Location::caller();
+    let duration = duration.try_into_duration();
+    async move {
+        let duration = duration?;
+        let rt = runtime::current()?;
+        let deadline = rt.now() + duration;
+        sleep_with(&rt, location, deadline).await
+    }
+}
+
+/// Sleeps until the run's clock reads `deadline`. A checkpoint.
+#[track_caller]
+pub fn sleep_until(deadline: Instant) -> impl Future<Output = Result<()>> {
+    let location = Location::caller();
+    async move {
+        let rt = runtime::current()?;
+        sleep_with(&rt, location, deadline).await
+    }
+}
+
+async fn sleep_with(
+    rt: &Runtime,
+    location: &'static Location<'static>,
+    deadline: Instant,
+) -> Result<()> {
+    let key = new_park(rt, location, deadline);
+    Park {
+        key,
+        abort: plain_abort,
+        abort_failed: false,
+        done: false,
+    }
+    .await
+}
+
+/// Sleeps until cancelled; returns only `Err(Cancelled)`. Handy as a child
+/// that just keeps its nursery open.
+#[track_caller]
+pub fn sleep_forever() -> impl Future<Output = Result<()>> {
+    sleep_until(Instant::INFINITY)
+}
+
+/// Waits until every other task in the run has been blocked for `cushion`
+/// (real time), with no timer about to fire and no work out in threads.
+/// Waiters with smaller cushions wake first; equal cushions wake together,
+/// in the order they started waiting. Takes priority over the MockClock's
+/// autojump. A checkpoint.
+///
+/// ```
+/// use std::cell::Cell;
+/// trio::run(async {
+///     let step = Cell::new(0);
+///     trio::open_nursery(async |n| {
+///         n.start_soon(async {
+///             step.set(1);
+///             trio::sleep_forever().await
+///         })?;
+///         trio::testing::wait_all_tasks_blocked(0.0).await?;
+///         assert_eq!(step.get(), 1); // the child ran until it blocked
+///         n.cancel_scope().cancel();
+///         Ok(())
+///     })
+///     .await?;
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+#[track_caller]
+pub fn wait_all_tasks_blocked(cushion: impl TryIntoDuration) -> impl Future<Output = Result<()>> {
+    let location = Location::caller();
+    let cushion = cushion.try_into_duration();
+    async move {
+        let cushion: Duration = cushion?;
+        let rt = runtime::current()?;
+        let key = new_park(&rt, location, Instant::INFINITY);
+        let entry = rt.with_state(|st| {
+            st.idle_seq += 1;
+            let entry = (cushion, st.idle_seq);
+            st.idle_waiters.insert(entry, key.park);
+            entry
+        });
+        let rt2 = rt.clone();
+        Park {
+            key,
+            abort: move |_, _| {
+                rt2.with_state(|st| st.idle_waiters.remove(&entry));
+                Abort::Succeeded
+            },
+            abort_failed: false,
+            done: false,
+        }
+        .await
+    }
+}

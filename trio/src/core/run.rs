@@ -1,0 +1,504 @@
+//! `trio::run` and the run loop.
+//!
+//! One iteration of the loop:
+//! 1. take what other threads posted (wakes, callbacks) and apply it;
+//! 2. work out how long it may block: not at all if a task is runnable,
+//!    else until the next deadline, or less when `wait_all_tasks_blocked`
+//!    waiters or the clock's autojump threshold ask to be told about
+//!    idleness (waiters first, as in Trio);
+//! 3. wait in the reactor for that long (when tasks are runnable, the
+//!    reactor is only polled every 61 ticks, so busy runs do not pay a
+//!    syscall per tick) and reschedule the waits whose fds are ready;
+//! 4. fire expired deadlines;
+//! 5. if it was primed for idleness and nothing happened: wake the
+//!    `wait_all_tasks_blocked` waiters with the smallest cushion, or
+//!    autojump the clock to the next deadline;
+//! 6. run one batch: every top-level task runnable now is polled once (its
+//!    nurseries poll their ready children inside); tasks woken meanwhile wait
+//!    for the next batch. A seed shuffles each batch reproducibly.
+//!
+//! The run ends when the root task has finished and the system tasks, which
+//! are cancelled at that point, have too.
+
+use crate::core::clock::{Clock, SystemClock};
+use crate::core::instrument::Instrument;
+use crate::core::io::Reactor;
+use crate::core::runtime::{
+    self, Parent, ROOT_SLOT, Runtime, State, StatusKind, SystemTask, TaskName, TaskRecord,
+};
+use crate::core::slab::Key;
+use crate::core::task::Task;
+use crate::core::token::{self, Shared};
+use crate::error::{Error, Result};
+use crate::time::Instant;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
+use std::pin::{Pin, pin};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// How often a busy loop looks at the reactor, in ticks.
+const IO_POLL_INTERVAL: u32 = 61;
+
+/// Runs `fut` to completion on this thread, with the default clock, and
+/// returns its result.
+///
+/// Everything `fut` starts has finished when this returns. Calling `run`
+/// inside a run is an error, not a hang.
+///
+/// ```
+/// let answer = trio::run(async {
+///     trio::sleep(0.001).await?;
+///     Ok(42)
+/// })
+/// .unwrap();
+/// assert_eq!(answer, 42);
+/// ```
+pub fn run<F, T>(fut: F) -> Result<T>
+where
+    F: Future<Output = Result<T>>,
+{
+    Runner::new().run(fut)
+}
+
+/// Configures a run: its clock, a scheduling seed, instruments.
+///
+/// ```
+/// use trio::testing::MockClock;
+/// let clock = MockClock::autojump();
+/// trio::Runner::new()
+///     .clock(clock.clone())
+///     .seed(7)
+///     .run(async {
+///         trio::sleep(3600.0).await?; // an hour of virtual time, at once
+///         Ok(())
+///     })
+///     .unwrap();
+/// assert_eq!(clock.current_time().as_secs_f64(), 3600.0);
+/// ```
+#[derive(Default)]
+pub struct Runner {
+    clock: Option<Rc<dyn Clock>>,
+    seed: Option<u64>,
+    instruments: Vec<Rc<dyn Instrument>>,
+}
+
+impl fmt::Debug for Runner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runner")
+            .field("custom_clock", &self.clock.is_some())
+            .field("seed", &self.seed)
+            .field("instruments", &self.instruments.len())
+            .finish()
+    }
+}
+
+impl Runner {
+    /// A run with the system clock, no seed and no instruments.
+    pub fn new() -> Self {
+        Runner::default()
+    }
+
+    /// Uses `clock` instead of the system clock.
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Some(Rc::new(clock));
+        self
+    }
+
+    /// Shuffles the order of tasks within each batch with this seed, so a
+    /// test can shake out order dependence and replay a failing order.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Adds an instrument.
+    pub fn instrument<I: Instrument + 'static>(mut self, instrument: Rc<I>) -> Self {
+        self.instruments.push(instrument);
+        self
+    }
+
+    /// Runs `fut` to completion with this configuration.
+    pub fn run<F, T>(self, fut: F) -> Result<T>
+    where
+        F: Future<Output = Result<T>>,
+    {
+        if runtime::is_in_run() {
+            return Err(Error::usage(
+                "trio::run cannot be nested: this thread is already inside a run",
+            ));
+        }
+        let (reactor, reactor_waker) = Reactor::new()?;
+        let run_id = token::allocate_run_id();
+        let shared = Arc::new(Shared::new(run_id, reactor_waker));
+        token::register(&shared);
+        let clock = self.clock.unwrap_or_else(|| Rc::new(SystemClock::new()));
+        let instruments_on = !self.instruments.is_empty();
+        let mut state = State::new(run_id, self.seed);
+        state.log_scheduled = instruments_on;
+        let rt = Rc::new(Runtime {
+            run_id,
+            state: RefCell::new(state),
+            current_task: Cell::new(Key::DANGLING),
+            current_status: Cell::new(Key::DANGLING),
+            clock,
+            shared,
+            instruments: RefCell::new(self.instruments),
+            instruments_on: Cell::new(instruments_on),
+            reactor: RefCell::new(reactor),
+            run_vars: RefCell::new(HashMap::new()),
+            system_tasks: RefCell::new(Vec::new()),
+            system_status: Cell::new(Key::DANGLING),
+            root_status: Cell::new(Key::DANGLING),
+            root_task: Cell::new(Key::DANGLING),
+        });
+        rt.with_state(|st| {
+            let root = st.tasks.insert(TaskRecord {
+                name: TaskName::Static("<root>"),
+                parent: Parent::Top { slot: ROOT_SLOT },
+                ready: false,
+                body_of: None,
+                location: None,
+            });
+            let (never, now) = (Instant::INFINITY, Instant::NEG_INFINITY);
+            let root_status = st.new_status(None, StatusKind::Root, root, false, false, never, now);
+            let system_status =
+                st.new_status(None, StatusKind::System, root, false, false, never, now);
+            rt.root_task.set(root);
+            rt.root_status.set(root_status);
+            rt.system_status.set(system_status);
+            st.wake_task(root);
+        });
+        let _guard = RunGuard::enter(rt.clone());
+        rt.clock.start_clock();
+        rt.instrument(|i, _| i.before_run());
+        let fut = pin!(fut);
+        let result = run_loop(&rt, fut);
+        rt.instrument(|i, _| i.after_run());
+        result
+    }
+}
+
+/// Makes the runtime current for the run, and tears it down however the
+/// run ends (including by a panic).
+struct RunGuard {
+    rt: Rc<Runtime>,
+}
+
+impl RunGuard {
+    fn enter(rt: Rc<Runtime>) -> Self {
+        runtime::set_current(Some(rt.clone()));
+        RunGuard { rt }
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        // Drop what is left while the runtime is still current, so their
+        // destructors can deregister themselves.
+        let system: Vec<_> = self.rt.system_tasks.borrow_mut().drain(..).collect();
+        drop(system);
+        let unrun = self.rt.shared.close();
+        drop(unrun);
+        self.rt.run_vars.borrow_mut().clear();
+        token::unregister(&self.rt.shared);
+        runtime::set_current(None);
+    }
+}
+
+#[derive(Copy, Clone, PartialEq)]
+enum Idle {
+    No,
+    Waiters(Duration),
+    Autojump,
+}
+
+fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T>>>) -> Result<T> {
+    let root_id = rt.root_task.get();
+    let mut root_result: Option<Result<T>> = None;
+    let mut batch = Vec::new();
+    let mut wakes = Vec::new();
+    let mut callbacks = Vec::new();
+    let mut ticks_since_io = 0u32;
+    let mut callback_panic = None;
+    let mut system_errors = Vec::new();
+    loop {
+        // 1. What other threads posted.
+        if rt.shared.has_pending() {
+            rt.shared.drain(&mut wakes, &mut callbacks);
+            rt.with_state(|st| {
+                for w in wakes.drain(..) {
+                    if w.run == rt.run_id as u16 {
+                        st.wake_short(w.index, w.short_gen);
+                    }
+                }
+            });
+            for cb in callbacks.drain(..) {
+                if let Err(p) = catch_unwind(AssertUnwindSafe(cb)) {
+                    callback_panic.get_or_insert(p);
+                    let (root_status, system_status) =
+                        (rt.root_status.get(), rt.system_status.get());
+                    rt.with_state(|st| {
+                        st.cancel(root_status);
+                        st.cancel(system_status);
+                    });
+                }
+            }
+        }
+        if root_result.is_some() && rt.system_tasks.borrow().iter().all(Option::is_none) {
+            break;
+        }
+
+        // 2. How long may we block?
+        let external = rt.shared.external_work.load(Ordering::Acquire);
+        let clock = &rt.clock;
+        let (runnable, timeout, mut idle) = rt.with_state(|st| {
+            if !st.run_queue.is_empty() {
+                return (true, Some(Duration::ZERO), Idle::No);
+            }
+            let next = st.next_deadline();
+            let mut timeout =
+                (next != Instant::INFINITY).then(|| clock.deadline_to_sleep_time(next));
+            let mut idle = Idle::No;
+            if external == 0 {
+                if let Some(&(cushion, _)) = st.idle_waiters.keys().next() {
+                    if timeout.is_none_or(|t| cushion < t) {
+                        timeout = Some(cushion);
+                        idle = Idle::Waiters(cushion);
+                    }
+                } else if let Some(threshold) = clock.autojump_threshold()
+                    && next != Instant::INFINITY
+                    && timeout.is_none_or(|t| threshold < t)
+                {
+                    timeout = Some(threshold);
+                    idle = Idle::Autojump;
+                }
+            }
+            (false, timeout, idle)
+        });
+
+        // 3. I/O.
+        let mut any_io = false;
+        ticks_since_io += 1;
+        if !runnable || ticks_since_io >= IO_POLL_INTERVAL {
+            ticks_since_io = 0;
+            let reactor_busy = rt.reactor.borrow().has_waiters();
+            if !runnable || reactor_busy {
+                let shown = timeout.unwrap_or(Duration::MAX);
+                rt.instrument(|i, _| i.before_io_wait(shown));
+                let ready = rt.reactor.borrow_mut().wait(timeout);
+                rt.instrument(|i, _| i.after_io_wait(shown));
+                any_io = ready.any_event;
+                if !ready.ready.is_empty() {
+                    rt.with_state(|st| {
+                        for k in ready.ready {
+                            st.reschedule(k.park, Ok(()));
+                        }
+                    });
+                }
+            }
+        }
+
+        // 4. Deadlines.
+        let now = rt.clock.current_time();
+        if rt.with_state(|st| st.expire_timers(now)) {
+            idle = Idle::No;
+        }
+
+        // 5. Idleness.
+        if idle != Idle::No && !any_io {
+            rt.with_state(|st| {
+                if !st.run_queue.is_empty() {
+                    return;
+                }
+                match idle {
+                    Idle::Waiters(cushion) => {
+                        while let Some(entry) = st.idle_waiters.first_entry() {
+                            if entry.key().0 != cushion {
+                                break;
+                            }
+                            let park = entry.remove();
+                            st.reschedule(park, Ok(()));
+                        }
+                    }
+                    Idle::Autojump => {
+                        let next = st.next_deadline();
+                        if next.is_finite() {
+                            clock.autojump(next);
+                        }
+                    }
+                    Idle::No => {}
+                }
+            });
+        }
+
+        // 6. One batch.
+        rt.with_state(|st| {
+            std::mem::swap(&mut st.run_queue, &mut batch);
+            st.shuffle(&mut batch);
+        });
+        for &id in &batch {
+            let slot = rt.with_state(|st| {
+                let t = st.tasks.get_mut(id)?;
+                t.ready = false;
+                match t.parent {
+                    Parent::Top { slot } => Some(slot),
+                    Parent::Nursery { .. } => None,
+                }
+            });
+            let Some(slot) = slot else { continue };
+            rt.current_task.set(id);
+            let waker = rt.waker_for(id);
+            let mut cx = Context::from_waker(&waker);
+            rt.instrument(|i, rt| i.before_task_step(Task::from_id(rt, id)));
+            if slot == ROOT_SLOT {
+                rt.current_status.set(rt.root_status.get());
+                if root_result.is_none()
+                    && let Poll::Ready(r) = root.as_mut().poll(&mut cx)
+                {
+                    root_result = Some(r);
+                    rt.instrument(|i, rt| i.task_exited(Task::from_id(rt, root_id)));
+                    let system_status = rt.system_status.get();
+                    rt.with_state(|st| {
+                        st.tasks.remove(root_id);
+                        st.cancel(system_status);
+                    });
+                }
+            } else {
+                rt.current_status.set(rt.system_status.get());
+                let taken = rt
+                    .system_tasks
+                    .borrow_mut()
+                    .get_mut(slot as usize)
+                    .and_then(Option::take);
+                let Some(mut fut) = taken else { continue };
+                match fut.as_mut().poll(&mut cx) {
+                    Poll::Pending => rt.system_tasks.borrow_mut()[slot as usize] = Some(fut),
+                    Poll::Ready(r) => {
+                        drop(fut);
+                        rt.instrument(|i, rt| i.task_exited(Task::from_id(rt, id)));
+                        rt.with_state(|st| st.tasks.remove(id));
+                        if let Err(e) = r
+                            && !e.is_cancelled()
+                        {
+                            system_errors.push(e);
+                            let root_status = rt.root_status.get();
+                            rt.with_state(|st| st.cancel(root_status));
+                        }
+                    }
+                }
+            }
+            rt.instrument(|i, rt| i.after_task_step(Task::from_id(rt, id)));
+        }
+        batch.clear();
+    }
+    if let Some(p) = callback_panic {
+        resume_unwind(p);
+    }
+    let result = root_result.expect("the loop ends only after the root task");
+    if system_errors.is_empty() {
+        return result;
+    }
+    let mut all = Vec::new();
+    if let Err(e) = result {
+        all.push(e);
+    }
+    all.extend(system_errors);
+    Err(Error::group(all).expect("non-empty"))
+}
+
+/// Starts a *system task*: a `'static` task that belongs to the run rather
+/// than to any nursery (Trio's `spawn_system_task`). System tasks are
+/// cancelled when the root task finishes and the run waits for them; an
+/// error from one cancels the root task and is reported by `run`.
+///
+/// ```
+/// trio::run(async {
+///     trio::lowlevel::spawn_system_task(async {
+///         trio::sleep_forever().await // cancelled when the root finishes
+///     })?;
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+#[track_caller]
+pub fn spawn_system_task<F>(fut: F) -> Result<Task>
+where
+    F: Future<Output = Result<()>> + 'static,
+{
+    let location = Location::caller();
+    let rt = runtime::current()?;
+    let fut: SystemTask = Box::pin(fut);
+    let slot = {
+        let mut tasks = rt.system_tasks.borrow_mut();
+        match tasks.iter().position(Option::is_none) {
+            Some(i) => {
+                tasks[i] = Some(fut);
+                i
+            }
+            None => {
+                tasks.push(Some(fut));
+                tasks.len() - 1
+            }
+        }
+    };
+    let id = rt.with_state(|st| {
+        let id = st.tasks.insert(TaskRecord {
+            name: TaskName::Location(location),
+            parent: Parent::Top { slot: slot as u32 },
+            ready: false,
+            body_of: None,
+            location: Some(location),
+        });
+        st.wake_task(id);
+        id
+    });
+    rt.instrument(|i, rt| i.task_spawned(Task::from_id(rt, id)));
+    Ok(Task::from_id(&rt, id))
+}
+
+/// Marks work in progress outside the run (in a thread, say) that will
+/// eventually wake a task. While any such guard exists, the run does not
+/// count as idle: `wait_all_tasks_blocked` and the MockClock's autojump wait.
+/// `Send`: drop it on whichever thread finishes the work.
+///
+/// ```
+/// trio::run(async {
+///     let work = trio::lowlevel::begin_external_work()?;
+///     std::thread::spawn(move || drop(work)).join().unwrap();
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub struct ExternalWork {
+    shared: Arc<Shared>,
+}
+
+/// Starts an [`ExternalWork`] guard for the current run.
+pub fn begin_external_work() -> Result<ExternalWork> {
+    let rt = runtime::current()?;
+    rt.shared.external_work.fetch_add(1, Ordering::AcqRel);
+    Ok(ExternalWork {
+        shared: rt.shared.clone(),
+    })
+}
+
+impl Drop for ExternalWork {
+    fn drop(&mut self) {
+        self.shared.external_work.fetch_sub(1, Ordering::AcqRel);
+        // Let the loop re-evaluate idleness.
+        self.shared.poke();
+    }
+}
+
+impl fmt::Debug for ExternalWork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExternalWork").finish_non_exhaustive()
+    }
+}

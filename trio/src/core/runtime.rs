@@ -1,0 +1,789 @@
+//! The run's state: its tables, and the scheduling and cancellation logic
+//! that works on them.
+//!
+//! One [`Runtime`] exists per `trio::run`, reachable from its thread through a
+//! thread-local while the run is active. Its mutable tables live in one
+//! `RefCell<State>`:
+//!
+//! - `tasks`: every *poll node*: the root task, system tasks, nursery
+//!   children, and each nursery body (the part of the parent task that runs
+//!   inside the nursery). A node has a parent: the run loop (top level) or a
+//!   nursery slot.
+//! - `nurseries`: per nursery, the list of its slots that are ready to poll
+//!   and the waker of whoever polls the nursery future.
+//! - `statuses`: the cancel-status tree (one node per entered cancel scope or
+//!   nursery), with the *effective* cancellation of each kept up to date
+//!   eagerly, so a checkpoint's cancel check is one table lookup.
+//! - `parks`: every task currently parked in a [`Park`](crate::lowlevel::Park)
+//!   (the low-level wait that every blocking operation uses), with the cancel
+//!   status it waits under, so cancelling a scope wakes exactly the waits
+//!   inside it.
+//!
+//! Scheduling: waking a node marks it ready and pushes its slot onto its
+//! nursery's ready list, then wakes whoever polls that nursery, and so on up
+//! to the run loop's queue. A node already marked ready stops the climb, so a
+//! wake is O(1) amortised. Because children are polled only from inside their
+//! nursery's future, a wake during a tick is seen in the next tick: batches.
+//!
+//! Discipline: no code may call out (poll a future, drop one, run a user
+//! callback or a foreign waker) while holding the `State` borrow. Our own
+//! wakers are applied directly; foreign ones are queued and run by
+//! [`Runtime::with_state`] after the borrow ends.
+
+use crate::core::clock::Clock;
+use crate::core::instrument::Instrument;
+use crate::core::io::Reactor;
+use crate::core::slab::{Key, Slab};
+use crate::core::timers::{TimerTarget, Timers};
+use crate::core::token::Shared;
+use crate::core::waker::{WakerWord, decode_ours, task_waker};
+use crate::error::{Error, Result};
+use crate::time::Instant;
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::Duration;
+
+pub(crate) type TaskId = Key;
+pub(crate) type NurseryId = Key;
+pub(crate) type StatusId = Key;
+pub(crate) type ParkId = Key;
+
+/// The slot number a nursery's body uses in its ready list.
+pub(crate) const BODY_SLOT: u32 = u32::MAX;
+/// The top-level slot of the root task.
+pub(crate) const ROOT_SLOT: u32 = u32::MAX;
+
+/// A task's name: where it was spawned, unless it was given one.
+#[derive(Clone)]
+pub(crate) enum TaskName {
+    Location(&'static Location<'static>),
+    Named(Rc<str>),
+    Static(&'static str),
+}
+
+impl fmt::Display for TaskName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskName::Location(l) => write!(f, "{}:{}:{}", l.file(), l.line(), l.column()),
+            TaskName::Named(s) => f.write_str(s),
+            TaskName::Static(s) => f.write_str(s),
+        }
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Parent {
+    Top { slot: u32 },
+    Nursery { nursery: NurseryId, slot: u32 },
+}
+
+pub(crate) struct TaskRecord {
+    pub(crate) name: TaskName,
+    pub(crate) parent: Parent,
+    pub(crate) ready: bool,
+    /// For a nursery body: the task it belongs to.
+    pub(crate) body_of: Option<TaskId>,
+    pub(crate) location: Option<&'static Location<'static>>,
+}
+
+/// Whom to wake: one of our tasks (applied in place) or a foreign waker.
+#[derive(Clone)]
+pub(crate) enum WakeTarget {
+    None,
+    Local(TaskId),
+    Foreign(Waker),
+}
+
+impl WakeTarget {
+    pub(crate) fn update(&mut self, run_id: u32, waker: &Waker) {
+        match decode_ours(waker) {
+            Some(word) if word.run == run_id as u16 => {
+                // Cheap re-derivation: the generation is checked when used.
+                let id = Key {
+                    index: word.index,
+                    generation: word.short_gen as u32,
+                };
+                *self = WakeTarget::Local(id);
+            }
+            _ => {
+                if let WakeTarget::Foreign(w) = self
+                    && w.will_wake(waker)
+                {
+                    return;
+                }
+                *self = WakeTarget::Foreign(waker.clone());
+            }
+        }
+    }
+}
+
+pub(crate) struct NurseryRecord {
+    /// The task that opened the nursery.
+    pub(crate) owner: TaskId,
+    pub(crate) status: StatusId,
+    pub(crate) ready: Vec<u32>,
+    pub(crate) woken: bool,
+    pub(crate) waker: WakeTarget,
+    pub(crate) closed: bool,
+    pub(crate) live: u32,
+    pub(crate) pending_starts: u32,
+    /// The nursery `start` uses for a child that has not started yet.
+    pub(crate) hidden: bool,
+    pub(crate) location: &'static Location<'static>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum StatusKind {
+    Root,
+    System,
+    Scope,
+    Nursery,
+}
+
+pub(crate) struct StatusRecord {
+    pub(crate) parent: Option<StatusId>,
+    pub(crate) children: Vec<StatusId>,
+    index_in_parent: u32,
+    pub(crate) cancel_called: bool,
+    pub(crate) shield: bool,
+    pub(crate) effective: bool,
+    pub(crate) deadline: Instant,
+    parked: Vec<ParkId>,
+    parked_live: u32,
+    // Read by the task-tree dump that diagnostics (issue 4) add.
+    #[allow(dead_code)]
+    pub(crate) kind: StatusKind,
+    #[allow(dead_code)]
+    pub(crate) owner: TaskId,
+}
+
+pub(crate) enum ParkState {
+    Waiting,
+    Done(Result<()>),
+}
+
+pub(crate) struct ParkRecord {
+    pub(crate) state: ParkState,
+    pub(crate) target: WakeTarget,
+    pub(crate) status: Option<StatusId>,
+    pub(crate) task: TaskId,
+    pub(crate) location: &'static Location<'static>,
+    pub(crate) deadline: Instant,
+}
+
+pub(crate) struct State {
+    pub(crate) run_id: u32,
+    pub(crate) tasks: Slab<TaskRecord>,
+    pub(crate) nurseries: Slab<NurseryRecord>,
+    pub(crate) statuses: Slab<StatusRecord>,
+    pub(crate) parks: Slab<ParkRecord>,
+    pub(crate) run_queue: Vec<TaskId>,
+    pub(crate) timers: Timers,
+    pub(crate) idle_waiters: BTreeMap<(Duration, u64), ParkId>,
+    pub(crate) idle_seq: u64,
+    pub(crate) rng: Option<u64>,
+    pub(crate) pending_foreign: Vec<Waker>,
+    pub(crate) log_scheduled: bool,
+    pub(crate) scheduled_log: Vec<TaskId>,
+    scratch: Vec<StatusId>,
+}
+
+impl State {
+    pub(crate) fn new(run_id: u32, seed: Option<u64>) -> Self {
+        State {
+            run_id,
+            tasks: Slab::new(),
+            nurseries: Slab::new(),
+            statuses: Slab::new(),
+            parks: Slab::new(),
+            run_queue: Vec::new(),
+            timers: Timers::new(),
+            idle_waiters: BTreeMap::new(),
+            idle_seq: 0,
+            // xorshift must not start at zero.
+            rng: seed.map(|s| s ^ 0x9E37_79B9_7F4A_7C15 | 1),
+            pending_foreign: Vec::new(),
+            log_scheduled: false,
+            scheduled_log: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    // ----- scheduling -------------------------------------------------
+
+    /// Marks a node ready and makes sure whoever polls it will.
+    pub(crate) fn wake_task(&mut self, id: TaskId) {
+        let Some(t) = self.tasks.get_mut(id) else {
+            return;
+        };
+        if t.ready {
+            return;
+        }
+        t.ready = true;
+        let parent = t.parent;
+        if self.log_scheduled {
+            self.scheduled_log.push(id);
+        }
+        match parent {
+            Parent::Top { .. } => self.run_queue.push(id),
+            Parent::Nursery { nursery, slot } => {
+                if let Some(n) = self.nurseries.get_mut(nursery) {
+                    n.ready.push(slot);
+                    self.poke_nursery(nursery);
+                }
+            }
+        }
+    }
+
+    /// Wakes whoever polls the nursery's future, once per batch.
+    pub(crate) fn poke_nursery(&mut self, nursery: NurseryId) {
+        let Some(n) = self.nurseries.get_mut(nursery) else {
+            return;
+        };
+        if n.woken {
+            return;
+        }
+        n.woken = true;
+        match &n.waker {
+            WakeTarget::None => {}
+            WakeTarget::Local(id) => {
+                let id = *id;
+                self.wake_short(id.index, id.generation as u16);
+            }
+            WakeTarget::Foreign(w) => {
+                let w = w.clone();
+                self.pending_foreign.push(w);
+            }
+        }
+    }
+
+    /// Wakes a node known by a waker's slot and short generation.
+    pub(crate) fn wake_short(&mut self, index: u32, short_gen: u16) {
+        if let Some((id, _)) = self.tasks.get_mut_by_short(index, short_gen) {
+            self.wake_task(id);
+        }
+    }
+
+    pub(crate) fn wake_target(&mut self, target: &WakeTarget) {
+        match target {
+            WakeTarget::None => {}
+            WakeTarget::Local(id) => self.wake_short(id.index, id.generation as u16),
+            WakeTarget::Foreign(w) => self.pending_foreign.push(w.clone()),
+        }
+    }
+
+    /// Next pseudo-random number, if the run has a scheduling seed.
+    pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
+        let Some(mut x) = self.rng else { return };
+        for i in (1..items.len()).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let j = (x % (i as u64 + 1)) as usize;
+            items.swap(i, j);
+        }
+        self.rng = Some(x);
+    }
+
+    // ----- cancel statuses --------------------------------------------
+
+    pub(crate) fn new_status(
+        &mut self,
+        parent: Option<StatusId>,
+        kind: StatusKind,
+        owner: TaskId,
+        shield: bool,
+        cancel_called: bool,
+        deadline: Instant,
+        now: Instant,
+    ) -> StatusId {
+        let cancel_called = cancel_called || deadline <= now;
+        let parent = parent.filter(|p| self.statuses.get(*p).is_some());
+        let parent_eff = parent.is_some_and(|p| self.statuses.get(p).is_some_and(|s| s.effective));
+        let id = self.statuses.insert(StatusRecord {
+            parent,
+            children: Vec::new(),
+            index_in_parent: 0,
+            cancel_called,
+            shield,
+            effective: cancel_called || (!shield && parent_eff),
+            deadline,
+            parked: Vec::new(),
+            parked_live: 0,
+            kind,
+            owner,
+        });
+        if let Some(p) = parent {
+            self.attach_child(p, id);
+        }
+        if deadline.is_finite() && !cancel_called {
+            self.timers.push(deadline, TimerTarget::Status(id));
+        }
+        id
+    }
+
+    fn attach_child(&mut self, parent: StatusId, child: StatusId) {
+        let Some(p) = self.statuses.get_mut(parent) else {
+            return;
+        };
+        let index = p.children.len() as u32;
+        p.children.push(child);
+        if let Some(c) = self.statuses.get_mut(child) {
+            c.parent = Some(parent);
+            c.index_in_parent = index;
+        }
+    }
+
+    fn detach_child(&mut self, child: StatusId) {
+        let Some(c) = self.statuses.get(child) else {
+            return;
+        };
+        let (parent, index) = (c.parent, c.index_in_parent as usize);
+        let Some(parent) = parent else { return };
+        let Some(p) = self.statuses.get_mut(parent) else {
+            return;
+        };
+        if p.children.get(index) == Some(&child) {
+            p.children.swap_remove(index);
+            if let Some(&moved) = p.children.get(index) {
+                if let Some(m) = self.statuses.get_mut(moved) {
+                    m.index_in_parent = index as u32;
+                }
+            }
+        }
+    }
+
+    /// Moves `child` under `new_parent` and recomputes its cancellation.
+    pub(crate) fn reparent_status(&mut self, child: StatusId, new_parent: StatusId) {
+        self.detach_child(child);
+        self.attach_child(new_parent, child);
+        self.recompute(child);
+    }
+
+    /// Whether a checkpoint under `status` must fail with `Cancelled`.
+    pub(crate) fn is_cancelled(&self, status: StatusId) -> bool {
+        self.statuses.get(status).is_some_and(|s| s.effective)
+    }
+
+    pub(crate) fn cancel(&mut self, status: StatusId) {
+        let Some(s) = self.statuses.get_mut(status) else {
+            return;
+        };
+        if s.cancel_called {
+            return;
+        }
+        s.cancel_called = true;
+        if s.deadline.is_finite() {
+            self.timers.note_stale();
+        }
+        self.recompute(status);
+    }
+
+    pub(crate) fn set_shield(&mut self, status: StatusId, shield: bool) {
+        if let Some(s) = self.statuses.get_mut(status) {
+            s.shield = shield;
+            self.recompute(status);
+        }
+    }
+
+    pub(crate) fn set_deadline(&mut self, status: StatusId, deadline: Instant, now: Instant) {
+        let Some(s) = self.statuses.get_mut(status) else {
+            return;
+        };
+        if s.deadline == deadline {
+            return;
+        }
+        if s.deadline.is_finite() && !s.cancel_called {
+            self.timers.note_stale();
+        }
+        s.deadline = deadline;
+        if s.cancel_called {
+            return;
+        }
+        if deadline <= now {
+            self.cancel(status);
+        } else if deadline.is_finite() {
+            self.timers.push(deadline, TimerTarget::Status(status));
+        }
+    }
+
+    /// Brings `effective` up to date below `root`, waking the parked waits of
+    /// every status that becomes cancelled.
+    fn recompute(&mut self, root: StatusId) {
+        let mut stack = std::mem::take(&mut self.scratch);
+        stack.push(root);
+        while let Some(id) = stack.pop() {
+            let Some(s) = self.statuses.get(id) else {
+                continue;
+            };
+            let parent_eff = s
+                .parent
+                .is_some_and(|p| self.statuses.get(p).is_some_and(|p| p.effective));
+            let eff = s.cancel_called || (!s.shield && parent_eff);
+            if eff == s.effective && id != root {
+                continue;
+            }
+            let changed = eff != s.effective;
+            let s = self.statuses.get_mut(id).expect("checked above");
+            s.effective = eff;
+            if eff && changed {
+                let parked = std::mem::take(&mut s.parked);
+                for &pid in &parked {
+                    if let Some(p) = self.parks.get(pid)
+                        && p.status == Some(id)
+                        && matches!(p.state, ParkState::Waiting)
+                    {
+                        let target = p.target.clone();
+                        self.wake_target(&target);
+                    }
+                }
+                if let Some(s) = self.statuses.get_mut(id) {
+                    s.parked = parked;
+                }
+            }
+            if changed || id == root {
+                if let Some(s) = self.statuses.get(id) {
+                    stack.extend_from_slice(&s.children);
+                }
+            }
+        }
+        self.scratch = stack;
+    }
+
+    /// Decides what leaves a scope: its own cancellations are caught (and
+    /// removed from `error`) iff the scope was cancelled and its parent's
+    /// cancellation is not visible to it. Returns (what propagates, caught).
+    /// Removes the status.
+    pub(crate) fn exit_status(
+        &mut self,
+        status: StatusId,
+        error: Option<Error>,
+    ) -> (Option<Error>, bool) {
+        let should_catch = match self.statuses.get(status) {
+            Some(s) => {
+                let parent_visible = !s.shield
+                    && s.parent
+                        .is_some_and(|p| self.statuses.get(p).is_some_and(|p| p.effective));
+                s.cancel_called && !parent_visible
+            }
+            None => false,
+        };
+        self.remove_status(status);
+        match error {
+            Some(e) if should_catch && e.leaves().any(Error::is_cancelled) => {
+                let (_, rest) = e.split(Error::is_cancelled);
+                (rest, true)
+            }
+            other => (other, false),
+        }
+    }
+
+    pub(crate) fn remove_status(&mut self, status: StatusId) {
+        self.detach_child(status);
+        let Some(s) = self.statuses.remove(status) else {
+            return;
+        };
+        if s.deadline.is_finite() && !s.cancel_called {
+            self.timers.note_stale();
+        }
+        // Scopes nest, so normally nothing is left below; if an inner scope
+        // was leaked, keep the tree connected.
+        for child in s.children {
+            match s.parent {
+                Some(p) => {
+                    self.attach_child(p, child);
+                    self.recompute(child);
+                }
+                None => {
+                    if let Some(c) = self.statuses.get_mut(child) {
+                        c.parent = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The earliest deadline of the unshielded scopes around `status`, or −∞
+    /// if one of them is cancelled (Trio's `current_effective_deadline`).
+    pub(crate) fn effective_deadline(&self, status: StatusId, now: Instant) -> Instant {
+        let mut deadline = Instant::INFINITY;
+        let mut cur = Some(status);
+        while let Some(id) = cur {
+            let Some(s) = self.statuses.get(id) else {
+                break;
+            };
+            if s.cancel_called || s.deadline <= now {
+                return Instant::NEG_INFINITY;
+            }
+            deadline = deadline.min(s.deadline);
+            if s.shield {
+                break;
+            }
+            cur = s.parent;
+        }
+        deadline
+    }
+
+    // ----- parks -------------------------------------------------------
+
+    /// Records that `park` waits under `status`, to be woken through `waker`.
+    pub(crate) fn register_park(&mut self, park: ParkId, status: StatusId, waker: &Waker) {
+        let run_id = self.run_id;
+        let Some(p) = self.parks.get_mut(park) else {
+            return;
+        };
+        p.target.update(run_id, waker);
+        if p.status == Some(status) {
+            return;
+        }
+        let old = p.status.replace(status);
+        if let Some(old) = old
+            && let Some(s) = self.statuses.get_mut(old)
+        {
+            s.parked_live = s.parked_live.saturating_sub(1);
+        }
+        if let Some(s) = self.statuses.get_mut(status) {
+            s.parked.push(park);
+            s.parked_live += 1;
+            if s.parked.len() > 2 * s.parked_live as usize + 8 {
+                let parks = &self.parks;
+                s.parked
+                    .retain(|pid| parks.get(*pid).is_some_and(|p| p.status == Some(status)));
+            }
+        }
+    }
+
+    pub(crate) fn remove_park(&mut self, park: ParkId) -> Option<ParkRecord> {
+        let p = self.parks.remove(park)?;
+        if let Some(s) = p.status.and_then(|s| self.statuses.get_mut(s)) {
+            s.parked_live = s.parked_live.saturating_sub(1);
+        }
+        if p.deadline.is_finite() && matches!(p.state, ParkState::Waiting) {
+            self.timers.note_stale();
+        }
+        Some(p)
+    }
+
+    /// Gives a parked wait its outcome and wakes it. False if it is not
+    /// waiting (already rescheduled, aborted or gone).
+    pub(crate) fn reschedule(&mut self, park: ParkId, outcome: Result<()>) -> bool {
+        let Some(p) = self.parks.get_mut(park) else {
+            return false;
+        };
+        if !matches!(p.state, ParkState::Waiting) {
+            return false;
+        }
+        p.state = ParkState::Done(outcome);
+        if p.deadline.is_finite() {
+            self.timers.note_stale();
+        }
+        let target = std::mem::replace(&mut p.target, WakeTarget::None);
+        self.wake_target(&target);
+        true
+    }
+
+    // ----- timers ------------------------------------------------------
+
+    fn timer_is_live(&self, deadline: Instant, target: TimerTarget) -> bool {
+        match target {
+            TimerTarget::Status(id) => self
+                .statuses
+                .get(id)
+                .is_some_and(|s| s.deadline == deadline && !s.cancel_called),
+            TimerTarget::Park(id) => self
+                .parks
+                .get(id)
+                .is_some_and(|p| p.deadline == deadline && matches!(p.state, ParkState::Waiting)),
+        }
+    }
+
+    /// The earliest live deadline, dropping dead entries on the way.
+    pub(crate) fn next_deadline(&mut self) -> Instant {
+        loop {
+            let Some((deadline, target)) = self.timers.peek() else {
+                return Instant::INFINITY;
+            };
+            if self.timer_is_live(deadline, target) {
+                return deadline;
+            }
+            self.timers.pop();
+            self.timers.forget_stale();
+        }
+    }
+
+    /// Fires every deadline at or before `now`. True if any fired.
+    pub(crate) fn expire_timers(&mut self, now: Instant) -> bool {
+        let mut fired = false;
+        while let Some((deadline, target)) = self.timers.peek() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            if !self.timer_is_live(deadline, target) {
+                self.timers.forget_stale();
+                continue;
+            }
+            fired = true;
+            match target {
+                TimerTarget::Status(id) => {
+                    // The entry is consumed here, so it must not count as stale.
+                    if let Some(s) = self.statuses.get_mut(id) {
+                        s.cancel_called = true;
+                    }
+                    self.recompute(id);
+                }
+                TimerTarget::Park(id) => {
+                    if let Some(p) = self.parks.get_mut(id) {
+                        p.deadline = Instant::INFINITY;
+                    }
+                    self.reschedule(id, Ok(()));
+                }
+            }
+        }
+        if self.timers.needs_pruning() {
+            let mut timers = std::mem::take(&mut self.timers);
+            timers.prune(|d, t| self.timer_is_live(d, t));
+            self.timers = timers;
+        }
+        fired
+    }
+}
+
+/// One run's runtime; see the module docs.
+pub(crate) struct Runtime {
+    pub(crate) run_id: u32,
+    pub(crate) state: RefCell<State>,
+    /// The node being polled right now.
+    pub(crate) current_task: Cell<TaskId>,
+    /// The innermost cancel status of the code being polled right now.
+    pub(crate) current_status: Cell<StatusId>,
+    pub(crate) clock: Rc<dyn Clock>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) instruments: RefCell<Vec<Rc<dyn Instrument>>>,
+    pub(crate) instruments_on: Cell<bool>,
+    pub(crate) reactor: RefCell<Reactor>,
+    pub(crate) run_vars: RefCell<HashMap<usize, Box<dyn Any>>>,
+    pub(crate) system_tasks: RefCell<Vec<Option<SystemTask>>>,
+    pub(crate) system_status: Cell<StatusId>,
+    pub(crate) root_status: Cell<StatusId>,
+    pub(crate) root_task: Cell<TaskId>,
+}
+
+pub(crate) type SystemTask = Pin<Box<dyn Future<Output = Result<()>>>>;
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Runtime>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the current thread's runtime, or returns `None` outside a run.
+pub(crate) fn with_runtime<R>(f: impl FnOnce(&Rc<Runtime>) -> R) -> Option<R> {
+    CURRENT.with(|c| {
+        let rt = c.borrow().clone();
+        rt.as_ref().map(f)
+    })
+}
+
+/// The current runtime, or an error outside a run.
+pub(crate) fn current() -> Result<Rc<Runtime>> {
+    CURRENT
+        .with(|c| c.borrow().clone())
+        .ok_or_else(Error::outside_run)
+}
+
+pub(crate) fn is_in_run() -> bool {
+    CURRENT.with(|c| c.borrow().is_some())
+}
+
+pub(crate) fn set_current(rt: Option<Rc<Runtime>>) -> Option<Rc<Runtime>> {
+    CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), rt))
+}
+
+/// Called by our wakers.
+pub(crate) fn wake_word(word: WakerWord) {
+    let local = CURRENT.with(|c| {
+        let c = c.borrow();
+        match c.as_ref() {
+            Some(rt) if rt.run_id as u16 == word.run => {
+                rt.with_state(|st| st.wake_short(word.index, word.short_gen));
+                true
+            }
+            _ => false,
+        }
+    });
+    if !local {
+        crate::core::token::wake_from_elsewhere(word);
+    }
+}
+
+impl Runtime {
+    /// Runs `f` on the state, then wakes any foreign wakers it queued and
+    /// reports scheduled tasks to instruments, after the borrow has ended.
+    #[inline]
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let mut st = self.state.borrow_mut();
+        let r = f(&mut st);
+        if st.pending_foreign.is_empty() && st.scheduled_log.is_empty() {
+            return r;
+        }
+        let foreign = std::mem::take(&mut st.pending_foreign);
+        let scheduled = std::mem::take(&mut st.scheduled_log);
+        drop(st);
+        for w in foreign {
+            w.wake();
+        }
+        if !scheduled.is_empty() {
+            self.instrument(|i, _| {
+                for &t in &scheduled {
+                    i.task_scheduled(crate::core::task::Task::from_id(self, t));
+                }
+            });
+        }
+        r
+    }
+
+    pub(crate) fn waker_for(&self, task: TaskId) -> Waker {
+        task_waker(WakerWord::new(self.run_id, task))
+    }
+
+    pub(crate) fn now(&self) -> Instant {
+        self.clock.current_time()
+    }
+
+    /// True if code polled right now is inside a cancelled scope.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.state.borrow().is_cancelled(self.current_status.get())
+    }
+
+    /// The Trio task that the current node belongs to (a nursery body
+    /// belongs to the task that opened the nursery).
+    pub(crate) fn current_owner(&self) -> TaskId {
+        let st = self.state.borrow();
+        resolve_owner(&st, self.current_task.get())
+    }
+
+    /// Calls `f` on each instrument, if there are any.
+    pub(crate) fn instrument(&self, f: impl Fn(&dyn Instrument, &Self)) {
+        if !self.instruments_on.get() {
+            return;
+        }
+        let list = self.instruments.borrow().clone();
+        for i in &list {
+            f(&**i, self);
+        }
+    }
+}
+
+pub(crate) fn resolve_owner(st: &State, mut id: TaskId) -> TaskId {
+    while let Some(owner) = st.tasks.get(id).and_then(|t| t.body_of) {
+        id = owner;
+    }
+    id
+}

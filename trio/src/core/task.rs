@@ -1,0 +1,234 @@
+//! The task tree, as handles: tasks, the nurseries they opened, and the
+//! tasks in those nurseries.
+//!
+//! [`Task`] and [`NurseryInfo`] are plain ids (copyable, no reference
+//! counts) checked against the run's tables on every query, so holding one
+//! never keeps anything alive and a stale one answers `None` or an empty list.
+//! A nursery's body is part of the task that opened the nursery, as in Trio.
+
+use crate::core::runtime::{self, NurseryId, Parent, Runtime, TaskId, resolve_owner};
+use crate::error::Result;
+use std::fmt;
+
+/// A task of the current run.
+#[derive(Copy, Clone, PartialEq, Eq, Hash)]
+pub struct Task {
+    id: TaskId,
+    run_id: u32,
+}
+
+impl Task {
+    pub(crate) fn from_id(rt: &Runtime, id: TaskId) -> Task {
+        Task {
+            id,
+            run_id: rt.run_id,
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&runtime::State) -> Option<R>) -> Option<R> {
+        runtime::with_runtime(|rt| {
+            if rt.run_id != self.run_id {
+                return None;
+            }
+            f(&rt.state.borrow())
+        })
+        .flatten()
+    }
+
+    /// The task's name (where it was spawned, unless named), or `None` if
+    /// it has finished.
+    pub fn name(&self) -> Option<String> {
+        self.with(|st| st.tasks.get(self.id).map(|t| t.name.to_string()))
+    }
+
+    /// Where the task was spawned (`None` for the root task, or once it
+    /// has finished).
+    pub fn spawn_location(&self) -> Option<String> {
+        self.with(|st| {
+            let l = st.tasks.get(self.id)?.location?;
+            Some(format!("{}:{}:{}", l.file(), l.line(), l.column()))
+        })
+    }
+
+    /// If the task is blocked in one of the runtime's waits: where that wait
+    /// was made (file:line:column of the call).
+    pub fn waiting_at(&self) -> Option<String> {
+        self.with(|st| {
+            let (_, p) = st.parks.iter().find(|(_, p)| {
+                matches!(p.state, runtime::ParkState::Waiting)
+                    && resolve_owner(st, p.task) == self.id
+            })?;
+            let l = p.location;
+            Some(format!("{}:{}:{}", l.file(), l.line(), l.column()))
+        })
+    }
+
+    /// Whether the task is still running.
+    pub fn is_alive(&self) -> bool {
+        self.with(|st| st.tasks.get(self.id).map(|_| ())).is_some()
+    }
+
+    /// The nursery the task runs in (`None` for the root task and system tasks).
+    pub fn parent_nursery(&self) -> Option<NurseryInfo> {
+        self.with(|st| match st.tasks.get(self.id)?.parent {
+            Parent::Nursery { nursery, .. } => Some(NurseryInfo {
+                id: nursery,
+                run_id: self.run_id,
+            }),
+            Parent::Top { .. } => None,
+        })
+    }
+
+    /// The nurseries this task has open, outermost first.
+    pub fn child_nurseries(&self) -> Vec<NurseryInfo> {
+        self.with(|st| {
+            let mut v: Vec<NurseryId> = st
+                .nurseries
+                .iter()
+                .filter(|(_, n)| n.owner == self.id && !n.hidden)
+                .map(|(id, _)| id)
+                .collect();
+            // Inner nurseries are opened later; status depth orders them.
+            v.sort_by_key(|id| status_depth(st, st.nurseries.get(*id).map(|n| n.status)));
+            Some(
+                v.into_iter()
+                    .map(|id| NurseryInfo {
+                        id,
+                        run_id: self.run_id,
+                    })
+                    .collect(),
+            )
+        })
+        .unwrap_or_default()
+    }
+}
+
+fn status_depth(st: &runtime::State, mut status: Option<runtime::StatusId>) -> usize {
+    let mut depth = 0;
+    while let Some(s) = status.and_then(|s| st.statuses.get(s)) {
+        depth += 1;
+        status = s.parent;
+    }
+    depth
+}
+
+impl fmt::Debug for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task")
+            .field("id", &self.id)
+            .field("name", &self.name())
+            .finish()
+    }
+}
+
+/// A nursery of the current run, for walking the task tree.
+#[derive(Copy, Clone, PartialEq, Eq, Hash)]
+pub struct NurseryInfo {
+    id: NurseryId,
+    run_id: u32,
+}
+
+impl NurseryInfo {
+    pub(crate) fn new(run_id: u32, id: NurseryId) -> Self {
+        NurseryInfo { id, run_id }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&runtime::State) -> Option<R>) -> Option<R> {
+        runtime::with_runtime(|rt| {
+            if rt.run_id != self.run_id {
+                return None;
+            }
+            f(&rt.state.borrow())
+        })
+        .flatten()
+    }
+
+    /// The task that opened the nursery.
+    pub fn parent_task(&self) -> Option<Task> {
+        self.with(|st| {
+            st.nurseries.get(self.id).map(|n| Task {
+                id: n.owner,
+                run_id: self.run_id,
+            })
+        })
+    }
+
+    /// The tasks running in the nursery, in spawn-slot order.
+    pub fn child_tasks(&self) -> Vec<Task> {
+        self.with(|st| {
+            let mut v: Vec<(u32, TaskId)> = st
+                .tasks
+                .iter()
+                .filter_map(|(id, t)| match t.parent {
+                    Parent::Nursery { nursery, slot }
+                        if nursery == self.id && t.body_of.is_none() =>
+                    {
+                        Some((slot, id))
+                    }
+                    _ => None,
+                })
+                .collect();
+            v.sort();
+            Some(
+                v.into_iter()
+                    .map(|(_, id)| Task {
+                        id,
+                        run_id: self.run_id,
+                    })
+                    .collect(),
+            )
+        })
+        .unwrap_or_default()
+    }
+
+    /// Where the nursery was opened (file:line:column).
+    pub fn location(&self) -> Option<String> {
+        self.with(|st| {
+            let l = st.nurseries.get(self.id)?.location;
+            Some(format!("{}:{}:{}", l.file(), l.line(), l.column()))
+        })
+    }
+
+    /// Whether the nursery has finished (or is gone).
+    pub fn is_closed(&self) -> bool {
+        self.with(|st| st.nurseries.get(self.id).map(|n| n.closed))
+            .unwrap_or(true)
+    }
+}
+
+impl fmt::Debug for NurseryInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NurseryInfo").field("id", &self.id).finish()
+    }
+}
+
+/// The task that is running now (a nursery body counts as the task that
+/// opened the nursery).
+///
+/// ```
+/// trio::run(async {
+///     let me = trio::lowlevel::current_task()?;
+///     assert_eq!(me.name().as_deref(), Some("<root>"));
+///     assert!(me.parent_nursery().is_none());
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub fn current_task() -> Result<Task> {
+    let rt = runtime::current()?;
+    let st = rt.state.borrow();
+    Ok(Task {
+        id: resolve_owner(&st, rt.current_task.get()),
+        run_id: rt.run_id,
+    })
+}
+
+/// The run's root task (the future given to `run`).
+pub fn current_root_task() -> Result<Task> {
+    let rt = runtime::current()?;
+    let id = rt.root_task.get();
+    Ok(Task {
+        id,
+        run_id: rt.run_id,
+    })
+}

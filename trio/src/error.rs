@@ -1,0 +1,480 @@
+//! The crate's error type.
+//!
+//! Design: one error type, [`Error`], flows through every task, nursery and
+//! cancel scope, so that `?` works on io errors, the runtime's own errors and
+//! the user's errors alike (any `std::error::Error + Send + Sync + 'static`
+//! converts into it, the way `anyhow::Error` does).
+//!
+//! Three kinds of value matter to the runtime and are told apart by
+//! construction, never by message text:
+//! - `Cancelled`: produced only by the runtime (there is no public
+//!   constructor), so a cancel scope can never mistake a user's error for its
+//!   own cancellation;
+//! - a *group*: several failures reported together by a nursery (Trio's
+//!   `ExceptionGroup`), with [`Error::leaves`], [`Error::find`] and
+//!   [`Error::split`] to look inside. A nursery with exactly one failure
+//!   reports that failure itself, not a group of one;
+//! - everything else: a kind ([`ErrorKind`]) plus a message or a wrapped error.
+//!
+//! `Error` is two words and allocates only for non-cancellation errors; the
+//! common `Result<()>` stays small on the hot path.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::fmt;
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, coarsely. Match on this instead of on message text.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The operation was cancelled by an enclosing cancel scope.
+    Cancelled,
+    /// A `fail_after`/`fail_at` deadline expired.
+    TooSlow,
+    /// Several failures reported together by a nursery.
+    Group,
+    /// The resource was closed by this side (Trio's `ClosedResourceError`).
+    Closed,
+    /// The other side is gone (Trio's `BrokenResourceError`).
+    Broken,
+    /// Another task is already using the resource in a way that allows only
+    /// one (Trio's `BusyResourceError`).
+    Busy,
+    /// The operation would have had to wait (Trio's `WouldBlock`).
+    WouldBlock,
+    /// No more values will come (Trio's `EndOfChannel`).
+    EndOfChannel,
+    /// An argument was out of range: a negative or NaN duration, and so on.
+    InvalidArgument,
+    /// The runtime was used in a way it does not allow: outside a run, a
+    /// nested run, spawning into a closed nursery, and so on.
+    Usage,
+    /// The run ended while the operation still needed it.
+    RunFinished,
+    /// An I/O error from the operating system.
+    Io,
+    /// Any other error, typically one of the user's own.
+    Other,
+}
+
+/// The error type of every fallible operation in `trio`, and of tasks.
+///
+/// ```
+/// use trio::{Error, ErrorKind};
+///
+/// fn parse(s: &str) -> trio::Result<u32> {
+///     Ok(s.parse::<u32>()?) // a std error converts with `?`
+/// }
+/// let err: Error = parse("x").unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Other);
+/// assert!(err.downcast_ref::<std::num::ParseIntError>().is_some());
+/// ```
+pub struct Error {
+    repr: Repr,
+}
+
+enum Repr {
+    Cancelled,
+    Boxed(Box<Inner>),
+}
+
+enum Inner {
+    Simple {
+        kind: ErrorKind,
+        message: Cow<'static, str>,
+    },
+    Wrapped {
+        kind: ErrorKind,
+        error: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    Group(Vec<Error>),
+}
+
+impl Error {
+    /// The runtime's cancellation error. Not public: only the runtime cancels.
+    pub(crate) const fn cancelled() -> Error {
+        Error {
+            repr: Repr::Cancelled,
+        }
+    }
+
+    /// An error of the given kind with a message.
+    ///
+    /// ```
+    /// let e = trio::Error::new(trio::ErrorKind::Busy, "someone else is reading");
+    /// assert_eq!(e.kind(), trio::ErrorKind::Busy);
+    /// assert_eq!(e.to_string(), "someone else is reading");
+    /// ```
+    ///
+    /// Asking for [`ErrorKind::Cancelled`] or [`ErrorKind::Group`] gives an
+    /// [`ErrorKind::Other`] error instead: only the runtime produces those.
+    pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Error {
+        let kind = match kind {
+            ErrorKind::Cancelled | ErrorKind::Group => ErrorKind::Other,
+            k => k,
+        };
+        Error::boxed(Inner::Simple {
+            kind,
+            message: message.into(),
+        })
+    }
+
+    /// Wraps any error under the given kind.
+    pub fn with_kind<E>(kind: ErrorKind, error: E) -> Error
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let kind = match kind {
+            ErrorKind::Cancelled | ErrorKind::Group => ErrorKind::Other,
+            k => k,
+        };
+        Error::boxed(Inner::Wrapped {
+            kind,
+            error: Box::new(error),
+        })
+    }
+
+    fn boxed(inner: Inner) -> Error {
+        Error {
+            repr: Repr::Boxed(Box::new(inner)),
+        }
+    }
+
+    pub(crate) fn usage(message: impl Into<Cow<'static, str>>) -> Error {
+        Error::new(ErrorKind::Usage, message)
+    }
+
+    pub(crate) fn invalid(message: impl Into<Cow<'static, str>>) -> Error {
+        Error::new(ErrorKind::InvalidArgument, message)
+    }
+
+    pub(crate) fn outside_run() -> Error {
+        Error::usage("this must be called from inside trio::run")
+    }
+
+    /// Builds a group from several errors. Nested groups are flattened,
+    /// repeated cancellations are kept once, and a group of one is that one
+    /// error. Returns `None` for no errors.
+    ///
+    /// ```
+    /// use trio::{Error, ErrorKind};
+    /// let g = Error::group(vec![
+    ///     Error::new(ErrorKind::Busy, "a"),
+    ///     Error::new(ErrorKind::Broken, "b"),
+    /// ])
+    /// .unwrap();
+    /// assert_eq!(g.kind(), ErrorKind::Group);
+    /// assert_eq!(g.leaves().count(), 2);
+    /// ```
+    pub fn group(errors: impl IntoIterator<Item = Error>) -> Option<Error> {
+        let mut flat = Vec::new();
+        let mut saw_cancel = false;
+        for e in errors {
+            e.flatten_into(&mut flat, &mut saw_cancel);
+        }
+        match flat.len() {
+            0 => None,
+            1 => flat.pop(),
+            _ => Some(Error::boxed(Inner::Group(flat))),
+        }
+    }
+
+    fn flatten_into(self, out: &mut Vec<Error>, saw_cancel: &mut bool) {
+        match self.repr {
+            Repr::Cancelled => {
+                if !*saw_cancel {
+                    *saw_cancel = true;
+                    out.push(Error::cancelled());
+                }
+            }
+            Repr::Boxed(inner) => match *inner {
+                Inner::Group(v) => {
+                    for e in v {
+                        e.flatten_into(out, saw_cancel);
+                    }
+                }
+                other => out.push(Error {
+                    repr: Repr::Boxed(Box::new(other)),
+                }),
+            },
+        }
+    }
+
+    /// What kind of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        match &self.repr {
+            Repr::Cancelled => ErrorKind::Cancelled,
+            Repr::Boxed(inner) => match &**inner {
+                Inner::Simple { kind, .. } | Inner::Wrapped { kind, .. } => *kind,
+                Inner::Group(_) => ErrorKind::Group,
+            },
+        }
+    }
+
+    /// True if this is the runtime's cancellation (not a group containing one).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.repr, Repr::Cancelled)
+    }
+
+    /// True if this is a group of several errors.
+    pub fn is_group(&self) -> bool {
+        self.kind() == ErrorKind::Group
+    }
+
+    /// The errors inside, without groups: the error itself if it is not a
+    /// group. Works the same whether one or several tasks failed.
+    pub fn leaves(&self) -> impl Iterator<Item = &Error> {
+        let slice: &[Error] = match &self.repr {
+            Repr::Boxed(inner) => match &**inner {
+                Inner::Group(v) => v,
+                _ => std::slice::from_ref(self),
+            },
+            Repr::Cancelled => std::slice::from_ref(self),
+        };
+        slice.iter()
+    }
+
+    /// Consumes the error and returns its leaves (see [`Error::leaves`]).
+    pub fn into_leaves(self) -> Vec<Error> {
+        match self.repr {
+            Repr::Boxed(inner) => match *inner {
+                Inner::Group(v) => v,
+                other => vec![Error {
+                    repr: Repr::Boxed(Box::new(other)),
+                }],
+            },
+            Repr::Cancelled => vec![self],
+        }
+    }
+
+    /// The wrapped error as `E`, if this error wraps one of that type.
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        match &self.repr {
+            Repr::Boxed(inner) => match &**inner {
+                Inner::Wrapped { error, .. } => error.downcast_ref::<E>(),
+                _ => None,
+            },
+            Repr::Cancelled => None,
+        }
+    }
+
+    /// The first leaf (see [`Error::leaves`]) that wraps an `E`.
+    ///
+    /// ```
+    /// # use trio::{Error, ErrorKind};
+    /// let io = std::io::Error::other("disk on fire");
+    /// let g = Error::group(vec![Error::new(ErrorKind::Busy, "x"), io.into()]).unwrap();
+    /// assert!(g.find::<std::io::Error>().is_some());
+    /// ```
+    pub fn find<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.leaves().find_map(|e| e.downcast_ref::<E>())
+    }
+
+    /// True if any leaf has this kind.
+    pub fn contains_kind(&self, kind: ErrorKind) -> bool {
+        self.leaves().any(|e| e.kind() == kind)
+    }
+
+    /// Splits the leaves into those matching `pred` and the rest, each side
+    /// rebuilt as an error (or `None` if empty).
+    ///
+    /// ```
+    /// # use trio::{Error, ErrorKind};
+    /// let g = Error::group(vec![Error::new(ErrorKind::Busy, "a"), Error::new(ErrorKind::Broken, "b")]).unwrap();
+    /// let (busy, rest) = g.split(|e| e.kind() == ErrorKind::Busy);
+    /// assert_eq!(busy.unwrap().kind(), ErrorKind::Busy);
+    /// assert_eq!(rest.unwrap().kind(), ErrorKind::Broken);
+    /// ```
+    pub fn split(self, mut pred: impl FnMut(&Error) -> bool) -> (Option<Error>, Option<Error>) {
+        let (yes, no): (Vec<Error>, Vec<Error>) =
+            self.into_leaves().into_iter().partition(|e| pred(e));
+        (Error::group(yes), Error::group(no))
+    }
+
+    /// Converts into a boxed standard error, for callers outside `trio`
+    /// (`main` returning `Box<dyn Error>`, say).
+    pub fn into_std(self) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        Box::new(StdError(self))
+    }
+}
+
+/// `Error` as a `std::error::Error`, for code that needs one. (`Error` itself
+/// cannot implement the trait, for the same coherence reason as
+/// `anyhow::Error`: it converts from every such error.)
+pub struct StdError(pub Error);
+
+impl fmt::Debug for StdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+impl fmt::Display for StdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+impl std::error::Error for StdError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.0.repr {
+            Repr::Boxed(inner) => match &**inner {
+                Inner::Wrapped { error, .. } => Some(&**error),
+                _ => None,
+            },
+            Repr::Cancelled => None,
+        }
+    }
+}
+
+impl From<Error> for Box<dyn std::error::Error + Send + Sync + 'static> {
+    fn from(e: Error) -> Self {
+        e.into_std()
+    }
+}
+
+impl From<Error> for Box<dyn std::error::Error + 'static> {
+    fn from(e: Error) -> Self {
+        e.into_std()
+    }
+}
+
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> Self {
+        let kind = match e.kind() {
+            ErrorKind::WouldBlock => std::io::ErrorKind::WouldBlock,
+            ErrorKind::InvalidArgument => std::io::ErrorKind::InvalidInput,
+            ErrorKind::Broken => std::io::ErrorKind::BrokenPipe,
+            ErrorKind::TooSlow => std::io::ErrorKind::TimedOut,
+            _ => std::io::ErrorKind::Other,
+        };
+        std::io::Error::new(kind, StdError(e))
+    }
+}
+
+impl<E> From<E> for Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    fn from(error: E) -> Self {
+        let any: &dyn Any = &error;
+        let kind = match any.downcast_ref::<std::io::Error>() {
+            Some(io) if io.kind() == std::io::ErrorKind::WouldBlock => ErrorKind::WouldBlock,
+            Some(_) => ErrorKind::Io,
+            None => ErrorKind::Other,
+        };
+        Error::boxed(Inner::Wrapped {
+            kind,
+            error: Box::new(error),
+        })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Cancelled => f.write_str("cancelled"),
+            Repr::Boxed(inner) => match &**inner {
+                Inner::Simple { message, .. } => f.write_str(message),
+                Inner::Wrapped { error, .. } => fmt::Display::fmt(error, f),
+                Inner::Group(v) => {
+                    write!(f, "{} errors: ", v.len())?;
+                    for (i, e) in v.iter().enumerate() {
+                        if i > 0 {
+                            f.write_str("; ")?;
+                        }
+                        write!(f, "[{}] {e}", i + 1)?;
+                    }
+                    Ok(())
+                }
+            },
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Cancelled => f.write_str("Cancelled"),
+            Repr::Boxed(inner) => match &**inner {
+                Inner::Simple { kind, message } => f
+                    .debug_struct("Error")
+                    .field("kind", kind)
+                    .field("message", message)
+                    .finish(),
+                Inner::Wrapped { kind, error } => f
+                    .debug_struct("Error")
+                    .field("kind", kind)
+                    .field("error", error)
+                    .finish(),
+                Inner::Group(v) => f.debug_tuple("Group").field(v).finish(),
+            },
+        }
+    }
+}
+
+/// What a task may return: `()` or `trio::Result<()>`. Its error goes to the
+/// nursery.
+///
+/// Only these two, so that `?` inside an `async move { … Ok(()) }` child
+/// infers its error type without annotations. A function returning another
+/// error type can be spawned as `async { f().await.map_err(trio::Error::from) }`.
+pub trait TaskResult {
+    /// Converts into the runtime's task outcome.
+    fn into_task_result(self) -> Result<()>;
+}
+
+impl TaskResult for () {
+    fn into_task_result(self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl TaskResult for Result<()> {
+    fn into_task_result(self) -> Result<()> {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_flattens_and_dedups_cancelled() {
+        let g = Error::group(vec![
+            Error::cancelled(),
+            Error::group(vec![Error::cancelled(), Error::new(ErrorKind::Busy, "x")]).unwrap(),
+        ])
+        .unwrap();
+        assert_eq!(g.leaves().count(), 2);
+        let (c, rest) = g.split(Error::is_cancelled);
+        assert!(c.unwrap().is_cancelled());
+        assert_eq!(rest.unwrap().kind(), ErrorKind::Busy);
+        assert!(Error::group(vec![]).is_none());
+        assert!(
+            Error::group(vec![Error::cancelled(), Error::cancelled()])
+                .unwrap()
+                .is_cancelled()
+        );
+    }
+
+    #[test]
+    fn users_cannot_make_cancelled() {
+        assert_eq!(
+            Error::new(ErrorKind::Cancelled, "fake").kind(),
+            ErrorKind::Other
+        );
+        assert!(!Error::new(ErrorKind::Cancelled, "fake").is_cancelled());
+    }
+
+    #[test]
+    fn io_errors_keep_their_kind() {
+        let e: Error = std::io::Error::from(std::io::ErrorKind::WouldBlock).into();
+        assert_eq!(e.kind(), ErrorKind::WouldBlock);
+        let e: Error = std::io::Error::other("x").into();
+        assert_eq!(e.kind(), ErrorKind::Io);
+        assert!(e.find::<std::io::Error>().is_some());
+    }
+}

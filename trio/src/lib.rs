@@ -1,0 +1,74 @@
+//! # trio — structured concurrency for Rust
+//!
+//! Python Trio's model as a single-threaded Rust runtime:
+//!
+//! - **Nurseries**: every task lives inside a [`Nursery`] that outlives it.
+//!   [`open_nursery`] returns only when every child has finished, so a
+//!   function call is a black box again, and children may *borrow* from the
+//!   caller, with no `'static` bound and no `Arc<Mutex<_>>`.
+//! - **Cancel scopes**: timeouts and cancellation are scopes
+//!   ([`move_on_after`], [`fail_after`], [`CancelScope`]) that nest and
+//!   compose; a scope catches exactly its own cancellation.
+//! - **Checkpoints**: every blocking operation is a place where cancellation
+//!   is delivered and other tasks may run; [`checkpoint`] is the explicit one.
+//! - **Errors are never lost**: a failing child cancels its siblings and the
+//!   nursery reports every failure; a panicking child resumes in the parent.
+//! - **A virtual clock for tests**: [`testing::MockClock`] with autojump
+//!   makes a 30-second timeout test take milliseconds.
+//!
+//! ```
+//! use std::cell::RefCell;
+//! use std::time::Duration;
+//!
+//! trio::run(async {
+//!     let urls = vec!["a", "b", "c"];
+//!     let pages = RefCell::new(Vec::new());
+//!     trio::open_nursery(async |nursery| {
+//!         for url in &urls {
+//!             let pages = &pages;
+//!             nursery.start_soon(async move {
+//!                 match trio::move_on_after(Duration::from_secs(10), fetch(url)).await? {
+//!                     Some(page) => pages.borrow_mut().push(page),
+//!                     None => eprintln!("{url}: gave up after 10 s"),
+//!                 }
+//!                 Ok(())
+//!             })?;
+//!         }
+//!         Ok(())
+//!     })
+//!     .await?; // every child has finished here
+//!     assert_eq!(pages.borrow().len(), 3);
+//!     Ok(())
+//! })
+//! .unwrap();
+//!
+//! async fn fetch(url: &str) -> trio::Result<String> {
+//!     trio::sleep(0.001).await?;
+//!     Ok(format!("<html>{url}</html>"))
+//! }
+//! ```
+//!
+//! Execution model: one run per thread ([`run`]), one task at a time, tasks
+//! need not be `Send`. Scale across cores with one run per core.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod core;
+mod error;
+pub mod lowlevel;
+pub mod testing;
+mod time;
+
+pub use crate::core::cancel::{
+    CancelScope, current_effective_deadline, fail_after, fail_at, move_on_after, move_on_at,
+};
+pub use crate::core::clock::{Clock, SystemClock};
+pub use crate::core::nursery::{Nursery, TaskStatus, open_nursery};
+pub use crate::core::park::{
+    cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled, current_time, sleep,
+    sleep_forever, sleep_until,
+};
+pub use crate::core::run::{Runner, run};
+pub use crate::error::{Error, ErrorKind, Result, StdError, TaskResult};
+pub use crate::time::{Instant, TryIntoDuration};

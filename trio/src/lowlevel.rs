@@ -1,0 +1,24 @@
+//! The low-level API that the rest of `trio` is built on, public so that
+//! users can build their own primitives the same way (Trio's
+//! `trio.lowlevel`).
+//!
+//! - Blocking: [`Park`] a task with an abort function and [`reschedule`] it
+//!   later; every blocking operation in the crate is built on this.
+//! - Tasks: [`current_task`], the task tree ([`Task`], [`NurseryInfo`]),
+//!   [`spawn_system_task`].
+//! - Other threads: [`TrioToken`] and [`ExternalWork`].
+//! - Run state: [`RunVar`], [`Instrument`]s.
+//! - I/O: [`wait_readable`], [`wait_writable`], [`notify_closing`] on raw fds.
+
+pub use crate::core::clock::Clock;
+pub use crate::core::instrument::{Instrument, add_instrument, remove_instrument};
+pub use crate::core::io::{notify_closing, wait_readable, wait_writable};
+pub use crate::core::nursery::Nursery;
+pub use crate::core::park::{
+    Abort, AbortReason, Park, WaitKey, cancel_shielded_checkpoint, checkpoint,
+    checkpoint_if_cancelled, reschedule,
+};
+pub use crate::core::run::{ExternalWork, begin_external_work, spawn_system_task};
+pub use crate::core::runvar::RunVar;
+pub use crate::core::task::{NurseryInfo, Task, current_root_task, current_task};
+pub use crate::core::token::{TrioToken, current_trio_token};
