@@ -38,6 +38,8 @@ pub(crate) struct StatusGuard {
     rt: Rc<Runtime>,
     pub(crate) status: StatusId,
     armed: bool,
+    /// The handle to leave the scope's final state in, if there is one.
+    handle: Option<Rc<ScopeInner>>,
 }
 
 impl StatusGuard {
@@ -70,7 +72,20 @@ impl StatusGuard {
             rt: rt.clone(),
             status,
             armed: true,
+            handle: None,
         }
+    }
+
+    /// Copies the status's final state into the handle, before it goes.
+    fn leave_state_in_handle(&self) {
+        let Some(inner) = &self.handle else { return };
+        let now = self.rt.now();
+        if let Some(s) = self.rt.state.borrow().statuses.get(self.status) {
+            inner.cancel_called.set(s.cancel_called || s.deadline <= now);
+            inner.deadline.set(s.deadline);
+            inner.shield.set(s.shield);
+        }
+        inner.phase.set(Phase::Exited);
     }
 
     /// Polls `fut` with this status current.
@@ -79,22 +94,38 @@ impl StatusGuard {
         fut: Pin<&mut F>,
         cx: &mut Context<'_>,
     ) -> Poll<F::Output> {
-        let saved = self.rt.current_status.replace(self.status);
-        let r = fut.poll(cx);
-        self.rt.current_status.set(saved);
-        r
+        let _restore = RestoreStatus {
+            rt: &self.rt,
+            saved: self.rt.current_status.replace(self.status),
+        };
+        fut.poll(cx)
     }
 
     /// Exits the scope with the body's error, if any: (what propagates, caught).
     pub(crate) fn exit(mut self, error: Option<Error>) -> (Option<Error>, bool) {
         self.armed = false;
+        self.leave_state_in_handle();
         self.rt.with_state(|st| st.exit_status(self.status, error))
+    }
+}
+
+/// Puts the previous status back even if the poll panics, so a panic
+/// caught further up does not leave a dead scope current.
+struct RestoreStatus<'a> {
+    rt: &'a Runtime,
+    saved: StatusId,
+}
+
+impl Drop for RestoreStatus<'_> {
+    fn drop(&mut self) {
+        self.rt.current_status.set(self.saved);
     }
 }
 
 impl Drop for StatusGuard {
     fn drop(&mut self) {
         if self.armed {
+            self.leave_state_in_handle();
             let status = self.status;
             self.rt.with_state(|st| st.remove_status(status));
         }
@@ -342,40 +373,20 @@ impl CancelScope {
             Some(d) => rt.now() + d,
             None => self.inner.deadline.get(),
         };
-        let guard = StatusGuard::enter(
+        let mut guard = StatusGuard::enter(
             &rt,
             StatusKind::Scope,
             self.inner.shield.get(),
             self.inner.cancel_called.get(),
             deadline,
         );
+        guard.handle = Some(self.inner.clone());
         self.inner.status.set(Some(guard.status));
         self.inner.run_id.set(rt.run_id);
         self.inner.phase.set(Phase::Active);
-        let _exit = ExitMark(self);
         let (result, caught) = run_in_status(guard, fut).await;
         self.inner.caught.set(caught);
         result
-    }
-}
-
-/// Copies an active scope's final state into the handle when it ends, however it ends.
-struct ExitMark<'a>(&'a CancelScope);
-
-impl Drop for ExitMark<'_> {
-    fn drop(&mut self) {
-        let inner = &self.0.inner;
-        if let Some((rt, status)) = self.0.active() {
-            let now = rt.now();
-            if let Some(s) = rt.state.borrow().statuses.get(status) {
-                inner
-                    .cancel_called
-                    .set(s.cancel_called || s.deadline <= now);
-                inner.deadline.set(s.deadline);
-                inner.shield.set(s.shield);
-            }
-        }
-        inner.phase.set(Phase::Exited);
     }
 }
 

@@ -173,11 +173,12 @@ impl Runner {
             rt.root_task.set(root);
             rt.root_status.set(root_status);
             rt.system_status.set(system_status);
-            st.wake_task(root);
         });
         let _guard = RunGuard::enter(rt.clone());
         rt.clock.start_clock();
         rt.instrument(|i, _| i.before_run());
+        let root = rt.root_task.get();
+        rt.with_state(|st| st.wake_task(root));
         let fut = pin!(fut);
         let result = run_loop(&rt, fut);
         rt.instrument(|i, _| i.after_run());
@@ -405,9 +406,13 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
     if system_errors.is_empty() {
         return result;
     }
+    // The root was cancelled by us because a system task failed: its own
+    // `Cancelled` is ours to remove, as a nursery's scope would.
     let mut all = Vec::new();
-    if let Err(e) = result {
-        all.push(e);
+    if let Err(e) = result
+        && let (_, Some(rest)) = e.split(Error::is_cancelled)
+    {
+        all.push(rest);
     }
     all.extend(system_errors);
     Err(Error::group(all).expect("non-empty"))
