@@ -16,7 +16,10 @@ use trio::testing::MockClock;
 use trio::{ErrorKind, TaskStatus};
 
 fn t() -> String {
-    format!("[t={:>5.1}s]", trio::current_time().map(|t| t.as_secs_f64()).unwrap_or(0.0))
+    format!(
+        "[t={:>5.1}s]",
+        trio::current_time().map(|t| t.as_secs_f64()).unwrap_or(0.0)
+    )
 }
 
 async fn download(name: &str, seconds: f64, log: &RefCell<Vec<String>>) -> trio::Result<()> {
@@ -35,8 +38,13 @@ async fn download(name: &str, seconds: f64, log: &RefCell<Vec<String>>) -> trio:
 }
 
 async fn demo() -> trio::Result<()> {
-    println!("== 1. a nursery: children borrow the caller's data, and all finish before it returns");
-    let names = vec!["alpha".to_string(), "beta".to_string(), "gamma".to_string()];
+    println!(
+        "== 1. a nursery: children borrow the caller's data, and all finish before it returns"
+    );
+    let names: Vec<String> = ["alpha", "beta", "gamma"]
+        .into_iter()
+        .map(String::from)
+        .collect();
     let done = RefCell::new(Vec::new());
     trio::open_nursery(async |nursery| {
         for (i, name) in names.iter().enumerate() {
@@ -54,7 +62,10 @@ async fn demo() -> trio::Result<()> {
         nursery.start_soon(async {
             trio::sleep(2.0).await?;
             println!("{} flaky: failing", t());
-            Err(trio::Error::new(ErrorKind::Broken, "flaky: connection reset"))
+            Err(trio::Error::new(
+                ErrorKind::Broken,
+                "flaky: connection reset",
+            ))
         })?;
         match trio::sleep(3600.0).await {
             Ok(()) => println!("{} body: woke normally", t()),
@@ -64,7 +75,11 @@ async fn demo() -> trio::Result<()> {
     })
     .await;
     match result {
-        Err(e) => println!("{} the nursery reports exactly the failure: {e} ({:?})\n", t(), e.kind()),
+        Err(e) => println!(
+            "{} the nursery reports exactly the failure: {e} ({:?})\n",
+            t(),
+            e.kind()
+        ),
         Ok(_) => println!("unexpected success\n"),
     }
 
@@ -79,9 +94,14 @@ async fn demo() -> trio::Result<()> {
     // ... and the caller's tighter 10 s timeout wins without either knowing the other.
     match trio::move_on_after(Duration::from_secs(10), library_fetch()).await? {
         Some(v) => println!("{} got {v}", t()),
-        None => println!("{} caller gave up after 10 s; the library's scope did not catch it", t()),
+        None => println!(
+            "{} caller gave up after 10 s; the library's scope did not catch it",
+            t()
+        ),
     }
-    let err = trio::fail_after(5.0, trio::sleep_forever()).await.unwrap_err();
+    let err = trio::fail_after(5.0, trio::sleep_forever())
+        .await
+        .unwrap_err();
     println!("{} fail_after: {err} ({:?})\n", t(), err.kind());
 
     println!("== 4. start(): wait until a child is ready");

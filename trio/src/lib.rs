@@ -54,12 +54,17 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod channel;
 mod core;
 mod error;
+pub mod from_thread;
 pub mod lowlevel;
+pub mod sync;
 pub mod testing;
 mod time;
+pub mod to_thread;
 
+pub use crate::channel::{MemoryReceiveChannel, MemorySendChannel, SendError, open_memory_channel};
 pub use crate::core::cancel::{
     CancelScope, current_effective_deadline, fail_after, fail_at, move_on_after, move_on_at,
 };

@@ -4,9 +4,9 @@ mod common;
 
 use common::{Log, mock_run, now};
 use trio::{
-    CancelScope, ErrorKind, Instant, cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled,
-    current_effective_deadline, fail_after, fail_at, move_on_after, move_on_at, open_nursery, sleep,
-    sleep_forever,
+    CancelScope, ErrorKind, Instant, cancel_shielded_checkpoint, checkpoint,
+    checkpoint_if_cancelled, current_effective_deadline, fail_after, fail_at, move_on_after,
+    move_on_at, open_nursery, sleep, sleep_forever,
 };
 
 #[test]
@@ -248,7 +248,13 @@ fn cancellation_is_level_triggered() {
             .await?;
         assert_eq!(
             log.take(),
-            ["Err(Cancelled)", "Err(Cancelled)", "Err(Cancelled)", "Err(Cancelled)", "Ok(())"]
+            [
+                "Err(Cancelled)",
+                "Err(Cancelled)",
+                "Err(Cancelled)",
+                "Err(Cancelled)",
+                "Ok(())"
+            ]
         );
         assert_eq!(now(), 0.0);
         Ok(())
@@ -339,12 +345,18 @@ fn deadlines_are_live_and_relative_deadlines_fixed_at_entry() {
 
         // Relative: measured from entry, not from creation.
         let rel = CancelScope::with_relative_deadline(5.0)?;
-        assert_eq!(rel.relative_deadline(), Some(std::time::Duration::from_secs(5)));
+        assert_eq!(
+            rel.relative_deadline(),
+            Some(std::time::Duration::from_secs(5))
+        );
         sleep(1.0).await?; // now t = 4
         let r = rel
             .run(async {
                 assert_eq!(rel.deadline().as_secs_f64(), 9.0);
-                assert_eq!(rel.set_relative_deadline(1.0).unwrap_err().kind(), ErrorKind::Usage);
+                assert_eq!(
+                    rel.set_relative_deadline(1.0).unwrap_err().kind(),
+                    ErrorKind::Usage
+                );
                 sleep_forever().await
             })
             .await?;
@@ -376,13 +388,18 @@ fn move_on_and_fail_after() {
         assert_eq!(move_on_after(1.0, async { Ok(1) }).await?, Some(1));
         assert_eq!(move_on_after(1.0, sleep_forever()).await?, None);
         assert_eq!(now(), 1.0);
-        assert_eq!(move_on_at(Instant::from_secs_f64(3.0), sleep(10.0)).await?, None);
+        assert_eq!(
+            move_on_at(Instant::from_secs_f64(3.0), sleep(10.0)).await?,
+            None
+        );
         assert_eq!(now(), 3.0);
         assert_eq!(fail_after(1.0, async { Ok("fast") }).await?, "fast");
         let err = fail_after(2.0, sleep(10.0)).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::TooSlow);
         assert_eq!(now(), 5.0);
-        let err = fail_at(Instant::from_secs_f64(6.0), sleep_forever()).await.unwrap_err();
+        let err = fail_at(Instant::from_secs_f64(6.0), sleep_forever())
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::TooSlow);
         // A body error is not turned into TooSlow.
         let err = fail_after(10.0, async {
@@ -392,9 +409,18 @@ fn move_on_and_fail_after() {
         .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Broken);
         // Bad durations are typed errors, not panics.
-        assert_eq!(move_on_after(-1.0, checkpoint()).await.unwrap_err().kind(), ErrorKind::InvalidArgument);
-        assert_eq!(fail_after(f64::NAN, checkpoint()).await.unwrap_err().kind(), ErrorKind::InvalidArgument);
-        assert_eq!(sleep(-0.5).await.unwrap_err().kind(), ErrorKind::InvalidArgument);
+        assert_eq!(
+            move_on_after(-1.0, checkpoint()).await.unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
+        assert_eq!(
+            fail_after(f64::NAN, checkpoint()).await.unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
+        assert_eq!(
+            sleep(-0.5).await.unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
         Ok(())
     })
     .unwrap();
@@ -403,9 +429,9 @@ fn move_on_and_fail_after() {
 #[test]
 fn a_30_second_timeout_runs_instantly_under_autojump() {
     let clock = trio::testing::MockClock::autojump();
-    let r = trio::Runner::new().clock(clock.clone()).run(async {
-        fail_after(std::time::Duration::from_secs(30), sleep_forever()).await
-    });
+    let r = trio::Runner::new()
+        .clock(clock.clone())
+        .run(async { fail_after(std::time::Duration::from_secs(30), sleep_forever()).await });
     assert_eq!(r.unwrap_err().kind(), ErrorKind::TooSlow);
     assert_eq!(clock.current_time().as_secs_f64(), 30.0);
 }
@@ -423,7 +449,10 @@ fn timeouts_compose_across_layers() {
         }
         assert_eq!(move_on_after(5.0, library_call()).await?, None);
         assert_eq!(now(), 5.0);
-        assert_eq!(move_on_after(50.0, library_call()).await?, Some("library gave up"));
+        assert_eq!(
+            move_on_after(50.0, library_call()).await?,
+            Some("library gave up")
+        );
         assert_eq!(now(), 15.0);
         Ok(())
     })
@@ -451,7 +480,10 @@ fn current_effective_deadline_follows_nesting_and_shields() {
                                 .run(async {
                                     assert_eq!(current_effective_deadline()?, at(30.0));
                                     inner.cancel();
-                                    assert_eq!(current_effective_deadline()?, Instant::NEG_INFINITY);
+                                    assert_eq!(
+                                        current_effective_deadline()?,
+                                        Instant::NEG_INFINITY
+                                    );
                                     Ok(())
                                 })
                                 .await?;
@@ -517,7 +549,15 @@ fn the_cancel_check_follows_the_schedule_point() {
             Ok(())
         })
         .await?;
-        assert_eq!(log.take(), ["b ran", "a: Err(Cancelled)", "a: Err(Cancelled)", "b ran again"]);
+        assert_eq!(
+            log.take(),
+            [
+                "b ran",
+                "a: Err(Cancelled)",
+                "a: Err(Cancelled)",
+                "b ran again"
+            ]
+        );
         Ok(())
     })
     .unwrap();

@@ -34,9 +34,18 @@ fn sleeping_on_the_mock_clock() {
             assert_eq!(now(), 10.0);
             clock.jump(5.0)?;
             assert_eq!(now(), 15.0);
-            assert_eq!(clock.jump(-1.0).unwrap_err().kind(), ErrorKind::InvalidArgument);
-            assert_eq!(clock.set_rate(-2.0).unwrap_err().kind(), ErrorKind::InvalidArgument);
-            assert_eq!(clock.set_rate(f64::NAN).unwrap_err().kind(), ErrorKind::InvalidArgument);
+            assert_eq!(
+                clock.jump(-1.0).unwrap_err().kind(),
+                ErrorKind::InvalidArgument
+            );
+            assert_eq!(
+                clock.set_rate(-2.0).unwrap_err().kind(),
+                ErrorKind::InvalidArgument
+            );
+            assert_eq!(
+                clock.set_rate(f64::NAN).unwrap_err().kind(),
+                ErrorKind::InvalidArgument
+            );
             Ok(())
         })
         .unwrap();
@@ -114,7 +123,12 @@ fn wait_all_tasks_blocked_wakes_by_cushion_and_beats_autojump() {
                 l.push(format!("blink end at {}", now()));
                 Ok(())
             })?;
-            for (name, cushion) in [("none", 0.0), ("small-1", 0.002), ("small-2", 0.002), ("big", 0.004)] {
+            for (name, cushion) in [
+                ("none", 0.0),
+                ("small-1", 0.002),
+                ("small-2", 0.002),
+                ("big", 0.004),
+            ] {
                 n.start_soon(async move {
                     wait_all_tasks_blocked(cushion).await?;
                     l.push(format!("{name} at {}", now()));
@@ -178,7 +192,10 @@ fn work_outside_the_run_is_not_idleness() {
             let l = &log;
             n.start_soon(async move {
                 wait_all_tasks_blocked(0.0).await?;
-                l.push(format!("idle after thread finished: {}", done.load(Ordering::SeqCst)));
+                l.push(format!(
+                    "idle after thread finished: {}",
+                    done.load(Ordering::SeqCst)
+                ));
                 Ok(())
             })?;
             sleep(5.0).await?; // autojump must wait for the thread too
@@ -261,7 +278,10 @@ fn a_panic_in_a_token_callback_ends_the_run_with_that_panic() {
             sleep_forever().await
         })
     });
-    assert_eq!(*r.unwrap_err().downcast_ref::<&str>().unwrap(), "callback blew up");
+    assert_eq!(
+        *r.unwrap_err().downcast_ref::<&str>().unwrap(),
+        "callback blew up"
+    );
 }
 
 #[test]
@@ -283,11 +303,17 @@ fn system_tasks_are_cancelled_when_the_root_finishes() {
     assert_eq!(log.take(), ["root done", "system task: Err(Cancelled)"]);
 
     let err = trio::run(async {
-        trio::lowlevel::spawn_system_task(async { Err(trio::Error::new(ErrorKind::Broken, "sys")) })?;
+        trio::lowlevel::spawn_system_task(async {
+            Err(trio::Error::new(ErrorKind::Broken, "sys"))
+        })?;
         sleep_forever().await
     })
     .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Broken, "a failing system task cancels the root: {err:?}");
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Broken,
+        "a failing system task cancels the root: {err:?}"
+    );
 }
 
 #[test]
@@ -321,13 +347,17 @@ impl trio::lowlevel::Instrument for Recorder {
         self.0.borrow_mut().push("after_run".into());
     }
     fn task_spawned(&self, task: trio::lowlevel::Task) {
-        self.0.borrow_mut().push(format!("spawned {}", task.name().unwrap()));
+        self.0
+            .borrow_mut()
+            .push(format!("spawned {}", task.name().unwrap()));
     }
     fn task_scheduled(&self, _task: trio::lowlevel::Task) {
         self.0.borrow_mut().push("scheduled".into());
     }
     fn task_exited(&self, task: trio::lowlevel::Task) {
-        self.0.borrow_mut().push(format!("exited {}", task.name().unwrap()));
+        self.0
+            .borrow_mut()
+            .push(format!("exited {}", task.name().unwrap()));
     }
     fn before_io_wait(&self, _: Duration) {
         self.0.borrow_mut().push("io wait".into());
@@ -352,7 +382,13 @@ fn instruments_see_run_task_and_io_events() {
     let events = rec.0.borrow();
     assert_eq!(events.first().map(String::as_str), Some("before_run"));
     assert_eq!(events.last().map(String::as_str), Some("after_run"));
-    for e in ["spawned kid", "exited kid", "scheduled", "io wait", "exited <root>"] {
+    for e in [
+        "spawned kid",
+        "exited kid",
+        "scheduled",
+        "io wait",
+        "exited <root>",
+    ] {
         assert!(events.iter().any(|x| x == e), "missing {e}: {events:?}");
     }
     let spawned = events.iter().position(|e| e == "spawned kid").unwrap();
@@ -387,7 +423,10 @@ fn park_reschedule_and_abort() {
             assert!(reschedule(first, Ok(())));
             assert!(!reschedule(first, Ok(())), "a wait is rescheduled once");
             let second = waiting.borrow_mut().remove(0);
-            assert!(reschedule(second, Err(trio::Error::new(ErrorKind::Broken, "gone"))));
+            assert!(reschedule(
+                second,
+                Err(trio::Error::new(ErrorKind::Broken, "gone"))
+            ));
             Ok(())
         })
         .await?;
@@ -402,7 +441,10 @@ fn park_reschedule_and_abort() {
                 "2: Cancelled",
             ]
         );
-        assert!(waiting.borrow().is_empty(), "the abort fn removed its own key");
+        assert!(
+            waiting.borrow().is_empty(),
+            "the abort fn removed its own key"
+        );
         Ok(())
     })
     .unwrap();
@@ -457,7 +499,10 @@ fn dropping_a_park_tells_its_abort_fn() {
         }
         assert_eq!(
             log.take(),
-            ["Dropped { rescheduled: false }", "Dropped { rescheduled: true }"]
+            [
+                "Dropped { rescheduled: false }",
+                "Dropped { rescheduled: true }"
+            ]
         );
         Ok(())
     })
@@ -496,7 +541,10 @@ fn waiting_for_fds() {
         // A cancelled wait leaves no registration behind.
         let mut buf = [0u8; 8];
         let _ = std::io::Read::read(&mut &a, &mut buf)?;
-        assert_eq!(trio::move_on_after(0.01, trio::lowlevel::wait_readable(fd)).await?, None);
+        assert_eq!(
+            trio::move_on_after(0.01, trio::lowlevel::wait_readable(fd)).await?,
+            None
+        );
         // notify_closing wakes a waiter with Closed.
         open_nursery(async |n| {
             n.start_soon(async move {

@@ -8,7 +8,10 @@ use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
 use std::task::Poll;
-use trio::{CancelScope, Error, ErrorKind, Nursery, TaskStatus, checkpoint, open_nursery, sleep, sleep_forever};
+use trio::{
+    CancelScope, Error, ErrorKind, Nursery, TaskStatus, checkpoint, open_nursery, sleep,
+    sleep_forever,
+};
 
 #[derive(Debug)]
 struct MyError(&'static str);
@@ -102,11 +105,18 @@ fn crashing_child_cancels_looping_sibling_and_sleeping_body() {
         r
     })
     .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Broken, "just the crash, not a group: {err:?}");
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Broken,
+        "just the crash, not a group: {err:?}"
+    );
     assert!(!err.is_group());
     let mut lines = log.take();
     lines.sort();
-    assert_eq!(lines, ["body woke at 0 with Err(Cancelled)", "looper: cancelled"]);
+    assert_eq!(
+        lines,
+        ["body woke at 0 with Err(Cancelled)", "looper: cancelled"]
+    );
 }
 
 #[test]
@@ -253,7 +263,10 @@ fn spawning_into_a_closed_nursery_is_an_error() {
         assert!(n.is_closed());
         let err = n.start_soon(async {}).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Usage);
-        let err = n.start(async |s: TaskStatus<()>| s.started(())).await.unwrap_err();
+        let err = n
+            .start(async |s: TaskStatus<()>| s.started(()))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Usage);
         Ok(())
     })
@@ -290,11 +303,18 @@ fn leaked_nursery_never_polls_its_children_again() {
             std::mem::forget(fut);
         }
         let seen = polls.get();
-        assert!(seen >= 3, "the child ran while the nursery was polled ({seen})");
+        assert!(
+            seen >= 3,
+            "the child ran while the nursery was polled ({seen})"
+        );
         for _ in 0..20 {
             checkpoint().await?;
         }
-        assert_eq!(polls.get(), seen, "a leaked nursery's child was polled again");
+        assert_eq!(
+            polls.get(),
+            seen,
+            "a leaked nursery's child was polled again"
+        );
         Ok(())
     })
     .unwrap();
@@ -397,11 +417,13 @@ fn a_panic_caught_inside_the_run_leaves_the_runtime_usable() {
                 Ok(())
             })
         ));
-        let r = poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(_)) => Poll::Ready(false),
-            Err(_) => Poll::Ready(true),
-        })
+        let r = poll_fn(
+            |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+                Ok(Poll::Pending) => Poll::Pending,
+                Ok(Poll::Ready(_)) => Poll::Ready(false),
+                Err(_) => Poll::Ready(true),
+            },
+        )
         .await;
         assert!(r, "the panic came out");
         assert_eq!(trio::current_effective_deadline()?, trio::Instant::INFINITY);
@@ -533,7 +555,10 @@ fn start_runs_under_the_callers_scopes_until_started() {
             .await?;
             assert_eq!(r, None, "start was cancelled by the caller's timeout");
             assert_eq!(now(), 1.0);
-            assert!(n.child_tasks().is_empty(), "the task did not move into the nursery");
+            assert!(
+                n.child_tasks().is_empty(),
+                "the task did not move into the nursery"
+            );
             Ok(())
         })
         .await?;
@@ -668,7 +693,11 @@ fn opening_a_nursery_is_not_a_checkpoint_and_exit_is_a_schedule_point_only() {
         .await?;
         assert_eq!(
             log.take(),
-            ["inner body", "other task", "inner nursery returned Ok(Some(5))"]
+            [
+                "inner body",
+                "other task",
+                "inner nursery returned Ok(Some(5))"
+            ]
         );
         Ok(())
     })
@@ -696,7 +725,10 @@ fn batches_are_fair_and_fifo_without_a_seed() {
         Ok(())
     })
     .unwrap();
-    assert_eq!(log.take(), ["a0", "b0", "c0", "a1", "b1", "c1", "a2", "b2", "c2"]);
+    assert_eq!(
+        log.take(),
+        ["a0", "b0", "c0", "a1", "b1", "c1", "a2", "b2", "c2"]
+    );
 }
 
 fn order_with_seed(seed: u64) -> Vec<String> {
@@ -730,10 +762,17 @@ fn a_seed_shuffles_batches_reproducibly() {
     let a = order_with_seed(1);
     assert_eq!(a, order_with_seed(1), "same seed, same order");
     let distinct: std::collections::HashSet<Vec<String>> = (0..20).map(order_with_seed).collect();
-    assert!(distinct.len() > 5, "seeds shuffle the order ({} distinct)", distinct.len());
+    assert!(
+        distinct.len() > 5,
+        "seeds shuffle the order ({} distinct)",
+        distinct.len()
+    );
     // Batches still hold: every task's step i happens before any step i+1.
     for order in &distinct {
-        let steps: Vec<u32> = order.iter().map(|s| s.split('.').nth(1).unwrap().parse().unwrap()).collect();
+        let steps: Vec<u32> = order
+            .iter()
+            .map(|s| s.split('.').nth(1).unwrap().parse().unwrap())
+            .collect();
         assert!(steps.windows(2).all(|w| w[0] <= w[1]), "{order:?}");
     }
 }
@@ -752,12 +791,20 @@ fn the_task_tree_is_inspectable() {
             n.start_soon(sleep_forever())?;
             trio::testing::wait_all_tasks_blocked(0.0).await?;
             let me = trio::lowlevel::current_task()?;
-            assert_eq!(me, root, "a nursery body is part of the task that opened it");
+            assert_eq!(
+                me, root,
+                "a nursery body is part of the task that opened it"
+            );
             let nurseries = me.child_nurseries();
             assert_eq!(nurseries.len(), 1);
             assert_eq!(nurseries[0], n.info());
             assert_eq!(nurseries[0].parent_task(), Some(root));
-            assert!(nurseries[0].location().unwrap().contains("tests/nursery.rs"));
+            assert!(
+                nurseries[0]
+                    .location()
+                    .unwrap()
+                    .contains("tests/nursery.rs")
+            );
             let kids = n.child_tasks();
             assert_eq!(kids.len(), 2);
             assert_eq!(kids[0].name().as_deref(), Some("worker"));
@@ -765,7 +812,12 @@ fn the_task_tree_is_inspectable() {
             assert!(default_name.contains("tests/nursery.rs:"), "{default_name}");
             let waiting = kids[0].waiting_at().unwrap();
             assert!(waiting.contains("tests/nursery.rs:"), "{waiting}");
-            assert!(kids[0].spawn_location().unwrap().contains("tests/nursery.rs:"));
+            assert!(
+                kids[0]
+                    .spawn_location()
+                    .unwrap()
+                    .contains("tests/nursery.rs:")
+            );
             n.cancel_scope().cancel();
             Ok(())
         })
@@ -790,6 +842,12 @@ fn nested_run_is_an_error_not_a_hang() {
 #[test]
 fn runtime_functions_outside_a_run_are_errors() {
     assert_eq!(trio::current_time().unwrap_err().kind(), ErrorKind::Usage);
-    assert_eq!(trio::lowlevel::current_task().unwrap_err().kind(), ErrorKind::Usage);
-    assert_eq!(trio::current_effective_deadline().unwrap_err().kind(), ErrorKind::Usage);
+    assert_eq!(
+        trio::lowlevel::current_task().unwrap_err().kind(),
+        ErrorKind::Usage
+    );
+    assert_eq!(
+        trio::current_effective_deadline().unwrap_err().kind(),
+        ErrorKind::Usage
+    );
 }

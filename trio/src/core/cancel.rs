@@ -22,7 +22,7 @@
 //! before the scope is entered; [`move_on_after`] and friends are the
 //! everyday forms.
 
-use crate::core::runtime::{self, Runtime, StatusId, StatusKind};
+use crate::core::runtime::{self, NewStatus, Runtime, StatusId, StatusKind};
 use crate::error::{Error, ErrorKind, Result};
 use crate::time::{Instant, TryIntoDuration};
 use std::cell::Cell;
@@ -58,15 +58,15 @@ impl StatusGuard {
             Instant::NEG_INFINITY
         };
         let status = rt.with_state(|st| {
-            st.new_status(
-                Some(parent),
+            let spec = NewStatus {
+                parent: Some(parent),
                 kind,
                 owner,
                 shield,
                 cancel_called,
                 deadline,
-                now,
-            )
+            };
+            st.new_status(spec, now)
         });
         StatusGuard {
             rt: rt.clone(),
@@ -81,7 +81,9 @@ impl StatusGuard {
         let Some(inner) = &self.handle else { return };
         let now = self.rt.now();
         if let Some(s) = self.rt.state.borrow().statuses.get(self.status) {
-            inner.cancel_called.set(s.cancel_called || s.deadline <= now);
+            inner
+                .cancel_called
+                .set(s.cancel_called || s.deadline <= now);
             inner.deadline.set(s.deadline);
             inner.shield.set(s.shield);
         }

@@ -43,8 +43,8 @@
 
 use crate::core::cancel::CancelScope;
 use crate::core::runtime::{
-    self, BODY_SLOT, NurseryId, NurseryRecord, Parent, Runtime, StatusId, StatusKind, TaskId,
-    TaskName, TaskRecord,
+    self, BODY_SLOT, NewStatus, NurseryId, NurseryRecord, Parent, Runtime, StatusId, StatusKind,
+    TaskId, TaskName, TaskRecord,
 };
 use crate::core::task::{NurseryInfo, Task};
 use crate::error::{Error, Result, TaskResult};
@@ -58,7 +58,24 @@ use std::pin::{Pin, pin};
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-type ChildFuture<'env> = Pin<Box<dyn Future<Output = Result<()>> + 'env>>;
+/// A child's future as the nursery stores it: the user's future itself,
+/// boxed once. (Wrapping it in an `async` block to convert its output would
+/// store it twice over: rustc keeps both the captured and the awaited copy.)
+trait ChildTask {
+    fn poll_task(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>>;
+}
+
+impl<F> ChildTask for F
+where
+    F: Future,
+    F::Output: TaskResult,
+{
+    fn poll_task(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.poll(cx).map(TaskResult::into_task_result)
+    }
+}
+
+type ChildFuture<'env> = Pin<Box<dyn ChildTask + 'env>>;
 
 struct Child<'env> {
     /// `None` while the child is being polled.
@@ -108,7 +125,6 @@ impl<'env> NurseryInner<'env> {
                 name,
                 parent: Parent::Nursery { nursery: id, slot },
                 ready: false,
-                body_of: None,
                 location: Some(location),
             });
             if let Some(n) = st.nurseries.get_mut(id) {
@@ -293,7 +309,7 @@ impl<'env> Nursery<'env> {
             started: Cell::new(false),
         });
         let status = TaskStatus { slot: slot.clone() };
-        let fut: ChildFuture<'env> = Box::pin(async move { f(status).await.into_task_result() });
+        let fut: ChildFuture<'env> = Box::pin(f(status));
         let mut hidden: Driver<'env> = Driver::open(&rt, true, location);
         hidden.inner.spawn(fut, name, location)?;
         let mut moved = false;
@@ -478,22 +494,16 @@ impl<'env> Driver<'env> {
     fn open(rt: &Rc<Runtime>, hidden: bool, location: &'static Location<'static>) -> Driver<'env> {
         let parent_status = rt.current_status.get();
         let owner = rt.current_owner();
-        let (id, status, body_task) = rt.with_state(|st| {
-            let status = st.new_status(
-                Some(parent_status),
-                StatusKind::Nursery,
-                owner,
-                false,
-                false,
-                Instant::INFINITY,
-                Instant::NEG_INFINITY,
-            );
+        let (id, status, body_task, batch) = rt.with_state(|st| {
+            let spec = NewStatus::plain(Some(parent_status), StatusKind::Nursery, owner);
+            let status = st.new_status(spec, Instant::NEG_INFINITY);
+            let ready = st.take_list();
             let id = st.nurseries.insert(NurseryRecord {
                 owner,
                 status,
-                ready: Vec::new(),
+                ready,
                 woken: false,
-                waker: runtime::WakeTarget::None,
+                waker: runtime::WakeTarget::NONE,
                 closed: false,
                 live: 0,
                 pending_starts: 0,
@@ -512,13 +522,12 @@ impl<'env> Driver<'env> {
                         slot: BODY_SLOT,
                     },
                     ready: false,
-                    body_of: Some(owner),
                     location: Some(location),
                 });
                 st.wake_task(body);
                 body
             });
-            (id, status, body_task)
+            (id, status, body_task, st.take_list())
         });
         Driver {
             rt: rt.clone(),
@@ -536,7 +545,7 @@ impl<'env> Driver<'env> {
             body_done: hidden,
             errors: Vec::new(),
             panic: None,
-            batch: Vec::new(),
+            batch,
             waited_since_body: false,
             finished: false,
         }
@@ -580,11 +589,10 @@ impl<'env> Driver<'env> {
             return Poll::Ready(());
         }
         let id = self.inner.id;
-        let run_id = rt.run_id;
         let mut batch = std::mem::take(&mut self.batch);
         rt.with_state(|st| {
             if let Some(n) = st.nurseries.get_mut(id) {
-                n.waker.update(run_id, cx.waker());
+                n.waker.update(cx.waker());
                 std::mem::swap(&mut n.ready, &mut batch);
                 n.woken = false;
             }
@@ -679,7 +687,7 @@ impl<'env> Driver<'env> {
         let waker = rt.waker_for(task);
         let mut ccx = Context::from_waker(&waker);
         rt.instrument(|i, rt| i.before_task_step(Task::from_id(rt, task)));
-        let r = catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut ccx)));
+        let r = catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll_task(&mut ccx)));
         rt.instrument(|i, rt| i.after_task_step(Task::from_id(rt, task)));
         let outcome = match r {
             Ok(Poll::Pending) => {
@@ -781,9 +789,13 @@ impl<'env> Driver<'env> {
         self.finished = true;
         let error = Error::group(std::mem::take(&mut self.errors));
         let (id, status, body_task) = (self.inner.id, self.inner.status, self.body_task);
+        let batch = std::mem::take(&mut self.batch);
         let (rest, _caught) = self.rt.with_state(|st| {
             let r = st.exit_status(status, error);
-            st.nurseries.remove(id);
+            if let Some(n) = st.nurseries.remove(id) {
+                st.give_list(n.ready);
+            }
+            st.give_list(batch);
             if let Some(b) = body_task {
                 st.tasks.remove(b);
             }

@@ -141,7 +141,7 @@ pub(crate) fn new_park(
     let park = rt.with_state(|st| {
         let id = st.parks.insert(ParkRecord {
             state: ParkState::Waiting,
-            target: WakeTarget::None,
+            target: WakeTarget::NONE,
             status: None,
             task,
             location,

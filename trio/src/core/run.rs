@@ -24,7 +24,8 @@ use crate::core::clock::{Clock, SystemClock};
 use crate::core::instrument::Instrument;
 use crate::core::io::Reactor;
 use crate::core::runtime::{
-    self, Parent, ROOT_SLOT, Runtime, State, StatusKind, SystemTask, TaskName, TaskRecord,
+    self, NewStatus, Parent, ROOT_SLOT, Runtime, State, StatusKind, SystemTask, TaskName,
+    TaskRecord,
 };
 use crate::core::slab::Key;
 use crate::core::task::Task;
@@ -163,13 +164,12 @@ impl Runner {
                 name: TaskName::Static("<root>"),
                 parent: Parent::Top { slot: ROOT_SLOT },
                 ready: false,
-                body_of: None,
                 location: None,
             });
-            let (never, now) = (Instant::INFINITY, Instant::NEG_INFINITY);
-            let root_status = st.new_status(None, StatusKind::Root, root, false, false, never, now);
+            let never = Instant::NEG_INFINITY;
+            let root_status = st.new_status(NewStatus::plain(None, StatusKind::Root, root), never);
             let system_status =
-                st.new_status(None, StatusKind::System, root, false, false, never, now);
+                st.new_status(NewStatus::plain(None, StatusKind::System, root), never);
             rt.root_task.set(root);
             rt.root_status.set(root_status);
             rt.system_status.set(system_status);
@@ -307,8 +307,11 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
         }
 
         // 4. Deadlines.
-        let now = rt.clock.current_time();
-        if rt.with_state(|st| st.expire_timers(now)) {
+        let fired = rt.with_state(|st| {
+            // Reading the clock costs a little; with no deadline there is no need.
+            !st.timers.is_empty() && st.expire_timers(rt.clock.current_time())
+        });
+        if fired {
             idle = Idle::No;
         }
 
@@ -458,7 +461,6 @@ where
             name: TaskName::Location(location),
             parent: Parent::Top { slot: slot as u32 },
             ready: false,
-            body_of: None,
             location: Some(location),
         });
         st.wake_task(id);

@@ -89,38 +89,22 @@ pub(crate) struct TaskRecord {
     pub(crate) name: TaskName,
     pub(crate) parent: Parent,
     pub(crate) ready: bool,
-    /// For a nursery body: the task it belongs to.
-    pub(crate) body_of: Option<TaskId>,
     pub(crate) location: Option<&'static Location<'static>>,
 }
 
-/// Whom to wake: one of our tasks (applied in place) or a foreign waker.
-#[derive(Clone)]
-pub(crate) enum WakeTarget {
-    None,
-    Local(TaskId),
-    Foreign(Waker),
-}
+/// Whom to wake: a waker remembered from the last poll. Ours are decoded
+/// and applied in place (no reference counts, no allocation); foreign ones
+/// are queued and woken after the state borrow ends.
+#[derive(Clone, Default)]
+pub(crate) struct WakeTarget(Option<Waker>);
 
 impl WakeTarget {
-    pub(crate) fn update(&mut self, run_id: u32, waker: &Waker) {
-        match decode_ours(waker) {
-            Some(word) if word.run == run_id as u16 => {
-                // Cheap re-derivation: the generation is checked when used.
-                let id = Key {
-                    index: word.index,
-                    generation: word.short_gen as u32,
-                };
-                *self = WakeTarget::Local(id);
-            }
-            _ => {
-                if let WakeTarget::Foreign(w) = self
-                    && w.will_wake(waker)
-                {
-                    return;
-                }
-                *self = WakeTarget::Foreign(waker.clone());
-            }
+    pub(crate) const NONE: WakeTarget = WakeTarget(None);
+
+    pub(crate) fn update(&mut self, waker: &Waker) {
+        match &self.0 {
+            Some(w) if w.will_wake(waker) => {}
+            _ => self.0 = Some(waker.clone()),
         }
     }
 }
@@ -146,6 +130,30 @@ pub(crate) enum StatusKind {
     System,
     Scope,
     Nursery,
+}
+
+/// What a new cancel status starts as.
+pub(crate) struct NewStatus {
+    pub(crate) parent: Option<StatusId>,
+    pub(crate) kind: StatusKind,
+    pub(crate) owner: TaskId,
+    pub(crate) shield: bool,
+    pub(crate) cancel_called: bool,
+    pub(crate) deadline: Instant,
+}
+
+impl NewStatus {
+    /// A plain status: not shielded, not cancelled, no deadline.
+    pub(crate) fn plain(parent: Option<StatusId>, kind: StatusKind, owner: TaskId) -> Self {
+        NewStatus {
+            parent,
+            kind,
+            owner,
+            shield: false,
+            cancel_called: false,
+            deadline: Instant::INFINITY,
+        }
+    }
 }
 
 pub(crate) struct StatusRecord {
@@ -194,6 +202,8 @@ pub(crate) struct State {
     pub(crate) log_scheduled: bool,
     pub(crate) scheduled_log: Vec<TaskId>,
     scratch: Vec<StatusId>,
+    /// Cleared ready lists of finished nurseries, so opening one does not allocate.
+    spare_lists: Vec<Vec<u32>>,
 }
 
 impl State {
@@ -214,6 +224,7 @@ impl State {
             log_scheduled: false,
             scheduled_log: Vec::new(),
             scratch: Vec::new(),
+            spare_lists: Vec::new(),
         }
     }
 
@@ -252,16 +263,8 @@ impl State {
             return;
         }
         n.woken = true;
-        match &n.waker {
-            WakeTarget::None => {}
-            WakeTarget::Local(id) => {
-                let id = *id;
-                self.wake_short(id.index, id.generation as u16);
-            }
-            WakeTarget::Foreign(w) => {
-                let w = w.clone();
-                self.pending_foreign.push(w);
-            }
+        if let Some(w) = n.waker.0.clone() {
+            self.wake_waker(&w);
         }
     }
 
@@ -273,10 +276,18 @@ impl State {
     }
 
     pub(crate) fn wake_target(&mut self, target: &WakeTarget) {
-        match target {
-            WakeTarget::None => {}
-            WakeTarget::Local(id) => self.wake_short(id.index, id.generation as u16),
-            WakeTarget::Foreign(w) => self.pending_foreign.push(w.clone()),
+        if let Some(w) = &target.0 {
+            self.wake_waker(w);
+        }
+    }
+
+    /// Applies one of our wakers in place; queues a foreign one.
+    fn wake_waker(&mut self, w: &Waker) {
+        match decode_ours(w) {
+            Some(word) if word.run == self.run_id as u16 => {
+                self.wake_short(word.index, word.short_gen)
+            }
+            _ => self.pending_foreign.push(w.clone()),
         }
     }
 
@@ -293,18 +304,32 @@ impl State {
         self.rng = Some(x);
     }
 
+    /// An empty list, reusing a finished nursery's allocation if possible.
+    pub(crate) fn take_list(&mut self) -> Vec<u32> {
+        self.spare_lists.pop().unwrap_or_default()
+    }
+
+    /// Keeps a list's allocation for the next nursery (a few, not all).
+    pub(crate) fn give_list(&mut self, mut list: Vec<u32>) {
+        if self.spare_lists.len() < 64 && list.capacity() > 0 && list.capacity() <= 1024 {
+            list.clear();
+            self.spare_lists.push(list);
+        }
+    }
+
     // ----- cancel statuses --------------------------------------------
 
-    pub(crate) fn new_status(
-        &mut self,
-        parent: Option<StatusId>,
-        kind: StatusKind,
-        owner: TaskId,
-        shield: bool,
-        cancel_called: bool,
-        deadline: Instant,
-        now: Instant,
-    ) -> StatusId {
+    /// Enters a new cancel status. `now` matters only for a finite deadline
+    /// (one already past starts cancelled).
+    pub(crate) fn new_status(&mut self, spec: NewStatus, now: Instant) -> StatusId {
+        let NewStatus {
+            parent,
+            kind,
+            owner,
+            shield,
+            cancel_called,
+            deadline,
+        } = spec;
         let cancel_called = cancel_called || deadline <= now;
         let parent = parent.filter(|p| self.statuses.get(*p).is_some());
         let parent_eff = parent.is_some_and(|p| self.statuses.get(p).is_some_and(|s| s.effective));
@@ -536,11 +561,10 @@ impl State {
 
     /// Records that `park` waits under `status`, to be woken through `waker`.
     pub(crate) fn register_park(&mut self, park: ParkId, status: StatusId, waker: &Waker) {
-        let run_id = self.run_id;
         let Some(p) = self.parks.get_mut(park) else {
             return;
         };
-        p.target.update(run_id, waker);
+        p.target.update(waker);
         if p.status == Some(status) {
             return;
         }
@@ -585,7 +609,7 @@ impl State {
         if p.deadline.is_finite() {
             self.timers.note_stale();
         }
-        let target = std::mem::replace(&mut p.target, WakeTarget::None);
+        let target = std::mem::take(&mut p.target);
         self.wake_target(&target);
         true
     }
@@ -769,21 +793,49 @@ impl Runtime {
         resolve_owner(&st, self.current_task.get())
     }
 
-    /// Calls `f` on each instrument, if there are any.
+    /// Calls `f` on each instrument, if there are any. The list is not
+    /// borrowed while `f` runs (an instrument may add or remove instruments),
+    /// and nothing is allocated per event.
     pub(crate) fn instrument(&self, f: impl Fn(&dyn Instrument, &Self)) {
         if !self.instruments_on.get() {
             return;
         }
-        let list = self.instruments.borrow().clone();
-        for i in &list {
-            f(&**i, self);
+        for i in 0.. {
+            let inst = self.instruments.borrow().get(i).cloned();
+            let Some(inst) = inst else { break };
+            f(&*inst, self);
         }
     }
 }
 
+/// A nursery body belongs to the task that opened the nursery (possibly
+/// itself a body, in nested nurseries).
 pub(crate) fn resolve_owner(st: &State, mut id: TaskId) -> TaskId {
-    while let Some(owner) = st.tasks.get(id).and_then(|t| t.body_of) {
+    while let Some(owner) = body_owner(st, id) {
         id = owner;
     }
     id
+}
+
+/// For a nursery body node: the task that opened the nursery.
+pub(crate) fn body_owner(st: &State, id: TaskId) -> Option<TaskId> {
+    match st.tasks.get(id)?.parent {
+        Parent::Nursery { nursery, slot } if slot == BODY_SLOT => {
+            st.nurseries.get(nursery).map(|n| n.owner)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// These records are per task or per wait: keep them from growing by accident.
+    #[test]
+    fn records_stay_small() {
+        assert!(size_of::<TaskRecord>() <= 56);
+        assert!(size_of::<ParkRecord>() <= 72);
+        assert!(size_of::<WakeTarget>() <= 16);
+    }
 }

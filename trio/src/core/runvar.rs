@@ -60,7 +60,7 @@ impl<T: 'static> RunVar<T> {
     pub fn with<R>(&'static self, f: impl FnOnce(&mut T) -> R) -> Result<R> {
         let rt = runtime::current()?;
         let taken = rt.run_vars.borrow_mut().remove(&self.key());
-        let mut boxed: Box<dyn Any> = match taken {
+        let boxed: Box<dyn Any> = match taken {
             Some(b) => b,
             None => match self.default {
                 Some(default) => Box::new(default()),
@@ -72,12 +72,28 @@ impl<T: 'static> RunVar<T> {
                 }
             },
         };
-        let r = match boxed.downcast_mut::<T>() {
-            Some(value) => f(value),
-            None => return Err(Error::usage("a RunVar's slot held another type")),
+        // Put the value back even if `f` panics.
+        struct PutBack<'a> {
+            vars: &'a std::cell::RefCell<std::collections::HashMap<usize, Box<dyn Any>>>,
+            key: usize,
+            value: Option<Box<dyn Any>>,
+        }
+        impl Drop for PutBack<'_> {
+            fn drop(&mut self) {
+                if let Some(v) = self.value.take() {
+                    self.vars.borrow_mut().insert(self.key, v);
+                }
+            }
+        }
+        let mut slot = PutBack {
+            vars: &rt.run_vars,
+            key: self.key(),
+            value: Some(boxed),
         };
-        rt.run_vars.borrow_mut().insert(self.key(), boxed);
-        Ok(r)
+        match slot.value.as_mut().and_then(|b| b.downcast_mut::<T>()) {
+            Some(value) => Ok(f(value)),
+            None => Err(Error::usage("a RunVar's slot held another type")),
+        }
     }
 
     /// A clone of the value.

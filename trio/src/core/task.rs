@@ -161,7 +161,7 @@ impl NurseryInfo {
                 .iter()
                 .filter_map(|(id, t)| match t.parent {
                     Parent::Nursery { nursery, slot }
-                        if nursery == self.id && t.body_of.is_none() =>
+                        if nursery == self.id && slot != runtime::BODY_SLOT =>
                     {
                         Some((slot, id))
                     }

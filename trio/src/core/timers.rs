@@ -46,6 +46,10 @@ impl Timers {
         self.heap.pop();
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
     /// One more entry in the heap is dead.
     pub(crate) fn note_stale(&mut self) {
         self.stale += 1;

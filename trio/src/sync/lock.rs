@@ -1,0 +1,558 @@
+//! [`Lock`] and [`StrictFifoLock`]: mutual exclusion between tasks.
+//!
+//! # Design
+//!
+//! A lock is an owner (`Option<Task>`) plus a [`WaitQueue`] of tasks
+//! waiting for it, as in Trio:
+//!
+//! - **Direct hand-off.** Releasing a contended lock does not make it free:
+//!   the oldest waiter becomes the owner on the spot, before it even runs.
+//!   So `try_acquire` fails while anyone is queued, nobody can barge in
+//!   ahead of a waiter, and tasks taking the lock in a loop get it in turn.
+//! - **Owner-only release.** The lock belongs to the task that acquired it.
+//!   A [`LockGuard`] releases it when dropped; [`Lock::release`] (the
+//!   guard-less form) checks that the caller is the owner.
+//! - **Non-reentrant.** Acquiring a lock you already hold is a usage error
+//!   instead of a deadlock.
+//! - **Abandoned locks break.** If the owner task exits while holding the
+//!   lock (it used [`Lock::acquire_raw`] and never released, or leaked its
+//!   guard with `mem::forget`), the lock is *broken*: every task waiting for
+//!   it, and every later attempt to take it, fails with
+//!   [`ErrorKind::Broken`] instead of waiting forever.
+//!
+//! # How abandonment is detected
+//!
+//! Two ways, so that nobody ever waits for a dead owner:
+//! - every acquire attempt checks whether the owner is still alive
+//!   ([`Task::is_alive`]); if not, the lock breaks then;
+//! - while a lock is *contended* (held, with tasks queued), the owner is
+//!   registered with a per-run [`Instrument`] that watches for task exits
+//!   and breaks the lock when its owner exits. The instrument is installed
+//!   only while some lock is contended and removed as soon as none is, so
+//!   uncontended locks cost nothing extra.
+//!
+//! A guard may be moved to another task; it still releases when dropped.
+//! But the lock stays the acquiring task's: if that task exits before the
+//! guard is dropped, the lock counts as abandoned.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::lowlevel::{
+    Instrument, RunVar, Task, add_instrument, cancel_shielded_checkpoint, checkpoint_if_cancelled,
+    current_task, remove_instrument,
+};
+use crate::sync::parking_lot::WaitQueue;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::rc::{Rc, Weak};
+
+pub(crate) struct LockInner {
+    lot: WaitQueue<Task>,
+    owner: Cell<Option<Task>>,
+    /// The owner registered with the run's exit watcher, if any.
+    watched: Cell<Option<Task>>,
+}
+
+/// A fair, non-reentrant mutual-exclusion lock (Trio's `trio.Lock`).
+///
+/// Only one task holds it at a time; others wait in FIFO order, and
+/// releasing hands it straight to the oldest waiter. Clones are handles to
+/// the same lock. The rules:
+///
+/// - **Direct hand-off**: releasing a contended lock makes the oldest
+///   waiter the owner at once, so [`try_acquire`](Lock::try_acquire) fails
+///   while anyone is queued and tasks taking the lock in a loop get it in
+///   turn.
+/// - **Owner-only release**: a [`LockGuard`] releases when dropped;
+///   [`release`](Lock::release) (for [`acquire_raw`](Lock::acquire_raw))
+///   is a usage error unless the caller holds the lock.
+/// - **Non-reentrant**: acquiring a lock you hold is a usage error, not a
+///   deadlock.
+/// - **Abandoned locks break**: if the owner task exits while holding the
+///   lock (a raw acquire never released, or a guard leaked with
+///   `mem::forget`), the tasks waiting for it and every later acquire fail
+///   with [`ErrorKind::Broken`]. Waiters already queued are woken when the
+///   owner exits; otherwise the next acquire notices. (A guard moved to
+///   another task still releases when dropped, but if the acquiring task
+///   exits first the lock counts as abandoned.)
+///
+/// ```
+/// use std::cell::RefCell;
+/// use trio::sync::Lock;
+/// trio::run(async {
+///     let lock = Lock::new();
+///     let log = RefCell::new(Vec::new());
+///     trio::open_nursery(async |nursery| {
+///         for i in 0..3 {
+///             let (lock, log) = (&lock, &log);
+///             nursery.start_soon(async move {
+///                 let _guard = lock.acquire().await?; // released when dropped
+///                 log.borrow_mut().push(i);
+///                 trio::sleep(0.001).await?; // nobody else gets in meanwhile
+///                 log.borrow_mut().push(i);
+///                 Ok(())
+///             })?;
+///         }
+///         Ok(())
+///     })
+///     .await?;
+///     let log = log.into_inner();
+///     assert!(log.chunks(2).all(|pair| pair[0] == pair[1]));
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Lock {
+    pub(crate) inner: Rc<LockInner>,
+}
+
+/// What [`Lock::statistics`] reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LockStatistics {
+    /// Whether the lock is held.
+    pub locked: bool,
+    /// The task holding it.
+    pub owner: Option<Task>,
+    /// How many tasks are waiting for it.
+    pub tasks_waiting: usize,
+}
+
+/// Proof of holding a [`Lock`]; releases it when dropped.
+///
+/// Dropping a guard releases the lock only if the task that acquired it
+/// still owns it (so a guard never releases somebody else's hold).
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct LockGuard {
+    lock: Lock,
+    task: Task,
+}
+
+impl Default for Lock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn would_block() -> Error {
+    Error::new(ErrorKind::WouldBlock, "the lock is held by another task")
+}
+
+fn abandoned() -> Error {
+    Error::new(
+        ErrorKind::Broken,
+        "the task that held this lock exited without releasing it",
+    )
+}
+
+impl Lock {
+    /// An unlocked lock.
+    pub fn new() -> Self {
+        let inner = Rc::new_cyclic(|weak: &Weak<LockInner>| {
+            let weak = weak.clone();
+            // A waiter handed the lock whose future was dropped before it
+            // ran passes the lock on, as if it had released it at once.
+            let on_lost = Rc::new(move |task: Task| {
+                if let Some(inner) = weak.upgrade() {
+                    let _ = release_owned_by(&inner, task);
+                }
+            });
+            LockInner {
+                lot: WaitQueue::with_lost_handler(on_lost),
+                owner: Cell::new(None),
+                watched: Cell::new(None),
+            }
+        });
+        Lock { inner }
+    }
+
+    /// Waits for the lock and returns a guard that releases it when
+    /// dropped. A checkpoint. `Cancelled` means the lock was not taken
+    /// (and the order of the other waiters is unchanged); `Broken` if the
+    /// owner exited without releasing it; a usage error if the calling
+    /// task already holds it.
+    pub async fn acquire(&self) -> Result<LockGuard> {
+        let task = current_task()?;
+        acquire_as(&self.inner, task).await?;
+        Ok(LockGuard {
+            lock: self.clone(),
+            task,
+        })
+    }
+
+    /// Takes the lock if nobody holds it and nobody is waiting for it;
+    /// otherwise [`ErrorKind::WouldBlock`]. Not a checkpoint.
+    pub fn try_acquire(&self) -> Result<LockGuard> {
+        let task = current_task()?;
+        try_acquire_as(&self.inner, task)?;
+        Ok(LockGuard {
+            lock: self.clone(),
+            task,
+        })
+    }
+
+    /// Like [`acquire`](Lock::acquire), without a guard: the calling task
+    /// must [`release`](Lock::release) the lock itself (Trio's API). If it
+    /// exits without doing so, the lock breaks.
+    pub async fn acquire_raw(&self) -> Result<()> {
+        acquire_as(&self.inner, current_task()?).await
+    }
+
+    /// Like [`try_acquire`](Lock::try_acquire), without a guard.
+    pub fn try_acquire_raw(&self) -> Result<()> {
+        try_acquire_as(&self.inner, current_task()?)
+    }
+
+    /// Releases the lock, handing it to the oldest waiter if there is one.
+    /// A usage error unless the calling task holds it. Not a checkpoint.
+    pub fn release(&self) -> Result<()> {
+        release_owned_by(&self.inner, current_task()?)
+    }
+
+    /// Whether some task holds the lock.
+    pub fn locked(&self) -> bool {
+        self.inner.owner.get().is_some()
+    }
+
+    /// The task holding the lock.
+    pub fn owner(&self) -> Option<Task> {
+        self.inner.owner.get()
+    }
+
+    /// Whether the lock is broken (its owner exited while holding it).
+    pub fn is_broken(&self) -> bool {
+        self.inner.lot.broken_by().is_some()
+    }
+
+    /// Debugging information.
+    pub fn statistics(&self) -> LockStatistics {
+        LockStatistics {
+            locked: self.locked(),
+            owner: self.owner(),
+            tasks_waiting: self.inner.lot.len(),
+        }
+    }
+
+    pub(crate) fn queue(&self) -> &WaitQueue<Task> {
+        &self.inner.lot
+    }
+
+    /// Registers the owner with the exit watcher if tasks are queued (after
+    /// a `Condition` reparked waiters onto this lock, say).
+    pub(crate) fn note_waiters(&self) {
+        watch_if_contended(&self.inner);
+    }
+}
+
+impl fmt::Debug for Lock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lock")
+            .field("owner", &self.owner())
+            .field("tasks_waiting", &self.inner.lot.len())
+            .field("broken", &self.is_broken())
+            .finish()
+    }
+}
+
+impl LockGuard {
+    /// The lock this guard holds.
+    pub fn lock(&self) -> &Lock {
+        &self.lock
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if self.lock.inner.owner.get() == Some(self.task) {
+            let _ = release_owned_by(&self.lock.inner, self.task);
+        }
+    }
+}
+
+impl fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("task", &self.task)
+            .finish()
+    }
+}
+
+/// Fails with `Broken` (breaking the lock first if needed) when the owner
+/// is gone.
+fn check_abandoned(inner: &Rc<LockInner>) -> Result<()> {
+    if inner.lot.broken_by().is_some() {
+        return Err(abandoned());
+    }
+    if let Some(owner) = inner.owner.get()
+        && !owner.is_alive()
+    {
+        owner_exited(inner, owner);
+        return Err(abandoned());
+    }
+    Ok(())
+}
+
+pub(crate) fn try_acquire_as(inner: &Rc<LockInner>, task: Task) -> Result<()> {
+    if inner.owner.get() == Some(task) {
+        return Err(Error::usage(
+            "this task already holds the lock (trio locks are not reentrant)",
+        ));
+    }
+    check_abandoned(inner)?;
+    if inner.owner.get().is_none() && inner.lot.is_empty() {
+        inner.owner.set(Some(task));
+        Ok(())
+    } else {
+        Err(would_block())
+    }
+}
+
+/// Releases a freshly taken lock if the acquiring future is dropped before
+/// it completes (keeps "dropped means no effect" for the guard-less form).
+struct Undo<'a> {
+    inner: &'a Rc<LockInner>,
+    task: Task,
+    armed: bool,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = release_owned_by(self.inner, self.task);
+        }
+    }
+}
+
+pub(crate) async fn acquire_as(inner: &Rc<LockInner>, task: Task) -> Result<()> {
+    checkpoint_if_cancelled().await?;
+    match try_acquire_as(inner, task) {
+        Ok(()) => {
+            let mut undo = Undo {
+                inner,
+                task,
+                armed: true,
+            };
+            cancel_shielded_checkpoint().await?;
+            undo.armed = false;
+            Ok(())
+        }
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+            // Parked, the task becomes the owner at the moment it is
+            // unparked (release sets the owner): the hand-off is direct.
+            let parked = inner.lot.park_then(task, || watch_if_contended(inner));
+            match parked.await {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == ErrorKind::Broken => Err(abandoned()),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub(crate) fn release_owned_by(inner: &Rc<LockInner>, task: Task) -> Result<()> {
+    if inner.owner.get() != Some(task) {
+        return Err(Error::usage(
+            "only the task that holds a lock can release it",
+        ));
+    }
+    unwatch(inner);
+    let next = inner.lot.unpark_one();
+    inner.owner.set(next);
+    watch_if_contended(inner);
+    Ok(())
+}
+
+fn owner_exited(inner: &Rc<LockInner>, task: Task) {
+    if inner.owner.get() == Some(task) {
+        unwatch(inner);
+        inner.lot.break_queue(Some(task));
+    }
+}
+
+// ----- watching owners of contended locks for exit ---------------------------
+
+/// The per-run instrument that breaks contended locks whose owner exits.
+struct ExitWatcher {
+    watched: RefCell<Vec<(Task, Weak<LockInner>)>>,
+}
+
+static WATCHER: RunVar<Option<Rc<ExitWatcher>>> =
+    RunVar::with_default("trio::sync::Lock owner watcher", || None);
+
+fn watcher() -> Option<Rc<ExitWatcher>> {
+    WATCHER.with(|w| w.clone()).ok().flatten()
+}
+
+fn set_installed(w: &Rc<ExitWatcher>, on: bool) {
+    let as_instrument: Rc<dyn Instrument> = w.clone();
+    if on {
+        let _ = add_instrument(as_instrument);
+    } else {
+        let _ = remove_instrument(&as_instrument);
+    }
+}
+
+/// Registers the owner of a contended lock with the exit watcher.
+fn watch_if_contended(inner: &Rc<LockInner>) {
+    let Some(owner) = inner.owner.get() else {
+        return;
+    };
+    if inner.lot.is_empty() || inner.watched.get() == Some(owner) {
+        return;
+    }
+    unwatch(inner);
+    let w = match watcher() {
+        Some(w) => w,
+        None => {
+            let w = Rc::new(ExitWatcher {
+                watched: RefCell::new(Vec::new()),
+            });
+            if WATCHER.set(Some(w.clone())).is_err() {
+                return; // not in a run: nothing to watch with
+            }
+            w
+        }
+    };
+    let was_empty = w.watched.borrow().is_empty();
+    w.watched.borrow_mut().push((owner, Rc::downgrade(inner)));
+    inner.watched.set(Some(owner));
+    if was_empty {
+        set_installed(&w, true);
+    }
+}
+
+fn unwatch(inner: &Rc<LockInner>) {
+    let Some(owner) = inner.watched.take() else {
+        return;
+    };
+    let Some(w) = watcher() else {
+        return;
+    };
+    let now_empty = {
+        let mut list = w.watched.borrow_mut();
+        let me = Rc::as_ptr(inner);
+        list.retain(|(t, l)| !(*t == owner && std::ptr::eq(l.as_ptr(), me)));
+        list.is_empty()
+    };
+    if now_empty {
+        set_installed(&w, false);
+    }
+}
+
+impl Instrument for ExitWatcher {
+    fn task_exited(&self, task: Task) {
+        let hits: Vec<Weak<LockInner>> = {
+            let mut list = self.watched.borrow_mut();
+            if !list.iter().any(|(t, _)| *t == task) {
+                return;
+            }
+            let mut hits = Vec::new();
+            list.retain(|(t, l)| {
+                if *t == task {
+                    hits.push(l.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+            hits
+        };
+        for lock in hits.iter().filter_map(Weak::upgrade) {
+            lock.watched.set(None);
+            owner_exited(&lock, task);
+        }
+        if self.watched.borrow().is_empty()
+            && let Some(w) = watcher()
+        {
+            set_installed(&w, false);
+        }
+    }
+}
+
+// ----- StrictFifoLock --------------------------------------------------------
+
+/// A lock that guarantees strict FIFO hand-off (Trio's
+/// `trio.StrictFIFOLock`).
+///
+/// [`Lock`] already behaves this way; this type exists to say so in the
+/// signature, for code whose correctness depends on it (a stream that must
+/// send messages in the order the tasks asked, say). Same API as [`Lock`].
+///
+/// ```
+/// use trio::sync::StrictFifoLock;
+/// trio::run(async {
+///     let lock = StrictFifoLock::new();
+///     let guard = lock.acquire().await?;
+///     assert!(lock.locked());
+///     drop(guard);
+///     assert!(!lock.locked());
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+#[derive(Clone, Default)]
+pub struct StrictFifoLock {
+    lock: Lock,
+}
+
+impl StrictFifoLock {
+    /// An unlocked lock.
+    pub fn new() -> Self {
+        StrictFifoLock { lock: Lock::new() }
+    }
+
+    /// See [`Lock::acquire`].
+    pub async fn acquire(&self) -> Result<LockGuard> {
+        self.lock.acquire().await
+    }
+
+    /// See [`Lock::try_acquire`].
+    pub fn try_acquire(&self) -> Result<LockGuard> {
+        self.lock.try_acquire()
+    }
+
+    /// See [`Lock::acquire_raw`].
+    pub async fn acquire_raw(&self) -> Result<()> {
+        self.lock.acquire_raw().await
+    }
+
+    /// See [`Lock::try_acquire_raw`].
+    pub fn try_acquire_raw(&self) -> Result<()> {
+        self.lock.try_acquire_raw()
+    }
+
+    /// See [`Lock::release`].
+    pub fn release(&self) -> Result<()> {
+        self.lock.release()
+    }
+
+    /// See [`Lock::locked`].
+    pub fn locked(&self) -> bool {
+        self.lock.locked()
+    }
+
+    /// See [`Lock::owner`].
+    pub fn owner(&self) -> Option<Task> {
+        self.lock.owner()
+    }
+
+    /// See [`Lock::is_broken`].
+    pub fn is_broken(&self) -> bool {
+        self.lock.is_broken()
+    }
+
+    /// See [`Lock::statistics`].
+    pub fn statistics(&self) -> LockStatistics {
+        self.lock.statistics()
+    }
+}
+
+impl fmt::Debug for StrictFifoLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StrictFifoLock")
+            .field("owner", &self.owner())
+            .field("tasks_waiting", &self.lock.inner.lot.len())
+            .finish()
+    }
+}

@@ -1,0 +1,40 @@
+//! Synchronisation between the tasks of one run (Trio's `Event`, `Lock`,
+//! `Semaphore`, `CapacityLimiter`, `Condition`, `ParkingLot`).
+//!
+//! Everything here is built on the public low-level API
+//! ([`lowlevel::Park`](crate::lowlevel::Park) and
+//! [`reschedule`](crate::lowlevel::reschedule)), the way a user could build
+//! it. Common rules:
+//!
+//! - **FIFO-fair**: waiters are served in the order they started waiting,
+//!   and a released resource is handed *directly* to the oldest waiter, so
+//!   nobody can barge in ahead of it.
+//! - **Checkpoints**: every `async` operation is a checkpoint (cancel point
+//!   and schedule point), even when it does not need to wait.
+//! - **Cancelled means no effect**: an operation that returns `Cancelled`
+//!   took nothing, and the other waiters keep their places.
+//! - **Dropping is safe**: dropping a waiting future leaves the primitive
+//!   consistent; if the resource had already been handed to it, it is
+//!   passed on.
+//! - **Handles**: every primitive is a cheap-to-clone handle (an `Rc`), so
+//!   it can be shared by reference with children or cloned into `'static`
+//!   tasks. They are not `Send`: a run is single-threaded. Where Rust users
+//!   expect RAII (locks, semaphore units, limiter tokens) the acquire
+//!   returns a guard; the guard-less `*_raw` forms mirror Trio's API.
+//! - Each has `statistics()` for debugging.
+
+mod capacity_limiter;
+mod condition;
+mod event;
+mod lock;
+mod parking_lot;
+mod semaphore;
+
+pub use capacity_limiter::{
+    Borrower, CapacityLimiter, CapacityLimiterGuard, CapacityLimiterStatistics,
+};
+pub use condition::{Condition, ConditionStatistics};
+pub use event::{Event, EventStatistics};
+pub use lock::{Lock, LockGuard, LockStatistics, StrictFifoLock};
+pub use parking_lot::{ParkingLot, ParkingLotStatistics};
+pub use semaphore::{Semaphore, SemaphorePermit, SemaphoreStatistics};

@@ -1,0 +1,230 @@
+//! [`Semaphore`]: a counter of interchangeable units.
+//!
+//! A value plus a [`WaitQueue`]. As with [`Lock`](crate::sync::Lock), a
+//! release while tasks are waiting hands the unit straight to the oldest
+//! waiter (the value stays 0), so waiters are served in FIFO order and a
+//! late `try_acquire` cannot overtake them. Invariant: the value is 0
+//! whenever anyone is waiting.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::lowlevel::{cancel_shielded_checkpoint, checkpoint_if_cancelled};
+use crate::sync::parking_lot::WaitQueue;
+use std::cell::Cell;
+use std::fmt;
+use std::rc::{Rc, Weak};
+
+struct Inner {
+    lot: WaitQueue<()>,
+    value: Cell<usize>,
+    max: Option<usize>,
+}
+
+/// A semaphore (Trio's `trio.Semaphore`), optionally bounded. Clones are
+/// handles to the same semaphore.
+///
+/// ```
+/// use trio::sync::Semaphore;
+/// trio::run(async {
+///     let sem = Semaphore::new(2);
+///     let a = sem.acquire().await?;
+///     let _b = sem.acquire().await?;
+///     assert_eq!(sem.value(), 0);
+///     assert_eq!(sem.try_acquire().unwrap_err().kind(), trio::ErrorKind::WouldBlock);
+///     drop(a); // a permit releases its unit when dropped
+///     assert_eq!(sem.value(), 1);
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Semaphore {
+    inner: Rc<Inner>,
+}
+
+/// What [`Semaphore::statistics`] reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SemaphoreStatistics {
+    /// The current value.
+    pub value: usize,
+    /// The maximum value, if bounded.
+    pub max_value: Option<usize>,
+    /// How many tasks are waiting in [`Semaphore::acquire`].
+    pub tasks_waiting: usize,
+}
+
+/// One unit of a [`Semaphore`]; released when dropped.
+#[must_use = "the unit is released as soon as the permit is dropped"]
+pub struct SemaphorePermit {
+    sem: Semaphore,
+}
+
+impl Semaphore {
+    /// A semaphore with `initial` units and no maximum.
+    pub fn new(initial: usize) -> Self {
+        Self::make(initial, None)
+    }
+
+    /// A semaphore with `initial` units that may never exceed `max`
+    /// (releasing past it is an error). [`ErrorKind::InvalidArgument`] if
+    /// `initial > max`.
+    pub fn with_max(initial: usize, max: usize) -> Result<Self> {
+        if initial > max {
+            return Err(Error::invalid(format!(
+                "a semaphore's initial value ({initial}) cannot exceed its maximum ({max})"
+            )));
+        }
+        Ok(Self::make(initial, Some(max)))
+    }
+
+    fn make(initial: usize, max: Option<usize>) -> Self {
+        let inner = Rc::new_cyclic(|weak: &Weak<Inner>| {
+            let weak = weak.clone();
+            // A unit handed to a waiter whose future was dropped goes back.
+            let on_lost = Rc::new(move |()| {
+                if let Some(inner) = weak.upgrade() {
+                    let _ = release(&inner);
+                }
+            });
+            Inner {
+                lot: WaitQueue::with_lost_handler(on_lost),
+                value: Cell::new(initial),
+                max,
+            }
+        });
+        Semaphore { inner }
+    }
+
+    /// The number of units available now.
+    pub fn value(&self) -> usize {
+        self.inner.value.get()
+    }
+
+    /// The maximum value, if bounded.
+    pub fn max_value(&self) -> Option<usize> {
+        self.inner.max
+    }
+
+    /// Waits for a unit and returns a permit that gives it back when
+    /// dropped. A checkpoint. `Cancelled` means no unit was taken.
+    pub async fn acquire(&self) -> Result<SemaphorePermit> {
+        self.acquire_raw().await?;
+        Ok(SemaphorePermit { sem: self.clone() })
+    }
+
+    /// Takes a unit if one is available and nobody is waiting; otherwise
+    /// [`ErrorKind::WouldBlock`]. Not a checkpoint.
+    pub fn try_acquire(&self) -> Result<SemaphorePermit> {
+        self.try_acquire_raw()?;
+        Ok(SemaphorePermit { sem: self.clone() })
+    }
+
+    /// Like [`acquire`](Semaphore::acquire) without a permit: give the unit
+    /// back with [`release`](Semaphore::release).
+    pub async fn acquire_raw(&self) -> Result<()> {
+        checkpoint_if_cancelled().await?;
+        match self.try_acquire_raw() {
+            Ok(()) => {
+                let mut undo = Undo {
+                    inner: &self.inner,
+                    armed: true,
+                };
+                cancel_shielded_checkpoint().await?;
+                undo.armed = false;
+                Ok(())
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => self.inner.lot.park(()).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Like [`try_acquire`](Semaphore::try_acquire) without a permit.
+    pub fn try_acquire_raw(&self) -> Result<()> {
+        let v = self.inner.value.get();
+        if v > 0 {
+            self.inner.value.set(v - 1);
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::WouldBlock,
+                "the semaphore has no units left",
+            ))
+        }
+    }
+
+    /// Gives a unit back: to the oldest waiter if there is one, else to the
+    /// value. Any task may release. [`ErrorKind::Usage`] if that would take
+    /// a bounded semaphore past its maximum. Not a checkpoint.
+    pub fn release(&self) -> Result<()> {
+        release(&self.inner)
+    }
+
+    /// Debugging information.
+    pub fn statistics(&self) -> SemaphoreStatistics {
+        SemaphoreStatistics {
+            value: self.value(),
+            max_value: self.max_value(),
+            tasks_waiting: self.inner.lot.len(),
+        }
+    }
+}
+
+fn release(inner: &Inner) -> Result<()> {
+    if inner.lot.unpark_one().is_some() {
+        return Ok(());
+    }
+    let v = inner.value.get();
+    if inner.max.is_some_and(|max| v >= max) {
+        return Err(Error::usage(
+            "semaphore released too many times (it would exceed its maximum)",
+        ));
+    }
+    inner.value.set(v + 1);
+    Ok(())
+}
+
+/// Gives back a unit taken by an acquire whose future is dropped before it
+/// completes.
+struct Undo<'a> {
+    inner: &'a Inner,
+    armed: bool,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = release(self.inner);
+        }
+    }
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Semaphore")
+            .field("value", &self.value())
+            .field("max_value", &self.max_value())
+            .field("tasks_waiting", &self.inner.lot.len())
+            .finish()
+    }
+}
+
+impl SemaphorePermit {
+    /// The semaphore this permit belongs to.
+    pub fn semaphore(&self) -> &Semaphore {
+        &self.sem
+    }
+}
+
+impl Drop for SemaphorePermit {
+    fn drop(&mut self) {
+        // Can fail only if someone released raw units behind the permit's
+        // back, past the maximum; the permit's unit is then simply dropped.
+        let _ = release(&self.sem.inner);
+    }
+}
+
+impl fmt::Debug for SemaphorePermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SemaphorePermit").finish_non_exhaustive()
+    }
+}

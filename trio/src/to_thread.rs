@@ -1,0 +1,401 @@
+//! Running blocking code in worker threads (Trio's `trio.to_thread`).
+//!
+//! # Design
+//!
+//! - **The pool.** Process-wide: a thread that finishes a job parks itself
+//!   on an idle list and waits up to [`IDLE_TIMEOUT`] for the next job
+//!   before exiting, so bursts of calls reuse threads and quiet processes
+//!   hold none. The most recently idle thread is reused first. The pool
+//!   itself does not limit anything: the [`CapacityLimiter`] does.
+//! - **Limiting.** Each call borrows one token of a limiter (by default the
+//!   run's own, of 40 tokens: [`current_default_thread_limiter`]) on behalf
+//!   of a fresh [`Borrower`], before the thread starts; the token goes back
+//!   only when the thread has really finished, even if the caller stopped
+//!   waiting for it.
+//! - **Getting the result back.** The caller parks. The thread stores the
+//!   result in a shared slot and posts a callback with
+//!   [`TrioToken::run_sync_soon`]; the callback (in the run) returns the
+//!   token and reschedules the caller. The bookkeeping lives in a run-local
+//!   table ([`RunVar`]) so that the callback, which must be `Send`, only
+//!   carries an id. While the thread works the call holds an
+//!   [`ExternalWork`] guard, so the run does
+//!   not count as idle (no MockClock autojump, no `wait_all_tasks_blocked`
+//!   wake-up); the callback is posted *before* the guard is dropped, so there
+//!   is no moment where the run looks idle but the result is in flight.
+//! - **Cancellation.** By default a cancelled call keeps waiting for the
+//!   thread (the work cannot be stopped, and returning early would let it
+//!   run on unsupervised) and returns its result. With
+//!   [`Builder::abandon_on_cancel`] the call returns `Cancelled` at once and
+//!   the thread runs on; its result is dropped.
+//! - **Panics** in the function resume in the calling task with their
+//!   original payload, like a panicking child task.
+
+use crate::error::{Error, Result};
+use crate::lowlevel::{
+    Abort, AbortReason, ExternalWork, Park, RunVar, TrioToken, WaitKey, begin_external_work,
+    checkpoint_if_cancelled, current_trio_token, reschedule,
+};
+use crate::sync::{Borrower, CapacityLimiter};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How long an idle pool thread waits for another job before exiting.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many threads the default limiter allows per run.
+pub const DEFAULT_LIMIT: usize = 40;
+
+static DEFAULT_LIMITER: RunVar<Option<CapacityLimiter>> =
+    RunVar::with_default("trio::to_thread default limiter", || None);
+
+/// The run's default thread limiter (40 tokens unless changed with
+/// [`CapacityLimiter::set_total_tokens`]). Errors outside a run.
+///
+/// ```
+/// trio::run(async {
+///     let limiter = trio::to_thread::current_default_thread_limiter()?;
+///     assert_eq!(limiter.total_tokens(), 40);
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub fn current_default_thread_limiter() -> Result<CapacityLimiter> {
+    if let Some(l) = DEFAULT_LIMITER.get()? {
+        return Ok(l);
+    }
+    let l = CapacityLimiter::new(DEFAULT_LIMIT)?;
+    DEFAULT_LIMITER.set(Some(l.clone()))?;
+    Ok(l)
+}
+
+/// Runs `f` in a worker thread and waits for its result, with the default
+/// options (see [`Builder`]). A checkpoint.
+///
+/// ```
+/// trio::run(async {
+///     let sum = trio::to_thread::run_sync(|| (1..=10).sum::<u32>()).await?;
+///     assert_eq!(sum, 55);
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub async fn run_sync<F, R>(f: F) -> Result<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    Builder::new().run_sync(f).await
+}
+
+/// Options for running a function in a thread.
+///
+/// ```
+/// use trio::sync::CapacityLimiter;
+/// trio::run(async {
+///     let one_at_a_time = CapacityLimiter::new(1)?;
+///     let v = trio::to_thread::Builder::new()
+///         .limiter(one_at_a_time)
+///         .abandon_on_cancel(true)
+///         .run_sync(|| 7)
+///         .await?;
+///     assert_eq!(v, 7);
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Builder {
+    abandon_on_cancel: bool,
+    limiter: Option<CapacityLimiter>,
+}
+
+impl Builder {
+    /// Default options: keep waiting when cancelled, the run's default
+    /// limiter.
+    pub fn new() -> Self {
+        Builder::default()
+    }
+
+    /// If true, a cancelled call returns `Cancelled` at once and leaves the
+    /// thread to finish on its own (its result is dropped; its limiter
+    /// token is returned when it finishes). Default: false, the call waits
+    /// for the thread and returns its result.
+    pub fn abandon_on_cancel(mut self, abandon: bool) -> Self {
+        self.abandon_on_cancel = abandon;
+        self
+    }
+
+    /// Limits the call with `limiter` instead of the run's default one.
+    pub fn limiter(mut self, limiter: CapacityLimiter) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// Runs `f` in a worker thread and returns its result: a checkpoint
+    /// first, then a token from the limiter (waiting if none is free), then
+    /// the thread. Inside `f`, [`from_thread`](crate::from_thread) can call
+    /// back into the run. A panic in `f` resumes in the caller.
+    pub async fn run_sync<F, R>(self, f: F) -> Result<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        checkpoint_if_cancelled().await?;
+        let limiter = match self.limiter {
+            Some(l) => l,
+            None => current_default_thread_limiter()?,
+        };
+        let token = current_trio_token()?;
+        let borrower = Borrower::unique();
+        limiter.acquire_on_behalf_of(borrower).await?;
+        // From here on the limiter token is returned by `finish` (or below,
+        // if the thread never starts).
+        let work = match begin_external_work() {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = limiter.release_on_behalf_of(borrower);
+                return Err(e);
+            }
+        };
+        let id = match PENDING.with(|p| {
+            p.next_id += 1;
+            let id = p.next_id;
+            p.calls.insert(
+                id,
+                Pending {
+                    limiter: limiter.clone(),
+                    borrower,
+                    waiter: None,
+                },
+            );
+            id
+        }) {
+            Ok(id) => id,
+            Err(e) => {
+                let _ = limiter.release_on_behalf_of(borrower);
+                return Err(e);
+            }
+        };
+        let slot: Arc<Mutex<Option<std::thread::Result<R>>>> = Arc::new(Mutex::new(None));
+        let abandon = self.abandon_on_cancel;
+        let park = Park::new(|_key, reason| match reason {
+            AbortReason::Cancelled if !abandon => Abort::Failed,
+            _ => {
+                // Abandoned (or dropped): the thread runs on; `finish`
+                // still returns the limiter token when it is done.
+                let _ = PENDING.with(|p| {
+                    if let Some(c) = p.calls.get_mut(&id) {
+                        c.waiter = None;
+                    }
+                });
+                Abort::Succeeded
+            }
+        })?;
+        let key = park.key();
+        let _ = PENDING.with(|p| {
+            if let Some(c) = p.calls.get_mut(&id) {
+                c.waiter = Some(key);
+            }
+        });
+        let job_slot = slot.clone();
+        let job_token = token.clone();
+        let job: Job = Box::new(move || {
+            let _ctx = WorkerContext::enter(job_token.clone(), work);
+            let result = catch_unwind(AssertUnwindSafe(f));
+            *lock(&job_slot) = Some(result);
+            let work = WorkerContext::take_work();
+            Box::new(move || {
+                // Post first, then drop the work guard: the run never looks
+                // idle while the result is on its way. (If the run is gone,
+                // there is nobody to tell.)
+                let _ = job_token.run_sync_soon(move || finish(id));
+                drop(work);
+            })
+        });
+        if let Err(e) = start_thread_soon(job) {
+            drop(park);
+            let _ = PENDING.with(|p| p.calls.remove(&id));
+            let _ = limiter.release_on_behalf_of(borrower);
+            return Err(e.into());
+        }
+        park.await?;
+        let result = lock(&slot).take();
+        match result {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(payload)) => resume_unwind(payload),
+            None => Err(Error::usage("a worker thread finished without a result")),
+        }
+    }
+}
+
+/// Calls in flight in this run, keyed by id.
+#[derive(Default)]
+struct PendingCalls {
+    next_id: u64,
+    calls: HashMap<u64, Pending>,
+}
+
+struct Pending {
+    limiter: CapacityLimiter,
+    borrower: Borrower,
+    /// The parked caller, unless it gave up waiting.
+    waiter: Option<WaitKey>,
+}
+
+static PENDING: RunVar<PendingCalls> =
+    RunVar::with_default("trio::to_thread calls in flight", PendingCalls::default);
+
+/// In the run, once the thread has finished: return the limiter token,
+/// then wake the caller (if it is still waiting).
+fn finish(id: u64) {
+    let Ok(Some(call)) = PENDING.with(|p| p.calls.remove(&id)) else {
+        return;
+    };
+    let _ = call.limiter.release_on_behalf_of(call.borrower);
+    if let Some(key) = call.waiter {
+        reschedule(key, Ok(()));
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing here can leave the protected data half-updated, so a
+    // poisoned lock (a panic elsewhere while holding it) is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+// ----- the worker's view: which run it works for -----------------------------
+
+/// What a pool thread knows while running a job: the run it works for, and
+/// the run's "work in progress" guard (lent out by `from_thread` while the
+/// thread waits for the run).
+pub(crate) struct WorkerContext;
+
+/// The run's token, and its work guard unless lent out.
+type Context = (TrioToken, Option<ExternalWork>);
+
+thread_local! {
+    static CONTEXT: RefCell<Option<Context>> = const { RefCell::new(None) };
+}
+
+impl WorkerContext {
+    fn enter(token: TrioToken, work: ExternalWork) -> WorkerContextGuard {
+        CONTEXT.with(|c| *c.borrow_mut() = Some((token, Some(work))));
+        WorkerContextGuard
+    }
+
+    fn take_work() -> Option<ExternalWork> {
+        CONTEXT.with(|c| c.borrow_mut().as_mut().and_then(|(_, w)| w.take()))
+    }
+
+    /// The run this thread works for, if it is a worker running a job.
+    pub(crate) fn token() -> Option<TrioToken> {
+        CONTEXT.with(|c| c.borrow().as_ref().map(|(t, _)| t.clone()))
+    }
+
+    /// Takes the work guard if this thread works for `token`'s run.
+    pub(crate) fn lend_work(token: &TrioToken) -> Option<ExternalWork> {
+        CONTEXT.with(|c| match c.borrow_mut().as_mut() {
+            Some((t, w)) if t == token => w.take(),
+            _ => None,
+        })
+    }
+
+    /// Puts a work guard back (a fresh one made by the run).
+    pub(crate) fn return_work(work: ExternalWork) {
+        CONTEXT.with(|c| {
+            if let Some((_, w)) = c.borrow_mut().as_mut() {
+                *w = Some(work);
+            }
+        });
+    }
+}
+
+struct WorkerContextGuard;
+
+impl Drop for WorkerContextGuard {
+    fn drop(&mut self) {
+        // Whatever guard is still here is dropped with the context: the
+        // job is over.
+        let ctx = CONTEXT.with(|c| c.borrow_mut().take());
+        drop(ctx);
+    }
+}
+
+// ----- the pool -----------------------------------------------------------------
+
+/// A job returns what to do once the thread is back on the idle list.
+type Job = Box<dyn FnOnce() -> Box<dyn FnOnce() + Send> + Send>;
+
+struct Worker {
+    job: Mutex<Option<Job>>,
+    ready: Condvar,
+}
+
+static IDLE: Mutex<Vec<Arc<Worker>>> = Mutex::new(Vec::new());
+
+/// Runs `job` on an idle pool thread, or a new one.
+fn start_thread_soon(job: Job) -> std::io::Result<()> {
+    let idle = lock(&IDLE).pop();
+    if let Some(w) = idle {
+        *lock(&w.job) = Some(job);
+        w.ready.notify_one();
+        return Ok(());
+    }
+    let w = Arc::new(Worker {
+        job: Mutex::new(Some(job)),
+        ready: Condvar::new(),
+    });
+    std::thread::Builder::new()
+        .name("trio-worker".into())
+        .spawn(move || worker_loop(w))?;
+    Ok(())
+}
+
+fn worker_loop(me: Arc<Worker>) {
+    loop {
+        let Some(job) = lock(&me.job).take() else {
+            return;
+        };
+        let then = job();
+        // Idle *before* reporting back, so a caller that starts another
+        // call as soon as it hears from us finds this thread free.
+        lock(&IDLE).push(me.clone());
+        then();
+        if !wait_for_job(&me) {
+            return;
+        }
+    }
+}
+
+/// Waits for the next job; false if the thread should exit.
+fn wait_for_job(me: &Arc<Worker>) -> bool {
+    let deadline = Instant::now() + IDLE_TIMEOUT;
+    let mut job = lock(&me.job);
+    while job.is_none() {
+        let now = Instant::now();
+        if now >= deadline {
+            drop(job);
+            let mut idle = lock(&IDLE);
+            if let Some(i) = idle.iter().position(|w| Arc::ptr_eq(w, me)) {
+                idle.remove(i);
+                return false;
+            }
+            drop(idle);
+            // Someone took us off the idle list: a job is on its way.
+            job = lock(&me.job);
+            while job.is_none() {
+                job = me.ready.wait(job).unwrap_or_else(|p| p.into_inner());
+            }
+            return true;
+        }
+        job = me
+            .ready
+            .wait_timeout(job, deadline - now)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    true
+}
