@@ -54,6 +54,9 @@ pub enum ErrorKind {
     Usage,
     /// The run ended while the operation still needed it.
     RunFinished,
+    /// No task of the run could ever run again; see
+    /// [`Deadlock`](crate::lowlevel::Deadlock).
+    Deadlock,
     /// An I/O error from the operating system.
     Io,
     /// Any other error, typically one of the user's own.

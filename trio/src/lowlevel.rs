@@ -15,11 +15,12 @@ pub use crate::core::instrument::{Instrument, add_instrument, remove_instrument}
 pub use crate::core::io::{notify_closing, wait_readable, wait_writable};
 pub use crate::core::nursery::Nursery;
 pub use crate::core::park::{
-    Abort, AbortReason, Park, WaitKey, cancel_shielded_checkpoint, checkpoint,
-    checkpoint_if_cancelled, reschedule,
+    Abort, AbortReason, CheckpointCounts, Park, WaitKey, cancel_shielded_checkpoint, checkpoint,
+    checkpoint_counts, checkpoint_if_cancelled, reschedule,
 };
 pub use crate::core::run::{ExternalWork, begin_external_work, spawn_system_task};
 pub use crate::core::runvar::RunVar;
 pub use crate::core::task::{NurseryInfo, Task, current_root_task, current_task};
 pub use crate::core::token::{TrioToken, current_trio_token};
+pub use crate::core::tree::{Deadlock, TaskTree, task_tree};
 pub use crate::sync::ParkingLot;

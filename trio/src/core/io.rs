@@ -19,8 +19,10 @@ use crate::error::{Error, ErrorKind, Result};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::os::fd::RawFd;
+use std::panic::Location;
 use std::time::Duration;
 
 /// The token of the inbox's waker.
@@ -204,13 +206,17 @@ impl Reactor {
     }
 }
 
-async fn wait_fd(fd: RawFd, dir: Direction) -> Result<()> {
+async fn wait_fd(fd: RawFd, dir: Direction, location: &'static Location<'static>) -> Result<()> {
     if fd < 0 {
         return Err(Error::invalid(format!("invalid file descriptor {fd}")));
     }
     let rt = runtime::current()?;
     let rt2 = rt.clone();
-    let park = Park::new(move |key, _why| {
+    let label = match dir {
+        Direction::Read => "wait_readable",
+        Direction::Write => "wait_writable",
+    };
+    let park = Park::new_at(label, location, move |key, _why| {
         rt2.reactor.borrow_mut().remove_waiter(fd, dir, key);
         Abort::Succeeded
     })?;
@@ -231,13 +237,15 @@ async fn wait_fd(fd: RawFd, dir: Direction) -> Result<()> {
 /// trio::lowlevel::wait_readable(a.as_raw_fd()).await?;
 /// # Ok(()) }).unwrap();
 /// ```
-pub async fn wait_readable(fd: RawFd) -> Result<()> {
-    wait_fd(fd, Direction::Read).await
+#[track_caller]
+pub fn wait_readable(fd: RawFd) -> impl Future<Output = Result<()>> {
+    wait_fd(fd, Direction::Read, Location::caller())
 }
 
 /// Waits until `fd` is writable (or in error). A checkpoint; one writer per fd.
-pub async fn wait_writable(fd: RawFd) -> Result<()> {
-    wait_fd(fd, Direction::Write).await
+#[track_caller]
+pub fn wait_writable(fd: RawFd) -> impl Future<Output = Result<()>> {
+    wait_fd(fd, Direction::Write, Location::caller())
 }
 
 /// Tells the reactor that `fd` is about to be closed: tasks waiting on it

@@ -16,5 +16,6 @@ pub(crate) mod slab;
 pub(crate) mod task;
 pub(crate) mod timers;
 pub(crate) mod token;
+pub(crate) mod tree;
 #[allow(unsafe_code)]
 pub(crate) mod waker;

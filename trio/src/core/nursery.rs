@@ -663,6 +663,7 @@ impl<'env> Driver<'env> {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
+        rt.count_checkpoint(true, false);
         Poll::Ready(())
     }
 

@@ -112,12 +112,24 @@ impl<A> Park<A>
 where
     A: FnMut(WaitKey, AbortReason) -> Abort,
 {
-    /// Prepares a wait for the current task. Errors outside a run.
+    /// Prepares a wait for the current task. Errors outside a run. The
+    /// task tree shows it as a "park" made where this was called.
     #[track_caller]
     pub fn new(abort: A) -> Result<Self> {
-        let location = Location::caller();
+        Self::new_at("park", Location::caller(), abort)
+    }
+
+    /// Like [`new`](Self::new), saying what the task waits for (`label`,
+    /// e.g. `"Event.wait"`) and where the user's call was (`location`,
+    /// usually captured with `#[track_caller]` in the primitive's public
+    /// method), for the task tree and deadlock reports.
+    pub fn new_at(
+        label: &'static str,
+        location: &'static Location<'static>,
+        abort: A,
+    ) -> Result<Self> {
         let rt = runtime::current()?;
-        let key = new_park(&rt, location, Instant::INFINITY);
+        let key = new_park(&rt, label, location, Instant::INFINITY);
         Ok(Park {
             key,
             abort,
@@ -134,6 +146,7 @@ where
 
 pub(crate) fn new_park(
     rt: &Runtime,
+    label: &'static str,
     location: &'static Location<'static>,
     deadline: Instant,
 ) -> WaitKey {
@@ -145,6 +158,7 @@ pub(crate) fn new_park(
             status: None,
             task,
             location,
+            label,
             deadline,
         });
         if deadline.is_finite() {
@@ -196,6 +210,7 @@ where
         });
         if let Some(outcome) = outcome {
             this.done = true;
+            rt.count_checkpoint(true, true);
             return Poll::Ready(outcome);
         }
         if try_abort {
@@ -203,6 +218,7 @@ where
                 Abort::Succeeded => {
                     rt.with_state(|st| st.remove_park(this.key.park));
                     this.done = true;
+                    rt.count_checkpoint(false, true);
                     return Poll::Ready(Err(Error::cancelled()));
                 }
                 Abort::Failed => this.abort_failed = true,
@@ -228,6 +244,7 @@ where
         match outcome {
             Some(outcome) => {
                 this.done = true;
+                rt.count_checkpoint(true, true);
                 Poll::Ready(outcome)
             }
             None => Poll::Pending,
@@ -302,10 +319,11 @@ impl Future for Yield {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        if !self.check_cancel {
-            return Poll::Ready(Ok(()));
-        }
-        match runtime::with_runtime(|rt| rt.is_cancelled()) {
+        let check = self.check_cancel;
+        match runtime::with_runtime(|rt| {
+            rt.count_checkpoint(true, check);
+            check && rt.is_cancelled()
+        }) {
             Some(true) => Poll::Ready(Err(Error::cancelled())),
             Some(false) => Poll::Ready(Ok(())),
             None => Poll::Ready(Err(Error::outside_run())),
@@ -346,6 +364,7 @@ pub fn cancel_shielded_checkpoint() -> impl Future<Output = Result<()>> {
 /// calling code is in a cancelled scope, and otherwise returns at once.
 pub async fn checkpoint_if_cancelled() -> Result<()> {
     let rt = runtime::current()?;
+    rt.count_checkpoint(false, true);
     if rt.is_cancelled() {
         Err(Error::cancelled())
     } else {
@@ -378,7 +397,7 @@ pub fn sleep(duration: impl TryIntoDuration) -> impl Future<Output = Result<()>>
         let duration = duration?;
         let rt = runtime::current()?;
         let deadline = rt.now() + duration;
-        sleep_with(&rt, location, deadline).await
+        sleep_with(&rt, "sleep", location, deadline).await
     }
 }
 
@@ -388,16 +407,17 @@ pub fn sleep_until(deadline: Instant) -> impl Future<Output = Result<()>> {
     let location = Location::caller();
     async move {
         let rt = runtime::current()?;
-        sleep_with(&rt, location, deadline).await
+        sleep_with(&rt, "sleep_until", location, deadline).await
     }
 }
 
 async fn sleep_with(
     rt: &Runtime,
+    label: &'static str,
     location: &'static Location<'static>,
     deadline: Instant,
 ) -> Result<()> {
-    let key = new_park(rt, location, deadline);
+    let key = new_park(rt, label, location, deadline);
     Park {
         key,
         abort: plain_abort,
@@ -411,7 +431,11 @@ async fn sleep_with(
 /// that just keeps its nursery open.
 #[track_caller]
 pub fn sleep_forever() -> impl Future<Output = Result<()>> {
-    sleep_until(Instant::INFINITY)
+    let location = Location::caller();
+    async move {
+        let rt = runtime::current()?;
+        sleep_with(&rt, "sleep_forever", location, Instant::INFINITY).await
+    }
 }
 
 /// Waits until every other task in the run has been blocked for `cushion`
@@ -446,7 +470,7 @@ pub fn wait_all_tasks_blocked(cushion: impl TryIntoDuration) -> impl Future<Outp
     async move {
         let cushion: Duration = cushion?;
         let rt = runtime::current()?;
-        let key = new_park(&rt, location, Instant::INFINITY);
+        let key = new_park(&rt, "wait_all_tasks_blocked", location, Instant::INFINITY);
         let entry = rt.with_state(|st| {
             st.idle_seq += 1;
             let entry = (cushion, st.idle_seq);
@@ -465,4 +489,24 @@ pub fn wait_all_tasks_blocked(cushion: impl TryIntoDuration) -> impl Future<Outp
         }
         .await
     }
+}
+
+/// How many checkpoints have completed in the current run so far, by any
+/// task. Read it before and after polling something to see whether *that*
+/// code checkpointed (what `testing::assert_checkpoints` does).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckpointCounts {
+    /// Completed schedule points (other tasks could run).
+    pub schedule_points: u64,
+    /// Completed cancel points (cancellation was checked).
+    pub cancel_points: u64,
+}
+
+/// The current run's [`CheckpointCounts`].
+pub fn checkpoint_counts() -> Result<CheckpointCounts> {
+    let rt = runtime::current()?;
+    Ok(CheckpointCounts {
+        schedule_points: rt.schedule_points.get(),
+        cancel_points: rt.cancel_points.get(),
+    })
 }

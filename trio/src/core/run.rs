@@ -158,6 +158,9 @@ impl Runner {
             system_status: Cell::new(Key::DANGLING),
             root_status: Cell::new(Key::DANGLING),
             root_task: Cell::new(Key::DANGLING),
+            schedule_points: Cell::new(0),
+            cancel_points: Cell::new(0),
+            foreign_wakers: Cell::new(0),
         });
         rt.with_state(|st| {
             let root = st.tasks.insert(TaskRecord {
@@ -283,6 +286,11 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
             }
             (false, timeout, idle)
         });
+
+        // 2b. Could anything ever wake a task? If not, say so instead of hanging.
+        if !runnable && timeout.is_none() && is_deadlocked(rt, external) {
+            return Err(crate::core::tree::deadlock_error(rt));
+        }
 
         // 3. I/O.
         let mut any_io = false;
@@ -419,6 +427,21 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
     }
     all.extend(system_errors);
     Err(Error::group(all).expect("non-empty"))
+}
+
+/// True when no task can ever run again: nothing runnable and no deadline
+/// (checked by the caller), no fd being waited on, no work out in threads,
+/// nothing posted, no token held, and no clone of a task waker held outside
+/// the runtime (a foreign future or another thread could use one). Any of
+/// those could still wake a task, so none is ever reported as a deadlock.
+fn is_deadlocked(rt: &Runtime, external: usize) -> bool {
+    if external > 0 || rt.shared.has_pending() || rt.reactor.borrow().has_waiters() {
+        return false;
+    }
+    let outside_wakers = rt.foreign_wakers.get() + rt.shared.remote_wakers.load(Ordering::Acquire);
+    // The runtime itself holds one reference; any other is a token.
+    let tokens = Arc::strong_count(&rt.shared) - 1;
+    outside_wakers <= 0 && tokens == 0
 }
 
 /// Starts a *system task*: a `'static` task that belongs to the run rather

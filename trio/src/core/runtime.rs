@@ -36,7 +36,7 @@ use crate::core::io::Reactor;
 use crate::core::slab::{Key, Slab};
 use crate::core::timers::{TimerTarget, Timers};
 use crate::core::token::Shared;
-use crate::core::waker::{WakerWord, decode_ours, task_waker};
+use crate::core::waker::{WakerWord, decode_ours, task_waker, to_plain};
 use crate::error::{Error, Result};
 use crate::time::Instant;
 use std::any::Any;
@@ -104,7 +104,9 @@ impl WakeTarget {
     pub(crate) fn update(&mut self, waker: &Waker) {
         match &self.0 {
             Some(w) if w.will_wake(waker) => {}
-            _ => self.0 = Some(waker.clone()),
+            // Ours are kept plain: the runtime's own tables do not count as
+            // someone outside holding a waker.
+            _ => self.0 = Some(to_plain(waker)),
         }
     }
 }
@@ -184,6 +186,8 @@ pub(crate) struct ParkRecord {
     pub(crate) status: Option<StatusId>,
     pub(crate) task: TaskId,
     pub(crate) location: &'static Location<'static>,
+    /// What the task waits for, for the task tree ("sleep", "Event.wait" …).
+    pub(crate) label: &'static str,
     pub(crate) deadline: Instant,
 }
 
@@ -699,6 +703,12 @@ pub(crate) struct Runtime {
     pub(crate) system_status: Cell<StatusId>,
     pub(crate) root_status: Cell<StatusId>,
     pub(crate) root_task: Cell<TaskId>,
+    /// Checkpoints completed so far (for `testing::assert_checkpoints`).
+    pub(crate) schedule_points: Cell<u64>,
+    pub(crate) cancel_points: Cell<u64>,
+    /// Clones of our wakers made on this thread and not yet dropped (clones
+    /// made or dropped on other threads are counted in `Shared`).
+    pub(crate) foreign_wakers: Cell<isize>,
 }
 
 pub(crate) type SystemTask = Pin<Box<dyn Future<Output = Result<()>>>>;
@@ -728,6 +738,20 @@ pub(crate) fn is_in_run() -> bool {
 
 pub(crate) fn set_current(rt: Option<Rc<Runtime>>) -> Option<Rc<Runtime>> {
     CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), rt))
+}
+
+/// Adjusts the run's count of waker clones held outside the runtime.
+pub(crate) fn count_foreign_waker(word: WakerWord, delta: isize) {
+    let local = CURRENT.with(|c| match c.borrow().as_ref() {
+        Some(rt) if rt.run_id as u16 == word.run => {
+            rt.foreign_wakers.set(rt.foreign_wakers.get() + delta);
+            true
+        }
+        _ => false,
+    });
+    if !local {
+        crate::core::token::count_foreign_waker_elsewhere(word, delta);
+    }
 }
 
 /// Called by our wakers.
@@ -779,6 +803,15 @@ impl Runtime {
 
     pub(crate) fn now(&self) -> Instant {
         self.clock.current_time()
+    }
+
+    /// Counts a completed schedule point and/or cancel point.
+    #[inline]
+    pub(crate) fn count_checkpoint(&self, schedule: bool, cancel: bool) {
+        self.schedule_points
+            .set(self.schedule_points.get() + schedule as u64);
+        self.cancel_points
+            .set(self.cancel_points.get() + cancel as u64);
     }
 
     /// True if code polled right now is inside a cancelled scope.
@@ -835,7 +868,7 @@ mod size_tests {
     #[test]
     fn records_stay_small() {
         assert!(size_of::<TaskRecord>() <= 56);
-        assert!(size_of::<ParkRecord>() <= 72);
+        assert!(size_of::<ParkRecord>() <= 88);
         assert!(size_of::<WakeTarget>() <= 16);
     }
 }

@@ -17,7 +17,7 @@ use crate::core::runtime;
 use crate::core::waker::WakerWord;
 use crate::error::{Error, ErrorKind, Result};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 type Callback = Box<dyn FnOnce() + Send>;
@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     reactor_waker: mio::Waker,
     /// Outstanding [`ExternalWork`](crate::lowlevel::ExternalWork) guards.
     pub(crate) external_work: AtomicUsize,
+    /// Waker clones made (+) or dropped (−) on other threads.
+    pub(crate) remote_wakers: AtomicIsize,
 }
 
 impl Shared {
@@ -47,6 +49,7 @@ impl Shared {
             pending: AtomicBool::new(false),
             reactor_waker,
             external_work: AtomicUsize::new(0),
+            remote_wakers: AtomicIsize::new(0),
         }
     }
 
@@ -148,6 +151,17 @@ pub(crate) fn wake_from_elsewhere(word: WakerWord) {
     }
 }
 
+/// A clone of one of our wakers made or dropped off its run's thread.
+pub(crate) fn count_foreign_waker_elsewhere(word: WakerWord, delta: isize) {
+    let target = registry()
+        .iter()
+        .filter_map(Weak::upgrade)
+        .find(|s| s.run_id as u16 == word.run);
+    if let Some(shared) = target {
+        shared.remote_wakers.fetch_add(delta, Ordering::AcqRel);
+    }
+}
+
 // ----- TrioToken -------------------------------------------------------------
 
 /// A handle other threads use to reach a run (Trio's `TrioToken`).
@@ -191,6 +205,49 @@ impl TrioToken {
                 "the run this token belongs to has finished",
             ))
         }
+    }
+
+    /// A snapshot of the run's task tree, taken on the run's thread between
+    /// tasks; blocks the calling thread until the run answers (a blocked
+    /// run is woken to do it). For watchdogs and signal handlers. Fails
+    /// with [`ErrorKind::Usage`] on the run's own thread (it would wait for
+    /// itself) and [`ErrorKind::RunFinished`] once the run has ended.
+    ///
+    /// ```
+    /// trio::run(async {
+    ///     let token = trio::lowlevel::current_trio_token()?;
+    ///     let watchdog = std::thread::spawn(move || token.task_tree().map(|t| t.to_string()));
+    ///     let work = trio::lowlevel::begin_external_work()?; // not idle while the thread asks
+    ///     while !watchdog.is_finished() {
+    ///         trio::sleep(0.001).await?;
+    ///     }
+    ///     drop(work);
+    ///     let tree = watchdog.join().unwrap()?;
+    ///     assert!(tree.contains("<root>"));
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn task_tree(&self) -> Result<crate::core::tree::TaskTree> {
+        let on_run_thread =
+            runtime::with_runtime(|rt| Arc::ptr_eq(&rt.shared, &self.shared)).unwrap_or(false);
+        if on_run_thread {
+            return Err(Error::usage(
+                "TrioToken::task_tree would wait for its own thread; use trio::lowlevel::task_tree() inside the run",
+            ));
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.run_sync_soon(move || {
+            if let Some(tree) = runtime::with_runtime(|rt| crate::core::tree::snapshot(rt, None)) {
+                let _ = tx.send(tree);
+            }
+        })?;
+        rx.recv().map_err(|_| {
+            Error::new(
+                ErrorKind::RunFinished,
+                "the run ended before it could answer",
+            )
+        })
     }
 
     /// Whether the run is still accepting callbacks.

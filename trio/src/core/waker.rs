@@ -13,6 +13,10 @@
 //! very old waker can, rarely, wake some other task spuriously, which every
 //! future must tolerate anyway.
 //!
+//! Clones are counted per run (see the vtables below), which is how
+//! deadlock detection knows whether anything outside the runtime could
+//! still wake a task.
+//!
 //! This is the only module with `unsafe`: the vtable functions must be
 //! `unsafe fn` and `Waker::from_raw` is `unsafe`. None of them dereferences the
 //! data word, so the contract of `RawWaker` (the functions are thread-safe and
@@ -21,9 +25,18 @@
 use crate::core::slab::Key;
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
-// A `static`, not a `const`, so that its address is unique and `is_ours` can
-// compare vtable pointers reliably.
-static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_waker);
+// `static`s, not `const`s, so that their addresses are unique and
+// `decode_ours` can compare vtable pointers reliably.
+//
+// Two kinds of waker share one encoding. A *plain* waker is what the runtime
+// hands to a poll and keeps in its own tables: creating and dropping it is
+// free. A *counted* waker is any clone made from one: clones are what leaves
+// the runtime (into a foreign future, a channel, another thread), so the run
+// counts them; while any exists, something outside trio's own waits might
+// still wake a task, and the run must not call itself deadlocked.
+static PLAIN: RawWakerVTable = RawWakerVTable::new(clone, wake_plain, wake_by_ref, drop_plain);
+static COUNTED: RawWakerVTable =
+    RawWakerVTable::new(clone, wake_counted, wake_by_ref, drop_counted);
 
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("trio's waker encoding needs 64-bit pointers");
@@ -58,37 +71,63 @@ impl WakerWord {
     }
 }
 
-/// A waker for `task` in run `run_id`.
-pub(crate) fn task_waker(word: WakerWord) -> Waker {
-    let raw = RawWaker::new(std::ptr::without_provenance(word.encode()), &VTABLE);
+fn make(word: usize, vtable: &'static RawWakerVTable) -> Waker {
+    let raw = RawWaker::new(std::ptr::without_provenance(word), vtable);
     // SAFETY: the vtable functions never dereference the data word (it is an
-    // integer, not a pointer), are callable from any thread, and clone/drop
-    // hold no resources, so every requirement of `RawWaker` is met.
+    // integer, not a pointer), are callable from any thread, and hold no
+    // resources (a counted waker's count lives in the run, found by the
+    // word), so every requirement of `RawWaker` is met.
     unsafe { Waker::from_raw(raw) }
+}
+
+/// A plain (uncounted) waker for `task` in run `run_id`.
+pub(crate) fn task_waker(word: WakerWord) -> Waker {
+    make(word.encode(), &PLAIN)
 }
 
 /// The word of one of our wakers, or `None` for a foreign waker.
 pub(crate) fn decode_ours(waker: &Waker) -> Option<WakerWord> {
-    if std::ptr::eq(waker.vtable(), &VTABLE) {
+    let vt = waker.vtable();
+    if std::ptr::eq(vt, &PLAIN) || std::ptr::eq(vt, &COUNTED) {
         Some(WakerWord::decode(waker.data().addr()))
     } else {
         None
     }
 }
 
-unsafe fn clone(data: *const ()) -> RawWaker {
-    RawWaker::new(data, &VTABLE)
+/// Our waker as a plain one (for the runtime's own tables), or a clone of a
+/// foreign one.
+pub(crate) fn to_plain(waker: &Waker) -> Waker {
+    match decode_ours(waker) {
+        Some(word) => task_waker(word),
+        None => waker.clone(),
+    }
 }
 
-unsafe fn wake(data: *const ()) {
+unsafe fn clone(data: *const ()) -> RawWaker {
+    crate::core::runtime::count_foreign_waker(WakerWord::decode(data.addr()), 1);
+    RawWaker::new(data, &COUNTED)
+}
+
+unsafe fn wake_plain(data: *const ()) {
     crate::core::runtime::wake_word(WakerWord::decode(data.addr()));
+}
+
+unsafe fn wake_counted(data: *const ()) {
+    let word = WakerWord::decode(data.addr());
+    crate::core::runtime::wake_word(word);
+    crate::core::runtime::count_foreign_waker(word, -1);
 }
 
 unsafe fn wake_by_ref(data: *const ()) {
     crate::core::runtime::wake_word(WakerWord::decode(data.addr()));
 }
 
-unsafe fn drop_waker(_: *const ()) {}
+unsafe fn drop_plain(_: *const ()) {}
+
+unsafe fn drop_counted(data: *const ()) {
+    crate::core::runtime::count_foreign_waker(WakerWord::decode(data.addr()), -1);
+}
 
 #[cfg(test)]
 mod tests {
@@ -106,6 +145,7 @@ mod tests {
         assert_eq!(WakerWord::decode(w.encode()), w);
         let waker = task_waker(w);
         assert_eq!(decode_ours(&waker.clone()), Some(w));
+        assert_eq!(decode_ours(&to_plain(&waker.clone())), Some(w));
         assert_eq!(decode_ours(Waker::noop()), None);
     }
 }
