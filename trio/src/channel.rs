@@ -42,10 +42,12 @@ use crate::lowlevel::{
     Abort, AbortReason, Park, WaitKey, cancel_shielded_checkpoint, checkpoint,
     checkpoint_if_cancelled, reschedule,
 };
+use crate::sync::WaitSite;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
+use std::panic::Location;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -325,7 +327,15 @@ impl<T> MemorySendChannel<T> {
     /// receiver). A checkpoint. On failure the value comes back in the
     /// error: `Cancelled` (nothing was sent), [`ErrorKind::Closed`] (this
     /// handle was closed), [`ErrorKind::Broken`] (every receiver is closed).
-    pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
+    ///
+    /// The task tree shows a blocked sender as waiting in
+    /// `MemorySendChannel.send` at the caller's location.
+    #[track_caller]
+    pub fn send(&self, value: T) -> impl Future<Output = Result<(), SendError<T>>> + '_ {
+        self.send_at(value, WaitSite::new("MemorySendChannel.send"))
+    }
+
+    async fn send_at(&self, value: T, site: WaitSite) -> Result<(), SendError<T>> {
         if let Err(e) = checkpoint_if_cancelled().await {
             return Err(SendError::new(e, value));
         }
@@ -339,7 +349,7 @@ impl<T> MemorySendChannel<T> {
         };
         let chan = &self.chan;
         let seq = chan.borrow_mut().seq();
-        let park = Park::new(|_key, reason| {
+        let park = Park::new_at(site.label, site.location, |_key, reason| {
             match reason {
                 AbortReason::Cancelled => {
                     // Take the value back for the caller: nothing was sent.
@@ -564,7 +574,7 @@ impl<T> Drop for Holding<'_, T> {
     }
 }
 
-async fn receive<T>(chan: &Shared<T>, handle: &RecvHandle) -> Result<T> {
+async fn receive<T>(chan: &Shared<T>, handle: &RecvHandle, site: WaitSite) -> Result<T> {
     checkpoint_if_cancelled().await?;
     match try_receive(chan, handle) {
         Ok(v) => {
@@ -579,7 +589,7 @@ async fn receive<T>(chan: &Shared<T>, handle: &RecvHandle) -> Result<T> {
         Err(e) => return Err(e),
     }
     let seq = chan.borrow_mut().seq();
-    let park = Park::new(|_key, reason| {
+    let park = Park::new_at(site.label, site.location, |_key, reason| {
         match reason {
             AbortReason::Cancelled | AbortReason::Dropped { rescheduled: false } => {
                 let mut c = chan.borrow_mut();
@@ -619,17 +629,30 @@ impl<T> MemoryReceiveChannel<T> {
     /// [`ErrorKind::EndOfChannel`] when every sender is closed and the
     /// buffer is empty, [`ErrorKind::Closed`] if this handle is closed, and
     /// `Cancelled` if cancelled, in which case nothing was taken.
-    pub async fn receive(&self) -> Result<T> {
-        receive(&self.chan, &self.handle).await
+    ///
+    /// The task tree shows a blocked receiver as waiting in
+    /// `MemoryReceiveChannel.receive` at the caller's location.
+    #[track_caller]
+    pub fn receive(&self) -> impl Future<Output = Result<T>> + '_ {
+        receive(
+            &self.chan,
+            &self.handle,
+            WaitSite::new("MemoryReceiveChannel.receive"),
+        )
     }
 
     /// Like [`receive`](Self::receive), shaped for a `while let` loop:
     /// `None` at the end of the channel, `Some(Err(_))` on another error.
     /// (The same signature as `StreamExt::next`, without an allocation.)
-    pub async fn next(&self) -> Option<Result<T>> {
-        match self.receive().await {
-            Err(e) if e.kind() == ErrorKind::EndOfChannel => None,
-            r => Some(r),
+    /// Shown in the task tree as `MemoryReceiveChannel.next`.
+    #[track_caller]
+    pub fn next(&self) -> impl Future<Output = Option<Result<T>>> + '_ {
+        let site = WaitSite::new("MemoryReceiveChannel.next");
+        async move {
+            match receive(&self.chan, &self.handle, site).await {
+                Err(e) if e.kind() == ErrorKind::EndOfChannel => None,
+                r => Some(r),
+            }
         }
     }
 
@@ -710,7 +733,13 @@ impl<T: 'static> futures_core::Stream for MemoryReceiveChannel<T> {
         let this = self.get_mut();
         let pending = this.pending.get_or_insert_with(|| {
             let (chan, handle) = (this.chan.clone(), this.handle.clone());
-            Box::pin(async move { receive(&chan, &handle).await })
+            // Polled through a stream combinator, the user's call site is
+            // out of reach: the tree points here.
+            let site = WaitSite {
+                label: "MemoryReceiveChannel.poll_next",
+                location: Location::caller(),
+            };
+            Box::pin(async move { receive(&chan, &handle, site).await })
         });
         let result = match pending.as_mut().poll(cx) {
             Poll::Pending => return Poll::Pending,

@@ -35,9 +35,10 @@ use crate::lowlevel::{
     Abort, AbortReason, ExternalWork, Park, RunVar, TrioToken, WaitKey, begin_external_work,
     checkpoint_if_cancelled, current_trio_token, reschedule,
 };
-use crate::sync::{Borrower, CapacityLimiter};
+use crate::sync::{Borrower, CapacityLimiter, WaitSite};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -82,12 +83,16 @@ pub fn current_default_thread_limiter() -> Result<CapacityLimiter> {
 /// })
 /// .unwrap();
 /// ```
-pub async fn run_sync<F, R>(f: F) -> Result<R>
+///
+/// The task tree shows the caller as waiting in `to_thread.run_sync` at
+/// its call site (for a limiter token, then for the thread).
+#[track_caller]
+pub fn run_sync<F, R>(f: F) -> impl Future<Output = Result<R>>
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    Builder::new().run_sync(f).await
+    Builder::new().run_sync_at(f, WaitSite::new("to_thread.run_sync"))
 }
 
 /// Options for running a function in a thread.
@@ -138,7 +143,19 @@ impl Builder {
     /// first, then a token from the limiter (waiting if none is free), then
     /// the thread. Inside `f`, [`from_thread`](crate::from_thread) can call
     /// back into the run. A panic in `f` resumes in the caller.
-    pub async fn run_sync<F, R>(self, f: F) -> Result<R>
+    ///
+    /// The task tree shows the caller as waiting in `to_thread.run_sync` at
+    /// its call site (for a limiter token, then for the thread).
+    #[track_caller]
+    pub fn run_sync<F, R>(self, f: F) -> impl Future<Output = Result<R>>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.run_sync_at(f, WaitSite::new("to_thread.run_sync"))
+    }
+
+    async fn run_sync_at<F, R>(self, f: F, site: WaitSite) -> Result<R>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
@@ -150,7 +167,7 @@ impl Builder {
         };
         let token = current_trio_token()?;
         let borrower = Borrower::unique();
-        limiter.acquire_on_behalf_of(borrower).await?;
+        limiter.acquire_on_behalf_of_at(borrower, site).await?;
         // From here on the limiter token is returned by `finish` (or below,
         // if the thread never starts).
         let work = match begin_external_work() {
@@ -181,7 +198,7 @@ impl Builder {
         };
         let slot: Arc<Mutex<Option<std::thread::Result<R>>>> = Arc::new(Mutex::new(None));
         let abandon = self.abandon_on_cancel;
-        let park = Park::new(|_key, reason| match reason {
+        let park = Park::new_at(site.label, site.location, |_key, reason| match reason {
             AbortReason::Cancelled if !abandon => Abort::Failed,
             _ => {
                 // Abandoned (or dropped): the thread runs on; `finish`

@@ -64,28 +64,31 @@ fn yields(tasks: usize, yields: usize) -> Duration {
     })
 }
 
-/// Memory channels do not exist yet (issue 3), so this is `n/a`. When
-/// `trio::open_memory_channel` lands, replace the body with the mirror image
-/// of the tokio version:
-///
-/// ```ignore
-/// Some(block_on(async {
-///     let start = Instant::now();
-///     let (ping_tx, ping_rx) = trio::open_memory_channel::<usize>(1);
-///     let (pong_tx, pong_rx) = trio::open_memory_channel::<usize>(1);
-///     trio::open_nursery(async |nursery: trio::Nursery<'_>| {
-///         nursery.start_soon(async move {
-///             while let Ok(v) = ping_rx.receive().await { pong_tx.send(v).await?; }
-///             Ok::<(), trio::Error>(())
-///         })?;
-///         for i in 0..round_trips { ping_tx.send(i).await?; pong_rx.receive().await?; }
-///         Ok(())
-///     }).await?;
-///     Ok(start.elapsed())
-/// }))
-/// ```
-fn ping_pong(_round_trips: usize) -> Option<Duration> {
-    None
+/// Two memory channels of capacity 1; the ponger echoes until the ping
+/// channel closes (`receive` fails with `EndOfChannel`).
+fn ping_pong(round_trips: usize) -> Option<Duration> {
+    Some(block_on(async {
+        let start = Instant::now();
+        let (ping_tx, ping_rx) = trio::open_memory_channel::<usize>(1);
+        let (pong_tx, pong_rx) = trio::open_memory_channel::<usize>(1);
+        trio::open_nursery(async |nursery: trio::Nursery<'_>| {
+            nursery.start_soon(async move {
+                while let Ok(v) = ping_rx.receive().await {
+                    pong_tx.send(v).await?;
+                }
+                Ok::<(), trio::Error>(())
+            })?;
+            for i in 0..round_trips {
+                ping_tx.send(i).await?;
+                let v = pong_rx.receive().await?;
+                debug_assert_eq!(v, i);
+            }
+            ping_tx.close();
+            Ok(())
+        })
+        .await?;
+        Ok(start.elapsed())
+    }))
 }
 
 fn timeout(n: usize) -> Duration {

@@ -16,6 +16,8 @@ pub(crate) mod slab;
 pub(crate) mod task;
 pub(crate) mod timers;
 pub(crate) mod token;
+#[cfg(feature = "tracing")]
+pub(crate) mod trace;
 pub(crate) mod tree;
 #[allow(unsafe_code)]
 pub(crate) mod waker;

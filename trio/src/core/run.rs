@@ -126,10 +126,13 @@ impl Runner {
     }
 
     /// Runs `fut` to completion with this configuration.
-    pub fn run<F, T>(self, fut: F) -> Result<T>
+    pub fn run<F, T>(#[allow(unused_mut)] mut self, fut: F) -> Result<T>
     where
         F: Future<Output = Result<T>>,
     {
+        #[cfg(feature = "tracing")]
+        self.instruments
+            .push(Rc::new(crate::core::trace::TracingInstrument::default()));
         if runtime::is_in_run() {
             return Err(Error::usage(
                 "trio::run cannot be nested: this thread is already inside a run",
@@ -140,6 +143,7 @@ impl Runner {
         let shared = Arc::new(Shared::new(run_id, reactor_waker));
         token::register(&shared);
         let clock = self.clock.unwrap_or_else(|| Rc::new(SystemClock::new()));
+
         let instruments_on = !self.instruments.is_empty();
         let mut state = State::new(run_id, self.seed);
         state.log_scheduled = instruments_on;
@@ -289,7 +293,10 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
 
         // 2b. Could anything ever wake a task? If not, say so instead of hanging.
         if !runnable && timeout.is_none() && is_deadlocked(rt, external) {
-            return Err(crate::core::tree::deadlock_error(rt));
+            let err = crate::core::tree::deadlock_error(rt);
+            #[cfg(feature = "tracing")]
+            tracing::error!(target: "trio", "{err}");
+            return Err(err);
         }
 
         // 3. I/O.

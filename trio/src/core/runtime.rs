@@ -168,10 +168,7 @@ pub(crate) struct StatusRecord {
     pub(crate) deadline: Instant,
     parked: Vec<ParkId>,
     parked_live: u32,
-    // Read by the task-tree dump that diagnostics (issue 4) add.
-    #[allow(dead_code)]
     pub(crate) kind: StatusKind,
-    #[allow(dead_code)]
     pub(crate) owner: TaskId,
 }
 
@@ -413,6 +410,8 @@ impl State {
         if s.deadline.is_finite() {
             self.timers.note_stale();
         }
+        #[cfg(feature = "tracing")]
+        tracing::debug!(target: "trio", status = ?status, kind = ?s.kind, "cancel scope cancelled");
         self.recompute(status);
     }
 
@@ -665,6 +664,8 @@ impl State {
                     // The entry is consumed here, so it must not count as stale.
                     if let Some(s) = self.statuses.get_mut(id) {
                         s.cancel_called = true;
+                        #[cfg(feature = "tracing")]
+                        tracing::debug!(target: "trio", status = ?id, %deadline, "deadline expired: cancel scope cancelled");
                     }
                     self.recompute(id);
                 }

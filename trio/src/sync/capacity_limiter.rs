@@ -12,10 +12,11 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::lowlevel::{Task, cancel_shielded_checkpoint, checkpoint_if_cancelled, current_task};
-use crate::sync::parking_lot::WaitQueue;
+use crate::sync::parking_lot::{WaitQueue, WaitSite};
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::fmt;
+use std::future::Future;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -178,14 +179,20 @@ impl CapacityLimiter {
     /// Borrows a token for the current task, waiting if none is free;
     /// returns a guard that gives it back when dropped. A checkpoint.
     /// `Cancelled` means nothing was borrowed. A usage error if the task
-    /// already holds one of this limiter's tokens.
-    pub async fn acquire(&self) -> Result<CapacityLimiterGuard> {
-        let borrower = Borrower::current_task()?;
-        self.acquire_on_behalf_of(borrower).await?;
-        Ok(CapacityLimiterGuard {
-            limiter: self.clone(),
-            borrower,
-        })
+    /// already holds one of this limiter's tokens. The task tree shows a
+    /// blocked task as waiting in `CapacityLimiter.acquire` at the caller's
+    /// location.
+    #[track_caller]
+    pub fn acquire(&self) -> impl Future<Output = Result<CapacityLimiterGuard>> + '_ {
+        let site = WaitSite::new("CapacityLimiter.acquire");
+        async move {
+            let borrower = Borrower::current_task()?;
+            self.acquire_on_behalf_of_at(borrower, site).await?;
+            Ok(CapacityLimiterGuard {
+                limiter: self.clone(),
+                borrower,
+            })
+        }
     }
 
     /// Borrows a token for the current task if one is free and nobody is
@@ -202,7 +209,24 @@ impl CapacityLimiter {
     /// Borrows a token for `borrower`, waiting if none is free. No guard:
     /// give it back with [`release_on_behalf_of`](Self::release_on_behalf_of).
     /// A checkpoint; `Cancelled` means nothing was borrowed.
-    pub async fn acquire_on_behalf_of(&self, borrower: Borrower) -> Result<()> {
+    #[track_caller]
+    pub fn acquire_on_behalf_of(
+        &self,
+        borrower: Borrower,
+    ) -> impl Future<Output = Result<()>> + '_ {
+        self.acquire_on_behalf_of_at(
+            borrower,
+            WaitSite::new("CapacityLimiter.acquire_on_behalf_of"),
+        )
+    }
+
+    /// [`acquire_on_behalf_of`](Self::acquire_on_behalf_of), reporting
+    /// `site` while blocked.
+    pub(crate) async fn acquire_on_behalf_of_at(
+        &self,
+        borrower: Borrower,
+        site: WaitSite,
+    ) -> Result<()> {
         checkpoint_if_cancelled().await?;
         match self.try_acquire_on_behalf_of(borrower) {
             Ok(()) => {
@@ -215,7 +239,9 @@ impl CapacityLimiter {
                 undo.armed = false;
                 Ok(())
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => self.inner.lot.park(borrower).await,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                self.inner.lot.park(borrower, site).await
+            }
             Err(e) => Err(e),
         }
     }

@@ -12,8 +12,9 @@ use crate::CancelScope;
 use crate::error::{Error, Result};
 use crate::lowlevel::{Task, current_task};
 use crate::sync::lock::{self, Lock, LockGuard, LockStatistics};
-use crate::sync::parking_lot::WaitQueue;
+use crate::sync::parking_lot::{WaitQueue, WaitSite};
 use std::fmt;
+use std::future::Future;
 use std::rc::Rc;
 
 struct Inner {
@@ -92,9 +93,13 @@ impl Condition {
         &self.inner.lock
     }
 
-    /// Acquires the underlying lock (see [`Lock::acquire`]).
-    pub async fn acquire(&self) -> Result<LockGuard> {
-        self.inner.lock.acquire().await
+    /// Acquires the underlying lock (see [`Lock::acquire`]). Shown in the
+    /// task tree as `Condition.acquire`.
+    #[track_caller]
+    pub fn acquire(&self) -> impl Future<Output = Result<LockGuard>> + '_ {
+        self.inner
+            .lock
+            .acquire_at(WaitSite::new("Condition.acquire"))
     }
 
     /// Tries to acquire the underlying lock (see [`Lock::try_acquire`]).
@@ -102,9 +107,14 @@ impl Condition {
         self.inner.lock.try_acquire()
     }
 
-    /// Acquires the underlying lock without a guard (see [`Lock::acquire_raw`]).
-    pub async fn acquire_raw(&self) -> Result<()> {
-        self.inner.lock.acquire_raw().await
+    /// Acquires the underlying lock without a guard (see
+    /// [`Lock::acquire_raw`]). Shown in the task tree as
+    /// `Condition.acquire_raw`.
+    #[track_caller]
+    pub fn acquire_raw(&self) -> impl Future<Output = Result<()>> + '_ {
+        self.inner
+            .lock
+            .acquire_raw_at(WaitSite::new("Condition.acquire_raw"))
     }
 
     /// Releases the underlying lock (see [`Lock::release`]).
@@ -126,7 +136,16 @@ impl Condition {
     /// happens, the caller holds the lock when this returns (unless the lock
     /// breaks because some other owner exited while holding it: then
     /// `Broken`, and the caller does not hold it).
-    pub async fn wait(&self) -> Result<()> {
+    ///
+    /// The task tree shows a blocked task as waiting in `Condition.wait` at
+    /// the caller's location (also while, notified, it waits for the lock).
+    #[track_caller]
+    pub fn wait(&self) -> impl Future<Output = Result<()>> + '_ {
+        let site = WaitSite::new("Condition.wait");
+        self.wait_at(site)
+    }
+
+    async fn wait_at(&self, site: WaitSite) -> Result<()> {
         let task = current_task()?;
         let lock = &self.inner.lock;
         if lock.owner() != Some(task) {
@@ -137,12 +156,12 @@ impl Condition {
         lock::release_owned_by(&lock.inner, task)?;
         // Woken by the *lock's* queue after a notify reparked us there: we
         // then own the lock already.
-        match self.inner.lot.park(task).await {
+        match self.inner.lot.park(task, site).await {
             Ok(()) => Ok(()),
             Err(e) if e.is_cancelled() => {
                 let shield = CancelScope::new();
                 shield.set_shield(true);
-                match shield.run(lock::acquire_as(&lock.inner, task)).await {
+                match shield.run(lock::acquire_as(&lock.inner, task, site)).await {
                     Ok(_) => Err(e),
                     Err(broken) => Err(broken),
                 }

@@ -7,9 +7,10 @@
 
 use crate::error::Result;
 use crate::lowlevel::checkpoint;
-use crate::sync::parking_lot::WaitQueue;
+use crate::sync::parking_lot::{WaitQueue, WaitSite};
 use std::cell::Cell;
 use std::fmt;
+use std::future::Future;
 use std::rc::Rc;
 
 struct Inner {
@@ -84,12 +85,17 @@ impl Event {
 
     /// Waits until the event is set. A checkpoint, even if the event is
     /// already set (so a loop around it stays cancellable and fair).
-    /// `Cancelled` if cancelled while waiting.
-    pub async fn wait(&self) -> Result<()> {
-        if self.is_set() {
-            checkpoint().await
-        } else {
-            self.inner.lot.park(()).await
+    /// `Cancelled` if cancelled while waiting. The task tree shows a
+    /// blocked task as waiting in `Event.wait` at the caller's location.
+    #[track_caller]
+    pub fn wait(&self) -> impl Future<Output = Result<()>> + '_ {
+        let site = WaitSite::new("Event.wait");
+        async move {
+            if self.is_set() {
+                checkpoint().await
+            } else {
+                self.inner.lot.park((), site).await
+            }
         }
     }
 

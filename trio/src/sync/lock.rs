@@ -40,9 +40,10 @@ use crate::lowlevel::{
     Instrument, RunVar, Task, add_instrument, cancel_shielded_checkpoint, checkpoint_if_cancelled,
     current_task, remove_instrument,
 };
-use crate::sync::parking_lot::WaitQueue;
+use crate::sync::parking_lot::{WaitQueue, WaitSite};
 use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::future::Future;
 use std::rc::{Rc, Weak};
 
 pub(crate) struct LockInner {
@@ -170,10 +171,17 @@ impl Lock {
     /// dropped. A checkpoint. `Cancelled` means the lock was not taken
     /// (and the order of the other waiters is unchanged); `Broken` if the
     /// owner exited without releasing it; a usage error if the calling
-    /// task already holds it.
-    pub async fn acquire(&self) -> Result<LockGuard> {
+    /// task already holds it. The task tree shows a blocked task as
+    /// waiting in `Lock.acquire` at the caller's location.
+    #[track_caller]
+    pub fn acquire(&self) -> impl Future<Output = Result<LockGuard>> + '_ {
+        self.acquire_at(WaitSite::new("Lock.acquire"))
+    }
+
+    /// [`acquire`](Self::acquire), reporting `site` while blocked.
+    pub(crate) async fn acquire_at(&self, site: WaitSite) -> Result<LockGuard> {
         let task = current_task()?;
-        acquire_as(&self.inner, task).await?;
+        acquire_as(&self.inner, task, site).await?;
         Ok(LockGuard {
             lock: self.clone(),
             task,
@@ -194,8 +202,14 @@ impl Lock {
     /// Like [`acquire`](Lock::acquire), without a guard: the calling task
     /// must [`release`](Lock::release) the lock itself (Trio's API). If it
     /// exits without doing so, the lock breaks.
-    pub async fn acquire_raw(&self) -> Result<()> {
-        acquire_as(&self.inner, current_task()?).await
+    #[track_caller]
+    pub fn acquire_raw(&self) -> impl Future<Output = Result<()>> + '_ {
+        self.acquire_raw_at(WaitSite::new("Lock.acquire_raw"))
+    }
+
+    /// [`acquire_raw`](Self::acquire_raw), reporting `site` while blocked.
+    pub(crate) async fn acquire_raw_at(&self, site: WaitSite) -> Result<()> {
+        acquire_as(&self.inner, current_task()?, site).await
     }
 
     /// Like [`try_acquire`](Lock::try_acquire), without a guard.
@@ -323,7 +337,7 @@ impl Drop for Undo<'_> {
     }
 }
 
-pub(crate) async fn acquire_as(inner: &Rc<LockInner>, task: Task) -> Result<()> {
+pub(crate) async fn acquire_as(inner: &Rc<LockInner>, task: Task, site: WaitSite) -> Result<()> {
     checkpoint_if_cancelled().await?;
     match try_acquire_as(inner, task) {
         Ok(()) => {
@@ -339,7 +353,9 @@ pub(crate) async fn acquire_as(inner: &Rc<LockInner>, task: Task) -> Result<()> 
         Err(e) if e.kind() == ErrorKind::WouldBlock => {
             // Parked, the task becomes the owner at the moment it is
             // unparked (release sets the owner): the hand-off is direct.
-            let parked = inner.lot.park_then(task, || watch_if_contended(inner));
+            let parked = inner
+                .lot
+                .park_then(task, site, || watch_if_contended(inner));
             match parked.await {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == ErrorKind::Broken => Err(abandoned()),
@@ -502,9 +518,12 @@ impl StrictFifoLock {
         StrictFifoLock { lock: Lock::new() }
     }
 
-    /// See [`Lock::acquire`].
-    pub async fn acquire(&self) -> Result<LockGuard> {
-        self.lock.acquire().await
+    /// See [`Lock::acquire`]. Shown in the task tree as
+    /// `StrictFifoLock.acquire`.
+    #[track_caller]
+    pub fn acquire(&self) -> impl Future<Output = Result<LockGuard>> + '_ {
+        self.lock
+            .acquire_at(WaitSite::new("StrictFifoLock.acquire"))
     }
 
     /// See [`Lock::try_acquire`].
@@ -512,9 +531,12 @@ impl StrictFifoLock {
         self.lock.try_acquire()
     }
 
-    /// See [`Lock::acquire_raw`].
-    pub async fn acquire_raw(&self) -> Result<()> {
-        self.lock.acquire_raw().await
+    /// See [`Lock::acquire_raw`]. Shown in the task tree as
+    /// `StrictFifoLock.acquire_raw`.
+    #[track_caller]
+    pub fn acquire_raw(&self) -> impl Future<Output = Result<()>> + '_ {
+        self.lock
+            .acquire_raw_at(WaitSite::new("StrictFifoLock.acquire_raw"))
     }
 
     /// See [`Lock::try_acquire_raw`].

@@ -36,5 +36,6 @@ pub use capacity_limiter::{
 pub use condition::{Condition, ConditionStatistics};
 pub use event::{Event, EventStatistics};
 pub use lock::{Lock, LockGuard, LockStatistics, StrictFifoLock};
+pub(crate) use parking_lot::WaitSite;
 pub use parking_lot::{ParkingLot, ParkingLotStatistics};
 pub use semaphore::{Semaphore, SemaphorePermit, SemaphoreStatistics};

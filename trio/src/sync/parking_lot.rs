@@ -33,7 +33,31 @@ use crate::lowlevel::{Abort, AbortReason, Park, Task, WaitKey, current_task, res
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
+use std::panic::Location;
 use std::rc::{Rc, Weak};
+
+/// What a parked task waits in and where the user asked for it: shown by
+/// the task tree and deadlock reports ("waiting in {label} at {location}").
+/// Public blocking methods capture it with `#[track_caller]` before their
+/// future is built, so the location is the user's call, not trio's.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct WaitSite {
+    pub(crate) label: &'static str,
+    pub(crate) location: &'static Location<'static>,
+}
+
+impl WaitSite {
+    /// `label` at the location of the caller (of the `#[track_caller]`
+    /// chain this is called from).
+    #[track_caller]
+    pub(crate) fn new(label: &'static str) -> Self {
+        WaitSite {
+            label,
+            location: Location::caller(),
+        }
+    }
+}
 
 /// Called with a waiter's payload when a wake-up that handed it something
 /// was lost because the waiting future was dropped first.
@@ -132,13 +156,19 @@ impl<P: Clone + 'static> WaitQueue<P> {
     /// cancelled (`Cancelled`, and the task is out of the queue: no effect)
     /// or the queue is broken (`Broken`). Not a checkpoint by itself beyond
     /// the park: a cancelled caller returns `Cancelled` on the first poll.
-    pub(crate) async fn park(&self, payload: P) -> Result<()> {
-        self.park_then(payload, || {}).await
+    /// `site` says what the task waits in, for the task tree.
+    pub(crate) async fn park(&self, payload: P, site: WaitSite) -> Result<()> {
+        self.park_then(payload, site, || {}).await
     }
 
     /// [`park`](Self::park), calling `enqueued` once the waiter is in the
     /// queue (and before it blocks).
-    pub(crate) async fn park_then(&self, payload: P, enqueued: impl FnOnce()) -> Result<()> {
+    pub(crate) async fn park_then(
+        &self,
+        payload: P,
+        site: WaitSite,
+        enqueued: impl FnOnce(),
+    ) -> Result<()> {
         if let Some(by) = self.broken_by() {
             return Err(Self::broken_error(by));
         }
@@ -147,7 +177,7 @@ impl<P: Clone + 'static> WaitQueue<P> {
             lost: RefCell::new(None),
         });
         let abort_home = home.clone();
-        let park = Park::new(move |_key, reason| {
+        let park = Park::new_at(site.label, site.location, move |_key, reason| {
             match reason {
                 AbortReason::Cancelled | AbortReason::Dropped { rescheduled: false } => {
                     let at = abort_home.at.borrow_mut().take();
@@ -329,10 +359,15 @@ impl ParkingLot {
     /// Blocks the current task until it is unparked (`Ok`), its cancel
     /// scope is cancelled (`Cancelled`; it is then no longer in the lot), or
     /// the lot is broken ([`ErrorKind::Broken`]). Parking in a broken lot
-    /// fails at once.
-    pub async fn park(&self) -> Result<()> {
-        let me = current_task()?;
-        self.queue.park(me).await
+    /// fails at once. The task tree shows the task as waiting in
+    /// `ParkingLot.park` at the caller's location.
+    #[track_caller]
+    pub fn park(&self) -> impl Future<Output = Result<()>> + '_ {
+        let site = WaitSite::new("ParkingLot.park");
+        async move {
+            let me = current_task()?;
+            self.queue.park(me, site).await
+        }
     }
 
     /// Wakes up to `n` parked tasks, oldest first, and returns them.

@@ -8,9 +8,10 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::lowlevel::{cancel_shielded_checkpoint, checkpoint_if_cancelled};
-use crate::sync::parking_lot::WaitQueue;
+use crate::sync::parking_lot::{WaitQueue, WaitSite};
 use std::cell::Cell;
 use std::fmt;
+use std::future::Future;
 use std::rc::{Rc, Weak};
 
 struct Inner {
@@ -106,10 +107,16 @@ impl Semaphore {
     }
 
     /// Waits for a unit and returns a permit that gives it back when
-    /// dropped. A checkpoint. `Cancelled` means no unit was taken.
-    pub async fn acquire(&self) -> Result<SemaphorePermit> {
-        self.acquire_raw().await?;
-        Ok(SemaphorePermit { sem: self.clone() })
+    /// dropped. A checkpoint. `Cancelled` means no unit was taken. The
+    /// task tree shows a blocked task as waiting in `Semaphore.acquire` at
+    /// the caller's location.
+    #[track_caller]
+    pub fn acquire(&self) -> impl Future<Output = Result<SemaphorePermit>> + '_ {
+        let site = WaitSite::new("Semaphore.acquire");
+        async move {
+            self.acquire_raw_at(site).await?;
+            Ok(SemaphorePermit { sem: self.clone() })
+        }
     }
 
     /// Takes a unit if one is available and nobody is waiting; otherwise
@@ -121,7 +128,12 @@ impl Semaphore {
 
     /// Like [`acquire`](Semaphore::acquire) without a permit: give the unit
     /// back with [`release`](Semaphore::release).
-    pub async fn acquire_raw(&self) -> Result<()> {
+    #[track_caller]
+    pub fn acquire_raw(&self) -> impl Future<Output = Result<()>> + '_ {
+        self.acquire_raw_at(WaitSite::new("Semaphore.acquire_raw"))
+    }
+
+    async fn acquire_raw_at(&self, site: WaitSite) -> Result<()> {
         checkpoint_if_cancelled().await?;
         match self.try_acquire_raw() {
             Ok(()) => {
@@ -133,7 +145,7 @@ impl Semaphore {
                 undo.armed = false;
                 Ok(())
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => self.inner.lot.park(()).await,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => self.inner.lot.park((), site).await,
             Err(e) => Err(e),
         }
     }
