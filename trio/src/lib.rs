@@ -77,3 +77,67 @@ pub use crate::core::park::{
 pub use crate::core::run::{Runner, run};
 pub use crate::error::{Error, ErrorKind, Result, StdError, TaskResult};
 pub use crate::time::{Instant, TryIntoDuration};
+
+/// Runs `async fn main` on a trio run.
+///
+/// The function must be `async`, take no parameters, and return `()` or
+/// `trio::Result<()>`; the attribute takes no options (for a custom clock or
+/// seed, call [`Runner`] from a plain `fn main`).
+///
+/// ```
+/// #[trio::main]
+/// async fn main() -> trio::Result<()> {
+///     trio::sleep(0.001).await?;
+///     println!("hello from trio");
+///     Ok(())
+/// }
+/// ```
+///
+/// The generated `main` is synchronous and returns
+/// [`std::process::ExitCode`]: success if the body returned `()` or
+/// `Ok(())`; otherwise (the body's error, or an error of [`run`] itself) it
+/// prints `Error: {error}` to stderr and exits with status 1. Destructors
+/// run normally: nothing calls `process::exit`.
+#[doc(inline)]
+pub use trio_macros::main;
+
+/// Turns an `async fn` into a `#[test]` run on a fresh trio run (Trio's
+/// `trio_test`).
+///
+/// The function must be `async`, take no parameters, and return `()` or
+/// `trio::Result<()>`. It becomes a `#[test] fn` of the same name that calls
+/// [`testing::run_test`], where all the run-time logic lives. Other
+/// attributes (`#[should_panic]`, `#[ignore]`, docs) stay on the test.
+///
+/// Options, comma-separated, in any order:
+///
+/// - `autojump`: run on [`MockClock::autojump()`](testing::MockClock::autojump),
+///   so sleeps and timeouts take no real time;
+/// - `seed = <u64 expression>`: a fixed scheduling seed.
+///
+/// Every test runs with a scheduling seed: `seed = N` if given, else the
+/// environment variable `TRIO_SEED` if set, else a random one. A failing
+/// test (an error or a panic) reports it on stderr as
+/// `trio test failed with seed N; rerun with TRIO_SEED=N`; running it again
+/// with that seed, by option or by environment, replays the same schedule.
+///
+/// ```
+/// #[trio::test(autojump)]
+/// async fn a_thirty_second_timeout_takes_no_time() -> trio::Result<()> {
+///     let r = trio::move_on_after(30.0, trio::sleep_forever()).await?;
+///     assert!(r.is_none());
+///     assert_eq!(trio::current_time()?.as_secs_f64(), 30.0);
+///     Ok(())
+/// }
+///
+/// #[trio::test(autojump, seed = 7)]
+/// async fn with_a_fixed_schedule() {
+///     trio::checkpoint().await.unwrap();
+/// }
+/// # fn main() {}
+/// ```
+///
+/// Mistakes (not `async`, parameters, an unknown option) are compile errors
+/// pointing at the offending code.
+#[doc(inline)]
+pub use trio_macros::test;
