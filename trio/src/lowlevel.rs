@@ -15,8 +15,9 @@ pub use crate::core::instrument::{Instrument, add_instrument, remove_instrument}
 pub use crate::core::io::{notify_closing, wait_readable, wait_writable};
 pub use crate::core::nursery::Nursery;
 pub use crate::core::park::{
-    Abort, AbortReason, CheckpointCounts, Park, WaitKey, cancel_shielded_checkpoint, checkpoint,
-    checkpoint_counts, checkpoint_if_cancelled, reschedule,
+    Abort, AbortReason, CheckpointCounts, CheckpointWatch, Park, WaitKey,
+    cancel_shielded_checkpoint, checkpoint, checkpoint_counts, checkpoint_if_cancelled, reschedule,
+    watch_checkpoints,
 };
 pub use crate::core::run::{ExternalWork, begin_external_work, spawn_system_task};
 pub use crate::core::runvar::RunVar;

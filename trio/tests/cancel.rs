@@ -134,97 +134,52 @@ fn shield_on_off_on_against_a_cancelled_outer_scope() {
     .unwrap();
 }
 
+/// A task sleeps 100 s in a shielded scope; at t=1 the outer scope is
+/// cancelled and, if `unshield`, the shield is dropped. Returns what the
+/// sleeper saw.
+fn shielded_sleeper(unshield: bool) -> Vec<String> {
+    mock_run(async {
+        let outer = CancelScope::new();
+        let shield = CancelScope::new();
+        shield.set_shield(true);
+        let log = Log::default();
+        outer
+            .run(async {
+                open_nursery(async |n| {
+                    let (shield2, log2) = (&shield, &log);
+                    n.start_soon(async move {
+                        let r = shield2.run(sleep(100.0)).await;
+                        log2.push(format!("sleeper woke at {} with {r:?}", now()));
+                        r.map(|_| ())
+                    })?;
+                    sleep(1.0).await?;
+                    outer.cancel();
+                    if unshield {
+                        shield.set_shield(false);
+                    }
+                    Ok(())
+                })
+                .await?;
+                Ok(())
+            })
+            .await?;
+        Ok(log.take())
+    })
+    .unwrap()
+}
+
 #[test]
 fn unshielding_wakes_tasks_blocked_under_a_cancelled_parent() {
-    mock_run(async {
-        let outer = CancelScope::new();
-        let shield = CancelScope::new();
-        shield.set_shield(true);
-        let log = Log::default();
-        outer
-            .run(async {
-                open_nursery(async |n| {
-                    let (shield2, log2) = (&shield, &log);
-                    n.start_soon(async move {
-                        let r = shield2.run(sleep(100.0)).await;
-                        log2.push(format!("sleeper woke at {} with {r:?}", now()));
-                        r.map(|_| ())
-                    })?;
-                    sleep(1.0).await?;
-                    outer.cancel(); // the sleeper is shielded: keeps sleeping
-                    let r = cancel_shielded_checkpoint().await;
-                    assert!(r.is_ok());
-                    Ok(())
-                })
-                .await
-                .ok();
-                Ok(())
-            })
-            .await
-            .ok();
-        Ok(log.take())
-    })
-    .map(|lines| {
-        // The body got Cancelled at t=1 and the nursery waited; the sleeper
-        // only woke when... it had to be unshielded: see the next test.
-        assert_eq!(lines, ["sleeper woke at 100 with Ok(Some(()))"]);
-    })
-    .unwrap();
-
-    mock_run(async {
-        let outer = CancelScope::new();
-        let shield = CancelScope::new();
-        shield.set_shield(true);
-        let log = Log::default();
-        outer
-            .run(async {
-                open_nursery(async |n| {
-                    let (shield2, log2) = (&shield, &log);
-                    n.start_soon(async move {
-                        let r = shield2.run(sleep(100.0)).await;
-                        log2.push(format!("sleeper woke at {} with {r:?}", now()));
-                        r.map(|_| ())
-                    })?;
-                    sleep(1.0).await?;
-                    outer.cancel();
-                    Ok(())
-                })
-                .await?;
-                Ok(())
-            })
-            .await?;
-        Ok(log.take())
-    })
-    .map(|lines| assert_eq!(lines, ["sleeper woke at 100 with Ok(Some(()))"]))
-    .unwrap();
-
-    mock_run(async {
-        let outer = CancelScope::new();
-        let shield = CancelScope::new();
-        shield.set_shield(true);
-        let log = Log::default();
-        outer
-            .run(async {
-                open_nursery(async |n| {
-                    let (shield2, log2) = (&shield, &log);
-                    n.start_soon(async move {
-                        let r = shield2.run(sleep(100.0)).await;
-                        log2.push(format!("sleeper woke at {} with {r:?}", now()));
-                        r.map(|_| ())
-                    })?;
-                    sleep(1.0).await?;
-                    outer.cancel();
-                    shield.set_shield(false); // now the sleeper must wake at once
-                    Ok(())
-                })
-                .await?;
-                Ok(())
-            })
-            .await?;
-        Ok(log.take())
-    })
-    .map(|lines| assert_eq!(lines, ["sleeper woke at 1 with Err(Cancelled)"]))
-    .unwrap();
+    // Shielded: the outer cancel does not reach the sleeper.
+    assert_eq!(
+        shielded_sleeper(false),
+        ["sleeper woke at 100 with Ok(Some(()))"]
+    );
+    // Unshielded under the cancelled parent: it wakes at once, cancelled.
+    assert_eq!(
+        shielded_sleeper(true),
+        ["sleeper woke at 1 with Err(Cancelled)"]
+    );
 }
 
 #[test]

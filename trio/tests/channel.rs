@@ -1,24 +1,15 @@
 //! Tests for memory channels: hand-off, "cancelled means no effect", close
 //! semantics from both ends with clones, streams.
 
+mod common;
+use common::{run, settle};
+
 use std::cell::RefCell;
 use std::future::poll_fn;
 use std::pin::pin;
 use std::task::Poll;
 use trio::channel::UNBOUNDED;
-use trio::testing::{MockClock, wait_all_tasks_blocked};
 use trio::{CancelScope, ErrorKind, open_memory_channel};
-
-fn run<T>(f: impl Future<Output = trio::Result<T>>) -> T {
-    trio::Runner::new()
-        .clock(MockClock::autojump())
-        .run(f)
-        .unwrap()
-}
-
-async fn settle() {
-    wait_all_tasks_blocked(0.0).await.unwrap();
-}
 
 #[test]
 fn buffered_channel_keeps_order_and_blocks_when_full() {

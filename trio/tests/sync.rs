@@ -1,6 +1,9 @@
 //! Tests for trio::sync: fairness, "cancelled means no effect", hand-off,
 //! abandonment, statistics.
 
+mod common;
+use common::{run, settle};
+
 use std::cell::RefCell;
 use std::future::poll_fn;
 use std::pin::pin;
@@ -8,19 +11,7 @@ use std::task::Poll;
 use trio::sync::{
     Borrower, CapacityLimiter, Condition, Event, Lock, ParkingLot, Semaphore, StrictFifoLock,
 };
-use trio::testing::{MockClock, wait_all_tasks_blocked};
 use trio::{CancelScope, ErrorKind};
-
-fn run<T>(f: impl Future<Output = trio::Result<T>>) -> T {
-    trio::Runner::new()
-        .clock(MockClock::autojump())
-        .run(f)
-        .unwrap()
-}
-
-async fn settle() {
-    wait_all_tasks_blocked(0.0).await.unwrap();
-}
 
 // ----- Event ---------------------------------------------------------------------
 

@@ -272,9 +272,9 @@ fn nursery_exit_is_a_schedule_point_only() {
 }
 
 #[test]
-fn children_checkpoints_count_for_the_nursery_that_polls_them() {
-    // A documented difference from Trio (per-task counts there): children
-    // are polled inside their nursery's future, so their checkpoints count.
+fn only_the_measuring_tasks_checkpoints_count() {
+    // Counts are per task, as in Trio: a child's checkpoint does not count,
+    // the body's does (it is the same task), and so does the nursery exit.
     mock_run(async {
         let (r, c) = counts(trio::open_nursery(async |n| {
             n.start_soon(trio::checkpoint())?;
@@ -282,7 +282,14 @@ fn children_checkpoints_count_for_the_nursery_that_polls_them() {
         }))
         .await;
         r?;
-        assert_eq!(c, (2, 1));
+        assert_eq!(c, (1, 0), "only the exit's schedule point");
+        let (r, c) = counts(trio::open_nursery(async |n| {
+            n.start_soon(trio::checkpoint())?;
+            trio::checkpoint().await
+        }))
+        .await;
+        r?;
+        assert_eq!(c, (2, 1), "the body's checkpoint and the exit");
         Ok(())
     })
     .unwrap();

@@ -2,19 +2,15 @@
 //! (`Event.wait`, `Lock.acquire`, …) and the line of the *user's* call, not
 //! a line inside trio.
 
+mod common;
+use common::run;
+
 use std::cell::Cell;
 use trio::sync::{
     Borrower, CapacityLimiter, Condition, Event, Lock, ParkingLot, Semaphore, StrictFifoLock,
 };
-use trio::testing::{MockClock, wait_all_tasks_blocked};
+use trio::testing::wait_all_tasks_blocked;
 use trio::{ErrorKind, open_memory_channel, open_nursery};
-
-fn run<T>(f: impl Future<Output = trio::Result<T>>) -> T {
-    trio::Runner::new()
-        .clock(MockClock::autojump())
-        .run(f)
-        .unwrap()
-}
 
 /// The task tree once every task is blocked.
 async fn tree() -> trio::Result<String> {

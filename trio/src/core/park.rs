@@ -510,3 +510,68 @@ pub fn checkpoint_counts() -> Result<CheckpointCounts> {
         cancel_points: rt.cancel_points.get(),
     })
 }
+
+/// Counts the checkpoints of one task (Trio counts per task): made by
+/// [`watch_checkpoints`] for the task that calls it, it sees every schedule
+/// and cancel point that task completes (including in nursery bodies it
+/// runs) and none of other tasks'. Stops counting when dropped.
+///
+/// ```
+/// trio::run(async {
+///     let watch = trio::lowlevel::watch_checkpoints()?;
+///     trio::checkpoint().await?;
+///     trio::open_nursery(async |n| {
+///         n.start_soon(trio::checkpoint()) // a child: not this task
+///     })
+///     .await?;
+///     let c = watch.counts();
+///     // checkpoint(): one of each; the nursery exit: a schedule point.
+///     assert_eq!((c.schedule_points, c.cancel_points), (2, 1));
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub struct CheckpointWatch {
+    rt: Rc<Runtime>,
+    id: u64,
+}
+
+/// Starts counting the current task's checkpoints.
+pub fn watch_checkpoints() -> Result<CheckpointWatch> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let rt = runtime::current()?;
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    let task = rt.current_owner();
+    rt.watches.borrow_mut().push((id, task, 0, 0));
+    rt.watching.set(true);
+    Ok(CheckpointWatch { rt, id })
+}
+
+impl CheckpointWatch {
+    /// The checkpoints the task has completed since the watch started.
+    pub fn counts(&self) -> CheckpointCounts {
+        let watches = self.rt.watches.borrow();
+        let w = watches.iter().find(|w| w.0 == self.id);
+        w.map_or_else(CheckpointCounts::default, |w| CheckpointCounts {
+            schedule_points: w.2,
+            cancel_points: w.3,
+        })
+    }
+}
+
+impl Drop for CheckpointWatch {
+    fn drop(&mut self) {
+        let mut watches = self.rt.watches.borrow_mut();
+        watches.retain(|w| w.0 != self.id);
+        self.rt.watching.set(!watches.is_empty());
+    }
+}
+
+impl fmt::Debug for CheckpointWatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckpointWatch")
+            .field("counts", &self.counts())
+            .finish()
+    }
+}

@@ -165,6 +165,8 @@ impl Runner {
             schedule_points: Cell::new(0),
             cancel_points: Cell::new(0),
             foreign_wakers: Cell::new(0),
+            watches: RefCell::new(Vec::new()),
+            watching: Cell::new(false),
         });
         rt.with_state(|st| {
             let root = st.tasks.insert(TaskRecord {

@@ -707,6 +707,10 @@ pub(crate) struct Runtime {
     /// Checkpoints completed so far (for `testing::assert_checkpoints`).
     pub(crate) schedule_points: Cell<u64>,
     pub(crate) cancel_points: Cell<u64>,
+    /// Per-task counts for tasks someone is watching
+    /// (`lowlevel::watch_checkpoints`): (watch id, task, schedule, cancel).
+    pub(crate) watches: RefCell<Vec<(u64, TaskId, u64, u64)>>,
+    pub(crate) watching: Cell<bool>,
     /// Clones of our wakers made on this thread and not yet dropped (clones
     /// made or dropped on other threads are counted in `Shared`).
     pub(crate) foreign_wakers: Cell<isize>,
@@ -813,6 +817,13 @@ impl Runtime {
             .set(self.schedule_points.get() + schedule as u64);
         self.cancel_points
             .set(self.cancel_points.get() + cancel as u64);
+        if self.watching.get() {
+            let task = self.current_owner();
+            for w in self.watches.borrow_mut().iter_mut().filter(|w| w.1 == task) {
+                w.2 += schedule as u64;
+                w.3 += cancel as u64;
+            }
+        }
     }
 
     /// True if code polled right now is inside a cancelled scope.

@@ -3,11 +3,12 @@
 //!
 //! # Design
 //!
-//! [`measure_checkpoints`] wraps a future and, around every poll of it,
-//! reads the run's [`checkpoint_counts`]; it adds up the differences, so
-//! only checkpoints completed *while the wrapped future was being polled*
-//! count, not those of other tasks running in between. The two assertions
-//! are built on it and follow Trio's `_assert_yields_or_not` exactly:
+//! [`measure_checkpoints`] wraps a future and, from its first poll, counts
+//! the checkpoints of the task polling it with a
+//! [`CheckpointWatch`](crate::lowlevel::CheckpointWatch): per task, as Trio
+//! counts, so checkpoints of other tasks (including children of a nursery
+//! the wrapped code opens) never count. The two assertions are built on it
+//! and follow Trio's `_assert_yields_or_not` exactly:
 //!
 //! - [`assert_checkpoints`]: if the code *completes normally* it must have
 //!   done at least one schedule point **and** at least one cancel point;
@@ -30,15 +31,14 @@
 //!
 //! # Invariants and differences from Trio
 //!
-//! - Trio counts per task; the runtime counts per run, so here the
-//!   checkpoints of *children* polled inside the wrapped future (tasks of a
-//!   nursery it opens) count too, while those of unrelated tasks do not.
+//! - Counts are per task, as in Trio: the body of a nursery the wrapped
+//!   code opens is the same task and counts; the nursery's children do not.
 //! - A panic in the wrapped code propagates unchecked (Trio checks
 //!   `assert_no_checkpoints` in a `finally`; a second panic while unwinding
 //!   would abort the process).
 //! - Outside a run there are no counts: the measure is zero.
 
-use crate::lowlevel::{CheckpointCounts, checkpoint_counts};
+use crate::lowlevel::{CheckpointCounts, CheckpointWatch, watch_checkpoints};
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
@@ -49,7 +49,8 @@ use std::task::{Context, Poll};
 #[must_use = "futures do nothing unless awaited"]
 pub struct MeasureCheckpoints<F> {
     fut: Pin<Box<F>>,
-    counts: CheckpointCounts,
+    /// Started at the first poll, for the task that polls.
+    watch: Option<CheckpointWatch>,
 }
 
 /// Runs `fut` and also returns how many checkpoints completed while it was
@@ -68,7 +69,7 @@ pub struct MeasureCheckpoints<F> {
 pub fn measure_checkpoints<F: Future>(fut: F) -> MeasureCheckpoints<F> {
     MeasureCheckpoints {
         fut: Box::pin(fut),
-        counts: CheckpointCounts::default(),
+        watch: None,
     }
 }
 
@@ -77,19 +78,21 @@ impl<F: Future> Future for MeasureCheckpoints<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let before = checkpoint_counts().unwrap_or_default();
+        if this.watch.is_none() {
+            this.watch = watch_checkpoints().ok();
+        }
         let polled = this.fut.as_mut().poll(cx);
-        let after = checkpoint_counts().unwrap_or_default();
-        this.counts.schedule_points += after.schedule_points.saturating_sub(before.schedule_points);
-        this.counts.cancel_points += after.cancel_points.saturating_sub(before.cancel_points);
-        polled.map(|out| (out, this.counts))
+        polled.map(|out| {
+            let counts = this.watch.take().map(|w| w.counts()).unwrap_or_default();
+            (out, counts)
+        })
     }
 }
 
 impl<F> fmt::Debug for MeasureCheckpoints<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MeasureCheckpoints")
-            .field("counts", &self.counts)
+            .field("counts", &self.watch.as_ref().map(CheckpointWatch::counts))
             .finish_non_exhaustive()
     }
 }

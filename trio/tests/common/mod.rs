@@ -10,6 +10,16 @@ pub fn mock_run<T>(f: impl Future<Output = trio::Result<T>>) -> trio::Result<T> 
     trio::Runner::new().clock(MockClock::autojump()).run(f)
 }
 
+/// Runs `f` on an autojumping MockClock and unwraps its result.
+pub fn run<T>(f: impl Future<Output = trio::Result<T>>) -> T {
+    mock_run(f).unwrap()
+}
+
+/// Waits until every other task is blocked.
+pub async fn settle() {
+    trio::testing::wait_all_tasks_blocked(0.0).await.unwrap();
+}
+
 /// The run's clock in seconds.
 pub fn now() -> f64 {
     trio::current_time().unwrap().as_secs_f64()
