@@ -44,7 +44,7 @@ use crate::lowlevel::{
 };
 use crate::sync::WaitSite;
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
@@ -76,8 +76,10 @@ struct Chan<T> {
     send_waiters: VecDeque<SendWaiter<T>>,
     recv_waiters: VecDeque<RecvWaiter>,
     /// Values in transit to a woken waiter: handed to a receiver, or given
-    /// back to a sender whose send failed. Keyed by the waiter's `seq`.
-    parked: HashMap<u64, T>,
+    /// back to a sender whose send failed, with the waiter's `seq`. Only
+    /// woken-but-not-yet-polled waiters have one, so this stays tiny and a
+    /// linear search beats hashing.
+    parked: Vec<(u64, T)>,
     next_seq: u64,
     next_handle: u64,
 }
@@ -85,6 +87,17 @@ struct Chan<T> {
 type Shared<T> = Rc<RefCell<Chan<T>>>;
 
 impl<T> Chan<T> {
+    /// Leaves `value` for the waiter `seq` to pick up.
+    fn park_value(&mut self, seq: u64, value: T) {
+        self.parked.push((seq, value));
+    }
+
+    /// Takes the value left for the waiter `seq`, if any.
+    fn take_parked(&mut self, seq: u64) -> Option<T> {
+        let i = self.parked.iter().position(|(s, _)| *s == seq)?;
+        Some(self.parked.swap_remove(i).1)
+    }
+
     fn seq(&mut self) -> u64 {
         self.next_seq += 1;
         self.next_seq
@@ -100,7 +113,7 @@ impl<T> Chan<T> {
     fn hand_to_receiver(&mut self, value: T) -> Option<T> {
         while let Some(w) = self.recv_waiters.pop_front() {
             if reschedule(w.key, Ok(())) {
-                self.parked.insert(w.seq, value);
+                self.park_value(w.seq, value);
                 return None;
             }
             // A stale wait (its run is gone) cannot take it: next one.
@@ -144,7 +157,7 @@ pub fn open_memory_channel<T>(capacity: usize) -> (MemorySendChannel<T>, MemoryR
         open_receivers: 1,
         send_waiters: VecDeque::new(),
         recv_waiters: VecDeque::new(),
-        parked: HashMap::new(),
+        parked: Vec::new(),
         next_seq: 0,
         next_handle: 2,
     }));
@@ -356,7 +369,7 @@ impl<T> MemorySendChannel<T> {
                     let mut c = chan.borrow_mut();
                     if let Some(i) = find(&c.send_waiters, seq, |w| w.seq) {
                         let w = c.send_waiters.remove(i).expect("index just found");
-                        c.parked.insert(seq, w.value);
+                        c.park_value(seq, w.value);
                     }
                 }
                 AbortReason::Dropped { rescheduled } => {
@@ -364,7 +377,7 @@ impl<T> MemorySendChannel<T> {
                         let mut c = chan.borrow_mut();
                         match find(&c.send_waiters, seq, |w| w.seq) {
                             Some(i) if !rescheduled => c.send_waiters.remove(i).map(|w| w.value),
-                            _ => c.parked.remove(&seq),
+                            _ => c.take_parked(seq),
                         }
                     };
                     drop(value);
@@ -386,7 +399,7 @@ impl<T> MemorySendChannel<T> {
             Ok(()) => Ok(()),
             Err(e) => {
                 let mut c = chan.borrow_mut();
-                let value = match c.parked.remove(&seq) {
+                let value = match c.take_parked(seq) {
                     Some(v) => Some(v),
                     None => find(&c.send_waiters, seq, |w| w.seq)
                         .and_then(|i| c.send_waiters.remove(i))
@@ -416,7 +429,7 @@ impl<T> MemorySendChannel<T> {
             while i < c.send_waiters.len() {
                 if c.send_waiters[i].handle == self.id {
                     let w = c.send_waiters.remove(i).expect("index in range");
-                    c.parked.insert(w.seq, w.value);
+                    c.park_value(w.seq, w.value);
                     closed_waits.push(w.key);
                 } else {
                     i += 1;
@@ -598,7 +611,7 @@ async fn receive<T>(chan: &Shared<T>, handle: &RecvHandle, site: WaitSite) -> Re
                 }
             }
             AbortReason::Dropped { rescheduled: true } => {
-                let value = chan.borrow_mut().parked.remove(&seq);
+                let value = chan.borrow_mut().take_parked(seq);
                 if let Some(v) = value {
                     give_back(chan, v);
                 }
@@ -612,7 +625,7 @@ async fn receive<T>(chan: &Shared<T>, handle: &RecvHandle, site: WaitSite) -> Re
         handle: handle.id,
     });
     park.await?;
-    let value = chan.borrow_mut().parked.remove(&seq);
+    let value = chan.borrow_mut().take_parked(seq);
     value.ok_or_else(|| Error::usage("a receive was woken without a value"))
 }
 
@@ -683,7 +696,7 @@ impl<T> MemoryReceiveChannel<T> {
             if c.open_receivers == 0 {
                 let waiters: Vec<_> = c.send_waiters.drain(..).collect();
                 for w in waiters {
-                    c.parked.insert(w.seq, w.value);
+                    c.park_value(w.seq, w.value);
                     broken.push(w.key);
                 }
                 buffer = std::mem::take(&mut c.buffer);

@@ -128,8 +128,8 @@ where
         location: &'static Location<'static>,
         abort: A,
     ) -> Result<Self> {
-        let rt = runtime::current()?;
-        let key = new_park(&rt, label, location, Instant::INFINITY);
+        let key = runtime::with_runtime(|rt| new_park(rt, label, location, Instant::INFINITY))
+            .ok_or_else(Error::outside_run)?;
         Ok(Park {
             key,
             abort,
@@ -186,13 +186,30 @@ where
         if this.done {
             return Poll::Ready(Err(Error::usage("a Park was polled after it completed")));
         }
-        let Some(rt) = runtime::with_runtime(Rc::clone).filter(|rt| rt.run_id == this.key.run_id)
-        else {
-            this.done = true;
-            return Poll::Ready(Err(Error::usage(
-                "a Park was polled outside the run that made it",
-            )));
-        };
+        let polled = runtime::with_runtime(|rt| {
+            if rt.run_id != this.key.run_id {
+                return None;
+            }
+            Some(this.poll_in(rt, cx))
+        });
+        match polled.flatten() {
+            Some(p) => p,
+            None => {
+                this.done = true;
+                Poll::Ready(Err(Error::usage(
+                    "a Park was polled outside the run that made it",
+                )))
+            }
+        }
+    }
+}
+
+impl<A> Park<A>
+where
+    A: FnMut(WaitKey, AbortReason) -> Abort,
+{
+    fn poll_in(&mut self, rt: &Runtime, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self;
         let status = rt.current_status.get();
         // Already given an outcome?
         let mut try_abort = false;

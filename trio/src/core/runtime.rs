@@ -723,11 +723,12 @@ thread_local! {
 }
 
 /// Runs `f` with the current thread's runtime, or returns `None` outside a run.
+///
+/// The thread-local is only borrowed shared while `f` runs (no reference
+/// count traffic); `f` may call this again. Only `run` itself replaces the
+/// runtime, and never from inside `f`.
 pub(crate) fn with_runtime<R>(f: impl FnOnce(&Rc<Runtime>) -> R) -> Option<R> {
-    CURRENT.with(|c| {
-        let rt = c.borrow().clone();
-        rt.as_ref().map(f)
-    })
+    CURRENT.with(|c| c.borrow().as_ref().map(f))
 }
 
 /// The current runtime, or an error outside a run.
