@@ -5,7 +5,7 @@ mod common;
 
 use common::{Log, mock_run, now};
 use std::cell::{Cell, RefCell};
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -561,6 +561,64 @@ fn waiting_for_fds() {
             trio::lowlevel::wait_readable(-1).await.unwrap_err().kind(),
             ErrorKind::InvalidArgument
         );
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn exit_hooks_fire_however_a_task_ends_and_can_be_cancelled() {
+    mock_run(async {
+        let log = Rc::new(Log::default());
+        open_nursery(async |n| {
+            n.start_soon_named("returns", sleep(1.0))?;
+            n.start_soon_named("cancelled", sleep_forever())?;
+            n.start_soon_named("unhooked", sleep(1.0))?;
+            for t in n.child_tasks() {
+                let (l, name) = (log.clone(), t.name().unwrap());
+                let unhooked = name == "unhooked";
+                let hook = t.on_exit(move || l.push(format!("{name} exited at {}", now())))?;
+                if unhooked {
+                    drop(hook); // cancelled: never fires
+                } else {
+                    hook.keep();
+                }
+            }
+            sleep(2.0).await?;
+            n.cancel_scope().cancel();
+            Ok(())
+        })
+        .await?;
+        let mut lines = log.take();
+        lines.sort();
+        assert_eq!(lines, ["cancelled exited at 2", "returns exited at 1"]);
+
+        // A task that has already exited: the callback runs at once.
+        let gone = Rc::new(Cell::new(None));
+        open_nursery(async |n| {
+            n.start_soon(async {})?;
+            gone.set(Some(n.child_tasks()[0]));
+            Ok(())
+        })
+        .await?;
+        let fired = Rc::new(Cell::new(false));
+        let f = fired.clone();
+        gone.get().unwrap().on_exit(move || f.set(true))?.keep();
+        assert!(fired.get());
+
+        // Children dropped with their nursery future count as exited.
+        let dropped = Rc::new(Cell::new(false));
+        {
+            let d = dropped.clone();
+            let mut fut = Box::pin(open_nursery(async move |n| {
+                n.start_soon(sleep_forever())?;
+                n.child_tasks()[0].on_exit(move || d.set(true))?.keep();
+                sleep_forever().await
+            }));
+            let _ =
+                trio::move_on_after(0.0, poll_fn(|cx| fut.as_mut().poll(cx).map(|_| Ok(())))).await;
+        }
+        assert!(dropped.get());
         Ok(())
     })
     .unwrap();

@@ -711,6 +711,7 @@ impl<'env> Driver<'env> {
                 n.live -= 1;
             }
         });
+        rt.task_exited(task);
         match outcome {
             Ok(Ok(())) => {}
             Ok(Err(e)) => self.fail(e),
@@ -831,7 +832,7 @@ impl Drop for Driver<'_> {
         drop(children);
         let (id, status, body_task) = (self.inner.id, self.inner.status, self.body_task);
         self.rt.with_state(|st| {
-            for t in tasks {
+            for &t in &tasks {
                 st.tasks.remove(t);
             }
             if let Some(b) = body_task {
@@ -840,5 +841,8 @@ impl Drop for Driver<'_> {
             st.nurseries.remove(id);
             st.remove_status(status);
         });
+        for t in tasks {
+            self.rt.task_exited(t);
+        }
     }
 }

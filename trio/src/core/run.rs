@@ -165,6 +165,8 @@ impl Runner {
             schedule_points: Cell::new(0),
             cancel_points: Cell::new(0),
             foreign_wakers: Cell::new(0),
+            exit_hooks: RefCell::new(Vec::new()),
+            has_exit_hooks: Cell::new(false),
             watches: RefCell::new(Vec::new()),
             watching: Cell::new(false),
         });
@@ -390,6 +392,7 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
                         st.tasks.remove(root_id);
                         st.cancel(system_status);
                     });
+                    rt.task_exited(root_id);
                 }
             } else {
                 rt.current_status.set(rt.system_status.get());
@@ -405,6 +408,7 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
                         drop(fut);
                         rt.instrument(|i, rt| i.task_exited(Task::from_id(rt, id)));
                         rt.with_state(|st| st.tasks.remove(id));
+                        rt.task_exited(id);
                         if let Err(e) = r
                             && !e.is_cancelled()
                         {

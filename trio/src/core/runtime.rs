@@ -711,12 +711,16 @@ pub(crate) struct Runtime {
     /// (`lowlevel::watch_checkpoints`): (watch id, task, schedule, cancel).
     pub(crate) watches: RefCell<Vec<(u64, TaskId, u64, u64)>>,
     pub(crate) watching: Cell<bool>,
+    /// Callbacks to run when a task exits (`Task::on_exit`): (id, task, f).
+    pub(crate) exit_hooks: RefCell<Vec<ExitHookEntry>>,
+    pub(crate) has_exit_hooks: Cell<bool>,
     /// Clones of our wakers made on this thread and not yet dropped (clones
     /// made or dropped on other threads are counted in `Shared`).
     pub(crate) foreign_wakers: Cell<isize>,
 }
 
 pub(crate) type SystemTask = Pin<Box<dyn Future<Output = Result<()>>>>;
+pub(crate) type ExitHookEntry = (u64, TaskId, Box<dyn FnOnce()>);
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Runtime>>> = const { RefCell::new(None) };
@@ -824,6 +828,24 @@ impl Runtime {
                 w.2 += schedule as u64;
                 w.3 += cancel as u64;
             }
+        }
+    }
+
+    /// Runs the exit hooks of `task` (it has just exited). One `bool` check
+    /// when there are none.
+    pub(crate) fn task_exited(&self, task: TaskId) {
+        if !self.has_exit_hooks.get() {
+            return;
+        }
+        let mine: Vec<ExitHookEntry> = {
+            let mut hooks = self.exit_hooks.borrow_mut();
+            let (mine, rest): (Vec<_>, Vec<_>) = hooks.drain(..).partition(|h| h.1 == task);
+            *hooks = rest;
+            self.has_exit_hooks.set(!hooks.is_empty());
+            mine
+        };
+        for (_, _, f) in mine {
+            f();
         }
     }
 

@@ -63,6 +63,55 @@ impl Task {
         })
     }
 
+    /// Calls `f` once, on the run's thread, when this task exits (returns,
+    /// fails, panics, or is dropped with its nursery). Dropping the returned
+    /// [`ExitHook`] cancels it. If the task has already exited, `f` runs at
+    /// once. This is how a primitive notices that a task holding it is gone
+    /// (a lock's owner, say: Trio's `add_parking_lot_breaker`).
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// trio::run(async {
+    ///     let exited = Rc::new(Cell::new(false));
+    ///     trio::open_nursery(async |n| {
+    ///         n.start_soon(trio::sleep(0.001))?;
+    ///         let child = n.child_tasks()[0];
+    ///         let e = exited.clone();
+    ///         child.on_exit(move || e.set(true))?.keep(); // until it fires
+    ///         Ok(())
+    ///     })
+    ///     .await?;
+    ///     assert!(exited.get());
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn on_exit(&self, f: impl FnOnce() + 'static) -> Result<ExitHook> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let rt = runtime::current()?;
+        if rt.run_id != self.run_id {
+            return Err(crate::error::Error::usage(
+                "this task belongs to another run",
+            ));
+        }
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        if !self.is_alive() {
+            f();
+            return Ok(ExitHook {
+                id: 0,
+                run_id: self.run_id,
+            });
+        }
+        rt.exit_hooks.borrow_mut().push((id, self.id, Box::new(f)));
+        rt.has_exit_hooks.set(true);
+        Ok(ExitHook {
+            id,
+            run_id: self.run_id,
+        })
+    }
+
     /// Whether the task is still running.
     pub fn is_alive(&self) -> bool {
         self.with(|st| st.tasks.get(self.id).map(|_| ())).is_some()
@@ -118,6 +167,48 @@ impl fmt::Debug for Task {
             .field("id", &self.id)
             .field("name", &self.name())
             .finish()
+    }
+}
+
+/// A registered [`Task::on_exit`] callback; dropping it unregisters it.
+#[must_use = "dropping an ExitHook cancels it"]
+pub struct ExitHook {
+    id: u64,
+    run_id: u32,
+}
+
+impl ExitHook {
+    /// Leaves the callback registered until the task exits (instead of
+    /// cancelling it when this handle is dropped).
+    pub fn keep(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for ExitHook {
+    fn drop(&mut self) {
+        let id = self.id;
+        if id == 0 {
+            return;
+        }
+        let removed = runtime::with_runtime(|rt| {
+            if rt.run_id != self.run_id {
+                return None;
+            }
+            let mut hooks = rt.exit_hooks.borrow_mut();
+            let i = hooks.iter().position(|h| h.0 == id)?;
+            let entry = hooks.remove(i);
+            rt.has_exit_hooks.set(!hooks.is_empty());
+            Some(entry)
+        });
+        // The callback (and what it captured) is dropped outside the borrow.
+        drop(removed);
+    }
+}
+
+impl fmt::Debug for ExitHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExitHook").field("id", &self.id).finish()
     }
 }
 

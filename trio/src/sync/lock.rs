@@ -25,11 +25,10 @@
 //! Two ways, so that nobody ever waits for a dead owner:
 //! - every acquire attempt checks whether the owner is still alive
 //!   ([`Task::is_alive`]); if not, the lock breaks then;
-//! - while a lock is *contended* (held, with tasks queued), the owner is
-//!   registered with a per-run [`Instrument`] that watches for task exits
-//!   and breaks the lock when its owner exits. The instrument is installed
-//!   only while some lock is contended and removed as soon as none is, so
-//!   uncontended locks cost nothing extra.
+//! - while a lock is *contended* (held, with tasks queued), an exit hook
+//!   ([`Task::on_exit`]) on the owner breaks the lock when the owner exits.
+//!   Only contended locks register one, so uncontended locks cost nothing
+//!   extra.
 //!
 //! A guard may be moved to another task; it still releases when dropped.
 //! But the lock stays the acquiring task's: if that task exits before the
@@ -37,8 +36,7 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::lowlevel::{
-    Instrument, RunVar, Task, add_instrument, cancel_shielded_checkpoint, checkpoint_if_cancelled,
-    current_task, remove_instrument,
+    ExitHook, Task, cancel_shielded_checkpoint, checkpoint_if_cancelled, current_task,
 };
 use crate::sync::parking_lot::{WaitQueue, WaitSite};
 use std::cell::{Cell, RefCell};
@@ -49,8 +47,9 @@ use std::rc::{Rc, Weak};
 pub(crate) struct LockInner {
     lot: WaitQueue<Task>,
     owner: Cell<Option<Task>>,
-    /// The owner registered with the run's exit watcher, if any.
-    watched: Cell<Option<Task>>,
+    /// While the lock is contended: a hook that breaks it if its owner
+    /// exits, and the owner it watches.
+    exit_hook: RefCell<Option<(Task, ExitHook)>>,
 }
 
 /// A fair, non-reentrant mutual-exclusion lock (Trio's `trio.Lock`).
@@ -161,7 +160,7 @@ impl Lock {
             LockInner {
                 lot: WaitQueue::with_lost_handler(on_lost),
                 owner: Cell::new(None),
-                watched: Cell::new(None),
+                exit_hook: RefCell::new(None),
             }
         });
         Lock { inner }
@@ -388,102 +387,38 @@ fn owner_exited(inner: &Rc<LockInner>, task: Task) {
 
 // ----- watching owners of contended locks for exit ---------------------------
 
-/// The per-run instrument that breaks contended locks whose owner exits.
-struct ExitWatcher {
-    watched: RefCell<Vec<(Task, Weak<LockInner>)>>,
-}
-
-static WATCHER: RunVar<Option<Rc<ExitWatcher>>> =
-    RunVar::with_default("trio::sync::Lock owner watcher", || None);
-
-fn watcher() -> Option<Rc<ExitWatcher>> {
-    WATCHER.with(|w| w.clone()).ok().flatten()
-}
-
-fn set_installed(w: &Rc<ExitWatcher>, on: bool) {
-    let as_instrument: Rc<dyn Instrument> = w.clone();
-    if on {
-        let _ = add_instrument(as_instrument);
-    } else {
-        let _ = remove_instrument(&as_instrument);
-    }
-}
-
-/// Registers the owner of a contended lock with the exit watcher.
+/// While the lock is contended, registers a [`Task::on_exit`] hook on its
+/// owner that breaks the lock if the owner exits still holding it.
 fn watch_if_contended(inner: &Rc<LockInner>) {
     let Some(owner) = inner.owner.get() else {
         return;
     };
-    if inner.lot.is_empty() || inner.watched.get() == Some(owner) {
+    if inner.lot.is_empty()
+        || inner
+            .exit_hook
+            .borrow()
+            .as_ref()
+            .is_some_and(|(t, _)| *t == owner)
+    {
         return;
     }
     unwatch(inner);
-    let w = match watcher() {
-        Some(w) => w,
-        None => {
-            let w = Rc::new(ExitWatcher {
-                watched: RefCell::new(Vec::new()),
-            });
-            if WATCHER.set(Some(w.clone())).is_err() {
-                return; // not in a run: nothing to watch with
-            }
-            w
+    let weak = Rc::downgrade(inner);
+    let hook = owner.on_exit(move || {
+        if let Some(lock) = weak.upgrade() {
+            lock.exit_hook.borrow_mut().take();
+            owner_exited(&lock, owner);
         }
-    };
-    let was_empty = w.watched.borrow().is_empty();
-    w.watched.borrow_mut().push((owner, Rc::downgrade(inner)));
-    inner.watched.set(Some(owner));
-    if was_empty {
-        set_installed(&w, true);
+    });
+    if let Ok(hook) = hook {
+        *inner.exit_hook.borrow_mut() = Some((owner, hook));
     }
 }
 
 fn unwatch(inner: &Rc<LockInner>) {
-    let Some(owner) = inner.watched.take() else {
-        return;
-    };
-    let Some(w) = watcher() else {
-        return;
-    };
-    let now_empty = {
-        let mut list = w.watched.borrow_mut();
-        let me = Rc::as_ptr(inner);
-        list.retain(|(t, l)| !(*t == owner && std::ptr::eq(l.as_ptr(), me)));
-        list.is_empty()
-    };
-    if now_empty {
-        set_installed(&w, false);
-    }
-}
-
-impl Instrument for ExitWatcher {
-    fn task_exited(&self, task: Task) {
-        let hits: Vec<Weak<LockInner>> = {
-            let mut list = self.watched.borrow_mut();
-            if !list.iter().any(|(t, _)| *t == task) {
-                return;
-            }
-            let mut hits = Vec::new();
-            list.retain(|(t, l)| {
-                if *t == task {
-                    hits.push(l.clone());
-                    false
-                } else {
-                    true
-                }
-            });
-            hits
-        };
-        for lock in hits.iter().filter_map(Weak::upgrade) {
-            lock.watched.set(None);
-            owner_exited(&lock, task);
-        }
-        if self.watched.borrow().is_empty()
-            && let Some(w) = watcher()
-        {
-            set_installed(&w, false);
-        }
-    }
+    // Dropped outside the borrow: dropping the hook touches the runtime.
+    let old = inner.exit_hook.borrow_mut().take();
+    drop(old);
 }
 
 // ----- StrictFifoLock --------------------------------------------------------
