@@ -851,3 +851,55 @@ fn runtime_functions_outside_a_run_are_errors() {
         ErrorKind::Usage
     );
 }
+
+#[test]
+fn started_while_the_caller_is_cancelled_keeps_the_task_where_it_is() {
+    // As in Trio: the task is not moved into a nursery where no cancelled
+    // scope would catch its Cancelled; it finishes under the caller's scopes.
+    mock_run(async {
+        let log = Log::default();
+        open_nursery(async |n| {
+            let caller = CancelScope::new();
+            let c2 = caller.clone();
+            let log = &log;
+            let r = caller
+                .run(async {
+                    n.start(async move |status: TaskStatus<u8>| {
+                        c2.cancel();
+                        status.started(5);
+                        let r = checkpoint().await;
+                        log.push(format!("child after started: {r:?}"));
+                        r
+                    })
+                    .await
+                })
+                .await?;
+            assert_eq!(
+                r, None,
+                "start failed with Cancelled, caught by the caller's scope"
+            );
+            assert!(n.child_tasks().is_empty(), "never moved into the nursery");
+
+            // If the task swallows the cancellation and returns, start gives the value.
+            let caller = CancelScope::new();
+            let c2 = caller.clone();
+            let r = caller
+                .run(async {
+                    n.start(async move |status: TaskStatus<u8>| {
+                        c2.cancel();
+                        status.started(6);
+                        let _ = checkpoint().await;
+                        Ok(())
+                    })
+                    .await
+                })
+                .await?;
+            assert_eq!(r, Some(6));
+            Ok(())
+        })
+        .await?;
+        assert_eq!(log.take(), ["child after started: Err(Cancelled)"]);
+        Ok(())
+    })
+    .unwrap();
+}
