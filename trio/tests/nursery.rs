@@ -273,6 +273,23 @@ fn spawning_into_a_closed_nursery_is_an_error() {
     .unwrap();
 }
 
+/// Polls `fut` once per tick for `ticks` ticks (from inside a task), then
+/// leaves it alone, unfinished.
+async fn poll_for_ticks<F: Future + ?Sized>(mut fut: std::pin::Pin<&mut F>, ticks: u32) {
+    let mut rounds = 0;
+    poll_fn(|cx| {
+        let _ = fut.as_mut().poll(cx);
+        rounds += 1;
+        if rounds < ticks {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+}
+
 #[test]
 fn leaked_nursery_never_polls_its_children_again() {
     let polls = Cell::new(0u32);
@@ -288,18 +305,7 @@ fn leaked_nursery_never_polls_its_children_again() {
                 })?;
                 sleep_forever().await
             }));
-            let mut rounds = 0;
-            poll_fn(|cx| {
-                let _ = fut.as_mut().poll(cx);
-                rounds += 1;
-                if rounds < 5 {
-                    cx.waker().wake_by_ref();
-                    Poll::Pending
-                } else {
-                    Poll::Ready(())
-                }
-            })
-            .await;
+            poll_for_ticks(fut.as_mut(), 5).await;
             std::mem::forget(fut);
         }
         let seen = polls.get();
@@ -341,18 +347,7 @@ fn dropping_a_nursery_future_drops_its_children_and_keeps_the_run_consistent() {
                 }
                 sleep_forever().await
             }));
-            let mut rounds = 0;
-            poll_fn(|cx| {
-                let _ = fut.as_mut().poll(cx);
-                rounds += 1;
-                if rounds < 3 {
-                    cx.waker().wake_by_ref();
-                    Poll::Pending
-                } else {
-                    Poll::Ready(())
-                }
-            })
-            .await;
+            poll_for_ticks(fut.as_mut(), 3).await;
         }
         let mut l = log.take();
         l.sort();

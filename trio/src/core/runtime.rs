@@ -864,6 +864,7 @@ impl Runtime {
     /// Calls `f` on each instrument, if there are any. The list is not
     /// borrowed while `f` runs (an instrument may add or remove instruments),
     /// and nothing is allocated per event.
+    #[inline]
     pub(crate) fn instrument(&self, f: impl Fn(&dyn Instrument, &Self)) {
         if !self.instruments_on.get() {
             return;
