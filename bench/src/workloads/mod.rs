@@ -103,7 +103,7 @@ impl Workload {
             Workload::PingPong => "one round trip over two capacity-1 channels (500k)",
             Workload::Timeout => "one yield under a 10 s timeout that never fires (1M)",
             Workload::Sleep => {
-                "one task sleeping (i % 100) ms, 100k at once, real clock (floor: 99 ms / ops)"
+                "one task sleeping (i % 100) ms from spawn, 100k at once, real clock (floor: 99 ms / ops)"
             }
             Workload::Cancel => "cancel one blocked task and wait for it (10 x 10k)",
             Workload::NurseryEmpty => "open + close an empty nursery / JoinSet (100k)",

@@ -117,8 +117,10 @@ fn sleep(n: usize) -> Duration {
         let start = Instant::now();
         let tasks: Vec<_> = (0..n)
             .map(|i| {
+                // Deadline fixed at spawn, as tokio's `sleep(d)` does.
+                let timer = Timer::after(Duration::from_millis((i % 100) as u64));
                 ex.spawn(async move {
-                    Timer::after(Duration::from_millis((i % 100) as u64)).await;
+                    timer.await;
                 })
             })
             .collect();

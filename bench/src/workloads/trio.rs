@@ -106,8 +106,14 @@ fn sleep(n: usize) -> Duration {
     block_on(async {
         let start = Instant::now();
         trio::open_nursery(async |nursery: trio::Nursery<'_>| {
+            // `tokio::time::sleep(d)` fixes its deadline when the future is
+            // made (here, at spawn); `trio::sleep(d)`, like Trio's, when it
+            // first runs (after every child is spawned). To time the same
+            // work, fix the deadline at spawn on both sides: `sleep_until`.
+            let now = trio::current_time()?;
             for i in 0..n {
-                nursery.start_soon(trio::sleep(Duration::from_millis((i % 100) as u64)))?;
+                let deadline = now + Duration::from_millis((i % 100) as u64);
+                nursery.start_soon(trio::sleep_until(deadline))?;
             }
             Ok(())
         })
