@@ -5,10 +5,11 @@
 //! [`open_nursery`] returns a future that owns its children. The children's
 //! futures live in the nursery's own storage (`NurseryInner`, one boxed
 //! future per child) and are polled *only from inside the nursery future's
-//! `poll`*, never by the run loop directly. The run loop schedules nodes; a
-//! woken child pushes its slot onto its nursery's ready list and wakes
-//! whoever polls the nursery (see `runtime`), and the nursery then polls just
-//! the children that are ready.
+//! `poll`*, never by the run loop directly. A woken child pushes its slot
+//! onto its nursery's ready list and wakes whoever polls the nursery (see
+//! `runtime`), and the nursery then polls just the children that are ready.
+//! The body is polled on each poll of the nursery future, with the waker of
+//! the task that opened the nursery: it *is* that task.
 //!
 //! # Why children may borrow, soundly
 //!
@@ -43,8 +44,8 @@
 
 use crate::core::cancel::CancelScope;
 use crate::core::runtime::{
-    self, BODY_SLOT, NewStatus, NurseryId, NurseryRecord, Parent, Runtime, StatusId, StatusKind,
-    TaskId, TaskName, TaskRecord,
+    self, NewStatus, NurseryId, NurseryRecord, Parent, Runtime, StatusId, StatusKind, TaskId,
+    TaskName, TaskRecord,
 };
 use crate::core::task::{NurseryInfo, Task};
 use crate::error::{Error, Result, TaskResult};
@@ -480,8 +481,6 @@ where
 pub(crate) struct Driver<'env> {
     rt: Rc<Runtime>,
     inner: Rc<NurseryInner<'env>>,
-    body_task: Option<TaskId>,
-    owner: TaskId,
     body_done: bool,
     errors: Vec<Error>,
     panic: Option<Box<dyn Any + Send>>,
@@ -494,7 +493,7 @@ impl<'env> Driver<'env> {
     fn open(rt: &Rc<Runtime>, hidden: bool, location: &'static Location<'static>) -> Driver<'env> {
         let parent_status = rt.current_status.get();
         let owner = rt.current_owner();
-        let (id, status, body_task, batch) = rt.with_state(|st| {
+        let (id, status, batch) = rt.with_state(|st| {
             let spec = NewStatus::plain(Some(parent_status), StatusKind::Nursery, owner);
             let status = st.new_status(spec, Instant::NEG_INFINITY);
             let ready = st.take_list();
@@ -510,24 +509,7 @@ impl<'env> Driver<'env> {
                 hidden,
                 location,
             });
-            let body_task = (!hidden).then(|| {
-                let name = st
-                    .tasks
-                    .get(owner)
-                    .map_or(TaskName::Static("<unknown>"), |t| t.name.clone());
-                let body = st.tasks.insert(TaskRecord {
-                    name,
-                    parent: Parent::Nursery {
-                        nursery: id,
-                        slot: BODY_SLOT,
-                    },
-                    ready: false,
-                    location: Some(location),
-                });
-                st.wake_task(body);
-                body
-            });
-            (id, status, body_task, st.take_list())
+            (id, status, st.take_list())
         });
         Driver {
             rt: rt.clone(),
@@ -540,8 +522,6 @@ impl<'env> Driver<'env> {
                 closed: Cell::new(false),
                 scope: OnceCell::new(),
             }),
-            body_task,
-            owner,
             body_done: hidden,
             errors: Vec::new(),
             panic: None,
@@ -600,44 +580,32 @@ impl<'env> Driver<'env> {
         });
         let saved_task = rt.current_task.get();
         let saved_status = rt.current_status.get();
-        for &slot in &batch {
-            if slot == BODY_SLOT {
-                let (Some(body_task), false, Some(b)) =
-                    (self.body_task, self.body_done, body.as_mut())
-                else {
-                    continue;
-                };
-                rt.with_state(|st| {
-                    if let Some(t) = st.tasks.get_mut(body_task) {
-                        t.ready = false;
-                    }
-                });
-                rt.current_task.set(body_task);
-                rt.current_status.set(self.inner.status);
-                let waker = rt.waker_for(body_task);
-                let mut bcx = Context::from_waker(&waker);
-                let owner = self.owner;
-                rt.instrument(|i, rt| i.before_task_step(Task::from_id(rt, owner)));
-                let r = catch_unwind(AssertUnwindSafe(|| b.as_mut().poll(&mut bcx)));
-                rt.instrument(|i, rt| i.after_task_step(Task::from_id(rt, owner)));
-                match r {
-                    Ok(Poll::Pending) => {}
-                    Ok(Poll::Ready(Ok(v))) => {
-                        *body_out = Some(v);
-                        self.body_done = true;
-                    }
-                    Ok(Poll::Ready(Err(e))) => {
-                        self.body_done = true;
-                        self.fail(e);
-                    }
-                    Err(payload) => {
-                        self.body_done = true;
-                        self.record_panic(payload);
-                    }
+        // The body is part of the task polling this nursery: it runs with
+        // that task's waker, inside the nursery's scope. (It may be polled
+        // when only a child woke; futures take spurious polls in stride.)
+        if !self.body_done
+            && let Some(b) = body.as_mut()
+        {
+            rt.current_status.set(self.inner.status);
+            let r = catch_unwind(AssertUnwindSafe(|| b.as_mut().poll(cx)));
+            match r {
+                Ok(Poll::Pending) => {}
+                Ok(Poll::Ready(Ok(v))) => {
+                    *body_out = Some(v);
+                    self.body_done = true;
                 }
-            } else {
-                self.poll_child(&rt, slot);
+                Ok(Poll::Ready(Err(e))) => {
+                    self.body_done = true;
+                    self.fail(e);
+                }
+                Err(payload) => {
+                    self.body_done = true;
+                    self.record_panic(payload);
+                }
             }
+        }
+        for &slot in &batch {
+            self.poll_child(&rt, slot);
         }
         rt.current_task.set(saved_task);
         rt.current_status.set(saved_status);
@@ -790,7 +758,7 @@ impl<'env> Driver<'env> {
     fn finish<T>(&mut self, body_out: Option<T>) -> Result<Option<T>> {
         self.finished = true;
         let error = Error::group(std::mem::take(&mut self.errors));
-        let (id, status, body_task) = (self.inner.id, self.inner.status, self.body_task);
+        let (id, status) = (self.inner.id, self.inner.status);
         let batch = std::mem::take(&mut self.batch);
         let (rest, _caught) = self.rt.with_state(|st| {
             let r = st.exit_status(status, error);
@@ -798,9 +766,6 @@ impl<'env> Driver<'env> {
                 st.give_list(n.ready);
             }
             st.give_list(batch);
-            if let Some(b) = body_task {
-                st.tasks.remove(b);
-            }
             r
         });
         if let Some(payload) = self.panic.take() {
@@ -830,13 +795,10 @@ impl Drop for Driver<'_> {
             .collect();
         let tasks: Vec<TaskId> = children.iter().map(|c| c.task).collect();
         drop(children);
-        let (id, status, body_task) = (self.inner.id, self.inner.status, self.body_task);
+        let (id, status) = (self.inner.id, self.inner.status);
         self.rt.with_state(|st| {
             for &t in &tasks {
                 st.tasks.remove(t);
-            }
-            if let Some(b) = body_task {
-                st.tasks.remove(b);
             }
             st.nurseries.remove(id);
             st.remove_status(status);

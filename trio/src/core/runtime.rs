@@ -5,10 +5,10 @@
 //! thread-local while the run is active. Its mutable tables live in one
 //! `RefCell<State>`:
 //!
-//! - `tasks`: every *poll node*: the root task, system tasks, nursery
-//!   children, and each nursery body (the part of the parent task that runs
-//!   inside the nursery). A node has a parent: the run loop (top level) or a
-//!   nursery slot.
+//! - `tasks`: every task: the root task, system tasks and nursery
+//!   children. A task has a parent: the run loop (top level) or a nursery
+//!   slot. (A nursery's body is not a task of its own: it is polled as part
+//!   of the task that opened the nursery, as in Trio.)
 //! - `nurseries`: per nursery, the list of its slots that are ready to poll
 //!   and the waker of whoever polls the nursery future.
 //! - `statuses`: the cancel-status tree (one node per entered cancel scope or
@@ -19,9 +19,9 @@
 //!   status it waits under, so cancelling a scope wakes exactly the waits
 //!   inside it.
 //!
-//! Scheduling: waking a node marks it ready and pushes its slot onto its
+//! Scheduling: waking a task marks it ready and pushes its slot onto its
 //! nursery's ready list, then wakes whoever polls that nursery, and so on up
-//! to the run loop's queue. A node already marked ready stops the climb, so a
+//! to the run loop's queue. A task already marked ready stops the climb, so a
 //! wake is O(1) amortised. Because children are polled only from inside their
 //! nursery's future, a wake during a tick is seen in the next tick: batches.
 //!
@@ -56,8 +56,6 @@ pub(crate) type NurseryId = Key;
 pub(crate) type StatusId = Key;
 pub(crate) type ParkId = Key;
 
-/// The slot number a nursery's body uses in its ready list.
-pub(crate) const BODY_SLOT: u32 = u32::MAX;
 /// The top-level slot of the root task.
 pub(crate) const ROOT_SLOT: u32 = u32::MAX;
 
@@ -231,7 +229,7 @@ impl State {
 
     // ----- scheduling -------------------------------------------------
 
-    /// Marks a node ready and makes sure whoever polls it will.
+    /// Marks a task ready and makes sure whoever polls it will.
     pub(crate) fn wake_task(&mut self, id: TaskId) {
         let Some(t) = self.tasks.get_mut(id) else {
             return;
@@ -269,7 +267,7 @@ impl State {
         }
     }
 
-    /// Wakes a node known by a waker's slot and short generation.
+    /// Wakes a task known by a waker's slot and short generation.
     pub(crate) fn wake_short(&mut self, index: u32, short_gen: u16) {
         if let Some((id, _)) = self.tasks.get_mut_by_short(index, short_gen) {
             self.wake_task(id);
@@ -690,7 +688,7 @@ impl State {
 pub(crate) struct Runtime {
     pub(crate) run_id: u32,
     pub(crate) state: RefCell<State>,
-    /// The node being polled right now.
+    /// The task being polled right now.
     pub(crate) current_task: Cell<TaskId>,
     /// The innermost cancel status of the code being polled right now.
     pub(crate) current_status: Cell<StatusId>,
@@ -854,11 +852,10 @@ impl Runtime {
         self.state.borrow().is_cancelled(self.current_status.get())
     }
 
-    /// The Trio task that the current node belongs to (a nursery body
-    /// belongs to the task that opened the nursery).
+    /// The task being polled right now (a nursery body is polled as part
+    /// of the task that opened the nursery, so it is that task).
     pub(crate) fn current_owner(&self) -> TaskId {
-        let st = self.state.borrow();
-        resolve_owner(&st, self.current_task.get())
+        self.current_task.get()
     }
 
     /// Calls `f` on each instrument, if there are any. The list is not
@@ -874,25 +871,6 @@ impl Runtime {
             let Some(inst) = inst else { break };
             f(&*inst, self);
         }
-    }
-}
-
-/// A nursery body belongs to the task that opened the nursery (possibly
-/// itself a body, in nested nurseries).
-pub(crate) fn resolve_owner(st: &State, mut id: TaskId) -> TaskId {
-    while let Some(owner) = body_owner(st, id) {
-        id = owner;
-    }
-    id
-}
-
-/// For a nursery body node: the task that opened the nursery.
-pub(crate) fn body_owner(st: &State, id: TaskId) -> Option<TaskId> {
-    match st.tasks.get(id)?.parent {
-        Parent::Nursery { nursery, slot } if slot == BODY_SLOT => {
-            st.nurseries.get(nursery).map(|n| n.owner)
-        }
-        _ => None,
     }
 }
 

@@ -6,7 +6,7 @@
 //! never keeps anything alive and a stale one answers `None` or an empty list.
 //! A nursery's body is part of the task that opened the nursery, as in Trio.
 
-use crate::core::runtime::{self, NurseryId, Parent, Runtime, TaskId, resolve_owner};
+use crate::core::runtime::{self, NurseryId, Parent, Runtime, TaskId};
 use crate::error::Result;
 use std::fmt;
 
@@ -55,8 +55,7 @@ impl Task {
     pub fn waiting_at(&self) -> Option<String> {
         self.with(|st| {
             let (_, p) = st.parks.iter().find(|(_, p)| {
-                matches!(p.state, runtime::ParkState::Waiting)
-                    && resolve_owner(st, p.task) == self.id
+                matches!(p.state, runtime::ParkState::Waiting) && p.task == self.id
             })?;
             let l = p.location;
             Some(format!("{}:{}:{}", l.file(), l.line(), l.column()))
@@ -251,11 +250,7 @@ impl NurseryInfo {
                 .tasks
                 .iter()
                 .filter_map(|(id, t)| match t.parent {
-                    Parent::Nursery { nursery, slot }
-                        if nursery == self.id && slot != runtime::BODY_SLOT =>
-                    {
-                        Some((slot, id))
-                    }
+                    Parent::Nursery { nursery, slot } if nursery == self.id => Some((slot, id)),
                     _ => None,
                 })
                 .collect();
@@ -307,9 +302,8 @@ impl fmt::Debug for NurseryInfo {
 /// ```
 pub fn current_task() -> Result<Task> {
     let rt = runtime::current()?;
-    let st = rt.state.borrow();
     Ok(Task {
-        id: resolve_owner(&st, rt.current_task.get()),
+        id: rt.current_task.get(),
         run_id: rt.run_id,
     })
 }

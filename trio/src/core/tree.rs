@@ -12,9 +12,7 @@
 //! [`ErrorKind::Deadlock`](crate::ErrorKind::Deadlock) whose [`Deadlock`]
 //! carries the tree.
 
-use crate::core::runtime::{
-    self, Parent, Runtime, State, StatusId, StatusKind, TaskId, resolve_owner,
-};
+use crate::core::runtime::{self, Parent, Runtime, State, StatusId, StatusKind, TaskId};
 use crate::error::{Error, ErrorKind, Result};
 use crate::time::Instant;
 use std::fmt::{self, Write};
@@ -65,7 +63,7 @@ impl fmt::Debug for TaskTree {
 /// The current run's task tree.
 pub fn task_tree() -> Result<TaskTree> {
     let rt = runtime::current()?;
-    let running = resolve_owner(&rt.state.borrow(), rt.current_task.get());
+    let running = rt.current_task.get();
     Ok(snapshot(&rt, Some(running)))
 }
 
@@ -133,18 +131,13 @@ fn task(w: &Walk<'_>, id: TaskId, base: StatusId, depth: usize, out: &mut String
     let mut waits: Vec<_> = st
         .parks
         .iter()
-        .filter(|(_, p)| {
-            matches!(p.state, runtime::ParkState::Waiting) && resolve_owner(st, p.task) == id
-        })
+        .filter(|(_, p)| matches!(p.state, runtime::ParkState::Waiting) && p.task == id)
         .map(|(_, p)| (p.label, p.location, p.deadline))
         .collect();
     waits.sort_by_key(|(_, l, _)| (l.file(), l.line(), l.column()));
-    let body_ready = st.tasks.iter().any(|(b, bt)| {
-        bt.ready && runtime::body_owner(st, b).is_some_and(|o| resolve_owner(st, o) == id)
-    });
     if Some(id) == w.running {
         out.push_str("running (taking this snapshot)");
-    } else if t.ready || body_ready {
+    } else if t.ready {
         out.push_str("runnable");
     } else if !waits.is_empty() {
         for (i, (label, l, deadline)) in waits.iter().enumerate() {
@@ -199,7 +192,7 @@ fn scopes(w: &Walk<'_>, owner: TaskId, status: StatusId, depth: usize, out: &mut
         let Some(c) = st.statuses.get(child) else {
             continue;
         };
-        if resolve_owner(st, c.owner) != owner {
+        if c.owner != owner {
             continue;
         }
         match c.kind {
@@ -239,11 +232,7 @@ fn scopes(w: &Walk<'_>, owner: TaskId, status: StatusId, depth: usize, out: &mut
                     .tasks
                     .iter()
                     .filter_map(|(id, t)| match t.parent {
-                        Parent::Nursery { nursery, slot }
-                            if nursery == nid && slot != runtime::BODY_SLOT =>
-                        {
-                            Some((slot, id))
-                        }
+                        Parent::Nursery { nursery, slot } if nursery == nid => Some((slot, id)),
                         _ => None,
                     })
                     .collect();
