@@ -22,6 +22,10 @@
 //! fresh one when it answers), so a MockClock can autojump over a `sleep`
 //! inside [`run`].
 //!
+//! A [`run`] made by a `to_thread` worker runs in a cancel scope that is
+//! cancelled when the task that called `to_thread::run_sync` is, and
+//! [`check_cancelled`] lets the worker itself notice, as in Trio.
+//!
 //! Calling these from a thread that is itself running a run is an error
 //! ([`ErrorKind::Usage`]): blocking that thread would stop its run (and
 //! deadlock, if it is the run being called).
@@ -54,6 +58,42 @@ fn check_not_in_run() -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// In a worker thread started by [`to_thread`](crate::to_thread): fails
+/// with `Cancelled` once the task that called `to_thread::run_sync` has been
+/// cancelled (whether or not it abandoned the thread), so long-running work
+/// can stop early. Errors with [`ErrorKind::Usage`] in any other thread.
+///
+/// ```
+/// use std::time::Duration;
+/// trio::run(async {
+///     let r = trio::move_on_after(0.01, async {
+///         trio::to_thread::run_sync(|| {
+///             for _ in 0..1000 {
+///                 trio::from_thread::check_cancelled()?; // stops once the caller gives up
+///                 std::thread::sleep(Duration::from_millis(1));
+///             }
+///             Ok::<_, trio::Error>("finished")
+///         })
+///         .await? // the thread's own result: its Cancelled comes out here
+///     })
+///     .await?;
+///     // The caller waited for the thread, which saw the cancellation; the
+///     // scope caught it.
+///     assert_eq!(r, None);
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub fn check_cancelled() -> Result<()> {
+    match WorkerContext::caller_cancelled() {
+        Some(true) => Err(Error::cancelled()),
+        Some(false) => Ok(()),
+        None => Err(Error::usage(
+            "from_thread::check_cancelled works only in threads started by trio::to_thread",
+        )),
+    }
 }
 
 fn run_finished() -> Error {
@@ -191,10 +231,21 @@ where
     Fut: Future<Output = Result<R>> + 'static,
     R: Send + 'static,
 {
+    // Made from a worker of this run: run under its caller's cancellation.
+    let linked_call = WorkerContext::call_id(token);
     let result: Result<Result<R>> = call(token, |tx, lend| {
         move || {
+            let scope = linked_call.map(crate::to_thread::scope_for_call);
             let task = CatchUnwind {
-                inner: Box::pin(async move { f().await }),
+                inner: Box::pin(async move {
+                    match scope {
+                        Some(scope) => match scope.run(f()).await? {
+                            Some(v) => Ok(v),
+                            None => Err(Error::cancelled()),
+                        },
+                        None => f().await,
+                    }
+                }),
             };
             // If this fails the future (and `tx`) is dropped: the caller
             // sees the run as finished.

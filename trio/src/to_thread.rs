@@ -27,9 +27,14 @@
 //!   run on unsupervised) and returns its result. With
 //!   [`Builder::abandon_on_cancel`] the call returns `Cancelled` at once and
 //!   the thread runs on; its result is dropped.
+//!   Either way the worker learns of it: `from_thread::check_cancelled`
+//!   fails, and `from_thread::run` calls it makes back into the run are
+//!   cancelled with the caller (they run in a cancel scope that the
+//!   caller's cancellation cancels), as in Trio.
 //! - **Panics** in the function resume in the calling task with their
 //!   original payload, like a panicking child task.
 
+use crate::core::cancel::CancelScope;
 use crate::error::{Error, Result};
 use crate::lowlevel::{
     Abort, AbortReason, ExternalWork, Park, RunVar, TrioToken, WaitKey, begin_external_work,
@@ -40,6 +45,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -177,6 +183,7 @@ impl Builder {
                 return Err(e);
             }
         };
+        let cancelled = Arc::new(AtomicBool::new(false));
         let id = match PENDING.with(|p| {
             p.next_id += 1;
             let id = p.next_id;
@@ -186,6 +193,8 @@ impl Builder {
                     limiter: limiter.clone(),
                     borrower,
                     waiter: None,
+                    cancelled: cancelled.clone(),
+                    callbacks: Vec::new(),
                 },
             );
             id
@@ -199,8 +208,14 @@ impl Builder {
         let slot: Arc<Mutex<Option<std::thread::Result<R>>>> = Arc::new(Mutex::new(None));
         let abandon = self.abandon_on_cancel;
         let park = Park::new_at(site.label, site.location, |_key, reason| match reason {
-            AbortReason::Cancelled if !abandon => Abort::Failed,
+            AbortReason::Cancelled if !abandon => {
+                // Keep waiting for the thread, but tell it (and the calls it
+                // makes back into the run) that its caller is cancelled.
+                cancel_call(id);
+                Abort::Failed
+            }
             _ => {
+                cancel_call(id);
                 // Abandoned (or dropped): the thread runs on; `finish`
                 // still returns the limiter token when it is done.
                 let _ = PENDING.with(|p| {
@@ -219,8 +234,9 @@ impl Builder {
         });
         let job_slot = slot.clone();
         let job_token = token.clone();
+        let job_call = (id, cancelled);
         let job: Job = Box::new(move || {
-            let _ctx = WorkerContext::enter(job_token.clone(), work);
+            let _ctx = WorkerContext::enter(job_token.clone(), work, job_call);
             let result = catch_unwind(AssertUnwindSafe(f));
             *lock(&job_slot) = Some(result);
             let work = WorkerContext::take_work();
@@ -260,10 +276,49 @@ struct Pending {
     borrower: Borrower,
     /// The parked caller, unless it gave up waiting.
     waiter: Option<WaitKey>,
+    /// Set when the caller is cancelled; the worker reads it through
+    /// `from_thread::check_cancelled`.
+    cancelled: Arc<AtomicBool>,
+    /// Scopes of `from_thread::run` calls made by the worker: cancelled
+    /// with the caller, so they run under its cancellation as in Trio.
+    callbacks: Vec<CancelScope>,
 }
 
 static PENDING: RunVar<PendingCalls> =
     RunVar::with_default("trio::to_thread calls in flight", PendingCalls::default);
+
+/// In the run, when the caller of call `id` is cancelled (or gives up).
+fn cancel_call(id: u64) {
+    let scopes = PENDING.with(|p| {
+        p.calls.get_mut(&id).map(|c| {
+            c.cancelled.store(true, Ordering::Release);
+            c.callbacks.clone()
+        })
+    });
+    for scope in scopes.ok().flatten().unwrap_or_default() {
+        scope.cancel();
+    }
+}
+
+/// In the run: a scope for a `from_thread::run` made by the worker of call
+/// `id`, already cancelled if the caller is.
+pub(crate) fn scope_for_call(id: u64) -> CancelScope {
+    let scope = CancelScope::new();
+    let cancelled = PENDING
+        .with(|p| {
+            p.calls.get_mut(&id).map(|c| {
+                c.callbacks.push(scope.clone());
+                c.cancelled.load(Ordering::Acquire)
+            })
+        })
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    if cancelled {
+        scope.cancel();
+    }
+    scope
+}
 
 /// In the run, once the thread has finished: return the limiter token,
 /// then wake the caller (if it is still waiting).
@@ -290,32 +345,65 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// thread waits for the run).
 pub(crate) struct WorkerContext;
 
-/// The run's token, and its work guard unless lent out.
-type Context = (TrioToken, Option<ExternalWork>);
+/// The run's token, its work guard unless lent out, and the call being
+/// worked on (its id in the run, and its "caller cancelled" flag).
+struct Context {
+    token: TrioToken,
+    work: Option<ExternalWork>,
+    call: (u64, Arc<AtomicBool>),
+}
 
 thread_local! {
     static CONTEXT: RefCell<Option<Context>> = const { RefCell::new(None) };
 }
 
 impl WorkerContext {
-    fn enter(token: TrioToken, work: ExternalWork) -> WorkerContextGuard {
-        CONTEXT.with(|c| *c.borrow_mut() = Some((token, Some(work))));
+    fn enter(
+        token: TrioToken,
+        work: ExternalWork,
+        call: (u64, Arc<AtomicBool>),
+    ) -> WorkerContextGuard {
+        CONTEXT.with(|c| {
+            *c.borrow_mut() = Some(Context {
+                token,
+                work: Some(work),
+                call,
+            })
+        });
         WorkerContextGuard
     }
 
     fn take_work() -> Option<ExternalWork> {
-        CONTEXT.with(|c| c.borrow_mut().as_mut().and_then(|(_, w)| w.take()))
+        CONTEXT.with(|c| c.borrow_mut().as_mut().and_then(|ctx| ctx.work.take()))
     }
 
     /// The run this thread works for, if it is a worker running a job.
     pub(crate) fn token() -> Option<TrioToken> {
-        CONTEXT.with(|c| c.borrow().as_ref().map(|(t, _)| t.clone()))
+        CONTEXT.with(|c| c.borrow().as_ref().map(|ctx| ctx.token.clone()))
+    }
+
+    /// The id of the call this worker runs, if it works for `token`'s run.
+    pub(crate) fn call_id(token: &TrioToken) -> Option<u64> {
+        CONTEXT.with(|c| match c.borrow().as_ref() {
+            Some(ctx) if &ctx.token == token => Some(ctx.call.0),
+            _ => None,
+        })
+    }
+
+    /// Whether the task that started this worker's job has been cancelled;
+    /// `None` outside a worker.
+    pub(crate) fn caller_cancelled() -> Option<bool> {
+        CONTEXT.with(|c| {
+            c.borrow()
+                .as_ref()
+                .map(|ctx| ctx.call.1.load(Ordering::Acquire))
+        })
     }
 
     /// Takes the work guard if this thread works for `token`'s run.
     pub(crate) fn lend_work(token: &TrioToken) -> Option<ExternalWork> {
         CONTEXT.with(|c| match c.borrow_mut().as_mut() {
-            Some((t, w)) if t == token => w.take(),
+            Some(ctx) if &ctx.token == token => ctx.work.take(),
             _ => None,
         })
     }
@@ -323,8 +411,8 @@ impl WorkerContext {
     /// Puts a work guard back (a fresh one made by the run).
     pub(crate) fn return_work(work: ExternalWork) {
         CONTEXT.with(|c| {
-            if let Some((_, w)) = c.borrow_mut().as_mut() {
-                *w = Some(work);
+            if let Some(ctx) = c.borrow_mut().as_mut() {
+                ctx.work = Some(work);
             }
         });
     }

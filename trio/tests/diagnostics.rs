@@ -310,3 +310,21 @@ fn the_tree_can_be_asked_for_from_another_thread() {
     })
     .unwrap();
 }
+
+#[test]
+fn a_deadlock_after_using_worker_threads_is_still_reported() {
+    // The thread pool must not keep the run's token once the work is done,
+    // or every later deadlock would go unreported.
+    let err = mock_run(async {
+        let v = trio::to_thread::run_sync(|| 1 + 1).await?;
+        assert_eq!(v, 2);
+        let never = Event::new();
+        never.wait().await
+    })
+    .unwrap_err();
+    let tree = deadlock_tree(&err);
+    assert!(
+        tree.contains("waiting in Event.wait at trio/tests/diagnostics.rs:"),
+        "{tree}"
+    );
+}

@@ -305,3 +305,56 @@ fn abandoned_thread_calling_back_after_the_run_gets_run_finished() {
     go_tx.send(()).unwrap();
     assert_eq!(done_rx.recv().unwrap(), ErrorKind::RunFinished);
 }
+
+#[test]
+fn a_cancelled_caller_is_visible_to_its_worker_and_its_calls_back() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // check_cancelled: the worker sees its caller's cancellation.
+    let saw = Arc::new(AtomicBool::new(false));
+    let s2 = saw.clone();
+    trio::Runner::new()
+        .clock(trio::testing::MockClock::autojump())
+        .run(async move {
+            let r = trio::move_on_after(1.0, async move {
+                trio::to_thread::run_sync(move || {
+                    assert!(
+                        trio::from_thread::check_cancelled().is_ok(),
+                        "not cancelled yet"
+                    );
+                    // Wait (in the run, on its clock) until the caller's
+                    // timeout has fired, then look again.
+                    trio::from_thread::run_sync(|| ()).unwrap();
+                    let mut cancelled = false;
+                    while !cancelled {
+                        cancelled = trio::from_thread::check_cancelled().is_err();
+                        if !cancelled {
+                            // A call back into the run is itself cancelled once
+                            // the caller is: sleep until then.
+                            let r = trio::from_thread::run(|| trio::sleep(10.0));
+                            cancelled = r.is_err_and(|e| e.is_cancelled());
+                        }
+                    }
+                    s2.store(true, Ordering::SeqCst);
+                    Ok::<(), trio::Error>(())
+                })
+                .await?
+            })
+            .await?;
+            // The worker returned Ok, so the scope saw no Cancelled: Some(()).
+            assert_eq!(r, Some(()));
+            assert_eq!(
+                trio::current_time()?.as_secs_f64(),
+                1.0,
+                "the sleep was cut short at 1 s"
+            );
+            Ok(())
+        })
+        .unwrap();
+    assert!(saw.load(Ordering::SeqCst));
+    // Outside a worker thread it is a usage error.
+    assert_eq!(
+        trio::from_thread::check_cancelled().unwrap_err().kind(),
+        trio::ErrorKind::Usage
+    );
+}
