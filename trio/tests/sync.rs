@@ -714,3 +714,71 @@ fn debug_impls_do_not_panic() {
         Ok(())
     });
 }
+
+// ----- Mutex<T> ----------------------------------------------------------------
+
+#[test]
+fn mutex_guards_its_data_across_awaits_and_hands_off_fairly() {
+    use trio::sync::Mutex;
+    run(async {
+        let m = Mutex::new(Vec::new());
+        trio::open_nursery(async |n| {
+            for name in ["a", "b", "c"] {
+                let m = &m;
+                n.start_soon(async move {
+                    for i in 0..2 {
+                        let mut v = m.lock().await?;
+                        v.push(format!("{name}{i}"));
+                        trio::checkpoint().await?; // still ours while we wait
+                        v.push(format!("{name}{i}"));
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        })
+        .await?;
+        let v = m.into_inner();
+        // Pairs are never interleaved, and the lock goes round-robin.
+        assert_eq!(
+            v,
+            [
+                "a0", "a0", "b0", "b0", "c0", "c0", "a1", "a1", "b1", "b1", "c1", "c1"
+            ]
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn mutex_try_lock_and_cancelled_lock_take_nothing() {
+    use trio::sync::Mutex;
+    run(async {
+        let m = Mutex::new(0);
+        let held = m.lock().await?;
+        // Re-locking from the holder is a usage error (not re-entrant).
+        assert_eq!(m.try_lock().unwrap_err().kind(), ErrorKind::Usage);
+        trio::open_nursery(async |n| {
+            let m = &m;
+            n.start_soon(async move {
+                assert_eq!(m.try_lock().unwrap_err().kind(), ErrorKind::WouldBlock);
+                let r = trio::move_on_after(1.0, async { m.lock().await.map(|_| ()) }).await?;
+                assert_eq!(r, None, "timed out waiting");
+                Ok(())
+            })?;
+            Ok(())
+        })
+        .await?;
+        assert!(m.is_locked());
+        assert_eq!(
+            m.statistics().tasks_waiting,
+            0,
+            "the cancelled waiter left the queue"
+        );
+        drop(held);
+        *m.try_lock()? += 5;
+        assert_eq!(*m.lock().await?, 5);
+        assert!(format!("{m:?}").contains("value: 5"));
+        Ok(())
+    });
+}

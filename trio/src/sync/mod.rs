@@ -1,5 +1,6 @@
 //! Synchronisation between the tasks of one run (Trio's `Event`, `Lock`,
-//! `Semaphore`, `CapacityLimiter`, `Condition`, `ParkingLot`).
+//! `Semaphore`, `CapacityLimiter`, `Condition`, `ParkingLot`, and a
+//! data-owning `Mutex<T>` for Rust users).
 //!
 //! Everything here is built on the public low-level API
 //! ([`lowlevel::Park`](crate::lowlevel::Park) and
@@ -27,6 +28,7 @@ mod capacity_limiter;
 mod condition;
 mod event;
 mod lock;
+mod mutex;
 mod parking_lot;
 mod semaphore;
 
@@ -36,6 +38,7 @@ pub use capacity_limiter::{
 pub use condition::{Condition, ConditionStatistics};
 pub use event::{Event, EventStatistics};
 pub use lock::{Lock, LockGuard, LockStatistics, StrictFifoLock};
+pub use mutex::{Mutex, MutexGuard};
 pub(crate) use parking_lot::WaitSite;
 pub use parking_lot::{ParkingLot, ParkingLotStatistics};
 pub use semaphore::{Semaphore, SemaphorePermit, SemaphoreStatistics};
