@@ -452,8 +452,7 @@ fn is_deadlocked(rt: &Runtime, external: usize) -> bool {
         return false;
     }
     let outside_wakers = rt.foreign_wakers.get() + rt.shared.remote_wakers.load(Ordering::Acquire);
-    // The runtime itself holds one reference; any other is a token.
-    let tokens = Arc::strong_count(&rt.shared) - 1;
+    let tokens = rt.shared.tokens.load(Ordering::Acquire);
     outside_wakers <= 0 && tokens == 0
 }
 

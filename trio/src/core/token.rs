@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) external_work: AtomicUsize,
     /// Waker clones made (+) or dropped (−) on other threads.
     pub(crate) remote_wakers: AtomicIsize,
+    /// Live [`TrioToken`]s (deadlock detection: a token could wake the run).
+    pub(crate) tokens: AtomicUsize,
 }
 
 impl Shared {
@@ -50,6 +52,7 @@ impl Shared {
             reactor_waker,
             external_work: AtomicUsize::new(0),
             remote_wakers: AtomicIsize::new(0),
+            tokens: AtomicUsize::new(0),
         }
     }
 
@@ -159,6 +162,10 @@ pub(crate) fn count_foreign_waker_elsewhere(word: WakerWord, delta: isize) {
         .find(|s| s.run_id as u16 == word.run);
     if let Some(shared) = target {
         shared.remote_wakers.fetch_add(delta, Ordering::AcqRel);
+        if delta < 0 {
+            // Maybe the last outside waker: let the run re-check for a deadlock.
+            shared.poke();
+        }
     }
 }
 
@@ -186,7 +193,6 @@ pub(crate) fn count_foreign_waker_elsewhere(word: WakerWord, delta: isize) {
 /// })
 /// .unwrap();
 /// ```
-#[derive(Clone)]
 pub struct TrioToken {
     shared: Arc<Shared>,
 }
@@ -256,6 +262,30 @@ impl TrioToken {
     }
 }
 
+impl TrioToken {
+    fn new(shared: &Arc<Shared>) -> Self {
+        shared.tokens.fetch_add(1, Ordering::AcqRel);
+        TrioToken {
+            shared: shared.clone(),
+        }
+    }
+}
+
+impl Clone for TrioToken {
+    fn clone(&self) -> Self {
+        TrioToken::new(&self.shared)
+    }
+}
+
+impl Drop for TrioToken {
+    fn drop(&mut self) {
+        self.shared.tokens.fetch_sub(1, Ordering::AcqRel);
+        // A run blocked with nothing else to wait for may now be deadlocked:
+        // let it look again.
+        self.shared.poke();
+    }
+}
+
 impl fmt::Debug for TrioToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TrioToken")
@@ -275,7 +305,5 @@ impl Eq for TrioToken {}
 /// The current run's token.
 pub fn current_trio_token() -> Result<TrioToken> {
     let rt = runtime::current()?;
-    Ok(TrioToken {
-        shared: rt.shared.clone(),
-    })
+    Ok(TrioToken::new(&rt.shared))
 }
