@@ -51,7 +51,7 @@ impl StatusGuard {
         deadline: Instant,
     ) -> StatusGuard {
         let parent = rt.current_status.get();
-        let owner = rt.current_owner();
+        let owner = rt.current_task.get();
         let now = if deadline.is_finite() {
             rt.now()
         } else {

@@ -492,7 +492,7 @@ pub(crate) struct Driver<'env> {
 impl<'env> Driver<'env> {
     fn open(rt: &Rc<Runtime>, hidden: bool, location: &'static Location<'static>) -> Driver<'env> {
         let parent_status = rt.current_status.get();
-        let owner = rt.current_owner();
+        let owner = rt.current_task.get();
         let (id, status, batch) = rt.with_state(|st| {
             let spec = NewStatus::plain(Some(parent_status), StatusKind::Nursery, owner);
             let status = st.new_status(spec, Instant::NEG_INFINITY);
@@ -688,7 +688,9 @@ impl<'env> Driver<'env> {
     }
 
     fn close(&mut self) {
-        self.inner.closed.set(true);
+        if self.inner.closed.replace(true) {
+            return;
+        }
         let id = self.inner.id;
         self.rt.with_state(|st| {
             if let Some(n) = st.nurseries.get_mut(id) {

@@ -20,7 +20,7 @@
 //! Every park records the cancel status it waits under, so cancelling a
 //! scope wakes exactly the parks inside it, at once.
 
-use crate::core::runtime::{self, ParkId, ParkRecord, ParkState, Runtime, WakeTarget};
+use crate::core::runtime::{self, ParkId, ParkRecord, ParkState, Runtime, State, WakeTarget};
 use crate::error::{Error, Result};
 use crate::time::{Instant, TryIntoDuration};
 use std::fmt;
@@ -30,6 +30,13 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+
+/// What one look at a parked wait's record decided.
+enum Step {
+    Done(Result<()>),
+    Abort,
+    Waiting,
+}
 
 /// Identifies one parked wait, for [`reschedule`]. Copyable; stale keys are
 /// harmless (rescheduling one does nothing and returns `false`).
@@ -209,62 +216,48 @@ where
     A: FnMut(WaitKey, AbortReason) -> Abort,
 {
     fn poll_in(&mut self, rt: &Runtime, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let this = self;
         let status = rt.current_status.get();
-        // Already given an outcome?
-        let mut try_abort = false;
-        let outcome = rt.with_state(|st| {
-            let p = st.parks.get_mut(this.key.park)?;
-            if let ParkState::Done(_) = p.state {
-                let rec = st.remove_park(this.key.park)?;
-                match rec.state {
-                    ParkState::Done(outcome) => return Some(outcome),
-                    ParkState::Waiting => unreachable!(),
+        let key = self.key.park;
+        // One pass over the record (one borrow, on the common path): take
+        // the outcome, or register the wait, unless the scope is cancelled
+        // and the abort function must run first (outside the borrow).
+        let settle = |st: &mut State, may_abort: bool| -> Step {
+            match st.parks.get(key).map(|p| &p.state) {
+                None => Step::Done(Err(Error::usage("a Park's record vanished"))),
+                Some(ParkState::Done(_)) => match st.remove_park(key).map(|p| p.state) {
+                    Some(ParkState::Done(outcome)) => Step::Done(outcome),
+                    _ => Step::Done(Err(Error::usage("a Park's record vanished"))),
+                },
+                Some(ParkState::Waiting) if may_abort && st.is_cancelled(status) => Step::Abort,
+                Some(ParkState::Waiting) => {
+                    st.register_park(key, status, cx.waker());
+                    Step::Waiting
                 }
             }
-            try_abort = !this.abort_failed && st.is_cancelled(status);
-            None
-        });
-        if let Some(outcome) = outcome {
-            this.done = true;
-            rt.count_checkpoint(true, true);
-            return Poll::Ready(outcome);
-        }
-        if try_abort {
-            match (this.abort)(this.key, AbortReason::Cancelled) {
+        };
+        let mut step = rt.with_state(|st| settle(st, !self.abort_failed));
+        if let Step::Abort = step {
+            match (self.abort)(self.key, AbortReason::Cancelled) {
                 Abort::Succeeded => {
-                    rt.with_state(|st| st.remove_park(this.key.park));
-                    this.done = true;
+                    rt.with_state(|st| st.remove_park(key));
+                    self.done = true;
                     rt.count_checkpoint(false, true);
                     return Poll::Ready(Err(Error::cancelled()));
                 }
-                Abort::Failed => this.abort_failed = true,
+                Abort::Failed => {
+                    // The primitive will reschedule us (maybe it already has).
+                    self.abort_failed = true;
+                    step = rt.with_state(|st| settle(st, false));
+                }
             }
         }
-        let outcome = rt.with_state(|st| {
-            match st.parks.get(this.key.park).map(|p| &p.state) {
-                None => return Some(Err(Error::usage("a Park's record vanished"))),
-                Some(ParkState::Done(_)) => {
-                    if let Some(ParkRecord {
-                        state: ParkState::Done(outcome),
-                        ..
-                    }) = st.remove_park(this.key.park)
-                    {
-                        return Some(outcome);
-                    }
-                }
-                Some(ParkState::Waiting) => {}
-            }
-            st.register_park(this.key.park, status, cx.waker());
-            None
-        });
-        match outcome {
-            Some(outcome) => {
-                this.done = true;
+        match step {
+            Step::Done(outcome) => {
+                self.done = true;
                 rt.count_checkpoint(true, true);
                 Poll::Ready(outcome)
             }
-            None => Poll::Pending,
+            Step::Waiting | Step::Abort => Poll::Pending,
         }
     }
 }
@@ -559,7 +552,7 @@ pub fn watch_checkpoints() -> Result<CheckpointWatch> {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let rt = runtime::current()?;
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    let task = rt.current_owner();
+    let task = rt.current_task.get();
     rt.watches.borrow_mut().push((id, task, 0, 0));
     rt.watching.set(true);
     Ok(CheckpointWatch { rt, id })

@@ -688,7 +688,8 @@ impl State {
 pub(crate) struct Runtime {
     pub(crate) run_id: u32,
     pub(crate) state: RefCell<State>,
-    /// The task being polled right now.
+    /// The task being polled right now. (A nursery body is polled as part
+    /// of the task that opened the nursery, so it is that task.)
     pub(crate) current_task: Cell<TaskId>,
     /// The innermost cancel status of the code being polled right now.
     pub(crate) current_status: Cell<StatusId>,
@@ -821,7 +822,7 @@ impl Runtime {
         self.cancel_points
             .set(self.cancel_points.get() + cancel as u64);
         if self.watching.get() {
-            let task = self.current_owner();
+            let task = self.current_task.get();
             for w in self.watches.borrow_mut().iter_mut().filter(|w| w.1 == task) {
                 w.2 += schedule as u64;
                 w.3 += cancel as u64;
@@ -850,12 +851,6 @@ impl Runtime {
     /// True if code polled right now is inside a cancelled scope.
     pub(crate) fn is_cancelled(&self) -> bool {
         self.state.borrow().is_cancelled(self.current_status.get())
-    }
-
-    /// The task being polled right now (a nursery body is polled as part
-    /// of the task that opened the nursery, so it is that task).
-    pub(crate) fn current_owner(&self) -> TaskId {
-        self.current_task.get()
     }
 
     /// Calls `f` on each instrument, if there are any. The list is not

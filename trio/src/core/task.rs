@@ -17,6 +17,17 @@ pub struct Task {
     run_id: u32,
 }
 
+/// Runs `f` on the state of run `run_id`, if that is the current run.
+fn with_state_of<R>(run_id: u32, f: impl FnOnce(&runtime::State) -> Option<R>) -> Option<R> {
+    runtime::with_runtime(|rt| {
+        if rt.run_id != run_id {
+            return None;
+        }
+        f(&rt.state.borrow())
+    })
+    .flatten()
+}
+
 impl Task {
     pub(crate) fn from_id(rt: &Runtime, id: TaskId) -> Task {
         Task {
@@ -26,13 +37,7 @@ impl Task {
     }
 
     fn with<R>(&self, f: impl FnOnce(&runtime::State) -> Option<R>) -> Option<R> {
-        runtime::with_runtime(|rt| {
-            if rt.run_id != self.run_id {
-                return None;
-            }
-            f(&rt.state.borrow())
-        })
-        .flatten()
+        with_state_of(self.run_id, f)
     }
 
     /// The task's name (where it was spawned, unless named), or `None` if
@@ -224,13 +229,7 @@ impl NurseryInfo {
     }
 
     fn with<R>(&self, f: impl FnOnce(&runtime::State) -> Option<R>) -> Option<R> {
-        runtime::with_runtime(|rt| {
-            if rt.run_id != self.run_id {
-                return None;
-            }
-            f(&rt.state.borrow())
-        })
-        .flatten()
+        with_state_of(self.run_id, f)
     }
 
     /// The task that opened the nursery.

@@ -143,12 +143,17 @@ pub(crate) fn unregister(shared: &Arc<Shared>) {
     reg.retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), Arc::as_ptr(shared)));
 }
 
-/// A waker of ours fired on a thread that is not running its run.
-pub(crate) fn wake_from_elsewhere(word: WakerWord) {
-    let target = registry()
+/// The live run whose id ends in these 16 bits (what a waker carries).
+fn live_run(short_id: u16) -> Option<Arc<Shared>> {
+    registry()
         .iter()
         .filter_map(Weak::upgrade)
-        .find(|s| s.run_id as u16 == word.run);
+        .find(|s| s.run_id as u16 == short_id)
+}
+
+/// A waker of ours fired on a thread that is not running its run.
+pub(crate) fn wake_from_elsewhere(word: WakerWord) {
+    let target = live_run(word.run);
     if let Some(shared) = target {
         shared.post(|inbox| inbox.wakes.push(word));
     }
@@ -156,10 +161,7 @@ pub(crate) fn wake_from_elsewhere(word: WakerWord) {
 
 /// A clone of one of our wakers made or dropped off its run's thread.
 pub(crate) fn count_foreign_waker_elsewhere(word: WakerWord, delta: isize) {
-    let target = registry()
-        .iter()
-        .filter_map(Weak::upgrade)
-        .find(|s| s.run_id as u16 == word.run);
+    let target = live_run(word.run);
     if let Some(shared) = target {
         shared.remote_wakers.fetch_add(delta, Ordering::AcqRel);
         if delta < 0 {
