@@ -30,6 +30,7 @@
 //! ([`ErrorKind::Usage`]): blocking that thread would stop its run (and
 //! deadlock, if it is the run being called).
 
+use crate::core::token::RunHandle;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lowlevel::{ExternalWork, TrioToken, begin_external_work, spawn_system_task};
 use crate::to_thread::WorkerContext;
@@ -41,7 +42,10 @@ use std::task::{Context, Poll};
 
 type Answer<R> = (std::thread::Result<R>, Option<ExternalWork>);
 
-fn worker_token() -> Result<TrioToken> {
+/// The run this worker thread works for. Uncounted (see `RunHandle`): the
+/// worker is accounted for by its work guard, which it lends back to the
+/// run while it waits, so a worker blocked on the run hides no deadlock.
+fn worker_token() -> Result<RunHandle> {
     WorkerContext::token().ok_or_else(|| {
         Error::usage(
             "from_thread::run/run_sync without a token work only in threads started by \
@@ -51,7 +55,7 @@ fn worker_token() -> Result<TrioToken> {
 }
 
 fn check_not_in_run() -> Result<()> {
-    if crate::lowlevel::current_trio_token().is_ok() {
+    if crate::core::runtime::is_in_run() {
         return Err(Error::usage(
             "from_thread functions block the calling thread, so they cannot be called from \
              inside a run (use the async function directly, or spawn a task)",
@@ -105,7 +109,7 @@ fn run_finished() -> Error {
 
 /// Posts `make_callback(tx)` to the run and waits for the answer.
 fn call<R, C>(
-    token: &TrioToken,
+    token: &RunHandle,
     make_callback: impl FnOnce(mpsc::SyncSender<Answer<R>>, bool) -> C,
 ) -> Result<R>
 where
@@ -162,7 +166,7 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    run_sync_with_token(&worker_token()?, f)
+    run_sync_in(&worker_token()?, f)
 }
 
 /// [`run_sync`] for any thread that holds the run's token.
@@ -180,6 +184,14 @@ where
 /// .unwrap();
 /// ```
 pub fn run_sync_with_token<F, R>(token: &TrioToken, f: F) -> Result<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    run_sync_in(token.handle(), f)
+}
+
+fn run_sync_in<F, R>(token: &RunHandle, f: F) -> Result<R>
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
@@ -221,11 +233,20 @@ where
     Fut: Future<Output = Result<R>> + 'static,
     R: Send + 'static,
 {
-    run_with_token(&worker_token()?, f)
+    run_in(&worker_token()?, f)
 }
 
 /// [`run`] for any thread that holds the run's token.
 pub fn run_with_token<F, Fut, R>(token: &TrioToken, f: F) -> Result<R>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<R>> + 'static,
+    R: Send + 'static,
+{
+    run_in(token.handle(), f)
+}
+
+fn run_in<F, Fut, R>(token: &RunHandle, f: F) -> Result<R>
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = Result<R>> + 'static,

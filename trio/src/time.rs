@@ -53,14 +53,43 @@ impl Instant {
         self.nanos
     }
 
-    /// An instant from seconds since the origin; NaN maps to −∞, values
-    /// beyond the range to ±∞.
+    /// An instant from seconds since the origin; values beyond the range
+    /// (about ±292 years) saturate to ±∞.
+    ///
+    /// # Panics
+    ///
+    /// If `secs` is NaN, which names no instant (a bug in the caller's
+    /// arithmetic, like std's `Instant + Duration` overflow). Use
+    /// [`try_from_secs_f64`](Self::try_from_secs_f64) for values from
+    /// outside the program.
+    #[track_caller]
     pub fn from_secs_f64(secs: f64) -> Instant {
+        match Self::try_from_secs_f64(secs) {
+            Ok(t) => t,
+            Err(_) => panic!("Instant::from_secs_f64(NaN): NaN is not an instant"),
+        }
+    }
+
+    /// As [`from_secs_f64`](Self::from_secs_f64), but NaN is an
+    /// [`ErrorKind::InvalidArgument`] error instead of a panic.
+    ///
+    /// ```
+    /// use trio::{ErrorKind, Instant};
+    /// assert_eq!(Instant::try_from_secs_f64(1.5)?.as_secs_f64(), 1.5);
+    /// assert_eq!(Instant::try_from_secs_f64(f64::INFINITY)?, Instant::INFINITY);
+    /// let err = Instant::try_from_secs_f64(f64::NAN).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    /// # Ok::<(), trio::Error>(())
+    /// ```
+    pub fn try_from_secs_f64(secs: f64) -> Result<Instant> {
         if secs.is_nan() {
-            return Instant::NEG_INFINITY;
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "an instant cannot be NaN",
+            ));
         }
         let n = secs * 1e9;
-        if n >= i64::MAX as f64 {
+        Ok(if n >= i64::MAX as f64 {
             Instant::INFINITY
         } else if n <= i64::MIN as f64 {
             Instant::NEG_INFINITY
@@ -68,7 +97,7 @@ impl Instant {
             Instant {
                 nanos: n.round() as i64,
             }
-        }
+        })
     }
 
     /// Seconds since the origin, with ±∞ for the extremes.
@@ -211,7 +240,7 @@ mod tests {
             t.saturating_duration_since(Instant::INFINITY),
             Duration::ZERO
         );
-        assert_eq!(Instant::from_secs_f64(f64::NAN), Instant::NEG_INFINITY);
+        assert!(Instant::try_from_secs_f64(f64::NAN).is_err());
         assert_eq!(Instant::from_secs_f64(1e300), Instant::INFINITY);
     }
 

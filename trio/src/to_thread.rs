@@ -35,10 +35,11 @@
 //!   original payload, like a panicking child task.
 
 use crate::core::cancel::CancelScope;
+use crate::core::token::RunHandle;
 use crate::error::{Error, Result};
 use crate::lowlevel::{
-    Abort, AbortReason, ExternalWork, Park, RunVar, TrioToken, WaitKey, begin_external_work,
-    checkpoint_if_cancelled, current_trio_token, reschedule,
+    Abort, AbortReason, ExternalWork, Park, RunVar, WaitKey, begin_external_work,
+    checkpoint_if_cancelled, reschedule,
 };
 use crate::sync::{Borrower, CapacityLimiter, WaitSite};
 use std::cell::RefCell;
@@ -171,7 +172,10 @@ impl Builder {
             Some(l) => l,
             None => current_default_thread_limiter()?,
         };
-        let token = current_trio_token()?;
+        // Uncounted: this call is accounted for by its work guard (which
+        // `from_thread` lends back while the worker waits on the run), so a
+        // worker blocked on the run cannot hide a deadlock.
+        let token = RunHandle::current()?;
         let borrower = Borrower::unique();
         limiter.acquire_on_behalf_of_at(borrower, site).await?;
         // From here on the limiter token is returned by `finish` (or below,
@@ -348,7 +352,7 @@ pub(crate) struct WorkerContext;
 /// The run's token, its work guard unless lent out, and the call being
 /// worked on (its id in the run, and its "caller cancelled" flag).
 struct Context {
-    token: TrioToken,
+    token: RunHandle,
     work: Option<ExternalWork>,
     call: (u64, Arc<AtomicBool>),
 }
@@ -359,7 +363,7 @@ thread_local! {
 
 impl WorkerContext {
     fn enter(
-        token: TrioToken,
+        token: RunHandle,
         work: ExternalWork,
         call: (u64, Arc<AtomicBool>),
     ) -> WorkerContextGuard {
@@ -378,14 +382,14 @@ impl WorkerContext {
     }
 
     /// The run this thread works for, if it is a worker running a job.
-    pub(crate) fn token() -> Option<TrioToken> {
+    pub(crate) fn token() -> Option<RunHandle> {
         CONTEXT.with(|c| c.borrow().as_ref().map(|ctx| ctx.token.clone()))
     }
 
     /// The id of the call this worker runs, if it works for `token`'s run.
-    pub(crate) fn call_id(token: &TrioToken) -> Option<u64> {
+    pub(crate) fn call_id(token: &RunHandle) -> Option<u64> {
         CONTEXT.with(|c| match c.borrow().as_ref() {
-            Some(ctx) if &ctx.token == token => Some(ctx.call.0),
+            Some(ctx) if ctx.token.same_run(token) => Some(ctx.call.0),
             _ => None,
         })
     }
@@ -401,9 +405,9 @@ impl WorkerContext {
     }
 
     /// Takes the work guard if this thread works for `token`'s run.
-    pub(crate) fn lend_work(token: &TrioToken) -> Option<ExternalWork> {
+    pub(crate) fn lend_work(token: &RunHandle) -> Option<ExternalWork> {
         CONTEXT.with(|c| match c.borrow_mut().as_mut() {
-            Some(ctx) if &ctx.token == token => ctx.work.take(),
+            Some(ctx) if ctx.token.same_run(token) => ctx.work.take(),
             _ => None,
         })
     }

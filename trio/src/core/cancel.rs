@@ -279,15 +279,36 @@ impl CancelScope {
     }
 
     /// Whether [`cancel`](Self::cancel) was called or the deadline passed.
+    ///
+    /// On a scope that is active, or not yet entered, a passed deadline
+    /// counts as a call to `cancel` right now (as in Trio): it sticks, even
+    /// if the deadline is moved later afterwards.
     pub fn cancel_called(&self) -> bool {
-        if let Some((rt, status)) = self.active() {
-            let now = rt.now();
-            return rt
-                .state
-                .borrow()
-                .statuses
-                .get(status)
-                .is_some_and(|s| s.cancel_called || s.deadline <= now);
+        if self.inner.cancel_called.get() {
+            return true;
+        }
+        let deadline_passed = match self.inner.phase.get() {
+            Phase::Exited => false,
+            Phase::Fresh => {
+                let deadline = self.inner.deadline.get();
+                deadline != Instant::INFINITY
+                    && runtime::with_runtime(|rt| rt.now()).is_some_and(|now| deadline <= now)
+            }
+            Phase::Active => match self.active() {
+                Some((rt, status)) => {
+                    let now = rt.now();
+                    let st = rt.state.borrow();
+                    match st.statuses.get(status) {
+                        Some(s) if s.cancel_called => return true,
+                        Some(s) => s.deadline <= now,
+                        None => false,
+                    }
+                }
+                None => false,
+            },
+        };
+        if deadline_passed {
+            self.cancel();
         }
         self.inner.cancel_called.get()
     }

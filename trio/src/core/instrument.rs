@@ -68,10 +68,16 @@ pub trait Instrument {
     }
 }
 
-/// Installs an instrument in the current run.
+/// Installs an instrument in the current run. Adding one that is already
+/// installed (the same `Rc`) does nothing, as in Trio. A hook that panics
+/// removes its instrument; `run` resumes the panic when the run has ended.
 pub fn add_instrument(instrument: Rc<dyn Instrument>) -> Result<()> {
     let rt = runtime::current()?;
-    rt.instruments.borrow_mut().push(instrument);
+    let mut list = rt.instruments.borrow_mut();
+    if !list.iter().any(|i| Rc::ptr_eq(i, &instrument)) {
+        list.push(instrument);
+    }
+    drop(list);
     rt.instruments_on.set(true);
     rt.state.borrow_mut().log_scheduled = true;
     Ok(())
@@ -80,13 +86,5 @@ pub fn add_instrument(instrument: Rc<dyn Instrument>) -> Result<()> {
 /// Removes an instrument (compared by pointer); false if it was not installed.
 pub fn remove_instrument(instrument: &Rc<dyn Instrument>) -> Result<bool> {
     let rt = runtime::current()?;
-    let mut list = rt.instruments.borrow_mut();
-    let before = list.len();
-    list.retain(|i| !std::ptr::addr_eq(Rc::as_ptr(i), Rc::as_ptr(instrument)));
-    let removed = list.len() != before;
-    let on = !list.is_empty();
-    drop(list);
-    rt.instruments_on.set(on);
-    rt.state.borrow_mut().log_scheduled = on;
-    Ok(removed)
+    Ok(rt.remove_instrument(instrument))
 }

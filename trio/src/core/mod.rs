@@ -5,6 +5,7 @@
 
 pub(crate) mod cancel;
 pub(crate) mod clock;
+pub(crate) mod inbox;
 pub(crate) mod instrument;
 pub(crate) mod io;
 pub(crate) mod nursery;

@@ -131,14 +131,15 @@ impl<'env> NurseryInner<'env> {
             if let Some(n) = st.nurseries.get_mut(id) {
                 n.live += 1;
             }
-            st.wake_task(task);
             task
         });
         self.children.borrow_mut()[slot as usize] = Some(Child {
             fut: Some(fut),
             task,
         });
+        // Spawned, then scheduled (the order instruments see, as in Trio).
         rt.instrument(|i, rt| i.task_spawned(Task::from_id(rt, task)));
+        rt.with_state(|st| st.wake_task(task));
         Ok(task)
     }
 }
@@ -308,6 +309,7 @@ impl<'env> Nursery<'env> {
         let slot = Rc::new(StartSlot {
             value: Cell::new(None),
             started: Cell::new(false),
+            caller: RefCell::new(runtime::WakeTarget::NONE),
         });
         let status = TaskStatus { slot: slot.clone() };
         let fut: ChildFuture<'env> = Box::pin(f(status));
@@ -315,6 +317,8 @@ impl<'env> Nursery<'env> {
         hidden.inner.spawn(fut, name, location)?;
         let mut moved = false;
         poll_fn(|cx| {
+            // `started` may be called from another task: it wakes us.
+            slot.caller.borrow_mut().update_in(cx.waker(), &rt);
             let r = hidden.poll_children::<()>(cx, None, &mut None);
             if slot.started.get() && !moved {
                 moved = true;
@@ -368,6 +372,30 @@ impl<'env> Nursery<'env> {
     }
 }
 
+/// Restores the current task and cancel status when dropped.
+struct RestoreCurrent<'a> {
+    rt: &'a Runtime,
+    task: TaskId,
+    status: StatusId,
+}
+
+impl<'a> RestoreCurrent<'a> {
+    fn new(rt: &'a Runtime) -> Self {
+        RestoreCurrent {
+            rt,
+            task: rt.current_task.get(),
+            status: rt.current_status.get(),
+        }
+    }
+}
+
+impl Drop for RestoreCurrent<'_> {
+    fn drop(&mut self) {
+        self.rt.current_task.set(self.task);
+        self.rt.current_status.set(self.status);
+    }
+}
+
 /// Keeps the target nursery open while a `start` is pending.
 struct PendingStart {
     rt: Rc<Runtime>,
@@ -404,6 +432,8 @@ impl Drop for PendingStart {
 struct StartSlot<V> {
     value: Cell<Option<V>>,
     started: Cell<bool>,
+    /// Whoever polls the `start` call, for `started` to wake.
+    caller: RefCell<runtime::WakeTarget>,
 }
 
 /// Given to a task started with [`Nursery::start`]; call
@@ -420,6 +450,10 @@ impl<V> TaskStatus<V> {
     pub fn started(self, value: V) {
         self.slot.value.set(Some(value));
         self.slot.started.set(true);
+        // The caller of `start` is waiting (maybe in another task than the
+        // one calling this): let it see the value now.
+        let mut caller = std::mem::take(&mut *self.slot.caller.borrow_mut());
+        caller.wake();
     }
 }
 
@@ -571,15 +605,17 @@ impl<'env> Driver<'env> {
         let id = self.inner.id;
         let mut batch = std::mem::take(&mut self.batch);
         rt.with_state(|st| {
+            let (run_id, shared_addr) = (st.run_id, st.shared_addr);
             if let Some(n) = st.nurseries.get_mut(id) {
-                n.waker.update(cx.waker());
+                n.waker.update(cx.waker(), run_id, shared_addr);
                 std::mem::swap(&mut n.ready, &mut batch);
                 n.woken = false;
             }
             st.shuffle(&mut batch);
         });
-        let saved_task = rt.current_task.get();
-        let saved_status = rt.current_status.get();
+        // Put back the current task and status however this poll ends (a
+        // panic may unwind through it, from a hook, say).
+        let _restore = RestoreCurrent::new(&rt);
         // The body is part of the task polling this nursery: it runs with
         // that task's waker, inside the nursery's scope. (It may be polled
         // when only a child woke; futures take spurious polls in stride.)
@@ -607,8 +643,7 @@ impl<'env> Driver<'env> {
         for &slot in &batch {
             self.poll_child(&rt, slot);
         }
-        rt.current_task.set(saved_task);
-        rt.current_status.set(saved_status);
+        drop(_restore);
         batch.clear();
         self.batch = batch;
 
@@ -657,9 +692,9 @@ impl<'env> Driver<'env> {
         let mut ccx = Context::from_waker(&waker);
         rt.instrument(|i, rt| i.before_task_step(Task::from_id(rt, task)));
         let r = catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll_task(&mut ccx)));
-        rt.instrument(|i, rt| i.after_task_step(Task::from_id(rt, task)));
         let outcome = match r {
             Ok(Poll::Pending) => {
+                rt.instrument(|i, rt| i.after_task_step(Task::from_id(rt, task)));
                 if let Some(Some(c)) = self.inner.children.borrow_mut().get_mut(slot as usize) {
                     c.fut = Some(fut);
                 }
@@ -668,8 +703,12 @@ impl<'env> Driver<'env> {
             Ok(Poll::Ready(res)) => Ok(res),
             Err(payload) => Err(payload),
         };
-        drop(fut);
+        // Dropping the future runs user code: a panic there counts as the
+        // task's own.
+        let dropped = catch_unwind(AssertUnwindSafe(move || drop(fut)));
+        // Exited before the step ends (the order instruments see, as in Trio).
         rt.instrument(|i, rt| i.task_exited(Task::from_id(rt, task)));
+        rt.instrument(|i, rt| i.after_task_step(Task::from_id(rt, task)));
         self.inner.children.borrow_mut()[slot as usize] = None;
         self.inner.free.borrow_mut().push(slot);
         let id = self.inner.id;
@@ -679,11 +718,16 @@ impl<'env> Driver<'env> {
                 n.live -= 1;
             }
         });
-        rt.task_exited(task);
+        // Exit hooks are user code too: a panic in one is the task's panic,
+        // reported by this nursery like any other.
+        let hooks = catch_unwind(AssertUnwindSafe(|| rt.task_exited(task)));
         match outcome {
             Ok(Ok(())) => {}
             Ok(Err(e)) => self.fail(e),
             Err(payload) => self.record_panic(payload),
+        }
+        for panicked in [dropped.err(), hooks.err()].into_iter().flatten() {
+            self.record_panic(panicked);
         }
     }
 

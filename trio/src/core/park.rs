@@ -427,6 +427,9 @@ async fn sleep_with(
     location: &'static Location<'static>,
     deadline: Instant,
 ) -> Result<()> {
+    // −∞ has passed like any other past deadline; only +∞ means "never".
+    // (The timer heap keeps finite deadlines only.)
+    let deadline = deadline.max(Instant::from_nanos(i64::MIN + 1));
     let key = new_park(rt, label, location, deadline);
     Park {
         key,

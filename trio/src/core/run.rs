@@ -21,11 +21,12 @@
 //! are cancelled at that point, have too.
 
 use crate::core::clock::{Clock, SystemClock};
+use crate::core::inbox::Callback;
 use crate::core::instrument::Instrument;
 use crate::core::io::Reactor;
 use crate::core::runtime::{
-    self, NewStatus, Parent, ROOT_SLOT, Runtime, State, StatusKind, SystemTask, TaskName,
-    TaskRecord,
+    self, CALLBACK_SLOT, NewStatus, Parent, ROOT_SLOT, Runtime, State, StatusKind, SystemTask,
+    TaskName, TaskRecord,
 };
 use crate::core::slab::Key;
 use crate::core::task::Task;
@@ -40,7 +41,6 @@ use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::pin::{Pin, pin};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -144,8 +144,15 @@ impl Runner {
         token::register(&shared);
         let clock = self.clock.unwrap_or_else(|| Rc::new(SystemClock::new()));
 
-        let instruments_on = !self.instruments.is_empty();
-        let mut state = State::new(run_id, self.seed);
+        let mut instruments: Vec<Rc<dyn Instrument>> = Vec::new();
+        for i in self.instruments {
+            // Adding an instrument is idempotent (as in Trio).
+            if !instruments.iter().any(|j| Rc::ptr_eq(&i, j)) {
+                instruments.push(i);
+            }
+        }
+        let instruments_on = !instruments.is_empty();
+        let mut state = State::new(run_id, &shared, self.seed);
         state.log_scheduled = instruments_on;
         let rt = Rc::new(Runtime {
             run_id,
@@ -154,7 +161,8 @@ impl Runner {
             current_status: Cell::new(Key::DANGLING),
             clock,
             shared,
-            instruments: RefCell::new(self.instruments),
+            instruments: RefCell::new(instruments),
+            instrument_panic: RefCell::new(None),
             instruments_on: Cell::new(instruments_on),
             reactor: RefCell::new(reactor),
             run_vars: RefCell::new(HashMap::new()),
@@ -162,9 +170,9 @@ impl Runner {
             system_status: Cell::new(Key::DANGLING),
             root_status: Cell::new(Key::DANGLING),
             root_task: Cell::new(Key::DANGLING),
+            callback_task: Cell::new(Key::DANGLING),
             schedule_points: Cell::new(0),
             cancel_points: Cell::new(0),
-            foreign_wakers: Cell::new(0),
             exit_hooks: RefCell::new(Vec::new()),
             has_exit_hooks: Cell::new(false),
             watches: RefCell::new(Vec::new()),
@@ -177,6 +185,17 @@ impl Runner {
                 ready: false,
                 location: None,
             });
+            // The task that callbacks from other threads run as (Trio runs
+            // them in a system task): never scheduled, shown nowhere.
+            let callbacks = st.tasks.insert(TaskRecord {
+                name: TaskName::Static("<run_sync_soon callbacks>"),
+                parent: Parent::Top {
+                    slot: CALLBACK_SLOT,
+                },
+                ready: false,
+                location: None,
+            });
+            rt.callback_task.set(callbacks);
             let never = Instant::NEG_INFINITY;
             let root_status = st.new_status(NewStatus::plain(None, StatusKind::Root, root), never);
             let system_status =
@@ -189,10 +208,14 @@ impl Runner {
         rt.clock.start_clock();
         rt.instrument(|i, _| i.before_run());
         let root = rt.root_task.get();
+        rt.instrument(|i, rt| i.task_spawned(Task::from_id(rt, root)));
         rt.with_state(|st| st.wake_task(root));
         let fut = pin!(fut);
         let result = run_loop(&rt, fut);
         rt.instrument(|i, _| i.after_run());
+        if let Some(payload) = rt.instrument_panic.take() {
+            resume_unwind(payload);
+        }
         result
     }
 }
@@ -216,7 +239,7 @@ impl Drop for RunGuard {
         // destructors can deregister themselves.
         let system: Vec<_> = self.rt.system_tasks.borrow_mut().drain(..).collect();
         drop(system);
-        let unrun = self.rt.shared.close();
+        let unrun = self.rt.shared.inbox.close();
         drop(unrun);
         self.rt.run_vars.borrow_mut().clear();
         token::unregister(&self.rt.shared);
@@ -242,62 +265,60 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
     let mut system_errors = Vec::new();
     loop {
         // 1. What other threads posted.
-        if rt.shared.has_pending() {
-            rt.shared.drain(&mut wakes, &mut callbacks);
+        if rt.shared.inbox.has_pending() {
+            rt.shared.inbox.drain(&mut wakes, &mut callbacks);
             rt.with_state(|st| {
                 for w in wakes.drain(..) {
-                    if w.run == rt.run_id as u16 {
-                        st.wake_short(w.index, w.short_gen);
-                    }
+                    st.wake_ref(w);
                 }
             });
-            for cb in callbacks.drain(..) {
-                if let Err(p) = catch_unwind(AssertUnwindSafe(cb)) {
-                    callback_panic.get_or_insert(p);
-                    let (root_status, system_status) =
-                        (rt.root_status.get(), rt.system_status.get());
-                    rt.with_state(|st| {
-                        st.cancel(root_status);
-                        st.cancel(system_status);
-                    });
-                }
+            if !callbacks.is_empty() {
+                run_callbacks(rt, &mut callbacks, &mut callback_panic);
             }
         }
         if root_result.is_some() && rt.system_tasks.borrow().iter().all(Option::is_none) {
             break;
         }
 
-        // 2. How long may we block?
-        let external = rt.shared.external_work.load(Ordering::Acquire);
-        let clock = &rt.clock;
-        let (runnable, timeout, mut idle) = rt.with_state(|st| {
+        // 2. How long may we block? (The clock is asked outside the state
+        // borrow: a clock may look at run state.)
+        let external = rt.shared.inbox.has_external_work();
+        let (runnable, next, first_cushion) = rt.with_state(|st| {
             if !st.run_queue.is_empty() {
-                return (true, Some(Duration::ZERO), Idle::No);
+                return (true, Instant::INFINITY, None);
             }
-            let next = st.next_deadline();
-            let mut timeout =
-                (next != Instant::INFINITY).then(|| clock.deadline_to_sleep_time(next));
-            let mut idle = Idle::No;
-            if external == 0 {
-                if let Some(&(cushion, _)) = st.idle_waiters.keys().next() {
-                    if timeout.is_none_or(|t| cushion < t) {
-                        timeout = Some(cushion);
-                        idle = Idle::Waiters(cushion);
-                    }
-                } else if let Some(threshold) = clock.autojump_threshold()
-                    && next != Instant::INFINITY
-                    && timeout.is_none_or(|t| threshold < t)
-                {
-                    timeout = Some(threshold);
-                    idle = Idle::Autojump;
-                }
-            }
-            (false, timeout, idle)
+            let cushion = st.idle_waiters.keys().next().map(|&(c, _)| c);
+            (false, st.next_deadline(), cushion)
         });
+        let clock = &rt.clock;
+        let mut timeout = if runnable {
+            Some(Duration::ZERO)
+        } else {
+            (next != Instant::INFINITY).then(|| clock.deadline_to_sleep_time(next))
+        };
+        // A deadline the clock says is infinitely far away (a frozen
+        // MockClock) will not wake anyone by itself.
+        let frozen_clock = timeout == Some(Duration::MAX);
+        let mut idle = Idle::No;
+        if !runnable && !external {
+            if let Some(cushion) = first_cushion {
+                if timeout.is_none_or(|t| cushion < t) {
+                    timeout = Some(cushion);
+                    idle = Idle::Waiters(cushion);
+                }
+            } else if let Some(threshold) = clock.autojump_threshold()
+                && next != Instant::INFINITY
+                && timeout.is_none_or(|t| threshold < t)
+            {
+                timeout = Some(threshold);
+                idle = Idle::Autojump;
+            }
+        }
 
         // 2b. Could anything ever wake a task? If not, say so instead of hanging.
-        if !runnable && timeout.is_none() && is_deadlocked(rt, external) {
-            let err = crate::core::tree::deadlock_error(rt);
+        let never_wakes = timeout.is_none() || (frozen_clock && idle == Idle::No);
+        if !runnable && never_wakes && is_deadlocked(rt) {
+            let err = crate::core::tree::deadlock_error(rt, frozen_clock);
             #[cfg(feature = "tracing")]
             tracing::error!(target: "trio", "{err}");
             return Err(err);
@@ -325,20 +346,22 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
             }
         }
 
-        // 4. Deadlines.
-        let fired = rt.with_state(|st| {
-            // Reading the clock costs a little; with no deadline there is no need.
-            !st.timers.is_empty() && st.expire_timers(rt.clock.current_time())
-        });
+        // 4. Deadlines. (Reading the clock costs a little; with no deadline
+        // there is no need.)
+        let has_timers = rt.with_state(|st| !st.timers.is_empty());
+        let fired = has_timers && {
+            let now = rt.clock.current_time();
+            rt.with_state(|st| st.expire_timers(now))
+        };
         if fired {
             idle = Idle::No;
         }
 
         // 5. Idleness.
         if idle != Idle::No && !any_io {
-            rt.with_state(|st| {
+            let jump_to = rt.with_state(|st| {
                 if !st.run_queue.is_empty() {
-                    return;
+                    return None;
                 }
                 match idle {
                     Idle::Waiters(cushion) => {
@@ -349,16 +372,15 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
                             let park = entry.remove();
                             st.reschedule(park, Ok(()));
                         }
+                        None
                     }
-                    Idle::Autojump => {
-                        let next = st.next_deadline();
-                        if next.is_finite() {
-                            clock.autojump(next);
-                        }
-                    }
-                    Idle::No => {}
+                    Idle::Autojump => Some(st.next_deadline()).filter(|d| d.is_finite()),
+                    Idle::No => None,
                 }
             });
+            if let Some(next) = jump_to {
+                clock.autojump(next);
+            }
         }
 
         // 6. One batch.
@@ -387,12 +409,14 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
                 {
                     root_result = Some(r);
                     rt.instrument(|i, rt| i.task_exited(Task::from_id(rt, root_id)));
+                    rt.instrument(|i, rt| i.after_task_step(Task::from_id(rt, root_id)));
                     let system_status = rt.system_status.get();
                     rt.with_state(|st| {
                         st.tasks.remove(root_id);
                         st.cancel(system_status);
                     });
                     rt.task_exited(root_id);
+                    continue;
                 }
             } else {
                 rt.current_status.set(rt.system_status.get());
@@ -407,6 +431,7 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
                     Poll::Ready(r) => {
                         drop(fut);
                         rt.instrument(|i, rt| i.task_exited(Task::from_id(rt, id)));
+                        rt.instrument(|i, rt| i.after_task_step(Task::from_id(rt, id)));
                         rt.with_state(|st| st.tasks.remove(id));
                         rt.task_exited(id);
                         if let Err(e) = r
@@ -416,6 +441,7 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
                             let root_status = rt.root_status.get();
                             rt.with_state(|st| st.cancel(root_status));
                         }
+                        continue;
                     }
                 }
             }
@@ -443,17 +469,39 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
 }
 
 /// True when no task can ever run again: nothing runnable and no deadline
-/// (checked by the caller), no fd being waited on, no work out in threads,
-/// nothing posted, no token held, and no clone of a task waker held outside
-/// the runtime (a foreign future or another thread could use one). Any of
-/// those could still wake a task, so none is ever reported as a deadlock.
-fn is_deadlocked(rt: &Runtime, external: usize) -> bool {
-    if external > 0 || rt.shared.has_pending() || rt.reactor.borrow().has_waiters() {
-        return false;
+/// that will arrive (checked by the caller), no fd being waited on, and a
+/// quiet inbox: nothing posted, no work out in threads, no token held, and
+/// no clone of a task waker held outside the runtime (a foreign future or
+/// another thread could use one). Any of those could still wake a task, so
+/// none is ever reported as a deadlock. (`Inbox::is_quiet` explains the
+/// order of its reads, which matters.)
+fn is_deadlocked(rt: &Runtime) -> bool {
+    !rt.reactor.borrow().has_waiters() && rt.shared.inbox.is_quiet()
+}
+
+/// Runs callbacks posted from other threads, as the run's callback task
+/// (Trio runs them in a system task), inside the system cancel status. A
+/// panic in one ends the run with that panic, after the run is cancelled.
+fn run_callbacks(
+    rt: &Rc<Runtime>,
+    callbacks: &mut Vec<Callback>,
+    callback_panic: &mut Option<Box<dyn std::any::Any + Send>>,
+) {
+    let saved = (rt.current_task.get(), rt.current_status.get());
+    rt.current_task.set(rt.callback_task.get());
+    rt.current_status.set(rt.system_status.get());
+    for cb in callbacks.drain(..) {
+        if let Err(p) = catch_unwind(AssertUnwindSafe(cb)) {
+            callback_panic.get_or_insert(p);
+            let (root_status, system_status) = (rt.root_status.get(), rt.system_status.get());
+            rt.with_state(|st| {
+                st.cancel(root_status);
+                st.cancel(system_status);
+            });
+        }
     }
-    let outside_wakers = rt.foreign_wakers.get() + rt.shared.remote_wakers.load(Ordering::Acquire);
-    let tokens = rt.shared.tokens.load(Ordering::Acquire);
-    outside_wakers <= 0 && tokens == 0
+    rt.current_task.set(saved.0);
+    rt.current_status.set(saved.1);
 }
 
 /// Starts a *system task*: a `'static` task that belongs to the run rather
@@ -492,16 +540,16 @@ where
         }
     };
     let id = rt.with_state(|st| {
-        let id = st.tasks.insert(TaskRecord {
+        st.tasks.insert(TaskRecord {
             name: TaskName::Location(location),
             parent: Parent::Top { slot: slot as u32 },
             ready: false,
             location: Some(location),
-        });
-        st.wake_task(id);
-        id
+        })
     });
+    // Spawned, then scheduled (the order instruments see, as in Trio).
     rt.instrument(|i, rt| i.task_spawned(Task::from_id(rt, id)));
+    rt.with_state(|st| st.wake_task(id));
     Ok(Task::from_id(&rt, id))
 }
 
@@ -525,7 +573,7 @@ pub struct ExternalWork {
 /// Starts an [`ExternalWork`] guard for the current run.
 pub fn begin_external_work() -> Result<ExternalWork> {
     let rt = runtime::current()?;
-    rt.shared.external_work.fetch_add(1, Ordering::AcqRel);
+    rt.shared.inbox.work_started();
     Ok(ExternalWork {
         shared: rt.shared.clone(),
     })
@@ -533,9 +581,8 @@ pub fn begin_external_work() -> Result<ExternalWork> {
 
 impl Drop for ExternalWork {
     fn drop(&mut self) {
-        self.shared.external_work.fetch_sub(1, Ordering::AcqRel);
-        // Let the loop re-evaluate idleness.
-        self.shared.poke();
+        // This pokes the loop to re-evaluate idleness.
+        self.shared.notify(self.shared.inbox.work_finished());
     }
 }
 

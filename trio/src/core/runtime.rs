@@ -31,12 +31,13 @@
 //! [`Runtime::with_state`] after the borrow ends.
 
 use crate::core::clock::Clock;
+use crate::core::inbox::WakeRef;
 use crate::core::instrument::Instrument;
 use crate::core::io::Reactor;
 use crate::core::slab::{Key, Slab};
 use crate::core::timers::{TimerTarget, Timers};
 use crate::core::token::Shared;
-use crate::core::waker::{WakerWord, decode_ours, task_waker, to_plain};
+use crate::core::waker::{WakerWord, classify, task_waker};
 use crate::error::{Error, Result};
 use crate::time::Instant;
 use std::any::Any;
@@ -58,6 +59,9 @@ pub(crate) type ParkId = Key;
 
 /// The top-level slot of the root task.
 pub(crate) const ROOT_SLOT: u32 = u32::MAX;
+/// The top-level slot of the task callbacks from other threads run as
+/// (never polled).
+pub(crate) const CALLBACK_SLOT: u32 = u32::MAX - 1;
 
 /// A task's name: where it was spawned, unless it was given one.
 #[derive(Clone)]
@@ -99,13 +103,33 @@ pub(crate) struct WakeTarget(Option<Waker>);
 impl WakeTarget {
     pub(crate) const NONE: WakeTarget = WakeTarget(None);
 
-    pub(crate) fn update(&mut self, waker: &Waker) {
-        match &self.0 {
-            Some(w) if w.will_wake(waker) => {}
-            // Ours are kept plain: the runtime's own tables do not count as
-            // someone outside holding a waker.
-            _ => self.0 = Some(to_plain(waker)),
+    /// Remembers `waker`, given to a poll in the current run `rt`.
+    pub(crate) fn update_in(&mut self, waker: &Waker, rt: &Runtime) {
+        self.update(waker, rt.run_id, Arc::as_ptr(&rt.shared).addr());
+    }
+
+    /// Wakes whoever was remembered, once (outside any state borrow).
+    pub(crate) fn wake(&mut self) {
+        if let Some(w) = self.0.take() {
+            w.wake();
         }
+    }
+
+    /// Remembers `waker`, given to a poll in this run (`run_id`,
+    /// `shared_addr`: see `State`).
+    pub(crate) fn update(&mut self, waker: &Waker, run_id: u32, shared_addr: usize) {
+        if let Some(w) = &self.0
+            && w.will_wake(waker)
+        {
+            return;
+        }
+        // Ours are kept plain: the runtime's own tables do not count as
+        // someone outside holding a waker.
+        let ours = classify(waker).and_then(|w| w.task_in(run_id, shared_addr));
+        self.0 = Some(match ours {
+            Some(task) => task_waker(WakerWord::new(run_id, task.key())),
+            None => waker.clone(),
+        });
     }
 }
 
@@ -188,6 +212,10 @@ pub(crate) struct ParkRecord {
 
 pub(crate) struct State {
     pub(crate) run_id: u32,
+    /// The address of the run's `Shared` block, to recognise its counted
+    /// wakers (which hold it alive, so the address cannot be reused while
+    /// one exists).
+    pub(crate) shared_addr: usize,
     pub(crate) tasks: Slab<TaskRecord>,
     pub(crate) nurseries: Slab<NurseryRecord>,
     pub(crate) statuses: Slab<StatusRecord>,
@@ -206,9 +234,10 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(run_id: u32, seed: Option<u64>) -> Self {
+    pub(crate) fn new(run_id: u32, shared: &Arc<Shared>, seed: Option<u64>) -> Self {
         State {
             run_id,
+            shared_addr: Arc::as_ptr(shared).addr(),
             tasks: Slab::new(),
             nurseries: Slab::new(),
             statuses: Slab::new(),
@@ -267,10 +296,26 @@ impl State {
         }
     }
 
-    /// Wakes a task known by a waker's slot and short generation.
-    pub(crate) fn wake_short(&mut self, index: u32, short_gen: u16) {
-        if let Some((id, _)) = self.tasks.get_mut_by_short(index, short_gen) {
+    /// Wakes a task named by a waker.
+    pub(crate) fn wake_ref(&mut self, task: WakeRef) {
+        if task.exact {
+            self.wake_task(task.key());
+        } else if let Some((id, _)) = self
+            .tasks
+            .get_mut_by_short(task.index, task.generation as u16)
+        {
             self.wake_task(id);
+        }
+    }
+
+    /// The full key of the task a plain waker names (exact from now on).
+    pub(crate) fn exact(&self, task: WakeRef) -> WakeRef {
+        if task.exact {
+            return task;
+        }
+        match self.tasks.key_by_short(task.index, task.generation as u16) {
+            Some(key) => WakeRef::exact(key),
+            None => task,
         }
     }
 
@@ -282,11 +327,9 @@ impl State {
 
     /// Applies one of our wakers in place; queues a foreign one.
     fn wake_waker(&mut self, w: &Waker) {
-        match decode_ours(w) {
-            Some(word) if word.run == self.run_id as u16 => {
-                self.wake_short(word.index, word.short_gen)
-            }
-            _ => self.pending_foreign.push(w.clone()),
+        match classify(w).and_then(|o| o.task_in(self.run_id, self.shared_addr)) {
+            Some(task) => self.wake_ref(task),
+            None => self.pending_foreign.push(w.clone()),
         }
     }
 
@@ -562,10 +605,11 @@ impl State {
 
     /// Records that `park` waits under `status`, to be woken through `waker`.
     pub(crate) fn register_park(&mut self, park: ParkId, status: StatusId, waker: &Waker) {
+        let (run_id, shared_addr) = (self.run_id, self.shared_addr);
         let Some(p) = self.parks.get_mut(park) else {
             return;
         };
-        p.target.update(waker);
+        p.target.update(waker, run_id, shared_addr);
         if p.status == Some(status) {
             return;
         }
@@ -696,6 +740,10 @@ pub(crate) struct Runtime {
     pub(crate) clock: Rc<dyn Clock>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) instruments: RefCell<Vec<Rc<dyn Instrument>>>,
+    /// The first panic from an instrument hook: the instrument is removed
+    /// (as Trio disables one that raises) and `run` resumes the panic at
+    /// the end, so the run itself stays consistent.
+    pub(crate) instrument_panic: RefCell<Option<Box<dyn Any + Send>>>,
     pub(crate) instruments_on: Cell<bool>,
     pub(crate) reactor: RefCell<Reactor>,
     pub(crate) run_vars: RefCell<HashMap<usize, Box<dyn Any>>>,
@@ -703,6 +751,8 @@ pub(crate) struct Runtime {
     pub(crate) system_status: Cell<StatusId>,
     pub(crate) root_status: Cell<StatusId>,
     pub(crate) root_task: Cell<TaskId>,
+    /// The task callbacks from other threads run as (`run_sync_soon`).
+    pub(crate) callback_task: Cell<TaskId>,
     /// Checkpoints completed so far (for `testing::assert_checkpoints`).
     pub(crate) schedule_points: Cell<u64>,
     pub(crate) cancel_points: Cell<u64>,
@@ -713,9 +763,6 @@ pub(crate) struct Runtime {
     /// Callbacks to run when a task exits (`Task::on_exit`): (id, task, f).
     pub(crate) exit_hooks: RefCell<Vec<ExitHookEntry>>,
     pub(crate) has_exit_hooks: Cell<bool>,
-    /// Clones of our wakers made on this thread and not yet dropped (clones
-    /// made or dropped on other threads are counted in `Shared`).
-    pub(crate) foreign_wakers: Cell<isize>,
 }
 
 pub(crate) type SystemTask = Pin<Box<dyn Future<Output = Result<()>>>>;
@@ -725,62 +772,84 @@ thread_local! {
     static CURRENT: RefCell<Option<Rc<Runtime>>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` with the current thread's runtime, or returns `None` outside a run.
+/// Runs `f` with the current thread's runtime, or returns `None` outside a
+/// run (and while the thread's thread-locals are being destroyed: wakers
+/// and drops may run then, and must find no run rather than panic).
 ///
 /// The thread-local is only borrowed shared while `f` runs (no reference
 /// count traffic); `f` may call this again. Only `run` itself replaces the
 /// runtime, and never from inside `f`.
 pub(crate) fn with_runtime<R>(f: impl FnOnce(&Rc<Runtime>) -> R) -> Option<R> {
-    CURRENT.with(|c| c.borrow().as_ref().map(f))
+    CURRENT
+        .try_with(|c| c.borrow().as_ref().map(f))
+        .ok()
+        .flatten()
 }
 
 /// The current runtime, or an error outside a run.
 pub(crate) fn current() -> Result<Rc<Runtime>> {
-    CURRENT
-        .with(|c| c.borrow().clone())
-        .ok_or_else(Error::outside_run)
+    with_runtime(Rc::clone).ok_or_else(Error::outside_run)
 }
 
 pub(crate) fn is_in_run() -> bool {
-    CURRENT.with(|c| c.borrow().is_some())
+    with_runtime(|_| ()).is_some()
 }
 
 pub(crate) fn set_current(rt: Option<Rc<Runtime>>) -> Option<Rc<Runtime>> {
     CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), rt))
 }
 
-/// Adjusts the run's count of waker clones held outside the runtime.
-pub(crate) fn count_foreign_waker(word: WakerWord, delta: isize) {
-    let local = CURRENT.with(|c| match c.borrow().as_ref() {
-        Some(rt) if rt.run_id as u16 == word.run => {
-            rt.foreign_wakers.set(rt.foreign_wakers.get() + delta);
-            true
-        }
-        _ => false,
-    });
-    if !local {
-        crate::core::token::count_foreign_waker_elsewhere(word, delta);
-    }
+/// Whether this thread is running the run that owns `shared`.
+pub(crate) fn is_current_run(shared: &Arc<Shared>) -> bool {
+    with_runtime(|rt| Arc::ptr_eq(&rt.shared, shared)).unwrap_or(false)
 }
 
-/// Called by our wakers.
-pub(crate) fn wake_word(word: WakerWord) {
-    let local = CURRENT.with(|c| {
-        let c = c.borrow();
-        match c.as_ref() {
-            Some(rt) if rt.run_id as u16 == word.run => {
-                rt.with_state(|st| st.wake_short(word.index, word.short_gen));
-                true
-            }
-            _ => false,
+/// The `Shared` block of the live run whose id ends in `short_id`: the
+/// current one if it matches (the usual case), else from the registry.
+pub(crate) fn shared_of_run(short_id: u16) -> Option<Arc<Shared>> {
+    with_runtime(|rt| (rt.run_id as u16 == short_id).then(|| rt.shared.clone()))
+        .flatten()
+        .or_else(|| crate::core::token::live_run(short_id))
+}
+
+/// `task` with its full key if this thread runs that run and can look.
+pub(crate) fn exact_task(shared: &Arc<Shared>, task: WakeRef) -> WakeRef {
+    with_runtime(|rt| {
+        if !Arc::ptr_eq(&rt.shared, shared) {
+            return task;
         }
-    });
-    if !local {
-        crate::core::token::wake_from_elsewhere(word);
-    }
+        match rt.state.try_borrow() {
+            Ok(st) => st.exact(task),
+            Err(_) => task,
+        }
+    })
+    .unwrap_or(task)
+}
+
+/// Wakes `task` if this thread is running the run whose id ends in
+/// `short_id`. False if it is not (the caller posts instead).
+pub(crate) fn wake_local(short_id: u16, task: WakeRef) -> bool {
+    with_runtime(|rt| rt.run_id as u16 == short_id && rt.wake_here(task)).unwrap_or(false)
+}
+
+/// Wakes `task` if this thread is running the run that owns `shared`.
+pub(crate) fn wake_local_in(shared: &Arc<Shared>, task: WakeRef) -> bool {
+    with_runtime(|rt| Arc::ptr_eq(&rt.shared, shared) && rt.wake_here(task)).unwrap_or(false)
 }
 
 impl Runtime {
+    /// Wakes a task of this run, on its thread. If the state is borrowed
+    /// (a waker fired from code the runtime itself called, which should not
+    /// happen, but must not panic), the wake goes through the inbox.
+    fn wake_here(&self, task: WakeRef) -> bool {
+        if self.state.try_borrow_mut().is_ok() {
+            self.with_state(|st| st.wake_ref(task));
+        } else {
+            self.shared.notify(self.shared.inbox.post_wake(task));
+        }
+        true
+    }
+
     /// Runs `f` on the state, then wakes any foreign wakers it queued and
     /// reports scheduled tasks to instruments, after the borrow has ended.
     #[inline]
@@ -855,17 +924,44 @@ impl Runtime {
 
     /// Calls `f` on each instrument, if there are any. The list is not
     /// borrowed while `f` runs (an instrument may add or remove instruments),
-    /// and nothing is allocated per event.
+    /// and nothing is allocated per event. A hook that panics never unwinds
+    /// through the run loop: see `instrument_panic`.
     #[inline]
     pub(crate) fn instrument(&self, f: impl Fn(&dyn Instrument, &Self)) {
         if !self.instruments_on.get() {
             return;
         }
-        for i in 0.. {
+        self.instrument_slow(&f);
+    }
+
+    #[cold]
+    fn instrument_slow(&self, f: &dyn Fn(&dyn Instrument, &Self)) {
+        let mut i = 0;
+        loop {
             let inst = self.instruments.borrow().get(i).cloned();
             let Some(inst) = inst else { break };
-            f(&*inst, self);
+            let hook = std::panic::AssertUnwindSafe(|| f(&*inst, self));
+            match std::panic::catch_unwind(hook) {
+                Ok(()) => i += 1,
+                Err(payload) => {
+                    self.remove_instrument(&inst);
+                    self.instrument_panic.borrow_mut().get_or_insert(payload);
+                }
+            }
         }
+    }
+
+    /// Removes `inst` from the list; true if it was there.
+    pub(crate) fn remove_instrument(&self, inst: &Rc<dyn Instrument>) -> bool {
+        let mut list = self.instruments.borrow_mut();
+        let before = list.len();
+        list.retain(|i| !Rc::ptr_eq(i, inst));
+        let removed = list.len() != before;
+        let on = !list.is_empty();
+        drop(list);
+        self.instruments_on.set(on);
+        self.state.borrow_mut().log_scheduled = on;
+        removed
     }
 }
 

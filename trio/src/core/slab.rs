@@ -106,6 +106,20 @@ impl<T> Slab<T> {
 
     /// Looks an entry up by slot and the low 16 bits of its generation, as a
     /// waker remembers it. Returns the full key with the value.
+    /// The key of the live entry at `index` whose generation ends in
+    /// `short_gen`.
+    pub(crate) fn key_by_short(&self, index: u32, short_gen: u16) -> Option<Key> {
+        match self.entries.get(index as usize) {
+            Some(Entry::Occupied { generation, .. }) if *generation as u16 == short_gen => {
+                Some(Key {
+                    index,
+                    generation: *generation,
+                })
+            }
+            _ => None,
+        }
+    }
+
     pub(crate) fn get_mut_by_short(&mut self, index: u32, short_gen: u16) -> Option<(Key, &mut T)> {
         match self.entries.get_mut(index as usize) {
             Some(Entry::Occupied { generation, value }) if *generation as u16 == short_gen => {

@@ -1,106 +1,53 @@
-//! Reaching a run from other threads: the inbox, [`TrioToken`], and wakers
-//! fired elsewhere.
+//! Reaching a run from other threads: its [`Shared`] block, [`TrioToken`],
+//! and the registry of live runs.
 //!
-//! Each run has a `Shared` block (behind an `Arc`): a mutex-protected inbox of
-//! waker words and callbacks, and a mio `Waker` that interrupts the reactor.
-//! Posting takes the lock, pushes, and wakes the reactor only if nobody has
-//! since the loop last drained the inbox (one syscall per burst, not per
-//! message). The loop checks an atomic flag each iteration and takes the lock
-//! only when there is something to take.
+//! Each run has a `Shared` block (behind an `Arc`): its [`Inbox`] (the
+//! cross-thread protocol, see `inbox`) and a mio `Waker` that interrupts
+//! the reactor when a post asks for it. Tokens and counted task wakers hold
+//! the `Arc` itself, so they reach their own run without any lookup, and a
+//! finished run's closed inbox turns them into no-ops.
 //!
-//! Our task wakers are integers, not pointers (see `waker`), so a waker fired
-//! on a foreign thread finds its run through a global registry keyed by the
-//! run id it carries. Only live runs are registered; a waker for a finished
-//! run finds nothing and does nothing.
+//! A registry of live runs, keyed by the 16-bit run id that plain wakers
+//! carry, remains for the rare plain waker used off its run's thread (a
+//! `&Waker` lent to a scoped thread during a poll), and to keep the 16-bit
+//! ids of live runs distinct.
 
+use crate::core::inbox::{Callback, Inbox, Posted};
 use crate::core::runtime;
-use crate::core::waker::WakerWord;
 use crate::error::{Error, ErrorKind, Result};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-type Callback = Box<dyn FnOnce() + Send>;
-
-#[derive(Default)]
-pub(crate) struct Inbox {
-    pub(crate) wakes: Vec<WakerWord>,
-    pub(crate) callbacks: Vec<Callback>,
-    closed: bool,
-}
-
+/// What other threads share with a run.
 pub(crate) struct Shared {
     pub(crate) run_id: u32,
-    inbox: Mutex<Inbox>,
-    /// Set when something was posted and the loop has not drained it yet.
-    pending: AtomicBool,
+    pub(crate) inbox: Inbox,
     reactor_waker: mio::Waker,
-    /// Outstanding [`ExternalWork`](crate::lowlevel::ExternalWork) guards.
-    pub(crate) external_work: AtomicUsize,
-    /// Waker clones made (+) or dropped (−) on other threads.
-    pub(crate) remote_wakers: AtomicIsize,
-    /// Live [`TrioToken`]s (deadlock detection: a token could wake the run).
-    pub(crate) tokens: AtomicUsize,
 }
 
 impl Shared {
     pub(crate) fn new(run_id: u32, reactor_waker: mio::Waker) -> Self {
         Shared {
             run_id,
-            inbox: Mutex::new(Inbox::default()),
-            pending: AtomicBool::new(false),
+            inbox: Inbox::new(),
             reactor_waker,
-            external_work: AtomicUsize::new(0),
-            remote_wakers: AtomicIsize::new(0),
-            tokens: AtomicUsize::new(0),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inbox> {
-        // A panic while holding this lock cannot leave the inbox inconsistent
-        // (pushes and swaps only), so poisoning is ignored.
-        self.inbox.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn post(&self, f: impl FnOnce(&mut Inbox)) -> bool {
-        let mut inbox = self.lock();
-        if inbox.closed {
-            return false;
-        }
-        f(&mut inbox);
-        drop(inbox);
-        if !self.pending.swap(true, Ordering::AcqRel) {
+    /// Interrupts the reactor if a post asked for it.
+    pub(crate) fn notify(&self, posted: Posted) {
+        if posted == Posted::Notify {
             // Best effort: if the wake fails, the loop still sees `pending`
             // the next time it looks.
             let _ = self.reactor_waker.wake();
         }
-        true
     }
 
-    /// Makes the loop go round once more (to notice a change in `external_work`).
-    pub(crate) fn poke(&self) {
-        self.post(|_| {});
-    }
-
-    /// Whether the inbox may have something (cheap; no lock).
-    pub(crate) fn has_pending(&self) -> bool {
-        self.pending.load(Ordering::Acquire)
-    }
-
-    /// Takes everything posted so far.
-    pub(crate) fn drain(&self, wakes: &mut Vec<WakerWord>, callbacks: &mut Vec<Callback>) {
-        self.pending.store(false, Ordering::Release);
-        let mut inbox = self.lock();
-        std::mem::swap(&mut inbox.wakes, wakes);
-        std::mem::swap(&mut inbox.callbacks, callbacks);
-    }
-
-    /// Refuses further posts; returns callbacks that will never run.
-    pub(crate) fn close(&self) -> Vec<Callback> {
-        let mut inbox = self.lock();
-        inbox.closed = true;
-        inbox.wakes.clear();
-        std::mem::take(&mut inbox.callbacks)
+    fn post_callback(&self, f: Callback) -> bool {
+        let posted = self.inbox.post_callback(f);
+        self.notify(posted);
+        posted != Posted::Closed
     }
 }
 
@@ -113,7 +60,8 @@ fn registry() -> MutexGuard<'static, Vec<Weak<Shared>>> {
     REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A fresh run id whose low 16 bits (what wakers carry) no live run uses.
+/// A fresh run id whose low 16 bits (what plain wakers carry) no live run
+/// uses.
 pub(crate) fn allocate_run_id() -> u32 {
     let reg = registry();
     loop {
@@ -143,31 +91,56 @@ pub(crate) fn unregister(shared: &Arc<Shared>) {
     reg.retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), Arc::as_ptr(shared)));
 }
 
-/// The live run whose id ends in these 16 bits (what a waker carries).
-fn live_run(short_id: u16) -> Option<Arc<Shared>> {
+/// The live run whose id ends in these 16 bits.
+pub(crate) fn live_run(short_id: u16) -> Option<Arc<Shared>> {
     registry()
         .iter()
         .filter_map(Weak::upgrade)
-        .find(|s| s.run_id as u16 == short_id)
+        .find(|s| s.run_id as u16 == short_id && !s.inbox.is_closed())
 }
 
-/// A waker of ours fired on a thread that is not running its run.
-pub(crate) fn wake_from_elsewhere(word: WakerWord) {
-    let target = live_run(word.run);
-    if let Some(shared) = target {
-        shared.post(|inbox| inbox.wakes.push(word));
+// ----- RunHandle ---------------------------------------------------------------
+
+/// The runtime's own, uncounted way to reach a run from another thread.
+///
+/// A [`TrioToken`] counts as "someone outside could still wake the run"
+/// for deadlock detection; the runtime's worker threads use this instead,
+/// because they are accounted for by their work guards (which they lend
+/// back while they wait on the run, see `from_thread`).
+#[derive(Clone)]
+pub(crate) struct RunHandle {
+    shared: Arc<Shared>,
+}
+
+impl RunHandle {
+    pub(crate) fn current() -> Result<Self> {
+        Ok(RunHandle {
+            shared: runtime::current()?.shared.clone(),
+        })
+    }
+
+    /// As [`TrioToken::run_sync_soon`].
+    pub(crate) fn run_sync_soon(&self, f: impl FnOnce() + Send + 'static) -> Result<()> {
+        if self.shared.post_callback(Box::new(f)) {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::RunFinished,
+                "the run this token belongs to has finished",
+            ))
+        }
+    }
+
+    pub(crate) fn same_run(&self, other: &RunHandle) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
     }
 }
 
-/// A clone of one of our wakers made or dropped off its run's thread.
-pub(crate) fn count_foreign_waker_elsewhere(word: WakerWord, delta: isize) {
-    let target = live_run(word.run);
-    if let Some(shared) = target {
-        shared.remote_wakers.fetch_add(delta, Ordering::AcqRel);
-        if delta < 0 {
-            // Maybe the last outside waker: let the run re-check for a deadlock.
-            shared.poke();
-        }
+impl fmt::Debug for RunHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunHandle")
+            .field("run_id", &self.shared.run_id)
+            .finish()
     }
 }
 
@@ -196,7 +169,7 @@ pub(crate) fn count_foreign_waker_elsewhere(word: WakerWord, delta: isize) {
 /// .unwrap();
 /// ```
 pub struct TrioToken {
-    shared: Arc<Shared>,
+    handle: RunHandle,
 }
 
 impl TrioToken {
@@ -205,14 +178,7 @@ impl TrioToken {
     /// ended. `f` runs with the run's context (it may call `reschedule`,
     /// `current_time`, …); a panic in it ends the run with that panic.
     pub fn run_sync_soon(&self, f: impl FnOnce() + Send + 'static) -> Result<()> {
-        if self.shared.post(|inbox| inbox.callbacks.push(Box::new(f))) {
-            Ok(())
-        } else {
-            Err(Error::new(
-                ErrorKind::RunFinished,
-                "the run this token belongs to has finished",
-            ))
-        }
+        self.handle.run_sync_soon(f)
     }
 
     /// A snapshot of the run's task tree, taken on the run's thread between
@@ -237,8 +203,7 @@ impl TrioToken {
     /// .unwrap();
     /// ```
     pub fn task_tree(&self) -> Result<crate::core::tree::TaskTree> {
-        let on_run_thread =
-            runtime::with_runtime(|rt| Arc::ptr_eq(&rt.shared, &self.shared)).unwrap_or(false);
+        let on_run_thread = runtime::is_current_run(&self.handle.shared);
         if on_run_thread {
             return Err(Error::usage(
                 "TrioToken::task_tree would wait for its own thread; use trio::lowlevel::task_tree() inside the run",
@@ -260,38 +225,45 @@ impl TrioToken {
 
     /// Whether the run is still accepting callbacks.
     pub fn is_running(&self) -> bool {
-        !self.shared.lock().closed
+        !self.handle.shared.inbox.is_closed()
+    }
+
+    /// The uncounted handle inside (for the runtime's worker threads).
+    pub(crate) fn handle(&self) -> &RunHandle {
+        &self.handle
     }
 }
 
 impl TrioToken {
     fn new(shared: &Arc<Shared>) -> Self {
-        shared.tokens.fetch_add(1, Ordering::AcqRel);
+        shared.inbox.token_made();
         TrioToken {
-            shared: shared.clone(),
+            handle: RunHandle {
+                shared: shared.clone(),
+            },
         }
     }
 }
 
 impl Clone for TrioToken {
     fn clone(&self) -> Self {
-        TrioToken::new(&self.shared)
+        TrioToken::new(&self.handle.shared)
     }
 }
 
 impl Drop for TrioToken {
     fn drop(&mut self) {
-        self.shared.tokens.fetch_sub(1, Ordering::AcqRel);
         // A run blocked with nothing else to wait for may now be deadlocked:
-        // let it look again.
-        self.shared.poke();
+        // this pokes it to look again.
+        let shared = &self.handle.shared;
+        shared.notify(shared.inbox.token_dropped());
     }
 }
 
 impl fmt::Debug for TrioToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TrioToken")
-            .field("run_id", &self.shared.run_id)
+            .field("run_id", &self.handle.shared.run_id)
             .field("running", &self.is_running())
             .finish()
     }
@@ -299,7 +271,7 @@ impl fmt::Debug for TrioToken {
 
 impl PartialEq for TrioToken {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.shared, &other.shared)
+        self.handle.same_run(&other.handle)
     }
 }
 impl Eq for TrioToken {}

@@ -76,10 +76,13 @@ struct Walk<'a> {
 }
 
 pub(crate) fn snapshot(rt: &Runtime, running: Option<TaskId>) -> TaskTree {
+    // The clock is read before the state is borrowed: it may look at run
+    // state itself.
+    let now = rt.now();
     let st = rt.state.borrow();
     let w = Walk {
         st: &st,
-        now: rt.now(),
+        now,
         running,
     };
     let mut out = String::new();
@@ -92,7 +95,9 @@ pub(crate) fn snapshot(rt: &Runtime, running: Option<TaskId>) -> TaskTree {
     let mut system: Vec<TaskId> = st
         .tasks
         .iter()
-        .filter(|(id, t)| matches!(t.parent, Parent::Top { .. }) && *id != root)
+        .filter(|(id, t)| {
+            matches!(t.parent, Parent::Top { .. }) && *id != root && *id != rt.callback_task.get()
+        })
         .map(|(id, _)| id)
         .collect();
     system.sort();
@@ -266,6 +271,7 @@ fn scopes(w: &Walk<'_>, owner: TaskId, status: StatusId, depth: usize, out: &mut
 #[derive(Debug, Clone)]
 pub struct Deadlock {
     tree: TaskTree,
+    frozen_clock: bool,
 }
 
 impl Deadlock {
@@ -273,25 +279,43 @@ impl Deadlock {
     pub fn tree(&self) -> &TaskTree {
         &self.tree
     }
+
+    /// True if tasks wait for deadlines that will never arrive because the
+    /// run's clock is frozen (a `MockClock` with rate 0 and no autojump,
+    /// which nothing outside the blocked tasks can move).
+    pub fn clock_is_frozen(&self) -> bool {
+        self.frozen_clock
+    }
 }
 
 impl fmt::Display for Deadlock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "deadlock: every task is blocked and nothing (timer, I/O, thread, token or outside waker) can wake any of them\n{}",
-            self.tree
-        )
+        if self.frozen_clock {
+            write!(
+                f,
+                "deadlock: every task is blocked, and the deadlines they wait for will never come: \
+                 the clock is frozen (a MockClock with rate 0 and no autojump; use \
+                 MockClock::autojump(), set a rate, or jump it from a task)\n{}",
+                self.tree
+            )
+        } else {
+            write!(
+                f,
+                "deadlock: every task is blocked and nothing (timer, I/O, thread, token or outside waker) can wake any of them\n{}",
+                self.tree
+            )
+        }
     }
 }
 
 impl std::error::Error for Deadlock {}
 
-pub(crate) fn deadlock_error(rt: &Runtime) -> Error {
+pub(crate) fn deadlock_error(rt: &Runtime, frozen_clock: bool) -> Error {
     Error::with_kind(
         ErrorKind::Deadlock,
         Deadlock {
             tree: snapshot(rt, None),
+            frozen_clock,
         },
     )
 }

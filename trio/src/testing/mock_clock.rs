@@ -50,7 +50,15 @@ impl Default for MockClock {
     }
 }
 
+/// The latest time a MockClock shows.
+const LATEST: Instant = Instant::from_nanos(i64::MAX - 1);
+
 impl MockClock {
+    /// The fastest rate [`set_rate`](Self::set_rate) accepts: a million
+    /// virtual seconds per real second (so a clock runs for months of real
+    /// time before it reaches the end of the range of instants).
+    pub const MAX_RATE: f64 = 1e6;
+
     /// A frozen clock at 0 with no autojump.
     pub fn new() -> Self {
         MockClock {
@@ -71,7 +79,8 @@ impl MockClock {
         c
     }
 
-    /// The current virtual time.
+    /// The current virtual time. (It saturates at the largest finite
+    /// instant, about 292 years, rather than reach +∞, which means "never".)
     pub fn current_time(&self) -> Instant {
         let base = self.inner.base_virtual.get();
         let rate = self.inner.rate.get();
@@ -79,7 +88,8 @@ impl MockClock {
             return base;
         }
         let real = self.inner.base_real.get().elapsed().as_secs_f64();
-        base + Duration::from_secs_f64(real * rate)
+        let advance = Duration::try_from_secs_f64(real * rate).unwrap_or(Duration::MAX);
+        (base + advance).min(LATEST)
     }
 
     fn rebase(&self) {
@@ -92,11 +102,15 @@ impl MockClock {
         self.inner.rate.get()
     }
 
-    /// Sets the rate; negative or NaN is an error.
+    /// Sets the rate: at least 0 and at most [`MockClock::MAX_RATE`]; anything
+    /// else (negative, NaN, infinite, too fast) is an
+    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) error and
+    /// changes nothing.
     pub fn set_rate(&self, rate: f64) -> Result<()> {
-        if rate.is_nan() || rate < 0.0 || rate.is_infinite() {
+        if !(0.0..=Self::MAX_RATE).contains(&rate) {
             return Err(Error::invalid(format!(
-                "rate must be finite and non-negative, got {rate}"
+                "a MockClock's rate must be between 0 and {:e} virtual seconds per real second, got {rate}",
+                Self::MAX_RATE
             )));
         }
         self.rebase();
@@ -117,12 +131,22 @@ impl MockClock {
         Ok(())
     }
 
-    /// Moves the clock forward by `duration` (never backward: negative is an error).
+    /// Moves the clock forward by `duration`. Never backward (negative is
+    /// an error), and never so far that the time is no longer a finite
+    /// instant (past about 292 years: +∞ means "never", and would turn every
+    /// later deadline off); either is an
+    /// [`InvalidArgument`](crate::ErrorKind::InvalidArgument) error and
+    /// changes nothing.
     pub fn jump(&self, duration: impl TryIntoDuration) -> Result<()> {
         let d = duration.try_into_duration()?;
-        self.inner
-            .base_virtual
-            .set(self.inner.base_virtual.get() + d);
+        let base = self.inner.base_virtual.get();
+        let to = base + d;
+        if to > LATEST {
+            return Err(Error::invalid(format!(
+                "MockClock::jump({d:?}) from {base} would leave the range of finite instants"
+            )));
+        }
+        self.inner.base_virtual.set(to);
         Ok(())
     }
 }
@@ -166,9 +190,8 @@ impl Clock for MockClock {
     fn autojump(&self, deadline: Instant) {
         let now = self.current_time();
         if deadline > now && deadline.is_finite() {
-            self.inner
-                .base_virtual
-                .set(self.inner.base_virtual.get() + deadline.saturating_duration_since(now));
+            let to = self.inner.base_virtual.get() + deadline.saturating_duration_since(now);
+            self.inner.base_virtual.set(to.min(LATEST));
         }
     }
 }

@@ -1,0 +1,356 @@
+//! The cross-thread protocol of a run: its inbox, and the counts of what
+//! outside the run could still wake a task.
+//!
+//! Other threads reach a run only through its [`Inbox`]: they *post* task
+//! wakes and callbacks, and the run loop *drains* them. Posting pushes under
+//! a mutex, then sets the `pending` flag; only the post that turns the flag
+//! on asks its caller to interrupt the reactor (one syscall per burst, not
+//! per message). The loop reads the flag each iteration and takes the lock
+//! only when it is set.
+//!
+//! The inbox also counts the things outside the run that might post later:
+//! live [`TrioToken`](crate::lowlevel::TrioToken)s, clones of task wakers
+//! held outside the runtime, and [`ExternalWork`](crate::lowlevel::ExternalWork)
+//! guards. The run loop calls itself deadlocked only when nothing is
+//! runnable, no deadline or fd can fire, and [`Inbox::is_quiet`] says that
+//! nothing is posted and nobody outside is left to post.
+//!
+//! # Why the deadlock check cannot miss a post
+//!
+//! Every holder follows one rule: *post first, then release* (a thread that
+//! calls `run_sync_soon` and drops its token; a waker woken, then dropped;
+//! a worker that posts its result, then drops its work guard). Releasing
+//! decrements a count with `Release` ordering and then posts an empty
+//! message (a *poke*), so a loop blocked in the reactor looks again.
+//!
+//! `is_quiet` reads the counts *first* (with `Acquire`) and the `pending`
+//! flag *last*. If it sees a count at zero, it has synchronised with the
+//! decrement that made it zero, so everything that holder posted before
+//! releasing is visible: either still `pending`, or already drained by this
+//! loop earlier in the iteration (the loop is the only one that clears the
+//! flag, and it runs what it drained before it checks). If it sees a count
+//! above zero, it does not report, and blocks; the holder's release pokes
+//! the reactor, and the loop checks again. Reading `pending` first (as an
+//! earlier version did) loses exactly this race: the flag is read before the
+//! post, the count after the release. The loom model at the end of this file
+//! checks both orders of events for tokens, wakers and work guards.
+//!
+//! Under `cfg(loom)` the atomics and mutex are loom's, so the model runs this
+//! very code.
+
+#[cfg(loom)]
+use loom::sync::{
+    Mutex, MutexGuard,
+    atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering},
+};
+#[cfg(not(loom))]
+use std::sync::{
+    Mutex, MutexGuard,
+    atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering},
+};
+
+/// A callback posted with `run_sync_soon`.
+pub(crate) type Callback = Box<dyn FnOnce() + Send>;
+
+/// A task to wake, as a waker fired on another thread names it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct WakeRef {
+    pub(crate) index: u32,
+    /// The task's generation: all 32 bits from a counted waker, only the
+    /// low 16 from a plain one (see `waker`).
+    pub(crate) generation: u32,
+    pub(crate) exact: bool,
+}
+
+impl WakeRef {
+    pub(crate) fn exact(key: crate::core::slab::Key) -> Self {
+        WakeRef {
+            index: key.index,
+            generation: key.generation,
+            exact: true,
+        }
+    }
+
+    /// The task's key (exact only if `exact`).
+    pub(crate) fn key(self) -> crate::core::slab::Key {
+        crate::core::slab::Key {
+            index: self.index,
+            generation: self.generation,
+        }
+    }
+}
+
+/// What is waiting for the loop.
+#[derive(Default)]
+struct Queue {
+    wakes: Vec<WakeRef>,
+    callbacks: Vec<Callback>,
+    /// Set when the run ends: later posts are refused.
+    closed: bool,
+}
+
+/// What a post asks of its caller.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub(crate) enum Posted {
+    /// The first post since the loop last drained: interrupt the reactor.
+    Notify,
+    /// The loop has already been told.
+    Queued,
+    /// The run has ended; nothing was posted.
+    Closed,
+}
+
+/// See the module docs.
+pub(crate) struct Inbox {
+    queue: Mutex<Queue>,
+    /// Set by a post, cleared by the loop just before it drains.
+    pending: AtomicBool,
+    /// Live `TrioToken`s.
+    tokens: AtomicUsize,
+    /// Clones of task wakers that exist outside the runtime's own tables.
+    outside_wakers: AtomicIsize,
+    /// Live `ExternalWork` guards.
+    external_work: AtomicUsize,
+}
+
+impl Inbox {
+    pub(crate) fn new() -> Self {
+        Inbox {
+            queue: Mutex::new(Queue::default()),
+            pending: AtomicBool::new(false),
+            tokens: AtomicUsize::new(0),
+            outside_wakers: AtomicIsize::new(0),
+            external_work: AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Pushes and swaps only: a panic while holding the lock cannot leave
+        // the queue inconsistent, so poisoning is ignored.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn post(&self, f: impl FnOnce(&mut Queue)) -> Posted {
+        let mut queue = self.lock();
+        if queue.closed {
+            return Posted::Closed;
+        }
+        f(&mut queue);
+        drop(queue);
+        if self.pending.swap(true, Ordering::AcqRel) {
+            Posted::Queued
+        } else {
+            Posted::Notify
+        }
+    }
+
+    pub(crate) fn post_wake(&self, wake: WakeRef) -> Posted {
+        self.post(|q| q.wakes.push(wake))
+    }
+
+    pub(crate) fn post_callback(&self, f: Callback) -> Posted {
+        self.post(|q| q.callbacks.push(f))
+    }
+
+    /// An empty post: makes a blocked loop go round once more.
+    pub(crate) fn poke(&self) -> Posted {
+        self.post(|_| {})
+    }
+
+    /// Whether anything may be posted (cheap: no lock).
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Takes everything posted so far (the loop only).
+    pub(crate) fn drain(&self, wakes: &mut Vec<WakeRef>, callbacks: &mut Vec<Callback>) {
+        self.pending.store(false, Ordering::Release);
+        let mut queue = self.lock();
+        std::mem::swap(&mut queue.wakes, wakes);
+        std::mem::swap(&mut queue.callbacks, callbacks);
+    }
+
+    /// Refuses further posts; returns the callbacks that will never run
+    /// (for the caller to drop outside the lock).
+    pub(crate) fn close(&self) -> Vec<Callback> {
+        let mut queue = self.lock();
+        queue.closed = true;
+        queue.wakes.clear();
+        std::mem::take(&mut queue.callbacks)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    // ----- holders ------------------------------------------------------
+
+    pub(crate) fn token_made(&self) {
+        self.tokens.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A token is gone. Returns the poke's outcome (the caller notifies).
+    pub(crate) fn token_dropped(&self) -> Posted {
+        self.tokens.fetch_sub(1, Ordering::AcqRel);
+        self.poke()
+    }
+
+    pub(crate) fn outside_waker_made(&self) {
+        self.outside_wakers.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// An outside waker is gone. The poke is needed only when the drop
+    /// happens off the run's thread: on it, the loop is running, not
+    /// blocked, and reads the count before it next blocks.
+    pub(crate) fn outside_waker_dropped(&self, on_run_thread: bool) -> Posted {
+        self.outside_wakers.fetch_sub(1, Ordering::AcqRel);
+        if on_run_thread {
+            Posted::Queued
+        } else {
+            self.poke()
+        }
+    }
+
+    pub(crate) fn work_started(&self) {
+        self.external_work.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn work_finished(&self) -> Posted {
+        self.external_work.fetch_sub(1, Ordering::AcqRel);
+        self.poke()
+    }
+
+    /// Whether work is out in threads (the run is not idle).
+    pub(crate) fn has_external_work(&self) -> bool {
+        self.external_work.load(Ordering::Acquire) > 0
+    }
+
+    /// Nothing posted and nobody outside left to post: counts first, the
+    /// `pending` flag last (see the module docs for why this order).
+    pub(crate) fn is_quiet(&self) -> bool {
+        let work = self.external_work.load(Ordering::Acquire);
+        let tokens = self.tokens.load(Ordering::Acquire);
+        let wakers = self.outside_wakers.load(Ordering::Acquire);
+        work == 0 && tokens == 0 && wakers <= 0 && !self.has_pending()
+    }
+}
+
+/// Run with `RUSTFLAGS="--cfg loom" cargo test -p trio --lib --release loom`
+/// (what `.ci/run` does).
+#[cfg(all(test, loom))]
+mod loom_model {
+    use super::*;
+    use loom::sync::atomic::AtomicBool;
+    use loom::sync::{Arc, Condvar};
+
+    /// The reactor, reduced to what the protocol needs: a wake-up flag the
+    /// loop can block on.
+    #[derive(Default)]
+    struct Reactor {
+        woken: loom::sync::Mutex<bool>,
+        cond: Condvar,
+    }
+
+    impl Reactor {
+        fn notify(&self, posted: Posted) {
+            if posted == Posted::Notify {
+                *self.woken.lock().unwrap() = true;
+                self.cond.notify_one();
+            }
+        }
+        fn wait(&self) {
+            let mut woken = self.woken.lock().unwrap();
+            while !*woken {
+                woken = self.cond.wait(woken).unwrap();
+            }
+            *woken = false;
+        }
+    }
+
+    /// One outside holder posts and then releases (`release` is one of the
+    /// inbox's `*_dropped` calls); the loop drains, runs callbacks, and
+    /// checks for a deadlock until the posted wake-up has arrived. Fails if
+    /// the loop ever reports a deadlock before it, or blocks forever (a lost
+    /// wake-up: loom reports it as a deadlock of the model).
+    fn model(
+        acquire: fn(&Inbox),
+        post: fn(&Inbox, Arc<AtomicBool>) -> Posted,
+        release: fn(&Inbox) -> Posted,
+    ) {
+        loom::model(move || {
+            let inbox = Arc::new(Inbox::new());
+            let reactor = Arc::new(Reactor::default());
+            let arrived = Arc::new(AtomicBool::new(false));
+            acquire(&inbox);
+            let holder = {
+                let (inbox, reactor, arrived) = (inbox.clone(), reactor.clone(), arrived.clone());
+                loom::thread::spawn(move || {
+                    reactor.notify(post(&inbox, arrived));
+                    reactor.notify(release(&inbox));
+                })
+            };
+            let (mut wakes, mut callbacks) = (Vec::new(), Vec::new());
+            loop {
+                if inbox.has_pending() {
+                    inbox.drain(&mut wakes, &mut callbacks);
+                    for cb in callbacks.drain(..) {
+                        cb();
+                    }
+                    if !wakes.is_empty() {
+                        wakes.clear();
+                        arrived.store(true, Ordering::Relaxed);
+                    }
+                }
+                if arrived.load(Ordering::Relaxed) {
+                    break;
+                }
+                assert!(
+                    !inbox.is_quiet(),
+                    "false deadlock: a wake-up was posted but the run looks quiet"
+                );
+                reactor.wait();
+            }
+            holder.join().unwrap();
+        });
+    }
+
+    fn wake_ref() -> WakeRef {
+        WakeRef {
+            index: 0,
+            generation: 0,
+            exact: true,
+        }
+    }
+
+    #[test]
+    fn a_token_dropped_after_run_sync_soon() {
+        model(
+            Inbox::token_made,
+            |inbox, arrived| {
+                inbox.post_callback(Box::new(move || arrived.store(true, Ordering::Relaxed)))
+            },
+            Inbox::token_dropped,
+        );
+    }
+
+    #[test]
+    fn a_waker_dropped_after_waking_on_another_thread() {
+        model(
+            Inbox::outside_waker_made,
+            |inbox, _| inbox.post_wake(wake_ref()),
+            |inbox| inbox.outside_waker_dropped(false),
+        );
+    }
+
+    #[test]
+    fn a_work_guard_dropped_after_posting_the_result() {
+        model(
+            Inbox::work_started,
+            |inbox, arrived| {
+                inbox.post_callback(Box::new(move || arrived.store(true, Ordering::Relaxed)))
+            },
+            Inbox::work_finished,
+        );
+    }
+}
