@@ -18,7 +18,7 @@
 //!   the two queues is non-empty.
 //! - **Direct hand-off.** A value sent while a receiver waits is given to
 //!   the oldest waiting receiver at once (it owns it from then on; the value
-//!   sits in `parked`, keyed by that receiver). A receive that finds senders
+//!   sits `in_transit`, keyed by that receiver). A receive that finds senders
 //!   waiting takes the oldest sender's value and completes that send. So a
 //!   value is never in limbo between a send and a receive: a receiver that is
 //!   cancelled before the hand-off leaves the queue and gets nothing; one
@@ -34,16 +34,26 @@
 //!   still be received). Closing the last receive handle wakes every waiting
 //!   sender with [`ErrorKind::Broken`] (values handed back) and drops the
 //!   buffer. Dropping a handle closes it.
-//! - Values are never dropped while the state is borrowed (a value's
-//!   destructor may use the channel).
+//! - **No call-outs under the borrow.** Values are never dropped while the
+//!   state is borrowed (a value's destructor may use the channel), and
+//!   waiters are rescheduled only after it is released (`reschedule` runs
+//!   instrument hooks and foreign wakers, which may use the channel too).
+//!   Before it releases the borrow, an operation brings the state to what it
+//!   will be after the wake-up: the woken waiter is out of its queue and its
+//!   value is where it will find it.
+//! - **Stale waits.** A waiter left by a future leaked in a run that has
+//!   ended (the channel outlived it) can never be woken: `reschedule`
+//!   returns false and does nothing. A value meant for such a receiver goes
+//!   to the next one; a value such a sender left is dropped (nobody can get
+//!   it back), outside the borrow.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::lowlevel::{
     Abort, AbortReason, Park, WaitKey, cancel_shielded_checkpoint, checkpoint,
     checkpoint_if_cancelled, reschedule,
 };
-use crate::sync::WaitSite;
-use std::cell::{Cell, RefCell};
+use crate::sync::{Try, WaitSite};
+use std::cell::{Cell, RefCell, RefMut};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -79,7 +89,7 @@ struct Chan<T> {
     /// back to a sender whose send failed, with the waiter's `seq`. Only
     /// woken-but-not-yet-polled waiters have one, so this stays tiny and a
     /// linear search beats hashing.
-    parked: Vec<(u64, T)>,
+    in_transit: Vec<(u64, T)>,
     next_seq: u64,
     next_handle: u64,
 }
@@ -87,15 +97,15 @@ struct Chan<T> {
 type Shared<T> = Rc<RefCell<Chan<T>>>;
 
 impl<T> Chan<T> {
-    /// Leaves `value` for the waiter `seq` to pick up.
-    fn park_value(&mut self, seq: u64, value: T) {
-        self.parked.push((seq, value));
+    /// Leaves `value` in transit for the waiter `seq` to pick up.
+    fn put_in_transit(&mut self, seq: u64, value: T) {
+        self.in_transit.push((seq, value));
     }
 
-    /// Takes the value left for the waiter `seq`, if any.
-    fn take_parked(&mut self, seq: u64) -> Option<T> {
-        let i = self.parked.iter().position(|(s, _)| *s == seq)?;
-        Some(self.parked.swap_remove(i).1)
+    /// Takes the value in transit for the waiter `seq`, if any.
+    fn take_in_transit(&mut self, seq: u64) -> Option<T> {
+        let i = self.in_transit.iter().position(|(s, _)| *s == seq)?;
+        Some(self.in_transit.swap_remove(i).1)
     }
 
     fn seq(&mut self) -> u64 {
@@ -107,19 +117,53 @@ impl<T> Chan<T> {
         self.next_handle += 1;
         self.next_handle
     }
+}
 
-    /// Hands `value` to the oldest waiting receiver; gives the value back
-    /// if there is none.
-    fn hand_to_receiver(&mut self, value: T) -> Option<T> {
-        while let Some(w) = self.recv_waiters.pop_front() {
-            if reschedule(w.key, Ok(())) {
-                self.park_value(w.seq, value);
-                return None;
-            }
-            // A stale wait (its run is gone) cannot take it: next one.
+/// What [`hand_to_receiver`] did with a value.
+enum Handed<'a, T> {
+    /// A receiver has it, and has been rescheduled (the borrow is gone).
+    Yes,
+    /// No receiver is waiting: here are the borrow and the value back.
+    NoReceiver(RefMut<'a, Chan<T>>, T),
+}
+
+/// Hands `value` to the oldest waiting receiver: puts it in transit for
+/// that receiver, releases the borrow `c`, then reschedules it.
+fn hand_to_receiver<'a, T>(
+    chan: &'a Shared<T>,
+    mut c: RefMut<'a, Chan<T>>,
+    mut value: T,
+) -> Handed<'a, T> {
+    loop {
+        let Some(w) = c.recv_waiters.pop_front() else {
+            return Handed::NoReceiver(c, value);
+        };
+        c.put_in_transit(w.seq, value);
+        drop(c);
+        if reschedule(w.key, Ok(())) {
+            return Handed::Yes;
         }
-        Some(value)
+        // A stale wait (its run is gone) cannot take it: `reschedule` did
+        // nothing, so the value is still in transit. Next receiver.
+        c = chan.borrow_mut();
+        match c.take_in_transit(w.seq) {
+            Some(v) => value = v,
+            None => return Handed::Yes, // unreachable: nothing ran meanwhile
+        }
     }
+}
+
+/// Drops the values left in transit for `seqs` (stale senders that could
+/// not be woken to take them back), outside the borrow.
+fn drop_in_transit<T>(chan: &Shared<T>, seqs: &[u64]) {
+    if seqs.is_empty() {
+        return;
+    }
+    let values: Vec<T> = {
+        let mut c = chan.borrow_mut();
+        seqs.iter().filter_map(|&s| c.take_in_transit(s)).collect()
+    };
+    drop(values);
 }
 
 /// Opens a channel with room for `capacity` buffered values: `0` for a
@@ -157,7 +201,7 @@ pub fn open_memory_channel<T>(capacity: usize) -> (MemorySendChannel<T>, MemoryR
         open_receivers: 1,
         send_waiters: VecDeque::new(),
         recv_waiters: VecDeque::new(),
-        parked: Vec::new(),
+        in_transit: Vec::new(),
         next_seq: 0,
         next_handle: 2,
     }));
@@ -287,6 +331,18 @@ fn closed_error(what: &str) -> Error {
     Error::new(ErrorKind::Closed, format!("this {what} channel is closed"))
 }
 
+fn no_receivers_error() -> Error {
+    Error::new(ErrorKind::Broken, "every receive channel is closed")
+}
+
+/// What a non-blocking send came to; the value comes back unless it was
+/// sent.
+enum TrySend<T> {
+    Sent,
+    Full(T),
+    Failed(Error, T),
+}
+
 // ----- sending ------------------------------------------------------------------
 
 /// The sending end of a memory channel.
@@ -307,32 +363,34 @@ impl<T> MemorySendChannel<T> {
     /// [`ErrorKind::Broken`] if every receiver is closed; the value comes
     /// back in the error. Not a checkpoint.
     pub fn try_send(&self, value: T) -> Result<(), SendError<T>> {
-        self.try_send_inner(value)
-            .map_err(|(e, v)| SendError::new(e, v))
+        match self.try_send_inner(value) {
+            TrySend::Sent => Ok(()),
+            TrySend::Full(v) => Err(SendError::new(
+                Error::new(ErrorKind::WouldBlock, "the channel's buffer is full"),
+                v,
+            )),
+            TrySend::Failed(e, v) => Err(SendError::new(e, v)),
+        }
     }
 
-    fn try_send_inner(&self, value: T) -> Result<(), (Error, T)> {
+    fn try_send_inner(&self, value: T) -> TrySend<T> {
         if self.closed.get() {
-            return Err((closed_error("send"), value));
+            return TrySend::Failed(closed_error("send"), value);
         }
-        let mut c = self.chan.borrow_mut();
+        let c = self.chan.borrow_mut();
         if c.open_receivers == 0 {
-            return Err((
-                Error::new(ErrorKind::Broken, "every receive channel is closed"),
-                value,
-            ));
+            return TrySend::Failed(no_receivers_error(), value);
         }
-        let Some(value) = c.hand_to_receiver(value) else {
-            return Ok(());
-        };
-        if c.buffer.len() < c.capacity {
-            c.buffer.push_back(value);
-            Ok(())
-        } else {
-            Err((
-                Error::new(ErrorKind::WouldBlock, "the channel's buffer is full"),
-                value,
-            ))
+        match hand_to_receiver(&self.chan, c, value) {
+            Handed::Yes => TrySend::Sent,
+            Handed::NoReceiver(mut c, value) => {
+                if c.buffer.len() < c.capacity {
+                    c.buffer.push_back(value);
+                    TrySend::Sent
+                } else {
+                    TrySend::Full(value)
+                }
+            }
         }
     }
 
@@ -353,12 +411,12 @@ impl<T> MemorySendChannel<T> {
             return Err(SendError::new(e, value));
         }
         let value = match self.try_send_inner(value) {
-            Ok(()) => {
+            TrySend::Sent => {
                 let _ = cancel_shielded_checkpoint().await;
                 return Ok(());
             }
-            Err((e, v)) if e.kind() == ErrorKind::WouldBlock => v,
-            Err((e, v)) => return Err(SendError::new(e, v)),
+            TrySend::Full(v) => v,
+            TrySend::Failed(e, v) => return Err(SendError::new(e, v)),
         };
         let chan = &self.chan;
         let seq = chan.borrow_mut().seq();
@@ -369,7 +427,7 @@ impl<T> MemorySendChannel<T> {
                     let mut c = chan.borrow_mut();
                     if let Some(i) = find(&c.send_waiters, seq, |w| w.seq) {
                         let w = c.send_waiters.remove(i).expect("index just found");
-                        c.park_value(seq, w.value);
+                        c.put_in_transit(seq, w.value);
                     }
                 }
                 AbortReason::Dropped { rescheduled } => {
@@ -377,7 +435,7 @@ impl<T> MemorySendChannel<T> {
                         let mut c = chan.borrow_mut();
                         match find(&c.send_waiters, seq, |w| w.seq) {
                             Some(i) if !rescheduled => c.send_waiters.remove(i).map(|w| w.value),
-                            _ => c.take_parked(seq),
+                            _ => c.take_in_transit(seq),
                         }
                     };
                     drop(value);
@@ -399,7 +457,7 @@ impl<T> MemorySendChannel<T> {
             Ok(()) => Ok(()),
             Err(e) => {
                 let mut c = chan.borrow_mut();
-                let value = match c.take_parked(seq) {
+                let value = match c.take_in_transit(seq) {
                     Some(v) => Some(v),
                     None => find(&c.send_waiters, seq, |w| w.seq)
                         .and_then(|i| c.send_waiters.remove(i))
@@ -429,8 +487,8 @@ impl<T> MemorySendChannel<T> {
             while i < c.send_waiters.len() {
                 if c.send_waiters[i].handle == self.id {
                     let w = c.send_waiters.remove(i).expect("index in range");
-                    c.park_value(w.seq, w.value);
-                    closed_waits.push(w.key);
+                    c.put_in_transit(w.seq, w.value);
+                    closed_waits.push((w.seq, w.key));
                 } else {
                     i += 1;
                 }
@@ -440,9 +498,13 @@ impl<T> MemorySendChannel<T> {
                 ended.extend(c.recv_waiters.drain(..).map(|w| w.key));
             }
         }
-        for key in closed_waits {
-            reschedule(key, Err(closed_error("send")));
+        let mut stale = Vec::new();
+        for (seq, key) in closed_waits {
+            if !reschedule(key, Err(closed_error("send"))) {
+                stale.push(seq);
+            }
         }
+        drop_in_transit(&self.chan, &stale);
         for key in ended {
             reschedule(
                 key,
@@ -528,49 +590,63 @@ pub struct MemoryReceiveChannel<T> {
     pending: Option<Pin<Box<dyn Future<Output = Result<T>>>>>,
 }
 
-fn try_receive<T>(chan: &Shared<T>, handle: &RecvHandle) -> Result<T> {
+fn try_receive<T>(chan: &Shared<T>, handle: &RecvHandle) -> Try<T> {
     if handle.closed.get() {
-        return Err(closed_error("receive"));
+        return Try::Failed(closed_error("receive"));
     }
-    let mut c = chan.borrow_mut();
-    // The oldest blocked sender has waited longest: its value goes behind
-    // the buffered ones, and its send completes now.
-    while let Some(w) = c.send_waiters.pop_front() {
+    loop {
+        let mut c = chan.borrow_mut();
+        let Some(w) = c.send_waiters.pop_front() else {
+            return match c.buffer.pop_front() {
+                Some(v) => Try::Ready(v),
+                None if c.open_senders == 0 => Try::Failed(Error::new(
+                    ErrorKind::EndOfChannel,
+                    "every send channel is closed and the buffer is empty",
+                )),
+                None => Try::WouldBlock,
+            };
+        };
+        // The oldest blocked sender has waited longest: its value goes
+        // behind the buffered ones (or straight to us if there are none),
+        // and its send completes now.
+        let (v, from_buffer) = match c.buffer.pop_front() {
+            Some(front) => {
+                c.buffer.push_back(w.value);
+                (front, true)
+            }
+            None => (w.value, false),
+        };
+        drop(c);
         if reschedule(w.key, Ok(())) {
-            c.buffer.push_back(w.value);
-            break;
+            return Try::Ready(v);
         }
+        // A stale send (its run is gone): `reschedule` did nothing, so the
+        // state is as we left it. Its value never went anywhere; nobody can
+        // get it back: drop it (outside the borrow) and try again.
+        let stale = if from_buffer {
+            let mut c = chan.borrow_mut();
+            let stale = c.buffer.pop_back();
+            c.buffer.push_front(v);
+            stale
+        } else {
+            Some(v)
+        };
+        drop(stale);
     }
-    if let Some(v) = c.buffer.pop_front() {
-        return Ok(v);
-    }
-    if c.open_senders == 0 {
-        return Err(Error::new(
-            ErrorKind::EndOfChannel,
-            "every send channel is closed and the buffer is empty",
-        ));
-    }
-    Err(Error::new(ErrorKind::WouldBlock, "the channel is empty"))
 }
 
 /// Puts a value that a receiver will not take back at the front of the
 /// channel (or hands it to the next waiting receiver).
 fn give_back<T>(chan: &Shared<T>, value: T) {
-    let dropped = {
-        let mut c = chan.borrow_mut();
-        if c.open_receivers == 0 {
-            Some(value)
-        } else {
-            match c.hand_to_receiver(value) {
-                Some(v) => {
-                    c.buffer.push_front(v);
-                    None
-                }
-                None => None,
-            }
-        }
-    };
-    drop(dropped);
+    let c = chan.borrow_mut();
+    if c.open_receivers == 0 {
+        drop(c);
+        drop(value);
+        return;
+    }
+    if let Handed::NoReceiver(mut c, v) = hand_to_receiver(chan, c, value) {
+        c.buffer.push_front(v);
+    }
 }
 
 /// A value taken by a receive that has not returned yet.
@@ -590,7 +666,7 @@ impl<T> Drop for Holding<'_, T> {
 async fn receive<T>(chan: &Shared<T>, handle: &RecvHandle, site: WaitSite) -> Result<T> {
     checkpoint_if_cancelled().await?;
     match try_receive(chan, handle) {
-        Ok(v) => {
+        Try::Ready(v) => {
             let mut holding = Holding {
                 chan,
                 value: Some(v),
@@ -598,8 +674,8 @@ async fn receive<T>(chan: &Shared<T>, handle: &RecvHandle, site: WaitSite) -> Re
             cancel_shielded_checkpoint().await?;
             return Ok(holding.value.take().expect("held until now"));
         }
-        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-        Err(e) => return Err(e),
+        Try::WouldBlock => {}
+        Try::Failed(e) => return Err(e),
     }
     let seq = chan.borrow_mut().seq();
     let park = Park::new_at(site.label, site.location, |_key, reason| {
@@ -611,7 +687,7 @@ async fn receive<T>(chan: &Shared<T>, handle: &RecvHandle, site: WaitSite) -> Re
                 }
             }
             AbortReason::Dropped { rescheduled: true } => {
-                let value = chan.borrow_mut().take_parked(seq);
+                let value = chan.borrow_mut().take_in_transit(seq);
                 if let Some(v) = value {
                     give_back(chan, v);
                 }
@@ -625,7 +701,7 @@ async fn receive<T>(chan: &Shared<T>, handle: &RecvHandle, site: WaitSite) -> Re
         handle: handle.id,
     });
     park.await?;
-    let value = chan.borrow_mut().take_parked(seq);
+    let value = chan.borrow_mut().take_in_transit(seq);
     value.ok_or_else(|| Error::usage("a receive was woken without a value"))
 }
 
@@ -636,6 +712,7 @@ impl<T> MemoryReceiveChannel<T> {
     /// handle is closed. Not a checkpoint.
     pub fn try_receive(&self) -> Result<T> {
         try_receive(&self.chan, &self.handle)
+            .into_result(|| Error::new(ErrorKind::WouldBlock, "the channel is empty"))
     }
 
     /// Takes the next value, waiting for one. A checkpoint. Fails with
@@ -696,8 +773,8 @@ impl<T> MemoryReceiveChannel<T> {
             if c.open_receivers == 0 {
                 let waiters: Vec<_> = c.send_waiters.drain(..).collect();
                 for w in waiters {
-                    c.park_value(w.seq, w.value);
-                    broken.push(w.key);
+                    c.put_in_transit(w.seq, w.value);
+                    broken.push((w.seq, w.key));
                 }
                 buffer = std::mem::take(&mut c.buffer);
             } else {
@@ -708,15 +785,13 @@ impl<T> MemoryReceiveChannel<T> {
         for key in closed_waits {
             reschedule(key, Err(closed_error("receive")));
         }
-        for key in broken {
-            reschedule(
-                key,
-                Err(Error::new(
-                    ErrorKind::Broken,
-                    "every receive channel is closed",
-                )),
-            );
+        let mut stale = Vec::new();
+        for (seq, key) in broken {
+            if !reschedule(key, Err(no_receivers_error())) {
+                stale.push(seq);
+            }
         }
+        drop_in_transit(&self.chan, &stale);
     }
 
     /// Closes this handle (see [`close`](Self::close)), then checkpoints.

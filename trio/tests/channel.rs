@@ -5,8 +5,9 @@ mod common;
 use common::{run, settle};
 
 use std::cell::RefCell;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::pin::pin;
+use std::rc::Rc;
 use std::task::Poll;
 use trio::channel::UNBOUNDED;
 use trio::{CancelScope, ErrorKind, open_memory_channel};
@@ -470,4 +471,83 @@ fn dropping_a_stream_mid_receive_loses_nothing() {
         assert_eq!(rx.try_receive()?, 1);
         Ok(())
     });
+}
+
+// ----- waits left by futures leaked in an earlier run -----------------------------
+//
+// A channel may outlive its run. A blocked future leaked (`mem::forget`) in
+// that run leaves a wait that can never be woken; each test makes one in a
+// first run (so a plain `#[test]`) and checks that a later run neither
+// loses a value to it nor keeps its value.
+
+/// Polls `fut` once (it must block) and leaks it.
+async fn leak_blocked<F: Future>(fut: F) {
+    let mut fut = Box::pin(fut);
+    poll_fn(|cx| {
+        assert!(fut.as_mut().poll(cx).is_pending());
+        Poll::Ready(())
+    })
+    .await;
+    std::mem::forget(fut);
+}
+
+#[test]
+fn a_value_sent_past_a_receive_leaked_in_an_earlier_run_goes_to_the_next_receiver() {
+    let (tx, rx) = open_memory_channel::<u32>(0);
+    trio::run(async {
+        leak_blocked(rx.receive()).await;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(rx.statistics().tasks_waiting_receive, 1);
+    run(async {
+        trio::open_nursery(async |n| {
+            n.start_soon(async {
+                assert_eq!(rx.receive().await?, 5);
+                Ok(())
+            })?;
+            settle().await;
+            tx.try_send(5).unwrap(); // skips the stale receive
+            Ok(())
+        })
+        .await?;
+        assert_eq!(rx.statistics().tasks_waiting_receive, 0);
+        Ok(())
+    });
+}
+
+#[test]
+fn a_value_left_by_a_send_leaked_in_an_earlier_run_is_dropped_not_received() {
+    let (tx, rx) = open_memory_channel::<Rc<u32>>(1);
+    let stale = Rc::new(2);
+    trio::run(async {
+        tx.try_send(Rc::new(1)).unwrap();
+        leak_blocked(tx.send(stale.clone())).await; // the buffer is full
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(Rc::strong_count(&stale), 2);
+    run(async {
+        assert_eq!(*rx.try_receive()?, 1); // the buffered value, in order
+        assert_eq!(rx.try_receive().unwrap_err().kind(), ErrorKind::WouldBlock);
+        let s = rx.statistics();
+        assert_eq!((s.current_buffer_used, s.tasks_waiting_send), (0, 0));
+        Ok(())
+    });
+    assert_eq!(Rc::strong_count(&stale), 1, "the stale value was dropped");
+}
+
+#[test]
+fn closing_the_last_receiver_drops_values_left_by_sends_leaked_in_an_earlier_run() {
+    let (tx, rx) = open_memory_channel::<Rc<u32>>(0);
+    let stale = Rc::new(2);
+    trio::run(async {
+        leak_blocked(tx.send(stale.clone())).await;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(Rc::strong_count(&stale), 2);
+    rx.close();
+    assert_eq!(Rc::strong_count(&stale), 1, "the stale value was dropped");
+    assert_eq!(tx.statistics().tasks_waiting_send, 0);
 }

@@ -782,3 +782,56 @@ fn mutex_try_lock_and_cancelled_lock_take_nothing() {
         Ok(())
     });
 }
+
+// ----- waits left by futures leaked in an earlier run -----------------------------
+//
+// A primitive may outlive its run. A blocked future leaked (`mem::forget`)
+// in that run leaves a wait that can never be woken; each test makes one in
+// a first run (so a plain `#[test]`) and checks that a later release does
+// not hand what it frees to that wait.
+
+/// Polls `fut` once (it must block) and leaks it.
+async fn leak_blocked<F: std::future::Future>(fut: F) {
+    let mut fut = Box::pin(fut);
+    poll_fn(|cx| {
+        assert!(fut.as_mut().poll(cx).is_pending());
+        Poll::Ready(())
+    })
+    .await;
+    std::mem::forget(fut);
+}
+
+#[test]
+fn a_unit_released_past_an_acquire_leaked_in_an_earlier_run_is_not_lost() {
+    let sem = Semaphore::new(0);
+    trio::run(async {
+        leak_blocked(sem.acquire_raw()).await;
+        Ok(())
+    })
+    .unwrap();
+    run(async {
+        sem.release()?;
+        assert_eq!((sem.value(), sem.statistics().tasks_waiting), (1, 0));
+        Ok(())
+    });
+}
+
+#[test]
+fn a_token_freed_past_an_acquire_leaked_in_an_earlier_run_is_not_lost() {
+    let limiter = CapacityLimiter::new(1).unwrap();
+    let (holder, stale) = (Borrower::unique(), Borrower::unique());
+    trio::run(async {
+        limiter.acquire_on_behalf_of(holder).await?;
+        leak_blocked(limiter.acquire_on_behalf_of(stale)).await;
+        Ok(())
+    })
+    .unwrap();
+    run(async {
+        limiter.release_on_behalf_of(holder)?;
+        let s = limiter.statistics();
+        assert_eq!((s.borrowed_tokens, s.tasks_waiting), (0, 0));
+        // The stale acquire no longer counts as `stale` waiting.
+        limiter.try_acquire_on_behalf_of(stale)?;
+        Ok(())
+    });
+}

@@ -4,14 +4,19 @@
 //! the current task), a borrower can hold at most one token, and the total
 //! can be changed while in use. Waiters queue FIFO with the borrower they
 //! acquire for as payload; when tokens free up (a release, or a raised
-//! total) the oldest waiters are handed them directly, all at once.
+//! total) the oldest waiters are handed them directly, all at once: every
+//! woken borrower is in `borrowers` before the first is rescheduled.
 //!
 //! Invariants: `borrowers.len() <= total` except transiently after the
 //! total is lowered (then nobody new gets a token until enough are
-//! returned); nobody waits while a token is free.
+//! returned); nobody waits while a token is free; a borrower holds a
+//! token, or has one acquire waiting for one, or neither — never two of
+//! these (Trio lets a borrower wait twice and then lends it two tokens;
+//! here the second acquire is a usage error, as when it holds one).
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::lowlevel::{Task, cancel_shielded_checkpoint, checkpoint_if_cancelled, current_task};
+use crate::sync::Try;
 use crate::sync::parking_lot::{WaitQueue, WaitSite};
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -79,9 +84,14 @@ impl fmt::Debug for Borrower {
 }
 
 struct Inner {
-    lot: WaitQueue<Borrower>,
+    /// The acquires blocked for a token, with the borrower each is for.
+    waiters: WaitQueue<Borrower>,
     total: Cell<usize>,
+    /// Who holds a token now.
     borrowers: RefCell<HashSet<Borrower>>,
+    /// Who has an acquire waiting (in `waiters`, or just woken and not yet
+    /// returned). Kept by the waiting acquire itself ([`Waiting`]).
+    waiting: RefCell<HashSet<Borrower>>,
 }
 
 /// Limits how many borrowers may use a resource at once (Trio's
@@ -143,9 +153,10 @@ impl CapacityLimiter {
                 }
             });
             Inner {
-                lot: WaitQueue::with_lost_handler(on_lost),
+                waiters: WaitQueue::with_lost_handler(on_lost),
                 total: Cell::new(total),
                 borrowers: RefCell::new(HashSet::new()),
+                waiting: RefCell::new(HashSet::new()),
             }
         });
         Ok(CapacityLimiter { inner })
@@ -179,9 +190,9 @@ impl CapacityLimiter {
     /// Borrows a token for the current task, waiting if none is free;
     /// returns a guard that gives it back when dropped. A checkpoint.
     /// `Cancelled` means nothing was borrowed. A usage error if the task
-    /// already holds one of this limiter's tokens. The task tree shows a
-    /// blocked task as waiting in `CapacityLimiter.acquire` at the caller's
-    /// location.
+    /// already holds one of this limiter's tokens, or is already waiting
+    /// for one. The task tree shows a blocked task as waiting in
+    /// `CapacityLimiter.acquire` at the caller's location.
     #[track_caller]
     pub fn acquire(&self) -> impl Future<Output = Result<CapacityLimiterGuard>> + '_ {
         let site = WaitSite::new("CapacityLimiter.acquire");
@@ -208,7 +219,9 @@ impl CapacityLimiter {
 
     /// Borrows a token for `borrower`, waiting if none is free. No guard:
     /// give it back with [`release_on_behalf_of`](Self::release_on_behalf_of).
-    /// A checkpoint; `Cancelled` means nothing was borrowed.
+    /// A checkpoint; `Cancelled` means nothing was borrowed. A usage error
+    /// if `borrower` already holds a token or already has an acquire
+    /// waiting for one.
     #[track_caller]
     pub fn acquire_on_behalf_of(
         &self,
@@ -228,8 +241,8 @@ impl CapacityLimiter {
         site: WaitSite,
     ) -> Result<()> {
         checkpoint_if_cancelled().await?;
-        match self.try_acquire_on_behalf_of(borrower) {
-            Ok(()) => {
+        match try_borrow(&self.inner, borrower) {
+            Try::Ready(()) => {
                 let mut undo = Undo {
                     inner: &self.inner,
                     borrower,
@@ -239,31 +252,24 @@ impl CapacityLimiter {
                 undo.armed = false;
                 Ok(())
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                self.inner.lot.park(borrower, site).await
+            Try::WouldBlock => {
+                self.inner.waiting.borrow_mut().insert(borrower);
+                let _waiting = Waiting {
+                    inner: &self.inner,
+                    borrower,
+                };
+                self.inner.waiters.park(borrower, site).await
             }
-            Err(e) => Err(e),
+            Try::Failed(e) => Err(e),
         }
     }
 
     /// Borrows a token for `borrower` if one is free and nobody is waiting;
     /// otherwise [`ErrorKind::WouldBlock`]. A usage error if `borrower`
-    /// already holds a token.
+    /// already holds a token or has an acquire waiting for one.
     pub fn try_acquire_on_behalf_of(&self, borrower: Borrower) -> Result<()> {
-        let inner = &self.inner;
-        if inner.borrowers.borrow().contains(&borrower) {
-            return Err(Error::usage(
-                "this borrower already holds one of this CapacityLimiter's tokens",
-            ));
-        }
-        if !inner.lot.is_empty() || inner.borrowers.borrow().len() >= inner.total.get() {
-            return Err(Error::new(
-                ErrorKind::WouldBlock,
-                "no CapacityLimiter tokens are free",
-            ));
-        }
-        inner.borrowers.borrow_mut().insert(borrower);
-        Ok(())
+        try_borrow(&self.inner, borrower)
+            .into_result(|| Error::new(ErrorKind::WouldBlock, "no CapacityLimiter tokens are free"))
     }
 
     /// Gives back `borrower`'s token, handing it to the oldest waiter if
@@ -278,7 +284,7 @@ impl CapacityLimiter {
             borrowed_tokens: self.borrowed_tokens(),
             total_tokens: self.total_tokens(),
             borrowers: self.inner.borrowers.borrow().iter().copied().collect(),
-            tasks_waiting: self.inner.lot.len(),
+            tasks_waiting: self.inner.waiters.len(),
         }
     }
 }
@@ -288,6 +294,37 @@ fn check_total(total: usize) -> Result<()> {
         Err(Error::invalid("a CapacityLimiter needs at least one token"))
     } else {
         Ok(())
+    }
+}
+
+fn try_borrow(inner: &Inner, borrower: Borrower) -> Try<()> {
+    if inner.borrowers.borrow().contains(&borrower) {
+        return Try::Failed(Error::usage(
+            "this borrower already holds one of this CapacityLimiter's tokens",
+        ));
+    }
+    if inner.waiting.borrow().contains(&borrower) {
+        return Try::Failed(Error::usage(
+            "this borrower is already waiting for one of this CapacityLimiter's tokens",
+        ));
+    }
+    if !inner.waiters.is_empty() || inner.borrowers.borrow().len() >= inner.total.get() {
+        return Try::WouldBlock;
+    }
+    inner.borrowers.borrow_mut().insert(borrower);
+    Try::Ready(())
+}
+
+/// Marks a borrower as waiting for as long as its acquire is blocked (until
+/// it returns, however it returns, or is dropped).
+struct Waiting<'a> {
+    inner: &'a Inner,
+    borrower: Borrower,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.inner.waiting.borrow_mut().remove(&self.borrower);
     }
 }
 
@@ -301,7 +338,8 @@ fn release(inner: &Inner, borrower: Borrower) -> Result<()> {
     Ok(())
 }
 
-/// Hands every free token to the oldest waiters.
+/// Hands every free token to the oldest waiters: each woken borrower holds
+/// its token before any of them is rescheduled.
 fn wake_waiters(inner: &Inner) {
     let free = inner
         .total
@@ -310,9 +348,18 @@ fn wake_waiters(inner: &Inner) {
     if free == 0 {
         return;
     }
-    for b in inner.lot.unpark(free) {
-        inner.borrowers.borrow_mut().insert(b);
-    }
+    inner.waiters.unpark_with(
+        free,
+        |b| {
+            inner.borrowers.borrow_mut().insert(*b);
+        },
+        |b| {
+            // A stale wait (from a run that has ended): it never returns,
+            // so its `Waiting` mark goes with the token.
+            inner.borrowers.borrow_mut().remove(b);
+            inner.waiting.borrow_mut().remove(b);
+        },
+    );
 }
 
 struct Undo<'a> {
@@ -334,7 +381,7 @@ impl fmt::Debug for CapacityLimiter {
         f.debug_struct("CapacityLimiter")
             .field("borrowed_tokens", &self.borrowed_tokens())
             .field("total_tokens", &self.total_tokens())
-            .field("tasks_waiting", &self.inner.lot.len())
+            .field("tasks_waiting", &self.inner.waiters.len())
             .finish()
     }
 }

@@ -19,7 +19,8 @@ use std::rc::Rc;
 
 struct Inner {
     lock: Lock,
-    lot: WaitQueue<Task>,
+    /// The tasks blocked in `wait`, not yet notified.
+    waiters: WaitQueue<Task>,
 }
 
 /// A condition variable (Trio's `trio.Condition`). Clones are handles to
@@ -83,7 +84,7 @@ impl Condition {
         Condition {
             inner: Rc::new(Inner {
                 lock,
-                lot: WaitQueue::new(),
+                waiters: WaitQueue::new(),
             }),
         }
     }
@@ -156,7 +157,7 @@ impl Condition {
         lock::release_owned_by(&lock.inner, task)?;
         // Woken by the *lock's* queue after a notify reparked us there: we
         // then own the lock already.
-        match self.inner.lot.park(task, site).await {
+        match self.inner.waiters.park(task, site).await {
             Ok(()) => Ok(()),
             Err(e) if e.is_cancelled() => {
                 let shield = CancelScope::new();
@@ -174,7 +175,7 @@ impl Condition {
     /// `wait` once it gets the lock. The caller must hold the lock.
     pub fn notify(&self, n: usize) -> Result<()> {
         self.check_held("notify")?;
-        self.inner.lot.repark(self.inner.lock.queue(), n);
+        self.inner.waiters.repark(self.inner.lock.queue(), n);
         self.inner.lock.note_waiters();
         Ok(())
     }
@@ -196,7 +197,7 @@ impl Condition {
     /// Debugging information.
     pub fn statistics(&self) -> ConditionStatistics {
         ConditionStatistics {
-            tasks_waiting: self.inner.lot.len(),
+            tasks_waiting: self.inner.waiters.len(),
             lock_statistics: self.inner.lock.statistics(),
         }
     }
@@ -205,7 +206,7 @@ impl Condition {
 impl fmt::Debug for Condition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Condition")
-            .field("tasks_waiting", &self.inner.lot.len())
+            .field("tasks_waiting", &self.inner.waiters.len())
             .field("lock", &self.inner.lock)
             .finish()
     }

@@ -15,7 +15,8 @@ use std::rc::Rc;
 
 struct Inner {
     flag: Cell<bool>,
-    lot: WaitQueue<()>,
+    /// The tasks blocked in `wait`.
+    waiters: WaitQueue<()>,
 }
 
 /// A one-shot event (Trio's `trio.Event`): tasks [`wait`](Event::wait)
@@ -65,7 +66,7 @@ impl Event {
         Event {
             inner: Rc::new(Inner {
                 flag: Cell::new(false),
-                lot: WaitQueue::new(),
+                waiters: WaitQueue::new(),
             }),
         }
     }
@@ -74,7 +75,7 @@ impl Event {
     /// checkpoint; setting an event that is already set does nothing.
     pub fn set(&self) {
         if !self.inner.flag.replace(true) {
-            self.inner.lot.unpark(usize::MAX);
+            self.inner.waiters.unpark(usize::MAX);
         }
     }
 
@@ -94,7 +95,7 @@ impl Event {
             if self.is_set() {
                 checkpoint().await
             } else {
-                self.inner.lot.park((), site).await
+                self.inner.waiters.park((), site).await
             }
         }
     }
@@ -102,7 +103,7 @@ impl Event {
     /// Debugging information.
     pub fn statistics(&self) -> EventStatistics {
         EventStatistics {
-            tasks_waiting: self.inner.lot.len(),
+            tasks_waiting: self.inner.waiters.len(),
         }
     }
 }
@@ -111,7 +112,7 @@ impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Event")
             .field("set", &self.is_set())
-            .field("tasks_waiting", &self.inner.lot.len())
+            .field("tasks_waiting", &self.inner.waiters.len())
             .finish()
     }
 }

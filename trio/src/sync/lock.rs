@@ -2,8 +2,8 @@
 //!
 //! # Design
 //!
-//! A lock is an owner (`Option<Task>`) plus a [`WaitQueue`] of tasks
-//! waiting for it, as in Trio:
+//! A lock is an owner (`Option<Task>`) plus a [`WaitQueue`] of the tasks
+//! waiting for it (`waiters`), as in Trio:
 //!
 //! - **Direct hand-off.** Releasing a contended lock does not make it free:
 //!   the oldest waiter becomes the owner on the spot, before it even runs.
@@ -22,13 +22,23 @@
 //!
 //! # How abandonment is detected
 //!
-//! Two ways, so that nobody ever waits for a dead owner:
-//! - every acquire attempt checks whether the owner is still alive
-//!   ([`Task::is_alive`]); if not, the lock breaks then;
+//! Three ways, so that nobody ever waits for a dead owner and nobody is
+//! told a lock is fine when its owner is gone:
+//! - every acquire attempt, and [`Lock::is_broken`], checks whether the
+//!   owner is still alive ([`Task::is_alive`]); if not, the lock breaks
+//!   then. So an abandoned lock reads as broken from the moment its owner
+//!   has exited, whether or not anyone waits for it;
 //! - while a lock is *contended* (held, with tasks queued), an exit hook
-//!   ([`Task::on_exit`]) on the owner breaks the lock when the owner exits.
-//!   Only contended locks register one, so uncontended locks cost nothing
-//!   extra.
+//!   ([`Task::on_exit`]) on the owner breaks the lock when the owner exits,
+//!   which wakes the queued tasks. Only contended locks register one, so an
+//!   uncontended acquire and release cost nothing extra.
+//!
+//! # Hand-off and call-outs
+//!
+//! Releasing a contended lock makes the oldest waiter the owner *before* it
+//! is rescheduled, so whatever the reschedule calls out to (an instrument's
+//! `task_scheduled` hook, a foreign waker) sees the lock already held by
+//! the waiter (the common rule of [`sync`](crate::sync)).
 //!
 //! A guard may be moved to another task; it still releases when dropped.
 //! But the lock stays the acquiring task's: if that task exits before the
@@ -38,6 +48,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::lowlevel::{
     ExitHook, Task, cancel_shielded_checkpoint, checkpoint_if_cancelled, current_task,
 };
+use crate::sync::Try;
 use crate::sync::parking_lot::{WaitQueue, WaitSite};
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -45,7 +56,8 @@ use std::future::Future;
 use std::rc::{Rc, Weak};
 
 pub(crate) struct LockInner {
-    lot: WaitQueue<Task>,
+    /// The tasks waiting for the lock, each to become its owner.
+    waiters: WaitQueue<Task>,
     owner: Cell<Option<Task>>,
     /// While the lock is contended: a hook that breaks it if its owner
     /// exits, and the owner it watches.
@@ -158,7 +170,7 @@ impl Lock {
                 }
             });
             LockInner {
-                lot: WaitQueue::with_lost_handler(on_lost),
+                waiters: WaitQueue::with_lost_handler(on_lost),
                 owner: Cell::new(None),
                 exit_hook: RefCell::new(None),
             }
@@ -191,7 +203,7 @@ impl Lock {
     /// otherwise [`ErrorKind::WouldBlock`]. Not a checkpoint.
     pub fn try_acquire(&self) -> Result<LockGuard> {
         let task = current_task()?;
-        try_acquire_as(&self.inner, task)?;
+        try_acquire_as(&self.inner, task).into_result(would_block)?;
         Ok(LockGuard {
             lock: self.clone(),
             task,
@@ -213,7 +225,7 @@ impl Lock {
 
     /// Like [`try_acquire`](Lock::try_acquire), without a guard.
     pub fn try_acquire_raw(&self) -> Result<()> {
-        try_acquire_as(&self.inner, current_task()?)
+        try_acquire_as(&self.inner, current_task()?).into_result(would_block)
     }
 
     /// Releases the lock, handing it to the oldest waiter if there is one.
@@ -232,9 +244,10 @@ impl Lock {
         self.inner.owner.get()
     }
 
-    /// Whether the lock is broken (its owner exited while holding it).
+    /// Whether the lock is broken: its owner exited while holding it (true
+    /// from the moment it exits, whether or not anyone waits for the lock).
     pub fn is_broken(&self) -> bool {
-        self.inner.lot.broken_by().is_some()
+        is_abandoned(&self.inner)
     }
 
     /// Debugging information.
@@ -242,12 +255,12 @@ impl Lock {
         LockStatistics {
             locked: self.locked(),
             owner: self.owner(),
-            tasks_waiting: self.inner.lot.len(),
+            tasks_waiting: self.inner.waiters.len(),
         }
     }
 
     pub(crate) fn queue(&self) -> &WaitQueue<Task> {
-        &self.inner.lot
+        &self.inner.waiters
     }
 
     /// Registers the owner with the exit watcher if tasks are queued (after
@@ -261,7 +274,7 @@ impl fmt::Debug for Lock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lock")
             .field("owner", &self.owner())
-            .field("tasks_waiting", &self.inner.lot.len())
+            .field("tasks_waiting", &self.inner.waiters.len())
             .field("broken", &self.is_broken())
             .finish()
     }
@@ -290,33 +303,34 @@ impl fmt::Debug for LockGuard {
     }
 }
 
-/// Fails with `Broken` (breaking the lock first if needed) when the owner
-/// is gone.
-fn check_abandoned(inner: &Rc<LockInner>) -> Result<()> {
-    if inner.lot.broken_by().is_some() {
-        return Err(abandoned());
+/// Whether the lock is broken, breaking it first if its owner is gone.
+fn is_abandoned(inner: &Rc<LockInner>) -> bool {
+    if inner.waiters.broken_by().is_some() {
+        return true;
     }
-    if let Some(owner) = inner.owner.get()
-        && !owner.is_alive()
-    {
-        owner_exited(inner, owner);
-        return Err(abandoned());
+    match inner.owner.get() {
+        Some(owner) if !owner.is_alive() => {
+            owner_exited(inner, owner);
+            true
+        }
+        _ => false,
     }
-    Ok(())
 }
 
-pub(crate) fn try_acquire_as(inner: &Rc<LockInner>, task: Task) -> Result<()> {
+pub(crate) fn try_acquire_as(inner: &Rc<LockInner>, task: Task) -> Try<()> {
     if inner.owner.get() == Some(task) {
-        return Err(Error::usage(
+        return Try::Failed(Error::usage(
             "this task already holds the lock (trio locks are not reentrant)",
         ));
     }
-    check_abandoned(inner)?;
-    if inner.owner.get().is_none() && inner.lot.is_empty() {
+    if is_abandoned(inner) {
+        return Try::Failed(abandoned());
+    }
+    if inner.owner.get().is_none() && inner.waiters.is_empty() {
         inner.owner.set(Some(task));
-        Ok(())
+        Try::Ready(())
     } else {
-        Err(would_block())
+        Try::WouldBlock
     }
 }
 
@@ -339,7 +353,7 @@ impl Drop for Undo<'_> {
 pub(crate) async fn acquire_as(inner: &Rc<LockInner>, task: Task, site: WaitSite) -> Result<()> {
     checkpoint_if_cancelled().await?;
     match try_acquire_as(inner, task) {
-        Ok(()) => {
+        Try::Ready(()) => {
             let mut undo = Undo {
                 inner,
                 task,
@@ -349,11 +363,11 @@ pub(crate) async fn acquire_as(inner: &Rc<LockInner>, task: Task, site: WaitSite
             undo.armed = false;
             Ok(())
         }
-        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+        Try::WouldBlock => {
             // Parked, the task becomes the owner at the moment it is
             // unparked (release sets the owner): the hand-off is direct.
             let parked = inner
-                .lot
+                .waiters
                 .park_then(task, site, || watch_if_contended(inner));
             match parked.await {
                 Ok(()) => Ok(()),
@@ -361,7 +375,7 @@ pub(crate) async fn acquire_as(inner: &Rc<LockInner>, task: Task, site: WaitSite
                 Err(e) => Err(e),
             }
         }
-        Err(e) => Err(e),
+        Try::Failed(e) => Err(e),
     }
 }
 
@@ -372,8 +386,14 @@ pub(crate) fn release_owned_by(inner: &Rc<LockInner>, task: Task) -> Result<()> 
         ));
     }
     unwatch(inner);
-    let next = inner.lot.unpark_one();
-    inner.owner.set(next);
+    // The oldest waiter owns the lock before it is rescheduled (see the
+    // module docs); if its wait turns out stale, the lock is free again and
+    // the next waiter is tried.
+    inner.owner.set(None);
+    inner.waiters.unpark_one_with(
+        |next| inner.owner.set(Some(*next)),
+        |_| inner.owner.set(None),
+    );
     watch_if_contended(inner);
     Ok(())
 }
@@ -381,7 +401,7 @@ pub(crate) fn release_owned_by(inner: &Rc<LockInner>, task: Task) -> Result<()> 
 fn owner_exited(inner: &Rc<LockInner>, task: Task) {
     if inner.owner.get() == Some(task) {
         unwatch(inner);
-        inner.lot.break_queue(Some(task));
+        inner.waiters.break_queue(Some(task));
     }
 }
 
@@ -393,7 +413,7 @@ fn watch_if_contended(inner: &Rc<LockInner>) {
     let Some(owner) = inner.owner.get() else {
         return;
     };
-    if inner.lot.is_empty()
+    if inner.waiters.is_empty()
         || inner
             .exit_hook
             .borrow()
@@ -406,18 +426,23 @@ fn watch_if_contended(inner: &Rc<LockInner>) {
     let weak = Rc::downgrade(inner);
     let hook = owner.on_exit(move || {
         if let Some(lock) = weak.upgrade() {
-            lock.exit_hook.borrow_mut().take();
+            // This hook has fired: its handle only needs forgetting.
+            let fired = lock.exit_hook.take();
+            drop(fired);
             owner_exited(&lock, owner);
         }
     });
     if let Ok(hook) = hook {
-        *inner.exit_hook.borrow_mut() = Some((owner, hook));
+        // Whatever was there (nothing: `unwatch` emptied the slot) is
+        // dropped outside the borrow.
+        let old = inner.exit_hook.replace(Some((owner, hook)));
+        drop(old);
     }
 }
 
 fn unwatch(inner: &Rc<LockInner>) {
     // Dropped outside the borrow: dropping the hook touches the runtime.
-    let old = inner.exit_hook.borrow_mut().take();
+    let old = inner.exit_hook.take();
     drop(old);
 }
 
@@ -509,7 +534,7 @@ impl fmt::Debug for StrictFifoLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StrictFifoLock")
             .field("owner", &self.owner())
-            .field("tasks_waiting", &self.lock.inner.lot.len())
+            .field("tasks_waiting", &self.lock.inner.waiters.len())
             .finish()
     }
 }

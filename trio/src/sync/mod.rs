@@ -23,6 +23,16 @@
 //!   expect RAII (locks, semaphore units, limiter tokens) the acquire
 //!   returns a guard; the guard-less `*_raw` forms mirror Trio's API.
 //! - Each has `statistics()` for debugging.
+//! - **No call-outs under a borrow, none into a half-updated primitive.**
+//!   Waking a waiter ([`reschedule`](crate::lowlevel::reschedule)) calls
+//!   out: instruments' `task_scheduled` hooks and foreign wakers run inside
+//!   it, and may use the primitive. So does dropping a user's value. A
+//!   primitive first brings its own state to what it will be after the
+//!   wake-up (the woken waiter already holds what it is handed, and is out
+//!   of the queue), releases every borrow of it, and only then reschedules
+//!   or drops.
+
+use crate::error::{Error, Result};
 
 mod capacity_limiter;
 mod condition;
@@ -42,3 +52,25 @@ pub use mutex::{Mutex, MutexGuard};
 pub(crate) use parking_lot::WaitSite;
 pub use parking_lot::{ParkingLot, ParkingLotStatistics};
 pub use semaphore::{Semaphore, SemaphorePermit, SemaphoreStatistics};
+
+/// What a non-blocking attempt came to, inside the crate. "Would block" is
+/// the expected outcome on the way to waiting, so it is a plain variant: an
+/// [`Error`] is made only when a caller of a public `try_*` method asks for
+/// one.
+pub(crate) enum Try<T> {
+    Ready(T),
+    WouldBlock,
+    Failed(Error),
+}
+
+impl<T> Try<T> {
+    /// The answer of a public `try_*` method: "would block" becomes the
+    /// error that `would_block` makes.
+    pub(crate) fn into_result(self, would_block: impl FnOnce() -> Error) -> Result<T> {
+        match self {
+            Try::Ready(v) => Ok(v),
+            Try::WouldBlock => Err(would_block()),
+            Try::Failed(e) => Err(e),
+        }
+    }
+}

@@ -18,8 +18,16 @@
 //!
 //! - A waiter is in at most one queue; `Home::at` names it (or is `None`
 //!   once the waiter was unparked or the queue broken).
-//! - Unparking takes the waiter out of the queue *before* rescheduling it,
-//!   so a rescheduled waiter is never found by a later unpark.
+//! - Unparking takes the waiters out of the queue, and lets the primitive
+//!   record what it hands them (`hand_over`), *before* rescheduling any of
+//!   them, with no borrow held: a rescheduled waiter is never found by a
+//!   later unpark, and whatever `reschedule` calls out to (instrument hooks,
+//!   foreign wakers) finds the queue and the primitive already in their new
+//!   state, free to use.
+//! - A waiter whose wait is stale (made in a run that has ended, by a
+//!   future that was leaked) cannot be woken: `reschedule` returns false and
+//!   does nothing. The primitive undoes its hand-off (`take_back`) and the
+//!   next waiter is tried.
 //! - A waiter whose wake-up carried something (a lock's ownership, a
 //!   semaphore unit, a limiter token) and whose future is dropped before it
 //!   saw the wake-up hands that thing back through the queue's *lost
@@ -220,11 +228,32 @@ impl<P: Clone + 'static> WaitQueue<P> {
 
     /// Wakes up to `n` waiters, oldest first, and returns their payloads.
     pub(crate) fn unpark(&self, n: usize) -> Vec<P> {
+        self.unpark_with(n, |_| {}, |_| {})
+    }
+
+    /// Wakes up to `n` waiters, oldest first, and returns their payloads.
+    /// They all leave the queue, and `hand_over` runs for each, before the
+    /// first is rescheduled; a stale one gets `take_back` instead and does
+    /// not count (see the module docs).
+    pub(crate) fn unpark_with(
+        &self,
+        n: usize,
+        mut hand_over: impl FnMut(&P),
+        mut take_back: impl FnMut(&P),
+    ) -> Vec<P> {
         let mut woken = Vec::new();
         while woken.len() < n {
-            match self.unpark_one() {
-                Some(p) => woken.push(p),
-                None => break,
+            let leaving = self.take_oldest(n - woken.len());
+            if leaving.is_empty() {
+                break;
+            }
+            for e in &leaving {
+                hand_over(&e.payload);
+            }
+            for e in leaving {
+                if let Some(payload) = Self::wake(e, &mut take_back) {
+                    woken.push(payload);
+                }
             }
         }
         woken
@@ -232,22 +261,72 @@ impl<P: Clone + 'static> WaitQueue<P> {
 
     /// Wakes the oldest waiter and returns its payload.
     pub(crate) fn unpark_one(&self) -> Option<P> {
+        self.unpark_one_with(|_| {}, |_| {})
+    }
+
+    /// [`unpark_with`](Self::unpark_with) for one waiter, without
+    /// allocating.
+    pub(crate) fn unpark_one_with(
+        &self,
+        mut hand_over: impl FnMut(&P),
+        mut take_back: impl FnMut(&P),
+    ) -> Option<P> {
         loop {
-            let (entry, on_lost) = {
-                let mut q = self.inner.borrow_mut();
-                let e = q.waiters.pop_front()?;
-                (e, q.on_lost.clone())
-            };
-            *entry.home.at.borrow_mut() = None;
-            if let Some(handler) = on_lost {
-                *entry.home.lost.borrow_mut() = Some((handler, entry.payload.clone()));
+            let e = self.take_oldest_one()?;
+            hand_over(&e.payload);
+            if let Some(payload) = Self::wake(e, &mut take_back) {
+                return Some(payload);
             }
-            if reschedule(entry.key, Ok(())) {
-                return Some(entry.payload);
-            }
-            // A stale wait (its run is gone): it gets nothing; try the next.
-            entry.home.lost.borrow_mut().take();
         }
+    }
+
+    /// Takes up to `n` waiters out of the queue, oldest first, ready to be
+    /// woken.
+    fn take_oldest(&self, n: usize) -> Vec<Entry<P>> {
+        let (taken, on_lost): (Vec<Entry<P>>, _) = {
+            let mut q = self.inner.borrow_mut();
+            let n = n.min(q.waiters.len());
+            (q.waiters.drain(..n).collect(), q.on_lost.clone())
+        };
+        for e in &taken {
+            Self::leave(e, &on_lost);
+        }
+        taken
+    }
+
+    fn take_oldest_one(&self) -> Option<Entry<P>> {
+        let (e, on_lost) = {
+            let mut q = self.inner.borrow_mut();
+            (q.waiters.pop_front()?, q.on_lost.clone())
+        };
+        Self::leave(&e, &on_lost);
+        Some(e)
+    }
+
+    /// Marks a waiter as out of the queue and, if the queue hands something
+    /// over, arms the waiter's lost wake-up handler.
+    fn leave(e: &Entry<P>, on_lost: &Option<LostHandler<P>>) {
+        *e.home.at.borrow_mut() = None;
+        if let Some(handler) = on_lost {
+            let old = e
+                .home
+                .lost
+                .replace(Some((handler.clone(), e.payload.clone())));
+            drop(old);
+        }
+    }
+
+    /// Reschedules a waiter taken out of the queue: its payload, or `None`
+    /// (after `take_back`) if its wait was stale.
+    fn wake(e: Entry<P>, take_back: &mut impl FnMut(&P)) -> Option<P> {
+        if reschedule(e.key, Ok(())) {
+            return Some(e.payload);
+        }
+        // A stale wait (its run is gone): it gets nothing.
+        let lost = e.home.lost.take();
+        drop(lost);
+        take_back(&e.payload);
+        None
     }
 
     /// Moves up to `n` waiters (oldest first) to the back of `to`, in order.
@@ -264,10 +343,7 @@ impl<P: Clone + 'static> WaitQueue<P> {
             return;
         }
         if let Some(by) = to.broken_by() {
-            for e in moved {
-                *e.home.at.borrow_mut() = None;
-                reschedule(e.key, Err(Self::broken_error(by)));
-            }
+            Self::fail_all(moved, by);
             return;
         }
         let mut t = to.inner.borrow_mut();
@@ -290,8 +366,16 @@ impl<P: Clone + 'static> WaitQueue<P> {
             q.broken_by = Some(by);
             q.waiters.drain(..).collect()
         };
-        for e in drained {
+        Self::fail_all(drained, by);
+    }
+
+    /// Wakes waiters already taken out of their queue with `Broken`: all
+    /// are marked out of any queue before the first is rescheduled.
+    fn fail_all(leaving: Vec<Entry<P>>, by: Option<Task>) {
+        for e in &leaving {
             *e.home.at.borrow_mut() = None;
+        }
+        for e in leaving {
             reschedule(e.key, Err(Self::broken_error(by)));
         }
     }

@@ -4,10 +4,13 @@
 //! release while tasks are waiting hands the unit straight to the oldest
 //! waiter (the value stays 0), so waiters are served in FIFO order and a
 //! late `try_acquire` cannot overtake them. Invariant: the value is 0
-//! whenever anyone is waiting.
+//! whenever anyone is waiting. The value never wraps: a release that would
+//! take it past its maximum (`usize::MAX` when unbounded) is a usage error
+//! and changes nothing.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::lowlevel::{cancel_shielded_checkpoint, checkpoint_if_cancelled};
+use crate::sync::Try;
 use crate::sync::parking_lot::{WaitQueue, WaitSite};
 use std::cell::Cell;
 use std::fmt;
@@ -15,7 +18,8 @@ use std::future::Future;
 use std::rc::{Rc, Weak};
 
 struct Inner {
-    lot: WaitQueue<()>,
+    /// The tasks blocked in `acquire`, each waiting for one unit.
+    waiters: WaitQueue<()>,
     value: Cell<usize>,
     max: Option<usize>,
 }
@@ -61,7 +65,8 @@ pub struct SemaphorePermit {
 }
 
 impl Semaphore {
-    /// A semaphore with `initial` units and no maximum.
+    /// A semaphore with `initial` units and no maximum (but `usize::MAX`:
+    /// releasing past it is an error).
     pub fn new(initial: usize) -> Self {
         Self::make(initial, None)
     }
@@ -88,7 +93,7 @@ impl Semaphore {
                 }
             });
             Inner {
-                lot: WaitQueue::with_lost_handler(on_lost),
+                waiters: WaitQueue::with_lost_handler(on_lost),
                 value: Cell::new(initial),
                 max,
             }
@@ -135,8 +140,8 @@ impl Semaphore {
 
     async fn acquire_raw_at(&self, site: WaitSite) -> Result<()> {
         checkpoint_if_cancelled().await?;
-        match self.try_acquire_raw() {
-            Ok(()) => {
+        match try_take(&self.inner) {
+            Try::Ready(()) => {
                 let mut undo = Undo {
                     inner: &self.inner,
                     armed: true,
@@ -145,28 +150,21 @@ impl Semaphore {
                 undo.armed = false;
                 Ok(())
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => self.inner.lot.park((), site).await,
-            Err(e) => Err(e),
+            Try::WouldBlock => self.inner.waiters.park((), site).await,
+            Try::Failed(e) => Err(e),
         }
     }
 
     /// Like [`try_acquire`](Semaphore::try_acquire) without a permit.
     pub fn try_acquire_raw(&self) -> Result<()> {
-        let v = self.inner.value.get();
-        if v > 0 {
-            self.inner.value.set(v - 1);
-            Ok(())
-        } else {
-            Err(Error::new(
-                ErrorKind::WouldBlock,
-                "the semaphore has no units left",
-            ))
-        }
+        try_take(&self.inner)
+            .into_result(|| Error::new(ErrorKind::WouldBlock, "the semaphore has no units left"))
     }
 
     /// Gives a unit back: to the oldest waiter if there is one, else to the
-    /// value. Any task may release. [`ErrorKind::Usage`] if that would take
-    /// a bounded semaphore past its maximum. Not a checkpoint.
+    /// value. Any task may release. [`ErrorKind::Usage`] (and nothing
+    /// changes) if that would take the value past its maximum, or past
+    /// `usize::MAX`. Not a checkpoint.
     pub fn release(&self) -> Result<()> {
         release(&self.inner)
     }
@@ -176,23 +174,38 @@ impl Semaphore {
         SemaphoreStatistics {
             value: self.value(),
             max_value: self.max_value(),
-            tasks_waiting: self.inner.lot.len(),
+            tasks_waiting: self.inner.waiters.len(),
         }
     }
 }
 
+fn try_take(inner: &Inner) -> Try<()> {
+    let v = inner.value.get();
+    if v > 0 {
+        inner.value.set(v - 1);
+        Try::Ready(())
+    } else {
+        Try::WouldBlock
+    }
+}
+
 fn release(inner: &Inner) -> Result<()> {
-    if inner.lot.unpark_one().is_some() {
+    // A waiter gets the unit directly (the value stays 0), before it is
+    // rescheduled.
+    if inner.waiters.unpark_one().is_some() {
         return Ok(());
     }
     let v = inner.value.get();
-    if inner.max.is_some_and(|max| v >= max) {
-        return Err(Error::usage(
-            "semaphore released too many times (it would exceed its maximum)",
-        ));
+    match v.checked_add(1) {
+        Some(next) if inner.max.is_none_or(|max| next <= max) => {
+            inner.value.set(next);
+            Ok(())
+        }
+        _ => Err(Error::usage(format!(
+            "semaphore released too many times (it would exceed its maximum, {})",
+            inner.max.unwrap_or(usize::MAX)
+        ))),
     }
-    inner.value.set(v + 1);
-    Ok(())
 }
 
 /// Gives back a unit taken by an acquire whose future is dropped before it
@@ -215,7 +228,7 @@ impl fmt::Debug for Semaphore {
         f.debug_struct("Semaphore")
             .field("value", &self.value())
             .field("max_value", &self.max_value())
-            .field("tasks_waiting", &self.inner.lot.len())
+            .field("tasks_waiting", &self.inner.waiters.len())
             .finish()
     }
 }
