@@ -220,6 +220,77 @@ fn a_waker_from_a_long_finished_run_cannot_affect_a_later_run() {
     });
 }
 
+// ----- 6. no call-outs under the runtime's borrow -----------------------------
+
+/// Looks at the run's state, as a logging waker might.
+fn touch_the_runtime() {
+    let _ = trio::lowlevel::task_tree();
+    let _ = current_task().map(|t| t.name());
+}
+
+/// A foreign waker that looks at the runtime when woken and when dropped.
+struct NosyWaker(Waker);
+
+impl std::task::Wake for NosyWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        touch_the_runtime();
+        self.0.wake_by_ref();
+    }
+}
+
+impl Drop for NosyWaker {
+    fn drop(&mut self) {
+        touch_the_runtime();
+    }
+}
+
+/// Polls `inner` with a fresh `NosyWaker` each time, and asks to be polled
+/// twice at first (so the runtime replaces, and drops, a waker it holds).
+struct NosyPoll<F> {
+    inner: Pin<Box<F>>,
+    polls: u32,
+}
+
+impl<F: Future> Future for NosyPoll<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.polls += 1;
+        if self.polls == 1 {
+            cx.waker().wake_by_ref();
+        }
+        let waker = Waker::from(std::sync::Arc::new(NosyWaker(cx.waker().clone())));
+        self.inner.as_mut().poll(&mut Context::from_waker(&waker))
+    }
+}
+
+// 6. (the runtime's part; the primitives' part is in hardening_sync.rs)
+#[trio::test(autojump)]
+async fn foreign_wakers_are_woken_and_dropped_outside_the_runtimes_borrow() -> trio::Result<()> {
+    // A sleep that ends by its deadline, one cut short by a cancel scope,
+    // and a nursery whose child wakes it.
+    NosyPoll {
+        inner: Box::pin(trio::sleep(1.0)),
+        polls: 0,
+    }
+    .await?;
+    let r = NosyPoll {
+        inner: Box::pin(trio::move_on_after(1.0, trio::sleep_forever())),
+        polls: 0,
+    }
+    .await?;
+    assert!(r.is_none());
+    NosyPoll {
+        inner: Box::pin(open_nursery(async |n| {
+            n.start_soon(trio::sleep(1.0))?;
+            Ok(())
+        })),
+        polls: 0,
+    }
+    .await?;
+    assert_eq!(trio::current_time()?.as_secs_f64(), 3.0);
+    Ok(())
+}
+
 // ----- 4. started() from another task -----------------------------------------
 
 // 4.

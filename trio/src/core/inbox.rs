@@ -315,6 +315,49 @@ mod loom_model {
         });
     }
 
+    /// One outside holder releases without posting anything: the loop,
+    /// blocked because the holder existed, must wake up and find the run
+    /// quiet (and report the deadlock) rather than sleep forever.
+    fn model_silent_release(acquire: fn(&Inbox), release: fn(&Inbox) -> Posted) {
+        loom::model(move || {
+            let inbox = Arc::new(Inbox::new());
+            let reactor = Arc::new(Reactor::default());
+            acquire(&inbox);
+            let holder = {
+                let (inbox, reactor) = (inbox.clone(), reactor.clone());
+                loom::thread::spawn(move || reactor.notify(release(&inbox)))
+            };
+            let (mut wakes, mut callbacks) = (Vec::new(), Vec::new());
+            loop {
+                if inbox.has_pending() {
+                    inbox.drain(&mut wakes, &mut callbacks);
+                }
+                if inbox.is_quiet() {
+                    break; // reported
+                }
+                reactor.wait();
+            }
+            holder.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn a_silently_dropped_token_wakes_the_loop_to_report() {
+        model_silent_release(Inbox::token_made, Inbox::token_dropped);
+    }
+
+    #[test]
+    fn a_silently_dropped_waker_wakes_the_loop_to_report() {
+        model_silent_release(Inbox::outside_waker_made, |inbox| {
+            inbox.outside_waker_dropped(false)
+        });
+    }
+
+    #[test]
+    fn a_silently_dropped_work_guard_wakes_the_loop_to_report() {
+        model_silent_release(Inbox::work_started, Inbox::work_finished);
+    }
+
     fn wake_ref() -> WakeRef {
         WakeRef {
             index: 0,

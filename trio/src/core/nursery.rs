@@ -607,9 +607,10 @@ impl<'env> Driver<'env> {
         rt.with_state(|st| {
             let (run_id, shared_addr) = (st.run_id, st.shared_addr);
             if let Some(n) = st.nurseries.get_mut(id) {
-                n.waker.update(cx.waker(), run_id, shared_addr);
+                let old = n.waker.update(cx.waker(), run_id, shared_addr);
                 std::mem::swap(&mut n.ready, &mut batch);
                 n.woken = false;
+                st.retire(old);
             }
             st.shuffle(&mut batch);
         });
@@ -810,6 +811,7 @@ impl<'env> Driver<'env> {
             let r = st.exit_status(status, error);
             if let Some(n) = st.nurseries.remove(id) {
                 st.give_list(n.ready);
+                st.retire(n.waker);
             }
             st.give_list(batch);
             r
@@ -846,7 +848,9 @@ impl Drop for Driver<'_> {
             for &t in &tasks {
                 st.tasks.remove(t);
             }
-            st.nurseries.remove(id);
+            if let Some(n) = st.nurseries.remove(id) {
+                st.retire(n.waker);
+            }
             st.remove_status(status);
         });
         for t in tasks {

@@ -241,7 +241,9 @@ impl Drop for RunGuard {
         drop(system);
         let unrun = self.rt.shared.inbox.close();
         drop(unrun);
-        self.rt.run_vars.borrow_mut().clear();
+        // Taken out first: a value's `Drop` may use another run variable.
+        let vars = std::mem::take(&mut *self.rt.run_vars.borrow_mut());
+        drop(vars);
         token::unregister(&self.rt.shared);
         runtime::set_current(None);
     }

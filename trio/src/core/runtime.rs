@@ -37,7 +37,7 @@ use crate::core::io::Reactor;
 use crate::core::slab::{Key, Slab};
 use crate::core::timers::{TimerTarget, Timers};
 use crate::core::token::Shared;
-use crate::core::waker::{WakerWord, classify, task_waker};
+use crate::core::waker::{OurWaker, WakerWord, classify, task_waker};
 use crate::error::{Error, Result};
 use crate::time::Instant;
 use std::any::Any;
@@ -103,9 +103,10 @@ pub(crate) struct WakeTarget(Option<Waker>);
 impl WakeTarget {
     pub(crate) const NONE: WakeTarget = WakeTarget(None);
 
-    /// Remembers `waker`, given to a poll in the current run `rt`.
+    /// Remembers `waker`, given to a poll in the current run `rt`, outside
+    /// the state borrow (the waker it replaces is dropped here).
     pub(crate) fn update_in(&mut self, waker: &Waker, rt: &Runtime) {
-        self.update(waker, rt.run_id, Arc::as_ptr(&rt.shared).addr());
+        let _old = self.update(waker, rt.run_id, Arc::as_ptr(&rt.shared).addr());
     }
 
     /// Wakes whoever was remembered, once (outside any state borrow).
@@ -116,20 +117,31 @@ impl WakeTarget {
     }
 
     /// Remembers `waker`, given to a poll in this run (`run_id`,
-    /// `shared_addr`: see `State`).
-    pub(crate) fn update(&mut self, waker: &Waker, run_id: u32, shared_addr: usize) {
+    /// `shared_addr`: see `State`). Returns what it replaced, for the caller
+    /// to drop after the state borrow (see [`State::retire`]).
+    #[must_use]
+    pub(crate) fn update(&mut self, waker: &Waker, run_id: u32, shared_addr: usize) -> WakeTarget {
         if let Some(w) = &self.0
             && w.will_wake(waker)
         {
-            return;
+            return WakeTarget::NONE;
         }
         // Ours are kept plain: the runtime's own tables do not count as
         // someone outside holding a waker.
         let ours = classify(waker).and_then(|w| w.task_in(run_id, shared_addr));
-        self.0 = Some(match ours {
+        let new = match ours {
             Some(task) => task_waker(WakerWord::new(run_id, task.key())),
             None => waker.clone(),
-        });
+        };
+        WakeTarget(self.0.replace(new))
+    }
+
+    /// Whether dropping this can run foreign code (it holds a waker that
+    /// is not one of our plain ones).
+    fn needs_retiring(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|w| !matches!(classify(w), Some(OurWaker::Plain(_))))
     }
 }
 
@@ -225,7 +237,11 @@ pub(crate) struct State {
     pub(crate) idle_waiters: BTreeMap<(Duration, u64), ParkId>,
     pub(crate) idle_seq: u64,
     pub(crate) rng: Option<u64>,
+    /// Foreign wakers to wake once the borrow ends (moved here, not cloned:
+    /// cloning one runs foreign code too).
     pub(crate) pending_foreign: Vec<Waker>,
+    /// Wakers to drop once the borrow ends, for the same reason.
+    retired: Vec<Waker>,
     pub(crate) log_scheduled: bool,
     pub(crate) scheduled_log: Vec<TaskId>,
     scratch: Vec<StatusId>,
@@ -249,6 +265,7 @@ impl State {
             // xorshift must not start at zero.
             rng: seed.map(|s| s ^ 0x9E37_79B9_7F4A_7C15 | 1),
             pending_foreign: Vec::new(),
+            retired: Vec::new(),
             log_scheduled: false,
             scheduled_log: Vec::new(),
             scratch: Vec::new(),
@@ -291,9 +308,10 @@ impl State {
             return;
         }
         n.woken = true;
-        if let Some(w) = n.waker.0.clone() {
-            self.wake_waker(&w);
-        }
+        // The waker is used up: the nursery registers a fresh one when the
+        // wake makes it poll.
+        let target = std::mem::take(&mut n.waker);
+        self.wake_target(target);
     }
 
     /// Wakes a task named by a waker.
@@ -319,17 +337,31 @@ impl State {
         }
     }
 
-    pub(crate) fn wake_target(&mut self, target: &WakeTarget) {
-        if let Some(w) = &target.0 {
+    /// Wakes a remembered waker, using it up.
+    pub(crate) fn wake_target(&mut self, target: WakeTarget) {
+        if let Some(w) = target.0 {
             self.wake_waker(w);
         }
     }
 
+    /// Keeps `target` to drop after the borrow if dropping it could run
+    /// foreign code (DESIGN: no call-outs under a borrow).
+    pub(crate) fn retire(&mut self, target: WakeTarget) {
+        if target.needs_retiring()
+            && let Some(w) = target.0
+        {
+            self.retired.push(w);
+        }
+    }
+
     /// Applies one of our wakers in place; queues a foreign one.
-    fn wake_waker(&mut self, w: &Waker) {
-        match classify(w).and_then(|o| o.task_in(self.run_id, self.shared_addr)) {
-            Some(task) => self.wake_ref(task),
-            None => self.pending_foreign.push(w.clone()),
+    fn wake_waker(&mut self, w: Waker) {
+        match classify(&w).and_then(|o| o.task_in(self.run_id, self.shared_addr)) {
+            Some(task) => {
+                self.wake_ref(task);
+                self.retire(WakeTarget(Some(w)));
+            }
+            None => self.pending_foreign.push(w),
         }
     }
 
@@ -506,12 +538,13 @@ impl State {
             if eff && changed {
                 let parked = std::mem::take(&mut s.parked);
                 for &pid in &parked {
-                    if let Some(p) = self.parks.get(pid)
+                    if let Some(p) = self.parks.get_mut(pid)
                         && p.status == Some(id)
                         && matches!(p.state, ParkState::Waiting)
                     {
-                        let target = p.target.clone();
-                        self.wake_target(&target);
+                        // Used up: the park registers again when polled.
+                        let target = std::mem::take(&mut p.target);
+                        self.wake_target(target);
                     }
                 }
                 if let Some(s) = self.statuses.get_mut(id) {
@@ -609,11 +642,14 @@ impl State {
         let Some(p) = self.parks.get_mut(park) else {
             return;
         };
-        p.target.update(waker, run_id, shared_addr);
-        if p.status == Some(status) {
-            return;
-        }
-        let old = p.status.replace(status);
+        let replaced = p.target.update(waker, run_id, shared_addr);
+        let old = if p.status == Some(status) {
+            None
+        } else {
+            Some(p.status.replace(status))
+        };
+        self.retire(replaced);
+        let Some(old) = old else { return };
         if let Some(old) = old
             && let Some(s) = self.statuses.get_mut(old)
         {
@@ -630,8 +666,11 @@ impl State {
         }
     }
 
+    /// Removes a park's record (its waker is retired, see [`State::retire`]).
     pub(crate) fn remove_park(&mut self, park: ParkId) -> Option<ParkRecord> {
-        let p = self.parks.remove(park)?;
+        let mut p = self.parks.remove(park)?;
+        let target = std::mem::take(&mut p.target);
+        self.retire(target);
         if let Some(s) = p.status.and_then(|s| self.statuses.get_mut(s)) {
             s.parked_live = s.parked_live.saturating_sub(1);
         }
@@ -655,7 +694,7 @@ impl State {
             self.timers.note_stale();
         }
         let target = std::mem::take(&mut p.target);
-        self.wake_target(&target);
+        self.wake_target(target);
         true
     }
 
@@ -856,12 +895,14 @@ impl Runtime {
     pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let mut st = self.state.borrow_mut();
         let r = f(&mut st);
-        if st.pending_foreign.is_empty() && st.scheduled_log.is_empty() {
+        if st.pending_foreign.is_empty() && st.scheduled_log.is_empty() && st.retired.is_empty() {
             return r;
         }
         let foreign = std::mem::take(&mut st.pending_foreign);
+        let retired = std::mem::take(&mut st.retired);
         let scheduled = std::mem::take(&mut st.scheduled_log);
         drop(st);
+        drop(retired);
         for w in foreign {
             w.wake();
         }
