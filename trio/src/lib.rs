@@ -52,6 +52,7 @@
 //! need not be `Send`. Scale across cores with one run per core.
 
 #![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
 pub mod channel;

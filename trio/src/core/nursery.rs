@@ -121,6 +121,9 @@ impl<'env> NurseryInner<'env> {
         }
         let slot = self.alloc_slot();
         let id = self.id;
+        // Instruments see the task spawned, then scheduled (as in Trio), so
+        // with instruments the wake waits until they have been told.
+        let instrumented = rt.instruments_on.get();
         let task = rt.with_state(|st| {
             let task = st.tasks.insert(TaskRecord {
                 name,
@@ -131,15 +134,19 @@ impl<'env> NurseryInner<'env> {
             if let Some(n) = st.nurseries.get_mut(id) {
                 n.live += 1;
             }
+            if !instrumented {
+                st.wake_task(task);
+            }
             task
         });
         self.children.borrow_mut()[slot as usize] = Some(Child {
             fut: Some(fut),
             task,
         });
-        // Spawned, then scheduled (the order instruments see, as in Trio).
-        rt.instrument(|i, rt| i.task_spawned(Task::from_id(rt, task)));
-        rt.with_state(|st| st.wake_task(task));
+        if instrumented {
+            rt.instrument(|i, rt| i.task_spawned(Task::from_id(rt, task)));
+            rt.with_state(|st| st.wake_task(task));
+        }
         Ok(task)
     }
 }
@@ -721,14 +728,21 @@ impl<'env> Driver<'env> {
         });
         // Exit hooks are user code too: a panic in one is the task's panic,
         // reported by this nursery like any other.
-        let hooks = catch_unwind(AssertUnwindSafe(|| rt.task_exited(task)));
+        let hooks = if rt.has_exit_hooks.get() {
+            catch_unwind(AssertUnwindSafe(|| rt.task_exited(task)))
+        } else {
+            Ok(())
+        };
         match outcome {
             Ok(Ok(())) => {}
             Ok(Err(e)) => self.fail(e),
             Err(payload) => self.record_panic(payload),
         }
-        for panicked in [dropped.err(), hooks.err()].into_iter().flatten() {
-            self.record_panic(panicked);
+        if let Err(payload) = dropped {
+            self.record_panic(payload);
+        }
+        if let Err(payload) = hooks {
+            self.record_panic(payload);
         }
     }
 

@@ -104,6 +104,12 @@ impl Drop for OutsideWaker {
     }
 }
 
+// Counted wakers are used from any thread: what they point to must allow it.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<OutsideWaker>();
+};
+
 /// A waker of ours, taken apart.
 pub(crate) enum OurWaker<'a> {
     Plain(WakerWord),
