@@ -1,0 +1,155 @@
+//! Randomized stress suite: a mixed workload over every primitive, on many
+//! scheduling seeds, with invariants checked on every seed.
+//!
+//! # What runs
+//!
+//! Each seed builds a *world* (memory channels of capacity 0, 1, N and
+//! `UNBOUNDED` plus one whose receivers all close mid-run, a `Lock` shared
+//! with a `Condition`, a `Mutex<T>`, a bounded `Semaphore`, a
+//! `CapacityLimiter`, `Event`s, an fd nobody writes to) and runs 4–12 tasks
+//! of random operations on an autojumping `MockClock` until a global
+//! virtual deadline cancels everything. Operations: sends and receives
+//! (plain, `try_`, `next`, the `Stream` impl, on cloned handles that get
+//! closed under blocked tasks), lock/mutex/semaphore/limiter sections
+//! (guards, raw forms, `acquire_on_behalf_of`, a borrower shared by two
+//! tasks, `set_total_tokens`), event and condition waits and notifies,
+//! `Nursery::start` (started by the task itself, failing before
+//! `started`, never calling it, and `started` called by *another* task
+//! that was handed the `TaskStatus`), nurseries with failing or panicking
+//! children, nursery futures dropped after a few polls or when a timer
+//! wins, `mem::forget` of pending send futures (also on a channel that
+//! outlives the run and is used again by a second run), two readers on one
+//! fd, `wait_all_tasks_blocked`, and, in the threads pass,
+//! `to_thread::run_sync` (abandoned or not, limited by the shared limiter,
+//! calling back with `from_thread`). Each operation runs inside 0–2 random
+//! scopes (`move_on_after`, `fail_after`, `CancelScope` with a deadline,
+//! sometimes shielded); a chaos task cancels, shields, unshields and moves
+//! the deadlines of those scopes and cancels nurseries from outside.
+//!
+//! Each seed switches a random subset of the riskier parts on (swarm
+//! testing, see `stress/world.rs`), so that one frequent failure does not
+//! mask the rest. An instrument whose hooks call `statistics()` on every
+//! primitive, and payload destructors that call `statistics()` on their
+//! channel, catch "calls out while holding a `RefCell` borrow" bugs.
+//!
+//! # What is checked, on every seed
+//!
+//! - no channel value lost, duplicated, or both received and handed back:
+//!   every value has a unique id and a ledger entry (`stress/ledger.rs`);
+//!   each is received once, handed back in a `SendError`, or dropped by its
+//!   channel when no receiver is left; every value is dropped exactly once;
+//! - a lock (and the mutex) is never held by two tasks; semaphore and
+//!   limiter use never exceed capacity; a borrower never holds two tokens;
+//!   everything is released when the tasks are done; no lost mutex update;
+//! - `start` returns as soon as `started` is called, whoever calls it;
+//! - both runs end (a real-time watchdog turns a hang into a failure that
+//!   names the seed) and neither returns an error; no panic comes out of
+//!   the runtime (the panic hook records every unexpected panic, even one
+//!   a nursery swallows);
+//! - the pass counts what it exercised and fails if any counter stays zero.
+//!
+//! # Running and replaying
+//!
+//! ```text
+//! cargo test -p trio --test stress -- --nocapture           # default: 500 + 100 seeds
+//! TRIO_STRESS_SEEDS=5000 cargo test -p trio --test stress mixed -- --nocapture
+//! TRIO_STRESS_SEED=1234 cargo test -p trio --test stress mixed -- --nocapture   # replay one
+//! ```
+//!
+//! Other settings: `TRIO_STRESS_FIRST=<n>` (first seed, default 0),
+//! `TRIO_STRESS_THREAD_SEEDS=<n>` (threads pass, default 100),
+//! `TRIO_STRESS_TIMEOUT=<s>` (watchdog, default 30 s per seed),
+//! `TRIO_STRESS_FEATURES=-instrument,+chaos` (force features off or on for
+//! every seed; `all`/`-all` for all of them; names in `stress/world.rs`).
+//! A failing seed prints its features, its failures (violations, panics
+//! with their location, run errors) and the replay command. Seeds of the
+//! mixed pass replay exactly (`seeds_replay_exactly` checks that); the
+//! threads pass depends on real thread timing and does not.
+
+#[path = "stress/counters.rs"]
+mod counters;
+#[path = "stress/harness.rs"]
+mod harness;
+#[path = "stress/ledger.rs"]
+mod ledger;
+#[path = "stress/ops.rs"]
+mod ops;
+#[path = "stress/prng.rs"]
+mod prng;
+#[path = "stress/world.rs"]
+mod world;
+
+use counters::Pass;
+use harness::{Env, Options, run_pass};
+use std::sync::Arc;
+
+/// Seeds in the default mixed pass (about 4 s in a debug build on the
+/// 2-core CI machine, once the known bugs are fixed; less while they make
+/// seeds stop early).
+const DEFAULT_SEEDS: u64 = 500;
+/// Seeds in the default threads pass (about 1.5 s).
+const DEFAULT_THREAD_SEEDS: u64 = 100;
+
+fn seeds(env: &Env, default: u64, configured: Option<u64>) -> (Vec<u64>, bool) {
+    match env.seed {
+        Some(s) => (vec![s], false),
+        None => {
+            let n = configured.unwrap_or(default);
+            // Counters are only required of a run at least as large as
+            // the default one (a handful of seeds need not hit them all).
+            ((env.first..env.first + n).collect(), n >= default)
+        }
+    }
+}
+
+#[test]
+fn mixed_workload_on_many_seeds() {
+    let env = Env::read();
+    harness::set_loud(env.seed.is_some());
+    let (seeds, require) = seeds(&env, DEFAULT_SEEDS, env.seeds);
+    let opts = Options {
+        threads: false,
+        overrides: env.overrides.clone(),
+        timeout: env.timeout,
+    };
+    run_pass("mixed", &seeds, opts, Pass::Main, require);
+}
+
+#[test]
+fn worker_threads_workload_on_many_seeds() {
+    let env = Env::read();
+    harness::set_loud(env.seed.is_some());
+    let (seeds, require) = seeds(&env, DEFAULT_THREAD_SEEDS, env.thread_seeds);
+    let opts = Options {
+        threads: true,
+        overrides: env.overrides.clone(),
+        timeout: env.timeout,
+    };
+    run_pass("threads", &seeds, opts, Pass::Threads, require);
+}
+
+/// The same seed twice gives the same outcome: counters, failures and the
+/// final virtual time (so a printed seed really replays).
+#[test]
+fn seeds_replay_exactly() {
+    let env = Env::read();
+    harness::install_panic_hook();
+    let opts = Arc::new(Options {
+        threads: false,
+        overrides: env.overrides.clone(),
+        timeout: env.timeout,
+    });
+    let seeds: Vec<u64> = match env.seed {
+        Some(s) => vec![s],
+        None => (env.first..env.first + 16).collect(),
+    };
+    for seed in seeds {
+        let a = harness::run_watched(seed, &opts);
+        let b = harness::run_watched(seed, &opts);
+        assert_eq!(
+            (a.fingerprint, &a.totals, &a.failures),
+            (b.fingerprint, &b.totals, &b.failures),
+            "seed {seed} did not replay exactly"
+        );
+    }
+}
