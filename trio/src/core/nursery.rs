@@ -60,8 +60,10 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 /// A child's future as the nursery stores it: the user's future itself,
-/// boxed once. (Wrapping it in an `async` block to convert its output would
-/// store it twice over: rustc keeps both the captured and the awaited copy.)
+/// boxed once, its output converted by `poll_task`. (Wrapping it in an
+/// `async` block to convert its output would store it twice over: rustc
+/// keeps both the captured and the awaited copy.) Every spawn path
+/// (`start_soon`, `start_soon_named`, `start`) boxes the future directly.
 trait ChildTask {
     fn poll_task(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>>;
 }
@@ -215,7 +217,7 @@ impl<'env> Nursery<'env> {
         F::Output: TaskResult,
     {
         let location = Location::caller();
-        let fut: ChildFuture<'env> = Box::pin(async move { fut.await.into_task_result() });
+        let fut: ChildFuture<'env> = Box::pin(fut);
         self.inner
             .spawn(fut, TaskName::Location(location), location)
             .map(|_| ())
@@ -230,7 +232,7 @@ impl<'env> Nursery<'env> {
         F::Output: TaskResult,
     {
         let location = Location::caller();
-        let fut: ChildFuture<'env> = Box::pin(async move { fut.await.into_task_result() });
+        let fut: ChildFuture<'env> = Box::pin(fut);
         self.inner
             .spawn(fut, TaskName::Named(Rc::from(name)), location)
             .map(|_| ())

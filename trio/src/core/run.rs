@@ -7,7 +7,7 @@
 //!    waiters or the clock's autojump threshold ask to be told about
 //!    idleness (waiters first, as in Trio);
 //! 3. wait in the reactor for that long (when tasks are runnable, the
-//!    reactor is only polled every 61 ticks, so busy runs do not pay a
+//!    reactor is only polled every `IO_POLL_INTERVAL` ticks, so busy runs do not pay a
 //!    syscall per tick) and reschedule the waits whose fds are ready;
 //! 4. fire expired deadlines;
 //! 5. if it was primed for idleness and nothing happened: wake the
@@ -44,7 +44,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// How often a busy loop looks at the reactor, in ticks.
+/// How often a busy loop looks at the reactor, in ticks. The number is
+/// tokio's `event_interval` default, which its builder calls "fairly
+/// arbitrary" and believes was copied from golang; nothing here was tuned
+/// to it.
 const IO_POLL_INTERVAL: u32 = 61;
 
 /// Runs `fut` to completion on this thread, with the default clock, and

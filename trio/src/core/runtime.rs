@@ -345,7 +345,8 @@ impl State {
     }
 
     /// Keeps `target` to drop after the borrow if dropping it could run
-    /// foreign code (DESIGN: no call-outs under a borrow).
+    /// foreign code (the discipline in the module docs: no call-outs under
+    /// the borrow).
     pub(crate) fn retire(&mut self, target: WakeTarget) {
         if target.needs_retiring()
             && let Some(w) = target.0
@@ -365,7 +366,9 @@ impl State {
         }
     }
 
-    /// Next pseudo-random number, if the run has a scheduling seed.
+    /// Shuffles `items` (a batch of ready tasks) with the run's xorshift
+    /// generator if the run has a scheduling seed; leaves them in order
+    /// otherwise.
     pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
         let Some(mut x) = self.rng else { return };
         for i in (1..items.len()).rev() {
