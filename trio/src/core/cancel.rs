@@ -1,10 +1,11 @@
 //! Cancel scopes: cancellation and timeouts that nest and compose.
 //!
 //! A scope wraps a future. While the future is polled, the scope's *cancel
-//! status* (a node in the run's status tree, see `runtime`) is the current
-//! one, so every checkpoint inside sees whether it is cancelled: a status is
-//! cancelled if its scope was cancelled (by [`CancelScope::cancel`] or an
-//! expired deadline) or, unless it is shielded, if its parent is.
+//! status* (a node in the run's cancel-status tree, see `cancel_status`) is
+//! the current one, so every checkpoint inside sees whether it is
+//! cancelled: a cancel status is cancelled if its scope was cancelled (by
+//! [`CancelScope::cancel`] or an expired deadline) or, unless it is
+//! shielded, if its parent is.
 //! Cancellation is level-triggered: every checkpoint inside fails with
 //! `Cancelled` until the scope is exited.
 //!
@@ -14,15 +15,15 @@
 //! it. So with nested cancelled scopes the outermost cancelled one below a
 //! shield catches, and an error that is not `Cancelled` always propagates.
 //!
-//! Cost: a scope costs a status-table entry on entry and exit (no
+//! Cost: a scope costs a cancel-status-table entry on entry and exit (no
 //! allocation once warm); a deadline adds one heap push. Nothing is done per
-//! poll beyond swapping the current status in and out.
+//! poll beyond swapping the current cancel status in and out.
 //!
 //! [`CancelScope`] is the handle form, shareable between tasks and usable
 //! before the scope is entered; [`move_on_after`] and friends are the
 //! everyday forms.
 
-use crate::core::runtime::{self, NewStatus, Runtime, StatusId, StatusKind};
+use crate::core::runtime::{self, CancelStatusId, CancelStatusKind, NewCancelStatus, Runtime};
 use crate::error::{Error, ErrorKind, Result};
 use crate::time::{Instant, TryIntoDuration};
 use std::cell::Cell;
@@ -33,24 +34,24 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// An entered status; exits it when dropped (for futures dropped mid-way).
-pub(crate) struct StatusGuard {
+/// An entered cancel status; exits it when dropped (for futures dropped mid-way).
+pub(crate) struct CancelStatusGuard {
     rt: Rc<Runtime>,
-    pub(crate) status: StatusId,
+    pub(crate) cancel_status: CancelStatusId,
     armed: bool,
     /// The handle to leave the scope's final state in, if there is one.
     handle: Option<Rc<ScopeInner>>,
 }
 
-impl StatusGuard {
+impl CancelStatusGuard {
     pub(crate) fn enter(
         rt: &Rc<Runtime>,
-        kind: StatusKind,
+        kind: CancelStatusKind,
         shield: bool,
         cancel_called: bool,
         deadline: Instant,
-    ) -> StatusGuard {
-        let parent = rt.current_status.get();
+    ) -> CancelStatusGuard {
+        let parent = rt.current_cancel_status.get();
         let owner = rt.current_task.get();
         let now = if deadline.is_finite() {
             rt.now()
@@ -58,7 +59,7 @@ impl StatusGuard {
             Instant::NEG_INFINITY
         };
         let status = rt.with_state(|st| {
-            let spec = NewStatus {
+            let spec = NewCancelStatus {
                 parent: Some(parent),
                 kind,
                 owner,
@@ -66,21 +67,27 @@ impl StatusGuard {
                 cancel_called,
                 deadline,
             };
-            st.new_status(spec, now)
+            st.enter_cancel_status(spec, now)
         });
-        StatusGuard {
+        CancelStatusGuard {
             rt: rt.clone(),
-            status,
+            cancel_status: status,
             armed: true,
             handle: None,
         }
     }
 
-    /// Copies the status's final state into the handle, before it goes.
+    /// Copies the cancel status's final state into the handle, before it goes.
     fn leave_state_in_handle(&self) {
         let Some(inner) = &self.handle else { return };
         let now = self.rt.now();
-        if let Some(s) = self.rt.state.borrow().statuses.get(self.status) {
+        if let Some(s) = self
+            .rt
+            .state
+            .borrow()
+            .cancel_statuses
+            .get(self.cancel_status)
+        {
             inner
                 .cancel_called
                 .set(s.cancel_called || s.deadline <= now);
@@ -90,15 +97,15 @@ impl StatusGuard {
         inner.phase.set(Phase::Exited);
     }
 
-    /// Polls `fut` with this status current.
+    /// Polls `fut` with this cancel status current.
     pub(crate) fn poll_in<F: Future + ?Sized>(
         &self,
         fut: Pin<&mut F>,
         cx: &mut Context<'_>,
     ) -> Poll<F::Output> {
-        let _restore = RestoreStatus {
+        let _restore = RestoreCancelStatus {
             rt: &self.rt,
-            saved: self.rt.current_status.replace(self.status),
+            saved: self.rt.current_cancel_status.replace(self.cancel_status),
         };
         fut.poll(cx)
     }
@@ -107,36 +114,37 @@ impl StatusGuard {
     pub(crate) fn exit(mut self, error: Option<Error>) -> (Option<Error>, bool) {
         self.armed = false;
         self.leave_state_in_handle();
-        self.rt.with_state(|st| st.exit_status(self.status, error))
+        self.rt
+            .with_state(|st| st.exit_cancel_status(self.cancel_status, error))
     }
 }
 
-/// Puts the previous status back even if the poll panics, so a panic
+/// Puts the previous cancel status back even if the poll panics, so a panic
 /// caught further up does not leave a dead scope current.
-struct RestoreStatus<'a> {
+struct RestoreCancelStatus<'a> {
     rt: &'a Runtime,
-    saved: StatusId,
+    saved: CancelStatusId,
 }
 
-impl Drop for RestoreStatus<'_> {
+impl Drop for RestoreCancelStatus<'_> {
     fn drop(&mut self) {
-        self.rt.current_status.set(self.saved);
+        self.rt.current_cancel_status.set(self.saved);
     }
 }
 
-impl Drop for StatusGuard {
+impl Drop for CancelStatusGuard {
     fn drop(&mut self) {
         if self.armed {
             self.leave_state_in_handle();
-            let status = self.status;
-            self.rt.with_state(|st| st.remove_status(status));
+            let status = self.cancel_status;
+            self.rt.with_state(|st| st.remove_cancel_status(status));
         }
     }
 }
 
-/// Runs `fut` inside an entered status and exits it. Shared by every scope form.
-async fn run_in_status<T>(
-    guard: StatusGuard,
+/// Runs `fut` inside an entered cancel status and exits it. Shared by every scope form.
+async fn run_in_cancel_status<T>(
+    guard: CancelStatusGuard,
     fut: impl Future<Output = Result<T>>,
 ) -> (Result<Option<T>>, bool) {
     let mut fut = pin!(fut);
@@ -162,7 +170,7 @@ enum Phase {
 
 struct ScopeInner {
     phase: Cell<Phase>,
-    status: Cell<Option<StatusId>>,
+    cancel_status: Cell<Option<CancelStatusId>>,
     run_id: Cell<u32>,
     cancel_called: Cell<bool>,
     deadline: Cell<Instant>,
@@ -211,7 +219,7 @@ impl CancelScope {
         CancelScope {
             inner: Rc::new(ScopeInner {
                 phase: Cell::new(Phase::Fresh),
-                status: Cell::new(None),
+                cancel_status: Cell::new(None),
                 run_id: Cell::new(0),
                 cancel_called: Cell::new(false),
                 deadline: Cell::new(Instant::INFINITY),
@@ -236,11 +244,11 @@ impl CancelScope {
         Ok(s)
     }
 
-    /// A scope attached to an already-entered status (a nursery's scope).
-    pub(crate) fn for_status(rt: &Runtime, status: StatusId) -> Self {
+    /// A scope attached to an already-entered cancel status (a nursery's scope).
+    pub(crate) fn for_cancel_status(rt: &Runtime, status: CancelStatusId) -> Self {
         let s = Self::new();
         s.inner.phase.set(Phase::Active);
-        s.inner.status.set(Some(status));
+        s.inner.cancel_status.set(Some(status));
         s.inner.run_id.set(rt.run_id);
         s
     }
@@ -250,17 +258,17 @@ impl CancelScope {
         self.inner.phase.set(Phase::Exited);
     }
 
-    /// The runtime and status of this scope while it is active.
-    fn active(&self) -> Option<(Rc<Runtime>, StatusId)> {
+    /// The runtime and cancel status of this scope while it is active.
+    fn active(&self) -> Option<(Rc<Runtime>, CancelStatusId)> {
         if self.inner.phase.get() != Phase::Active {
             return None;
         }
-        let status = self.inner.status.get()?;
+        let status = self.inner.cancel_status.get()?;
         let rt = runtime::with_runtime(Rc::clone)?;
         let live = rt.run_id == self.inner.run_id.get()
-            && rt.state.borrow().statuses.get(status).is_some();
+            && rt.state.borrow().cancel_statuses.get(status).is_some();
         if !live {
-            // Its run or its status is gone: it has ended.
+            // Its run or its cancel status is gone: it has ended.
             self.inner.phase.set(Phase::Exited);
             return None;
         }
@@ -298,7 +306,7 @@ impl CancelScope {
                 Some((rt, status)) => {
                     let now = rt.now();
                     let st = rt.state.borrow();
-                    match st.statuses.get(status) {
+                    match st.cancel_statuses.get(status) {
                         Some(s) if s.cancel_called => return true,
                         Some(s) => s.deadline <= now,
                         None => false,
@@ -324,7 +332,7 @@ impl CancelScope {
             return rt
                 .state
                 .borrow()
-                .statuses
+                .cancel_statuses
                 .get(status)
                 .map_or(Instant::INFINITY, |s| s.deadline);
         }
@@ -368,7 +376,7 @@ impl CancelScope {
             return rt
                 .state
                 .borrow()
-                .statuses
+                .cancel_statuses
                 .get(status)
                 .is_some_and(|s| s.shield);
         }
@@ -396,18 +404,18 @@ impl CancelScope {
             Some(d) => rt.now() + d,
             None => self.inner.deadline.get(),
         };
-        let mut guard = StatusGuard::enter(
+        let mut guard = CancelStatusGuard::enter(
             &rt,
-            StatusKind::Scope,
+            CancelStatusKind::Scope,
             self.inner.shield.get(),
             self.inner.cancel_called.get(),
             deadline,
         );
         guard.handle = Some(self.inner.clone());
-        self.inner.status.set(Some(guard.status));
+        self.inner.cancel_status.set(Some(guard.cancel_status));
         self.inner.run_id.set(rt.run_id);
         self.inner.phase.set(Phase::Active);
-        let (result, caught) = run_in_status(guard, fut).await;
+        let (result, caught) = run_in_cancel_status(guard, fut).await;
         self.inner.caught.set(caught);
         result
     }
@@ -442,8 +450,8 @@ async fn scoped<T>(
         Some(d) => rt.now() + d,
         None => deadline,
     };
-    let guard = StatusGuard::enter(&rt, StatusKind::Scope, false, false, deadline);
-    run_in_status(guard, fut).await
+    let guard = CancelStatusGuard::enter(&rt, CancelStatusKind::Scope, false, false, deadline);
+    run_in_cancel_status(guard, fut).await
 }
 
 /// Runs `fut` with a timeout of `duration` from now (fixed when first
@@ -523,6 +531,6 @@ fn too_slow_if_caught<T>(result: Result<Option<T>>) -> Result<T> {
 pub fn current_effective_deadline() -> Result<Instant> {
     let rt = runtime::current()?;
     let now = rt.now();
-    let status = rt.current_status.get();
+    let status = rt.current_cancel_status.get();
     Ok(rt.state.borrow().effective_deadline(status, now))
 }

@@ -44,8 +44,8 @@
 
 use crate::core::cancel::CancelScope;
 use crate::core::runtime::{
-    self, NewStatus, NurseryId, NurseryRecord, Parent, Runtime, StatusId, StatusKind, TaskId,
-    TaskName, TaskRecord,
+    self, CancelStatusId, CancelStatusKind, NewCancelStatus, NurseryId, NurseryRecord, Parent,
+    Runtime, TaskId, TaskName, TaskRecord,
 };
 use crate::core::task::{NurseryInfo, Task};
 use crate::error::{Error, Result, TaskResult};
@@ -89,7 +89,7 @@ struct Child<'env> {
 pub(crate) struct NurseryInner<'env> {
     run_id: u32,
     id: NurseryId,
-    status: StatusId,
+    cancel_status: CancelStatusId,
     children: RefCell<Vec<Option<Child<'env>>>>,
     free: RefCell<Vec<u32>>,
     closed: Cell<bool>,
@@ -245,7 +245,7 @@ impl<'env> Nursery<'env> {
     /// *caller's* cancel scopes, and an error it returns comes out of `start`
     /// itself. After `started`, it moves into this nursery and `start`
     /// returns `value`. Finishing without calling `started` is an error;
-    /// calling it twice is impossible (it consumes the status). A pending
+    /// calling it twice is impossible (it consumes the `TaskStatus`). A pending
     /// `start` keeps the nursery open.
     ///
     /// ```
@@ -346,7 +346,7 @@ impl<'env> Nursery<'env> {
             .scope
             .get_or_init(|| match runtime::with_runtime(Rc::clone) {
                 Some(rt) if rt.run_id == self.inner.run_id => {
-                    CancelScope::for_status(&rt, self.inner.status)
+                    CancelScope::for_cancel_status(&rt, self.inner.cancel_status)
                 }
                 _ => {
                     // Not in its run: a handle to a scope that has ended.
@@ -378,7 +378,7 @@ impl<'env> Nursery<'env> {
 struct RestoreCurrent<'a> {
     rt: &'a Runtime,
     task: TaskId,
-    status: StatusId,
+    cancel_status: CancelStatusId,
 }
 
 impl<'a> RestoreCurrent<'a> {
@@ -386,7 +386,7 @@ impl<'a> RestoreCurrent<'a> {
         RestoreCurrent {
             rt,
             task: rt.current_task.get(),
-            status: rt.current_status.get(),
+            cancel_status: rt.current_cancel_status.get(),
         }
     }
 }
@@ -394,7 +394,7 @@ impl<'a> RestoreCurrent<'a> {
 impl Drop for RestoreCurrent<'_> {
     fn drop(&mut self) {
         self.rt.current_task.set(self.task);
-        self.rt.current_status.set(self.status);
+        self.rt.current_cancel_status.set(self.cancel_status);
     }
 }
 
@@ -527,15 +527,16 @@ pub(crate) struct Driver<'env> {
 
 impl<'env> Driver<'env> {
     fn open(rt: &Rc<Runtime>, hidden: bool, location: &'static Location<'static>) -> Driver<'env> {
-        let parent_status = rt.current_status.get();
+        let parent_status = rt.current_cancel_status.get();
         let owner = rt.current_task.get();
         let (id, status, batch) = rt.with_state(|st| {
-            let spec = NewStatus::plain(Some(parent_status), StatusKind::Nursery, owner);
-            let status = st.new_status(spec, Instant::NEG_INFINITY);
+            let spec =
+                NewCancelStatus::plain(Some(parent_status), CancelStatusKind::Nursery, owner);
+            let status = st.enter_cancel_status(spec, Instant::NEG_INFINITY);
             let ready = st.take_list();
             let id = st.nurseries.insert(NurseryRecord {
                 owner,
-                status,
+                cancel_status: status,
                 ready,
                 woken: false,
                 waker: runtime::WakeTarget::NONE,
@@ -552,7 +553,7 @@ impl<'env> Driver<'env> {
             inner: Rc::new(NurseryInner {
                 run_id: rt.run_id,
                 id,
-                status,
+                cancel_status: status,
                 children: RefCell::new(Vec::new()),
                 free: RefCell::new(Vec::new()),
                 closed: Cell::new(false),
@@ -580,7 +581,7 @@ impl<'env> Driver<'env> {
     }
 
     fn cancel_own_scope(&self) {
-        let status = self.inner.status;
+        let status = self.inner.cancel_status;
         self.rt.with_state(|st| st.cancel(status));
     }
 
@@ -616,7 +617,7 @@ impl<'env> Driver<'env> {
             }
             st.shuffle(&mut batch);
         });
-        // Put back the current task and status however this poll ends (a
+        // Put back the current task and cancel status however this poll ends (a
         // panic may unwind through it, from a hook, say).
         let _restore = RestoreCurrent::new(&rt);
         // The body is part of the task polling this nursery: it runs with
@@ -625,7 +626,7 @@ impl<'env> Driver<'env> {
         if !self.body_done
             && let Some(b) = body.as_mut()
         {
-            rt.current_status.set(self.inner.status);
+            rt.current_cancel_status.set(self.inner.cancel_status);
             let r = catch_unwind(AssertUnwindSafe(|| b.as_mut().poll(cx)));
             match r {
                 Ok(Poll::Pending) => {}
@@ -690,7 +691,7 @@ impl<'env> Driver<'env> {
             }
         });
         rt.current_task.set(task);
-        rt.current_status.set(self.inner.status);
+        rt.current_cancel_status.set(self.inner.cancel_status);
         let waker = rt.waker_for(task);
         let mut ccx = Context::from_waker(&waker);
         rt.instrument(|i, rt| i.before_task_step(Task::from_id(rt, task)));
@@ -750,7 +751,7 @@ impl<'env> Driver<'env> {
     /// called `started`). Does nothing, and returns false, if the caller's
     /// scope is cancelled: the child then finishes where it is.
     fn transfer_children_to(&mut self, target: &NurseryInner<'env>) -> bool {
-        let (from, from_status) = (self.inner.id, self.inner.status);
+        let (from, from_status) = (self.inner.id, self.inner.cancel_status);
         let cancelled = self.rt.with_state(|st| st.is_cancelled(from_status));
         if cancelled || target.closed.get() {
             return false;
@@ -789,15 +790,15 @@ impl<'env> Driver<'env> {
         self.inner.free.borrow_mut().clear();
         self.inner.children.borrow_mut().clear();
         // Scopes the child entered while starting now hang under the target.
-        let target_status = target.status;
+        let target_status = target.cancel_status;
         self.rt.with_state(|st| {
             let kids = st
-                .statuses
+                .cancel_statuses
                 .get(from_status)
                 .map(|s| s.children.clone())
                 .unwrap_or_default();
             for k in kids {
-                st.reparent_status(k, target_status);
+                st.reparent_cancel_status(k, target_status);
             }
         });
         true
@@ -807,10 +808,10 @@ impl<'env> Driver<'env> {
     fn finish<T>(&mut self, body_out: Option<T>) -> Result<Option<T>> {
         self.finished = true;
         let error = Error::group(std::mem::take(&mut self.errors));
-        let (id, status) = (self.inner.id, self.inner.status);
+        let (id, status) = (self.inner.id, self.inner.cancel_status);
         let batch = std::mem::take(&mut self.batch);
         let (rest, _caught) = self.rt.with_state(|st| {
-            let r = st.exit_status(status, error);
+            let r = st.exit_cancel_status(status, error);
             if let Some(n) = st.nurseries.remove(id) {
                 st.give_list(n.ready);
                 st.retire(n.waker);
@@ -845,7 +846,7 @@ impl Drop for Driver<'_> {
             .collect();
         let tasks: Vec<TaskId> = children.iter().map(|c| c.task).collect();
         drop(children);
-        let (id, status) = (self.inner.id, self.inner.status);
+        let (id, status) = (self.inner.id, self.inner.cancel_status);
         self.rt.with_state(|st| {
             for &t in &tasks {
                 st.tasks.remove(t);
@@ -853,7 +854,7 @@ impl Drop for Driver<'_> {
             if let Some(n) = st.nurseries.remove(id) {
                 st.retire(n.waker);
             }
-            st.remove_status(status);
+            st.remove_cancel_status(status);
         });
         for t in tasks {
             self.rt.task_exited(t);

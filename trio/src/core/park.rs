@@ -162,7 +162,7 @@ pub(crate) fn new_park(
         let id = st.parks.insert(ParkRecord {
             state: ParkState::Waiting,
             target: WakeTarget::NONE,
-            status: None,
+            cancel_status: None,
             task,
             location,
             label,
@@ -216,7 +216,7 @@ where
     A: FnMut(WaitKey, AbortReason) -> Abort,
 {
     fn poll_in(&mut self, rt: &Runtime, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let status = rt.current_status.get();
+        let status = rt.current_cancel_status.get();
         let key = self.key.park;
         // One pass over the record (one borrow, on the common path): take
         // the outcome, or register the wait, unless the scope is cancelled

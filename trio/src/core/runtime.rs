@@ -11,7 +11,7 @@
 //!   of the task that opened the nursery, as in Trio.)
 //! - `nurseries`: per nursery, the list of its slots that are ready to poll
 //!   and the waker of whoever polls the nursery future.
-//! - `statuses`: the cancel-status tree (one node per entered cancel scope or
+//! - `cancel_statuses`: the cancel-status tree (one node per entered cancel scope or
 //!   nursery), with the *effective* cancellation of each kept up to date
 //!   eagerly, so a checkpoint's cancel check is one table lookup.
 //! - `parks`: every task currently parked in a [`Park`](crate::lowlevel::Park)
@@ -54,7 +54,7 @@ use std::time::Duration;
 
 pub(crate) type TaskId = Key;
 pub(crate) type NurseryId = Key;
-pub(crate) type StatusId = Key;
+pub(crate) type CancelStatusId = Key;
 pub(crate) type ParkId = Key;
 
 /// The top-level slot of the root task.
@@ -148,7 +148,7 @@ impl WakeTarget {
 pub(crate) struct NurseryRecord {
     /// The task that opened the nursery.
     pub(crate) owner: TaskId,
-    pub(crate) status: StatusId,
+    pub(crate) cancel_status: CancelStatusId,
     pub(crate) ready: Vec<u32>,
     pub(crate) woken: bool,
     pub(crate) waker: WakeTarget,
@@ -161,7 +161,7 @@ pub(crate) struct NurseryRecord {
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) enum StatusKind {
+pub(crate) enum CancelStatusKind {
     Root,
     System,
     Scope,
@@ -169,19 +169,23 @@ pub(crate) enum StatusKind {
 }
 
 /// What a new cancel status starts as.
-pub(crate) struct NewStatus {
-    pub(crate) parent: Option<StatusId>,
-    pub(crate) kind: StatusKind,
+pub(crate) struct NewCancelStatus {
+    pub(crate) parent: Option<CancelStatusId>,
+    pub(crate) kind: CancelStatusKind,
     pub(crate) owner: TaskId,
     pub(crate) shield: bool,
     pub(crate) cancel_called: bool,
     pub(crate) deadline: Instant,
 }
 
-impl NewStatus {
-    /// A plain status: not shielded, not cancelled, no deadline.
-    pub(crate) fn plain(parent: Option<StatusId>, kind: StatusKind, owner: TaskId) -> Self {
-        NewStatus {
+impl NewCancelStatus {
+    /// A plain cancel status: not shielded, not cancelled, no deadline.
+    pub(crate) fn plain(
+        parent: Option<CancelStatusId>,
+        kind: CancelStatusKind,
+        owner: TaskId,
+    ) -> Self {
+        NewCancelStatus {
             parent,
             kind,
             owner,
@@ -192,9 +196,9 @@ impl NewStatus {
     }
 }
 
-pub(crate) struct StatusRecord {
-    pub(crate) parent: Option<StatusId>,
-    pub(crate) children: Vec<StatusId>,
+pub(crate) struct CancelStatusRecord {
+    pub(crate) parent: Option<CancelStatusId>,
+    pub(crate) children: Vec<CancelStatusId>,
     index_in_parent: u32,
     pub(crate) cancel_called: bool,
     pub(crate) shield: bool,
@@ -202,7 +206,7 @@ pub(crate) struct StatusRecord {
     pub(crate) deadline: Instant,
     parked: Vec<ParkId>,
     parked_live: u32,
-    pub(crate) kind: StatusKind,
+    pub(crate) kind: CancelStatusKind,
     pub(crate) owner: TaskId,
 }
 
@@ -214,7 +218,7 @@ pub(crate) enum ParkState {
 pub(crate) struct ParkRecord {
     pub(crate) state: ParkState,
     pub(crate) target: WakeTarget,
-    pub(crate) status: Option<StatusId>,
+    pub(crate) cancel_status: Option<CancelStatusId>,
     pub(crate) task: TaskId,
     pub(crate) location: &'static Location<'static>,
     /// What the task waits for, for the task tree ("sleep", "Event.wait" …).
@@ -230,7 +234,7 @@ pub(crate) struct State {
     pub(crate) shared_addr: usize,
     pub(crate) tasks: Slab<TaskRecord>,
     pub(crate) nurseries: Slab<NurseryRecord>,
-    pub(crate) statuses: Slab<StatusRecord>,
+    pub(crate) cancel_statuses: Slab<CancelStatusRecord>,
     pub(crate) parks: Slab<ParkRecord>,
     pub(crate) run_queue: Vec<TaskId>,
     pub(crate) timers: Timers,
@@ -244,7 +248,7 @@ pub(crate) struct State {
     retired: Vec<Waker>,
     pub(crate) log_scheduled: bool,
     pub(crate) scheduled_log: Vec<TaskId>,
-    scratch: Vec<StatusId>,
+    scratch: Vec<CancelStatusId>,
     /// Cleared ready lists of finished nurseries, so opening one does not allocate.
     spare_lists: Vec<Vec<u32>>,
 }
@@ -256,7 +260,7 @@ impl State {
             shared_addr: Arc::as_ptr(shared).addr(),
             tasks: Slab::new(),
             nurseries: Slab::new(),
-            statuses: Slab::new(),
+            cancel_statuses: Slab::new(),
             parks: Slab::new(),
             run_queue: Vec::new(),
             timers: Timers::new(),
@@ -398,8 +402,12 @@ impl State {
 
     /// Enters a new cancel status. `now` matters only for a finite deadline
     /// (one already past starts cancelled).
-    pub(crate) fn new_status(&mut self, spec: NewStatus, now: Instant) -> StatusId {
-        let NewStatus {
+    pub(crate) fn enter_cancel_status(
+        &mut self,
+        spec: NewCancelStatus,
+        now: Instant,
+    ) -> CancelStatusId {
+        let NewCancelStatus {
             parent,
             kind,
             owner,
@@ -408,9 +416,10 @@ impl State {
             deadline,
         } = spec;
         let cancel_called = cancel_called || deadline <= now;
-        let parent = parent.filter(|p| self.statuses.get(*p).is_some());
-        let parent_eff = parent.is_some_and(|p| self.statuses.get(p).is_some_and(|s| s.effective));
-        let id = self.statuses.insert(StatusRecord {
+        let parent = parent.filter(|p| self.cancel_statuses.get(*p).is_some());
+        let parent_eff =
+            parent.is_some_and(|p| self.cancel_statuses.get(p).is_some_and(|s| s.effective));
+        let id = self.cancel_statuses.insert(CancelStatusRecord {
             parent,
             children: Vec::new(),
             index_in_parent: 0,
@@ -427,36 +436,36 @@ impl State {
             self.attach_child(p, id);
         }
         if deadline.is_finite() && !cancel_called {
-            self.timers.push(deadline, TimerTarget::Status(id));
+            self.timers.push(deadline, TimerTarget::CancelStatus(id));
         }
         id
     }
 
-    fn attach_child(&mut self, parent: StatusId, child: StatusId) {
-        let Some(p) = self.statuses.get_mut(parent) else {
+    fn attach_child(&mut self, parent: CancelStatusId, child: CancelStatusId) {
+        let Some(p) = self.cancel_statuses.get_mut(parent) else {
             return;
         };
         let index = p.children.len() as u32;
         p.children.push(child);
-        if let Some(c) = self.statuses.get_mut(child) {
+        if let Some(c) = self.cancel_statuses.get_mut(child) {
             c.parent = Some(parent);
             c.index_in_parent = index;
         }
     }
 
-    fn detach_child(&mut self, child: StatusId) {
-        let Some(c) = self.statuses.get(child) else {
+    fn detach_child(&mut self, child: CancelStatusId) {
+        let Some(c) = self.cancel_statuses.get(child) else {
             return;
         };
         let (parent, index) = (c.parent, c.index_in_parent as usize);
         let Some(parent) = parent else { return };
-        let Some(p) = self.statuses.get_mut(parent) else {
+        let Some(p) = self.cancel_statuses.get_mut(parent) else {
             return;
         };
         if p.children.get(index) == Some(&child) {
             p.children.swap_remove(index);
             if let Some(&moved) = p.children.get(index) {
-                if let Some(m) = self.statuses.get_mut(moved) {
+                if let Some(m) = self.cancel_statuses.get_mut(moved) {
                     m.index_in_parent = index as u32;
                 }
             }
@@ -464,19 +473,25 @@ impl State {
     }
 
     /// Moves `child` under `new_parent` and recomputes its cancellation.
-    pub(crate) fn reparent_status(&mut self, child: StatusId, new_parent: StatusId) {
+    pub(crate) fn reparent_cancel_status(
+        &mut self,
+        child: CancelStatusId,
+        new_parent: CancelStatusId,
+    ) {
         self.detach_child(child);
         self.attach_child(new_parent, child);
         self.recompute(child);
     }
 
     /// Whether a checkpoint under `status` must fail with `Cancelled`.
-    pub(crate) fn is_cancelled(&self, status: StatusId) -> bool {
-        self.statuses.get(status).is_some_and(|s| s.effective)
+    pub(crate) fn is_cancelled(&self, status: CancelStatusId) -> bool {
+        self.cancel_statuses
+            .get(status)
+            .is_some_and(|s| s.effective)
     }
 
-    pub(crate) fn cancel(&mut self, status: StatusId) {
-        let Some(s) = self.statuses.get_mut(status) else {
+    pub(crate) fn cancel(&mut self, status: CancelStatusId) {
+        let Some(s) = self.cancel_statuses.get_mut(status) else {
             return;
         };
         if s.cancel_called {
@@ -491,15 +506,15 @@ impl State {
         self.recompute(status);
     }
 
-    pub(crate) fn set_shield(&mut self, status: StatusId, shield: bool) {
-        if let Some(s) = self.statuses.get_mut(status) {
+    pub(crate) fn set_shield(&mut self, status: CancelStatusId, shield: bool) {
+        if let Some(s) = self.cancel_statuses.get_mut(status) {
             s.shield = shield;
             self.recompute(status);
         }
     }
 
-    pub(crate) fn set_deadline(&mut self, status: StatusId, deadline: Instant, now: Instant) {
-        let Some(s) = self.statuses.get_mut(status) else {
+    pub(crate) fn set_deadline(&mut self, status: CancelStatusId, deadline: Instant, now: Instant) {
+        let Some(s) = self.cancel_statuses.get_mut(status) else {
             return;
         };
         if s.deadline == deadline {
@@ -515,34 +530,35 @@ impl State {
         if deadline <= now {
             self.cancel(status);
         } else if deadline.is_finite() {
-            self.timers.push(deadline, TimerTarget::Status(status));
+            self.timers
+                .push(deadline, TimerTarget::CancelStatus(status));
         }
     }
 
     /// Brings `effective` up to date below `root`, waking the parked waits of
     /// every status that becomes cancelled.
-    fn recompute(&mut self, root: StatusId) {
+    fn recompute(&mut self, root: CancelStatusId) {
         let mut stack = std::mem::take(&mut self.scratch);
         stack.push(root);
         while let Some(id) = stack.pop() {
-            let Some(s) = self.statuses.get(id) else {
+            let Some(s) = self.cancel_statuses.get(id) else {
                 continue;
             };
             let parent_eff = s
                 .parent
-                .is_some_and(|p| self.statuses.get(p).is_some_and(|p| p.effective));
+                .is_some_and(|p| self.cancel_statuses.get(p).is_some_and(|p| p.effective));
             let eff = s.cancel_called || (!s.shield && parent_eff);
             if eff == s.effective && id != root {
                 continue;
             }
             let changed = eff != s.effective;
-            let s = self.statuses.get_mut(id).expect("checked above");
+            let s = self.cancel_statuses.get_mut(id).expect("checked above");
             s.effective = eff;
             if eff && changed {
                 let parked = std::mem::take(&mut s.parked);
                 for &pid in &parked {
                     if let Some(p) = self.parks.get_mut(pid)
-                        && p.status == Some(id)
+                        && p.cancel_status == Some(id)
                         && matches!(p.state, ParkState::Waiting)
                     {
                         // Used up: the park registers again when polled.
@@ -550,12 +566,12 @@ impl State {
                         self.wake_target(target);
                     }
                 }
-                if let Some(s) = self.statuses.get_mut(id) {
+                if let Some(s) = self.cancel_statuses.get_mut(id) {
                     s.parked = parked;
                 }
             }
             if changed || id == root {
-                if let Some(s) = self.statuses.get(id) {
+                if let Some(s) = self.cancel_statuses.get(id) {
                     stack.extend_from_slice(&s.children);
                 }
             }
@@ -567,21 +583,21 @@ impl State {
     /// removed from `error`) iff the scope was cancelled and its parent's
     /// cancellation is not visible to it. Returns (what propagates, caught).
     /// Removes the status.
-    pub(crate) fn exit_status(
+    pub(crate) fn exit_cancel_status(
         &mut self,
-        status: StatusId,
+        status: CancelStatusId,
         error: Option<Error>,
     ) -> (Option<Error>, bool) {
-        let should_catch = match self.statuses.get(status) {
+        let should_catch = match self.cancel_statuses.get(status) {
             Some(s) => {
                 let parent_visible = !s.shield
                     && s.parent
-                        .is_some_and(|p| self.statuses.get(p).is_some_and(|p| p.effective));
+                        .is_some_and(|p| self.cancel_statuses.get(p).is_some_and(|p| p.effective));
                 s.cancel_called && !parent_visible
             }
             None => false,
         };
-        self.remove_status(status);
+        self.remove_cancel_status(status);
         match error {
             Some(e) if should_catch && e.leaves().any(Error::is_cancelled) => {
                 let (_, rest) = e.split(Error::is_cancelled);
@@ -591,9 +607,9 @@ impl State {
         }
     }
 
-    pub(crate) fn remove_status(&mut self, status: StatusId) {
+    pub(crate) fn remove_cancel_status(&mut self, status: CancelStatusId) {
         self.detach_child(status);
-        let Some(s) = self.statuses.remove(status) else {
+        let Some(s) = self.cancel_statuses.remove(status) else {
             return;
         };
         if s.deadline.is_finite() && !s.cancel_called {
@@ -608,7 +624,7 @@ impl State {
                     self.recompute(child);
                 }
                 None => {
-                    if let Some(c) = self.statuses.get_mut(child) {
+                    if let Some(c) = self.cancel_statuses.get_mut(child) {
                         c.parent = None;
                     }
                 }
@@ -618,11 +634,11 @@ impl State {
 
     /// The earliest deadline of the unshielded scopes around `status`, or −∞
     /// if one of them is cancelled (Trio's `current_effective_deadline`).
-    pub(crate) fn effective_deadline(&self, status: StatusId, now: Instant) -> Instant {
+    pub(crate) fn effective_deadline(&self, status: CancelStatusId, now: Instant) -> Instant {
         let mut deadline = Instant::INFINITY;
         let mut cur = Some(status);
         while let Some(id) = cur {
-            let Some(s) = self.statuses.get(id) else {
+            let Some(s) = self.cancel_statuses.get(id) else {
                 break;
             };
             if s.cancel_called || s.deadline <= now {
@@ -640,31 +656,34 @@ impl State {
     // ----- parks -------------------------------------------------------
 
     /// Records that `park` waits under `status`, to be woken through `waker`.
-    pub(crate) fn register_park(&mut self, park: ParkId, status: StatusId, waker: &Waker) {
+    pub(crate) fn register_park(&mut self, park: ParkId, status: CancelStatusId, waker: &Waker) {
         let (run_id, shared_addr) = (self.run_id, self.shared_addr);
         let Some(p) = self.parks.get_mut(park) else {
             return;
         };
         let replaced = p.target.update(waker, run_id, shared_addr);
-        let old = if p.status == Some(status) {
+        let old = if p.cancel_status == Some(status) {
             None
         } else {
-            Some(p.status.replace(status))
+            Some(p.cancel_status.replace(status))
         };
         self.retire(replaced);
         let Some(old) = old else { return };
         if let Some(old) = old
-            && let Some(s) = self.statuses.get_mut(old)
+            && let Some(s) = self.cancel_statuses.get_mut(old)
         {
             s.parked_live = s.parked_live.saturating_sub(1);
         }
-        if let Some(s) = self.statuses.get_mut(status) {
+        if let Some(s) = self.cancel_statuses.get_mut(status) {
             s.parked.push(park);
             s.parked_live += 1;
             if s.parked.len() > 2 * s.parked_live as usize + 8 {
                 let parks = &self.parks;
-                s.parked
-                    .retain(|pid| parks.get(*pid).is_some_and(|p| p.status == Some(status)));
+                s.parked.retain(|pid| {
+                    parks
+                        .get(*pid)
+                        .is_some_and(|p| p.cancel_status == Some(status))
+                });
             }
         }
     }
@@ -674,7 +693,10 @@ impl State {
         let mut p = self.parks.remove(park)?;
         let target = std::mem::take(&mut p.target);
         self.retire(target);
-        if let Some(s) = p.status.and_then(|s| self.statuses.get_mut(s)) {
+        if let Some(s) = p
+            .cancel_status
+            .and_then(|s| self.cancel_statuses.get_mut(s))
+        {
             s.parked_live = s.parked_live.saturating_sub(1);
         }
         if p.deadline.is_finite() && matches!(p.state, ParkState::Waiting) {
@@ -705,8 +727,8 @@ impl State {
 
     fn timer_is_live(&self, deadline: Instant, target: TimerTarget) -> bool {
         match target {
-            TimerTarget::Status(id) => self
-                .statuses
+            TimerTarget::CancelStatus(id) => self
+                .cancel_statuses
                 .get(id)
                 .is_some_and(|s| s.deadline == deadline && !s.cancel_called),
             TimerTarget::Park(id) => self
@@ -744,9 +766,9 @@ impl State {
             }
             fired = true;
             match target {
-                TimerTarget::Status(id) => {
+                TimerTarget::CancelStatus(id) => {
                     // The entry is consumed here, so it must not count as stale.
-                    if let Some(s) = self.statuses.get_mut(id) {
+                    if let Some(s) = self.cancel_statuses.get_mut(id) {
                         s.cancel_called = true;
                         #[cfg(feature = "tracing")]
                         tracing::debug!(target: "trio", status = ?id, %deadline, "deadline expired: cancel scope cancelled");
@@ -778,7 +800,7 @@ pub(crate) struct Runtime {
     /// of the task that opened the nursery, so it is that task.)
     pub(crate) current_task: Cell<TaskId>,
     /// The innermost cancel status of the code being polled right now.
-    pub(crate) current_status: Cell<StatusId>,
+    pub(crate) current_cancel_status: Cell<CancelStatusId>,
     pub(crate) clock: Rc<dyn Clock>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) instruments: RefCell<Vec<Rc<dyn Instrument>>>,
@@ -790,8 +812,8 @@ pub(crate) struct Runtime {
     pub(crate) reactor: RefCell<Reactor>,
     pub(crate) run_vars: RefCell<HashMap<usize, Box<dyn Any>>>,
     pub(crate) system_tasks: RefCell<Vec<Option<SystemTask>>>,
-    pub(crate) system_status: Cell<StatusId>,
-    pub(crate) root_status: Cell<StatusId>,
+    pub(crate) system_cancel_status: Cell<CancelStatusId>,
+    pub(crate) root_cancel_status: Cell<CancelStatusId>,
     pub(crate) root_task: Cell<TaskId>,
     /// The task callbacks from other threads run as (`run_sync_soon`).
     pub(crate) callback_task: Cell<TaskId>,
@@ -963,7 +985,9 @@ impl Runtime {
 
     /// True if code polled right now is inside a cancelled scope.
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.state.borrow().is_cancelled(self.current_status.get())
+        self.state
+            .borrow()
+            .is_cancelled(self.current_cancel_status.get())
     }
 
     /// Calls `f` on each instrument, if there are any. The list is not

@@ -141,8 +141,10 @@ impl Task {
                 .filter(|(_, n)| n.owner == self.id && !n.hidden)
                 .map(|(id, _)| id)
                 .collect();
-            // Inner nurseries are opened later; status depth orders them.
-            v.sort_by_key(|id| status_depth(st, st.nurseries.get(*id).map(|n| n.status)));
+            // Inner nurseries are opened later; cancel-status depth orders them.
+            v.sort_by_key(|id| {
+                cancel_status_depth(st, st.nurseries.get(*id).map(|n| n.cancel_status))
+            });
             Some(
                 v.into_iter()
                     .map(|id| NurseryInfo {
@@ -156,9 +158,9 @@ impl Task {
     }
 }
 
-fn status_depth(st: &runtime::State, mut status: Option<runtime::StatusId>) -> usize {
+fn cancel_status_depth(st: &runtime::State, mut status: Option<runtime::CancelStatusId>) -> usize {
     let mut depth = 0;
-    while let Some(s) = status.and_then(|s| st.statuses.get(s)) {
+    while let Some(s) = status.and_then(|s| st.cancel_statuses.get(s)) {
         depth += 1;
         status = s.parent;
     }

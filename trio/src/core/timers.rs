@@ -17,7 +17,7 @@ use std::collections::BinaryHeap;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum TimerTarget {
-    Status(Key),
+    CancelStatus(Key),
     Park(Key),
 }
 
@@ -95,11 +95,14 @@ mod tests {
         t.push(Instant::from_nanos(5), b);
         assert_eq!(t.peek().unwrap().1, a);
         for _ in 0..100 {
-            t.push(Instant::from_nanos(1), TimerTarget::Status(Key::DANGLING));
+            t.push(
+                Instant::from_nanos(1),
+                TimerTarget::CancelStatus(Key::DANGLING),
+            );
             t.note_stale();
         }
         assert!(t.needs_pruning());
-        t.prune(|_, target| target != TimerTarget::Status(Key::DANGLING));
+        t.prune(|_, target| target != TimerTarget::CancelStatus(Key::DANGLING));
         assert_eq!(t.len(), 2);
     }
 }
