@@ -23,7 +23,10 @@
 //! before the scope is entered; [`move_on_after`] and friends are the
 //! everyday forms.
 
-use crate::core::runtime::{self, CancelStatusId, CancelStatusKind, NewCancelStatus, Runtime};
+use crate::core::cancel_status::{
+    CancelStatusExit, CancelStatusId, CancelStatusKind, NewCancelStatus,
+};
+use crate::core::runtime::{self, Runtime};
 use crate::error::{Error, ErrorKind, Result};
 use crate::time::{Instant, TryIntoDuration};
 use std::cell::Cell;
@@ -110,8 +113,8 @@ impl CancelStatusGuard {
         fut.poll(cx)
     }
 
-    /// Exits the scope with the body's error, if any: (what propagates, caught).
-    pub(crate) fn exit(mut self, error: Option<Error>) -> (Option<Error>, bool) {
+    /// Exits the scope with the body's error, if any.
+    pub(crate) fn exit(mut self, error: Option<Error>) -> CancelStatusExit {
         self.armed = false;
         self.leave_state_in_handle();
         self.rt
@@ -142,22 +145,38 @@ impl Drop for CancelStatusGuard {
     }
 }
 
+/// How a scope's run ended.
+struct ScopeOutcome<T> {
+    /// `Ok(Some(v))` if the future finished, `Ok(None)` if the scope caught
+    /// its cancellation and nothing else failed, else what propagates.
+    result: Result<Option<T>>,
+    /// Whether the scope caught a `Cancelled`.
+    caught: bool,
+}
+
 /// Runs `fut` inside an entered cancel status and exits it. Shared by every scope form.
 async fn run_in_cancel_status<T>(
     guard: CancelStatusGuard,
     fut: impl Future<Output = Result<T>>,
-) -> (Result<Option<T>>, bool) {
+) -> ScopeOutcome<T> {
     let mut fut = pin!(fut);
     let result = std::future::poll_fn(|cx| guard.poll_in(fut.as_mut(), cx)).await;
     match result {
         Ok(v) => {
-            guard.exit(None);
-            (Ok(Some(v)), false)
+            // Without an error there is nothing to catch.
+            let _ = guard.exit(None);
+            ScopeOutcome {
+                result: Ok(Some(v)),
+                caught: false,
+            }
         }
-        Err(e) => match guard.exit(Some(e)) {
-            (Some(e), caught) => (Err(e), caught),
-            (None, caught) => (Ok(None), caught),
-        },
+        Err(e) => {
+            let exit = guard.exit(Some(e));
+            ScopeOutcome {
+                result: exit.error.map_or(Ok(None), Err),
+                caught: exit.caught,
+            }
+        }
     }
 }
 
@@ -415,9 +434,9 @@ impl CancelScope {
         self.inner.cancel_status.set(Some(guard.cancel_status));
         self.inner.run_id.set(rt.run_id);
         self.inner.phase.set(Phase::Active);
-        let (result, caught) = run_in_cancel_status(guard, fut).await;
-        self.inner.caught.set(caught);
-        result
+        let outcome = run_in_cancel_status(guard, fut).await;
+        self.inner.caught.set(outcome.caught);
+        outcome.result
     }
 }
 
@@ -433,25 +452,20 @@ impl fmt::Debug for CancelScope {
     }
 }
 
+/// Runs `fut` in a new plain scope with `deadline`, or `relative` to now
+/// if given: what the `move_on_*` and `fail_*` forms share.
 async fn scoped<T>(
-    deadline: Result<Instant>,
+    deadline: Instant,
     relative: Option<Duration>,
     fut: impl Future<Output = Result<T>>,
-) -> (Result<Option<T>>, bool) {
-    let deadline = match deadline {
-        Ok(d) => d,
-        Err(e) => return (Err(e), false),
-    };
-    let rt = match runtime::current() {
-        Ok(rt) => rt,
-        Err(e) => return (Err(e), false),
-    };
+) -> Result<Option<T>> {
+    let rt = runtime::current()?;
     let deadline = match relative {
         Some(d) => rt.now() + d,
         None => deadline,
     };
     let guard = CancelStatusGuard::enter(&rt, CancelStatusKind::Scope, false, false, deadline);
-    run_in_cancel_status(guard, fut).await
+    run_in_cancel_status(guard, fut).await.result
 }
 
 /// Runs `fut` with a timeout of `duration` from now (fixed when first
@@ -477,7 +491,7 @@ pub async fn move_on_after<T>(
     fut: impl Future<Output = Result<T>>,
 ) -> Result<Option<T>> {
     match duration.try_into_duration() {
-        Ok(d) => scoped(Ok(Instant::INFINITY), Some(d), fut).await.0,
+        Ok(d) => scoped(Instant::INFINITY, Some(d), fut).await,
         Err(e) => Err(e),
     }
 }
@@ -487,7 +501,7 @@ pub async fn move_on_at<T>(
     deadline: Instant,
     fut: impl Future<Output = Result<T>>,
 ) -> Result<Option<T>> {
-    scoped(Ok(deadline), None, fut).await.0
+    scoped(deadline, None, fut).await
 }
 
 /// Runs `fut` with a timeout of `duration`; on expiry `fut` is cancelled and
@@ -507,12 +521,12 @@ pub async fn fail_after<T>(
     fut: impl Future<Output = Result<T>>,
 ) -> Result<T> {
     let d = duration.try_into_duration()?;
-    too_slow_if_caught(scoped(Ok(Instant::INFINITY), Some(d), fut).await.0)
+    too_slow_if_caught(scoped(Instant::INFINITY, Some(d), fut).await)
 }
 
 /// Like [`fail_after`], with an absolute deadline on the run's clock.
 pub async fn fail_at<T>(deadline: Instant, fut: impl Future<Output = Result<T>>) -> Result<T> {
-    too_slow_if_caught(scoped(Ok(deadline), None, fut).await.0)
+    too_slow_if_caught(scoped(deadline, None, fut).await)
 }
 
 /// A scope that caught its cancellation means the deadline hit: `TooSlow`.

@@ -43,10 +43,11 @@
 //! itself.
 
 use crate::core::cancel::CancelScope;
+use crate::core::cancel_status::{CancelStatusId, CancelStatusKind, NewCancelStatus};
 use crate::core::runtime::{
-    self, CancelStatusId, CancelStatusKind, NewCancelStatus, NurseryId, NurseryRecord, Parent,
-    Runtime, TaskId, TaskName, TaskRecord,
+    self, Parent, Runtime, State, TaskId, TaskName, TaskRecord, WakeTarget,
 };
+use crate::core::slab::Key;
 use crate::core::task::{NurseryInfo, Task};
 use crate::error::{Error, Result, TaskResult};
 use crate::time::Instant;
@@ -58,6 +59,98 @@ use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::pin::{Pin, pin};
 use std::rc::Rc;
 use std::task::{Context, Poll};
+
+pub(crate) type NurseryId = Key;
+
+/// The run's record of one open nursery (its children's futures live in
+/// the nursery future itself, `NurseryInner`; this is what the rest of the
+/// run needs to know). Removed when the nursery future finishes or is
+/// dropped.
+pub(crate) struct NurseryRecord {
+    /// The task that opened the nursery: its body runs as part of that task.
+    pub(crate) owner: TaskId,
+    /// The nursery's own cancel status (its `cancel_scope`); the body and
+    /// every child run under it.
+    pub(crate) cancel_status: CancelStatusId,
+    /// Slots of the children woken since the nursery last polled, for it to
+    /// poll next. A child is pushed once per wake (its `TaskRecord.ready`
+    /// stops a second push); a slot emptied since (the child moved out) is
+    /// skipped when polled.
+    pub(crate) ready: Vec<u32>,
+    /// Whoever polls the nursery has been woken since the nursery's last
+    /// poll, so further child wakes need not wake it again (one wake per
+    /// batch). Cleared when the nursery polls.
+    pub(crate) woken: bool,
+    /// The waker of whoever polls the nursery future, from its last poll;
+    /// used up by the wake.
+    pub(crate) waker: WakeTarget,
+    /// The body and every child have finished: no more spawns (mirrors
+    /// `NurseryInner::closed`, for the task tree).
+    pub(crate) closed: bool,
+    /// How many tasks have this nursery as their parent: spawned or moved
+    /// in, and not yet exited or moved out. The nursery can finish only at
+    /// zero. Changed only by `child_spawned`, `child_exited` and
+    /// `child_moved`.
+    pub(crate) live: u32,
+    /// `start` calls into this nursery still waiting for their child to
+    /// start (it will move in): the nursery stays open until they end.
+    pub(crate) pending_starts: u32,
+    /// The nursery `start` uses for a child that has not started yet: it is
+    /// not shown as one of its owner's nurseries.
+    pub(crate) hidden: bool,
+    /// Where the nursery was opened, for the task tree.
+    pub(crate) location: &'static Location<'static>,
+}
+
+/// A nursery's children, as the task table sees them: the only code that
+/// changes `NurseryRecord::live`.
+impl State {
+    /// Makes the task record of a child spawned into `nursery` at `slot`,
+    /// and counts it live there.
+    pub(crate) fn child_spawned(
+        &mut self,
+        nursery: NurseryId,
+        slot: u32,
+        name: TaskName,
+        location: &'static Location<'static>,
+    ) -> TaskId {
+        let task = self.tasks.insert(TaskRecord {
+            name,
+            parent: Parent::Nursery { nursery, slot },
+            ready: false,
+            location: Some(location),
+        });
+        if let Some(n) = self.nurseries.get_mut(nursery) {
+            n.live += 1;
+        }
+        task
+    }
+
+    /// Removes the task record of a child of `nursery` that has exited, and
+    /// stops counting it live there.
+    pub(crate) fn child_exited(&mut self, nursery: NurseryId, task: TaskId) {
+        self.tasks.remove(task);
+        if let Some(n) = self.nurseries.get_mut(nursery) {
+            n.live -= 1;
+        }
+    }
+
+    /// Moves a child from nursery `from` to slot `slot` of nursery `to`
+    /// (`start`, once the child has started) and schedules it there.
+    pub(crate) fn child_moved(&mut self, task: TaskId, from: NurseryId, to: NurseryId, slot: u32) {
+        if let Some(t) = self.tasks.get_mut(task) {
+            t.parent = Parent::Nursery { nursery: to, slot };
+            t.ready = false;
+        }
+        if let Some(n) = self.nurseries.get_mut(from) {
+            n.live -= 1;
+        }
+        if let Some(n) = self.nurseries.get_mut(to) {
+            n.live += 1;
+        }
+        self.wake_task(task);
+    }
+}
 
 /// A child's future as the nursery stores it: the user's future itself,
 /// boxed once, its output converted by `poll_task`. (Wrapping it in an
@@ -123,18 +216,7 @@ impl<'env> NurseryInner<'env> {
         }
         let slot = self.alloc_slot();
         let id = self.id;
-        let task = rt.with_state(|st| {
-            let task = st.tasks.insert(TaskRecord {
-                name,
-                parent: Parent::Nursery { nursery: id, slot },
-                ready: false,
-                location: Some(location),
-            });
-            if let Some(n) = st.nurseries.get_mut(id) {
-                n.live += 1;
-            }
-            task
-        });
+        let task = rt.with_state(|st| st.child_spawned(id, slot, name, location));
         self.children.borrow_mut()[slot as usize] = Some(Child {
             fut: Some(fut),
             task,
@@ -311,7 +393,7 @@ impl<'env> Nursery<'env> {
         let slot = Rc::new(StartSlot {
             value: Cell::new(None),
             started: Cell::new(false),
-            caller: RefCell::new(runtime::WakeTarget::NONE),
+            caller: RefCell::new(WakeTarget::NONE),
         });
         let status = TaskStatus { slot: slot.clone() };
         let fut: ChildFuture<'env> = Box::pin(f(status));
@@ -435,7 +517,7 @@ struct StartSlot<V> {
     value: Cell<Option<V>>,
     started: Cell<bool>,
     /// Whoever polls the `start` call, for `started` to wake.
-    caller: RefCell<runtime::WakeTarget>,
+    caller: RefCell<WakeTarget>,
 }
 
 /// Given to a task started with [`Nursery::start`]; call
@@ -539,7 +621,7 @@ impl<'env> Driver<'env> {
                 cancel_status: status,
                 ready,
                 woken: false,
-                waker: runtime::WakeTarget::NONE,
+                waker: WakeTarget::NONE,
                 closed: false,
                 live: 0,
                 pending_starts: 0,
@@ -716,12 +798,7 @@ impl<'env> Driver<'env> {
         self.inner.children.borrow_mut()[slot as usize] = None;
         self.inner.free.borrow_mut().push(slot);
         let id = self.inner.id;
-        rt.with_state(|st| {
-            st.tasks.remove(task);
-            if let Some(n) = st.nurseries.get_mut(id) {
-                n.live -= 1;
-            }
-        });
+        rt.with_state(|st| st.child_exited(id, task));
         // Exit hooks are user code too: a panic in one is the task's panic,
         // reported by this nursery like any other.
         let hooks = catch_unwind(AssertUnwindSafe(|| rt.task_exited(task)));
@@ -769,22 +846,8 @@ impl<'env> Driver<'env> {
         for child in moving {
             let slot = target.alloc_slot();
             let task = child.task;
-            self.rt.with_state(|st| {
-                if let Some(t) = st.tasks.get_mut(task) {
-                    t.parent = Parent::Nursery {
-                        nursery: target.id,
-                        slot,
-                    };
-                    t.ready = false;
-                }
-                if let Some(n) = st.nurseries.get_mut(from) {
-                    n.live -= 1;
-                }
-                if let Some(n) = st.nurseries.get_mut(target.id) {
-                    n.live += 1;
-                }
-                st.wake_task(task);
-            });
+            self.rt
+                .with_state(|st| st.child_moved(task, from, target.id, slot));
             target.children.borrow_mut()[slot as usize] = Some(child);
         }
         self.inner.free.borrow_mut().clear();
@@ -810,19 +873,21 @@ impl<'env> Driver<'env> {
         let error = Error::group(std::mem::take(&mut self.errors));
         let (id, status) = (self.inner.id, self.inner.cancel_status);
         let batch = std::mem::take(&mut self.batch);
-        let (rest, _caught) = self.rt.with_state(|st| {
-            let r = st.exit_cancel_status(status, error);
+        // Whether the scope caught anything does not matter here: a body
+        // cancelled by the nursery's own scope returns `Ok(None)` either way.
+        let exit = self.rt.with_state(|st| {
+            let exit = st.exit_cancel_status(status, error);
             if let Some(n) = st.nurseries.remove(id) {
                 st.give_list(n.ready);
                 st.retire(n.waker);
             }
             st.give_list(batch);
-            r
+            exit
         });
         if let Some(payload) = self.panic.take() {
             resume_unwind(payload);
         }
-        match rest {
+        match exit.error {
             Some(e) => Err(e),
             None => Ok(body_out),
         }

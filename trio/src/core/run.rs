@@ -20,13 +20,13 @@
 //! The run ends when the root task has finished and the system tasks, which
 //! are cancelled at that point, have too.
 
+use crate::core::cancel_status::{CancelStatusKind, NewCancelStatus};
 use crate::core::clock::{Clock, SystemClock};
 use crate::core::inbox::Callback;
 use crate::core::instrument::Instrument;
 use crate::core::io::Reactor;
 use crate::core::runtime::{
-    self, CALLBACK_SLOT, CancelStatusKind, NewCancelStatus, Parent, ROOT_SLOT, Runtime, State,
-    SystemTask, TaskName, TaskRecord,
+    self, CALLBACK_SLOT, Parent, ROOT_SLOT, Runtime, State, SystemTask, TaskName, TaskRecord,
 };
 use crate::core::slab::Key;
 use crate::core::task::Task;

@@ -12,9 +12,9 @@
 //! [`ErrorKind::Deadlock`](crate::ErrorKind::Deadlock) whose [`Deadlock`]
 //! carries the tree.
 
-use crate::core::runtime::{
-    self, CancelStatusId, CancelStatusKind, Parent, Runtime, State, TaskId,
-};
+use crate::core::cancel_status::{CancelStatusId, CancelStatusKind};
+use crate::core::park::ParkState;
+use crate::core::runtime::{self, Parent, Runtime, State, TaskId};
 use crate::error::{Error, ErrorKind, Result};
 use crate::time::Instant;
 use std::fmt::{self, Write};
@@ -138,7 +138,7 @@ fn task(w: &Walk<'_>, id: TaskId, base: CancelStatusId, depth: usize, out: &mut 
     let mut waits: Vec<_> = st
         .parks
         .iter()
-        .filter(|(_, p)| matches!(p.state, runtime::ParkState::Waiting) && p.task == id)
+        .filter(|(_, p)| matches!(p.state, ParkState::Waiting) && p.task == id)
         .map(|(_, p)| (p.label, p.location, p.deadline))
         .collect();
     waits.sort_by_key(|(_, l, _)| (l.file(), l.line(), l.column()));
