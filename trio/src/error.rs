@@ -16,8 +16,9 @@
 //!   reports that failure itself, not a group of one;
 //! - everything else: a kind ([`ErrorKind`]) plus a message or a wrapped error.
 //!
-//! `Error` is two words and allocates only for non-cancellation errors; the
-//! common `Result<()>` stays small on the hot path.
+//! `Error` is one word (a `Box`, with `Cancelled` in its null niche) and
+//! allocates only for non-cancellation errors; the common `Result<()>`
+//! stays small on the hot path.
 
 use std::any::Any;
 use std::borrow::Cow;
@@ -479,5 +480,13 @@ mod tests {
         let e: Error = std::io::Error::other("x").into();
         assert_eq!(e.kind(), ErrorKind::Io);
         assert!(e.find::<std::io::Error>().is_some());
+    }
+
+    /// The module docs promise one word (and so two for `Result<()>`: a
+    /// `Box` has only the one niche, which `Cancelled` takes).
+    #[test]
+    fn error_is_one_word() {
+        assert_eq!(size_of::<Error>(), size_of::<usize>());
+        assert!(size_of::<Result<()>>() <= 2 * size_of::<usize>());
     }
 }

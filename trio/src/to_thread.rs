@@ -13,9 +13,10 @@
 //!   only when the thread has really finished, even if the caller stopped
 //!   waiting for it.
 //! - **Getting the result back.** The caller parks. The thread stores the
-//!   result in a shared slot and posts a callback with
-//!   [`TrioToken::run_sync_soon`]; the callback (in the run) returns the
-//!   token and reschedules the caller. The bookkeeping lives in a run-local
+//!   result in a shared slot and posts a callback as
+//!   [`TrioToken::run_sync_soon`](crate::lowlevel::TrioToken::run_sync_soon)
+//!   does (through the crate-private `RunHandle`); the callback (in the run)
+//!   returns the token and reschedules the caller. The bookkeeping lives in a run-local
 //!   table ([`RunVar`]) so that the callback, which must be `Send`, only
 //!   carries an id. While the thread works the call holds an
 //!   [`ExternalWork`] guard, so the run does

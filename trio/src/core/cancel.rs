@@ -1,10 +1,11 @@
 //! Cancel scopes: cancellation and timeouts that nest and compose.
 //!
 //! A scope wraps a future. While the future is polled, the scope's *cancel
-//! status* (a node in the run's status tree, see `runtime`) is the current
-//! one, so every checkpoint inside sees whether it is cancelled: a status is
-//! cancelled if its scope was cancelled (by [`CancelScope::cancel`] or an
-//! expired deadline) or, unless it is shielded, if its parent is.
+//! status* (a node in the run's cancel-status tree, see `cancel_status`) is
+//! the current one, so every checkpoint inside sees whether it is
+//! cancelled: a cancel status is cancelled if its scope was cancelled (by
+//! [`CancelScope::cancel`] or an expired deadline) or, unless it is
+//! shielded, if its parent is.
 //! Cancellation is level-triggered: every checkpoint inside fails with
 //! `Cancelled` until the scope is exited.
 //!
@@ -14,15 +15,18 @@
 //! it. So with nested cancelled scopes the outermost cancelled one below a
 //! shield catches, and an error that is not `Cancelled` always propagates.
 //!
-//! Cost: a scope costs a status-table entry on entry and exit (no
+//! Cost: a scope costs a cancel-status-table entry on entry and exit (no
 //! allocation once warm); a deadline adds one heap push. Nothing is done per
-//! poll beyond swapping the current status in and out.
+//! poll beyond swapping the current cancel status in and out.
 //!
 //! [`CancelScope`] is the handle form, shareable between tasks and usable
 //! before the scope is entered; [`move_on_after`] and friends are the
 //! everyday forms.
 
-use crate::core::runtime::{self, NewStatus, Runtime, StatusId, StatusKind};
+use crate::core::cancel_status::{
+    CancelStatusExit, CancelStatusId, CancelStatusKind, NewCancelStatus,
+};
+use crate::core::runtime::{self, Runtime};
 use crate::error::{Error, ErrorKind, Result};
 use crate::time::{Instant, TryIntoDuration};
 use std::cell::Cell;
@@ -33,24 +37,24 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// An entered status; exits it when dropped (for futures dropped mid-way).
-pub(crate) struct StatusGuard {
+/// An entered cancel status; exits it when dropped (for futures dropped mid-way).
+pub(crate) struct CancelStatusGuard {
     rt: Rc<Runtime>,
-    pub(crate) status: StatusId,
+    pub(crate) cancel_status: CancelStatusId,
     armed: bool,
     /// The handle to leave the scope's final state in, if there is one.
     handle: Option<Rc<ScopeInner>>,
 }
 
-impl StatusGuard {
+impl CancelStatusGuard {
     pub(crate) fn enter(
         rt: &Rc<Runtime>,
-        kind: StatusKind,
+        kind: CancelStatusKind,
         shield: bool,
         cancel_called: bool,
         deadline: Instant,
-    ) -> StatusGuard {
-        let parent = rt.current_status.get();
+    ) -> CancelStatusGuard {
+        let parent = rt.current_cancel_status.get();
         let owner = rt.current_task.get();
         let now = if deadline.is_finite() {
             rt.now()
@@ -58,7 +62,7 @@ impl StatusGuard {
             Instant::NEG_INFINITY
         };
         let status = rt.with_state(|st| {
-            let spec = NewStatus {
+            let spec = NewCancelStatus {
                 parent: Some(parent),
                 kind,
                 owner,
@@ -66,21 +70,27 @@ impl StatusGuard {
                 cancel_called,
                 deadline,
             };
-            st.new_status(spec, now)
+            st.enter_cancel_status(spec, now)
         });
-        StatusGuard {
+        CancelStatusGuard {
             rt: rt.clone(),
-            status,
+            cancel_status: status,
             armed: true,
             handle: None,
         }
     }
 
-    /// Copies the status's final state into the handle, before it goes.
+    /// Copies the cancel status's final state into the handle, before it goes.
     fn leave_state_in_handle(&self) {
         let Some(inner) = &self.handle else { return };
         let now = self.rt.now();
-        if let Some(s) = self.rt.state.borrow().statuses.get(self.status) {
+        if let Some(s) = self
+            .rt
+            .state
+            .borrow()
+            .cancel_statuses
+            .get(self.cancel_status)
+        {
             inner
                 .cancel_called
                 .set(s.cancel_called || s.deadline <= now);
@@ -90,66 +100,83 @@ impl StatusGuard {
         inner.phase.set(Phase::Exited);
     }
 
-    /// Polls `fut` with this status current.
+    /// Polls `fut` with this cancel status current.
     pub(crate) fn poll_in<F: Future + ?Sized>(
         &self,
         fut: Pin<&mut F>,
         cx: &mut Context<'_>,
     ) -> Poll<F::Output> {
-        let _restore = RestoreStatus {
+        let _restore = RestoreCancelStatus {
             rt: &self.rt,
-            saved: self.rt.current_status.replace(self.status),
+            saved: self.rt.current_cancel_status.replace(self.cancel_status),
         };
         fut.poll(cx)
     }
 
-    /// Exits the scope with the body's error, if any: (what propagates, caught).
-    pub(crate) fn exit(mut self, error: Option<Error>) -> (Option<Error>, bool) {
+    /// Exits the scope with the body's error, if any.
+    pub(crate) fn exit(mut self, error: Option<Error>) -> CancelStatusExit {
         self.armed = false;
         self.leave_state_in_handle();
-        self.rt.with_state(|st| st.exit_status(self.status, error))
+        self.rt
+            .with_state(|st| st.exit_cancel_status(self.cancel_status, error))
     }
 }
 
-/// Puts the previous status back even if the poll panics, so a panic
+/// Puts the previous cancel status back even if the poll panics, so a panic
 /// caught further up does not leave a dead scope current.
-struct RestoreStatus<'a> {
+struct RestoreCancelStatus<'a> {
     rt: &'a Runtime,
-    saved: StatusId,
+    saved: CancelStatusId,
 }
 
-impl Drop for RestoreStatus<'_> {
+impl Drop for RestoreCancelStatus<'_> {
     fn drop(&mut self) {
-        self.rt.current_status.set(self.saved);
+        self.rt.current_cancel_status.set(self.saved);
     }
 }
 
-impl Drop for StatusGuard {
+impl Drop for CancelStatusGuard {
     fn drop(&mut self) {
         if self.armed {
             self.leave_state_in_handle();
-            let status = self.status;
-            self.rt.with_state(|st| st.remove_status(status));
+            let status = self.cancel_status;
+            self.rt.with_state(|st| st.remove_cancel_status(status));
         }
     }
 }
 
-/// Runs `fut` inside an entered status and exits it. Shared by every scope form.
-async fn run_in_status<T>(
-    guard: StatusGuard,
+/// How a scope's run ended.
+struct ScopeOutcome<T> {
+    /// `Ok(Some(v))` if the future finished, `Ok(None)` if the scope caught
+    /// its cancellation and nothing else failed, else what propagates.
+    result: Result<Option<T>>,
+    /// Whether the scope caught a `Cancelled`.
+    caught: bool,
+}
+
+/// Runs `fut` inside an entered cancel status and exits it. Shared by every scope form.
+async fn run_in_cancel_status<T>(
+    guard: CancelStatusGuard,
     fut: impl Future<Output = Result<T>>,
-) -> (Result<Option<T>>, bool) {
+) -> ScopeOutcome<T> {
     let mut fut = pin!(fut);
     let result = std::future::poll_fn(|cx| guard.poll_in(fut.as_mut(), cx)).await;
     match result {
         Ok(v) => {
-            guard.exit(None);
-            (Ok(Some(v)), false)
+            // Without an error there is nothing to catch.
+            let _ = guard.exit(None);
+            ScopeOutcome {
+                result: Ok(Some(v)),
+                caught: false,
+            }
         }
-        Err(e) => match guard.exit(Some(e)) {
-            (Some(e), caught) => (Err(e), caught),
-            (None, caught) => (Ok(None), caught),
-        },
+        Err(e) => {
+            let exit = guard.exit(Some(e));
+            ScopeOutcome {
+                result: exit.error.map_or(Ok(None), Err),
+                caught: exit.caught,
+            }
+        }
     }
 }
 
@@ -162,7 +189,7 @@ enum Phase {
 
 struct ScopeInner {
     phase: Cell<Phase>,
-    status: Cell<Option<StatusId>>,
+    cancel_status: Cell<Option<CancelStatusId>>,
     run_id: Cell<u32>,
     cancel_called: Cell<bool>,
     deadline: Cell<Instant>,
@@ -211,7 +238,7 @@ impl CancelScope {
         CancelScope {
             inner: Rc::new(ScopeInner {
                 phase: Cell::new(Phase::Fresh),
-                status: Cell::new(None),
+                cancel_status: Cell::new(None),
                 run_id: Cell::new(0),
                 cancel_called: Cell::new(false),
                 deadline: Cell::new(Instant::INFINITY),
@@ -236,11 +263,11 @@ impl CancelScope {
         Ok(s)
     }
 
-    /// A scope attached to an already-entered status (a nursery's scope).
-    pub(crate) fn for_status(rt: &Runtime, status: StatusId) -> Self {
+    /// A scope attached to an already-entered cancel status (a nursery's scope).
+    pub(crate) fn for_cancel_status(rt: &Runtime, status: CancelStatusId) -> Self {
         let s = Self::new();
         s.inner.phase.set(Phase::Active);
-        s.inner.status.set(Some(status));
+        s.inner.cancel_status.set(Some(status));
         s.inner.run_id.set(rt.run_id);
         s
     }
@@ -250,17 +277,17 @@ impl CancelScope {
         self.inner.phase.set(Phase::Exited);
     }
 
-    /// The runtime and status of this scope while it is active.
-    fn active(&self) -> Option<(Rc<Runtime>, StatusId)> {
+    /// The runtime and cancel status of this scope while it is active.
+    fn active(&self) -> Option<(Rc<Runtime>, CancelStatusId)> {
         if self.inner.phase.get() != Phase::Active {
             return None;
         }
-        let status = self.inner.status.get()?;
+        let status = self.inner.cancel_status.get()?;
         let rt = runtime::with_runtime(Rc::clone)?;
         let live = rt.run_id == self.inner.run_id.get()
-            && rt.state.borrow().statuses.get(status).is_some();
+            && rt.state.borrow().cancel_statuses.get(status).is_some();
         if !live {
-            // Its run or its status is gone: it has ended.
+            // Its run or its cancel status is gone: it has ended.
             self.inner.phase.set(Phase::Exited);
             return None;
         }
@@ -298,7 +325,7 @@ impl CancelScope {
                 Some((rt, status)) => {
                     let now = rt.now();
                     let st = rt.state.borrow();
-                    match st.statuses.get(status) {
+                    match st.cancel_statuses.get(status) {
                         Some(s) if s.cancel_called => return true,
                         Some(s) => s.deadline <= now,
                         None => false,
@@ -324,7 +351,7 @@ impl CancelScope {
             return rt
                 .state
                 .borrow()
-                .statuses
+                .cancel_statuses
                 .get(status)
                 .map_or(Instant::INFINITY, |s| s.deadline);
         }
@@ -368,7 +395,7 @@ impl CancelScope {
             return rt
                 .state
                 .borrow()
-                .statuses
+                .cancel_statuses
                 .get(status)
                 .is_some_and(|s| s.shield);
         }
@@ -396,20 +423,20 @@ impl CancelScope {
             Some(d) => rt.now() + d,
             None => self.inner.deadline.get(),
         };
-        let mut guard = StatusGuard::enter(
+        let mut guard = CancelStatusGuard::enter(
             &rt,
-            StatusKind::Scope,
+            CancelStatusKind::Scope,
             self.inner.shield.get(),
             self.inner.cancel_called.get(),
             deadline,
         );
         guard.handle = Some(self.inner.clone());
-        self.inner.status.set(Some(guard.status));
+        self.inner.cancel_status.set(Some(guard.cancel_status));
         self.inner.run_id.set(rt.run_id);
         self.inner.phase.set(Phase::Active);
-        let (result, caught) = run_in_status(guard, fut).await;
-        self.inner.caught.set(caught);
-        result
+        let outcome = run_in_cancel_status(guard, fut).await;
+        self.inner.caught.set(outcome.caught);
+        outcome.result
     }
 }
 
@@ -425,25 +452,20 @@ impl fmt::Debug for CancelScope {
     }
 }
 
+/// Runs `fut` in a new plain scope with `deadline`, or `relative` to now
+/// if given: what the `move_on_*` and `fail_*` forms share.
 async fn scoped<T>(
-    deadline: Result<Instant>,
+    deadline: Instant,
     relative: Option<Duration>,
     fut: impl Future<Output = Result<T>>,
-) -> (Result<Option<T>>, bool) {
-    let deadline = match deadline {
-        Ok(d) => d,
-        Err(e) => return (Err(e), false),
-    };
-    let rt = match runtime::current() {
-        Ok(rt) => rt,
-        Err(e) => return (Err(e), false),
-    };
+) -> Result<Option<T>> {
+    let rt = runtime::current()?;
     let deadline = match relative {
         Some(d) => rt.now() + d,
         None => deadline,
     };
-    let guard = StatusGuard::enter(&rt, StatusKind::Scope, false, false, deadline);
-    run_in_status(guard, fut).await
+    let guard = CancelStatusGuard::enter(&rt, CancelStatusKind::Scope, false, false, deadline);
+    run_in_cancel_status(guard, fut).await.result
 }
 
 /// Runs `fut` with a timeout of `duration` from now (fixed when first
@@ -469,7 +491,7 @@ pub async fn move_on_after<T>(
     fut: impl Future<Output = Result<T>>,
 ) -> Result<Option<T>> {
     match duration.try_into_duration() {
-        Ok(d) => scoped(Ok(Instant::INFINITY), Some(d), fut).await.0,
+        Ok(d) => scoped(Instant::INFINITY, Some(d), fut).await,
         Err(e) => Err(e),
     }
 }
@@ -479,7 +501,7 @@ pub async fn move_on_at<T>(
     deadline: Instant,
     fut: impl Future<Output = Result<T>>,
 ) -> Result<Option<T>> {
-    scoped(Ok(deadline), None, fut).await.0
+    scoped(deadline, None, fut).await
 }
 
 /// Runs `fut` with a timeout of `duration`; on expiry `fut` is cancelled and
@@ -499,12 +521,12 @@ pub async fn fail_after<T>(
     fut: impl Future<Output = Result<T>>,
 ) -> Result<T> {
     let d = duration.try_into_duration()?;
-    too_slow_if_caught(scoped(Ok(Instant::INFINITY), Some(d), fut).await.0)
+    too_slow_if_caught(scoped(Instant::INFINITY, Some(d), fut).await)
 }
 
 /// Like [`fail_after`], with an absolute deadline on the run's clock.
 pub async fn fail_at<T>(deadline: Instant, fut: impl Future<Output = Result<T>>) -> Result<T> {
-    too_slow_if_caught(scoped(Ok(deadline), None, fut).await.0)
+    too_slow_if_caught(scoped(deadline, None, fut).await)
 }
 
 /// A scope that caught its cancellation means the deadline hit: `TooSlow`.
@@ -523,6 +545,6 @@ fn too_slow_if_caught<T>(result: Result<Option<T>>) -> Result<T> {
 pub fn current_effective_deadline() -> Result<Instant> {
     let rt = runtime::current()?;
     let now = rt.now();
-    let status = rt.current_status.get();
+    let status = rt.current_cancel_status.get();
     Ok(rt.state.borrow().effective_deadline(status, now))
 }

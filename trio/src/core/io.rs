@@ -176,15 +176,15 @@ impl Reactor {
                 continue;
             };
             let broken = ev.is_error();
-            if ev.is_readable() || ev.is_read_closed() || broken {
-                if let Some(k) = w.read.take() {
-                    out.ready.push(k);
-                }
+            if (ev.is_readable() || ev.is_read_closed() || broken)
+                && let Some(k) = w.read.take()
+            {
+                out.ready.push(k);
             }
-            if ev.is_writable() || ev.is_write_closed() || broken {
-                if let Some(k) = w.write.take() {
-                    out.ready.push(k);
-                }
+            if (ev.is_writable() || ev.is_write_closed() || broken)
+                && let Some(k) = w.write.take()
+            {
+                out.ready.push(k);
             }
             touched.push(fd);
         }

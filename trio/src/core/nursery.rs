@@ -43,10 +43,11 @@
 //! itself.
 
 use crate::core::cancel::CancelScope;
+use crate::core::cancel_status::{CancelStatusId, CancelStatusKind, NewCancelStatus};
 use crate::core::runtime::{
-    self, NewStatus, NurseryId, NurseryRecord, Parent, Runtime, StatusId, StatusKind, TaskId,
-    TaskName, TaskRecord,
+    self, Parent, Runtime, State, TaskId, TaskName, TaskRecord, WakeTarget,
 };
+use crate::core::slab::Key;
 use crate::core::task::{NurseryInfo, Task};
 use crate::error::{Error, Result, TaskResult};
 use crate::time::Instant;
@@ -59,9 +60,103 @@ use std::pin::{Pin, pin};
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
+pub(crate) type NurseryId = Key;
+
+/// The run's record of one open nursery (its children's futures live in
+/// the nursery future itself, `NurseryInner`; this is what the rest of the
+/// run needs to know). Removed when the nursery future finishes or is
+/// dropped.
+pub(crate) struct NurseryRecord {
+    /// The task that opened the nursery: its body runs as part of that task.
+    pub(crate) owner: TaskId,
+    /// The nursery's own cancel status (its `cancel_scope`); the body and
+    /// every child run under it.
+    pub(crate) cancel_status: CancelStatusId,
+    /// Slots of the children woken since the nursery last polled, for it to
+    /// poll next. A child is pushed once per wake (its `TaskRecord.ready`
+    /// stops a second push); a slot emptied since (the child moved out) is
+    /// skipped when polled.
+    pub(crate) ready: Vec<u32>,
+    /// Whoever polls the nursery has been woken since the nursery's last
+    /// poll, so further child wakes need not wake it again (one wake per
+    /// batch). Cleared when the nursery polls.
+    pub(crate) woken: bool,
+    /// The waker of whoever polls the nursery future, from its last poll;
+    /// used up by the wake.
+    pub(crate) waker: WakeTarget,
+    /// The body and every child have finished: no more spawns (mirrors
+    /// `NurseryInner::closed`, for the task tree).
+    pub(crate) closed: bool,
+    /// How many tasks have this nursery as their parent: spawned or moved
+    /// in, and not yet exited or moved out. The nursery can finish only at
+    /// zero. Changed only by `child_spawned`, `child_exited` and
+    /// `child_moved`.
+    pub(crate) live: u32,
+    /// `start` calls into this nursery still waiting for their child to
+    /// start (it will move in): the nursery stays open until they end.
+    pub(crate) pending_starts: u32,
+    /// The nursery `start` uses for a child that has not started yet: it is
+    /// not shown as one of its owner's nurseries.
+    pub(crate) hidden: bool,
+    /// Where the nursery was opened, for the task tree.
+    pub(crate) location: &'static Location<'static>,
+}
+
+/// A nursery's children, as the task table sees them: the only code that
+/// changes `NurseryRecord::live`.
+impl State {
+    /// Makes the task record of a child spawned into `nursery` at `slot`,
+    /// and counts it live there.
+    pub(crate) fn child_spawned(
+        &mut self,
+        nursery: NurseryId,
+        slot: u32,
+        name: TaskName,
+        location: &'static Location<'static>,
+    ) -> TaskId {
+        let task = self.tasks.insert(TaskRecord {
+            name,
+            parent: Parent::Nursery { nursery, slot },
+            ready: false,
+            location: Some(location),
+        });
+        if let Some(n) = self.nurseries.get_mut(nursery) {
+            n.live += 1;
+        }
+        task
+    }
+
+    /// Removes the task record of a child of `nursery` that has exited, and
+    /// stops counting it live there.
+    pub(crate) fn child_exited(&mut self, nursery: NurseryId, task: TaskId) {
+        self.tasks.remove(task);
+        if let Some(n) = self.nurseries.get_mut(nursery) {
+            n.live -= 1;
+        }
+    }
+
+    /// Moves a child from nursery `from` to slot `slot` of nursery `to`
+    /// (`start`, once the child has started) and schedules it there.
+    pub(crate) fn child_moved(&mut self, task: TaskId, from: NurseryId, to: NurseryId, slot: u32) {
+        if let Some(t) = self.tasks.get_mut(task) {
+            t.parent = Parent::Nursery { nursery: to, slot };
+            t.ready = false;
+        }
+        if let Some(n) = self.nurseries.get_mut(from) {
+            n.live -= 1;
+        }
+        if let Some(n) = self.nurseries.get_mut(to) {
+            n.live += 1;
+        }
+        self.wake_task(task);
+    }
+}
+
 /// A child's future as the nursery stores it: the user's future itself,
-/// boxed once. (Wrapping it in an `async` block to convert its output would
-/// store it twice over: rustc keeps both the captured and the awaited copy.)
+/// boxed once, its output converted by `poll_task`. (Wrapping it in an
+/// `async` block to convert its output would store it twice over: rustc
+/// keeps both the captured and the awaited copy.) Every spawn path
+/// (`start_soon`, `start_soon_named`, `start`) boxes the future directly.
 trait ChildTask {
     fn poll_task(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>>;
 }
@@ -87,7 +182,7 @@ struct Child<'env> {
 pub(crate) struct NurseryInner<'env> {
     run_id: u32,
     id: NurseryId,
-    status: StatusId,
+    cancel_status: CancelStatusId,
     children: RefCell<Vec<Option<Child<'env>>>>,
     free: RefCell<Vec<u32>>,
     closed: Cell<bool>,
@@ -125,15 +220,7 @@ impl<'env> NurseryInner<'env> {
         // with instruments the wake waits until they have been told.
         let instrumented = rt.instruments_on.get();
         let task = rt.with_state(|st| {
-            let task = st.tasks.insert(TaskRecord {
-                name,
-                parent: Parent::Nursery { nursery: id, slot },
-                ready: false,
-                location: Some(location),
-            });
-            if let Some(n) = st.nurseries.get_mut(id) {
-                n.live += 1;
-            }
+            let task = st.child_spawned(id, slot, name, location);
             if !instrumented {
                 st.wake_task(task);
             }
@@ -222,7 +309,7 @@ impl<'env> Nursery<'env> {
         F::Output: TaskResult,
     {
         let location = Location::caller();
-        let fut: ChildFuture<'env> = Box::pin(async move { fut.await.into_task_result() });
+        let fut: ChildFuture<'env> = Box::pin(fut);
         self.inner
             .spawn(fut, TaskName::Location(location), location)
             .map(|_| ())
@@ -237,7 +324,7 @@ impl<'env> Nursery<'env> {
         F::Output: TaskResult,
     {
         let location = Location::caller();
-        let fut: ChildFuture<'env> = Box::pin(async move { fut.await.into_task_result() });
+        let fut: ChildFuture<'env> = Box::pin(fut);
         self.inner
             .spawn(fut, TaskName::Named(Rc::from(name)), location)
             .map(|_| ())
@@ -250,7 +337,7 @@ impl<'env> Nursery<'env> {
     /// *caller's* cancel scopes, and an error it returns comes out of `start`
     /// itself. After `started`, it moves into this nursery and `start`
     /// returns `value`. Finishing without calling `started` is an error;
-    /// calling it twice is impossible (it consumes the status). A pending
+    /// calling it twice is impossible (it consumes the `TaskStatus`). A pending
     /// `start` keeps the nursery open.
     ///
     /// ```
@@ -316,7 +403,7 @@ impl<'env> Nursery<'env> {
         let slot = Rc::new(StartSlot {
             value: Cell::new(None),
             started: Cell::new(false),
-            caller: RefCell::new(runtime::WakeTarget::NONE),
+            caller: RefCell::new(WakeTarget::NONE),
         });
         let status = TaskStatus { slot: slot.clone() };
         let fut: ChildFuture<'env> = Box::pin(f(status));
@@ -351,7 +438,7 @@ impl<'env> Nursery<'env> {
             .scope
             .get_or_init(|| match runtime::with_runtime(Rc::clone) {
                 Some(rt) if rt.run_id == self.inner.run_id => {
-                    CancelScope::for_status(&rt, self.inner.status)
+                    CancelScope::for_cancel_status(&rt, self.inner.cancel_status)
                 }
                 _ => {
                     // Not in its run: a handle to a scope that has ended.
@@ -383,7 +470,7 @@ impl<'env> Nursery<'env> {
 struct RestoreCurrent<'a> {
     rt: &'a Runtime,
     task: TaskId,
-    status: StatusId,
+    cancel_status: CancelStatusId,
 }
 
 impl<'a> RestoreCurrent<'a> {
@@ -391,7 +478,7 @@ impl<'a> RestoreCurrent<'a> {
         RestoreCurrent {
             rt,
             task: rt.current_task.get(),
-            status: rt.current_status.get(),
+            cancel_status: rt.current_cancel_status.get(),
         }
     }
 }
@@ -399,7 +486,7 @@ impl<'a> RestoreCurrent<'a> {
 impl Drop for RestoreCurrent<'_> {
     fn drop(&mut self) {
         self.rt.current_task.set(self.task);
-        self.rt.current_status.set(self.status);
+        self.rt.current_cancel_status.set(self.cancel_status);
     }
 }
 
@@ -440,7 +527,7 @@ struct StartSlot<V> {
     value: Cell<Option<V>>,
     started: Cell<bool>,
     /// Whoever polls the `start` call, for `started` to wake.
-    caller: RefCell<runtime::WakeTarget>,
+    caller: RefCell<WakeTarget>,
 }
 
 /// Given to a task started with [`Nursery::start`]; call
@@ -532,18 +619,19 @@ pub(crate) struct Driver<'env> {
 
 impl<'env> Driver<'env> {
     fn open(rt: &Rc<Runtime>, hidden: bool, location: &'static Location<'static>) -> Driver<'env> {
-        let parent_status = rt.current_status.get();
+        let parent_status = rt.current_cancel_status.get();
         let owner = rt.current_task.get();
         let (id, status, batch) = rt.with_state(|st| {
-            let spec = NewStatus::plain(Some(parent_status), StatusKind::Nursery, owner);
-            let status = st.new_status(spec, Instant::NEG_INFINITY);
+            let spec =
+                NewCancelStatus::plain(Some(parent_status), CancelStatusKind::Nursery, owner);
+            let status = st.enter_cancel_status(spec, Instant::NEG_INFINITY);
             let ready = st.take_list();
             let id = st.nurseries.insert(NurseryRecord {
                 owner,
-                status,
+                cancel_status: status,
                 ready,
                 woken: false,
-                waker: runtime::WakeTarget::NONE,
+                waker: WakeTarget::NONE,
                 closed: false,
                 live: 0,
                 pending_starts: 0,
@@ -557,7 +645,7 @@ impl<'env> Driver<'env> {
             inner: Rc::new(NurseryInner {
                 run_id: rt.run_id,
                 id,
-                status,
+                cancel_status: status,
                 children: RefCell::new(Vec::new()),
                 free: RefCell::new(Vec::new()),
                 closed: Cell::new(false),
@@ -585,7 +673,7 @@ impl<'env> Driver<'env> {
     }
 
     fn cancel_own_scope(&self) {
-        let status = self.inner.status;
+        let status = self.inner.cancel_status;
         self.rt.with_state(|st| st.cancel(status));
     }
 
@@ -621,7 +709,7 @@ impl<'env> Driver<'env> {
             }
             st.shuffle(&mut batch);
         });
-        // Put back the current task and status however this poll ends (a
+        // Put back the current task and cancel status however this poll ends (a
         // panic may unwind through it, from a hook, say).
         let _restore = RestoreCurrent::new(&rt);
         // The body is part of the task polling this nursery: it runs with
@@ -630,7 +718,7 @@ impl<'env> Driver<'env> {
         if !self.body_done
             && let Some(b) = body.as_mut()
         {
-            rt.current_status.set(self.inner.status);
+            rt.current_cancel_status.set(self.inner.cancel_status);
             let r = catch_unwind(AssertUnwindSafe(|| b.as_mut().poll(cx)));
             match r {
                 Ok(Poll::Pending) => {}
@@ -695,7 +783,7 @@ impl<'env> Driver<'env> {
             }
         });
         rt.current_task.set(task);
-        rt.current_status.set(self.inner.status);
+        rt.current_cancel_status.set(self.inner.cancel_status);
         let waker = rt.waker_for(task);
         let mut ccx = Context::from_waker(&waker);
         rt.instrument(|i, rt| i.before_task_step(Task::from_id(rt, task)));
@@ -720,12 +808,7 @@ impl<'env> Driver<'env> {
         self.inner.children.borrow_mut()[slot as usize] = None;
         self.inner.free.borrow_mut().push(slot);
         let id = self.inner.id;
-        rt.with_state(|st| {
-            st.tasks.remove(task);
-            if let Some(n) = st.nurseries.get_mut(id) {
-                n.live -= 1;
-            }
-        });
+        rt.with_state(|st| st.child_exited(id, task));
         // Exit hooks are user code too: a panic in one is the task's panic,
         // reported by this nursery like any other.
         let hooks = if rt.has_exit_hooks.get() {
@@ -762,7 +845,7 @@ impl<'env> Driver<'env> {
     /// called `started`). Does nothing, and returns false, if the caller's
     /// scope is cancelled: the child then finishes where it is.
     fn transfer_children_to(&mut self, target: &NurseryInner<'env>) -> bool {
-        let (from, from_status) = (self.inner.id, self.inner.status);
+        let (from, from_status) = (self.inner.id, self.inner.cancel_status);
         let cancelled = self.rt.with_state(|st| st.is_cancelled(from_status));
         if cancelled || target.closed.get() {
             return false;
@@ -780,36 +863,22 @@ impl<'env> Driver<'env> {
         for child in moving {
             let slot = target.alloc_slot();
             let task = child.task;
-            self.rt.with_state(|st| {
-                if let Some(t) = st.tasks.get_mut(task) {
-                    t.parent = Parent::Nursery {
-                        nursery: target.id,
-                        slot,
-                    };
-                    t.ready = false;
-                }
-                if let Some(n) = st.nurseries.get_mut(from) {
-                    n.live -= 1;
-                }
-                if let Some(n) = st.nurseries.get_mut(target.id) {
-                    n.live += 1;
-                }
-                st.wake_task(task);
-            });
+            self.rt
+                .with_state(|st| st.child_moved(task, from, target.id, slot));
             target.children.borrow_mut()[slot as usize] = Some(child);
         }
         self.inner.free.borrow_mut().clear();
         self.inner.children.borrow_mut().clear();
         // Scopes the child entered while starting now hang under the target.
-        let target_status = target.status;
+        let target_status = target.cancel_status;
         self.rt.with_state(|st| {
             let kids = st
-                .statuses
+                .cancel_statuses
                 .get(from_status)
                 .map(|s| s.children.clone())
                 .unwrap_or_default();
             for k in kids {
-                st.reparent_status(k, target_status);
+                st.reparent_cancel_status(k, target_status);
             }
         });
         true
@@ -819,21 +888,23 @@ impl<'env> Driver<'env> {
     fn finish<T>(&mut self, body_out: Option<T>) -> Result<Option<T>> {
         self.finished = true;
         let error = Error::group(std::mem::take(&mut self.errors));
-        let (id, status) = (self.inner.id, self.inner.status);
+        let (id, status) = (self.inner.id, self.inner.cancel_status);
         let batch = std::mem::take(&mut self.batch);
-        let (rest, _caught) = self.rt.with_state(|st| {
-            let r = st.exit_status(status, error);
+        // Whether the scope caught anything does not matter here: a body
+        // cancelled by the nursery's own scope returns `Ok(None)` either way.
+        let exit = self.rt.with_state(|st| {
+            let exit = st.exit_cancel_status(status, error);
             if let Some(n) = st.nurseries.remove(id) {
                 st.give_list(n.ready);
                 st.retire(n.waker);
             }
             st.give_list(batch);
-            r
+            exit
         });
         if let Some(payload) = self.panic.take() {
             resume_unwind(payload);
         }
-        match rest {
+        match exit.error {
             Some(e) => Err(e),
             None => Ok(body_out),
         }
@@ -857,7 +928,7 @@ impl Drop for Driver<'_> {
             .collect();
         let tasks: Vec<TaskId> = children.iter().map(|c| c.task).collect();
         drop(children);
-        let (id, status) = (self.inner.id, self.inner.status);
+        let (id, status) = (self.inner.id, self.inner.cancel_status);
         self.rt.with_state(|st| {
             for &t in &tasks {
                 st.tasks.remove(t);
@@ -865,7 +936,7 @@ impl Drop for Driver<'_> {
             if let Some(n) = st.nurseries.remove(id) {
                 st.retire(n.waker);
             }
-            st.remove_status(status);
+            st.remove_cancel_status(status);
         });
         for t in tasks {
             self.rt.task_exited(t);

@@ -19,8 +19,23 @@
 //!
 //! Every park records the cancel status it waits under, so cancelling a
 //! scope wakes exactly the parks inside it, at once.
+//!
+//! # The park table
+//!
+//! The run keeps one [`ParkRecord`] per `Park` in `State::parks`, from
+//! [`new_park`] until the `Park` takes its outcome or is dropped
+//! ([`State::remove_park`]). Who may touch it:
+//! - the `Park`'s own poll registers its waker and cancel status
+//!   ([`State::register_park`]) and takes the outcome;
+//! - [`reschedule`] (and the reactor, the timer heap, the idle waiters) give
+//!   it an outcome, once: `Waiting` becomes `Done` and never goes back;
+//! - a cancellation only wakes it (see `cancel_status`, invariant 3): the
+//!   `Park` itself then runs its abort function and decides.
 
-use crate::core::runtime::{self, ParkId, ParkRecord, ParkState, Runtime, State, WakeTarget};
+use crate::core::cancel_status::CancelStatusId;
+use crate::core::runtime::{self, Runtime, State, TaskId, WakeTarget};
+use crate::core::slab::Key;
+use crate::core::timers::TimerTarget;
 use crate::error::{Error, Result};
 use crate::time::{Instant, TryIntoDuration};
 use std::fmt;
@@ -28,7 +43,7 @@ use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 /// What one look at a parked wait's record decided.
@@ -151,6 +166,8 @@ where
     }
 }
 
+/// Makes the record of a new wait for the current task, and its timer if
+/// `deadline` is finite (a timed wait: it is rescheduled with `Ok` then).
 pub(crate) fn new_park(
     rt: &Runtime,
     label: &'static str,
@@ -162,21 +179,125 @@ pub(crate) fn new_park(
         let id = st.parks.insert(ParkRecord {
             state: ParkState::Waiting,
             target: WakeTarget::NONE,
-            status: None,
+            cancel_status: None,
             task,
             location,
             label,
             deadline,
         });
         if deadline.is_finite() {
-            st.timers
-                .push(deadline, crate::core::timers::TimerTarget::Park(id));
+            st.timers.push(deadline, TimerTarget::Park(id));
         }
         id
     });
     WaitKey {
         park,
         run_id: rt.run_id,
+    }
+}
+
+// ----- the park table ---------------------------------------------------
+
+/// A parked wait's key in `State::parks`.
+pub(crate) type ParkId = Key;
+
+/// Where a parked wait is: see [`ParkRecord::state`].
+pub(crate) enum ParkState {
+    Waiting,
+    Done(Result<()>),
+}
+
+/// The run's record of one parked wait; see the module docs.
+pub(crate) struct ParkRecord {
+    /// `Waiting` until someone gives the wait its outcome (or its deadline
+    /// fires), then `Done(outcome)` until the `Park` takes it.
+    pub(crate) state: ParkState,
+    /// Whom to wake: the waker of the `Park`'s last poll. A wake uses it up;
+    /// the `Park` registers again when polled.
+    pub(crate) target: WakeTarget,
+    /// The cancel status the park last registered under (`None` before its
+    /// first poll). The park has a live entry in that status's `parked`
+    /// list, and is counted in its `parked_live`.
+    pub(crate) cancel_status: Option<CancelStatusId>,
+    /// The task that waits, for the task tree.
+    pub(crate) task: TaskId,
+    /// Where the wait was made, for the task tree.
+    pub(crate) location: &'static Location<'static>,
+    /// What the task waits for, for the task tree ("sleep", "Event.wait" …).
+    pub(crate) label: &'static str,
+    /// A timed wait's deadline (`Instant::INFINITY` if none). While it is
+    /// finite and the park is `Waiting`, the timer heap holds a live entry
+    /// for it; it is reset to infinity when that entry fires.
+    pub(crate) deadline: Instant,
+}
+
+impl State {
+    /// Records that `park` waits under `status`, to be woken through `waker`.
+    pub(crate) fn register_park(&mut self, park: ParkId, status: CancelStatusId, waker: &Waker) {
+        let (run_id, shared_addr) = (self.run_id, self.shared_addr);
+        let Some(p) = self.parks.get_mut(park) else {
+            return;
+        };
+        let replaced = p.target.update(waker, run_id, shared_addr);
+        let old = if p.cancel_status == Some(status) {
+            None
+        } else {
+            Some(p.cancel_status.replace(status))
+        };
+        self.retire(replaced);
+        let Some(old) = old else { return };
+        if let Some(old) = old
+            && let Some(s) = self.cancel_statuses.get_mut(old)
+        {
+            s.parked_live = s.parked_live.saturating_sub(1);
+        }
+        if let Some(s) = self.cancel_statuses.get_mut(status) {
+            s.parked.push(park);
+            s.parked_live += 1;
+            if s.parked.len() > 2 * s.parked_live as usize + 8 {
+                let parks = &self.parks;
+                s.parked.retain(|pid| {
+                    parks
+                        .get(*pid)
+                        .is_some_and(|p| p.cancel_status == Some(status))
+                });
+            }
+        }
+    }
+
+    /// Removes a park's record (its waker is retired, see [`State::retire`]).
+    pub(crate) fn remove_park(&mut self, park: ParkId) -> Option<ParkRecord> {
+        let mut p = self.parks.remove(park)?;
+        let target = std::mem::take(&mut p.target);
+        self.retire(target);
+        if let Some(s) = p
+            .cancel_status
+            .and_then(|s| self.cancel_statuses.get_mut(s))
+        {
+            s.parked_live = s.parked_live.saturating_sub(1);
+        }
+        if p.deadline.is_finite() && matches!(p.state, ParkState::Waiting) {
+            self.timers.note_stale();
+        }
+        Some(p)
+    }
+
+    /// Gives a parked wait its outcome and wakes it. False if it is not
+    /// waiting (already rescheduled, aborted or gone).
+    pub(crate) fn reschedule(&mut self, park: ParkId, outcome: Result<()>) -> bool {
+        let Some(p) = self.parks.get_mut(park) else {
+            return false;
+        };
+        if !matches!(p.state, ParkState::Waiting) {
+            return false;
+        }
+        p.state = ParkState::Done(outcome);
+        if p.deadline.is_finite() {
+            self.timers.note_stale();
+        }
+        let target = std::mem::take(&mut p.target);
+        self.wake_target(target);
+        true
     }
 }
 
@@ -216,7 +337,7 @@ where
     A: FnMut(WaitKey, AbortReason) -> Abort,
 {
     fn poll_in(&mut self, rt: &Runtime, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let status = rt.current_status.get();
+        let status = rt.current_cancel_status.get();
         let key = self.key.park;
         // One pass over the record (one borrow, on the common path): take
         // the outcome, or register the wait, unless the scope is cancelled
@@ -549,6 +670,17 @@ pub struct CheckpointWatch {
     id: u64,
 }
 
+/// One [`CheckpointWatch`]'s counts, in `Runtime::watches` from
+/// [`watch_checkpoints`] until the watch is dropped; counted by
+/// `Runtime::count_checkpoint`.
+pub(crate) struct CheckpointWatchEntry {
+    /// The watch's id (unique in the process).
+    pub(crate) watch: u64,
+    /// The task whose checkpoints count.
+    pub(crate) task: TaskId,
+    pub(crate) counts: CheckpointCounts,
+}
+
 /// Starts counting the current task's checkpoints.
 pub fn watch_checkpoints() -> Result<CheckpointWatch> {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -556,7 +688,11 @@ pub fn watch_checkpoints() -> Result<CheckpointWatch> {
     let rt = runtime::current()?;
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
     let task = rt.current_task.get();
-    rt.watches.borrow_mut().push((id, task, 0, 0));
+    rt.watches.borrow_mut().push(CheckpointWatchEntry {
+        watch: id,
+        task,
+        counts: CheckpointCounts::default(),
+    });
     rt.watching.set(true);
     Ok(CheckpointWatch { rt, id })
 }
@@ -565,18 +701,15 @@ impl CheckpointWatch {
     /// The checkpoints the task has completed since the watch started.
     pub fn counts(&self) -> CheckpointCounts {
         let watches = self.rt.watches.borrow();
-        let w = watches.iter().find(|w| w.0 == self.id);
-        w.map_or_else(CheckpointCounts::default, |w| CheckpointCounts {
-            schedule_points: w.2,
-            cancel_points: w.3,
-        })
+        let w = watches.iter().find(|w| w.watch == self.id);
+        w.map_or_else(CheckpointCounts::default, |w| w.counts)
     }
 }
 
 impl Drop for CheckpointWatch {
     fn drop(&mut self) {
         let mut watches = self.rt.watches.borrow_mut();
-        watches.retain(|w| w.0 != self.id);
+        watches.retain(|w| w.watch != self.id);
         self.rt.watching.set(!watches.is_empty());
     }
 }

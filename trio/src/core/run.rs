@@ -7,7 +7,7 @@
 //!    waiters or the clock's autojump threshold ask to be told about
 //!    idleness (waiters first, as in Trio);
 //! 3. wait in the reactor for that long (when tasks are runnable, the
-//!    reactor is only polled every 61 ticks, so busy runs do not pay a
+//!    reactor is only polled every `IO_POLL_INTERVAL` ticks, so busy runs do not pay a
 //!    syscall per tick) and reschedule the waits whose fds are ready;
 //! 4. fire expired deadlines;
 //! 5. if it was primed for idleness and nothing happened: wake the
@@ -20,13 +20,13 @@
 //! The run ends when the root task has finished and the system tasks, which
 //! are cancelled at that point, have too.
 
+use crate::core::cancel_status::{CancelStatusKind, NewCancelStatus};
 use crate::core::clock::{Clock, SystemClock};
 use crate::core::inbox::Callback;
 use crate::core::instrument::Instrument;
 use crate::core::io::Reactor;
 use crate::core::runtime::{
-    self, CALLBACK_SLOT, NewStatus, Parent, ROOT_SLOT, Runtime, State, StatusKind, SystemTask,
-    TaskName, TaskRecord,
+    self, CALLBACK_SLOT, Parent, ROOT_SLOT, Runtime, State, SystemTask, TaskName, TaskRecord,
 };
 use crate::core::slab::Key;
 use crate::core::task::Task;
@@ -44,7 +44,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// How often a busy loop looks at the reactor, in ticks.
+/// How often a busy loop looks at the reactor, in ticks. The number is
+/// tokio's `event_interval` default, which its builder calls "fairly
+/// arbitrary" and believes was copied from golang; nothing here was tuned
+/// to it.
 const IO_POLL_INTERVAL: u32 = 61;
 
 /// Runs `fut` to completion on this thread, with the default clock, and
@@ -158,7 +161,7 @@ impl Runner {
             run_id,
             state: RefCell::new(state),
             current_task: Cell::new(Key::DANGLING),
-            current_status: Cell::new(Key::DANGLING),
+            current_cancel_status: Cell::new(Key::DANGLING),
             clock,
             shared,
             instruments: RefCell::new(instruments),
@@ -167,8 +170,8 @@ impl Runner {
             reactor: RefCell::new(reactor),
             run_vars: RefCell::new(HashMap::new()),
             system_tasks: RefCell::new(Vec::new()),
-            system_status: Cell::new(Key::DANGLING),
-            root_status: Cell::new(Key::DANGLING),
+            system_cancel_status: Cell::new(Key::DANGLING),
+            root_cancel_status: Cell::new(Key::DANGLING),
             root_task: Cell::new(Key::DANGLING),
             callback_task: Cell::new(Key::DANGLING),
             schedule_points: Cell::new(0),
@@ -197,12 +200,17 @@ impl Runner {
             });
             rt.callback_task.set(callbacks);
             let never = Instant::NEG_INFINITY;
-            let root_status = st.new_status(NewStatus::plain(None, StatusKind::Root, root), never);
-            let system_status =
-                st.new_status(NewStatus::plain(None, StatusKind::System, root), never);
+            let root_cancel_status = st.enter_cancel_status(
+                NewCancelStatus::plain(None, CancelStatusKind::Root, root),
+                never,
+            );
+            let system_cancel_status = st.enter_cancel_status(
+                NewCancelStatus::plain(None, CancelStatusKind::System, root),
+                never,
+            );
             rt.root_task.set(root);
-            rt.root_status.set(root_status);
-            rt.system_status.set(system_status);
+            rt.root_cancel_status.set(root_cancel_status);
+            rt.system_cancel_status.set(system_cancel_status);
         });
         let _guard = RunGuard::enter(rt.clone());
         rt.clock.start_clock();
@@ -405,23 +413,23 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
             let mut cx = Context::from_waker(&waker);
             rt.instrument(|i, rt| i.before_task_step(Task::from_id(rt, id)));
             if slot == ROOT_SLOT {
-                rt.current_status.set(rt.root_status.get());
+                rt.current_cancel_status.set(rt.root_cancel_status.get());
                 if root_result.is_none()
                     && let Poll::Ready(r) = root.as_mut().poll(&mut cx)
                 {
                     root_result = Some(r);
                     rt.instrument(|i, rt| i.task_exited(Task::from_id(rt, root_id)));
                     rt.instrument(|i, rt| i.after_task_step(Task::from_id(rt, root_id)));
-                    let system_status = rt.system_status.get();
+                    let system_cancel_status = rt.system_cancel_status.get();
                     rt.with_state(|st| {
                         st.tasks.remove(root_id);
-                        st.cancel(system_status);
+                        st.cancel(system_cancel_status);
                     });
                     rt.task_exited(root_id);
                     continue;
                 }
             } else {
-                rt.current_status.set(rt.system_status.get());
+                rt.current_cancel_status.set(rt.system_cancel_status.get());
                 let taken = rt
                     .system_tasks
                     .borrow_mut()
@@ -440,8 +448,8 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
                             && !e.is_cancelled()
                         {
                             system_errors.push(e);
-                            let root_status = rt.root_status.get();
-                            rt.with_state(|st| st.cancel(root_status));
+                            let root_cancel_status = rt.root_cancel_status.get();
+                            rt.with_state(|st| st.cancel(root_cancel_status));
                         }
                         continue;
                     }
@@ -489,21 +497,22 @@ fn run_callbacks(
     callbacks: &mut Vec<Callback>,
     callback_panic: &mut Option<Box<dyn std::any::Any + Send>>,
 ) {
-    let saved = (rt.current_task.get(), rt.current_status.get());
+    let saved = (rt.current_task.get(), rt.current_cancel_status.get());
     rt.current_task.set(rt.callback_task.get());
-    rt.current_status.set(rt.system_status.get());
+    rt.current_cancel_status.set(rt.system_cancel_status.get());
     for cb in callbacks.drain(..) {
         if let Err(p) = catch_unwind(AssertUnwindSafe(cb)) {
             callback_panic.get_or_insert(p);
-            let (root_status, system_status) = (rt.root_status.get(), rt.system_status.get());
+            let (root_cancel_status, system_cancel_status) =
+                (rt.root_cancel_status.get(), rt.system_cancel_status.get());
             rt.with_state(|st| {
-                st.cancel(root_status);
-                st.cancel(system_status);
+                st.cancel(root_cancel_status);
+                st.cancel(system_cancel_status);
             });
         }
     }
     rt.current_task.set(saved.0);
-    rt.current_status.set(saved.1);
+    rt.current_cancel_status.set(saved.1);
 }
 
 /// Starts a *system task*: a `'static` task that belongs to the run rather

@@ -1,5 +1,4 @@
-//! The run's state: its tables, and the scheduling and cancellation logic
-//! that works on them.
+//! The run's state: its tables and the scheduling that works on them.
 //!
 //! One [`Runtime`] exists per `trio::run`, reachable from its thread through a
 //! thread-local while the run is active. Its mutable tables live in one
@@ -8,16 +7,25 @@
 //! - `tasks`: every task: the root task, system tasks and nursery
 //!   children. A task has a parent: the run loop (top level) or a nursery
 //!   slot. (A nursery's body is not a task of its own: it is polled as part
-//!   of the task that opened the nursery, as in Trio.)
+//!   of the task that opened the nursery, as in Trio.) Maintained here and,
+//!   for nursery children, by the `impl State` in `nursery`.
 //! - `nurseries`: per nursery, the list of its slots that are ready to poll
-//!   and the waker of whoever polls the nursery future.
-//! - `statuses`: the cancel-status tree (one node per entered cancel scope or
-//!   nursery), with the *effective* cancellation of each kept up to date
-//!   eagerly, so a checkpoint's cancel check is one table lookup.
+//!   and the waker of whoever polls the nursery future (`NurseryRecord`, in
+//!   `nursery`).
+//! - `cancel_statuses`: the cancel-status tree (one node per entered cancel
+//!   scope or nursery), with the *effective* cancellation of each kept up to
+//!   date eagerly, so a checkpoint's cancel check is one table lookup
+//!   (`cancel_status` has the records, their maintenance and invariants).
 //! - `parks`: every task currently parked in a [`Park`](crate::lowlevel::Park)
 //!   (the low-level wait that every blocking operation uses), with the cancel
 //!   status it waits under, so cancelling a scope wakes exactly the waits
-//!   inside it.
+//!   inside it (`ParkRecord` and its maintenance are in `park`).
+//! - `timers`: the deadlines of scopes and timed waits (`timers`, which also
+//!   fires them).
+//!
+//! Each table's records and the `impl State` block that maintains them live
+//! together in the table's module; this one keeps `State` itself, the
+//! scheduling below, and the [`Runtime`] around it.
 //!
 //! Scheduling: waking a task marks it ready and pushes its slot onto its
 //! nursery's ready list, then wakes whoever polls that nursery, and so on up
@@ -30,12 +38,16 @@
 //! wakers are applied directly; foreign ones are queued and run by
 //! [`Runtime::with_state`] after the borrow ends.
 
+use crate::core::cancel_status::{CancelStatusId, CancelStatusRecord};
 use crate::core::clock::Clock;
 use crate::core::inbox::WakeRef;
 use crate::core::instrument::Instrument;
 use crate::core::io::Reactor;
+use crate::core::nursery::{NurseryId, NurseryRecord};
+use crate::core::park::{CheckpointWatchEntry, ParkId, ParkRecord};
 use crate::core::slab::{Key, Slab};
-use crate::core::timers::{TimerTarget, Timers};
+use crate::core::task::ExitHookEntry;
+use crate::core::timers::Timers;
 use crate::core::token::Shared;
 use crate::core::waker::{OurWaker, WakerWord, classify, task_waker};
 use crate::error::{Error, Result};
@@ -52,10 +64,8 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::Duration;
 
+/// A task's key in `State::tasks`.
 pub(crate) type TaskId = Key;
-pub(crate) type NurseryId = Key;
-pub(crate) type StatusId = Key;
-pub(crate) type ParkId = Key;
 
 /// The top-level slot of the root task.
 pub(crate) const ROOT_SLOT: u32 = u32::MAX;
@@ -81,16 +91,28 @@ impl fmt::Display for TaskName {
     }
 }
 
+/// Who polls a task.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Parent {
+    /// The run loop: `slot` is `ROOT_SLOT`, `CALLBACK_SLOT`, or an index in
+    /// `Runtime::system_tasks`.
     Top { slot: u32 },
+    /// A nursery future: `slot` indexes its children.
     Nursery { nursery: NurseryId, slot: u32 },
 }
 
+/// The run's record of one task (its future lives with its parent: the
+/// run loop's root future, `Runtime::system_tasks`, or a nursery future).
 pub(crate) struct TaskRecord {
+    /// For the task tree and instruments.
     pub(crate) name: TaskName,
+    /// Who polls the task, and where it sits there.
     pub(crate) parent: Parent,
+    /// Woken and not yet polled: its slot is already queued (in `run_queue`
+    /// or its nursery's `ready` list), so another wake stops here. Cleared
+    /// just before the task is polled.
     pub(crate) ready: bool,
+    /// Where it was spawned (`None` for the root task and the callback task).
     pub(crate) location: Option<&'static Location<'static>>,
 }
 
@@ -145,84 +167,10 @@ impl WakeTarget {
     }
 }
 
-pub(crate) struct NurseryRecord {
-    /// The task that opened the nursery.
-    pub(crate) owner: TaskId,
-    pub(crate) status: StatusId,
-    pub(crate) ready: Vec<u32>,
-    pub(crate) woken: bool,
-    pub(crate) waker: WakeTarget,
-    pub(crate) closed: bool,
-    pub(crate) live: u32,
-    pub(crate) pending_starts: u32,
-    /// The nursery `start` uses for a child that has not started yet.
-    pub(crate) hidden: bool,
-    pub(crate) location: &'static Location<'static>,
-}
-
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) enum StatusKind {
-    Root,
-    System,
-    Scope,
-    Nursery,
-}
-
-/// What a new cancel status starts as.
-pub(crate) struct NewStatus {
-    pub(crate) parent: Option<StatusId>,
-    pub(crate) kind: StatusKind,
-    pub(crate) owner: TaskId,
-    pub(crate) shield: bool,
-    pub(crate) cancel_called: bool,
-    pub(crate) deadline: Instant,
-}
-
-impl NewStatus {
-    /// A plain status: not shielded, not cancelled, no deadline.
-    pub(crate) fn plain(parent: Option<StatusId>, kind: StatusKind, owner: TaskId) -> Self {
-        NewStatus {
-            parent,
-            kind,
-            owner,
-            shield: false,
-            cancel_called: false,
-            deadline: Instant::INFINITY,
-        }
-    }
-}
-
-pub(crate) struct StatusRecord {
-    pub(crate) parent: Option<StatusId>,
-    pub(crate) children: Vec<StatusId>,
-    index_in_parent: u32,
-    pub(crate) cancel_called: bool,
-    pub(crate) shield: bool,
-    pub(crate) effective: bool,
-    pub(crate) deadline: Instant,
-    parked: Vec<ParkId>,
-    parked_live: u32,
-    pub(crate) kind: StatusKind,
-    pub(crate) owner: TaskId,
-}
-
-pub(crate) enum ParkState {
-    Waiting,
-    Done(Result<()>),
-}
-
-pub(crate) struct ParkRecord {
-    pub(crate) state: ParkState,
-    pub(crate) target: WakeTarget,
-    pub(crate) status: Option<StatusId>,
-    pub(crate) task: TaskId,
-    pub(crate) location: &'static Location<'static>,
-    /// What the task waits for, for the task tree ("sleep", "Event.wait" …).
-    pub(crate) label: &'static str,
-    pub(crate) deadline: Instant,
-}
-
+/// The run's mutable tables, behind one `RefCell` in [`Runtime`]; see the
+/// module docs.
 pub(crate) struct State {
+    /// This run's id (in every waker it makes).
     pub(crate) run_id: u32,
     /// The address of the run's `Shared` block, to recognise its counted
     /// wakers (which hold it alive, so the address cannot be reused while
@@ -230,21 +178,38 @@ pub(crate) struct State {
     pub(crate) shared_addr: usize,
     pub(crate) tasks: Slab<TaskRecord>,
     pub(crate) nurseries: Slab<NurseryRecord>,
-    pub(crate) statuses: Slab<StatusRecord>,
+    pub(crate) cancel_statuses: Slab<CancelStatusRecord>,
     pub(crate) parks: Slab<ParkRecord>,
+    /// Top-level tasks (the root task, system tasks) woken since the run
+    /// loop took the last batch; each appears once (see `TaskRecord::ready`).
     pub(crate) run_queue: Vec<TaskId>,
     pub(crate) timers: Timers,
+    /// The parks of `wait_all_tasks_blocked` calls, keyed by (cushion,
+    /// arrival number): the run loop wakes the smallest cushion first, and
+    /// equal cushions together, in arrival order. A waiter's abort removes
+    /// its entry; the run loop removes the ones it wakes.
     pub(crate) idle_waiters: BTreeMap<(Duration, u64), ParkId>,
+    /// The last arrival number given out in `idle_waiters`.
     pub(crate) idle_seq: u64,
+    /// The xorshift state that shuffles batches, if the run has a seed
+    /// (never zero).
     pub(crate) rng: Option<u64>,
     /// Foreign wakers to wake once the borrow ends (moved here, not cloned:
     /// cloning one runs foreign code too).
     pub(crate) pending_foreign: Vec<Waker>,
     /// Wakers to drop once the borrow ends, for the same reason.
     retired: Vec<Waker>,
+    /// Whether to record woken tasks in `scheduled_log`: true iff instruments
+    /// are installed (`Runtime::instruments_on`), kept in the state so that
+    /// `wake_task`, which runs under the borrow, can check it.
     pub(crate) log_scheduled: bool,
+    /// Tasks woken under the current borrow, for the instruments'
+    /// `task_scheduled` hook, which [`Runtime::with_state`] calls once the
+    /// borrow ends (hooks are user code). Empty when `log_scheduled` is off.
     pub(crate) scheduled_log: Vec<TaskId>,
-    scratch: Vec<StatusId>,
+    /// `recompute`'s work stack, kept to reuse its allocation. Empty
+    /// between calls.
+    pub(super) recompute_stack: Vec<CancelStatusId>,
     /// Cleared ready lists of finished nurseries, so opening one does not allocate.
     spare_lists: Vec<Vec<u32>>,
 }
@@ -256,7 +221,7 @@ impl State {
             shared_addr: Arc::as_ptr(shared).addr(),
             tasks: Slab::new(),
             nurseries: Slab::new(),
-            statuses: Slab::new(),
+            cancel_statuses: Slab::new(),
             parks: Slab::new(),
             run_queue: Vec::new(),
             timers: Timers::new(),
@@ -268,7 +233,7 @@ impl State {
             retired: Vec::new(),
             log_scheduled: false,
             scheduled_log: Vec::new(),
-            scratch: Vec::new(),
+            recompute_stack: Vec::new(),
             spare_lists: Vec::new(),
         }
     }
@@ -345,7 +310,8 @@ impl State {
     }
 
     /// Keeps `target` to drop after the borrow if dropping it could run
-    /// foreign code (DESIGN: no call-outs under a borrow).
+    /// foreign code (the discipline in the module docs: no call-outs under
+    /// the borrow).
     pub(crate) fn retire(&mut self, target: WakeTarget) {
         if target.needs_retiring()
             && let Some(w) = target.0
@@ -365,7 +331,9 @@ impl State {
         }
     }
 
-    /// Next pseudo-random number, if the run has a scheduling seed.
+    /// Shuffles `items` (a batch of ready tasks) with the run's xorshift
+    /// generator if the run has a scheduling seed; leaves them in order
+    /// otherwise.
     pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
         let Some(mut x) = self.rng else { return };
         for i in (1..items.len()).rev() {
@@ -390,381 +358,6 @@ impl State {
             self.spare_lists.push(list);
         }
     }
-
-    // ----- cancel statuses --------------------------------------------
-
-    /// Enters a new cancel status. `now` matters only for a finite deadline
-    /// (one already past starts cancelled).
-    pub(crate) fn new_status(&mut self, spec: NewStatus, now: Instant) -> StatusId {
-        let NewStatus {
-            parent,
-            kind,
-            owner,
-            shield,
-            cancel_called,
-            deadline,
-        } = spec;
-        let cancel_called = cancel_called || deadline <= now;
-        let parent = parent.filter(|p| self.statuses.get(*p).is_some());
-        let parent_eff = parent.is_some_and(|p| self.statuses.get(p).is_some_and(|s| s.effective));
-        let id = self.statuses.insert(StatusRecord {
-            parent,
-            children: Vec::new(),
-            index_in_parent: 0,
-            cancel_called,
-            shield,
-            effective: cancel_called || (!shield && parent_eff),
-            deadline,
-            parked: Vec::new(),
-            parked_live: 0,
-            kind,
-            owner,
-        });
-        if let Some(p) = parent {
-            self.attach_child(p, id);
-        }
-        if deadline.is_finite() && !cancel_called {
-            self.timers.push(deadline, TimerTarget::Status(id));
-        }
-        id
-    }
-
-    fn attach_child(&mut self, parent: StatusId, child: StatusId) {
-        let Some(p) = self.statuses.get_mut(parent) else {
-            return;
-        };
-        let index = p.children.len() as u32;
-        p.children.push(child);
-        if let Some(c) = self.statuses.get_mut(child) {
-            c.parent = Some(parent);
-            c.index_in_parent = index;
-        }
-    }
-
-    fn detach_child(&mut self, child: StatusId) {
-        let Some(c) = self.statuses.get(child) else {
-            return;
-        };
-        let (parent, index) = (c.parent, c.index_in_parent as usize);
-        let Some(parent) = parent else { return };
-        let Some(p) = self.statuses.get_mut(parent) else {
-            return;
-        };
-        if p.children.get(index) == Some(&child) {
-            p.children.swap_remove(index);
-            if let Some(&moved) = p.children.get(index) {
-                if let Some(m) = self.statuses.get_mut(moved) {
-                    m.index_in_parent = index as u32;
-                }
-            }
-        }
-    }
-
-    /// Moves `child` under `new_parent` and recomputes its cancellation.
-    pub(crate) fn reparent_status(&mut self, child: StatusId, new_parent: StatusId) {
-        self.detach_child(child);
-        self.attach_child(new_parent, child);
-        self.recompute(child);
-    }
-
-    /// Whether a checkpoint under `status` must fail with `Cancelled`.
-    pub(crate) fn is_cancelled(&self, status: StatusId) -> bool {
-        self.statuses.get(status).is_some_and(|s| s.effective)
-    }
-
-    pub(crate) fn cancel(&mut self, status: StatusId) {
-        let Some(s) = self.statuses.get_mut(status) else {
-            return;
-        };
-        if s.cancel_called {
-            return;
-        }
-        s.cancel_called = true;
-        if s.deadline.is_finite() {
-            self.timers.note_stale();
-        }
-        #[cfg(feature = "tracing")]
-        tracing::debug!(target: "trio", status = ?status, kind = ?s.kind, "cancel scope cancelled");
-        self.recompute(status);
-    }
-
-    pub(crate) fn set_shield(&mut self, status: StatusId, shield: bool) {
-        if let Some(s) = self.statuses.get_mut(status) {
-            s.shield = shield;
-            self.recompute(status);
-        }
-    }
-
-    pub(crate) fn set_deadline(&mut self, status: StatusId, deadline: Instant, now: Instant) {
-        let Some(s) = self.statuses.get_mut(status) else {
-            return;
-        };
-        if s.deadline == deadline {
-            return;
-        }
-        if s.deadline.is_finite() && !s.cancel_called {
-            self.timers.note_stale();
-        }
-        s.deadline = deadline;
-        if s.cancel_called {
-            return;
-        }
-        if deadline <= now {
-            self.cancel(status);
-        } else if deadline.is_finite() {
-            self.timers.push(deadline, TimerTarget::Status(status));
-        }
-    }
-
-    /// Brings `effective` up to date below `root`, waking the parked waits of
-    /// every status that becomes cancelled.
-    fn recompute(&mut self, root: StatusId) {
-        let mut stack = std::mem::take(&mut self.scratch);
-        stack.push(root);
-        while let Some(id) = stack.pop() {
-            let Some(s) = self.statuses.get(id) else {
-                continue;
-            };
-            let parent_eff = s
-                .parent
-                .is_some_and(|p| self.statuses.get(p).is_some_and(|p| p.effective));
-            let eff = s.cancel_called || (!s.shield && parent_eff);
-            if eff == s.effective && id != root {
-                continue;
-            }
-            let changed = eff != s.effective;
-            let s = self.statuses.get_mut(id).expect("checked above");
-            s.effective = eff;
-            if eff && changed {
-                let parked = std::mem::take(&mut s.parked);
-                for &pid in &parked {
-                    if let Some(p) = self.parks.get_mut(pid)
-                        && p.status == Some(id)
-                        && matches!(p.state, ParkState::Waiting)
-                    {
-                        // Used up: the park registers again when polled.
-                        let target = std::mem::take(&mut p.target);
-                        self.wake_target(target);
-                    }
-                }
-                if let Some(s) = self.statuses.get_mut(id) {
-                    s.parked = parked;
-                }
-            }
-            if changed || id == root {
-                if let Some(s) = self.statuses.get(id) {
-                    stack.extend_from_slice(&s.children);
-                }
-            }
-        }
-        self.scratch = stack;
-    }
-
-    /// Decides what leaves a scope: its own cancellations are caught (and
-    /// removed from `error`) iff the scope was cancelled and its parent's
-    /// cancellation is not visible to it. Returns (what propagates, caught).
-    /// Removes the status.
-    pub(crate) fn exit_status(
-        &mut self,
-        status: StatusId,
-        error: Option<Error>,
-    ) -> (Option<Error>, bool) {
-        let should_catch = match self.statuses.get(status) {
-            Some(s) => {
-                let parent_visible = !s.shield
-                    && s.parent
-                        .is_some_and(|p| self.statuses.get(p).is_some_and(|p| p.effective));
-                s.cancel_called && !parent_visible
-            }
-            None => false,
-        };
-        self.remove_status(status);
-        match error {
-            Some(e) if should_catch && e.leaves().any(Error::is_cancelled) => {
-                let (_, rest) = e.split(Error::is_cancelled);
-                (rest, true)
-            }
-            other => (other, false),
-        }
-    }
-
-    pub(crate) fn remove_status(&mut self, status: StatusId) {
-        self.detach_child(status);
-        let Some(s) = self.statuses.remove(status) else {
-            return;
-        };
-        if s.deadline.is_finite() && !s.cancel_called {
-            self.timers.note_stale();
-        }
-        // Scopes nest, so normally nothing is left below; if an inner scope
-        // was leaked, keep the tree connected.
-        for child in s.children {
-            match s.parent {
-                Some(p) => {
-                    self.attach_child(p, child);
-                    self.recompute(child);
-                }
-                None => {
-                    if let Some(c) = self.statuses.get_mut(child) {
-                        c.parent = None;
-                    }
-                }
-            }
-        }
-    }
-
-    /// The earliest deadline of the unshielded scopes around `status`, or −∞
-    /// if one of them is cancelled (Trio's `current_effective_deadline`).
-    pub(crate) fn effective_deadline(&self, status: StatusId, now: Instant) -> Instant {
-        let mut deadline = Instant::INFINITY;
-        let mut cur = Some(status);
-        while let Some(id) = cur {
-            let Some(s) = self.statuses.get(id) else {
-                break;
-            };
-            if s.cancel_called || s.deadline <= now {
-                return Instant::NEG_INFINITY;
-            }
-            deadline = deadline.min(s.deadline);
-            if s.shield {
-                break;
-            }
-            cur = s.parent;
-        }
-        deadline
-    }
-
-    // ----- parks -------------------------------------------------------
-
-    /// Records that `park` waits under `status`, to be woken through `waker`.
-    pub(crate) fn register_park(&mut self, park: ParkId, status: StatusId, waker: &Waker) {
-        let (run_id, shared_addr) = (self.run_id, self.shared_addr);
-        let Some(p) = self.parks.get_mut(park) else {
-            return;
-        };
-        let replaced = p.target.update(waker, run_id, shared_addr);
-        let old = if p.status == Some(status) {
-            None
-        } else {
-            Some(p.status.replace(status))
-        };
-        self.retire(replaced);
-        let Some(old) = old else { return };
-        if let Some(old) = old
-            && let Some(s) = self.statuses.get_mut(old)
-        {
-            s.parked_live = s.parked_live.saturating_sub(1);
-        }
-        if let Some(s) = self.statuses.get_mut(status) {
-            s.parked.push(park);
-            s.parked_live += 1;
-            if s.parked.len() > 2 * s.parked_live as usize + 8 {
-                let parks = &self.parks;
-                s.parked
-                    .retain(|pid| parks.get(*pid).is_some_and(|p| p.status == Some(status)));
-            }
-        }
-    }
-
-    /// Removes a park's record (its waker is retired, see [`State::retire`]).
-    pub(crate) fn remove_park(&mut self, park: ParkId) -> Option<ParkRecord> {
-        let mut p = self.parks.remove(park)?;
-        let target = std::mem::take(&mut p.target);
-        self.retire(target);
-        if let Some(s) = p.status.and_then(|s| self.statuses.get_mut(s)) {
-            s.parked_live = s.parked_live.saturating_sub(1);
-        }
-        if p.deadline.is_finite() && matches!(p.state, ParkState::Waiting) {
-            self.timers.note_stale();
-        }
-        Some(p)
-    }
-
-    /// Gives a parked wait its outcome and wakes it. False if it is not
-    /// waiting (already rescheduled, aborted or gone).
-    pub(crate) fn reschedule(&mut self, park: ParkId, outcome: Result<()>) -> bool {
-        let Some(p) = self.parks.get_mut(park) else {
-            return false;
-        };
-        if !matches!(p.state, ParkState::Waiting) {
-            return false;
-        }
-        p.state = ParkState::Done(outcome);
-        if p.deadline.is_finite() {
-            self.timers.note_stale();
-        }
-        let target = std::mem::take(&mut p.target);
-        self.wake_target(target);
-        true
-    }
-
-    // ----- timers ------------------------------------------------------
-
-    fn timer_is_live(&self, deadline: Instant, target: TimerTarget) -> bool {
-        match target {
-            TimerTarget::Status(id) => self
-                .statuses
-                .get(id)
-                .is_some_and(|s| s.deadline == deadline && !s.cancel_called),
-            TimerTarget::Park(id) => self
-                .parks
-                .get(id)
-                .is_some_and(|p| p.deadline == deadline && matches!(p.state, ParkState::Waiting)),
-        }
-    }
-
-    /// The earliest live deadline, dropping dead entries on the way.
-    pub(crate) fn next_deadline(&mut self) -> Instant {
-        loop {
-            let Some((deadline, target)) = self.timers.peek() else {
-                return Instant::INFINITY;
-            };
-            if self.timer_is_live(deadline, target) {
-                return deadline;
-            }
-            self.timers.pop();
-            self.timers.forget_stale();
-        }
-    }
-
-    /// Fires every deadline at or before `now`. True if any fired.
-    pub(crate) fn expire_timers(&mut self, now: Instant) -> bool {
-        let mut fired = false;
-        while let Some((deadline, target)) = self.timers.peek() {
-            if deadline > now {
-                break;
-            }
-            self.timers.pop();
-            if !self.timer_is_live(deadline, target) {
-                self.timers.forget_stale();
-                continue;
-            }
-            fired = true;
-            match target {
-                TimerTarget::Status(id) => {
-                    // The entry is consumed here, so it must not count as stale.
-                    if let Some(s) = self.statuses.get_mut(id) {
-                        s.cancel_called = true;
-                        #[cfg(feature = "tracing")]
-                        tracing::debug!(target: "trio", status = ?id, %deadline, "deadline expired: cancel scope cancelled");
-                    }
-                    self.recompute(id);
-                }
-                TimerTarget::Park(id) => {
-                    if let Some(p) = self.parks.get_mut(id) {
-                        p.deadline = Instant::INFINITY;
-                    }
-                    self.reschedule(id, Ok(()));
-                }
-            }
-        }
-        if self.timers.needs_pruning() {
-            let mut timers = std::mem::take(&mut self.timers);
-            timers.prune(|d, t| self.timer_is_live(d, t));
-            self.timers = timers;
-        }
-        fired
-    }
 }
 
 /// One run's runtime; see the module docs.
@@ -775,7 +368,7 @@ pub(crate) struct Runtime {
     /// of the task that opened the nursery, so it is that task.)
     pub(crate) current_task: Cell<TaskId>,
     /// The innermost cancel status of the code being polled right now.
-    pub(crate) current_status: Cell<StatusId>,
+    pub(crate) current_cancel_status: Cell<CancelStatusId>,
     pub(crate) clock: Rc<dyn Clock>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) instruments: RefCell<Vec<Rc<dyn Instrument>>>,
@@ -783,29 +376,40 @@ pub(crate) struct Runtime {
     /// (as Trio disables one that raises) and `run` resumes the panic at
     /// the end, so the run itself stays consistent.
     pub(crate) instrument_panic: RefCell<Option<Box<dyn Any + Send>>>,
+    /// `!instruments.is_empty()`, so `instrument` costs one check when
+    /// there are none (mirrored in `State::log_scheduled`).
     pub(crate) instruments_on: Cell<bool>,
     pub(crate) reactor: RefCell<Reactor>,
     pub(crate) run_vars: RefCell<HashMap<usize, Box<dyn Any>>>,
+    /// The futures of the system tasks, by slot (`None`: free, or being
+    /// polled).
     pub(crate) system_tasks: RefCell<Vec<Option<SystemTask>>>,
-    pub(crate) system_status: Cell<StatusId>,
-    pub(crate) root_status: Cell<StatusId>,
+    /// The cancel status system tasks and callbacks run under; cancelled
+    /// when the root task finishes.
+    pub(crate) system_cancel_status: Cell<CancelStatusId>,
+    /// The root task's cancel status; cancelled when a system task fails.
+    pub(crate) root_cancel_status: Cell<CancelStatusId>,
     pub(crate) root_task: Cell<TaskId>,
     /// The task callbacks from other threads run as (`run_sync_soon`).
     pub(crate) callback_task: Cell<TaskId>,
     /// Checkpoints completed so far (for `testing::assert_checkpoints`).
     pub(crate) schedule_points: Cell<u64>,
+    /// Cancel points completed so far.
     pub(crate) cancel_points: Cell<u64>,
     /// Per-task counts for tasks someone is watching
-    /// (`lowlevel::watch_checkpoints`): (watch id, task, schedule, cancel).
-    pub(crate) watches: RefCell<Vec<(u64, TaskId, u64, u64)>>,
+    /// (`lowlevel::watch_checkpoints`).
+    pub(crate) watches: RefCell<Vec<CheckpointWatchEntry>>,
+    /// `!watches.is_empty()`, so `count_checkpoint` costs one check when
+    /// nobody watches.
     pub(crate) watching: Cell<bool>,
-    /// Callbacks to run when a task exits (`Task::on_exit`): (id, task, f).
+    /// Callbacks to run when a task exits (`Task::on_exit`).
     pub(crate) exit_hooks: RefCell<Vec<ExitHookEntry>>,
+    /// `!exit_hooks.is_empty()`, so `task_exited` costs one check when
+    /// there are none.
     pub(crate) has_exit_hooks: Cell<bool>,
 }
 
 pub(crate) type SystemTask = Pin<Box<dyn Future<Output = Result<()>>>>;
-pub(crate) type ExitHookEntry = (u64, TaskId, Box<dyn FnOnce()>);
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Runtime>>> = const { RefCell::new(None) };
@@ -933,9 +537,14 @@ impl Runtime {
             .set(self.cancel_points.get() + cancel as u64);
         if self.watching.get() {
             let task = self.current_task.get();
-            for w in self.watches.borrow_mut().iter_mut().filter(|w| w.1 == task) {
-                w.2 += schedule as u64;
-                w.3 += cancel as u64;
+            for w in self
+                .watches
+                .borrow_mut()
+                .iter_mut()
+                .filter(|w| w.task == task)
+            {
+                w.counts.schedule_points += schedule as u64;
+                w.counts.cancel_points += cancel as u64;
             }
         }
     }
@@ -948,19 +557,21 @@ impl Runtime {
         }
         let mine: Vec<ExitHookEntry> = {
             let mut hooks = self.exit_hooks.borrow_mut();
-            let (mine, rest): (Vec<_>, Vec<_>) = hooks.drain(..).partition(|h| h.1 == task);
+            let (mine, rest): (Vec<_>, Vec<_>) = hooks.drain(..).partition(|h| h.task == task);
             *hooks = rest;
             self.has_exit_hooks.set(!hooks.is_empty());
             mine
         };
-        for (_, _, f) in mine {
-            f();
+        for hook in mine {
+            (hook.callback)();
         }
     }
 
     /// True if code polled right now is inside a cancelled scope.
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.state.borrow().is_cancelled(self.current_status.get())
+        self.state
+            .borrow()
+            .is_cancelled(self.current_cancel_status.get())
     }
 
     /// Calls `f` on each instrument, if there are any. The list is not

@@ -6,7 +6,10 @@
 //! never keeps anything alive and a stale one answers `None` or an empty list.
 //! A nursery's body is part of the task that opened the nursery, as in Trio.
 
-use crate::core::runtime::{self, NurseryId, Parent, Runtime, TaskId};
+use crate::core::cancel_status::CancelStatusId;
+use crate::core::nursery::NurseryId;
+use crate::core::park::ParkState;
+use crate::core::runtime::{self, Parent, Runtime, TaskId};
 use crate::error::Result;
 use std::fmt;
 
@@ -59,9 +62,10 @@ impl Task {
     /// was made (file:line:column of the call).
     pub fn waiting_at(&self) -> Option<String> {
         self.with(|st| {
-            let (_, p) = st.parks.iter().find(|(_, p)| {
-                matches!(p.state, runtime::ParkState::Waiting) && p.task == self.id
-            })?;
+            let (_, p) = st
+                .parks
+                .iter()
+                .find(|(_, p)| matches!(p.state, ParkState::Waiting) && p.task == self.id)?;
             let l = p.location;
             Some(format!("{}:{}:{}", l.file(), l.line(), l.column()))
         })
@@ -108,7 +112,11 @@ impl Task {
                 run_id: self.run_id,
             });
         }
-        rt.exit_hooks.borrow_mut().push((id, self.id, Box::new(f)));
+        rt.exit_hooks.borrow_mut().push(ExitHookEntry {
+            id,
+            task: self.id,
+            callback: Box::new(f),
+        });
         rt.has_exit_hooks.set(true);
         Ok(ExitHook {
             id,
@@ -141,8 +149,10 @@ impl Task {
                 .filter(|(_, n)| n.owner == self.id && !n.hidden)
                 .map(|(id, _)| id)
                 .collect();
-            // Inner nurseries are opened later; status depth orders them.
-            v.sort_by_key(|id| status_depth(st, st.nurseries.get(*id).map(|n| n.status)));
+            // Inner nurseries are opened later; cancel-status depth orders them.
+            v.sort_by_key(|id| {
+                cancel_status_depth(st, st.nurseries.get(*id).map(|n| n.cancel_status))
+            });
             Some(
                 v.into_iter()
                     .map(|id| NurseryInfo {
@@ -156,9 +166,9 @@ impl Task {
     }
 }
 
-fn status_depth(st: &runtime::State, mut status: Option<runtime::StatusId>) -> usize {
+fn cancel_status_depth(st: &runtime::State, mut status: Option<CancelStatusId>) -> usize {
     let mut depth = 0;
-    while let Some(s) = status.and_then(|s| st.statuses.get(s)) {
+    while let Some(s) = status.and_then(|s| st.cancel_statuses.get(s)) {
         depth += 1;
         status = s.parent;
     }
@@ -172,6 +182,17 @@ impl fmt::Debug for Task {
             .field("name", &self.name())
             .finish()
     }
+}
+
+/// A callback registered with [`Task::on_exit`], in `Runtime::exit_hooks`
+/// until the task exits (`Runtime::task_exited` runs it) or its
+/// [`ExitHook`] is dropped.
+pub(crate) struct ExitHookEntry {
+    /// The `ExitHook`'s id (unique in the process; never 0).
+    pub(crate) id: u64,
+    /// The task whose exit runs it.
+    pub(crate) task: TaskId,
+    pub(crate) callback: Box<dyn FnOnce()>,
 }
 
 /// A registered [`Task::on_exit`] callback; dropping it unregisters it.
@@ -200,7 +221,7 @@ impl Drop for ExitHook {
                 return None;
             }
             let mut hooks = rt.exit_hooks.borrow_mut();
-            let i = hooks.iter().position(|h| h.0 == id)?;
+            let i = hooks.iter().position(|h| h.id == id)?;
             let entry = hooks.remove(i);
             rt.has_exit_hooks.set(!hooks.is_empty());
             Some(entry)

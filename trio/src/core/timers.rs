@@ -9,7 +9,13 @@
 //! that never fire keeps a heap of a handful of entries and never allocates
 //! after warming up. Ties are broken by insertion order, so equal deadlines
 //! fire first-in first-out.
+//!
+//! The heap itself knows nothing of its targets: the `impl State` below
+//! decides whether an entry is live (its cancel status or park still has
+//! that deadline and has not been cancelled or rescheduled) and fires it.
 
+use crate::core::park::ParkState;
+use crate::core::runtime::State;
 use crate::core::slab::Key;
 use crate::time::Instant;
 use std::cmp::Reverse;
@@ -17,7 +23,9 @@ use std::collections::BinaryHeap;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum TimerTarget {
-    Status(Key),
+    /// A cancel scope's deadline: cancels the scope when it fires.
+    CancelStatus(Key),
+    /// A timed wait: reschedules the park with `Ok(())` when it fires.
     Park(Key),
 }
 
@@ -76,6 +84,74 @@ impl Timers {
     }
 }
 
+impl State {
+    fn timer_is_live(&self, deadline: Instant, target: TimerTarget) -> bool {
+        match target {
+            TimerTarget::CancelStatus(id) => self
+                .cancel_statuses
+                .get(id)
+                .is_some_and(|s| s.deadline == deadline && !s.cancel_called),
+            TimerTarget::Park(id) => self
+                .parks
+                .get(id)
+                .is_some_and(|p| p.deadline == deadline && matches!(p.state, ParkState::Waiting)),
+        }
+    }
+
+    /// The earliest live deadline, dropping dead entries on the way.
+    pub(crate) fn next_deadline(&mut self) -> Instant {
+        loop {
+            let Some((deadline, target)) = self.timers.peek() else {
+                return Instant::INFINITY;
+            };
+            if self.timer_is_live(deadline, target) {
+                return deadline;
+            }
+            self.timers.pop();
+            self.timers.forget_stale();
+        }
+    }
+
+    /// Fires every deadline at or before `now`. True if any fired.
+    pub(crate) fn expire_timers(&mut self, now: Instant) -> bool {
+        let mut fired = false;
+        while let Some((deadline, target)) = self.timers.peek() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            if !self.timer_is_live(deadline, target) {
+                self.timers.forget_stale();
+                continue;
+            }
+            fired = true;
+            match target {
+                TimerTarget::CancelStatus(id) => {
+                    // The entry is consumed here, so it must not count as stale.
+                    if let Some(s) = self.cancel_statuses.get_mut(id) {
+                        s.cancel_called = true;
+                        #[cfg(feature = "tracing")]
+                        tracing::debug!(target: "trio", status = ?id, %deadline, "deadline expired: cancel scope cancelled");
+                    }
+                    self.recompute(id);
+                }
+                TimerTarget::Park(id) => {
+                    if let Some(p) = self.parks.get_mut(id) {
+                        p.deadline = Instant::INFINITY;
+                    }
+                    self.reschedule(id, Ok(()));
+                }
+            }
+        }
+        if self.timers.needs_pruning() {
+            let mut timers = std::mem::take(&mut self.timers);
+            timers.prune(|d, t| self.timer_is_live(d, t));
+            self.timers = timers;
+        }
+        fired
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,11 +171,14 @@ mod tests {
         t.push(Instant::from_nanos(5), b);
         assert_eq!(t.peek().unwrap().1, a);
         for _ in 0..100 {
-            t.push(Instant::from_nanos(1), TimerTarget::Status(Key::DANGLING));
+            t.push(
+                Instant::from_nanos(1),
+                TimerTarget::CancelStatus(Key::DANGLING),
+            );
             t.note_stale();
         }
         assert!(t.needs_pruning());
-        t.prune(|_, target| target != TimerTarget::Status(Key::DANGLING));
+        t.prune(|_, target| target != TimerTarget::CancelStatus(Key::DANGLING));
         assert_eq!(t.len(), 2);
     }
 }

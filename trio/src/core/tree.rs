@@ -12,7 +12,9 @@
 //! [`ErrorKind::Deadlock`](crate::ErrorKind::Deadlock) whose [`Deadlock`]
 //! carries the tree.
 
-use crate::core::runtime::{self, Parent, Runtime, State, StatusId, StatusKind, TaskId};
+use crate::core::cancel_status::{CancelStatusId, CancelStatusKind};
+use crate::core::park::ParkState;
+use crate::core::runtime::{self, Parent, Runtime, State, TaskId};
 use crate::error::{Error, ErrorKind, Result};
 use crate::time::Instant;
 use std::fmt::{self, Write};
@@ -88,7 +90,7 @@ pub(crate) fn snapshot(rt: &Runtime, running: Option<TaskId>) -> TaskTree {
     let mut out = String::new();
     let root = rt.root_task.get();
     if st.tasks.get(root).is_some() {
-        task(&w, root, rt.root_status.get(), 0, &mut out);
+        task(&w, root, rt.root_cancel_status.get(), 0, &mut out);
     } else {
         out.push_str("<root>: finished\n");
     }
@@ -104,7 +106,7 @@ pub(crate) fn snapshot(rt: &Runtime, running: Option<TaskId>) -> TaskTree {
     if !system.is_empty() {
         out.push_str("system tasks:\n");
         for t in system {
-            task(&w, t, rt.system_status.get(), 1, &mut out);
+            task(&w, t, rt.system_cancel_status.get(), 1, &mut out);
         }
     }
     TaskTree { text: out }
@@ -116,7 +118,7 @@ fn indent(out: &mut String, depth: usize) {
     }
 }
 
-fn task(w: &Walk<'_>, id: TaskId, base: StatusId, depth: usize, out: &mut String) {
+fn task(w: &Walk<'_>, id: TaskId, base: CancelStatusId, depth: usize, out: &mut String) {
     let st = w.st;
     let Some(t) = st.tasks.get(id) else { return };
     indent(out, depth);
@@ -136,7 +138,7 @@ fn task(w: &Walk<'_>, id: TaskId, base: StatusId, depth: usize, out: &mut String
     let mut waits: Vec<_> = st
         .parks
         .iter()
-        .filter(|(_, p)| matches!(p.state, runtime::ParkState::Waiting) && p.task == id)
+        .filter(|(_, p)| matches!(p.state, ParkState::Waiting) && p.task == id)
         .map(|(_, p)| (p.label, p.location, p.deadline))
         .collect();
     waits.sort_by_key(|(_, l, _)| (l.file(), l.line(), l.column()));
@@ -186,30 +188,31 @@ fn attrs(out: &mut String, deadline: Instant, cancelled: bool, shield: bool, now
 }
 
 /// The scopes and nurseries `owner` entered directly inside `status`.
-fn scopes(w: &Walk<'_>, owner: TaskId, status: StatusId, depth: usize, out: &mut String) {
+fn scopes(w: &Walk<'_>, owner: TaskId, status: CancelStatusId, depth: usize, out: &mut String) {
     let (st, now) = (w.st, w.now);
-    let Some(s) = st.statuses.get(status) else {
+    let Some(s) = st.cancel_statuses.get(status) else {
         return;
     };
     let mut children = s.children.clone();
     children.sort();
     for child in children {
-        let Some(c) = st.statuses.get(child) else {
+        let Some(c) = st.cancel_statuses.get(child) else {
             continue;
         };
         if c.owner != owner {
             continue;
         }
         match c.kind {
-            StatusKind::Scope => {
+            CancelStatusKind::Scope => {
                 indent(out, depth);
                 out.push_str("cancel scope");
                 attrs(out, c.deadline, c.cancel_called, c.shield, now);
                 out.push('\n');
                 scopes(w, owner, child, depth + 1, out);
             }
-            StatusKind::Nursery => {
-                let Some((nid, n)) = st.nurseries.iter().find(|(_, n)| n.status == child) else {
+            CancelStatusKind::Nursery => {
+                let Some((nid, n)) = st.nurseries.iter().find(|(_, n)| n.cancel_status == child)
+                else {
                     continue;
                 };
                 indent(out, depth);
@@ -247,7 +250,7 @@ fn scopes(w: &Walk<'_>, owner: TaskId, status: StatusId, depth: usize, out: &mut
                 }
                 scopes(w, owner, child, depth + 1, out);
             }
-            StatusKind::Root | StatusKind::System => {}
+            CancelStatusKind::Root | CancelStatusKind::System => {}
         }
     }
 }
