@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
@@ -664,4 +664,47 @@ fn a_system_task_is_reported_spawned_before_scheduled() {
         .take(2)
         .collect();
     assert_eq!(child, ["spawned child", "scheduled child"], "{events:?}");
+}
+
+// 14. (instruments) A hook that panics never unwinds through the run loop or
+// a nursery: the instrument is removed, the run finishes consistently, and
+// `run` resumes the panic at the end.
+#[test]
+fn a_panicking_instrument_is_removed_and_its_panic_comes_out_of_run() {
+    struct PanicsOnce(Cell<bool>);
+    impl Instrument for PanicsOnce {
+        fn task_exited(&self, _: Task) {
+            if !self.0.replace(true) {
+                panic!("instrument hook panics");
+            }
+        }
+    }
+    let finished = Rc::new(Cell::new(0));
+    let f2 = finished.clone();
+    let caught = catch_unwind(AssertUnwindSafe(|| {
+        trio::Runner::new()
+            .clock(MockClock::autojump())
+            .instrument(Rc::new(PanicsOnce(Cell::new(false))))
+            .run(async move {
+                let me = current_task()?;
+                open_nursery(async |n| {
+                    for i in 0..3 {
+                        let f2 = f2.clone();
+                        n.start_soon(async move {
+                            trio::sleep(i as f64).await?;
+                            f2.set(f2.get() + 1);
+                            Ok(())
+                        })?;
+                    }
+                    Ok(())
+                })
+                .await?;
+                assert_eq!(current_task()?, me);
+                f2.set(f2.get() + 10);
+                Ok(())
+            })
+    }));
+    let payload = caught.expect_err("the hook's panic comes out of run");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"instrument hook panics"));
+    assert_eq!(finished.get(), 13, "every task ran to completion");
 }

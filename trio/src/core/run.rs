@@ -122,7 +122,10 @@ impl Runner {
         self
     }
 
-    /// Adds an instrument.
+    /// Adds an instrument (adding the same `Rc` twice adds it once, as in
+    /// Trio). A hook that panics removes its instrument, and `run` resumes
+    /// the panic once the run has finished, so the run itself stays
+    /// consistent.
     pub fn instrument<I: Instrument + 'static>(mut self, instrument: Rc<I>) -> Self {
         self.instruments.push(instrument);
         self
