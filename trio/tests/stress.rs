@@ -18,10 +18,12 @@
 //! that was handed the `TaskStatus`), nurseries with failing or panicking
 //! children, nursery futures dropped after a few polls or when a timer
 //! wins, `mem::forget` of pending send futures (also on a channel that
-//! outlives the run and is used again by a second run), two readers on one
-//! fd, `wait_all_tasks_blocked`, and, in the threads pass,
-//! `to_thread::run_sync` (abandoned or not, limited by the shared limiter,
-//! calling back with `from_thread`). Each operation runs inside 0–2 random
+//! outlives the run and is used again by a second run, which sheds the
+//! stale senders by a receive, by closing the send handle they used, or by
+//! closing its last receiver), two readers on one fd,
+//! `wait_all_tasks_blocked`, and, in the threads pass, `to_thread::run_sync`
+//! (abandoned or not, limited by the shared limiter, calling back with
+//! `from_thread`). Each operation runs inside 0–2 random
 //! scopes (`move_on_after`, `fail_after`, `CancelScope` with a deadline,
 //! sometimes shielded); a chaos task cancels, shields, unshields and moves
 //! the deadlines of those scopes and cancels nurseries from outside.

@@ -52,6 +52,7 @@ counters! {
     values_dropped_at_close (Main): "sent values dropped because every receiver closed",
     values_leaked (Main): "pending send futures leaked with mem::forget",
     leaked_across_runs (Main): "of those, on the channel that outlives the run",
+    stale_sends_shed_by_close (Main): "of those, met by the next run's close of a handle (not by a receive)",
     stream_receives (Main): "receives through the Stream impl",
     cancels_delivered (Main): "operations that returned Cancelled",
     scopes_caught (Main): "scopes (move_on_after, CancelScope) that caught their own cancel",

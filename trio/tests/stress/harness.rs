@@ -10,6 +10,7 @@
 //! `MockClock`, so a seed without worker threads replays exactly.
 
 use super::counters::{C, Pass, Totals};
+use super::ledger::Payload;
 use super::ops::{self, Ctx, Intentional, close_doomed};
 use super::prng::Rng;
 use super::world::{FEATURE_NAMES, Features, Probe, World};
@@ -21,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once, mpsc};
 use std::time::{Duration, Instant};
 use trio::testing::MockClock;
-use trio::{ErrorKind, Result, Runner};
+use trio::{ErrorKind, MemorySendChannel, Result, Runner};
 
 /// A pass stops after this many hung seeds.
 const MAX_HANGS: usize = 3;
@@ -273,8 +274,61 @@ async fn finale(w: &World) -> Result<()> {
 
 /// The second run: the channel that outlived the first one may hold send
 /// waiters leaked there (stale now); it must shed them without losing its
-/// footing, and still work.
+/// footing, and still work. It sheds them one of three ways (drawn from the
+/// seed): a `try_receive` that meets them, closing the send handle they
+/// were made through, or closing the last receiver. Each way drops their
+/// values (whose destructors use the channel) inside the channel's code.
 async fn epilogue(w: &World) -> Result<()> {
+    let x = &w.xchan;
+    let stale = x.tx.statistics().tasks_waiting_send as u64;
+    let mut rng = Rng::new(w.seed ^ 0xE916_0600);
+    match rng.below(3) {
+        0 => {
+            shed_by_receiving(w);
+            works_after_shedding(w, &x.tx).await?;
+            x.tx.close();
+        }
+        1 => {
+            // Every leaked send went through `x.tx`: closing it closes
+            // their waits. A clone made first keeps the channel usable.
+            let tx = x.tx.clone();
+            x.tx.close();
+            stale_sheds_counted(w, stale, "closing the send handle they used");
+            shed_by_receiving(w);
+            works_after_shedding(w, &tx).await?;
+            tx.close();
+        }
+        _ => {
+            // The last open receiver (the probe's spy is a closed clone):
+            // the stale senders see Broken, and so does any later send.
+            x.rx.close();
+            stale_sheds_counted(w, stale, "closing the last receiver");
+            let v = w.payload(x);
+            match x.tx.try_send(v) {
+                Ok(()) => w.violation(
+                    "try_send on the channel whose receivers are all closed returned Ok".into(),
+                ),
+                Err(e) => {
+                    let (e, v) = e.into_parts();
+                    w.ledger.handed_back(v.id);
+                    w.bump(C::values_handed_back);
+                    if e.kind() != ErrorKind::Broken {
+                        w.violation(format!(
+                            "try_send on the channel whose receivers are all closed: {e:?}, expected Broken"
+                        ));
+                    }
+                }
+            }
+            x.tx.close();
+        }
+    }
+    x.rx.close();
+    Ok(())
+}
+
+/// A `try_receive` on the channel that outlived its run: it meets the
+/// stale senders (if still there), drops their values and finds nothing.
+fn shed_by_receiving(w: &World) {
     let x = &w.xchan;
     match x.rx.try_receive() {
         Ok(v) => {
@@ -286,11 +340,27 @@ async fn epilogue(w: &World) -> Result<()> {
             "try_receive on the channel that outlived its run: {e:?}"
         )),
     }
+}
+
+/// After a close shed `stale` leaked senders: none is left, and the count.
+fn stale_sheds_counted(w: &World, stale: u64, how: &str) {
+    let left = w.xchan.tx.statistics().tasks_waiting_send;
+    if left != 0 {
+        w.violation(format!(
+            "{left} of {stale} stale senders still wait after {how}"
+        ));
+    }
+    w.counts.add(C::stale_sends_shed_by_close, stale);
+}
+
+/// A send and a receive through the channel that outlived its run.
+async fn works_after_shedding(w: &World, tx: &MemorySendChannel<Payload>) -> Result<()> {
+    let x = &w.xchan;
     trio::open_nursery(async |n| {
         n.start_soon(async {
             let v = w.payload(x);
             let id = v.id;
-            match x.tx.send(v).await {
+            match tx.send(v).await {
                 Ok(()) => w.ledger.sent(id),
                 Err(e) => {
                     let (e, v) = e.into_parts();
@@ -306,8 +376,6 @@ async fn epilogue(w: &World) -> Result<()> {
         Ok(())
     })
     .await?;
-    x.tx.close();
-    x.rx.close();
     Ok(())
 }
 
