@@ -705,6 +705,9 @@ fn a_panicking_instrument_is_removed_and_its_panic_comes_out_of_run() {
             })
     }));
     let payload = caught.expect_err("the hook's panic comes out of run");
-    assert_eq!(payload.downcast_ref::<&str>(), Some(&"instrument hook panics"));
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"instrument hook panics")
+    );
     assert_eq!(finished.get(), 13, "every task ran to completion");
 }
