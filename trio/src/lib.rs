@@ -59,7 +59,9 @@ pub mod channel;
 mod core;
 mod error;
 pub mod from_thread;
+pub mod guarantees;
 pub mod lowlevel;
+mod race;
 pub mod sync;
 pub mod testing;
 mod time;
@@ -77,6 +79,7 @@ pub use crate::core::park::{
 };
 pub use crate::core::run::{Runner, run};
 pub use crate::error::{Error, ErrorKind, Result, StdError, TaskResult};
+pub use crate::race::{Either, race, race2};
 pub use crate::time::{Instant, TryIntoDuration};
 
 /// Runs `async fn main` on a trio run.

@@ -22,6 +22,8 @@
 //!   tasks. They are not `Send`: a run is single-threaded. Where Rust users
 //!   expect RAII (locks, semaphore units, limiter tokens) the acquire
 //!   returns a guard; the guard-less `*_raw` forms mirror Trio's API.
+//!   [`Acquire`] is the one interface of the guarded ones (Lock,
+//!   StrictFifoLock, Semaphore, CapacityLimiter, Mutex), for generic code.
 //! - Each has `statistics()` for debugging.
 //! - **No call-outs under a borrow, none into a half-updated primitive.**
 //!   Waking a waiter ([`reschedule`](crate::lowlevel::reschedule)) calls
@@ -34,6 +36,7 @@
 
 use crate::error::{Error, Result};
 
+mod acquire;
 mod capacity_limiter;
 mod condition;
 mod event;
@@ -42,6 +45,7 @@ mod mutex;
 mod parking_lot;
 mod semaphore;
 
+pub use acquire::Acquire;
 pub use capacity_limiter::{
     Borrower, CapacityLimiter, CapacityLimiterGuard, CapacityLimiterStatistics,
 };
