@@ -11,61 +11,135 @@
 //! * **Fresh runtime per measurement.** Each (workload, runtime, round) builds
 //!   its own runtime; the clock starts and stops inside it, so construction
 //!   and teardown are not timed.
-//! * **Median.** The reported figure is the median over the rounds (default 5)
-//!   of elapsed time divided by the workload's operation count, in ns/op. The
-//!   median ignores the odd round disturbed by the OS.
-//! * **Ratios** are trio / tokio and trio / smol: below 1 means trio is faster.
+//! * **Median and spread.** Each runtime's figure is the median over the
+//!   rounds (default 7, as `../shared/BENCHMARKING.md` asks) of elapsed time
+//!   divided by the workload's operation count, in ns/op; the line under it
+//!   gives the min–max over the rounds.
+//! * **Ratios** are trio / tokio and trio / smol, taken *per round* (the three
+//!   runs of a round saw the same machine), then their median and min–max
+//!   ([`stats`]). Below 1 means trio is faster. A ratio whose max/min exceeds
+//!   [`stats::WIDE_RATIO_SPREAD`] (1.10) gets a warning line under the table:
+//!   within one run it already moves more than a quoted figure may, so it is
+//!   not to be trusted; pin, add rounds, or use `--instructions`.
+//! * **Pinning.** `--pin [CPU]` pins the process to one CPU (default: the
+//!   last one it may run on) before anything runs, as `taskset -c CPU` would;
+//!   the header names the CPU model, the CPUs online and whether the process
+//!   is pinned (also when pinned from outside by `taskset`). See [`machine`].
 //! * **Memory per task.** With a counting global allocator ([`alloc`]) we read
-//!   the live bytes, spawn N tasks that block forever in a trivial future,
-//!   let each be polled once, read again, and report
-//!   `delta / N - size_of_val(future)`: what the runtime itself keeps per
-//!   blocked task (task header, scheduler bookkeeping, queue slots), not the
-//!   user's future, which every runtime must store somewhere. Task handles
-//!   are not counted (tokio/smol tasks are detached; trio children have none).
-//!   It is one deterministic measurement, not a median.
+//!   the live bytes, spawn N tasks that each block on an equivalent wait
+//!   (trio `sync::Event::wait`, tokio `sync::Notify::notified`, smol's
+//!   `event_listener::Event::listen`), let each be polled once, and read
+//!   again. Two rows: `task_memory_runtime` = `delta / N - size_of(future)`,
+//!   what the runtime keeps per blocked task, and `task_memory_total` =
+//!   `delta / N`, everything, so that moving wait state from the runtime into
+//!   the future (as tokio's `Notified` does) cannot win on paper only. Task
+//!   handles are not counted (tokio/smol tasks are detached; trio children
+//!   have none). One deterministic measurement, not a median.
+//! * **Instructions** (`--instructions`): instead of timing, re-runs itself
+//!   under callgrind at scales `s` and `2s` and reports the marginal
+//!   instructions per operation, which do not depend on the machine's load;
+//!   see [`instructions`]. `cargo run --release -p bench -- --instructions`
+//!   (`--scale` sets `s`, default 0.05; `--only`, `--runtimes` select).
 //!
 //! Options: `--only a,b` (workload names, plus `task_memory`), `--rounds N`,
 //! `--warmup N`, `--scale F` (multiplies the counts; `--scale 0.01 --rounds 1`
-//! is a smoke run), `--csv` / `--machine` (one CSV line per workload on
-//! stdout), `--runtimes a,b` (skip the others; they print as `n/a`).
-//! Progress goes to stderr.
+//! is a smoke run), `--runtimes a,b` (skip the others; they print as `n/a`),
+//! `--pin [CPU]`, `--instructions`, `--csv` / `--machine`. Progress goes to
+//! stderr.
+//!
+//! # `--machine` CSV
+//!
+//! A header line, then one line per workload and the two `task_memory` rows
+//! (numbers with three decimals, `n/a` for a runtime that did not run):
+//!
+//! | column | meaning |
+//! |---|---|
+//! | `workload` | workload name, or `task_memory_runtime` / `task_memory_total` |
+//! | `trio_ns_per_op`, `tokio_ns_per_op`, `smol_ns_per_op` | median ns/op (bytes per task for `task_memory…`) |
+//! | `ratio_tokio`, `ratio_smol` | median of the per-round ratios trio / tokio, trio / smol |
+//! | `ratio_tokio_min`, `ratio_tokio_max`, `ratio_smol_min`, `ratio_smol_max` | their range over the rounds |
+//! | `trio_min`, `trio_max`, `tokio_min`, `tokio_max`, `smol_min`, `smol_max` | each runtime's range over the rounds |
+//! | `ops` | operations per round (tasks, for `task_memory…`) |
+//! | `rounds` | rounds measured (1 for `task_memory…`) |
+//!
+//! With `--instructions`, the columns are `workload`, `trio_ir_per_op`,
+//! `tokio_ir_per_op`, `smol_ir_per_op`, `ratio_tokio`, `ratio_smol`.
+//! The machine line of the header goes to stderr in CSV mode.
 
 mod alloc;
+mod instructions;
+mod machine;
+mod report;
+mod stats;
 mod workloads;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use report::{Header, Row};
+use stats::Round;
 use workloads::{Runtime, Workload};
 
-/// Name under which `--only` selects the memory measurement.
+/// Name under which `--only` selects the memory measurement (both rows; any
+/// name starting with it selects it).
 const TASK_MEMORY: &str = "task_memory";
 /// Tasks spawned for the memory measurement at scale 1.
 const TASK_MEMORY_N: usize = 100_000;
+
+/// Which CPU `--pin` asked for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Pin {
+    /// `--pin` alone: the last CPU the process may run on. The last rather
+    /// than CPU 0, which tends to take more of the machine's interrupts and
+    /// housekeeping (and `taskset -c 1` is what the shared notes use).
+    Last,
+    /// `--pin N`.
+    Cpu(usize),
+}
 
 struct Options {
     workloads: Vec<Workload>,
     task_memory: bool,
     rounds: usize,
     warmup: usize,
-    scale: f64,
+    /// `--scale`, if given; the timing and instruction modes default
+    /// differently.
+    scale: Option<f64>,
     csv: bool,
     /// Runtimes to run (`--runtimes`); the others print as `n/a`.
     runtimes: Vec<Runtime>,
+    pin: Option<Pin>,
+    instructions: bool,
+}
+
+impl Options {
+    fn scale(&self) -> f64 {
+        self.scale.unwrap_or(if self.instructions {
+            instructions::DEFAULT_SCALE
+        } else {
+            1.0
+        })
+    }
 }
 
 fn usage() -> String {
     let mut s = String::from(
         "usage: bench [--only NAME,NAME] [--rounds N] [--warmup N] [--scale F] [--csv|--machine]\n\
-         \x20            [--runtimes trio,tokio,smol]\n\
+         \x20            [--runtimes trio,tokio,smol] [--pin [CPU]] [--instructions]\n\
+         \n\
+         --pin [CPU]     pin to CPU (default: the last allowed CPU) before measuring\n\
+         --instructions  instructions per op under valgrind callgrind (scales s and 2s,\n\
+         \x20               s = --scale, default 0.05) instead of timings\n\
          \n\
          workloads (ns per operation, trio vs tokio current_thread vs smol LocalExecutor):\n",
     );
     for w in Workload::ALL {
         s += &format!("  {:<14} {}\n", w.name(), w.describe());
     }
-    s += &format!("  {TASK_MEMORY:<14} runtime bytes per blocked task, excluding the future\n");
+    s += &format!(
+        "  {TASK_MEMORY:<14} bytes per blocked task: runtime-owned (excluding the future) and total\n"
+    );
     s
 }
 
@@ -73,32 +147,19 @@ fn parse_args() -> Result<Options, String> {
     let mut opts = Options {
         workloads: Workload::ALL.to_vec(),
         task_memory: true,
-        rounds: 5,
+        rounds: 7,
         warmup: 1,
-        scale: 1.0,
+        scale: None,
         csv: false,
         runtimes: Runtime::ALL.to_vec(),
+        pin: None,
+        instructions: false,
     };
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match arg.as_str() {
-            "--only" => {
-                let list = value("--only")?;
-                opts.workloads.clear();
-                opts.task_memory = false;
-                for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                    if name == TASK_MEMORY {
-                        opts.task_memory = true;
-                    } else {
-                        let w = Workload::from_name(name)
-                            .ok_or_else(|| format!("unknown workload `{name}`"))?;
-                        if !opts.workloads.contains(&w) {
-                            opts.workloads.push(w);
-                        }
-                    }
-                }
-            }
+            "--only" => select_workloads(&value("--only")?, &mut opts)?,
             "--rounds" => {
                 opts.rounds = parse_num(&value("--rounds")?, "--rounds")?;
                 if opts.rounds == 0 {
@@ -107,22 +168,30 @@ fn parse_args() -> Result<Options, String> {
             }
             "--warmup" => opts.warmup = parse_num(&value("--warmup")?, "--warmup")?,
             "--scale" => {
-                opts.scale = parse_num(&value("--scale")?, "--scale")?;
-                if !(opts.scale.is_finite() && opts.scale > 0.0) {
+                let scale: f64 = parse_num(&value("--scale")?, "--scale")?;
+                if !(scale.is_finite() && scale > 0.0) {
                     return Err("--scale must be a positive number".into());
                 }
+                opts.scale = Some(scale);
             }
             "--runtimes" => {
                 let list = value("--runtimes")?;
-                opts.runtimes = list
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
+                opts.runtimes = names(&list)
                     .map(|name| {
                         Runtime::from_name(name).ok_or_else(|| format!("unknown runtime `{name}`"))
                     })
                     .collect::<Result<_, _>>()?;
             }
+            "--pin" => {
+                // The CPU number is optional: take the next argument only if
+                // it is one.
+                let cpu = args.next_if(|a| a.parse::<usize>().is_ok());
+                opts.pin = Some(match cpu {
+                    Some(cpu) => Pin::Cpu(parse_num(&cpu, "--pin")?),
+                    None => Pin::Last,
+                });
+            }
+            "--instructions" => opts.instructions = true,
             "--csv" | "--machine" => opts.csv = true,
             "-h" | "--help" => {
                 print!("{}", usage());
@@ -136,71 +205,85 @@ fn parse_args() -> Result<Options, String> {
     Ok(opts)
 }
 
+/// The non-empty names of a comma-separated list.
+fn names(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// `--only`: replaces the selection with the listed workloads.
+fn select_workloads(list: &str, opts: &mut Options) -> Result<(), String> {
+    opts.workloads.clear();
+    opts.task_memory = false;
+    for name in names(list) {
+        if name.starts_with(TASK_MEMORY) {
+            opts.task_memory = true;
+        } else {
+            let w =
+                Workload::from_name(name).ok_or_else(|| format!("unknown workload `{name}`"))?;
+            if !opts.workloads.contains(&w) {
+                opts.workloads.push(w);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn parse_num<T: std::str::FromStr>(s: &str, name: &str) -> Result<T, String> {
     s.parse().map_err(|_| format!("{name}: cannot parse `{s}`"))
 }
 
-/// Median of the samples (mean of the middle two for an even count).
-fn median(samples: &mut [f64]) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    let mid = samples.len() / 2;
-    if samples.len() % 2 == 1 {
-        samples[mid]
-    } else {
-        (samples[mid - 1] + samples[mid]) / 2.0
-    }
-}
-
-/// One printed row: a value per runtime (`None` = n/a), in `Runtime::ALL`
-/// order.
-struct Row {
-    name: &'static str,
-    count: usize,
-    values: [Option<f64>; 3],
-}
-
-impl Row {
-    fn ratio(&self, other: Runtime) -> Option<f64> {
-        let idx = Runtime::ALL.iter().position(|&r| r == other)?;
-        Some(self.values[0]? / self.values[idx]?)
-    }
+/// Applies `--pin`, returning the CPU pinned to.
+fn apply_pin(pin: Pin) -> Result<usize, String> {
+    let cpu = match pin {
+        Pin::Cpu(cpu) => cpu,
+        Pin::Last => *machine::allowed_cpus()
+            .map_err(|e| format!("cannot read the affinity mask: {e}"))?
+            .last()
+            .ok_or("the affinity mask is empty")?,
+    };
+    machine::pin_to(cpu).map_err(|e| format!("cannot pin to CPU {cpu}: {e}"))?;
+    Ok(cpu)
 }
 
 /// Measures one workload: warm-up, then `rounds` interleaved rounds.
 fn measure(w: Workload, opts: &Options) -> Row {
-    let shape = w.shape(opts.scale);
-    let mut samples: [Vec<f64>; 3] = Default::default();
+    let shape = w.shape(opts.scale());
+    let mut rounds: Vec<Round> = Vec::with_capacity(opts.rounds);
     let mut available = Runtime::ALL.map(|rt| opts.runtimes.contains(&rt));
     let total = opts.warmup + opts.rounds;
     let started = Instant::now();
     for round in 0..total {
         let warm = round < opts.warmup;
-        if progress_on_tty() {
-            let (what, i, of) = if warm {
-                ("warm-up", round + 1, opts.warmup)
-            } else {
-                ("round", round - opts.warmup + 1, opts.rounds)
-            };
-            eprint!("\r{:<14} {what} {i}/{of}   ", w.name());
-        }
+        show_progress(w, round, opts);
+        let mut samples: Round = [None; 3];
         for (i, rt) in Runtime::ALL.into_iter().enumerate() {
             if !available[i] {
                 continue;
             }
             match workloads::run(rt, w, shape) {
-                Some(elapsed) if !warm => samples[i].push(ns_per_op(elapsed, shape.ops)),
-                Some(_) => {}
+                Some(elapsed) => samples[i] = Some(ns_per_op(elapsed, shape.ops)),
                 None => available[i] = false,
             }
         }
+        if !warm {
+            rounds.push(samples);
+        }
     }
     progress_done(w.name(), started);
-    let values = std::array::from_fn(|i| (!samples[i].is_empty()).then(|| median(&mut samples[i])));
-    Row {
-        name: w.name(),
-        count: shape.ops,
-        values,
+    Row::from_rounds(w.name(), shape.ops, &rounds)
+}
+
+/// An in-place "workload round i/n" line on a terminal.
+fn show_progress(w: Workload, round: usize, opts: &Options) {
+    if !progress_on_tty() {
+        return;
     }
+    let (what, i, of) = if round < opts.warmup {
+        ("warm-up", round + 1, opts.warmup)
+    } else {
+        ("round", round - opts.warmup + 1, opts.rounds)
+    };
+    eprint!("\r{:<14} {what} {i}/{of}   ", w.name());
 }
 
 /// Whether to draw an in-place progress line (only on a terminal).
@@ -222,109 +305,62 @@ fn ns_per_op(elapsed: Duration, ops: usize) -> f64 {
     elapsed.as_secs_f64() * 1e9 / ops as f64
 }
 
-fn measure_memory(n: usize, opts: &Options) -> Row {
+/// The two `task_memory` rows (runtime-owned, total), with `n` tasks.
+fn measure_memory(n: usize, opts: &Options) -> [Row; 2] {
     let started = Instant::now();
     if progress_on_tty() {
         eprint!("\r{TASK_MEMORY} ...   ");
     }
-    let values = Runtime::ALL.map(|rt| {
+    let measured = Runtime::ALL.map(|rt| {
         opts.runtimes
             .contains(&rt)
             .then(|| workloads::task_memory(rt, n))
     });
     progress_done(TASK_MEMORY, started);
-    Row {
-        name: TASK_MEMORY,
-        count: n,
-        values,
-    }
+    let runtime: Round = measured.map(|m| m.map(|m| m.runtime));
+    let total: Round = measured.map(|m| m.map(|m| m.total));
+    [
+        Row::from_rounds("task_memory_runtime", n, &[runtime]),
+        Row::from_rounds("task_memory_total", n, &[total]),
+    ]
 }
 
-fn fmt_value(v: Option<f64>) -> String {
-    match v {
-        None => "n/a".into(),
-        Some(v) if v.abs() >= 1000.0 => format!("{v:.0}"),
-        Some(v) => format!("{v:.1}"),
-    }
-}
-
-fn fmt_ratio(v: Option<f64>) -> String {
-    v.map_or_else(|| "n/a".into(), |v| format!("{v:.2}"))
-}
-
-fn print_csv(rows: &[Row], memory: Option<&Row>) {
-    println!("workload,trio_ns_per_op,tokio_ns_per_op,smol_ns_per_op,ratio_tokio,ratio_smol");
-    let line = |r: &Row, name: &str| {
-        let plain = |v: Option<f64>| v.map_or_else(|| "n/a".into(), |v| format!("{v:.3}"));
-        println!(
-            "{name},{},{},{},{},{}",
-            plain(r.values[0]),
-            plain(r.values[1]),
-            plain(r.values[2]),
-            plain(r.ratio(Runtime::Tokio)),
-            plain(r.ratio(Runtime::Smol)),
-        );
+/// The timing mode: every selected workload, then `task_memory`.
+fn run_timings(opts: &Options, machine: String) {
+    let wall = Instant::now();
+    let rows: Vec<Row> = opts.workloads.iter().map(|&w| measure(w, opts)).collect();
+    let memory: Vec<Row> = if opts.task_memory {
+        let n = ((TASK_MEMORY_N as f64 * opts.scale()).round() as usize).max(1);
+        measure_memory(n, opts).into()
+    } else {
+        Vec::new()
     };
-    for r in rows {
-        line(r, r.name);
-    }
-    // Same columns, but bytes per task instead of ns per op.
-    if let Some(r) = memory {
-        line(r, "task_memory_bytes");
+    if opts.csv {
+        eprintln!("{machine}");
+        report::print_csv(&rows.into_iter().chain(memory).collect::<Vec<_>>());
+        eprintln!("total wall time: {:.1} s", wall.elapsed().as_secs_f64());
+    } else {
+        let header = Header {
+            rounds: opts.rounds,
+            warmup: opts.warmup,
+            scale: opts.scale(),
+            machine,
+        };
+        report::print_table(&rows, &memory, &header);
+        println!("\ntotal wall time: {:.1} s", wall.elapsed().as_secs_f64());
     }
 }
 
-fn print_table(rows: &[Row], memory: Option<&Row>, opts: &Options) {
-    println!(
-        "trio vs tokio (current_thread + LocalSet) vs smol (LocalExecutor): median of {} round(s) \
-         after {} warm-up, scale {}",
-        opts.rounds, opts.warmup, opts.scale
-    );
-    println!(
-        "ratio = trio / other: < 1 means trio is faster (or smaller), > 1 means trio is slower"
-    );
-    let header = |unit: &str| {
-        println!(
-            "\n{:<14} {:>9} {:>11} {:>11} {:>11} {:>10} {:>10}",
-            "workload",
-            "ops",
-            format!("{} {unit}", Runtime::ALL[0].name()),
-            format!("{} {unit}", Runtime::ALL[1].name()),
-            format!("{} {unit}", Runtime::ALL[2].name()),
-            "trio/tokio",
-            "trio/smol"
-        );
-    };
-    let line = |r: &Row| {
-        println!(
-            "{:<14} {:>9} {:>11} {:>11} {:>11} {:>10} {:>10}",
-            r.name,
-            r.count,
-            fmt_value(r.values[0]),
-            fmt_value(r.values[1]),
-            fmt_value(r.values[2]),
-            fmt_ratio(r.ratio(Runtime::Tokio)),
-            fmt_ratio(r.ratio(Runtime::Smol)),
-        );
-    };
-    if !rows.is_empty() {
-        header("ns/op");
-        rows.iter().for_each(line);
-        println!();
-        for r in rows {
-            if let Some(w) = Workload::from_name(r.name) {
-                println!("  {:<14} op = {}", r.name, w.describe());
-            }
-        }
+/// The `--instructions` mode; see [`instructions`].
+fn run_instructions(opts: &Options, machine: String) -> Result<(), String> {
+    let counted = instructions::count_all(&opts.workloads, &opts.runtimes, opts.scale())?;
+    if opts.csv {
+        eprintln!("{machine}");
+        report::print_instructions_csv(&counted);
+    } else {
+        report::print_instructions_table(&counted, opts.scale(), &machine);
     }
-    if let Some(r) = memory {
-        header("B/task");
-        line(r);
-        println!(
-            "\n  {TASK_MEMORY:<14} runtime-owned bytes per blocked task (live-byte delta / tasks \
-             - size of the future); ops = tasks"
-        );
-    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -335,18 +371,62 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let wall = Instant::now();
-    let rows: Vec<Row> = opts.workloads.iter().map(|&w| measure(w, &opts)).collect();
-    let memory = opts.task_memory.then(|| {
-        let n = ((TASK_MEMORY_N as f64 * opts.scale).round() as usize).max(1);
-        measure_memory(n, &opts)
-    });
-    if opts.csv {
-        print_csv(&rows, memory.as_ref());
-        eprintln!("total wall time: {:.1} s", wall.elapsed().as_secs_f64());
+    // Pin before anything else runs, so every thread started later inherits
+    // the mask.
+    let pinned = match opts.pin.map(apply_pin).transpose() {
+        Ok(pinned) => pinned,
+        Err(msg) => {
+            eprintln!("error: --pin: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    if opts.instructions {
+        // Instruction counts do not depend on pinning or load: no affinity
+        // in the header.
+        if let Err(msg) = run_instructions(&opts, machine::describe_cpu()) {
+            eprintln!("error: {msg}");
+            return ExitCode::FAILURE;
+        }
     } else {
-        print_table(&rows, memory.as_ref(), &opts);
-        println!("\ntotal wall time: {:.1} s", wall.elapsed().as_secs_f64());
+        run_timings(&opts, machine::describe(pinned));
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> Options {
+        Options {
+            workloads: Vec::new(),
+            task_memory: false,
+            rounds: 1,
+            warmup: 0,
+            scale: None,
+            csv: false,
+            runtimes: Vec::new(),
+            pin: None,
+            instructions: false,
+        }
+    }
+
+    #[test]
+    fn only_selects_workloads_and_task_memory_by_prefix() {
+        let mut opts = options();
+        select_workloads("ping_pong, task_memory_total,ping_pong", &mut opts).unwrap();
+        assert_eq!(opts.workloads, [Workload::PingPong]);
+        assert!(opts.task_memory);
+        assert!(select_workloads("nope", &mut opts).is_err());
+    }
+
+    #[test]
+    fn instructions_mode_has_its_own_default_scale() {
+        let mut opts = options();
+        assert_eq!(opts.scale(), 1.0);
+        opts.instructions = true;
+        assert_eq!(opts.scale(), instructions::DEFAULT_SCALE);
+        opts.scale = Some(0.2);
+        assert_eq!(opts.scale(), 0.2);
+    }
 }

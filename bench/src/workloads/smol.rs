@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use async_executor::{LocalExecutor, Task};
 use async_io::Timer;
+use event_listener::Event;
 use futures_lite::future::{self, yield_now};
 
-use super::{Shape, Workload, per_task_overhead};
+use super::{Shape, TaskMemory, Workload, per_task_overhead};
 use crate::alloc;
 
 /// Runs `f` on a fresh `LocalExecutor`, which `f` gets to spawn on.
@@ -177,17 +178,20 @@ fn scopes(n: usize, children: usize) -> Duration {
     })
 }
 
-/// Runtime bytes per task for `n` tasks blocked forever in `pending()`,
-/// spawned detached (`Task::detach`, so no handle storage is counted) and
-/// each polled once before the second reading.
-pub fn task_memory(n: usize) -> f64 {
+/// Bytes per task for `n` tasks blocked in `event_listener::Event::listen()`
+/// (what smol's own channels and locks wait on; the equivalent of trio's
+/// `Event::wait`; the listener is a heap entry in the event's list, so it
+/// counts as runtime-owned), spawned detached (`Task::detach`, so no handle
+/// storage is counted) and each polled once before the second reading.
+pub fn task_memory(n: usize) -> TaskMemory {
     block_on(async |ex: &LocalExecutor<'static>| {
         let started = Rc::new(Cell::new(0usize));
+        let release = Rc::new(Event::new());
         let make = || {
-            let started = started.clone();
+            let (started, release) = (started.clone(), release.clone());
             async move {
                 started.set(started.get() + 1);
-                future::pending::<()>().await;
+                release.listen().await;
             }
         };
         let future_size = size_of_val(&make());

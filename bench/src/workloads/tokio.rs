@@ -10,10 +10,10 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::{JoinSet, LocalSet, spawn_local, yield_now};
 
-use super::{Shape, Workload, per_task_overhead};
+use super::{Shape, TaskMemory, Workload, per_task_overhead};
 use crate::alloc;
 
 /// Runs `f` to completion on a fresh current-thread runtime + `LocalSet`.
@@ -166,17 +166,20 @@ fn join_sets(n: usize, children: usize) -> Duration {
     })
 }
 
-/// Runtime bytes per task for `n` tasks blocked forever in `pending()`,
-/// spawned detached (the `JoinHandle` is dropped, so no handle storage is
-/// counted) and each polled once before the second reading.
-pub fn task_memory(n: usize) -> f64 {
+/// Bytes per task for `n` tasks blocked in `Notify::notified()` (tokio's
+/// equivalent of trio's `Event::wait`: its waiter lives inside the
+/// `Notified` future), spawned detached (the `JoinHandle` is dropped, so no
+/// handle storage is counted) and each polled once before the second
+/// reading.
+pub fn task_memory(n: usize) -> TaskMemory {
     block_on(async || {
         let started = Rc::new(Cell::new(0usize));
+        let release = Rc::new(Notify::new());
         let make = || {
-            let started = started.clone();
+            let (started, release) = (started.clone(), release.clone());
             async move {
                 started.set(started.get() + 1);
-                std::future::pending::<()>().await;
+                release.notified().await;
             }
         };
         let future_size = size_of_val(&make());

@@ -169,18 +169,21 @@ fn nurseries(n: usize, children: usize) -> Duration {
     })
 }
 
-/// Runtime bytes per task for `n` children blocked in `sleep_forever`, each
-/// polled once before the second reading. Nursery children have no handle,
-/// so there is no handle storage to exclude.
-pub fn task_memory(n: usize) -> f64 {
+/// Bytes per task for `n` children blocked in `Event::wait` (the wait that
+/// tokio's `Notify::notified` and smol's `event_listener` stand for on the
+/// other sides), each polled once before the second reading; the event is set
+/// afterwards so the nursery can close. Nursery children have no handle, so
+/// there is no handle storage to exclude.
+pub fn task_memory(n: usize) -> super::TaskMemory {
     block_on(async {
         let started = Cell::new(0usize);
-        let per_task = Cell::new(0.0);
+        let release = trio::sync::Event::new();
+        let measured = Cell::new(None);
         let make = || {
-            let started = &started;
+            let (started, release) = (&started, &release);
             async move {
                 started.set(started.get() + 1);
-                trio::sleep_forever().await
+                release.wait().await
             }
         };
         let future_size = size_of_val(&make());
@@ -193,11 +196,11 @@ pub fn task_memory(n: usize) -> f64 {
                 trio::checkpoint().await?;
             }
             let after = alloc::live_bytes();
-            per_task.set(per_task_overhead(after - before, n, future_size));
-            nursery.cancel_scope().cancel();
+            measured.set(Some(per_task_overhead(after - before, n, future_size)));
+            release.set();
             Ok(())
         })
         .await?;
-        Ok(per_task.get())
+        Ok(measured.get().expect("the nursery body ran"))
     })
 }
