@@ -158,7 +158,21 @@ impl Error {
     pub(crate) fn outside_run() -> Error {
         Error::usage("this must be called from inside trio::run")
     }
+}
 
+/// The panic of an infallible run-only function called outside a run
+/// (misuse, see [Errors and panics](crate#errors-and-panics)): says which
+/// fallible twin to use instead. Out of line and cold, so callers stay small.
+#[cold]
+#[inline(never)]
+#[track_caller]
+pub(crate) fn panic_outside_run(function: &str, twin: &str) -> ! {
+    panic!(
+        "trio::{function}() called outside trio::run; use trio::{twin} in code that may run outside"
+    )
+}
+
+impl Error {
     /// Builds a group from several errors. Nested groups are flattened,
     /// repeated cancellations are kept once, and a group of one is that one
     /// error. Returns `None` for no errors.

@@ -43,8 +43,11 @@ fn the_outermost_cancelled_scope_catches() {
 #[test]
 fn below_a_shield_the_outermost_cancelled_scope_catches() {
     mock_run(async {
-        let (outer, shielded, inner) = (CancelScope::new(), CancelScope::new(), CancelScope::new());
-        shielded.set_shield(true);
+        let (outer, shielded, inner) = (
+            CancelScope::new(),
+            CancelScope::new().with_shield(true),
+            CancelScope::new(),
+        );
         let r = outer
             .run(async {
                 let r = shielded
@@ -103,8 +106,7 @@ fn an_uncancelled_scope_never_catches() {
 fn shield_on_off_on_against_a_cancelled_outer_scope() {
     mock_run(async {
         let outer = CancelScope::new();
-        let shield = CancelScope::new();
-        shield.set_shield(true);
+        let shield = CancelScope::new().with_shield(true);
         let r = outer
             .run(async {
                 outer.cancel();
@@ -140,8 +142,7 @@ fn shield_on_off_on_against_a_cancelled_outer_scope() {
 fn shielded_sleeper(unshield: bool) -> Vec<String> {
     mock_run(async {
         let outer = CancelScope::new();
-        let shield = CancelScope::new();
-        shield.set_shield(true);
+        let shield = CancelScope::new().with_shield(true);
         let log = Log::default();
         outer
             .run(async {
@@ -151,7 +152,7 @@ fn shielded_sleeper(unshield: bool) -> Vec<String> {
                         let r = shield2.run(sleep(100.0)).await;
                         log2.push(format!("sleeper woke at {} with {r:?}", now()));
                         r.map(|_| ())
-                    })?;
+                    });
                     sleep(1.0).await?;
                     outer.cancel();
                     if unshield {
@@ -253,7 +254,7 @@ fn cancel_before_entry_and_from_another_task() {
                 let r = s.run(sleep(100.0)).await?;
                 log.push(format!("woke at {} with {r:?}", now()));
                 Ok(())
-            })?;
+            });
             sleep(3.0).await?;
             scope.cancel(); // a blocked task wakes at once
             Ok(())
@@ -281,7 +282,7 @@ fn a_scope_is_entered_once() {
 fn deadlines_are_live_and_relative_deadlines_fixed_at_entry() {
     mock_run(async {
         // Absolute deadline moved while running: takes effect at once.
-        let scope = CancelScope::with_deadline(Instant::from_secs_f64(10.0));
+        let scope = CancelScope::new().with_deadline(Instant::from_secs_f64(10.0));
         open_nursery(async |n| {
             let s = &scope;
             n.start_soon(async move {
@@ -289,7 +290,7 @@ fn deadlines_are_live_and_relative_deadlines_fixed_at_entry() {
                 assert_eq!(s.deadline().as_secs_f64(), 10.0);
                 s.set_deadline(Instant::from_secs_f64(3.0));
                 Ok(())
-            })?;
+            });
             let r = scope.run(sleep(100.0)).await?;
             assert_eq!(r, None);
             assert_eq!(now(), 3.0);
@@ -299,7 +300,7 @@ fn deadlines_are_live_and_relative_deadlines_fixed_at_entry() {
         assert!(scope.cancel_called() && scope.cancelled_caught());
 
         // Relative: measured from entry, not from creation.
-        let rel = CancelScope::with_relative_deadline(5.0)?;
+        let rel = CancelScope::new().with_relative_deadline(5.0)?;
         assert_eq!(
             rel.relative_deadline(),
             Some(std::time::Duration::from_secs(5))
@@ -319,11 +320,11 @@ fn deadlines_are_live_and_relative_deadlines_fixed_at_entry() {
         assert_eq!(now(), 9.0);
 
         // A deadline already past on entry: cancelled at the first checkpoint.
-        let past = CancelScope::with_deadline(Instant::from_secs_f64(1.0));
+        let past = CancelScope::new().with_deadline(Instant::from_secs_f64(1.0));
         assert_eq!(past.run(checkpoint()).await?, None);
         // Pushing a deadline later un-expires nothing that was cancelled, but
         // a not-yet-expired one can be moved out of the way.
-        let later = CancelScope::with_deadline(Instant::from_secs_f64(10.0));
+        let later = CancelScope::new().with_deadline(Instant::from_secs_f64(10.0));
         let r = later
             .run(async {
                 later.set_deadline(Instant::INFINITY);
@@ -418,27 +419,24 @@ fn timeouts_compose_across_layers() {
 fn current_effective_deadline_follows_nesting_and_shields() {
     mock_run(async {
         let at = Instant::from_secs_f64;
-        assert_eq!(current_effective_deadline()?, Instant::INFINITY);
+        assert_eq!(current_effective_deadline(), Instant::INFINITY);
         move_on_at(at(10.0), async {
-            assert_eq!(current_effective_deadline()?, at(10.0));
+            assert_eq!(current_effective_deadline(), at(10.0));
             move_on_at(at(5.0), async {
-                assert_eq!(current_effective_deadline()?, at(5.0));
+                assert_eq!(current_effective_deadline(), at(5.0));
                 move_on_at(at(20.0), async {
-                    assert_eq!(current_effective_deadline()?, at(5.0));
-                    let shielded = CancelScope::with_deadline(at(30.0));
-                    shielded.set_shield(true);
-                    shielded
+                    assert_eq!(current_effective_deadline(), at(5.0));
+                    CancelScope::new()
+                        .with_deadline(at(30.0))
+                        .with_shield(true)
                         .run(async {
-                            assert_eq!(current_effective_deadline()?, at(30.0));
+                            assert_eq!(current_effective_deadline(), at(30.0));
                             let inner = CancelScope::new();
                             inner
                                 .run(async {
-                                    assert_eq!(current_effective_deadline()?, at(30.0));
+                                    assert_eq!(current_effective_deadline(), at(30.0));
                                     inner.cancel();
-                                    assert_eq!(
-                                        current_effective_deadline()?,
-                                        Instant::NEG_INFINITY
-                                    );
+                                    assert_eq!(current_effective_deadline(), Instant::NEG_INFINITY);
                                     Ok(())
                                 })
                                 .await?;
@@ -449,12 +447,11 @@ fn current_effective_deadline_follows_nesting_and_shields() {
                     cancelled
                         .run(async {
                             cancelled.cancel();
-                            assert_eq!(current_effective_deadline()?, Instant::NEG_INFINITY);
-                            let shield = CancelScope::new();
-                            shield.set_shield(true);
-                            shield
+                            assert_eq!(current_effective_deadline(), Instant::NEG_INFINITY);
+                            CancelScope::new()
+                                .with_shield(true)
                                 .run(async {
-                                    assert_eq!(current_effective_deadline()?, Instant::INFINITY);
+                                    assert_eq!(current_effective_deadline(), Instant::INFINITY);
                                     Ok(())
                                 })
                                 .await?;
@@ -493,14 +490,14 @@ fn the_cancel_check_follows_the_schedule_point() {
                 })
                 .await?;
                 Ok(())
-            })?;
+            });
             let log2 = &log;
             n.start_soon(async move {
                 log2.push("b ran");
                 checkpoint().await?;
                 log2.push("b ran again");
                 Ok(())
-            })?;
+            });
             Ok(())
         })
         .await?;
@@ -525,7 +522,7 @@ fn a_nursery_scope_catches_only_its_own_cancellation() {
         let r = outer
             .run(async {
                 open_nursery(async |n| {
-                    n.start_soon(sleep_forever())?;
+                    n.start_soon(sleep_forever());
                     sleep(1.0).await?;
                     outer.cancel(); // not the nursery's own cancel: it propagates
                     sleep_forever().await
@@ -544,7 +541,7 @@ fn a_nursery_scope_catches_only_its_own_cancellation() {
 #[test]
 fn scope_handles_debug_and_state_after_exit() {
     mock_run(async {
-        let s = CancelScope::with_deadline(Instant::from_secs_f64(2.0));
+        let s = CancelScope::new().with_deadline(Instant::from_secs_f64(2.0));
         let dbg = format!("{s:?}");
         assert!(dbg.contains("Fresh"), "{dbg}");
         s.run(sleep_forever()).await?;

@@ -90,7 +90,7 @@ fn panic_text<T>(r: &std::thread::Result<T>) -> String {
 }
 
 fn now() -> f64 {
-    trio::current_time().unwrap().as_secs_f64()
+    trio::current_time().as_secs_f64()
 }
 
 /// Any f64, with the special values made frequent.
@@ -269,7 +269,7 @@ proptest! {
         let (r, end) = watched(format!("CancelScope deadline {nanos}ns (set while running: {while_running})"), move || {
             mock_run(trio::move_on_after(CAP, async move {
                 let deadline = Instant::from_nanos(nanos);
-                let scope = if while_running { CancelScope::new() } else { CancelScope::with_deadline(deadline) };
+                let scope = if while_running { CancelScope::new() } else { CancelScope::new().with_deadline(deadline) };
                 let s2 = scope.clone();
                 let out = scope
                     .run(async move {
@@ -277,8 +277,8 @@ proptest! {
                             s2.set_deadline(deadline);
                         }
                         // The outer CAP scope counts too: the earliest wins.
-                        let eff = trio::current_effective_deadline()?;
-                        let want = if deadline <= trio::current_time()? {
+                        let eff = trio::current_effective_deadline();
+                        let want = if deadline <= trio::current_time() {
                             Instant::NEG_INFINITY
                         } else {
                             deadline.min(Instant::from_secs_f64(CAP))
@@ -308,7 +308,7 @@ proptest! {
     fn cancel_scope_relative_deadlines(secs in any_secs()) {
         let (r, end) = watched(format!("relative deadline {secs}"), move || {
             mock_run(trio::move_on_after(CAP, async move {
-                let scope = CancelScope::with_relative_deadline(secs)?;
+                let scope = CancelScope::new().with_relative_deadline(secs)?;
                 Ok(scope.run(trio::sleep_forever()).await?.is_none())
             }))
         });
@@ -558,7 +558,7 @@ proptest! {
         }
         let (r, _) = watched(format!("wait_all_tasks_blocked({secs})"), move || {
             mock_run(trio::open_nursery(async |n| {
-                n.start_soon(trio::sleep(5.0))?;
+                n.start_soon(trio::sleep(5.0));
                 trio::testing::wait_all_tasks_blocked(secs).await?;
                 let at = now();
                 n.cancel_scope().cancel();

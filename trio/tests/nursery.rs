@@ -36,7 +36,7 @@ fn children_borrow_a_local_vec() {
                         total.set(total.get() + n);
                     }
                     Ok(())
-                })?;
+                });
             }
             Ok(())
         })
@@ -58,7 +58,7 @@ fn open_nursery_waits_for_every_child_and_returns_the_body_value() {
                     sleep(i as f64).await?;
                     log.push(format!("child {i}"));
                     Ok(())
-                })?;
+                });
             }
             Ok("body")
         })
@@ -86,7 +86,7 @@ fn crashing_child_cancels_looping_sibling_and_sleeping_body() {
                 .await;
                 log.push(format!("looper: {}", r.as_ref().unwrap_err()));
                 r
-            })?;
+            });
             n.start_soon(async {
                 // (A busy sibling keeps the run from idling, so the MockClock
                 // never jumps: crash after a few checkpoints instead of a sleep.)
@@ -94,7 +94,7 @@ fn crashing_child_cancels_looping_sibling_and_sleeping_body() {
                     checkpoint().await?;
                 }
                 Err(Error::new(ErrorKind::Broken, "crash"))
-            })?;
+            });
             let r = sleep(100.0).await;
             log.push(format!("body woke at {} with {:?}", now(), r));
             r?;
@@ -123,16 +123,16 @@ fn crashing_child_cancels_looping_sibling_and_sleeping_body() {
 fn several_failures_are_reported_together() {
     let err = mock_run(async {
         open_nursery(async |n| {
-            n.start_soon(async { Err(MyError("first").into()) })?;
+            n.start_soon(async { Err(MyError("first").into()) });
             n.start_soon(async {
                 checkpoint().await?;
                 Err(Error::new(ErrorKind::Busy, "second"))
-            })?;
+            });
             n.start_soon(async {
                 // Not cancelled because it never checkpoints after the first
                 // failure: it fails on its own.
                 Err(Error::new(ErrorKind::Closed, "third"))
-            })?;
+            });
             Ok(())
         })
         .await
@@ -157,11 +157,11 @@ fn tasks_can_question_mark_io_and_own_errors() {
             n.start_soon(async {
                 let _ = std::fs::read("/definitely/not/here")?;
                 Ok(())
-            })?;
+            });
             n.start_soon(async {
                 let _x = parse("nope")?;
                 Ok(())
-            })?;
+            });
             Ok(())
         })
         .await
@@ -176,8 +176,8 @@ fn tasks_can_question_mark_io_and_own_errors() {
 fn body_error_cancels_children() {
     let err = mock_run(async {
         open_nursery(async |n| {
-            n.start_soon(sleep_forever())?;
-            n.start_soon(sleep_forever())?;
+            n.start_soon(sleep_forever());
+            n.start_soon(sleep_forever());
             checkpoint().await?;
             Err::<(), _>(MyError("body failed").into())
         })
@@ -192,13 +192,13 @@ fn body_error_cancels_children() {
 fn nursery_scope_cancel_ends_everything_and_body_value_is_none() {
     mock_run(async {
         let r = open_nursery(async |n| {
-            n.start_soon(sleep_forever())?;
+            n.start_soon(sleep_forever());
             let n2 = n.clone();
             n.start_soon(async move {
                 sleep(5.0).await?;
                 n2.cancel_scope().cancel();
                 Ok(())
-            })?;
+            });
             sleep_forever().await?;
             Ok(1)
         })
@@ -223,9 +223,9 @@ fn children_spawn_siblings_and_handles_travel() {
                     inner2.start_soon(async move {
                         log2.push("grandchild via handle");
                         Ok(())
-                    })?;
+                    });
                     Ok(())
-                })?;
+                });
                 let inner3 = inner.clone();
                 let log3 = &log;
                 inner.start_soon(async move {
@@ -233,9 +233,9 @@ fn children_spawn_siblings_and_handles_travel() {
                     inner3.start_soon(async move {
                         log3.push("sibling");
                         Ok(())
-                    })?;
+                    });
                     Ok(())
-                })?;
+                });
                 Ok(())
             })
             .await?;
@@ -261,7 +261,7 @@ fn spawning_into_a_closed_nursery_is_an_error() {
         .await?;
         let n = escaped.borrow_mut().take().unwrap();
         assert!(n.is_closed());
-        let err = n.start_soon(async {}).unwrap_err();
+        let err = n.try_start_soon(async {}).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Usage);
         let err = n
             .start(async |s: TaskStatus<()>| s.started(()))
@@ -302,7 +302,7 @@ fn leaked_nursery_never_polls_its_children_again() {
                         checkpoint().await?;
                     }
                     Ok(())
-                })?;
+                });
                 sleep_forever().await
             }));
             poll_for_ticks(fut.as_mut(), 5).await;
@@ -343,7 +343,7 @@ fn dropping_a_nursery_future_drops_its_children_and_keeps_the_run_consistent() {
                     n.start_soon(async move {
                         let _g = Guard(log, name);
                         sleep_forever().await
-                    })?;
+                    });
                 }
                 sleep_forever().await
             }));
@@ -354,7 +354,11 @@ fn dropping_a_nursery_future_drops_its_children_and_keeps_the_run_consistent() {
         assert_eq!(l, ["dropped a", "dropped b"]);
         // The runtime still works: scopes, timers, nurseries.
         assert_eq!(trio::move_on_after(1.0, sleep_forever()).await?, None);
-        open_nursery(async |n| n.start_soon(sleep(1.0))).await?;
+        open_nursery(async |n| {
+            n.start_soon(sleep(1.0));
+            Ok(())
+        })
+        .await?;
         assert_eq!(now(), 2.0);
         Ok(())
     })
@@ -373,14 +377,14 @@ fn a_panicking_child_cancels_siblings_then_resumes_in_the_parent() {
                     sleep(2.0).await.ok(); // cleanup checkpoints also fail: level-triggered
                     log.push(format!("sibling finished at {} with {:?}", now(), r));
                     r
-                })?;
+                });
                 n.start_soon(async {
                     sleep(1.0).await?;
                     if now() > 0.0 {
                         panic!("boom {}", 7);
                     }
                     Ok(())
-                })?;
+                });
                 Ok(())
             })
             .await?;
@@ -408,7 +412,7 @@ fn a_panic_caught_inside_the_run_leaves_the_runtime_usable() {
                         panic!("inner");
                     }
                     Ok(())
-                })?;
+                });
                 Ok(())
             })
         ));
@@ -421,7 +425,7 @@ fn a_panic_caught_inside_the_run_leaves_the_runtime_usable() {
         )
         .await;
         assert!(r, "the panic came out");
-        assert_eq!(trio::current_effective_deadline()?, trio::Instant::INFINITY);
+        assert_eq!(trio::current_effective_deadline(), trio::Instant::INFINITY);
         sleep(1.0).await?;
         assert_eq!(trio::move_on_after(1.0, sleep_forever()).await?, None);
         Ok(())
@@ -467,7 +471,7 @@ fn start_reports_errors_before_started_itself() {
             n.start_soon(async {
                 sleep(10.0).await?;
                 Ok(())
-            })?;
+            });
             let err = n
                 .start(async |_status: TaskStatus<()>| Err(MyError("failed to bind").into()))
                 .await
@@ -515,7 +519,7 @@ fn start_runs_under_the_callers_scopes_until_started() {
                 sleep(1.0).await?;
                 c2.cancel();
                 Ok(())
-            })?;
+            });
             let r = caller
                 .run(async {
                     n.start(async |status: TaskStatus<()>| {
@@ -603,7 +607,7 @@ fn a_pending_start_keeps_the_target_nursery_open() {
                         .await?;
                     assert_eq!(v, "ready");
                     Ok(())
-                })?;
+                });
                 trio::testing::wait_all_tasks_blocked(0.0).await?;
                 Ok(()) // the body ends at t=0 ...
             })
@@ -678,11 +682,11 @@ fn opening_a_nursery_is_not_a_checkpoint_and_exit_is_a_schedule_point_only() {
                     })
                     .await?;
                 Ok(())
-            })?;
+            });
             n.start_soon(async move {
                 log.push("other task");
                 Ok(())
-            })?;
+            });
             Ok(())
         })
         .await?;
@@ -712,7 +716,7 @@ fn batches_are_fair_and_fifo_without_a_seed() {
                         checkpoint().await?;
                     }
                     Ok(())
-                })?;
+                });
             }
             Ok(())
         })
@@ -741,7 +745,7 @@ fn order_with_seed(seed: u64) -> Vec<String> {
                             checkpoint().await?;
                         }
                         Ok(())
-                    })?;
+                    });
                 }
                 Ok(())
             })
@@ -775,17 +779,17 @@ fn a_seed_shuffles_batches_reproducibly() {
 #[test]
 fn the_task_tree_is_inspectable() {
     mock_run(async {
-        let root = trio::lowlevel::current_task()?;
-        assert_eq!(root, trio::lowlevel::current_root_task()?);
+        let root = trio::lowlevel::current_task();
+        assert_eq!(root, trio::lowlevel::current_root_task());
         open_nursery(async |n| {
             n.start_soon_named("worker", async {
-                let me = trio::lowlevel::current_task()?;
+                let me = trio::lowlevel::current_task();
                 assert_eq!(me.name().as_deref(), Some("worker"));
                 sleep_forever().await
-            })?;
-            n.start_soon(sleep_forever())?;
+            });
+            n.start_soon(sleep_forever());
             trio::testing::wait_all_tasks_blocked(0.0).await?;
-            let me = trio::lowlevel::current_task()?;
+            let me = trio::lowlevel::current_task();
             assert_eq!(
                 me, root,
                 "a nursery body is part of the task that opened it"
@@ -836,13 +840,16 @@ fn nested_run_is_an_error_not_a_hang() {
 
 #[test]
 fn runtime_functions_outside_a_run_are_errors() {
-    assert_eq!(trio::current_time().unwrap_err().kind(), ErrorKind::Usage);
     assert_eq!(
-        trio::lowlevel::current_task().unwrap_err().kind(),
+        trio::try_current_time().unwrap_err().kind(),
         ErrorKind::Usage
     );
     assert_eq!(
-        trio::current_effective_deadline().unwrap_err().kind(),
+        trio::lowlevel::try_current_task().unwrap_err().kind(),
+        ErrorKind::Usage
+    );
+    assert_eq!(
+        trio::try_current_effective_deadline().unwrap_err().kind(),
         ErrorKind::Usage
     );
 }

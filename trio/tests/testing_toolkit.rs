@@ -52,7 +52,7 @@ fn sequencer_orders_steps_across_three_tasks() {
                             log.push(format!("{name}{step} end"));
                         }
                         Ok(())
-                    })?;
+                    });
                 }
                 Ok(())
             })
@@ -113,21 +113,21 @@ fn sequencer_cancelled_wait_breaks_the_sequence() {
             n.start_soon(async move {
                 // Nobody ever takes step 0, so this waits until its timeout.
                 let r = trio::move_on_after(1.0, seq.step(1)).await;
-                broke_at.set(Some(trio::current_time()?.as_secs_f64()));
+                broke_at.set(Some(trio::current_time().as_secs_f64()));
                 // The cancellation is turned into an error, which the scope
                 // does not absorb (as Trio's RuntimeError).
                 results
                     .borrow_mut()
                     .push(("timed out", r.unwrap_err().kind()));
                 Ok(())
-            })?;
+            });
             n.start_soon(async move {
                 let r = seq.step(2).await;
                 results
                     .borrow_mut()
                     .push(("other waiter", r.unwrap_err().kind()));
                 Ok(())
-            })?;
+            });
             Ok(())
         })
         .await?;
@@ -181,12 +181,12 @@ fn sequencer_step_is_released_when_the_guard_unwinds_with_an_error() {
                 let _g = seq.step(1).await?;
                 log.push("one");
                 Ok(())
-            })?;
+            });
             n.start_soon(async move {
                 let _g = seq.step(0).await?;
                 log.push("zero fails");
                 Err(trio::Error::new(ErrorKind::Other, "step 0 failed"))
-            })?;
+            });
             Ok(())
         })
         .await
@@ -277,14 +277,14 @@ fn only_the_measuring_tasks_checkpoints_count() {
     // the body's does (it is the same task), and so does the nursery exit.
     mock_run(async {
         let (r, c) = counts(trio::open_nursery(async |n| {
-            n.start_soon(trio::checkpoint())?;
+            n.start_soon(trio::checkpoint());
             Ok(())
         }))
         .await;
         r?;
         assert_eq!(c, (1, 0), "only the exit's schedule point");
         let (r, c) = counts(trio::open_nursery(async |n| {
-            n.start_soon(trio::checkpoint())?;
+            n.start_soon(trio::checkpoint());
             trio::checkpoint().await
         }))
         .await;
@@ -356,7 +356,11 @@ fn synchronous_code_has_no_checkpoints() {
         assert_eq!(assert_no_checkpoints(async { rx.try_receive() }).await?, 5);
         // Opening a nursery is not a checkpoint: only its exit is.
         trio::open_nursery(async |n| {
-            assert_no_checkpoints(async { n.start_soon(trio::sleep(1.0)) }).await
+            assert_no_checkpoints(async {
+                n.start_soon(trio::sleep(1.0));
+                Ok(())
+            })
+            .await
         })
         .await?;
         Ok(())
@@ -448,7 +452,7 @@ fn other_tasks_checkpoints_do_not_count() {
                 }
                 busy_done.set(100);
                 Ok(())
-            })?;
+            });
             // While we sleep, the other task does 100 checkpoints.
             let (r, c) = counts(trio::sleep(1.0)).await;
             r?;
@@ -492,7 +496,7 @@ fn wait_all_tasks_blocked_with_sequencer() {
                 let _g = seq.step(1).await?;
                 reached.set(true);
                 Ok(())
-            })?;
+            });
             wait_all_tasks_blocked(0.0).await?;
             assert!(!reached.get());
             drop(seq.step(0).await?);

@@ -108,7 +108,7 @@ pub enum AbortReason {
 ///             })?;
 ///             *waiter.borrow_mut() = Some(park.key());
 ///             park.await // blocks until rescheduled
-///         })?;
+///         });
 ///         trio::testing::wait_all_tasks_blocked(0.0).await?;
 ///         let key = waiter.borrow_mut().take().unwrap();
 ///         assert!(reschedule(key, Ok(())));
@@ -509,12 +509,31 @@ pub async fn checkpoint_if_cancelled() -> Result<()> {
 ///
 /// ```
 /// # trio::run(async {
-/// let t0 = trio::current_time()?;
-/// trio::sleep(0.001).await?;
-/// assert!(trio::current_time()? > t0);
+/// let t0 = trio::current_time();
+/// trio::sleep(0.25).await?;
+/// assert!(trio::current_time() - t0 >= 0.25); // seconds, as an f64
 /// # Ok(()) }).unwrap();
 /// ```
-pub fn current_time() -> Result<Instant> {
+///
+/// # Panics
+///
+/// Outside a run (misuse, see [Errors and panics](crate#errors-and-panics));
+/// [`try_current_time`] is the fallible twin.
+#[track_caller]
+pub fn current_time() -> Instant {
+    match runtime::with_runtime(|rt| rt.now()) {
+        Some(now) => now,
+        None => crate::error::panic_outside_run("current_time", "try_current_time"),
+    }
+}
+
+/// Like [`current_time`], but outside a run it is an
+/// [`ErrorKind::Usage`](crate::ErrorKind::Usage) error instead of a panic.
+///
+/// ```
+/// assert_eq!(trio::try_current_time().unwrap_err().kind(), trio::ErrorKind::Usage);
+/// ```
+pub fn try_current_time() -> Result<Instant> {
     Ok(runtime::current()?.now())
 }
 
@@ -586,7 +605,7 @@ pub fn sleep_forever() -> impl Future<Output = Result<()>> {
 ///         n.start_soon(async {
 ///             step.set(1);
 ///             trio::sleep_forever().await
-///         })?;
+///         });
 ///         trio::testing::wait_all_tasks_blocked(0.0).await?;
 ///         assert_eq!(step.get(), 1); // the child ran until it blocked
 ///         n.cancel_scope().cancel();
@@ -655,7 +674,8 @@ pub fn checkpoint_counts() -> Result<CheckpointCounts> {
 ///     let watch = trio::lowlevel::watch_checkpoints()?;
 ///     trio::checkpoint().await?;
 ///     trio::open_nursery(async |n| {
-///         n.start_soon(trio::checkpoint()) // a child: not this task
+///         n.start_soon(trio::checkpoint()); // a child: not this task
+///         Ok(())
 ///     })
 ///     .await?;
 ///     let c = watch.counts();

@@ -157,7 +157,7 @@ impl fmt::Debug for RunHandle {
 ///     let token = trio::lowlevel::current_trio_token()?;
 ///     let (tx, rx) = mpsc::channel();
 ///     std::thread::spawn(move || {
-///         token.run_sync_soon(move || tx.send(trio::current_time().is_ok()).unwrap()).unwrap();
+///         token.run_sync_soon(move || tx.send(trio::try_current_time().is_ok()).unwrap()).unwrap();
 ///     })
 ///     .join()
 ///     .unwrap();

@@ -22,7 +22,7 @@ pub async fn settle() {
 
 /// The run's clock in seconds.
 pub fn now() -> f64 {
-    trio::current_time().unwrap().as_secs_f64()
+    trio::current_time().as_secs_f64()
 }
 
 /// An ordered record of events, shared by borrowing.
