@@ -12,8 +12,8 @@
 
 use std::cell::RefCell;
 use std::time::Duration;
+use trio::ErrorKind;
 use trio::testing::MockClock;
-use trio::{ErrorKind, TaskStatus};
 
 fn t() -> String {
     format!("[t={:>5.1}s]", trio::current_time().as_secs_f64())
@@ -104,7 +104,7 @@ async fn demo() -> trio::Result<()> {
     println!("== 4. start(): wait until a child is ready");
     trio::open_nursery(async |nursery| {
         let port = nursery
-            .start(async |status: TaskStatus<u16>| {
+            .start(async |status| {
                 println!("{} server: binding...", t());
                 trio::sleep(0.5).await?;
                 status.started(8080);

@@ -432,6 +432,45 @@ impl fmt::Debug for Error {
     }
 }
 
+/// Short questions about a `trio::Result`, for tests and cleanup code:
+/// `r.is_cancelled()` instead of `r.as_ref().is_err_and(trio::Error::is_cancelled)`.
+/// In [`trio::prelude`](crate::prelude).
+///
+/// ```
+/// use trio::prelude::*;
+/// trio::run(async {
+///     let scope = CancelScope::new();
+///     scope.cancel();
+///     scope
+///         .run(async {
+///             let r = trio::checkpoint().await;
+///             assert!(r.is_cancelled());
+///             assert!(r.is_err_kind(ErrorKind::Cancelled));
+///             assert!(!trio::sleep(-1.0).await.is_cancelled()); // a bad duration
+///             Ok(())
+///         })
+///         .await?;
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub trait ResultExt {
+    /// True if this is `Err` holding the runtime's cancellation (see
+    /// [`Error::is_cancelled`]).
+    fn is_cancelled(&self) -> bool;
+    /// True if this is `Err` of this kind (see [`Error::kind`]).
+    fn is_err_kind(&self, kind: ErrorKind) -> bool;
+}
+
+impl<T> ResultExt for Result<T> {
+    fn is_cancelled(&self) -> bool {
+        self.as_ref().is_err_and(Error::is_cancelled)
+    }
+    fn is_err_kind(&self, kind: ErrorKind) -> bool {
+        self.as_ref().is_err_and(|e| e.kind() == kind)
+    }
+}
+
 /// What a task may return: `()` or `trio::Result<()>`. Its error goes to the
 /// nursery.
 ///

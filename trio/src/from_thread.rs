@@ -78,7 +78,7 @@ fn check_not_in_run() -> Result<()> {
 ///                 trio::from_thread::check_cancelled()?; // stops once the caller gives up
 ///                 std::thread::sleep(Duration::from_millis(1));
 ///             }
-///             Ok::<_, trio::Error>("finished")
+///             Ok("finished")
 ///         })
 ///         .await? // the thread's own result: its Cancelled comes out here
 ///     })

@@ -103,8 +103,42 @@ pub use crate::core::park::{
     sleep_forever, sleep_until, try_current_time,
 };
 pub use crate::core::run::{Runner, run};
-pub use crate::error::{Error, ErrorKind, Result, StdError, TaskResult};
+pub use crate::error::{Error, ErrorKind, Result, ResultExt, StdError, TaskResult};
 pub use crate::time::{Instant, TryIntoDuration};
+
+/// The everyday names in one import: `use trio::prelude::*;`.
+///
+/// Brings in the types and traits most code uses ([`Nursery`],
+/// [`CancelScope`], [`TaskStatus`], [`Instant`], [`Error`], [`ErrorKind`],
+/// [`ResultExt`], [`TryIntoDuration`]); functions stay qualified
+/// (`trio::sleep`, `trio::open_nursery`), as Trio's do.
+///
+/// ```
+/// use trio::prelude::*;
+///
+/// async fn serve(status: TaskStatus<u16>) -> trio::Result<()> {
+///     status.started(8080);
+///     trio::sleep_forever().await
+/// }
+///
+/// trio::run(async {
+///     let r = trio::open_nursery(async |nursery| {
+///         let port = nursery.start(serve).await?;
+///         assert_eq!(port, 8080);
+///         nursery.cancel_scope().cancel();
+///         trio::checkpoint().await
+///     })
+///     .await;
+///     assert!(!r.is_cancelled()); // the nursery caught its own cancellation
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub mod prelude {
+    pub use crate::{
+        CancelScope, Error, ErrorKind, Instant, Nursery, ResultExt, TaskStatus, TryIntoDuration,
+    };
+}
 
 /// Runs `async fn main` on a trio run.
 ///

@@ -95,12 +95,14 @@ impl Instant {
     /// [`ErrorKind::InvalidArgument`] error instead of a panic.
     ///
     /// ```
+    /// # fn main() -> trio::Result<()> {
     /// use trio::{ErrorKind, Instant};
     /// assert_eq!(Instant::try_from_secs_f64(1.5)?.as_secs_f64(), 1.5);
     /// assert_eq!(Instant::try_from_secs_f64(f64::INFINITY)?, Instant::INFINITY);
     /// let err = Instant::try_from_secs_f64(f64::NAN).unwrap_err();
     /// assert_eq!(err.kind(), ErrorKind::InvalidArgument);
-    /// # Ok::<(), trio::Error>(())
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn try_from_secs_f64(secs: f64) -> Result<Instant> {
         if secs.is_nan() {
@@ -140,13 +142,15 @@ impl Instant {
     /// NaN or the sum is ∞ − ∞. The fallible form of `self + secs`.
     ///
     /// ```
+    /// # fn main() -> trio::Result<()> {
     /// use trio::{ErrorKind, Instant};
     /// let t = Instant::from_secs_f64(1.0);
     /// assert_eq!(t.checked_add_secs(0.5)?, Instant::from_secs_f64(1.5));
     /// assert_eq!(t.checked_add_secs(f64::INFINITY)?, Instant::INFINITY);
     /// let err = t.checked_add_secs(f64::NAN).unwrap_err();
     /// assert_eq!(err.kind(), ErrorKind::InvalidArgument);
-    /// # Ok::<(), trio::Error>(())
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn checked_add_secs(self, secs: f64) -> Result<Instant> {
         if secs.is_nan() {
@@ -192,13 +196,15 @@ impl Instant {
     /// fallible form of `self - earlier`.
     ///
     /// ```
+    /// # fn main() -> trio::Result<()> {
     /// use trio::Instant;
     /// let (a, b) = (Instant::from_secs_f64(1.0), Instant::from_secs_f64(3.5));
     /// assert_eq!(b.checked_secs_since(a)?, 2.5);
     /// assert_eq!(a.checked_secs_since(b)?, -2.5);
     /// assert_eq!(Instant::INFINITY.checked_secs_since(a)?, f64::INFINITY);
     /// assert!(Instant::INFINITY.checked_secs_since(Instant::INFINITY).is_err());
-    /// # Ok::<(), trio::Error>(())
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn checked_secs_since(self, earlier: Instant) -> Result<f64> {
         match (self.nanos, earlier.nanos) {

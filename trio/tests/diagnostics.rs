@@ -187,7 +187,7 @@ fn waiting_on_timers_is_not_a_deadlock() {
         .run(async {
             open_nursery(async |n| {
                 n.start_soon(trio::sleep(10.0));
-                trio::testing::wait_all_tasks_blocked(0.0).await?;
+                trio::testing::wait_all_tasks_blocked().await?;
                 c2.jump(10.0)?;
                 Ok(())
             })
@@ -258,7 +258,7 @@ fn the_tree_shows_scopes_nurseries_and_waits() {
                         trio::move_on_after(5.0, trio::sleep_forever()).await?;
                         Ok(())
                     });
-                    trio::testing::wait_all_tasks_blocked(0.0).await?;
+                    trio::testing::wait_all_tasks_blocked().await?;
                     let tree = trio::lowlevel::task_tree()?.to_string();
                     let expect = [
                         "task <root>: running (taking this snapshot)",

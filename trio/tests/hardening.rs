@@ -307,7 +307,7 @@ async fn started_called_from_another_task_returns_from_start_at_once() -> trio::
         });
         let started_at = trio::fail_after(
             10.0,
-            n.start(async |status: trio::TaskStatus<&str>| {
+            n.start(async |status| {
                 *handed_over.borrow_mut() = Some(status);
                 trio::sleep_forever().await
             }),
@@ -587,12 +587,11 @@ fn adding_an_instrument_twice_is_idempotent() {
     let rec = Rc::new(Recorder::default());
     let r2 = rec.clone();
     trio::run(async move {
-        let dyn_rec: Rc<dyn Instrument> = r2;
-        trio::lowlevel::add_instrument(dyn_rec.clone())?;
-        trio::lowlevel::add_instrument(dyn_rec.clone())?;
+        trio::lowlevel::add_instrument(r2.clone())?;
+        trio::lowlevel::add_instrument(r2.clone())?;
         trio::checkpoint().await?;
-        assert!(trio::lowlevel::remove_instrument(&dyn_rec)?);
-        assert!(!trio::lowlevel::remove_instrument(&dyn_rec)?);
+        assert!(trio::lowlevel::remove_instrument(&r2)?);
+        assert!(!trio::lowlevel::remove_instrument(&r2)?);
         Ok(())
     })
     .unwrap();

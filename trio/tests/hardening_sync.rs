@@ -40,7 +40,7 @@ fn with_scheduled_hook<R>(
     during: impl FnOnce() -> R,
 ) -> trio::Result<R> {
     let me = current_task();
-    let instrument: Rc<dyn Instrument> = Rc::new(OnScheduled(Box::new(move |task| {
+    let instrument = Rc::new(OnScheduled(Box::new(move |task| {
         if task != me {
             hook(task)
         }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 use trio::lowlevel::{Abort, Park, RunVar, WaitKey, reschedule};
-use trio::testing::{MockClock, wait_all_tasks_blocked};
+use trio::testing::{MockClock, wait_all_tasks_blocked, wait_all_tasks_blocked_with_cushion};
 use trio::{ErrorKind, Instant, checkpoint, open_nursery, sleep, sleep_forever, sleep_until};
 
 #[test]
@@ -87,7 +87,7 @@ fn a_frozen_clock_can_be_jumped_by_hand() {
                     assert_eq!(now(), 10.0);
                     Ok(())
                 });
-                wait_all_tasks_blocked(0.0).await?;
+                wait_all_tasks_blocked().await?;
                 clock.jump(10.0)?;
                 Ok(())
             })
@@ -130,7 +130,7 @@ fn wait_all_tasks_blocked_wakes_by_cushion_and_beats_autojump() {
                 ("big", 0.004),
             ] {
                 n.start_soon(async move {
-                    wait_all_tasks_blocked(cushion).await?;
+                    wait_all_tasks_blocked_with_cushion(cushion).await?;
                     l.push(format!("{name} at {}", now()));
                     Ok(())
                 });
@@ -161,11 +161,11 @@ fn wait_all_tasks_blocked_is_cancellable() {
         open_nursery(async |n| {
             let s = &scope;
             n.start_soon(async move {
-                let r = s.run(wait_all_tasks_blocked(1000.0)).await?;
+                let r = s.run(wait_all_tasks_blocked_with_cushion(1000.0)).await?;
                 assert_eq!(r, None);
                 Ok(())
             });
-            wait_all_tasks_blocked(0.0).await?; // the smaller cushion wakes first
+            wait_all_tasks_blocked().await?; // the smaller cushion wakes first
             scope.cancel();
             Ok(())
         })
@@ -191,7 +191,7 @@ fn work_outside_the_run_is_not_idleness() {
             });
             let l = &log;
             n.start_soon(async move {
-                wait_all_tasks_blocked(0.0).await?;
+                wait_all_tasks_blocked().await?;
                 l.push(format!(
                     "idle after thread finished: {}",
                     done.load(Ordering::SeqCst)
@@ -421,7 +421,7 @@ fn park_reschedule_and_abort() {
                     Ok(())
                 });
             }
-            wait_all_tasks_blocked(0.0).await?;
+            wait_all_tasks_blocked().await?;
             let first = waiting.borrow_mut().remove(0);
             assert!(reschedule(first, Ok(())));
             assert!(!reschedule(first, Ok(())), "a wait is rescheduled once");
@@ -530,7 +530,7 @@ fn waiting_for_fds() {
                 l.push("readable");
                 Ok(())
             });
-            wait_all_tasks_blocked(0.0).await?;
+            wait_all_tasks_blocked().await?;
             // One reader per fd.
             let err = trio::lowlevel::wait_readable(fd).await.unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Busy);
@@ -555,7 +555,7 @@ fn waiting_for_fds() {
                 assert_eq!(err.kind(), ErrorKind::Closed);
                 Ok(())
             });
-            wait_all_tasks_blocked(0.0).await?;
+            wait_all_tasks_blocked().await?;
             trio::lowlevel::notify_closing(fd)?;
             Ok(())
         })

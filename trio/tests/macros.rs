@@ -213,7 +213,7 @@ fn interleaving(seed: u64) -> Vec<(u32, u32)> {
             Ok(())
         })
         .await?;
-        Ok::<(), Error>(())
+        Ok(())
     });
     log.into_inner()
 }

@@ -7,6 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::task::Poll;
+use trio::ResultExt;
 use trio::testing::{
     MockClock, Sequencer, assert_checkpoints, assert_no_checkpoints, measure_checkpoints,
     wait_all_tasks_blocked,
@@ -233,11 +234,12 @@ fn checkpoint_and_sleep_pass_assert_checkpoints() {
         assert_eq!(counts(trio::checkpoint()).await.1, (1, 1));
         assert_eq!(counts(trio::sleep(0.0)).await.1, (1, 1));
         // The output comes back.
-        let v = assert_checkpoints(async {
+        let v: trio::Result<i32> = assert_checkpoints(async {
             trio::checkpoint().await?;
-            Ok::<_, trio::Error>(7)
+            Ok(7)
         })
-        .await?;
+        .await;
+        let v = v?;
         assert_eq!(v, 7);
         // Returning `()` works too.
         assert_checkpoints(async { trio::checkpoint().await.unwrap() }).await;
@@ -368,7 +370,7 @@ fn synchronous_code_has_no_checkpoints() {
     .unwrap();
     let msg = panic_message(|| {
         mock_run(async {
-            assert_checkpoints(async { Ok::<_, trio::Error>(()) }).await?;
+            assert_checkpoints(async {}).await;
             Ok(())
         })
         .unwrap();
@@ -404,14 +406,14 @@ fn a_checkpoint_in_a_cancelled_scope_still_counts() {
             .run(async {
                 // It ends in Err(Cancelled) after a schedule and a cancel point.
                 let (r, c) = counts(trio::checkpoint()).await;
-                assert!(r.unwrap_err().is_cancelled());
+                assert!(r.is_cancelled());
                 assert_eq!(c, (1, 1));
                 // assert_checkpoints: the code "raised", so nothing is checked
                 // (as in Trio), and the error comes back.
                 let r = assert_checkpoints(trio::sleep(1.0)).await;
-                assert!(r.unwrap_err().is_cancelled());
+                assert!(r.is_cancelled());
                 let r = assert_checkpoints(trio::checkpoint_if_cancelled()).await;
-                assert!(r.unwrap_err().is_cancelled());
+                assert!(r.is_cancelled());
                 Ok(())
             })
             .await?;
@@ -497,10 +499,10 @@ fn wait_all_tasks_blocked_with_sequencer() {
                 reached.set(true);
                 Ok(())
             });
-            wait_all_tasks_blocked(0.0).await?;
+            wait_all_tasks_blocked().await?;
             assert!(!reached.get());
             drop(seq.step(0).await?);
-            wait_all_tasks_blocked(0.0).await?;
+            wait_all_tasks_blocked().await?;
             assert!(reached.get());
             Ok(())
         })

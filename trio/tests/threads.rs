@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use trio::ResultExt;
 use trio::sync::CapacityLimiter;
 use trio::testing::{MockClock, wait_all_tasks_blocked};
 use trio::{CancelScope, ErrorKind, to_thread};
@@ -111,7 +112,7 @@ fn cancel_mid_call(abandon: bool) -> (Option<u32>, usize, bool) {
         })
         .await?;
         // Wait until the thread has really finished and reported back.
-        wait_all_tasks_blocked(0.0).await?;
+        wait_all_tasks_blocked().await?;
         let returned = limiter.borrowed_tokens() == 0;
         let r = outcome.into_inner().expect("the child finished");
         Ok((r, borrowed_after_cancel, returned))
@@ -211,7 +212,7 @@ fn from_thread_round_trip() {
     run(async {
         let flag = trio::sync::Event::new();
         let token = trio::lowlevel::current_trio_token()?;
-        let (a, b, c) = to_thread::run_sync(move || {
+        let (a, b, c) = to_thread::run_sync(move || -> trio::Result<_> {
             // Sync: runs in the run, between tasks.
             let a = trio::from_thread::run_sync(|| trio::current_time().as_secs_f64())?;
             // Async: a sleep in virtual time, autojumped while we wait.
@@ -221,7 +222,7 @@ fn from_thread_round_trip() {
             })?;
             // With an explicit token.
             let c = trio::from_thread::run_sync_with_token(&token, || 5)?;
-            Ok::<_, trio::Error>((a, b, c))
+            Ok((a, b, c))
         })
         .await??;
         assert_eq!((a, b, c), (0.0, 10.0, 5));
@@ -332,11 +333,11 @@ fn a_cancelled_caller_is_visible_to_its_worker_and_its_calls_back() {
                             // A call back into the run is itself cancelled once
                             // the caller is: sleep until then.
                             let r = trio::from_thread::run(|| trio::sleep(10.0));
-                            cancelled = r.is_err_and(|e| e.is_cancelled());
+                            cancelled = r.is_cancelled();
                         }
                     }
                     s2.store(true, Ordering::SeqCst);
-                    Ok::<(), trio::Error>(())
+                    Ok(())
                 })
                 .await?
             })

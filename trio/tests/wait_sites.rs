@@ -14,7 +14,7 @@ use trio::{ErrorKind, open_memory_channel, open_nursery};
 
 /// The task tree once every task is blocked.
 async fn tree() -> trio::Result<String> {
-    wait_all_tasks_blocked(0.0).await?;
+    wait_all_tasks_blocked().await?;
     Ok(trio::lowlevel::task_tree()?.to_string())
 }
 
@@ -172,7 +172,7 @@ fn a_notified_condition_waiter_still_shows_its_wait() {
                 line.set(line!() + 1);
                 cond.wait().await
             });
-            wait_all_tasks_blocked(0.0).await?;
+            wait_all_tasks_blocked().await?;
             // Notified while we hold the lock: the waiter now waits for the
             // lock, still inside its `wait` call.
             let _held = cond.acquire().await?;

@@ -34,7 +34,7 @@ pub fn run(workload: Workload, shape: Shape) -> Option<Duration> {
 fn spawn_join(n: usize) -> Duration {
     block_on(async {
         let start = Instant::now();
-        trio::open_nursery(async |nursery: trio::Nursery<'_>| {
+        trio::open_nursery(async |nursery| {
             for _ in 0..n {
                 nursery.start_soon(async {});
             }
@@ -48,13 +48,13 @@ fn spawn_join(n: usize) -> Duration {
 fn yields(tasks: usize, yields: usize) -> Duration {
     block_on(async {
         let start = Instant::now();
-        trio::open_nursery(async |nursery: trio::Nursery<'_>| {
+        trio::open_nursery(async |nursery| {
             for _ in 0..tasks {
                 nursery.start_soon(async move {
                     for _ in 0..yields {
                         trio::checkpoint().await?;
                     }
-                    Ok::<(), trio::Error>(())
+                    Ok(())
                 });
             }
             Ok(())
@@ -71,12 +71,12 @@ fn ping_pong(round_trips: usize) -> Option<Duration> {
         let start = Instant::now();
         let (ping_tx, ping_rx) = trio::open_memory_channel::<usize>(1);
         let (pong_tx, pong_rx) = trio::open_memory_channel::<usize>(1);
-        trio::open_nursery(async |nursery: trio::Nursery<'_>| {
+        trio::open_nursery(async |nursery| {
             nursery.start_soon(async move {
                 while let Ok(v) = ping_rx.receive().await {
                     pong_tx.send(v).await?;
                 }
-                Ok::<(), trio::Error>(())
+                Ok(())
             });
             for i in 0..round_trips {
                 ping_tx.send(i).await?;
@@ -105,7 +105,7 @@ fn timeout(n: usize) -> Duration {
 fn sleep(n: usize) -> Duration {
     block_on(async {
         let start = Instant::now();
-        trio::open_nursery(async |nursery: trio::Nursery<'_>| {
+        trio::open_nursery(async |nursery| {
             // `tokio::time::sleep(d)` fixes its deadline when the future is
             // made (here, at spawn); `trio::sleep(d)`, like Trio's, when it
             // first runs (after every child is spawned). To time the same
@@ -131,7 +131,7 @@ fn cancel(n: usize, batches: usize) -> Duration {
         for _ in 0..batches {
             let started = Cell::new(0usize);
             let cancelled_at = Cell::new(None);
-            trio::open_nursery(async |nursery: trio::Nursery<'_>| {
+            trio::open_nursery(async |nursery| {
                 for _ in 0..n {
                     let started = &started;
                     nursery.start_soon(async move {
@@ -157,7 +157,7 @@ fn nurseries(n: usize, children: usize) -> Duration {
     block_on(async {
         let start = Instant::now();
         for _ in 0..n {
-            trio::open_nursery(async |nursery: trio::Nursery<'_>| {
+            trio::open_nursery(async |nursery| {
                 for _ in 0..children {
                     nursery.start_soon(async {});
                 }
@@ -184,7 +184,7 @@ pub fn task_memory(n: usize) -> f64 {
             }
         };
         let future_size = size_of_val(&make());
-        trio::open_nursery(async |nursery: trio::Nursery<'_>| {
+        trio::open_nursery(async |nursery| {
             let before = alloc::live_bytes();
             for _ in 0..n {
                 nursery.start_soon(make());

@@ -717,7 +717,10 @@ impl<F> fmt::Debug for FailAfter<F> {
 /// })
 /// .unwrap();
 /// ```
-pub fn move_on_after<F>(duration: impl TryIntoDuration, fut: F) -> MoveOnAfter<F> {
+pub fn move_on_after<F, T>(duration: impl TryIntoDuration, fut: F) -> MoveOnAfter<F>
+where
+    F: Future<Output = Result<T>>,
+{
     let deadline = duration.try_into_duration().map(Deadline::After);
     MoveOnAfter {
         scope: TimeoutScope::new(deadline, fut),
@@ -725,7 +728,10 @@ pub fn move_on_after<F>(duration: impl TryIntoDuration, fut: F) -> MoveOnAfter<F
 }
 
 /// Like [`move_on_after`], with an absolute deadline on the run's clock.
-pub fn move_on_at<F>(deadline: Instant, fut: F) -> MoveOnAfter<F> {
+pub fn move_on_at<F, T>(deadline: Instant, fut: F) -> MoveOnAfter<F>
+where
+    F: Future<Output = Result<T>>,
+{
     MoveOnAfter {
         scope: TimeoutScope::new(Ok(Deadline::At(deadline)), fut),
     }
@@ -744,7 +750,10 @@ pub fn move_on_at<F>(deadline: Instant, fut: F) -> MoveOnAfter<F> {
 /// })
 /// .unwrap();
 /// ```
-pub fn fail_after<F>(duration: impl TryIntoDuration, fut: F) -> FailAfter<F> {
+pub fn fail_after<F, T>(duration: impl TryIntoDuration, fut: F) -> FailAfter<F>
+where
+    F: Future<Output = Result<T>>,
+{
     let deadline = duration.try_into_duration().map(Deadline::After);
     FailAfter {
         scope: TimeoutScope::new(deadline, fut),
@@ -752,7 +761,10 @@ pub fn fail_after<F>(duration: impl TryIntoDuration, fut: F) -> FailAfter<F> {
 }
 
 /// Like [`fail_after`], with an absolute deadline on the run's clock.
-pub fn fail_at<F>(deadline: Instant, fut: F) -> FailAfter<F> {
+pub fn fail_at<F, T>(deadline: Instant, fut: F) -> FailAfter<F>
+where
+    F: Future<Output = Result<T>>,
+{
     FailAfter {
         scope: TimeoutScope::new(Ok(Deadline::At(deadline)), fut),
     }

@@ -109,7 +109,7 @@ pub enum AbortReason {
 ///             *waiter.borrow_mut() = Some(park.key());
 ///             park.await // blocks until rescheduled
 ///         });
-///         trio::testing::wait_all_tasks_blocked(0.0).await?;
+///         trio::testing::wait_all_tasks_blocked().await?;
 ///         let key = waiter.borrow_mut().take().unwrap();
 ///         assert!(reschedule(key, Ok(())));
 ///         Ok(())
@@ -591,11 +591,11 @@ pub fn sleep_forever() -> impl Future<Output = Result<()>> {
     }
 }
 
-/// Waits until every other task in the run has been blocked for `cushion`
-/// (real time), with no timer about to fire and no work out in threads.
-/// Waiters with smaller cushions wake first; equal cushions wake together,
-/// in the order they started waiting. Takes priority over the MockClock's
-/// autojump. A checkpoint.
+/// Waits until every other task in the run is blocked, with no timer about
+/// to fire and no work out in threads (Trio's `wait_all_tasks_blocked()`,
+/// cushion 0). Takes priority over the MockClock's autojump. A checkpoint.
+/// [`wait_all_tasks_blocked_with_cushion`] waits for them to have been
+/// blocked for a while.
 ///
 /// ```
 /// use std::cell::Cell;
@@ -606,7 +606,7 @@ pub fn sleep_forever() -> impl Future<Output = Result<()>> {
 ///             step.set(1);
 ///             trio::sleep_forever().await
 ///         });
-///         trio::testing::wait_all_tasks_blocked(0.0).await?;
+///         trio::testing::wait_all_tasks_blocked().await?;
 ///         assert_eq!(step.get(), 1); // the child ran until it blocked
 ///         n.cancel_scope().cancel();
 ///         Ok(())
@@ -617,7 +617,26 @@ pub fn sleep_forever() -> impl Future<Output = Result<()>> {
 /// .unwrap();
 /// ```
 #[track_caller]
-pub fn wait_all_tasks_blocked(cushion: impl TryIntoDuration) -> impl Future<Output = Result<()>> {
+pub fn wait_all_tasks_blocked() -> impl Future<Output = Result<()>> {
+    wait_all_tasks_blocked_with_cushion(Duration::ZERO)
+}
+
+/// Waits until every other task in the run has been blocked for `cushion`
+/// (real time; a `Duration` or seconds as `f64`), with no timer about to
+/// fire and no work out in threads. Waiters with smaller cushions wake
+/// first; equal cushions wake together, in the order they started waiting.
+/// Takes priority over the MockClock's autojump. A checkpoint. An invalid
+/// cushion (negative, NaN) is an `InvalidArgument` error when awaited.
+///
+/// ```
+/// # trio::run(async {
+/// trio::testing::wait_all_tasks_blocked_with_cushion(0.01).await?; // nothing else runs
+/// # Ok(()) }).unwrap();
+/// ```
+#[track_caller]
+pub fn wait_all_tasks_blocked_with_cushion(
+    cushion: impl TryIntoDuration,
+) -> impl Future<Output = Result<()>> {
     let location = Location::caller();
     let cushion = cushion.try_into_duration();
     async move {

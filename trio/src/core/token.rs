@@ -161,7 +161,7 @@ impl fmt::Debug for RunHandle {
 ///     })
 ///     .join()
 ///     .unwrap();
-///     trio::testing::wait_all_tasks_blocked(0.0).await?; // let the callback run
+///     trio::testing::wait_all_tasks_blocked().await?; // let the callback run
 ///     trio::sleep(0.01).await?;
 ///     assert!(rx.try_recv().unwrap()); // it ran inside the run
 ///     Ok(())

@@ -40,7 +40,7 @@ struct Inner {
 ///             }
 ///             Ok(())
 ///         });
-///         trio::testing::wait_all_tasks_blocked(0.0).await?;
+///         trio::testing::wait_all_tasks_blocked().await?;
 ///         let _held = cond.acquire().await?;
 ///         ready.set(true);
 ///         cond.notify_all()?;

@@ -401,7 +401,7 @@ impl<P: Clone + 'static> WaitQueue<P> {
 ///             lot.park().await?; // blocks until unparked
 ///             Ok(())
 ///         });
-///         trio::testing::wait_all_tasks_blocked(0.0).await?;
+///         trio::testing::wait_all_tasks_blocked().await?;
 ///         assert_eq!(lot.len(), 1);
 ///         assert_eq!(lot.unpark(1).len(), 1);
 ///         Ok(())

@@ -17,7 +17,7 @@ pub fn run<T>(f: impl Future<Output = trio::Result<T>>) -> T {
 
 /// Waits until every other task is blocked.
 pub async fn settle() {
-    trio::testing::wait_all_tasks_blocked(0.0).await.unwrap();
+    trio::testing::wait_all_tasks_blocked().await.unwrap();
 }
 
 /// The run's clock in seconds.

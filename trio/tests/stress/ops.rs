@@ -26,7 +26,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use trio::lowlevel::{checkpoint_if_cancelled, current_task};
 use trio::sync::{Borrower, Event};
-use trio::{CancelScope, Error, ErrorKind, Nursery, Result, TaskStatus};
+use trio::{CancelScope, Error, ErrorKind, Nursery, Result};
 
 /// How deep operations may nest nurseries.
 pub const MAX_DEPTH: u32 = 2;
@@ -394,7 +394,7 @@ pub fn random_op<'w>(cx: Ctx<'w>, home: Nursery<'w>, mut rng: Rng) -> BoxFut<'w>
             if check(
                 w,
                 "wait_all_tasks_blocked",
-                trio::testing::wait_all_tasks_blocked(0.0).await,
+                trio::testing::wait_all_tasks_blocked().await,
                 &[],
             )?
             .is_some()
@@ -1032,7 +1032,7 @@ async fn op_start<'w>(cx: Ctx<'w>, home: Nursery<'w>, mut rng: Rng) -> Result<()
         0 => {
             // The usual form: a little work, started(), more work in `home`.
             let r = home
-                .start(async move |status: TaskStatus<u64>| {
+                .start(async move |status| {
                     if r.chance(50) {
                         random_op(child_cx, home2.clone(), r.fork()).await?;
                     }
@@ -1053,8 +1053,8 @@ async fn op_start<'w>(cx: Ctx<'w>, home: Nursery<'w>, mut rng: Rng) -> Result<()
         1 => {
             // Fails before started(): start itself returns the error.
             let d = r.secs(1.0);
-            let r = home
-                .start(async move |_status: TaskStatus<u64>| {
+            let r: Result<u64> = home
+                .start(async move |_status| {
                     trio::sleep(d).await?;
                     Err::<(), _>(boom())
                 })
@@ -1070,8 +1070,8 @@ async fn op_start<'w>(cx: Ctx<'w>, home: Nursery<'w>, mut rng: Rng) -> Result<()
         }
         2 => {
             // Returns without calling started(): a usage error.
-            let r = home
-                .start(async move |_status: TaskStatus<u64>| trio::checkpoint().await)
+            let r: Result<u64> = home
+                .start(async move |_status| trio::checkpoint().await)
                 .await;
             match r {
                 Ok(v) => w.violation(format!(
@@ -1094,7 +1094,7 @@ async fn op_start<'w>(cx: Ctx<'w>, home: Nursery<'w>, mut rng: Rng) -> Result<()
             let started_at = Rc::new(Cell::new(None));
             let started_at2 = started_at.clone();
             let result = home
-                .start(async move |status: TaskStatus<u64>| {
+                .start(async move |status| {
                     w.handoffs.borrow_mut().push_back(Handoff {
                         status,
                         started_at: started_at2,
