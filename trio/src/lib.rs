@@ -96,6 +96,7 @@ pub use crate::core::cancel::{
     CancelScope, FailAfter, MoveOnAfter, current_effective_deadline, fail_after, fail_at,
     move_on_after, move_on_at, try_current_effective_deadline,
 };
+pub use crate::core::cancel_handle::CancelHandle;
 pub use crate::core::clock::{Clock, SystemClock};
 pub use crate::core::nursery::{Nursery, TaskStatus, open_nursery};
 pub use crate::core::park::{

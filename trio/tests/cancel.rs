@@ -555,3 +555,42 @@ fn scope_handles_debug_and_state_after_exit() {
     })
     .unwrap();
 }
+
+// Trio's `move_on_after(d, shield=True)`: the body ignores the caller's
+// cancellation but still has its own deadline.
+#[trio::test(autojump)]
+async fn shielded_timeouts_ignore_outer_cancellation_but_keep_their_deadline() -> trio::Result<()> {
+    let t0 = trio::current_time();
+    let outer = CancelScope::new();
+    outer
+        .run(async {
+            outer.cancel();
+            let r = trio::move_on_after(5.0, trio::sleep(1.0))
+                .shielded()
+                .await?;
+            assert_eq!(r, Some(()));
+            let r = trio::move_on_after(2.0, trio::sleep_forever())
+                .shielded()
+                .await?;
+            assert_eq!(r, None);
+            let e = trio::fail_at(trio::current_time() + 1.0, trio::sleep_forever())
+                .shielded()
+                .await;
+            assert!(e.is_err_kind(ErrorKind::TooSlow));
+            // Unshielded, the outer cancellation wins at once.
+            assert!(
+                trio::move_on_after(5.0, trio::sleep(1.0))
+                    .await
+                    .is_cancelled()
+            );
+            Ok(())
+        })
+        .await?;
+    assert_eq!(trio::current_time() - t0, 4.0);
+    // A bad duration is an error when awaited, not a panic when built.
+    let r = trio::move_on_after(-1.0, trio::checkpoint())
+        .shielded()
+        .await;
+    assert!(r.is_err_kind(ErrorKind::InvalidArgument));
+    Ok(())
+}

@@ -23,18 +23,21 @@
 //! before the scope is entered; [`move_on_after`] and friends are the
 //! everyday forms.
 
+use crate::core::cancel_handle::HandleShared;
 use crate::core::cancel_status::{
     CancelStatusExit, CancelStatusId, CancelStatusKind, NewCancelStatus,
 };
 use crate::core::runtime::{self, Runtime};
+use crate::core::token::RunHandle;
 use crate::error::{Error, ErrorKind, Result};
 use crate::time::{Instant, TryIntoDuration};
 use pin_project_lite::pin_project;
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
 use std::fmt;
 use std::future::Future;
 use std::pin::{Pin, pin};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -99,6 +102,9 @@ impl CancelStatusGuard {
             inner.shield.set(s.shield);
         }
         inner.phase.set(Phase::Exited);
+        if let Some(h) = inner.handle.get() {
+            h.exited(inner.cancel_called.get());
+        }
     }
 
     /// Polls `fut` with this cancel status current.
@@ -197,6 +203,9 @@ struct ScopeInner {
     relative: Cell<Option<Duration>>,
     shield: Cell<bool>,
     caught: Cell<bool>,
+    /// What the scope shares with its `CancelHandle`s, made by the first
+    /// `handle()` call (see `cancel_handle`).
+    handle: OnceCell<Arc<HandleShared>>,
 }
 
 /// A cancel scope you can hold: cancel it from any task, move its deadline,
@@ -246,6 +255,7 @@ impl CancelScope {
                 relative: Cell::new(None),
                 shield: Cell::new(false),
                 caught: Cell::new(false),
+                handle: OnceCell::new(),
             }),
         }
     }
@@ -311,6 +321,23 @@ impl CancelScope {
     /// Marks a handle as belonging to a scope that has ended.
     pub(crate) fn mark_exited(&self) {
         self.inner.phase.set(Phase::Exited);
+        if let Some(h) = self.inner.handle.get() {
+            h.exited(self.inner.cancel_called.get());
+        }
+    }
+
+    /// The block this scope shares with its `CancelHandle`s (made on first use).
+    pub(crate) fn handle_shared(&self) -> Arc<HandleShared> {
+        self.inner
+            .handle
+            .get_or_init(|| {
+                let active = self
+                    .active()
+                    .map(|(rt, status)| (RunHandle::of(&rt.shared), status));
+                let exited = self.inner.phase.get() == Phase::Exited;
+                HandleShared::new(self.inner.cancel_called.get(), active, exited)
+            })
+            .clone()
     }
 
     /// The runtime and cancel status of this scope while it is active.
@@ -324,7 +351,7 @@ impl CancelScope {
             && rt.state.borrow().cancel_statuses.get(status).is_some();
         if !live {
             // Its run or its cancel status is gone: it has ended.
-            self.inner.phase.set(Phase::Exited);
+            self.mark_exited();
             return None;
         }
         Some((rt, status))
@@ -336,6 +363,9 @@ impl CancelScope {
     /// it exited (no effect).
     pub fn cancel(&self) {
         self.inner.cancel_called.set(true);
+        if let Some(h) = self.inner.handle.get() {
+            h.note_cancel();
+        }
         if let Some((rt, status)) = self.active() {
             rt.with_state(|st| st.cancel(status));
         }
@@ -348,6 +378,16 @@ impl CancelScope {
     /// if the deadline is moved later afterwards.
     pub fn cancel_called(&self) -> bool {
         if self.inner.cancel_called.get() {
+            return true;
+        }
+        if self
+            .inner
+            .handle
+            .get()
+            .is_some_and(|h| h.is_cancel_called())
+        {
+            // Through a handle (before entry, or posted and not yet run).
+            self.inner.cancel_called.set(true);
             return true;
         }
         let deadline_passed = match self.inner.phase.get() {
@@ -470,6 +510,15 @@ impl CancelScope {
         self.inner.cancel_status.set(Some(guard.cancel_status));
         self.inner.run_id.set(rt.run_id);
         self.inner.phase.set(Phase::Active);
+        if let Some(h) = self.inner.handle.get()
+            && h.entered(RunHandle::of(&rt.shared), guard.cancel_status)
+        {
+            // A handle cancelled it before entry (maybe from another thread
+            // just now): it starts cancelled.
+            self.inner.cancel_called.set(true);
+            let status = guard.cancel_status;
+            rt.with_state(|st| st.cancel(status));
+        }
         let outcome = run_in_cancel_status(guard, fut).await;
         self.inner.caught.set(outcome.caught);
         outcome.result

@@ -972,6 +972,10 @@ impl<'env> Driver<'env> {
     /// Exits the nursery's scope and returns its outcome; resumes a panic.
     fn finish<T>(&mut self, body_out: Option<T>) -> Result<Option<T>> {
         self.finished = true;
+        // Handles to the nursery's scope (`CancelHandle`s) see it end.
+        if let Some(scope) = self.inner.scope.get() {
+            scope.mark_exited();
+        }
         let error = Error::group(std::mem::take(&mut self.errors));
         let (id, status) = (self.inner.id, self.inner.cancel_status);
         let batch = std::mem::take(&mut self.batch);
@@ -1004,6 +1008,9 @@ impl Drop for Driver<'_> {
         // Dropped while running (the future was dropped, not leaked): drop
         // every child now, while what they borrow is still alive.
         self.inner.closed.set(true);
+        if let Some(scope) = self.inner.scope.get() {
+            scope.mark_exited();
+        }
         let children: Vec<Child<'_>> = self
             .inner
             .children

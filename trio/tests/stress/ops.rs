@@ -1109,7 +1109,7 @@ async fn op_start<'w>(cx: Ctx<'w>, home: Nursery<'w>, mut rng: Rng) -> Result<()
                 if now > t {
                     w.violation(format!(
                         "start() returned {:.3}s (virtual) after another task called TaskStatus::started() (result {:?}): the caller was not woken",
-                        now.as_secs_f64() - t.as_secs_f64(),
+                        now - t,
                         result.as_ref().map(|_| ()).map_err(|e| e.kind())
                     ));
                 }
