@@ -12,14 +12,11 @@
 
 use std::cell::RefCell;
 use std::time::Duration;
+use trio::ErrorKind;
 use trio::testing::MockClock;
-use trio::{ErrorKind, TaskStatus};
 
 fn t() -> String {
-    format!(
-        "[t={:>5.1}s]",
-        trio::current_time().map(|t| t.as_secs_f64()).unwrap_or(0.0)
-    )
+    format!("[t={:>5.1}s]", trio::current_time().as_secs_f64())
 }
 
 async fn download(name: &str, seconds: f64, log: &RefCell<Vec<String>>) -> trio::Result<()> {
@@ -48,7 +45,7 @@ async fn demo() -> trio::Result<()> {
     let done = RefCell::new(Vec::new());
     trio::open_nursery(async |nursery| {
         for (i, name) in names.iter().enumerate() {
-            nursery.start_soon(download(name, 1.0 + i as f64, &done))?;
+            nursery.start_soon(download(name, 1.0 + i as f64, &done));
         }
         Ok(())
     })
@@ -57,8 +54,8 @@ async fn demo() -> trio::Result<()> {
 
     println!("== 2. a failing child cancels its siblings and the body");
     let result = trio::open_nursery(async |nursery| {
-        nursery.start_soon(download("slow-1", 60.0, &done))?;
-        nursery.start_soon(download("slow-2", 90.0, &done))?;
+        nursery.start_soon(download("slow-1", 60.0, &done));
+        nursery.start_soon(download("slow-2", 90.0, &done));
         nursery.start_soon(async {
             trio::sleep(2.0).await?;
             println!("{} flaky: failing", t());
@@ -66,7 +63,7 @@ async fn demo() -> trio::Result<()> {
                 ErrorKind::Broken,
                 "flaky: connection reset",
             ))
-        })?;
+        });
         match trio::sleep(3600.0).await {
             Ok(()) => println!("{} body: woke normally", t()),
             Err(e) => println!("{} body: {e}", t()),
@@ -107,7 +104,7 @@ async fn demo() -> trio::Result<()> {
     println!("== 4. start(): wait until a child is ready");
     trio::open_nursery(async |nursery| {
         let port = nursery
-            .start(async |status: TaskStatus<u16>| {
+            .start(async |status| {
                 println!("{} server: binding...", t());
                 trio::sleep(0.5).await?;
                 status.started(8080);

@@ -64,7 +64,7 @@ async fn serve(handlers: Nursery<'_>, status: TaskStatus<u16>) -> trio::Result<(
         match listener.accept() {
             Ok((conn, _)) => {
                 conn.set_nonblocking(true)?;
-                handlers.start_soon_named("connection", handle(conn))?;
+                handlers.start_soon_named("connection", handle(conn));
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 wait_readable(listener.as_raw_fd()).await?
@@ -88,14 +88,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         trio::open_nursery(async |nursery| {
             let handlers = nursery.clone();
             let port = nursery
-                .start_named("server", async move |status: TaskStatus<u16>| {
-                    serve(handlers, status).await
-                })
+                .start_named("server", async move |status| serve(handlers, status).await)
                 .await?;
-            nursery.start_soon_named("client 1", client(port))?;
-            nursery.start_soon_named("client 2", client(port))?;
+            nursery.start_soon_named("client 1", client(port));
+            nursery.start_soon_named("client 2", client(port));
             // Let everything settle until all tasks are blocked.
-            trio::testing::wait_all_tasks_blocked(0.05).await?;
+            trio::testing::wait_all_tasks_blocked_with_cushion(0.05).await?;
 
             println!("--- the task tree, from inside the run ---");
             println!("{}", trio::lowlevel::task_tree()?);

@@ -180,7 +180,7 @@ fn drop_in_transit<T>(chan: &Shared<T>, seqs: &[u64]) {
 ///                 tx.send(i).await?;
 ///             }
 ///             Ok(()) // dropping `tx` closes it: the loop below ends
-///         })?;
+///         });
 ///         let mut got = Vec::new();
 ///         while let Some(v) = rx.next().await {
 ///             got.push(v?);

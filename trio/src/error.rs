@@ -158,7 +158,21 @@ impl Error {
     pub(crate) fn outside_run() -> Error {
         Error::usage("this must be called from inside trio::run")
     }
+}
 
+/// The panic of an infallible run-only function called outside a run
+/// (misuse, see [Errors and panics](crate#errors-and-panics)): says which
+/// fallible twin to use instead. Out of line and cold, so callers stay small.
+#[cold]
+#[inline(never)]
+#[track_caller]
+pub(crate) fn panic_outside_run(function: &str, twin: &str) -> ! {
+    panic!(
+        "trio::{function}() called outside trio::run; use trio::{twin} in code that may run outside"
+    )
+}
+
+impl Error {
     /// Builds a group from several errors. Nested groups are flattened,
     /// repeated cancellations are kept once, and a group of one is that one
     /// error. Returns `None` for no errors.
@@ -415,6 +429,45 @@ impl fmt::Debug for Error {
                 Inner::Group(v) => f.debug_tuple("Group").field(v).finish(),
             },
         }
+    }
+}
+
+/// Short questions about a `trio::Result`, for tests and cleanup code:
+/// `r.is_cancelled()` instead of `r.as_ref().is_err_and(trio::Error::is_cancelled)`.
+/// In [`trio::prelude`](crate::prelude).
+///
+/// ```
+/// use trio::prelude::*;
+/// trio::run(async {
+///     let scope = CancelScope::new();
+///     scope.cancel();
+///     scope
+///         .run(async {
+///             let r = trio::checkpoint().await;
+///             assert!(r.is_cancelled());
+///             assert!(r.is_err_kind(ErrorKind::Cancelled));
+///             assert!(!trio::sleep(-1.0).await.is_cancelled()); // a bad duration
+///             Ok(())
+///         })
+///         .await?;
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub trait ResultExt {
+    /// True if this is `Err` holding the runtime's cancellation (see
+    /// [`Error::is_cancelled`]).
+    fn is_cancelled(&self) -> bool;
+    /// True if this is `Err` of this kind (see [`Error::kind`]).
+    fn is_err_kind(&self, kind: ErrorKind) -> bool;
+}
+
+impl<T> ResultExt for Result<T> {
+    fn is_cancelled(&self) -> bool {
+        self.as_ref().is_err_and(Error::is_cancelled)
+    }
+    fn is_err_kind(&self, kind: ErrorKind) -> bool {
+        self.as_ref().is_err_and(|e| e.kind() == kind)
     }
 }
 

@@ -78,7 +78,7 @@ fn check_not_in_run() -> Result<()> {
 ///                 trio::from_thread::check_cancelled()?; // stops once the caller gives up
 ///                 std::thread::sleep(Duration::from_millis(1));
 ///             }
-///             Ok::<_, trio::Error>("finished")
+///             Ok("finished")
 ///         })
 ///         .await? // the thread's own result: its Cancelled comes out here
 ///     })
@@ -153,7 +153,7 @@ where
 /// ```
 /// trio::run(async {
 ///     let t = trio::to_thread::run_sync(|| {
-///         trio::from_thread::run_sync(|| trio::current_time().unwrap())
+///         trio::from_thread::run_sync(|| trio::current_time())
 ///     })
 ///     .await??;
 ///     assert!(t.as_secs_f64() >= 0.0);
@@ -218,7 +218,7 @@ where
 ///     let v = trio::to_thread::run_sync(|| {
 ///         trio::from_thread::run(|| async {
 ///             trio::sleep(5.0).await?; // virtual time: instant
-///             Ok(trio::current_time()?.as_secs_f64())
+///             Ok(trio::current_time().as_secs_f64())
 ///         })
 ///     })
 ///     .await??;

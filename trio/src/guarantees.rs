@@ -26,7 +26,7 @@
 //!             trio::sleep(0.001).await?;
 //!             println!("{greeting}");
 //!             Ok(())
-//!         })?;
+//!         });
 //!         Ok(())
 //!     })
 //!     .await?;
@@ -47,7 +47,7 @@
 //!             trio::sleep(0.001).await?;
 //!             println!("{greeting}");
 //!             Ok(())
-//!         })?;
+//!         });
 //!         Ok(())
 //!     })
 //!     .await?;
@@ -84,7 +84,7 @@
 //!             nursery.start_soon(async {
 //!                 println!("{greeting}");
 //!                 Ok(())
-//!             })?;
+//!             });
 //!             Ok(nursery) // the handle leaves the body…
 //!         })
 //!         .await?;

@@ -32,7 +32,7 @@
 //!                     None => eprintln!("{url}: gave up after 10 s"),
 //!                 }
 //!                 Ok(())
-//!             })?;
+//!             });
 //!         }
 //!         Ok(())
 //!     })
@@ -50,6 +50,32 @@
 //!
 //! Execution model: one run per thread ([`run`]), one task at a time, tasks
 //! need not be `Send`. Scale across cores with one run per core.
+//!
+//! # Errors and panics
+//!
+//! One rule decides whether a function returns a [`Result`] or panics:
+//!
+//! - **Bad values and the world fail with typed errors.** A negative or NaN
+//!   duration, a closed channel, a busy resource, cancellation, a run that
+//!   has finished: these come back as an [`Error`] with an [`ErrorKind`],
+//!   never as a panic inside the runtime and never as a hang.
+//! - **Misuse that no correct program does panics, with a message that
+//!   says what to do**, as `RefCell`, std's scoped threads and tokio do:
+//!   calling a run-only function outside any run ([`current_time`],
+//!   [`current_effective_deadline`], [`lowlevel::current_task`]), spawning
+//!   into a nursery that has closed or belongs to another run
+//!   ([`Nursery::start_soon`]), arithmetic on NaN instants
+//!   ([`Instant`]'s operators).
+//! - **Every such function that library code may need to call safely has a
+//!   fallible twin** named `try_…` ([`try_current_time`],
+//!   [`try_current_effective_deadline`], [`lowlevel::try_current_task`],
+//!   [`Nursery::try_start_soon`], [`Instant::checked_add_secs`] and its
+//!   siblings), which returns an [`ErrorKind::Usage`] or
+//!   [`ErrorKind::InvalidArgument`] error instead.
+//!
+//! The runtime itself never panics on its own account: a panic comes from
+//! misuse as above, or is a task's own panic, which its nursery carries to
+//! the parent with its original payload.
 
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -69,18 +95,54 @@ pub mod to_thread;
 
 pub use crate::channel::{MemoryReceiveChannel, MemorySendChannel, SendError, open_memory_channel};
 pub use crate::core::cancel::{
-    CancelScope, current_effective_deadline, fail_after, fail_at, move_on_after, move_on_at,
+    CancelScope, FailAfter, MoveOnAfter, current_effective_deadline, fail_after, fail_at,
+    move_on_after, move_on_at, try_current_effective_deadline,
 };
+pub use crate::core::cancel_handle::CancelHandle;
 pub use crate::core::clock::{Clock, SystemClock};
 pub use crate::core::nursery::{Nursery, TaskStatus, open_nursery};
 pub use crate::core::park::{
     cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled, current_time, sleep,
-    sleep_forever, sleep_until,
+    sleep_forever, sleep_until, try_current_time,
 };
 pub use crate::core::run::{Runner, run};
-pub use crate::error::{Error, ErrorKind, Result, StdError, TaskResult};
+pub use crate::error::{Error, ErrorKind, Result, ResultExt, StdError, TaskResult};
 pub use crate::race::{Either, race, race2};
 pub use crate::time::{Instant, TryIntoDuration};
+
+/// The everyday names in one import: `use trio::prelude::*;`.
+///
+/// Brings in the types and traits most code uses ([`Nursery`],
+/// [`CancelScope`], [`TaskStatus`], [`Instant`], [`Error`], [`ErrorKind`],
+/// [`ResultExt`], [`TryIntoDuration`]); functions stay qualified
+/// (`trio::sleep`, `trio::open_nursery`), as Trio's do.
+///
+/// ```
+/// use trio::prelude::*;
+///
+/// async fn serve(status: TaskStatus<u16>) -> trio::Result<()> {
+///     status.started(8080);
+///     trio::sleep_forever().await
+/// }
+///
+/// trio::run(async {
+///     let r = trio::open_nursery(async |nursery| {
+///         let port = nursery.start(serve).await?;
+///         assert_eq!(port, 8080);
+///         nursery.cancel_scope().cancel();
+///         trio::checkpoint().await
+///     })
+///     .await;
+///     assert!(!r.is_cancelled()); // the nursery caught its own cancellation
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub mod prelude {
+    pub use crate::{
+        CancelScope, Error, ErrorKind, Instant, Nursery, ResultExt, TaskStatus, TryIntoDuration,
+    };
+}
 
 /// Runs `async fn main` on a trio run.
 ///
@@ -130,7 +192,7 @@ pub use trio_macros::main;
 /// async fn a_thirty_second_timeout_takes_no_time() -> trio::Result<()> {
 ///     let r = trio::move_on_after(30.0, trio::sleep_forever()).await?;
 ///     assert!(r.is_none());
-///     assert_eq!(trio::current_time()?.as_secs_f64(), 30.0);
+///     assert_eq!(trio::current_time().as_secs_f64(), 30.0);
 ///     Ok(())
 /// }
 ///

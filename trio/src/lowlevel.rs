@@ -21,7 +21,10 @@ pub use crate::core::park::{
 };
 pub use crate::core::run::{ExternalWork, begin_external_work, spawn_system_task};
 pub use crate::core::runvar::RunVar;
-pub use crate::core::task::{ExitHook, NurseryInfo, Task, current_root_task, current_task};
+pub use crate::core::task::{
+    ExitHook, NurseryInfo, Task, current_root_task, current_task, try_current_root_task,
+    try_current_task,
+};
 pub use crate::core::token::{TrioToken, current_trio_token};
 pub use crate::core::tree::{Deadlock, TaskTree, task_tree};
 pub use crate::sync::ParkingLot;

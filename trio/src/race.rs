@@ -66,7 +66,7 @@ use std::future::Future;
 ///     ])
 ///     .await?;
 ///     assert_eq!(fastest, "us");
-///     assert_eq!(trio::current_time()?.as_secs_f64(), 0.1);
+///     assert_eq!(trio::current_time().as_secs_f64(), 0.1);
 ///     cleaned_up.borrow_mut().sort();
 ///     assert_eq!(*cleaned_up.borrow(), ["asia", "eu"]); // before race returned
 ///     Ok(())
@@ -104,7 +104,7 @@ where
         let scope = nursery.cancel_scope();
         for fut in futures {
             // Spawning into the nursery we are the body of cannot fail.
-            nursery.start_soon(contestant(fut, &winner, scope.clone()))?;
+            nursery.start_soon(contestant(fut, &winner, scope.clone()));
         }
         Result::Ok(())
     })
@@ -152,8 +152,8 @@ pub async fn race2<A, B>(
         let scope = nursery.cancel_scope();
         let left = async { a.await.map(Either::Left) };
         let right = async { b.await.map(Either::Right) };
-        nursery.start_soon(contestant(left, &winner, scope.clone()))?;
-        nursery.start_soon(contestant(right, &winner, scope))?;
+        nursery.start_soon(contestant(left, &winner, scope.clone()));
+        nursery.start_soon(contestant(right, &winner, scope));
         Result::Ok(())
     })
     .await?;

@@ -3,6 +3,7 @@
 mod common;
 
 use common::{Log, mock_run, now};
+use trio::ResultExt;
 use trio::{
     CancelScope, ErrorKind, Instant, cancel_shielded_checkpoint, checkpoint,
     checkpoint_if_cancelled, current_effective_deadline, fail_after, fail_at, move_on_after,
@@ -43,8 +44,11 @@ fn the_outermost_cancelled_scope_catches() {
 #[test]
 fn below_a_shield_the_outermost_cancelled_scope_catches() {
     mock_run(async {
-        let (outer, shielded, inner) = (CancelScope::new(), CancelScope::new(), CancelScope::new());
-        shielded.set_shield(true);
+        let (outer, shielded, inner) = (
+            CancelScope::new(),
+            CancelScope::new().with_shield(true),
+            CancelScope::new(),
+        );
         let r = outer
             .run(async {
                 let r = shielded
@@ -87,7 +91,7 @@ fn an_uncancelled_scope_never_catches() {
                         checkpoint().await
                     })
                     .await;
-                assert!(r.unwrap_err().is_cancelled(), "inner let it through");
+                assert!(r.is_cancelled(), "inner let it through");
                 assert!(!inner.cancelled_caught());
                 Ok(())
             })
@@ -103,8 +107,7 @@ fn an_uncancelled_scope_never_catches() {
 fn shield_on_off_on_against_a_cancelled_outer_scope() {
     mock_run(async {
         let outer = CancelScope::new();
-        let shield = CancelScope::new();
-        shield.set_shield(true);
+        let shield = CancelScope::new().with_shield(true);
         let r = outer
             .run(async {
                 outer.cancel();
@@ -112,8 +115,8 @@ fn shield_on_off_on_against_a_cancelled_outer_scope() {
                     .run(async {
                         checkpoint().await?; // shielded: fine
                         shield.set_shield(false);
-                        assert!(checkpoint().await.unwrap_err().is_cancelled());
-                        assert!(sleep(1.0).await.unwrap_err().is_cancelled());
+                        assert!(checkpoint().await.is_cancelled());
+                        assert!(sleep(1.0).await.is_cancelled());
                         shield.set_shield(true);
                         checkpoint().await?; // shielded again: fine
                         sleep(1.0).await?;
@@ -140,8 +143,7 @@ fn shield_on_off_on_against_a_cancelled_outer_scope() {
 fn shielded_sleeper(unshield: bool) -> Vec<String> {
     mock_run(async {
         let outer = CancelScope::new();
-        let shield = CancelScope::new();
-        shield.set_shield(true);
+        let shield = CancelScope::new().with_shield(true);
         let log = Log::default();
         outer
             .run(async {
@@ -151,7 +153,7 @@ fn shielded_sleeper(unshield: bool) -> Vec<String> {
                         let r = shield2.run(sleep(100.0)).await;
                         log2.push(format!("sleeper woke at {} with {r:?}", now()));
                         r.map(|_| ())
-                    })?;
+                    });
                     sleep(1.0).await?;
                     outer.cancel();
                     if unshield {
@@ -253,7 +255,7 @@ fn cancel_before_entry_and_from_another_task() {
                 let r = s.run(sleep(100.0)).await?;
                 log.push(format!("woke at {} with {r:?}", now()));
                 Ok(())
-            })?;
+            });
             sleep(3.0).await?;
             scope.cancel(); // a blocked task wakes at once
             Ok(())
@@ -281,7 +283,7 @@ fn a_scope_is_entered_once() {
 fn deadlines_are_live_and_relative_deadlines_fixed_at_entry() {
     mock_run(async {
         // Absolute deadline moved while running: takes effect at once.
-        let scope = CancelScope::with_deadline(Instant::from_secs_f64(10.0));
+        let scope = CancelScope::new().with_deadline(Instant::from_secs_f64(10.0));
         open_nursery(async |n| {
             let s = &scope;
             n.start_soon(async move {
@@ -289,7 +291,7 @@ fn deadlines_are_live_and_relative_deadlines_fixed_at_entry() {
                 assert_eq!(s.deadline().as_secs_f64(), 10.0);
                 s.set_deadline(Instant::from_secs_f64(3.0));
                 Ok(())
-            })?;
+            });
             let r = scope.run(sleep(100.0)).await?;
             assert_eq!(r, None);
             assert_eq!(now(), 3.0);
@@ -299,7 +301,7 @@ fn deadlines_are_live_and_relative_deadlines_fixed_at_entry() {
         assert!(scope.cancel_called() && scope.cancelled_caught());
 
         // Relative: measured from entry, not from creation.
-        let rel = CancelScope::with_relative_deadline(5.0)?;
+        let rel = CancelScope::new().with_relative_deadline(5.0)?;
         assert_eq!(
             rel.relative_deadline(),
             Some(std::time::Duration::from_secs(5))
@@ -319,11 +321,11 @@ fn deadlines_are_live_and_relative_deadlines_fixed_at_entry() {
         assert_eq!(now(), 9.0);
 
         // A deadline already past on entry: cancelled at the first checkpoint.
-        let past = CancelScope::with_deadline(Instant::from_secs_f64(1.0));
+        let past = CancelScope::new().with_deadline(Instant::from_secs_f64(1.0));
         assert_eq!(past.run(checkpoint()).await?, None);
         // Pushing a deadline later un-expires nothing that was cancelled, but
         // a not-yet-expired one can be moved out of the way.
-        let later = CancelScope::with_deadline(Instant::from_secs_f64(10.0));
+        let later = CancelScope::new().with_deadline(Instant::from_secs_f64(10.0));
         let r = later
             .run(async {
                 later.set_deadline(Instant::INFINITY);
@@ -418,27 +420,24 @@ fn timeouts_compose_across_layers() {
 fn current_effective_deadline_follows_nesting_and_shields() {
     mock_run(async {
         let at = Instant::from_secs_f64;
-        assert_eq!(current_effective_deadline()?, Instant::INFINITY);
+        assert_eq!(current_effective_deadline(), Instant::INFINITY);
         move_on_at(at(10.0), async {
-            assert_eq!(current_effective_deadline()?, at(10.0));
+            assert_eq!(current_effective_deadline(), at(10.0));
             move_on_at(at(5.0), async {
-                assert_eq!(current_effective_deadline()?, at(5.0));
+                assert_eq!(current_effective_deadline(), at(5.0));
                 move_on_at(at(20.0), async {
-                    assert_eq!(current_effective_deadline()?, at(5.0));
-                    let shielded = CancelScope::with_deadline(at(30.0));
-                    shielded.set_shield(true);
-                    shielded
+                    assert_eq!(current_effective_deadline(), at(5.0));
+                    CancelScope::new()
+                        .with_deadline(at(30.0))
+                        .with_shield(true)
                         .run(async {
-                            assert_eq!(current_effective_deadline()?, at(30.0));
+                            assert_eq!(current_effective_deadline(), at(30.0));
                             let inner = CancelScope::new();
                             inner
                                 .run(async {
-                                    assert_eq!(current_effective_deadline()?, at(30.0));
+                                    assert_eq!(current_effective_deadline(), at(30.0));
                                     inner.cancel();
-                                    assert_eq!(
-                                        current_effective_deadline()?,
-                                        Instant::NEG_INFINITY
-                                    );
+                                    assert_eq!(current_effective_deadline(), Instant::NEG_INFINITY);
                                     Ok(())
                                 })
                                 .await?;
@@ -449,12 +448,11 @@ fn current_effective_deadline_follows_nesting_and_shields() {
                     cancelled
                         .run(async {
                             cancelled.cancel();
-                            assert_eq!(current_effective_deadline()?, Instant::NEG_INFINITY);
-                            let shield = CancelScope::new();
-                            shield.set_shield(true);
-                            shield
+                            assert_eq!(current_effective_deadline(), Instant::NEG_INFINITY);
+                            CancelScope::new()
+                                .with_shield(true)
                                 .run(async {
-                                    assert_eq!(current_effective_deadline()?, Instant::INFINITY);
+                                    assert_eq!(current_effective_deadline(), Instant::INFINITY);
                                     Ok(())
                                 })
                                 .await?;
@@ -493,14 +491,14 @@ fn the_cancel_check_follows_the_schedule_point() {
                 })
                 .await?;
                 Ok(())
-            })?;
+            });
             let log2 = &log;
             n.start_soon(async move {
                 log2.push("b ran");
                 checkpoint().await?;
                 log2.push("b ran again");
                 Ok(())
-            })?;
+            });
             Ok(())
         })
         .await?;
@@ -525,7 +523,7 @@ fn a_nursery_scope_catches_only_its_own_cancellation() {
         let r = outer
             .run(async {
                 open_nursery(async |n| {
-                    n.start_soon(sleep_forever())?;
+                    n.start_soon(sleep_forever());
                     sleep(1.0).await?;
                     outer.cancel(); // not the nursery's own cancel: it propagates
                     sleep_forever().await
@@ -544,7 +542,7 @@ fn a_nursery_scope_catches_only_its_own_cancellation() {
 #[test]
 fn scope_handles_debug_and_state_after_exit() {
     mock_run(async {
-        let s = CancelScope::with_deadline(Instant::from_secs_f64(2.0));
+        let s = CancelScope::new().with_deadline(Instant::from_secs_f64(2.0));
         let dbg = format!("{s:?}");
         assert!(dbg.contains("Fresh"), "{dbg}");
         s.run(sleep_forever()).await?;
@@ -556,4 +554,43 @@ fn scope_handles_debug_and_state_after_exit() {
         Ok(())
     })
     .unwrap();
+}
+
+// Trio's `move_on_after(d, shield=True)`: the body ignores the caller's
+// cancellation but still has its own deadline.
+#[trio::test(autojump)]
+async fn shielded_timeouts_ignore_outer_cancellation_but_keep_their_deadline() -> trio::Result<()> {
+    let t0 = trio::current_time();
+    let outer = CancelScope::new();
+    outer
+        .run(async {
+            outer.cancel();
+            let r = trio::move_on_after(5.0, trio::sleep(1.0))
+                .shielded()
+                .await?;
+            assert_eq!(r, Some(()));
+            let r = trio::move_on_after(2.0, trio::sleep_forever())
+                .shielded()
+                .await?;
+            assert_eq!(r, None);
+            let e = trio::fail_at(trio::current_time() + 1.0, trio::sleep_forever())
+                .shielded()
+                .await;
+            assert!(e.is_err_kind(ErrorKind::TooSlow));
+            // Unshielded, the outer cancellation wins at once.
+            assert!(
+                trio::move_on_after(5.0, trio::sleep(1.0))
+                    .await
+                    .is_cancelled()
+            );
+            Ok(())
+        })
+        .await?;
+    assert_eq!(trio::current_time() - t0, 4.0);
+    // A bad duration is an error when awaited, not a panic when built.
+    let r = trio::move_on_after(-1.0, trio::checkpoint())
+        .shielded()
+        .await;
+    assert!(r.is_err_kind(ErrorKind::InvalidArgument));
+    Ok(())
 }

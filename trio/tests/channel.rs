@@ -27,7 +27,7 @@ fn buffered_channel_keeps_order_and_blocks_when_full() {
             n.start_soon(async {
                 tx.send(3).await?; // waits for room
                 Ok(())
-            })?;
+            });
             settle().await;
             assert_eq!(rx.statistics().tasks_waiting_send, 1);
             assert_eq!(rx.receive().await?, 1);
@@ -52,7 +52,7 @@ fn rendezvous_send_waits_for_a_receiver() {
                 tx.send("hello").await?;
                 *sent.borrow_mut() = true;
                 Ok(())
-            })?;
+            });
             settle().await;
             assert!(!*sent.borrow());
             assert_eq!(rx.try_receive()?, "hello"); // completes the send
@@ -93,7 +93,7 @@ fn a_waiting_receiver_gets_the_value_that_was_sent_not_a_later_one() {
                     let v = rx.receive().await?;
                     got.borrow_mut().push(v);
                     Ok(())
-                })?;
+                });
                 settle().await;
             }
             // Both are handed a value at once, in order, before either runs.
@@ -121,13 +121,13 @@ fn cancelled_receive_leaves_the_value_for_the_next_receiver() {
                 let r = scope.run(rx.receive()).await?;
                 assert_eq!(r, None);
                 Ok(())
-            })?;
+            });
             settle().await;
             n.start_soon(async {
                 let v = rx.receive().await?;
                 got.borrow_mut().push(v);
                 Ok(())
-            })?;
+            });
             settle().await;
             assert_eq!(rx.statistics().tasks_waiting_receive, 2);
             scope.cancel();
@@ -154,7 +154,7 @@ fn receiver_cancelled_after_the_hand_off_still_gets_the_value() {
                 let r = scope.run(rx.receive()).await?;
                 *got.borrow_mut() = r;
                 Ok(())
-            })?;
+            });
             settle().await;
             tx.try_send(5).unwrap(); // handed over now...
             scope.cancel(); // ...so this cancel comes too late to undo it
@@ -178,12 +178,12 @@ fn cancelled_send_delivers_nothing_and_returns_the_value() {
                 assert!(e.is_cancelled());
                 *back.borrow_mut() = Some(e.into_inner());
                 Ok(())
-            })?;
+            });
             settle().await;
             n.start_soon(async {
                 tx.send("second".to_string()).await?;
                 Ok(())
-            })?;
+            });
             settle().await;
             assert_eq!(tx.statistics().tasks_waiting_send, 2);
             n.cancel_scope().cancel(); // cancels both senders
@@ -213,7 +213,7 @@ fn cancelled_send_keeps_the_order_of_the_others() {
                         tx.send(i).await?;
                     }
                     Ok(())
-                })?;
+                });
                 settle().await;
             }
             scope.cancel();
@@ -242,7 +242,7 @@ fn value_handed_to_a_dropped_receiver_goes_back_to_the_front() {
                 .await;
                 go.wait().await?;
                 Ok(()) // dropped after being handed a value, unpolled
-            })?;
+            });
             settle().await;
             tx.try_send(1).unwrap(); // handed to the waiting receive
             tx.try_send(2).unwrap();
@@ -272,7 +272,7 @@ fn closing_every_sender_ends_the_channel_after_the_buffer() {
                 n.start_soon(async move {
                     let kind = r.receive().await.unwrap_err().kind();
                     ends.borrow_mut().push(kind);
-                })?;
+                });
             }
             settle().await;
             tx.close();
@@ -306,7 +306,7 @@ fn closing_every_receiver_fails_blocked_senders_and_drops_the_buffer() {
                 n.start_soon(async move {
                     let e = t.send("blocked".into()).await.unwrap_err();
                     failed.borrow_mut().push((e.kind(), e.into_inner()));
-                })?;
+                });
             }
             settle().await;
             rx.close();
@@ -344,10 +344,10 @@ fn closing_a_handle_fails_the_tasks_blocked_on_that_handle_only() {
             n.start_soon(async {
                 let kind = rx.receive().await.unwrap_err().kind();
                 kinds.borrow_mut().push(kind);
-            })?;
+            });
             n.start_soon(async {
                 assert_eq!(rx2.receive().await.unwrap(), 4);
-            })?;
+            });
             settle().await;
             rx.close();
             settle().await;
@@ -363,7 +363,7 @@ fn closing_a_handle_fails_the_tasks_blocked_on_that_handle_only() {
             n.start_soon(async {
                 let e = tx.send(1).await.unwrap_err();
                 assert_eq!((e.kind(), e.into_inner()), (ErrorKind::Closed, 1));
-            })?;
+            });
             settle().await;
             tx.close();
             assert!(tx.is_closed() && !tx2.is_closed());
@@ -424,7 +424,7 @@ fn receiver_is_a_stream() {
                     tx.send(i).await?;
                 }
                 Ok(())
-            })?;
+            });
             let mut got = Vec::new();
             loop {
                 let item = poll_fn(|cx| std::pin::Pin::new(&mut rx).poll_next(cx)).await;
@@ -462,7 +462,7 @@ fn dropping_a_stream_mid_receive_loses_nothing() {
                 trio::sleep(1.0).await?;
                 drop(stream_rx);
                 Ok(())
-            })?;
+            });
             settle().await;
             tx.try_send(1).unwrap(); // handed to the stream's receive
             Ok(())
@@ -505,7 +505,7 @@ fn a_value_sent_past_a_receive_leaked_in_an_earlier_run_goes_to_the_next_receive
             n.start_soon(async {
                 assert_eq!(rx.receive().await?, 5);
                 Ok(())
-            })?;
+            });
             settle().await;
             tx.try_send(5).unwrap(); // skips the stale receive
             Ok(())

@@ -30,13 +30,13 @@ fn two_tasks_waiting_on_each_other_are_a_deadlock() {
                 b.wait().await?; // only bob would set a
                 a.set();
                 Ok(())
-            })?;
+            });
             let (a, b) = (a_ready.clone(), b_ready.clone());
             n.start_soon_named("bob", async move {
                 a.wait().await?; // only alice would set b
                 b.set();
                 Ok(())
-            })?;
+            });
             Ok(())
         })
         .await?;
@@ -71,11 +71,11 @@ fn a_receiver_whose_senders_are_all_blocked_is_a_deadlock() {
                 never2.wait().await?; // blocked before it ever sends
                 tx.send(1).await?;
                 Ok(())
-            })?;
+            });
             n.start_soon_named("receiver", async move {
                 rx.receive().await?;
                 Ok(())
-            })?;
+            });
             Ok(())
         })
         .await?;
@@ -93,14 +93,14 @@ fn deadlocks_inside_nested_nurseries_and_scopes_are_reported_with_the_whole_tree
         let gate = Event::new();
         open_nursery(async |outer| {
             let g = gate.clone();
-            outer.start_soon_named("outer-waiter", async move { g.wait().await })?;
-            let scope = CancelScope::with_deadline(Instant::INFINITY);
-            scope.set_shield(true);
-            scope
+            outer.start_soon_named("outer-waiter", async move { g.wait().await });
+            CancelScope::new()
+                .with_deadline(Instant::INFINITY)
+                .with_shield(true)
                 .run(async {
                     open_nursery(async |inner| {
                         let g = gate.clone();
-                        inner.start_soon_named("inner-waiter", async move { g.wait().await })?;
+                        inner.start_soon_named("inner-waiter", async move { g.wait().await });
                         gate.clone().wait().await // the body waits too
                     })
                     .await?;
@@ -186,8 +186,8 @@ fn waiting_on_timers_is_not_a_deadlock() {
         .clock(clock)
         .run(async {
             open_nursery(async |n| {
-                n.start_soon(trio::sleep(10.0))?;
-                trio::testing::wait_all_tasks_blocked(0.0).await?;
+                n.start_soon(trio::sleep(10.0));
+                trio::testing::wait_all_tasks_blocked().await?;
                 c2.jump(10.0)?;
                 Ok(())
             })
@@ -249,16 +249,16 @@ fn waiting_on_a_foreign_waker_is_not_a_deadlock() {
 #[test]
 fn the_tree_shows_scopes_nurseries_and_waits() {
     mock_run(async {
-        let scope = CancelScope::with_deadline(Instant::from_secs_f64(50.0));
+        let scope = CancelScope::new().with_deadline(Instant::from_secs_f64(50.0));
         scope
             .run(async {
                 open_nursery(async |n| {
-                    n.start_soon_named("sleeper", trio::sleep(100.0))?;
+                    n.start_soon_named("sleeper", trio::sleep(100.0));
                     n.start_soon(async {
                         trio::move_on_after(5.0, trio::sleep_forever()).await?;
                         Ok(())
-                    })?;
-                    trio::testing::wait_all_tasks_blocked(0.0).await?;
+                    });
+                    trio::testing::wait_all_tasks_blocked().await?;
                     let tree = trio::lowlevel::task_tree()?.to_string();
                     let expect = [
                         "task <root>: running (taking this snapshot)",

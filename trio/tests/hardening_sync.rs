@@ -39,8 +39,8 @@ fn with_scheduled_hook<R>(
     hook: impl Fn(Task) + 'static,
     during: impl FnOnce() -> R,
 ) -> trio::Result<R> {
-    let me = current_task()?;
-    let instrument: Rc<dyn Instrument> = Rc::new(OnScheduled(Box::new(move |task| {
+    let me = current_task();
+    let instrument = Rc::new(OnScheduled(Box::new(move |task| {
         if task != me {
             hook(task)
         }
@@ -73,7 +73,7 @@ async fn a_scheduling_hook_may_use_the_channel_while_a_send_wakes_a_receiver() -
             assert_eq!(rx.receive().await?, 1); // handed over directly
             assert_eq!(rx.receive().await?, 2); // sent by the hook
             Ok(())
-        })?;
+        });
         settle().await;
         let (hook_tx, hook_seen) = (tx.clone(), seen.clone());
         with_scheduled_hook(
@@ -103,7 +103,7 @@ async fn a_scheduling_hook_may_use_the_channel_while_a_receive_wakes_a_sender() 
         n.start_soon(async {
             tx.send(7).await?;
             Ok(())
-        })?;
+        });
         settle().await;
         let (hook_rx, hook_seen) = (rx.clone(), seen.clone());
         let got = with_scheduled_hook(
@@ -133,7 +133,7 @@ async fn a_scheduling_hook_finds_the_lock_already_handed_to_the_woken_waiter() -
         n.start_soon(async {
             let _guard = lock.acquire().await?;
             Ok(())
-        })?;
+        });
         settle().await;
         let (hook_lock, hook_seen) = (lock.clone(), seen.clone());
         with_scheduled_hook(
@@ -161,7 +161,7 @@ async fn a_scheduling_hook_finds_the_strict_fifo_lock_already_handed_to_the_woke
         n.start_soon(async {
             let _guard = lock.acquire().await?;
             Ok(())
-        })?;
+        });
         settle().await;
         let (hook_lock, hook_seen) = (lock.clone(), seen.clone());
         with_scheduled_hook(
@@ -189,7 +189,7 @@ async fn a_scheduling_hook_finds_the_mutex_already_handed_to_the_woken_waiter() 
         n.start_soon(async {
             *mutex.lock().await? += 1;
             Ok(())
-        })?;
+        });
         settle().await;
         let (hook_mutex, hook_seen) = (mutex.clone(), seen.clone());
         with_scheduled_hook(
@@ -217,7 +217,7 @@ async fn a_scheduling_hook_finds_the_condition_lock_already_handed_to_the_notifi
         n.start_soon(async {
             let _guard = cond.acquire().await?;
             cond.wait().await // releases the lock while waiting
-        })?;
+        });
         settle().await;
         let guard = cond.acquire().await?;
         cond.notify_all()?; // moves the waiter onto the lock's queue
@@ -248,7 +248,7 @@ async fn a_scheduling_hook_finds_the_semaphore_unit_already_handed_to_the_woken_
         n.start_soon(async {
             let _unit = sem.acquire().await?;
             Ok(())
-        })?;
+        });
         settle().await;
         let (hook_sem, hook_seen) = (sem.clone(), seen.clone());
         with_scheduled_hook(
@@ -278,7 +278,7 @@ async fn a_scheduling_hook_finds_the_limiter_token_already_lent_to_the_woken_wai
         n.start_soon(async {
             let _token = limiter.acquire().await?;
             Ok(())
-        })?;
+        });
         settle().await;
         let (hook_limiter, hook_seen) = (limiter.clone(), seen.clone());
         with_scheduled_hook(
@@ -310,7 +310,7 @@ async fn a_scheduling_hook_finds_every_event_waiter_already_out_of_the_queue() -
     let seen = record();
     trio::open_nursery(async |n| {
         for _ in 0..2 {
-            n.start_soon(ev.wait())?;
+            n.start_soon(ev.wait());
         }
         settle().await;
         let (hook_ev, hook_seen) = (ev.clone(), seen.clone());
@@ -336,7 +336,7 @@ async fn a_scheduling_hook_finds_every_unparked_task_already_out_of_the_lot() ->
     let seen = record();
     trio::open_nursery(async |n| {
         for _ in 0..2 {
-            n.start_soon(lot.park())?;
+            n.start_soon(lot.park());
         }
         settle().await;
         let (hook_lot, hook_seen) = (lot.clone(), seen.clone());
@@ -377,7 +377,7 @@ async fn a_borrower_waiting_for_a_token_cannot_wait_for_a_second_one() -> trio::
     let b = Borrower::unique();
     limiter.acquire_on_behalf_of(holder).await?;
     trio::open_nursery(async |n| {
-        n.start_soon(limiter.acquire_on_behalf_of(b))?;
+        n.start_soon(limiter.acquire_on_behalf_of(b));
         settle().await;
         assert_eq!(limiter.statistics().tasks_waiting, 1);
         // `b` is waiting: asking again is the same misuse as asking while
@@ -452,7 +452,7 @@ fn a_value_left_by_a_send_leaked_in_an_earlier_run_is_dropped_outside_the_channe
 async fn an_uncontended_lock_is_broken_as_soon_as_its_owner_exits_holding_it() -> trio::Result<()> {
     let lock = Lock::new();
     trio::open_nursery(async |n| {
-        n.start_soon(lock.acquire_raw())?; // exits holding it
+        n.start_soon(lock.acquire_raw()); // exits holding it
         Ok(())
     })
     .await?;

@@ -90,7 +90,7 @@ fn panic_text<T>(r: &std::thread::Result<T>) -> String {
 }
 
 fn now() -> f64 {
-    trio::current_time().unwrap().as_secs_f64()
+    trio::current_time().as_secs_f64()
 }
 
 /// Any f64, with the special values made frequent.
@@ -269,7 +269,7 @@ proptest! {
         let (r, end) = watched(format!("CancelScope deadline {nanos}ns (set while running: {while_running})"), move || {
             mock_run(trio::move_on_after(CAP, async move {
                 let deadline = Instant::from_nanos(nanos);
-                let scope = if while_running { CancelScope::new() } else { CancelScope::with_deadline(deadline) };
+                let scope = if while_running { CancelScope::new() } else { CancelScope::new().with_deadline(deadline) };
                 let s2 = scope.clone();
                 let out = scope
                     .run(async move {
@@ -277,8 +277,8 @@ proptest! {
                             s2.set_deadline(deadline);
                         }
                         // The outer CAP scope counts too: the earliest wins.
-                        let eff = trio::current_effective_deadline()?;
-                        let want = if deadline <= trio::current_time()? {
+                        let eff = trio::current_effective_deadline();
+                        let want = if deadline <= trio::current_time() {
                             Instant::NEG_INFINITY
                         } else {
                             deadline.min(Instant::from_secs_f64(CAP))
@@ -308,7 +308,7 @@ proptest! {
     fn cancel_scope_relative_deadlines(secs in any_secs()) {
         let (r, end) = watched(format!("relative deadline {secs}"), move || {
             mock_run(trio::move_on_after(CAP, async move {
-                let scope = CancelScope::with_relative_deadline(secs)?;
+                let scope = CancelScope::new().with_relative_deadline(secs)?;
                 Ok(scope.run(trio::sleep_forever()).await?.is_none())
             }))
         });
@@ -547,7 +547,7 @@ proptest! {
         }
     }
 
-    /// `wait_all_tasks_blocked(cushion)`: refused like a duration; a small
+    /// `wait_all_tasks_blocked_with_cushion(cushion)`: refused like a duration; a small
     /// one returns once the other task is blocked. (Huge cushions: see
     /// `a_huge_cushion_waits_and_can_be_cancelled`.)
     #[test]
@@ -556,10 +556,10 @@ proptest! {
         if valid.is_some_and(|d| d > Duration::from_millis(2)) {
             return Ok(());
         }
-        let (r, _) = watched(format!("wait_all_tasks_blocked({secs})"), move || {
+        let (r, _) = watched(format!("wait_all_tasks_blocked_with_cushion({secs})"), move || {
             mock_run(trio::open_nursery(async |n| {
-                n.start_soon(trio::sleep(5.0))?;
-                trio::testing::wait_all_tasks_blocked(secs).await?;
+                n.start_soon(trio::sleep(5.0));
+                trio::testing::wait_all_tasks_blocked_with_cushion(secs).await?;
                 let at = now();
                 n.cancel_scope().cancel();
                 Ok(at)
@@ -606,27 +606,30 @@ thread_local! {
 #[test]
 fn a_huge_cushion_waits_and_can_be_cancelled() {
     for cushion in [1e9, 1e300, f64::INFINITY] {
-        let (r, _) = watched(format!("wait_all_tasks_blocked({cushion})"), move || {
-            mock_run(async move {
-                let token = trio::lowlevel::current_trio_token()?;
-                let scope = CancelScope::new();
-                WAITER.with(|w| *w.borrow_mut() = Some(scope.clone()));
-                std::thread::spawn(move || {
-                    std::thread::sleep(Duration::from_millis(50));
-                    let _ = token.run_sync_soon(|| {
-                        WAITER.with(|w| {
-                            if let Some(s) = w.borrow().as_ref() {
-                                s.cancel();
-                            }
-                        })
+        let (r, _) = watched(
+            format!("wait_all_tasks_blocked_with_cushion({cushion})"),
+            move || {
+                mock_run(async move {
+                    let token = trio::lowlevel::current_trio_token()?;
+                    let scope = CancelScope::new();
+                    WAITER.with(|w| *w.borrow_mut() = Some(scope.clone()));
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_millis(50));
+                        let _ = token.run_sync_soon(|| {
+                            WAITER.with(|w| {
+                                if let Some(s) = w.borrow().as_ref() {
+                                    s.cancel();
+                                }
+                            })
+                        });
                     });
-                });
-                let out = scope
-                    .run(trio::testing::wait_all_tasks_blocked(cushion))
-                    .await?;
-                Ok(out.is_none())
-            })
-        });
+                    let out = scope
+                        .run(trio::testing::wait_all_tasks_blocked_with_cushion(cushion))
+                        .await?;
+                    Ok(out.is_none())
+                })
+            },
+        );
         assert!(r.unwrap(), "cushion {cushion}: the wait was not cancelled");
     }
 }

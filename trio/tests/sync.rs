@@ -26,7 +26,7 @@ fn event_set_wakes_every_waiter() {
                     ev.wait().await?;
                     *woke.borrow_mut() += 1;
                     Ok(())
-                })?;
+                });
             }
             settle().await;
             assert_eq!(ev.statistics().tasks_waiting, 3);
@@ -68,7 +68,7 @@ fn cancelled_event_wait_leaves_the_queue() {
             n.start_soon(async {
                 scope.run(ev.wait()).await?;
                 Ok(())
-            })?;
+            });
             settle().await;
             assert_eq!(ev.statistics().tasks_waiting, 1);
             scope.cancel();
@@ -98,7 +98,7 @@ fn parking_lot_unparks_fifo_and_cancel_keeps_order() {
                         order.borrow_mut().push(i);
                     }
                     Ok(())
-                })?;
+                });
                 settle().await; // park in a known order
             }
             assert_eq!(lot.len(), 4);
@@ -131,7 +131,7 @@ fn parking_lot_repark_moves_waiters_in_order() {
                     a.park().await?;
                     order.borrow_mut().push(i);
                     Ok(())
-                })?;
+                });
                 settle().await;
             }
             a.repark(&b, 2);
@@ -156,7 +156,7 @@ fn cancelling_a_reparked_waiter_removes_it_from_the_new_lot() {
             n.start_soon(async {
                 scope.run(a.park()).await?;
                 Ok(())
-            })?;
+            });
             settle().await;
             a.repark_all(&b);
             scope.cancel();
@@ -178,7 +178,7 @@ fn broken_parking_lot_fails_waiters_and_later_parks() {
             n.start_soon(async {
                 let kind = lot.park().await.unwrap_err().kind();
                 errors.borrow_mut().push(kind);
-            })?;
+            });
             settle().await;
             lot.break_lot(None);
             assert!(lot.is_broken());
@@ -209,7 +209,7 @@ fn lock_is_round_robin_between_tasks_in_a_loop() {
                         trio::sleep(0.1).await?;
                     }
                     Ok(())
-                })?;
+                });
                 settle().await; // queue up in a known order
             }
             Ok(())
@@ -229,10 +229,10 @@ fn release_hands_the_lock_straight_to_the_first_waiter() {
             n.start_soon(async {
                 let _g = lock.acquire().await?;
                 trio::sleep(1.0).await
-            })?;
+            });
             settle().await;
             assert_eq!(lock.statistics().tasks_waiting, 1);
-            let me = trio::lowlevel::current_task()?;
+            let me = trio::lowlevel::current_task();
             drop(g);
             // The waiter owns it now, before it has even run.
             assert!(lock.locked());
@@ -258,7 +258,7 @@ fn try_acquire_fails_while_anyone_is_queued() {
             n.start_soon(async {
                 let _g = lock.acquire().await?;
                 Ok(())
-            })?;
+            });
             settle().await;
             // Another task finds it held and queued.
             n.start_soon(async {
@@ -266,7 +266,7 @@ fn try_acquire_fails_while_anyone_is_queued() {
                     lock.try_acquire().unwrap_err().kind(),
                     ErrorKind::WouldBlock
                 );
-            })?;
+            });
             settle().await;
             lock.release()?;
             Ok(())
@@ -298,7 +298,7 @@ fn cancelled_acquire_holds_nothing_and_keeps_the_queue_order() {
                         trio::sleep(0.1).await?;
                     }
                     Ok(())
-                })?;
+                });
                 settle().await;
             }
             scopes[1].cancel();
@@ -325,7 +325,7 @@ fn lock_is_not_reentrant_and_only_the_owner_releases() {
         trio::open_nursery(async |n| {
             n.start_soon(async {
                 assert_eq!(lock.release().unwrap_err().kind(), ErrorKind::Usage);
-            })?;
+            });
             Ok(())
         })
         .await?;
@@ -343,13 +343,13 @@ fn owner_exiting_while_holding_breaks_the_lock_for_waiters() {
             n.start_soon(async {
                 lock.acquire_raw().await?; // never released
                 trio::sleep(1.0).await
-            })?;
+            });
             settle().await;
             for _ in 0..2 {
                 n.start_soon(async {
                     let kind = lock.acquire().await.unwrap_err().kind();
                     errors.borrow_mut().push(kind);
-                })?;
+                });
             }
             Ok(())
         })
@@ -371,7 +371,7 @@ fn leaked_guard_of_an_exited_task_breaks_the_lock_on_next_acquire() {
             n.start_soon(async {
                 std::mem::forget(lock.acquire().await?);
                 Ok(())
-            })?;
+            });
             Ok(())
         })
         .await?;
@@ -403,13 +403,13 @@ fn lock_handed_to_a_dropped_waiter_is_passed_on() {
                 // Dropped without being polled again, after being handed the
                 // lock.
                 Ok(())
-            })?;
+            });
             settle().await;
             n.start_soon(async {
                 let _g = lock.acquire().await?;
                 got.borrow_mut().push("second");
                 Ok(())
-            })?;
+            });
             settle().await;
             assert_eq!(lock.statistics().tasks_waiting, 2);
             drop(g); // hands it to the first waiter...
@@ -436,7 +436,7 @@ fn strict_fifo_lock_is_fifo() {
                     let _g = lock.acquire().await?;
                     order.borrow_mut().push(i);
                     Ok(())
-                })?;
+                });
                 settle().await;
             }
             assert_eq!(lock.statistics().tasks_waiting, 3);
@@ -467,7 +467,7 @@ fn semaphore_is_fifo_and_cancelled_acquire_takes_nothing() {
                         trio::sleep(0.1).await?;
                     }
                     Ok(())
-                })?;
+                });
                 settle().await;
             }
             scopes[0].cancel();
@@ -574,7 +574,7 @@ fn raising_the_total_wakes_waiters_at_once_in_order() {
                         trio::sleep(1.0).await?;
                     }
                     Ok(())
-                })?;
+                });
                 settle().await;
             }
             scope.cancel(); // a cancelled acquire: nothing borrowed, order kept
@@ -627,10 +627,10 @@ fn condition_notify_wakes_waiters_in_order_holding_the_lock() {
                 n.start_soon(async move {
                     let _g = cond.acquire().await?;
                     cond.wait().await?;
-                    assert_eq!(cond.lock().owner(), Some(trio::lowlevel::current_task()?));
+                    assert_eq!(cond.lock().owner(), Some(trio::lowlevel::current_task()));
                     order.borrow_mut().push(i);
                     Ok(())
-                })?;
+                });
                 settle().await;
             }
             assert_eq!(cond.statistics().tasks_waiting, 3);
@@ -662,11 +662,11 @@ fn cancelled_condition_wait_reacquires_the_lock() {
             n.start_soon(async {
                 let _g = cond.acquire().await?;
                 let r = scope.run(cond.wait()).await;
-                let me = trio::lowlevel::current_task()?;
+                let me = trio::lowlevel::current_task();
                 *held_after.borrow_mut() =
                     Some((r.ok().map(|v| v.is_none()), cond.lock().owner() == Some(me)));
                 Ok(())
-            })?;
+            });
             settle().await;
             // Hold the lock while cancelling: the waiter must wait for it.
             let g = cond.acquire().await?;
@@ -733,7 +733,7 @@ fn mutex_guards_its_data_across_awaits_and_hands_off_fairly() {
                         v.push(format!("{name}{i}"));
                     }
                     Ok(())
-                })?;
+                });
             }
             Ok(())
         })
@@ -765,7 +765,7 @@ fn mutex_try_lock_and_cancelled_lock_take_nothing() {
                 let r = trio::move_on_after(1.0, async { m.lock().await.map(|_| ()) }).await?;
                 assert_eq!(r, None, "timed out waiting");
                 Ok(())
-            })?;
+            });
             Ok(())
         })
         .await?;

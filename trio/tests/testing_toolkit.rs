@@ -7,6 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::task::Poll;
+use trio::ResultExt;
 use trio::testing::{
     MockClock, Sequencer, assert_checkpoints, assert_no_checkpoints, measure_checkpoints,
     wait_all_tasks_blocked,
@@ -52,7 +53,7 @@ fn sequencer_orders_steps_across_three_tasks() {
                             log.push(format!("{name}{step} end"));
                         }
                         Ok(())
-                    })?;
+                    });
                 }
                 Ok(())
             })
@@ -113,21 +114,21 @@ fn sequencer_cancelled_wait_breaks_the_sequence() {
             n.start_soon(async move {
                 // Nobody ever takes step 0, so this waits until its timeout.
                 let r = trio::move_on_after(1.0, seq.step(1)).await;
-                broke_at.set(Some(trio::current_time()?.as_secs_f64()));
+                broke_at.set(Some(trio::current_time().as_secs_f64()));
                 // The cancellation is turned into an error, which the scope
                 // does not absorb (as Trio's RuntimeError).
                 results
                     .borrow_mut()
                     .push(("timed out", r.unwrap_err().kind()));
                 Ok(())
-            })?;
+            });
             n.start_soon(async move {
                 let r = seq.step(2).await;
                 results
                     .borrow_mut()
                     .push(("other waiter", r.unwrap_err().kind()));
                 Ok(())
-            })?;
+            });
             Ok(())
         })
         .await?;
@@ -181,12 +182,12 @@ fn sequencer_step_is_released_when_the_guard_unwinds_with_an_error() {
                 let _g = seq.step(1).await?;
                 log.push("one");
                 Ok(())
-            })?;
+            });
             n.start_soon(async move {
                 let _g = seq.step(0).await?;
                 log.push("zero fails");
                 Err(trio::Error::new(ErrorKind::Other, "step 0 failed"))
-            })?;
+            });
             Ok(())
         })
         .await
@@ -233,11 +234,12 @@ fn checkpoint_and_sleep_pass_assert_checkpoints() {
         assert_eq!(counts(trio::checkpoint()).await.1, (1, 1));
         assert_eq!(counts(trio::sleep(0.0)).await.1, (1, 1));
         // The output comes back.
-        let v = assert_checkpoints(async {
+        let v: trio::Result<i32> = assert_checkpoints(async {
             trio::checkpoint().await?;
-            Ok::<_, trio::Error>(7)
+            Ok(7)
         })
-        .await?;
+        .await;
+        let v = v?;
         assert_eq!(v, 7);
         // Returning `()` works too.
         assert_checkpoints(async { trio::checkpoint().await.unwrap() }).await;
@@ -277,14 +279,14 @@ fn only_the_measuring_tasks_checkpoints_count() {
     // the body's does (it is the same task), and so does the nursery exit.
     mock_run(async {
         let (r, c) = counts(trio::open_nursery(async |n| {
-            n.start_soon(trio::checkpoint())?;
+            n.start_soon(trio::checkpoint());
             Ok(())
         }))
         .await;
         r?;
         assert_eq!(c, (1, 0), "only the exit's schedule point");
         let (r, c) = counts(trio::open_nursery(async |n| {
-            n.start_soon(trio::checkpoint())?;
+            n.start_soon(trio::checkpoint());
             trio::checkpoint().await
         }))
         .await;
@@ -356,7 +358,11 @@ fn synchronous_code_has_no_checkpoints() {
         assert_eq!(assert_no_checkpoints(async { rx.try_receive() }).await?, 5);
         // Opening a nursery is not a checkpoint: only its exit is.
         trio::open_nursery(async |n| {
-            assert_no_checkpoints(async { n.start_soon(trio::sleep(1.0)) }).await
+            assert_no_checkpoints(async {
+                n.start_soon(trio::sleep(1.0));
+                Ok(())
+            })
+            .await
         })
         .await?;
         Ok(())
@@ -364,7 +370,7 @@ fn synchronous_code_has_no_checkpoints() {
     .unwrap();
     let msg = panic_message(|| {
         mock_run(async {
-            assert_checkpoints(async { Ok::<_, trio::Error>(()) }).await?;
+            assert_checkpoints(async {}).await;
             Ok(())
         })
         .unwrap();
@@ -400,14 +406,14 @@ fn a_checkpoint_in_a_cancelled_scope_still_counts() {
             .run(async {
                 // It ends in Err(Cancelled) after a schedule and a cancel point.
                 let (r, c) = counts(trio::checkpoint()).await;
-                assert!(r.unwrap_err().is_cancelled());
+                assert!(r.is_cancelled());
                 assert_eq!(c, (1, 1));
                 // assert_checkpoints: the code "raised", so nothing is checked
                 // (as in Trio), and the error comes back.
                 let r = assert_checkpoints(trio::sleep(1.0)).await;
-                assert!(r.unwrap_err().is_cancelled());
+                assert!(r.is_cancelled());
                 let r = assert_checkpoints(trio::checkpoint_if_cancelled()).await;
-                assert!(r.unwrap_err().is_cancelled());
+                assert!(r.is_cancelled());
                 Ok(())
             })
             .await?;
@@ -448,7 +454,7 @@ fn other_tasks_checkpoints_do_not_count() {
                 }
                 busy_done.set(100);
                 Ok(())
-            })?;
+            });
             // While we sleep, the other task does 100 checkpoints.
             let (r, c) = counts(trio::sleep(1.0)).await;
             r?;
@@ -492,11 +498,11 @@ fn wait_all_tasks_blocked_with_sequencer() {
                 let _g = seq.step(1).await?;
                 reached.set(true);
                 Ok(())
-            })?;
-            wait_all_tasks_blocked(0.0).await?;
+            });
+            wait_all_tasks_blocked().await?;
             assert!(!reached.get());
             drop(seq.step(0).await?);
-            wait_all_tasks_blocked(0.0).await?;
+            wait_all_tasks_blocked().await?;
             assert!(reached.get());
             Ok(())
         })

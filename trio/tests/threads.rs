@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use trio::ResultExt;
 use trio::sync::CapacityLimiter;
 use trio::testing::{MockClock, wait_all_tasks_blocked};
 use trio::{CancelScope, ErrorKind, to_thread};
@@ -96,7 +97,7 @@ fn cancel_mid_call(abandon: bool) -> (Option<u32>, usize, bool) {
                     .await?;
                 *outcome.borrow_mut() = Some(r);
                 Ok(())
-            })?;
+            });
             // Let the child start the thread (its steps are checkpoints).
             while started_rx.try_recv().is_err() {
                 trio::checkpoint().await?;
@@ -111,7 +112,7 @@ fn cancel_mid_call(abandon: bool) -> (Option<u32>, usize, bool) {
         })
         .await?;
         // Wait until the thread has really finished and reported back.
-        wait_all_tasks_blocked(0.0).await?;
+        wait_all_tasks_blocked().await?;
         let returned = limiter.borrowed_tokens() == 0;
         let r = outcome.into_inner().expect("the child finished");
         Ok((r, borrowed_after_cancel, returned))
@@ -163,7 +164,7 @@ fn the_limiter_caps_concurrent_threads() {
                             running.lock().unwrap().0 -= 1;
                         })
                         .await
-                })?;
+                });
             }
             // Two threads run (blocked on the gate); four tasks queue.
             while limiter.statistics().tasks_waiting < 4 || running.lock().unwrap().0 < 2 {
@@ -211,17 +212,17 @@ fn from_thread_round_trip() {
     run(async {
         let flag = trio::sync::Event::new();
         let token = trio::lowlevel::current_trio_token()?;
-        let (a, b, c) = to_thread::run_sync(move || {
+        let (a, b, c) = to_thread::run_sync(move || -> trio::Result<_> {
             // Sync: runs in the run, between tasks.
-            let a = trio::from_thread::run_sync(|| trio::current_time().unwrap().as_secs_f64())?;
+            let a = trio::from_thread::run_sync(|| trio::current_time().as_secs_f64())?;
             // Async: a sleep in virtual time, autojumped while we wait.
             let b = trio::from_thread::run(|| async {
                 trio::sleep(10.0).await?;
-                Ok(trio::current_time()?.as_secs_f64())
+                Ok(trio::current_time().as_secs_f64())
             })?;
             // With an explicit token.
             let c = trio::from_thread::run_sync_with_token(&token, || 5)?;
-            Ok::<_, trio::Error>((a, b, c))
+            Ok((a, b, c))
         })
         .await??;
         assert_eq!((a, b, c), (0.0, 10.0, 5));
@@ -291,7 +292,7 @@ fn abandoned_thread_calling_back_after_the_run_gets_run_finished() {
                     })
                     .await?;
                 Ok(())
-            })?;
+            });
             while started_rx.try_recv().is_err() {
                 trio::checkpoint().await?;
             }
@@ -332,11 +333,11 @@ fn a_cancelled_caller_is_visible_to_its_worker_and_its_calls_back() {
                             // A call back into the run is itself cancelled once
                             // the caller is: sleep until then.
                             let r = trio::from_thread::run(|| trio::sleep(10.0));
-                            cancelled = r.is_err_and(|e| e.is_cancelled());
+                            cancelled = r.is_cancelled();
                         }
                     }
                     s2.store(true, Ordering::SeqCst);
-                    Ok::<(), trio::Error>(())
+                    Ok(())
                 })
                 .await?
             })
@@ -344,7 +345,7 @@ fn a_cancelled_caller_is_visible_to_its_worker_and_its_calls_back() {
             // The worker returned Ok, so the scope saw no Cancelled: Some(()).
             assert_eq!(r, Some(()));
             assert_eq!(
-                trio::current_time()?.as_secs_f64(),
+                trio::current_time().as_secs_f64(),
                 1.0,
                 "the sleep was cut short at 1 s"
             );

@@ -35,7 +35,7 @@ fn tasks_get_spans_and_cancellation_is_an_event() {
                 n.start_soon_named("worker", async {
                     trio::move_on_after(1.0, trio::sleep_forever()).await?;
                     Ok(())
-                })?;
+                });
                 Ok(())
             })
             .await?;

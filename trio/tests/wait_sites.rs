@@ -14,7 +14,7 @@ use trio::{ErrorKind, open_memory_channel, open_nursery};
 
 /// The task tree once every task is blocked.
 async fn tree() -> trio::Result<String> {
-    wait_all_tasks_blocked(0.0).await?;
+    wait_all_tasks_blocked().await?;
     Ok(trio::lowlevel::task_tree()?.to_string())
 }
 
@@ -42,27 +42,27 @@ fn blocked_primitives_show_the_callers_line() {
             n.start_soon(async {
                 lines[0].set(line!() + 1);
                 event.wait().await
-            })?;
+            });
             n.start_soon(async {
                 lines[1].set(line!() + 1);
                 let _guard = lock.acquire().await?;
                 Ok(())
-            })?;
+            });
             n.start_soon(async {
                 lines[2].set(line!() + 1);
                 rx.receive().await?;
                 Ok(())
-            })?;
+            });
             n.start_soon(async {
                 lines[3].set(line!() + 1);
                 let _permit = sem.acquire().await?;
                 Ok(())
-            })?;
+            });
             n.start_soon(async {
                 lines[4].set(line!() + 1);
                 tx.send(7).await?;
                 Ok(())
-            })?;
+            });
             let tree = tree().await?;
             assert_has(&tree, "Event.wait", lines[0].get());
             assert_has(&tree, "Lock.acquire", lines[1].get());
@@ -99,45 +99,45 @@ fn other_blocking_methods_show_the_callers_line() {
                 lines[0].set(line!() + 1);
                 let _g = fifo.acquire().await?;
                 Ok(())
-            })?;
+            });
             n.start_soon(async {
                 lines[1].set(line!() + 1);
                 raw_lock.acquire_raw().await?;
                 raw_lock.release()
-            })?;
+            });
             n.start_soon(async {
                 let _held = cond.acquire().await?;
                 lines[2].set(line!() + 1);
                 cond.wait().await
-            })?;
+            });
             n.start_soon(async {
                 lines[3].set(line!() + 1);
                 let _t = limiter.acquire().await?;
                 Ok(())
-            })?;
+            });
             n.start_soon(async {
                 lines[4].set(line!() + 1);
                 lot.park().await
-            })?;
+            });
             n.start_soon(async {
                 lines[5].set(line!() + 1);
                 raw_sem.acquire_raw().await
-            })?;
+            });
             n.start_soon(async {
                 lines[6].set(line!() + 1);
                 rx.next().await.transpose()?;
                 Ok(())
-            })?;
+            });
             n.start_soon(async {
                 let borrower = Borrower::unique();
                 lines[7].set(line!() + 1);
                 limiter.acquire_on_behalf_of(borrower).await
-            })?;
+            });
             n.start_soon(async {
                 let builder = trio::to_thread::Builder::new().limiter(thread_limiter.clone());
                 lines[8].set(line!() + 1);
                 builder.run_sync(|| ()).await
-            })?;
+            });
             let tree = tree().await?;
             assert_has(&tree, "StrictFifoLock.acquire", lines[0].get());
             assert_has(&tree, "Lock.acquire_raw", lines[1].get());
@@ -171,8 +171,8 @@ fn a_notified_condition_waiter_still_shows_its_wait() {
                 let _held = cond.acquire().await?;
                 line.set(line!() + 1);
                 cond.wait().await
-            })?;
-            wait_all_tasks_blocked(0.0).await?;
+            });
+            wait_all_tasks_blocked().await?;
             // Notified while we hold the lock: the waiter now waits for the
             // lock, still inside its `wait` call.
             let _held = cond.acquire().await?;
@@ -198,13 +198,13 @@ fn deadlock_report_names_both_event_waits() {
                 b_ready.wait().await?; // only the other task would set it
                 a_ready.set();
                 Ok(())
-            })?;
+            });
             n.start_soon(async {
                 lines[1].set(line!() + 1);
                 a_ready.wait().await?;
                 b_ready.set();
                 Ok(())
-            })?;
+            });
             Ok(())
         })
         .await

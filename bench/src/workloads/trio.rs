@@ -34,9 +34,9 @@ pub fn run(workload: Workload, shape: Shape) -> Option<Duration> {
 fn spawn_join(n: usize) -> Duration {
     block_on(async {
         let start = Instant::now();
-        trio::open_nursery(async |nursery: trio::Nursery<'_>| {
+        trio::open_nursery(async |nursery| {
             for _ in 0..n {
-                nursery.start_soon(async {})?;
+                nursery.start_soon(async {});
             }
             Ok(())
         })
@@ -48,14 +48,14 @@ fn spawn_join(n: usize) -> Duration {
 fn yields(tasks: usize, yields: usize) -> Duration {
     block_on(async {
         let start = Instant::now();
-        trio::open_nursery(async |nursery: trio::Nursery<'_>| {
+        trio::open_nursery(async |nursery| {
             for _ in 0..tasks {
                 nursery.start_soon(async move {
                     for _ in 0..yields {
                         trio::checkpoint().await?;
                     }
-                    Ok::<(), trio::Error>(())
-                })?;
+                    Ok(())
+                });
             }
             Ok(())
         })
@@ -71,13 +71,13 @@ fn ping_pong(round_trips: usize) -> Option<Duration> {
         let start = Instant::now();
         let (ping_tx, ping_rx) = trio::open_memory_channel::<usize>(1);
         let (pong_tx, pong_rx) = trio::open_memory_channel::<usize>(1);
-        trio::open_nursery(async |nursery: trio::Nursery<'_>| {
+        trio::open_nursery(async |nursery| {
             nursery.start_soon(async move {
                 while let Ok(v) = ping_rx.receive().await {
                     pong_tx.send(v).await?;
                 }
-                Ok::<(), trio::Error>(())
-            })?;
+                Ok(())
+            });
             for i in 0..round_trips {
                 ping_tx.send(i).await?;
                 let v = pong_rx.receive().await?;
@@ -105,15 +105,15 @@ fn timeout(n: usize) -> Duration {
 fn sleep(n: usize) -> Duration {
     block_on(async {
         let start = Instant::now();
-        trio::open_nursery(async |nursery: trio::Nursery<'_>| {
+        trio::open_nursery(async |nursery| {
             // `tokio::time::sleep(d)` fixes its deadline when the future is
             // made (here, at spawn); `trio::sleep(d)`, like Trio's, when it
             // first runs (after every child is spawned). To time the same
             // work, fix the deadline at spawn on both sides: `sleep_until`.
-            let now = trio::current_time()?;
+            let now = trio::current_time();
             for i in 0..n {
                 let deadline = now + Duration::from_millis((i % 100) as u64);
-                nursery.start_soon(trio::sleep_until(deadline))?;
+                nursery.start_soon(trio::sleep_until(deadline));
             }
             Ok(())
         })
@@ -131,13 +131,13 @@ fn cancel(n: usize, batches: usize) -> Duration {
         for _ in 0..batches {
             let started = Cell::new(0usize);
             let cancelled_at = Cell::new(None);
-            trio::open_nursery(async |nursery: trio::Nursery<'_>| {
+            trio::open_nursery(async |nursery| {
                 for _ in 0..n {
                     let started = &started;
                     nursery.start_soon(async move {
                         started.set(started.get() + 1);
                         trio::sleep_forever().await
-                    })?;
+                    });
                 }
                 while started.get() < n {
                     trio::checkpoint().await?;
@@ -157,9 +157,9 @@ fn nurseries(n: usize, children: usize) -> Duration {
     block_on(async {
         let start = Instant::now();
         for _ in 0..n {
-            trio::open_nursery(async |nursery: trio::Nursery<'_>| {
+            trio::open_nursery(async |nursery| {
                 for _ in 0..children {
-                    nursery.start_soon(async {})?;
+                    nursery.start_soon(async {});
                 }
                 Ok(())
             })
@@ -187,10 +187,10 @@ pub fn task_memory(n: usize) -> super::TaskMemory {
             }
         };
         let future_size = size_of_val(&make());
-        trio::open_nursery(async |nursery: trio::Nursery<'_>| {
+        trio::open_nursery(async |nursery| {
             let before = alloc::live_bytes();
             for _ in 0..n {
-                nursery.start_soon(make())?;
+                nursery.start_soon(make());
             }
             while started.get() < n {
                 trio::checkpoint().await?;

@@ -23,23 +23,27 @@
 //! before the scope is entered; [`move_on_after`] and friends are the
 //! everyday forms.
 
+use crate::core::cancel_handle::HandleShared;
 use crate::core::cancel_status::{
     CancelStatusExit, CancelStatusId, CancelStatusKind, NewCancelStatus,
 };
 use crate::core::runtime::{self, Runtime};
+use crate::core::token::RunHandle;
 use crate::error::{Error, ErrorKind, Result};
 use crate::time::{Instant, TryIntoDuration};
-use std::cell::Cell;
+use pin_project_lite::pin_project;
+use std::cell::{Cell, OnceCell};
 use std::fmt;
 use std::future::Future;
 use std::pin::{Pin, pin};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// An entered cancel status; exits it when dropped (for futures dropped mid-way).
 pub(crate) struct CancelStatusGuard {
-    rt: Rc<Runtime>,
+    pub(crate) rt: Rc<Runtime>,
     pub(crate) cancel_status: CancelStatusId,
     armed: bool,
     /// The handle to leave the scope's final state in, if there is one.
@@ -98,6 +102,9 @@ impl CancelStatusGuard {
             inner.shield.set(s.shield);
         }
         inner.phase.set(Phase::Exited);
+        if let Some(h) = inner.handle.get() {
+            h.exited(inner.cancel_called.get());
+        }
     }
 
     /// Polls `fut` with this cancel status current.
@@ -196,6 +203,9 @@ struct ScopeInner {
     relative: Cell<Option<Duration>>,
     shield: Cell<bool>,
     caught: Cell<bool>,
+    /// What the scope shares with its `CancelHandle`s, made by the first
+    /// `handle()` call (see `cancel_handle`).
+    handle: OnceCell<Arc<HandleShared>>,
 }
 
 /// A cancel scope you can hold: cancel it from any task, move its deadline,
@@ -245,22 +255,58 @@ impl CancelScope {
                 relative: Cell::new(None),
                 shield: Cell::new(false),
                 caught: Cell::new(false),
+                handle: OnceCell::new(),
             }),
         }
     }
 
-    /// A scope that is cancelled when the clock reaches `deadline`.
-    pub fn with_deadline(deadline: Instant) -> Self {
-        let s = Self::new();
-        s.inner.deadline.set(deadline);
-        s
+    /// This scope, with its deadline set to `deadline` (a builder form of
+    /// [`set_deadline`](Self::set_deadline)). With the other `with_…`
+    /// builders, any scope is one expression:
+    ///
+    /// ```
+    /// use trio::CancelScope;
+    /// use trio::testing::MockClock;
+    /// trio::Runner::new().clock(MockClock::autojump()).run(async {
+    ///     let t0 = trio::current_time();
+    ///     let r = CancelScope::new()
+    ///         .with_deadline(t0 + 2.0)
+    ///         .with_shield(true)
+    ///         .run(trio::sleep_forever())
+    ///         .await?;
+    ///     assert_eq!(r, None);
+    ///     assert_eq!(trio::current_time() - t0, 2.0);
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn with_deadline(self, deadline: Instant) -> Self {
+        self.set_deadline(deadline);
+        self
     }
 
-    /// A scope whose deadline is `duration` after the moment it is entered.
-    pub fn with_relative_deadline(duration: impl TryIntoDuration) -> Result<Self> {
-        let s = Self::new();
-        s.set_relative_deadline(duration)?;
-        Ok(s)
+    /// This scope, with a deadline `duration` after the moment it is
+    /// entered (a builder form of
+    /// [`set_relative_deadline`](Self::set_relative_deadline)); an
+    /// [`ErrorKind::InvalidArgument`] error for a negative or NaN duration.
+    ///
+    /// ```
+    /// # trio::Runner::new().clock(trio::testing::MockClock::autojump()).run(async {
+    /// let scope = trio::CancelScope::new().with_relative_deadline(1.5)?;
+    /// assert_eq!(scope.run(trio::sleep_forever()).await?, None);
+    /// assert_eq!(trio::current_time().as_secs_f64(), 1.5);
+    /// # Ok(()) }).unwrap();
+    /// ```
+    pub fn with_relative_deadline(self, duration: impl TryIntoDuration) -> Result<Self> {
+        self.set_relative_deadline(duration)?;
+        Ok(self)
+    }
+
+    /// This scope, shielded or not (a builder form of
+    /// [`set_shield`](Self::set_shield)).
+    pub fn with_shield(self, shield: bool) -> Self {
+        self.set_shield(shield);
+        self
     }
 
     /// A scope attached to an already-entered cancel status (a nursery's scope).
@@ -275,6 +321,23 @@ impl CancelScope {
     /// Marks a handle as belonging to a scope that has ended.
     pub(crate) fn mark_exited(&self) {
         self.inner.phase.set(Phase::Exited);
+        if let Some(h) = self.inner.handle.get() {
+            h.exited(self.inner.cancel_called.get());
+        }
+    }
+
+    /// The block this scope shares with its `CancelHandle`s (made on first use).
+    pub(crate) fn handle_shared(&self) -> Arc<HandleShared> {
+        self.inner
+            .handle
+            .get_or_init(|| {
+                let active = self
+                    .active()
+                    .map(|(rt, status)| (RunHandle::of(&rt.shared), status));
+                let exited = self.inner.phase.get() == Phase::Exited;
+                HandleShared::new(self.inner.cancel_called.get(), active, exited)
+            })
+            .clone()
     }
 
     /// The runtime and cancel status of this scope while it is active.
@@ -288,7 +351,7 @@ impl CancelScope {
             && rt.state.borrow().cancel_statuses.get(status).is_some();
         if !live {
             // Its run or its cancel status is gone: it has ended.
-            self.inner.phase.set(Phase::Exited);
+            self.mark_exited();
             return None;
         }
         Some((rt, status))
@@ -300,6 +363,9 @@ impl CancelScope {
     /// it exited (no effect).
     pub fn cancel(&self) {
         self.inner.cancel_called.set(true);
+        if let Some(h) = self.inner.handle.get() {
+            h.note_cancel();
+        }
         if let Some((rt, status)) = self.active() {
             rt.with_state(|st| st.cancel(status));
         }
@@ -312,6 +378,16 @@ impl CancelScope {
     /// if the deadline is moved later afterwards.
     pub fn cancel_called(&self) -> bool {
         if self.inner.cancel_called.get() {
+            return true;
+        }
+        if self
+            .inner
+            .handle
+            .get()
+            .is_some_and(|h| h.is_cancel_called())
+        {
+            // Through a handle (before entry, or posted and not yet run).
+            self.inner.cancel_called.set(true);
             return true;
         }
         let deadline_passed = match self.inner.phase.get() {
@@ -434,6 +510,15 @@ impl CancelScope {
         self.inner.cancel_status.set(Some(guard.cancel_status));
         self.inner.run_id.set(rt.run_id);
         self.inner.phase.set(Phase::Active);
+        if let Some(h) = self.inner.handle.get()
+            && h.entered(RunHandle::of(&rt.shared), guard.cancel_status)
+        {
+            // A handle cancelled it before entry (maybe from another thread
+            // just now): it starts cancelled.
+            self.inner.cancel_called.set(true);
+            let status = guard.cancel_status;
+            rt.with_state(|st| st.cancel(status));
+        }
         let outcome = run_in_cancel_status(guard, fut).await;
         self.inner.caught.set(outcome.caught);
         outcome.result
@@ -452,25 +537,220 @@ impl fmt::Debug for CancelScope {
     }
 }
 
-/// Runs `fut` in a new plain scope with `deadline`, or `relative` to now
-/// if given: what the `move_on_*` and `fail_*` forms share.
-async fn scoped<T>(
-    deadline: Instant,
-    relative: Option<Duration>,
-    fut: impl Future<Output = Result<T>>,
-) -> Result<Option<T>> {
-    let rt = runtime::current()?;
-    let deadline = match relative {
-        Some(d) => rt.now() + d,
-        None => deadline,
-    };
-    let guard = CancelStatusGuard::enter(&rt, CancelStatusKind::Scope, false, false, deadline);
-    run_in_cancel_status(guard, fut).await.result
+/// When a timeout scope's deadline is, as given to the helper.
+enum Deadline {
+    /// Absolute (`move_on_at`, `fail_at`).
+    At(Instant),
+    /// Relative to the first poll (`move_on_after`, `fail_after`).
+    After(Duration),
+}
+
+pin_project! {
+    /// The scope the timeout helpers share: enters a plain cancel scope on
+    /// the first poll, polls `fut` inside it, exits it when `fut` is done.
+    struct TimeoutScope<F> {
+        // Declared first so it drops first: a future dropped mid-way leaves
+        // its scope after its body, as the scope's guard expects.
+        #[pin]
+        fut: F,
+        // `Some` until the first poll enters the scope (an invalid duration
+        // waits here to be reported by that poll).
+        deadline: Option<Result<Deadline>>,
+        shield: bool,
+        // The entered scope, until `fut` finishes.
+        guard: Option<CancelStatusGuard>,
+    }
+}
+
+impl<F> TimeoutScope<F> {
+    fn new(deadline: Result<Deadline>, fut: F) -> Self {
+        TimeoutScope {
+            fut,
+            deadline: Some(deadline),
+            shield: false,
+            guard: None,
+        }
+    }
+
+    fn shield(&mut self) {
+        self.shield = true;
+        // Only reachable for an `Unpin` future polled by hand before this.
+        if let Some(g) = &self.guard {
+            g.rt.with_state(|st| st.set_shield(g.cancel_status, true));
+        }
+    }
+
+    /// `Ok(Some(v))` if `fut` finished, `Ok(None)` if the scope caught its
+    /// own cancellation (the deadline), else the error that propagates.
+    fn poll_scope<T>(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Option<T>>>
+    where
+        F: Future<Output = Result<T>>,
+    {
+        let this = self.project();
+        if this.guard.is_none() {
+            let deadline = match this.deadline.take() {
+                Some(Ok(d)) => d,
+                Some(Err(e)) => return Poll::Ready(Err(e)),
+                None => {
+                    return Poll::Ready(Err(Error::usage(
+                        "a timeout future was polled after it finished",
+                    )));
+                }
+            };
+            let rt = match runtime::current() {
+                Ok(rt) => rt,
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            let deadline = match deadline {
+                Deadline::At(t) => t,
+                Deadline::After(d) => rt.now() + d,
+            };
+            *this.guard = Some(CancelStatusGuard::enter(
+                &rt,
+                CancelStatusKind::Scope,
+                *this.shield,
+                false,
+                deadline,
+            ));
+        }
+        let Some(guard) = this.guard.as_ref() else {
+            unreachable!("entered above")
+        };
+        let result = match guard.poll_in(this.fut, cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(r) => r,
+        };
+        let Some(guard) = this.guard.take() else {
+            unreachable!("entered above")
+        };
+        Poll::Ready(match result {
+            // Without an error there is nothing to catch.
+            Ok(v) => {
+                let _ = guard.exit(None);
+                Ok(Some(v))
+            }
+            Err(e) => guard.exit(Some(e)).error.map_or(Ok(None), Err),
+        })
+    }
+}
+
+pin_project! {
+    /// The future of [`move_on_after`] and [`move_on_at`]: runs the body in a
+    /// cancel scope with a deadline; `Ok(None)` if the deadline cancelled it.
+    ///
+    /// Await it as it is, or make the scope shielded first with
+    /// [`shielded`](Self::shielded) (Trio's `move_on_after(d, shield=True)`).
+    #[must_use = "a timeout does nothing unless awaited"]
+    pub struct MoveOnAfter<F> {
+        #[pin]
+        scope: TimeoutScope<F>,
+    }
+}
+
+impl<F> MoveOnAfter<F> {
+    /// Shields the scope from cancellation outside it (Trio's
+    /// `shield=True`): only its own deadline can cancel the body. For
+    /// cleanup that must run, within a bound, even while the caller is
+    /// being cancelled.
+    ///
+    /// ```
+    /// use trio::testing::MockClock;
+    /// trio::Runner::new().clock(MockClock::autojump()).run(async {
+    ///     let outer = trio::CancelScope::new();
+    ///     outer
+    ///         .run(async {
+    ///             outer.cancel();
+    ///             // Cleanup still runs, for at most 5 s, inside the cancelled scope.
+    ///             let r = trio::move_on_after(5.0, trio::sleep(1.0)).shielded().await?;
+    ///             assert_eq!(r, Some(()));
+    ///             trio::checkpoint().await // the outer cancellation again
+    ///         })
+    ///         .await?;
+    ///     assert_eq!(trio::current_time().as_secs_f64(), 1.0);
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn shielded(mut self) -> Self {
+        self.scope.shield();
+        self
+    }
+}
+
+impl<F, T> Future for MoveOnAfter<F>
+where
+    F: Future<Output = Result<T>>,
+{
+    type Output = Result<Option<T>>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().scope.poll_scope(cx)
+    }
+}
+
+impl<F> fmt::Debug for MoveOnAfter<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MoveOnAfter")
+            .field("shield", &self.scope.shield)
+            .finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// The future of [`fail_after`] and [`fail_at`]: runs the body in a
+    /// cancel scope with a deadline; an [`ErrorKind::TooSlow`] error if the
+    /// deadline cancelled it.
+    ///
+    /// Await it as it is, or make the scope shielded first with
+    /// [`shielded`](Self::shielded) (Trio's `fail_after(d, shield=True)`).
+    #[must_use = "a timeout does nothing unless awaited"]
+    pub struct FailAfter<F> {
+        #[pin]
+        scope: TimeoutScope<F>,
+    }
+}
+
+impl<F> FailAfter<F> {
+    /// Shields the scope from cancellation outside it, as
+    /// [`MoveOnAfter::shielded`] does.
+    ///
+    /// ```
+    /// use trio::testing::MockClock;
+    /// trio::Runner::new().clock(MockClock::autojump()).run(async {
+    ///     let err = trio::fail_after(1.0, trio::sleep(5.0)).shielded().await.unwrap_err();
+    ///     assert_eq!(err.kind(), trio::ErrorKind::TooSlow);
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn shielded(mut self) -> Self {
+        self.scope.shield();
+        self
+    }
+}
+
+impl<F, T> Future for FailAfter<F>
+where
+    F: Future<Output = Result<T>>,
+{
+    type Output = Result<T>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().scope.poll_scope(cx).map(too_slow_if_caught)
+    }
+}
+
+impl<F> fmt::Debug for FailAfter<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FailAfter")
+            .field("shield", &self.scope.shield)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Runs `fut` with a timeout of `duration` from now (fixed when first
 /// polled). On expiry `fut` is cancelled and this returns `Ok(None)`;
-/// otherwise `Ok(Some(value))` or `fut`'s error.
+/// otherwise `Ok(Some(value))` or `fut`'s error. An invalid duration
+/// (negative, NaN) is an [`ErrorKind::InvalidArgument`] error when awaited.
+/// [`.shielded()`](MoveOnAfter::shielded) shields the scope.
 ///
 /// ```
 /// use std::time::Duration;
@@ -486,26 +766,29 @@ async fn scoped<T>(
 /// })
 /// .unwrap();
 /// ```
-pub async fn move_on_after<T>(
-    duration: impl TryIntoDuration,
-    fut: impl Future<Output = Result<T>>,
-) -> Result<Option<T>> {
-    match duration.try_into_duration() {
-        Ok(d) => scoped(Instant::INFINITY, Some(d), fut).await,
-        Err(e) => Err(e),
+pub fn move_on_after<F, T>(duration: impl TryIntoDuration, fut: F) -> MoveOnAfter<F>
+where
+    F: Future<Output = Result<T>>,
+{
+    let deadline = duration.try_into_duration().map(Deadline::After);
+    MoveOnAfter {
+        scope: TimeoutScope::new(deadline, fut),
     }
 }
 
 /// Like [`move_on_after`], with an absolute deadline on the run's clock.
-pub async fn move_on_at<T>(
-    deadline: Instant,
-    fut: impl Future<Output = Result<T>>,
-) -> Result<Option<T>> {
-    scoped(deadline, None, fut).await
+pub fn move_on_at<F, T>(deadline: Instant, fut: F) -> MoveOnAfter<F>
+where
+    F: Future<Output = Result<T>>,
+{
+    MoveOnAfter {
+        scope: TimeoutScope::new(Ok(Deadline::At(deadline)), fut),
+    }
 }
 
 /// Runs `fut` with a timeout of `duration`; on expiry `fut` is cancelled and
 /// this fails with an [`ErrorKind::TooSlow`] error.
+/// [`.shielded()`](FailAfter::shielded) shields the scope.
 ///
 /// ```
 /// use trio::{ErrorKind, testing::MockClock};
@@ -516,17 +799,24 @@ pub async fn move_on_at<T>(
 /// })
 /// .unwrap();
 /// ```
-pub async fn fail_after<T>(
-    duration: impl TryIntoDuration,
-    fut: impl Future<Output = Result<T>>,
-) -> Result<T> {
-    let d = duration.try_into_duration()?;
-    too_slow_if_caught(scoped(Instant::INFINITY, Some(d), fut).await)
+pub fn fail_after<F, T>(duration: impl TryIntoDuration, fut: F) -> FailAfter<F>
+where
+    F: Future<Output = Result<T>>,
+{
+    let deadline = duration.try_into_duration().map(Deadline::After);
+    FailAfter {
+        scope: TimeoutScope::new(deadline, fut),
+    }
 }
 
 /// Like [`fail_after`], with an absolute deadline on the run's clock.
-pub async fn fail_at<T>(deadline: Instant, fut: impl Future<Output = Result<T>>) -> Result<T> {
-    too_slow_if_caught(scoped(deadline, None, fut).await)
+pub fn fail_at<F, T>(deadline: Instant, fut: F) -> FailAfter<F>
+where
+    F: Future<Output = Result<T>>,
+{
+    FailAfter {
+        scope: TimeoutScope::new(Ok(Deadline::At(deadline)), fut),
+    }
 }
 
 /// A scope that caught its cancellation means the deadline hit: `TooSlow`.
@@ -542,7 +832,36 @@ fn too_slow_if_caught<T>(result: Result<Option<T>>) -> Result<T> {
 /// The earliest deadline among the cancel scopes around the caller, stopping
 /// at the first shield: `Instant::NEG_INFINITY` if one of them is already
 /// cancelled, `Instant::INFINITY` if none has a deadline.
-pub fn current_effective_deadline() -> Result<Instant> {
+///
+/// ```
+/// # trio::Runner::new().clock(trio::testing::MockClock::new()).run(async {
+/// assert_eq!(trio::current_effective_deadline(), trio::Instant::INFINITY);
+/// trio::move_on_after(5.0, async {
+///     assert_eq!(trio::current_effective_deadline() - trio::current_time(), 5.0);
+///     Ok(())
+/// })
+/// .await?;
+/// # Ok(()) }).unwrap();
+/// ```
+///
+/// # Panics
+///
+/// Outside a run (misuse, see [Errors and panics](crate#errors-and-panics));
+/// [`try_current_effective_deadline`] is the fallible twin.
+#[track_caller]
+pub fn current_effective_deadline() -> Instant {
+    match try_current_effective_deadline() {
+        Ok(t) => t,
+        Err(_) => crate::error::panic_outside_run(
+            "current_effective_deadline",
+            "try_current_effective_deadline",
+        ),
+    }
+}
+
+/// Like [`current_effective_deadline`], but outside a run it is an
+/// [`ErrorKind::Usage`] error instead of a panic.
+pub fn try_current_effective_deadline() -> Result<Instant> {
     let rt = runtime::current()?;
     let now = rt.now();
     let status = rt.current_cancel_status.get();

@@ -69,12 +69,42 @@ pub trait Instrument {
 }
 
 /// Installs an instrument in the current run. Adding one that is already
-/// installed (the same `Rc`) does nothing, as in Trio. A hook that panics
-/// removes its instrument; `run` resumes the panic when the run has ended.
-pub fn add_instrument(instrument: Rc<dyn Instrument>) -> Result<()> {
+/// installed (the same `Rc`, compared by address) does nothing, as in Trio.
+/// A hook that panics removes its instrument; `run` resumes the panic when
+/// the run has ended.
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+/// use trio::lowlevel::{Instrument, Task, add_instrument, remove_instrument};
+///
+/// #[derive(Default)]
+/// struct CountSpawns(Cell<u32>);
+/// impl Instrument for CountSpawns {
+///     fn task_spawned(&self, _task: Task) {
+///         self.0.set(self.0.get() + 1);
+///     }
+/// }
+///
+/// trio::run(async {
+///     let spawns = Rc::new(CountSpawns::default());
+///     add_instrument(spawns.clone())?;
+///     trio::open_nursery(async |n| {
+///         n.start_soon(trio::checkpoint());
+///         Ok(())
+///     })
+///     .await?;
+///     assert!(remove_instrument(&spawns)?);
+///     assert_eq!(spawns.0.get(), 1);
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub fn add_instrument<I: Instrument + 'static>(instrument: Rc<I>) -> Result<()> {
     let rt = runtime::current()?;
+    let addr = address(&instrument);
     let mut list = rt.instruments.borrow_mut();
-    if !list.iter().any(|i| Rc::ptr_eq(i, &instrument)) {
+    if !list.iter().any(|i| address(i) == addr) {
         list.push(instrument);
     }
     drop(list);
@@ -83,8 +113,15 @@ pub fn add_instrument(instrument: Rc<dyn Instrument>) -> Result<()> {
     Ok(())
 }
 
-/// Removes an instrument (compared by pointer); false if it was not installed.
-pub fn remove_instrument(instrument: &Rc<dyn Instrument>) -> Result<bool> {
+/// Removes an instrument (the same `Rc` as was added, compared by address;
+/// `Rc<dyn Instrument>` works too); false if it was not installed.
+pub fn remove_instrument<I: Instrument + ?Sized>(instrument: &Rc<I>) -> Result<bool> {
     let rt = runtime::current()?;
-    Ok(rt.remove_instrument(instrument))
+    Ok(rt.remove_instrument(address(instrument)))
+}
+
+/// What identifies an instrument: the address of its value (without the
+/// vtable, which may differ between two `Rc<dyn Instrument>` to one value).
+pub(crate) fn address<I: ?Sized>(instrument: &Rc<I>) -> *const () {
+    Rc::as_ptr(instrument).cast::<()>()
 }

@@ -4,6 +4,7 @@
 //! built on the public low-level API re-exported in [`crate::lowlevel`].
 
 pub(crate) mod cancel;
+pub(crate) mod cancel_handle;
 pub(crate) mod cancel_status;
 pub(crate) mod clock;
 pub(crate) mod inbox;

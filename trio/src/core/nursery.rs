@@ -256,7 +256,7 @@ impl<'env> NurseryInner<'env> {
 ///                 trio::checkpoint().await?;
 ///                 seen.borrow_mut().push(*w);
 ///                 Ok(())
-///             })?;
+///             });
 ///         }
 ///         Ok(())
 ///     })
@@ -300,10 +300,72 @@ impl fmt::Debug for Nursery<'_> {
 impl<'env> Nursery<'env> {
     /// Starts `fut` as a child task. It runs concurrently with the body and
     /// the other children; its name is where it was spawned. It may return
-    /// `()` or `Result<(), E>`; an error cancels the nursery and is reported
-    /// by it. Errors if the nursery is closed.
+    /// `()` or `trio::Result<()>`; an error cancels the nursery and is
+    /// reported by it.
+    ///
+    /// # Panics
+    ///
+    /// If the nursery is closed (its body and every task have finished) or
+    /// belongs to another run, or outside a run: misuse, see
+    /// [Errors and panics](crate#errors-and-panics). Code that may spawn
+    /// into a nursery that could have closed (an executor handed to a
+    /// library, say) uses [`try_start_soon`](Self::try_start_soon).
     #[track_caller]
-    pub fn start_soon<F>(&self, fut: F) -> Result<()>
+    pub fn start_soon<F>(&self, fut: F)
+    where
+        F: Future + 'env,
+        F::Output: TaskResult,
+    {
+        let location = Location::caller();
+        let fut: ChildFuture<'env> = Box::pin(fut);
+        if let Err(e) = self
+            .inner
+            .spawn(fut, TaskName::Location(location), location)
+        {
+            spawn_failed("start_soon", "try_start_soon", e);
+        }
+    }
+
+    /// Like [`start_soon`](Self::start_soon), with a name for the task tree
+    /// and instruments. Panics on misuse as `start_soon` does.
+    #[track_caller]
+    pub fn start_soon_named<F>(&self, name: &str, fut: F)
+    where
+        F: Future + 'env,
+        F::Output: TaskResult,
+    {
+        let location = Location::caller();
+        let fut: ChildFuture<'env> = Box::pin(fut);
+        if let Err(e) = self
+            .inner
+            .spawn(fut, TaskName::Named(Rc::from(name)), location)
+        {
+            spawn_failed("start_soon_named", "try_start_soon_named", e);
+        }
+    }
+
+    /// Like [`start_soon`](Self::start_soon), but spawning into a closed
+    /// nursery, a nursery of another run, or outside a run is an
+    /// [`ErrorKind::Usage`](crate::ErrorKind::Usage) error instead of a
+    /// panic (the future is dropped).
+    ///
+    /// ```
+    /// trio::run(async {
+    ///     let mut escaped = None;
+    ///     trio::open_nursery(async |nursery| {
+    ///         escaped = Some(nursery.clone());
+    ///         Ok(())
+    ///     })
+    ///     .await?;
+    ///     let closed = escaped.unwrap();
+    ///     let err = closed.try_start_soon(trio::checkpoint()).unwrap_err();
+    ///     assert_eq!(err.kind(), trio::ErrorKind::Usage);
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    #[track_caller]
+    pub fn try_start_soon<F>(&self, fut: F) -> Result<()>
     where
         F: Future + 'env,
         F::Output: TaskResult,
@@ -315,10 +377,10 @@ impl<'env> Nursery<'env> {
             .map(|_| ())
     }
 
-    /// Like [`start_soon`](Self::start_soon), with a name for the task tree
-    /// and instruments.
+    /// Like [`start_soon_named`](Self::start_soon_named), with errors as
+    /// [`try_start_soon`](Self::try_start_soon) has them.
     #[track_caller]
-    pub fn start_soon_named<F>(&self, name: &str, fut: F) -> Result<()>
+    pub fn try_start_soon_named<F>(&self, name: &str, fut: F) -> Result<()>
     where
         F: Future + 'env,
         F::Output: TaskResult,
@@ -332,7 +394,10 @@ impl<'env> Nursery<'env> {
 
     /// Starts a task and waits until it reports that it is ready.
     ///
-    /// `f` gets a [`TaskStatus`]; until it calls
+    /// `f` is an async closure (`async |task_status| …`) or any closure that
+    /// returns a future, such as `|task_status| serve(task_status, port)`
+    /// for an `async fn serve(task_status: TaskStatus<u16>, port: u16)`.
+    /// It gets a [`TaskStatus`]; until it calls
     /// [`started(value)`](TaskStatus::started), the task runs under the
     /// *caller's* cancel scopes, and an error it returns comes out of `start`
     /// itself. After `started`, it moves into this nursery and `start`
@@ -344,12 +409,15 @@ impl<'env> Nursery<'env> {
     /// trio::run(async {
     ///     trio::open_nursery(async |nursery| {
     ///         let port = nursery
-    ///             .start(async |task_status: trio::TaskStatus<u16>| {
+    ///             .start(async |task_status| {
     ///                 task_status.started(8080); // "listening"
     ///                 trio::sleep_forever().await
     ///             })
     ///             .await?;
     ///         assert_eq!(port, 8080);
+    ///         // An `async fn` taking its `TaskStatus` and arguments:
+    ///         let port = nursery.start(|task_status| serve(task_status, 8081)).await?;
+    ///         assert_eq!(port, 8081);
     ///         nursery.cancel_scope().cancel();
     ///         Ok(())
     ///     })
@@ -357,12 +425,18 @@ impl<'env> Nursery<'env> {
     ///     Ok(())
     /// })
     /// .unwrap();
+    ///
+    /// async fn serve(task_status: trio::TaskStatus<u16>, port: u16) -> trio::Result<()> {
+    ///     task_status.started(port);
+    ///     trio::sleep_forever().await
+    /// }
     /// ```
     #[track_caller]
-    pub fn start<F, V, R>(&self, f: F) -> impl Future<Output = Result<V>>
+    pub fn start<F, Fut, V>(&self, f: F) -> impl Future<Output = Result<V>>
     where
-        F: AsyncFnOnce(TaskStatus<V>) -> R + 'env,
-        R: TaskResult + 'env,
+        F: FnOnce(TaskStatus<V>) -> Fut + 'env,
+        Fut: Future + 'env,
+        Fut::Output: TaskResult,
         V: 'env,
     {
         let location = Location::caller();
@@ -371,25 +445,27 @@ impl<'env> Nursery<'env> {
 
     /// Like [`start`](Self::start), with a name for the task.
     #[track_caller]
-    pub fn start_named<F, V, R>(&self, name: &str, f: F) -> impl Future<Output = Result<V>>
+    pub fn start_named<F, Fut, V>(&self, name: &str, f: F) -> impl Future<Output = Result<V>>
     where
-        F: AsyncFnOnce(TaskStatus<V>) -> R + 'env,
-        R: TaskResult + 'env,
+        F: FnOnce(TaskStatus<V>) -> Fut + 'env,
+        Fut: Future + 'env,
+        Fut::Output: TaskResult,
         V: 'env,
     {
         let location = Location::caller();
         self.start_impl(f, TaskName::Named(Rc::from(name)), location)
     }
 
-    async fn start_impl<F, V, R>(
+    async fn start_impl<F, Fut, V>(
         &self,
         f: F,
         name: TaskName,
         location: &'static Location<'static>,
     ) -> Result<V>
     where
-        F: AsyncFnOnce(TaskStatus<V>) -> R + 'env,
-        R: TaskResult + 'env,
+        F: FnOnce(TaskStatus<V>) -> Fut + 'env,
+        Fut: Future + 'env,
+        Fut::Output: TaskResult,
         V: 'env,
     {
         if self.inner.closed.get() {
@@ -464,6 +540,15 @@ impl<'env> Nursery<'env> {
     pub fn info(&self) -> NurseryInfo {
         NurseryInfo::new(self.inner.run_id, self.inner.id)
     }
+}
+
+/// The panic of `start_soon` and `start_soon_named` on misuse (kept out of
+/// line, so the spawn path stays small).
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn spawn_failed(method: &str, twin: &str, error: Error) -> ! {
+    panic!("Nursery::{method}: {error}; use Nursery::{twin} where this can happen")
 }
 
 /// Restores the current task and cancel status when dropped.
@@ -571,8 +656,8 @@ impl<V> fmt::Debug for TaskStatus<V> {
 /// use trio::ErrorKind;
 /// trio::run(async {
 ///     let err = trio::open_nursery(async |nursery| {
-///         nursery.start_soon(async { trio::sleep_forever().await })?; // cancelled
-///         nursery.start_soon(async { Err(trio::Error::new(ErrorKind::Broken, "boom")) })?;
+///         nursery.start_soon(async { trio::sleep_forever().await }); // cancelled
+///         nursery.start_soon(async { Err(trio::Error::new(ErrorKind::Broken, "boom")) });
 ///         Ok(())
 ///     })
 ///     .await
@@ -887,6 +972,10 @@ impl<'env> Driver<'env> {
     /// Exits the nursery's scope and returns its outcome; resumes a panic.
     fn finish<T>(&mut self, body_out: Option<T>) -> Result<Option<T>> {
         self.finished = true;
+        // Handles to the nursery's scope (`CancelHandle`s) see it end.
+        if let Some(scope) = self.inner.scope.get() {
+            scope.mark_exited();
+        }
         let error = Error::group(std::mem::take(&mut self.errors));
         let (id, status) = (self.inner.id, self.inner.cancel_status);
         let batch = std::mem::take(&mut self.batch);
@@ -919,6 +1008,9 @@ impl Drop for Driver<'_> {
         // Dropped while running (the future was dropped, not leaked): drop
         // every child now, while what they borrow is still alive.
         self.inner.closed.set(true);
+        if let Some(scope) = self.inner.scope.get() {
+            scope.mark_exited();
+        }
         let children: Vec<Child<'_>> = self
             .inner
             .children

@@ -108,8 +108,8 @@ pub enum AbortReason {
 ///             })?;
 ///             *waiter.borrow_mut() = Some(park.key());
 ///             park.await // blocks until rescheduled
-///         })?;
-///         trio::testing::wait_all_tasks_blocked(0.0).await?;
+///         });
+///         trio::testing::wait_all_tasks_blocked().await?;
 ///         let key = waiter.borrow_mut().take().unwrap();
 ///         assert!(reschedule(key, Ok(())));
 ///         Ok(())
@@ -509,12 +509,31 @@ pub async fn checkpoint_if_cancelled() -> Result<()> {
 ///
 /// ```
 /// # trio::run(async {
-/// let t0 = trio::current_time()?;
-/// trio::sleep(0.001).await?;
-/// assert!(trio::current_time()? > t0);
+/// let t0 = trio::current_time();
+/// trio::sleep(0.25).await?;
+/// assert!(trio::current_time() - t0 >= 0.25); // seconds, as an f64
 /// # Ok(()) }).unwrap();
 /// ```
-pub fn current_time() -> Result<Instant> {
+///
+/// # Panics
+///
+/// Outside a run (misuse, see [Errors and panics](crate#errors-and-panics));
+/// [`try_current_time`] is the fallible twin.
+#[track_caller]
+pub fn current_time() -> Instant {
+    match runtime::with_runtime(|rt| rt.now()) {
+        Some(now) => now,
+        None => crate::error::panic_outside_run("current_time", "try_current_time"),
+    }
+}
+
+/// Like [`current_time`], but outside a run it is an
+/// [`ErrorKind::Usage`](crate::ErrorKind::Usage) error instead of a panic.
+///
+/// ```
+/// assert_eq!(trio::try_current_time().unwrap_err().kind(), trio::ErrorKind::Usage);
+/// ```
+pub fn try_current_time() -> Result<Instant> {
     Ok(runtime::current()?.now())
 }
 
@@ -572,11 +591,11 @@ pub fn sleep_forever() -> impl Future<Output = Result<()>> {
     }
 }
 
-/// Waits until every other task in the run has been blocked for `cushion`
-/// (real time), with no timer about to fire and no work out in threads.
-/// Waiters with smaller cushions wake first; equal cushions wake together,
-/// in the order they started waiting. Takes priority over the MockClock's
-/// autojump. A checkpoint.
+/// Waits until every other task in the run is blocked, with no timer about
+/// to fire and no work out in threads (Trio's `wait_all_tasks_blocked()`,
+/// cushion 0). Takes priority over the MockClock's autojump. A checkpoint.
+/// [`wait_all_tasks_blocked_with_cushion`] waits for them to have been
+/// blocked for a while.
 ///
 /// ```
 /// use std::cell::Cell;
@@ -586,8 +605,8 @@ pub fn sleep_forever() -> impl Future<Output = Result<()>> {
 ///         n.start_soon(async {
 ///             step.set(1);
 ///             trio::sleep_forever().await
-///         })?;
-///         trio::testing::wait_all_tasks_blocked(0.0).await?;
+///         });
+///         trio::testing::wait_all_tasks_blocked().await?;
 ///         assert_eq!(step.get(), 1); // the child ran until it blocked
 ///         n.cancel_scope().cancel();
 ///         Ok(())
@@ -598,7 +617,26 @@ pub fn sleep_forever() -> impl Future<Output = Result<()>> {
 /// .unwrap();
 /// ```
 #[track_caller]
-pub fn wait_all_tasks_blocked(cushion: impl TryIntoDuration) -> impl Future<Output = Result<()>> {
+pub fn wait_all_tasks_blocked() -> impl Future<Output = Result<()>> {
+    wait_all_tasks_blocked_with_cushion(Duration::ZERO)
+}
+
+/// Waits until every other task in the run has been blocked for `cushion`
+/// (real time; a `Duration` or seconds as `f64`), with no timer about to
+/// fire and no work out in threads. Waiters with smaller cushions wake
+/// first; equal cushions wake together, in the order they started waiting.
+/// Takes priority over the MockClock's autojump. A checkpoint. An invalid
+/// cushion (negative, NaN) is an `InvalidArgument` error when awaited.
+///
+/// ```
+/// # trio::run(async {
+/// trio::testing::wait_all_tasks_blocked_with_cushion(0.01).await?; // nothing else runs
+/// # Ok(()) }).unwrap();
+/// ```
+#[track_caller]
+pub fn wait_all_tasks_blocked_with_cushion(
+    cushion: impl TryIntoDuration,
+) -> impl Future<Output = Result<()>> {
     let location = Location::caller();
     let cushion = cushion.try_into_duration();
     async move {
@@ -655,7 +693,8 @@ pub fn checkpoint_counts() -> Result<CheckpointCounts> {
 ///     let watch = trio::lowlevel::watch_checkpoints()?;
 ///     trio::checkpoint().await?;
 ///     trio::open_nursery(async |n| {
-///         n.start_soon(trio::checkpoint()) // a child: not this task
+///         n.start_soon(trio::checkpoint()); // a child: not this task
+///         Ok(())
 ///     })
 ///     .await?;
 ///     let c = watch.counts();

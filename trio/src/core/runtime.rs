@@ -596,7 +596,7 @@ impl Runtime {
             match std::panic::catch_unwind(hook) {
                 Ok(()) => i += 1,
                 Err(payload) => {
-                    self.remove_instrument(&inst);
+                    self.remove_instrument(crate::core::instrument::address(&inst));
                     self.instrument_panic.borrow_mut().get_or_insert(payload);
                 }
             }
@@ -604,10 +604,10 @@ impl Runtime {
     }
 
     /// Removes `inst` from the list; true if it was there.
-    pub(crate) fn remove_instrument(&self, inst: &Rc<dyn Instrument>) -> bool {
+    pub(crate) fn remove_instrument(&self, addr: *const ()) -> bool {
         let mut list = self.instruments.borrow_mut();
         let before = list.len();
-        list.retain(|i| !Rc::ptr_eq(i, inst));
+        list.retain(|i| crate::core::instrument::address(i) != addr);
         let removed = list.len() != before;
         let on = !list.is_empty();
         drop(list);

@@ -83,7 +83,7 @@ impl Task {
     /// trio::run(async {
     ///     let exited = Rc::new(Cell::new(false));
     ///     trio::open_nursery(async |n| {
-    ///         n.start_soon(trio::sleep(0.001))?;
+    ///         n.start_soon(trio::sleep(0.001));
     ///         let child = n.child_tasks()[0];
     ///         let e = exited.clone();
     ///         child.on_exit(move || e.set(true))?.keep(); // until it fires
@@ -313,14 +313,32 @@ impl fmt::Debug for NurseryInfo {
 ///
 /// ```
 /// trio::run(async {
-///     let me = trio::lowlevel::current_task()?;
+///     let me = trio::lowlevel::current_task();
 ///     assert_eq!(me.name().as_deref(), Some("<root>"));
 ///     assert!(me.parent_nursery().is_none());
+///     assert_eq!(me, trio::lowlevel::current_root_task());
 ///     Ok(())
 /// })
 /// .unwrap();
 /// ```
-pub fn current_task() -> Result<Task> {
+///
+/// # Panics
+///
+/// Outside a run (misuse, see [Errors and panics](crate#errors-and-panics));
+/// [`try_current_task`] is the fallible twin.
+#[track_caller]
+pub fn current_task() -> Task {
+    match try_current_task() {
+        Ok(t) => t,
+        Err(_) => {
+            crate::error::panic_outside_run("lowlevel::current_task", "lowlevel::try_current_task")
+        }
+    }
+}
+
+/// Like [`current_task`], but outside a run it is an
+/// [`ErrorKind::Usage`](crate::ErrorKind::Usage) error instead of a panic.
+pub fn try_current_task() -> Result<Task> {
     let rt = runtime::current()?;
     Ok(Task {
         id: rt.current_task.get(),
@@ -329,7 +347,25 @@ pub fn current_task() -> Result<Task> {
 }
 
 /// The run's root task (the future given to `run`).
-pub fn current_root_task() -> Result<Task> {
+///
+/// # Panics
+///
+/// Outside a run (misuse, see [Errors and panics](crate#errors-and-panics));
+/// [`try_current_root_task`] is the fallible twin.
+#[track_caller]
+pub fn current_root_task() -> Task {
+    match try_current_root_task() {
+        Ok(t) => t,
+        Err(_) => crate::error::panic_outside_run(
+            "lowlevel::current_root_task",
+            "lowlevel::try_current_root_task",
+        ),
+    }
+}
+
+/// Like [`current_root_task`], but outside a run it is an
+/// [`ErrorKind::Usage`](crate::ErrorKind::Usage) error instead of a panic.
+pub fn try_current_root_task() -> Result<Task> {
     let rt = runtime::current()?;
     let id = rt.root_task.get();
     Ok(Task {

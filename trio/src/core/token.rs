@@ -131,6 +131,30 @@ impl RunHandle {
         }
     }
 
+    /// The handle of the run with this `Shared` block.
+    pub(crate) fn of(shared: &Arc<Shared>) -> Self {
+        RunHandle {
+            shared: shared.clone(),
+        }
+    }
+
+    /// Counts one more holder outside the run that could still wake it (as
+    /// a `TrioToken` does); see `cancel_handle`.
+    pub(crate) fn hold(&self) {
+        self.shared.inbox.token_made();
+    }
+
+    /// Gives back a count taken with [`hold`](Self::hold), and pokes the run
+    /// so that a blocked loop looks again (it may be deadlocked now).
+    pub(crate) fn release(&self) {
+        self.shared.notify(self.shared.inbox.token_dropped());
+    }
+
+    /// Whether the calling thread is running this run.
+    pub(crate) fn is_current(&self) -> bool {
+        runtime::is_current_run(&self.shared)
+    }
+
     pub(crate) fn same_run(&self, other: &RunHandle) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
     }
@@ -157,11 +181,11 @@ impl fmt::Debug for RunHandle {
 ///     let token = trio::lowlevel::current_trio_token()?;
 ///     let (tx, rx) = mpsc::channel();
 ///     std::thread::spawn(move || {
-///         token.run_sync_soon(move || tx.send(trio::current_time().is_ok()).unwrap()).unwrap();
+///         token.run_sync_soon(move || tx.send(trio::try_current_time().is_ok()).unwrap()).unwrap();
 ///     })
 ///     .join()
 ///     .unwrap();
-///     trio::testing::wait_all_tasks_blocked(0.0).await?; // let the callback run
+///     trio::testing::wait_all_tasks_blocked().await?; // let the callback run
 ///     trio::sleep(0.01).await?;
 ///     assert!(rx.try_recv().unwrap()); // it ran inside the run
 ///     Ok(())

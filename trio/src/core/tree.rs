@@ -24,8 +24,8 @@ use std::fmt::{self, Write};
 /// ```
 /// trio::run(async {
 ///     trio::open_nursery(async |n| {
-///         n.start_soon_named("worker", trio::sleep_forever())?;
-///         trio::testing::wait_all_tasks_blocked(0.0).await?;
+///         n.start_soon_named("worker", trio::sleep_forever());
+///         trio::testing::wait_all_tasks_blocked().await?;
 ///         let tree = trio::lowlevel::task_tree()?;
 ///         println!("{tree}");
 ///         assert!(tree.to_string().contains("task \"worker\""));

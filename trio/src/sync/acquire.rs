@@ -54,7 +54,7 @@ use std::future::Future;
 ///                 trio::sleep(0.001).await?; // the others queue meanwhile
 ///                 inside.set(inside.get() - 1);
 ///                 Ok(())
-///             })?;
+///             });
 ///         }
 ///         Ok(())
 ///     })

@@ -15,7 +15,9 @@
 //! here the second acquire is a usage error, as when it holds one).
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::lowlevel::{Task, cancel_shielded_checkpoint, checkpoint_if_cancelled, current_task};
+use crate::lowlevel::{
+    Task, cancel_shielded_checkpoint, checkpoint_if_cancelled, try_current_task,
+};
 use crate::sync::Try;
 use crate::sync::parking_lot::{WaitQueue, WaitSite};
 use std::cell::{Cell, RefCell};
@@ -56,7 +58,7 @@ impl Borrower {
 
     /// The current task as a borrower. Errors outside a run.
     pub fn current_task() -> Result<Borrower> {
-        Ok(Borrower(BorrowerId::Task(current_task()?)))
+        Ok(Borrower(BorrowerId::Task(try_current_task()?)))
     }
 
     /// The task, if this borrower is one.

@@ -10,7 +10,7 @@
 
 use crate::CancelScope;
 use crate::error::{Error, Result};
-use crate::lowlevel::{Task, current_task};
+use crate::lowlevel::{Task, try_current_task};
 use crate::sync::lock::{self, Lock, LockGuard, LockStatistics};
 use crate::sync::parking_lot::{WaitQueue, WaitSite};
 use std::fmt;
@@ -39,8 +39,8 @@ struct Inner {
 ///                 cond.wait().await?; // releases the lock while waiting
 ///             }
 ///             Ok(())
-///         })?;
-///         trio::testing::wait_all_tasks_blocked(0.0).await?;
+///         });
+///         trio::testing::wait_all_tasks_blocked().await?;
 ///         let _held = cond.acquire().await?;
 ///         ready.set(true);
 ///         cond.notify_all()?;
@@ -147,7 +147,7 @@ impl Condition {
     }
 
     async fn wait_at(&self, site: WaitSite) -> Result<()> {
-        let task = current_task()?;
+        let task = try_current_task()?;
         let lock = &self.inner.lock;
         if lock.owner() != Some(task) {
             return Err(Error::usage(
@@ -160,8 +160,7 @@ impl Condition {
         match self.inner.waiters.park(task, site).await {
             Ok(()) => Ok(()),
             Err(e) if e.is_cancelled() => {
-                let shield = CancelScope::new();
-                shield.set_shield(true);
+                let shield = CancelScope::new().with_shield(true);
                 match shield.run(lock::acquire_as(&lock.inner, task, site)).await {
                     Ok(_) => Err(e),
                     Err(broken) => Err(broken),
@@ -186,7 +185,7 @@ impl Condition {
     }
 
     fn check_held(&self, what: &str) -> Result<()> {
-        if self.inner.lock.owner() != Some(current_task()?) {
+        if self.inner.lock.owner() != Some(try_current_task()?) {
             return Err(Error::usage(format!(
                 "Condition::{what} needs the caller to hold the lock"
             )));

@@ -31,7 +31,7 @@ struct Inner {
 ///         nursery.start_soon(async {
 ///             ready.wait().await?; // blocks until set
 ///             Ok(())
-///         })?;
+///         });
 ///         ready.set(); // synchronous; wakes every waiter
 ///         Ok(())
 ///     })

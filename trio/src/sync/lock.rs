@@ -46,7 +46,7 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::lowlevel::{
-    ExitHook, Task, cancel_shielded_checkpoint, checkpoint_if_cancelled, current_task,
+    ExitHook, Task, cancel_shielded_checkpoint, checkpoint_if_cancelled, try_current_task,
 };
 use crate::sync::Try;
 use crate::sync::parking_lot::{WaitQueue, WaitSite};
@@ -102,7 +102,7 @@ pub(crate) struct LockInner {
 ///                 trio::sleep(0.001).await?; // nobody else gets in meanwhile
 ///                 log.borrow_mut().push(i);
 ///                 Ok(())
-///             })?;
+///             });
 ///         }
 ///         Ok(())
 ///     })
@@ -191,7 +191,7 @@ impl Lock {
 
     /// [`acquire`](Self::acquire), reporting `site` while blocked.
     pub(crate) async fn acquire_at(&self, site: WaitSite) -> Result<LockGuard> {
-        let task = current_task()?;
+        let task = try_current_task()?;
         acquire_as(&self.inner, task, site).await?;
         Ok(LockGuard {
             lock: self.clone(),
@@ -202,7 +202,7 @@ impl Lock {
     /// Takes the lock if nobody holds it and nobody is waiting for it;
     /// otherwise [`ErrorKind::WouldBlock`]. Not a checkpoint.
     pub fn try_acquire(&self) -> Result<LockGuard> {
-        let task = current_task()?;
+        let task = try_current_task()?;
         try_acquire_as(&self.inner, task).into_result(would_block)?;
         Ok(LockGuard {
             lock: self.clone(),
@@ -220,18 +220,18 @@ impl Lock {
 
     /// [`acquire_raw`](Self::acquire_raw), reporting `site` while blocked.
     pub(crate) async fn acquire_raw_at(&self, site: WaitSite) -> Result<()> {
-        acquire_as(&self.inner, current_task()?, site).await
+        acquire_as(&self.inner, try_current_task()?, site).await
     }
 
     /// Like [`try_acquire`](Lock::try_acquire), without a guard.
     pub fn try_acquire_raw(&self) -> Result<()> {
-        try_acquire_as(&self.inner, current_task()?).into_result(would_block)
+        try_acquire_as(&self.inner, try_current_task()?).into_result(would_block)
     }
 
     /// Releases the lock, handing it to the oldest waiter if there is one.
     /// A usage error unless the calling task holds it. Not a checkpoint.
     pub fn release(&self) -> Result<()> {
-        release_owned_by(&self.inner, current_task()?)
+        release_owned_by(&self.inner, try_current_task()?)
     }
 
     /// Whether some task holds the lock.

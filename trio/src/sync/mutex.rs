@@ -33,7 +33,7 @@ use std::ops::{Deref, DerefMut};
 ///                 trio::checkpoint().await?; // others run, but cannot touch `t`
 ///                 *t = seen + 1;
 ///                 Ok(())
-///             })?;
+///             });
 ///         }
 ///         Ok(())
 ///     })

@@ -37,7 +37,7 @@
 //!   a queue (the runtime calls them on the waiting task's own poll or drop).
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::lowlevel::{Abort, AbortReason, Park, Task, WaitKey, current_task, reschedule};
+use crate::lowlevel::{Abort, AbortReason, Park, Task, WaitKey, reschedule, try_current_task};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
@@ -400,8 +400,8 @@ impl<P: Clone + 'static> WaitQueue<P> {
 ///         nursery.start_soon(async {
 ///             lot.park().await?; // blocks until unparked
 ///             Ok(())
-///         })?;
-///         trio::testing::wait_all_tasks_blocked(0.0).await?;
+///         });
+///         trio::testing::wait_all_tasks_blocked().await?;
 ///         assert_eq!(lot.len(), 1);
 ///         assert_eq!(lot.unpark(1).len(), 1);
 ///         Ok(())
@@ -449,7 +449,7 @@ impl ParkingLot {
     pub fn park(&self) -> impl Future<Output = Result<()>> + '_ {
         let site = WaitSite::new("ParkingLot.park");
         async move {
-            let me = current_task()?;
+            let me = try_current_task()?;
             self.queue.park(me, site).await
         }
     }
@@ -483,7 +483,7 @@ impl ParkingLot {
     /// and so does every later [`park`](ParkingLot::park). Breaking twice
     /// does nothing more.
     pub fn break_lot(&self, by: Option<Task>) {
-        let by = by.or_else(|| current_task().ok());
+        let by = by.or_else(|| try_current_task().ok());
         self.queue.break_queue(by)
     }
 

@@ -6,7 +6,8 @@
 //!   seed that a failure reports so the schedule can be replayed.
 //! - Time: [`MockClock`], a virtual clock that can skip idle time.
 //! - Ordering: [`wait_all_tasks_blocked`] (wait until every other task is
-//!   blocked) and [`Sequencer`] (force steps in several tasks to happen in
+//!   blocked; [`wait_all_tasks_blocked_with_cushion`] for a while) and
+//!   [`Sequencer`] (force steps in several tasks to happen in
 //!   a given order).
 //! - Checkpoints: [`assert_checkpoints`], [`assert_no_checkpoints`] and
 //!   [`measure_checkpoints`].
@@ -20,7 +21,7 @@ mod mock_clock;
 mod run_test;
 mod sequencer;
 
-pub use crate::core::park::wait_all_tasks_blocked;
+pub use crate::core::park::{wait_all_tasks_blocked, wait_all_tasks_blocked_with_cushion};
 pub use checkpoints::{
     MeasureCheckpoints, Outcome, assert_checkpoints, assert_no_checkpoints, measure_checkpoints,
 };

@@ -63,7 +63,7 @@ impl Inner {
 ///             let _step = seq.step(1).await?;
 ///             log.borrow_mut().push("one");
 ///             Ok(())
-///         })?;
+///         });
 ///         nursery.start_soon(async {
 ///             {
 ///                 let _step = seq.step(0).await?;
@@ -72,7 +72,7 @@ impl Inner {
 ///             let _step = seq.step(2).await?;
 ///             log.borrow_mut().push("two");
 ///             Ok(())
-///         })?;
+///         });
 ///         Ok(())
 ///     })
 ///     .await?;

@@ -17,12 +17,12 @@ pub fn run<T>(f: impl Future<Output = trio::Result<T>>) -> T {
 
 /// Waits until every other task is blocked.
 pub async fn settle() {
-    trio::testing::wait_all_tasks_blocked(0.0).await.unwrap();
+    trio::testing::wait_all_tasks_blocked().await.unwrap();
 }
 
 /// The run's clock in seconds.
 pub fn now() -> f64 {
-    trio::current_time().unwrap().as_secs_f64()
+    trio::current_time().as_secs_f64()
 }
 
 /// An ordered record of events, shared by borrowing.

@@ -198,12 +198,12 @@ async fn workload(w: &World) -> Result<()> {
         GLOBAL_DEADLINE,
         trio::open_nursery(async |n| {
             for _ in 0..tasks {
-                n.start_soon(ops::worker(cx, n.clone(), rng.fork(), rng.range(20, 60)))?;
+                n.start_soon(ops::worker(cx, n.clone(), rng.fork(), rng.range(20, 60)));
             }
             if w.features.chaos {
-                n.start_soon(ops::chaos(w, rng.fork()))?;
+                n.start_soon(ops::chaos(w, rng.fork()));
             }
-            n.start_soon(ops::closer(w, rng.fork()))?;
+            n.start_soon(ops::closer(w, rng.fork()));
             Ok(())
         }),
     )
@@ -369,7 +369,7 @@ async fn works_after_shedding(w: &World, tx: &MemorySendChannel<Payload>) -> Res
                 }
             }
             Ok(())
-        })?;
+        });
         let v = x.rx.receive().await?;
         w.ledger.received(v.id);
         w.bump(C::values_received);
