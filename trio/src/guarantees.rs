@@ -60,12 +60,12 @@
 //! its own locals (move them into the child instead):
 //!
 //! ```compile_fail,E0373
-//! fn spawn_greeter(nursery: &trio::Nursery<'_>) -> trio::Result<()> {
+//! fn spawn_greeter(nursery: &trio::Nursery<'_>) {
 //!     let greeting = String::from("hello");
 //!     nursery.start_soon(async {
 //!         println!("{greeting}");
 //!         Ok(())
-//!     })
+//!     });
 //! }
 //! ```
 //!
