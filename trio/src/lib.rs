@@ -92,6 +92,7 @@ pub mod sync;
 pub mod testing;
 mod time;
 pub mod to_thread;
+pub mod tutorial;
 
 pub use crate::channel::{MemoryReceiveChannel, MemorySendChannel, SendError, open_memory_channel};
 pub use crate::core::cancel::{
