@@ -704,6 +704,7 @@ pub fn checkpoint_counts() -> Result<CheckpointCounts> {
 /// })
 /// .unwrap();
 /// ```
+#[must_use = "a watch counts only while it lives"]
 pub struct CheckpointWatch {
     rt: Rc<Runtime>,
     id: u64,

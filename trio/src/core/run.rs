@@ -580,6 +580,7 @@ where
 /// })
 /// .unwrap();
 /// ```
+#[must_use = "the run counts as busy only while the guard lives; dropping it at once ends the work"]
 pub struct ExternalWork {
     shared: Arc<Shared>,
 }
