@@ -2,7 +2,7 @@
 //! semantics from both ends with clones, streams.
 
 mod common;
-use common::{run, settle};
+use common::{run_autojump, settle};
 
 use std::cell::RefCell;
 use std::future::{Future, poll_fn};
@@ -471,7 +471,7 @@ fn a_value_sent_past_a_receive_leaked_in_an_earlier_run_goes_to_the_next_receive
     })
     .unwrap();
     assert_eq!(rx.statistics().tasks_waiting_receive, 1);
-    run(async {
+    run_autojump(async {
         trio::open_nursery(async |n| {
             n.start_soon(async {
                 assert_eq!(rx.receive().await?, 5);
@@ -498,7 +498,7 @@ fn a_value_left_by_a_send_leaked_in_an_earlier_run_is_dropped_not_received() {
     })
     .unwrap();
     assert_eq!(Rc::strong_count(&stale), 2);
-    run(async {
+    run_autojump(async {
         assert_eq!(*rx.try_receive()?, 1); // the buffered value, in order
         assert_eq!(rx.try_receive().unwrap_err().kind(), ErrorKind::WouldBlock);
         let s = rx.statistics();

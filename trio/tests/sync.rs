@@ -2,7 +2,7 @@
 //! abandonment, statistics.
 
 mod common;
-use common::{run, settle};
+use common::{run_autojump, settle};
 
 use std::cell::RefCell;
 use std::future::poll_fn;
@@ -772,7 +772,7 @@ fn a_unit_released_past_an_acquire_leaked_in_an_earlier_run_is_not_lost() {
         Ok(())
     })
     .unwrap();
-    run(async {
+    run_autojump(async {
         sem.release()?;
         assert_eq!((sem.value(), sem.statistics().tasks_waiting), (1, 0));
         Ok(())
@@ -789,7 +789,7 @@ fn a_token_freed_past_an_acquire_leaked_in_an_earlier_run_is_not_lost() {
         Ok(())
     })
     .unwrap();
-    run(async {
+    run_autojump(async {
         limiter.release_on_behalf_of(holder)?;
         let s = limiter.statistics();
         assert_eq!((s.borrowed_tokens, s.tasks_waiting), (0, 0));
