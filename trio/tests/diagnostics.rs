@@ -160,18 +160,15 @@ fn waiting_on_a_socket_is_not_a_deadlock() {
     .unwrap();
 }
 
-#[test]
-fn waiting_on_a_thread_is_not_a_deadlock() {
-    mock_run(async {
-        let v = trio::to_thread::run_sync(|| {
-            std::thread::sleep(Duration::from_millis(20));
-            7
-        })
-        .await?;
-        assert_eq!(v, 7);
-        Ok(())
+#[trio::test(autojump)]
+async fn waiting_on_a_thread_is_not_a_deadlock() -> trio::Result<()> {
+    let v = trio::to_thread::run_sync(|| {
+        std::thread::sleep(Duration::from_millis(20));
+        7
     })
-    .unwrap();
+    .await?;
+    assert_eq!(v, 7);
+    Ok(())
 }
 
 #[test]
@@ -246,43 +243,40 @@ fn waiting_on_a_foreign_waker_is_not_a_deadlock() {
 
 // ----- the tree on demand ---------------------------------------------------
 
-#[test]
-fn the_tree_shows_scopes_nurseries_and_waits() {
-    mock_run(async {
-        let scope = CancelScope::new().with_deadline(Instant::from_secs_f64(50.0));
-        scope
-            .run(async {
-                open_nursery(async |n| {
-                    n.start_soon_named("sleeper", trio::sleep(100.0));
-                    n.start_soon(async {
-                        trio::move_on_after(5.0, trio::sleep_forever()).await?;
-                        Ok(())
-                    });
-                    trio::testing::wait_all_tasks_blocked().await?;
-                    let tree = trio::lowlevel::task_tree()?.to_string();
-                    let expect = [
-                        "task <root>: running (taking this snapshot)",
-                        "  cancel scope [deadline 50.000000s]",
-                        "    nursery opened at trio/tests/diagnostics.rs:",
-                        "      task \"sleeper\" spawned at trio/tests/diagnostics.rs:",
-                        "waiting in sleep at",
-                        "(until 100.000000s)",
-                        "        cancel scope [deadline 5.000000s]",
-                        "waiting in sleep_forever at trio/tests/diagnostics.rs:",
-                    ];
-                    for e in expect {
-                        assert!(tree.contains(e), "missing {e:?} in\n{tree}");
-                    }
-                    n.cancel_scope().cancel();
+#[trio::test(autojump)]
+async fn the_tree_shows_scopes_nurseries_and_waits() -> trio::Result<()> {
+    let scope = CancelScope::new().with_deadline(Instant::from_secs_f64(50.0));
+    scope
+        .run(async {
+            open_nursery(async |n| {
+                n.start_soon_named("sleeper", trio::sleep(100.0));
+                n.start_soon(async {
+                    trio::move_on_after(5.0, trio::sleep_forever()).await?;
                     Ok(())
-                })
-                .await?;
+                });
+                trio::testing::wait_all_tasks_blocked().await?;
+                let tree = trio::lowlevel::task_tree()?.to_string();
+                let expect = [
+                    "task <root>: running (taking this snapshot)",
+                    "  cancel scope [deadline 50.000000s]",
+                    "    nursery opened at trio/tests/diagnostics.rs:",
+                    "      task \"sleeper\" spawned at trio/tests/diagnostics.rs:",
+                    "waiting in sleep at",
+                    "(until 100.000000s)",
+                    "        cancel scope [deadline 5.000000s]",
+                    "waiting in sleep_forever at trio/tests/diagnostics.rs:",
+                ];
+                for e in expect {
+                    assert!(tree.contains(e), "missing {e:?} in\n{tree}");
+                }
+                n.cancel_scope().cancel();
                 Ok(())
             })
             .await?;
-        Ok(())
-    })
-    .unwrap();
+            Ok(())
+        })
+        .await?;
+    Ok(())
 }
 
 #[test]

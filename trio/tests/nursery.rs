@@ -8,6 +8,7 @@ use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
 use std::task::Poll;
+use trio::testing::measure_checkpoints;
 use trio::{
     CancelScope, Error, ErrorKind, Nursery, checkpoint, open_nursery, sleep, sleep_forever,
 };
@@ -46,28 +47,25 @@ fn children_borrow_a_local_vec() {
     assert_eq!(total.get(), 5050);
 }
 
-#[test]
-fn open_nursery_waits_for_every_child_and_returns_the_body_value() {
-    mock_run(async {
-        let log = Log::default();
-        let v = open_nursery(async |n| {
-            for i in 1..=3 {
-                let log = &log;
-                n.start_soon(async move {
-                    sleep(i as f64).await?;
-                    log.push(format!("child {i}"));
-                    Ok(())
-                });
-            }
-            Ok("body")
-        })
-        .await?;
-        assert_eq!(v, Some("body"));
-        assert_eq!(log.take(), ["child 1", "child 2", "child 3"]);
-        assert_eq!(now(), 3.0);
-        Ok(())
+#[trio::test(autojump)]
+async fn open_nursery_waits_for_every_child_and_returns_the_body_value() -> trio::Result<()> {
+    let log = Log::default();
+    let v = open_nursery(async |n| {
+        for i in 1..=3 {
+            let log = &log;
+            n.start_soon(async move {
+                sleep(i as f64).await?;
+                log.push(format!("child {i}"));
+                Ok(())
+            });
+        }
+        Ok("body")
     })
-    .unwrap();
+    .await?;
+    assert_eq!(v, Some("body"));
+    assert_eq!(log.take(), ["child 1", "child 2", "child 3"]);
+    assert_eq!(now(), 3.0);
+    Ok(())
 }
 
 #[test]
@@ -187,86 +185,77 @@ fn body_error_cancels_children() {
     assert!(!err.is_group());
 }
 
-#[test]
-fn nursery_scope_cancel_ends_everything_and_body_value_is_none() {
-    mock_run(async {
-        let r = open_nursery(async |n| {
-            n.start_soon(sleep_forever());
-            let n2 = n.clone();
-            n.start_soon(async move {
-                sleep(5.0).await?;
-                n2.cancel_scope().cancel();
+#[trio::test(autojump)]
+async fn nursery_scope_cancel_ends_everything_and_body_value_is_none() -> trio::Result<()> {
+    let r = open_nursery(async |n| {
+        n.start_soon(sleep_forever());
+        let n2 = n.clone();
+        n.start_soon(async move {
+            sleep(5.0).await?;
+            n2.cancel_scope().cancel();
+            Ok(())
+        });
+        sleep_forever().await?;
+        Ok(1)
+    })
+    .await?;
+    assert_eq!(r, None);
+    assert_eq!(now(), 5.0);
+    Ok(())
+}
+
+#[trio::test(autojump)]
+async fn children_spawn_siblings_and_handles_travel() -> trio::Result<()> {
+    let log = Log::default();
+    open_nursery(async |outer| {
+        open_nursery(async |inner| {
+            let inner2 = inner.clone();
+            let log2 = &log;
+            // A task in another nursery spawns into this one.
+            outer.start_soon(async move {
+                inner2.start_soon(async move {
+                    log2.push("grandchild via handle");
+                    Ok(())
+                });
                 Ok(())
             });
-            sleep_forever().await?;
-            Ok(1)
-        })
-        .await?;
-        assert_eq!(r, None);
-        assert_eq!(now(), 5.0);
-        Ok(())
-    })
-    .unwrap();
-}
-
-#[test]
-fn children_spawn_siblings_and_handles_travel() {
-    mock_run(async {
-        let log = Log::default();
-        open_nursery(async |outer| {
-            open_nursery(async |inner| {
-                let inner2 = inner.clone();
-                let log2 = &log;
-                // A task in another nursery spawns into this one.
-                outer.start_soon(async move {
-                    inner2.start_soon(async move {
-                        log2.push("grandchild via handle");
-                        Ok(())
-                    });
-                    Ok(())
-                });
-                let inner3 = inner.clone();
-                let log3 = &log;
-                inner.start_soon(async move {
-                    sleep(1.0).await?;
-                    inner3.start_soon(async move {
-                        log3.push("sibling");
-                        Ok(())
-                    });
+            let inner3 = inner.clone();
+            let log3 = &log;
+            inner.start_soon(async move {
+                sleep(1.0).await?;
+                inner3.start_soon(async move {
+                    log3.push("sibling");
                     Ok(())
                 });
                 Ok(())
-            })
-            .await?;
+            });
             Ok(())
         })
         .await?;
-        let mut l = log.take();
-        l.sort();
-        assert_eq!(l, ["grandchild via handle", "sibling"]);
         Ok(())
     })
-    .unwrap();
+    .await?;
+    let mut l = log.take();
+    l.sort();
+    assert_eq!(l, ["grandchild via handle", "sibling"]);
+    Ok(())
 }
 
-#[test]
-fn spawning_into_a_closed_nursery_is_an_error() {
-    mock_run(async {
-        let escaped: RefCell<Option<Nursery<'_>>> = RefCell::new(None);
-        open_nursery(async |n| {
-            *escaped.borrow_mut() = Some(n.clone());
-            Ok(())
-        })
-        .await?;
-        let n = escaped.borrow_mut().take().unwrap();
-        assert!(n.is_closed());
-        let err = n.try_start_soon(async {}).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Usage);
-        let err = n.start(async |s| s.started(())).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Usage);
+#[trio::test(autojump)]
+async fn spawning_into_a_closed_nursery_is_an_error() -> trio::Result<()> {
+    let escaped: RefCell<Option<Nursery<'_>>> = RefCell::new(None);
+    open_nursery(async |n| {
+        *escaped.borrow_mut() = Some(n.clone());
         Ok(())
     })
-    .unwrap();
+    .await?;
+    let n = escaped.borrow_mut().take().unwrap();
+    assert!(n.is_closed());
+    let err = n.try_start_soon(async {}).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Usage);
+    let err = n.start(async |s| s.started(())).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Usage);
+    Ok(())
 }
 
 /// Polls `fut` once per tick for `ticks` ticks (from inside a task), then
@@ -396,113 +385,101 @@ fn a_panicking_child_cancels_siblings_then_resumes_in_the_parent() {
     assert_eq!(log.take(), ["sibling finished at 1 with Err(Cancelled)"]);
 }
 
-#[test]
-fn a_panic_caught_inside_the_run_leaves_the_runtime_usable() {
-    mock_run(async {
-        let mut fut = pin!(trio::move_on_after(
-            10.0,
-            open_nursery(async |n| {
-                n.start_soon(async {
-                    checkpoint().await?;
-                    if now() >= 0.0 {
-                        panic!("inner");
-                    }
-                    Ok(())
-                });
+#[trio::test(autojump)]
+async fn a_panic_caught_inside_the_run_leaves_the_runtime_usable() -> trio::Result<()> {
+    let mut fut = pin!(trio::move_on_after(
+        10.0,
+        open_nursery(async |n| {
+            n.start_soon(async {
+                checkpoint().await?;
+                if now() >= 0.0 {
+                    panic!("inner");
+                }
                 Ok(())
-            })
-        ));
-        let r = poll_fn(
-            |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-                Ok(Poll::Pending) => Poll::Pending,
-                Ok(Poll::Ready(_)) => Poll::Ready(false),
-                Err(_) => Poll::Ready(true),
-            },
-        )
-        .await;
-        assert!(r, "the panic came out");
-        assert_eq!(trio::current_effective_deadline(), trio::Instant::INFINITY);
-        sleep(1.0).await?;
-        assert_eq!(trio::move_on_after(1.0, sleep_forever()).await?, None);
-        Ok(())
-    })
-    .unwrap();
+            });
+            Ok(())
+        })
+    ));
+    let r = poll_fn(
+        |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(_)) => Poll::Ready(false),
+            Err(_) => Poll::Ready(true),
+        },
+    )
+    .await;
+    assert!(r, "the panic came out");
+    assert_eq!(trio::current_effective_deadline(), trio::Instant::INFINITY);
+    sleep(1.0).await?;
+    assert_eq!(trio::move_on_after(1.0, sleep_forever()).await?, None);
+    Ok(())
 }
 
 // ----- start ---------------------------------------------------------------
 
-#[test]
-fn start_returns_the_started_value_and_moves_the_task_into_the_nursery() {
-    mock_run(async {
-        open_nursery(async |n| {
-            let (v, info) = {
-                let info = n.info();
-                let v = n
-                    .start(async |status| {
-                        sleep(1.0).await?;
-                        status.started(42);
-                        sleep(1.0).await
-                    })
-                    .await?;
-                (v, info)
-            };
-            assert_eq!(v, 42);
-            assert_eq!(now(), 1.0);
-            let kids = info.child_tasks();
-            assert_eq!(kids.len(), 1);
-            assert_eq!(kids[0].parent_nursery(), Some(info));
-            Ok(())
-        })
-        .await?;
-        assert_eq!(now(), 2.0);
-        Ok(())
-    })
-    .unwrap();
-}
-
-#[test]
-fn start_reports_errors_before_started_itself() {
-    mock_run(async {
-        open_nursery(async |n| {
-            n.start_soon(async {
-                sleep(10.0).await?;
-                Ok(())
-            });
-            // The task never reports a value, so say which type it would be.
-            let r: trio::Result<()> = n
-                .start(async |_status| Err(MyError("failed to bind").into()))
-                .await;
-            let err = r.unwrap_err();
-            assert_eq!(err.find::<MyError>().unwrap().0, "failed to bind");
-            // The nursery itself is unaffected: its other child runs to the end.
-            Ok(())
-        })
-        .await?;
-        assert_eq!(now(), 10.0);
-        Ok(())
-    })
-    .unwrap();
-}
-
-#[test]
-fn start_without_started_is_an_error() {
-    mock_run(async {
-        open_nursery(async |n| {
-            let r: trio::Result<()> = n
-                .start(async |_status| {
-                    checkpoint().await?;
-                    Ok(())
+#[trio::test(autojump)]
+async fn start_returns_the_started_value_and_moves_the_task_into_the_nursery() -> trio::Result<()> {
+    open_nursery(async |n| {
+        let (v, info) = {
+            let info = n.info();
+            let v = n
+                .start(async |status| {
+                    sleep(1.0).await?;
+                    status.started(42);
+                    sleep(1.0).await
                 })
-                .await;
-            let err = r.unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::Usage);
-            assert!(err.to_string().contains("started"));
-            Ok(())
-        })
-        .await?;
+                .await?;
+            (v, info)
+        };
+        assert_eq!(v, 42);
+        assert_eq!(now(), 1.0);
+        let kids = info.child_tasks();
+        assert_eq!(kids.len(), 1);
+        assert_eq!(kids[0].parent_nursery(), Some(info));
         Ok(())
     })
-    .unwrap();
+    .await?;
+    assert_eq!(now(), 2.0);
+    Ok(())
+}
+
+#[trio::test(autojump)]
+async fn start_reports_errors_before_started_itself() -> trio::Result<()> {
+    open_nursery(async |n| {
+        n.start_soon(async {
+            sleep(10.0).await?;
+            Ok(())
+        });
+        // The task never reports a value, so say which type it would be.
+        let r: trio::Result<()> = n
+            .start(async |_status| Err(MyError("failed to bind").into()))
+            .await;
+        let err = r.unwrap_err();
+        assert_eq!(err.find::<MyError>().unwrap().0, "failed to bind");
+        // The nursery itself is unaffected: its other child runs to the end.
+        Ok(())
+    })
+    .await?;
+    assert_eq!(now(), 10.0);
+    Ok(())
+}
+
+#[trio::test(autojump)]
+async fn start_without_started_is_an_error() -> trio::Result<()> {
+    open_nursery(async |n| {
+        let r: trio::Result<()> = n
+            .start(async |_status| {
+                checkpoint().await?;
+                Ok(())
+            })
+            .await;
+        let err = r.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Usage);
+        assert!(err.to_string().contains("started"));
+        Ok(())
+    })
+    .await?;
+    Ok(())
 }
 
 #[test]
@@ -588,35 +565,32 @@ fn start_runs_under_the_callers_scopes_until_started() {
     .unwrap();
 }
 
-#[test]
-fn a_pending_start_keeps_the_target_nursery_open() {
-    mock_run(async {
-        open_nursery(async |outer| {
-            open_nursery(async |target| {
-                let t = target.clone();
-                outer.start_soon(async move {
-                    let v = t
-                        .start(async |status| {
-                            sleep(5.0).await?;
-                            status.started("ready");
-                            sleep(1.0).await
-                        })
-                        .await?;
-                    assert_eq!(v, "ready");
-                    Ok(())
-                });
-                trio::testing::wait_all_tasks_blocked().await?;
-                Ok(()) // the body ends at t=0 ...
-            })
-            .await?;
-            // ... but the nursery stayed open for the start, then for the task.
-            assert_eq!(now(), 6.0);
-            Ok(())
+#[trio::test(autojump)]
+async fn a_pending_start_keeps_the_target_nursery_open() -> trio::Result<()> {
+    open_nursery(async |outer| {
+        open_nursery(async |target| {
+            let t = target.clone();
+            outer.start_soon(async move {
+                let v = t
+                    .start(async |status| {
+                        sleep(5.0).await?;
+                        status.started("ready");
+                        sleep(1.0).await
+                    })
+                    .await?;
+                assert_eq!(v, "ready");
+                Ok(())
+            });
+            trio::testing::wait_all_tasks_blocked().await?;
+            Ok(()) // the body ends at t=0 ...
         })
         .await?;
+        // ... but the nursery stayed open for the start, then for the task.
+        assert_eq!(now(), 6.0);
         Ok(())
     })
-    .unwrap();
+    .await?;
+    Ok(())
 }
 
 #[test]
@@ -655,49 +629,48 @@ fn a_panic_before_started_comes_out_of_start() {
 
 // ----- exit and open semantics ---------------------------------------------
 
-#[test]
-fn opening_a_nursery_is_not_a_checkpoint_and_exit_is_a_schedule_point_only() {
-    mock_run(async {
-        let log = Log::default();
-        open_nursery(async |n| {
-            let log = &log;
-            n.start_soon(async move {
-                let scope = CancelScope::new();
-                scope
-                    .run(async {
-                        scope.cancel();
-                        // Opening: no checkpoint, so the body runs in this same step.
-                        let v = open_nursery(async |_| {
-                            log.push("inner body");
-                            Ok(5)
-                        })
-                        .await;
-                        // Exiting: a schedule point (the other task ran) but not a
-                        // cancel point (no Cancelled, even though the scope is cancelled).
-                        log.push(format!("inner nursery returned {v:?}"));
-                        checkpoint().await
-                    })
-                    .await?;
-                Ok(())
-            });
-            n.start_soon(async move {
-                log.push("other task");
-                Ok(())
-            });
+#[trio::test(autojump)]
+async fn opening_a_nursery_is_not_a_checkpoint_and_exit_is_a_schedule_point_only()
+-> trio::Result<()> {
+    let log = Log::default();
+    open_nursery(async |n| {
+        let log = &log;
+        n.start_soon(async move {
+            let scope = CancelScope::new();
+            scope
+                .run(async {
+                    scope.cancel();
+                    // Opening: no checkpoint, so the body runs in this same step.
+                    let (v, c) = measure_checkpoints(open_nursery(async |_| {
+                        log.push("inner body");
+                        Ok(5)
+                    }))
+                    .await;
+                    // Exiting: a schedule point but not a cancel point (no
+                    // Cancelled, even though the scope is cancelled). The
+                    // other task runs in the same batch as this one, before
+                    // or after it as the seed picks, so the counts (not the
+                    // log) show the yield.
+                    assert_eq!((c.schedule_points, c.cancel_points), (1, 0));
+                    log.push(format!("inner nursery returned {v:?}"));
+                    checkpoint().await
+                })
+                .await?;
             Ok(())
-        })
-        .await?;
-        assert_eq!(
-            log.take(),
-            [
-                "inner body",
-                "other task",
-                "inner nursery returned Ok(Some(5))"
-            ]
-        );
+        });
+        n.start_soon(async move {
+            log.push("other task");
+            Ok(())
+        });
         Ok(())
     })
-    .unwrap();
+    .await?;
+    let mut log = log.take();
+    let len = log.len();
+    log.retain(|e| e != "other task");
+    assert_eq!(len - log.len(), 1, "the other task ran once");
+    assert_eq!(log, ["inner body", "inner nursery returned Ok(Some(5))"]);
+    Ok(())
 }
 
 #[test]
@@ -773,55 +746,52 @@ fn a_seed_shuffles_batches_reproducibly() {
     }
 }
 
-#[test]
-fn the_task_tree_is_inspectable() {
-    mock_run(async {
-        let root = trio::lowlevel::current_task();
-        assert_eq!(root, trio::lowlevel::current_root_task());
-        open_nursery(async |n| {
-            n.start_soon_named("worker", async {
-                let me = trio::lowlevel::current_task();
-                assert_eq!(me.name().as_deref(), Some("worker"));
-                sleep_forever().await
-            });
-            n.start_soon(sleep_forever());
-            trio::testing::wait_all_tasks_blocked().await?;
+#[trio::test(autojump)]
+async fn the_task_tree_is_inspectable() -> trio::Result<()> {
+    let root = trio::lowlevel::current_task();
+    assert_eq!(root, trio::lowlevel::current_root_task());
+    open_nursery(async |n| {
+        n.start_soon_named("worker", async {
             let me = trio::lowlevel::current_task();
-            assert_eq!(
-                me, root,
-                "a nursery body is part of the task that opened it"
-            );
-            let nurseries = me.child_nurseries();
-            assert_eq!(nurseries.len(), 1);
-            assert_eq!(nurseries[0], n.info());
-            assert_eq!(nurseries[0].parent_task(), Some(root));
-            assert!(
-                nurseries[0]
-                    .location()
-                    .unwrap()
-                    .contains("tests/nursery.rs")
-            );
-            let kids = n.child_tasks();
-            assert_eq!(kids.len(), 2);
-            assert_eq!(kids[0].name().as_deref(), Some("worker"));
-            let default_name = kids[1].name().unwrap();
-            assert!(default_name.contains("tests/nursery.rs:"), "{default_name}");
-            let waiting = kids[0].waiting_at().unwrap();
-            assert!(waiting.contains("tests/nursery.rs:"), "{waiting}");
-            assert!(
-                kids[0]
-                    .spawn_location()
-                    .unwrap()
-                    .contains("tests/nursery.rs:")
-            );
-            n.cancel_scope().cancel();
-            Ok(())
-        })
-        .await?;
-        assert!(root.child_nurseries().is_empty());
+            assert_eq!(me.name().as_deref(), Some("worker"));
+            sleep_forever().await
+        });
+        n.start_soon(sleep_forever());
+        trio::testing::wait_all_tasks_blocked().await?;
+        let me = trio::lowlevel::current_task();
+        assert_eq!(
+            me, root,
+            "a nursery body is part of the task that opened it"
+        );
+        let nurseries = me.child_nurseries();
+        assert_eq!(nurseries.len(), 1);
+        assert_eq!(nurseries[0], n.info());
+        assert_eq!(nurseries[0].parent_task(), Some(root));
+        assert!(
+            nurseries[0]
+                .location()
+                .unwrap()
+                .contains("tests/nursery.rs")
+        );
+        let kids = n.child_tasks();
+        assert_eq!(kids.len(), 2);
+        assert_eq!(kids[0].name().as_deref(), Some("worker"));
+        let default_name = kids[1].name().unwrap();
+        assert!(default_name.contains("tests/nursery.rs:"), "{default_name}");
+        let waiting = kids[0].waiting_at().unwrap();
+        assert!(waiting.contains("tests/nursery.rs:"), "{waiting}");
+        assert!(
+            kids[0]
+                .spawn_location()
+                .unwrap()
+                .contains("tests/nursery.rs:")
+        );
+        n.cancel_scope().cancel();
         Ok(())
     })
-    .unwrap();
+    .await?;
+    assert!(root.child_nurseries().is_empty());
+    Ok(())
 }
 
 #[test]
@@ -851,54 +821,51 @@ fn runtime_functions_outside_a_run_are_errors() {
     );
 }
 
-#[test]
-fn started_while_the_caller_is_cancelled_keeps_the_task_where_it_is() {
+#[trio::test(autojump)]
+async fn started_while_the_caller_is_cancelled_keeps_the_task_where_it_is() -> trio::Result<()> {
     // As in Trio: the task is not moved into a nursery where no cancelled
     // scope would catch its Cancelled; it finishes under the caller's scopes.
-    mock_run(async {
-        let log = Log::default();
-        open_nursery(async |n| {
-            let caller = CancelScope::new();
-            let c2 = caller.clone();
-            let log = &log;
-            let r = caller
-                .run(async {
-                    n.start(async move |status| {
-                        c2.cancel();
-                        status.started(5);
-                        let r = checkpoint().await;
-                        log.push(format!("child after started: {r:?}"));
-                        r
-                    })
-                    .await
+    let log = Log::default();
+    open_nursery(async |n| {
+        let caller = CancelScope::new();
+        let c2 = caller.clone();
+        let log = &log;
+        let r = caller
+            .run(async {
+                n.start(async move |status| {
+                    c2.cancel();
+                    status.started(5);
+                    let r = checkpoint().await;
+                    log.push(format!("child after started: {r:?}"));
+                    r
                 })
-                .await?;
-            assert_eq!(
-                r, None,
-                "start failed with Cancelled, caught by the caller's scope"
-            );
-            assert!(n.child_tasks().is_empty(), "never moved into the nursery");
+                .await
+            })
+            .await?;
+        assert_eq!(
+            r, None,
+            "start failed with Cancelled, caught by the caller's scope"
+        );
+        assert!(n.child_tasks().is_empty(), "never moved into the nursery");
 
-            // If the task swallows the cancellation and returns, start gives the value.
-            let caller = CancelScope::new();
-            let c2 = caller.clone();
-            let r = caller
-                .run(async {
-                    n.start(async move |status| {
-                        c2.cancel();
-                        status.started(6);
-                        let _ = checkpoint().await;
-                        Ok(())
-                    })
-                    .await
+        // If the task swallows the cancellation and returns, start gives the value.
+        let caller = CancelScope::new();
+        let c2 = caller.clone();
+        let r = caller
+            .run(async {
+                n.start(async move |status| {
+                    c2.cancel();
+                    status.started(6);
+                    let _ = checkpoint().await;
+                    Ok(())
                 })
-                .await?;
-            assert_eq!(r, Some(6));
-            Ok(())
-        })
-        .await?;
-        assert_eq!(log.take(), ["child after started: Err(Cancelled)"]);
+                .await
+            })
+            .await?;
+        assert_eq!(r, Some(6));
         Ok(())
     })
-    .unwrap();
+    .await?;
+    assert_eq!(log.take(), ["child after started: Err(Cancelled)"]);
+    Ok(())
 }

@@ -69,38 +69,32 @@ fn sequencer_orders_steps_across_three_tasks() {
     }
 }
 
-#[test]
-fn sequencer_step_zero_does_not_wait_or_checkpoint() {
-    mock_run(async {
-        let seq = Sequencer::new();
-        let g = assert_no_checkpoints(seq.step(0)).await?;
-        drop(g);
-        // A released step: the next one is a checkpoint but does not block.
-        let _g = assert_checkpoints(seq.step(1)).await?;
-        Ok(())
-    })
-    .unwrap();
+#[trio::test(autojump)]
+async fn sequencer_step_zero_does_not_wait_or_checkpoint() -> trio::Result<()> {
+    let seq = Sequencer::new();
+    let g = assert_no_checkpoints(seq.step(0)).await?;
+    drop(g);
+    // A released step: the next one is a checkpoint but does not block.
+    let _g = assert_checkpoints(seq.step(1)).await?;
+    Ok(())
 }
 
-#[test]
-fn sequencer_reusing_a_step_is_a_usage_error() {
-    mock_run(async {
-        let seq = Sequencer::new();
-        {
-            let _g = seq.step(0).await?;
-            let err = seq.step(0).await.unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::Usage);
-            assert!(err.to_string().contains("reuse sequence point 0"), "{err}");
-        }
-        let _g = seq.step(1).await?;
-        // Also after the step is over, and for a step still in the future.
-        assert_eq!(seq.step(0).await.unwrap_err().kind(), ErrorKind::Usage);
-        assert_eq!(seq.step(1).await.unwrap_err().kind(), ErrorKind::Usage);
-        assert!(!seq.is_broken());
-        assert!(format!("{seq:?}").contains("claimed: [0, 1]"));
-        Ok(())
-    })
-    .unwrap();
+#[trio::test(autojump)]
+async fn sequencer_reusing_a_step_is_a_usage_error() -> trio::Result<()> {
+    let seq = Sequencer::new();
+    {
+        let _g = seq.step(0).await?;
+        let err = seq.step(0).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Usage);
+        assert!(err.to_string().contains("reuse sequence point 0"), "{err}");
+    }
+    let _g = seq.step(1).await?;
+    // Also after the step is over, and for a step still in the future.
+    assert_eq!(seq.step(0).await.unwrap_err().kind(), ErrorKind::Usage);
+    assert_eq!(seq.step(1).await.unwrap_err().kind(), ErrorKind::Usage);
+    assert!(!seq.is_broken());
+    assert!(format!("{seq:?}").contains("claimed: [0, 1]"));
+    Ok(())
 }
 
 #[test]
@@ -152,23 +146,20 @@ fn sequencer_cancelled_wait_breaks_the_sequence() {
     );
 }
 
-#[test]
-fn sequencer_dropped_wait_breaks_the_sequence() {
-    mock_run(async {
-        let seq = Sequencer::new();
-        let mut step = Box::pin(seq.step(1));
-        poll_fn(|cx| {
-            assert!(step.as_mut().poll(cx).is_pending());
-            Poll::Ready(())
-        })
-        .await;
-        assert!(!seq.is_broken());
-        drop(step);
-        assert!(seq.is_broken());
-        assert_eq!(seq.step(2).await.unwrap_err().kind(), ErrorKind::Broken);
-        Ok(())
+#[trio::test(autojump)]
+async fn sequencer_dropped_wait_breaks_the_sequence() -> trio::Result<()> {
+    let seq = Sequencer::new();
+    let mut step = Box::pin(seq.step(1));
+    poll_fn(|cx| {
+        assert!(step.as_mut().poll(cx).is_pending());
+        Poll::Ready(())
     })
-    .unwrap();
+    .await;
+    assert!(!seq.is_broken());
+    drop(step);
+    assert!(seq.is_broken());
+    assert_eq!(seq.step(2).await.unwrap_err().kind(), ErrorKind::Broken);
+    Ok(())
 }
 
 #[test]
@@ -201,20 +192,17 @@ fn sequencer_step_is_released_when_the_guard_unwinds_with_an_error() {
     assert_eq!(log.take(), ["zero fails", "one"]);
 }
 
-#[test]
-fn sequencer_is_clone_and_debug() {
-    mock_run(async {
-        let seq = Sequencer::new();
-        let other = seq.clone();
-        let g = other.step(0).await?;
-        assert_eq!(format!("{g:?}"), "StepGuard { position: 0 }");
-        assert_eq!(
-            format!("{seq:?}"),
-            "Sequencer { claimed: [0], broken: false }"
-        );
-        Ok(())
-    })
-    .unwrap();
+#[trio::test(autojump)]
+async fn sequencer_is_clone_and_debug() -> trio::Result<()> {
+    let seq = Sequencer::new();
+    let other = seq.clone();
+    let g = other.step(0).await?;
+    assert_eq!(format!("{g:?}"), "StepGuard { position: 0 }");
+    assert_eq!(
+        format!("{seq:?}"),
+        "Sequencer { claimed: [0], broken: false }"
+    );
+    Ok(())
 }
 
 // ----- checkpoint assertions ---------------------------------------------
@@ -225,27 +213,24 @@ async fn counts<F: Future>(fut: F) -> (F::Output, (u64, u64)) {
     (out, (c.schedule_points, c.cancel_points))
 }
 
-#[test]
-fn checkpoint_and_sleep_pass_assert_checkpoints() {
-    mock_run(async {
-        assert_checkpoints(trio::checkpoint()).await?;
-        assert_checkpoints(trio::sleep(0.0)).await?;
-        assert_checkpoints(trio::sleep(5.0)).await?;
-        assert_eq!(counts(trio::checkpoint()).await.1, (1, 1));
-        assert_eq!(counts(trio::sleep(0.0)).await.1, (1, 1));
-        // The output comes back.
-        let v: trio::Result<i32> = assert_checkpoints(async {
-            trio::checkpoint().await?;
-            Ok(7)
-        })
-        .await;
-        let v = v?;
-        assert_eq!(v, 7);
-        // Returning `()` works too.
-        assert_checkpoints(async { trio::checkpoint().await.unwrap() }).await;
-        Ok(())
+#[trio::test(autojump)]
+async fn checkpoint_and_sleep_pass_assert_checkpoints() -> trio::Result<()> {
+    assert_checkpoints(trio::checkpoint()).await?;
+    assert_checkpoints(trio::sleep(0.0)).await?;
+    assert_checkpoints(trio::sleep(5.0)).await?;
+    assert_eq!(counts(trio::checkpoint()).await.1, (1, 1));
+    assert_eq!(counts(trio::sleep(0.0)).await.1, (1, 1));
+    // The output comes back.
+    let v: trio::Result<i32> = assert_checkpoints(async {
+        trio::checkpoint().await?;
+        Ok(7)
     })
-    .unwrap();
+    .await;
+    let v = v?;
+    assert_eq!(v, 7);
+    // Returning `()` works too.
+    assert_checkpoints(async { trio::checkpoint().await.unwrap() }).await;
+    Ok(())
 }
 
 #[test]
@@ -273,28 +258,25 @@ fn nursery_exit_is_a_schedule_point_only() {
     assert!(msg.contains("testing_toolkit.rs"), "{msg}");
 }
 
-#[test]
-fn only_the_measuring_tasks_checkpoints_count() {
+#[trio::test(autojump)]
+async fn only_the_measuring_tasks_checkpoints_count() -> trio::Result<()> {
     // Counts are per task, as in Trio: a child's checkpoint does not count,
     // the body's does (it is the same task), and so does the nursery exit.
-    mock_run(async {
-        let (r, c) = counts(trio::open_nursery(async |n| {
-            n.start_soon(trio::checkpoint());
-            Ok(())
-        }))
-        .await;
-        r?;
-        assert_eq!(c, (1, 0), "only the exit's schedule point");
-        let (r, c) = counts(trio::open_nursery(async |n| {
-            n.start_soon(trio::checkpoint());
-            trio::checkpoint().await
-        }))
-        .await;
-        r?;
-        assert_eq!(c, (2, 1), "the body's checkpoint and the exit");
+    let (r, c) = counts(trio::open_nursery(async |n| {
+        n.start_soon(trio::checkpoint());
         Ok(())
-    })
-    .unwrap();
+    }))
+    .await;
+    r?;
+    assert_eq!(c, (1, 0), "only the exit's schedule point");
+    let (r, c) = counts(trio::open_nursery(async |n| {
+        n.start_soon(trio::checkpoint());
+        trio::checkpoint().await
+    }))
+    .await;
+    r?;
+    assert_eq!(c, (2, 1), "the body's checkpoint and the exit");
+    Ok(())
 }
 
 #[test]
@@ -397,29 +379,26 @@ fn assert_no_checkpoints_fails_on_a_checkpoint() {
     assert!(msg.contains("testing_toolkit.rs"), "{msg}");
 }
 
-#[test]
-fn a_checkpoint_in_a_cancelled_scope_still_counts() {
-    mock_run(async {
-        let scope = CancelScope::new();
-        scope.cancel();
-        scope
-            .run(async {
-                // It ends in Err(Cancelled) after a schedule and a cancel point.
-                let (r, c) = counts(trio::checkpoint()).await;
-                assert!(r.is_cancelled());
-                assert_eq!(c, (1, 1));
-                // assert_checkpoints: the code "raised", so nothing is checked
-                // (as in Trio), and the error comes back.
-                let r = assert_checkpoints(trio::sleep(1.0)).await;
-                assert!(r.is_cancelled());
-                let r = assert_checkpoints(trio::checkpoint_if_cancelled()).await;
-                assert!(r.is_cancelled());
-                Ok(())
-            })
-            .await?;
-        Ok(())
-    })
-    .unwrap();
+#[trio::test(autojump)]
+async fn a_checkpoint_in_a_cancelled_scope_still_counts() -> trio::Result<()> {
+    let scope = CancelScope::new();
+    scope.cancel();
+    scope
+        .run(async {
+            // It ends in Err(Cancelled) after a schedule and a cancel point.
+            let (r, c) = counts(trio::checkpoint()).await;
+            assert!(r.is_cancelled());
+            assert_eq!(c, (1, 1));
+            // assert_checkpoints: the code "raised", so nothing is checked
+            // (as in Trio), and the error comes back.
+            let r = assert_checkpoints(trio::sleep(1.0)).await;
+            assert!(r.is_cancelled());
+            let r = assert_checkpoints(trio::checkpoint_if_cancelled()).await;
+            assert!(r.is_cancelled());
+            Ok(())
+        })
+        .await?;
+    Ok(())
 }
 
 #[test]
@@ -442,30 +421,27 @@ fn assert_no_checkpoints_checks_even_when_the_code_fails() {
     assert!(msg.contains("the code checkpointed"), "{msg}");
 }
 
-#[test]
-fn other_tasks_checkpoints_do_not_count() {
-    mock_run(async {
-        let busy_done = Cell::new(0);
-        trio::open_nursery(async |n| {
-            let busy_done = &busy_done;
-            n.start_soon(async move {
-                for _ in 0..100 {
-                    trio::checkpoint().await?;
-                }
-                busy_done.set(100);
-                Ok(())
-            });
-            // While we sleep, the other task does 100 checkpoints.
-            let (r, c) = counts(trio::sleep(1.0)).await;
-            r?;
-            assert_eq!(busy_done.get(), 100);
-            assert_eq!(c, (1, 1));
+#[trio::test(autojump)]
+async fn other_tasks_checkpoints_do_not_count() -> trio::Result<()> {
+    let busy_done = Cell::new(0);
+    trio::open_nursery(async |n| {
+        let busy_done = &busy_done;
+        n.start_soon(async move {
+            for _ in 0..100 {
+                trio::checkpoint().await?;
+            }
+            busy_done.set(100);
             Ok(())
-        })
-        .await?;
+        });
+        // While we sleep, the other task does 100 checkpoints.
+        let (r, c) = counts(trio::sleep(1.0)).await;
+        r?;
+        assert_eq!(busy_done.get(), 100);
+        assert_eq!(c, (1, 1));
         Ok(())
     })
-    .unwrap();
+    .await?;
+    Ok(())
 }
 
 #[test]
@@ -486,28 +462,25 @@ fn block_on_ready<F: Future>(fut: F) -> F::Output {
     }
 }
 
-#[test]
-fn wait_all_tasks_blocked_with_sequencer() {
+#[trio::test(autojump)]
+async fn wait_all_tasks_blocked_with_sequencer() -> trio::Result<()> {
     // The toolkit pieces compose: a step holder blocks, everyone else waits.
-    mock_run(async {
-        let seq = Sequencer::new();
-        let reached = Cell::new(false);
-        trio::open_nursery(async |n| {
-            let (seq, reached) = (&seq, &reached);
-            n.start_soon(async move {
-                let _g = seq.step(1).await?;
-                reached.set(true);
-                Ok(())
-            });
-            wait_all_tasks_blocked().await?;
-            assert!(!reached.get());
-            drop(seq.step(0).await?);
-            wait_all_tasks_blocked().await?;
-            assert!(reached.get());
+    let seq = Sequencer::new();
+    let reached = Cell::new(false);
+    trio::open_nursery(async |n| {
+        let (seq, reached) = (&seq, &reached);
+        n.start_soon(async move {
+            let _g = seq.step(1).await?;
+            reached.set(true);
             Ok(())
-        })
-        .await?;
+        });
+        wait_all_tasks_blocked().await?;
+        assert!(!reached.get());
+        drop(seq.step(0).await?);
+        wait_all_tasks_blocked().await?;
+        assert!(reached.get());
         Ok(())
     })
-    .unwrap();
+    .await?;
+    Ok(())
 }

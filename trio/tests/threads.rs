@@ -2,6 +2,10 @@
 //! process-wide thread pool is used by one test at a time (thread reuse is
 //! then deterministic).
 
+// `serial()`'s guard is held across the awaits of a whole test on purpose:
+// it is what keeps the other tests (on other threads) out of the pool.
+#![allow(clippy::await_holding_lock)]
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use trio::ResultExt;
@@ -15,33 +19,32 @@ fn serial() -> MutexGuard<'static, ()> {
     POOL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn run<T>(f: impl Future<Output = trio::Result<T>>) -> T {
+/// Runs `f` on an autojumping MockClock and unwraps its result.
+fn run_autojump<T>(f: impl Future<Output = trio::Result<T>>) -> T {
     trio::Runner::new()
         .clock(MockClock::autojump())
         .run(f)
         .unwrap()
 }
 
-#[test]
-fn returns_the_result_from_a_reused_thread() {
+#[trio::test(autojump)]
+async fn returns_the_result_from_a_reused_thread() -> trio::Result<()> {
     let _s = serial();
-    run(async {
-        let main = std::thread::current().id();
-        let a = to_thread::run_sync(|| std::thread::current().id()).await?;
-        let b = to_thread::run_sync(|| std::thread::current().id()).await?;
-        assert_ne!(a, main);
-        assert_eq!(a, b); // the idle thread was reused
-        let s = to_thread::run_sync(|| "hello".to_string()).await?;
-        assert_eq!(s, "hello");
-        Ok(())
-    });
+    let main = std::thread::current().id();
+    let a = to_thread::run_sync(|| std::thread::current().id()).await?;
+    let b = to_thread::run_sync(|| std::thread::current().id()).await?;
+    assert_ne!(a, main);
+    assert_eq!(a, b); // the idle thread was reused
+    let s = to_thread::run_sync(|| "hello".to_string()).await?;
+    assert_eq!(s, "hello");
+    Ok(())
 }
 
 #[test]
 fn a_panic_in_the_function_resumes_in_the_caller() {
     let _s = serial();
     let caught = std::panic::catch_unwind(|| {
-        run(async {
+        run_autojump(async {
             to_thread::run_sync(|| -> u32 { panic!("boom in a thread") }).await?;
             Ok(())
         })
@@ -49,143 +52,139 @@ fn a_panic_in_the_function_resumes_in_the_caller() {
     .unwrap_err();
     assert_eq!(caught.downcast_ref::<&str>(), Some(&"boom in a thread"));
     // The pool survives.
-    assert_eq!(run(to_thread::run_sync(|| 3)), 3);
+    assert_eq!(run_autojump(to_thread::run_sync(|| 3)), 3);
 }
 
-#[test]
-fn checkpoints_before_starting() {
+#[trio::test(autojump)]
+async fn checkpoints_before_starting() -> trio::Result<()> {
     let _s = serial();
-    run(async {
-        let ran = Arc::new(AtomicBool::new(false));
-        let scope = CancelScope::new();
-        let r = scope
-            .run(async {
-                scope.cancel();
-                let ran = ran.clone();
-                to_thread::run_sync(move || ran.store(true, Ordering::SeqCst)).await
-            })
-            .await?;
-        assert_eq!(r, None);
-        assert!(!ran.load(Ordering::SeqCst));
-        Ok(())
-    });
+    let ran = Arc::new(AtomicBool::new(false));
+    let scope = CancelScope::new();
+    let r = scope
+        .run(async {
+            scope.cancel();
+            let ran = ran.clone();
+            to_thread::run_sync(move || ran.store(true, Ordering::SeqCst)).await
+        })
+        .await?;
+    assert_eq!(r, None);
+    assert!(!ran.load(Ordering::SeqCst));
+    Ok(())
 }
 
 /// Starts `run_sync` in a cancel scope in a child, waits until the thread is
 /// running, cancels the scope, then lets the thread finish. Returns what the
 /// child's scope returned and the limiter's count seen right after the
 /// cancel.
-fn cancel_mid_call(abandon: bool) -> (Option<u32>, usize, bool) {
-    run(async {
-        let limiter = CapacityLimiter::new(1)?;
-        let scope = CancelScope::new();
-        let (started_tx, started_rx) = mpsc::channel();
-        let (go_tx, go_rx) = mpsc::channel::<()>();
-        let outcome = std::cell::RefCell::new(None);
-        let mut borrowed_after_cancel = 0;
-        trio::open_nursery(async |n| {
-            n.start_soon(async {
-                let builder = to_thread::Builder::new()
-                    .limiter(limiter.clone())
-                    .abandon_on_cancel(abandon);
-                let r = scope
-                    .run(builder.run_sync(move || {
-                        started_tx.send(()).unwrap();
-                        go_rx.recv().unwrap();
-                        42u32
-                    }))
-                    .await?;
-                *outcome.borrow_mut() = Some(r);
-                Ok(())
-            });
-            // Let the child start the thread (its steps are checkpoints).
-            while started_rx.try_recv().is_err() {
-                trio::checkpoint().await?;
-            }
-            scope.cancel();
-            for _ in 0..5 {
-                trio::checkpoint().await?;
-            }
-            borrowed_after_cancel = limiter.borrowed_tokens();
-            go_tx.send(()).unwrap();
+async fn cancel_mid_call(abandon: bool) -> trio::Result<(Option<u32>, usize, bool)> {
+    let limiter = CapacityLimiter::new(1)?;
+    let scope = CancelScope::new();
+    let (started_tx, started_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let outcome = std::cell::RefCell::new(None);
+    let mut borrowed_after_cancel = 0;
+    trio::open_nursery(async |n| {
+        n.start_soon(async {
+            let builder = to_thread::Builder::new()
+                .limiter(limiter.clone())
+                .abandon_on_cancel(abandon);
+            let r = scope
+                .run(builder.run_sync(move || {
+                    started_tx.send(()).unwrap();
+                    go_rx.recv().unwrap();
+                    42u32
+                }))
+                .await?;
+            *outcome.borrow_mut() = Some(r);
             Ok(())
-        })
-        .await?;
-        // Wait until the thread has really finished and reported back.
-        wait_all_tasks_blocked().await?;
-        let returned = limiter.borrowed_tokens() == 0;
-        let r = outcome.into_inner().expect("the child finished");
-        Ok((r, borrowed_after_cancel, returned))
+        });
+        // Let the child start the thread (its steps are checkpoints).
+        while started_rx.try_recv().is_err() {
+            trio::checkpoint().await?;
+        }
+        scope.cancel();
+        for _ in 0..5 {
+            trio::checkpoint().await?;
+        }
+        borrowed_after_cancel = limiter.borrowed_tokens();
+        go_tx.send(()).unwrap();
+        Ok(())
     })
+    .await?;
+    // Wait until the thread has really finished and reported back.
+    wait_all_tasks_blocked().await?;
+    let returned = limiter.borrowed_tokens() == 0;
+    let r = outcome.into_inner().expect("the child finished");
+    Ok((r, borrowed_after_cancel, returned))
 }
 
-#[test]
-fn cancelled_call_keeps_waiting_for_the_thread_by_default() {
+#[trio::test(autojump)]
+async fn cancelled_call_keeps_waiting_for_the_thread_by_default() -> trio::Result<()> {
     let _s = serial();
-    let (r, borrowed, returned) = cancel_mid_call(false);
+    let (r, borrowed, returned) = cancel_mid_call(false).await?;
     assert_eq!(r, Some(42)); // the thread's result, despite the cancel
     assert_eq!(borrowed, 1);
     assert!(returned);
+    Ok(())
 }
 
-#[test]
-fn abandoning_returns_cancelled_at_once_but_keeps_the_token_until_done() {
+#[trio::test(autojump)]
+async fn abandoning_returns_cancelled_at_once_but_keeps_the_token_until_done() -> trio::Result<()> {
     let _s = serial();
-    let (r, borrowed, returned) = cancel_mid_call(true);
+    let (r, borrowed, returned) = cancel_mid_call(true).await?;
     assert_eq!(r, None); // Cancelled, caught by the scope
     assert_eq!(borrowed, 1); // the thread still runs and holds its token
     assert!(returned); // given back once it finished
+    Ok(())
 }
 
-#[test]
-fn the_limiter_caps_concurrent_threads() {
+#[trio::test(autojump)]
+async fn the_limiter_caps_concurrent_threads() -> trio::Result<()> {
     let _s = serial();
-    run(async {
-        let limiter = CapacityLimiter::new(2)?;
-        let running = Arc::new(Mutex::new((0u32, 0u32))); // (now, max)
-        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
-        trio::open_nursery(async |n| {
-            for _ in 0..6 {
-                let (limiter, running, gate) = (limiter.clone(), running.clone(), gate.clone());
-                n.start_soon(async move {
-                    to_thread::Builder::new()
-                        .limiter(limiter)
-                        .run_sync(move || {
-                            {
-                                let mut r = running.lock().unwrap();
-                                r.0 += 1;
-                                r.1 = r.1.max(r.0);
-                            }
-                            let mut open = gate.0.lock().unwrap();
-                            while !*open {
-                                open = gate.1.wait(open).unwrap();
-                            }
-                            drop(open);
-                            running.lock().unwrap().0 -= 1;
-                        })
-                        .await
-                });
-            }
-            // Two threads run (blocked on the gate); four tasks queue.
-            while limiter.statistics().tasks_waiting < 4 || running.lock().unwrap().0 < 2 {
-                trio::checkpoint().await?;
-            }
-            assert_eq!(limiter.borrowed_tokens(), 2);
-            *gate.0.lock().unwrap() = true;
-            gate.1.notify_all();
-            Ok(())
-        })
-        .await?;
-        assert_eq!(running.lock().unwrap().1, 2);
-        assert_eq!(limiter.borrowed_tokens(), 0);
+    let limiter = CapacityLimiter::new(2)?;
+    let running = Arc::new(Mutex::new((0u32, 0u32))); // (now, max)
+    let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    trio::open_nursery(async |n| {
+        for _ in 0..6 {
+            let (limiter, running, gate) = (limiter.clone(), running.clone(), gate.clone());
+            n.start_soon(async move {
+                to_thread::Builder::new()
+                    .limiter(limiter)
+                    .run_sync(move || {
+                        {
+                            let mut r = running.lock().unwrap();
+                            r.0 += 1;
+                            r.1 = r.1.max(r.0);
+                        }
+                        let mut open = gate.0.lock().unwrap();
+                        while !*open {
+                            open = gate.1.wait(open).unwrap();
+                        }
+                        drop(open);
+                        running.lock().unwrap().0 -= 1;
+                    })
+                    .await
+            });
+        }
+        // Two threads run (blocked on the gate); four tasks queue.
+        while limiter.statistics().tasks_waiting < 4 || running.lock().unwrap().0 < 2 {
+            trio::checkpoint().await?;
+        }
+        assert_eq!(limiter.borrowed_tokens(), 2);
+        *gate.0.lock().unwrap() = true;
+        gate.1.notify_all();
         Ok(())
-    });
+    })
+    .await?;
+    assert_eq!(running.lock().unwrap().1, 2);
+    assert_eq!(limiter.borrowed_tokens(), 0);
+    Ok(())
 }
 
 #[test]
 fn default_limiter_is_per_run_and_40() {
     let _s = serial();
-    run(async {
+    run_autojump(async {
         let l = to_thread::current_default_thread_limiter()?;
         assert_eq!(l.total_tokens(), 40);
         l.set_total_tokens(3)?;
@@ -197,7 +196,7 @@ fn default_limiter_is_per_run_and_40() {
         assert_eq!(l.borrowed_tokens(), 0);
         Ok(())
     });
-    run(async {
+    run_autojump(async {
         assert_eq!(
             to_thread::current_default_thread_limiter()?.total_tokens(),
             40
@@ -206,51 +205,49 @@ fn default_limiter_is_per_run_and_40() {
     });
 }
 
-#[test]
-fn from_thread_round_trip() {
+#[trio::test(autojump)]
+async fn from_thread_round_trip() -> trio::Result<()> {
     let _s = serial();
-    run(async {
-        let flag = trio::sync::Event::new();
-        let token = trio::lowlevel::current_trio_token()?;
-        let (a, b, c) = to_thread::run_sync(move || -> trio::Result<_> {
-            // Sync: runs in the run, between tasks.
-            let a = trio::from_thread::run_sync(|| trio::current_time().as_secs_f64())?;
-            // Async: a sleep in virtual time, autojumped while we wait.
-            let b = trio::from_thread::run(|| async {
-                trio::sleep(10.0).await?;
-                Ok(trio::current_time().as_secs_f64())
-            })?;
-            // With an explicit token.
-            let c = trio::from_thread::run_sync_with_token(&token, || 5)?;
-            Ok((a, b, c))
+    let flag = trio::sync::Event::new();
+    let token = trio::lowlevel::current_trio_token()?;
+    let (a, b, c) = to_thread::run_sync(move || -> trio::Result<_> {
+        // Sync: runs in the run, between tasks.
+        let a = trio::from_thread::run_sync(|| trio::current_time().as_secs_f64())?;
+        // Async: a sleep in virtual time, autojumped while we wait.
+        let b = trio::from_thread::run(|| async {
+            trio::sleep(10.0).await?;
+            Ok(trio::current_time().as_secs_f64())
+        })?;
+        // With an explicit token.
+        let c = trio::from_thread::run_sync_with_token(&token, || 5)?;
+        Ok((a, b, c))
+    })
+    .await??;
+    assert_eq!((a, b, c), (0.0, 10.0, 5));
+    // Errors and panics come back to the thread.
+    let (err, panicked) = to_thread::run_sync(|| {
+        let err = trio::from_thread::run(|| async {
+            Err::<(), _>(trio::Error::new(ErrorKind::Busy, "nope"))
         })
-        .await??;
-        assert_eq!((a, b, c), (0.0, 10.0, 5));
-        // Errors and panics come back to the thread.
-        let (err, panicked) = to_thread::run_sync(|| {
-            let err = trio::from_thread::run(|| async {
-                Err::<(), _>(trio::Error::new(ErrorKind::Busy, "nope"))
-            })
-            .unwrap_err()
-            .kind();
-            let panicked =
-                std::panic::catch_unwind(|| trio::from_thread::run_sync(|| panic!("in the run")))
-                    .is_err();
-            (err, panicked)
-        })
-        .await?;
-        assert_eq!(err, ErrorKind::Busy);
-        assert!(panicked);
-        assert!(!flag.is_set());
-        Ok(())
-    });
+        .unwrap_err()
+        .kind();
+        let panicked =
+            std::panic::catch_unwind(|| trio::from_thread::run_sync(|| panic!("in the run")))
+                .is_err();
+        (err, panicked)
+    })
+    .await?;
+    assert_eq!(err, ErrorKind::Busy);
+    assert!(panicked);
+    assert!(!flag.is_set());
+    Ok(())
 }
 
 #[test]
 fn from_thread_misuse_is_an_error() {
     let _s = serial();
     // Inside the run's own thread: an error, not a deadlock.
-    run(async {
+    run_autojump(async {
         let token = trio::lowlevel::current_trio_token()?;
         let e = trio::from_thread::run_sync_with_token(&token, || ()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Usage);
@@ -262,7 +259,7 @@ fn from_thread_misuse_is_an_error() {
         Ok(())
     });
     // After the run ended: RunFinished.
-    let token = run(async { trio::lowlevel::current_trio_token() });
+    let token = run_autojump(async { trio::lowlevel::current_trio_token() });
     let e = std::thread::spawn(move || {
         trio::from_thread::run_sync_with_token(&token, || ())
             .unwrap_err()
@@ -279,7 +276,7 @@ fn abandoned_thread_calling_back_after_the_run_gets_run_finished() {
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let (started_tx, started_rx) = mpsc::channel::<()>();
     let (done_tx, done_rx) = mpsc::channel();
-    run(async {
+    run_autojump(async {
         trio::open_nursery(async |n| {
             n.start_soon(async {
                 to_thread::Builder::new()

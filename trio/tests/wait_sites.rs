@@ -3,7 +3,6 @@
 //! a line inside trio.
 
 mod common;
-use common::run;
 
 use std::cell::Cell;
 use trio::sync::{
@@ -28,163 +27,157 @@ fn assert_has(tree: &str, label: &str, line: u32) {
     assert!(tree.contains(&want), "missing {want:?} in:\n{tree}");
 }
 
-#[test]
-fn blocked_primitives_show_the_callers_line() {
-    run(async {
-        let event = Event::new();
-        let lock = Lock::new();
-        let sem = Semaphore::new(0);
-        let (_tx, rx) = open_memory_channel::<u32>(0); // nobody sends
-        let (tx, _rx) = open_memory_channel::<u32>(0); // nobody receives
-        let lines: [Cell<u32>; 5] = Default::default();
-        open_nursery(async |n| {
-            let _held = lock.acquire().await?;
-            n.start_soon(async {
-                lines[0].set(line!() + 1);
-                event.wait().await
-            });
-            n.start_soon(async {
-                lines[1].set(line!() + 1);
-                let _guard = lock.acquire().await?;
-                Ok(())
-            });
-            n.start_soon(async {
-                lines[2].set(line!() + 1);
-                rx.receive().await?;
-                Ok(())
-            });
-            n.start_soon(async {
-                lines[3].set(line!() + 1);
-                let _permit = sem.acquire().await?;
-                Ok(())
-            });
-            n.start_soon(async {
-                lines[4].set(line!() + 1);
-                tx.send(7).await?;
-                Ok(())
-            });
-            let tree = tree().await?;
-            assert_has(&tree, "Event.wait", lines[0].get());
-            assert_has(&tree, "Lock.acquire", lines[1].get());
-            assert_has(&tree, "MemoryReceiveChannel.receive", lines[2].get());
-            assert_has(&tree, "Semaphore.acquire", lines[3].get());
-            assert_has(&tree, "MemorySendChannel.send", lines[4].get());
-            assert!(!tree.contains("trio/src/"), "{tree}");
-            n.cancel_scope().cancel();
+#[trio::test(autojump)]
+async fn blocked_primitives_show_the_callers_line() -> trio::Result<()> {
+    let event = Event::new();
+    let lock = Lock::new();
+    let sem = Semaphore::new(0);
+    let (_tx, rx) = open_memory_channel::<u32>(0); // nobody sends
+    let (tx, _rx) = open_memory_channel::<u32>(0); // nobody receives
+    let lines: [Cell<u32>; 5] = Default::default();
+    open_nursery(async |n| {
+        let _held = lock.acquire().await?;
+        n.start_soon(async {
+            lines[0].set(line!() + 1);
+            event.wait().await
+        });
+        n.start_soon(async {
+            lines[1].set(line!() + 1);
+            let _guard = lock.acquire().await?;
             Ok(())
-        })
-        .await?;
+        });
+        n.start_soon(async {
+            lines[2].set(line!() + 1);
+            rx.receive().await?;
+            Ok(())
+        });
+        n.start_soon(async {
+            lines[3].set(line!() + 1);
+            let _permit = sem.acquire().await?;
+            Ok(())
+        });
+        n.start_soon(async {
+            lines[4].set(line!() + 1);
+            tx.send(7).await?;
+            Ok(())
+        });
+        let tree = tree().await?;
+        assert_has(&tree, "Event.wait", lines[0].get());
+        assert_has(&tree, "Lock.acquire", lines[1].get());
+        assert_has(&tree, "MemoryReceiveChannel.receive", lines[2].get());
+        assert_has(&tree, "Semaphore.acquire", lines[3].get());
+        assert_has(&tree, "MemorySendChannel.send", lines[4].get());
+        assert!(!tree.contains("trio/src/"), "{tree}");
+        n.cancel_scope().cancel();
         Ok(())
-    });
+    })
+    .await?;
+    Ok(())
 }
 
-#[test]
-fn other_blocking_methods_show_the_callers_line() {
-    run(async {
-        let fifo = StrictFifoLock::new();
-        let raw_lock = Lock::new();
-        let cond = Condition::new();
-        let limiter = CapacityLimiter::new(1)?;
-        let thread_limiter = CapacityLimiter::new(1)?;
-        let lot = ParkingLot::new();
-        let raw_sem = Semaphore::new(0);
-        let (_tx, rx) = open_memory_channel::<u32>(0);
-        let lines: [Cell<u32>; 9] = Default::default();
-        open_nursery(async |n| {
-            let _fifo = fifo.try_acquire()?;
-            let _raw = raw_lock.try_acquire()?;
-            let _token = limiter.try_acquire()?;
-            let _thread_token = thread_limiter.try_acquire()?;
-            n.start_soon(async {
-                lines[0].set(line!() + 1);
-                let _g = fifo.acquire().await?;
-                Ok(())
-            });
-            n.start_soon(async {
-                lines[1].set(line!() + 1);
-                raw_lock.acquire_raw().await?;
-                raw_lock.release()
-            });
-            n.start_soon(async {
-                let _held = cond.acquire().await?;
-                lines[2].set(line!() + 1);
-                cond.wait().await
-            });
-            n.start_soon(async {
-                lines[3].set(line!() + 1);
-                let _t = limiter.acquire().await?;
-                Ok(())
-            });
-            n.start_soon(async {
-                lines[4].set(line!() + 1);
-                lot.park().await
-            });
-            n.start_soon(async {
-                lines[5].set(line!() + 1);
-                raw_sem.acquire_raw().await
-            });
-            n.start_soon(async {
-                lines[6].set(line!() + 1);
-                rx.next().await.transpose()?;
-                Ok(())
-            });
-            n.start_soon(async {
-                let borrower = Borrower::unique();
-                lines[7].set(line!() + 1);
-                limiter.acquire_on_behalf_of(borrower).await
-            });
-            n.start_soon(async {
-                let builder = trio::to_thread::Builder::new().limiter(thread_limiter.clone());
-                lines[8].set(line!() + 1);
-                builder.run_sync(|| ()).await
-            });
-            let tree = tree().await?;
-            assert_has(&tree, "StrictFifoLock.acquire", lines[0].get());
-            assert_has(&tree, "Lock.acquire_raw", lines[1].get());
-            assert_has(&tree, "Condition.wait", lines[2].get());
-            assert_has(&tree, "CapacityLimiter.acquire", lines[3].get());
-            assert_has(&tree, "ParkingLot.park", lines[4].get());
-            assert_has(&tree, "Semaphore.acquire_raw", lines[5].get());
-            assert_has(&tree, "MemoryReceiveChannel.next", lines[6].get());
-            assert_has(
-                &tree,
-                "CapacityLimiter.acquire_on_behalf_of",
-                lines[7].get(),
-            );
-            assert_has(&tree, "to_thread.run_sync", lines[8].get());
-            assert!(!tree.contains("trio/src/"), "{tree}");
-            n.cancel_scope().cancel();
+#[trio::test(autojump)]
+async fn other_blocking_methods_show_the_callers_line() -> trio::Result<()> {
+    let fifo = StrictFifoLock::new();
+    let raw_lock = Lock::new();
+    let cond = Condition::new();
+    let limiter = CapacityLimiter::new(1)?;
+    let thread_limiter = CapacityLimiter::new(1)?;
+    let lot = ParkingLot::new();
+    let raw_sem = Semaphore::new(0);
+    let (_tx, rx) = open_memory_channel::<u32>(0);
+    let lines: [Cell<u32>; 9] = Default::default();
+    open_nursery(async |n| {
+        let _fifo = fifo.try_acquire()?;
+        let _raw = raw_lock.try_acquire()?;
+        let _token = limiter.try_acquire()?;
+        let _thread_token = thread_limiter.try_acquire()?;
+        n.start_soon(async {
+            lines[0].set(line!() + 1);
+            let _g = fifo.acquire().await?;
             Ok(())
-        })
-        .await?;
-        Ok(())
-    });
-}
-
-#[test]
-fn a_notified_condition_waiter_still_shows_its_wait() {
-    run(async {
-        let cond = Condition::new();
-        let line = Cell::new(0);
-        open_nursery(async |n| {
-            n.start_soon(async {
-                let _held = cond.acquire().await?;
-                line.set(line!() + 1);
-                cond.wait().await
-            });
-            wait_all_tasks_blocked().await?;
-            // Notified while we hold the lock: the waiter now waits for the
-            // lock, still inside its `wait` call.
+        });
+        n.start_soon(async {
+            lines[1].set(line!() + 1);
+            raw_lock.acquire_raw().await?;
+            raw_lock.release()
+        });
+        n.start_soon(async {
             let _held = cond.acquire().await?;
-            cond.notify_all()?;
-            let tree = tree().await?;
-            assert_has(&tree, "Condition.wait", line.get());
-            n.cancel_scope().cancel();
+            lines[2].set(line!() + 1);
+            cond.wait().await
+        });
+        n.start_soon(async {
+            lines[3].set(line!() + 1);
+            let _t = limiter.acquire().await?;
             Ok(())
-        })
-        .await?;
+        });
+        n.start_soon(async {
+            lines[4].set(line!() + 1);
+            lot.park().await
+        });
+        n.start_soon(async {
+            lines[5].set(line!() + 1);
+            raw_sem.acquire_raw().await
+        });
+        n.start_soon(async {
+            lines[6].set(line!() + 1);
+            rx.next().await.transpose()?;
+            Ok(())
+        });
+        n.start_soon(async {
+            let borrower = Borrower::unique();
+            lines[7].set(line!() + 1);
+            limiter.acquire_on_behalf_of(borrower).await
+        });
+        n.start_soon(async {
+            let builder = trio::to_thread::Builder::new().limiter(thread_limiter.clone());
+            lines[8].set(line!() + 1);
+            builder.run_sync(|| ()).await
+        });
+        let tree = tree().await?;
+        assert_has(&tree, "StrictFifoLock.acquire", lines[0].get());
+        assert_has(&tree, "Lock.acquire_raw", lines[1].get());
+        assert_has(&tree, "Condition.wait", lines[2].get());
+        assert_has(&tree, "CapacityLimiter.acquire", lines[3].get());
+        assert_has(&tree, "ParkingLot.park", lines[4].get());
+        assert_has(&tree, "Semaphore.acquire_raw", lines[5].get());
+        assert_has(&tree, "MemoryReceiveChannel.next", lines[6].get());
+        assert_has(
+            &tree,
+            "CapacityLimiter.acquire_on_behalf_of",
+            lines[7].get(),
+        );
+        assert_has(&tree, "to_thread.run_sync", lines[8].get());
+        assert!(!tree.contains("trio/src/"), "{tree}");
+        n.cancel_scope().cancel();
         Ok(())
-    });
+    })
+    .await?;
+    Ok(())
+}
+
+#[trio::test(autojump)]
+async fn a_notified_condition_waiter_still_shows_its_wait() -> trio::Result<()> {
+    let cond = Condition::new();
+    let line = Cell::new(0);
+    open_nursery(async |n| {
+        n.start_soon(async {
+            let _held = cond.acquire().await?;
+            line.set(line!() + 1);
+            cond.wait().await
+        });
+        wait_all_tasks_blocked().await?;
+        // Notified while we hold the lock: the waiter now waits for the
+        // lock, still inside its `wait` call.
+        let _held = cond.acquire().await?;
+        cond.notify_all()?;
+        let tree = tree().await?;
+        assert_has(&tree, "Condition.wait", line.get());
+        n.cancel_scope().cancel();
+        Ok(())
+    })
+    .await?;
+    Ok(())
 }
 
 #[test]

@@ -11,7 +11,7 @@ pub fn mock_run<T>(f: impl Future<Output = trio::Result<T>>) -> trio::Result<T> 
 }
 
 /// Runs `f` on an autojumping MockClock and unwraps its result.
-pub fn run<T>(f: impl Future<Output = trio::Result<T>>) -> T {
+pub fn run_autojump<T>(f: impl Future<Output = trio::Result<T>>) -> T {
     mock_run(f).unwrap()
 }
 
