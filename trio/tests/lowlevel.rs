@@ -53,7 +53,7 @@ fn sleeping_on_the_mock_clock() {
 }
 
 #[trio::test(autojump)]
-async fn sleepers_wake_in_deadline_order_then_fifo() -> trio::Result<()> {
+async fn sleepers_wake_in_deadline_order() -> trio::Result<()> {
     let log = Log::default();
     open_nursery(async |n| {
         for (name, t) in [("c", 3.0), ("a", 1.0), ("b1", 2.0), ("b2", 2.0)] {
