@@ -58,6 +58,7 @@ impl CancelStatusGuard {
         cancel_called: bool,
         deadline: Instant,
     ) -> CancelStatusGuard {
+        rt.settle_lazy();
         let parent = rt.current_cancel_status.get();
         let owner = rt.current_task.get();
         let now = if deadline.is_finite() {

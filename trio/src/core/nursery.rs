@@ -41,6 +41,24 @@
 //! waited for), then resumed in the parent with its original payload.
 //! Exiting is a schedule point only: it never fails with `Cancelled` by
 //! itself.
+//!
+//! # Lazy registration
+//!
+//! A nursery's run-side records (its `NurseryRecord` and its cancel status)
+//! are made only when something needs them, so a nursery whose body
+//! finishes in its first poll without spawning costs no table work. Until
+//! then, the body runs under the enclosing cancel status, which is
+//! equivalent: an unregistered nursery's scope has no deadline, no shield,
+//! and cannot have been cancelled (cancelling needs its scope handle or a
+//! failing child, both of which register it), and nothing is attached under
+//! it. To keep that last point, anything that would attach to the current
+//! cancel status or change the polling context registers the nursery first,
+//! through [`Runtime::settle_lazy`]: entering a cancel scope, a park,
+//! opening or polling a nursery, the task-tree queries. So does a body that
+//! is still pending after its poll (only its first poll can be lazy),
+//! spawning, asking for the scope handle or the nursery's info, and a
+//! failure. While a lazy body is polled, its nursery is the last entry of
+//! `Runtime::lazy_nurseries`, and every earlier entry has registered.
 
 use crate::core::cancel::CancelScope;
 use crate::core::cancel_status::{CancelStatusId, CancelStatusKind, NewCancelStatus};
@@ -181,15 +199,135 @@ struct Child<'env> {
 
 pub(crate) struct NurseryInner<'env> {
     run_id: u32,
-    id: NurseryId,
-    cancel_status: CancelStatusId,
+    /// The nursery's record and cancel status, once registered (see
+    /// "Lazy registration" in the module docs).
+    ids: Cell<Option<(NurseryId, CancelStatusId)>>,
+    /// The cancel status and task current when the nursery was opened:
+    /// where it registers if it does so after its lazy poll.
+    parent_status: CancelStatusId,
+    owner: TaskId,
+    location: &'static Location<'static>,
     children: RefCell<Vec<Option<Child<'env>>>>,
     free: RefCell<Vec<u32>>,
     closed: Cell<bool>,
     scope: OnceCell<CancelScope>,
 }
 
+/// A nursery being polled lazily: an entry of `Runtime::lazy_nurseries`.
+#[derive(Copy, Clone)]
+pub(crate) struct LazyNursery {
+    /// The `NurseryInner`'s address (it outlives the entry).
+    token: usize,
+    location: &'static Location<'static>,
+    /// Its ids once registered.
+    made: Option<(NurseryId, CancelStatusId)>,
+}
+
+impl Runtime {
+    /// Registers the nursery whose body is being polled lazily, if any, so
+    /// that the current cancel status is the one to attach to (see "Lazy
+    /// registration" in the module docs). One check when there is none.
+    #[inline]
+    pub(crate) fn settle_lazy(&self) {
+        if self.lazy_pending.get() {
+            self.settle_lazy_slow();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn settle_lazy_slow(&self) {
+        self.lazy_pending.set(false);
+        let top = self.lazy_nurseries.borrow().last().copied();
+        let Some(top) = top else { return };
+        if top.made.is_some() {
+            return;
+        }
+        // Inside the body's poll: the current status and task are the
+        // nursery's parent and owner.
+        let parent = self.current_cancel_status.get();
+        let owner = self.current_task.get();
+        let ids = self.with_state(|st| st.register_nursery(parent, owner, top.location, false));
+        self.current_cancel_status.set(ids.1);
+        if let Some(last) = self.lazy_nurseries.borrow_mut().last_mut() {
+            last.made = Some(ids);
+        }
+    }
+}
+
+impl State {
+    /// Makes the records of a nursery: its cancel status and its entry.
+    fn register_nursery(
+        &mut self,
+        parent: CancelStatusId,
+        owner: TaskId,
+        location: &'static Location<'static>,
+        hidden: bool,
+    ) -> (NurseryId, CancelStatusId) {
+        let spec = NewCancelStatus::plain(Some(parent), CancelStatusKind::Nursery, owner);
+        let status = self.enter_cancel_status(spec, Instant::NEG_INFINITY);
+        let ready = self.take_list();
+        let id = self.nurseries.insert(NurseryRecord {
+            owner,
+            cancel_status: status,
+            ready,
+            woken: false,
+            waker: WakeTarget::NONE,
+            closed: false,
+            live: 0,
+            pending_starts: 0,
+            hidden,
+            location,
+        });
+        (id, status)
+    }
+}
+
 impl<'env> NurseryInner<'env> {
+    /// The nursery's ids, registering it first if it has not yet.
+    fn ensure_made(&self, rt: &Runtime) -> (NurseryId, CancelStatusId) {
+        if let Some(ids) = self.ids.get() {
+            return ids;
+        }
+        let token = std::ptr::from_ref(self).addr();
+        let find = |rt: &Runtime| {
+            let lazy = rt.lazy_nurseries.borrow();
+            lazy.iter()
+                .rposition(|l| l.token == token)
+                .map(|i| (i, lazy[i].made, i + 1 == lazy.len()))
+        };
+        let ids = match find(rt) {
+            Some((_, Some(ids), _)) => ids,
+            Some((i, None, top)) => {
+                // Its body is being polled: register in place.
+                if top {
+                    rt.settle_lazy_slow();
+                }
+                match find(rt) {
+                    Some((_, Some(ids), _)) => ids,
+                    _ => {
+                        let ids = rt.with_state(|st| {
+                            st.register_nursery(
+                                self.parent_status,
+                                self.owner,
+                                self.location,
+                                false,
+                            )
+                        });
+                        rt.lazy_nurseries.borrow_mut()[i].made = Some(ids);
+                        ids
+                    }
+                }
+            }
+            // Not being polled (its body has finished).
+            None => rt.with_state(|st| {
+                st.register_nursery(self.parent_status, self.owner, self.location, false)
+            }),
+        };
+        self.ids.set(Some(ids));
+        ids
+    }
+
     fn alloc_slot(&self) -> u32 {
         if let Some(slot) = self.free.borrow_mut().pop() {
             return slot;
@@ -214,8 +352,8 @@ impl<'env> NurseryInner<'env> {
         if rt.run_id != self.run_id {
             return Err(Error::usage("this nursery belongs to another run"));
         }
+        let (id, _) = self.ensure_made(&rt);
         let slot = self.alloc_slot();
-        let id = self.id;
         // Instruments see the task spawned, then scheduled (as in Trio), so
         // with instruments the wake waits until they have been told.
         let instrumented = rt.instruments_on.get();
@@ -281,7 +419,7 @@ impl Clone for Nursery<'_> {
 impl fmt::Debug for Nursery<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Nursery")
-            .field("id", &self.inner.id)
+            .field("id", &self.inner.ids.get().map(|(id, _)| id))
             .field("closed", &self.inner.closed.get())
             .field(
                 "children",
@@ -475,7 +613,7 @@ impl<'env> Nursery<'env> {
         if rt.run_id != self.inner.run_id {
             return Err(Error::usage("this nursery belongs to another run"));
         }
-        let _pending = PendingStart::new(&rt, self.inner.id);
+        let _pending = PendingStart::new(&rt, self.inner.ensure_made(&rt).0);
         let slot = Rc::new(StartSlot {
             value: Cell::new(None),
             started: Cell::new(false),
@@ -514,7 +652,8 @@ impl<'env> Nursery<'env> {
             .scope
             .get_or_init(|| match runtime::with_runtime(Rc::clone) {
                 Some(rt) if rt.run_id == self.inner.run_id => {
-                    CancelScope::for_cancel_status(&rt, self.inner.cancel_status)
+                    let (_, status) = self.inner.ensure_made(&rt);
+                    CancelScope::for_cancel_status(&rt, status)
                 }
                 _ => {
                     // Not in its run: a handle to a scope that has ended.
@@ -538,7 +677,15 @@ impl<'env> Nursery<'env> {
 
     /// The nursery as seen by the task-tree API.
     pub fn info(&self) -> NurseryInfo {
-        NurseryInfo::new(self.inner.run_id, self.inner.id)
+        let id = match runtime::with_runtime(Rc::clone) {
+            Some(rt) if rt.run_id == self.inner.run_id => self.inner.ensure_made(&rt).0,
+            _ => self
+                .inner
+                .ids
+                .get()
+                .map_or(crate::core::slab::Key::DANGLING, |(id, _)| id),
+        };
+        NurseryInfo::new(self.inner.run_id, id)
     }
 }
 
@@ -704,33 +851,27 @@ pub(crate) struct Driver<'env> {
 
 impl<'env> Driver<'env> {
     fn open(rt: &Rc<Runtime>, hidden: bool, location: &'static Location<'static>) -> Driver<'env> {
+        // Opening inside a lazy body attaches under that body's nursery.
+        rt.settle_lazy();
         let parent_status = rt.current_cancel_status.get();
         let owner = rt.current_task.get();
-        let (id, status, batch) = rt.with_state(|st| {
-            let spec =
-                NewCancelStatus::plain(Some(parent_status), CancelStatusKind::Nursery, owner);
-            let status = st.enter_cancel_status(spec, Instant::NEG_INFINITY);
-            let ready = st.take_list();
-            let id = st.nurseries.insert(NurseryRecord {
-                owner,
-                cancel_status: status,
-                ready,
-                woken: false,
-                waker: WakeTarget::NONE,
-                closed: false,
-                live: 0,
-                pending_starts: 0,
-                hidden,
-                location,
-            });
-            (id, status, st.take_list())
-        });
+        // `start`'s hidden nursery registers at once; others when needed.
+        let (ids, batch) = if hidden {
+            rt.with_state(|st| {
+                let ids = st.register_nursery(parent_status, owner, location, true);
+                (Some(ids), st.take_list())
+            })
+        } else {
+            (None, Vec::new())
+        };
         Driver {
             rt: rt.clone(),
             inner: Rc::new(NurseryInner {
                 run_id: rt.run_id,
-                id,
-                cancel_status: status,
+                ids: Cell::new(ids),
+                parent_status,
+                owner,
+                location,
                 children: RefCell::new(Vec::new()),
                 free: RefCell::new(Vec::new()),
                 closed: Cell::new(false),
@@ -758,7 +899,7 @@ impl<'env> Driver<'env> {
     }
 
     fn cancel_own_scope(&self) {
-        let status = self.inner.cancel_status;
+        let (_, status) = self.inner.ensure_made(&self.rt);
         self.rt.with_state(|st| st.cancel(status));
     }
 
@@ -782,18 +923,13 @@ impl<'env> Driver<'env> {
             self.close();
             return Poll::Ready(());
         }
-        let id = self.inner.id;
+        // Polling this nursery inside a lazy body changes the context.
+        rt.settle_lazy();
+        let ids = self.inner.ids.get();
         let mut batch = std::mem::take(&mut self.batch);
-        rt.with_state(|st| {
-            let (run_id, shared_addr) = (st.run_id, st.shared_addr);
-            if let Some(n) = st.nurseries.get_mut(id) {
-                let old = n.waker.update(cx.waker(), run_id, shared_addr);
-                std::mem::swap(&mut n.ready, &mut batch);
-                n.woken = false;
-                st.retire(old);
-            }
-            st.shuffle(&mut batch);
-        });
+        if let Some((id, _)) = ids {
+            rt.with_state(|st| self.register_poll(st, id, cx, &mut batch));
+        }
         // Put back the current task and cancel status however this poll ends (a
         // panic may unwind through it, from a hook, say).
         let _restore = RestoreCurrent::new(&rt);
@@ -803,8 +939,52 @@ impl<'env> Driver<'env> {
         if !self.body_done
             && let Some(b) = body.as_mut()
         {
-            rt.current_cancel_status.set(self.inner.cancel_status);
+            match ids {
+                Some((_, status)) => rt.current_cancel_status.set(status),
+                None => {
+                    // Lazy: the body runs under the current status until
+                    // something needs the nursery registered.
+                    rt.lazy_nurseries.borrow_mut().push(LazyNursery {
+                        token: Rc::as_ptr(&self.inner).addr(),
+                        location: self.inner.location,
+                        made: None,
+                    });
+                    rt.lazy_pending.set(true);
+                }
+            }
             let r = catch_unwind(AssertUnwindSafe(|| b.as_mut().poll(cx)));
+            if ids.is_none() {
+                // Only a finished body stays unregistered.
+                if matches!(r, Ok(Poll::Pending)) {
+                    rt.settle_lazy();
+                }
+                let entry = rt.lazy_nurseries.borrow_mut().pop();
+                rt.lazy_pending.set(false);
+                if let Some(made) = entry.and_then(|e| e.made) {
+                    self.inner.ids.set(Some(made));
+                }
+                if let Some((id, _)) = self.inner.ids.get() {
+                    // Registered during the poll: take the waker now, and
+                    // pass on a wake that came before it (a spawn).
+                    rt.with_state(|st| {
+                        let (run_id, shared_addr) = (st.run_id, st.shared_addr);
+                        let target = st.nurseries.get_mut(id).map(|n| {
+                            let old = n.waker.update(cx.waker(), run_id, shared_addr);
+                            let woke = n.woken.then(|| std::mem::take(&mut n.waker));
+                            (old, woke)
+                        });
+                        if let Some((old, woke)) = target {
+                            st.retire(old);
+                            if let Some(w) = woke {
+                                st.wake_target(w);
+                            }
+                        }
+                        if batch.capacity() == 0 {
+                            batch = st.take_list();
+                        }
+                    });
+                }
+            }
             match r {
                 Ok(Poll::Pending) => {}
                 Ok(Poll::Ready(Ok(v))) => {
@@ -831,11 +1011,14 @@ impl<'env> Driver<'env> {
         if !self.body_done {
             return Poll::Pending;
         }
-        let idle = rt.with_state(|st| {
-            st.nurseries
-                .get(id)
-                .is_none_or(|n| n.live == 0 && n.pending_starts == 0)
-        });
+        let idle = match self.inner.ids.get() {
+            None => true,
+            Some((id, _)) => rt.with_state(|st| {
+                st.nurseries
+                    .get(id)
+                    .is_none_or(|n| n.live == 0 && n.pending_starts == 0)
+            }),
+        };
         if !idle {
             self.waited_since_body = true;
             return Poll::Pending;
@@ -849,6 +1032,19 @@ impl<'env> Driver<'env> {
         }
         rt.count_checkpoint(true, false);
         Poll::Ready(())
+    }
+
+    /// Takes the waker of this poll and the ready list, for a registered
+    /// nursery.
+    fn register_poll(&self, st: &mut State, id: NurseryId, cx: &Context<'_>, batch: &mut Vec<u32>) {
+        let (run_id, shared_addr) = (st.run_id, st.shared_addr);
+        if let Some(n) = st.nurseries.get_mut(id) {
+            let old = n.waker.update(cx.waker(), run_id, shared_addr);
+            std::mem::swap(&mut n.ready, batch);
+            n.woken = false;
+            st.retire(old);
+        }
+        st.shuffle(batch);
     }
 
     fn poll_child(&mut self, rt: &Rc<Runtime>, slot: u32) {
@@ -868,7 +1064,8 @@ impl<'env> Driver<'env> {
             }
         });
         rt.current_task.set(task);
-        rt.current_cancel_status.set(self.inner.cancel_status);
+        let (id, status) = self.inner.ensure_made(rt);
+        rt.current_cancel_status.set(status);
         let waker = rt.waker_for(task);
         let mut ccx = Context::from_waker(&waker);
         rt.instrument(|i, rt| i.before_task_step(Task::from_id(rt, task)));
@@ -892,7 +1089,6 @@ impl<'env> Driver<'env> {
         rt.instrument(|i, rt| i.after_task_step(Task::from_id(rt, task)));
         self.inner.children.borrow_mut()[slot as usize] = None;
         self.inner.free.borrow_mut().push(slot);
-        let id = self.inner.id;
         rt.with_state(|st| st.child_exited(id, task));
         // Exit hooks are user code too: a panic in one is the task's panic,
         // reported by this nursery like any other.
@@ -918,19 +1114,21 @@ impl<'env> Driver<'env> {
         if self.inner.closed.replace(true) {
             return;
         }
-        let id = self.inner.id;
-        self.rt.with_state(|st| {
-            if let Some(n) = st.nurseries.get_mut(id) {
-                n.closed = true;
-            }
-        });
+        if let Some((id, _)) = self.inner.ids.get() {
+            self.rt.with_state(|st| {
+                if let Some(n) = st.nurseries.get_mut(id) {
+                    n.closed = true;
+                }
+            });
+        }
     }
 
     /// Moves every child into `target` (used by `start` once the child has
     /// called `started`). Does nothing, and returns false, if the caller's
     /// scope is cancelled: the child then finishes where it is.
     fn transfer_children_to(&mut self, target: &NurseryInner<'env>) -> bool {
-        let (from, from_status) = (self.inner.id, self.inner.cancel_status);
+        let (from, from_status) = self.inner.ensure_made(&self.rt);
+        let (target_id, target_status) = target.ensure_made(&self.rt);
         let cancelled = self.rt.with_state(|st| st.is_cancelled(from_status));
         if cancelled || target.closed.get() {
             return false;
@@ -949,13 +1147,12 @@ impl<'env> Driver<'env> {
             let slot = target.alloc_slot();
             let task = child.task;
             self.rt
-                .with_state(|st| st.child_moved(task, from, target.id, slot));
+                .with_state(|st| st.child_moved(task, from, target_id, slot));
             target.children.borrow_mut()[slot as usize] = Some(child);
         }
         self.inner.free.borrow_mut().clear();
         self.inner.children.borrow_mut().clear();
         // Scopes the child entered while starting now hang under the target.
-        let target_status = target.cancel_status;
         self.rt.with_state(|st| {
             let kids = st
                 .cancel_statuses
@@ -976,8 +1173,21 @@ impl<'env> Driver<'env> {
         if let Some(scope) = self.inner.scope.get() {
             scope.mark_exited();
         }
-        let error = Error::group(std::mem::take(&mut self.errors));
-        let (id, status) = (self.inner.id, self.inner.cancel_status);
+        let error = if self.errors.is_empty() {
+            None
+        } else {
+            Error::group(std::mem::take(&mut self.errors))
+        };
+        let Some((id, status)) = self.inner.ids.get() else {
+            // Never registered: no failure (that registers), nothing to exit.
+            if let Some(payload) = self.panic.take() {
+                resume_unwind(payload);
+            }
+            return match error {
+                Some(e) => Err(e),
+                None => Ok(body_out),
+            };
+        };
         let batch = std::mem::take(&mut self.batch);
         // Whether the scope caught anything does not matter here: a body
         // cancelled by the nursery's own scope returns `Ok(None)` either way.
@@ -1020,7 +1230,9 @@ impl Drop for Driver<'_> {
             .collect();
         let tasks: Vec<TaskId> = children.iter().map(|c| c.task).collect();
         drop(children);
-        let (id, status) = (self.inner.id, self.inner.cancel_status);
+        let Some((id, status)) = self.inner.ids.get() else {
+            return;
+        };
         self.rt.with_state(|st| {
             for &t in &tasks {
                 st.tasks.remove(t);

@@ -337,6 +337,7 @@ where
     A: FnMut(WaitKey, AbortReason) -> Abort,
 {
     fn poll_in(&mut self, rt: &Runtime, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        rt.settle_lazy();
         let status = rt.current_cancel_status.get();
         let key = self.key.park;
         // One pass over the record (one borrow, on the common path): take

@@ -179,6 +179,8 @@ impl Runner {
             callback_task: Cell::new(Key::DANGLING),
             schedule_points: Cell::new(0),
             cancel_points: Cell::new(0),
+            lazy_nurseries: RefCell::new(Vec::new()),
+            lazy_pending: Cell::new(false),
             exit_hooks: RefCell::new(Vec::new()),
             has_exit_hooks: Cell::new(false),
             watches: RefCell::new(Vec::new()),

@@ -26,6 +26,8 @@ fn with_state_of<R>(run_id: u32, f: impl FnOnce(&runtime::State) -> Option<R>) -
         if rt.run_id != run_id {
             return None;
         }
+        // A nursery whose body is running shows in the tree.
+        rt.settle_lazy();
         f(&rt.state.borrow())
     })
     .flatten()

@@ -65,6 +65,8 @@ impl fmt::Debug for TaskTree {
 /// The current run's task tree.
 pub fn task_tree() -> Result<TaskTree> {
     let rt = runtime::current()?;
+    // A nursery whose body is running shows in the tree.
+    rt.settle_lazy();
     let running = rt.current_task.get();
     Ok(snapshot(&rt, Some(running)))
 }
