@@ -1001,8 +1001,10 @@ impl<'env> Driver<'env> {
                 }
             }
         }
-        for &slot in &batch {
-            self.poll_child(&rt, slot);
+        if let Some(ids) = self.inner.ids.get() {
+            for &slot in &batch {
+                self.poll_child(&rt, ids, slot);
+            }
         }
         drop(_restore);
         batch.clear();
@@ -1027,7 +1029,7 @@ impl<'env> Driver<'env> {
         if !self.waited_since_body {
             // Exiting is a schedule point, even when nothing had to be waited for.
             self.waited_since_body = true;
-            cx.waker().wake_by_ref();
+            rt.wake_by_ref(cx.waker());
             return Poll::Pending;
         }
         rt.count_checkpoint(true, false);
@@ -1047,7 +1049,7 @@ impl<'env> Driver<'env> {
         st.shuffle(batch);
     }
 
-    fn poll_child(&mut self, rt: &Rc<Runtime>, slot: u32) {
+    fn poll_child(&mut self, rt: &Rc<Runtime>, ids: (NurseryId, CancelStatusId), slot: u32) {
         let taken = {
             let mut children = self.inner.children.borrow_mut();
             children
@@ -1064,7 +1066,7 @@ impl<'env> Driver<'env> {
             }
         });
         rt.current_task.set(task);
-        let (id, status) = self.inner.ensure_made(rt);
+        let (id, status) = ids;
         rt.current_cancel_status.set(status);
         let waker = rt.waker_for(task);
         let mut ccx = Context::from_waker(&waker);

@@ -448,7 +448,9 @@ impl Future for Yield {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         if !self.yielded {
             self.yielded = true;
-            cx.waker().wake_by_ref();
+            if runtime::with_runtime(|rt| rt.wake_by_ref(cx.waker())).is_none() {
+                cx.waker().wake_by_ref();
+            }
             return Poll::Pending;
         }
         let check = self.check_cancel;

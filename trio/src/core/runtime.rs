@@ -500,6 +500,29 @@ impl Runtime {
         true
     }
 
+    /// `waker.wake_by_ref()`, applied in place when it is one of this run's
+    /// plain task wakers (no trip through the waker's vtable and the
+    /// thread-local). Outside any state borrow.
+    #[inline]
+    pub(crate) fn wake_by_ref(&self, waker: &Waker) {
+        match classify(waker) {
+            Some(OurWaker::Plain(w)) if w.run == self.run_id as u16 => {
+                let task = w.task_ref();
+                let current = self.current_task.get();
+                self.with_state(|st| {
+                    if task.index == current.index
+                        && task.generation == current.generation as u16 as u32
+                    {
+                        st.wake_task(current);
+                    } else {
+                        st.wake_ref(task);
+                    }
+                });
+            }
+            _ => waker.wake_by_ref(),
+        }
+    }
+
     /// Runs `f` on the state, then wakes any foreign wakers it queued and
     /// reports scheduled tasks to instruments, after the borrow has ended.
     #[inline]

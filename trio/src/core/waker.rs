@@ -79,6 +79,10 @@ impl WakerWord {
         }
     }
 
+    pub(crate) fn task_ref(self) -> WakeRef {
+        self.wake_ref()
+    }
+
     fn wake_ref(self) -> WakeRef {
         WakeRef {
             index: self.index,
