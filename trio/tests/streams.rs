@@ -444,3 +444,58 @@ async fn a_generic_echo_works_on_memory_and_boxed_streams() -> trio::Result<()> 
     .await?;
     Ok(())
 }
+
+// ----- listeners and their boxed form ---------------------------------------------
+
+/// A listener that hands out the ends of memory stream pairs queued by the
+/// test (the other ends go to the "clients").
+struct MemoryListener {
+    incoming: trio::MemoryReceiveChannel<trio::testing::MemoryStream>,
+}
+
+impl AsyncResource for MemoryListener {
+    async fn aclose(&self) -> trio::Result<()> {
+        self.incoming.aclose().await
+    }
+}
+
+impl trio::stream::Listener for MemoryListener {
+    type Stream = trio::testing::MemoryStream;
+    async fn accept(&self) -> trio::Result<Self::Stream> {
+        self.incoming.receive().await
+    }
+}
+
+#[trio::test(autojump)]
+async fn a_boxed_listener_accepts_boxed_streams() -> trio::Result<()> {
+    use trio::stream::{BoxListener, Listener};
+    let (tx, rx) = trio::open_memory_channel(1);
+    let listener: BoxListener = Box::new(MemoryListener { incoming: rx });
+    let (server_end, client_end) = memory_stream_pair();
+    assert!(tx.send(server_end).await.is_ok());
+    let conn: BoxStream = listener.accept().await?;
+    client_end.send_all(b"hi").await?;
+    assert_eq!(recv(&conn, 8).await?, b"hi");
+    listener.aclose().await?;
+    let Err(e) = listener.accept().await else {
+        panic!("accept after aclose succeeded");
+    };
+    assert_eq!(e.kind(), ErrorKind::Closed);
+    Ok(())
+}
+
+#[trio::test(autojump)]
+async fn a_cancelled_lockstep_receive_leaves_the_senders_data() -> trio::Result<()> {
+    let (s, r) = lockstep_stream_one_way_pair();
+    trio::open_nursery(async |n| {
+        n.start_soon(s.send_all(b"waiting"));
+        settle().await; // the sender has queued its data and blocks
+        let scope = CancelScope::new();
+        scope.cancel();
+        assert_eq!(scope.run(recv(&r, 16)).await?, None);
+        assert_eq!(recv(&r, 16).await?, b"waiting");
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}

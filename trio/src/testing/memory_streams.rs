@@ -257,7 +257,9 @@ impl MemorySendStream {
 
     /// Closes the stream (synchronously, not a checkpoint), then calls the
     /// close hook. Later sends fail with `Closed`; [`get_data`](Self::get_data)
-    /// drains the buffer, then returns an empty `Vec` (the end).
+    /// drains the buffer, then returns an empty `Vec` (the end). The stream
+    /// itself never blocks a send; a `send_all` blocked in a hook of yours
+    /// is not interrupted (as in Trio): make the hook watch for the close.
     pub fn close(&self) {
         self.inner.outgoing.close();
         call_sync_hook(&self.inner.close_hook);
