@@ -60,6 +60,9 @@ pub enum ErrorKind {
     Deadlock,
     /// An I/O error from the operating system.
     Io,
+    /// The resource cannot do this at all (a stream without half-close asked
+    /// for [`send_eof`](crate::stream::Stream::send_eof), say).
+    Unsupported,
     /// Any other error, typically one of the user's own.
     Other,
 }
@@ -365,6 +368,7 @@ impl From<Error> for std::io::Error {
             ErrorKind::InvalidArgument => std::io::ErrorKind::InvalidInput,
             ErrorKind::Broken => std::io::ErrorKind::BrokenPipe,
             ErrorKind::TooSlow => std::io::ErrorKind::TimedOut,
+            ErrorKind::Unsupported => std::io::ErrorKind::Unsupported,
             _ => std::io::ErrorKind::Other,
         };
         std::io::Error::new(kind, StdError(e))

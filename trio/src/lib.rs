@@ -88,6 +88,7 @@ pub mod from_thread;
 pub mod guarantees;
 pub mod lowlevel;
 mod race;
+pub mod stream;
 pub mod sync;
 pub mod testing;
 mod time;

@@ -53,8 +53,8 @@ pub use condition::{Condition, ConditionStatistics};
 pub use event::{Event, EventStatistics};
 pub use lock::{Lock, LockGuard, LockStatistics, StrictFifoLock};
 pub use mutex::{Mutex, MutexGuard};
-pub(crate) use parking_lot::WaitSite;
 pub use parking_lot::{ParkingLot, ParkingLotStatistics};
+pub(crate) use parking_lot::{WaitQueue, WaitSite};
 pub use semaphore::{Semaphore, SemaphorePermit, SemaphoreStatistics};
 
 /// What a non-blocking attempt came to, inside the crate. "Would block" is
