@@ -497,12 +497,14 @@ pub fn cancel_shielded_checkpoint() -> impl Future<Output = Result<()>> {
 /// A cancel point without a schedule point: fails with `Cancelled` if the
 /// calling code is in a cancelled scope, and otherwise returns at once.
 pub async fn checkpoint_if_cancelled() -> Result<()> {
-    let rt = runtime::current()?;
-    rt.count_checkpoint(false, true);
-    if rt.is_cancelled() {
-        Err(Error::cancelled())
-    } else {
-        Ok(())
+    // One thread-local access and no reference count traffic.
+    match runtime::with_runtime(|rt| {
+        rt.count_checkpoint(false, true);
+        rt.is_cancelled()
+    }) {
+        Some(false) => Ok(()),
+        Some(true) => Err(Error::cancelled()),
+        None => Err(Error::outside_run()),
     }
 }
 
