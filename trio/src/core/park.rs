@@ -429,6 +429,9 @@ pub fn reschedule(key: WaitKey, outcome: Result<()>) -> bool {
     .unwrap_or(false)
 }
 
+/// The abort function of a wait with no abort work to do.
+type PlainAbort = fn(WaitKey, AbortReason) -> Abort;
+
 /// A wait with no abort work to do.
 fn plain_abort(_: WaitKey, _: AbortReason) -> Abort {
     Abort::Succeeded
@@ -550,9 +553,7 @@ pub fn sleep(duration: impl TryIntoDuration) -> impl Future<Output = Result<()>>
     let duration = duration.try_into_duration();
     async move {
         let duration = duration?;
-        let rt = runtime::current()?;
-        let deadline = rt.now() + duration;
-        sleep_with(&rt, "sleep", location, deadline).await
+        timed_park("sleep", location, |rt| rt.now() + duration)?.await
     }
 }
 
@@ -560,29 +561,30 @@ pub fn sleep(duration: impl TryIntoDuration) -> impl Future<Output = Result<()>>
 #[track_caller]
 pub fn sleep_until(deadline: Instant) -> impl Future<Output = Result<()>> {
     let location = Location::caller();
-    async move {
-        let rt = runtime::current()?;
-        sleep_with(&rt, "sleep_until", location, deadline).await
-    }
+    async move { timed_park("sleep_until", location, |_| deadline)?.await }
 }
 
-async fn sleep_with(
-    rt: &Runtime,
+/// A park for the current task that only a deadline (`deadline(rt)`;
+/// infinite: none) or a cancellation ends. One thread-local access, no
+/// reference count traffic.
+fn timed_park(
     label: &'static str,
     location: &'static Location<'static>,
-    deadline: Instant,
-) -> Result<()> {
-    // −∞ has passed like any other past deadline; only +∞ means "never".
-    // (The timer heap keeps finite deadlines only.)
-    let deadline = deadline.max(Instant::from_nanos(i64::MIN + 1));
-    let key = new_park(rt, label, location, deadline);
-    Park {
+    deadline: impl FnOnce(&Runtime) -> Instant,
+) -> Result<Park<PlainAbort>> {
+    let key = runtime::with_runtime(|rt| {
+        // −∞ has passed like any other past deadline; only +∞ means "never".
+        // (The timer heap keeps finite deadlines only.)
+        let deadline = deadline(rt).max(Instant::from_nanos(i64::MIN + 1));
+        new_park(rt, label, location, deadline)
+    })
+    .ok_or_else(Error::outside_run)?;
+    Ok(Park {
         key,
         abort: plain_abort,
         abort_failed: false,
         done: false,
-    }
-    .await
+    })
 }
 
 /// Sleeps until cancelled; returns only `Err(Cancelled)`. Handy as a child
@@ -590,10 +592,7 @@ async fn sleep_with(
 #[track_caller]
 pub fn sleep_forever() -> impl Future<Output = Result<()>> {
     let location = Location::caller();
-    async move {
-        let rt = runtime::current()?;
-        sleep_with(&rt, "sleep_forever", location, Instant::INFINITY).await
-    }
+    async move { timed_park("sleep_forever", location, |_| Instant::INFINITY)?.await }
 }
 
 /// Waits until every other task in the run is blocked, with no timer about
