@@ -549,50 +549,131 @@ pub fn try_current_time() -> Result<Instant> {
 /// `sleep(0)` is just a checkpoint.
 #[track_caller]
 pub fn sleep(duration: impl TryIntoDuration) -> impl Future<Output = Result<()>> {
-    let location = Location::caller();
-    let duration = duration.try_into_duration();
-    async move {
-        let duration = duration?;
-        timed_park("sleep", location, |rt| rt.now() + duration)?.await
-    }
+    TimedWait::new(
+        "sleep",
+        Location::caller(),
+        duration.try_into_duration().map(When::After),
+    )
 }
 
 /// Sleeps until the run's clock reads `deadline`. A checkpoint.
 #[track_caller]
 pub fn sleep_until(deadline: Instant) -> impl Future<Output = Result<()>> {
-    let location = Location::caller();
-    async move { timed_park("sleep_until", location, |_| deadline)?.await }
-}
-
-/// A park for the current task that only a deadline (`deadline(rt)`;
-/// infinite: none) or a cancellation ends. One thread-local access, no
-/// reference count traffic.
-fn timed_park(
-    label: &'static str,
-    location: &'static Location<'static>,
-    deadline: impl FnOnce(&Runtime) -> Instant,
-) -> Result<Park<PlainAbort>> {
-    let key = runtime::with_runtime(|rt| {
-        // −∞ has passed like any other past deadline; only +∞ means "never".
-        // (The timer heap keeps finite deadlines only.)
-        let deadline = deadline(rt).max(Instant::from_nanos(i64::MIN + 1));
-        new_park(rt, label, location, deadline)
-    })
-    .ok_or_else(Error::outside_run)?;
-    Ok(Park {
-        key,
-        abort: plain_abort,
-        abort_failed: false,
-        done: false,
-    })
+    TimedWait::new("sleep_until", Location::caller(), Ok(When::At(deadline)))
 }
 
 /// Sleeps until cancelled; returns only `Err(Cancelled)`. Handy as a child
 /// that just keeps its nursery open.
 #[track_caller]
 pub fn sleep_forever() -> impl Future<Output = Result<()>> {
-    let location = Location::caller();
-    async move { timed_park("sleep_forever", location, |_| Instant::INFINITY)?.await }
+    TimedWait::new(
+        "sleep_forever",
+        Location::caller(),
+        Ok(When::At(Instant::INFINITY)),
+    )
+}
+
+/// When a [`TimedWait`] ends (unless cancelled first).
+enum When {
+    /// At this instant of the run's clock (`Instant::INFINITY`: never).
+    At(Instant),
+    /// This long after its first poll.
+    After(Duration),
+}
+
+/// A wait that only a deadline or a cancellation ends (the sleeps). Nobody
+/// needs its key before it is first polled, so that poll makes the park's
+/// record already registered (one thread-local access, one state borrow),
+/// which is what a [`Park`]'s first poll would leave; later polls are the
+/// `Park`'s own.
+struct TimedWait {
+    label: &'static str,
+    location: &'static Location<'static>,
+    /// Taken by the first poll.
+    when: Option<Result<When>>,
+    park: Option<Park<PlainAbort>>,
+}
+
+impl TimedWait {
+    fn new(label: &'static str, location: &'static Location<'static>, when: Result<When>) -> Self {
+        TimedWait {
+            label,
+            location,
+            when: Some(when),
+            park: None,
+        }
+    }
+}
+
+impl Future for TimedWait {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        if let Some(park) = &mut this.park {
+            return Pin::new(park).poll(cx);
+        }
+        let when = match this.when.take() {
+            Some(Ok(when)) => when,
+            Some(Err(e)) => return Poll::Ready(Err(e)),
+            None => {
+                return Poll::Ready(Err(Error::usage("a sleep was polled after it completed")));
+            }
+        };
+        let (label, location) = (this.label, this.location);
+        let made = runtime::with_runtime(|rt| {
+            rt.settle_lazy();
+            let status = rt.current_cancel_status.get();
+            let task = rt.current_task.get();
+            let deadline = match when {
+                When::At(t) => t,
+                When::After(d) => rt.now() + d,
+            };
+            // −∞ has passed like any other past deadline; only +∞ means
+            // "never". (The timer heap keeps finite deadlines only.)
+            let deadline = deadline.max(Instant::from_nanos(i64::MIN + 1));
+            let park = rt.with_state(|st| {
+                if st.is_cancelled(status) {
+                    // What a `Park` would do: nothing to undo, `Cancelled`.
+                    return None;
+                }
+                let id = st.parks.insert(ParkRecord {
+                    state: ParkState::Waiting,
+                    target: WakeTarget::NONE,
+                    cancel_status: None,
+                    task,
+                    location,
+                    label,
+                    deadline,
+                });
+                if deadline.is_finite() {
+                    st.timers.push(deadline, TimerTarget::Park(id));
+                }
+                st.register_park(id, status, cx.waker());
+                Some(id)
+            });
+            if park.is_none() {
+                rt.count_checkpoint(false, true);
+            }
+            park.map(|park| WaitKey {
+                park,
+                run_id: rt.run_id,
+            })
+        });
+        match made {
+            None => Poll::Ready(Err(Error::outside_run())),
+            Some(None) => Poll::Ready(Err(Error::cancelled())),
+            Some(Some(key)) => {
+                this.park = Some(Park {
+                    key,
+                    abort: plain_abort,
+                    abort_failed: false,
+                    done: false,
+                });
+                Poll::Pending
+            }
+        }
+    }
 }
 
 /// Waits until every other task in the run is blocked, with no timer about
