@@ -49,7 +49,10 @@ use std::time::Duration;
 /// What one look at a parked wait's record decided.
 enum Step {
     Done(Result<()>),
+    /// The abort function must run (outside the borrow).
     Abort,
+    /// A plain wait was cancelled and its record removed.
+    Aborted,
     Waiting,
 }
 
@@ -310,7 +313,19 @@ where
     type Output = Result<()>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let this = self.get_mut();
+        self.get_mut().poll_with::<false>(cx)
+    }
+}
+
+impl<A> Park<A>
+where
+    A: FnMut(WaitKey, AbortReason) -> Abort,
+{
+    /// `poll`; `PLAIN`: the abort function is known to have nothing to
+    /// undo (it would return `Succeeded`), so a cancelled wait ends in the
+    /// same state borrow without calling it.
+    fn poll_with<const PLAIN: bool>(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self;
         if this.done {
             return Poll::Ready(Err(Error::usage("a Park was polled after it completed")));
         }
@@ -318,7 +333,7 @@ where
             if rt.run_id != this.key.run_id {
                 return None;
             }
-            Some(this.poll_in(rt, cx))
+            Some(this.poll_in::<PLAIN>(rt, cx))
         });
         match polled.flatten() {
             Some(p) => p,
@@ -336,7 +351,11 @@ impl<A> Park<A>
 where
     A: FnMut(WaitKey, AbortReason) -> Abort,
 {
-    fn poll_in(&mut self, rt: &Runtime, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    fn poll_in<const PLAIN: bool>(
+        &mut self,
+        rt: &Runtime,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<()>> {
         rt.settle_lazy();
         let status = rt.current_cancel_status.get();
         let key = self.key.park;
@@ -350,7 +369,14 @@ where
                     Some(ParkState::Done(outcome)) => Step::Done(outcome),
                     _ => Step::Done(Err(Error::usage("a Park's record vanished"))),
                 },
-                Some(ParkState::Waiting) if may_abort && st.is_cancelled(status) => Step::Abort,
+                Some(ParkState::Waiting) if may_abort && st.is_cancelled(status) => {
+                    if PLAIN {
+                        st.remove_park(key);
+                        Step::Aborted
+                    } else {
+                        Step::Abort
+                    }
+                }
                 Some(ParkState::Waiting) => {
                     st.register_park(key, status, cx.waker());
                     Step::Waiting
@@ -374,6 +400,11 @@ where
             }
         }
         match step {
+            Step::Aborted => {
+                self.done = true;
+                rt.count_checkpoint(false, true);
+                Poll::Ready(Err(Error::cancelled()))
+            }
             Step::Done(outcome) => {
                 self.done = true;
                 rt.count_checkpoint(true, true);
@@ -611,7 +642,7 @@ impl Future for TimedWait {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         if let Some(park) = &mut this.park {
-            return Pin::new(park).poll(cx);
+            return park.poll_with::<true>(cx);
         }
         let when = match this.when.take() {
             Some(Ok(when)) => when,
