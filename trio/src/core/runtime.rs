@@ -156,24 +156,34 @@ impl WakeTarget {
     pub(crate) fn update(&mut self, waker: &Waker, run_id: u32, shared_addr: usize) -> WakeTarget {
         // Ours are kept decoded: the runtime's own tables do not count as
         // someone outside holding a waker.
-        let new = match classify(waker) {
-            Some(OurWaker::Plain(w)) if w.run == run_id as u16 => WakeTarget::Task(w),
-            Some(o) => match o.task_in(run_id, shared_addr) {
-                Some(t) => WakeTarget::Task(WakerWord {
+        if let Some(OurWaker::Plain(w)) = classify(waker)
+            && w.run == run_id as u16
+        {
+            if let WakeTarget::Task(old) = self
+                && *old == w
+            {
+                return WakeTarget::NONE;
+            }
+            return std::mem::replace(self, WakeTarget::Task(w));
+        }
+        self.update_slow(waker, run_id, shared_addr)
+    }
+
+    /// `update` for any waker but a plain one of this run.
+    #[cold]
+    #[inline(never)]
+    fn update_slow(&mut self, waker: &Waker, run_id: u32, shared_addr: usize) -> WakeTarget {
+        match classify(waker).and_then(|o| o.task_in(run_id, shared_addr)) {
+            Some(t) => std::mem::replace(
+                self,
+                WakeTarget::Task(WakerWord {
                     run: run_id as u16,
                     index: t.index,
                     short_gen: t.generation as u16,
                 }),
-                None => return self.update_foreign(waker),
-            },
-            None => return self.update_foreign(waker),
-        };
-        if let (WakeTarget::Task(old), WakeTarget::Task(w)) = (&*self, &new)
-            && old == w
-        {
-            return WakeTarget::NONE;
+            ),
+            None => self.update_foreign(waker),
         }
-        std::mem::replace(self, new)
     }
 
     fn update_foreign(&mut self, waker: &Waker) -> WakeTarget {
