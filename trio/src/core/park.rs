@@ -268,21 +268,24 @@ impl State {
         }
     }
 
-    /// Removes a park's record (its waker is retired, see [`State::retire`]).
-    pub(crate) fn remove_park(&mut self, park: ParkId) -> Option<ParkRecord> {
-        let mut p = self.parks.remove(park)?;
-        let target = std::mem::take(&mut p.target);
+    /// Removes a park's record (its waker is retired, see [`State::retire`])
+    /// and returns its state.
+    pub(crate) fn remove_park(&mut self, park: ParkId) -> Option<ParkState> {
+        let ParkRecord {
+            state,
+            target,
+            cancel_status,
+            deadline,
+            ..
+        } = self.parks.remove(park)?;
         self.retire(target);
-        if let Some(s) = p
-            .cancel_status
-            .and_then(|s| self.cancel_statuses.get_mut(s))
-        {
+        if let Some(s) = cancel_status.and_then(|s| self.cancel_statuses.get_mut(s)) {
             s.parked_live = s.parked_live.saturating_sub(1);
         }
-        if p.deadline.is_finite() && matches!(p.state, ParkState::Waiting) {
+        if deadline.is_finite() && matches!(state, ParkState::Waiting) {
             self.timers.note_stale();
         }
-        Some(p)
+        Some(state)
     }
 
     /// Gives a parked wait its outcome and wakes it. False if it is not
@@ -365,7 +368,7 @@ where
         let settle = |st: &mut State, may_abort: bool| -> Step {
             match st.parks.get(key).map(|p| &p.state) {
                 None => Step::Done(Err(Error::usage("a Park's record vanished"))),
-                Some(ParkState::Done(_)) => match st.remove_park(key).map(|p| p.state) {
+                Some(ParkState::Done(_)) => match st.remove_park(key) {
                     Some(ParkState::Done(outcome)) => Step::Done(outcome),
                     _ => Step::Done(Err(Error::usage("a Park's record vanished"))),
                 },
@@ -431,8 +434,8 @@ where
             rt.with_state(|st| st.remove_park(key.park))
         })
         .flatten();
-        if let Some(rec) = removed {
-            let rescheduled = matches!(rec.state, ParkState::Done(_));
+        if let Some(state) = removed {
+            let rescheduled = matches!(state, ParkState::Done(_));
             (self.abort)(key, AbortReason::Dropped { rescheduled });
         }
     }
