@@ -843,6 +843,8 @@ pub(crate) struct Driver<'env> {
     inner: Rc<NurseryInner<'env>>,
     body_done: bool,
     errors: Vec<Error>,
+    /// `errors` holds a `Cancelled` (see `fail`).
+    saw_cancelled: bool,
     panic: Option<Box<dyn Any + Send>>,
     batch: Vec<u32>,
     waited_since_body: bool,
@@ -879,6 +881,7 @@ impl<'env> Driver<'env> {
             }),
             body_done: hidden,
             errors: Vec::new(),
+            saw_cancelled: false,
             panic: None,
             batch,
             waited_since_body: false,
@@ -887,6 +890,16 @@ impl<'env> Driver<'env> {
     }
 
     fn fail(&mut self, error: Error) {
+        if error.is_cancelled() {
+            // `Error::group` keeps only the first `Cancelled` of a list, and
+            // the first one already cancelled the (sticky) scope: another
+            // changes nothing, so it is not kept (no growth per child when
+            // a cancelled nursery's children all end with `Cancelled`).
+            if self.saw_cancelled {
+                return;
+            }
+            self.saw_cancelled = true;
+        }
         self.errors.push(error);
         self.cancel_own_scope();
     }

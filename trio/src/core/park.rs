@@ -49,7 +49,10 @@ use std::time::Duration;
 /// What one look at a parked wait's record decided.
 enum Step {
     Done(Result<()>),
+    /// The abort function must run (outside the borrow).
     Abort,
+    /// A plain wait was cancelled and its record removed.
+    Aborted,
     Waiting,
 }
 
@@ -265,21 +268,24 @@ impl State {
         }
     }
 
-    /// Removes a park's record (its waker is retired, see [`State::retire`]).
-    pub(crate) fn remove_park(&mut self, park: ParkId) -> Option<ParkRecord> {
-        let mut p = self.parks.remove(park)?;
-        let target = std::mem::take(&mut p.target);
+    /// Removes a park's record (its waker is retired, see [`State::retire`])
+    /// and returns its state.
+    pub(crate) fn remove_park(&mut self, park: ParkId) -> Option<ParkState> {
+        let ParkRecord {
+            state,
+            target,
+            cancel_status,
+            deadline,
+            ..
+        } = self.parks.remove(park)?;
         self.retire(target);
-        if let Some(s) = p
-            .cancel_status
-            .and_then(|s| self.cancel_statuses.get_mut(s))
-        {
+        if let Some(s) = cancel_status.and_then(|s| self.cancel_statuses.get_mut(s)) {
             s.parked_live = s.parked_live.saturating_sub(1);
         }
-        if p.deadline.is_finite() && matches!(p.state, ParkState::Waiting) {
+        if deadline.is_finite() && matches!(state, ParkState::Waiting) {
             self.timers.note_stale();
         }
-        Some(p)
+        Some(state)
     }
 
     /// Gives a parked wait its outcome and wakes it. False if it is not
@@ -310,7 +316,19 @@ where
     type Output = Result<()>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let this = self.get_mut();
+        self.get_mut().poll_with::<false>(cx)
+    }
+}
+
+impl<A> Park<A>
+where
+    A: FnMut(WaitKey, AbortReason) -> Abort,
+{
+    /// `poll`; `PLAIN`: the abort function is known to have nothing to
+    /// undo (it would return `Succeeded`), so a cancelled wait ends in the
+    /// same state borrow without calling it.
+    fn poll_with<const PLAIN: bool>(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self;
         if this.done {
             return Poll::Ready(Err(Error::usage("a Park was polled after it completed")));
         }
@@ -318,7 +336,7 @@ where
             if rt.run_id != this.key.run_id {
                 return None;
             }
-            Some(this.poll_in(rt, cx))
+            Some(this.poll_in::<PLAIN>(rt, cx))
         });
         match polled.flatten() {
             Some(p) => p,
@@ -336,7 +354,11 @@ impl<A> Park<A>
 where
     A: FnMut(WaitKey, AbortReason) -> Abort,
 {
-    fn poll_in(&mut self, rt: &Runtime, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    fn poll_in<const PLAIN: bool>(
+        &mut self,
+        rt: &Runtime,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<()>> {
         rt.settle_lazy();
         let status = rt.current_cancel_status.get();
         let key = self.key.park;
@@ -346,11 +368,18 @@ where
         let settle = |st: &mut State, may_abort: bool| -> Step {
             match st.parks.get(key).map(|p| &p.state) {
                 None => Step::Done(Err(Error::usage("a Park's record vanished"))),
-                Some(ParkState::Done(_)) => match st.remove_park(key).map(|p| p.state) {
+                Some(ParkState::Done(_)) => match st.remove_park(key) {
                     Some(ParkState::Done(outcome)) => Step::Done(outcome),
                     _ => Step::Done(Err(Error::usage("a Park's record vanished"))),
                 },
-                Some(ParkState::Waiting) if may_abort && st.is_cancelled(status) => Step::Abort,
+                Some(ParkState::Waiting) if may_abort && st.is_cancelled(status) => {
+                    if PLAIN {
+                        st.remove_park(key);
+                        Step::Aborted
+                    } else {
+                        Step::Abort
+                    }
+                }
                 Some(ParkState::Waiting) => {
                     st.register_park(key, status, cx.waker());
                     Step::Waiting
@@ -374,6 +403,11 @@ where
             }
         }
         match step {
+            Step::Aborted => {
+                self.done = true;
+                rt.count_checkpoint(false, true);
+                Poll::Ready(Err(Error::cancelled()))
+            }
             Step::Done(outcome) => {
                 self.done = true;
                 rt.count_checkpoint(true, true);
@@ -400,8 +434,8 @@ where
             rt.with_state(|st| st.remove_park(key.park))
         })
         .flatten();
-        if let Some(rec) = removed {
-            let rescheduled = matches!(rec.state, ParkState::Done(_));
+        if let Some(state) = removed {
+            let rescheduled = matches!(state, ParkState::Done(_));
             (self.abort)(key, AbortReason::Dropped { rescheduled });
         }
     }
@@ -428,6 +462,9 @@ pub fn reschedule(key: WaitKey, outcome: Result<()>) -> bool {
     })
     .unwrap_or(false)
 }
+
+/// The abort function of a wait with no abort work to do.
+type PlainAbort = fn(WaitKey, AbortReason) -> Abort;
 
 /// A wait with no abort work to do.
 fn plain_abort(_: WaitKey, _: AbortReason) -> Abort {
@@ -497,12 +534,14 @@ pub fn cancel_shielded_checkpoint() -> impl Future<Output = Result<()>> {
 /// A cancel point without a schedule point: fails with `Cancelled` if the
 /// calling code is in a cancelled scope, and otherwise returns at once.
 pub async fn checkpoint_if_cancelled() -> Result<()> {
-    let rt = runtime::current()?;
-    rt.count_checkpoint(false, true);
-    if rt.is_cancelled() {
-        Err(Error::cancelled())
-    } else {
-        Ok(())
+    // One thread-local access and no reference count traffic.
+    match runtime::with_runtime(|rt| {
+        rt.count_checkpoint(false, true);
+        rt.is_cancelled()
+    }) {
+        Some(false) => Ok(()),
+        Some(true) => Err(Error::cancelled()),
+        None => Err(Error::outside_run()),
     }
 }
 
@@ -544,53 +583,130 @@ pub fn try_current_time() -> Result<Instant> {
 /// `sleep(0)` is just a checkpoint.
 #[track_caller]
 pub fn sleep(duration: impl TryIntoDuration) -> impl Future<Output = Result<()>> {
-    let location = Location::caller();
-    let duration = duration.try_into_duration();
-    async move {
-        let duration = duration?;
-        let rt = runtime::current()?;
-        let deadline = rt.now() + duration;
-        sleep_with(&rt, "sleep", location, deadline).await
-    }
+    TimedWait::new(
+        "sleep",
+        Location::caller(),
+        duration.try_into_duration().map(When::After),
+    )
 }
 
 /// Sleeps until the run's clock reads `deadline`. A checkpoint.
 #[track_caller]
 pub fn sleep_until(deadline: Instant) -> impl Future<Output = Result<()>> {
-    let location = Location::caller();
-    async move {
-        let rt = runtime::current()?;
-        sleep_with(&rt, "sleep_until", location, deadline).await
-    }
-}
-
-async fn sleep_with(
-    rt: &Runtime,
-    label: &'static str,
-    location: &'static Location<'static>,
-    deadline: Instant,
-) -> Result<()> {
-    // −∞ has passed like any other past deadline; only +∞ means "never".
-    // (The timer heap keeps finite deadlines only.)
-    let deadline = deadline.max(Instant::from_nanos(i64::MIN + 1));
-    let key = new_park(rt, label, location, deadline);
-    Park {
-        key,
-        abort: plain_abort,
-        abort_failed: false,
-        done: false,
-    }
-    .await
+    TimedWait::new("sleep_until", Location::caller(), Ok(When::At(deadline)))
 }
 
 /// Sleeps until cancelled; returns only `Err(Cancelled)`. Handy as a child
 /// that just keeps its nursery open.
 #[track_caller]
 pub fn sleep_forever() -> impl Future<Output = Result<()>> {
-    let location = Location::caller();
-    async move {
-        let rt = runtime::current()?;
-        sleep_with(&rt, "sleep_forever", location, Instant::INFINITY).await
+    TimedWait::new(
+        "sleep_forever",
+        Location::caller(),
+        Ok(When::At(Instant::INFINITY)),
+    )
+}
+
+/// When a [`TimedWait`] ends (unless cancelled first).
+enum When {
+    /// At this instant of the run's clock (`Instant::INFINITY`: never).
+    At(Instant),
+    /// This long after its first poll.
+    After(Duration),
+}
+
+/// A wait that only a deadline or a cancellation ends (the sleeps). Nobody
+/// needs its key before it is first polled, so that poll makes the park's
+/// record already registered (one thread-local access, one state borrow),
+/// which is what a [`Park`]'s first poll would leave; later polls are the
+/// `Park`'s own.
+struct TimedWait {
+    label: &'static str,
+    location: &'static Location<'static>,
+    /// Taken by the first poll.
+    when: Option<Result<When>>,
+    park: Option<Park<PlainAbort>>,
+}
+
+impl TimedWait {
+    fn new(label: &'static str, location: &'static Location<'static>, when: Result<When>) -> Self {
+        TimedWait {
+            label,
+            location,
+            when: Some(when),
+            park: None,
+        }
+    }
+}
+
+impl Future for TimedWait {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        if let Some(park) = &mut this.park {
+            return park.poll_with::<true>(cx);
+        }
+        let when = match this.when.take() {
+            Some(Ok(when)) => when,
+            Some(Err(e)) => return Poll::Ready(Err(e)),
+            None => {
+                return Poll::Ready(Err(Error::usage("a sleep was polled after it completed")));
+            }
+        };
+        let (label, location) = (this.label, this.location);
+        let made = runtime::with_runtime(|rt| {
+            rt.settle_lazy();
+            let status = rt.current_cancel_status.get();
+            let task = rt.current_task.get();
+            let deadline = match when {
+                When::At(t) => t,
+                When::After(d) => rt.now() + d,
+            };
+            // −∞ has passed like any other past deadline; only +∞ means
+            // "never". (The timer heap keeps finite deadlines only.)
+            let deadline = deadline.max(Instant::from_nanos(i64::MIN + 1));
+            let park = rt.with_state(|st| {
+                if st.is_cancelled(status) {
+                    // What a `Park` would do: nothing to undo, `Cancelled`.
+                    return None;
+                }
+                let id = st.parks.insert(ParkRecord {
+                    state: ParkState::Waiting,
+                    target: WakeTarget::NONE,
+                    cancel_status: None,
+                    task,
+                    location,
+                    label,
+                    deadline,
+                });
+                if deadline.is_finite() {
+                    st.timers.push(deadline, TimerTarget::Park(id));
+                }
+                st.register_park(id, status, cx.waker());
+                Some(id)
+            });
+            if park.is_none() {
+                rt.count_checkpoint(false, true);
+            }
+            park.map(|park| WaitKey {
+                park,
+                run_id: rt.run_id,
+            })
+        });
+        match made {
+            None => Poll::Ready(Err(Error::outside_run())),
+            Some(None) => Poll::Ready(Err(Error::cancelled())),
+            Some(Some(key)) => {
+                this.park = Some(Park {
+                    key,
+                    abort: plain_abort,
+                    abort_failed: false,
+                    done: false,
+                });
+                Poll::Pending
+            }
+        }
     }
 }
 

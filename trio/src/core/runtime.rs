@@ -117,13 +117,21 @@ pub(crate) struct TaskRecord {
 }
 
 /// Whom to wake: a waker remembered from the last poll. Ours are decoded
-/// and applied in place (no reference counts, no allocation); foreign ones
-/// are queued and woken after the state borrow ends.
+/// once, when remembered, and applied in place (no reference counts, no
+/// waker to make, decode or drop per wake); foreign ones are queued and
+/// woken after the state borrow ends.
 #[derive(Clone, Default)]
-pub(crate) struct WakeTarget(Option<Waker>);
+pub(crate) enum WakeTarget {
+    #[default]
+    None,
+    /// A task of this run, named as a plain waker of this run names it.
+    Task(WakerWord),
+    /// Any other waker (boxed: rare, and it keeps this at two words).
+    Foreign(Box<Waker>),
+}
 
 impl WakeTarget {
-    pub(crate) const NONE: WakeTarget = WakeTarget(None);
+    pub(crate) const NONE: WakeTarget = WakeTarget::None;
 
     /// Remembers `waker`, given to a poll in the current run `rt`, outside
     /// the state borrow (the waker it replaces is dropped here).
@@ -133,8 +141,10 @@ impl WakeTarget {
 
     /// Wakes whoever was remembered, once (outside any state borrow).
     pub(crate) fn wake(&mut self) {
-        if let Some(w) = self.0.take() {
-            w.wake();
+        match std::mem::take(self) {
+            WakeTarget::None => {}
+            WakeTarget::Task(w) => task_waker(w).wake(),
+            WakeTarget::Foreign(w) => (*w).wake(),
         }
     }
 
@@ -142,28 +152,47 @@ impl WakeTarget {
     /// `shared_addr`: see `State`). Returns what it replaced, for the caller
     /// to drop after the state borrow (see [`State::retire`]).
     #[must_use]
+    #[inline]
     pub(crate) fn update(&mut self, waker: &Waker, run_id: u32, shared_addr: usize) -> WakeTarget {
-        if let Some(w) = &self.0
+        // Ours are kept decoded: the runtime's own tables do not count as
+        // someone outside holding a waker.
+        if let Some(OurWaker::Plain(w)) = classify(waker)
+            && w.run == run_id as u16
+        {
+            if let WakeTarget::Task(old) = self
+                && *old == w
+            {
+                return WakeTarget::NONE;
+            }
+            return std::mem::replace(self, WakeTarget::Task(w));
+        }
+        self.update_slow(waker, run_id, shared_addr)
+    }
+
+    /// `update` for any waker but a plain one of this run.
+    #[cold]
+    #[inline(never)]
+    fn update_slow(&mut self, waker: &Waker, run_id: u32, shared_addr: usize) -> WakeTarget {
+        match classify(waker).and_then(|o| o.task_in(run_id, shared_addr)) {
+            Some(t) => std::mem::replace(
+                self,
+                WakeTarget::Task(WakerWord {
+                    run: run_id as u16,
+                    index: t.index,
+                    short_gen: t.generation as u16,
+                }),
+            ),
+            None => self.update_foreign(waker),
+        }
+    }
+
+    fn update_foreign(&mut self, waker: &Waker) -> WakeTarget {
+        if let WakeTarget::Foreign(w) = self
             && w.will_wake(waker)
         {
             return WakeTarget::NONE;
         }
-        // Ours are kept plain: the runtime's own tables do not count as
-        // someone outside holding a waker.
-        let ours = classify(waker).and_then(|w| w.task_in(run_id, shared_addr));
-        let new = match ours {
-            Some(task) => task_waker(WakerWord::new(run_id, task.key())),
-            None => waker.clone(),
-        };
-        WakeTarget(self.0.replace(new))
-    }
-
-    /// Whether dropping this can run foreign code (it holds a waker that
-    /// is not one of our plain ones).
-    fn needs_retiring(&self) -> bool {
-        self.0
-            .as_ref()
-            .is_some_and(|w| !matches!(classify(w), Some(OurWaker::Plain(_))))
+        std::mem::replace(self, WakeTarget::Foreign(Box::new(waker.clone())))
     }
 }
 
@@ -303,9 +332,12 @@ impl State {
     }
 
     /// Wakes a remembered waker, using it up.
+    #[inline]
     pub(crate) fn wake_target(&mut self, target: WakeTarget) {
-        if let Some(w) = target.0 {
-            self.wake_waker(w);
+        match target {
+            WakeTarget::None => {}
+            WakeTarget::Task(w) => self.wake_ref(w.task_ref()),
+            WakeTarget::Foreign(w) => self.wake_waker(*w),
         }
     }
 
@@ -313,10 +345,8 @@ impl State {
     /// foreign code (the discipline in the module docs: no call-outs under
     /// the borrow).
     pub(crate) fn retire(&mut self, target: WakeTarget) {
-        if target.needs_retiring()
-            && let Some(w) = target.0
-        {
-            self.retired.push(w);
+        if let WakeTarget::Foreign(w) = target {
+            self.retired.push(*w);
         }
     }
 
@@ -325,7 +355,7 @@ impl State {
         match classify(&w).and_then(|o| o.task_in(self.run_id, self.shared_addr)) {
             Some(task) => {
                 self.wake_ref(task);
-                self.retire(WakeTarget(Some(w)));
+                self.retired.push(w);
             }
             None => self.pending_foreign.push(w),
         }
