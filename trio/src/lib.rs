@@ -77,6 +77,7 @@
 //! misuse as above, or is a task's own panic, which its nursery carries to
 //! the parent with its original payload.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
@@ -88,9 +89,12 @@ pub mod from_thread;
 pub mod guarantees;
 pub mod lowlevel;
 mod race;
+#[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 pub mod socket;
 pub mod stream;
 pub mod sync;
+#[cfg(unix)]
 mod sys;
 pub mod testing;
 mod time;

@@ -306,3 +306,92 @@ fn unix_and_udp_with_python_peers() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::io::stdout().flush();
 }
+
+#[test]
+fn sockets_are_send_and_streams_move_between_threads() {
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+    send::<Socket>();
+    sync::<Socket>();
+    send::<SocketStream>();
+    send::<SocketListener>();
+}
+
+#[trio::test]
+async fn tcp_over_ipv6_loopback() -> trio::Result<()> {
+    let Ok(listener) = SocketListener::bind_tcp("[::1]:0".parse().unwrap()) else {
+        eprintln!("no IPv6 loopback: skipped");
+        return Ok(());
+    };
+    let addr = listener.local_addr()?.as_socket().unwrap();
+    let client = SocketStream::connect_tcp(addr).await?;
+    let server = listener.accept().await?;
+    server.send_all(b"six").await?;
+    let mut buf = [0; 3];
+    assert_eq!(client.receive_some(&mut buf).await?, 3);
+    Ok(())
+}
+
+#[trio::test]
+async fn fds_pass_over_a_unix_socket_and_a_cancelled_receive_takes_none() -> trio::Result<()> {
+    use std::os::fd::AsFd;
+    let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM, None)?;
+    let (p, q) = std::os::unix::net::UnixStream::pair()?;
+    a.send_with_fds(b"fd", &[p.as_fd()]).await?;
+    b.wait_readable().await?;
+    let scope = CancelScope::new();
+    scope.cancel();
+    let mut buf = [0; 8];
+    assert!(scope.run(b.recv_with_fds(&mut buf, 4)).await?.is_none());
+    let (n, fds) = b.recv_with_fds(&mut buf, 4).await?;
+    assert_eq!((&buf[..n], fds.len()), (&b"fd"[..], 1));
+    // The received fd is `p`'s socket: writing to it reaches `q`.
+    let mut passed = std::os::unix::net::UnixStream::from(fds.into_iter().next().unwrap());
+    passed.write_all(b"!")?;
+    let mut got = [0; 1];
+    (&q).read_exact(&mut got)?;
+    assert_eq!(&got, b"!");
+    Ok(())
+}
+
+#[test]
+fn fd_passing_with_a_python_peer() {
+    let Some(mut py) = python() else {
+        eprintln!("python3 not found: skipped");
+        return;
+    };
+    trio::run(async move {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        let (file_r, mut file_w) = std::os::unix::net::UnixStream::pair()?;
+        file_w.write_all(b"through python")?;
+        drop(file_w);
+        let ours = Socket::try_from(ours)?;
+        // The child inherits `theirs` (close-on-exec cleared), receives
+        // one fd on it and sends it back.
+        socket2::SockRef::from(&theirs).set_cloexec(false)?;
+        let theirs_fd = theirs.as_raw_fd();
+        let mut child = py
+            .arg("-c")
+            .arg(format!(
+                "import socket\n\
+                 s=socket.socket(fileno={theirs_fd})\n\
+                 msg,fds,_,_=socket.recv_fds(s, 16, 4)\n\
+                 socket.send_fds(s, [b'back:'+msg], fds)"
+            ))
+            .spawn()?;
+        drop(theirs);
+        use std::os::fd::AsFd;
+        ours.send_with_fds(b"file", &[file_r.as_fd()]).await?;
+        drop(file_r);
+        let mut buf = [0; 32];
+        let (n, fds) = ours.recv_with_fds(&mut buf, 4).await?;
+        assert_eq!(&buf[..n], b"back:file");
+        let mut back = std::os::unix::net::UnixStream::from(fds.into_iter().next().unwrap());
+        let mut text = String::new();
+        back.read_to_string(&mut text)?;
+        assert_eq!(text, "through python");
+        assert!(child.wait()?.success());
+        Ok(())
+    })
+    .unwrap();
+}

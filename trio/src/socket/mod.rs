@@ -294,6 +294,73 @@ impl Socket {
         )
     }
 
+    /// Sends `data` with `fds` attached (`sendmsg` with `SCM_RIGHTS`, on a
+    /// Unix socket); the number of bytes sent. The fds are duplicated into
+    /// the receiver; yours stay open. Cancelled: nothing was sent.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg_attr(docsrs, doc(cfg(any(target_os = "linux", target_os = "android"))))]
+    #[track_caller]
+    pub fn send_with_fds<'a>(
+        &'a self,
+        data: &'a [u8],
+        fds: &'a [BorrowedFd<'a>],
+    ) -> impl Future<Output = Result<usize>> + 'a {
+        let location = Location::caller();
+        async move {
+            let control = sys::fd_passing::encode(fds);
+            let bufs = [io::IoSlice::new(data)];
+            self.io(
+                Direction::Write,
+                "Socket::send_with_fds",
+                location,
+                &|| false,
+                |s| {
+                    let mut msg = socket2::MsgHdr::new().with_buffers(&bufs);
+                    if !fds.is_empty() {
+                        msg = msg.with_control(&control);
+                    }
+                    s.sendmsg(&msg, 0)
+                },
+            )
+            .await
+        }
+    }
+
+    /// Receives into `buf` with up to `max_fds` passed fds (`recvmsg`,
+    /// close-on-exec): the number of bytes and the fds, now yours. Fds
+    /// beyond `max_fds` are discarded by the kernel. Cancelled: nothing
+    /// was received, and no fd was taken.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg_attr(docsrs, doc(cfg(any(target_os = "linux", target_os = "android"))))]
+    #[track_caller]
+    pub fn recv_with_fds<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+        max_fds: usize,
+    ) -> impl Future<Output = Result<(usize, Vec<OwnedFd>)>> + 'a {
+        let location = Location::caller();
+        async move {
+            let mut control = vec![0u8; sys::fd_passing::space(max_fds.max(1))];
+            let (n, control_len) = self
+                .io(
+                    Direction::Read,
+                    "Socket::recv_with_fds",
+                    location,
+                    &|| false,
+                    |s| {
+                        let mut bufs = [socket2::MaybeUninitSlice::new(sys::as_uninit(buf))];
+                        let mut msg = socket2::MsgHdrMut::new()
+                            .with_buffers(&mut bufs)
+                            .with_control(sys::as_uninit(&mut control));
+                        let n = s.recvmsg(&mut msg, libc::MSG_CMSG_CLOEXEC)?;
+                        Ok((n, msg.control_len()))
+                    },
+                )
+                .await?;
+            Ok((n, sys::fd_passing::decode(&control[..control_len])))
+        }
+    }
+
     /// Waits until the socket is readable (a checkpoint). Prefer the
     /// operations, which try first and wait only if needed.
     #[track_caller]

@@ -69,3 +69,78 @@ pub(crate) fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
     // bytes the kernel copied (initialised) and never de-initialise any.
     unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
 }
+
+/// Ancillary data for fd passing (`SCM_RIGHTS`), encoded and decoded by hand
+/// in the Linux `cmsghdr` layout (`cmsg_len` a `size_t`, then level and
+/// type as `int`s, data aligned to `size_t`): libc's `CMSG_*` helpers are
+/// `unsafe fn`s over raw pointers, while this is plain byte arithmetic.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) mod fd_passing {
+    use std::os::fd::AsRawFd;
+    use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+
+    const WORD: usize = std::mem::size_of::<usize>();
+    const HEADER: usize = std::mem::size_of::<libc::cmsghdr>();
+    const FD: usize = std::mem::size_of::<RawFd>();
+
+    fn align(n: usize) -> usize {
+        n.div_ceil(WORD) * WORD
+    }
+
+    /// The control-buffer size for `n` fds (`CMSG_SPACE`).
+    pub(crate) fn space(n: usize) -> usize {
+        HEADER + align(n * FD)
+    }
+
+    /// One `SCM_RIGHTS` message carrying `fds`.
+    pub(crate) fn encode(fds: &[BorrowedFd<'_>]) -> Vec<u8> {
+        let mut buf = vec![0; space(fds.len())];
+        let len = HEADER + fds.len() * FD;
+        buf[..WORD].copy_from_slice(&len.to_ne_bytes());
+        buf[WORD..WORD + 4].copy_from_slice(&libc::SOL_SOCKET.to_ne_bytes());
+        buf[WORD + 4..WORD + 8].copy_from_slice(&libc::SCM_RIGHTS.to_ne_bytes());
+        for (i, fd) in fds.iter().enumerate() {
+            let at = HEADER + i * FD;
+            buf[at..at + FD].copy_from_slice(&fd.as_raw_fd().to_ne_bytes());
+        }
+        buf
+    }
+
+    /// The fds of every `SCM_RIGHTS` message in `control` (the first
+    /// `control.len()` bytes the kernel filled), now owned by the caller.
+    pub(crate) fn decode(control: &[u8]) -> Vec<OwnedFd> {
+        let mut fds = Vec::new();
+        let mut off = 0;
+        while off + HEADER <= control.len() {
+            let word = |at: usize| usize::from_ne_bytes(control[at..at + WORD].try_into().unwrap());
+            let int = |at: usize| i32::from_ne_bytes(control[at..at + 4].try_into().unwrap());
+            let len = word(off);
+            if len < HEADER || off + len > control.len() {
+                break;
+            }
+            if int(off + WORD) == libc::SOL_SOCKET && int(off + WORD + 4) == libc::SCM_RIGHTS {
+                let data = &control[off + HEADER..off + len];
+                for chunk in data.chunks_exact(FD) {
+                    fds.push(super::own_received_fd(i32::from_ne_bytes(
+                        chunk.try_into().unwrap(),
+                    )));
+                }
+            }
+            off += align(len);
+        }
+        fds
+    }
+}
+
+/// Takes ownership of an fd the kernel just installed in this process
+/// through `SCM_RIGHTS`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[allow(unsafe_code)]
+fn own_received_fd(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: `recvmsg` installed `fd` in our fd table for this message and
+    // nothing else refers to it yet; each received fd is taken exactly once
+    // (`decode` walks each control message once), so this `OwnedFd` is its
+    // only owner and will close it once.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
