@@ -668,7 +668,28 @@ impl IoRegistration {
         Ok(token)
     }
 
-    /// Clears the cached readiness of `dir` (after a `WouldBlock`).
+    /// True when the reactor knows `fd` is not ready in `dir`: registered
+    /// in this run, and no edge since the last `WouldBlock` (or drained
+    /// read, or short write). A syscall now would fail with `WouldBlock`,
+    /// so the caller may park at once. False when unknown.
+    pub(crate) fn known_not_ready(&self, dir: Direction) -> bool {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(r) = &*g else { return false };
+        runtime::with_runtime(|rt| {
+            rt.run_id == r.run_id
+                && rt
+                    .reactor
+                    .borrow_mut()
+                    .entry(r.token)
+                    .is_some_and(|e| e.readiness & dir.satisfied_by() == 0)
+        })
+        .unwrap_or(false)
+    }
+
+    /// Clears the cached readiness of `dir`: after a `WouldBlock`, or after
+    /// a stream read that did not fill its buffer (the receive queue is
+    /// empty) or a short stream write (the send buffer is full), as tokio
+    /// does. Edge-triggered: the next change sets it again.
     pub(crate) fn clear_ready(&self, dir: Direction) {
         let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let Some(r) = &*g else { return };

@@ -12,8 +12,12 @@
 //!
 //! 1. [`checkpoint_if_cancelled`] — a
 //!    cancelled operation has done nothing;
-//! 2. the syscall, at once: no readiness is consulted first, so data that is
-//!    already queued costs one `recv` and nothing else;
+//! 2. the syscall — unless the reactor *knows* it would fail: the socket is
+//!    registered and no readiness edge came since its last `WouldBlock` (or
+//!    drained stream read, or short stream write). Then the task parks for
+//!    the edge first (4). A socket not known to be blocked is always tried,
+//!    so data already queued costs one `recv` and nothing else, and an
+//!    echo costs one `recv` and one `send` per message;
 //! 3. on success, [`cancel_shielded_checkpoint`]
 //!    (a schedule point that cannot turn a done operation into `Cancelled`);
 //! 4. only on `WouldBlock`: the cached readiness is cleared and the task
@@ -416,6 +420,17 @@ impl Socket {
     ) -> Result<T> {
         checkpoint_if_cancelled().await?;
         let mut parked = false;
+        if self.reg.reg.known_not_ready(dir) {
+            // The syscall would only say WouldBlock: wait for the edge first.
+            self.reg
+                .reg
+                .wait(self.reg.fd, dir, false, label, location)
+                .await?;
+            parked = true;
+            if closed() {
+                return Err(stream::closed());
+            }
+        }
         loop {
             match op(&self.inner) {
                 Ok(v) => {

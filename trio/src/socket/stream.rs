@@ -228,7 +228,7 @@ impl SendStream for SocketStream {
             let mut sent = 0;
             while sent < data.len() {
                 let rest = &data[sent..];
-                sent += s
+                let n = s
                     .io(
                         Direction::Write,
                         "SocketStream::send_all",
@@ -238,6 +238,12 @@ impl SendStream for SocketStream {
                     )
                     .await
                     .map_err(|e| self.fail(e))?;
+                if n < rest.len() {
+                    // Short write: the send buffer is full; wait for the
+                    // edge instead of a send that would say WouldBlock.
+                    s.registration().clear_ready(Direction::Write);
+                }
+                sent += n;
             }
             Ok(())
         }
@@ -271,15 +277,22 @@ impl ReceiveStream for SocketStream {
                 checkpoint_if_cancelled().await?;
                 return Err(empty_buffer());
             }
-            s.io(
-                Direction::Read,
-                "SocketStream::receive_some",
-                location,
-                &|| self.is_closed(),
-                |mut s| s.read(buf),
-            )
-            .await
-            .map_err(|e| self.fail(e))
+            let n = s
+                .io(
+                    Direction::Read,
+                    "SocketStream::receive_some",
+                    location,
+                    &|| self.is_closed(),
+                    |mut s| s.read(buf),
+                )
+                .await
+                .map_err(|e| self.fail(e))?;
+            if n < buf.len() {
+                // The receive queue is drained (a stream read takes all
+                // there is, up to the buffer): no need to try again first.
+                s.registration().clear_ready(Direction::Read);
+            }
+            Ok(n)
         }
     }
 }
