@@ -15,6 +15,10 @@
 //!   nursery reports every failure; a panicking child resumes in the parent.
 //! - **A virtual clock for tests**: [`testing::MockClock`] with autojump
 //!   makes a 30-second timeout test take milliseconds.
+//! - **Sockets and streams**: [`socket`] is a thin async layer over socket2
+//!   (TCP, UDP, Unix stream and datagram, fd passing), on a reactor where a
+//!   socket registers once; [`socket::SocketStream`] and
+//!   [`socket::SocketListener`] implement the [`stream`] traits.
 //!
 //! ```
 //! use std::cell::RefCell;

@@ -174,6 +174,10 @@ async fn udp_datagrams_round_trip_and_a_cancelled_recv_takes_none() -> trio::Res
     let a = trio::socket::udp_bind("127.0.0.1:0".parse().unwrap())?;
     let b = trio::socket::udp_bind("127.0.0.1:0".parse().unwrap())?;
     let b_addr = b.local_addr()?;
+    // A cancelled send sent nothing: the first datagram to arrive is "one".
+    let scope = CancelScope::new();
+    scope.cancel();
+    assert!(scope.run(a.send_to(b"zero", &b_addr)).await?.is_none());
     a.send_to(b"one", &b_addr).await?;
     b.wait_readable().await?;
     let scope = CancelScope::new();
@@ -394,4 +398,24 @@ fn fd_passing_with_a_python_peer() {
         Ok(())
     })
     .unwrap();
+}
+
+#[trio::test]
+async fn a_socket_dropped_in_another_thread_leaves_no_readiness_for_its_fd_number()
+-> trio::Result<()> {
+    // `a` is registered here with readiness cached, then dropped in another
+    // thread: this run's entry for it goes stale without being told.
+    let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM, None)?;
+    b.send(b"x").await?;
+    a.wait_readable().await?;
+    let fd = a.as_raw_fd();
+    std::thread::spawn(move || drop((a, b))).join().unwrap();
+    let (c, _d) = Socket::pair(Domain::UNIX, Type::STREAM, None)?;
+    assert_eq!(c.as_raw_fd(), fd, "the kernel reuses the lowest fd");
+    let mut buf = [0; 1];
+    assert!(trio::move_on_after(0.2, c.recv(&mut buf)).await?.is_none());
+    // A raw wait on the reused number does not see the old readiness either.
+    let raw = trio::move_on_after(0.1, trio::lowlevel::wait_readable(fd)).await?;
+    assert!(raw.is_none());
+    Ok(())
 }
