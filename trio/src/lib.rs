@@ -15,6 +15,10 @@
 //!   nursery reports every failure; a panicking child resumes in the parent.
 //! - **A virtual clock for tests**: [`testing::MockClock`] with autojump
 //!   makes a 30-second timeout test take milliseconds.
+//! - **Sockets and streams**: [`socket`] is a thin async layer over socket2
+//!   (TCP, UDP, Unix stream and datagram, fd passing), on a reactor where a
+//!   socket registers once; [`socket::SocketStream`] and
+//!   [`socket::SocketListener`] implement the [`stream`] traits.
 //!
 //! ```
 //! use std::cell::RefCell;
@@ -77,6 +81,7 @@
 //! misuse as above, or is a task's own panic, which its nursery carries to
 //! the parent with its original payload.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
@@ -88,8 +93,13 @@ pub mod from_thread;
 pub mod guarantees;
 pub mod lowlevel;
 mod race;
+#[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
+pub mod socket;
 pub mod stream;
 pub mod sync;
+#[cfg(unix)]
+mod sys;
 pub mod testing;
 mod time;
 pub mod to_thread;

@@ -1,42 +1,134 @@
-//! The I/O reactor: readiness waits on raw file descriptors, on mio.
+//! The I/O reactor: readiness waits on file descriptors, on mio.
 //!
 //! The reactor is part of the run loop: when no task is runnable the loop
 //! blocks in `mio::Poll` until an fd is ready, a deadline arrives or another
 //! thread posts to the inbox (its mio `Waker` has a reserved token).
 //!
-//! Each fd has at most one reader and one writer waiting (a second is a
-//! [`Busy`](crate::ErrorKind::Busy) error, as in Trio). mio registrations are
-//! edge-triggered, so every new wait re-arms the fd (`reregister`, one
-//! `epoll_ctl`), which makes the kernel report readiness that already exists;
-//! when the last waiter of an fd leaves, the fd is deregistered. That keeps
-//! the low-level layer stateless about readiness: a task that gets
-//! `WouldBlock` simply waits again. Socket types built later may cache
-//! readiness to save the re-arm.
+//! # Sources
+//!
+//! Every fd the reactor knows is a *source*: an entry of a slab, whose
+//! reactor token is its slab index together with a generation that changes
+//! each time the slot is reused. The token is never the fd number, so an
+//! event that was queued for a closed fd cannot wake, or mark ready, a later
+//! source that happens to get the same fd number (or the same slot).
+//!
+//! There are two kinds:
+//!
+//! - **Registered** sources belong to a socket ([`IoRegistration`]). They
+//!   are registered once, for both directions, edge-triggered, and stay
+//!   registered until the socket leaves the run. Each event *caches* its
+//!   readiness in the entry; the socket clears a direction when a syscall
+//!   returns `WouldBlock` (nothing can happen in between: the reactor runs
+//!   only in step 3 of the run loop, on this thread) and parks only then. So
+//!   a socket pays one `epoll_ctl` in its life, not one per wait.
+//! - **Raw** sources are fds waited on through [`wait_readable`] and
+//!   [`wait_writable`], which know nothing about readiness. Each such wait
+//!   re-arms the fd (`reregister`, one `epoll_ctl`) so that the kernel
+//!   reports readiness that already exists; the entry disappears (and the
+//!   fd is deregistered) when its last waiter leaves. A raw wait on an fd
+//!   that a socket has registered reuses the socket's entry (epoll cannot
+//!   hold one fd twice anyway) and re-arms it the same way.
+//!
+//! # Invariants
+//!
+//! - `by_fd` maps an fd to the one live entry for it, if any; entries are
+//!   found by token otherwise.
+//! - `waiting` is the number of waiters (read or write) over all entries:
+//!   the run loop asks [`Reactor::has_waiters`], and a registered source
+//!   with no waiter must not keep a run from being reported deadlocked.
+//! - Each entry has at most one reader and one writer waiting; a second is a
+//!   [`Busy`](crate::ErrorKind::Busy) error, as in Trio.
+//!
+//! # Moving between runs
+//!
+//! A socket is `Send`. Its [`IoRegistration`] remembers the run that
+//! registered it and a handle to that run's registry; the first use in
+//! another run deregisters it there (epoll may be called from any thread)
+//! and registers it in the new run. The old run's entry is then stale: no
+//! event can reach it, and it is dropped when that run ends or its fd
+//! number is registered again.
 
 use crate::core::park::{Abort, Park, WaitKey, reschedule};
 use crate::core::runtime;
 use crate::error::{Error, ErrorKind, Result};
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Registry, Token};
 use std::collections::HashMap;
+use std::fmt;
 use std::future::Future;
 use std::io;
 use std::os::fd::RawFd;
 use std::panic::Location;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The token of the inbox's waker.
 pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX);
 
-#[derive(Default)]
-struct FdWaiters {
-    read: Option<WaitKey>,
-    write: Option<WaitKey>,
-    registered: bool,
+/// A token is `generation << INDEX_BITS | index`. Half the bits each: on
+/// 64-bit targets that is 2^32 slots and 2^32 reuses of a slot before a
+/// generation repeats (it skips the value that would make `WAKER_TOKEN`).
+const INDEX_BITS: u32 = usize::BITS / 2;
+const INDEX_MASK: usize = (1 << INDEX_BITS) - 1;
+
+// Readiness bits cached in an entry.
+const READABLE: u8 = 1;
+const WRITABLE: u8 = 2;
+const READ_CLOSED: u8 = 4;
+const WRITE_CLOSED: u8 = 8;
+const ERROR: u8 = 16;
+
+/// A direction of I/O.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub(crate) enum Direction {
+    Read,
+    Write,
 }
 
-impl FdWaiters {
-    fn interest(&self) -> Option<Interest> {
+impl Direction {
+    /// The readiness bits that end a wait in this direction.
+    fn satisfied_by(self) -> u8 {
+        match self {
+            Direction::Read => READABLE | READ_CLOSED | ERROR,
+            Direction::Write => WRITABLE | WRITE_CLOSED | ERROR,
+        }
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            Direction::Read => "read",
+            Direction::Write => "write",
+        }
+    }
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+enum Kind {
+    /// Owned by a socket's [`IoRegistration`]; registered for both
+    /// directions until deregistered.
+    Registered,
+    /// Exists while raw waits are on it; `armed` once registered with mio.
+    Raw { armed: bool },
+}
+
+struct Entry {
+    fd: RawFd,
+    kind: Kind,
+    /// Cached readiness of a registered source (always 0 for raw ones).
+    readiness: u8,
+    read: Option<WaitKey>,
+    write: Option<WaitKey>,
+}
+
+impl Entry {
+    fn slot(&mut self, dir: Direction) -> &mut Option<WaitKey> {
+        match dir {
+            Direction::Read => &mut self.read,
+            Direction::Write => &mut self.write,
+        }
+    }
+
+    fn raw_interest(&self) -> Option<Interest> {
         match (self.read.is_some(), self.write.is_some()) {
             (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
             (true, false) => Some(Interest::READABLE),
@@ -46,16 +138,22 @@ impl FdWaiters {
     }
 }
 
-pub(crate) struct Reactor {
-    poll: Poll,
-    events: Events,
-    fds: HashMap<RawFd, FdWaiters>,
+struct Slot {
+    /// Bumped each time the slot is freed, so old tokens stop matching.
+    generation: usize,
+    entry: Option<Entry>,
 }
 
-#[derive(Copy, Clone, PartialEq, Eq)]
-enum Direction {
-    Read,
-    Write,
+pub(crate) struct Reactor {
+    poll: Poll,
+    /// A clone of `poll`'s registry, shared with the sockets registered
+    /// here so that they can deregister from another thread.
+    registry: Arc<Registry>,
+    events: Events,
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    by_fd: HashMap<RawFd, usize>,
+    waiting: usize,
 }
 
 /// What one reactor wait found.
@@ -64,94 +162,272 @@ pub(crate) struct Readiness {
     pub(crate) any_event: bool,
 }
 
+fn both() -> Interest {
+    Interest::READABLE | Interest::WRITABLE
+}
+
 impl Reactor {
     pub(crate) fn new() -> io::Result<(Reactor, mio::Waker)> {
         let poll = Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
+        let registry = Arc::new(poll.registry().try_clone()?);
         Ok((
             Reactor {
                 poll,
+                registry,
                 events: Events::with_capacity(256),
-                fds: HashMap::new(),
+                slots: Vec::new(),
+                free: Vec::new(),
+                by_fd: HashMap::new(),
+                waiting: 0,
             },
             waker,
         ))
     }
 
-    /// Whether any fd is being waited on.
+    /// Whether any task waits on an fd.
     pub(crate) fn has_waiters(&self) -> bool {
-        !self.fds.is_empty()
+        self.waiting > 0
     }
 
-    /// Re-arms (or drops) the registration of `fd` for its current waiters.
-    fn sync_registration(&mut self, fd: RawFd) -> io::Result<()> {
-        let Some(w) = self.fds.get_mut(&fd) else {
+    fn token_of(&self, index: usize) -> usize {
+        (self.slots[index].generation << INDEX_BITS) | index
+    }
+
+    /// The index of the live entry `token` names, if it is still live.
+    fn index_of(&self, token: usize) -> Option<usize> {
+        let index = token & INDEX_MASK;
+        let slot = self.slots.get(index)?;
+        (slot.entry.is_some() && self.token_of(index) == token).then_some(index)
+    }
+
+    fn entry(&mut self, token: usize) -> Option<&mut Entry> {
+        let index = self.index_of(token)?;
+        self.slots[index].entry.as_mut()
+    }
+
+    fn insert(&mut self, entry: Entry) -> usize {
+        let fd = entry.fd;
+        let index = match self.free.pop() {
+            Some(i) => {
+                self.slots[i].entry = Some(entry);
+                i
+            }
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    entry: Some(entry),
+                });
+                self.slots.len() - 1
+            }
+        };
+        self.by_fd.insert(fd, index);
+        index
+    }
+
+    /// Frees the slot of `index` and returns its waiters.
+    fn remove(&mut self, index: usize) -> Vec<WaitKey> {
+        let slot = &mut self.slots[index];
+        let Some(e) = slot.entry.take() else {
+            return Vec::new();
+        };
+        slot.generation = (slot.generation + 1) & INDEX_MASK;
+        if (slot.generation << INDEX_BITS) | index == WAKER_TOKEN.0 {
+            slot.generation = 0;
+        }
+        self.free.push(index);
+        if self.by_fd.get(&e.fd) == Some(&index) {
+            self.by_fd.remove(&e.fd);
+        }
+        let keys: Vec<WaitKey> = e.read.into_iter().chain(e.write).collect();
+        self.waiting -= keys.len();
+        keys
+    }
+
+    // ----- registered sources (sockets) ------------------------------------
+
+    /// Registers `fd` once, for both directions, edge-triggered, and returns
+    /// its token. An older entry for the same fd number is stale (its fd was
+    /// closed without telling this run) unless raw waits are on it; a raw
+    /// entry becomes the registered one, keeping its waiters.
+    fn register(&mut self, fd: RawFd) -> io::Result<usize> {
+        let mut stale_waiters = Vec::new();
+        if let Some(&index) = self.by_fd.get(&fd) {
+            let e = self.slots[index]
+                .entry
+                .as_mut()
+                .expect("by_fd names live entries");
+            match e.kind {
+                Kind::Raw { armed } => {
+                    let token = self.token_of(index);
+                    let r = if armed {
+                        self.poll
+                            .registry()
+                            .reregister(&mut SourceFd(&fd), Token(token), both())
+                    } else {
+                        self.poll
+                            .registry()
+                            .register(&mut SourceFd(&fd), Token(token), both())
+                    };
+                    r?;
+                    let e = self.slots[index].entry.as_mut().expect("live");
+                    e.kind = Kind::Registered;
+                    return Ok(token);
+                }
+                Kind::Registered => stale_waiters = self.remove(index),
+            }
+        }
+        for k in stale_waiters {
+            reschedule(k, Err(closed_error()));
+        }
+        let index = self.insert(Entry {
+            fd,
+            kind: Kind::Registered,
+            readiness: 0,
+            read: None,
+            write: None,
+        });
+        let token = self.token_of(index);
+        let registry = self.poll.registry();
+        let r = match registry.register(&mut SourceFd(&fd), Token(token), both()) {
+            // Still registered under an older token (by a run this socket
+            // left, on this same epoll): take it over.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                registry.reregister(&mut SourceFd(&fd), Token(token), both())
+            }
+            r => r,
+        };
+        if let Err(e) = r {
+            self.remove(index);
+            return Err(e);
+        }
+        Ok(token)
+    }
+
+    /// Forgets a registered source; returns the waiters (to wake with
+    /// Closed).
+    fn deregister(&mut self, token: usize) -> Vec<WaitKey> {
+        let Some(index) = self.index_of(token) else {
+            return Vec::new();
+        };
+        let fd = self.slots[index].entry.as_ref().expect("live").fd;
+        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        self.remove(index)
+    }
+
+    // ----- waiters ------------------------------------------------------------
+
+    /// Adds a socket's waiter. With `rearm` (a raw wait on a registered
+    /// source, which knows nothing about the cached readiness) the cached
+    /// readiness of `dir` is dropped and the fd re-armed, so the kernel
+    /// reports what exists now.
+    fn add_waiter(
+        &mut self,
+        token: usize,
+        dir: Direction,
+        key: WaitKey,
+        rearm: bool,
+    ) -> Result<()> {
+        let registry = Arc::clone(&self.registry);
+        let Some(e) = self.entry(token) else {
+            return Err(closed_error());
+        };
+        let fd = e.fd;
+        let slot = e.slot(dir);
+        if slot.is_some() {
+            return Err(busy(dir, fd));
+        }
+        *slot = Some(key);
+        self.waiting += 1;
+        let e = self.entry(token).expect("live");
+        let r = match e.kind {
+            Kind::Registered if rearm => {
+                e.readiness &= !dir.satisfied_by();
+                match registry.reregister(&mut SourceFd(&fd), Token(token), both()) {
+                    // Deregistered by a run that took the socket and gave
+                    // it back: register it again.
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                        registry.register(&mut SourceFd(&fd), Token(token), both())
+                    }
+                    r => r,
+                }
+            }
+            Kind::Registered => Ok(()),
+            Kind::Raw { .. } => self.sync_raw(token),
+        };
+        if let Err(err) = r {
+            self.remove_waiter(token, dir, key);
+            return Err(err.into());
+        }
+        Ok(())
+    }
+
+    fn remove_waiter(&mut self, token: usize, dir: Direction, key: WaitKey) {
+        let Some(e) = self.entry(token) else {
+            return;
+        };
+        let raw = matches!(e.kind, Kind::Raw { .. });
+        let slot = e.slot(dir);
+        if *slot == Some(key) {
+            *slot = None;
+            self.waiting -= 1;
+            if raw {
+                let _ = self.sync_raw(token);
+            }
+        }
+    }
+
+    /// Re-arms a raw source for its current waiters, or drops it when it
+    /// has none.
+    fn sync_raw(&mut self, token: usize) -> io::Result<()> {
+        let Some(index) = self.index_of(token) else {
             return Ok(());
         };
+        let e = self.slots[index].entry.as_mut().expect("live");
+        let Kind::Raw { armed } = e.kind else {
+            return Ok(());
+        };
+        let fd = e.fd;
         let registry = self.poll.registry();
-        match w.interest() {
+        match e.raw_interest() {
             Some(interest) => {
-                let token = Token(fd as usize);
-                if w.registered {
-                    registry.reregister(&mut SourceFd(&fd), token, interest)
+                if armed {
+                    registry.reregister(&mut SourceFd(&fd), Token(token), interest)
                 } else {
-                    registry.register(&mut SourceFd(&fd), token, interest)?;
-                    w.registered = true;
+                    registry.register(&mut SourceFd(&fd), Token(token), interest)?;
+                    e.kind = Kind::Raw { armed: true };
                     Ok(())
                 }
             }
             None => {
-                let was = w.registered;
-                self.fds.remove(&fd);
-                if was {
+                if armed {
                     // The fd may already be closed; nothing to undo then.
                     let _ = registry.deregister(&mut SourceFd(&fd));
                 }
+                self.remove(index);
                 Ok(())
             }
         }
     }
 
-    fn add_waiter(&mut self, fd: RawFd, dir: Direction, key: WaitKey) -> Result<()> {
-        let w = self.fds.entry(fd).or_default();
-        let slot = match dir {
-            Direction::Read => &mut w.read,
-            Direction::Write => &mut w.write,
-        };
-        if slot.is_some() {
-            if w.interest().is_none() {
-                self.fds.remove(&fd);
-            }
-            let what = if dir == Direction::Read {
-                "read"
-            } else {
-                "write"
-            };
-            return Err(Error::new(
-                ErrorKind::Busy,
-                format!("another task is already waiting to {what} fd {fd}"),
-            ));
+    /// The token for a raw wait on `fd`: the registered source's if a
+    /// socket has one (`true`: re-arm it), else a raw entry, made if needed.
+    fn raw_token(&mut self, fd: RawFd) -> (usize, bool) {
+        if let Some(&index) = self.by_fd.get(&fd) {
+            let rearm = self.slots[index].entry.as_ref().expect("live").kind == Kind::Registered;
+            return (self.token_of(index), rearm);
         }
-        *slot = Some(key);
-        if let Err(e) = self.sync_registration(fd) {
-            self.remove_waiter(fd, dir, key);
-            return Err(e.into());
-        }
-        Ok(())
+        let index = self.insert(Entry {
+            fd,
+            kind: Kind::Raw { armed: false },
+            readiness: 0,
+            read: None,
+            write: None,
+        });
+        (self.token_of(index), false)
     }
 
-    fn remove_waiter(&mut self, fd: RawFd, dir: Direction, key: WaitKey) {
-        if let Some(w) = self.fds.get_mut(&fd) {
-            let slot = match dir {
-                Direction::Read => &mut w.read,
-                Direction::Write => &mut w.write,
-            };
-            if *slot == Some(key) {
-                *slot = None;
-                let _ = self.sync_registration(fd);
-            }
-        }
-    }
+    // ----- the run loop's step --------------------------------------------------
 
     /// Blocks for at most `timeout` (`None`: until something happens) and
     /// returns the waits whose fds became ready.
@@ -160,50 +436,120 @@ impl Reactor {
             ready: Vec::new(),
             any_event: false,
         };
-        match self.poll.poll(&mut self.events, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return out,
-            Err(_) => return out,
+        if self.poll.poll(&mut self.events, timeout).is_err() {
+            // EINTR, or nothing we could do about it here: the loop goes round.
+            return out;
         }
         let mut touched = Vec::new();
-        for ev in self.events.iter() {
+        let events: Vec<(usize, u8)> = self
+            .events
+            .iter()
+            .map(|ev| {
+                let mut bits = 0;
+                if ev.is_readable() {
+                    bits |= READABLE;
+                }
+                if ev.is_writable() {
+                    bits |= WRITABLE;
+                }
+                if ev.is_read_closed() {
+                    bits |= READ_CLOSED;
+                }
+                if ev.is_write_closed() {
+                    bits |= WRITE_CLOSED;
+                }
+                if ev.is_error() {
+                    bits |= ERROR;
+                }
+                (ev.token().0, bits)
+            })
+            .collect();
+        for (token, bits) in events {
             out.any_event = true;
-            if ev.token() == WAKER_TOKEN {
+            if token == WAKER_TOKEN.0 {
                 continue;
             }
-            let fd = ev.token().0 as RawFd;
-            let Some(w) = self.fds.get_mut(&fd) else {
-                continue;
+            let Some(e) = self.entry(token) else {
+                continue; // a source that left: its generation moved on
             };
-            let broken = ev.is_error();
-            if (ev.is_readable() || ev.is_read_closed() || broken)
-                && let Some(k) = w.read.take()
-            {
-                out.ready.push(k);
+            let raw = matches!(e.kind, Kind::Raw { .. });
+            if !raw {
+                e.readiness |= bits;
             }
-            if (ev.is_writable() || ev.is_write_closed() || broken)
-                && let Some(k) = w.write.take()
-            {
-                out.ready.push(k);
+            let mut woken = 0;
+            for dir in [Direction::Read, Direction::Write] {
+                if bits & dir.satisfied_by() != 0
+                    && let Some(k) = e.slot(dir).take()
+                {
+                    out.ready.push(k);
+                    woken += 1;
+                }
             }
-            touched.push(fd);
+            self.waiting -= woken;
+            if raw {
+                touched.push(token);
+            }
         }
-        for fd in touched {
-            let _ = self.sync_registration(fd);
+        for token in touched {
+            let _ = self.sync_raw(token);
         }
         out
     }
 
-    /// Wakes every waiter of `fd` with a Closed error and forgets the fd.
+    /// Wakes every waiter of `fd` with a Closed error and forgets a raw fd
+    /// (a registered source stays, for its socket to deregister).
     fn closing(&mut self, fd: RawFd) -> Vec<WaitKey> {
-        let Some(w) = self.fds.remove(&fd) else {
+        let Some(&index) = self.by_fd.get(&fd) else {
             return Vec::new();
         };
-        if w.registered {
-            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        let e = self.slots[index].entry.as_mut().expect("live");
+        match e.kind {
+            Kind::Raw { armed } => {
+                if armed {
+                    let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+                }
+                self.remove(index)
+            }
+            Kind::Registered => {
+                let keys: Vec<WaitKey> = e.read.take().into_iter().chain(e.write.take()).collect();
+                self.waiting -= keys.len();
+                keys
+            }
         }
-        w.read.into_iter().chain(w.write).collect()
     }
+}
+
+fn closed_error() -> Error {
+    Error::new(
+        ErrorKind::Closed,
+        "another task closed this file descriptor",
+    )
+}
+
+fn busy(dir: Direction, fd: RawFd) -> Error {
+    Error::new(
+        ErrorKind::Busy,
+        format!("another task is already waiting to {} fd {fd}", dir.verb()),
+    )
+}
+
+async fn wait_token(
+    token: usize,
+    dir: Direction,
+    rearm: bool,
+    label: &'static str,
+    location: &'static Location<'static>,
+) -> Result<()> {
+    let rt = runtime::current()?;
+    let rt2 = rt.clone();
+    let park = Park::new_at(label, location, move |key, _why| {
+        rt2.reactor.borrow_mut().remove_waiter(token, dir, key);
+        Abort::Succeeded
+    })?;
+    rt.reactor
+        .borrow_mut()
+        .add_waiter(token, dir, park.key(), rearm)?;
+    park.await
 }
 
 async fn wait_fd(fd: RawFd, dir: Direction, location: &'static Location<'static>) -> Result<()> {
@@ -211,22 +557,29 @@ async fn wait_fd(fd: RawFd, dir: Direction, location: &'static Location<'static>
         return Err(Error::invalid(format!("invalid file descriptor {fd}")));
     }
     let rt = runtime::current()?;
-    let rt2 = rt.clone();
     let label = match dir {
         Direction::Read => "wait_readable",
         Direction::Write => "wait_writable",
     };
-    let park = Park::new_at(label, location, move |key, _why| {
-        rt2.reactor.borrow_mut().remove_waiter(fd, dir, key);
-        Abort::Succeeded
-    })?;
-    rt.reactor.borrow_mut().add_waiter(fd, dir, park.key())?;
-    park.await
+    let (token, rearm) = rt.reactor.borrow_mut().raw_token(fd);
+    let r = wait_token(token, dir, rearm, label, location).await;
+    if let Err(e) = &r
+        && e.kind() == ErrorKind::Busy
+        && !rearm
+    {
+        // A raw entry made for this wait alone must not outlive it.
+        let _ = rt.reactor.borrow_mut().sync_raw(token);
+    }
+    r
 }
 
 /// Waits until `fd` is readable (or at EOF, or in error). A checkpoint.
 /// Only one task may wait to read a given fd at a time: a second gets a
-/// [`Busy`](ErrorKind::Busy) error.
+/// [`Busy`](ErrorKind::Busy) error. On an fd that a [`trio::socket`]
+/// socket has registered, the wait shares the socket's registration (and
+/// its one-reader rule).
+///
+/// [`trio::socket`]: crate::socket
 ///
 /// ```no_run
 /// # use std::os::fd::AsRawFd;
@@ -255,13 +608,138 @@ pub fn notify_closing(fd: RawFd) -> Result<()> {
     let rt = runtime::current()?;
     let keys = rt.reactor.borrow_mut().closing(fd);
     for k in keys {
-        reschedule(
-            k,
-            Err(Error::new(
-                ErrorKind::Closed,
-                "another task closed this file descriptor",
-            )),
-        );
+        reschedule(k, Err(closed_error()));
     }
     Ok(())
+}
+
+// ----- a socket's side: IoRegistration -----------------------------------------
+
+/// Where a socket is registered: in which run, under which token, and that
+/// run's registry (to deregister from any thread).
+struct Registered {
+    run_id: u32,
+    token: usize,
+    registry: Arc<Registry>,
+}
+
+/// A socket's registration with the reactor of the run using it (see the
+/// module docs): made lazily, on the first wait; moved when the socket is
+/// used in another run; undone by [`deregister`](Self::deregister) or on
+/// drop of the owner (which calls it). `Send` and `Sync`.
+#[derive(Default)]
+pub(crate) struct IoRegistration {
+    inner: Mutex<Option<Registered>>,
+}
+
+impl fmt::Debug for IoRegistration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        match &*g {
+            Some(r) => f
+                .debug_struct("IoRegistration")
+                .field("run_id", &r.run_id)
+                .field("token", &r.token)
+                .finish(),
+            None => f.write_str("IoRegistration(None)"),
+        }
+    }
+}
+
+impl IoRegistration {
+    /// The token of `fd` in the current run, registering it there first if
+    /// needed (deregistering it from the run it was in before).
+    fn token(&self, fd: RawFd) -> Result<usize> {
+        let rt = runtime::current()?;
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = &*g {
+            if r.run_id == rt.run_id {
+                return Ok(r.token);
+            }
+            let _ = r.registry.deregister(&mut SourceFd(&fd));
+        }
+        let mut reactor = rt.reactor.borrow_mut();
+        let token = reactor.register(fd)?;
+        *g = Some(Registered {
+            run_id: rt.run_id,
+            token,
+            registry: Arc::clone(&reactor.registry),
+        });
+        Ok(token)
+    }
+
+    /// True when the reactor knows `fd` is not ready in `dir`: registered
+    /// in this run, and no edge since the last `WouldBlock` (or drained
+    /// read, or short write). A syscall now would fail with `WouldBlock`,
+    /// so the caller may park at once. False when unknown.
+    pub(crate) fn known_not_ready(&self, dir: Direction) -> bool {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(r) = &*g else { return false };
+        runtime::with_runtime(|rt| {
+            rt.run_id == r.run_id
+                && rt
+                    .reactor
+                    .borrow_mut()
+                    .entry(r.token)
+                    .is_some_and(|e| e.readiness & dir.satisfied_by() == 0)
+        })
+        .unwrap_or(false)
+    }
+
+    /// Clears the cached readiness of `dir`: after a `WouldBlock`, or after
+    /// a stream read that did not fill its buffer (the receive queue is
+    /// empty) or a short stream write (the send buffer is full), as tokio
+    /// does. Edge-triggered: the next change sets it again.
+    pub(crate) fn clear_ready(&self, dir: Direction) {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(r) = &*g else { return };
+        runtime::with_runtime(|rt| {
+            if rt.run_id == r.run_id
+                && let Some(e) = rt.reactor.borrow_mut().entry(r.token)
+            {
+                // Closed and error states do not go away; keep them.
+                e.readiness &= !(dir.satisfied_by() & (READABLE | WRITABLE));
+            }
+        });
+    }
+
+    /// Parks until `fd` is ready in `dir` (a checkpoint). Call after a
+    /// `WouldBlock` and [`clear_ready`](Self::clear_ready): the cache is then
+    /// empty for `dir`, and the next edge wakes the wait. With `rearm`, for
+    /// a wait not preceded by a syscall (whose cache may be stale, e.g.
+    /// after the user wrote through `as_socket2`), the fd is re-armed so
+    /// that the kernel reports its current state (one `epoll_ctl`).
+    pub(crate) async fn wait(
+        &self,
+        fd: RawFd,
+        dir: Direction,
+        rearm: bool,
+        label: &'static str,
+        location: &'static Location<'static>,
+    ) -> Result<()> {
+        let token = self.token(fd)?;
+        wait_token(token, dir, rearm, label, location).await
+    }
+
+    /// Wakes the tasks waiting on `fd` with Closed and undoes the
+    /// registration (in the current run, or through the registry of the
+    /// run it belongs to, from any thread).
+    pub(crate) fn deregister(&self, fd: RawFd) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(r) = g.take() else { return };
+        let done = runtime::with_runtime(|rt| {
+            if rt.run_id != r.run_id {
+                return false;
+            }
+            let keys = rt.reactor.borrow_mut().deregister(r.token);
+            for k in keys {
+                reschedule(k, Err(closed_error()));
+            }
+            true
+        })
+        .unwrap_or(false);
+        if !done {
+            let _ = r.registry.deregister(&mut SourceFd(&fd));
+        }
+    }
 }

@@ -1,0 +1,405 @@
+//! [`SocketStream`] and [`SocketListener`]: the `trio::stream` traits over
+//! stream sockets (TCP and Unix).
+//!
+//! # Invariants
+//!
+//! - `socket` is `None` once this side has closed: every later operation
+//!   fails with Closed. Operations in flight hold their own `Arc` of the
+//!   socket, so the fd stays open until they have returned; closing
+//!   deregisters first, which wakes their waits with Closed, and an
+//!   operation woken for readiness at the same moment sees `socket` gone
+//!   after its wait and returns Closed without touching the fd.
+//! - `broken` holds the first transport error; it is reported (as Broken)
+//!   by every later operation (sticky Broken, DESIGN §9).
+
+use super::{Domain, SockAddr, Socket, Type};
+use crate::core::io::Direction;
+use crate::error::{Error, ErrorKind, Result};
+use crate::stream::{
+    AsyncResource, BusySlot, Listener, ReceiveStream, SendStream, Stream, empty_buffer,
+};
+use crate::{checkpoint, checkpoint_if_cancelled, sys};
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr};
+use std::panic::Location;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `TCP_NOTSENT_LOWAT` for TCP socket streams: 16 KiB, Trio's choice
+/// (`SocketStream.__init__`), so that `wait_send_all_might_not_block`
+/// means "the kernel is nearly out of unsent data", not "the whole send
+/// buffer is free".
+const NOTSENT_LOWAT: u32 = 16 * 1024;
+
+pub(crate) fn closed() -> Error {
+    Error::new(ErrorKind::Closed, "this stream was closed")
+}
+
+fn broken(e: &io::Error) -> Error {
+    Error::with_kind(ErrorKind::Broken, io::Error::new(e.kind(), e.to_string()))
+}
+
+/// A byte stream over a connected stream socket (TCP or Unix), implementing
+/// [`Stream`] (Trio's `SocketStream`).
+///
+/// TCP streams get `TCP_NODELAY` and, where the OS has it,
+/// `TCP_NOTSENT_LOWAT` of 16 KiB. [`send_eof`](Stream::send_eof) is
+/// `shutdown(SHUT_WR)`. [`set_abortive_close`](Self::set_abortive_close)
+/// makes the close send a reset (`SO_LINGER` 0).
+///
+/// ```
+/// use trio::socket::{SocketListener, SocketStream};
+/// use trio::stream::{Listener, ReceiveStream, SendStream};
+///
+/// trio::run(async {
+///     let listener = SocketListener::bind_tcp("127.0.0.1:0".parse().unwrap())?;
+///     let addr = listener.local_addr()?.as_socket().unwrap();
+///     let client = SocketStream::connect_tcp(addr).await?;
+///     let server = listener.accept().await?;
+///     client.send_all(b"hi").await?;
+///     let mut buf = [0; 2];
+///     assert_eq!(server.receive_some(&mut buf).await?, 2);
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub struct SocketStream {
+    socket: RefCell<Option<Arc<Socket>>>,
+    send_slot: BusySlot,
+    receive_slot: BusySlot,
+    broken: RefCell<Option<(io::ErrorKind, String)>>,
+    did_shutdown_write: Cell<bool>,
+}
+
+impl fmt::Debug for SocketStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SocketStream")
+            .field("socket", &self.socket.borrow())
+            .field("broken", &self.broken.borrow())
+            .field("did_shutdown_write", &self.did_shutdown_write.get())
+            .finish()
+    }
+}
+
+impl SocketStream {
+    /// Wraps a connected stream socket; sets the TCP options above on a
+    /// TCP socket. Other socket types are InvalidArgument.
+    pub fn new(socket: Socket) -> Result<SocketStream> {
+        let s = socket.as_socket2();
+        if s.r#type()? != Type::STREAM {
+            return Err(Error::invalid("SocketStream needs a stream socket"));
+        }
+        if s.local_addr()?.as_socket().is_some() {
+            s.set_tcp_nodelay(true)?;
+            // Best effort: an OS without it streams fine.
+            let _ = sys::set_notsent_lowat(s, NOTSENT_LOWAT);
+        }
+        Ok(SocketStream {
+            socket: RefCell::new(Some(Arc::new(socket))),
+            send_slot: BusySlot::new("another task is already sending on this stream"),
+            receive_slot: BusySlot::new("another task is already receiving on this stream"),
+            broken: RefCell::new(None),
+            did_shutdown_write: Cell::new(false),
+        })
+    }
+
+    /// Connects to a TCP address (a literal one: no name resolution).
+    pub async fn connect_tcp(addr: SocketAddr) -> Result<SocketStream> {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        SocketStream::new(s.connect(&addr.into()).await?)
+    }
+
+    /// Connects to a Unix socket at `path` (Trio's `open_unix_socket`).
+    pub async fn connect_unix(path: impl AsRef<Path>) -> Result<SocketStream> {
+        let s = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+        SocketStream::new(s.connect(&SockAddr::unix(path)?).await?)
+    }
+
+    /// A connected pair of Unix stream sockets.
+    pub fn unix_pair() -> Result<(SocketStream, SocketStream)> {
+        let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM, None)?;
+        Ok((SocketStream::new(a)?, SocketStream::new(b)?))
+    }
+
+    /// The socket (Closed after [`aclose`](AsyncResource::aclose)), for
+    /// options and addresses.
+    pub fn socket(&self) -> Result<Arc<Socket>> {
+        self.socket.borrow().clone().ok_or_else(closed)
+    }
+
+    /// Makes the close abortive: `SO_LINGER` with a zero timeout, so that
+    /// closing sends a reset and drops unsent data.
+    pub fn set_abortive_close(&self) -> Result<()> {
+        Ok(self
+            .socket()?
+            .as_socket2()
+            .set_linger(Some(Duration::ZERO))?)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.socket.borrow().is_none()
+    }
+
+    /// The socket for an operation: Closed, or sticky Broken, first.
+    fn usable(&self) -> Result<Arc<Socket>> {
+        let s = self.socket()?;
+        if let Some((kind, msg)) = &*self.broken.borrow() {
+            return Err(broken(&io::Error::new(*kind, msg.clone())));
+        }
+        Ok(s)
+    }
+
+    /// Records a transport failure (sticky) and returns it as Broken;
+    /// trio errors (Cancelled, Closed) pass through.
+    fn fail(&self, e: Error) -> Error {
+        let Some(io) = e.source_io() else { return e };
+        let io = io::Error::new(io.kind(), io.to_string());
+        self.broken
+            .borrow_mut()
+            .get_or_insert((io.kind(), io.to_string()));
+        broken(&io)
+    }
+
+    /// Sends what it can of `data` (at least one byte), cancel-safely: a
+    /// cancelled `send_some` sent nothing. Returns the number sent.
+    #[track_caller]
+    pub fn send_some<'a>(&'a self, data: &'a [u8]) -> impl Future<Output = Result<usize>> + 'a {
+        let location = Location::caller();
+        async move {
+            let _g = self.send_slot.enter()?;
+            let s = self.usable()?;
+            if self.did_shutdown_write.get() {
+                return Err(Error::new(ErrorKind::Closed, "cannot send after send_eof"));
+            }
+            s.io(
+                Direction::Write,
+                "SocketStream::send_some",
+                location,
+                &|| self.is_closed(),
+                |s| s.send(data),
+            )
+            .await
+            .map_err(|e| self.fail(e))
+        }
+    }
+}
+
+/// The `io::Error` inside a trio error, if it wraps one.
+trait SourceIo {
+    fn source_io(&self) -> Option<&io::Error>;
+}
+
+impl SourceIo for Error {
+    fn source_io(&self) -> Option<&io::Error> {
+        if matches!(self.kind(), ErrorKind::Cancelled | ErrorKind::Closed) {
+            return None;
+        }
+        self.downcast_ref::<io::Error>()
+    }
+}
+
+impl AsyncResource for SocketStream {
+    /// Closes at once (deregistering, which wakes blocked operations with
+    /// Closed), then checkpoints: always closes, idempotent.
+    async fn aclose(&self) -> Result<()> {
+        if let Some(s) = self.socket.borrow_mut().take() {
+            s.registration().deregister(s.fd());
+        }
+        checkpoint().await
+    }
+}
+
+impl SendStream for SocketStream {
+    #[track_caller]
+    fn send_all(&self, data: &[u8]) -> impl Future<Output = Result<()>> {
+        let location = Location::caller();
+        async move {
+            let _g = self.send_slot.enter()?;
+            let s = self.usable()?;
+            if self.did_shutdown_write.get() {
+                return Err(Error::new(ErrorKind::Closed, "cannot send after send_eof"));
+            }
+            if data.is_empty() {
+                return checkpoint().await;
+            }
+            let mut sent = 0;
+            while sent < data.len() {
+                let rest = &data[sent..];
+                let n = s
+                    .io(
+                        Direction::Write,
+                        "SocketStream::send_all",
+                        location,
+                        &|| self.is_closed(),
+                        |s| s.send(rest),
+                    )
+                    .await
+                    .map_err(|e| self.fail(e))?;
+                if n < rest.len() {
+                    // Short write: the send buffer is full; wait for the
+                    // edge instead of a send that would say WouldBlock.
+                    s.registration().clear_ready(Direction::Write);
+                }
+                sent += n;
+            }
+            Ok(())
+        }
+    }
+
+    #[track_caller]
+    fn wait_send_all_might_not_block(&self) -> impl Future<Output = Result<()>> {
+        let location = Location::caller();
+        async move {
+            let _g = self.send_slot.enter()?;
+            let s = self.usable()?;
+            s.wait_ready(
+                Direction::Write,
+                "SocketStream::wait_send_all_might_not_block",
+                location,
+                &|| self.is_closed(),
+            )
+            .await
+        }
+    }
+}
+
+impl ReceiveStream for SocketStream {
+    #[track_caller]
+    fn receive_some(&self, buf: &mut [u8]) -> impl Future<Output = Result<usize>> {
+        let location = Location::caller();
+        async move {
+            let _g = self.receive_slot.enter()?;
+            let s = self.usable()?;
+            if buf.is_empty() {
+                checkpoint_if_cancelled().await?;
+                return Err(empty_buffer());
+            }
+            let n = s
+                .io(
+                    Direction::Read,
+                    "SocketStream::receive_some",
+                    location,
+                    &|| self.is_closed(),
+                    |mut s| s.read(buf),
+                )
+                .await
+                .map_err(|e| self.fail(e))?;
+            if n < buf.len() {
+                // The receive queue is drained (a stream read takes all
+                // there is, up to the buffer): no need to try again first.
+                s.registration().clear_ready(Direction::Read);
+            }
+            Ok(n)
+        }
+    }
+}
+
+impl Stream for SocketStream {
+    /// `shutdown(SHUT_WR)`; idempotent.
+    async fn send_eof(&self) -> Result<()> {
+        let _g = self.send_slot.enter()?;
+        let s = self.usable()?;
+        checkpoint().await?;
+        if self.did_shutdown_write.replace(true) {
+            return Ok(());
+        }
+        s.shutdown(Shutdown::Write).map_err(|e| self.fail(e))
+    }
+}
+
+/// A listening stream socket (TCP or Unix), implementing [`Listener`]
+/// (Trio's `SocketListener`). `accept` skips connections that died before
+/// they were accepted (Trio's list of errors) and returns any other error.
+pub struct SocketListener {
+    socket: RefCell<Option<Arc<Socket>>>,
+    accept_slot: BusySlot,
+}
+
+impl fmt::Debug for SocketListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SocketListener")
+            .field("socket", &self.socket.borrow())
+            .finish()
+    }
+}
+
+impl SocketListener {
+    /// Wraps a listening socket.
+    pub fn new(socket: Socket) -> Result<SocketListener> {
+        if !socket.as_socket2().is_listener()? {
+            return Err(Error::invalid("SocketListener needs a listening socket"));
+        }
+        Ok(SocketListener {
+            socket: RefCell::new(Some(Arc::new(socket))),
+            accept_slot: BusySlot::new("another task is already accepting on this listener"),
+        })
+    }
+
+    /// Binds a TCP listener to `addr` (SO_REUSEADDR; port 0 picks one).
+    pub fn bind_tcp(addr: SocketAddr) -> Result<SocketListener> {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        s.as_socket2().set_reuse_address(true)?;
+        s.bind(&addr.into())?;
+        s.listen(libc::SOMAXCONN)?;
+        SocketListener::new(s)
+    }
+
+    /// Binds a Unix listener to `path`.
+    pub fn bind_unix(path: impl AsRef<Path>) -> Result<SocketListener> {
+        let s = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+        s.bind(&SockAddr::unix(path)?)?;
+        s.listen(libc::SOMAXCONN)?;
+        SocketListener::new(s)
+    }
+
+    /// The listening address.
+    pub fn local_addr(&self) -> Result<SockAddr> {
+        self.socket()?.local_addr()
+    }
+
+    /// The socket (Closed after [`aclose`](AsyncResource::aclose)).
+    pub fn socket(&self) -> Result<Arc<Socket>> {
+        self.socket.borrow().clone().ok_or_else(closed)
+    }
+}
+
+impl AsyncResource for SocketListener {
+    async fn aclose(&self) -> Result<()> {
+        if let Some(s) = self.socket.borrow_mut().take() {
+            s.registration().deregister(s.fd());
+        }
+        checkpoint().await
+    }
+}
+
+impl Listener for SocketListener {
+    type Stream = SocketStream;
+
+    #[track_caller]
+    fn accept(&self) -> impl Future<Output = Result<SocketStream>> {
+        let location = Location::caller();
+        async move {
+            let _g = self.accept_slot.enter()?;
+            let s = self.socket()?;
+            // A transient accept error reads as EINTR: `io` retries it.
+            let (conn, _) = s
+                .io(
+                    Direction::Read,
+                    "SocketListener::accept",
+                    location,
+                    &|| self.socket.borrow().is_none(),
+                    |s| match s.accept() {
+                        Err(e) if sys::accept_error_is_transient(&e) => {
+                            Err(io::Error::from(io::ErrorKind::Interrupted))
+                        }
+                        r => r,
+                    },
+                )
+                .await?;
+            SocketStream::new(Socket::from_socket2(conn)?)
+        }
+    }
+}
