@@ -178,21 +178,7 @@ pub(crate) fn new_park(
     deadline: Instant,
 ) -> WaitKey {
     let task = rt.current_task.get();
-    let park = rt.with_state(|st| {
-        let id = st.parks.insert(ParkRecord {
-            state: ParkState::Waiting,
-            target: WakeTarget::NONE,
-            cancel_status: None,
-            task,
-            location,
-            label,
-            deadline,
-        });
-        if deadline.is_finite() {
-            st.timers.push(deadline, TimerTarget::Park(id));
-        }
-        id
-    });
+    let park = rt.with_state(|st| st.insert_park(task, label, location, deadline));
     WaitKey {
         park,
         run_id: rt.run_id,
@@ -235,6 +221,29 @@ pub(crate) struct ParkRecord {
 }
 
 impl State {
+    /// A new waiting park for `task`, with a timer if `deadline` is finite.
+    pub(crate) fn insert_park(
+        &mut self,
+        task: TaskId,
+        label: &'static str,
+        location: &'static Location<'static>,
+        deadline: Instant,
+    ) -> ParkId {
+        let id = self.parks.insert(ParkRecord {
+            state: ParkState::Waiting,
+            target: WakeTarget::NONE,
+            cancel_status: None,
+            task,
+            location,
+            label,
+            deadline,
+        });
+        if deadline.is_finite() {
+            self.timers.push(deadline, TimerTarget::Park(id));
+        }
+        id
+    }
+
     /// Records that `park` waits under `status`, to be woken through `waker`.
     pub(crate) fn register_park(&mut self, park: ParkId, status: CancelStatusId, waker: &Waker) {
         let (run_id, shared_addr) = (self.run_id, self.shared_addr);
@@ -671,18 +680,7 @@ impl Future for TimedWait {
                     // What a `Park` would do: nothing to undo, `Cancelled`.
                     return None;
                 }
-                let id = st.parks.insert(ParkRecord {
-                    state: ParkState::Waiting,
-                    target: WakeTarget::NONE,
-                    cancel_status: None,
-                    task,
-                    location,
-                    label,
-                    deadline,
-                });
-                if deadline.is_finite() {
-                    st.timers.push(deadline, TimerTarget::Park(id));
-                }
+                let id = st.insert_park(task, label, location, deadline);
                 st.register_park(id, status, cx.waker());
                 Some(id)
             });
