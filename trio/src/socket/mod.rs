@@ -420,18 +420,20 @@ impl Socket {
     ) -> Result<T> {
         checkpoint_if_cancelled().await?;
         let mut parked = false;
-        if self.reg.reg.known_not_ready(dir) {
-            // The syscall would only say WouldBlock: wait for the edge first.
-            self.reg
-                .reg
-                .wait(self.reg.fd, dir, false, label, location)
-                .await?;
-            parked = true;
-            if closed() {
-                return Err(stream::closed());
-            }
-        }
+        // When the reactor already knows the fd is not ready, the syscall
+        // would only say WouldBlock: wait for the edge first.
+        let mut must_wait = self.reg.reg.known_not_ready(dir);
         loop {
+            if must_wait {
+                self.reg
+                    .reg
+                    .wait(self.reg.fd, dir, false, label, location)
+                    .await?;
+                parked = true;
+                if closed() {
+                    return Err(stream::closed());
+                }
+            }
             match op(&self.inner) {
                 Ok(v) => {
                     // A park was already a schedule point.
@@ -442,16 +444,9 @@ impl Socket {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.reg.reg.clear_ready(dir);
-                    self.reg
-                        .reg
-                        .wait(self.reg.fd, dir, false, label, location)
-                        .await?;
-                    parked = true;
-                    if closed() {
-                        return Err(stream::closed());
-                    }
+                    must_wait = true;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => must_wait = false,
                 Err(e) => {
                     if !parked {
                         cancel_shielded_checkpoint().await?;

@@ -201,13 +201,20 @@ impl SourceIo for Error {
     }
 }
 
+/// Takes the socket out of its handle and deregisters it (which wakes
+/// blocked operations with Closed); a no-op once closed.
+fn close_now(socket: &RefCell<Option<Arc<Socket>>>) {
+    let taken = socket.borrow_mut().take();
+    if let Some(s) = taken {
+        s.registration().deregister(s.fd());
+    }
+}
+
 impl AsyncResource for SocketStream {
     /// Closes at once (deregistering, which wakes blocked operations with
     /// Closed), then checkpoints: always closes, idempotent.
     async fn aclose(&self) -> Result<()> {
-        if let Some(s) = self.socket.borrow_mut().take() {
-            s.registration().deregister(s.fd());
-        }
+        close_now(&self.socket);
         checkpoint().await
     }
 }
@@ -368,9 +375,7 @@ impl SocketListener {
 
 impl AsyncResource for SocketListener {
     async fn aclose(&self) -> Result<()> {
-        if let Some(s) = self.socket.borrow_mut().take() {
-            s.registration().deregister(s.fd());
-        }
+        close_now(&self.socket);
         checkpoint().await
     }
 }
