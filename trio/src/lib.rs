@@ -92,6 +92,7 @@ mod error;
 pub mod from_thread;
 pub mod guarantees;
 pub mod lowlevel;
+pub mod net;
 mod race;
 #[cfg(unix)]
 #[cfg_attr(docsrs, doc(cfg(unix)))]
