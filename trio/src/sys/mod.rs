@@ -144,3 +144,34 @@ fn own_received_fd(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
     // only owner and will close it once.
     unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_that_died_before_accept_are_transient_and_others_are_not() {
+        let os = io::Error::from_raw_os_error;
+        for code in [
+            libc::ECONNABORTED,
+            libc::EPROTO,
+            libc::EPERM,
+            libc::ENETDOWN,
+        ] {
+            assert!(accept_error_is_transient(&os(code)), "{code}");
+        }
+        // Resource exhaustion is the server's business (back off), and a
+        // closed or invalid listener is a real failure.
+        for code in [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOBUFS,
+            libc::ENOMEM,
+            libc::EBADF,
+            libc::EINVAL,
+        ] {
+            assert!(!accept_error_is_transient(&os(code)), "{code}");
+        }
+        assert!(!accept_error_is_transient(&io::Error::other("no errno")));
+    }
+}
