@@ -22,6 +22,7 @@ use crate::lowlevel::RunVar;
 use crate::socket::{Socket, SocketStream};
 use crate::stream::BoxFuture;
 use socket2::{Domain, Type};
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
@@ -76,6 +77,14 @@ pub trait SocketFactory {
         addr: SocketAddr,
         local: Option<IpAddr>,
     ) -> BoxFuture<'_, Result<SocketStream>>;
+}
+
+/// Trait objects show as their trait's name (implementations need not
+/// be `Debug`), so results holding them can be unwrapped and printed.
+impl fmt::Debug for dyn SocketFactory + '_ {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("dyn SocketFactory")
+    }
 }
 
 /// Installs `factory` as the current run's socket factory (`None`: the

@@ -94,6 +94,14 @@ pub trait HostnameResolver {
     ) -> BoxFuture<'a, Result<Vec<SocketAddr>>>;
 }
 
+/// Trait objects show as their trait's name (implementations need not
+/// be `Debug`), so results holding them can be unwrapped and printed.
+impl fmt::Debug for dyn HostnameResolver + '_ {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("dyn HostnameResolver")
+    }
+}
+
 /// Installs `resolver` as the current run's hostname resolver (`None`: the
 /// system resolver again) and returns the previous custom one. Literal
 /// addresses never reach it. Errors outside a run.
