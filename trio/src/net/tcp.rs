@@ -21,7 +21,8 @@
 //! 4. Exactly one stream is returned. Every other socket is closed: a
 //!    cancelled attempt drops (closes) its socket, and an attempt that
 //!    connects in the same instant as the winner drops its stream.
-//! 5. If every attempt fails, the error lists each attempt's error
+//! 5. Any error of an attempt other than `Cancelled` is that attempt's
+//!    failure. If every attempt fails, the error lists each attempt's error
 //!    ([`ConnectAttemptsFailed`]). If the whole call is cancelled, it
 //!    returns `Cancelled` and no socket stays open, not even a winner's.
 //!
@@ -145,30 +146,14 @@ impl TcpConnect {
             Ok(d) => *d,
             Err(e) => return Err(Error::new(e.kind(), e.to_string())),
         };
-        // 1. Resolve, keep the family the local address allows, reorder.
-        let mut targets = getaddrinfo(&self.host, self.port).await?;
-        if let Some(local) = self.local_address {
-            targets.retain(|t| t.is_ipv4() == local.is_ipv4());
-            if targets.is_empty() {
-                let family = if local.is_ipv4() { "IPv4" } else { "IPv6" };
-                return Err(Error::new(
-                    ErrorKind::InvalidArgument,
-                    format!(
-                        "local address {local} is {family}, but {} has no {family} address",
-                        self.target()
-                    ),
-                ));
-            }
-        } else if targets.is_empty() {
-            let message = format!("no results found for hostname lookup: {}", self.target());
-            return Err(Error::new(ErrorKind::Io, message));
-        }
-        reorder_for_rfc_6555_section_5_4(&mut targets);
+        // 1. Resolve and order the targets.
+        let targets = self.targets().await?;
 
         // 2.–4. One child task per attempt; the first to connect wins.
         let factory = current_socket_factory()?;
         let winner: RefCell<Option<SocketStream>> = RefCell::new(None);
         let failures: RefCell<Vec<(SocketAddr, Error)>> = RefCell::new(Vec::new());
+        // Shared with the attempts (each `async move` copies the references).
         let (factory, winner, failures) = (&*factory, &winner, &failures);
         open_nursery(async |nursery| {
             for &addr in &targets {
@@ -209,6 +194,30 @@ impl TcpConnect {
                 },
             )),
         }
+    }
+
+    /// 1. Resolves the host, keeps the family the local address allows,
+    /// and reorders for RFC 6555 §5.4.
+    async fn targets(&self) -> Result<Vec<SocketAddr>> {
+        let mut targets = getaddrinfo(&self.host, self.port).await?;
+        if let Some(local) = self.local_address {
+            targets.retain(|t| t.is_ipv4() == local.is_ipv4());
+            if targets.is_empty() {
+                let family = if local.is_ipv4() { "IPv4" } else { "IPv6" };
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "local address {local} is {family}, but {} has no {family} address",
+                        self.target()
+                    ),
+                ));
+            }
+        } else if targets.is_empty() {
+            let message = format!("no results found for hostname lookup: {}", self.target());
+            return Err(Error::new(ErrorKind::Io, message));
+        }
+        reorder_for_rfc_6555_section_5_4(&mut targets);
+        Ok(targets)
     }
 
     /// `host:port`, with an IPv6 literal in brackets.
