@@ -196,7 +196,7 @@ impl TcpConnect {
         }
     }
 
-    /// 1. Resolves the host, keeps the family the local address allows,
+    /// Step 1: resolves the host, keeps the family the local address allows,
     /// and reorders for RFC 6555 §5.4.
     async fn targets(&self) -> Result<Vec<SocketAddr>> {
         let mut targets = getaddrinfo(&self.host, self.port).await?;
