@@ -11,6 +11,10 @@
 //! blocked a (virtual) second later means a socket was left open. Reading
 //! an already-closed or already-written socket does not wait, so the check
 //! is deterministic under autojump.
+//!
+//! Beyond the tables, `random_tables_match_the_model` runs random tables
+//! (families, connect times, outcomes, delay) against a hand-written model
+//! of the algorithm in integer milliseconds.
 
 use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, SocketAddr};
@@ -665,4 +669,177 @@ async fn a_literal_host_skips_the_resolver() {
     assert_eq!(sc.lookups.get(), 0);
     assert_eq!(sc.connect_times(), times(&[("1.2.3.4", 0)]));
     assert_eq!(sc.check(Some(&stream)).await.unwrap(), "1.2.3.4");
+}
+
+// ----- random tables against a model ----------------------------------------
+
+/// What the model predicts for one table: when each attempt starts (target
+/// index, ms), and the winner or the failure order, and when the call
+/// returns.
+#[derive(Debug, PartialEq)]
+struct Predicted {
+    starts: Vec<(usize, u64)>,
+    winner: Option<usize>,
+    failure_order: Vec<usize>,
+    end: u64,
+}
+
+/// Happy Eyeballs by hand, in integer milliseconds. `targets` are
+/// `(is_ipv6, connect_ms, succeeds)` in the resolver's order. `None` when
+/// two events the outcome depends on fall in the same instant (the
+/// scheduler may then order them either way).
+fn model(targets: &[(bool, u64, bool)], delay: u64) -> Option<Predicted> {
+    // RFC 6555 §5.4.
+    let mut order: Vec<usize> = (0..targets.len()).collect();
+    if let Some(i) = order.iter().position(|&i| targets[i].0 != targets[0].0) {
+        order[1..=i].rotate_right(1);
+    }
+    let end_of = |i: usize, start: u64| start + targets[i].1;
+    let mut starts: Vec<(usize, u64)> = Vec::new();
+    let mut t = 0;
+    for (k, &i) in order.iter().enumerate() {
+        starts.push((i, t));
+        if k + 1 == order.len() {
+            break;
+        }
+        // The next attempt starts after the delay, or when this one fails.
+        let next = if targets[i].2 {
+            t + delay
+        } else {
+            (t + delay).min(end_of(i, t))
+        };
+        // ... unless one has connected by then.
+        let first_success = starts
+            .iter()
+            .filter(|&&(j, _)| targets[j].2)
+            .map(|&(j, s)| end_of(j, s))
+            .min();
+        match first_success {
+            Some(s) if s == next => return None,
+            Some(s) if s < next => break,
+            _ => t = next,
+        }
+    }
+    let mut successes: Vec<(u64, usize)> = starts
+        .iter()
+        .filter(|&&(j, _)| targets[j].2)
+        .map(|&(j, s)| (end_of(j, s), j))
+        .collect();
+    successes.sort();
+    if let [(a, _), (b, _), ..] = successes[..]
+        && a == b
+    {
+        return None;
+    }
+    let mut failures: Vec<(u64, usize)> = starts.iter().map(|&(j, s)| (end_of(j, s), j)).collect();
+    failures.sort();
+    if failures.windows(2).any(|w| w[0].0 == w[1].0) {
+        return None;
+    }
+    Some(match successes.first() {
+        Some(&(end, winner)) => Predicted {
+            starts,
+            winner: Some(winner),
+            failure_order: Vec::new(),
+            end,
+        },
+        None => Predicted {
+            starts,
+            winner: None,
+            end: failures.last().unwrap().0,
+            failure_order: failures.into_iter().map(|(_, j)| j).collect(),
+        },
+    })
+}
+
+fn ip_of(i: usize, ipv6: bool) -> String {
+    if ipv6 {
+        format!("::{}", i + 1)
+    } else {
+        format!("10.0.0.{}", i + 1)
+    }
+}
+
+/// Runs one table through `open_tcp_stream` on an autojumping MockClock
+/// and reports what happened in the model's terms.
+fn observe(targets: &[(bool, u64, bool)], delay: u64) -> Predicted {
+    let ips: Vec<String> = targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| ip_of(i, t.0))
+        .collect();
+    let index = |ip: &str| ips.iter().position(|x| x == ip).unwrap();
+    let table: Vec<(&str, f64, Outcome)> = targets
+        .iter()
+        .zip(&ips)
+        .map(|(&(_, ms, ok), ip)| {
+            (
+                ip.as_str(),
+                ms as f64 / 1000.0,
+                if ok { Connects } else { Fails },
+            )
+        })
+        .collect();
+    trio::Runner::new()
+        .clock(trio::testing::MockClock::autojump())
+        .run(async {
+            let sc = Scenario::new(80, &table).install();
+            let result = TcpConnect::new(HOST, 80)
+                .happy_eyeballs_delay(std::time::Duration::from_millis(delay))
+                .connect()
+                .await;
+            let end = sc.elapsed_ms();
+            let starts = sc
+                .connect_times()
+                .into_iter()
+                .map(|(ip, t)| (index(&ip), t))
+                .collect();
+            Ok(match result {
+                Ok(stream) => {
+                    let winner = sc.check(Some(&stream)).await.unwrap();
+                    Predicted {
+                        starts,
+                        winner: Some(index(&winner)),
+                        failure_order: Vec::new(),
+                        end,
+                    }
+                }
+                Err(err) => {
+                    assert_eq!(sc.check(None).await, None);
+                    let failed = err.downcast_ref::<ConnectAttemptsFailed>().unwrap();
+                    Predicted {
+                        starts,
+                        winner: None,
+                        failure_order: failed
+                            .attempts()
+                            .iter()
+                            .map(|(addr, _)| index(&addr.ip().to_string()))
+                            .collect(),
+                        end,
+                    }
+                }
+            })
+        })
+        .unwrap()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    // Any table: the attempts start when the model says, the model's
+    // winner wins (every other socket closed, checked by `observe`), or
+    // every attempt fails in the model's order, at the model's time.
+    #[test]
+    fn random_tables_match_the_model(
+        targets in proptest::collection::vec(
+            (proptest::bool::ANY, 0u64..1500, proptest::bool::ANY),
+            1..7,
+        ),
+        delay in 1u64..600,
+    ) {
+        let Some(predicted) = model(&targets, delay) else {
+            return Ok(()); // a tie: either order is right
+        };
+        proptest::prop_assert_eq!(observe(&targets, delay), predicted);
+    }
 }
