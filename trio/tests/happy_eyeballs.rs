@@ -627,10 +627,10 @@ async fn a_cancel_that_lands_with_the_winner_closes_the_winner_too() {
     assert_eq!(sc.check(None).await, None);
 }
 
-// The same after the last attempt has started: the call only waits for
-// its attempts then, with no checkpoint left to see the cancel, so (as in
-// Trio, DESIGN §5: a cancel no checkpoint sees is dropped) it returns the
-// stream.
+// The same after the last attempt has started and its delay has passed:
+// the call only waits for its attempts then, with no checkpoint left to
+// see the cancel, so (as in Trio, DESIGN §5: a cancel no checkpoint sees
+// before the scope exits is dropped) it returns the stream.
 #[trio::test(autojump)]
 async fn a_cancel_with_the_winner_after_the_last_start_returns_the_stream() {
     let sc = Scenario::new(80, &[("1.1.1.1", 1.0, Connects)]).install();

@@ -25,10 +25,11 @@
 //!    failure. If every attempt fails, the error lists each attempt's error
 //!    ([`ConnectAttemptsFailed`]). If the whole call is cancelled, it
 //!    returns `Cancelled` and no socket stays open, not even a winner's.
-//!    (As in Trio, once the last attempt has started the call only waits
-//!    for the attempts, which is no checkpoint: a cancel that lands in the
-//!    instant the winner connects then reaches the caller's next
-//!    checkpoint instead, and the stream is returned.)
+//!    (As in Trio, once the last attempt has started and the delay after it
+//!    has passed, the call only waits for the attempts, which is no
+//!    checkpoint: a cancel that lands in the instant the winner connects
+//!    then reaches the caller's next checkpoint instead, and the stream is
+//!    returned.)
 //!
 //! With a local address, only the targets of its family are tried (a socket
 //! of one family cannot connect from an address of the other); if none is
