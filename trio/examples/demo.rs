@@ -25,7 +25,7 @@ use std::time::Duration;
 use trio::ErrorKind;
 use trio::net::{HostnameResolver, SocketFactory, SystemSocketFactory};
 use trio::socket::{SocketListener, SocketStream};
-use trio::stream::{BoxFuture, Listener, ReceiveStream, SendStream};
+use trio::stream::{AsyncResource, BoxFuture, Listener, ReceiveStream, SendStream};
 use trio::testing::MockClock;
 
 fn t() -> String {
@@ -211,9 +211,12 @@ fn two_listeners() -> trio::Result<(socket2::Socket, std::net::TcpStream, Socket
 
 async fn network_demo() -> trio::Result<()> {
     println!("== 5. Happy Eyeballs on loopback (a separate run, on the real clock)");
-    let Ok((silent, filler, listener)) = two_listeners() else {
-        println!("(skipped: this system cannot bind 127.0.0.2)");
-        return Ok(());
+    let (silent, filler, listener) = match two_listeners() {
+        Ok(listeners) => listeners,
+        Err(e) => {
+            println!("(skipped: this needs 127.0.0.2 on loopback, as Linux has: {e})");
+            return Ok(());
+        }
     };
     let port = listener.local_addr()?.as_socket().unwrap().port();
     trio::net::set_hostname_resolver(Some(Rc::new(Addresses(vec![
@@ -263,7 +266,7 @@ async fn network_demo() -> trio::Result<()> {
             Err(e) => println!("{} {e} ({:?})", narrated.t(), e.kind()),
         }
         // Hanging up ends the server task, and so the nursery.
-        Ok(())
+        client.aclose().await
     })
     .await?;
     drop((silent, filler));
