@@ -2,8 +2,27 @@
 //! and friends, built on [`trio::socket`](crate::socket) and the
 //! [`stream`](crate::stream) traits (DESIGN §9).
 //!
-//! - [`resolve`]: name resolution that never blocks the run loop.
+//! - [`resolve`]: name resolution that never blocks the run loop, and the
+//!   per-run [`HostnameResolver`].
+//! - [`factory`]: the per-run [`SocketFactory`] that opens each connection
+//!   attempt.
+//! - [`tcp`]: [`open_tcp_stream`] with Happy Eyeballs, and
+//!   [`open_unix_stream`].
 
+#[cfg(unix)]
+pub mod factory;
 pub mod resolve;
+#[cfg(unix)]
+pub mod tcp;
 
-pub use resolve::getaddrinfo;
+#[cfg(unix)]
+pub use factory::{SocketFactory, SystemSocketFactory, current_socket_factory, set_socket_factory};
+pub use resolve::{
+    DEFAULT_RESOLVER_LIMIT, HostnameResolver, LookupError, ThreadResolver,
+    current_hostname_resolver, current_resolver_limiter, getaddrinfo, set_hostname_resolver,
+};
+#[cfg(unix)]
+pub use tcp::{
+    ConnectAttemptsFailed, DEFAULT_HAPPY_EYEBALLS_DELAY, TcpConnect, open_tcp_stream,
+    open_unix_stream,
+};
