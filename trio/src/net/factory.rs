@@ -107,10 +107,9 @@ pub fn current_socket_factory() -> Result<Rc<dyn SocketFactory>> {
 /// The default [`SocketFactory`]: a new TCP socket of the address's family,
 /// bound to `local` (port 0) if given, then connected.
 ///
-/// (Trio also sets `IP_BIND_ADDRESS_NO_PORT` before such a bind, so that
-/// the port is chosen at connect time and can be shared with connections to
-/// other peers; socket2 0.6 does not expose that option, so here the bind
-/// picks the port.)
+/// Before that bind it sets `IP_BIND_ADDRESS_NO_PORT` where the OS has it
+/// (Linux), as Trio does, so that the port is chosen at connect time and
+/// can be shared with connections to other peers.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemSocketFactory;
 
@@ -123,6 +122,8 @@ impl SocketFactory for SystemSocketFactory {
         Box::pin(async move {
             let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
             if let Some(ip) = local {
+                // Best effort: without it the bind picks the port.
+                let _ = crate::sys::set_bind_address_no_port(socket.as_socket2());
                 socket.bind(&SocketAddr::new(ip, 0).into()).map_err(|e| {
                     Error::new(
                         e.kind(),

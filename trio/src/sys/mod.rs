@@ -6,10 +6,14 @@
 //! - [`set_notsent_lowat`]: `TCP_NOTSENT_LOWAT` on Linux and Android, a
 //!   no-op elsewhere (macOS has the option too, but socket2 does not expose
 //!   it there yet).
+//! - [`set_bind_address_no_port`]: `IP_BIND_ADDRESS_NO_PORT` on Linux,
+//!   for a local address given to `open_tcp_stream`; a no-op elsewhere.
 //! - [`accept_error_is_transient`]: Trio's list of `accept` errors that
 //!   mean "that connection died before we took it", which differ by OS.
-//! - [`as_uninit`]: the crate's one `unsafe` outside the waker module, to
-//!   hand an initialised buffer to socket2's `MaybeUninit` receive calls.
+//! - [`as_uninit`] and [`set_bind_address_no_port`]: with the fd-passing
+//!   code, the crate's only `unsafe` outside the waker module (a buffer
+//!   cast for socket2's `MaybeUninit` receive calls; one `setsockopt`
+//!   socket2 does not expose).
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -23,6 +27,41 @@ pub(crate) fn set_notsent_lowat(socket: &socket2::Socket, bytes: u32) -> io::Res
 /// Sets `TCP_NOTSENT_LOWAT` where the OS has it (see the module docs).
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(crate) fn set_notsent_lowat(_socket: &socket2::Socket, _bytes: u32) -> io::Result<()> {
+    Ok(())
+}
+
+/// Sets `IP_BIND_ADDRESS_NO_PORT` where the OS has it (Linux): a socket
+/// bound to a local address with port 0 before `connect` then gets its port
+/// at connect time, so the same port can serve connections to different
+/// peers (Trio sets it for `open_tcp_stream`'s local address). A no-op
+/// elsewhere; callers treat failure as "not available".
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[allow(unsafe_code)]
+pub(crate) fn set_bind_address_no_port(socket: &socket2::Socket) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: `setsockopt` reads `optlen` bytes from `optval`, which points
+    // to a live `c_int` of exactly that size for the duration of the call;
+    // the fd is owned by `socket`, which outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Sets `IP_BIND_ADDRESS_NO_PORT` where the OS has it (see above).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn set_bind_address_no_port(_socket: &socket2::Socket) -> io::Result<()> {
     Ok(())
 }
 
@@ -173,5 +212,22 @@ mod tests {
             assert!(!accept_error_is_transient(&os(code)), "{code}");
         }
         assert!(!accept_error_is_transient(&io::Error::other("no errno")));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn bind_address_no_port_defers_the_port_to_connect() {
+        use socket2::{Domain, Socket, Type};
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        set_bind_address_no_port(&s).unwrap();
+        s.bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+        let port = s.local_addr().unwrap().as_socket().unwrap().port();
+        assert_eq!(port, 0, "the bind chose a port: the option is not set");
     }
 }
