@@ -10,8 +10,12 @@
 //!   mean "that connection died before we took it", which differ by OS.
 //! - [`as_uninit`]: the crate's one `unsafe` outside the waker module, to
 //!   hand an initialised buffer to socket2's `MaybeUninit` receive calls.
+//! - [`process`]: pidfds, `kill`, a non-reaping `waitid` and `O_NONBLOCK`
+//!   for [`crate::process`].
 
 use std::io;
+
+pub(crate) mod process;
 use std::mem::MaybeUninit;
 
 /// Sets `TCP_NOTSENT_LOWAT` where the OS has it (see the module docs).
