@@ -135,6 +135,32 @@ in_both_modes! {
     no_zombie_after_wait: TestOptions::new();
     a_wait_on_an_already_exited_child_is_still_a_checkpoint: TestOptions::new();
     open_process_pipes_in_both_directions: TestOptions::new();
+    the_run_wait_mode_is_the_one_used: TestOptions::new();
+}
+
+async fn the_run_wait_mode_is_the_one_used() -> trio::Result<()> {
+    let p = open_process(Command::new("true"))?;
+    // pidfds exist on every kernel this runs on: no silent fallback.
+    assert_eq!(p.wait_mode(), trio::process::wait_mode()?);
+    assert!(p.wait().await?.success());
+    // `&mut Command`, as the builder methods return, works too.
+    let p = open_process(Command::new("sh").args(["-c", "exit 4"]))?;
+    assert_eq!(p.wait().await?.code(), Some(4));
+    Ok(())
+}
+
+/// A process and its pipes may move to another thread (and run) while
+/// idle, like sockets; waiting and signalling may happen from any task.
+#[test]
+fn processes_and_pipes_are_send() {
+    fn send<T: Send>() {}
+    send::<trio::process::Process>();
+    send::<trio::process::ProcessStdin>();
+    send::<trio::process::ProcessStdout>();
+    send::<trio::process::ProcessStderr>();
+    send::<trio::process::CompletedProcess>();
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<ProcessError>();
 }
 
 async fn exit_codes_and_poll() -> trio::Result<()> {
@@ -598,4 +624,43 @@ fn cat_pipes_pass_the_one_way_stream_checks() {
             trio::testing::check_one_way_stream(cat_pair, Some(clogged_cat_pair)).await
         });
     }
+}
+
+/// Spawned in one run, used and waited for in another run on another
+/// thread: the pipes' and the pidfd's registrations move with them.
+#[test]
+fn a_process_moves_to_a_run_on_another_thread() {
+    let p = trio::run(async {
+        let mut cmd = Command::new("cat");
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+        let p = open_process(cmd)?;
+        // Register both pipes and the pidfd here first.
+        p.stdin.as_ref().unwrap().send_all(b"one ").await?;
+        let r = trio::move_on_after(0.01, p.wait()).await?;
+        assert!(r.is_none());
+        Ok(p)
+    })
+    .unwrap();
+    std::thread::spawn(move || {
+        trio::run(async {
+            let (stdin, stdout) = (p.stdin.as_ref().unwrap(), p.stdout.as_ref().unwrap());
+            stdin.send_all(b"two").await?;
+            stdin.aclose().await?;
+            let mut got = Vec::new();
+            let mut buf = [0; 64];
+            loop {
+                let n = stdout.receive_some(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(got, b"one two");
+            assert!(p.wait().await?.success());
+            Ok(())
+        })
+        .unwrap();
+    })
+    .join()
+    .unwrap();
 }

@@ -93,6 +93,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::lowlevel::RunVar;
 use crate::socket::Socket;
 use crate::{cancel_shielded_checkpoint, checkpoint_if_cancelled, sys};
+use std::borrow::BorrowMut;
 use std::fmt;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
@@ -264,17 +265,18 @@ impl fmt::Debug for Process {
     }
 }
 
-/// Spawns `cmd` (Trio's `open_process`): piped stdio becomes the
+/// Spawns `cmd` (Trio's `open_process`; a [`Command`] or a `&mut Command`,
+/// as std's builder methods return): piped stdio becomes the
 /// [`Process`]'s streams. Spawning itself does not block on the child
 /// (std's `spawn` waits only for the `exec` to succeed or fail). Not a
 /// checkpoint.
 ///
 /// Errors: spawning failed (the `io::Error` is the source, e.g. NotFound),
 /// or this is not inside a run.
-pub fn open_process(mut cmd: Command) -> Result<Process> {
+pub fn open_process(mut cmd: impl BorrowMut<Command>) -> Result<Process> {
     let mode = wait_mode()?;
     reap_orphans();
-    let mut child = cmd.spawn()?;
+    let mut child = cmd.borrow_mut().spawn()?;
     let pid = child.id();
     let stdin = child.stdin.take().map(ProcessStdin::from_std).transpose();
     let stdout = child.stdout.take().map(ProcessStdout::from_std).transpose();
@@ -484,6 +486,16 @@ impl Process {
     /// Same as [`poll`](Self::poll), under std's name.
     pub fn try_wait(&self) -> Result<Option<ExitStatus>> {
         self.poll()
+    }
+
+    /// How this process's exits are waited for: the run's
+    /// [`wait_mode`] at spawn, or [`WaitMode::Sigchld`] where `pidfd_open`
+    /// failed.
+    pub fn wait_mode(&self) -> WaitMode {
+        match self.inner.pidfd {
+            Some(_) => WaitMode::Pidfd,
+            None => WaitMode::Sigchld,
+        }
     }
 
     /// The exit status, if the child has been reaped.

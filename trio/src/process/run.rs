@@ -19,6 +19,7 @@ use super::{Process, describe, open_process};
 use crate::error::{Error, ErrorKind, Result};
 use crate::stream::{AsyncResource, ReceiveStream, SendStream};
 use crate::{CancelScope, TaskStatus, move_on_after, open_nursery};
+use std::borrow::BorrowMut;
 use std::cell::RefCell;
 use std::fmt;
 use std::os::unix::process::CommandExt;
@@ -204,6 +205,10 @@ impl std::error::Error for ProcessError {}
 /// working directory and environment on the [`Command`]
 /// (`current_dir`, `env`, `env_clear`). A checkpoint.
 ///
+/// `cmd` is a [`Command`] or a `&mut Command`; the stdio the options ask
+/// for (stdin, captured outputs, the process group) is set on it before
+/// it is spawned, so a borrowed command keeps those settings.
+///
 /// Errors: spawning failed (its `io::Error` is the source); with `check`,
 /// a [`ProcessError`]; `Cancelled` after the child was terminated, given
 /// the grace period, killed and reaped (see the
@@ -222,8 +227,11 @@ impl std::error::Error for ProcessError {}
 /// })
 /// .unwrap();
 /// ```
-pub async fn run_process(cmd: Command, options: RunOptions) -> Result<CompletedProcess> {
-    run(cmd, options, None).await
+pub async fn run_process(
+    mut cmd: impl BorrowMut<Command>,
+    options: RunOptions,
+) -> Result<CompletedProcess> {
+    run(cmd.borrow_mut(), options, None).await
 }
 
 /// [`run_process`] for [`Nursery::start`](crate::Nursery::start): hands
@@ -253,14 +261,16 @@ pub async fn run_process(cmd: Command, options: RunOptions) -> Result<CompletedP
 /// ```
 pub async fn run_process_started(
     task_status: TaskStatus<Process>,
-    cmd: Command,
+    mut cmd: impl BorrowMut<Command>,
     options: RunOptions,
 ) -> Result<()> {
-    run(cmd, options, Some(task_status)).await.map(drop)
+    run(cmd.borrow_mut(), options, Some(task_status))
+        .await
+        .map(drop)
 }
 
 async fn run(
-    mut cmd: Command,
+    cmd: &mut Command,
     options: RunOptions,
     task_status: Option<TaskStatus<Process>>,
 ) -> Result<CompletedProcess> {
