@@ -136,6 +136,53 @@ in_both_modes! {
     a_wait_on_an_already_exited_child_is_still_a_checkpoint: TestOptions::new();
     open_process_pipes_in_both_directions: TestOptions::new();
     the_run_wait_mode_is_the_one_used: TestOptions::new();
+    a_started_run_hands_over_the_pipes_it_does_not_use: TestOptions::new();
+}
+
+async fn a_started_run_hands_over_the_pipes_it_does_not_use() -> trio::Result<()> {
+    // Trio's `nursery.start(run_process, cmd, stdin=PIPE)`: the starter
+    // talks to the child, the run supervises it; stderr is captured (and
+    // dropped: the started form keeps no output), so it is not handed over.
+    let mut cmd = sh("cat; echo bye >&2");
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut reply = Vec::new();
+    let mut pid = None;
+    trio::open_nursery(async |n| {
+        let p = n
+            .start(|s| {
+                run_process_started(
+                    s,
+                    cmd,
+                    RunOptions::new().stdin_from_command().capture_stderr(),
+                )
+            })
+            .await?;
+        assert!(p.stderr.is_none());
+        let (stdin, stdout) = (p.stdin.as_ref().unwrap(), p.stdout.as_ref().unwrap());
+        stdin.send_all(b"hello").await?;
+        stdin.aclose().await?;
+        let mut buf = [0; 16];
+        loop {
+            let k = stdout.receive_some(&mut buf).await?;
+            if k == 0 {
+                break;
+            }
+            reply.extend_from_slice(&buf[..k]);
+        }
+        pid = Some(p.pid());
+        Ok(())
+    })
+    .await?;
+    assert_eq!(reply, b"hello");
+    assert_not_our_child(pid.unwrap());
+
+    // Plain `run_process` closes such a pipe at once: `cat` reads the end
+    // of its input and exits.
+    let mut cmd = Command::new("cat");
+    cmd.stdin(Stdio::piped()).stdout(Stdio::null());
+    let done = run_process(cmd, RunOptions::new().stdin_from_command()).await?;
+    assert!(done.status.success());
+    Ok(())
 }
 
 async fn the_run_wait_mode_is_the_one_used() -> trio::Result<()> {

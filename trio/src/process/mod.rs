@@ -33,6 +33,12 @@
 //!    question, so a SIGCHLD between the question and the park is not
 //!    lost; it is unregistered when the wait ends.
 //!
+//! signal-hook installs its SIGCHLD handler on the first SIGCHLD-mode wait
+//! and never removes it (it chains to any handler that was there before,
+//! with `SA_RESTART`); with no registered pipe it does nothing. A program
+//! that sets SIGCHLD to `SIG_IGN` makes the kernel reap every child at
+//! once: waits then fail with the `ECHILD` I/O error, in either mode.
+//!
 //! In both modes the child is reaped, once it has exited, by
 //! [`std::process::Child::try_wait`] (`waitpid(pid, WNOHANG)`), which
 //! keeps its status. Nothing here ever calls `waitpid(-1)` or
@@ -52,6 +58,18 @@
 //! the clock jump to the next deadline, which is what a grace period wants;
 //! a test with other deadlines should use a clock without autojump.
 //!
+//! # Invariants
+//!
+//! - A child is reaped only through its own `Child::try_wait`, under the
+//!   state lock, which records the status; `status` is set once and never
+//!   changes.
+//! - A signal is sent only under the same lock and only while `status` is
+//!   unset: the pid (and a group id equal to it) cannot have been reused.
+//! - At most one wait parks on the pidfd's reactor registration
+//!   (`pidfd_in_use`); a concurrent wait parks on a duplicate fd of its own.
+//! - A [`Process`] and its pipes are `Send`: their reactor registrations
+//!   move to the run that uses them next (as a socket's do).
+//!
 //! # Cancellation
 //!
 //! - A cancelled [`Process::wait`] had no effect: the child is neither
@@ -67,7 +85,9 @@
 //!   [`RunOptions::process_group`] the child leads its own process group,
 //!   the signals go to the whole group, and once the leader has exited the
 //!   group gets SIGKILL (before the leader is reaped), so grandchildren do
-//!   not outlive a cancelled run.
+//!   not outlive a cancelled run. The pipes `run_process` used are closed
+//!   (whatever the child wrote and was not yet read is dropped), and the
+//!   output captured so far is discarded with them.
 //! - A [`Process`] dropped before its child was reaped does not kill it
 //!   (as with std and tokio); the child is kept in a process-wide list and
 //!   reaped (with `waitpid(pid, WNOHANG)`) at the next spawn or drop, so a
@@ -527,8 +547,8 @@ impl Process {
         self.send_signal(libc::SIGKILL)
     }
 
-    /// A handle to the same child without its pipes (for
-    /// [`run_process_started`], whose pipes belong to the run).
+    /// Another handle to the same child, without pipes (for
+    /// [`run_process_started`]).
     fn handle(&self) -> Process {
         Process {
             inner: Arc::clone(&self.inner),

@@ -4,7 +4,8 @@
 //!
 //! Steps, numbered as in `run`:
 //! 1. configure the command's stdio from the [`RunOptions`] and spawn it;
-//! 2. under `nursery.start`, hand back a pipe-less handle to the child;
+//! 2. under `nursery.start`, hand back a handle to the child, with the
+//!    pipes the run does not use (see [`run_process_started`]);
 //! 3. in one nursery: feed stdin (then close it, so the child sees the end
 //!    of its input), drain stdout and stderr into buffers, each in its own
 //!    task, and wait for the child in the body. Both directions run at once,
@@ -235,9 +236,16 @@ pub async fn run_process(
 }
 
 /// [`run_process`] for [`Nursery::start`](crate::Nursery::start): hands
-/// back the [`Process`] (without its pipes, which the run uses) as soon as
-/// the child is spawned, then runs it to completion in the nursery (the
-/// [`CompletedProcess`] is dropped; a failure is the task's error).
+/// back the [`Process`] as soon as the child is spawned, then runs it to
+/// completion in the nursery (the [`CompletedProcess`] is dropped; a
+/// failure is the task's error).
+///
+/// The handle carries the pipes that the [`Command`] asked for
+/// ([`Stdio::piped`]) and the run does not use: stdin with
+/// [`RunOptions::stdin_from_command`], outputs not captured. So, as with
+/// Trio's `nursery.start(run_process, …, stdin=PIPE)`, the starter can talk
+/// to the child while the run supervises it (plain [`run_process`] closes
+/// such pipes at once).
 ///
 /// ```
 /// use std::process::Command;
@@ -295,13 +303,26 @@ async fn run(
     }
     let command = format!("{cmd:?}");
     let mut process = open_process(cmd)?;
-    // 2.
+    let feeding = matches!(options.stdin, StdinSource::Bytes(_));
+    let stdin = process.stdin.take_if(|_| feeding);
+    let stdout = process.stdout.take_if(|_| options.capture_stdout);
+    let stderr = process.stderr.take_if(|_| options.capture_stderr);
+    // 2. Pipes the run does not use (the `Command` asked for them) go to
+    // the starter, or are closed.
+    let handle = process.handle();
     if let Some(s) = task_status {
-        s.started(process.handle());
+        s.started(Process {
+            stdin: process.stdin.take(),
+            stdout: process.stdout.take(),
+            stderr: process.stderr.take(),
+            ..handle
+        });
+    } else {
+        drop(handle);
     }
-    let stdin = process.stdin.take();
-    let stdout = process.stdout.take();
-    let stderr = process.stderr.take();
+    process.stdin = None;
+    process.stdout = None;
+    process.stderr = None;
     let out = RefCell::new(Vec::new());
     let err = RefCell::new(Vec::new());
 
