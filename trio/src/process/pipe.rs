@@ -8,6 +8,15 @@
 //! `trio::socket`'s module docs): cancel check; the `read`/`write` unless
 //! the reactor knows it would block; a shielded schedule point on success;
 //! on `WouldBlock` only, clear the cached readiness and park.
+//! Measured with `strace` (10 000 16-byte messages echoed through `cat`):
+//! one `write` and one `read` per message on our side; each pipe cost one
+//! `epoll_ctl` to register and one to deregister, none per operation.
+//!
+//! Writing to a pipe whose reader has gone raises SIGPIPE; Rust programs
+//! ignore it (the std runtime sets `SIG_IGN` before `main`), so the write
+//! fails with `EPIPE` instead, which becomes Broken. A host that restores
+//! the default disposition would be killed instead (there is no
+//! `MSG_NOSIGNAL` for pipes).
 //!
 //! # Invariants
 //!
