@@ -645,19 +645,29 @@ async fn cat_pair() -> trio::Result<(trio::process::ProcessStdin, trio::process:
 
 /// A `cat` pair whose sender is blocked: stdin, `cat`'s buffer and stdout
 /// are all full. `cat` moves data in real time (this runs on the system
-/// clock), so send until a send has made no progress for 50 ms, twice in a
-/// row: `cat` is then blocked writing its full stdout, and stays so until
-/// the receiver reads. (A timed-out `send_all` may have written a prefix;
-/// the checks never look at the contents.)
+/// clock), so: send until a send makes no progress for 50 ms *and* `cat` is
+/// blocked writing its full stdout (its `/proc/PID/wchan` is the kernel's
+/// `pipe_write`), where it stays until the receiver reads. (A timed-out
+/// `send_all` may have written a prefix; the checks never look at the
+/// contents.) Where wchan is hidden, two stuck sends in a row stand in.
 async fn clogged_cat_pair()
 -> trio::Result<(trio::process::ProcessStdin, trio::process::ProcessStdout)> {
-    let (s, r) = cat_pair().await?;
+    let mut cmd = Command::new("cat");
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut p = open_process(cmd)?;
+    let (s, r) = (p.stdin.take().unwrap(), p.stdout.take().unwrap());
     let chunk = vec![b'c'; 64 * 1024];
     let mut stuck = 0;
-    while stuck < 2 {
+    loop {
         match trio::move_on_after(0.05, s.send_all(&chunk)).await? {
             Some(()) => stuck = 0,
             None => stuck += 1,
+        }
+        let wchan = std::fs::read_to_string(format!("/proc/{}/wchan", p.pid())).unwrap_or_default();
+        let blocked_writing = wchan.contains("pipe_write");
+        let wchan_hidden = wchan.is_empty() || wchan == "0";
+        if stuck >= 1 && blocked_writing || stuck >= 2 && wchan_hidden {
+            break;
         }
     }
     Ok((s, r))
