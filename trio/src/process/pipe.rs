@@ -221,7 +221,7 @@ impl ProcessStdin {
     }
 
     /// The fd, until closed.
-    pub fn as_raw_fd(&self) -> Option<RawFd> {
+    pub fn raw_fd(&self) -> Option<RawFd> {
         self.end.fd()
     }
 }
@@ -240,7 +240,7 @@ macro_rules! receive_end {
             }
 
             /// The fd, until closed.
-            pub fn as_raw_fd(&self) -> Option<RawFd> {
+            pub fn raw_fd(&self) -> Option<RawFd> {
                 self.end.fd()
             }
         }
