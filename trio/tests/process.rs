@@ -137,6 +137,51 @@ in_both_modes! {
     open_process_pipes_in_both_directions: TestOptions::new();
     the_run_wait_mode_is_the_one_used: TestOptions::new();
     a_started_run_hands_over_the_pipes_it_does_not_use: TestOptions::new();
+    a_cancelled_receive_consumed_nothing: TestOptions::new();
+}
+
+async fn a_cancelled_receive_consumed_nothing() -> trio::Result<()> {
+    let mut cmd = sh("echo queued; exec cat");
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let p = open_process(cmd)?;
+    let (stdin, stdout) = (p.stdin.as_ref().unwrap(), p.stdout.as_ref().unwrap());
+    let mut buf = [0; 64];
+    // Blocked (nothing to read yet, or data in flight), then cancelled: no
+    // byte is lost either way.
+    let scope = trio::CancelScope::new();
+    scope.cancel();
+    assert_eq!(scope.run(stdout.receive_some(&mut buf)).await?, None);
+    let mut got = Vec::new();
+    while got.len() < 7 {
+        let n = stdout.receive_some(&mut buf).await?;
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"queued\n");
+    // Cancelled while parked waiting for data.
+    let r = trio::open_nursery(async |n| {
+        let scope = n.cancel_scope();
+        n.start_soon(async move {
+            trio::testing::wait_all_tasks_blocked().await?;
+            scope.cancel();
+            Ok(())
+        });
+        stdout.receive_some(&mut buf).await.map(drop)
+    })
+    .await?;
+    assert_eq!(r, None);
+    stdin.send_all(b"after").await?;
+    stdin.aclose().await?;
+    let mut got = Vec::new();
+    loop {
+        let n = stdout.receive_some(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"after");
+    assert!(p.wait().await?.success());
+    Ok(())
 }
 
 async fn a_started_run_hands_over_the_pipes_it_does_not_use() -> trio::Result<()> {
