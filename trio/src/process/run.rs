@@ -206,6 +206,10 @@ impl std::error::Error for ProcessError {}
 /// working directory and environment on the [`Command`]
 /// (`current_dir`, `env`, `env_clear`). A checkpoint.
 ///
+/// It returns once the child has exited and the captured pipes have reached
+/// their end: a grandchild that keeps a captured pipe open keeps it waiting
+/// (as with Python's `subprocess.run`).
+///
 /// `cmd` is a [`Command`] or a `&mut Command`; the stdio the options ask
 /// for (stdin, captured outputs, the process group) is set on it before
 /// it is spawned, so a borrowed command keeps those settings.
@@ -309,16 +313,13 @@ async fn run(
     let stderr = process.stderr.take_if(|_| options.capture_stderr);
     // 2. Pipes the run does not use (the `Command` asked for them) go to
     // the starter, or are closed.
-    let handle = process.handle();
     if let Some(s) = task_status {
         s.started(Process {
             stdin: process.stdin.take(),
             stdout: process.stdout.take(),
             stderr: process.stderr.take(),
-            ..handle
+            ..process.handle()
         });
-    } else {
-        drop(handle);
     }
     process.stdin = None;
     process.stdout = None;
