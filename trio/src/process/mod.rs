@@ -119,6 +119,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::panic::Location;
 use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 mod pipe;
@@ -205,14 +206,17 @@ impl Drop for PidFd {
     }
 }
 
+/// The shared part of a [`Process`]: one per child, behind an `Arc` that
+/// the handles (see [`Process::handle`]) share.
 struct Inner {
+    /// The child's pid; ours (unreusable) until `state.status` is set.
     pid: u32,
     state: Mutex<ChildState>,
     /// `Some` in pidfd mode.
     pidfd: Option<PidFd>,
     /// Whether a wait is parked on `pidfd`'s registration (the reactor
     /// allows one reader per fd); a concurrent wait parks on a duplicate.
-    pidfd_in_use: Mutex<bool>,
+    pidfd_in_use: AtomicBool,
 }
 
 impl Drop for Inner {
@@ -315,7 +319,7 @@ pub fn open_process(mut cmd: impl BorrowMut<Command>) -> Result<Process> {
             status: None,
         }),
         pidfd,
-        pidfd_in_use: Mutex::new(false),
+        pidfd_in_use: AtomicBool::new(false),
     });
     // Only now can an error leave: `inner` owns the child (its drop hands
     // an unreaped child to the orphan list).
@@ -383,10 +387,7 @@ impl Inner {
     }
 
     async fn wait_pidfd(&self, pidfd: &PidFd, location: &'static Location<'static>) -> Result<()> {
-        let primary = !std::mem::replace(
-            &mut *self.pidfd_in_use.lock().unwrap_or_else(|p| p.into_inner()),
-            true,
-        );
+        let primary = !self.pidfd_in_use.swap(true, Ordering::Relaxed);
         if !primary {
             // Another task waits on the registration: wait on a duplicate
             // of the pidfd (another fd number, so another reactor entry).
@@ -398,10 +399,11 @@ impl Inner {
                 }
             }
         }
-        struct Release<'a>(&'a Mutex<bool>);
+        // Frees the registration for the next wait, however this one ends.
+        struct Release<'a>(&'a AtomicBool);
         impl Drop for Release<'_> {
             fn drop(&mut self) {
-                *self.0.lock().unwrap_or_else(|p| p.into_inner()) = false;
+                self.0.store(false, Ordering::Relaxed);
             }
         }
         let _release = Release(&self.pidfd_in_use);
