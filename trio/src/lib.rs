@@ -93,6 +93,9 @@ pub mod from_thread;
 pub mod guarantees;
 pub mod lowlevel;
 pub mod net;
+#[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
+pub mod process;
 mod race;
 #[cfg(unix)]
 #[cfg_attr(docsrs, doc(cfg(unix)))]
@@ -122,6 +125,7 @@ pub use crate::core::run::{Runner, run};
 pub use crate::error::{Error, ErrorKind, Result, ResultExt, StdError, TaskResult};
 #[cfg(unix)]
 pub use crate::net::{open_tcp_stream, open_unix_stream};
+pub use crate::process::{open_process, run_process};
 pub use crate::race::{Either, race, race2};
 pub use crate::time::{Instant, TryIntoDuration};
 

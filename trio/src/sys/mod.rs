@@ -10,10 +10,15 @@
 //!   for a local address given to `open_tcp_stream`; a no-op elsewhere.
 //! - [`accept_error_is_transient`]: Trio's list of `accept` errors that
 //!   mean "that connection died before we took it", which differ by OS.
-//! - [`as_uninit`] and [`set_bind_address_no_port`]: with the fd-passing
-//!   code, the crate's only `unsafe` outside the waker module (a buffer
-//!   cast for socket2's `MaybeUninit` receive calls; one `setsockopt`
-//!   socket2 does not expose).
+//! - [`as_uninit`]: a buffer cast for socket2's `MaybeUninit` receive calls.
+//! - [`process`]: pidfds, `kill`, a non-reaping `waitid` and `O_NONBLOCK`
+//!   for [`crate::process`].
+//!
+//! With the waker module, this is the only place with `unsafe`: the buffer
+//! cast, one `setsockopt` socket2 does not expose, the fd-passing code and
+//! the process calls, each block with its `SAFETY` comment.
+
+pub(crate) mod process;
 
 use std::io;
 use std::mem::MaybeUninit;
