@@ -120,6 +120,8 @@ pub use crate::core::park::{
 };
 pub use crate::core::run::{Runner, run};
 pub use crate::error::{Error, ErrorKind, Result, ResultExt, StdError, TaskResult};
+#[cfg(unix)]
+pub use crate::net::{open_tcp_listeners, open_unix_listener, serve_listeners, serve_tcp};
 pub use crate::race::{Either, race, race2};
 pub use crate::time::{Instant, TryIntoDuration};
 
