@@ -62,8 +62,9 @@
 //!    so a `MockClock` sees it). `Closed` (someone closed the listener)
 //!    ends that listener's loop quietly. Any other error ends the server
 //!    with that error.
-//! 4. A connection's task runs `handler(&stream)` inside the connection's
-//!    own cancel scope, then closes the stream with
+//! 4. A connection's task runs `handler(&stream)` (inside a cancel scope
+//!    of its own when the server has a [`ServeControl`], for the grace
+//!    deadline), then closes the stream with
 //!    [`aclose_forcefully`] whatever happened (as Trio does: a handler
 //!    that wanted a graceful close has done it, and `aclose` is
 //!    idempotent). The task runs in the server's internal nursery, or in
@@ -115,9 +116,9 @@ use std::time::Duration;
 /// `SLEEP_TIME`).
 pub const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
 
-/// Whether an accept error means "the system is out of resources for now"
-/// (Trio's `ACCEPT_CAPACITY_ERRNOS`).
-fn is_capacity_error(e: &Error) -> Option<&'static str> {
+/// The errno's name if an accept error means "the system is out of
+/// resources for now" (Trio's `ACCEPT_CAPACITY_ERRNOS`).
+fn capacity_errno_name(e: &Error) -> Option<&'static str> {
     match raw_os_error(e)? {
         libc::EMFILE => Some("EMFILE"),
         libc::ENFILE => Some("ENFILE"),
@@ -620,8 +621,10 @@ struct Server<'env, H> {
     /// `Connection::drop`.
     active: Cell<usize>,
     /// The cancel scope of each running connection, by id, for the grace
-    /// deadline of a stop.
+    /// deadline of a stop. Only with a control (`graceful`): without one
+    /// there is no graceful stop, and a connection costs no scope.
     scopes: RefCell<HashMap<u64, CancelScope>>,
+    graceful: bool,
     next_id: Cell<u64>,
     /// Accept loops waiting for `active` to drop below the limit.
     room: WaitQueue<()>,
@@ -664,16 +667,20 @@ impl<H> Server<'_, H> {
         Ok(())
     }
 
-    /// Counts a new connection and makes its cancel scope (with the grace
-    /// deadline already, if a stop came before the watcher saw it).
-    fn add_connection(&self) -> (u64, CancelScope) {
+    /// Counts a new connection and, under a control, makes its cancel
+    /// scope (with the grace deadline already, if a stop came before the
+    /// watcher saw it).
+    fn add_connection(&self) -> (u64, Option<CancelScope>) {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
-        let scope = CancelScope::new();
-        if let Some(deadline) = self.control.grace_deadline() {
-            scope.set_deadline(deadline);
-        }
-        self.scopes.borrow_mut().insert(id, scope.clone());
+        let scope = self.graceful.then(|| {
+            let scope = CancelScope::new();
+            if let Some(deadline) = self.control.grace_deadline() {
+                scope.set_deadline(deadline);
+            }
+            self.scopes.borrow_mut().insert(id, scope.clone());
+            scope
+        });
         self.active.set(self.active.get() + 1);
         let control = &self.control.inner;
         control.active.set(control.active.get() + 1);
@@ -737,6 +744,7 @@ where
         log: c.log,
         active: Cell::new(0),
         scopes: RefCell::new(HashMap::new()),
+        graceful: watch,
         next_id: Cell::new(0),
         room: WaitQueue::new(),
         drained: WaitQueue::new(),
@@ -843,7 +851,7 @@ where
         server.wait_room().await?;
         let stream = match listener.accept().await {
             Ok(s) => s,
-            Err(e) => match is_capacity_error(&e) {
+            Err(e) => match capacity_errno_name(&e) {
                 Some(errno) => {
                     server.log(&ServeEvent::AcceptRetry {
                         error: &e,
@@ -875,7 +883,7 @@ where
 async fn connection<'env, S, H>(
     server: Rc<Server<'env, H>>,
     id: u64,
-    scope: CancelScope,
+    scope: Option<CancelScope>,
     stream: S,
 ) -> Result<()>
 where
@@ -886,7 +894,10 @@ where
         server: &server,
         id,
     };
-    let handled = scope.run((server.handler)(&stream)).await;
+    let handled = match &scope {
+        Some(scope) => scope.run((server.handler)(&stream)).await,
+        None => (server.handler)(&stream).await.map(Some),
+    };
     let closed = aclose_forcefully(&stream).await;
     let result = match handled {
         Ok(Some(())) => closed,
