@@ -617,7 +617,7 @@ struct Server<'env, H> {
     control: ServeControl,
     log: Option<LogHook<'env>>,
     /// Connections of this server whose task has not ended (≤
-    /// `max_connections`). Changed only by `add_connection` and
+    /// `max_connections`). Changed only by `Connection::new` and
     /// `Connection::drop`.
     active: Cell<usize>,
     /// The cancel scope of each running connection, by id, for the grace
@@ -666,39 +666,47 @@ impl<H> Server<'_, H> {
         }
         Ok(())
     }
+}
 
-    /// Counts a new connection and, under a control, makes its cancel
-    /// scope (with the grace deadline already, if a stop came before the
-    /// watcher saw it).
-    fn add_connection(&self) -> (u64, Option<CancelScope>) {
-        let id = self.next_id.get();
-        self.next_id.set(id + 1);
-        let scope = self.graceful.then(|| {
+/// A connection's slot: counted from when it is accepted; released on
+/// drop (so also when its task fails, panics, or is dropped before it ever
+/// ran), which uncounts it and wakes whoever waits for room or for the
+/// drain. It holds the connection's cancel scope, under a control.
+struct Connection<'env, H> {
+    server: Rc<Server<'env, H>>,
+    id: u64,
+    scope: Option<CancelScope>,
+}
+
+impl<'env, H> Connection<'env, H> {
+    /// Counts a new connection of `server` and, under a control, makes its
+    /// cancel scope (with the grace deadline already, if a stop came
+    /// before the watcher saw it).
+    fn new(server: &Rc<Server<'env, H>>) -> Self {
+        let id = server.next_id.get();
+        server.next_id.set(id + 1);
+        let scope = server.graceful.then(|| {
             let scope = CancelScope::new();
-            if let Some(deadline) = self.control.grace_deadline() {
+            if let Some(deadline) = server.control.grace_deadline() {
                 scope.set_deadline(deadline);
             }
-            self.scopes.borrow_mut().insert(id, scope.clone());
+            server.scopes.borrow_mut().insert(id, scope.clone());
             scope
         });
-        self.active.set(self.active.get() + 1);
-        let control = &self.control.inner;
+        server.active.set(server.active.get() + 1);
+        let control = &server.control.inner;
         control.active.set(control.active.get() + 1);
-        (id, scope)
+        Connection {
+            server: server.clone(),
+            id,
+            scope,
+        }
     }
 }
 
-/// A connection's slot: releasing it (on drop, so also when the task is
-/// dropped or panics) uncounts it and wakes whoever waits for room or for
-/// the drain.
-struct Connection<'a, 'env, H> {
-    server: &'a Server<'env, H>,
-    id: u64,
-}
-
-impl<H> Drop for Connection<'_, '_, H> {
+impl<H> Drop for Connection<'_, H> {
     fn drop(&mut self) {
-        let server = self.server;
+        let server = &*self.server;
         // Dropped after the borrow ends.
         let scope = server.scopes.borrow_mut().remove(&self.id);
         drop(scope);
@@ -870,8 +878,7 @@ where
             let _ = aclose_forcefully(&stream).await;
             return Err(e);
         }
-        let (id, scope) = server.add_connection();
-        let task = connection(server.clone(), id, scope, stream);
+        let task = connection(Connection::new(server), stream);
         match spawner {
             Spawner::Internal(n) => n.try_start_soon_named(CONNECTION_TASK, task)?,
             Spawner::Caller(n) => n.try_start_soon_named(CONNECTION_TASK, task)?,
@@ -880,24 +887,18 @@ where
 }
 
 /// Steps 4–5: one connection's task.
-async fn connection<'env, S, H>(
-    server: Rc<Server<'env, H>>,
-    id: u64,
-    scope: Option<CancelScope>,
-    stream: S,
-) -> Result<()>
+async fn connection<S, H>(conn: Connection<'_, H>, stream: S) -> Result<()>
 where
     S: crate::stream::Stream,
     H: AsyncFn(&S) -> Result<()>,
 {
-    let _slot = Connection {
-        server: &server,
-        id,
-    };
-    let handled = match &scope {
+    let server = &*conn.server;
+    let handled = match &conn.scope {
         Some(scope) => scope.run((server.handler)(&stream)).await,
         None => (server.handler)(&stream).await.map(Some),
     };
+    // Closed before the slot is released (when `conn` drops at the end):
+    // with the fd free, the next accept can succeed (EMFILE).
     let closed = aclose_forcefully(&stream).await;
     let result = match handled {
         Ok(Some(())) => closed,
