@@ -556,15 +556,17 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = &mut *self;
-        if this.running.is_none() {
-            let Some(config) = this.config.take() else {
-                return Poll::Ready(Err(Error::usage(
-                    "a Serve future was polled after it finished",
-                )));
-            };
-            this.running = Some(Box::pin(run(*config)));
-        }
-        let running = this.running.as_mut().expect("set above");
+        let running = match &mut this.running {
+            Some(running) => running,
+            None => {
+                let Some(config) = this.config.take() else {
+                    return Poll::Ready(Err(Error::usage(
+                        "a Serve future was polled after it finished",
+                    )));
+                };
+                this.running.insert(Box::pin(run(*config)))
+            }
+        };
         let out = running.as_mut().poll(cx);
         if out.is_ready() {
             this.running = None;
