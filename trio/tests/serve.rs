@@ -598,43 +598,48 @@ async fn serve_tcp_serves_500_concurrent_clients_then_stops_gracefully() -> trio
     let echoed = Cell::new(0);
     let peak = Cell::new(0);
     let all_echoed = Event::new();
-    let addr = open_nursery(async |nursery| {
-        let listeners = nursery
-            .start(|status| {
-                serve_tcp(echo::<SocketStream>, 0)
-                    .host("127.0.0.1")
-                    .control(&control)
-                    .task_status(status)
+    // Bounded, so that a broken server fails the test instead of hanging it.
+    let addr = trio::fail_after(
+        60.0,
+        open_nursery(async |nursery| {
+            let listeners = nursery
+                .start(|status| {
+                    serve_tcp(echo::<SocketStream>, 0)
+                        .host("127.0.0.1")
+                        .control(&control)
+                        .task_status(status)
+                })
+                .await?;
+            let addr = listeners[0].local_addr()?.as_socket().unwrap();
+            open_nursery(async |clients| {
+                for i in 0..CLIENTS {
+                    let (echoed, peak, all_echoed, control) =
+                        (&echoed, &peak, &all_echoed, &control);
+                    clients.start_soon(async move {
+                        let c = SocketStream::connect_tcp(addr).await?;
+                        let msg = format!("hello from client {i}");
+                        c.send_all(msg.as_bytes()).await?;
+                        assert_eq!(receive_exact(&c, msg.len()).await?, msg.as_bytes());
+                        echoed.set(echoed.get() + 1);
+                        if echoed.get() == CLIENTS {
+                            // Every handler is still running (none has seen
+                            // end of stream yet).
+                            peak.set(control.active_connections());
+                            all_echoed.set();
+                        }
+                        all_echoed.wait().await?;
+                        c.send_eof().await?;
+                        assert_eq!(receive_to_end(&c).await?, b""); // closed after the handler
+                        c.aclose().await
+                    });
+                }
+                Ok(())
             })
             .await?;
-        let addr = listeners[0].local_addr()?.as_socket().unwrap();
-        open_nursery(async |clients| {
-            for i in 0..CLIENTS {
-                let (echoed, peak, all_echoed, control) = (&echoed, &peak, &all_echoed, &control);
-                clients.start_soon(async move {
-                    let c = SocketStream::connect_tcp(addr).await?;
-                    let msg = format!("hello from client {i}");
-                    c.send_all(msg.as_bytes()).await?;
-                    assert_eq!(receive_exact(&c, msg.len()).await?, msg.as_bytes());
-                    echoed.set(echoed.get() + 1);
-                    if echoed.get() == CLIENTS {
-                        // Every handler is still running (none has seen
-                        // end of stream yet).
-                        peak.set(control.active_connections());
-                        all_echoed.set();
-                    }
-                    all_echoed.wait().await?;
-                    c.send_eof().await?;
-                    assert_eq!(receive_to_end(&c).await?, b""); // closed after the handler
-                    c.aclose().await
-                });
-            }
-            Ok(())
-        })
-        .await?;
-        control.stop(5.0)?;
-        Ok(addr)
-    })
+            control.stop(5.0)?;
+            Ok(addr)
+        }),
+    )
     .await?
     .unwrap();
     assert_eq!(peak.get(), CLIENTS);
@@ -683,7 +688,8 @@ fn emfile_child() {
         }
         Ok(())
     };
-    trio::run(async {
+    // Bounded, so that a broken server fails the test instead of hanging it.
+    trio::run(trio::fail_after(60.0, async {
         open_nursery(async |nursery| {
             let listeners = nursery
                 .start(|status| {
@@ -711,7 +717,7 @@ fn emfile_child() {
         })
         .await?;
         Ok(())
-    })
+    }))
     .unwrap();
     println!(
         "served {} retries {} peak {}",
@@ -817,7 +823,7 @@ port = int(sys.argv[1])
 errors = []
 def client(i):
     try:
-        with socket.create_connection(("127.0.0.1", port)) as s:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
             for j in range(3):
                 msg = f"client {i} message {j}".encode()
                 s.sendall(msg)
