@@ -457,6 +457,27 @@ async fn log_and_continue_logs_a_failing_handler_and_keeps_serving() -> trio::Re
     Ok(())
 }
 
+/// A panic is not an error to log: it resumes in the caller, under either
+/// policy.
+#[trio::test(autojump)]
+#[should_panic(expected = "a bug in the handler")]
+async fn a_panicking_handler_panics_the_caller_even_under_log_and_continue() {
+    let (connector, listener) = scripted_listener(&[]);
+    let handler = async |_: &MemoryStream| -> trio::Result<()> { panic!("a bug in the handler") };
+    let _ = open_nursery(async |nursery| {
+        nursery
+            .start(|status| {
+                serve_listeners(handler, vec![listener])
+                    .on_handler_error(OnHandlerError::LogAndContinue)
+                    .task_status(status)
+            })
+            .await?;
+        let _client = connector.connect().await?;
+        sleep_forever().await
+    })
+    .await;
+}
+
 // ----- limits and nurseries --------------------------------------------------------
 
 #[trio::test(autojump)]
@@ -648,6 +669,38 @@ async fn serve_tcp_serves_500_concurrent_clients_then_stops_gracefully() -> trio
     let err = SocketStream::connect_tcp(addr).await.unwrap_err();
     let io = err.find::<io::Error>().unwrap();
     assert_eq!(io.raw_os_error(), Some(libc::ECONNREFUSED));
+    Ok(())
+}
+
+#[trio::test]
+async fn serve_tcp_without_a_host_serves_both_families_with_the_listen_options() -> trio::Result<()>
+{
+    let control = ServeControl::new();
+    open_nursery(async |nursery| {
+        let listeners = nursery
+            .start(|status| {
+                serve_tcp(echo::<SocketStream>, 0)
+                    .backlog(64)
+                    .configure(|s| s.set_reuse_port(true))
+                    .control(&control)
+                    .task_status(status)
+            })
+            .await?;
+        assert_eq!(listeners.len(), 2);
+        for (l, ip) in listeners.iter().zip([
+            std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            std::net::Ipv4Addr::LOCALHOST.into(),
+        ]) {
+            assert!(l.socket()?.as_socket2().reuse_port()?);
+            let port = l.local_addr()?.as_socket().unwrap().port();
+            let c = SocketStream::connect_tcp(SocketAddr::new(ip, port)).await?;
+            c.send_all(b"both").await?;
+            assert_eq!(receive_exact(&c, 4).await?, b"both");
+        }
+        control.stop(0.0)?;
+        Ok(())
+    })
+    .await?;
     Ok(())
 }
 

@@ -269,7 +269,9 @@ impl ServeControl {
 // ----- events and policies ---------------------------------------------------------
 
 /// What happens when a handler returns an error (not a cancellation of the
-/// server itself, which always propagates).
+/// server itself, which always propagates). A panicking handler is not an
+/// error: its panic resumes in the caller as any task's does, under either
+/// policy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OnHandlerError {
