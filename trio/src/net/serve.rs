@@ -584,7 +584,9 @@ where
 /// [module docs](self) say how it runs and stops.
 ///
 /// The handler is any async closure or `async fn` taking `&Stream` and
-/// returning `trio::Result<()>`; it is shared by every connection.
+/// returning `trio::Result<()>`; it is shared by every connection. To wrap
+/// the stream (TLS, a [`BufferedReceiveStream`](crate::stream::BufferedReceiveStream)),
+/// wrap the reference: `&S` is a [`Stream`](crate::stream::Stream) too.
 pub fn serve_listeners<'env, L, H>(handler: H, listeners: Vec<L>) -> Serve<'env, Vec<L>, H>
 where
     L: Listener,
