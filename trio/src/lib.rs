@@ -123,6 +123,7 @@ pub use crate::core::park::{
 };
 pub use crate::core::run::{Runner, run};
 pub use crate::error::{Error, ErrorKind, Result, ResultExt, StdError, TaskResult};
+pub use crate::net::{open_tcp_listeners, open_unix_listener, serve_listeners, serve_tcp};
 #[cfg(unix)]
 pub use crate::net::{open_tcp_stream, open_unix_stream};
 pub use crate::process::{open_process, run_process};

@@ -2,8 +2,8 @@
 //!
 //! It follows the shape of [Trio's tutorial](https://trio.readthedocs.io/en/stable/tutorial.html):
 //! each chapter is a small program, and every snippet here is a doctest,
-//! so it compiles and runs as shown. Networking chapters come with
-//! networking.
+//! so it compiles and runs as shown. Chapter 8 is the tutorial's
+//! networking part: an echo server and its client (on loopback only).
 //!
 //! # 1. Async functions and `trio::run`
 //!
@@ -212,4 +212,144 @@
 //! let report = err.to_string();
 //! assert!(report.contains("consumer"));
 //! assert!(report.contains("waiting in"));
+//! ```
+//!
+//! # 8. Networking: an echo server and its client
+//!
+//! A server is a function that handles one connection, and
+//! [`serve_tcp`](crate::serve_tcp) calls it for every client, each in a
+//! task of its own. The handler borrows the stream; when it returns, the
+//! stream is closed for it. Run under [`Nursery::start`](crate::Nursery::start),
+//! the server reports its listeners once they accept, so a client can
+//! connect at once — to a port the kernel picked (port 0) — with no race.
+//!
+//! The client runs two tasks on one connection: one sends, one receives.
+//! Stream methods take `&self`, so both borrow the same stream; when the
+//! sender is done it half-closes ([`send_eof`](crate::stream::Stream::send_eof)),
+//! the server's handler sees end of stream and returns, and the receiver
+//! sees the server close in turn.
+//!
+//! ```
+//! use trio::socket::SocketStream;
+//! use trio::stream::{ReceiveStream, SendStream, Stream};
+//!
+//! async fn echo_server(stream: &SocketStream) -> trio::Result<()> {
+//!     let mut buf = [0; 1024];
+//!     loop {
+//!         let n = stream.receive_some(&mut buf).await?;
+//!         if n == 0 {
+//!             return Ok(()); // end of stream: serve_tcp closes our side
+//!         }
+//!         stream.send_all(&buf[..n]).await?;
+//!     }
+//! }
+//!
+//! async fn sender(stream: &SocketStream) -> trio::Result<()> {
+//!     for i in 0..3 {
+//!         stream.send_all(format!("message {i}\n").as_bytes()).await?;
+//!         trio::sleep(0.01).await?;
+//!     }
+//!     stream.send_eof().await
+//! }
+//!
+//! async fn receiver(stream: &SocketStream) -> trio::Result<Vec<u8>> {
+//!     let mut got = Vec::new();
+//!     let mut buf = [0; 1024];
+//!     loop {
+//!         // A timeout around a network read is a scope, like any other.
+//!         match trio::fail_after(5.0, stream.receive_some(&mut buf)).await? {
+//!             0 => return Ok(got),
+//!             n => got.extend_from_slice(&buf[..n]),
+//!         }
+//!     }
+//! }
+//!
+//! trio::run(async {
+//!     trio::open_nursery(async |nursery| {
+//!         let listeners = nursery
+//!             .start(|status| {
+//!                 trio::serve_tcp(echo_server, 0).host("127.0.0.1").task_status(status)
+//!             })
+//!             .await?;
+//!         let addr = listeners[0].local_addr()?.as_socket().unwrap();
+//!
+//!         // The client.
+//!         let stream = SocketStream::connect_tcp(addr).await?;
+//!         let mut echoed = Vec::new();
+//!         trio::open_nursery(async |client| {
+//!             client.start_soon(sender(&stream));
+//!             echoed = receiver(&stream).await?;
+//!             Ok(())
+//!         })
+//!         .await?;
+//!         assert_eq!(echoed, b"message 0\nmessage 1\nmessage 2\n");
+//!
+//!         nursery.cancel_scope().cancel(); // stop the server
+//!         Ok(())
+//!     })
+//!     .await?;
+//!     Ok(())
+//! })
+//! .unwrap();
+//! ```
+//!
+//! `trio/examples/echo_server.rs` and `echo_client.rs` are the same
+//! programs as separate processes (`cargo run --example echo_server`, then
+//! `cargo run --example echo_client` in another terminal).
+//!
+//! A failing handler stops the server and its error comes out of
+//! `serve_tcp`, as any failing task's would; `.on_handler_error(...)`
+//! makes the server log it and go on instead
+//! ([`OnHandlerError`](crate::net::OnHandlerError)). Accept errors that mean
+//! "out of file descriptors" are logged and retried after 100 ms;
+//! [`max_connections`](crate::net::Serve::max_connections) caps how many
+//! clients are served at once.
+//!
+//! ## Stopping gracefully
+//!
+//! Cancelling the server stops everything at once. To stop *gracefully* —
+//! refuse new clients, let the current ones finish, but not forever — give
+//! the server a [`ServeControl`](crate::net::ServeControl) and call its
+//! `stop(grace)`. Handlers can see the request and end at a good moment;
+//! those still running at the grace deadline are cancelled.
+//!
+//! ```
+//! use trio::net::ServeControl;
+//! use trio::socket::SocketStream;
+//! use trio::stream::ReceiveStream;
+//!
+//! trio::run(async {
+//!     let control = ServeControl::new();
+//!     let handler = async |_stream: &SocketStream| {
+//!         // A long job, which this handler chooses to cut short when asked.
+//!         trio::race2(trio::sleep(3600.0), control.stopping()).await?;
+//!         Ok(())
+//!     };
+//!     let addr = trio::open_nursery(async |nursery| {
+//!         let listeners = nursery
+//!             .start(|status| {
+//!                 trio::serve_tcp(handler, 0)
+//!                     .host("127.0.0.1")
+//!                     .control(&control)
+//!                     .task_status(status)
+//!             })
+//!             .await?;
+//!         let addr = listeners[0].local_addr()?.as_socket().unwrap();
+//!         let client = SocketStream::connect_tcp(addr).await?;
+//!         while control.active_connections() == 0 {
+//!             trio::sleep(0.001).await?;
+//!         }
+//!         control.stop(10.0)?;
+//!         let mut buf = [0; 1];
+//!         assert_eq!(client.receive_some(&mut buf).await?, 0); // the handler ended
+//!         Ok(addr)
+//!     })
+//!     .await?; // the server returned once its last handler ended
+//!     assert_eq!(control.active_connections(), 0);
+//!     // Its listeners are closed: new clients are refused.
+//!     let addr = addr.unwrap();
+//!     assert!(SocketStream::connect_tcp(addr).await.is_err());
+//!     Ok(())
+//! })
+//! .unwrap();
 //! ```
