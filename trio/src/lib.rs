@@ -123,9 +123,12 @@ pub use crate::core::park::{
 };
 pub use crate::core::run::{Runner, run};
 pub use crate::error::{Error, ErrorKind, Result, ResultExt, StdError, TaskResult};
-pub use crate::net::{open_tcp_listeners, open_unix_listener, serve_listeners, serve_tcp};
 #[cfg(unix)]
-pub use crate::net::{open_tcp_stream, open_unix_stream};
+pub use crate::net::{
+    open_tcp_listeners, open_tcp_stream, open_unix_listener, open_unix_stream, serve_listeners,
+    serve_tcp,
+};
+#[cfg(unix)]
 pub use crate::process::{open_process, run_process};
 pub use crate::race::{Either, race, race2};
 pub use crate::time::{Instant, TryIntoDuration};
