@@ -10,11 +10,11 @@
 //! cargo run --example echo_client -- --port 12345 --messages 3
 //! ```
 //!
-//! It connects with `SocketStream::connect_tcp` to `127.0.0.1`; with
-//! `trio::open_tcp_stream("localhost", port)` (Happy Eyeballs, issue 12)
-//! it would take a host name instead.
+//! It connects with `trio::open_tcp_stream("localhost", port)`: the name
+//! is resolved in a worker thread, and Happy Eyeballs tries `::1` and
+//! `127.0.0.1` (whichever the resolver gives first, the other 250 ms later
+//! or as soon as the first fails).
 
-use std::net::{Ipv4Addr, SocketAddr};
 use trio::socket::SocketStream;
 use trio::stream::{ReceiveStream, SendStream, Stream};
 
@@ -52,10 +52,10 @@ async fn receiver(stream: &SocketStream) -> trio::Result<()> {
 
 /// Connects, retrying for a few seconds while nobody listens yet (so the
 /// client can be started together with the server).
-async fn connect(addr: SocketAddr) -> trio::Result<SocketStream> {
+async fn connect(port: u16) -> trio::Result<SocketStream> {
     let mut tries = 0;
     loop {
-        match SocketStream::connect_tcp(addr).await {
+        match trio::open_tcp_stream("localhost", port).await {
             Err(e) if tries < 50 && e.kind() == trio::ErrorKind::Io => {
                 tries += 1;
                 trio::sleep(0.1).await?;
@@ -85,9 +85,8 @@ fn parse_args() -> Result<(u16, usize), String> {
 async fn main() -> trio::Result<()> {
     let (port, messages) =
         parse_args().map_err(|e| trio::Error::new(trio::ErrorKind::InvalidArgument, e))?;
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    println!("parent: connecting to {addr}");
-    let stream = connect(addr).await?;
+    println!("parent: connecting to localhost:{port}");
+    let stream = connect(port).await?;
     trio::open_nursery(async |nursery| {
         println!("parent: spawning sender...");
         nursery.start_soon(sender(&stream, messages));

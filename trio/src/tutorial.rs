@@ -274,7 +274,7 @@
 //!         let addr = listeners[0].local_addr()?.as_socket().unwrap();
 //!
 //!         // The client.
-//!         let stream = SocketStream::connect_tcp(addr).await?;
+//!         let stream = trio::open_tcp_stream("127.0.0.1", addr.port()).await?;
 //!         let mut echoed = Vec::new();
 //!         trio::open_nursery(async |client| {
 //!             client.start_soon(sender(&stream));
