@@ -78,6 +78,8 @@ mod ledger;
 mod ops;
 #[path = "stress/prng.rs"]
 mod prng;
+#[path = "stress/streams.rs"]
+mod streams;
 #[path = "stress/world.rs"]
 mod world;
 
