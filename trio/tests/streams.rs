@@ -486,6 +486,48 @@ fn a_close_at_a_helpers_last_schedule_point_gives_closed() {
     assert!(outcomes.contains(&true), "no seed closed under the helper");
 }
 
+/// Found by the stress suite (`TRIO_STRESS_SEED=3366`, features
+/// `+streams`): a lockstep `receive_some` that found data, then let a
+/// cancelled `send_all` withdraw it during its schedule point, returned 0
+/// (end of stream) although the sender was still open. It must wait for
+/// more data (or the end) instead.
+#[test]
+fn a_lockstep_receive_does_not_report_the_end_when_a_cancelled_send_withdraws() {
+    for seed in 0..16 {
+        let r = trio::Runner::new()
+            .clock(trio::testing::MockClock::autojump())
+            .seed(seed)
+            .run(async {
+                let (tx, rx) = lockstep_stream_one_way_pair();
+                let closed = Cell::new(false);
+                trio::open_nursery(async |n| {
+                    n.start_soon(async {
+                        // Cut at t = 1: withdraws what was not taken.
+                        let _ = trio::move_on_after(1.0, tx.send_all(b"abc")).await;
+                        trio::sleep(1.0).await?;
+                        closed.set(true);
+                        tx.aclose().await
+                    });
+                    // Also at t = 1: in the same batch as the cut, in an
+                    // order the seed shuffles. Finding the data, the
+                    // receive reaches its schedule point, where the cut
+                    // may withdraw it.
+                    trio::sleep(1.0).await?;
+                    let mut buf = [0; 8];
+                    let k = rx.receive_some(&mut buf).await?;
+                    Ok((buf[..k].to_vec(), closed.get()))
+                })
+                .await
+            });
+        let (got, closed) = r.expect("the run").expect("not cancelled");
+        assert!(
+            got == b"abc" || (got.is_empty() && closed),
+            "seed {seed}: received {got:?} with the sender {}",
+            if closed { "closed" } else { "still open" }
+        );
+    }
+}
+
 #[test]
 fn stream_types_are_debug() {
     let (a, _b) = memory_stream_pair();

@@ -317,9 +317,12 @@ impl<S> Flow<'_, '_, S> {
         if !self.writer_ended() {
             w.violation(format!(
                 "{}: {what} saw end of stream after {got} bytes, but the writer has not ended \
-                 (sent {})",
+                 (sent {}, uncertain {}, in flight {}, stopped {})",
                 self.name,
-                self.sent.get()
+                self.sent.get(),
+                self.uncertain.get(),
+                self.in_flight.get(),
+                self.writer_stopped.get()
             ));
             return;
         }
