@@ -83,7 +83,8 @@
 //! `sockets` feature do real I/O on Unix and loopback TCP sockets; they
 //! have replayed exactly in every run so far, but that rests on the
 //! kernel delivering a send before the peer's next readiness poll, not on
-//! the harness (see `stress/streams.rs`).
+//! the harness (see `stress/streams.rs`), so `seeds_replay_exactly`
+//! reports such a seed that does not replay instead of failing.
 
 #[path = "stress/counters.rs"]
 mod counters;
@@ -150,7 +151,9 @@ fn worker_threads_workload_on_many_seeds() {
 }
 
 /// The same seed twice gives the same outcome: counters, failures and the
-/// final virtual time (so a printed seed really replays).
+/// final virtual time (so a printed seed really replays). A seed with
+/// socket streams that does not replay is reported, not failed (its
+/// ledger checks are exact either way).
 #[test]
 fn seeds_replay_exactly() {
     let env = Env::read();
@@ -167,6 +170,17 @@ fn seeds_replay_exactly() {
     for seed in seeds {
         let a = harness::run_watched(seed, &opts);
         let b = harness::run_watched(seed, &opts);
+        let same =
+            (a.fingerprint, &a.totals, &a.failures) == (b.fingerprint, &b.totals, &b.failures);
+        if !same && world::Features::for_seed(seed, &opts.overrides).sockets {
+            // Real socket I/O: replaying rests on the kernel's delivery
+            // timing (see `stress/streams.rs`), so say so, but do not fail.
+            eprintln!(
+                "stress: seed {seed} (with socket streams) did not replay exactly: \
+                 the kernel delivered differently; its checks passed or failed on their own"
+            );
+            continue;
+        }
         assert_eq!(
             (a.fingerprint, &a.totals, &a.failures),
             (b.fingerprint, &b.totals, &b.failures),

@@ -62,7 +62,8 @@
 //! readiness poll, so in practice they replay too (the replay test passes
 //! with `+sockets`), but this rests on the kernel's delivery timing, not on
 //! the harness: a socket seed that fails to replay exactly is not by
-//! itself a bug. The ledger checks above are exact either way.
+//! itself a bug (`seeds_replay_exactly` prints it and goes on). The ledger
+//! checks above are exact either way.
 
 use super::counters::C;
 use super::ops::{BoxFut, in_random_scopes, settle_nursery};
