@@ -131,7 +131,7 @@ struct Entry {
     fd: RawFd,
     kind: Kind,
     /// For a registered source: the liveness token of its owner's
-    /// registration record ([`Registered::alive`]). It dies when the socket
+    /// registration record (`Registered::_alive`). It dies when the socket
     /// leaves this run (used in another run, or deregistered from outside
     /// it), and the entry is then stale.
     owner: Weak<()>,
