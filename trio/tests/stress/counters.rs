@@ -98,6 +98,7 @@ counters! {
     stream_busy (Main): "Busy from a second concurrent sender or receiver on a stream",
     stream_closed (Main): "Closed from a stream whose own end was closed (also waking a blocked op)",
     stream_broken (Main): "Broken from a stream whose peer's end was closed",
+    stream_abortive_closes (Main): "socket stream ends closed abortively (SO_LINGER 0: a reset)",
     thread_calls (Threads): "to_thread::run_sync calls that returned a result",
     threads_abandoned (Threads): "to_thread calls cancelled (abandoned or waited for)",
     from_thread_calls (Threads): "from_thread::run_sync calls made from worker threads",

@@ -1,6 +1,7 @@
 //! Byte streams under random cancellation: memory streams
-//! (`memory_stream_pair`, a `StapledStream` of two one-way pairs),
-//! lockstep streams (`lockstep_stream_pair`), and socket streams
+//! (`memory_stream_pair`, a `StapledStream` of two one-way pairs, also
+//! behind `BoxStream`), lockstep streams (`lockstep_stream_pair`), and
+//! socket streams
 //! (`SocketStream::unix_pair`, and a loopback TCP connection made with
 //! `SocketListener::bind_tcp` and `SocketStream::connect_tcp`).
 //!
@@ -21,8 +22,9 @@
 //! chaos task also cancels, shields and moves). A *poker* task makes the
 //! same writes and reads concurrently (so that a second sender or receiver
 //! meets `Busy`, and a direct `receive_some` on the stream under a helper
-//! meets the stream's own `Busy`), and a *closer* task may `aclose` one end
-//! while the others wait on it.
+//! meets the stream's own `Busy`), and a *closer* task may close one end
+//! while the others wait on it (`aclose`, `aclose_forcefully`, and on
+//! sockets sometimes abortively, `SO_LINGER` 0).
 //!
 //! # What is checked
 //!
@@ -73,7 +75,8 @@ use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use trio::socket::{SocketListener, SocketStream};
 use trio::stream::{
-    AsyncResource, BoxFuture, BufferedReceiveStream, ChunkTooLong, Listener, ReceiveStream, Stream,
+    AsyncResource, BoxFuture, BoxStream, BufferedReceiveStream, ChunkTooLong, Listener,
+    ReceiveStream, Stream, aclose_forcefully,
 };
 use trio::testing::{lockstep_stream_pair, memory_stream_pair};
 use trio::{CancelScope, Error, ErrorKind, Result};
@@ -82,6 +85,8 @@ use trio::{CancelScope, Error, ErrorKind, Result};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Memory,
+    /// A memory pair behind `BoxStream` (the `dyn` forms of the traits).
+    Boxed,
     Lockstep,
     Unix,
     Tcp,
@@ -93,14 +98,28 @@ impl Kind {
     }
 }
 
-/// `send_some` where the stream has one (socket streams).
+/// What only some streams have: `send_some` and an abortive close
+/// (socket streams).
 pub trait SendSome {
     fn send_some_boxed<'a>(&'a self, data: &'a [u8]) -> Option<BoxFuture<'a, Result<usize>>>;
+    /// Makes the close abortive (a reset); false where there is no such thing.
+    fn set_abortive(&self) -> bool {
+        false
+    }
 }
 
 impl SendSome for SocketStream {
     fn send_some_boxed<'a>(&'a self, data: &'a [u8]) -> Option<BoxFuture<'a, Result<usize>>> {
         Some(Box::pin(self.send_some(data)))
+    }
+    fn set_abortive(&self) -> bool {
+        self.set_abortive_close().is_ok()
+    }
+}
+
+impl SendSome for BoxStream {
+    fn send_some_boxed<'a>(&'a self, _: &'a [u8]) -> Option<BoxFuture<'a, Result<usize>>> {
+        None
     }
 }
 
@@ -222,9 +241,22 @@ struct End<'s, S> {
     reset: Cell<bool>,
 }
 
-impl<S: Stream> End<'_, S> {
-    /// `aclose`; `incoming` is the flow this end reads, if any.
-    async fn close(&self, w: &World, incoming: Option<&Flow<'_, '_, S>>) -> Result<()> {
+impl<S: Stream + SendSome> End<'_, S> {
+    /// `aclose` (or `aclose_forcefully` with `forceful`; with `abortive`, a
+    /// socket's close sends a reset); `incoming` is the flow this end
+    /// reads, if any.
+    async fn close(
+        &self,
+        w: &World,
+        incoming: Option<&Flow<'_, '_, S>>,
+        forceful: bool,
+        abortive: bool,
+    ) -> Result<()> {
+        if abortive && !self.closing.get() && self.s.set_abortive() {
+            // Unsent data is dropped and the peer sees a reset.
+            w.bump(C::stream_abortive_closes);
+            self.reset.set(true);
+        }
         // A socket closed while data may come to it resets the connection:
         // unread bytes (Linux resets on close), or bytes the peer's writer
         // still sends (TCP answers them with a reset; on a Unix socket the
@@ -239,7 +271,11 @@ impl<S: Stream> End<'_, S> {
             self.reset.set(true);
         }
         self.closing.set(true);
-        let r = self.buf.aclose().await;
+        let r = if forceful {
+            aclose_forcefully(&self.buf).await
+        } else {
+            self.buf.aclose().await
+        };
         self.closed.set(true);
         match r {
             Ok(()) => Ok(()),
@@ -357,7 +393,7 @@ pub async fn driver(w: &World, mut rng: Rng) -> Result<()> {
     let f = w.features;
     let mut kinds = Vec::new();
     if f.streams {
-        kinds.extend([Kind::Memory, Kind::Lockstep]);
+        kinds.extend([Kind::Memory, Kind::Boxed, Kind::Lockstep]);
     }
     if f.sockets {
         kinds.extend([Kind::Unix, Kind::Tcp]);
@@ -372,6 +408,11 @@ pub async fn driver(w: &World, mut rng: Rng) -> Result<()> {
         match kind {
             Kind::Memory => {
                 let (a, b) = memory_stream_pair();
+                session(w, r, kind, &a, &b).await?;
+            }
+            Kind::Boxed => {
+                let (a, b) = memory_stream_pair();
+                let (a, b): (BoxStream, BoxStream) = (Box::new(a), Box::new(b));
                 session(w, r, kind, &a, &b).await?;
             }
             Kind::Lockstep => {
@@ -464,7 +505,7 @@ async fn session<S: Stream + SendSome>(
     b: &S,
 ) -> Result<()> {
     w.bump(match kind {
-        Kind::Memory | Kind::Lockstep => C::stream_sessions_memory,
+        Kind::Memory | Kind::Boxed | Kind::Lockstep => C::stream_sessions_memory,
         Kind::Unix | Kind::Tcp => C::stream_sessions_socket,
     });
     let ends = [
@@ -527,8 +568,8 @@ async fn session<S: Stream + SendSome>(
             n.start_soon(async move {
                 trio::sleep(r.secs(2.0)).await?;
                 let e = &ends[r.below(2) as usize];
-                e.close(w, flows.iter().find(|f| std::ptr::eq(f.rx, e)))
-                    .await
+                let incoming = flows.iter().find(|f| std::ptr::eq(f.rx, e));
+                e.close(w, incoming, r.chance(30), r.chance(30)).await
             });
         }
         Ok(())
@@ -537,7 +578,7 @@ async fn session<S: Stream + SendSome>(
     // Close both ends whatever happened (aclose always closes).
     let mut closed = Ok(());
     for e in ends {
-        if let Err(err) = e.close(w, None).await {
+        if let Err(err) = e.close(w, None, false, false).await {
             closed = Err(err);
         }
     }
@@ -735,7 +776,7 @@ async fn write_step<S: Stream + SendSome>(
 // ----- the reader ------------------------------------------------------------------
 
 /// Reads the flow until end of stream (or its end is closed).
-async fn reader<S: Stream>(w: &World, f: &Flow<'_, '_, S>, mut rng: Rng) -> Result<()> {
+async fn reader<S: Stream + SendSome>(w: &World, f: &Flow<'_, '_, S>, mut rng: Rng) -> Result<()> {
     for _ in 0..600 {
         if f.reader_done.get() {
             return Ok(());
@@ -759,7 +800,7 @@ async fn reader<S: Stream>(w: &World, f: &Flow<'_, '_, S>, mut rng: Rng) -> Resu
     }
     if !f.reader_done.get() {
         // Gave up: close, so that the writer is not left blocked.
-        f.rx.close(w, Some(f)).await?;
+        f.rx.close(w, Some(f), false, false).await?;
         f.reader_done.set(true);
     }
     Ok(())
