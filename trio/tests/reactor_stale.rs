@@ -47,9 +47,23 @@ async fn scenario(leave: Leave) -> trio::Result<()> {
     .join()
     .expect("the other thread");
 
-    // The lowest free number: `n` again.
-    let (x, mut y) = UnixStream::pair()?;
-    assert_eq!(x.as_raw_fd(), n, "the new fd did not reuse the number");
+    // The kernel hands out the lowest free number: fill any lower holes
+    // until a new socket gets `n` again.
+    let mut spare = Vec::new();
+    let (x, mut y) = loop {
+        let (p, q) = UnixStream::pair()?;
+        if p.as_raw_fd() == n {
+            break (p, q);
+        }
+        if q.as_raw_fd() == n {
+            break (q, p);
+        }
+        assert!(
+            p.as_raw_fd() < n || q.as_raw_fd() < n,
+            "fd {n} was taken by someone else: the scenario cannot be set up"
+        );
+        spare.push((p, q));
+    };
     x.set_nonblocking(true)?;
     let xfd = x.as_raw_fd();
     let x = Socket::from_socket2(socket2::Socket::from(std::os::fd::OwnedFd::from(x)))?;
