@@ -409,6 +409,125 @@ async fn two_helpers_at_once_are_busy() -> trio::Result<()> {
     Ok(())
 }
 
+/// Found by the stress suite (`TRIO_STRESS_SEED=85`, features
+/// `+streams`): after its own `aclose`, a `BufferedReceiveStream` still
+/// handed out the bytes it held, where every operation must fail with
+/// Closed (stream contract, rule 2).
+#[trio::test(autojump)]
+async fn a_closed_buffered_stream_returns_closed_not_its_buffered_bytes() -> trio::Result<()> {
+    let (tx, rx) = memory_stream_one_way_pair();
+    let rx = BufferedReceiveStream::new(rx);
+    tx.send_all(b"ab\ncd\nef").await?;
+    assert_eq!(rx.receive_line(100).await?, b"ab\n");
+    assert!(rx.buffered_len() > 0);
+    rx.aclose().await?;
+    let mut buf = [0; 8];
+    let kinds = [
+        rx.receive_some(&mut buf)
+            .await
+            .map(drop)
+            .unwrap_err()
+            .kind(),
+        rx.receive_exactly(2).await.map(drop).unwrap_err().kind(),
+        rx.receive_line(100).await.map(drop).unwrap_err().kind(),
+        rx.receive_until(b"e", 100)
+            .await
+            .map(drop)
+            .unwrap_err()
+            .kind(),
+        rx.receive_to_end(100).await.map(drop).unwrap_err().kind(),
+    ];
+    assert_eq!(kinds, [ErrorKind::Closed; 5]);
+    assert_eq!(rx.buffered_len(), 0);
+    // Idempotent.
+    rx.aclose().await?;
+    Ok(())
+}
+
+/// A close that comes while a helper sits at its last schedule point (its
+/// bytes already buffered) empties the buffer under it: the helper must
+/// fail with Closed, not take bytes that are gone (a panic before the fix).
+#[test]
+fn a_close_at_a_helpers_last_schedule_point_gives_closed() {
+    let mut outcomes = Vec::new();
+    // The closer checkpoints a few times first, so that for some delay and
+    // scheduling seed its turn comes while the helper is at that point.
+    for (seed, delay) in (0..8).flat_map(|s| (0..3).map(move |d| (s, d))) {
+        let r = trio::Runner::new()
+            .clock(trio::testing::MockClock::autojump())
+            .seed(seed)
+            .run(async {
+                let (tx, rx) = memory_stream_one_way_pair();
+                let rx = BufferedReceiveStream::new(rx);
+                tx.send_all(b"ab\ncd").await?;
+                assert_eq!(rx.receive_line(100).await?, b"ab\n");
+                let got = trio::open_nursery(async |n| {
+                    n.start_soon(async {
+                        for _ in 0..delay {
+                            trio::checkpoint().await?;
+                        }
+                        rx.aclose().await
+                    });
+                    trio::checkpoint().await?;
+                    // From the buffer: no read, one schedule point.
+                    Ok(rx.receive_exactly(2).await)
+                })
+                .await?
+                .expect("not cancelled");
+                Ok(got.map_err(|e| e.kind()))
+            });
+        let got = r.expect("the run");
+        assert!(
+            got == Ok(b"cd".to_vec()) || got == Err(ErrorKind::Closed),
+            "seed {seed}, delay {delay}: {got:?}"
+        );
+        outcomes.push(got.is_err());
+    }
+    assert!(outcomes.contains(&true), "no seed closed under the helper");
+}
+
+/// Found by the stress suite (`TRIO_STRESS_SEED=3366`, features
+/// `+streams`): a lockstep `receive_some` that found data, then let a
+/// cancelled `send_all` withdraw it during its schedule point, returned 0
+/// (end of stream) although the sender was still open. It must wait for
+/// more data (or the end) instead.
+#[test]
+fn a_lockstep_receive_does_not_report_the_end_when_a_cancelled_send_withdraws() {
+    for seed in 0..16 {
+        let r = trio::Runner::new()
+            .clock(trio::testing::MockClock::autojump())
+            .seed(seed)
+            .run(async {
+                let (tx, rx) = lockstep_stream_one_way_pair();
+                let closed = Cell::new(false);
+                trio::open_nursery(async |n| {
+                    n.start_soon(async {
+                        // Cut at t = 1: withdraws what was not taken.
+                        let _ = trio::move_on_after(1.0, tx.send_all(b"abc")).await;
+                        trio::sleep(1.0).await?;
+                        closed.set(true);
+                        tx.aclose().await
+                    });
+                    // Also at t = 1: in the same batch as the cut, in an
+                    // order the seed shuffles. Finding the data, the
+                    // receive reaches its schedule point, where the cut
+                    // may withdraw it.
+                    trio::sleep(1.0).await?;
+                    let mut buf = [0; 8];
+                    let k = rx.receive_some(&mut buf).await?;
+                    Ok((buf[..k].to_vec(), closed.get()))
+                })
+                .await
+            });
+        let (got, closed) = r.expect("the run").expect("not cancelled");
+        assert!(
+            got == b"abc" || (got.is_empty() && closed),
+            "seed {seed}: received {got:?} with the sender {}",
+            if closed { "closed" } else { "still open" }
+        );
+    }
+}
+
 #[test]
 fn stream_types_are_debug() {
     let (a, _b) = memory_stream_pair();

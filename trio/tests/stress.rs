@@ -23,7 +23,13 @@
 //! closing its last receiver), two readers on one fd,
 //! `wait_all_tasks_blocked`, and, in the threads pass, `to_thread::run_sync`
 //! (abandoned or not, limited by the shared limiter, calling back with
-//! `from_thread`). Each operation runs inside 0–2 random
+//! `from_thread`). Byte streams run in sessions of their own
+//! (`stress/streams.rs`): memory and lockstep stream pairs (both
+//! `StapledStream`s) and Unix and loopback TCP `SocketStream`s, with a
+//! writer, a reader (through a `BufferedReceiveStream`: exact, line,
+//! delimited and to-the-end reads), a task that uses the same stream
+//! concurrently (Busy) and one that closes an end under the others. Each
+//! operation runs inside 0–2 random
 //! scopes (`move_on_after`, `fail_after`, `CancelScope` with a deadline,
 //! sometimes shielded); a chaos task cancels, shields, unshields and moves
 //! the deadlines of those scopes and cancels nurseries from outside.
@@ -36,6 +42,13 @@
 //!
 //! # What is checked, on every seed
 //!
+//! - no stream byte lost, duplicated or reordered: every byte read is
+//!   compared with what the writer sent, at once, and at end of stream the
+//!   count must match what the writer's sends reported (`send_some` and a
+//!   completed `send_all` exactly; a cut `send_all` may have sent any
+//!   prefix, so it only widens the range and stops that writer); errors
+//!   (Busy, Closed, Broken, ChunkTooLong) only where the contract allows
+//!   them (details in `stress/streams.rs`);
 //! - no channel value lost, duplicated, or both received and handed back:
 //!   every value has a unique id and a ledger entry (`stress/ledger.rs`);
 //!   each is received once, handed back in a `SendError`, or dropped by its
@@ -66,7 +79,13 @@
 //! A failing seed prints its features, its failures (violations, panics
 //! with their location, run errors) and the replay command. Seeds of the
 //! mixed pass replay exactly (`seeds_replay_exactly` checks that); the
-//! threads pass depends on real thread timing and does not.
+//! threads pass depends on real thread timing and does not. Seeds with the
+//! `sockets` feature do real I/O on Unix and loopback TCP sockets; they
+//! have replayed exactly in every run so far, but that rests on the
+//! kernel delivering a send before the peer's next readiness poll, not on
+//! the harness (see `stress/streams.rs`), so `seeds_replay_exactly`
+//! checks every seed with them switched off, and only reports a seed that
+//! does not replay with them.
 
 #[path = "stress/counters.rs"]
 mod counters;
@@ -78,6 +97,8 @@ mod ledger;
 mod ops;
 #[path = "stress/prng.rs"]
 mod prng;
+#[path = "stress/streams.rs"]
+mod streams;
 #[path = "stress/world.rs"]
 mod world;
 
@@ -85,9 +106,9 @@ use counters::Pass;
 use harness::{Env, Options, run_pass};
 use std::sync::Arc;
 
-/// Seeds in the default mixed pass (about 4 s in a debug build on the
-/// 2-core CI machine, once the known bugs are fixed; less while they make
-/// seeds stop early).
+/// Seeds in the default mixed pass (about 4 s of CPU in a debug build for
+/// the primitives, and about 3.5 s more for the byte-stream sessions,
+/// measured on the 2-core CI machine).
 const DEFAULT_SEEDS: u64 = 500;
 /// Seeds in the default threads pass (about 1.5 s).
 const DEFAULT_THREAD_SEEDS: u64 = 100;
@@ -131,12 +152,23 @@ fn worker_threads_workload_on_many_seeds() {
 }
 
 /// The same seed twice gives the same outcome: counters, failures and the
-/// final virtual time (so a printed seed really replays).
+/// final virtual time (so a printed seed really replays). Checked with
+/// socket streams switched off, since those do real kernel I/O whose
+/// timing the seed does not fix (see `stress/streams.rs`); a seed that has
+/// them is then also replayed with them, and a difference is printed, not
+/// failed (its ledger checks are exact either way).
 #[test]
 fn seeds_replay_exactly() {
     let env = Env::read();
     harness::install_panic_hook();
-    let opts = Arc::new(Options {
+    let mut strict = env.overrides.clone();
+    strict.push(("sockets".to_string(), false));
+    let strict = Arc::new(Options {
+        threads: false,
+        overrides: strict,
+        timeout: env.timeout,
+    });
+    let with_sockets = Arc::new(Options {
         threads: false,
         overrides: env.overrides.clone(),
         timeout: env.timeout,
@@ -145,13 +177,20 @@ fn seeds_replay_exactly() {
         Some(s) => vec![s],
         None => (env.first..env.first + 16).collect(),
     };
+    let key = |r: &harness::SeedReport| (r.fingerprint, r.totals.clone(), r.failures.clone());
     for seed in seeds {
-        let a = harness::run_watched(seed, &opts);
-        let b = harness::run_watched(seed, &opts);
-        assert_eq!(
-            (a.fingerprint, &a.totals, &a.failures),
-            (b.fingerprint, &b.totals, &b.failures),
-            "seed {seed} did not replay exactly"
-        );
+        let a = harness::run_watched(seed, &strict);
+        let b = harness::run_watched(seed, &strict);
+        assert_eq!(key(&a), key(&b), "seed {seed} did not replay exactly");
+        if world::Features::for_seed(seed, &with_sockets.overrides).sockets {
+            let a = harness::run_watched(seed, &with_sockets);
+            let b = harness::run_watched(seed, &with_sockets);
+            if key(&a) != key(&b) {
+                eprintln!(
+                    "stress: seed {seed} with socket streams did not replay exactly \
+                     (kernel timing; its checks passed or failed on their own)"
+                );
+            }
+        }
     }
 }

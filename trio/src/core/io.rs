@@ -31,8 +31,10 @@
 //!
 //! # Invariants
 //!
-//! - `by_fd` maps an fd to the one live entry for it, if any; entries are
-//!   found by token otherwise.
+//! - `by_fd` maps an fd to the one entry for it, if any; entries are found
+//!   by token otherwise. Lookups by fd go through `live_by_fd`, which drops
+//!   a stale entry (owner gone) instead of returning it, so a registered
+//!   entry found by fd always belongs to a socket still in this run.
 //! - `waiting` is the number of waiters (read or write) over all entries:
 //!   the run loop asks [`Reactor::has_waiters`], and a registered source
 //!   with no waiter must not keep a run from being reported deadlocked.
@@ -45,8 +47,22 @@
 //! registered it and a handle to that run's registry; the first use in
 //! another run deregisters it there (epoll may be called from any thread)
 //! and registers it in the new run. The old run's entry is then stale: no
-//! event can reach it, and it is dropped when that run ends or its fd
-//! number is registered again.
+//! event can reach it. A socket dropped outside the run that registered it
+//! (in a plain thread, or in the run it moved to) deregisters its fd from
+//! that run's epoll through the shared registry, but cannot reach the
+//! run's entry either, which goes stale the same way.
+//!
+//! A stale entry must not answer for a new fd that reuses its number (a
+//! raw wait on it would share a dead registration, and the new fd's own
+//! socket, registering, would take the stale entry for its own and wake
+//! that wait with Closed). So each registered entry holds a weak reference
+//! to its owner's registration record, which dies when the socket
+//! deregisters or moves to another run (its `Arc` lives only in the
+//! record). Every lookup by fd number (a raw wait, a registration,
+//! `notify_closing`) checks it first: an entry whose owner is gone is
+//! dropped (its waiters, if any, woken with Closed) and the lookup goes on
+//! as if there were none. Stale entries that are never looked up are
+//! dropped when the run ends.
 
 use crate::core::park::{Abort, Park, WaitKey, reschedule};
 use crate::core::runtime;
@@ -59,7 +75,7 @@ use std::future::Future;
 use std::io;
 use std::os::fd::RawFd;
 use std::panic::Location;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 /// The token of the inbox's waker.
@@ -114,6 +130,11 @@ enum Kind {
 struct Entry {
     fd: RawFd,
     kind: Kind,
+    /// For a registered source: the liveness token of its owner's
+    /// registration record (`Registered::_alive`). It dies when the socket
+    /// leaves this run (used in another run, or deregistered from outside
+    /// it), and the entry is then stale.
+    owner: Weak<()>,
     /// Cached readiness of a registered source (always 0 for raw ones).
     readiness: u8,
     read: Option<WaitKey>,
@@ -121,6 +142,12 @@ struct Entry {
 }
 
 impl Entry {
+    /// A registered source whose socket has left this run: nothing will
+    /// deregister it here, and its fd number may already name another fd.
+    fn is_stale(&self) -> bool {
+        self.kind == Kind::Registered && self.owner.strong_count() == 0
+    }
+
     fn slot(&mut self, dir: Direction) -> &mut Option<WaitKey> {
         match dir {
             Direction::Read => &mut self.read,
@@ -244,15 +271,38 @@ impl Reactor {
         keys
     }
 
+    /// The live entry for `fd`, if any. A stale one (see [`Entry::is_stale`])
+    /// is dropped on the way, its waiters woken with Closed (a wait on the
+    /// fd of a socket that left): it must not answer for a new fd that
+    /// reuses the number. The fd is not deregistered from epoll: the
+    /// socket's side did that when it left, and the number may now name a
+    /// different fd.
+    fn live_by_fd(&mut self, fd: RawFd) -> Option<usize> {
+        let index = *self.by_fd.get(&fd)?;
+        let stale = self.slots[index]
+            .entry
+            .as_ref()
+            .expect("by_fd names live entries")
+            .is_stale();
+        if !stale {
+            return Some(index);
+        }
+        for k in self.remove(index) {
+            reschedule(k, Err(closed_error()));
+        }
+        None
+    }
+
     // ----- registered sources (sockets) ------------------------------------
 
-    /// Registers `fd` once, for both directions, edge-triggered, and returns
-    /// its token. An older entry for the same fd number is stale (its fd was
-    /// closed without telling this run) unless raw waits are on it; a raw
-    /// entry becomes the registered one, keeping its waiters.
-    fn register(&mut self, fd: RawFd) -> io::Result<usize> {
+    /// Registers `fd` once, for both directions, edge-triggered, for the
+    /// registration record whose liveness token is `owner`, and returns its
+    /// token. An older registered entry for the same fd number is stale (its
+    /// fd was closed without telling this run); a raw entry becomes the
+    /// registered one, keeping its waiters.
+    fn register(&mut self, fd: RawFd, owner: Weak<()>) -> io::Result<usize> {
         let mut stale_waiters = Vec::new();
-        if let Some(&index) = self.by_fd.get(&fd) {
+        if let Some(index) = self.live_by_fd(fd) {
             let e = self.slots[index]
                 .entry
                 .as_mut()
@@ -272,6 +322,7 @@ impl Reactor {
                     r?;
                     let e = self.slots[index].entry.as_mut().expect("live");
                     e.kind = Kind::Registered;
+                    e.owner = owner;
                     return Ok(token);
                 }
                 Kind::Registered => stale_waiters = self.remove(index),
@@ -283,6 +334,7 @@ impl Reactor {
         let index = self.insert(Entry {
             fd,
             kind: Kind::Registered,
+            owner,
             readiness: 0,
             read: None,
             write: None,
@@ -413,13 +465,14 @@ impl Reactor {
     /// The token for a raw wait on `fd`: the registered source's if a
     /// socket has one (`true`: re-arm it), else a raw entry, made if needed.
     fn raw_token(&mut self, fd: RawFd) -> (usize, bool) {
-        if let Some(&index) = self.by_fd.get(&fd) {
+        if let Some(index) = self.live_by_fd(fd) {
             let rearm = self.slots[index].entry.as_ref().expect("live").kind == Kind::Registered;
             return (self.token_of(index), rearm);
         }
         let index = self.insert(Entry {
             fd,
             kind: Kind::Raw { armed: false },
+            owner: Weak::new(),
             readiness: 0,
             read: None,
             write: None,
@@ -499,7 +552,7 @@ impl Reactor {
     /// Wakes every waiter of `fd` with a Closed error and forgets a raw fd
     /// (a registered source stays, for its socket to deregister).
     fn closing(&mut self, fd: RawFd) -> Vec<WaitKey> {
-        let Some(&index) = self.by_fd.get(&fd) else {
+        let Some(index) = self.live_by_fd(fd) else {
             return Vec::new();
         };
         let e = self.slots[index].entry.as_mut().expect("live");
@@ -621,6 +674,11 @@ struct Registered {
     run_id: u32,
     token: usize,
     registry: Arc<Registry>,
+    /// The only strong reference; the run's entry holds a weak one. Dropped
+    /// with this record (the socket deregistered, or moved to another run),
+    /// which makes the entry stale even where this thread cannot reach the
+    /// run's reactor.
+    _alive: Arc<()>,
 }
 
 /// A socket's registration with the reactor of the run using it (see the
@@ -658,12 +716,16 @@ impl IoRegistration {
             }
             let _ = r.registry.deregister(&mut SourceFd(&fd));
         }
+        // The old record (if any) dies here, with its liveness token.
+        *g = None;
+        let alive = Arc::new(());
         let mut reactor = rt.reactor.borrow_mut();
-        let token = reactor.register(fd)?;
+        let token = reactor.register(fd, Arc::downgrade(&alive))?;
         *g = Some(Registered {
             run_id: rt.run_id,
             token,
             registry: Arc::clone(&reactor.registry),
+            _alive: alive,
         });
         Ok(token)
     }

@@ -18,6 +18,13 @@
 //!   methods (`buffered_len`) stay callable while a helper waits.
 //! - One receiver at a time: every receiving method takes the wrapper's
 //!   receive slot (`Busy` otherwise), so two helpers never interleave.
+//! - **Closed means closed.** [`aclose`](AsyncResource::aclose) on the
+//!   wrapper marks it closed and drops the buffer before closing the inner
+//!   stream; every receiving method checks the mark right after taking the
+//!   slot, so after its own close the wrapper fails with `Closed` even
+//!   when it held bytes (stream contract, rule 2), and a helper that was
+//!   waiting when the close came fails with `Closed` (the inner stream
+//!   wakes it so).
 //! - Checkpoints follow DESIGN §6: a helper that needs no read of the inner
 //!   stream still does `checkpoint_if_cancelled` first and a
 //!   `cancel_shielded_checkpoint` before it takes its result.
@@ -86,6 +93,8 @@ pub struct BufferedReceiveStream<R> {
     /// flight, so never borrowed across an `await`).
     scratch: Cell<Vec<u8>>,
     slot: BusySlot,
+    /// Set by this wrapper's own `aclose`.
+    closed: Cell<bool>,
 }
 
 impl<R: ReceiveStream> BufferedReceiveStream<R> {
@@ -96,6 +105,7 @@ impl<R: ReceiveStream> BufferedReceiveStream<R> {
             buffer: RefCell::new(Vec::new()),
             scratch: Cell::new(Vec::new()),
             slot: BusySlot::new("another task is already receiving on this stream"),
+            closed: Cell::new(false),
         }
     }
 
@@ -114,16 +124,29 @@ impl<R: ReceiveStream> BufferedReceiveStream<R> {
         (self.inner, self.buffer.into_inner())
     }
 
+    /// Closed after this wrapper's own `aclose`.
+    fn check_open(&self) -> Result<()> {
+        if self.closed.get() {
+            return Err(Error::new(ErrorKind::Closed, "this stream was closed"));
+        }
+        Ok(())
+    }
+
     /// Reads once from the inner stream into the buffer: how many bytes
     /// came (0 at end of stream). Cancelled, it read nothing.
     async fn fill(&self) -> Result<usize> {
         let mut scratch = self.scratch.take();
         scratch.resize(READ_SIZE, 0);
         let r = self.inner.receive_some(&mut scratch).await;
-        if let Ok(n) = r {
+        // Closed while the read finished (at its schedule point): the bytes
+        // go the way of the buffer.
+        if let Ok(n) = r
+            && !self.closed.get()
+        {
             self.buffer.borrow_mut().extend_from_slice(&scratch[..n]);
         }
         self.scratch.set(scratch);
+        self.check_open()?;
         r
     }
 
@@ -132,18 +155,20 @@ impl<R: ReceiveStream> BufferedReceiveStream<R> {
         self.buffer.borrow_mut().drain(..n).collect()
     }
 
-    /// The schedule point of a helper that did not read (§6 order).
+    /// The schedule point of a helper that did not read (§6 order). A
+    /// close during it emptied the buffer: Closed.
     async fn finish(&self, read: bool) -> Result<()> {
         if !read {
             cancel_shielded_checkpoint().await?;
         }
-        Ok(())
+        self.check_open()
     }
 
     /// Receives exactly `n` bytes. If the stream ends first, fails with
     /// [`ErrorKind::Broken`] and leaves what came buffered.
     pub async fn receive_exactly(&self, n: usize) -> Result<Vec<u8>> {
         let _g = self.slot.enter()?;
+        self.check_open()?;
         checkpoint_if_cancelled().await?;
         let mut read = false;
         while self.buffered_len() < n {
@@ -173,6 +198,7 @@ impl<R: ReceiveStream> BufferedReceiveStream<R> {
             return Err(Error::invalid("the delimiter must not be empty"));
         }
         let _g = self.slot.enter()?;
+        self.check_open()?;
         checkpoint_if_cancelled().await?;
         let mut read = false;
         // Where the search resumes: earlier positions cannot start a match.
@@ -215,6 +241,7 @@ impl<R: ReceiveStream> BufferedReceiveStream<R> {
     /// once more than `max_size` bytes came (they stay buffered).
     pub async fn receive_to_end(&self, max_size: usize) -> Result<Vec<u8>> {
         let _g = self.slot.enter()?;
+        self.check_open()?;
         checkpoint_if_cancelled().await?;
         loop {
             if self.buffered_len() > max_size {
@@ -234,11 +261,13 @@ impl<R: ReceiveStream> ReceiveStream for BufferedReceiveStream<R> {
             return Err(empty_buffer());
         }
         let _g = self.slot.enter()?;
+        self.check_open()?;
         if self.buffered_len() == 0 {
             return self.inner.receive_some(buf).await;
         }
         checkpoint_if_cancelled().await?;
         cancel_shielded_checkpoint().await?;
+        self.check_open()?;
         let mut b = self.buffer.borrow_mut();
         let n = b.len().min(buf.len());
         buf[..n].copy_from_slice(&b[..n]);
@@ -248,7 +277,12 @@ impl<R: ReceiveStream> ReceiveStream for BufferedReceiveStream<R> {
 }
 
 impl<R: ReceiveStream> AsyncResource for BufferedReceiveStream<R> {
+    /// Drops the buffered bytes and closes the inner stream (see the
+    /// module docs: every later receive fails with `Closed`).
     fn aclose(&self) -> impl Future<Output = Result<()>> {
+        self.closed.set(true);
+        // Not borrowed elsewhere: no borrow is held across an await.
+        self.buffer.borrow_mut().clear();
         self.inner.aclose()
     }
 }
@@ -259,6 +293,7 @@ impl<R: fmt::Debug> fmt::Debug for BufferedReceiveStream<R> {
             .field("inner", &self.inner)
             .field("buffered", &self.buffer.borrow().len())
             .field("receiving", &self.slot.is_busy())
+            .field("closed", &self.closed.get())
             .finish()
     }
 }

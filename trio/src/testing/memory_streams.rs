@@ -25,6 +25,10 @@
 //!   `checkpoint_if_cancelled`, the operation, then a
 //!   `cancel_shielded_checkpoint` unless it parked (a park is a checkpoint).
 //!   So a cancelled `receive_some` took nothing: the bytes stay queued.
+//! - A lockstep `receive_some` returns `0` only once the sender closed. A
+//!   cancelled `send_all` withdraws the bytes nobody took; if that happens
+//!   while a receive that saw them sits at its schedule point, the receive
+//!   waits again instead of reporting the end.
 //! - A receive stream's *own* close (`closed`) and the end of its data (its
 //!   queue closed by [`put_eof`](MemoryReceiveStream::put_eof)) are separate:
 //!   the first gives `Closed`, the second `0`.
@@ -717,25 +721,36 @@ impl Lockstep {
         if self.receiver_closed.get() {
             return Err(Self::closed());
         }
-        let parked = {
-            self.receiver_waiting.set(true);
-            let _waiting = FlagGuard(&self.receiver_waiting);
-            self.something_happened();
-            let site = WaitSite::new("LockstepReceiveStream.receive_some");
-            self.wait_for(|q| !q.data.borrow().is_empty(), site).await?
-        };
-        if !parked {
-            cancel_shielded_checkpoint().await?;
+        let mut scheduled = false;
+        loop {
+            let parked = {
+                self.receiver_waiting.set(true);
+                let _waiting = FlagGuard(&self.receiver_waiting);
+                self.something_happened();
+                let site = WaitSite::new("LockstepReceiveStream.receive_some");
+                self.wait_for(|q| !q.data.borrow().is_empty(), site).await?
+            };
+            scheduled |= parked;
+            if !scheduled {
+                cancel_shielded_checkpoint().await?;
+                scheduled = true;
+            }
+            if self.receiver_closed.get() {
+                return Err(Self::closed());
+            }
+            let n = self.data.borrow_mut().read(buf).unwrap_or(0);
+            if n > 0 {
+                self.something_happened();
+                return Ok(n);
+            }
+            if self.sender_closed.get() {
+                // Closed with nothing left: the end.
+                return Ok(0);
+            }
+            // A cancelled send_all withdrew its data while we were at the
+            // schedule point: nothing is there and the sender is open, so
+            // this is not the end; wait again.
         }
-        if self.receiver_closed.get() {
-            return Err(Self::closed());
-        }
-        let n = self.data.borrow_mut().read(buf).unwrap_or(0);
-        if n > 0 {
-            self.something_happened();
-        }
-        // n == 0 only when the sender closed with nothing left: the end.
-        Ok(n)
     }
 }
 

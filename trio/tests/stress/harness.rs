@@ -13,6 +13,7 @@ use super::counters::{C, Pass, Totals};
 use super::ledger::Payload;
 use super::ops::{self, Ctx, Intentional, close_doomed};
 use super::prng::Rng;
+use super::streams;
 use super::world::{FEATURE_NAMES, Features, Probe, World};
 use std::cell::RefCell;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -204,6 +205,9 @@ async fn workload(w: &World) -> Result<()> {
                 n.start_soon(ops::chaos(w, rng.fork()));
             }
             n.start_soon(ops::closer(w, rng.fork()));
+            if w.features.streams || w.features.sockets {
+                n.start_soon(streams::driver(w, rng.fork()));
+            }
             Ok(())
         }),
     )

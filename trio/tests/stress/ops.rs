@@ -101,7 +101,7 @@ fn boom() -> Error {
 
 /// A nursery's outcome: intentional failures are counted, a `Cancelled`
 /// (an outer scope's) propagates, anything else is a violation.
-fn settle_nursery<T>(w: &World, what: &str, r: Result<Option<T>>) -> Result<()> {
+pub fn settle_nursery<T>(w: &World, what: &str, r: Result<Option<T>>) -> Result<()> {
     let Err(e) = r else { return Ok(()) };
     let (cancelled, rest) = e.split(Error::is_cancelled);
     if let Some(rest) = rest {
@@ -412,7 +412,7 @@ pub fn random_op<'w>(cx: Ctx<'w>, home: Nursery<'w>, mut rng: Rng) -> BoxFut<'w>
 /// `CancelScope` with a deadline (maybe shielded, maybe handed to the
 /// chaos task). Every shielded scope has a finite deadline, so that the
 /// run always ends.
-fn in_random_scopes<'w>(w: &'w World, rng: &mut Rng, mut fut: BoxFut<'w>) -> BoxFut<'w> {
+pub fn in_random_scopes<'w>(w: &'w World, rng: &mut Rng, mut fut: BoxFut<'w>) -> BoxFut<'w> {
     for _ in 0..rng.below(3) {
         let d = rng.secs(3.0);
         fut = match rng.below(4) {

@@ -42,6 +42,11 @@ pub struct Features {
     pub failing_children: bool,
     /// Two tasks waiting to read one fd (Busy).
     pub fd_busy: bool,
+    /// Byte-stream sessions over memory and lockstep streams
+    /// (`stress/streams.rs`).
+    pub streams: bool,
+    /// Byte-stream sessions over Unix and loopback TCP socket streams.
+    pub sockets: bool,
 }
 
 /// The names accepted by `TRIO_STRESS_FEATURES`.
@@ -54,6 +59,8 @@ pub const FEATURE_NAMES: &[&str] = &[
     "chaos",
     "failing_children",
     "fd_busy",
+    "streams",
+    "sockets",
 ];
 
 impl Features {
@@ -61,7 +68,9 @@ impl Features {
     /// overrides (`name` forces on, `-name` forces off).
     pub fn for_seed(seed: u64, overrides: &[(String, bool)]) -> Features {
         let mut rng = Rng::new(seed ^ 0xFEA7_0000);
-        let mut on = [false; 8];
+        // Drawn in order: a feature added at the end leaves the earlier
+        // ones of every seed as they were.
+        let mut on = [false; 10];
         for (i, slot) in on.iter_mut().enumerate() {
             *slot = rng.chance(70);
             for (name, value) in overrides {
@@ -79,6 +88,8 @@ impl Features {
             chaos: on[5],
             failing_children: on[6],
             fd_busy: on[7],
+            streams: on[8],
+            sockets: on[9],
         }
     }
 
@@ -92,6 +103,8 @@ impl Features {
             self.chaos,
             self.failing_children,
             self.fd_busy,
+            self.streams,
+            self.sockets,
         ];
         FEATURE_NAMES
             .iter()
