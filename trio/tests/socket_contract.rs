@@ -75,17 +75,25 @@ async fn an_abortive_close_resets_and_broken_sticks_with_the_os_error() -> trio:
         .downcast_ref::<std::io::Error>()
         .expect("the OS error is the source");
     assert_eq!(source.kind(), IoKind::ConnectionReset);
-    // Sticky: later operations in either direction are Broken too, with
-    // the same cause.
+    // Sticky: later receives are Broken with the same cause. Sends are
+    // Broken too, from their own syscall (the kernel reports the reset
+    // once, then EPIPE), and that sticks for sends.
     for _ in 0..2 {
         let again = server.receive_some(&mut buf).await.unwrap_err();
         assert_eq!(again.kind(), ErrorKind::Broken, "{again}");
+        let source = again
+            .downcast_ref::<std::io::Error>()
+            .expect("the OS error stays the source");
+        assert_eq!(source.kind(), IoKind::ConnectionReset);
         let send = server.send_all(b"x").await.unwrap_err();
         assert_eq!(send.kind(), ErrorKind::Broken, "{send}");
         let source = send
             .downcast_ref::<std::io::Error>()
-            .expect("the OS error stays the source");
-        assert_eq!(source.kind(), IoKind::ConnectionReset);
+            .expect("the OS error is the source");
+        assert!(
+            matches!(source.kind(), IoKind::BrokenPipe | IoKind::ConnectionReset),
+            "{source:?}"
+        );
     }
     // Closing a broken stream is still fine, and then it is Closed.
     server.aclose().await?;
@@ -150,5 +158,23 @@ async fn into_socket2_leaves_the_reactor_and_the_socket_can_come_back() -> trio:
         Ok(())
     })
     .await?;
+    Ok(())
+}
+
+#[trio::test]
+async fn a_broken_send_does_not_hide_data_the_peer_sent_before_closing() -> trio::Result<()> {
+    let (a, b) = SocketStream::unix_pair()?;
+    b.send_all(b"hello").await?;
+    b.aclose().await?;
+    // EPIPE: the send direction is Broken, and stays so...
+    for _ in 0..2 {
+        let err = a.send_all(b"x").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Broken, "{err}");
+    }
+    // ...but what the peer sent before closing is still there, then the end.
+    let mut buf = [0; 16];
+    let n = a.receive_some(&mut buf).await?;
+    assert_eq!(&buf[..n], b"hello");
+    assert_eq!(a.receive_some(&mut buf).await?, 0);
     Ok(())
 }

@@ -9,8 +9,13 @@
 //!   deregisters first, which wakes their waits with Closed, and an
 //!   operation woken for readiness at the same moment sees `socket` gone
 //!   after its wait and returns Closed without touching the fd.
-//! - `broken` holds the first transport error; it is reported (as Broken)
-//!   by every later operation (sticky Broken, DESIGN §9).
+//! - `broken[d]` holds the first transport error of direction `d` (send
+//!   or receive); every later operation in that direction reports it, as
+//!   Broken (sticky Broken, DESIGN §9). The directions are kept apart, as
+//!   the kernel keeps them: a send failing with EPIPE after the peer
+//!   closed does not hide the data the peer sent before closing, which a
+//!   receive still returns (as in Trio and tokio). A connection reset is
+//!   seen by both directions anyway, through their own syscalls.
 
 use super::{Domain, SockAddr, Socket, Type};
 use crate::core::io::Direction;
@@ -37,6 +42,10 @@ const NOTSENT_LOWAT: u32 = 16 * 1024;
 pub(crate) fn closed() -> Error {
     Error::new(ErrorKind::Closed, "this stream was closed")
 }
+
+/// Indexes of [`SocketStream`]'s per-direction `broken` state.
+const SEND: usize = 0;
+const RECEIVE: usize = 1;
 
 fn broken(e: &io::Error) -> Error {
     Error::with_kind(ErrorKind::Broken, io::Error::new(e.kind(), e.to_string()))
@@ -70,7 +79,8 @@ pub struct SocketStream {
     socket: RefCell<Option<Arc<Socket>>>,
     send_slot: BusySlot,
     receive_slot: BusySlot,
-    broken: RefCell<Option<(io::ErrorKind, String)>>,
+    /// The first transport error of each direction: `[send, receive]`.
+    broken: [RefCell<Option<(io::ErrorKind, String)>>; 2],
     did_shutdown_write: Cell<bool>,
 }
 
@@ -78,7 +88,8 @@ impl fmt::Debug for SocketStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SocketStream")
             .field("socket", &self.socket.borrow())
-            .field("broken", &self.broken.borrow())
+            .field("send_broken", &self.broken[SEND].borrow())
+            .field("receive_broken", &self.broken[RECEIVE].borrow())
             .field("did_shutdown_write", &self.did_shutdown_write.get())
             .finish()
     }
@@ -101,7 +112,7 @@ impl SocketStream {
             socket: RefCell::new(Some(Arc::new(socket))),
             send_slot: BusySlot::new("another task is already sending on this stream"),
             receive_slot: BusySlot::new("another task is already receiving on this stream"),
-            broken: RefCell::new(None),
+            broken: [RefCell::new(None), RefCell::new(None)],
             did_shutdown_write: Cell::new(false),
         })
     }
@@ -143,21 +154,22 @@ impl SocketStream {
         self.socket.borrow().is_none()
     }
 
-    /// The socket for an operation: Closed, or sticky Broken, first.
-    fn usable(&self) -> Result<Arc<Socket>> {
+    /// The socket for an operation in direction `dir` ([`SEND`] or
+    /// [`RECEIVE`]): Closed, or that direction's sticky Broken, first.
+    fn usable(&self, dir: usize) -> Result<Arc<Socket>> {
         let s = self.socket()?;
-        if let Some((kind, msg)) = &*self.broken.borrow() {
+        if let Some((kind, msg)) = &*self.broken[dir].borrow() {
             return Err(broken(&io::Error::new(*kind, msg.clone())));
         }
         Ok(s)
     }
 
-    /// Records a transport failure (sticky) and returns it as Broken;
-    /// trio errors (Cancelled, Closed) pass through.
-    fn fail(&self, e: Error) -> Error {
+    /// Records a transport failure of direction `dir` (sticky) and returns
+    /// it as Broken; trio errors (Cancelled, Closed) pass through.
+    fn fail(&self, dir: usize, e: Error) -> Error {
         let Some(io) = e.source_io() else { return e };
         let io = io::Error::new(io.kind(), io.to_string());
-        self.broken
+        self.broken[dir]
             .borrow_mut()
             .get_or_insert((io.kind(), io.to_string()));
         broken(&io)
@@ -170,7 +182,7 @@ impl SocketStream {
         let location = Location::caller();
         async move {
             let _g = self.send_slot.enter()?;
-            let s = self.usable()?;
+            let s = self.usable(SEND)?;
             if self.did_shutdown_write.get() {
                 return Err(Error::new(ErrorKind::Closed, "cannot send after send_eof"));
             }
@@ -182,7 +194,7 @@ impl SocketStream {
                 |s| s.send(data),
             )
             .await
-            .map_err(|e| self.fail(e))
+            .map_err(|e| self.fail(SEND, e))
         }
     }
 }
@@ -225,7 +237,7 @@ impl SendStream for SocketStream {
         let location = Location::caller();
         async move {
             let _g = self.send_slot.enter()?;
-            let s = self.usable()?;
+            let s = self.usable(SEND)?;
             if self.did_shutdown_write.get() {
                 return Err(Error::new(ErrorKind::Closed, "cannot send after send_eof"));
             }
@@ -244,7 +256,7 @@ impl SendStream for SocketStream {
                         |s| s.send(rest),
                     )
                     .await
-                    .map_err(|e| self.fail(e))?;
+                    .map_err(|e| self.fail(SEND, e))?;
                 if n < rest.len() {
                     // Short write: the send buffer is full; wait for the
                     // edge instead of a send that would say WouldBlock.
@@ -261,7 +273,7 @@ impl SendStream for SocketStream {
         let location = Location::caller();
         async move {
             let _g = self.send_slot.enter()?;
-            let s = self.usable()?;
+            let s = self.usable(SEND)?;
             s.wait_ready(
                 Direction::Write,
                 "SocketStream::wait_send_all_might_not_block",
@@ -279,7 +291,7 @@ impl ReceiveStream for SocketStream {
         let location = Location::caller();
         async move {
             let _g = self.receive_slot.enter()?;
-            let s = self.usable()?;
+            let s = self.usable(RECEIVE)?;
             if buf.is_empty() {
                 checkpoint_if_cancelled().await?;
                 return Err(empty_buffer());
@@ -293,7 +305,7 @@ impl ReceiveStream for SocketStream {
                     |mut s| s.read(buf),
                 )
                 .await
-                .map_err(|e| self.fail(e))?;
+                .map_err(|e| self.fail(RECEIVE, e))?;
             if n < buf.len() {
                 // The receive queue is drained (a stream read takes all
                 // there is, up to the buffer): no need to try again first.
@@ -308,12 +320,12 @@ impl Stream for SocketStream {
     /// `shutdown(SHUT_WR)`; idempotent.
     async fn send_eof(&self) -> Result<()> {
         let _g = self.send_slot.enter()?;
-        let s = self.usable()?;
+        let s = self.usable(SEND)?;
         checkpoint().await?;
         if self.did_shutdown_write.replace(true) {
             return Ok(());
         }
-        s.shutdown(Shutdown::Write).map_err(|e| self.fail(e))
+        s.shutdown(Shutdown::Write).map_err(|e| self.fail(SEND, e))
     }
 }
 
