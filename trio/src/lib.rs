@@ -90,6 +90,7 @@ pub mod channel;
 mod core;
 mod error;
 pub mod from_thread;
+pub mod fs;
 pub mod guarantees;
 pub mod lowlevel;
 pub mod net;
@@ -120,6 +121,7 @@ pub use crate::core::park::{
 };
 pub use crate::core::run::{Runner, run};
 pub use crate::error::{Error, ErrorKind, Result, ResultExt, StdError, TaskResult};
+pub use crate::fs::{open_file, wrap_file};
 pub use crate::race::{Either, race, race2};
 pub use crate::time::{Instant, TryIntoDuration};
 
