@@ -3,11 +3,11 @@
 //!
 //! The operating system has no readiness notification for regular files, so
 //! every call here does its blocking work in a worker thread
-//! ([`to_thread`](crate::to_thread)), under the run's default
+//! ([`to_thread`]), under the run's default
 //! [`CapacityLimiter`] unless a [`Builder`] names another.
 //!
 //! - Free functions mirror [`std::fs`]: [`read`], [`read_to_string`],
-//!   [`write`], [`metadata`], [`symlink_metadata`], [`try_exists`],
+//!   [`write()`], [`metadata`], [`symlink_metadata`], [`try_exists`],
 //!   [`create_dir`], [`create_dir_all`], [`remove_file`], [`remove_dir`],
 //!   [`remove_dir_all`], [`rename`], [`copy`], [`hard_link`], [`symlink`]
 //!   (Unix), [`read_link`], [`canonicalize`], [`set_permissions`] and
@@ -41,7 +41,7 @@
 //!
 //! # Errors name the path
 //!
-//! An OS error comes back as an [`ErrorKind::Io`](crate::ErrorKind::Io)
+//! An OS error comes back as an [`ErrorKind::Io`]
 //! error whose message names the operation and the path, such as
 //! `open /x/y: No such file or directory (os error 2)`. It wraps a
 //! [`std::io::Error`] with the original [`io::ErrorKind`] (so
@@ -94,7 +94,7 @@
 //!
 //! | operation | cancelled while its thread runs |
 //! |---|---|
-//! | path functions ([`read`], [`write`], [`copy`], [`metadata`], [`remove_dir_all`] …) and [`open_file`] / [`OpenOptions::open`] | completes; with [`Builder::abandon_on_cancel`]: abandons |
+//! | path functions ([`read`], [`write()`], [`copy`], [`metadata`], [`remove_dir_all`] …) and [`open_file`] / [`OpenOptions::open`] | completes; with [`Builder::abandon_on_cancel`]: abandons |
 //! | [`ReadDir::next_entry`] | as the [`Builder`] that opened it; an abandoned batch is not lost: its entries come in a later call |
 //! | [`DirEntry::metadata`] | completes |
 //! | [`File`] methods: `read`, `receive_some`, `read_to_end`, `write`, `write_all`, `send_all`, `seek`, `set_len`, `sync_all`, `sync_data`, `metadata`, `set_permissions` | always completes: abandoning would lose bytes or move the position behind the caller's back |
@@ -287,7 +287,7 @@ impl Builder {
             .await
     }
 
-    /// [`write`] with these options.
+    /// [`write()`] with these options.
     pub async fn write(&self, path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> Result<()> {
         let path = path.as_ref().to_path_buf();
         let p = path.clone();
