@@ -402,6 +402,30 @@ async fn concurrent_use_of_one_direction_is_busy() -> trio::Result<()> {
     f.aclose().await
 }
 
+#[trio::test(autojump)]
+async fn one_reader_and_one_writer_may_work_at_once() -> trio::Result<()> {
+    let dir = TempDir::new("duplex");
+    let (fifo, _keep) = dir.fifo("fifo");
+    // Read-write on a FIFO: what this File writes, it reads back.
+    let f = File::options().read(true).write(true).open(&fifo).await?;
+    let got = RefCell::new(Vec::new());
+    trio::open_nursery(async |n| {
+        n.start_soon(async {
+            let mut buf = [0; 8];
+            let k = f.receive_some(&mut buf).await?;
+            got.borrow_mut().extend_from_slice(&buf[..k]);
+            Ok(())
+        });
+        until_threads_busy(1).await?;
+        // The read blocks in its thread; the write slot is free.
+        f.send_all(b"hi").await?;
+        Ok(())
+    })
+    .await?;
+    assert_eq!(got.into_inner(), b"hi");
+    f.aclose().await
+}
+
 /// `FileType::is_fifo` lives in an extension trait; one place to import it.
 trait IsFifoLike {
     fn is_fifo_like(&self) -> bool;

@@ -93,6 +93,11 @@ const SPARE_KEEP: usize = 64 * 1024;
 /// .unwrap();
 /// ```
 ///
+/// A `File` may also be a FIFO or a terminal, but a read that waits for
+/// data there holds a worker thread until data comes, and neither
+/// cancellation nor `aclose` can interrupt it (the call completes, as
+/// above): use process pipes or sockets for streams that may stay quiet.
+///
 /// Dropping a `File` without [`aclose`](File::aclose) closes the
 /// descriptor synchronously, in the dropping thread (as `std` does).
 pub struct File {
