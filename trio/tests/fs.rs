@@ -43,10 +43,9 @@ impl TempDir {
         self.0.join(name)
     }
 
-    /// A FIFO, and a read-write std handle on it: opening a FIFO read-write
-    /// does not block (Linux), and the handle keeps a writer, so opening
-    /// the read end does not block either.
-    fn fifo(&self, name: &str) -> (PathBuf, std::fs::File) {
+    /// A FIFO with nobody on it: opening it read-only blocks until a
+    /// writer comes.
+    fn bare_fifo(&self, name: &str) -> PathBuf {
         let p = self.join(name);
         let ok = std::process::Command::new("mkfifo")
             .arg(&p)
@@ -54,6 +53,14 @@ impl TempDir {
             .unwrap()
             .success();
         assert!(ok, "mkfifo failed");
+        p
+    }
+
+    /// A FIFO, and a read-write std handle on it: opening a FIFO read-write
+    /// does not block (Linux), and the handle keeps a writer, so opening
+    /// the read end does not block either.
+    fn fifo(&self, name: &str) -> (PathBuf, std::fs::File) {
+        let p = self.bare_fifo(name);
         let writer = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -688,5 +695,96 @@ async fn an_abandoning_path_call_returns_cancelled_at_once() -> trio::Result<()>
     drop(writer);
     trio::testing::wait_all_tasks_blocked().await?;
     assert_eq!(limiter.borrowed_tokens(), 0);
+    Ok(())
+}
+
+/// Opens a writer on `fifo` (read-write, which does not block), releasing
+/// an `open` blocked on its read end.
+fn release_open(fifo: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(fifo)
+        .unwrap()
+}
+
+#[trio::test(autojump)]
+async fn an_open_cancelled_in_its_thread_returns_the_file_by_default() -> trio::Result<()> {
+    let dir = TempDir::new("cancel-open-default");
+    let fifo = dir.bare_fifo("fifo");
+    let limiter = trio::sync::CapacityLimiter::new(1)?;
+    let fs = fs::Builder::new().limiter(limiter.clone());
+    let scope = CancelScope::new();
+    let got = RefCell::new(None);
+    let mut writer = None;
+    trio::open_nursery(async |n| {
+        n.start_soon(async {
+            let f = scope
+                .run(fs.open(&fifo, OpenOptions::new().read(true)))
+                .await?;
+            *got.borrow_mut() = Some(f);
+            Ok(())
+        });
+        // The open blocks in its thread, counted against our limiter.
+        while limiter.borrowed_tokens() != 1 {
+            trio::checkpoint().await?;
+        }
+        scope.cancel();
+        for _ in 0..10 {
+            trio::checkpoint().await?;
+        }
+        assert!(
+            got.borrow().is_none(),
+            "the open kept waiting for its thread"
+        );
+        writer = Some(release_open(&fifo));
+        Ok(())
+    })
+    .await?;
+    let f = got
+        .into_inner()
+        .unwrap()
+        .expect("the opened file, despite the cancel");
+    assert_eq!(f.path(), Some(fifo.as_path()));
+    writer.unwrap().write_all(b"x")?;
+    let mut buf = [0; 4];
+    assert_eq!(f.read(&mut buf).await?, 1);
+    assert_eq!(limiter.borrowed_tokens(), 0);
+    f.aclose().await
+}
+
+#[trio::test(autojump)]
+async fn an_abandoning_open_returns_cancelled_at_once_and_closes_the_late_file() -> trio::Result<()>
+{
+    let dir = TempDir::new("cancel-open-abandon");
+    let fifo = dir.bare_fifo("fifo");
+    let limiter = to_thread::current_default_thread_limiter()?;
+    let fs = fs::Builder::new().abandon_on_cancel(true);
+    let scope = CancelScope::new();
+    let got = RefCell::new(None);
+    trio::open_nursery(async |n| {
+        n.start_soon(async {
+            let f = scope
+                .run(fs.open(&fifo, OpenOptions::new().read(true)))
+                .await?;
+            *got.borrow_mut() = Some(f.is_some());
+            Ok(())
+        });
+        until_threads_busy(1).await?;
+        scope.cancel();
+        while got.borrow().is_none() {
+            trio::checkpoint().await?;
+        }
+        assert_eq!(limiter.borrowed_tokens(), 1); // the thread still blocks
+        Ok(())
+    })
+    .await?;
+    assert_eq!(got.into_inner(), Some(false)); // Cancelled, caught by the scope
+    let writer = release_open(&fifo);
+    trio::testing::wait_all_tasks_blocked().await?; // the worker finished
+    assert_eq!(limiter.borrowed_tokens(), 0);
+    // The late file was dropped, so closed: only our own descriptor is left.
+    assert_eq!(open_count(&fifo), 1);
+    drop(writer);
     Ok(())
 }
