@@ -90,6 +90,7 @@ pub mod channel;
 mod core;
 mod error;
 pub mod from_thread;
+pub mod fs;
 pub mod guarantees;
 pub mod lowlevel;
 pub mod net;
@@ -123,6 +124,7 @@ pub use crate::core::park::{
 };
 pub use crate::core::run::{Runner, run};
 pub use crate::error::{Error, ErrorKind, Result, ResultExt, StdError, TaskResult};
+pub use crate::fs::{open_file, wrap_file};
 #[cfg(unix)]
 pub use crate::net::{
     open_tcp_listeners, open_tcp_stream, open_unix_listener, open_unix_stream, serve_listeners,
