@@ -8,14 +8,28 @@
 #![allow(dead_code)]
 
 use trio::channel::MemoryChannelStatistics;
+use trio::fs::{DirEntry, File, OpenOptions, PathError, ReadDir};
 use trio::lowlevel::{Deadlock, ExternalWork, Task, TaskTree, TrioToken};
+use trio::net::{
+    ConnectAttemptsFailed, LookupError, OnHandlerError, ServeControl, SystemSocketFactory,
+    TcpConnect, TcpListenOptions, ThreadResolver,
+};
+use trio::process::{
+    CompletedProcess, Process, ProcessError, ProcessStderr, ProcessStdin, ProcessStdout,
+    RunOptions, WaitMode,
+};
+use trio::socket::{Socket, SocketListener, SocketStream};
+use trio::stream::{BufferedReceiveStream, ChunkTooLong};
 use trio::sync::{
     Borrower, CapacityLimiter, CapacityLimiterGuard, CapacityLimiterStatistics, Condition,
     ConditionStatistics, Event, EventStatistics, Lock, LockGuard, LockStatistics, Mutex,
     MutexGuard, ParkingLot, ParkingLotStatistics, Semaphore, SemaphorePermit, SemaphoreStatistics,
     StrictFifoLock,
 };
-use trio::testing::{MockClock, Sequencer, StepGuard};
+use trio::testing::{
+    LockstepReceiveStream, LockstepSendStream, MemoryReceiveStream, MemorySendStream, MockClock,
+    Sequencer, StepGuard,
+};
 use trio::{
     CancelScope, Either, Error, ErrorKind, Instant, MemoryReceiveChannel, MemorySendChannel,
     Nursery, Runner, SendError, StdError, SystemClock, TaskStatus,
@@ -29,6 +43,26 @@ macro_rules! assert_send_sync {
             $(check::<$t>();)*
         };
     };
+}
+
+/// Compiles only if every type is `Send` and, through the same trick as
+/// below, not `Sync`: owned I/O handles, which may move to another run
+/// while idle (DESIGN §9) but are used by one task at a time through
+/// `&self` methods with interior state.
+macro_rules! assert_send_not_sync {
+    ($($t:ty),* $(,)?) => {$(
+        const _: fn() = || {
+            fn check<T: Send + ?Sized>() {}
+            check::<$t>();
+            trait AmbiguousIfSync<A> {
+                fn some_item() {}
+            }
+            impl<T: ?Sized> AmbiguousIfSync<()> for T {}
+            struct Invalid;
+            impl<T: ?Sized + Sync> AmbiguousIfSync<Invalid> for T {}
+            let _ = <$t as AmbiguousIfSync<_>>::some_item;
+        };
+    )*};
 }
 
 /// Compiles only if the type is not `Send` (and, since `Sync` would make
@@ -79,6 +113,35 @@ assert_send_sync!(
     EventStatistics,
     ParkingLotStatistics,
     MemoryChannelStatistics,
+    // I/O: a bare socket (its registration is behind a mutex), options,
+    // errors and records.
+    Socket,
+    OpenOptions,
+    PathError,
+    DirEntry,
+    RunOptions,
+    CompletedProcess,
+    ProcessError,
+    WaitMode,
+    TcpConnect,
+    ConnectAttemptsFailed,
+    LookupError,
+    ThreadResolver,
+    SystemSocketFactory,
+    OnHandlerError,
+    ChunkTooLong,
+);
+
+// Owned I/O handles: they move between runs, one user at a time.
+assert_send_not_sync!(
+    SocketStream,
+    SocketListener,
+    BufferedReceiveStream<SocketStream>,
+    File,
+    Process,
+    ProcessStdin,
+    ProcessStdout,
+    ProcessStderr,
 );
 
 // What belongs to one run (and so to one thread).
@@ -104,6 +167,16 @@ assert_not_send_or_sync!(
     MockClock,
     Sequencer,
     StepGuard,
+    // Run-bound I/O helpers: memory streams, serving control, options
+    // holding a run's limiter or hooks.
+    MemorySendStream,
+    MemoryReceiveStream,
+    LockstepSendStream,
+    LockstepReceiveStream,
+    ServeControl,
+    TcpListenOptions,
+    ReadDir,
+    trio::fs::Builder,
 );
 
 /// The assertions above are checked when this file compiles; this test
