@@ -149,8 +149,10 @@ async fn tool(dir: &Path) -> trio::Result<()> {
         .await
     })
     .await?;
-    let pid = pid.get().expect("the child was started");
-    assert!(finished.is_none(), "sleep 10 finished within 0.5 s?");
+    let (Some(pid), None) = (pid.get(), finished) else {
+        let msg = "sleep 10 did not start, or finished within 0.5 s";
+        return Err(trio::Error::new(trio::ErrorKind::Other, msg));
+    };
     let gone = !Path::from(format!("/proc/{pid}")).exists().await;
     println!(
         "{} the timeout cancelled it: terminated and reaped after {:.2} s; pid {pid} gone: {gone}",
