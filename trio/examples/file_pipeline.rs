@@ -153,7 +153,7 @@ async fn tool(dir: &Path) -> trio::Result<()> {
         let msg = "sleep 10 did not start, or finished within 0.5 s";
         return Err(trio::Error::new(trio::ErrorKind::Other, msg));
     };
-    let gone = !Path::from(format!("/proc/{pid}")).exists().await;
+    let gone = !Path::from(format!("/proc/{pid}")).exists().await?;
     println!(
         "{} the timeout cancelled it: terminated and reaped after {:.2} s; pid {pid} gone: {gone}",
         t(),

@@ -287,10 +287,10 @@ async fn queries_match_std_for_every_kind_of_path() -> trio::Result<()> {
         &under_file,
     ] {
         let s = p.as_path();
-        assert_eq!(p.exists().await, s.exists(), "{p}");
-        assert_eq!(p.is_file().await, s.is_file(), "{p}");
-        assert_eq!(p.is_dir().await, s.is_dir(), "{p}");
-        assert_eq!(p.is_symlink().await, s.is_symlink(), "{p}");
+        assert_eq!(p.exists().await?, s.exists(), "{p}");
+        assert_eq!(p.is_file().await?, s.is_file(), "{p}");
+        assert_eq!(p.is_dir().await?, s.is_dir(), "{p}");
+        assert_eq!(p.is_symlink().await?, s.is_symlink(), "{p}");
         match (p.try_exists().await, s.try_exists()) {
             (Ok(a), Ok(b)) => assert_eq!(a, b, "{p}"),
             (Err(a), Err(b)) => assert_eq!(io_kind(&a), b.kind(), "{p}"),
@@ -611,6 +611,30 @@ async fn a_path_method_cancelled_before_its_thread_starts_has_no_effect() -> tri
     scope.cancel();
     assert_eq!(scope.run(p.write("x")).await?, None);
     assert!(!p.as_path().exists()); // nothing was written
+    Ok(())
+}
+
+#[trio::test(autojump)]
+async fn a_cancelled_query_reports_cancelled_not_false() -> trio::Result<()> {
+    // exists/is_file/is_dir/is_symlink turn I/O errors into false, but not
+    // Cancelled: a cancelled checkpoint must raise, or a polling loop
+    // would spin forever.
+    let dir = TempDir::new("cancel-query");
+    // A scope is entered once: a fresh cancelled one per call.
+    let cancelled = || {
+        let scope = CancelScope::new();
+        scope.cancel();
+        scope
+    };
+    assert_eq!(cancelled().run(dir.exists()).await?, None);
+    assert_eq!(cancelled().run(dir.is_dir()).await?, None);
+    assert_eq!(cancelled().run(dir.is_file()).await?, None);
+    assert_eq!(cancelled().run(dir.is_symlink()).await?, None);
+    // Outside any cancellation, the same calls answer.
+    assert!(dir.exists().await?);
+    assert!(dir.is_dir().await?);
+    assert!(!dir.is_file().await?);
+    assert!(!dir.is_symlink().await?);
     Ok(())
 }
 

@@ -47,6 +47,18 @@
 //!   [`canonicalize`](Path::canonicalize) and
 //!   [`read_link`](Path::read_link) return a `trio::Path`.
 //!
+//! # Queries say false on I/O errors, not on cancellation
+//!
+//! [`exists`](Path::exists), [`is_file`](Path::is_file),
+//! [`is_dir`](Path::is_dir) and [`is_symlink`](Path::is_symlink) answer
+//! `false` when the OS says no *or* fails, as std's do; but they return
+//! `Result<bool>`, not `bool`. Each is a checkpoint, and swallowing its
+//! `Cancelled` into `false` would break Trio's rule that a cancelled
+//! checkpoint raises: a loop such as `while !path.exists().await? { … }`
+//! with no other checkpoint would spin forever once cancelled, each call
+//! answering `false` at once. So only an [`ErrorKind::Io`] error becomes
+//! `Ok(false)`; `Cancelled` (and use outside a run) is returned.
+//!
 //! # Options
 //!
 //! A `Path` is plain data and carries no [`Builder`](super::Builder) options (so equal
@@ -64,19 +76,19 @@
 //!     dir.create_dir_all().await?;
 //!     let notes = dir.join("notes.txt");
 //!     notes.write("remember the milk\n").await?;
-//!     assert!(notes.is_file().await);
+//!     assert!(notes.is_file().await?);
 //!     assert_eq!(notes.read_to_string().await?, "remember the milk\n");
 //!     assert_eq!(notes.extension().unwrap(), "txt"); // std's, through Deref
 //!     assert_eq!(notes.parent().as_ref(), Some(&dir));
 //!     dir.remove_dir_all().await?;
-//!     assert!(!dir.exists().await);
+//!     assert!(!dir.exists().await?);
 //!     Ok(())
 //! })
 //! .unwrap();
 //! ```
 
 use super::{File, OpenOptions, ReadDir};
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 use std::borrow::Borrow;
 use std::convert::Infallible;
 use std::ffi::{OsStr, OsString};
@@ -94,7 +106,7 @@ use std::str::FromStr;
 ///
 /// trio::run(async {
 ///     let tmp = Path::from(std::env::temp_dir());
-///     assert!(tmp.is_dir().await);
+///     assert!(tmp.is_dir().await?);
 ///     let file = tmp.join("trio-doc-path-type").with_extension("txt");
 ///     assert_eq!(file.file_name().unwrap(), "trio-doc-path-type.txt");
 ///     assert_eq!(file.to_string(), format!("{}/trio-doc-path-type.txt", tmp));
@@ -264,11 +276,17 @@ impl Path {
         super::symlink_metadata(self).await
     }
 
-    /// Whether the path exists (following symlinks); false also when that
-    /// cannot be told, as [`std::path::Path::exists`]. See
+    /// Whether the path exists (following symlinks); `Ok(false)` also when
+    /// that cannot be told, as [`std::path::Path::exists`]. See
     /// [`try_exists`](Path::try_exists) to tell the two apart.
-    pub async fn exists(&self) -> bool {
-        self.try_exists().await.unwrap_or(false)
+    ///
+    /// Like every call here it is a checkpoint, so it returns `Result`: an
+    /// I/O error means `false`, but a cancellation (or use outside a run)
+    /// is an error; the [module
+    /// docs](self#queries-say-false-on-io-errors-not-on-cancellation) say
+    /// why.
+    pub async fn exists(&self) -> Result<bool> {
+        false_on_io_error(self.try_exists().await)
     }
 
     /// Whether the path exists (following symlinks); an error if that
@@ -277,24 +295,29 @@ impl Path {
         super::try_exists(self).await
     }
 
-    /// Whether the path is a regular file (following symlinks); false on
-    /// any error, as [`std::path::Path::is_file`].
-    pub async fn is_file(&self) -> bool {
-        self.metadata().await.is_ok_and(|m| m.is_file())
+    /// Whether the path is a regular file (following symlinks);
+    /// `Ok(false)` on an I/O error, as [`std::path::Path::is_file`], but
+    /// an error when cancelled (see [`exists`](Path::exists)).
+    pub async fn is_file(&self) -> Result<bool> {
+        false_on_io_error(self.metadata().await.map(|m| m.is_file()))
     }
 
-    /// Whether the path is a directory (following symlinks); false on any
-    /// error, as [`std::path::Path::is_dir`].
-    pub async fn is_dir(&self) -> bool {
-        self.metadata().await.is_ok_and(|m| m.is_dir())
+    /// Whether the path is a directory (following symlinks); `Ok(false)`
+    /// on an I/O error, as [`std::path::Path::is_dir`], but an error when
+    /// cancelled (see [`exists`](Path::exists)).
+    pub async fn is_dir(&self) -> Result<bool> {
+        false_on_io_error(self.metadata().await.map(|m| m.is_dir()))
     }
 
-    /// Whether the path is a symbolic link (not following it); false on
-    /// any error, as [`std::path::Path::is_symlink`].
-    pub async fn is_symlink(&self) -> bool {
-        self.symlink_metadata()
-            .await
-            .is_ok_and(|m| m.file_type().is_symlink())
+    /// Whether the path is a symbolic link (not following it); `Ok(false)`
+    /// on an I/O error, as [`std::path::Path::is_symlink`], but an error
+    /// when cancelled (see [`exists`](Path::exists)).
+    pub async fn is_symlink(&self) -> Result<bool> {
+        false_on_io_error(
+            self.symlink_metadata()
+                .await
+                .map(|m| m.file_type().is_symlink()),
+        )
     }
 
     /// The absolute path with every symlink and `..` resolved
@@ -394,6 +417,16 @@ impl Path {
     #[cfg_attr(docsrs, doc(cfg(unix)))]
     pub async fn symlink(&self, link: impl AsRef<StdPath>) -> Result<()> {
         super::symlink(self, link).await
+    }
+}
+
+/// The answer of a yes/no query: an I/O error is "no" (as std's
+/// `exists`, `is_file` … say), any other error (`Cancelled`, no run) goes
+/// to the caller.
+fn false_on_io_error(answer: Result<bool>) -> Result<bool> {
+    match answer {
+        Err(e) if e.kind() == ErrorKind::Io => Ok(false),
+        other => other,
     }
 }
 
