@@ -94,6 +94,12 @@ fn conversions_agree_with_path_buf() {
 }
 
 #[test]
+fn it_is_send_and_sync_as_path_buf_is() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<Path>();
+}
+
+#[test]
 fn display_and_debug_are_those_of_std() {
     let p = Path::from("/tmp/a b/ü.txt");
     let s = std::path::Path::new("/tmp/a b/ü.txt");

@@ -2,21 +2,30 @@
 //!
 //! # Why a newtype, not an extension trait
 //!
-//! Two Rust forms were possible: a `trio::fs::Path` type, or an
+//! Two Rust forms were possible: a `trio::Path` type, or an
 //! `AsyncPathExt` trait with async methods on [`std::path::Path`]. The
-//! trait cannot use the natural names: `std::path::Path` already has
-//! *blocking* inherent methods called `metadata`, `exists`, `is_file`,
-//! `is_dir`, `read_dir`, `canonicalize` … and an inherent method always
-//! wins over a trait method, so `path.metadata().await` would silently call
-//! the blocking one (and fail to compile only because a `Metadata` is not a
-//! future). The trait would need other names (`metadata_async`), or
-//! fully qualified calls, for exactly the methods people use most.
+//! trait cannot use the natural names: `std::path::Path` already has ten
+//! *blocking* inherent methods that do I/O (`metadata`,
+//! `symlink_metadata`, `exists`, `try_exists`, `is_file`, `is_dir`,
+//! `is_symlink`, `read_dir`, `read_link`, `canonicalize`), and an inherent
+//! method always wins over a trait method. So `path.metadata().await`
+//! would not compile (a `Metadata` is not a future), and
+//! `if path.exists() { … }` would compile and block the run loop. The
+//! trait would need other names (`metadata_async`), or fully qualified
+//! calls, for exactly the methods people use most.
 //!
-//! A newtype has no such problem: its inherent async methods shadow the
-//! blocking ones reached through [`Deref`], so on a `trio::Path` *every*
-//! method that does I/O is the async one, and a blocking call can only be
-//! made on purpose (`path.as_path().metadata()`). It is also what Trio users
-//! know (`trio.Path`, re-exported here as [`trio::Path`](crate::Path)).
+//! A newtype has no such problem: its inherent async methods shadow all
+//! ten blocking ones reached through [`Deref`], so on a `trio::Path`
+//! *every* method that does I/O is the async one, and a blocking call can
+//! only be made on purpose (`path.as_path().metadata()`). It is also what
+//! Trio users know (`trio.Path`, re-exported here as
+//! [`trio::Path`](crate::Path)).
+//!
+//! ```compile_fail,E0308
+//! let path = trio::Path::from("/tmp");
+//! // Not std's blocking `exists`: the async one, a future.
+//! let blocking: bool = path.exists();
+//! ```
 //!
 //! # What it is
 //!
@@ -61,10 +70,10 @@
 //!
 //! # Options
 //!
-//! A `Path` is plain data and carries no [`Builder`](super::Builder) options (so equal
-//! paths are equal, whatever options they were made with). To run an
-//! operation on a `Path` with a limiter or abandoning on cancel, pass the
-//! path to the [`Builder`](super::Builder)'s method of the same name:
+//! A `Path` is plain data and carries no [`Builder`](super::Builder)
+//! options (so equal paths are equal, whatever options they were made
+//! with). To run an operation on a `Path` with a limiter or abandoning on
+//! cancel, pass the path to the `Builder`'s method of the same name:
 //! `Builder::new().abandon_on_cancel(true).read_dir(&path)`.
 //!
 //! ```
