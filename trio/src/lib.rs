@@ -124,6 +124,7 @@ pub use crate::core::park::{
 };
 pub use crate::core::run::{Runner, run};
 pub use crate::error::{Error, ErrorKind, Result, ResultExt, StdError, TaskResult};
+pub use crate::fs::path::Path;
 pub use crate::fs::{open_file, wrap_file};
 #[cfg(unix)]
 pub use crate::net::{
