@@ -165,7 +165,7 @@ impl<T> IoResultExt<T> for io::Result<T> {
 /// trio::run(async {
 ///     let scope = trio::CancelScope::new();
 ///     scope.cancel();
-///     let stale = scope.run(async { Ok(trio::checkpoint().await) }).await?.unwrap_err();
+///     let stale = scope.run(async { Ok(trio::checkpoint().await) }).await?.unwrap().unwrap_err();
 ///     let io = trio_compat::error::to_io(stale);
 ///     let e = from_io(io);
 ///     assert_eq!(e.kind(), ErrorKind::Broken);
@@ -353,7 +353,11 @@ mod tests {
             assert_eq!(back.kind(), kind);
             // And trio again: the same kind as the first conversion.
             let again = from_io(back);
-            assert!(again.find::<io::Error>().is_some_and(|os| os.kind() == kind));
+            assert!(
+                again
+                    .find::<io::Error>()
+                    .is_some_and(|os| os.kind() == kind)
+            );
         }
     }
 

@@ -31,7 +31,11 @@ async fn framed_lines_over_a_trio_socket_pair() -> trio::Result<()> {
                 .await
                 .map_err(trio::Error::from)?;
             // The other direction still works after our half-close.
-            let reply = a.next().await.expect("a reply").map_err(trio::Error::from)?;
+            let reply = a
+                .next()
+                .await
+                .expect("a reply")
+                .map_err(trio::Error::from)?;
             assert_eq!(reply, "got 3 lines");
             assert!(a.next().await.is_none());
             Ok(())
