@@ -58,8 +58,9 @@ use trio::stream::{AsyncResource, ReceiveStream, SendStream, Stream};
 use trio::{Error, ErrorKind, Result};
 
 /// A poll-based byte stream, as [`FromIo`] needs it: the common shape of
-/// futures-io's and tokio's `AsyncRead + AsyncWrite`. [`FuturesIo`] and
-/// [`TokioIo`] implement it; implement it directly for anything else.
+/// futures-io's and tokio's `AsyncRead + AsyncWrite`. `FuturesIo` (feature
+/// `futures-io`) and `TokioIo` (feature `tokio`) implement it; implement it
+/// directly for anything else.
 pub trait PollIo: Unpin {
     /// Reads into `buf` (0 only at the end of stream).
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
@@ -171,7 +172,25 @@ impl Wake for BothWakers {
     }
 }
 
-/// A poll-based stream as a trio [`Stream`]; see the [module docs](self).
+/// A poll-based stream as a trio [`Stream`].
+///
+/// - Full duplex: one task may receive while another sends; a second
+///   concurrent receive, or a second send-side call (`send_all`,
+///   `wait_send_all_might_not_block`, `send_eof`), is
+///   [`ErrorKind::Busy`].
+/// - The foreign stream is polled with a waker that wakes *both*
+///   directions' pending operations, since many streams keep one waker.
+/// - Each operation is a cancel point (checked first) and is woken by a
+///   cancel while it waits; a cancelled `receive_some` consumed nothing.
+/// - A foreign error is [`ErrorKind::Broken`] (the io error as source),
+///   sticky per direction, unless it carries the task's own cancellation
+///   (then `Cancelled`; see [`crate::error`]).
+/// - `send_all` flushes (the data is handed to the transport);
+///   `wait_send_all_might_not_block` flushes and may return early;
+///   `send_eof` flushes, then `poll_close`/`poll_shutdown`.
+/// - [`aclose`](AsyncResource::aclose) drops the foreign stream (its
+///   close) without flushing, and wakes blocked operations with `Closed`;
+///   use `send_eof` first for a graceful end.
 ///
 /// ```
 /// # #[cfg(feature = "tokio")] {

@@ -26,8 +26,11 @@
 //!   `poll_close`/`poll_shutdown` flush, then `send_eof` (a write-half
 //!   close: tokio's `poll_shutdown` means exactly that, and futures'
 //!   `poll_close` has no other useful meaning for a two-way stream).
-//! - **Closing**: the stream closes when the adapter (the last `Rc`) is
-//!   dropped, by its own `Drop`; [`Io::aclose`] closes it explicitly.
+//! - **Closing**: the stream is dropped with the adapter (the last `Rc`),
+//!   which closes sockets and pipes (their `Drop` closes the fd); a stream
+//!   whose `Drop` does not close it (trio's memory streams) is closed with
+//!   [`Io::aclose`], which closes any stream. `aclose` is async and a
+//!   `Drop` cannot await, so the adapter cannot do more on its own.
 //!
 //! # Cancellation and scheduling
 //!
@@ -101,11 +104,23 @@ type EofOp<'a> = Pin<Box<dyn Future<Output = trio::Result<()>> + 'a>>;
 /// A trio [`Stream`] as `futures_io::{AsyncRead, AsyncBufRead,
 /// AsyncWrite}` (feature `futures-io`), `tokio::io::{AsyncRead,
 /// AsyncBufRead, AsyncWrite}` (feature `tokio`) and `hyper::rt::{Read,
-/// Write}` (feature `hyper`). See the [module docs](self) for buffering,
-/// cancellation and the budget.
+/// Write}` (feature `hyper`). See [the crate docs](crate#decisions-and-why)
+/// for buffering, the budget and error mapping.
+///
+/// - Reads are received into an internal buffer (at least [`READ_CHUNK`])
+///   and copied out; it is also an `AsyncBufRead`.
+/// - `poll_write` accepts into a buffer (at most [`WRITE_BUFFER`]) and
+///   starts a send at once if none is in flight; `poll_flush` drains it;
+///   `poll_close`/`poll_shutdown` flush, then `send_eof`.
+/// - Every poll is a cancel point: while the task's scope is cancelled it
+///   fails with an `io::Error` wrapping trio's `Cancelled` (kind `Other`).
+///   After [`BUDGET`] ready polls in a row it yields once.
+/// - Dropping the adapter drops the stream, which closes it if the
+///   stream's `Drop` does (sockets, pipes); [`Io::aclose`] closes any
+///   stream.
 ///
 /// `S` may be a stream (the adapter owns it, and dropping the adapter
-/// closes it) or a reference to one (`Io::new(&stream)`: the owner keeps
+/// drops it) or a reference to one (`Io::new(&stream)`: the owner keeps
 /// it and closes it); `'a` is how long the operations in flight may
 /// borrow from `S`. Must be polled inside a trio task.
 ///

@@ -12,7 +12,8 @@
 //!   (feature `tokio`: the traits only, no tokio runtime) and
 //!   `hyper::rt::{Read, Write}` (feature `hyper`, hyper 1.x).
 //! - [`FromIo`]: the reverse, any poll-based stream as a trio `Stream`
-//!   ([`FromIo::futures`], [`FromIo::tokio`], or any [`PollIo`]).
+//!   (`FromIo::futures` with feature `futures-io`, `FromIo::tokio` with
+//!   feature `tokio`, or any [`PollIo`]).
 //! - [`error`]: `trio::Error` ⇄ `io::Error`, keeping every kind, and
 //!   keeping a cancellation with the scope it belongs to.
 //!
@@ -50,7 +51,8 @@
 //! (64 KiB) and sent at once when no send is in flight (data leaves
 //! without a flush; `poll_write` waits only when the buffer is full);
 //! `poll_flush` drains it; `poll_close`/`poll_shutdown` flush, then
-//! `send_eof`. The stream closes when the adapter is dropped.
+//! `send_eof`. The stream is dropped with the adapter, which closes
+//! sockets and pipes; [`Io::aclose`] closes any stream.
 //!
 //! **Budget.** An adapter is a cancel point but not a schedule point: a
 //! poll that finds data ready returns it without yielding, so a connection
