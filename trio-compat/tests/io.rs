@@ -293,3 +293,50 @@ async fn an_adapter_may_borrow_its_stream() -> trio::Result<()> {
     assert_eq!(got, b"borrowed!");
     Ok(())
 }
+
+/// hyper 1.x itself over `Io`: an HTTP/1 client connection and a server
+/// connection on a trio socket pair, each driven in a trio task (no
+/// executor, no `Send`, no `'static`). Dropping the client's `SendRequest`
+/// ends both connections.
+#[trio::test]
+async fn hyper_http1_exchange_over_a_trio_socket_pair() -> trio::Result<()> {
+    use hyper::body::{Body, Incoming};
+    use hyper::{Request, Response};
+    let (client, server) = SocketStream::unix_pair()?;
+    trio::open_nursery(async |n| {
+        n.start_soon(async {
+            let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                let reply = format!("hello {}", req.uri().path());
+                Ok::<_, std::convert::Infallible>(Response::new(reply))
+            });
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(Io::new(server), service)
+                .await?;
+            Ok(())
+        });
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake::<_, String>(Io::new(client)).await?;
+        n.start_soon(async move {
+            connection.await?;
+            Ok(())
+        });
+        let request = Request::builder()
+            .uri("/trio")
+            .body(String::new())
+            .map_err(trio::Error::from)?;
+        let response = sender.send_request(request).await?;
+        assert_eq!(response.status(), 200);
+        let mut body = response.into_body();
+        let mut got = Vec::new();
+        while let Some(frame) = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+            if let Ok(data) = frame?.into_data() {
+                got.extend_from_slice(&data);
+            }
+        }
+        assert_eq!(got, b"hello /trio");
+        drop(sender);
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
