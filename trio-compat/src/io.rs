@@ -111,7 +111,10 @@ type EofOp<'a> = Pin<Box<dyn Future<Output = trio::Result<()>> + 'a>>;
 ///   and copied out; it is also an `AsyncBufRead`.
 /// - `poll_write` accepts into a buffer (at most [`WRITE_BUFFER`]) and
 ///   starts a send at once if none is in flight; `poll_flush` drains it;
-///   `poll_close`/`poll_shutdown` flush, then `send_eof`.
+///   `poll_close`/`poll_shutdown` flush, then `send_eof`. As with a
+///   `BufWriter`, flush before waiting for a reply: bytes accepted while a
+///   send was in flight leave only when the adapter is next polled for
+///   writing (a write, a flush or a close).
 /// - Every poll is a cancel point: while the task's scope is cancelled it
 ///   fails with an `io::Error` wrapping trio's `Cancelled` (kind `Other`).
 ///   After [`BUDGET`] ready polls in a row it yields once.
