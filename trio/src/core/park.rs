@@ -127,10 +127,30 @@ pub struct Park<A>
 where
     A: FnMut(WaitKey, AbortReason) -> Abort,
 {
-    key: WaitKey,
+    core: ParkCore,
     abort: A,
+}
+
+/// A `Park` without its abort function: what every wait keeps, whatever it
+/// has to undo. [`PlainPark`] is this alone.
+struct ParkCore {
+    key: WaitKey,
+    /// The abort function said `Failed`: the primitive will reschedule us,
+    /// so cancellation no longer ends the wait.
     abort_failed: bool,
+    /// The wait has ended (its record is gone): polling again is misuse,
+    /// and dropping has nothing to undo.
     done: bool,
+}
+
+impl ParkCore {
+    fn new(key: WaitKey) -> Self {
+        ParkCore {
+            key,
+            abort_failed: false,
+            done: false,
+        }
+    }
 }
 
 impl<A> Park<A>
@@ -156,16 +176,14 @@ where
         let key = runtime::with_runtime(|rt| new_park(rt, label, location, Instant::INFINITY))
             .ok_or_else(Error::outside_run)?;
         Ok(Park {
-            key,
+            core: ParkCore::new(key),
             abort,
-            abort_failed: false,
-            done: false,
         })
     }
 
     /// The key that ends this wait with [`reschedule`].
     pub fn key(&self) -> WaitKey {
-        self.key
+        self.core.key
     }
 }
 
@@ -325,18 +343,23 @@ where
     type Output = Result<()>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        self.get_mut().poll_with::<false>(cx)
+        let this = self.get_mut();
+        this.core.poll_with::<false, A>(cx, &mut this.abort)
     }
 }
 
-impl<A> Park<A>
-where
-    A: FnMut(WaitKey, AbortReason) -> Abort,
-{
+impl ParkCore {
     /// `poll`; `PLAIN`: the abort function is known to have nothing to
     /// undo (it would return `Succeeded`), so a cancelled wait ends in the
     /// same state borrow without calling it.
-    fn poll_with<const PLAIN: bool>(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    fn poll_with<const PLAIN: bool, A>(
+        &mut self,
+        cx: &mut Context<'_>,
+        abort: &mut A,
+    ) -> Poll<Result<()>>
+    where
+        A: FnMut(WaitKey, AbortReason) -> Abort,
+    {
         let this = self;
         if this.done {
             return Poll::Ready(Err(Error::usage("a Park was polled after it completed")));
@@ -345,7 +368,7 @@ where
             if rt.run_id != this.key.run_id {
                 return None;
             }
-            Some(this.poll_in::<PLAIN>(rt, cx))
+            Some(this.poll_in::<PLAIN, A>(rt, cx, abort))
         });
         match polled.flatten() {
             Some(p) => p,
@@ -357,17 +380,16 @@ where
             }
         }
     }
-}
 
-impl<A> Park<A>
-where
-    A: FnMut(WaitKey, AbortReason) -> Abort,
-{
-    fn poll_in<const PLAIN: bool>(
+    fn poll_in<const PLAIN: bool, A>(
         &mut self,
         rt: &Runtime,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<()>> {
+        abort: &mut A,
+    ) -> Poll<Result<()>>
+    where
+        A: FnMut(WaitKey, AbortReason) -> Abort,
+    {
         rt.settle_lazy();
         let status = rt.current_cancel_status.get();
         let key = self.key.park;
@@ -397,7 +419,7 @@ where
         };
         let mut step = rt.with_state(|st| settle(st, !self.abort_failed));
         if let Step::Abort = step {
-            match (self.abort)(self.key, AbortReason::Cancelled) {
+            match abort(self.key, AbortReason::Cancelled) {
                 Abort::Succeeded => {
                     rt.with_state(|st| st.remove_park(key));
                     self.done = true;
@@ -425,16 +447,17 @@ where
             Step::Waiting | Step::Abort => Poll::Pending,
         }
     }
-}
 
-impl<A> Drop for Park<A>
-where
-    A: FnMut(WaitKey, AbortReason) -> Abort,
-{
-    fn drop(&mut self) {
+    /// What dropping a wait does: if it has not ended, remove its record and
+    /// let the abort function undo the registration.
+    fn drop_with<A>(&mut self, abort: &mut A)
+    where
+        A: FnMut(WaitKey, AbortReason) -> Abort,
+    {
         if self.done {
             return;
         }
+        self.done = true;
         let key = self.key;
         let removed = runtime::with_runtime(|rt| {
             if rt.run_id != key.run_id {
@@ -445,19 +468,134 @@ where
         .flatten();
         if let Some(state) = removed {
             let rescheduled = matches!(state, ParkState::Done(_));
-            (self.abort)(key, AbortReason::Dropped { rescheduled });
+            abort(key, AbortReason::Dropped { rescheduled });
         }
     }
 }
 
+impl<A> Drop for Park<A>
+where
+    A: FnMut(WaitKey, AbortReason) -> Abort,
+{
+    fn drop(&mut self) {
+        self.core.drop_with(&mut self.abort);
+    }
+}
+
+/// A wait with nothing to undo when it is cancelled or dropped (a sleep, an
+/// `Event` wait: whoever would wake it copes with a key gone stale): a
+/// [`Park`] without an abort function, so a future holding one is smaller.
+/// Made already registered by [`PlainPark::register`], which is what a
+/// `Park`'s first poll would leave, in one state borrow.
+pub(crate) struct PlainPark(ParkCore);
+
+impl PlainPark {
+    /// Makes the current task's wait, ending at `deadline` unless
+    /// rescheduled or cancelled first, registered with `cx`'s waker. Like a
+    /// `Park`'s first poll: `Cancelled` (a completed cancel point) if the
+    /// calling code is in a cancelled scope, and an error outside a run.
+    pub(crate) fn register(
+        label: &'static str,
+        location: &'static Location<'static>,
+        deadline: impl FnOnce(&Runtime) -> Instant,
+        cx: &Context<'_>,
+    ) -> Result<PlainPark> {
+        let made = runtime::with_runtime(|rt| {
+            rt.settle_lazy();
+            let status = rt.current_cancel_status.get();
+            let task = rt.current_task.get();
+            // −∞ has passed like any other past deadline; only +∞ means
+            // "never". (The timer heap keeps finite deadlines only.)
+            let deadline = deadline(rt).max(Instant::from_nanos(i64::MIN + 1));
+            let park = rt.with_state(|st| {
+                if st.is_cancelled(status) {
+                    // What a `Park` would do: nothing to undo, `Cancelled`.
+                    return None;
+                }
+                let id = st.insert_park(task, label, location, deadline);
+                st.register_park(id, status, cx.waker());
+                Some(id)
+            });
+            if park.is_none() {
+                rt.count_checkpoint(false, true);
+            }
+            park.map(|park| WaitKey {
+                park,
+                run_id: rt.run_id,
+            })
+        });
+        match made {
+            None => Err(Error::outside_run()),
+            Some(None) => Err(Error::cancelled()),
+            Some(Some(key)) => Ok(PlainPark(ParkCore::new(key))),
+        }
+    }
+
+    /// The key that ends this wait with [`reschedule`].
+    pub(crate) fn key(&self) -> WaitKey {
+        self.0.key
+    }
+
+    /// Polls the wait, as awaiting a `Park` would.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.0
+            .poll_with::<true, PlainAbort>(cx, &mut (plain_abort as PlainAbort))
+    }
+}
+
+impl Drop for PlainPark {
+    fn drop(&mut self) {
+        self.0.drop_with(&mut plain_abort);
+    }
+}
+
+impl fmt::Debug for PlainPark {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlainPark")
+            .field("key", &self.0.key)
+            .field("done", &self.0.done)
+            .finish()
+    }
+}
+
+/// Gives each of `keys` (waits of the current run) the outcome `Ok(())`
+/// and schedules its task, in order, in one state borrow. Stale keys, and
+/// keys of another run, are skipped. Nothing happens outside a run.
+pub(crate) fn reschedule_all(keys: &[WaitKey]) {
+    runtime::with_runtime(|rt| {
+        let run_id = rt.run_id;
+        rt.with_state(|st| {
+            for k in keys.iter().filter(|k| k.run_id == run_id) {
+                st.reschedule(k.park, Ok(()));
+            }
+        });
+    });
+}
+
+/// Keeps only the keys of `keys` whose wait is still waiting (in the
+/// current run): how a wait list drops the entries of waits that ended
+/// without it.
+pub(crate) fn retain_waiting(keys: &mut Vec<WaitKey>) {
+    // Outside a run nothing can be checked: keep them all.
+    runtime::with_runtime(|rt| {
+        let st = rt.state.borrow();
+        keys.retain(|k| {
+            k.run_id == rt.run_id
+                && st
+                    .parks
+                    .get(k.park)
+                    .is_some_and(|p| matches!(p.state, ParkState::Waiting))
+        });
+    });
+}
 impl<A> fmt::Debug for Park<A>
 where
     A: FnMut(WaitKey, AbortReason) -> Abort,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Park")
-            .field("key", &self.key)
-            .field("done", &self.done)
+            .field("key", &self.core.key)
+            .field("done", &self.core.done)
             .finish()
     }
 }
@@ -484,9 +622,19 @@ fn plain_abort(_: WaitKey, _: AbortReason) -> Abort {
 
 /// A schedule point followed, unless `shielded`, by a cancel check.
 #[derive(Debug)]
-struct Yield {
+pub(crate) struct Yield {
     yielded: bool,
     check_cancel: bool,
+}
+
+impl Yield {
+    /// A [`checkpoint`], as a type a hand-written future can hold.
+    pub(crate) const fn checkpoint() -> Yield {
+        Yield {
+            yielded: false,
+            check_cancel: true,
+        }
+    }
 }
 
 impl Future for Yield {
@@ -525,10 +673,7 @@ impl Future for Yield {
 /// .unwrap();
 /// ```
 pub fn checkpoint() -> impl Future<Output = Result<()>> {
-    Yield {
-        yielded: false,
-        check_cancel: true,
-    }
+    Yield::checkpoint()
 }
 
 /// A schedule point that ignores cancellation (Trio's
@@ -625,16 +770,15 @@ enum When {
 }
 
 /// A wait that only a deadline or a cancellation ends (the sleeps). Nobody
-/// needs its key before it is first polled, so that poll makes the park's
-/// record already registered (one thread-local access, one state borrow),
-/// which is what a [`Park`]'s first poll would leave; later polls are the
-/// `Park`'s own.
+/// needs its key before it is first polled, so that poll makes the wait
+/// already registered ([`PlainPark::register`]); later polls are the
+/// `PlainPark`'s.
 struct TimedWait {
     label: &'static str,
     location: &'static Location<'static>,
     /// Taken by the first poll.
     when: Option<Result<When>>,
-    park: Option<Park<PlainAbort>>,
+    park: Option<PlainPark>,
 }
 
 impl TimedWait {
@@ -654,7 +798,7 @@ impl Future for TimedWait {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         if let Some(park) = &mut this.park {
-            return park.poll_with::<true>(cx);
+            return park.poll(cx);
         }
         let when = match this.when.take() {
             Some(Ok(when)) => when,
@@ -663,47 +807,16 @@ impl Future for TimedWait {
                 return Poll::Ready(Err(Error::usage("a sleep was polled after it completed")));
             }
         };
-        let (label, location) = (this.label, this.location);
-        let made = runtime::with_runtime(|rt| {
-            rt.settle_lazy();
-            let status = rt.current_cancel_status.get();
-            let task = rt.current_task.get();
-            let deadline = match when {
-                When::At(t) => t,
-                When::After(d) => rt.now() + d,
-            };
-            // −∞ has passed like any other past deadline; only +∞ means
-            // "never". (The timer heap keeps finite deadlines only.)
-            let deadline = deadline.max(Instant::from_nanos(i64::MIN + 1));
-            let park = rt.with_state(|st| {
-                if st.is_cancelled(status) {
-                    // What a `Park` would do: nothing to undo, `Cancelled`.
-                    return None;
-                }
-                let id = st.insert_park(task, label, location, deadline);
-                st.register_park(id, status, cx.waker());
-                Some(id)
-            });
-            if park.is_none() {
-                rt.count_checkpoint(false, true);
-            }
-            park.map(|park| WaitKey {
-                park,
-                run_id: rt.run_id,
-            })
-        });
-        match made {
-            None => Poll::Ready(Err(Error::outside_run())),
-            Some(None) => Poll::Ready(Err(Error::cancelled())),
-            Some(Some(key)) => {
-                this.park = Some(Park {
-                    key,
-                    abort: plain_abort,
-                    abort_failed: false,
-                    done: false,
-                });
+        let deadline = |rt: &Runtime| match when {
+            When::At(t) => t,
+            When::After(d) => rt.now() + d,
+        };
+        match PlainPark::register(this.label, this.location, deadline, cx) {
+            Ok(park) => {
+                this.park = Some(park);
                 Poll::Pending
             }
+            Err(e) => Poll::Ready(Err(e)),
         }
     }
 }
@@ -768,13 +881,11 @@ pub fn wait_all_tasks_blocked_with_cushion(
         });
         let rt2 = rt.clone();
         Park {
-            key,
+            core: ParkCore::new(key),
             abort: move |_, _| {
                 rt2.with_state(|st| st.idle_waiters.remove(&entry));
                 Abort::Succeeded
             },
-            abort_failed: false,
-            done: false,
         }
         .await
     }
