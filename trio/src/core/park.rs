@@ -222,10 +222,11 @@ pub(crate) struct ParkRecord {
     /// Whom to wake: the waker of the `Park`'s last poll. A wake uses it up;
     /// the `Park` registers again when polled.
     pub(crate) target: WakeTarget,
-    /// The cancel status the park last registered under (`None` before its
-    /// first poll). The park has a live entry in that status's `parked`
-    /// list, and is counted in its `parked_live`.
-    pub(crate) cancel_status: Option<CancelStatusId>,
+    /// The cancel status the park last registered under (`Key::DANGLING`,
+    /// which names no status, before its first poll: not an `Option`, which
+    /// would cost the record 8 bytes). The park has a live entry in that
+    /// status's `parked` list, and is counted in its `parked_live`.
+    pub(crate) cancel_status: CancelStatusId,
     /// The task that waits, for the task tree.
     pub(crate) task: TaskId,
     /// Where the wait was made, for the task tree.
@@ -250,7 +251,7 @@ impl State {
         let id = self.parks.insert(ParkRecord {
             state: ParkState::Waiting,
             target: WakeTarget::NONE,
-            cancel_status: None,
+            cancel_status: Key::DANGLING,
             task,
             location,
             label,
@@ -269,16 +270,12 @@ impl State {
             return;
         };
         let replaced = p.target.update(waker, run_id, shared_addr);
-        let old = if p.cancel_status == Some(status) {
-            None
-        } else {
-            Some(p.cancel_status.replace(status))
-        };
+        let old = std::mem::replace(&mut p.cancel_status, status);
         self.retire(replaced);
-        let Some(old) = old else { return };
-        if let Some(old) = old
-            && let Some(s) = self.cancel_statuses.get_mut(old)
-        {
+        if old == status {
+            return;
+        }
+        if let Some(s) = self.cancel_statuses.get_mut(old) {
             s.parked_live = s.parked_live.saturating_sub(1);
         }
         if let Some(s) = self.cancel_statuses.get_mut(status) {
@@ -286,11 +283,8 @@ impl State {
             s.parked_live += 1;
             if s.parked.len() > 2 * s.parked_live as usize + 8 {
                 let parks = &self.parks;
-                s.parked.retain(|pid| {
-                    parks
-                        .get(*pid)
-                        .is_some_and(|p| p.cancel_status == Some(status))
-                });
+                s.parked
+                    .retain(|pid| parks.get(*pid).is_some_and(|p| p.cancel_status == status));
             }
         }
     }
@@ -306,7 +300,7 @@ impl State {
             ..
         } = self.parks.remove(park)?;
         self.retire(target);
-        if let Some(s) = cancel_status.and_then(|s| self.cancel_statuses.get_mut(s)) {
+        if let Some(s) = self.cancel_statuses.get_mut(cancel_status) {
             s.parked_live = s.parked_live.saturating_sub(1);
         }
         if deadline.is_finite() && matches!(state, ParkState::Waiting) {

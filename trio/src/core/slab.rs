@@ -6,6 +6,17 @@
 //! entry. That is what lets wakers and handles outlive what they point at
 //! without any risk: at worst they wake nothing. Freed slots are reused LIFO,
 //! which keeps the tables small and warm in cache.
+//!
+//! # Pages
+//!
+//! Entries live in pages of [`PAGE`] slots, not in one `Vec`: the first
+//! page grows like a `Vec` (a small run stays small), every later one is
+//! allocated at its full size once and never moves. So a table that grows
+//! never copies its entries or holds two copies during the copy, and the
+//! capacity it holds beyond its peak size is under one page, where a single
+//! doubling `Vec` holds up to as much again (on average a third more) as it
+//! needs: the tables of tasks and parks are most of the memory a blocked task
+//! costs. Slot `i` is entry `i % PAGE` of page `i / PAGE`.
 
 use std::fmt;
 
@@ -36,17 +47,25 @@ enum Entry<T> {
 }
 
 pub(crate) struct Slab<T> {
-    entries: Vec<Entry<T>>,
+    /// Full pages of `PAGE` entries, then the last one, which may be
+    /// partly filled (see "Pages" in the module docs).
+    pages: Vec<Vec<Entry<T>>>,
     free_head: u32,
     len: usize,
 }
 
 const NO_FREE: u32 = u32::MAX;
 
+/// Slots per page: a power of two, so that finding a slot is a shift and a
+/// mask. 1024 keeps the unused tail below 1% of a table of 100 000
+/// entries, and a page of the largest records (parks) below 100 KiB.
+const PAGE_BITS: u32 = 10;
+const PAGE: usize = 1 << PAGE_BITS;
+
 impl<T> Slab<T> {
     pub(crate) const fn new() -> Self {
         Slab {
-            entries: Vec::new(),
+            pages: Vec::new(),
             free_head: NO_FREE,
             len: 0,
         }
@@ -61,21 +80,31 @@ impl<T> Slab<T> {
         self.len += 1;
         if self.free_head != NO_FREE {
             let index = self.free_head;
-            let entry = &mut self.entries[index as usize];
-            let Entry::Vacant {
+            let Some(Entry::Vacant {
                 generation,
                 next_free,
-            } = *entry
+            }) = self.entry(index)
             else {
-                unreachable!("free list points at an occupied slot")
+                unreachable!("the free list points at an occupied slot")
             };
+            let (generation, next_free) = (generation.wrapping_add(1), *next_free);
             self.free_head = next_free;
-            let generation = generation.wrapping_add(1);
-            *entry = Entry::Occupied { generation, value };
+            if let Some(entry) = self.entry_mut(index) {
+                *entry = Entry::Occupied { generation, value };
+            }
             Key { index, generation }
         } else {
-            let index = self.entries.len() as u32;
-            self.entries.push(Entry::Occupied {
+            let full = self.pages.last().is_none_or(|p| p.len() == PAGE);
+            if full {
+                // Later pages are made at full size at once; the first one
+                // grows as a `Vec` would.
+                let capacity = if self.pages.is_empty() { 0 } else { PAGE };
+                self.pages.push(Vec::with_capacity(capacity));
+            }
+            let last = self.pages.len() - 1;
+            let page = &mut self.pages[last];
+            let index = (last * PAGE + page.len()) as u32;
+            page.push(Entry::Occupied {
                 generation: 0,
                 value,
             });
@@ -86,8 +115,21 @@ impl<T> Slab<T> {
         }
     }
 
+    /// The entry in slot `index`, if that slot exists.
+    #[inline]
+    fn entry(&self, index: u32) -> Option<&Entry<T>> {
+        let i = index as usize;
+        self.pages.get(i >> PAGE_BITS)?.get(i & (PAGE - 1))
+    }
+
+    #[inline]
+    fn entry_mut(&mut self, index: u32) -> Option<&mut Entry<T>> {
+        let i = index as usize;
+        self.pages.get_mut(i >> PAGE_BITS)?.get_mut(i & (PAGE - 1))
+    }
+
     pub(crate) fn get(&self, key: Key) -> Option<&T> {
-        match self.entries.get(key.index as usize) {
+        match self.entry(key.index) {
             Some(Entry::Occupied { generation, value }) if *generation == key.generation => {
                 Some(value)
             }
@@ -96,7 +138,7 @@ impl<T> Slab<T> {
     }
 
     pub(crate) fn get_mut(&mut self, key: Key) -> Option<&mut T> {
-        match self.entries.get_mut(key.index as usize) {
+        match self.entry_mut(key.index) {
             Some(Entry::Occupied { generation, value }) if *generation == key.generation => {
                 Some(value)
             }
@@ -109,7 +151,7 @@ impl<T> Slab<T> {
     /// The key of the live entry at `index` whose generation ends in
     /// `short_gen`.
     pub(crate) fn key_by_short(&self, index: u32, short_gen: u16) -> Option<Key> {
-        match self.entries.get(index as usize) {
+        match self.entry(index) {
             Some(Entry::Occupied { generation, .. }) if *generation as u16 == short_gen => {
                 Some(Key {
                     index,
@@ -121,7 +163,7 @@ impl<T> Slab<T> {
     }
 
     pub(crate) fn get_mut_by_short(&mut self, index: u32, short_gen: u16) -> Option<(Key, &mut T)> {
-        match self.entries.get_mut(index as usize) {
+        match self.entry_mut(index) {
             Some(Entry::Occupied { generation, value }) if *generation as u16 == short_gen => {
                 Some((
                     Key {
@@ -136,14 +178,15 @@ impl<T> Slab<T> {
     }
 
     pub(crate) fn remove(&mut self, key: Key) -> Option<T> {
-        let entry = self.entries.get_mut(key.index as usize)?;
+        let free_head = self.free_head;
+        let entry = self.entry_mut(key.index)?;
         match entry {
             Entry::Occupied { generation, .. } if *generation == key.generation => {
                 let old = std::mem::replace(
                     entry,
                     Entry::Vacant {
                         generation: key.generation,
-                        next_free: self.free_head,
+                        next_free: free_head,
                     },
                 );
                 self.free_head = key.index;
@@ -158,8 +201,9 @@ impl<T> Slab<T> {
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (Key, &T)> {
-        self.entries
+        self.pages
             .iter()
+            .flatten()
             .enumerate()
             .filter_map(|(i, e)| match e {
                 Entry::Occupied { generation, value } => Some((
@@ -193,5 +237,26 @@ mod tests {
         let (k, v) = s.get_mut_by_short(b.index, b.generation as u16).unwrap();
         assert_eq!((k, *v), (b, "b"));
         assert_eq!(s.iter().count(), 1);
+    }
+
+    /// Slots past the first page are found, reused and listed in order,
+    /// and every page after the first is allocated at full size once.
+    #[test]
+    fn pages_hold_many_entries() {
+        let mut s = Slab::new();
+        let keys: Vec<Key> = (0..3 * PAGE + 5).map(|i| s.insert(i)).collect();
+        assert_eq!(s.pages.len(), 4);
+        assert!(s.pages[1..].iter().all(|p| p.capacity() == PAGE));
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(s.get(*k), Some(&i));
+        }
+        let gone = keys[2 * PAGE + 1];
+        assert_eq!(s.remove(gone), Some(2 * PAGE + 1));
+        let again = s.insert(7);
+        assert_eq!((again.index, again.generation), (gone.index, 1));
+        assert!(s.get(gone).is_none());
+        assert_eq!(s.len(), 3 * PAGE + 5);
+        let listed: Vec<u32> = s.iter().map(|(k, _)| k.index).collect();
+        assert_eq!(listed, (0..(3 * PAGE + 5) as u32).collect::<Vec<_>>());
     }
 }

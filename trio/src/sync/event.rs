@@ -153,8 +153,7 @@ impl Event {
     pub fn wait(&self) -> impl Future<Output = Result<()>> + '_ {
         EventWait {
             event: &self.inner,
-            location: Location::caller(),
-            state: WaitState::Start,
+            state: WaitState::Start(Location::caller()),
         }
     }
 
@@ -178,15 +177,14 @@ impl fmt::Debug for Event {
 /// The future of [`Event::wait`].
 struct EventWait<'a> {
     event: &'a Inner,
-    /// The caller's location, for the task tree.
-    location: &'static Location<'static>,
     state: WaitState,
 }
 
 enum WaitState {
     /// Not polled yet: the first poll decides between a checkpoint (the
-    /// event is set) and a wait.
-    Start,
+    /// event is set) and a wait. The caller's location, for the task tree,
+    /// is kept here only (so it shares its room with the wait).
+    Start(&'static Location<'static>),
     /// The event was set: a checkpoint.
     Checkpoint(Yield),
     /// Blocked, with its key in the event's list (until `set`).
@@ -200,14 +198,14 @@ impl Future for EventWait<'_> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         let r = match &mut this.state {
-            WaitState::Start if this.event.flag.get() => {
+            WaitState::Start(_) if this.event.flag.get() => {
                 let mut y = Yield::checkpoint();
                 let r = Pin::new(&mut y).poll(cx);
                 this.state = WaitState::Checkpoint(y);
                 r
             }
-            WaitState::Start => {
-                match PlainPark::register("Event.wait", this.location, |_| Instant::INFINITY, cx) {
+            WaitState::Start(location) => {
+                match PlainPark::register("Event.wait", location, |_| Instant::INFINITY, cx) {
                     Ok(park) => {
                         let mut w = this.event.waiters.borrow_mut();
                         w.keys.push(park.key());
