@@ -552,36 +552,41 @@ impl fmt::Debug for PlainPark {
     }
 }
 
-/// Gives each of `keys` (waits of the current run) the outcome `Ok(())`
-/// and schedules its task, in order, in one state borrow. Stale keys, and
-/// keys of another run, are skipped. Nothing happens outside a run.
-pub(crate) fn reschedule_all(keys: &[WaitKey]) {
+/// Gives each of the waits `parks` of run `run_id` the outcome `Ok(())`
+/// and schedules its task, in order, in one state borrow. Stale ones are
+/// skipped; nothing happens unless `run_id` is the current run.
+pub(crate) fn reschedule_all(run_id: u32, parks: &[ParkId]) {
     runtime::with_runtime(|rt| {
-        let run_id = rt.run_id;
+        if rt.run_id != run_id {
+            return;
+        }
         rt.with_state(|st| {
-            for k in keys.iter().filter(|k| k.run_id == run_id) {
-                st.reschedule(k.park, Ok(()));
+            for &park in parks {
+                st.reschedule(park, Ok(()));
             }
         });
     });
 }
 
-/// Keeps only the keys of `keys` whose wait is still waiting (in the
-/// current run): how a wait list drops the entries of waits that ended
-/// without it.
-pub(crate) fn retain_waiting(keys: &mut Vec<WaitKey>) {
-    // Outside a run nothing can be checked: keep them all.
+/// Keeps only the waits of `parks` (of run `run_id`) that are still
+/// waiting: how a wait list drops the entries of waits that ended without
+/// it. Outside a run nothing can be checked, and all are kept; in another
+/// run than `run_id`, none can ever be woken, and none are.
+pub(crate) fn retain_waiting(run_id: u32, parks: &mut Vec<ParkId>) {
     runtime::with_runtime(|rt| {
+        if rt.run_id != run_id {
+            parks.clear();
+            return;
+        }
         let st = rt.state.borrow();
-        keys.retain(|k| {
-            k.run_id == rt.run_id
-                && st
-                    .parks
-                    .get(k.park)
-                    .is_some_and(|p| matches!(p.state, ParkState::Waiting))
+        parks.retain(|&p| {
+            st.parks
+                .get(p)
+                .is_some_and(|p| matches!(p.state, ParkState::Waiting))
         });
     });
 }
+
 impl<A> fmt::Debug for Park<A>
 where
     A: FnMut(WaitKey, AbortReason) -> Abort,

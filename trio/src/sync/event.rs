@@ -22,6 +22,10 @@
 //!   ended without `set` (cancelled, or their future dropped): those leave
 //!   their key behind (lazy deletion, like the cancel statuses' park lists)
 //!   and only decrement `live`, which is therefore exact.
+//! - The keys are of waits of one run, `run_id` (a key is a park's key,
+//!   without the run id every key would repeat). A wait of another run
+//!   replaces the list: runs on a thread do not overlap (they cannot be
+//!   nested), so the old run has ended and none of its waits can be woken.
 //! - Stale keys are harmless (rescheduling one does nothing: keys carry a
 //!   generation) and are dropped when they outnumber the live ones, so the
 //!   list stays within `2 * live + 8` entries after every wait that ends.
@@ -29,9 +33,8 @@
 //!   with no borrow held while it wakes: from then on no wait is listed and
 //!   `live` is 0, so a wait that ends after `set` has nothing to remove.
 
-use crate::core::park::{PlainPark, Yield, reschedule_all, retain_waiting};
+use crate::core::park::{ParkId, PlainPark, Yield, reschedule_all, retain_waiting};
 use crate::error::{Error, Result};
-use crate::lowlevel::WaitKey;
 use crate::time::Instant;
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -49,7 +52,9 @@ struct Inner {
 
 struct Waiters {
     /// Keys of the waits, oldest first, stale ones included.
-    keys: Vec<WaitKey>,
+    keys: Vec<ParkId>,
+    /// The run the keys belong to.
+    run_id: u32,
     /// How many of `keys` are waits still blocked here.
     live: usize,
 }
@@ -66,7 +71,8 @@ impl Inner {
         let mut w = self.waiters.borrow_mut();
         w.live = w.live.saturating_sub(1);
         if w.keys.len() > 2 * w.live + 8 {
-            retain_waiting(&mut w.keys);
+            let run_id = w.run_id;
+            retain_waiting(run_id, &mut w.keys);
         }
     }
 }
@@ -120,6 +126,7 @@ impl Event {
                 flag: Cell::new(false),
                 waiters: RefCell::new(Waiters {
                     keys: Vec::new(),
+                    run_id: 0,
                     live: 0,
                 }),
             }),
@@ -130,13 +137,13 @@ impl Event {
     /// checkpoint; setting an event that is already set does nothing.
     pub fn set(&self) {
         if !self.inner.flag.replace(true) {
-            let keys = {
+            let (run_id, keys) = {
                 let mut w = self.inner.waiters.borrow_mut();
                 w.live = 0;
-                std::mem::take(&mut w.keys)
+                (w.run_id, std::mem::take(&mut w.keys))
             };
             // No borrow held: a woken task may use the event at once.
-            reschedule_all(&keys);
+            reschedule_all(run_id, &keys);
         }
     }
 
@@ -208,7 +215,12 @@ impl Future for EventWait<'_> {
                 match PlainPark::register("Event.wait", location, |_| Instant::INFINITY, cx) {
                     Ok(park) => {
                         let mut w = this.event.waiters.borrow_mut();
-                        w.keys.push(park.key());
+                        let key = park.key();
+                        if w.run_id != key.run_id {
+                            w.keys.clear();
+                            w.run_id = key.run_id;
+                        }
+                        w.keys.push(key.park);
                         w.live += 1;
                         drop(w);
                         this.state = WaitState::Waiting(park);
@@ -316,5 +328,34 @@ mod tests {
             Ok(())
         })
         .unwrap();
+    }
+
+    /// An event outlives a run: a wait leaked in one run is never woken,
+    /// and the next run's waits are listed and woken as usual.
+    #[test]
+    fn an_event_serves_run_after_run() {
+        let ev = Event::new();
+        crate::run(async {
+            let mut leaked = Box::pin(ev.wait());
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(leaked.as_mut().poll(&mut cx).is_pending());
+            std::mem::forget(leaked);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(ev.statistics().tasks_waiting, 1); // the leaked wait
+        crate::run(async {
+            crate::open_nursery(async |n| {
+                n.start_soon(ev.wait());
+                wait_all_tasks_blocked().await?;
+                assert_eq!(ev.inner.waiters.borrow().keys.len(), 1);
+                ev.set();
+                Ok(())
+            })
+            .await?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(ev.statistics().tasks_waiting, 0);
     }
 }
