@@ -358,4 +358,13 @@ mod tests {
         .unwrap();
         assert_eq!(ev.statistics().tasks_waiting, 0);
     }
+
+    /// A blocked task's wait is part of its future: keep it from growing by
+    /// accident (a reference, and a park key with its flags, sharing their
+    /// room with the caller's location).
+    #[test]
+    fn the_wait_future_stays_small() {
+        let ev = Event::new();
+        assert!(size_of_val(&ev.wait()) <= 24);
+    }
 }
