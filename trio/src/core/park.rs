@@ -279,7 +279,7 @@ impl State {
             s.parked_live = s.parked_live.saturating_sub(1);
         }
         if let Some(s) = self.cancel_statuses.get_mut(status) {
-            s.parked.push(park);
+            crate::core::slab::push_capped(&mut s.parked, park);
             s.parked_live += 1;
             if s.parked.len() > 2 * s.parked_live as usize + 8 {
                 let parks = &self.parks;

@@ -7,19 +7,19 @@
 //! without any risk: at worst they wake nothing. Freed slots are reused LIFO,
 //! which keeps the tables small and warm in cache.
 //!
-//! # Pages
+//! # Growth
 //!
-//! Entries live in pages of [`PAGE`] slots, not in one `Vec`: the first
-//! page grows like a `Vec` (a small run stays small), every later one is
-//! allocated at its full size once and never moves. So a table that grows
-//! past the first page never copies its entries or holds two copies during
-//! the copy, and the capacity it holds beyond its peak size is under one
-//! page, where a single doubling `Vec` holds up to as much again (on average
-//! a third more) as it needs: the tables of tasks and parks are most of the
-//! memory a blocked task costs. The first page is a field of its own, so a
-//! lookup in it (every lookup, in most runs) costs one comparison more than
-//! in a plain `Vec`; slot `i` past it is entry `i % PAGE` of
-//! `rest[i / PAGE - 1]`.
+//! A table grows as a `Vec` does (doubling) up to [`DOUBLE_UP_TO`] entries,
+//! then by a sixteenth at a time ([`push_capped`]): a doubling `Vec` holds
+//! up to as much again as it needs (a third more, on average), and the
+//! tables of tasks and parks, with the per-nursery and per-status lists that
+//! grow with them, are most of the memory a blocked task costs; a sixteenth
+//! bounds that waste at 6.25%. A lookup stays one `Vec` index (a paged
+//! table, which never copies, cost the hot paths 3 to 10% more
+//! instructions). The price is paid only while a table grows past its peak:
+//! each growth step may copy the table, about sixteen entries per insert
+//! amortised instead of one or two (none where the allocator can remap a
+//! large block in place, as glibc does for `mmap`ed ones).
 
 use std::fmt;
 
@@ -50,28 +50,45 @@ enum Entry<T> {
 }
 
 pub(crate) struct Slab<T> {
-    /// Slots `0..PAGE`; grows as a `Vec` (see "Pages" in the module docs).
-    first: Vec<Entry<T>>,
-    /// The pages of slots `PAGE..`: full pages of `PAGE` entries, then the
-    /// last one, which may be partly filled. Each is allocated at full size.
-    rest: Vec<Vec<Entry<T>>>,
+    entries: Vec<Entry<T>>,
     free_head: u32,
     len: usize,
 }
 
 const NO_FREE: u32 = u32::MAX;
 
-/// Slots per page: a power of two, so that finding a slot is a shift and a
-/// mask. 1024 keeps the unused tail below 1% of a table of 100 000
-/// entries, and a page of the largest records (parks) below 100 KiB.
-const PAGE_BITS: u32 = 10;
-const PAGE: usize = 1 << PAGE_BITS;
+/// Up to this many entries a table doubles as it grows (a few allocations
+/// for a small run); past it, it grows by a sixteenth (see "Growth" in the
+/// module docs).
+pub(crate) const DOUBLE_UP_TO: usize = 4096;
+
+/// Pushes `value` onto `v`, growing it by the rule in "Growth" (module
+/// docs) when it is full. For the runtime's tables and the lists that grow
+/// with one entry per task or wait.
+#[inline]
+pub(crate) fn push_capped<T>(v: &mut Vec<T>, value: T) {
+    if v.len() == v.capacity() {
+        grow(v);
+    }
+    v.push(value);
+}
+
+#[cold]
+#[inline(never)]
+fn grow<T>(v: &mut Vec<T>) {
+    let len = v.len();
+    let extra = if len < DOUBLE_UP_TO {
+        len.max(4)
+    } else {
+        len / 16
+    };
+    v.reserve_exact(extra);
+}
 
 impl<T> Slab<T> {
     pub(crate) const fn new() -> Self {
         Slab {
-            first: Vec::new(),
-            rest: Vec::new(),
+            entries: Vec::new(),
             free_head: NO_FREE,
             len: 0,
         }
@@ -86,78 +103,36 @@ impl<T> Slab<T> {
         self.len += 1;
         if self.free_head != NO_FREE {
             let index = self.free_head;
-            let Some(entry) = Self::slot_mut(&mut self.first, &mut self.rest, index) else {
-                unreachable!("the free list points past the end")
-            };
+            let entry = &mut self.entries[index as usize];
             let Entry::Vacant {
                 generation,
                 next_free,
             } = *entry
             else {
-                unreachable!("the free list points at an occupied slot")
+                unreachable!("free list points at an occupied slot")
             };
+            self.free_head = next_free;
             let generation = generation.wrapping_add(1);
             *entry = Entry::Occupied { generation, value };
-            self.free_head = next_free;
             Key { index, generation }
         } else {
-            let entry = Entry::Occupied {
-                generation: 0,
-                value,
-            };
-            let index = if self.first.len() < PAGE {
-                self.first.push(entry);
-                self.first.len() - 1
-            } else {
-                if self.rest.last().is_none_or(|p| p.len() == PAGE) {
-                    self.rest.push(Vec::with_capacity(PAGE));
-                }
-                let pages = self.rest.len();
-                let last = &mut self.rest[pages - 1];
-                last.push(entry);
-                pages * PAGE + last.len() - 1
-            };
+            let index = self.entries.len() as u32;
+            push_capped(
+                &mut self.entries,
+                Entry::Occupied {
+                    generation: 0,
+                    value,
+                },
+            );
             Key {
-                index: index as u32,
+                index,
                 generation: 0,
             }
         }
     }
 
-    /// The entry in slot `index`, if that slot exists.
-    #[inline]
-    fn entry(&self, index: u32) -> Option<&Entry<T>> {
-        let i = index as usize;
-        if i < PAGE {
-            self.first.get(i)
-        } else {
-            self.rest.get((i >> PAGE_BITS) - 1)?.get(i & (PAGE - 1))
-        }
-    }
-
-    #[inline]
-    fn entry_mut(&mut self, index: u32) -> Option<&mut Entry<T>> {
-        Self::slot_mut(&mut self.first, &mut self.rest, index)
-    }
-
-    /// `entry_mut` on the page fields alone, so that the rest of the slab
-    /// stays free to change while the entry is borrowed.
-    #[inline]
-    fn slot_mut<'a>(
-        first: &'a mut [Entry<T>],
-        rest: &'a mut [Vec<Entry<T>>],
-        index: u32,
-    ) -> Option<&'a mut Entry<T>> {
-        let i = index as usize;
-        if i < PAGE {
-            first.get_mut(i)
-        } else {
-            rest.get_mut((i >> PAGE_BITS) - 1)?.get_mut(i & (PAGE - 1))
-        }
-    }
-
     pub(crate) fn get(&self, key: Key) -> Option<&T> {
-        match self.entry(key.index) {
+        match self.entries.get(key.index as usize) {
             Some(Entry::Occupied { generation, value }) if *generation == key.generation => {
                 Some(value)
             }
@@ -166,7 +141,7 @@ impl<T> Slab<T> {
     }
 
     pub(crate) fn get_mut(&mut self, key: Key) -> Option<&mut T> {
-        match self.entry_mut(key.index) {
+        match self.entries.get_mut(key.index as usize) {
             Some(Entry::Occupied { generation, value }) if *generation == key.generation => {
                 Some(value)
             }
@@ -179,7 +154,7 @@ impl<T> Slab<T> {
     /// The key of the live entry at `index` whose generation ends in
     /// `short_gen`.
     pub(crate) fn key_by_short(&self, index: u32, short_gen: u16) -> Option<Key> {
-        match self.entry(index) {
+        match self.entries.get(index as usize) {
             Some(Entry::Occupied { generation, .. }) if *generation as u16 == short_gen => {
                 Some(Key {
                     index,
@@ -191,7 +166,7 @@ impl<T> Slab<T> {
     }
 
     pub(crate) fn get_mut_by_short(&mut self, index: u32, short_gen: u16) -> Option<(Key, &mut T)> {
-        match self.entry_mut(index) {
+        match self.entries.get_mut(index as usize) {
             Some(Entry::Occupied { generation, value }) if *generation as u16 == short_gen => {
                 Some((
                     Key {
@@ -206,15 +181,14 @@ impl<T> Slab<T> {
     }
 
     pub(crate) fn remove(&mut self, key: Key) -> Option<T> {
-        let free_head = self.free_head;
-        let entry = self.entry_mut(key.index)?;
+        let entry = self.entries.get_mut(key.index as usize)?;
         match entry {
             Entry::Occupied { generation, .. } if *generation == key.generation => {
                 let old = std::mem::replace(
                     entry,
                     Entry::Vacant {
                         generation: key.generation,
-                        next_free: free_head,
+                        next_free: self.free_head,
                     },
                 );
                 self.free_head = key.index;
@@ -229,9 +203,8 @@ impl<T> Slab<T> {
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (Key, &T)> {
-        self.first
+        self.entries
             .iter()
-            .chain(self.rest.iter().flatten())
             .enumerate()
             .filter_map(|(i, e)| match e {
                 Entry::Occupied { generation, value } => Some((
@@ -267,24 +240,19 @@ mod tests {
         assert_eq!(s.iter().count(), 1);
     }
 
-    /// Slots past the first page are found, reused and listed in order,
-    /// and every page after the first is allocated at full size once.
+    /// Past `DOUBLE_UP_TO` entries a table grows by a sixteenth, so its
+    /// unused capacity stays within 6.25% of its length.
     #[test]
-    fn pages_hold_many_entries() {
-        let mut s = Slab::new();
-        let keys: Vec<Key> = (0..3 * PAGE + 5).map(|i| s.insert(i)).collect();
-        assert_eq!(s.rest.len(), 3);
-        assert!(s.rest.iter().all(|p| p.capacity() == PAGE));
-        for (i, k) in keys.iter().enumerate() {
-            assert_eq!(s.get(*k), Some(&i));
+    fn growth_past_the_doubling_range_is_by_a_sixteenth() {
+        let mut v: Vec<u32> = Vec::new();
+        for i in 0..100_000 {
+            push_capped(&mut v, i);
+            assert!(v.len() < DOUBLE_UP_TO || v.capacity() <= v.len() + v.len() / 16 + 1);
         }
-        let gone = keys[2 * PAGE + 1];
-        assert_eq!(s.remove(gone), Some(2 * PAGE + 1));
-        let again = s.insert(7);
-        assert_eq!((again.index, again.generation), (gone.index, 1));
-        assert!(s.get(gone).is_none());
-        assert_eq!(s.len(), 3 * PAGE + 5);
-        let listed: Vec<u32> = s.iter().map(|(k, _)| k.index).collect();
-        assert_eq!(listed, (0..(3 * PAGE + 5) as u32).collect::<Vec<_>>());
+        let mut s = Slab::new();
+        for i in 0..100_000 {
+            s.insert(i);
+        }
+        assert!(s.entries.capacity() <= 100_000 + 100_000 / 16);
     }
 }

@@ -220,7 +220,7 @@ impl Future for EventWait<'_> {
                             w.keys.clear();
                             w.run_id = key.run_id;
                         }
-                        w.keys.push(key.park);
+                        crate::core::slab::push_capped(&mut w.keys, key.park);
                         w.live += 1;
                         drop(w);
                         this.state = WaitState::Waiting(park);
