@@ -191,11 +191,9 @@ where
 
 type ChildFuture<'env> = Pin<Box<dyn ChildTask + 'env>>;
 
-/// A child in its nursery's `children`. While it is being polled it is
-/// out of its slot (which stays `None`, and off the free list, until it is
-/// put back): not an `Option` inside, so an `Option<Child>` is three words.
 struct Child<'env> {
-    fut: ChildFuture<'env>,
+    /// `None` while the child is being polled.
+    fut: Option<ChildFuture<'env>>,
     task: TaskId,
 }
 
@@ -366,7 +364,10 @@ impl<'env> NurseryInner<'env> {
             }
             task
         });
-        self.children.borrow_mut()[slot as usize] = Some(Child { fut, task });
+        self.children.borrow_mut()[slot as usize] = Some(Child {
+            fut: Some(fut),
+            task,
+        });
         if instrumented {
             rt.instrument(|i, rt| i.task_spawned(Task::from_id(rt, task)));
             rt.with_state(|st| st.wake_task(task));
@@ -1064,9 +1065,12 @@ impl<'env> Driver<'env> {
     fn poll_child(&mut self, rt: &Rc<Runtime>, ids: (NurseryId, CancelStatusId), slot: u32) {
         let taken = {
             let mut children = self.inner.children.borrow_mut();
-            children.get_mut(slot as usize).and_then(Option::take)
+            children
+                .get_mut(slot as usize)
+                .and_then(Option::as_mut)
+                .and_then(|c| c.fut.take().map(|f| (f, c.task)))
         };
-        let Some(Child { mut fut, task }) = taken else {
+        let Some((mut fut, task)) = taken else {
             return;
         };
         rt.with_state(|st| {
@@ -1084,8 +1088,8 @@ impl<'env> Driver<'env> {
         let outcome = match r {
             Ok(Poll::Pending) => {
                 rt.instrument(|i, rt| i.after_task_step(Task::from_id(rt, task)));
-                if let Some(c @ None) = self.inner.children.borrow_mut().get_mut(slot as usize) {
-                    *c = Some(Child { fut, task });
+                if let Some(Some(c)) = self.inner.children.borrow_mut().get_mut(slot as usize) {
+                    c.fut = Some(fut);
                 }
                 return;
             }

@@ -127,30 +127,10 @@ pub struct Park<A>
 where
     A: FnMut(WaitKey, AbortReason) -> Abort,
 {
-    core: ParkCore,
-    abort: A,
-}
-
-/// A `Park` without its abort function: what every wait keeps, whatever it
-/// has to undo. [`PlainPark`] is this alone.
-struct ParkCore {
     key: WaitKey,
-    /// The abort function said `Failed`: the primitive will reschedule us,
-    /// so cancellation no longer ends the wait.
+    abort: A,
     abort_failed: bool,
-    /// The wait has ended (its record is gone): polling again is misuse,
-    /// and dropping has nothing to undo.
     done: bool,
-}
-
-impl ParkCore {
-    fn new(key: WaitKey) -> Self {
-        ParkCore {
-            key,
-            abort_failed: false,
-            done: false,
-        }
-    }
 }
 
 impl<A> Park<A>
@@ -176,14 +156,78 @@ where
         let key = runtime::with_runtime(|rt| new_park(rt, label, location, Instant::INFINITY))
             .ok_or_else(Error::outside_run)?;
         Ok(Park {
-            core: ParkCore::new(key),
+            key,
             abort,
+            abort_failed: false,
+            done: false,
         })
     }
 
     /// The key that ends this wait with [`reschedule`].
     pub fn key(&self) -> WaitKey {
-        self.core.key
+        self.key
+    }
+
+    /// The `Park` of a wait [`register_plain`] made: already registered,
+    /// as a first poll would leave it.
+    pub(crate) fn registered(key: WaitKey, abort: A) -> Self {
+        Park {
+            key,
+            abort,
+            abort_failed: false,
+            done: false,
+        }
+    }
+
+    /// `poll`, for a wait whose abort function has nothing to undo (it
+    /// returns `Succeeded`): a cancelled wait ends in the state borrow that
+    /// sees it, without calling it.
+    pub(crate) fn poll_plain(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.poll_with::<true>(cx)
+    }
+}
+
+/// Makes the current task's wait, ending at `deadline` unless rescheduled
+/// or cancelled first, registered with `cx`'s waker, in one thread-local
+/// access and one state borrow: what making a [`Park`] and its first poll
+/// would do, for a wait that nobody needs the key of before it blocks (a
+/// sleep, an `Event` wait). Like that first poll, it is `Cancelled` (a
+/// completed cancel point) if the calling code is in a cancelled scope;
+/// outside a run it is an error.
+pub(crate) fn register_plain(
+    label: &'static str,
+    location: &'static Location<'static>,
+    deadline: impl FnOnce(&Runtime) -> Instant,
+    cx: &Context<'_>,
+) -> Result<WaitKey> {
+    let made = runtime::with_runtime(|rt| {
+        rt.settle_lazy();
+        let status = rt.current_cancel_status.get();
+        let task = rt.current_task.get();
+        // −∞ has passed like any other past deadline; only +∞ means
+        // "never". (The timer heap keeps finite deadlines only.)
+        let deadline = deadline(rt).max(Instant::from_nanos(i64::MIN + 1));
+        let park = rt.with_state(|st| {
+            if st.is_cancelled(status) {
+                // What a `Park` would do: nothing to undo, `Cancelled`.
+                return None;
+            }
+            let id = st.insert_park(task, label, location, deadline);
+            st.register_park(id, status, cx.waker());
+            Some(id)
+        });
+        if park.is_none() {
+            rt.count_checkpoint(false, true);
+        }
+        park.map(|park| WaitKey {
+            park,
+            run_id: rt.run_id,
+        })
+    });
+    match made {
+        None => Err(Error::outside_run()),
+        Some(None) => Err(Error::cancelled()),
+        Some(Some(key)) => Ok(key),
     }
 }
 
@@ -337,23 +381,18 @@ where
     type Output = Result<()>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let this = self.get_mut();
-        this.core.poll_with::<false, A>(cx, &mut this.abort)
+        self.get_mut().poll_with::<false>(cx)
     }
 }
 
-impl ParkCore {
+impl<A> Park<A>
+where
+    A: FnMut(WaitKey, AbortReason) -> Abort,
+{
     /// `poll`; `PLAIN`: the abort function is known to have nothing to
     /// undo (it would return `Succeeded`), so a cancelled wait ends in the
     /// same state borrow without calling it.
-    fn poll_with<const PLAIN: bool, A>(
-        &mut self,
-        cx: &mut Context<'_>,
-        abort: &mut A,
-    ) -> Poll<Result<()>>
-    where
-        A: FnMut(WaitKey, AbortReason) -> Abort,
-    {
+    fn poll_with<const PLAIN: bool>(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self;
         if this.done {
             return Poll::Ready(Err(Error::usage("a Park was polled after it completed")));
@@ -362,7 +401,7 @@ impl ParkCore {
             if rt.run_id != this.key.run_id {
                 return None;
             }
-            Some(this.poll_in::<PLAIN, A>(rt, cx, abort))
+            Some(this.poll_in::<PLAIN>(rt, cx))
         });
         match polled.flatten() {
             Some(p) => p,
@@ -374,16 +413,17 @@ impl ParkCore {
             }
         }
     }
+}
 
-    fn poll_in<const PLAIN: bool, A>(
+impl<A> Park<A>
+where
+    A: FnMut(WaitKey, AbortReason) -> Abort,
+{
+    fn poll_in<const PLAIN: bool>(
         &mut self,
         rt: &Runtime,
         cx: &mut Context<'_>,
-        abort: &mut A,
-    ) -> Poll<Result<()>>
-    where
-        A: FnMut(WaitKey, AbortReason) -> Abort,
-    {
+    ) -> Poll<Result<()>> {
         rt.settle_lazy();
         let status = rt.current_cancel_status.get();
         let key = self.key.park;
@@ -413,7 +453,7 @@ impl ParkCore {
         };
         let mut step = rt.with_state(|st| settle(st, !self.abort_failed));
         if let Step::Abort = step {
-            match abort(self.key, AbortReason::Cancelled) {
+            match (self.abort)(self.key, AbortReason::Cancelled) {
                 Abort::Succeeded => {
                     rt.with_state(|st| st.remove_park(key));
                     self.done = true;
@@ -441,17 +481,16 @@ impl ParkCore {
             Step::Waiting | Step::Abort => Poll::Pending,
         }
     }
+}
 
-    /// What dropping a wait does: if it has not ended, remove its record and
-    /// let the abort function undo the registration.
-    fn drop_with<A>(&mut self, abort: &mut A)
-    where
-        A: FnMut(WaitKey, AbortReason) -> Abort,
-    {
+impl<A> Drop for Park<A>
+where
+    A: FnMut(WaitKey, AbortReason) -> Abort,
+{
+    fn drop(&mut self) {
         if self.done {
             return;
         }
-        self.done = true;
         let key = self.key;
         let removed = runtime::with_runtime(|rt| {
             if rt.run_id != key.run_id {
@@ -462,94 +501,39 @@ impl ParkCore {
         .flatten();
         if let Some(state) = removed {
             let rescheduled = matches!(state, ParkState::Done(_));
-            abort(key, AbortReason::Dropped { rescheduled });
+            (self.abort)(key, AbortReason::Dropped { rescheduled });
         }
     }
 }
 
-impl<A> Drop for Park<A>
+impl<A> fmt::Debug for Park<A>
 where
     A: FnMut(WaitKey, AbortReason) -> Abort,
 {
-    fn drop(&mut self) {
-        self.core.drop_with(&mut self.abort);
-    }
-}
-
-/// A wait with nothing to undo when it is cancelled or dropped (a sleep, an
-/// `Event` wait: whoever would wake it copes with a key gone stale): a
-/// [`Park`] without an abort function, so a future holding one is smaller.
-/// Made already registered by [`PlainPark::register`], which is what a
-/// `Park`'s first poll would leave, in one state borrow.
-pub(crate) struct PlainPark(ParkCore);
-
-impl PlainPark {
-    /// Makes the current task's wait, ending at `deadline` unless
-    /// rescheduled or cancelled first, registered with `cx`'s waker. Like a
-    /// `Park`'s first poll: `Cancelled` (a completed cancel point) if the
-    /// calling code is in a cancelled scope, and an error outside a run.
-    pub(crate) fn register(
-        label: &'static str,
-        location: &'static Location<'static>,
-        deadline: impl FnOnce(&Runtime) -> Instant,
-        cx: &Context<'_>,
-    ) -> Result<PlainPark> {
-        let made = runtime::with_runtime(|rt| {
-            rt.settle_lazy();
-            let status = rt.current_cancel_status.get();
-            let task = rt.current_task.get();
-            // −∞ has passed like any other past deadline; only +∞ means
-            // "never". (The timer heap keeps finite deadlines only.)
-            let deadline = deadline(rt).max(Instant::from_nanos(i64::MIN + 1));
-            let park = rt.with_state(|st| {
-                if st.is_cancelled(status) {
-                    // What a `Park` would do: nothing to undo, `Cancelled`.
-                    return None;
-                }
-                let id = st.insert_park(task, label, location, deadline);
-                st.register_park(id, status, cx.waker());
-                Some(id)
-            });
-            if park.is_none() {
-                rt.count_checkpoint(false, true);
-            }
-            park.map(|park| WaitKey {
-                park,
-                run_id: rt.run_id,
-            })
-        });
-        match made {
-            None => Err(Error::outside_run()),
-            Some(None) => Err(Error::cancelled()),
-            Some(Some(key)) => Ok(PlainPark(ParkCore::new(key))),
-        }
-    }
-
-    /// The key that ends this wait with [`reschedule`].
-    pub(crate) fn key(&self) -> WaitKey {
-        self.0.key
-    }
-
-    /// Polls the wait, as awaiting a `Park` would.
-    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        self.0
-            .poll_with::<true, PlainAbort>(cx, &mut (plain_abort as PlainAbort))
-    }
-}
-
-impl Drop for PlainPark {
-    fn drop(&mut self) {
-        self.0.drop_with(&mut plain_abort);
-    }
-}
-
-impl fmt::Debug for PlainPark {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PlainPark")
-            .field("key", &self.0.key)
-            .field("done", &self.0.done)
+        f.debug_struct("Park")
+            .field("key", &self.key)
+            .field("done", &self.done)
             .finish()
     }
+}
+
+/// Ends the wait `key` with `outcome` and schedules its task. Returns false
+/// (and does nothing) if that wait is not parked any more, or belongs to
+/// another run, or this is called outside a run.
+pub fn reschedule(key: WaitKey, outcome: Result<()>) -> bool {
+    runtime::with_runtime(|rt| {
+        rt.run_id == key.run_id && rt.with_state(|st| st.reschedule(key.park, outcome))
+    })
+    .unwrap_or(false)
+}
+
+/// The abort function of a wait with no abort work to do.
+type PlainAbort = fn(WaitKey, AbortReason) -> Abort;
+
+/// A wait with no abort work to do.
+fn plain_abort(_: WaitKey, _: AbortReason) -> Abort {
+    Abort::Succeeded
 }
 
 /// Gives each of the waits `parks` of run `run_id` the outcome `Ok(())`
@@ -585,36 +569,6 @@ pub(crate) fn retain_waiting(run_id: u32, parks: &mut Vec<ParkId>) {
                 .is_some_and(|p| matches!(p.state, ParkState::Waiting))
         });
     });
-}
-
-impl<A> fmt::Debug for Park<A>
-where
-    A: FnMut(WaitKey, AbortReason) -> Abort,
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Park")
-            .field("key", &self.core.key)
-            .field("done", &self.core.done)
-            .finish()
-    }
-}
-
-/// Ends the wait `key` with `outcome` and schedules its task. Returns false
-/// (and does nothing) if that wait is not parked any more, or belongs to
-/// another run, or this is called outside a run.
-pub fn reschedule(key: WaitKey, outcome: Result<()>) -> bool {
-    runtime::with_runtime(|rt| {
-        rt.run_id == key.run_id && rt.with_state(|st| st.reschedule(key.park, outcome))
-    })
-    .unwrap_or(false)
-}
-
-/// The abort function of a wait with no abort work to do.
-type PlainAbort = fn(WaitKey, AbortReason) -> Abort;
-
-/// A wait with no abort work to do.
-fn plain_abort(_: WaitKey, _: AbortReason) -> Abort {
-    Abort::Succeeded
 }
 
 // ----- checkpoints ------------------------------------------------------
@@ -770,14 +724,14 @@ enum When {
 
 /// A wait that only a deadline or a cancellation ends (the sleeps). Nobody
 /// needs its key before it is first polled, so that poll makes the wait
-/// already registered ([`PlainPark::register`]); later polls are the
-/// `PlainPark`'s.
+/// already registered ([`register_plain`]); later polls are the `Park`'s
+/// own.
 struct TimedWait {
     label: &'static str,
     location: &'static Location<'static>,
     /// Taken by the first poll.
     when: Option<Result<When>>,
-    park: Option<PlainPark>,
+    park: Option<Park<PlainAbort>>,
 }
 
 impl TimedWait {
@@ -797,7 +751,7 @@ impl Future for TimedWait {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         if let Some(park) = &mut this.park {
-            return park.poll(cx);
+            return park.poll_with::<true>(cx);
         }
         let when = match this.when.take() {
             Some(Ok(when)) => when,
@@ -810,9 +764,9 @@ impl Future for TimedWait {
             When::At(t) => t,
             When::After(d) => rt.now() + d,
         };
-        match PlainPark::register(this.label, this.location, deadline, cx) {
-            Ok(park) => {
-                this.park = Some(park);
+        match register_plain(this.label, this.location, deadline, cx) {
+            Ok(key) => {
+                this.park = Some(Park::registered(key, plain_abort));
                 Poll::Pending
             }
             Err(e) => Poll::Ready(Err(e)),
@@ -880,11 +834,13 @@ pub fn wait_all_tasks_blocked_with_cushion(
         });
         let rt2 = rt.clone();
         Park {
-            core: ParkCore::new(key),
+            key,
             abort: move |_, _| {
                 rt2.with_state(|st| st.idle_waiters.remove(&entry));
                 Abort::Succeeded
             },
+            abort_failed: false,
+            done: false,
         }
         .await
     }

@@ -11,9 +11,9 @@
 //! its waits carry nothing, are never moved to another queue, and are all
 //! woken together. So a waiter is just its wait's key in a `Vec`, in the
 //! order the waits began, and the waiting future ([`EventWait`]) is a
-//! small hand-written state machine around a [`PlainPark`] (no abort
-//! function, no shared record per waiter): a blocked task costs the event
-//! one key.
+//! small hand-written state machine around a [`Park`] whose abort function
+//! is an empty closure (zero bytes; no shared record per waiter): a blocked
+//! task costs the event one key.
 //!
 //! # Invariants
 //!
@@ -33,8 +33,9 @@
 //!   with no borrow held while it wakes: from then on no wait is listed and
 //!   `live` is 0, so a wait that ends after `set` has nothing to remove.
 
-use crate::core::park::{ParkId, PlainPark, Yield, reschedule_all, retain_waiting};
+use crate::core::park::{ParkId, Yield, register_plain, reschedule_all, retain_waiting};
 use crate::error::{Error, Result};
+use crate::lowlevel::{Abort, AbortReason, Park, WaitKey};
 use crate::time::Instant;
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -160,7 +161,7 @@ impl Event {
     pub fn wait(&self) -> impl Future<Output = Result<()>> + '_ {
         EventWait {
             event: &self.inner,
-            state: WaitState::Start(Location::caller()),
+            state: WaitState::Start(Location::caller(), no_abort()),
         }
     }
 
@@ -181,41 +182,59 @@ impl fmt::Debug for Event {
     }
 }
 
-/// The future of [`Event::wait`].
-struct EventWait<'a> {
-    event: &'a Inner,
-    state: WaitState,
+/// The abort function of an `Event` wait: nothing to undo (a cancelled or
+/// dropped wait leaves a stale key, see the module docs). A closure that
+/// captures nothing, so the `Park` holding it is no bigger than its key.
+fn no_abort() -> impl FnMut(WaitKey, AbortReason) -> Abort + Copy {
+    |_, _| Abort::Succeeded
 }
 
-enum WaitState {
+/// The future of [`Event::wait`].
+struct EventWait<'a, A>
+where
+    A: FnMut(WaitKey, AbortReason) -> Abort + Copy,
+{
+    event: &'a Inner,
+    state: WaitState<A>,
+}
+
+enum WaitState<A>
+where
+    A: FnMut(WaitKey, AbortReason) -> Abort + Copy,
+{
     /// Not polled yet: the first poll decides between a checkpoint (the
     /// event is set) and a wait. The caller's location, for the task tree,
     /// is kept here only (so it shares its room with the wait).
-    Start(&'static Location<'static>),
+    Start(&'static Location<'static>, A),
     /// The event was set: a checkpoint.
     Checkpoint(Yield),
     /// Blocked, with its key in the event's list (until `set`).
-    Waiting(PlainPark),
+    Waiting(Park<A>),
     Done,
 }
 
-impl Future for EventWait<'_> {
+// Nothing in it is pinned structurally: the state is moved freely.
+impl<A> Unpin for EventWait<'_, A> where A: FnMut(WaitKey, AbortReason) -> Abort + Copy {}
+
+impl<A> Future for EventWait<'_, A>
+where
+    A: FnMut(WaitKey, AbortReason) -> Abort + Copy,
+{
     type Output = Result<()>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         let r = match &mut this.state {
-            WaitState::Start(_) if this.event.flag.get() => {
+            WaitState::Start(..) if this.event.flag.get() => {
                 let mut y = Yield::checkpoint();
                 let r = Pin::new(&mut y).poll(cx);
                 this.state = WaitState::Checkpoint(y);
                 r
             }
-            WaitState::Start(location) => {
-                match PlainPark::register("Event.wait", location, |_| Instant::INFINITY, cx) {
-                    Ok(park) => {
+            WaitState::Start(location, abort) => {
+                match register_plain("Event.wait", location, |_| Instant::INFINITY, cx) {
+                    Ok(key) => {
                         let mut w = this.event.waiters.borrow_mut();
-                        let key = park.key();
                         if w.run_id != key.run_id {
                             w.keys.clear();
                             w.run_id = key.run_id;
@@ -223,7 +242,7 @@ impl Future for EventWait<'_> {
                         crate::core::slab::push_capped(&mut w.keys, key.park);
                         w.live += 1;
                         drop(w);
-                        this.state = WaitState::Waiting(park);
+                        this.state = WaitState::Waiting(Park::registered(key, *abort));
                         return Poll::Pending;
                     }
                     Err(e) => Poll::Ready(Err(e)),
@@ -231,7 +250,7 @@ impl Future for EventWait<'_> {
             }
             WaitState::Checkpoint(y) => Pin::new(y).poll(cx),
             WaitState::Waiting(park) => {
-                let r = park.poll(cx);
+                let r = park.poll_plain(cx);
                 if let Poll::Ready(Err(_)) = r {
                     // Cancelled (or misused): `set` did not end it.
                     this.event.wait_ended();
@@ -251,7 +270,10 @@ impl Future for EventWait<'_> {
     }
 }
 
-impl Drop for EventWait<'_> {
+impl<A> Drop for EventWait<'_, A>
+where
+    A: FnMut(WaitKey, AbortReason) -> Abort + Copy,
+{
     fn drop(&mut self) {
         if let WaitState::Waiting(park) = std::mem::replace(&mut self.state, WaitState::Done) {
             // Its record goes first, so the list's clean-up sees it gone.
