@@ -333,7 +333,7 @@ impl<'env> NurseryInner<'env> {
             return slot;
         }
         let mut children = self.children.borrow_mut();
-        children.push(None);
+        crate::core::slab::push_capped(&mut children, None);
         (children.len() - 1) as u32
     }
 

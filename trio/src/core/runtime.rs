@@ -685,7 +685,7 @@ mod size_tests {
     #[test]
     fn records_stay_small() {
         assert!(size_of::<TaskRecord>() <= 56);
-        assert!(size_of::<ParkRecord>() <= 88);
+        assert!(size_of::<ParkRecord>() <= 80);
         assert!(size_of::<WakeTarget>() <= 16);
     }
 }
