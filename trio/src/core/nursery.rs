@@ -146,8 +146,9 @@ impl State {
 
     /// Removes the task record of a child of `nursery` that has exited, and
     /// stops counting it live there.
+    #[inline]
     pub(crate) fn child_exited(&mut self, nursery: NurseryId, task: TaskId) {
-        self.tasks.remove(task);
+        self.remove_task(task);
         if let Some(n) = self.nurseries.get_mut(nursery) {
             n.live -= 1;
         }
@@ -156,9 +157,8 @@ impl State {
     /// Moves a child from nursery `from` to slot `slot` of nursery `to`
     /// (`start`, once the child has started) and schedules it there.
     pub(crate) fn child_moved(&mut self, task: TaskId, from: NurseryId, to: NurseryId, slot: u32) {
-        if let Some(t) = self.tasks.get_mut(task) {
+        if let Some(t) = self.clear_ready(task) {
             t.parent = Parent::Nursery { nursery: to, slot };
-            t.ready = false;
         }
         if let Some(n) = self.nurseries.get_mut(from) {
             n.live -= 1;
@@ -852,6 +852,7 @@ pub(crate) struct Driver<'env> {
 }
 
 impl<'env> Driver<'env> {
+    #[inline]
     fn open(rt: &Rc<Runtime>, hidden: bool, location: &'static Location<'static>) -> Driver<'env> {
         // Opening inside a lazy body attaches under that body's nursery.
         rt.settle_lazy();
@@ -924,6 +925,14 @@ impl<'env> Driver<'env> {
         mut body: Option<Pin<&mut dyn Future<Output = Result<T>>>>,
         body_out: &mut Option<T>,
     ) -> Poll<()> {
+        if self.inner.closed.get() {
+            // Closed by an earlier poll, which then took the exit schedule
+            // point (see the end): nothing can change any more (a closed
+            // nursery takes no spawn, `start` or moved-in child, and had no
+            // live child), so this is the poll after that point.
+            self.rt.count_checkpoint(true, false);
+            return Poll::Ready(());
+        }
         let rt = self.rt.clone();
         if runtime::with_runtime(|cur| Rc::ptr_eq(cur, &rt)) != Some(true) {
             // Polled outside its run: nothing sensible to do but finish.
@@ -939,65 +948,29 @@ impl<'env> Driver<'env> {
         // Polling this nursery inside a lazy body changes the context.
         rt.settle_lazy();
         let ids = self.inner.ids.get();
-        let mut batch = std::mem::take(&mut self.batch);
+        // The ready list is taken only from a registered nursery (an
+        // unregistered one has no children).
+        let mut batch = Vec::new();
         if let Some((id, _)) = ids {
+            batch = std::mem::take(&mut self.batch);
             rt.with_state(|st| self.register_poll(st, id, cx, &mut batch));
         }
         // Put back the current task and cancel status however this poll ends (a
         // panic may unwind through it, from a hook, say).
-        let _restore = RestoreCurrent::new(&rt);
+        let restore = RestoreCurrent::new(&rt);
         // The body is part of the task polling this nursery: it runs with
         // that task's waker, inside the nursery's scope. (It may be polled
         // when only a child woke; futures take spurious polls in stride.)
         if !self.body_done
             && let Some(b) = body.as_mut()
         {
-            match ids {
-                Some((_, status)) => rt.current_cancel_status.set(status),
-                None => {
-                    // Lazy: the body runs under the current status until
-                    // something needs the nursery registered.
-                    rt.lazy_nurseries.borrow_mut().push(LazyNursery {
-                        token: Rc::as_ptr(&self.inner).addr(),
-                        location: self.inner.location,
-                        made: None,
-                    });
-                    rt.lazy_pending.set(true);
+            let r = match ids {
+                Some((_, status)) => {
+                    rt.current_cancel_status.set(status);
+                    catch_unwind(AssertUnwindSafe(|| b.as_mut().poll(cx)))
                 }
-            }
-            let r = catch_unwind(AssertUnwindSafe(|| b.as_mut().poll(cx)));
-            if ids.is_none() {
-                // Only a finished body stays unregistered.
-                if matches!(r, Ok(Poll::Pending)) {
-                    rt.settle_lazy();
-                }
-                let entry = rt.lazy_nurseries.borrow_mut().pop();
-                rt.lazy_pending.set(false);
-                if let Some(made) = entry.and_then(|e| e.made) {
-                    self.inner.ids.set(Some(made));
-                }
-                if let Some((id, _)) = self.inner.ids.get() {
-                    // Registered during the poll: take the waker now, and
-                    // pass on a wake that came before it (a spawn).
-                    rt.with_state(|st| {
-                        let (run_id, shared_addr) = (st.run_id, st.shared_addr);
-                        let target = st.nurseries.get_mut(id).map(|n| {
-                            let old = n.waker.update(cx.waker(), run_id, shared_addr);
-                            let woke = n.woken.then(|| std::mem::take(&mut n.waker));
-                            (old, woke)
-                        });
-                        if let Some((old, woke)) = target {
-                            st.retire(old);
-                            if let Some(w) = woke {
-                                st.wake_target(w);
-                            }
-                        }
-                        if batch.capacity() == 0 {
-                            batch = st.take_list();
-                        }
-                    });
-                }
-            }
+                None => self.poll_lazy_body(&rt, b.as_mut(), cx, &mut batch),
+            };
             match r {
                 Ok(Poll::Pending) => {}
                 Ok(Poll::Ready(Ok(v))) => {
@@ -1014,19 +987,20 @@ impl<'env> Driver<'env> {
                 }
             }
         }
-        if let Some(ids) = self.inner.ids.get() {
+        let ids = self.inner.ids.get();
+        if let Some(ids) = ids {
             for &slot in &batch {
                 self.poll_child(&rt, ids, slot);
             }
+            batch.clear();
+            self.batch = batch;
         }
-        drop(_restore);
-        batch.clear();
-        self.batch = batch;
+        drop(restore);
 
         if !self.body_done {
             return Poll::Pending;
         }
-        let idle = match self.inner.ids.get() {
+        let idle = match ids {
             None => true,
             Some((id, _)) => rt.with_state(|st| {
                 st.nurseries
@@ -1040,13 +1014,75 @@ impl<'env> Driver<'env> {
         }
         self.close();
         if !self.waited_since_body {
-            // Exiting is a schedule point, even when nothing had to be waited for.
+            // Exiting is a schedule point, even when nothing had to be
+            // waited for: the next poll (the shortcut at the top) ends it.
+            // If the run loop's next tick would only poll this task again,
+            // it passes here (see `Runtime::pass_schedule_point_in_place`).
             self.waited_since_body = true;
-            rt.wake_by_ref(cx.waker());
-            return Poll::Pending;
+            if !rt.pass_schedule_point_in_place() {
+                rt.wake_by_ref(cx.waker());
+                return Poll::Pending;
+            }
         }
         rt.count_checkpoint(true, false);
         Poll::Ready(())
+    }
+
+    /// Polls the body of a nursery that has not registered (see "Lazy
+    /// registration" in the module docs) as the top entry of
+    /// `Runtime::lazy_nurseries`; takes on the ids if it registered
+    /// meanwhile (then also the waker of this poll, and the ready list into
+    /// `batch`).
+    fn poll_lazy_body<T>(
+        &mut self,
+        rt: &Runtime,
+        body: Pin<&mut dyn Future<Output = Result<T>>>,
+        cx: &mut Context<'_>,
+        batch: &mut Vec<u32>,
+    ) -> std::thread::Result<Poll<Result<T>>> {
+        // The body runs under the current status until something needs the
+        // nursery registered.
+        rt.lazy_nurseries.borrow_mut().push(LazyNursery {
+            token: Rc::as_ptr(&self.inner).addr(),
+            location: self.inner.location,
+            made: None,
+        });
+        rt.lazy_pending.set(true);
+        let r = catch_unwind(AssertUnwindSafe(|| body.poll(cx)));
+        // Only a finished body stays unregistered.
+        if matches!(r, Ok(Poll::Pending)) {
+            rt.settle_lazy();
+        }
+        let entry = rt.lazy_nurseries.borrow_mut().pop();
+        rt.lazy_pending.set(false);
+        let Some(made) = entry.and_then(|e| e.made) else {
+            return r;
+        };
+        self.inner.ids.set(Some(made));
+        // Registered during the poll: take the waker now, and pass on a
+        // wake that came before it (a spawn).
+        let id = made.0;
+        rt.with_state(|st| {
+            let (run_id, shared_addr) = (st.run_id, st.shared_addr);
+            let target = st.nurseries.get_mut(id).map(|n| {
+                let old = n.waker.update(cx.waker(), run_id, shared_addr);
+                let woke = n.woken.then(|| std::mem::take(&mut n.waker));
+                (old, woke)
+            });
+            if let Some((old, woke)) = target {
+                st.retire(old);
+                if let Some(w) = woke {
+                    st.wake_target(w);
+                }
+            }
+            if batch.capacity() == 0 {
+                *batch = std::mem::take(&mut self.batch);
+                if batch.capacity() == 0 {
+                    *batch = st.take_list();
+                }
+            }
+        });
+        r
     }
 
     /// Takes the waker of this poll and the ready list, for a registered
@@ -1074,9 +1110,7 @@ impl<'env> Driver<'env> {
             return;
         };
         rt.with_state(|st| {
-            if let Some(t) = st.tasks.get_mut(task) {
-                t.ready = false;
-            }
+            st.clear_ready(task);
         });
         rt.current_task.set(task);
         let (id, status) = ids;
@@ -1125,6 +1159,7 @@ impl<'env> Driver<'env> {
         }
     }
 
+    #[inline]
     fn close(&mut self) {
         if self.inner.closed.replace(true) {
             return;
@@ -1182,7 +1217,22 @@ impl<'env> Driver<'env> {
     }
 
     /// Exits the nursery's scope and returns its outcome; resumes a panic.
+    #[inline]
     fn finish<T>(&mut self, body_out: Option<T>) -> Result<Option<T>> {
+        if self.inner.ids.get().is_none()
+            && self.errors.is_empty()
+            && self.panic.is_none()
+            && self.inner.scope.get().is_none()
+        {
+            // Never registered, nothing failed, no scope handle: nothing to
+            // exit or report (the common empty nursery).
+            self.finished = true;
+            return Ok(body_out);
+        }
+        self.finish_slow(body_out)
+    }
+
+    fn finish_slow<T>(&mut self, body_out: Option<T>) -> Result<Option<T>> {
         self.finished = true;
         // Handles to the nursery's scope (`CancelHandle`s) see it end.
         if let Some(scope) = self.inner.scope.get() {
@@ -1226,10 +1276,17 @@ impl<'env> Driver<'env> {
 }
 
 impl Drop for Driver<'_> {
+    #[inline]
     fn drop(&mut self) {
-        if self.finished {
-            return;
+        if !self.finished {
+            self.drop_unfinished();
         }
+    }
+}
+
+impl Driver<'_> {
+    #[cold]
+    fn drop_unfinished(&mut self) {
         // Dropped while running (the future was dropped, not leaked): drop
         // every child now, while what they borrow is still alive.
         self.inner.closed.set(true);
@@ -1250,7 +1307,7 @@ impl Drop for Driver<'_> {
         };
         self.rt.with_state(|st| {
             for &t in &tasks {
-                st.tasks.remove(t);
+                st.remove_task(t);
             }
             if let Some(n) = st.nurseries.remove(id) {
                 st.retire(n.waker);
