@@ -621,7 +621,7 @@ impl<'env> Nursery<'env> {
         });
         let status = TaskStatus { slot: slot.clone() };
         let fut: ChildFuture<'env> = Box::pin(f(status));
-        let mut hidden: Driver<'env> = Driver::open(&rt, true, location);
+        let mut hidden: Driver<'env> = Driver::open(rt.clone(), true, location);
         hidden.inner.spawn(fut, name, location)?;
         let mut moved = false;
         poll_fn(|cx| {
@@ -696,6 +696,60 @@ impl<'env> Nursery<'env> {
 #[track_caller]
 fn spawn_failed(method: &str, twin: &str, error: Error) -> ! {
     panic!("Nursery::{method}: {error}; use Nursery::{twin} where this can happen")
+}
+
+/// Polls the body of a nursery that has not registered (see "Lazy
+/// registration" in the module docs) as the top entry of
+/// `Runtime::lazy_nurseries`; the nursery takes on the ids if it registered
+/// meanwhile (then also the waker of this poll, and a ready list into
+/// `batch`).
+fn poll_lazy_body<T>(
+    rt: &Runtime,
+    inner: &NurseryInner<'_>,
+    body: Pin<&mut dyn Future<Output = Result<T>>>,
+    cx: &mut Context<'_>,
+    batch: &mut Vec<u32>,
+) -> std::thread::Result<Poll<Result<T>>> {
+    // The body runs under the current status until something needs the
+    // nursery registered.
+    rt.lazy_nurseries.borrow_mut().push(LazyNursery {
+        token: std::ptr::from_ref(inner).addr(),
+        location: inner.location,
+        made: None,
+    });
+    rt.lazy_pending.set(true);
+    let r = catch_unwind(AssertUnwindSafe(|| body.poll(cx)));
+    // Only a finished body stays unregistered.
+    if matches!(r, Ok(Poll::Pending)) {
+        rt.settle_lazy();
+    }
+    let entry = rt.lazy_nurseries.borrow_mut().pop();
+    rt.lazy_pending.set(false);
+    let Some(made) = entry.and_then(|e| e.made) else {
+        return r;
+    };
+    inner.ids.set(Some(made));
+    // Registered during the poll: take the waker now, and pass on a wake
+    // that came before it (a spawn).
+    let id = made.0;
+    rt.with_state(|st| {
+        let (run_id, shared_addr) = (st.run_id, st.shared_addr);
+        let target = st.nurseries.get_mut(id).map(|n| {
+            let old = n.waker.update(cx.waker(), run_id, shared_addr);
+            let woke = n.woken.then(|| std::mem::take(&mut n.waker));
+            (old, woke)
+        });
+        if let Some((old, woke)) = target {
+            st.retire(old);
+            if let Some(w) = woke {
+                st.wake_target(w);
+            }
+        }
+        if batch.capacity() == 0 {
+            *batch = st.take_list();
+        }
+    });
+    r
 }
 
 /// Restores the current task and cancel status when dropped.
@@ -821,8 +875,7 @@ where
 {
     let location = Location::caller();
     async move {
-        let rt = runtime::current()?;
-        let mut driver: Driver<'env> = Driver::open(&rt, false, location);
+        let mut driver: Driver<'env> = Driver::open(runtime::current()?, false, location);
         let handle = Nursery {
             inner: driver.inner.clone(),
         };
@@ -849,11 +902,17 @@ pub(crate) struct Driver<'env> {
     batch: Vec<u32>,
     waited_since_body: bool,
     finished: bool,
+    /// The next poll is the first, made in the same poll of the caller that
+    /// looked up the current run (`open`): it need not check the run again.
+    run_checked: bool,
 }
 
 impl<'env> Driver<'env> {
+    /// A driver for a nursery opened now, in the current task and cancel
+    /// status of `rt`, the current run (just looked up by the caller, so
+    /// the first poll need not check it again).
     #[inline]
-    fn open(rt: &Rc<Runtime>, hidden: bool, location: &'static Location<'static>) -> Driver<'env> {
+    fn open(rt: Rc<Runtime>, hidden: bool, location: &'static Location<'static>) -> Driver<'env> {
         // Opening inside a lazy body attaches under that body's nursery.
         rt.settle_lazy();
         let parent_status = rt.current_cancel_status.get();
@@ -868,7 +927,6 @@ impl<'env> Driver<'env> {
             (None, Vec::new())
         };
         Driver {
-            rt: rt.clone(),
             inner: Rc::new(NurseryInner {
                 run_id: rt.run_id,
                 ids: Cell::new(ids),
@@ -887,6 +945,8 @@ impl<'env> Driver<'env> {
             batch,
             waited_since_body: false,
             finished: false,
+            run_checked: true,
+            rt,
         }
     }
 
@@ -927,14 +987,15 @@ impl<'env> Driver<'env> {
     ) -> Poll<()> {
         if self.inner.closed.get() {
             // Closed by an earlier poll, which then took the exit schedule
-            // point (see the end): nothing can change any more (a closed
+            // point (see `exit`): nothing can change any more (a closed
             // nursery takes no spawn, `start` or moved-in child, and had no
             // live child), so this is the poll after that point.
             self.rt.count_checkpoint(true, false);
             return Poll::Ready(());
         }
-        let rt = self.rt.clone();
-        if runtime::with_runtime(|cur| Rc::ptr_eq(cur, &rt)) != Some(true) {
+        if !std::mem::replace(&mut self.run_checked, false)
+            && runtime::with_runtime(|cur| Rc::ptr_eq(cur, &self.rt)) != Some(true)
+        {
             // Polled outside its run: nothing sensible to do but finish.
             if !self.body_done {
                 self.body_done = true;
@@ -946,15 +1007,13 @@ impl<'env> Driver<'env> {
             return Poll::Ready(());
         }
         // Polling this nursery inside a lazy body changes the context.
-        rt.settle_lazy();
-        let ids = self.inner.ids.get();
-        // The ready list is taken only from a registered nursery (an
-        // unregistered one has no children).
-        let mut batch = Vec::new();
-        if let Some((id, _)) = ids {
-            batch = std::mem::take(&mut self.batch);
-            rt.with_state(|st| self.register_poll(st, id, cx, &mut batch));
-        }
+        self.rt.settle_lazy();
+        let Some(ids) = self.inner.ids.get() else {
+            return self.poll_unregistered(cx, body, body_out);
+        };
+        let rt = self.rt.clone();
+        let mut batch = std::mem::take(&mut self.batch);
+        rt.with_state(|st| self.register_poll(st, ids.0, cx, &mut batch));
         // Put back the current task and cancel status however this poll ends (a
         // panic may unwind through it, from a hook, say).
         let restore = RestoreCurrent::new(&rt);
@@ -964,45 +1023,79 @@ impl<'env> Driver<'env> {
         if !self.body_done
             && let Some(b) = body.as_mut()
         {
-            let r = match ids {
-                Some((_, status)) => {
-                    rt.current_cancel_status.set(status);
-                    catch_unwind(AssertUnwindSafe(|| b.as_mut().poll(cx)))
-                }
-                None => self.poll_lazy_body(&rt, b.as_mut(), cx, &mut batch),
-            };
-            match r {
-                Ok(Poll::Pending) => {}
-                Ok(Poll::Ready(Ok(v))) => {
-                    *body_out = Some(v);
-                    self.body_done = true;
-                }
-                Ok(Poll::Ready(Err(e))) => {
-                    self.body_done = true;
-                    self.fail(e);
-                }
-                Err(payload) => {
-                    self.body_done = true;
-                    self.record_panic(payload);
-                }
-            }
+            rt.current_cancel_status.set(ids.1);
+            let r = catch_unwind(AssertUnwindSafe(|| b.as_mut().poll(cx)));
+            self.body_polled(r, body_out);
         }
-        let ids = self.inner.ids.get();
-        if let Some(ids) = ids {
-            for &slot in &batch {
-                self.poll_child(&rt, ids, slot);
-            }
-            batch.clear();
-            self.batch = batch;
+        for &slot in &batch {
+            self.poll_child(&rt, ids, slot);
         }
         drop(restore);
+        batch.clear();
+        self.batch = batch;
+        self.after_poll(cx)
+    }
 
+    /// `poll_children` for a nursery that has not registered: no children,
+    /// just the body to poll (see "Lazy registration" in the module docs).
+    #[inline]
+    fn poll_unregistered<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        body: Option<Pin<&mut dyn Future<Output = Result<T>>>>,
+        body_out: &mut Option<T>,
+    ) -> Poll<()> {
+        if !self.body_done
+            && let Some(b) = body
+        {
+            let restore = RestoreCurrent::new(&self.rt);
+            let r = poll_lazy_body(&self.rt, &self.inner, b, cx, &mut self.batch);
+            drop(restore);
+            self.body_polled(r, body_out);
+        }
+        if self.inner.ids.get().is_none() {
+            // Still not registered: the body has finished (a pending body
+            // registers), and there was never a child.
+            return self.exit(cx);
+        }
+        // Registered during the poll: children it spawned are polled next
+        // time (their wake reached this task's waker).
+        self.after_poll(cx)
+    }
+
+    /// Takes in the outcome of a poll of the body.
+    #[inline]
+    fn body_polled<T>(
+        &mut self,
+        r: std::thread::Result<Poll<Result<T>>>,
+        body_out: &mut Option<T>,
+    ) {
+        match r {
+            Ok(Poll::Pending) => {}
+            Ok(Poll::Ready(Ok(v))) => {
+                *body_out = Some(v);
+                self.body_done = true;
+            }
+            Ok(Poll::Ready(Err(e))) => {
+                self.body_done = true;
+                self.fail(e);
+            }
+            Err(payload) => {
+                self.body_done = true;
+                self.record_panic(payload);
+            }
+        }
+    }
+
+    /// The end of a poll of a registered nursery: pending while the body or
+    /// a child (or a `start`) is still running, else `exit`.
+    fn after_poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if !self.body_done {
             return Poll::Pending;
         }
-        let idle = match ids {
+        let idle = match self.inner.ids.get() {
             None => true,
-            Some((id, _)) => rt.with_state(|st| {
+            Some((id, _)) => self.rt.with_state(|st| {
                 st.nurseries
                     .get(id)
                     .is_none_or(|n| n.live == 0 && n.pending_starts == 0)
@@ -1012,77 +1105,27 @@ impl<'env> Driver<'env> {
             self.waited_since_body = true;
             return Poll::Pending;
         }
+        self.exit(cx)
+    }
+
+    /// Closes the finished nursery and takes its exit schedule point.
+    #[inline]
+    fn exit(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.close();
         if !self.waited_since_body {
             // Exiting is a schedule point, even when nothing had to be
-            // waited for: the next poll (the shortcut at the top) ends it.
-            // If the run loop's next tick would only poll this task again,
-            // it passes here (see `Runtime::pass_schedule_point_in_place`).
+            // waited for: the next poll (the shortcut at the top of
+            // `poll_children`) ends it. If the run loop's next tick would
+            // only poll this task again, it passes here (see
+            // `Runtime::pass_schedule_point_in_place`).
             self.waited_since_body = true;
-            if !rt.pass_schedule_point_in_place() {
-                rt.wake_by_ref(cx.waker());
+            if !self.rt.pass_schedule_point_in_place() {
+                self.rt.wake_by_ref(cx.waker());
                 return Poll::Pending;
             }
         }
-        rt.count_checkpoint(true, false);
+        self.rt.count_checkpoint(true, false);
         Poll::Ready(())
-    }
-
-    /// Polls the body of a nursery that has not registered (see "Lazy
-    /// registration" in the module docs) as the top entry of
-    /// `Runtime::lazy_nurseries`; takes on the ids if it registered
-    /// meanwhile (then also the waker of this poll, and the ready list into
-    /// `batch`).
-    fn poll_lazy_body<T>(
-        &mut self,
-        rt: &Runtime,
-        body: Pin<&mut dyn Future<Output = Result<T>>>,
-        cx: &mut Context<'_>,
-        batch: &mut Vec<u32>,
-    ) -> std::thread::Result<Poll<Result<T>>> {
-        // The body runs under the current status until something needs the
-        // nursery registered.
-        rt.lazy_nurseries.borrow_mut().push(LazyNursery {
-            token: Rc::as_ptr(&self.inner).addr(),
-            location: self.inner.location,
-            made: None,
-        });
-        rt.lazy_pending.set(true);
-        let r = catch_unwind(AssertUnwindSafe(|| body.poll(cx)));
-        // Only a finished body stays unregistered.
-        if matches!(r, Ok(Poll::Pending)) {
-            rt.settle_lazy();
-        }
-        let entry = rt.lazy_nurseries.borrow_mut().pop();
-        rt.lazy_pending.set(false);
-        let Some(made) = entry.and_then(|e| e.made) else {
-            return r;
-        };
-        self.inner.ids.set(Some(made));
-        // Registered during the poll: take the waker now, and pass on a
-        // wake that came before it (a spawn).
-        let id = made.0;
-        rt.with_state(|st| {
-            let (run_id, shared_addr) = (st.run_id, st.shared_addr);
-            let target = st.nurseries.get_mut(id).map(|n| {
-                let old = n.waker.update(cx.waker(), run_id, shared_addr);
-                let woke = n.woken.then(|| std::mem::take(&mut n.waker));
-                (old, woke)
-            });
-            if let Some((old, woke)) = target {
-                st.retire(old);
-                if let Some(w) = woke {
-                    st.wake_target(w);
-                }
-            }
-            if batch.capacity() == 0 {
-                *batch = std::mem::take(&mut self.batch);
-                if batch.capacity() == 0 {
-                    *batch = st.take_list();
-                }
-            }
-        });
-        r
     }
 
     /// Takes the waker of this poll and the ready list, for a registered
