@@ -985,7 +985,7 @@ impl<'env> Driver<'env> {
     fn poll_children<T>(
         &mut self,
         cx: &mut Context<'_>,
-        mut body: Option<Pin<&mut dyn Future<Output = Result<T>>>>,
+        body: Option<Pin<&mut dyn Future<Output = Result<T>>>>,
         body_out: &mut Option<T>,
     ) -> Poll<()> {
         if self.inner.closed.get() {
@@ -1011,9 +1011,22 @@ impl<'env> Driver<'env> {
         }
         // Polling this nursery inside a lazy body changes the context.
         self.rt.settle_lazy();
-        let Some(ids) = self.inner.ids.get() else {
-            return self.poll_unregistered(cx, body, body_out);
-        };
+        match self.inner.ids.get() {
+            None => self.poll_unregistered(cx, body, body_out),
+            Some(ids) => self.poll_registered(cx, ids, body, body_out),
+        }
+    }
+
+    /// `poll_children` for a registered nursery (kept out of line, so that
+    /// the short path of an unregistered one stays short).
+    #[inline(never)]
+    fn poll_registered<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        ids: (NurseryId, CancelStatusId),
+        mut body: Option<Pin<&mut dyn Future<Output = Result<T>>>>,
+        body_out: &mut Option<T>,
+    ) -> Poll<()> {
         let rt = self.rt.clone();
         let mut batch = std::mem::take(&mut self.batch);
         rt.with_state(|st| self.register_poll(st, ids.0, cx, &mut batch));
@@ -1063,6 +1076,12 @@ impl<'env> Driver<'env> {
         }
         // Registered during the poll: children it spawned are polled next
         // time (their wake reached this task's waker).
+        self.after_first_registration(cx)
+    }
+
+    /// `after_poll`, kept out of the short path of `poll_unregistered`.
+    #[inline(never)]
+    fn after_first_registration(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.after_poll(cx)
     }
 
@@ -1092,6 +1111,7 @@ impl<'env> Driver<'env> {
 
     /// The end of a poll of a registered nursery: pending while the body or
     /// a child (or a `start`) is still running, else `exit`.
+    #[inline]
     fn after_poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if !self.body_done {
             return Poll::Pending;
@@ -1112,7 +1132,7 @@ impl<'env> Driver<'env> {
     }
 
     /// Closes the finished nursery and takes its exit schedule point.
-    #[inline]
+    #[inline(always)]
     fn exit(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.close();
         if !self.waited_since_body {
