@@ -27,8 +27,8 @@
 //!   timed part ~20 ms, where one interrupt or a cold cache moves the
 //!   figure by tens of percent. With `--warmup 0` (the callgrind children)
 //!   every runtime runs exactly once per round. The repeated runs of a
-//!   round are interleaved too (trio, tokio, smol, trio, tokio, smol, ...,
-//!   each runtime dropping out once it has made its count).
+//!   round are interleaved too, each runtime's spread evenly over the round
+//!   (a runtime making 13 runs and one making 38 alternate throughout).
 //! * **Memory kept, not returned.** glibc's malloc returns freed memory at
 //!   the top of the heap to the kernel (and serves big blocks with `mmap`),
 //!   so each run of a workload that spawns 100k tasks faulted its memory in
@@ -309,9 +309,10 @@ fn measure(w: Workload, opts: &Options) -> Row {
         show_progress(w, round, opts);
         let mut samples: Round = [None; 3];
         let mut elapsed = [Duration::ZERO; 3];
-        for run in 0..repeats.iter().copied().max().unwrap_or(1) {
+        let steps = repeats.iter().copied().max().unwrap_or(1);
+        for step in 0..steps {
             for (i, rt) in Runtime::ALL.into_iter().enumerate() {
-                if !available[i] || run >= repeats[i] {
+                if !available[i] || !runs_at(step, repeats[i], steps) {
                     continue;
                 }
                 match workloads::run(rt, w, shape) {
@@ -348,6 +349,14 @@ fn keep_freed_memory() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
     }
+}
+
+/// Whether a runtime that makes `runs` runs in a round of `steps` steps
+/// runs at `step`: its runs are spread evenly over the round (so that a
+/// runtime with few long runs and one with many short ones both sample the
+/// whole round, not just its start).
+fn runs_at(step: usize, runs: usize, steps: usize) -> bool {
+    (step + 1) * runs / steps > step * runs / steps
 }
 
 /// How many runs make a round of at least [`MIN_ROUND`], given that one
@@ -511,6 +520,17 @@ mod tests {
             instructions: false,
             wall_clock: false,
         }
+    }
+
+    #[test]
+    fn runs_spread_evenly_over_a_round() {
+        for (runs, steps) in [(1, 1), (1, 38), (13, 38), (38, 38), (3, 9)] {
+            let at: Vec<usize> = (0..steps).filter(|&s| runs_at(s, runs, steps)).collect();
+            assert_eq!(at.len(), runs, "{runs} of {steps}: {at:?}");
+        }
+        // 3 runs in 9 steps: one per third.
+        let at: Vec<usize> = (0..9).filter(|&s| runs_at(s, 3, 9)).collect();
+        assert_eq!(at, [2, 5, 8]);
     }
 
     #[test]
