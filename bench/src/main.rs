@@ -14,11 +14,13 @@
 //! * **CPU time.** The clock is the process's CPU time
 //!   ([`workloads::clock`]), not the wall clock (`--clock wall`): on a shared
 //!   machine wall time also counts the moments the process waits for a CPU,
-//!   and for `sleep` it is mostly the real clock's 99 ms floor. Measured on
-//!   this machine while five other jobs ran (load ≈ 7 on 2 CPUs), pinned,
-//!   5 rounds: with wall time the per-round trio/tokio ratios of `cancel`
-//!   ranged 0.20–0.83 and `nursery_10`'s 0.21–0.36; see the report of issue
-//!   10 for the figures with CPU time.
+//!   and for `sleep` it was mostly the real clock's floor. Measured on a
+//!   2-CPU VM while other jobs ran (load ≈ 7), pinned, 5 rounds: with wall
+//!   time the per-round trio/tokio ratios of `cancel` ranged 0.20–0.83 and
+//!   `nursery_10`'s 0.21–0.36; with CPU time (and the repeats below)
+//!   0.39–0.44 and 0.26–0.28. CPU time does not remove everything a busy
+//!   machine does to a run (caches shared with other processes, a busy
+//!   sibling hyperthread): pin, and quote figures from a quiet machine.
 //! * **Rounds long enough to time.** A round of one runtime lasts at least
 //!   [`MIN_ROUND`] of CPU time: after the warm-up round, a runtime whose run
 //!   was shorter repeats the run (each time with a fresh runtime) enough

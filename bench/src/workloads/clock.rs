@@ -6,10 +6,15 @@
 //! time counts every moment the process sat descheduled while another
 //! process ran; two fresh runs then differ by whatever else the machine did.
 //! CPU time counts only the work done. It also takes the real clock out of
-//! `sleep` (whose wall time is at least the 99 ms its longest sleep lasts,
-//! so its wall figure is mostly that floor plus timer slack): what remains
-//! is what the runtime spent to run the sleeps. On a quiet machine, for the
-//! other (single-threaded, CPU-bound) workloads, the two clocks agree.
+//! `sleep` (whose wall time is at least as long as its longest sleep, so its
+//! wall figure is mostly that floor plus timer slack): what remains is what
+//! the runtime spent to run the sleeps. On a quiet machine, for the other
+//! (single-threaded, CPU-bound) workloads, the two clocks agree.
+//!
+//! Other threads count too: smol's `async-io` thread, which may take part
+//! in running timers, is part of smol's cost (and its share depends on
+//! timing, which is why smol's `sleep` figure still moves by ~15% between
+//! runs on a loaded machine).
 //!
 //! The workload modules import [`Instant`] from here in place of
 //! `std::time::Instant`; it has the two methods they use.
