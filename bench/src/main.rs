@@ -24,7 +24,8 @@
 //! * **Rounds long enough to time.** A round of one runtime lasts at least
 //!   [`MIN_ROUND`] of CPU time: after the warm-up round, a runtime whose run
 //!   was shorter repeats the run (each time with a fresh runtime) enough
-//!   times, and its figure is total time over total operations. Without
+//!   times (but not past [`MAX_ROUND_WALL`] of wall time), and its figure
+//!   is total time over total operations. Without
 //!   this, `nursery_empty` on smol lasted ~1 ms per round and `cancel`'s
 //!   timed part ~20 ms, where one interrupt or a cold cache moves the
 //!   figure by tens of percent. With `--warmup 0` (the callgrind children)
@@ -126,6 +127,12 @@ const MIN_ROUND: Duration = Duration::from_millis(50);
 /// At most this many runs per round (a runtime whose warm-up run took no
 /// measurable time must not loop for ever).
 const MAX_REPEATS: usize = 1000;
+
+/// Repeats stop short of making one runtime's share of a round last longer
+/// than this in wall time: `sleep` takes 0.2–0.3 s of real time per run
+/// however little CPU time it uses, so at a small `--scale` filling
+/// [`MIN_ROUND`] of CPU time would take dozens of runs.
+const MAX_ROUND_WALL: Duration = Duration::from_secs(1);
 
 /// Which CPU `--pin` asked for.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -311,16 +318,19 @@ fn measure(w: Workload, opts: &Options) -> Row {
         show_progress(w, round, opts);
         let mut samples: Round = [None; 3];
         let mut elapsed = [Duration::ZERO; 3];
+        let mut wall = [Duration::ZERO; 3];
         let steps = repeats.iter().copied().max().unwrap_or(1);
         for step in 0..steps {
             for (i, rt) in Runtime::ALL.into_iter().enumerate() {
                 if !available[i] || !runs_at(step, repeats[i], steps) {
                     continue;
                 }
+                let run_started = Instant::now();
                 match workloads::run(rt, w, shape) {
                     Some(e) => elapsed[i] += e,
                     None => available[i] = false,
                 }
+                wall[i] += run_started.elapsed();
             }
         }
         for i in 0..Runtime::ALL.len() {
@@ -329,7 +339,8 @@ fn measure(w: Workload, opts: &Options) -> Row {
             }
             samples[i] = Some(ns_per_op(elapsed[i], shape.ops * repeats[i]));
             if round + 1 == opts.warmup {
-                repeats[i] = repeats_for(elapsed[i] / repeats[i] as u32);
+                let n = repeats[i] as u32;
+                repeats[i] = repeats_for(elapsed[i] / n, wall[i] / n);
             }
         }
         if !warm {
@@ -362,13 +373,15 @@ fn runs_at(step: usize, runs: usize, steps: usize) -> bool {
 }
 
 /// How many runs make a round of at least [`MIN_ROUND`], given that one
-/// run took `one`.
-fn repeats_for(one: Duration) -> usize {
+/// run took `one` on the clock and `one_wall` of wall time (capped by
+/// [`MAX_ROUND_WALL`]).
+fn repeats_for(one: Duration, one_wall: Duration) -> usize {
     if one >= MIN_ROUND {
         return 1;
     }
     let runs = MIN_ROUND.as_secs_f64() / one.as_secs_f64().max(1e-9);
-    (runs.ceil() as usize).clamp(1, MAX_REPEATS)
+    let wall_cap = MAX_ROUND_WALL.as_secs_f64() / one_wall.as_secs_f64().max(1e-9);
+    (runs.ceil().min(wall_cap.floor()) as usize).clamp(1, MAX_REPEATS)
 }
 
 /// An in-place "workload round i/n" line on a terminal.
@@ -537,11 +550,15 @@ mod tests {
 
     #[test]
     fn short_runs_repeat_to_fill_a_round() {
-        assert_eq!(repeats_for(MIN_ROUND), 1);
-        assert_eq!(repeats_for(MIN_ROUND * 3), 1);
-        assert_eq!(repeats_for(MIN_ROUND / 4), 4);
-        assert_eq!(repeats_for(Duration::from_millis(15)), 4);
-        assert_eq!(repeats_for(Duration::ZERO), MAX_REPEATS);
+        let ms = Duration::from_millis;
+        assert_eq!(repeats_for(MIN_ROUND, MIN_ROUND), 1);
+        assert_eq!(repeats_for(MIN_ROUND * 3, MIN_ROUND * 3), 1);
+        assert_eq!(repeats_for(MIN_ROUND / 4, MIN_ROUND / 4), 4);
+        assert_eq!(repeats_for(ms(15), ms(15)), 4);
+        assert_eq!(repeats_for(Duration::ZERO, Duration::ZERO), MAX_REPEATS);
+        // A run that mostly waits for the real clock: few repeats.
+        assert_eq!(repeats_for(ms(1), ms(300)), 3);
+        assert_eq!(repeats_for(ms(1), ms(2000)), 1);
     }
 
     #[test]
