@@ -338,3 +338,27 @@ fn empty_exit_counts_one_schedule_point() {
     })
     .unwrap();
 }
+
+/// A handle kept past its nursery's end leaves nothing behind when asked
+/// for its scope or info (the nursery never registered, and must not
+/// register once closed).
+#[test]
+fn escaped_handle_of_an_empty_nursery_registers_nothing() {
+    trio::run(async {
+        let mut escaped = None;
+        open_nursery(async |n| {
+            escaped = Some(n.clone());
+            Ok(())
+        })
+        .await?;
+        let n = escaped.expect("the body ran");
+        let scope = n.cancel_scope();
+        scope.cancel();
+        let _ = n.info();
+        assert!(n.is_closed());
+        assert!(trio::lowlevel::current_task().child_nurseries().is_empty());
+        checkpoint().await?; // the cancel did not reach this task
+        Ok(())
+    })
+    .unwrap();
+}

@@ -292,6 +292,12 @@ impl State {
 }
 
 impl<'env> NurseryInner<'env> {
+    /// Closed without ever registering: it has no records, and must not
+    /// make any now (nothing would remove them).
+    fn closed_unregistered(&self) -> bool {
+        self.closed.get() && self.ids.get().is_none()
+    }
+
     /// The nursery's ids, registering it first if it has not yet.
     fn ensure_made(&self, rt: &Runtime) -> (NurseryId, CancelStatusId) {
         if let Some(ids) = self.ids.get() {
@@ -659,7 +665,9 @@ impl<'env> Nursery<'env> {
         self.inner
             .scope
             .get_or_init(|| match runtime::with_runtime(Rc::clone) {
-                Some(rt) if rt.run_id == self.inner.run_id => {
+                // (A nursery that closed unregistered never registers: its
+                // scope has ended.)
+                Some(rt) if rt.run_id == self.inner.run_id && !self.inner.closed_unregistered() => {
                     let (_, status) = self.inner.ensure_made(&rt);
                     CancelScope::for_cancel_status(&rt, status)
                 }
@@ -686,7 +694,9 @@ impl<'env> Nursery<'env> {
     /// The nursery as seen by the task-tree API.
     pub fn info(&self) -> NurseryInfo {
         let id = match runtime::with_runtime(Rc::clone) {
-            Some(rt) if rt.run_id == self.inner.run_id => self.inner.ensure_made(&rt).0,
+            Some(rt) if rt.run_id == self.inner.run_id && !self.inner.closed_unregistered() => {
+                self.inner.ensure_made(&rt).0
+            }
             _ => self
                 .inner
                 .ids
@@ -1251,6 +1261,9 @@ impl<'env> Driver<'env> {
     /// called `started`). Does nothing, and returns false, if the caller's
     /// scope is cancelled: the child then finishes where it is.
     fn transfer_children_to(&mut self, target: &NurseryInner<'env>) -> bool {
+        if target.closed.get() {
+            return false;
+        }
         let (from, from_status) = self.inner.ensure_made(&self.rt);
         let (target_id, target_status) = target.ensure_made(&self.rt);
         let cancelled = self.rt.with_state(|st| st.is_cancelled(from_status));
