@@ -179,6 +179,7 @@ impl Runner {
             callback_task: Cell::new(Key::DANGLING),
             schedule_points: Cell::new(0),
             cancel_points: Cell::new(0),
+            passed_in_place: Cell::new(0),
             lazy_nurseries: RefCell::new(Vec::new()),
             lazy_pending: Cell::new(false),
             exit_hooks: RefCell::new(Vec::new()),
@@ -403,10 +404,10 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
             std::mem::swap(&mut st.run_queue, &mut batch);
             st.shuffle(&mut batch);
         });
+        rt.passed_in_place.set(0);
         for &id in &batch {
             let slot = rt.with_state(|st| {
-                let t = st.tasks.get_mut(id)?;
-                t.ready = false;
+                let t = st.clear_ready(id)?;
                 match t.parent {
                     Parent::Top { slot } => Some(slot),
                     Parent::Nursery { .. } => None,
@@ -427,7 +428,7 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
                     rt.instrument(|i, rt| i.after_task_step(Task::from_id(rt, root_id)));
                     let system_cancel_status = rt.system_cancel_status.get();
                     rt.with_state(|st| {
-                        st.tasks.remove(root_id);
+                        st.remove_task(root_id);
                         st.cancel(system_cancel_status);
                     });
                     rt.task_exited(root_id);
@@ -447,7 +448,7 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
                         drop(fut);
                         rt.instrument(|i, rt| i.task_exited(Task::from_id(rt, id)));
                         rt.instrument(|i, rt| i.after_task_step(Task::from_id(rt, id)));
-                        rt.with_state(|st| st.tasks.remove(id));
+                        rt.with_state(|st| st.remove_task(id));
                         rt.task_exited(id);
                         if let Err(e) = r
                             && !e.is_cancelled()
