@@ -40,6 +40,8 @@ struct Kid {
     seen: Vec<String>,
     /// Every stderr line seen so far.
     seen_err: Vec<String>,
+    /// `seen[..cursor]` has been matched by `expect_line` already.
+    cursor: usize,
 }
 
 fn lines(r: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
@@ -72,13 +74,20 @@ impl Kid {
             stderr,
             seen: Vec::new(),
             seen_err: Vec::new(),
+            cursor: 0,
         }
     }
 
-    /// Waits until the child printed `marker` on stdout.
+    /// Waits until the child printed `marker` on stdout, after the line
+    /// the previous call matched (so a marker printed twice is waited for
+    /// twice).
     fn expect_line(&mut self, marker: &str) {
         let end = Instant::now() + LIMIT;
-        while !self.seen.iter().any(|l| l == marker) {
+        loop {
+            if let Some(i) = self.seen[self.cursor..].iter().position(|l| l == marker) {
+                self.cursor += i + 1;
+                return;
+            }
             let left = end.saturating_duration_since(Instant::now());
             match self.stdout.recv_timeout(left) {
                 Ok(l) => self.seen.push(l),
@@ -288,6 +297,57 @@ fn example_ctrl_c_runs() {
     let (status, out) = kid.finish();
     assert_eq!(status.signal(), Some(SIGINT), "{out:?}");
     assert!(out.iter().any(|l| l == "cleanup ran"), "{out:?}");
+}
+
+/// After an interrupted run, the next run on the main thread handles
+/// Ctrl-C again (and its result is not marked by the first signal).
+fn a_later_run_handles_ctrl_c_again() {
+    let mut kid = Kid::start("two_runs");
+    kid.expect_line("ready");
+    kid.send("INT");
+    kid.expect_line("first interrupted");
+    kid.expect_line("second ok");
+    kid.expect_line("ready");
+    kid.send("INT");
+    let (status, out) = kid.finish();
+    assert_eq!(status.code(), Some(0), "{out:?}");
+    assert!(out.iter().any(|l| l == "third interrupted"), "{out:?}");
+}
+
+/// A program started with SIGINT ignored (`trap '' INT`, as `nohup` and
+/// background jobs are) keeps it ignored: the run does not take it, and a
+/// dropped receiver leaves it ignored.
+fn ignored_sigint_stays_ignored() {
+    let exe = std::env::current_exe().unwrap();
+    let mut child = Command::new("sh")
+        .args(["-c", "trap '' INT; exec \"$0\"", exe.to_str().unwrap()])
+        .env(SCENARIO, "ignored")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = lines(child.stdout.take().unwrap());
+    let stderr = lines(child.stderr.take().unwrap());
+    let mut kid = Kid {
+        child,
+        stdout,
+        stderr,
+        seen: Vec::new(),
+        seen_err: Vec::new(),
+        cursor: 0,
+    };
+    kid.expect_line("ready");
+    kid.send("INT");
+    kid.expect_line("got 2");
+    kid.expect_line("dropped");
+    kid.send("INT");
+    // Still alive and not cancelled: a tick proves the run went on.
+    kid.expect_line("tick");
+    kid.send("TERM");
+    let (status, out) = kid.finish();
+    assert_eq!(status.signal(), Some(SIGTERM), "{out:?}");
+    assert!(!out.iter().any(|l| l == "cleanup ran"), "{out:?}");
 }
 
 /// Runs `f` in a run on a helper thread (not the main thread: no Ctrl-C
@@ -610,6 +670,40 @@ async fn example() -> trio::Result<()> {
     r
 }
 
+fn two_runs() -> ExitCode {
+    let interrupted = |r: trio::Result<()>| {
+        r.is_err_and(|e| trio::signal::Interrupted::of(&e).map(|i| i.signal()) == Some(SIGINT))
+    };
+    if interrupted(trio::run(ready_then_sleep())) {
+        println!("first interrupted");
+    }
+    if trio::run(async { trio::sleep(0.01).await }).is_ok() {
+        println!("second ok");
+    }
+    if interrupted(trio::run(ready_then_sleep())) {
+        println!("third interrupted");
+    }
+    ExitCode::SUCCESS
+}
+
+fn ignored() -> ExitCode {
+    trio::run::<_, ()>(async {
+        let signals = trio::open_signal_receiver(&[SIGINT])?;
+        println!("ready");
+        println!("got {}", signals.recv().await?);
+        drop(signals);
+        println!("dropped");
+        // A SIGINT now is ignored; once it has had time to arrive, say so.
+        loop {
+            trio::sleep(0.2).await?;
+            println!("tick");
+        }
+    })
+    .unwrap();
+    println!("cleanup ran");
+    ExitCode::SUCCESS
+}
+
 fn child(scenario: &str) -> ExitCode {
     match scenario {
         "main_cleanup" => main_cleanup(),
@@ -623,6 +717,8 @@ fn child(scenario: &str) -> ExitCode {
         "worker_thread" => worker_thread(),
         "ctrl_c_off" => ctrl_c_off(),
         "example" => example(),
+        "two_runs" => two_runs(),
+        "ignored" => ignored(),
         other => panic!("unknown scenario {other:?}"),
     }
 }
@@ -664,6 +760,11 @@ const TESTS: &[Test] = &[
         ctrl_c_option_off_installs_nothing,
     ),
     ("example_ctrl_c_runs", example_ctrl_c_runs),
+    (
+        "a_later_run_handles_ctrl_c_again",
+        a_later_run_handles_ctrl_c_again,
+    ),
+    ("ignored_sigint_stays_ignored", ignored_sigint_stays_ignored),
     ("concurrent_receive_is_busy", concurrent_receive_is_busy),
     (
         "pending_duplicates_are_merged",

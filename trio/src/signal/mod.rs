@@ -177,6 +177,14 @@ impl std::error::Error for Interrupted {}
 /// docs). On Linux `/proc/thread-self` links to `<pid>/task/<tid>`, and the
 /// main thread's id is the process id.
 pub(crate) fn is_main_thread() -> bool {
+    thread_local! {
+        // Asked once per thread: a run starts with this question.
+        static IS_MAIN: bool = ask_is_main_thread();
+    }
+    IS_MAIN.with(|m| *m)
+}
+
+fn ask_is_main_thread() -> bool {
     if let Ok(link) = std::fs::read_link("/proc/thread-self") {
         let tid = link
             .file_name()
