@@ -368,7 +368,7 @@ fn concurrent_receive_is_busy() {
             trio::testing::wait_all_tasks_blocked().await?;
             let e = signals.recv().await.unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Busy);
-            signal_hook::low_level::raise(SIGUSR2)?;
+            trio::signal::raise(SIGUSR2)?;
             Ok(())
         })
         .await?;
@@ -382,7 +382,7 @@ fn pending_duplicates_are_merged() {
     in_run_on_thread(async || {
         let signals = trio::open_signal_receiver(&[SIGUSR1, SIGUSR2])?;
         for s in [SIGUSR2, SIGUSR1, SIGUSR2, SIGUSR1, SIGUSR2] {
-            signal_hook::low_level::raise(s)?;
+            trio::signal::raise(s)?;
         }
         assert_eq!(signals.recv().await?, SIGUSR1);
         assert_eq!(signals.recv().await?, SIGUSR2);
@@ -399,18 +399,18 @@ fn no_signal_lost_between_receives() {
     in_run_on_thread(async || {
         let signals = trio::open_signal_receiver(&[SIGUSR2])?;
         for _ in 0..50 {
-            signal_hook::low_level::raise(SIGUSR2)?;
+            trio::signal::raise(SIGUSR2)?;
             assert_eq!(signals.recv().await?, SIGUSR2);
         }
         // Cancelled while waiting, then a signal: the next receive gets it.
         assert_eq!(trio::move_on_after(0.01, signals.recv()).await?, None);
-        signal_hook::low_level::raise(SIGUSR2)?;
+        trio::signal::raise(SIGUSR2)?;
         assert_eq!(signals.recv().await?, SIGUSR2);
         // From another thread, while this task is parked.
         for _ in 0..20 {
             let raiser = std::thread::spawn(|| {
                 std::thread::sleep(Duration::from_millis(1));
-                signal_hook::low_level::raise(SIGUSR2).unwrap();
+                trio::signal::raise(SIGUSR2).unwrap();
             });
             assert_eq!(signals.recv().await?, SIGUSR2);
             raiser.join().unwrap();
@@ -423,7 +423,7 @@ fn no_signal_lost_between_receives() {
 fn receiver_is_a_stream() {
     in_run_on_thread(async || {
         let mut signals = trio::open_signal_receiver(&[SIGUSR2])?;
-        signal_hook::low_level::raise(SIGUSR2)?;
+        trio::signal::raise(SIGUSR2)?;
         let next = std::future::poll_fn(|cx| {
             futures_core::Stream::poll_next(std::pin::Pin::new(&mut signals), cx)
         })
@@ -662,7 +662,7 @@ fn ctrl_c_off() -> ExitCode {
 async fn example() -> trio::Result<()> {
     let r = async {
         ready().await?;
-        signal_hook::low_level::raise(SIGINT)?;
+        trio::signal::raise(SIGINT)?;
         forever().await
     }
     .await;

@@ -81,13 +81,24 @@
 //! 4. with [`Runner::dump_task_tree_on`] (say SIGUSR1), prints the task tree
 //!    to stderr on that signal, to ask a hung program where it is stuck.
 //!
-//! The signals are read by a small thread the run starts (and joins when it
-//! ends), which posts the cancellation (or the tree dump) to the run the way
+//! The signals are read by one small thread per process ("trio-signals",
+//! started by the first main-thread run that needs it and kept), which posts
+//! the cancellation (or the tree dump) to the run the way
 //! [`TrioToken::run_sync_soon`](crate::lowlevel::TrioToken::run_sync_soon)
-//! does. It is not counted as something that could wake the run, so a
-//! deadlocked program is still reported as one. A run that never reaches a
-//! checkpoint (a task spinning on the CPU) cannot be cancelled or dumped;
-//! the second SIGINT still ends it.
+//! does. A run that never reaches a checkpoint (a task spinning on the CPU)
+//! cannot be cancelled or dumped; the second SIGINT still ends it.
+//!
+//! # Deadlock detection is unchanged
+//!
+//! A possible Ctrl-C does *not* count as something that could wake the
+//! run: a main-thread run whose tasks can only be woken by a signal (every
+//! task in `sleep_forever`, say) is still reported as a
+//! [`Deadlock`](crate::ErrorKind::Deadlock), as on any other thread.
+//! Otherwise no `#[trio::main]` program (and no doctest, which runs on its
+//! process's main thread) could ever get a deadlock report. A program whose
+//! job is to wait for Ctrl-C says so by waiting on something: a signal
+//! receiver, a socket, or a finite timer (`trio::sleep(3600.0)` in a loop:
+//! a deadline that will arrive counts; `sleep_forever` does not).
 //!
 //! [`Runner`]: crate::Runner
 //! [`Runner::handle_ctrl_c`]: crate::Runner::handle_ctrl_c
@@ -109,6 +120,35 @@ pub use receiver::{SignalReceiver, open_signal_receiver};
 /// Signal numbers, re-exported from signal-hook (`SIGINT`, `SIGTERM`,
 /// `SIGUSR1`, …) so that users need no other crate to name them.
 pub use signal_hook::consts::signal as consts;
+
+/// Sends `signal` to the calling thread (`raise(3)`): handlers run before
+/// this returns. For tests and for programs that interrupt themselves; to
+/// signal another process, see [`Process::send_signal`](crate::process::Process::send_signal).
+/// A number that is not a signal is an
+/// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument).
+///
+/// ```
+/// use trio::signal::consts::SIGUSR2;
+/// trio::run(async {
+///     let signals = trio::open_signal_receiver(&[SIGUSR2])?;
+///     trio::signal::raise(SIGUSR2)?;
+///     assert_eq!(signals.recv().await?, SIGUSR2);
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub fn raise(signal: i32) -> crate::Result<()> {
+    signal_hook::low_level::raise(signal).map_err(|e| {
+        if e.raw_os_error() == Some(libc::EINVAL) {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!("{signal} is not a signal number"),
+            )
+        } else {
+            e.into()
+        }
+    })
+}
 
 /// Why a run failed with [`ErrorKind::Interrupted`](crate::ErrorKind::Interrupted):
 /// the signal (SIGINT, or SIGTERM with

@@ -52,8 +52,8 @@ use std::task::{Context, Poll};
 /// use trio::signal::consts::SIGUSR2;
 /// trio::run(async {
 ///     let signals = trio::open_signal_receiver(&[SIGUSR2])?;
-///     signal_hook::low_level::raise(SIGUSR2)?; // or `kill -USR2 <pid>`
-///     signal_hook::low_level::raise(SIGUSR2)?; // pending twice: merged
+///     trio::signal::raise(SIGUSR2)?; // or `kill -USR2 <pid>`
+///     trio::signal::raise(SIGUSR2)?; // pending twice: merged
 ///     assert_eq!(signals.recv().await?, SIGUSR2);
 ///     Ok(())
 /// })
