@@ -108,24 +108,25 @@ fn read_disposition(signal: i32) -> Before {
 /// disposition is read and, if it was the default action, the action that
 /// emulates it is registered (armed: nobody handles the signal yet).
 fn slot(map: &mut BTreeMap<i32, Slot>, signal: i32) -> io::Result<&mut Slot> {
-    if !map.contains_key(&signal) {
-        let before = read_disposition(signal);
-        let armed = Arc::new(AtomicBool::new(true));
-        if before == Before::Default {
-            // Never unregistered: it *is* the signal's disposition from now on.
-            signal_hook::flag::register_conditional_default(signal, armed.clone())?;
-        }
-        map.insert(
-            signal,
-            Slot {
+    use std::collections::btree_map::Entry;
+    match map.entry(signal) {
+        Entry::Occupied(e) => Ok(e.into_mut()),
+        Entry::Vacant(e) => {
+            let before = read_disposition(signal);
+            let armed = Arc::new(AtomicBool::new(true));
+            if before == Before::Default {
+                // Never unregistered: it *is* the signal's disposition from
+                // now on.
+                signal_hook::flag::register_conditional_default(signal, armed.clone())?;
+            }
+            Ok(e.insert(Slot {
                 before,
                 armed,
                 receivers: 0,
                 hook: None,
-            },
-        );
+            }))
+        }
     }
-    Ok(map.get_mut(&signal).expect("inserted above"))
 }
 
 /// Makes sure trio's slot for `signal` exists (so its previous disposition
