@@ -419,6 +419,22 @@ fn no_signal_lost_between_receives() {
     });
 }
 
+/// Every open receiver of a signal gets each occurrence; dropping one
+/// leaves the other working.
+fn every_receiver_gets_the_signal() {
+    in_run_on_thread(async || {
+        let a = trio::open_signal_receiver(&[SIGUSR2])?;
+        let b = trio::open_signal_receiver(&[SIGUSR1, SIGUSR2])?;
+        trio::signal::raise(SIGUSR2)?;
+        assert_eq!(a.recv().await?, SIGUSR2);
+        assert_eq!(b.recv().await?, SIGUSR2);
+        drop(a);
+        trio::signal::raise(SIGUSR2)?;
+        assert_eq!(b.recv().await?, SIGUSR2);
+        Ok(())
+    });
+}
+
 /// The receiver is a `Stream`.
 fn receiver_is_a_stream() {
     in_run_on_thread(async || {
@@ -773,6 +789,10 @@ const TESTS: &[Test] = &[
     (
         "no_signal_lost_between_receives",
         no_signal_lost_between_receives,
+    ),
+    (
+        "every_receiver_gets_the_signal",
+        every_receiver_gets_the_signal,
     ),
     ("receiver_is_a_stream", receiver_is_a_stream),
     (
