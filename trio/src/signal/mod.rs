@@ -125,7 +125,7 @@ pub use signal_hook::consts::signal as consts;
 /// this returns. For tests and for programs that interrupt themselves; to
 /// signal another process, see [`Process::send_signal`](crate::process::Process::send_signal).
 /// A number that is not a signal is an
-/// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument).
+/// [`ErrorKind::InvalidArgument`].
 ///
 /// ```
 /// use trio::signal::consts::SIGUSR2;
@@ -150,7 +150,7 @@ pub fn raise(signal: i32) -> crate::Result<()> {
     })
 }
 
-/// Why a run failed with [`ErrorKind::Interrupted`](crate::ErrorKind::Interrupted):
+/// Why a run failed with [`ErrorKind::Interrupted`]:
 /// the signal (SIGINT, or SIGTERM with
 /// [`Runner::handle_sigterm`](crate::Runner::handle_sigterm)) that
 /// cancelled it. Get it from the error with [`Interrupted::of`].
@@ -180,7 +180,7 @@ impl Interrupted {
     }
 
     /// The interruption `error` reports, if it is one (its kind is
-    /// [`ErrorKind::Interrupted`](crate::ErrorKind::Interrupted)).
+    /// [`ErrorKind::Interrupted`]).
     pub fn of(error: &Error) -> Option<Interrupted> {
         if error.kind() != ErrorKind::Interrupted {
             return None;
