@@ -81,8 +81,8 @@
 //! 4. with [`Runner::dump_task_tree_on`] (say SIGUSR1), prints the task tree
 //!    to stderr on that signal, to ask a hung program where it is stuck.
 //!
-//! The signals are read by one small thread per process ("trio-signals",
-//! started by the first main-thread run that needs it and kept), which posts
+//! The signals are read by a small thread the run starts ("trio-signals",
+//! joined when the run ends), which posts
 //! the cancellation (or the tree dump) to the run the way
 //! [`TrioToken::run_sync_soon`](crate::lowlevel::TrioToken::run_sync_soon)
 //! does. A run that never reaches a checkpoint (a task spinning on the CPU)
