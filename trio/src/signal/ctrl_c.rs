@@ -92,10 +92,6 @@ impl fmt::Debug for RunSignals {
 /// Installs the run's signal handling, if the calling thread is the main
 /// thread and `options` ask for any. `run` is the run being started.
 pub(crate) fn install(options: &SignalOptions, run: RunHandle) -> Result<RunSignals> {
-    let mut none = RunSignals {
-        hooks: Arc::new(Vec::new()),
-        thread: None,
-    };
     let mut wanted = Vec::new();
     if options.ctrl_c {
         wanted.push((signal_hook::consts::SIGINT, Action::Interrupt));
@@ -114,12 +110,22 @@ pub(crate) fn install(options: &SignalOptions, run: RunHandle) -> Result<RunSign
         wanted.push((s, Action::Dump));
     }
     if wanted.is_empty() || !super::is_main_thread() {
-        return Ok(none);
+        return Ok(RunSignals {
+            hooks: Arc::new(Vec::new()),
+            thread: None,
+        });
     }
     let (mut read, write) = UnixStream::pair()?;
     let mut hooks = Vec::new();
+    let mut installed = Ok(());
     for (signal, action) in wanted {
-        let before = registry::touch(signal)?;
+        let before = match registry::touch(signal) {
+            Ok(b) => b,
+            Err(e) => {
+                installed = Err(e);
+                break;
+            }
+        };
         // As Trio: a signal the program ignores or handles itself is left
         // alone; only its default action is replaced.
         if action == Action::Interrupt && before != Before::Default {
@@ -127,16 +133,14 @@ pub(crate) fn install(options: &SignalOptions, run: RunHandle) -> Result<RunSign
         }
         let fired = (action == Action::Interrupt).then(|| Arc::new(AtomicBool::new(false)));
         let pending = Arc::new(AtomicBool::new(false));
-        let spec = HookSpec {
+        let spec = write.try_clone().map(|wake| HookSpec {
             fired: fired.clone(),
             pending: pending.clone(),
-            wake: write.try_clone()?,
-        };
-        if let Err(e) = registry::install_hook(signal, spec) {
-            // Undo the hooks installed so far.
-            none.hooks = Arc::new(hooks);
-            drop(none);
-            return Err(e.into());
+            wake,
+        });
+        if let Err(e) = spec.and_then(|spec| registry::install_hook(signal, spec)) {
+            installed = Err(e);
+            break;
         }
         hooks.push(Hook {
             signal,
@@ -146,10 +150,12 @@ pub(crate) fn install(options: &SignalOptions, run: RunHandle) -> Result<RunSign
         });
     }
     let hooks = Arc::new(hooks);
+    // From here on, dropping the guard removes the hooks (also on an error).
     let mut guard = RunSignals {
         hooks: hooks.clone(),
         thread: None,
     };
+    installed?;
     if hooks.is_empty() {
         return Ok(guard);
     }
