@@ -157,6 +157,9 @@ pub(crate) fn receiver_closing(signal: i32) {
         return;
     };
     s.receivers = s.receivers.saturating_sub(1);
+    // Should re-registering fail (signal-hook only fails on a failed
+    // `sigaction`, which cannot happen for a signal it already handles),
+    // the hook stays suspended and the default applies (`update_armed`).
     if s.receivers == 0
         && let Some(h) = &mut s.hook
         && let Ok(ids) = register_hook(signal, &h.spec)
