@@ -37,7 +37,8 @@
 //!   about as much per message as the fastest servers, so msgs/s meets a
 //!   shared ceiling and hides server differences;
 //! * **server busy**: server CPU / elapsed (near 100%: the server was the
-//!   bottleneck).
+//!   bottleneck), and **client busy**, the load generator's: when neither is
+//!   near 100%, other load on the machine was (both wait on each other).
 //!
 //! Rounds (default 7, at least 5 asked by the issue) interleave the servers,
 //! rotating their order each round so that none always runs first. Each
@@ -59,13 +60,20 @@
 //!   connection set-up included in the count, so slightly above the floor
 //!   of one `recvfrom` + one `sendto`).
 //!
+//! * `--profile KIND`: where one server's user-space instructions per
+//!   message go, by function and by source file: callgrind at `m` and `2m`
+//!   messages per connection, per-function counts subtracted (needs
+//!   `callgrind_annotate`, part of valgrind).
+//!
 //! # Options
 //!
 //! `--rounds N`, `--scale F` (multiplies message counts and bulk bytes),
 //! `--quick` (= `--scale 0.02 --rounds 1`: a CI smoke run of a few seconds,
 //! no timing assertions), `--servers trio,tokio,smol,mio`, `--conns N`,
 //! `--size BYTES`, `--no-bulk`, `--server-cpu N`, `--client-cpu N`,
-//! `--no-pin`, `--machine` / `--csv`.
+//! `--no-pin`, `--nice N` (server and client at nice N: with N < 0, other
+//! load on the machine delays their wake-ups less; needs CAP_SYS_NICE),
+//! `--machine` / `--csv`.
 //!
 //! # `--machine` CSV
 //!
@@ -73,6 +81,7 @@
 //! line per figure: `workload` is `pingpong` or `bulk` (or `pingpong_ir`,
 //! `pingpong_syscalls`); `server` a server name or a ratio such as
 //! `trio/tokio`; `metric` one of `rate`, `server_cpu`, `server_busy`,
+//! `client_busy`,
 //! `cpu_ratio`, `instructions`, or a syscall name; `unit` e.g.
 //! `msgs_per_s`, `us_per_msg`, `gib_per_s`, `s_per_gib`, `fraction`, `x`,
 //! `ir_per_msg`, `calls_per_msg`. The command and machine lines go to stderr.
@@ -112,6 +121,8 @@ enum Mode {
     Time,
     Instructions,
     Syscalls,
+    /// `--profile KIND`.
+    Profile(Kind),
 }
 
 #[derive(Debug)]
@@ -124,6 +135,8 @@ struct Options {
     bulk: bool,
     server_cpu: Option<usize>,
     client_cpu: Option<usize>,
+    /// `--nice N` for the server and the client.
+    nice: Option<i32>,
     csv: bool,
     mode: Mode,
 }
@@ -132,7 +145,7 @@ impl Options {
     fn scale(&self) -> f64 {
         self.scale.unwrap_or(match self.mode {
             Mode::Time => 1.0,
-            Mode::Instructions => 0.05,
+            Mode::Instructions | Mode::Profile(_) => 0.05,
             Mode::Syscalls => 0.1,
         })
     }
@@ -162,10 +175,10 @@ fn scaled(n: usize, scale: f64) -> usize {
 const USAGE: &str = "\
 usage: echo [--rounds N] [--scale F | --quick] [--servers trio,tokio,smol,mio]
             [--conns N] [--size BYTES] [--no-bulk] [--server-cpu N] [--client-cpu N]
-            [--no-pin] [--machine|--csv] [--instructions | --syscalls]
-       echo server KIND CONNS [--cpu N]
-       echo client ADDR CONNS SIZE WARMUP MSGS [--cpu N]
-       echo bulk ADDR WARMUP_BYTES BYTES [--cpu N]
+            [--no-pin] [--nice N] [--machine|--csv] [--instructions | --syscalls | --profile KIND]
+       echo server KIND CONNS [--cpu N] [--nice N]
+       echo client ADDR CONNS SIZE WARMUP MSGS [--cpu N] [--nice N]
+       echo bulk ADDR WARMUP_BYTES BYTES [--cpu N] [--nice N]
 (see the module docs: cargo doc -p bench --bin echo)
 ";
 
@@ -190,16 +203,37 @@ fn main() -> ExitCode {
 // Child modes.
 // ---------------------------------------------------------------------------
 
-/// Splits off a trailing `--cpu N` and pins to it.
-fn pin_from_args(args: &[String]) -> Result<&[String], String> {
-    match args {
-        [rest @ .., flag, cpu] if flag == "--cpu" => {
-            let cpu: usize = parse_num(cpu, "--cpu")?;
-            machine::pin_to(cpu).map_err(|e| format!("cannot pin to CPU {cpu}: {e}"))?;
-            Ok(rest)
+/// Splits off trailing `--cpu N` / `--nice N` options (any order) and
+/// applies them, before the child starts any thread (threads inherit both).
+fn pin_from_args(mut args: &[String]) -> Result<&[String], String> {
+    loop {
+        match args {
+            [rest @ .., flag, cpu] if flag == "--cpu" => {
+                let cpu: usize = parse_num(cpu, "--cpu")?;
+                machine::pin_to(cpu).map_err(|e| format!("cannot pin to CPU {cpu}: {e}"))?;
+                args = rest;
+            }
+            [rest @ .., flag, nice] if flag == "--nice" => {
+                set_nice(parse_num(nice, "--nice")?)?;
+                args = rest;
+            }
+            _ => return Ok(args),
         }
-        _ => Ok(args),
     }
+}
+
+/// Sets this thread's nice value (Linux: per thread; later threads
+/// inherit it).
+fn set_nice(nice: i32) -> Result<(), String> {
+    // SAFETY: `setpriority` takes plain integers; `who` 0 is the caller.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(format!(
+            "cannot set nice {nice} (needs CAP_SYS_NICE below 0): {e}"
+        ));
+    }
+    Ok(())
 }
 
 fn child_server(args: &[String]) -> Result<(), String> {
@@ -258,6 +292,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         bulk: true,
         server_cpu: Some(0),
         client_cpu: Some(1),
+        nice: None,
         csv: false,
         mode: Mode::Time,
     };
@@ -291,9 +326,16 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             "--server-cpu" => opts.server_cpu = Some(parse_num(value("--server-cpu")?, "")?),
             "--client-cpu" => opts.client_cpu = Some(parse_num(value("--client-cpu")?, "")?),
             "--no-pin" => (opts.server_cpu, opts.client_cpu) = (None, None),
+            "--nice" => opts.nice = Some(parse_num(value("--nice")?, "--nice")?),
             "--machine" | "--csv" => opts.csv = true,
             "--instructions" => opts.mode = Mode::Instructions,
             "--syscalls" => opts.mode = Mode::Syscalls,
+            "--profile" => {
+                let name = value("--profile")?;
+                let kind =
+                    Kind::from_name(name).ok_or_else(|| format!("unknown server `{name}`"))?;
+                opts.mode = Mode::Profile(kind);
+            }
             "-h" | "--help" => {
                 print!("{USAGE}");
                 std::process::exit(0);
@@ -321,7 +363,8 @@ enum Job {
 #[derive(Clone, Debug)]
 enum Wrapper {
     None,
-    Callgrind,
+    /// Callgrind writing its profile to the file (or /dev/null).
+    Callgrind(PathBuf),
     Strace(PathBuf),
 }
 
@@ -333,6 +376,8 @@ struct Outcome {
     units: u64,
     /// Server CPU over the window (0 under a wrapper: not meaningful).
     server_cpu_ns: u64,
+    /// The load generator's CPU over the window (0 under a wrapper).
+    client_cpu_ns: u64,
     server_stderr: String,
 }
 
@@ -394,9 +439,10 @@ fn run_once(
     };
     let mut cmd = match wrapper {
         Wrapper::None => Command::new(exe),
-        Wrapper::Callgrind => {
+        Wrapper::Callgrind(out) => {
             let mut c = Command::new("valgrind");
-            c.args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+            c.arg("--tool=callgrind")
+                .arg(format!("--callgrind-out-file={}", out.display()))
                 .arg(exe);
             c
         }
@@ -409,6 +455,9 @@ fn run_once(
     cmd.args(["server", kind.name(), &conns.to_string()]);
     if let Some(cpu) = opts.server_cpu {
         cmd.args(["--cpu", &cpu.to_string()]);
+    }
+    if let Some(nice) = opts.nice {
+        cmd.args(["--nice", &nice.to_string()]);
     }
     let child = cmd
         .stdin(Stdio::null())
@@ -447,6 +496,9 @@ fn run_once(
         if let Some(cpu) = opts.client_cpu {
             cmd.args(["--cpu", &cpu.to_string()]);
         }
+        if let Some(nice) = opts.nice {
+            cmd.args(["--nice", &nice.to_string()]);
+        }
         let child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -459,11 +511,17 @@ fn run_once(
             return Err(format!("client said `{line}`, not `ready`"));
         }
         let measure = matches!(wrapper, Wrapper::None);
-        let sample = || -> Result<u64, String> {
+        let client_pid = client.get().id();
+        let sample = || -> Result<(u64, u64), String> {
             if !measure {
-                return Ok(0);
+                return Ok((0, 0));
             }
-            cpu::process_cpu_ns(server_pid).map_err(|e| format!("server CPU time: {e}"))
+            let server = cpu::process_cpu_ns(server_pid);
+            let client = cpu::process_cpu_ns(client_pid);
+            Ok((
+                server.map_err(|e| format!("server CPU time: {e}"))?,
+                client.map_err(|e| format!("client CPU time: {e}"))?,
+            ))
         };
         let cpu_before = sample()?;
         let mut stdin = client.get().stdin.take().expect("piped");
@@ -478,7 +536,9 @@ fn run_once(
         if !status.success() {
             return Err(format!("client failed: {status}"));
         }
-        Ok((elapsed_ns, units, cpu_after.saturating_sub(cpu_before)))
+        let server_cpu = cpu_after.0.saturating_sub(cpu_before.0);
+        let client_cpu = cpu_after.1.saturating_sub(cpu_before.1);
+        Ok((elapsed_ns, units, server_cpu, client_cpu))
     })();
     // On success the server exits by itself; on failure, Reap kills it.
     let result = result.and_then(|r| {
@@ -492,7 +552,7 @@ fn run_once(
     });
     drop(server);
     let server_stderr = stderr_reader.join().unwrap_or_default();
-    let (elapsed_ns, units, server_cpu_ns) = result.map_err(|e| {
+    let (elapsed_ns, units, server_cpu_ns, client_cpu_ns) = result.map_err(|e| {
         format!(
             "{} server, {job:?}: {e}\nserver stderr:\n{server_stderr}",
             kind.name()
@@ -502,6 +562,7 @@ fn run_once(
         elapsed_ns,
         units,
         server_cpu_ns,
+        client_cpu_ns,
         server_stderr,
     })
 }
@@ -547,6 +608,10 @@ fn drive(opts: &Options) -> Result<(), String> {
         (None, Some(c)) => format!("server NOT pinned, client pinned to CPU {c}"),
         (None, None) => "NOT pinned (--no-pin)".into(),
     };
+    let pinning = match opts.nice {
+        Some(n) => format!("{pinning}; both at nice {n}"),
+        None => pinning,
+    };
     let header = [
         format!("command: {}", command.join(" ")),
         format!("{}; {pinning}", machine::describe_cpu()),
@@ -562,6 +627,7 @@ fn drive(opts: &Options) -> Result<(), String> {
         Mode::Time => time(&exe, opts)?,
         Mode::Instructions => instructions(&exe, opts)?,
         Mode::Syscalls => syscalls(&exe, opts)?,
+        Mode::Profile(kind) => profile(&exe, opts, kind)?,
     };
     if opts.csv {
         println!("workload,server,metric,unit,median,min,max,rounds");
@@ -728,25 +794,28 @@ fn table(opts: &Options, rounds: &Rounds, figures: &mut Vec<Figure>, t: Table<'_
     let n = rounds.len();
     if !opts.csv {
         println!(
-            "\n{:<8} {:<28} {:<28} {:<20}",
+            "\n{:<8} {:<28} {:<28} {:<16} client busy (%)",
             t.title, t.rate.0, t.cpu.0, "server busy (%)"
         );
     }
     for &kind in &opts.servers {
-        let (Some(rate), Some(cpu), Some(busy)) = (
+        let client_busy = |o: &Outcome| o.client_cpu_ns as f64 / o.elapsed_ns as f64;
+        let (Some(rate), Some(cpu), Some(busy), Some(client)) = (
             spread_of(rounds, kind, |o| (t.rate.3)(o) * t.rate.2),
             spread_of(rounds, kind, t.cpu.2),
             spread_of(rounds, kind, t.busy),
+            spread_of(rounds, kind, client_busy),
         ) else {
             continue;
         };
         if !opts.csv {
             println!(
-                "{:<8} {:<28} {:<28} {:<20}",
+                "{:<8} {:<28} {:<28} {:<16} {}",
                 kind.name(),
                 fmt_spread(rate, digits_for(rate.median)),
                 fmt_spread(cpu, digits_for(cpu.median)),
                 fmt_spread(busy.scaled(100.0), 0),
+                fmt_spread(client.scaled(100.0), 0),
             );
         }
         let mut push = |metric: &str, unit, spread| {
@@ -762,6 +831,7 @@ fn table(opts: &Options, rounds: &Rounds, figures: &mut Vec<Figure>, t: Table<'_
         push("rate", t.rate.1, rate);
         push("server_cpu", t.cpu.1, cpu);
         push("server_busy", "fraction", busy);
+        push("client_busy", "fraction", client);
     }
     if !opts.servers.contains(&Kind::Trio) {
         return;
@@ -839,7 +909,13 @@ fn instructions(exe: &Path, opts: &Options) -> Result<Vec<Figure>, String> {
                 kind.name(),
                 job.msgs
             );
-            let o = run_once(exe, opts, kind, Job::PingPong(job), &Wrapper::Callgrind)?;
+            let o = run_once(
+                exe,
+                opts,
+                kind,
+                Job::PingPong(job),
+                &Wrapper::Callgrind(PathBuf::from("/dev/null")),
+            )?;
             *slot = parse_collected(&o.server_stderr).ok_or_else(|| {
                 format!("no `Collected :` line from callgrind:\n{}", o.server_stderr)
             })?;
@@ -865,6 +941,123 @@ fn instructions(exe: &Path, opts: &Options) -> Result<Vec<Figure>, String> {
             rounds: 1,
         });
     }
+    Ok(figures)
+}
+
+/// `callgrind_annotate`'s exclusive counts per `file:function`, as
+/// (source file, function, Ir). A function's instructions are split by the
+/// source file they were inlined from.
+fn parse_annotate(text: &str) -> Vec<(String, String, u64)> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let (count, rest) = line.split_once(' ')?;
+            let ir: u64 = count.replace(',', "").parse().ok()?;
+            let (_, name) = rest.split_once("%)")?;
+            let name = name.trim();
+            // Drop the object file: `file:function [/path/to/binary]`.
+            let name = match name.rsplit_once(" [") {
+                Some((n, obj)) if obj.ends_with(']') => n,
+                _ => name,
+            };
+            let (file, function) = name.split_once(':')?;
+            (!function.is_empty()).then(|| (file.to_string(), function.to_string(), ir))
+        })
+        .collect()
+}
+
+/// `--profile KIND`: where one server's user-space instructions per message
+/// go, by function and by source file: callgrind at `m` and `2m` messages
+/// per connection, each function's count at `m` subtracted from its count
+/// at `2m` (start-up and connection set-up cancel out), divided by the
+/// extra messages. Functions are the compiled ones (what was inlined into
+/// them counts as theirs); source files show where inlined code came from.
+fn profile(exe: &Path, opts: &Options, kind: Kind) -> Result<Vec<Figure>, String> {
+    use std::collections::HashMap;
+
+    let (small, large) = (
+        opts.ping_pong(opts.scale()),
+        opts.ping_pong(2.0 * opts.scale()),
+    );
+    if large.msgs <= small.msgs {
+        return Err("--scale is too small for two distinct message counts".into());
+    }
+    let msgs = (small.conns * (large.msgs - small.msgs)) as f64;
+    let mut by_fn: HashMap<String, f64> = HashMap::new();
+    let mut by_file: HashMap<String, f64> = HashMap::new();
+    for (job, sign) in [(small, -1.0), (large, 1.0)] {
+        let out = std::env::temp_dir().join(format!(
+            "echo-callgrind-{}-{}-{}",
+            std::process::id(),
+            kind.name(),
+            job.msgs
+        ));
+        eprintln!(
+            "callgrind: {} at {} msgs per connection ...",
+            kind.name(),
+            job.msgs
+        );
+        run_once(
+            exe,
+            opts,
+            kind,
+            Job::PingPong(job),
+            &Wrapper::Callgrind(out.clone()),
+        )?;
+        let annotated = Command::new("callgrind_annotate")
+            .args([
+                "--threshold=100",
+                "--auto=no",
+                "--tree=none",
+                "--inclusive=no",
+            ])
+            .arg(&out)
+            .output();
+        let _ = std::fs::remove_file(&out);
+        let annotated = annotated.map_err(|e| format!("cannot run callgrind_annotate: {e}"))?;
+        for (file, function, ir) in parse_annotate(&String::from_utf8_lossy(&annotated.stdout)) {
+            let v = sign * ir as f64 / msgs;
+            *by_fn.entry(function).or_default() += v;
+            *by_file.entry(file).or_default() += v;
+        }
+    }
+    let total: f64 = by_fn.values().sum();
+    let sorted = |m: HashMap<String, f64>| {
+        let mut v: Vec<(String, f64)> = m.into_iter().filter(|(_, ir)| *ir >= 1.0).collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        v
+    };
+    let (by_fn, by_file) = (sorted(by_fn), sorted(by_file));
+    if !opts.csv {
+        println!(
+            "{} server, user-space instructions per message (callgrind, exclusive): {total:.0} in all; \
+             ping-pong {} connections x {} B, ({} - {}) round trips per connection",
+            kind.name(),
+            small.conns,
+            small.size,
+            large.msgs,
+            small.msgs
+        );
+        println!("\nby function (>= 1 Ir/msg):");
+        for (name, ir) in &by_fn {
+            println!("{ir:8.1}  {name}");
+        }
+        println!("\nby source file (inlined code counted where it was written):");
+        for (name, ir) in &by_file {
+            println!("{ir:8.1}  {name}");
+        }
+    }
+    let figure = |metric: &str, ir: f64| Figure {
+        workload: "pingpong_profile",
+        server: kind.name().into(),
+        // Function names hold commas (generics); keep the CSV columns.
+        metric: metric.replace(',', ";"),
+        unit: "ir_per_msg",
+        spread: Spread::of(&[ir]).expect("one sample"),
+        rounds: 1,
+    };
+    let mut figures = vec![figure("total", total)];
+    figures.extend(by_fn.iter().map(|(name, ir)| figure(name, *ir)));
     Ok(figures)
 }
 
@@ -959,6 +1152,29 @@ mod tests {
         assert_eq!(
             parse_strace(text),
             vec![("sendto".into(), 20000), ("recvfrom".into(), 20010)]
+        );
+    }
+
+    #[test]
+    fn parses_callgrind_annotate() {
+        let text = "\
+180,558,588 (100.0%)  PROGRAM TOTALS
+--------------------------------------------------------------------------------
+Ir                   file:function
+--------------------------------------------------------------------------------
+10,598,773 ( 5.87%)  /w/trio/src/socket/mod.rs:<F as trio::X<A, B>>::poll [/w/echo]
+   905,408 ( 0.50%)  ???:memset
+";
+        assert_eq!(
+            parse_annotate(text),
+            vec![
+                (
+                    "/w/trio/src/socket/mod.rs".into(),
+                    "<F as trio::X<A, B>>::poll".into(),
+                    10_598_773
+                ),
+                ("???".into(), "memset".into(), 905_408),
+            ]
         );
     }
 
