@@ -58,7 +58,9 @@
 //! * `--syscalls`: each server under `strace -f -c` for one ping-pong run
 //!   (default scale 0.1); prints syscalls per message (warm-up and
 //!   connection set-up included in the count, so slightly above the floor
-//!   of one `recvfrom` + one `sendto`).
+//!   of one `recvfrom` + one `sendto`), then per MiB of a bulk run (unless
+//!   `--no-bulk`). strace slows the server, so batching differs from a
+//!   timed run: `epoll_wait` per message is lower here.
 //!
 //! * `--profile KIND`: where one server's user-space instructions per
 //!   message go, by function and by source file: callgrind at `m` and `2m`
@@ -877,6 +879,15 @@ fn goal_line(rounds: &Rounds, cpu: Metric<'_>) {
 // --instructions and --syscalls.
 // ---------------------------------------------------------------------------
 
+/// A per-run file name in the temporary directory (the caller removes it).
+fn temp_path(tool: &str, kind: Kind, n: usize) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "echo-{tool}-{}-{}-{n}",
+        std::process::id(),
+        kind.name()
+    ))
+}
+
 /// The `N` of callgrind's `==PID== Collected : N`.
 fn parse_collected(stderr: &str) -> Option<u64> {
     stderr.lines().find_map(|line| {
@@ -909,13 +920,18 @@ fn instructions(exe: &Path, opts: &Options) -> Result<Vec<Figure>, String> {
                 kind.name(),
                 job.msgs
             );
+            // A file of our own, removed after, rather than /dev/null: the
+            // profile is not read, and no tool here writes to a shared path.
+            let out = temp_path("callgrind", kind, job.msgs);
             let o = run_once(
                 exe,
                 opts,
                 kind,
                 Job::PingPong(job),
-                &Wrapper::Callgrind(PathBuf::from("/dev/null")),
-            )?;
+                &Wrapper::Callgrind(out.clone()),
+            );
+            let _ = std::fs::remove_file(&out);
+            let o = o?;
             *slot = parse_collected(&o.server_stderr).ok_or_else(|| {
                 format!("no `Collected :` line from callgrind:\n{}", o.server_stderr)
             })?;
@@ -986,35 +1002,33 @@ fn profile(exe: &Path, opts: &Options, kind: Kind) -> Result<Vec<Figure>, String
     let mut by_fn: HashMap<String, f64> = HashMap::new();
     let mut by_file: HashMap<String, f64> = HashMap::new();
     for (job, sign) in [(small, -1.0), (large, 1.0)] {
-        let out = std::env::temp_dir().join(format!(
-            "echo-callgrind-{}-{}-{}",
-            std::process::id(),
-            kind.name(),
-            job.msgs
-        ));
+        let out = temp_path("callgrind", kind, job.msgs);
         eprintln!(
             "callgrind: {} at {} msgs per connection ...",
             kind.name(),
             job.msgs
         );
-        run_once(
+        let ran = run_once(
             exe,
             opts,
             kind,
             Job::PingPong(job),
             &Wrapper::Callgrind(out.clone()),
-        )?;
-        let annotated = Command::new("callgrind_annotate")
-            .args([
-                "--threshold=100",
-                "--auto=no",
-                "--tree=none",
-                "--inclusive=no",
-            ])
-            .arg(&out)
-            .output();
+        );
+        let annotated = ran.and_then(|_| {
+            Command::new("callgrind_annotate")
+                .args([
+                    "--threshold=100",
+                    "--auto=no",
+                    "--tree=none",
+                    "--inclusive=no",
+                ])
+                .arg(&out)
+                .output()
+                .map_err(|e| format!("cannot run callgrind_annotate: {e}"))
+        });
         let _ = std::fs::remove_file(&out);
-        let annotated = annotated.map_err(|e| format!("cannot run callgrind_annotate: {e}"))?;
+        let annotated = annotated?;
         for (file, function, ir) in parse_annotate(&String::from_utf8_lossy(&annotated.stdout)) {
             let v = sign * ir as f64 / msgs;
             *by_fn.entry(function).or_default() += v;
@@ -1084,48 +1098,94 @@ fn syscalls(exe: &Path, opts: &Options) -> Result<Vec<Figure>, String> {
     let msgs = (pp.conns * (pp.warmup + pp.msgs)) as f64;
     if !opts.csv {
         println!(
-            "server syscalls per message (strace -f -c; {} messages incl. warm-up, set-up included)",
-            msgs
+            "server syscalls per message (strace -f -c; ping-pong, {msgs} messages incl. warm-up, \
+             set-up included)"
         );
     }
     let mut figures = Vec::new();
     for &kind in &opts.servers {
-        let out = std::env::temp_dir().join(format!(
-            "echo-strace-{}-{}",
-            std::process::id(),
-            kind.name()
-        ));
-        run_once(
-            exe,
+        let calls = strace_counts(exe, opts, kind, Job::PingPong(pp))?;
+        report_calls(
             opts,
             kind,
-            Job::PingPong(pp),
-            &Wrapper::Strace(out.clone()),
-        )?;
-        let text = std::fs::read_to_string(&out).map_err(|e| format!("strace output: {e}"))?;
-        let _ = std::fs::remove_file(&out);
-        let mut calls = parse_strace(&text);
-        calls.retain(|(_, n)| *n as f64 / msgs >= 0.01);
-        calls.sort_by_key(|c| std::cmp::Reverse(c.1));
+            calls,
+            msgs,
+            "pingpong_syscalls",
+            "calls_per_msg",
+            &mut figures,
+        );
+    }
+    if opts.bulk {
+        let b = opts.bulk_job();
+        let mib = ((b.warmup + b.bytes) >> 20) as f64;
         if !opts.csv {
-            let list: Vec<String> = calls
-                .iter()
-                .map(|(name, n)| format!("{name} {:.3}", *n as f64 / msgs))
-                .collect();
-            println!("{:<8} {}", kind.name(), list.join(", "));
+            println!(
+                "server syscalls per MiB echoed (strace -f -c; bulk, {mib} MiB incl. warm-up)"
+            );
         }
-        for (name, n) in calls {
-            figures.push(Figure {
-                workload: "pingpong_syscalls",
-                server: kind.name().into(),
-                metric: name,
-                unit: "calls_per_msg",
-                spread: Spread::of(&[n as f64 / msgs]).expect("one sample"),
-                rounds: 1,
-            });
+        for &kind in &opts.servers {
+            let calls = strace_counts(exe, opts, kind, Job::Bulk(b))?;
+            report_calls(
+                opts,
+                kind,
+                calls,
+                mib,
+                "bulk_syscalls",
+                "calls_per_mib",
+                &mut figures,
+            );
         }
     }
     Ok(figures)
+}
+
+/// One run of `kind` under `strace -f -c`: calls per syscall.
+fn strace_counts(
+    exe: &Path,
+    opts: &Options,
+    kind: Kind,
+    job: Job,
+) -> Result<Vec<(String, u64)>, String> {
+    let out = temp_path("strace", kind, 0);
+    let run = run_once(exe, opts, kind, job, &Wrapper::Strace(out.clone()));
+    let text = std::fs::read_to_string(&out);
+    let _ = std::fs::remove_file(&out);
+    run?;
+    Ok(parse_strace(
+        &text.map_err(|e| format!("strace output: {e}"))?,
+    ))
+}
+
+/// Prints (unless CSV) and records the calls made at least once per 100
+/// `units`, most frequent first.
+fn report_calls(
+    opts: &Options,
+    kind: Kind,
+    mut calls: Vec<(String, u64)>,
+    units: f64,
+    workload: &'static str,
+    unit: &'static str,
+    figures: &mut Vec<Figure>,
+) {
+    calls.retain(|(_, n)| *n as f64 / units >= 0.01);
+    calls.sort_by_key(|c| std::cmp::Reverse(c.1));
+    if !opts.csv {
+        let list: Vec<String> = calls
+            .iter()
+            .map(|(name, n)| format!("{name} {:.3}", *n as f64 / units))
+            .collect();
+        println!("{:<8} {}", kind.name(), list.join(", "));
+    }
+    for (name, n) in calls {
+        figures.push(Figure {
+            workload,
+            server: kind.name().into(),
+            metric: name,
+            unit,
+            spread: Spread::of(&[n as f64 / units]).expect("one sample"),
+            rounds: 1,
+        });
+    }
 }
 
 #[cfg(test)]
