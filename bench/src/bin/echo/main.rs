@@ -1157,7 +1157,7 @@ fn strace_counts(
 }
 
 /// Prints (unless CSV) and records the calls made at least once per 100
-/// `units`, most frequent first.
+/// `units` and at least 50 times, most frequent first.
 fn report_calls(
     opts: &Options,
     kind: Kind,
@@ -1167,7 +1167,8 @@ fn report_calls(
     unit: &'static str,
     figures: &mut Vec<Figure>,
 ) {
-    calls.retain(|(_, n)| *n as f64 / units >= 0.01);
+    // At least 50 calls: set-up (mmap, openat, ...) is not per-unit work.
+    calls.retain(|(_, n)| *n >= 50 && *n as f64 / units >= 0.01);
     calls.sort_by_key(|c| std::cmp::Reverse(c.1));
     if !opts.csv {
         let list: Vec<String> = calls
