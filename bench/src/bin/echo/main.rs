@@ -61,7 +61,6 @@
 //!   of one `recvfrom` + one `sendto`), then per MiB of a bulk run (unless
 //!   `--no-bulk`). strace slows the server, so batching differs from a
 //!   timed run: `epoll_wait` per message is lower here.
-//!
 //! * `--profile KIND`: where one server's user-space instructions per
 //!   message go, by function and by source file: callgrind at `m` and `2m`
 //!   messages per connection, per-function counts subtracted (needs
@@ -73,20 +72,35 @@
 //! `--quick` (= `--scale 0.02 --rounds 1`: a CI smoke run of a few seconds,
 //! no timing assertions), `--servers trio,tokio,smol,mio`, `--conns N`,
 //! `--size BYTES`, `--no-bulk`, `--server-cpu N`, `--client-cpu N`,
-//! `--no-pin`, `--nice N` (server and client at nice N: with N < 0, other
-//! load on the machine delays their wake-ups less; needs CAP_SYS_NICE),
+//! `--no-pin`, `--nice N` (server and client at nice N; needs CAP_SYS_NICE
+//! below 0; on the shared VMs nice -10 did not visibly reduce the noise),
 //! `--machine` / `--csv`.
+//!
+//! Under the ping-pong table, a `goal:` line judges the goal (trio's
+//! server CPU per message ≤ tokio's and ≤ 1.05 × mio's) on the medians of
+//! the per-round ratios; with a wide spread it is a hint, not a verdict.
+//!
+//! # Reading the figures on a shared machine
+//!
+//! When other processes load the cores, the server and the client wait for
+//! the CPU after each wake-up: both show low busy figures, msgs/s falls, and
+//! more messages are ready per `epoll_wait`, which lowers every server's CPU
+//! per message by an amount that depends on the moment. The per-round ratios
+//! absorb part of this; `--instructions` and `--profile` are not affected at
+//! all (but count user space only).
 //!
 //! # `--machine` CSV
 //!
 //! The header `workload,server,metric,unit,median,min,max,rounds`, then one
 //! line per figure: `workload` is `pingpong` or `bulk` (or `pingpong_ir`,
-//! `pingpong_syscalls`); `server` a server name or a ratio such as
-//! `trio/tokio`; `metric` one of `rate`, `server_cpu`, `server_busy`,
-//! `client_busy`,
-//! `cpu_ratio`, `instructions`, or a syscall name; `unit` e.g.
-//! `msgs_per_s`, `us_per_msg`, `gib_per_s`, `s_per_gib`, `fraction`, `x`,
-//! `ir_per_msg`, `calls_per_msg`. The command and machine lines go to stderr.
+//! `pingpong_syscalls`, `bulk_syscalls`, `pingpong_profile`); `server` a
+//! server name or a ratio such as `trio/tokio`; `metric` one of `rate`,
+//! `server_cpu`, `server_busy`, `client_busy`, `cpu_ratio`,
+//! `instructions`, a syscall name, or (profile) `total` or a function name
+//! (commas turned into `;`); `unit` e.g. `msgs_per_s`, `us_per_msg`,
+//! `gib_per_s`, `s_per_gib`, `fraction`, `x`, `ir_per_msg`,
+//! `calls_per_msg`, `calls_per_mib`. The command and machine lines go to
+//! stderr.
 //!
 //! `machine.rs` is the micro-benchmarks' own module, included by path
 //! (no copy, no change to their `main.rs`).

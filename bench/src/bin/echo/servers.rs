@@ -10,7 +10,7 @@
 //! wait for the process and lets callgrind write its totals.
 //!
 //! * **trio**: `trio::run`, a nursery, one task per connection:
-//!   `receive_some` then `send_all` ([`trio`]).
+//!   `receive_some` then `send_all` ([`trio()`]).
 //! * **tokio**: `current_thread` runtime with IO, `tokio::spawn` per
 //!   connection, `AsyncReadExt::read` then `write_all`.
 //! * **smol**: `async_io::block_on` driving an `async_executor::LocalExecutor`,
