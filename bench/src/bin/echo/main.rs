@@ -642,7 +642,7 @@ fn drive(opts: &Options) -> Result<(), String> {
         (Some(s), Some(c)) => format!("server pinned to CPU {s}, client to CPU {c}"),
         (Some(s), None) => format!("server pinned to CPU {s}, client NOT pinned"),
         (None, Some(c)) => format!("server NOT pinned, client pinned to CPU {c}"),
-        (None, None) => "NOT pinned (--no-pin)".into(),
+        (None, None) => "NOT pinned".into(),
     };
     let pinning = match opts.nice {
         Some(n) => format!("{pinning}; both at nice {n}"),
