@@ -46,6 +46,10 @@
 //! trio/tokio, trio/mio, trio/smol of CPU per message are taken per round
 //! (both samples saw nearly the same machine), then their median and range.
 //!
+//! A run that fails (a process error, or a client that sees no event for a
+//! minute) is reported on stderr and left out of its round; the others are
+//! still reported, and the exit status is then non-zero.
+//!
 //! # Other modes
 //!
 //! * `--instructions`: instead of timing, each server runs under
@@ -100,8 +104,8 @@
 //! `instructions`, a syscall name, or (profile) `total` or a function name
 //! (commas turned into `;`); `unit` e.g. `msgs_per_s`, `us_per_msg`,
 //! `gib_per_s`, `s_per_gib`, `fraction`, `x`, `ir_per_msg`,
-//! `calls_per_msg`, `calls_per_mib`. The command and machine lines go to
-//! stderr.
+//! `calls_per_msg`, `calls_per_mib`; `rounds` the number of samples behind
+//! the figure. The command and machine lines go to stderr.
 //!
 //! Modules: [`servers`], [`client`], [`run`] (one server process against
 //! one client process, CPU sampled around the window), [`cpu`] (CPU time
@@ -433,8 +437,11 @@ fn drive(opts: &Options) -> Result<(), String> {
             println!("{line}");
         }
     }
+    // Timed runs that failed (a stall on the shared machine, a crash): the
+    // others are still reported, and the exit status says so.
+    let mut failures = Vec::new();
     let figures = match opts.mode {
-        Mode::Time => time(&exe, opts)?,
+        Mode::Time => time(&exe, opts, &mut failures)?,
         Mode::Instructions => instructions(&exe, opts)?,
         Mode::Syscalls => syscalls(&exe, opts)?,
         Mode::Profile(kind) => profile(&exe, opts, kind)?,
@@ -455,13 +462,29 @@ fn drive(opts: &Options) -> Result<(), String> {
             );
         }
     }
-    Ok(())
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} run(s) failed and are missing from the figures:\n{}",
+            failures.len(),
+            failures.join("\n")
+        ))
+    }
 }
 
 /// Per round: each selected server's outcome (`None` if not selected).
 type Rounds = Vec<Vec<(Kind, Outcome)>>;
 
-fn run_rounds(exe: &Path, opts: &Options, job: Job, label: &str) -> Result<Rounds, String> {
+/// Runs the rounds. A run that fails is reported on stderr, left out of its
+/// round and added to `failures`; the rounds go on.
+fn run_rounds(
+    exe: &Path,
+    opts: &Options,
+    job: Job,
+    label: &str,
+    failures: &mut Vec<String>,
+) -> Rounds {
     // An in-place progress line, on a terminal only.
     let tty = std::io::stderr().is_terminal();
     let mut rounds = Vec::with_capacity(opts.rounds);
@@ -480,14 +503,21 @@ fn run_rounds(exe: &Path, opts: &Options, job: Job, label: &str) -> Result<Round
                 );
                 let _ = std::io::stderr().flush();
             }
-            samples.push((kind, run_once(exe, opts, kind, job, &Wrapper::None)?));
+            match run_once(exe, opts, kind, job, &Wrapper::None) {
+                Ok(outcome) => samples.push((kind, outcome)),
+                Err(e) => {
+                    let e = format!("{label} round {}: {e}", r + 1);
+                    eprintln!("\necho: run failed (left out): {e}");
+                    failures.push(e);
+                }
+            }
         }
         rounds.push(samples);
     }
     if tty {
         eprint!("\r{:50}\r", "");
     }
-    Ok(rounds)
+    rounds
 }
 
 /// The spread over rounds of `f(outcome)` for `kind`.
@@ -511,7 +541,7 @@ fn ratio_of(rounds: &Rounds, other: Kind, f: impl Fn(&Outcome) -> f64) -> Option
     Spread::of(&samples)
 }
 
-fn time(exe: &Path, opts: &Options) -> Result<Vec<Figure>, String> {
+fn time(exe: &Path, opts: &Options, failures: &mut Vec<String>) -> Result<Vec<Figure>, String> {
     let pp = opts.ping_pong(opts.scale());
     let mut figures = Vec::new();
     if !opts.csv {
@@ -530,7 +560,7 @@ fn time(exe: &Path, opts: &Options) -> Result<Vec<Figure>, String> {
              compare the spreads, not just the medians."
         );
     }
-    let rounds = run_rounds(exe, opts, Job::PingPong(pp), "ping-pong")?;
+    let rounds = run_rounds(exe, opts, Job::PingPong(pp), "ping-pong", failures);
     let rate = |o: &Outcome| o.units as f64 * 1e9 / o.elapsed_ns as f64;
     let cpu_us = |o: &Outcome| o.server_cpu_ns as f64 / 1e3 / o.units as f64;
     let busy = |o: &Outcome| o.server_cpu_ns as f64 / o.elapsed_ns as f64;
@@ -557,7 +587,7 @@ fn time(exe: &Path, opts: &Options) -> Result<Vec<Figure>, String> {
                 b.warmup >> 20
             );
         }
-        let rounds = run_rounds(exe, opts, Job::Bulk(b), "bulk")?;
+        let rounds = run_rounds(exe, opts, Job::Bulk(b), "bulk", failures);
         let gibs = |o: &Outcome| o.units as f64 / GIB * 1e9 / o.elapsed_ns as f64;
         let cpu_s = |o: &Outcome| o.server_cpu_ns as f64 / 1e9 / (o.units as f64 / GIB);
         table(
@@ -601,13 +631,21 @@ fn digits_for(v: f64) -> usize {
 }
 
 fn table(opts: &Options, rounds: &Rounds, figures: &mut Vec<Figure>, t: Table<'_>) {
-    let n = rounds.len();
     if !opts.csv {
         println!(
             "\n{:<8} {:<28} {:<28} {:<16} client busy (%)",
             t.title, t.rate.0, t.cpu.0, "server busy (%)"
         );
     }
+    // Samples behind each figure: failed runs are left out of their round.
+    let has = |r: &Vec<(Kind, Outcome)>, kind| r.iter().any(|(k, _)| *k == kind);
+    let count = |kind| rounds.iter().filter(|r| has(r, kind)).count();
+    let both = |other| {
+        let rounds = rounds.iter();
+        rounds
+            .filter(|r| has(r, Kind::Trio) && has(r, other))
+            .count()
+    };
     for &kind in &opts.servers {
         let client_busy = |o: &Outcome| o.client_cpu_ns as f64 / o.elapsed_ns as f64;
         let (Some(rate), Some(cpu), Some(busy), Some(client)) = (
@@ -635,7 +673,7 @@ fn table(opts: &Options, rounds: &Rounds, figures: &mut Vec<Figure>, t: Table<'_
                 metric: metric.into(),
                 unit,
                 spread,
-                rounds: n,
+                rounds: count(kind),
             })
         };
         push("rate", t.rate.1, rate);
@@ -658,7 +696,7 @@ fn table(opts: &Options, rounds: &Rounds, figures: &mut Vec<Figure>, t: Table<'_
             metric: "cpu_ratio".into(),
             unit: "x",
             spread: r,
-            rounds: n,
+            rounds: both(other),
         });
     }
     if !opts.csv {
