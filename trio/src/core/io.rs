@@ -183,12 +183,6 @@ pub(crate) struct Reactor {
     waiting: usize,
 }
 
-/// What one reactor wait found.
-pub(crate) struct Readiness {
-    pub(crate) ready: Vec<WaitKey>,
-    pub(crate) any_event: bool,
-}
-
 fn both() -> Interest {
     Interest::READABLE | Interest::WRITABLE
 }
@@ -482,45 +476,42 @@ impl Reactor {
 
     // ----- the run loop's step --------------------------------------------------
 
-    /// Blocks for at most `timeout` (`None`: until something happens) and
-    /// returns the waits whose fds became ready.
-    pub(crate) fn wait(&mut self, timeout: Option<Duration>) -> Readiness {
-        let mut out = Readiness {
-            ready: Vec::new(),
-            any_event: false,
-        };
+    /// Blocks for at most `timeout` (`None`: until something happens),
+    /// appends the waits whose fds became ready to `ready` (the run loop's
+    /// reused buffer), and says whether any event came at all (the inbox's
+    /// waker included).
+    pub(crate) fn wait(&mut self, timeout: Option<Duration>, ready: &mut Vec<WaitKey>) -> bool {
         if self.poll.poll(&mut self.events, timeout).is_err() {
             // EINTR, or nothing we could do about it here: the loop goes round.
-            return out;
+            return false;
         }
-        let mut touched = Vec::new();
-        let events: Vec<(usize, u8)> = self
-            .events
-            .iter()
-            .map(|ev| {
-                let mut bits = 0;
-                if ev.is_readable() {
-                    bits |= READABLE;
-                }
-                if ev.is_writable() {
-                    bits |= WRITABLE;
-                }
-                if ev.is_read_closed() {
-                    bits |= READ_CLOSED;
-                }
-                if ev.is_write_closed() {
-                    bits |= WRITE_CLOSED;
-                }
-                if ev.is_error() {
-                    bits |= ERROR;
-                }
-                (ev.token().0, bits)
-            })
-            .collect();
-        for (token, bits) in events {
-            out.any_event = true;
+        // The events are taken out for the walk (which needs `&mut self`)
+        // and put back after it, so their buffer is reused: no allocation
+        // per wake-up (a zero-capacity `Events` allocates nothing).
+        let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        let mut any_event = false;
+        let mut touched = Vec::new(); // raw sources only; empty allocates nothing
+        for ev in events.iter() {
+            any_event = true;
+            let token = ev.token().0;
             if token == WAKER_TOKEN.0 {
                 continue;
+            }
+            let mut bits = 0;
+            if ev.is_readable() {
+                bits |= READABLE;
+            }
+            if ev.is_writable() {
+                bits |= WRITABLE;
+            }
+            if ev.is_read_closed() {
+                bits |= READ_CLOSED;
+            }
+            if ev.is_write_closed() {
+                bits |= WRITE_CLOSED;
+            }
+            if ev.is_error() {
+                bits |= ERROR;
             }
             let Some(e) = self.entry(token) else {
                 continue; // a source that left: its generation moved on
@@ -534,7 +525,7 @@ impl Reactor {
                 if bits & dir.satisfied_by() != 0
                     && let Some(k) = e.slot(dir).take()
                 {
-                    out.ready.push(k);
+                    ready.push(k);
                     woken += 1;
                 }
             }
@@ -543,10 +534,11 @@ impl Reactor {
                 touched.push(token);
             }
         }
+        self.events = events;
         for token in touched {
             let _ = self.sync_raw(token);
         }
-        out
+        any_event
     }
 
     /// Wakes every waiter of `fd` with a Closed error and forgets a raw fd

@@ -319,6 +319,9 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
     let mut wakes = Vec::new();
     let mut callbacks = Vec::new();
     let mut ticks_since_io = 0u32;
+    // The waits the reactor found ready, reused across iterations (no
+    // allocation per wake-up).
+    let mut io_ready: Vec<crate::core::park::WaitKey> = Vec::new();
     let mut callback_panic = None;
     let mut system_errors = Vec::new();
     loop {
@@ -391,12 +394,11 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
             if !runnable || reactor_busy {
                 let shown = timeout.unwrap_or(Duration::MAX);
                 rt.instrument(|i, _| i.before_io_wait(shown));
-                let ready = rt.reactor.borrow_mut().wait(timeout);
+                any_io = rt.reactor.borrow_mut().wait(timeout, &mut io_ready);
                 rt.instrument(|i, _| i.after_io_wait(shown));
-                any_io = ready.any_event;
-                if !ready.ready.is_empty() {
+                if !io_ready.is_empty() {
                     rt.with_state(|st| {
-                        for k in ready.ready {
+                        for k in io_ready.drain(..) {
                             st.reschedule(k.park, Ok(()));
                         }
                     });
