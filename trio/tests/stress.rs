@@ -89,6 +89,8 @@
 
 #[path = "stress/counters.rs"]
 mod counters;
+#[path = "stress/files.rs"]
+mod files;
 #[path = "stress/harness.rs"]
 mod harness;
 #[path = "stress/ledger.rs"]
@@ -97,6 +99,10 @@ mod ledger;
 mod ops;
 #[path = "stress/prng.rs"]
 mod prng;
+#[path = "stress/processes.rs"]
+mod processes;
+#[path = "stress/serving.rs"]
+mod serving;
 #[path = "stress/streams.rs"]
 mod streams;
 #[path = "stress/world.rs"]
@@ -162,7 +168,9 @@ fn seeds_replay_exactly() {
     let env = Env::read();
     harness::install_panic_hook();
     let mut strict = env.overrides.clone();
-    strict.push(("sockets".to_string(), false));
+    for name in world::REAL_IO_FEATURES {
+        strict.push((name.to_string(), false));
+    }
     let strict = Arc::new(Options {
         threads: false,
         overrides: strict,
@@ -182,13 +190,13 @@ fn seeds_replay_exactly() {
         let a = harness::run_watched(seed, &strict);
         let b = harness::run_watched(seed, &strict);
         assert_eq!(key(&a), key(&b), "seed {seed} did not replay exactly");
-        if world::Features::for_seed(seed, &with_sockets.overrides).sockets {
+        if world::Features::for_seed(seed, &with_sockets.overrides).real_io() {
             let a = harness::run_watched(seed, &with_sockets);
             let b = harness::run_watched(seed, &with_sockets);
             if key(&a) != key(&b) {
                 eprintln!(
-                    "stress: seed {seed} with socket streams did not replay exactly \
-                     (kernel timing; its checks passed or failed on their own)"
+                    "stress: seed {seed} with real I/O (sockets, TCP servers, processes, files) \
+                     did not replay exactly (kernel timing; its checks passed or failed on their own)"
                 );
             }
         }
