@@ -36,9 +36,22 @@
 //! - Each handler is counted once (no connection handled twice), the
 //!   number of handlers running never exceeds `max_connections`, and when
 //!   the server has returned none is left (`active_connections` is 0).
-//! - After a stop no connection is accepted once the listener is closed
-//!   (a connect then fails), and no handler ends after the grace deadline
-//!   (its cancellation is delivered at the deadline).
+//! - After a stop no connection is accepted once the listener is closed,
+//!   and no handler ends after the grace deadline (its cancellation is
+//!   delivered at the deadline). On the memory listener a connect then
+//!   fails. On TCP it usually does (counted), but not always: a child
+//!   process being spawned (here, by the `processes` feature of the same
+//!   seed, or by another test thread) holds a copy of every fd, even
+//!   close-on-exec ones, until its `execve` closes them, and Linux lets
+//!   the `vfork`-style parent of `posix_spawn` run again before that
+//!   happens. A listening socket closed in that window keeps listening
+//!   for a moment, and a connect made then succeeds into a backlog nobody
+//!   will accept (the kernel resets it when the child's copy closes). Seen
+//!   on about 1 TCP-serving seed in 100 with processes (seed 837 fails
+//!   half of its runs with `processes`, never without, and the listening
+//!   socket is then in no fd of ours). So on TCP the check is that such a
+//!   connection never reaches a handler (its hello names a client id
+//!   that no handler may record).
 //! - Under `StopServer`, a scripted handler error ends the server with that
 //!   error; under `LogAndContinue` each is logged exactly once and none
 //!   comes out of the server. Every injected `EMFILE`-like error is logged
@@ -58,7 +71,8 @@ use std::rc::Rc;
 use trio::net::{OnHandlerError, ServeControl, ServeEvent};
 use trio::socket::{SocketListener, SocketStream};
 use trio::stream::{
-    AsyncResource, BufferedReceiveStream, Listener, ReceiveStream, Stream, aclose_forcefully,
+    AsyncResource, BufferedReceiveStream, Listener, ReceiveStream, SendStream, Stream,
+    aclose_forcefully,
 };
 use trio::testing::{MemoryStream, memory_stream_pair};
 use trio::{CancelScope, Error, ErrorKind, MemoryReceiveChannel, MemorySendChannel, Result};
@@ -97,6 +111,9 @@ struct Srv<'w> {
     listener_closed: Cell<bool>,
     done: Cell<bool>,
     next_cid: Cell<u64>,
+    /// Clients that connected after the listener was seen closed (see
+    /// the module docs): no handler may ever see them.
+    ghosts: RefCell<Vec<u64>>,
 }
 
 impl Srv<'_> {
@@ -398,10 +415,9 @@ async fn client(srv: &Srv<'_>, how: &Connect<'_>, mut rng: Rng) -> Result<()> {
         }
     };
     if closed_before {
-        srv.w.violation(format!(
-            "{}: client {cid} connected after the server closed its listener",
-            srv.name
-        ));
+        // Possible only on TCP, through a copy of the listening fd in a
+        // child being spawned; it must never reach a handler.
+        srv.ghosts.borrow_mut().push(cid);
     }
     let r = match &stream {
         ClientStream::Memory(s) => talk(srv, cid, s, rng).await,
@@ -578,6 +594,7 @@ async fn session(w: &World, mut rng: Rng, tcp: bool) -> Result<()> {
         listener_closed: Cell::new(false),
         done: Cell::new(false),
         next_cid: Cell::new(0),
+        ghosts: RefCell::new(Vec::new()),
     };
     let srv = &srv;
     let scope = CancelScope::new();
@@ -709,10 +726,29 @@ async fn drive(
                 }
                 if closed() && r.chance(50) {
                     match connect(how, &mut r).await {
-                        Ok(_) => w.violation(format!(
-                            "{}: a connect succeeded after the stopped server closed its listener",
-                            srv.name
-                        )),
+                        Ok(s) => {
+                            // See the module docs: no handler may see it.
+                            let cid = srv.next_cid.get();
+                            srv.next_cid.set(cid + 1);
+                            srv.ghosts.borrow_mut().push(cid);
+                            let hello = format!("H {cid} n 0\n");
+                            match &s {
+                                ClientStream::Memory(s) => {
+                                    let _ = s.send_all(hello.as_bytes()).await;
+                                    aclose_forcefully(s).await?;
+                                }
+                                ClientStream::Tcp(s) => {
+                                    let _ = s.send_all(hello.as_bytes()).await;
+                                    aclose_forcefully(s).await?;
+                                }
+                            }
+                            if matches!(s, ClientStream::Memory(_)) {
+                                w.violation(format!(
+                                    "{}: a connect succeeded after the listener was closed",
+                                    srv.name
+                                ));
+                            }
+                        }
                         Err(e) if e.is_cancelled() => return Err(e),
                         Err(_) => w.bump(C::serve_refused_after_stop),
                     }
@@ -748,6 +784,14 @@ fn stop(srv: &Srv<'_>, control: &ServeControl, grace: f64) {
 fn check_end(srv: &Srv<'_>, result: Option<Result<Option<()>>>) {
     let w = srv.w;
     let name = srv.name;
+    for cid in srv.ghosts.borrow().iter() {
+        if srv.handlers.borrow().contains_key(cid) {
+            w.violation(format!(
+                "{name}: client {cid} connected after the listener was closed, \
+                 and a handler served it"
+            ));
+        }
+    }
     let Some(result) = result else { return };
     if srv.live.get() != 0 || srv.entered.get() != srv.ended.get() {
         w.violation(format!(
