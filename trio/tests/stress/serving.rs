@@ -8,7 +8,9 @@
 //! A *session* starts one server with a random configuration: the
 //! handler-error policy (`StopServer` or `LogAndContinue`), maybe a
 //! `max_connections` limit of 1–3, maybe a `ServeControl`, and a `log` hook
-//! that records every `ServeEvent`. The memory listener is a channel of
+//! that records every `ServeEvent`. A memory server has 1–3 listeners
+//! (their accept loops compete for the room under `max_connections`);
+//! each memory listener is a channel of
 //! `MemoryStream` ends (its capacity, 0–8, plays the backlog) whose
 //! `accept` sometimes fails with an injected `EMFILE`, `ENFILE`, `ENOBUFS`
 //! or `ENOMEM` (to be logged and retried) and, in a few sessions, once
@@ -368,7 +370,8 @@ async fn handle<S: Stream>(srv: &Srv<'_>, stream: &S) -> Result<()> {
 
 /// How a client connects.
 enum Connect<'c> {
-    Memory(&'c MemorySendChannel<MemoryStream>),
+    /// One sender per listener; a client picks one at random.
+    Memory(&'c [MemorySendChannel<MemoryStream>]),
     Tcp(SocketAddr),
 }
 
@@ -380,7 +383,8 @@ enum ClientStream {
 
 async fn connect(how: &Connect<'_>, rng: &mut Rng) -> Result<ClientStream> {
     match how {
-        Connect::Memory(tx) => {
+        Connect::Memory(txs) => {
+            let tx = &txs[rng.below(txs.len() as u64) as usize];
             let (a, b) = memory_stream_pair();
             tx.send(b).await.map_err(Error::from)?;
             Ok(ClientStream::Memory(a))
@@ -641,20 +645,25 @@ async fn session(w: &World, mut rng: Rng, tcp: bool) -> Result<()> {
         })
         .await
     } else {
-        let (tx, rx) = trio::open_memory_channel([0, 1, 2, 8][rng.below(4) as usize]);
-        let listener = MemListener {
-            srv,
-            incoming: rx,
-            rng: RefCell::new(rng.fork()),
-            accepts: Cell::new(0),
-            fatal_at: rng.range(0, 6),
-        };
-        let serve = trio::serve_listeners(
-            async |s: &MemoryStream| handle(srv, s).await,
-            vec![listener],
-        )
-        .on_handler_error(srv.policy)
-        .log(|e: &ServeEvent<'_>| srv.on_event(e));
+        // 1–3 listeners: their accept loops compete for the room under
+        // max_connections.
+        let mut txs = Vec::new();
+        let mut listeners = Vec::new();
+        for i in 0..rng.range(1, 3) {
+            let (tx, rx) = trio::open_memory_channel([0, 1, 2, 8][rng.below(4) as usize]);
+            txs.push(tx);
+            listeners.push(MemListener {
+                srv,
+                incoming: rx,
+                rng: RefCell::new(rng.fork()),
+                accepts: Cell::new(0),
+                // Only the first one fails fatally.
+                fatal_at: if i == 0 { rng.range(0, 6) } else { u64::MAX },
+            });
+        }
+        let serve = trio::serve_listeners(async |s: &MemoryStream| handle(srv, s).await, listeners)
+            .on_handler_error(srv.policy)
+            .log(|e: &ServeEvent<'_>| srv.on_event(e));
         let serve = match srv.max {
             Some(m) => serve.max_connections(m),
             None => serve,
@@ -680,7 +689,7 @@ async fn session(w: &World, mut rng: Rng, tcp: bool) -> Result<()> {
                     return Ok(());
                 }
             }
-            let how = Connect::Memory(&tx);
+            let how = Connect::Memory(&txs);
             let closed = || srv.listener_closed.get();
             drive(srv, &how, &closed, &scope, clients, &mut rng).await
         })
