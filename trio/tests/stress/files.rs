@@ -6,7 +6,7 @@
 //! It makes a directory of its own under the system's temp dir (removed
 //! by a guard however the session ends), opens `data` in it for reading
 //! and writing, and keeps a *model*: the bytes the file must hold and the
-//! position. Then 10–40 random operations, each inside the workload's
+//! position. Then 8–25 random operations, each inside the workload's
 //! random scopes or, one time in ten, inside an already cancelled scope:
 //! `write`, `write_all`, `send_all` (the stream trait), `read`,
 //! `receive_some`, `read_to_end`, `seek` (from the start, the current
@@ -122,7 +122,7 @@ async fn session(w: &World, mut rng: Rng) -> Result<()> {
     let model = RefCell::new(Model::default());
     model.borrow_mut().names.insert("data".into());
     let mut outcome = Ok(());
-    for i in 0..rng.range(10, 40) {
+    for i in 0..rng.range(8, 25) {
         if let Err(e) = trio::lowlevel::checkpoint_if_cancelled().await {
             outcome = Err(e);
             break;

@@ -5,7 +5,7 @@
 //!
 //! # What a session does
 //!
-//! A *session* starts one server with a random configuration: the
+//! A seed runs one or two *sessions*. A session starts one server with a random configuration: the
 //! handler-error policy (`StopServer` or `LogAndContinue`), maybe a
 //! `max_connections` limit of 1–3, maybe a `ServeControl`, and a `log` hook
 //! that records every `ServeEvent`. A memory server has 1–3 listeners
@@ -16,7 +16,7 @@
 //! or `ENOMEM` (to be logged and retried) and, in a few sessions, once
 //! with `EPERM` (which must end the server with that error).
 //!
-//! Then 2–7 clients connect at random times (memory: send a stream end
+//! Then 2–5 clients connect at random times (memory: send a stream end
 //! into the channel; TCP: `open_tcp_stream` or `SocketStream::connect_tcp`)
 //! and say hello with their id and a *mode* for their handler: normal,
 //! fail after `j` replies (a scripted error), slow (sleeps before each
@@ -559,7 +559,7 @@ pub async fn driver(w: &World, mut rng: Rng) -> Result<()> {
     if w.features.tcp_serving {
         kinds.push(true);
     }
-    for _ in 0..rng.range(1, 3) {
+    for _ in 0..rng.range(1, 2) {
         trio::lowlevel::checkpoint_if_cancelled().await?;
         let tcp = kinds[rng.below(kinds.len() as u64) as usize];
         session(w, rng.fork(), tcp).await?;
@@ -603,7 +603,7 @@ async fn session(w: &World, mut rng: Rng, tcp: bool) -> Result<()> {
     let srv = &srv;
     let scope = CancelScope::new();
     let result: RefCell<Option<Result<Option<()>>>> = RefCell::new(None);
-    let clients = rng.range(2, 7);
+    let clients = rng.range(2, 5);
     let outer = if tcp {
         let serve = trio::serve_tcp(async |s: &SocketStream| handle(srv, s).await, 0)
             .host("127.0.0.1")
