@@ -41,19 +41,19 @@
 //! - After a stop no connection is accepted once the listener is closed,
 //!   and no handler ends after the grace deadline (its cancellation is
 //!   delivered at the deadline). On the memory listener a connect then
-//!   fails. On TCP it usually does (counted), but not always: a child
-//!   process being spawned (here, by the `processes` feature of the same
-//!   seed, or by another test thread) holds a copy of every fd, even
-//!   close-on-exec ones, until its `execve` closes them, and Linux lets
-//!   the `vfork`-style parent of `posix_spawn` run again before that
-//!   happens. A listening socket closed in that window keeps listening
-//!   for a moment, and a connect made then succeeds into a backlog nobody
-//!   will accept (the kernel resets it when the child's copy closes). Seen
-//!   on about 1 TCP-serving seed in 100 with processes (seed 837 fails
-//!   half of its runs with `processes`, never without, and the listening
-//!   socket is then in no fd of ours). So on TCP the check is that such a
-//!   connection never reaches a handler (its hello names a client id
-//!   that no handler may record).
+//!   fails. On TCP it usually does (counted), but not always: seen on
+//!   about 1 seed in 100 with both `tcp_serving` and `processes` (seed
+//!   837 failed a strict check in about half of its runs with
+//!   `processes`, in none of 8 without; at the failing connect the
+//!   listening socket was in no fd of this process, and a moment later
+//!   `ss` showed no listener on the port). The likely cause: a child
+//!   being spawned holds a copy of every fd, close-on-exec ones too,
+//!   until its `execve` closes them, and the parent of a `vfork`-style
+//!   `posix_spawn` runs again before that; a listener closed in that
+//!   window keeps listening for a moment, and a connect then lands in a
+//!   backlog nobody accepts (reset when the copy closes). So on TCP the
+//!   check is that such a connection never reaches a handler (its hello
+//!   names a client id that no handler may record).
 //! - Under `StopServer`, a scripted handler error ends the server with that
 //!   error; under `LogAndContinue` each is logged exactly once and none
 //!   comes out of the server. Every injected `EMFILE`-like error is logged
