@@ -13,8 +13,8 @@ use super::counters::{C, Pass, Totals};
 use super::ledger::Payload;
 use super::ops::{self, Ctx, Intentional, close_doomed};
 use super::prng::Rng;
-use super::streams;
 use super::world::{FEATURE_NAMES, Features, Probe, World};
+use super::{files, processes, serving, streams};
 use std::cell::RefCell;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -207,6 +207,17 @@ async fn workload(w: &World) -> Result<()> {
             n.start_soon(ops::closer(w, rng.fork()));
             if w.features.streams || w.features.sockets {
                 n.start_soon(streams::driver(w, rng.fork()));
+            }
+            // Forked only when on, so that a seed without these features
+            // runs exactly as before they existed.
+            if w.features.serving || w.features.tcp_serving {
+                n.start_soon(serving::driver(w, rng.fork()));
+            }
+            if w.features.processes {
+                n.start_soon(processes::driver(w, rng.fork()));
+            }
+            if w.features.files {
+                n.start_soon(files::driver(w, rng.fork()));
             }
             Ok(())
         }),

@@ -47,7 +47,22 @@ pub struct Features {
     pub streams: bool,
     /// Byte-stream sessions over Unix and loopback TCP socket streams.
     pub sockets: bool,
+    /// Servers (`serve_listeners`) over a scripted in-memory listener
+    /// (`stress/serving.rs`); deterministic.
+    pub serving: bool,
+    /// Servers (`serve_tcp`) on loopback TCP, with real clients.
+    pub tcp_serving: bool,
+    /// Child processes: pipes, `run_process`, waits and signals
+    /// (`stress/processes.rs`), on a fraction of the seeds that have it.
+    pub processes: bool,
+    /// A temp file and directory under random cancellation
+    /// (`stress/files.rs`).
+    pub files: bool,
 }
+
+/// The features that do real I/O whose timing the seed does not fix
+/// (`seeds_replay_exactly` switches them off for its strict check).
+pub const REAL_IO_FEATURES: &[&str] = &["sockets", "tcp_serving", "processes", "files"];
 
 /// The names accepted by `TRIO_STRESS_FEATURES`.
 pub const FEATURE_NAMES: &[&str] = &[
@@ -61,6 +76,10 @@ pub const FEATURE_NAMES: &[&str] = &[
     "fd_busy",
     "streams",
     "sockets",
+    "serving",
+    "tcp_serving",
+    "processes",
+    "files",
 ];
 
 impl Features {
@@ -70,7 +89,7 @@ impl Features {
         let mut rng = Rng::new(seed ^ 0xFEA7_0000);
         // Drawn in order: a feature added at the end leaves the earlier
         // ones of every seed as they were.
-        let mut on = [false; 10];
+        let mut on = [false; 14];
         for (i, slot) in on.iter_mut().enumerate() {
             *slot = rng.chance(70);
             for (name, value) in overrides {
@@ -90,7 +109,16 @@ impl Features {
             fd_busy: on[7],
             streams: on[8],
             sockets: on[9],
+            serving: on[10],
+            tcp_serving: on[11],
+            processes: on[12],
+            files: on[13],
         }
+    }
+
+    /// Whether any feature that does real I/O is on.
+    pub fn real_io(&self) -> bool {
+        self.sockets || self.tcp_serving || self.processes || self.files
     }
 
     pub fn describe(&self) -> String {
@@ -105,6 +133,10 @@ impl Features {
             self.fd_busy,
             self.streams,
             self.sockets,
+            self.serving,
+            self.tcp_serving,
+            self.processes,
+            self.files,
         ];
         FEATURE_NAMES
             .iter()
