@@ -6,6 +6,11 @@
 //! - [`TlsStream`]: a TLS client or server over any stream (TCP, Unix,
 //!   memory, another TLS stream), itself a [`Stream`](trio::stream::Stream)
 //!   that passes trio's conformance checks.
+//! - [`TlsListener`]: wraps any [`Listener`](trio::stream::Listener); the
+//!   handshake of an accepted connection runs lazily in the connection's
+//!   own task, with an optional timeout.
+//! - [`open_tls_over_tcp_stream`] and [`serve_tls_over_tcp`]: the TCP
+//!   helpers (Trio's `open_ssl_over_tcp_stream` and `serve_ssl_over_tcp`).
 //!
 //! # Configuration
 //!
@@ -36,8 +41,12 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod listener;
 mod slot;
 mod stream;
 
+pub use listener::{
+    ServeTls, TlsListener, TlsServe, TlsTcpListener, open_tls_over_tcp_stream, serve_tls_over_tcp,
+};
 pub use rustls;
 pub use stream::TlsStream;

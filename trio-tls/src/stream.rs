@@ -336,6 +336,11 @@ impl<S: Stream> TlsStream<S> {
         Ok(Self::new(transport, conn.into(), true))
     }
 
+    /// The server end over `transport`, on a connection already made.
+    pub(crate) fn from_server_connection(transport: S, conn: ServerConnection) -> Self {
+        Self::new(transport, conn.into(), true)
+    }
+
     fn new(transport: S, conn: Connection, server_side: bool) -> Self {
         TlsStream {
             transport,
