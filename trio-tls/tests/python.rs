@@ -54,6 +54,17 @@ elif mode == "unwrap":
     raw = s.unwrap()
     raw.sendall(b"PLAIN")
     assert recv_exact(raw, 3) == b"RAW"
+elif mode.startswith("bulk"):
+    # Echo N bytes as they come (our side must send and receive at once),
+    # then close first: close_notify, and wait for the peer's.
+    total = int(mode[4:])
+    done = 0
+    while done < total:
+        d = s.recv(65536)
+        assert d, "early end of stream"
+        s.sendall(d)
+        done += len(d)
+    s.unwrap()
 elif mode == "ragged":
     # The TCP connection ends without a close_notify.
     s.sendall(b"bye")
@@ -312,6 +323,49 @@ async fn python_ragged_eof_is_broken_or_an_end_when_https_compatible() -> trio::
                 with_python_server("ragged", ver, https, async |t| ragged(t, https).await).await?;
                 with_python_client("ragged", ver, https, async |t| ragged(t, https).await).await?;
             }
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Full duplex in bulk against OpenSSL: Python echoes 4 MiB as it comes,
+/// so we must send and receive at once (through the internal locks), then
+/// Python closes first and we answer its close_notify with ours.
+#[trio::test]
+async fn python_server_echoes_4_mib_while_we_send_full_duplex() -> trio::Result<()> {
+    if !have_tool("python3") {
+        return Ok(());
+    }
+    const TOTAL: usize = 4 << 20;
+    let data: Vec<u8> = (0..TOTAL).map(|i| (i * 7 + i / 4096) as u8).collect();
+    trio::fail_after(120.0, async {
+        for ver in VERSIONS {
+            with_python_server(&format!("bulk{TOTAL}"), ver, false, async |tls| {
+                let tls = &tls;
+                trio::open_nursery(async |n| {
+                    n.start_soon(async {
+                        for chunk in data.chunks(100_000) {
+                            tls.send_all(chunk).await?;
+                        }
+                        Ok(())
+                    });
+                    let mut got = Vec::with_capacity(TOTAL);
+                    let mut buf = vec![0; 1 << 16];
+                    while got.len() < TOTAL {
+                        let n = tls.receive_some(&mut buf).await?;
+                        assert_ne!(n, 0, "early end after {} bytes", got.len());
+                        got.extend_from_slice(&buf[..n]);
+                    }
+                    assert!(got == data, "the echoed bytes differ");
+                    Ok(())
+                })
+                .await?;
+                let mut buf = [0; 16];
+                assert_eq!(tls.receive_some(&mut buf).await?, 0);
+                tls.aclose().await
+            })
+            .await?;
         }
         Ok(())
     })
