@@ -768,6 +768,27 @@ impl<S: Stream> TlsStream<S> {
         result.map(|()| fed).map_err(|e| self.fail(e))
     }
 
+    /// After some plaintext was read into the caller's buffer: fills more
+    /// of it (`rest`) from records already received, without waiting, so a
+    /// large buffer takes several records in one call. Feeds only if the
+    /// receive lock is free. A feeding failure is recorded (Broken) and
+    /// reported by the next call, so the bytes already read are returned.
+    fn read_more(&self, rest: &mut [u8]) -> usize {
+        let Ok(_guard) = self.recv_lock.try_acquire() else {
+            return 0;
+        };
+        let mut filled = 0;
+        while filled < rest.len() {
+            if !matches!(self.feed(), Ok(true)) {
+                break;
+            }
+            if let Ok(n) = self.conn.borrow_mut().reader().read(&mut rest[filled..]) {
+                filled += n;
+            }
+        }
+        filled
+    }
+
     /// Makes the receive side progress once: feeds what is already
     /// received, or receives from the transport and feeds that. Cancelled,
     /// it had no effect.
@@ -961,6 +982,11 @@ impl<S: Stream> ReceiveStream for TlsStream<S> {
             match r {
                 // 0: the peer's close_notify (end of stream).
                 Ok(n) => {
+                    let n = if n > 0 && n < buf.len() {
+                        n + self.read_more(&mut buf[n..])
+                    } else {
+                        n
+                    };
                     if !waited {
                         cancel_shielded_checkpoint().await?;
                     }

@@ -146,14 +146,14 @@ async fn with_python_server(
     https_compatible: bool,
     ours: impl AsyncFnOnce(TlsStream<SocketStream>) -> trio::Result<()>,
 ) -> trio::Result<()> {
-    let (_ca, chain, key) = pem_files(&format!("server-{mode}-{ver}"));
+    let pem = pem_files(&format!("server-{mode}-{ver}"));
     let mut cmd = Command::new("python3");
     cmd.arg("-c")
         .arg(PY_SERVER)
         .arg(mode)
         .arg(ver)
-        .arg(&chain)
-        .arg(&key)
+        .arg(&pem.chain)
+        .arg(&pem.key)
         .stdout(Stdio::piped());
     let process = trio::open_process(cmd)?;
     let out = process.stdout.as_ref().unwrap();
@@ -179,7 +179,7 @@ async fn with_python_client(
     https_compatible: bool,
     ours: impl AsyncFnOnce(TlsStream<SocketStream>) -> trio::Result<()>,
 ) -> trio::Result<()> {
-    let (ca, _chain, _key) = pem_files(&format!("client-{mode}-{ver}"));
+    let pem = pem_files(&format!("client-{mode}-{ver}"));
     let listeners = trio::open_tcp_listeners(0, Some("127.0.0.1")).await?;
     let port = listeners[0].local_addr()?.as_socket().unwrap().port();
     let mut cmd = Command::new("python3");
@@ -188,7 +188,7 @@ async fn with_python_client(
         .arg(port.to_string())
         .arg(mode)
         .arg(ver)
-        .arg(&ca)
+        .arg(&pem.ca)
         .stdout(Stdio::piped());
     let process = trio::open_process(cmd)?;
     let tcp = listeners[0].accept().await?;

@@ -351,3 +351,25 @@ async fn debug_shows_the_side_and_state() -> trio::Result<()> {
     assert!(s.contains("TLSv1_3"), "{s}");
     Ok(())
 }
+
+#[trio::test(autojump)]
+async fn one_receive_takes_every_record_already_received() -> trio::Result<()> {
+    let (client, server) = memory_tls_pair(V13);
+    handshake_both(&client, &server).await?;
+    for part in [&b"abc"[..], b"def", b"ghi"] {
+        client.send_all(part).await?; // one record each
+    }
+    client.send_eof().await?;
+    let mut buf = [0; 100];
+    let n = server.receive_some(&mut buf).await?;
+    assert_eq!(&buf[..n], b"abcdefghi");
+    // A small buffer takes part of a record; the rest comes next.
+    let (client, server) = memory_tls_pair(V13);
+    handshake_both(&client, &server).await?;
+    client.send_all(b"0123456789").await?;
+    let mut small = [0; 4];
+    assert_eq!(server.receive_some(&mut small).await?, 4);
+    assert_eq!(&small, b"0123");
+    assert_eq!(receive_all(&server, 6).await?, b"456789");
+    Ok(())
+}

@@ -101,7 +101,7 @@ async fn curl_gets_a_page_from_serve_tls_over_tcp() -> trio::Result<()> {
     if !have_tool("curl") {
         return Ok(());
     }
-    let (ca, _chain, _key) = pem_files("curl");
+    let pem = pem_files("curl");
     let alpn = RefCell::new(None);
     let handler = async |stream: &TlsStream<SocketStream>| {
         // Read the request head, then answer and close with close_notify.
@@ -140,7 +140,7 @@ async fn curl_gets_a_page_from_serve_tls_over_tcp() -> trio::Result<()> {
             cmd.arg("--silent")
                 .arg("--show-error")
                 .arg("--cacert")
-                .arg(&ca)
+                .arg(&pem.ca)
                 .arg("--resolve")
                 .arg(format!("localhost:{port}:127.0.0.1"))
                 .arg(format!("https://localhost:{port}/hello"));

@@ -170,16 +170,34 @@ pub fn have_tool(tool: &str) -> bool {
     found
 }
 
-/// Writes the test certificates as PEM files into a fresh directory.
-pub fn pem_files(tag: &str) -> (PathBuf, PathBuf, PathBuf) {
+/// The test certificates as PEM files in a fresh directory, removed when
+/// this is dropped (also when the test fails).
+pub struct PemFiles {
+    dir: PathBuf,
+    pub ca: PathBuf,
+    pub chain: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Drop for PemFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Writes the test CA, the leaf's chain and its key as PEM files.
+pub fn pem_files(tag: &str) -> PemFiles {
     let dir = std::env::temp_dir().join(format!("trio-tls-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let c = certs();
-    let ca = dir.join("ca.pem");
-    let chain = dir.join("chain.pem");
-    let key = dir.join("key.pem");
-    std::fs::write(&ca, &c.ca_pem).unwrap();
-    std::fs::write(&chain, format!("{}{}", c.leaf_pem, c.ca_pem)).unwrap();
-    std::fs::write(&key, &c.key_pem).unwrap();
-    (ca, chain, key)
+    let files = PemFiles {
+        ca: dir.join("ca.pem"),
+        chain: dir.join("chain.pem"),
+        key: dir.join("key.pem"),
+        dir,
+    };
+    std::fs::write(&files.ca, &c.ca_pem).unwrap();
+    std::fs::write(&files.chain, format!("{}{}", c.leaf_pem, c.ca_pem)).unwrap();
+    std::fs::write(&files.key, &c.key_pem).unwrap();
+    files
 }
