@@ -1,4 +1,4 @@
-//! TLS for [trio](trio) streams, on [rustls]: Trio's `SSLStream` semantics
+//! TLS for [trio] streams, on [rustls]: Trio's `SSLStream` semantics
 //! over any trio [`Stream`](trio::stream::Stream) (DESIGN §9, §13: bridge
 //! crates live in their own workspace crate, so rustls stays out of
 //! `trio`'s API and `cargo test -p trio` does not build it).

@@ -28,9 +28,12 @@ use trio::stream::{AsyncResource, Listener};
 use trio::{Error, ErrorKind, Result, TaskStatus};
 
 /// Wraps any [`Listener`]: [`accept`](Listener::accept) returns the
-/// connection as the server end of a [`TlsStream`], whose handshake runs
-/// lazily in whichever task uses it first (see the [module
-/// docs](self#where-the-handshake-runs)).
+/// connection as the server end of a [`TlsStream`] and does no TLS work.
+/// The handshake runs lazily in whichever task uses the stream first: in
+/// a server, the connection's own task (started by
+/// [`serve_listeners`](trio::serve_listeners)), so a slow or hostile
+/// client never holds up the accept loop, and the
+/// [`handshake_timeout`](TlsListener::handshake_timeout) bounds it.
 pub struct TlsListener<L> {
     listener: L,
     config: Arc<ServerConfig>,
