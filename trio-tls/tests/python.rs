@@ -14,7 +14,7 @@ use common::*;
 use std::process::{Command, Stdio};
 use trio::ErrorKind;
 use trio::socket::SocketStream;
-use trio::stream::{AsyncResource, Listener, ReceiveStream, SendStream};
+use trio::stream::{AsyncResource, Listener, ReceiveStream, SendStream, Stream};
 use trio_tls::TlsStream;
 
 /// A Python TLS server for one connection: prints its port, then runs
@@ -54,6 +54,13 @@ elif mode == "unwrap":
     raw = s.unwrap()
     raw.sendall(b"PLAIN")
     assert recv_exact(raw, 3) == b"RAW"
+elif mode == "halfclose":
+    # TLS 1.3 half-close: our peer sends, then close_notify (send_eof);
+    # we read to the end, and can still send before closing in turn.
+    assert recv_exact(s, 4) == b"ping"
+    assert s.recv(100) == b""
+    s.sendall(b"after-eof")
+    s.unwrap()
 elif mode.startswith("bulk"):
     # Echo N bytes as they come (our side must send and receive at once),
     # then close first: close_notify, and wait for the peer's.
@@ -368,6 +375,31 @@ async fn python_server_echoes_4_mib_while_we_send_full_duplex() -> trio::Result<
             .await?;
         }
         Ok(())
+    })
+    .await
+}
+
+/// `send_eof` against OpenSSL on TLS 1.3: Python reads the end, still
+/// sends, then closes; we read its data and its end.
+#[trio::test]
+async fn python_server_sees_our_send_eof_and_still_sends_on_tls13() -> trio::Result<()> {
+    if !have_tool("python3") {
+        return Ok(());
+    }
+    trio::fail_after(60.0, async {
+        with_python_server("halfclose", "1.3", false, async |tls| {
+            tls.send_all(b"ping").await?;
+            tls.send_eof().await?;
+            assert_eq!(
+                tls.send_all(b"x").await.unwrap_err().kind(),
+                ErrorKind::Closed
+            );
+            assert_eq!(receive_exact(&tls, 9).await?, b"after-eof");
+            let mut buf = [0; 16];
+            assert_eq!(tls.receive_some(&mut buf).await?, 0);
+            tls.aclose().await
+        })
+        .await
     })
     .await
 }
