@@ -8,9 +8,39 @@
 //!   scaling, other load, allocator state) hit all three alike instead of
 //!   whichever runtime happened to run during the drift. One unreported
 //!   warm-up round comes first (`--warmup N` to change).
-//! * **Fresh runtime per measurement.** Each (workload, runtime, round) builds
-//!   its own runtime; the clock starts and stops inside it, so construction
-//!   and teardown are not timed.
+//! * **Fresh runtime per measurement.** Each run of a (workload, runtime)
+//!   builds its own runtime; the clock starts and stops inside it, so
+//!   construction and teardown are not timed.
+//! * **CPU time.** The clock is the process's CPU time
+//!   ([`workloads::clock`]), not the wall clock (`--clock wall`): on a shared
+//!   machine wall time also counts the moments the process waits for a CPU,
+//!   and for `sleep` it was mostly the real clock's floor. Measured on a
+//!   2-CPU VM while other jobs ran (load ≈ 7), pinned, 5 rounds: with wall
+//!   time the per-round trio/tokio ratios of `cancel` ranged 0.20–0.83 and
+//!   `nursery_10`'s 0.21–0.36; with CPU time (and the repeats below)
+//!   0.39–0.44 and 0.26–0.28. CPU time does not remove everything a busy
+//!   machine does to a run (caches shared with other processes, a busy
+//!   sibling hyperthread): pin, and quote figures from a quiet machine.
+//! * **Rounds long enough to time.** A round of one runtime lasts at least
+//!   [`MIN_ROUND`] of CPU time: after the warm-up round, a runtime whose run
+//!   was shorter repeats the run (each time with a fresh runtime) enough
+//!   times (but not past [`MAX_ROUND_WALL`] of wall time), and its figure
+//!   is total time over total operations. Without
+//!   this, `nursery_empty` on smol lasted ~1 ms per round and `cancel`'s
+//!   timed part ~20 ms, where one interrupt or a cold cache moves the
+//!   figure by tens of percent. With `--warmup 0` (the callgrind children)
+//!   every runtime runs exactly once per round. The repeated runs of a
+//!   round are interleaved too, each runtime's spread evenly over the round
+//!   (a runtime making 13 runs and one making 38 alternate throughout).
+//! * **Memory kept, not returned.** glibc's malloc returns freed memory at
+//!   the top of the heap to the kernel (and serves big blocks with `mmap`),
+//!   so each run of a workload that spawns 100k tasks faulted its memory in
+//!   afresh, at a cost that varies with what the kernel has to do at that
+//!   moment. [`keep_freed_memory`] turns both off at start-up, the same for
+//!   every runtime, so the warm-up round faults the memory in once. Not
+//!   with `--warmup 0` (no warm-up round to fault it in; and the callgrind
+//!   children, which run so, keep counting glibc's default behaviour, so
+//!   instruction counts stay comparable with earlier ones).
 //! * **Median and spread.** Each runtime's figure is the median over the
 //!   rounds (default 7, as `../shared/BENCHMARKING.md` asks) of elapsed time
 //!   divided by the workload's operation count, in ns/op; the line under it
@@ -87,6 +117,23 @@ const TASK_MEMORY: &str = "task_memory";
 /// Tasks spawned for the memory measurement at scale 1.
 const TASK_MEMORY_N: usize = 100_000;
 
+/// The least CPU time one runtime's share of a round should take (see
+/// "Rounds long enough to time" above). 50 ms: long against the clock's
+/// resolution, an interrupt or a page fault, and short enough that the
+/// runs this adds (mostly for the runtimes that finish a workload in a
+/// few milliseconds) keep a default run within about a minute.
+const MIN_ROUND: Duration = Duration::from_millis(50);
+
+/// At most this many runs per round (a runtime whose warm-up run took no
+/// measurable time must not loop for ever).
+const MAX_REPEATS: usize = 1000;
+
+/// Repeats stop short of making one runtime's share of a round last longer
+/// than this in wall time: `sleep` takes 0.2–0.3 s of real time per run
+/// however little CPU time it uses, so at a small `--scale` filling
+/// [`MIN_ROUND`] of CPU time would take dozens of runs.
+const MAX_ROUND_WALL: Duration = Duration::from_secs(1);
+
 /// Which CPU `--pin` asked for.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Pin {
@@ -111,6 +158,8 @@ struct Options {
     runtimes: Vec<Runtime>,
     pin: Option<Pin>,
     instructions: bool,
+    /// `--clock wall`: time with the wall clock instead of CPU time.
+    wall_clock: bool,
 }
 
 impl Options {
@@ -126,9 +175,10 @@ impl Options {
 fn usage() -> String {
     let mut s = String::from(
         "usage: bench [--only NAME,NAME] [--rounds N] [--warmup N] [--scale F] [--csv|--machine]\n\
-         \x20            [--runtimes trio,tokio,smol] [--pin [CPU]] [--instructions]\n\
+         \x20            [--runtimes trio,tokio,smol] [--pin [CPU]] [--clock cpu|wall] [--instructions]\n\
          \n\
          --pin [CPU]     pin to CPU (default: the last allowed CPU) before measuring\n\
+         --clock C       time with the process's CPU time (cpu, the default) or wall time\n\
          --instructions  instructions per op under valgrind callgrind (scales s and 2s,\n\
          \x20               s = --scale, default 0.05) instead of timings\n\
          \n\
@@ -154,6 +204,7 @@ fn parse_args() -> Result<Options, String> {
         runtimes: Runtime::ALL.to_vec(),
         pin: None,
         instructions: false,
+        wall_clock: false,
     };
     let mut args = std::env::args().skip(1).peekable();
     while let Some(arg) = args.next() {
@@ -192,6 +243,13 @@ fn parse_args() -> Result<Options, String> {
                 });
             }
             "--instructions" => opts.instructions = true,
+            "--clock" => {
+                opts.wall_clock = match value("--clock")?.as_str() {
+                    "cpu" => false,
+                    "wall" => true,
+                    other => return Err(format!("--clock: `{other}` is neither cpu nor wall")),
+                }
+            }
             "--csv" | "--machine" => opts.csv = true,
             "-h" | "--help" => {
                 print!("{}", usage());
@@ -245,24 +303,44 @@ fn apply_pin(pin: Pin) -> Result<usize, String> {
     Ok(cpu)
 }
 
-/// Measures one workload: warm-up, then `rounds` interleaved rounds.
+/// Measures one workload: warm-up, then `rounds` interleaved rounds, each
+/// runtime repeating its run as often as the last warm-up round says it
+/// must to fill [`MIN_ROUND`].
 fn measure(w: Workload, opts: &Options) -> Row {
     let shape = w.shape(opts.scale());
     let mut rounds: Vec<Round> = Vec::with_capacity(opts.rounds);
     let mut available = Runtime::ALL.map(|rt| opts.runtimes.contains(&rt));
+    let mut repeats = [1usize; 3];
     let total = opts.warmup + opts.rounds;
     let started = Instant::now();
     for round in 0..total {
         let warm = round < opts.warmup;
         show_progress(w, round, opts);
         let mut samples: Round = [None; 3];
-        for (i, rt) in Runtime::ALL.into_iter().enumerate() {
+        let mut elapsed = [Duration::ZERO; 3];
+        let mut wall = [Duration::ZERO; 3];
+        let steps = repeats.iter().copied().max().unwrap_or(1);
+        for step in 0..steps {
+            for (i, rt) in Runtime::ALL.into_iter().enumerate() {
+                if !available[i] || !runs_at(step, repeats[i], steps) {
+                    continue;
+                }
+                let run_started = Instant::now();
+                match workloads::run(rt, w, shape) {
+                    Some(e) => elapsed[i] += e,
+                    None => available[i] = false,
+                }
+                wall[i] += run_started.elapsed();
+            }
+        }
+        for i in 0..Runtime::ALL.len() {
             if !available[i] {
                 continue;
             }
-            match workloads::run(rt, w, shape) {
-                Some(elapsed) => samples[i] = Some(ns_per_op(elapsed, shape.ops)),
-                None => available[i] = false,
+            samples[i] = Some(ns_per_op(elapsed[i], shape.ops * repeats[i]));
+            if round + 1 == opts.warmup {
+                let n = repeats[i] as u32;
+                repeats[i] = repeats_for(elapsed[i] / n, wall[i] / n);
             }
         }
         if !warm {
@@ -271,6 +349,39 @@ fn measure(w: Workload, opts: &Options) -> Row {
     }
     progress_done(w.name(), started);
     Row::from_rounds(w.name(), shape.ops, &rounds)
+}
+
+/// Makes glibc's malloc keep freed memory instead of returning it to the
+/// kernel (no trimming of the heap top, no `mmap` for blocks up to its
+/// 32 MiB maximum), so that repeated runs reuse memory that is already
+/// faulted in. See "Memory kept, not returned" above.
+fn keep_freed_memory() {
+    // SAFETY: `mallopt` only sets malloc tunables; called at start-up,
+    // before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+    }
+}
+
+/// Whether a runtime that makes `runs` runs in a round of `steps` steps
+/// runs at `step`: its runs are spread evenly over the round (so that a
+/// runtime with few long runs and one with many short ones both sample the
+/// whole round, not just its start).
+fn runs_at(step: usize, runs: usize, steps: usize) -> bool {
+    (step + 1) * runs / steps > step * runs / steps
+}
+
+/// How many runs make a round of at least [`MIN_ROUND`], given that one
+/// run took `one` on the clock and `one_wall` of wall time (capped by
+/// [`MAX_ROUND_WALL`]).
+fn repeats_for(one: Duration, one_wall: Duration) -> usize {
+    if one >= MIN_ROUND {
+        return 1;
+    }
+    let runs = MIN_ROUND.as_secs_f64() / one.as_secs_f64().max(1e-9);
+    let wall_cap = MAX_ROUND_WALL.as_secs_f64() / one_wall.as_secs_f64().max(1e-9);
+    (runs.ceil().min(wall_cap.floor()) as usize).clamp(1, MAX_REPEATS)
 }
 
 /// An in-place "workload round i/n" line on a terminal.
@@ -345,6 +456,16 @@ fn run_timings(opts: &Options, machine: String) {
             warmup: opts.warmup,
             scale: opts.scale(),
             machine,
+            clock: format!(
+                "clock: {}; a runtime repeats its run (ops = per run) until its share of a round \
+                 has taken {} ms or more",
+                if opts.wall_clock {
+                    "wall time"
+                } else {
+                    "the process's CPU time (--clock wall for wall time)"
+                },
+                MIN_ROUND.as_millis()
+            ),
         };
         report::print_table(&rows, &memory, &header);
         println!("\ntotal wall time: {:.1} s", wall.elapsed().as_secs_f64());
@@ -373,6 +494,10 @@ fn main() -> ExitCode {
     };
     // Pin before anything else runs, so every thread started later inherits
     // the mask.
+    workloads::clock::use_wall_clock(opts.wall_clock);
+    if opts.warmup > 0 && !opts.instructions {
+        keep_freed_memory();
+    }
     let pinned = match opts.pin.map(apply_pin).transpose() {
         Ok(pinned) => pinned,
         Err(msg) => {
@@ -408,7 +533,32 @@ mod tests {
             runtimes: Vec::new(),
             pin: None,
             instructions: false,
+            wall_clock: false,
         }
+    }
+
+    #[test]
+    fn runs_spread_evenly_over_a_round() {
+        for (runs, steps) in [(1, 1), (1, 38), (13, 38), (38, 38), (3, 9)] {
+            let at: Vec<usize> = (0..steps).filter(|&s| runs_at(s, runs, steps)).collect();
+            assert_eq!(at.len(), runs, "{runs} of {steps}: {at:?}");
+        }
+        // 3 runs in 9 steps: one per third.
+        let at: Vec<usize> = (0..9).filter(|&s| runs_at(s, 3, 9)).collect();
+        assert_eq!(at, [2, 5, 8]);
+    }
+
+    #[test]
+    fn short_runs_repeat_to_fill_a_round() {
+        let ms = Duration::from_millis;
+        assert_eq!(repeats_for(MIN_ROUND, MIN_ROUND), 1);
+        assert_eq!(repeats_for(MIN_ROUND * 3, MIN_ROUND * 3), 1);
+        assert_eq!(repeats_for(MIN_ROUND / 4, MIN_ROUND / 4), 4);
+        assert_eq!(repeats_for(ms(15), ms(15)), 4);
+        assert_eq!(repeats_for(Duration::ZERO, Duration::ZERO), MAX_REPEATS);
+        // A run that mostly waits for the real clock: few repeats.
+        assert_eq!(repeats_for(ms(1), ms(300)), 3);
+        assert_eq!(repeats_for(ms(1), ms(2000)), 1);
     }
 
     #[test]

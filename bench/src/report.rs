@@ -49,6 +49,9 @@ pub struct Header {
     pub scale: f64,
     /// From [`crate::machine::describe`].
     pub machine: String,
+    /// What the clock measures (CPU or wall time), and how long a round of
+    /// one runtime lasts at least.
+    pub clock: String,
 }
 
 // ----- CSV ------------------------------------------------------------------
@@ -197,6 +200,7 @@ pub fn print_table(rows: &[Row], memory: &[Row], h: &Header) {
         h.rounds, h.warmup, h.scale
     );
     println!("{}", h.machine);
+    println!("{}", h.clock);
     println!(
         "ratio = trio / other, taken per round (a round runs trio, tokio, smol back to back): \
          < 1 means trio is faster (or smaller)"

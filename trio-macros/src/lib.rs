@@ -13,7 +13,11 @@
 //! - `#[trio::main]` expands to `fn main() -> std::process::ExitCode` that
 //!   calls `trio::run`; an error is printed to stderr as `Error: {error}` and
 //!   the process exits with status 1 (after destructors ran: no
-//!   `process::exit`).
+//!   `process::exit`). A run interrupted by Ctrl-C (an
+//!   `ErrorKind::Interrupted` error) ends the Unix way instead:
+//!   `trio::signal::Interrupted::exit_process` restores the signal's default
+//!   disposition and re-raises it, so the parent sees the process killed by
+//!   SIGINT (the run and its destructors have finished by then).
 //! - `#[trio::test]` expands to a `#[test] fn` that calls
 //!   `trio::testing::run_test(options, body())`, where all the run-time logic
 //!   lives (clock, seed, failure report), so it can be used and tested
@@ -140,6 +144,14 @@ fn expand_main(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStrea
             match ::trio::run(async { #into_result }) {
                 ::std::result::Result::Ok(()) => ::std::process::ExitCode::SUCCESS,
                 ::std::result::Result::Err(error) => {
+                    // Interrupted by Ctrl-C (or SIGTERM): die of that signal,
+                    // as Unix programs do, instead of exiting with 1.
+                    if let ::std::option::Option::Some(interrupted) =
+                        ::trio::signal::Interrupted::of(&error)
+                    {
+                        ::std::mem::drop(error);
+                        interrupted.exit_process();
+                    }
                     ::std::eprintln!("Error: {error}");
                     ::std::process::ExitCode::FAILURE
                 }

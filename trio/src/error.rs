@@ -63,6 +63,12 @@ pub enum ErrorKind {
     /// The resource cannot do this at all (a stream without half-close asked
     /// for [`send_eof`](crate::stream::Stream::send_eof), say).
     Unsupported,
+    /// The run was interrupted by a signal it handles: Ctrl-C (SIGINT), or
+    /// SIGTERM when asked (see [`crate::signal`]). The error carries an
+    /// [`Interrupted`](crate::signal::Interrupted) with the signal number;
+    /// `#[trio::main]` then ends the process by that signal. (Unlike
+    /// `std::io::ErrorKind::Interrupted`, this is not "try again".)
+    Interrupted,
     /// Any other error, typically one of the user's own.
     Other,
 }

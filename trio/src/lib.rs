@@ -100,6 +100,9 @@ pub mod process;
 mod race;
 #[cfg(unix)]
 #[cfg_attr(docsrs, doc(cfg(unix)))]
+pub mod signal;
+#[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 pub mod socket;
 pub mod stream;
 pub mod sync;
@@ -124,6 +127,7 @@ pub use crate::core::park::{
 };
 pub use crate::core::run::{Runner, run};
 pub use crate::error::{Error, ErrorKind, Result, ResultExt, StdError, TaskResult};
+pub use crate::fs::path::Path;
 pub use crate::fs::{open_file, wrap_file};
 #[cfg(unix)]
 pub use crate::net::{
@@ -133,6 +137,8 @@ pub use crate::net::{
 #[cfg(unix)]
 pub use crate::process::{open_process, run_process};
 pub use crate::race::{Either, race, race2};
+#[cfg(unix)]
+pub use crate::signal::{SignalReceiver, open_signal_receiver};
 pub use crate::time::{Instant, TryIntoDuration};
 
 /// The everyday names in one import: `use trio::prelude::*;`.
@@ -189,6 +195,11 @@ pub mod prelude {
 /// `Ok(())`; otherwise (the body's error, or an error of [`run`] itself) it
 /// prints `Error: {error}` to stderr and exits with status 1. Destructors
 /// run normally: nothing calls `process::exit`.
+///
+/// Ctrl-C cancels the run gracefully (every task gets `Cancelled`, cleanup
+/// runs; see [`signal`]); the program then ends the Unix way, killed by
+/// SIGINT (default disposition restored, signal re-raised), and a second
+/// Ctrl-C during cleanup ends it at once.
 #[doc(inline)]
 pub use trio_macros::main;
 

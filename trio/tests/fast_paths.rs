@@ -1,10 +1,16 @@
 //! Guards for the scheduler's shortcuts (issue 10): a task that only ever
 //! calls `checkpoint()` still meets its deadline and still lets the reactor
-//! see ready fds; and a nursery registered lazily behaves like any other.
+//! see ready fds; a nursery registered lazily behaves like any other; and
+//! an empty nursery's exit, which passes its schedule point in place when
+//! nothing else could run, still lets every other ready task, deadline, fd
+//! and `join!` branch run.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::io::Write;
 use std::os::fd::AsRawFd;
+use std::pin::pin;
+use std::task::Poll;
 use std::time::Duration;
 use trio::{ErrorKind, checkpoint, open_nursery};
 
@@ -157,6 +163,201 @@ fn lazy_bodies_behave() {
         let after = trio::lowlevel::checkpoint_counts()?;
         assert_eq!(after.schedule_points - before.schedule_points, 1);
         assert_eq!(after.cancel_points, before.cancel_points);
+        Ok(())
+    })
+    .unwrap();
+}
+
+// ----- the exit schedule point of an empty nursery --------------------------
+
+/// Opens and closes an empty nursery (a schedule point, no cancel point).
+async fn empty_nursery() -> trio::Result<()> {
+    open_nursery(async |_| Ok(())).await?;
+    Ok(())
+}
+
+/// A sibling already ready in the same batch runs before the exit returns:
+/// the exit does not pass in place while another task is ready. (No seed,
+/// so the batch runs in spawn order: the exiting task first.)
+#[test]
+fn empty_exit_lets_a_ready_sibling_run_first() {
+    trio::run(async {
+        let log = RefCell::new(Vec::new());
+        open_nursery(async |n| {
+            let log = &log;
+            n.start_soon(async move {
+                empty_nursery().await?;
+                log.borrow_mut().push("exited");
+                Ok(())
+            });
+            n.start_soon(async move { log.borrow_mut().push("sibling") });
+            Ok(())
+        })
+        .await?;
+        assert_eq!(*log.borrow(), ["sibling", "exited"]);
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// Polls both futures with the task's own waker until both are done, as
+/// `join!` does (the case that a pass in place could starve).
+async fn join2(a: impl Future<Output = trio::Result<()>>, b: impl Future<Output = ()>) {
+    let (mut a, mut b) = (pin!(a), pin!(b));
+    let (mut a_done, mut b_done) = (false, false);
+    std::future::poll_fn(|cx| {
+        if !a_done && let Poll::Ready(r) = a.as_mut().poll(cx) {
+            r.unwrap();
+            a_done = true;
+        }
+        if !b_done && b.as_mut().poll(cx).is_ready() {
+            b_done = true;
+        }
+        if a_done && b_done {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// A lone task spinning on empty nurseries inside a `join!` until the other
+/// branch sets a flag still lets that branch be polled: passes in place
+/// are bounded per batch.
+#[test]
+fn empty_exits_in_a_join_let_the_other_branch_run() {
+    trio::run(async {
+        let done = Cell::new(false);
+        let spins = Cell::new(0u32);
+        let spinner = async {
+            while !done.get() {
+                empty_nursery().await?;
+                spins.set(spins.get() + 1);
+            }
+            Ok(())
+        };
+        let setter = async {
+            // Not at once: first let the spinner pass some exits.
+            for _ in 0..3 {
+                trio::lowlevel::cancel_shielded_checkpoint().await.unwrap();
+            }
+            done.set(true);
+        };
+        join2(spinner, setter).await;
+        assert!(spins.get() > 0);
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// A deadline around a loop of empty nurseries fires (real clock). The
+/// body's `checkpoint_if_cancelled` is the loop's only cancel point.
+#[test]
+fn empty_exit_loop_meets_its_deadline() {
+    trio::run(async {
+        let spun: Option<()> = trio::move_on_after(Duration::from_millis(20), async {
+            loop {
+                open_nursery(async |_| trio::lowlevel::checkpoint_if_cancelled().await).await?;
+            }
+        })
+        .await?;
+        assert!(spun.is_none(), "the deadline fired");
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// A body spinning on empty nurseries does not starve a child waiting for
+/// a readable fd.
+#[test]
+fn empty_exit_loop_still_sees_fds() {
+    trio::run(async {
+        let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
+        a.set_nonblocking(true)?;
+        let fd = a.as_raw_fd();
+        b.write_all(b"x")?;
+        let seen = Cell::new(false);
+        open_nursery(async |n| {
+            let seen = &seen;
+            n.start_soon(async move {
+                trio::lowlevel::wait_readable(fd).await?;
+                seen.set(true);
+                Ok(())
+            });
+            while !seen.get() {
+                empty_nursery().await?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// A body spinning on empty nurseries still sees work finished in another
+/// thread (a wake posted to the run's inbox).
+#[test]
+fn empty_exit_loop_still_sees_other_threads() {
+    trio::run(async {
+        let got = Cell::new(None);
+        open_nursery(async |n| {
+            let got = &got;
+            n.start_soon(async move {
+                let v = trio::to_thread::run_sync(|| 7).await?;
+                got.set(Some(v));
+                Ok(())
+            });
+            while got.get().is_none() {
+                empty_nursery().await?;
+            }
+            Ok(())
+        })
+        .await?;
+        assert_eq!(got.get(), Some(7));
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// Passed in place or not, the exit counts as one schedule point, and the
+/// task tree shows no nursery left behind.
+#[test]
+fn empty_exit_counts_one_schedule_point() {
+    trio::run(async {
+        let before = trio::lowlevel::checkpoint_counts()?;
+        for _ in 0..200 {
+            empty_nursery().await?;
+        }
+        let after = trio::lowlevel::checkpoint_counts()?;
+        assert_eq!(after.schedule_points - before.schedule_points, 200);
+        assert_eq!(after.cancel_points, before.cancel_points);
+        assert!(trio::lowlevel::current_task().child_nurseries().is_empty());
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// A handle kept past its nursery's end leaves nothing behind when asked
+/// for its scope or info (the nursery never registered, and must not
+/// register once closed).
+#[test]
+fn escaped_handle_of_an_empty_nursery_registers_nothing() {
+    trio::run(async {
+        let mut escaped = None;
+        open_nursery(async |n| {
+            escaped = Some(n.clone());
+            Ok(())
+        })
+        .await?;
+        let n = escaped.expect("the body ran");
+        let scope = n.cancel_scope();
+        scope.cancel();
+        let _ = n.info();
+        assert!(n.is_closed());
+        assert!(trio::lowlevel::current_task().child_nurseries().is_empty());
+        checkpoint().await?; // the cancel did not reach this task
         Ok(())
     })
     .unwrap();

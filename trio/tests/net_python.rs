@@ -8,6 +8,8 @@
 //! run: autojump would count waiting on them as idleness) and loopback
 //! addresses only. No test asserts a duration.
 
+mod common;
+use common::python;
 use socket2::{Domain, Socket, Type};
 use std::cell::RefCell;
 use std::io::Read;
@@ -20,15 +22,6 @@ use trio::net::{
 use trio::socket::{SocketListener, SocketStream};
 use trio::stream::{AsyncResource, BoxFuture, Listener, ReceiveStream, SendStream, Stream};
 use trio::{ErrorKind, open_nursery};
-
-fn python() -> Option<std::process::Command> {
-    let ok = std::process::Command::new("python3")
-        .arg("-c")
-        .arg("pass")
-        .status()
-        .ok()?;
-    ok.success().then(|| std::process::Command::new("python3"))
-}
 
 /// Sends `msg` and reads the same bytes back.
 async fn echo_round_trip(s: &SocketStream, msg: &[u8]) -> trio::Result<()> {

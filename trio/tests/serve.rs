@@ -7,6 +7,8 @@
 //! 500 concurrent TCP clients, a real `EMFILE` in a child process with a
 //! lowered `RLIMIT_NOFILE`, and Python clients of the echo server.
 
+mod common;
+use common::python;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -858,15 +860,6 @@ fn a_real_emfile_makes_connections_wait_then_they_are_served() {
         "the fd limit did not bind: {peak} at once"
     );
     assert!(err.contains("child: accept returned EMFILE ("), "{err}");
-}
-
-fn python() -> Option<Command> {
-    let ok = Command::new("python3")
-        .arg("-c")
-        .arg("pass")
-        .status()
-        .ok()?;
-    ok.success().then(|| Command::new("python3"))
 }
 
 /// Python clients, in threads, talk to the echo server at once.

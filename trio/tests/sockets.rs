@@ -4,6 +4,8 @@
 //! and the kernel are outside the run: autojump would count waiting on them
 //! as idleness) and loopback addresses only.
 
+mod common;
+use common::python;
 use socket2::{Domain, Type};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -208,15 +210,6 @@ async fn a_socket_moves_to_another_run() -> trio::Result<()> {
     .unwrap()?;
     let _std: std::os::unix::net::UnixStream = a.into();
     Ok(())
-}
-
-fn python() -> Option<std::process::Command> {
-    let ok = std::process::Command::new("python3")
-        .arg("-c")
-        .arg("pass")
-        .status()
-        .ok()?;
-    ok.success().then(|| std::process::Command::new("python3"))
 }
 
 #[test]

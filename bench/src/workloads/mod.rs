@@ -4,7 +4,8 @@
 //! [`smol`], written the way a user of that runtime would write it. Every
 //! implementation builds a fresh runtime, starts the clock *inside* it (so
 //! runtime construction and teardown are not timed) and returns the elapsed
-//! time for `Shape::ops` operations. `None` means "this runtime cannot run the
+//! time for `Shape::ops` operations, on the clock of [`clock`] (CPU time by
+//! default). `None` means "this runtime cannot run the
 //! workload yet" and is printed as `n/a`.
 //!
 //! A TCP echo workload (loopback client/server round trips) is planned but
@@ -12,6 +13,7 @@
 //! `TcpEcho` variant here, include it in [`Workload::ALL`] and implement it in
 //! the three runtime modules.
 
+pub mod clock;
 pub mod smol;
 pub mod tokio;
 pub mod trio;
@@ -103,7 +105,7 @@ impl Workload {
             Workload::PingPong => "one round trip over two capacity-1 channels (500k)",
             Workload::Timeout => "one yield under a 10 s timeout that never fires (1M)",
             Workload::Sleep => {
-                "one task sleeping (i % 100) ms from spawn, 100k at once, real clock (floor: 99 ms / ops)"
+                "one task sleeping 200 + (i % 100) ms from spawn, 100k at once (real clock)"
             }
             Workload::Cancel => "cancel one blocked task and wait for it (10 x 10k)",
             Workload::NurseryEmpty => "open + close an empty nursery / JoinSet (100k)",
@@ -126,7 +128,7 @@ impl Workload {
             Workload::PingPong => (s(500_000), 1),
             // n timeouts, one after another in one task.
             Workload::Timeout => (s(1_000_000), 1),
-            // n tasks, task i sleeps (i % 100) ms.
+            // n tasks, task i sleeps `sleep_for(i)`.
             Workload::Sleep => (s(100_000), 1),
             // m batches of n blocked tasks; only the cancellation is timed.
             Workload::Cancel => (s(10_000), 10),
@@ -140,6 +142,19 @@ impl Workload {
         };
         Shape { n, m, ops }
     }
+}
+
+/// How long every sleeper of `sleep` sleeps beyond its `i % 100` ms: long
+/// enough that all of them are spawned (and their timers set) before the
+/// first one is due, even on a loaded machine (spawning 100k takes tens of
+/// milliseconds). Otherwise how many deadlines have already passed when
+/// their timer is set, and so how much work a sleep costs, depends on how
+/// fast the spawning went: a figure that does not repeat.
+pub const SLEEP_LEAD: Duration = Duration::from_millis(200);
+
+/// The `sleep` duration of sleeper `i`.
+pub fn sleep_for(i: usize) -> Duration {
+    SLEEP_LEAD + Duration::from_millis((i % 100) as u64)
 }
 
 /// Runs one measurement of `workload` on `runtime` with a fresh runtime.

@@ -8,7 +8,9 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::clock::Instant;
 
 use async_executor::{LocalExecutor, Task};
 use async_io::Timer;
@@ -119,7 +121,7 @@ fn sleep(n: usize) -> Duration {
         let tasks: Vec<_> = (0..n)
             .map(|i| {
                 // Deadline fixed at spawn, as tokio's `sleep(d)` does.
-                let timer = Timer::after(Duration::from_millis((i % 100) as u64));
+                let timer = Timer::after(super::sleep_for(i));
                 ex.spawn(async move {
                     timer.await;
                 })

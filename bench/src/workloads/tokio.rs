@@ -8,7 +8,9 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::clock::Instant;
 
 use tokio::sync::{Notify, mpsc};
 use tokio::task::{JoinSet, LocalSet, spawn_local, yield_now};
@@ -107,7 +109,7 @@ fn sleep(n: usize) -> Duration {
     block_on(async || {
         let start = Instant::now();
         let handles: Vec<_> = (0..n)
-            .map(|i| spawn_local(tokio::time::sleep(Duration::from_millis((i % 100) as u64))))
+            .map(|i| spawn_local(tokio::time::sleep(super::sleep_for(i))))
             .collect();
         for handle in handles {
             handle.await.expect("sleeper failed");

@@ -8,7 +8,9 @@
 //! a trio user would do instead of `Rc`.
 
 use std::cell::Cell;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::clock::Instant;
 
 use super::{Shape, Workload, per_task_overhead};
 use crate::alloc;
@@ -112,7 +114,7 @@ fn sleep(n: usize) -> Duration {
             // work, fix the deadline at spawn on both sides: `sleep_until`.
             let now = trio::current_time();
             for i in 0..n {
-                let deadline = now + Duration::from_millis((i % 100) as u64);
+                let deadline = now + super::sleep_for(i);
                 nursery.start_soon(trio::sleep_until(deadline));
             }
             Ok(())

@@ -294,7 +294,7 @@ impl State {
                 let parked = std::mem::take(&mut s.parked);
                 for &pid in &parked {
                     if let Some(p) = self.parks.get_mut(pid)
-                        && p.cancel_status == Some(id)
+                        && p.cancel_status == id
                         && matches!(p.state, ParkState::Waiting)
                     {
                         // Used up: the park registers again when polled.

@@ -40,7 +40,15 @@
 //! rule). A panic is caught, treated as a failure (siblings cancelled and
 //! waited for), then resumed in the parent with its original payload.
 //! Exiting is a schedule point only: it never fails with `Cancelled` by
-//! itself.
+//! itself. When the run loop's next tick would do nothing but poll this
+//! task again (no other task ready, nothing posted by other threads, no fd
+//! waited on, no deadline set, no instruments), the exit passes that point
+//! in place instead of returning `Pending` and coming back through the run
+//! loop, which no other task could observe; at most
+//! `runtime::IN_PLACE_LIMIT` times per batch, so that a `join!` branch
+//! spinning on empty nurseries still lets its sibling be polled (see
+//! `Runtime::pass_schedule_point_in_place`; `tests/fast_paths.rs` guards
+//! each condition).
 //!
 //! # Lazy registration
 //!
@@ -146,8 +154,9 @@ impl State {
 
     /// Removes the task record of a child of `nursery` that has exited, and
     /// stops counting it live there.
+    #[inline]
     pub(crate) fn child_exited(&mut self, nursery: NurseryId, task: TaskId) {
-        self.tasks.remove(task);
+        self.remove_task(task);
         if let Some(n) = self.nurseries.get_mut(nursery) {
             n.live -= 1;
         }
@@ -156,9 +165,8 @@ impl State {
     /// Moves a child from nursery `from` to slot `slot` of nursery `to`
     /// (`start`, once the child has started) and schedules it there.
     pub(crate) fn child_moved(&mut self, task: TaskId, from: NurseryId, to: NurseryId, slot: u32) {
-        if let Some(t) = self.tasks.get_mut(task) {
+        if let Some(t) = self.clear_ready(task) {
             t.parent = Parent::Nursery { nursery: to, slot };
-            t.ready = false;
         }
         if let Some(n) = self.nurseries.get_mut(from) {
             n.live -= 1;
@@ -284,6 +292,12 @@ impl State {
 }
 
 impl<'env> NurseryInner<'env> {
+    /// Closed without ever registering: it has no records, and must not
+    /// make any now (nothing would remove them).
+    fn closed_unregistered(&self) -> bool {
+        self.closed.get() && self.ids.get().is_none()
+    }
+
     /// The nursery's ids, registering it first if it has not yet.
     fn ensure_made(&self, rt: &Runtime) -> (NurseryId, CancelStatusId) {
         if let Some(ids) = self.ids.get() {
@@ -333,7 +347,7 @@ impl<'env> NurseryInner<'env> {
             return slot;
         }
         let mut children = self.children.borrow_mut();
-        children.push(None);
+        crate::core::slab::push_capped(&mut children, None);
         (children.len() - 1) as u32
     }
 
@@ -621,7 +635,7 @@ impl<'env> Nursery<'env> {
         });
         let status = TaskStatus { slot: slot.clone() };
         let fut: ChildFuture<'env> = Box::pin(f(status));
-        let mut hidden: Driver<'env> = Driver::open(&rt, true, location);
+        let mut hidden: Driver<'env> = Driver::open(rt.clone(), true, location);
         hidden.inner.spawn(fut, name, location)?;
         let mut moved = false;
         poll_fn(|cx| {
@@ -651,7 +665,9 @@ impl<'env> Nursery<'env> {
         self.inner
             .scope
             .get_or_init(|| match runtime::with_runtime(Rc::clone) {
-                Some(rt) if rt.run_id == self.inner.run_id => {
+                // (A nursery that closed unregistered never registers: its
+                // scope has ended.)
+                Some(rt) if rt.run_id == self.inner.run_id && !self.inner.closed_unregistered() => {
                     let (_, status) = self.inner.ensure_made(&rt);
                     CancelScope::for_cancel_status(&rt, status)
                 }
@@ -678,7 +694,9 @@ impl<'env> Nursery<'env> {
     /// The nursery as seen by the task-tree API.
     pub fn info(&self) -> NurseryInfo {
         let id = match runtime::with_runtime(Rc::clone) {
-            Some(rt) if rt.run_id == self.inner.run_id => self.inner.ensure_made(&rt).0,
+            Some(rt) if rt.run_id == self.inner.run_id && !self.inner.closed_unregistered() => {
+                self.inner.ensure_made(&rt).0
+            }
             _ => self
                 .inner
                 .ids
@@ -696,6 +714,60 @@ impl<'env> Nursery<'env> {
 #[track_caller]
 fn spawn_failed(method: &str, twin: &str, error: Error) -> ! {
     panic!("Nursery::{method}: {error}; use Nursery::{twin} where this can happen")
+}
+
+/// Polls the body of a nursery that has not registered (see "Lazy
+/// registration" in the module docs) as the top entry of
+/// `Runtime::lazy_nurseries`; the nursery takes on the ids if it registered
+/// meanwhile (then also the waker of this poll, and a ready list into
+/// `batch`).
+fn poll_lazy_body<T>(
+    rt: &Runtime,
+    inner: &NurseryInner<'_>,
+    body: Pin<&mut dyn Future<Output = Result<T>>>,
+    cx: &mut Context<'_>,
+    batch: &mut Vec<u32>,
+) -> std::thread::Result<Poll<Result<T>>> {
+    // The body runs under the current status until something needs the
+    // nursery registered.
+    rt.lazy_nurseries.borrow_mut().push(LazyNursery {
+        token: std::ptr::from_ref(inner).addr(),
+        location: inner.location,
+        made: None,
+    });
+    rt.lazy_pending.set(true);
+    let r = catch_unwind(AssertUnwindSafe(|| body.poll(cx)));
+    // Only a finished body stays unregistered.
+    if matches!(r, Ok(Poll::Pending)) {
+        rt.settle_lazy();
+    }
+    let entry = rt.lazy_nurseries.borrow_mut().pop();
+    rt.lazy_pending.set(false);
+    let Some(made) = entry.and_then(|e| e.made) else {
+        return r;
+    };
+    inner.ids.set(Some(made));
+    // Registered during the poll: take the waker now, and pass on a wake
+    // that came before it (a spawn).
+    let id = made.0;
+    rt.with_state(|st| {
+        let (run_id, shared_addr) = (st.run_id, st.shared_addr);
+        let target = st.nurseries.get_mut(id).map(|n| {
+            let old = n.waker.update(cx.waker(), run_id, shared_addr);
+            let woke = n.woken.then(|| std::mem::take(&mut n.waker));
+            (old, woke)
+        });
+        if let Some((old, woke)) = target {
+            st.retire(old);
+            if let Some(w) = woke {
+                st.wake_target(w);
+            }
+        }
+        if batch.capacity() == 0 {
+            *batch = st.take_list();
+        }
+    });
+    r
 }
 
 /// Restores the current task and cancel status when dropped.
@@ -821,8 +893,7 @@ where
 {
     let location = Location::caller();
     async move {
-        let rt = runtime::current()?;
-        let mut driver: Driver<'env> = Driver::open(&rt, false, location);
+        let mut driver: Driver<'env> = Driver::open(runtime::current()?, false, location);
         let handle = Nursery {
             inner: driver.inner.clone(),
         };
@@ -849,10 +920,17 @@ pub(crate) struct Driver<'env> {
     batch: Vec<u32>,
     waited_since_body: bool,
     finished: bool,
+    /// The next poll is the first, made in the same poll of the caller that
+    /// looked up the current run (`open`): it need not check the run again.
+    run_checked: bool,
 }
 
 impl<'env> Driver<'env> {
-    fn open(rt: &Rc<Runtime>, hidden: bool, location: &'static Location<'static>) -> Driver<'env> {
+    /// A driver for a nursery opened now, in the current task and cancel
+    /// status of `rt`, the current run (just looked up by the caller, so
+    /// the first poll need not check it again).
+    #[inline]
+    fn open(rt: Rc<Runtime>, hidden: bool, location: &'static Location<'static>) -> Driver<'env> {
         // Opening inside a lazy body attaches under that body's nursery.
         rt.settle_lazy();
         let parent_status = rt.current_cancel_status.get();
@@ -867,8 +945,10 @@ impl<'env> Driver<'env> {
             (None, Vec::new())
         };
         Driver {
-            rt: rt.clone(),
-            inner: Rc::new(NurseryInner {
+            // `new_cyclic` writes the record straight into the allocation;
+            // `Rc::new` builds it on the stack and copies it over (a
+            // `memcpy` call, ~30 instructions per nursery, measured).
+            inner: Rc::new_cyclic(|_| NurseryInner {
                 run_id: rt.run_id,
                 ids: Cell::new(ids),
                 parent_status,
@@ -886,6 +966,8 @@ impl<'env> Driver<'env> {
             batch,
             waited_since_body: false,
             finished: false,
+            run_checked: true,
+            rt,
         }
     }
 
@@ -921,11 +1003,20 @@ impl<'env> Driver<'env> {
     fn poll_children<T>(
         &mut self,
         cx: &mut Context<'_>,
-        mut body: Option<Pin<&mut dyn Future<Output = Result<T>>>>,
+        body: Option<Pin<&mut dyn Future<Output = Result<T>>>>,
         body_out: &mut Option<T>,
     ) -> Poll<()> {
-        let rt = self.rt.clone();
-        if runtime::with_runtime(|cur| Rc::ptr_eq(cur, &rt)) != Some(true) {
+        if self.inner.closed.get() {
+            // Closed by an earlier poll, which then took the exit schedule
+            // point (see `exit`): nothing can change any more (a closed
+            // nursery takes no spawn, `start` or moved-in child, and had no
+            // live child), so this is the poll after that point.
+            self.rt.count_checkpoint(true, false);
+            return Poll::Ready(());
+        }
+        if !std::mem::replace(&mut self.run_checked, false)
+            && runtime::with_runtime(|cur| Rc::ptr_eq(cur, &self.rt)) != Some(true)
+        {
             // Polled outside its run: nothing sensible to do but finish.
             if !self.body_done {
                 self.body_done = true;
@@ -937,98 +1028,115 @@ impl<'env> Driver<'env> {
             return Poll::Ready(());
         }
         // Polling this nursery inside a lazy body changes the context.
-        rt.settle_lazy();
-        let ids = self.inner.ids.get();
-        let mut batch = std::mem::take(&mut self.batch);
-        if let Some((id, _)) = ids {
-            rt.with_state(|st| self.register_poll(st, id, cx, &mut batch));
+        self.rt.settle_lazy();
+        match self.inner.ids.get() {
+            None => self.poll_unregistered(cx, body, body_out),
+            Some(ids) => self.poll_registered(cx, ids, body, body_out),
         }
+    }
+
+    /// `poll_children` for a registered nursery (kept out of line, so that
+    /// the short path of an unregistered one stays short).
+    #[inline(never)]
+    fn poll_registered<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        ids: (NurseryId, CancelStatusId),
+        mut body: Option<Pin<&mut dyn Future<Output = Result<T>>>>,
+        body_out: &mut Option<T>,
+    ) -> Poll<()> {
+        let rt = self.rt.clone();
+        let mut batch = std::mem::take(&mut self.batch);
+        rt.with_state(|st| self.register_poll(st, ids.0, cx, &mut batch));
         // Put back the current task and cancel status however this poll ends (a
         // panic may unwind through it, from a hook, say).
-        let _restore = RestoreCurrent::new(&rt);
+        let restore = RestoreCurrent::new(&rt);
         // The body is part of the task polling this nursery: it runs with
         // that task's waker, inside the nursery's scope. (It may be polled
         // when only a child woke; futures take spurious polls in stride.)
         if !self.body_done
             && let Some(b) = body.as_mut()
         {
-            match ids {
-                Some((_, status)) => rt.current_cancel_status.set(status),
-                None => {
-                    // Lazy: the body runs under the current status until
-                    // something needs the nursery registered.
-                    rt.lazy_nurseries.borrow_mut().push(LazyNursery {
-                        token: Rc::as_ptr(&self.inner).addr(),
-                        location: self.inner.location,
-                        made: None,
-                    });
-                    rt.lazy_pending.set(true);
-                }
-            }
+            rt.current_cancel_status.set(ids.1);
             let r = catch_unwind(AssertUnwindSafe(|| b.as_mut().poll(cx)));
-            if ids.is_none() {
-                // Only a finished body stays unregistered.
-                if matches!(r, Ok(Poll::Pending)) {
-                    rt.settle_lazy();
-                }
-                let entry = rt.lazy_nurseries.borrow_mut().pop();
-                rt.lazy_pending.set(false);
-                if let Some(made) = entry.and_then(|e| e.made) {
-                    self.inner.ids.set(Some(made));
-                }
-                if let Some((id, _)) = self.inner.ids.get() {
-                    // Registered during the poll: take the waker now, and
-                    // pass on a wake that came before it (a spawn).
-                    rt.with_state(|st| {
-                        let (run_id, shared_addr) = (st.run_id, st.shared_addr);
-                        let target = st.nurseries.get_mut(id).map(|n| {
-                            let old = n.waker.update(cx.waker(), run_id, shared_addr);
-                            let woke = n.woken.then(|| std::mem::take(&mut n.waker));
-                            (old, woke)
-                        });
-                        if let Some((old, woke)) = target {
-                            st.retire(old);
-                            if let Some(w) = woke {
-                                st.wake_target(w);
-                            }
-                        }
-                        if batch.capacity() == 0 {
-                            batch = st.take_list();
-                        }
-                    });
-                }
-            }
-            match r {
-                Ok(Poll::Pending) => {}
-                Ok(Poll::Ready(Ok(v))) => {
-                    *body_out = Some(v);
-                    self.body_done = true;
-                }
-                Ok(Poll::Ready(Err(e))) => {
-                    self.body_done = true;
-                    self.fail(e);
-                }
-                Err(payload) => {
-                    self.body_done = true;
-                    self.record_panic(payload);
-                }
-            }
+            self.body_polled(r, body_out);
         }
-        if let Some(ids) = self.inner.ids.get() {
-            for &slot in &batch {
-                self.poll_child(&rt, ids, slot);
-            }
+        for &slot in &batch {
+            self.poll_child(&rt, ids, slot);
         }
-        drop(_restore);
+        drop(restore);
         batch.clear();
         self.batch = batch;
+        self.after_poll(cx)
+    }
 
+    /// `poll_children` for a nursery that has not registered: no children,
+    /// just the body to poll (see "Lazy registration" in the module docs).
+    #[inline]
+    fn poll_unregistered<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        body: Option<Pin<&mut dyn Future<Output = Result<T>>>>,
+        body_out: &mut Option<T>,
+    ) -> Poll<()> {
+        if !self.body_done
+            && let Some(b) = body
+        {
+            let restore = RestoreCurrent::new(&self.rt);
+            let r = poll_lazy_body(&self.rt, &self.inner, b, cx, &mut self.batch);
+            drop(restore);
+            self.body_polled(r, body_out);
+        }
+        if self.inner.ids.get().is_none() {
+            // Still not registered: the body has finished (a pending body
+            // registers), and there was never a child.
+            return self.exit(cx);
+        }
+        // Registered during the poll: children it spawned are polled next
+        // time (their wake reached this task's waker).
+        self.after_first_registration(cx)
+    }
+
+    /// `after_poll`, kept out of the short path of `poll_unregistered`.
+    #[inline(never)]
+    fn after_first_registration(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.after_poll(cx)
+    }
+
+    /// Takes in the outcome of a poll of the body.
+    #[inline]
+    fn body_polled<T>(
+        &mut self,
+        r: std::thread::Result<Poll<Result<T>>>,
+        body_out: &mut Option<T>,
+    ) {
+        match r {
+            Ok(Poll::Pending) => {}
+            Ok(Poll::Ready(Ok(v))) => {
+                *body_out = Some(v);
+                self.body_done = true;
+            }
+            Ok(Poll::Ready(Err(e))) => {
+                self.body_done = true;
+                self.fail(e);
+            }
+            Err(payload) => {
+                self.body_done = true;
+                self.record_panic(payload);
+            }
+        }
+    }
+
+    /// The end of a poll of a registered nursery: pending while the body or
+    /// a child (or a `start`) is still running, else `exit`.
+    #[inline]
+    fn after_poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if !self.body_done {
             return Poll::Pending;
         }
         let idle = match self.inner.ids.get() {
             None => true,
-            Some((id, _)) => rt.with_state(|st| {
+            Some((id, _)) => self.rt.with_state(|st| {
                 st.nurseries
                     .get(id)
                     .is_none_or(|n| n.live == 0 && n.pending_starts == 0)
@@ -1038,14 +1146,26 @@ impl<'env> Driver<'env> {
             self.waited_since_body = true;
             return Poll::Pending;
         }
+        self.exit(cx)
+    }
+
+    /// Closes the finished nursery and takes its exit schedule point.
+    #[inline(always)]
+    fn exit(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.close();
         if !self.waited_since_body {
-            // Exiting is a schedule point, even when nothing had to be waited for.
+            // Exiting is a schedule point, even when nothing had to be
+            // waited for: the next poll (the shortcut at the top of
+            // `poll_children`) ends it. If the run loop's next tick would
+            // only poll this task again, it passes here (see
+            // `Runtime::pass_schedule_point_in_place`).
             self.waited_since_body = true;
-            rt.wake_by_ref(cx.waker());
-            return Poll::Pending;
+            if !self.rt.pass_schedule_point_in_place() {
+                self.rt.wake_by_ref(cx.waker());
+                return Poll::Pending;
+            }
         }
-        rt.count_checkpoint(true, false);
+        self.rt.count_checkpoint(true, false);
         Poll::Ready(())
     }
 
@@ -1074,9 +1194,7 @@ impl<'env> Driver<'env> {
             return;
         };
         rt.with_state(|st| {
-            if let Some(t) = st.tasks.get_mut(task) {
-                t.ready = false;
-            }
+            st.clear_ready(task);
         });
         rt.current_task.set(task);
         let (id, status) = ids;
@@ -1125,6 +1243,7 @@ impl<'env> Driver<'env> {
         }
     }
 
+    #[inline]
     fn close(&mut self) {
         if self.inner.closed.replace(true) {
             return;
@@ -1142,6 +1261,9 @@ impl<'env> Driver<'env> {
     /// called `started`). Does nothing, and returns false, if the caller's
     /// scope is cancelled: the child then finishes where it is.
     fn transfer_children_to(&mut self, target: &NurseryInner<'env>) -> bool {
+        if target.closed.get() {
+            return false;
+        }
         let (from, from_status) = self.inner.ensure_made(&self.rt);
         let (target_id, target_status) = target.ensure_made(&self.rt);
         let cancelled = self.rt.with_state(|st| st.is_cancelled(from_status));
@@ -1182,7 +1304,22 @@ impl<'env> Driver<'env> {
     }
 
     /// Exits the nursery's scope and returns its outcome; resumes a panic.
+    #[inline]
     fn finish<T>(&mut self, body_out: Option<T>) -> Result<Option<T>> {
+        if self.inner.ids.get().is_none()
+            && self.errors.is_empty()
+            && self.panic.is_none()
+            && self.inner.scope.get().is_none()
+        {
+            // Never registered, nothing failed, no scope handle: nothing to
+            // exit or report (the common empty nursery).
+            self.finished = true;
+            return Ok(body_out);
+        }
+        self.finish_slow(body_out)
+    }
+
+    fn finish_slow<T>(&mut self, body_out: Option<T>) -> Result<Option<T>> {
         self.finished = true;
         // Handles to the nursery's scope (`CancelHandle`s) see it end.
         if let Some(scope) = self.inner.scope.get() {
@@ -1226,10 +1363,17 @@ impl<'env> Driver<'env> {
 }
 
 impl Drop for Driver<'_> {
+    #[inline]
     fn drop(&mut self) {
-        if self.finished {
-            return;
+        if !self.finished {
+            self.drop_unfinished();
         }
+    }
+}
+
+impl Driver<'_> {
+    #[cold]
+    fn drop_unfinished(&mut self) {
         // Dropped while running (the future was dropped, not leaked): drop
         // every child now, while what they borrow is still alive.
         self.inner.closed.set(true);
@@ -1250,7 +1394,7 @@ impl Drop for Driver<'_> {
         };
         self.rt.with_state(|st| {
             for &t in &tasks {
-                st.tasks.remove(t);
+                st.remove_task(t);
             }
             if let Some(n) = st.nurseries.remove(id) {
                 st.retire(n.waker);

@@ -167,6 +167,68 @@ where
     pub fn key(&self) -> WaitKey {
         self.key
     }
+
+    /// The `Park` of a wait [`register_plain`] made: already registered,
+    /// as a first poll would leave it.
+    pub(crate) fn registered(key: WaitKey, abort: A) -> Self {
+        Park {
+            key,
+            abort,
+            abort_failed: false,
+            done: false,
+        }
+    }
+
+    /// `poll`, for a wait whose abort function has nothing to undo (it
+    /// returns `Succeeded`): a cancelled wait ends in the state borrow that
+    /// sees it, without calling it.
+    pub(crate) fn poll_plain(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.poll_with::<true>(cx)
+    }
+}
+
+/// Makes the current task's wait, ending at `deadline` unless rescheduled
+/// or cancelled first, registered with `cx`'s waker, in one thread-local
+/// access and one state borrow: what making a [`Park`] and its first poll
+/// would do, for a wait that nobody needs the key of before it blocks (a
+/// sleep, an `Event` wait). Like that first poll, it is `Cancelled` (a
+/// completed cancel point) if the calling code is in a cancelled scope;
+/// outside a run it is an error.
+pub(crate) fn register_plain(
+    label: &'static str,
+    location: &'static Location<'static>,
+    deadline: impl FnOnce(&Runtime) -> Instant,
+    cx: &Context<'_>,
+) -> Result<WaitKey> {
+    let made = runtime::with_runtime(|rt| {
+        rt.settle_lazy();
+        let status = rt.current_cancel_status.get();
+        let task = rt.current_task.get();
+        // −∞ has passed like any other past deadline; only +∞ means
+        // "never". (The timer heap keeps finite deadlines only.)
+        let deadline = deadline(rt).max(Instant::from_nanos(i64::MIN + 1));
+        let park = rt.with_state(|st| {
+            if st.is_cancelled(status) {
+                // What a `Park` would do: nothing to undo, `Cancelled`.
+                return None;
+            }
+            let id = st.insert_park(task, label, location, deadline);
+            st.register_park(id, status, cx.waker());
+            Some(id)
+        });
+        if park.is_none() {
+            rt.count_checkpoint(false, true);
+        }
+        park.map(|park| WaitKey {
+            park,
+            run_id: rt.run_id,
+        })
+    });
+    match made {
+        None => Err(Error::outside_run()),
+        Some(None) => Err(Error::cancelled()),
+        Some(Some(key)) => Ok(key),
+    }
 }
 
 /// Makes the record of a new wait for the current task, and its timer if
@@ -204,10 +266,11 @@ pub(crate) struct ParkRecord {
     /// Whom to wake: the waker of the `Park`'s last poll. A wake uses it up;
     /// the `Park` registers again when polled.
     pub(crate) target: WakeTarget,
-    /// The cancel status the park last registered under (`None` before its
-    /// first poll). The park has a live entry in that status's `parked`
-    /// list, and is counted in its `parked_live`.
-    pub(crate) cancel_status: Option<CancelStatusId>,
+    /// The cancel status the park last registered under (`Key::DANGLING`,
+    /// which names no status, before its first poll: not an `Option`, which
+    /// would cost the record 8 bytes). The park has a live entry in that
+    /// status's `parked` list, and is counted in its `parked_live`.
+    pub(crate) cancel_status: CancelStatusId,
     /// The task that waits, for the task tree.
     pub(crate) task: TaskId,
     /// Where the wait was made, for the task tree.
@@ -232,7 +295,7 @@ impl State {
         let id = self.parks.insert(ParkRecord {
             state: ParkState::Waiting,
             target: WakeTarget::NONE,
-            cancel_status: None,
+            cancel_status: Key::DANGLING,
             task,
             location,
             label,
@@ -251,28 +314,21 @@ impl State {
             return;
         };
         let replaced = p.target.update(waker, run_id, shared_addr);
-        let old = if p.cancel_status == Some(status) {
-            None
-        } else {
-            Some(p.cancel_status.replace(status))
-        };
+        let old = std::mem::replace(&mut p.cancel_status, status);
         self.retire(replaced);
-        let Some(old) = old else { return };
-        if let Some(old) = old
-            && let Some(s) = self.cancel_statuses.get_mut(old)
-        {
+        if old == status {
+            return;
+        }
+        if let Some(s) = self.cancel_statuses.get_mut(old) {
             s.parked_live = s.parked_live.saturating_sub(1);
         }
         if let Some(s) = self.cancel_statuses.get_mut(status) {
-            s.parked.push(park);
+            crate::core::slab::push_capped(&mut s.parked, park);
             s.parked_live += 1;
             if s.parked.len() > 2 * s.parked_live as usize + 8 {
                 let parks = &self.parks;
-                s.parked.retain(|pid| {
-                    parks
-                        .get(*pid)
-                        .is_some_and(|p| p.cancel_status == Some(status))
-                });
+                s.parked
+                    .retain(|pid| parks.get(*pid).is_some_and(|p| p.cancel_status == status));
             }
         }
     }
@@ -288,7 +344,7 @@ impl State {
             ..
         } = self.parks.remove(park)?;
         self.retire(target);
-        if let Some(s) = cancel_status.and_then(|s| self.cancel_statuses.get_mut(s)) {
+        if let Some(s) = self.cancel_statuses.get_mut(cancel_status) {
             s.parked_live = s.parked_live.saturating_sub(1);
         }
         if deadline.is_finite() && matches!(state, ParkState::Waiting) {
@@ -480,13 +536,58 @@ fn plain_abort(_: WaitKey, _: AbortReason) -> Abort {
     Abort::Succeeded
 }
 
+/// Gives each of the waits `parks` of run `run_id` the outcome `Ok(())`
+/// and schedules its task, in order, in one state borrow. Stale ones are
+/// skipped; nothing happens unless `run_id` is the current run.
+pub(crate) fn reschedule_all(run_id: u32, parks: &[ParkId]) {
+    runtime::with_runtime(|rt| {
+        if rt.run_id != run_id {
+            return;
+        }
+        rt.with_state(|st| {
+            for &park in parks {
+                st.reschedule(park, Ok(()));
+            }
+        });
+    });
+}
+
+/// Keeps only the waits of `parks` (of run `run_id`) that are still
+/// waiting: how a wait list drops the entries of waits that ended without
+/// it. Outside a run nothing can be checked, and all are kept; in another
+/// run than `run_id`, none can ever be woken, and none are.
+pub(crate) fn retain_waiting(run_id: u32, parks: &mut Vec<ParkId>) {
+    runtime::with_runtime(|rt| {
+        if rt.run_id != run_id {
+            parks.clear();
+            return;
+        }
+        let st = rt.state.borrow();
+        parks.retain(|&p| {
+            st.parks
+                .get(p)
+                .is_some_and(|p| matches!(p.state, ParkState::Waiting))
+        });
+    });
+}
+
 // ----- checkpoints ------------------------------------------------------
 
 /// A schedule point followed, unless `shielded`, by a cancel check.
 #[derive(Debug)]
-struct Yield {
+pub(crate) struct Yield {
     yielded: bool,
     check_cancel: bool,
+}
+
+impl Yield {
+    /// A [`checkpoint`], as a type a hand-written future can hold.
+    pub(crate) const fn checkpoint() -> Yield {
+        Yield {
+            yielded: false,
+            check_cancel: true,
+        }
+    }
 }
 
 impl Future for Yield {
@@ -525,10 +626,7 @@ impl Future for Yield {
 /// .unwrap();
 /// ```
 pub fn checkpoint() -> impl Future<Output = Result<()>> {
-    Yield {
-        yielded: false,
-        check_cancel: true,
-    }
+    Yield::checkpoint()
 }
 
 /// A schedule point that ignores cancellation (Trio's
@@ -625,10 +723,9 @@ enum When {
 }
 
 /// A wait that only a deadline or a cancellation ends (the sleeps). Nobody
-/// needs its key before it is first polled, so that poll makes the park's
-/// record already registered (one thread-local access, one state borrow),
-/// which is what a [`Park`]'s first poll would leave; later polls are the
-/// `Park`'s own.
+/// needs its key before it is first polled, so that poll makes the wait
+/// already registered ([`register_plain`]); later polls are the `Park`'s
+/// own.
 struct TimedWait {
     label: &'static str,
     location: &'static Location<'static>,
@@ -663,47 +760,16 @@ impl Future for TimedWait {
                 return Poll::Ready(Err(Error::usage("a sleep was polled after it completed")));
             }
         };
-        let (label, location) = (this.label, this.location);
-        let made = runtime::with_runtime(|rt| {
-            rt.settle_lazy();
-            let status = rt.current_cancel_status.get();
-            let task = rt.current_task.get();
-            let deadline = match when {
-                When::At(t) => t,
-                When::After(d) => rt.now() + d,
-            };
-            // −∞ has passed like any other past deadline; only +∞ means
-            // "never". (The timer heap keeps finite deadlines only.)
-            let deadline = deadline.max(Instant::from_nanos(i64::MIN + 1));
-            let park = rt.with_state(|st| {
-                if st.is_cancelled(status) {
-                    // What a `Park` would do: nothing to undo, `Cancelled`.
-                    return None;
-                }
-                let id = st.insert_park(task, label, location, deadline);
-                st.register_park(id, status, cx.waker());
-                Some(id)
-            });
-            if park.is_none() {
-                rt.count_checkpoint(false, true);
-            }
-            park.map(|park| WaitKey {
-                park,
-                run_id: rt.run_id,
-            })
-        });
-        match made {
-            None => Poll::Ready(Err(Error::outside_run())),
-            Some(None) => Poll::Ready(Err(Error::cancelled())),
-            Some(Some(key)) => {
-                this.park = Some(Park {
-                    key,
-                    abort: plain_abort,
-                    abort_failed: false,
-                    done: false,
-                });
+        let deadline = |rt: &Runtime| match when {
+            When::At(t) => t,
+            When::After(d) => rt.now() + d,
+        };
+        match register_plain(this.label, this.location, deadline, cx) {
+            Ok(key) => {
+                this.park = Some(Park::registered(key, plain_abort));
                 Poll::Pending
             }
+            Err(e) => Poll::Ready(Err(e)),
         }
     }
 }

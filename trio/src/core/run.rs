@@ -30,7 +30,7 @@ use crate::core::runtime::{
 };
 use crate::core::slab::Key;
 use crate::core::task::Task;
-use crate::core::token::{self, Shared};
+use crate::core::token::{self, RunHandle, Shared};
 use crate::error::{Error, Result};
 use crate::time::Instant;
 use std::cell::{Cell, RefCell};
@@ -91,6 +91,8 @@ pub struct Runner {
     clock: Option<Rc<dyn Clock>>,
     seed: Option<u64>,
     instruments: Vec<Rc<dyn Instrument>>,
+    /// Ctrl-C, SIGTERM and tree-dump handling (`crate::signal::ctrl_c`).
+    signals: crate::signal::ctrl_c::SignalOptions,
 }
 
 impl fmt::Debug for Runner {
@@ -99,6 +101,7 @@ impl fmt::Debug for Runner {
             .field("custom_clock", &self.clock.is_some())
             .field("seed", &self.seed)
             .field("instruments", &self.instruments.len())
+            .field("signals", &self.signals)
             .finish()
     }
 }
@@ -128,6 +131,44 @@ impl Runner {
     /// consistent.
     pub fn instrument<I: Instrument + 'static>(mut self, instrument: Rc<I>) -> Self {
         self.instruments.push(instrument);
+        self
+    }
+
+    /// Whether a run on the main thread cancels itself on Ctrl-C (SIGINT);
+    /// on by default. Then `run` fails with
+    /// [`ErrorKind::Interrupted`](crate::ErrorKind::Interrupted) and a
+    /// second SIGINT ends the process at once. Runs on other threads never
+    /// touch SIGINT. See [`crate::signal`].
+    ///
+    /// ```
+    /// // This program handles SIGINT itself (or leaves it to kill the process).
+    /// trio::Runner::new().handle_ctrl_c(false).run(async { Ok(()) }).unwrap();
+    /// ```
+    pub fn handle_ctrl_c(mut self, on: bool) -> Self {
+        self.signals.ctrl_c = on;
+        self
+    }
+
+    /// Whether a run on the main thread treats SIGTERM as it treats
+    /// Ctrl-C (cancel the run, `Interrupted`, a second one kills); off by
+    /// default. See [`crate::signal`].
+    pub fn handle_sigterm(mut self, on: bool) -> Self {
+        self.signals.sigterm = on;
+        self
+    }
+
+    /// Makes a run on the main thread print its task tree to stderr each
+    /// time `signal` arrives (e.g. `SIGUSR1`), so a hung program can be
+    /// asked where it is stuck: `kill -USR1 <pid>`. Off by default. A
+    /// signal trio cannot handle makes `run` fail with
+    /// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument).
+    ///
+    /// ```
+    /// use trio::signal::consts::SIGUSR1;
+    /// trio::Runner::new().dump_task_tree_on(SIGUSR1).run(async { Ok(()) }).unwrap();
+    /// ```
+    pub fn dump_task_tree_on(mut self, signal: i32) -> Self {
+        self.signals.dump = Some(signal);
         self
     }
 
@@ -179,6 +220,7 @@ impl Runner {
             callback_task: Cell::new(Key::DANGLING),
             schedule_points: Cell::new(0),
             cancel_points: Cell::new(0),
+            passed_in_place: Cell::new(0),
             lazy_nurseries: RefCell::new(Vec::new()),
             lazy_pending: Cell::new(false),
             exit_hooks: RefCell::new(Vec::new()),
@@ -218,13 +260,14 @@ impl Runner {
             rt.system_cancel_status.set(system_cancel_status);
         });
         let _guard = RunGuard::enter(rt.clone());
+        let signals = crate::signal::ctrl_c::install(&self.signals, RunHandle::of(&rt.shared))?;
         rt.clock.start_clock();
         rt.instrument(|i, _| i.before_run());
         let root = rt.root_task.get();
         rt.instrument(|i, rt| i.task_spawned(Task::from_id(rt, root)));
         rt.with_state(|st| st.wake_task(root));
         let fut = pin!(fut);
-        let result = run_loop(&rt, fut);
+        let result = signals.finish(run_loop(&rt, fut));
         rt.instrument(|i, _| i.after_run());
         if let Some(payload) = rt.instrument_panic.take() {
             resume_unwind(payload);
@@ -403,10 +446,10 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
             std::mem::swap(&mut st.run_queue, &mut batch);
             st.shuffle(&mut batch);
         });
+        rt.passed_in_place.set(0);
         for &id in &batch {
             let slot = rt.with_state(|st| {
-                let t = st.tasks.get_mut(id)?;
-                t.ready = false;
+                let t = st.clear_ready(id)?;
                 match t.parent {
                     Parent::Top { slot } => Some(slot),
                     Parent::Nursery { .. } => None,
@@ -427,7 +470,7 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
                     rt.instrument(|i, rt| i.after_task_step(Task::from_id(rt, root_id)));
                     let system_cancel_status = rt.system_cancel_status.get();
                     rt.with_state(|st| {
-                        st.tasks.remove(root_id);
+                        st.remove_task(root_id);
                         st.cancel(system_cancel_status);
                     });
                     rt.task_exited(root_id);
@@ -447,7 +490,7 @@ fn run_loop<T>(rt: &Rc<Runtime>, mut root: Pin<&mut dyn Future<Output = Result<T
                         drop(fut);
                         rt.instrument(|i, rt| i.task_exited(Task::from_id(rt, id)));
                         rt.instrument(|i, rt| i.after_task_step(Task::from_id(rt, id)));
-                        rt.with_state(|st| st.tasks.remove(id));
+                        rt.with_state(|st| st.remove_task(id));
                         rt.task_exited(id);
                         if let Err(e) = r
                             && !e.is_cancelled()

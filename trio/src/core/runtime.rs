@@ -67,6 +67,13 @@ use std::time::Duration;
 /// A task's key in `State::tasks`.
 pub(crate) type TaskId = Key;
 
+/// How many schedule points a task may pass in place in one batch (see
+/// [`Runtime::pass_schedule_point_in_place`]). Passing in place saves a
+/// trip through the run loop; yielding every `IN_PLACE_LIMIT + 1`st time
+/// bounds how long another future polled by the same task (in a `join!`)
+/// waits. The number is a trade between the two, not tuned.
+pub(crate) const IN_PLACE_LIMIT: u32 = 63;
+
 /// The top-level slot of the root task.
 pub(crate) const ROOT_SLOT: u32 = u32::MAX;
 /// The top-level slot of the task callbacks from other threads run as
@@ -110,7 +117,9 @@ pub(crate) struct TaskRecord {
     pub(crate) parent: Parent,
     /// Woken and not yet polled: its slot is already queued (in `run_queue`
     /// or its nursery's `ready` list), so another wake stops here. Cleared
-    /// just before the task is polled.
+    /// just before the task is polled. Set only by `State::wake_task` and
+    /// cleared only by `State::clear_ready` (or the record's removal by
+    /// `State::remove_task`), which keep `State::ready_tasks` exact.
     pub(crate) ready: bool,
     /// Where it was spawned (`None` for the root task and the callback task).
     pub(crate) location: Option<&'static Location<'static>>,
@@ -212,6 +221,12 @@ pub(crate) struct State {
     /// Top-level tasks (the root task, system tasks) woken since the run
     /// loop took the last batch; each appears once (see `TaskRecord::ready`).
     pub(crate) run_queue: Vec<TaskId>,
+    /// How many task records have `ready` set: tasks woken and not yet
+    /// polled, wherever they are queued (the run queue, a batch being run,
+    /// a nursery's ready list). Zero means no task but the one being polled
+    /// could run before it: [`Runtime::pass_schedule_point_in_place`] relies
+    /// on that, so it must never be lower than the true count.
+    pub(crate) ready_tasks: u32,
     pub(crate) timers: Timers,
     /// The parks of `wait_all_tasks_blocked` calls, keyed by (cushion,
     /// arrival number): the run loop wakes the smallest cushion first, and
@@ -253,6 +268,7 @@ impl State {
             cancel_statuses: Slab::new(),
             parks: Slab::new(),
             run_queue: Vec::new(),
+            ready_tasks: 0,
             timers: Timers::new(),
             idle_waiters: BTreeMap::new(),
             idle_seq: 0,
@@ -278,6 +294,7 @@ impl State {
             return;
         }
         t.ready = true;
+        self.ready_tasks += 1;
         let parent = t.parent;
         if self.log_scheduled {
             self.scheduled_log.push(id);
@@ -290,6 +307,32 @@ impl State {
                     self.poke_nursery(nursery);
                 }
             }
+        }
+    }
+
+    /// Clears `ready` on a task about to be polled (or moved to another
+    /// queue); returns the record.
+    #[inline]
+    pub(crate) fn clear_ready(&mut self, id: TaskId) -> Option<&mut TaskRecord> {
+        let t = self.tasks.get_mut(id)?;
+        if t.ready {
+            t.ready = false;
+            debug_assert!(self.ready_tasks > 0);
+            // Wrapping, not saturating: were the count ever off, a count too
+            // high only turns the in-place schedule point off.
+            self.ready_tasks = self.ready_tasks.wrapping_sub(1);
+        }
+        Some(t)
+    }
+
+    /// Removes a task's record (it has exited, or its nursery was dropped).
+    #[inline]
+    pub(crate) fn remove_task(&mut self, id: TaskId) {
+        if let Some(t) = self.tasks.remove(id)
+            && t.ready
+        {
+            debug_assert!(self.ready_tasks > 0);
+            self.ready_tasks = self.ready_tasks.wrapping_sub(1);
         }
     }
 
@@ -426,6 +469,10 @@ pub(crate) struct Runtime {
     pub(crate) schedule_points: Cell<u64>,
     /// Cancel points completed so far.
     pub(crate) cancel_points: Cell<u64>,
+    /// Schedule points passed in place (see
+    /// [`pass_schedule_point_in_place`](Self::pass_schedule_point_in_place))
+    /// since the run loop last started a batch.
+    pub(crate) passed_in_place: Cell<u32>,
     /// Per-task counts for tasks someone is watching
     /// (`lowlevel::watch_checkpoints`).
     pub(crate) watches: RefCell<Vec<CheckpointWatchEntry>>,
@@ -609,6 +656,38 @@ impl Runtime {
         }
     }
 
+    /// Whether the schedule point the current task is at may pass without
+    /// leaving the poll, because the run loop's next tick would do nothing
+    /// but poll this task again: no other task is ready (anywhere: run
+    /// queue, a batch being run, a nursery's ready list), no other thread
+    /// has posted anything, no fd is waited on (so the reactor has nothing
+    /// to report) and no deadline exists (so none can be due). Without
+    /// instruments only, which would see the task step end. Counts the pass
+    /// when it says yes.
+    ///
+    /// At most [`IN_PLACE_LIMIT`] times per batch: a task may poll several
+    /// futures of its own with its waker (`join!`, `select!`), and one that
+    /// spins on schedule points waiting for another must let it be polled.
+    ///
+    /// Only a nursery's exit uses this (a schedule point without a cancel
+    /// point); `checkpoint()` always yields.
+    #[inline]
+    pub(crate) fn pass_schedule_point_in_place(&self) -> bool {
+        let passed = self.passed_in_place.get();
+        if passed >= IN_PLACE_LIMIT || self.instruments_on.get() {
+            return false;
+        }
+        let quiet = {
+            let st = self.state.borrow();
+            st.ready_tasks == 0 && st.timers.is_empty()
+        };
+        if !quiet || self.shared.inbox.has_pending() || self.reactor.borrow().has_waiters() {
+            return false;
+        }
+        self.passed_in_place.set(passed + 1);
+        true
+    }
+
     /// Runs the exit hooks of `task` (it has just exited). One `bool` check
     /// when there are none.
     pub(crate) fn task_exited(&self, task: TaskId) {
@@ -685,7 +764,7 @@ mod size_tests {
     #[test]
     fn records_stay_small() {
         assert!(size_of::<TaskRecord>() <= 56);
-        assert!(size_of::<ParkRecord>() <= 88);
+        assert!(size_of::<ParkRecord>() <= 80);
         assert!(size_of::<WakeTarget>() <= 16);
     }
 }

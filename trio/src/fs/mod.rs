@@ -24,20 +24,12 @@
 //!   work on files.
 //! - [`Builder`] runs the path functions with other options: a limiter, and
 //!   abandoning on cancel (below).
-//!
-//! # Why no async `Path` type
-//!
-//! Trio has `trio.Path` because Python's `pathlib.Path` *does* I/O
-//! (`path.read_text()`), and Trio needs an async twin of each such method.
-//! In Rust, [`std::path::Path`] is plain data; the I/O lives in `std::fs`
-//! functions that take `impl AsRef<Path>`. So the async mirror of Rust's
-//! API is a module of functions taking the same argument (as in tokio), and
-//! a `trio::Path` would only duplicate every function here and make users
-//! convert between two path types. The few I/O methods of `std::path::Path`
-//! map to: `path.exists()` → [`try_exists`], `path.metadata()` →
-//! [`metadata`], `path.is_file()` / `is_dir()` → `metadata(path).await?.is_file()`,
-//! `path.read_dir()` → [`read_dir`], `path.canonicalize()` → [`canonicalize`],
-//! `path.read_link()` → [`read_link`].
+//! - [`Path`](path::Path) (also [`trio::Path`](crate::Path), Trio's
+//!   `trio.Path`): an owned path whose I/O methods are async and call the
+//!   functions above (`path.read().await`, `path.is_dir().await` …). It
+//!   lives in its own module, [`path`], because the functions here take
+//!   `impl AsRef<std::path::Path>` and name that type `Path`; the module
+//!   docs say why it is a type and not an extension trait.
 //!
 //! # Errors name the path
 //!
@@ -114,6 +106,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 mod file;
+pub mod path;
 mod read_dir;
 
 pub use file::{File, MAX_BUF, OpenOptions, open_file, wrap_file};

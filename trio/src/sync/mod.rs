@@ -5,7 +5,11 @@
 //! Everything here is built on the public low-level API
 //! ([`lowlevel::Park`](crate::lowlevel::Park) and
 //! [`reschedule`](crate::lowlevel::reschedule)), the way a user could build
-//! it. Common rules:
+//! it. The one exception is [`Event`], whose waits have nothing to undo: it
+//! makes its `Park`s already registered (one state borrow for both steps)
+//! and wakes all its waiters in one state borrow, which a user would do
+//! with `Park::new` and `reschedule` at a few more instructions per waiter.
+//! Common rules:
 //!
 //! - **FIFO-fair**: waiters are served in the order they started waiting,
 //!   and a released resource is handed *directly* to the oldest waiter, so

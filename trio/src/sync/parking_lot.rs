@@ -382,9 +382,9 @@ impl<P: Clone + 'static> WaitQueue<P> {
 }
 
 /// A fair queue of parked tasks (Trio's `trio.lowlevel.ParkingLot`): the
-/// building block of [`Event`](crate::sync::Event),
-/// [`Lock`](crate::sync::Lock) and the other primitives, public so you can
-/// build your own.
+/// building block of [`Lock`](crate::sync::Lock) and the other primitives
+/// (but [`Event`](crate::sync::Event), which keeps a lighter list of its
+/// own), public so you can build your own.
 ///
 /// [`park`](ParkingLot::park) blocks the calling task until another task
 /// [`unpark`](ParkingLot::unpark)s it; tasks are woken in the order they

@@ -37,3 +37,18 @@ impl Log {
         std::mem::take(&mut self.0.borrow_mut())
     }
 }
+
+/// `python3`, for tests that talk to peers this project did not write; or
+/// `None` (the caller skips, saying so) when it is not installed. With
+/// `TRIO_REQUIRE_TOOLS=1` (`.ci/run` sets it) a missing python3 is a
+/// failure instead: CI must not pass by skipping.
+pub fn python() -> Option<std::process::Command> {
+    let found = std::process::Command::new("python3")
+        .args(["-c", "pass"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found && std::env::var_os("TRIO_REQUIRE_TOOLS").is_some_and(|v| v == "1") {
+        panic!("python3 is required (TRIO_REQUIRE_TOOLS=1) but is not installed");
+    }
+    found.then(|| std::process::Command::new("python3"))
+}

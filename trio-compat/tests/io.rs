@@ -1,0 +1,342 @@
+//! `Io`: trio streams driven by real foreign code (tokio-util's `Framed`,
+//! `futures::io::copy`, hyper's `ReadBuf`), the cooperative budget, and
+//! starvation.
+
+use futures::io::{AsyncReadExt, AsyncWriteExt};
+use futures::{SinkExt, StreamExt};
+use std::cell::Cell;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::Poll;
+use tokio_util::codec::{Framed, LinesCodec};
+use trio::socket::SocketStream;
+use trio::stream::{AsyncResource, ReceiveStream, SendStream, Stream};
+use trio::testing::memory_stream_pair;
+use trio_compat::{BUDGET, Io};
+
+/// tokio-util's `Framed` with `LinesCodec` over a trio socket pair, both
+/// ways; closing the sink (`poll_shutdown`, i.e. `send_eof`) ends the
+/// peer's stream of lines.
+#[trio::test]
+async fn framed_lines_over_a_trio_socket_pair() -> trio::Result<()> {
+    let (a, b) = SocketStream::unix_pair()?;
+    let mut a = Framed::new(Io::new(a), LinesCodec::new());
+    let mut b = Framed::new(Io::new(b), LinesCodec::new());
+    trio::open_nursery(async |n| {
+        n.start_soon(async {
+            for line in ["one", "two", "three"] {
+                a.send(line).await.map_err(trio::Error::from)?;
+            }
+            SinkExt::<&str>::close(&mut a)
+                .await
+                .map_err(trio::Error::from)?;
+            // The other direction still works after our half-close.
+            let reply = a
+                .next()
+                .await
+                .expect("a reply")
+                .map_err(trio::Error::from)?;
+            assert_eq!(reply, "got 3 lines");
+            assert!(a.next().await.is_none());
+            Ok(())
+        });
+        n.start_soon(async {
+            let mut lines = Vec::new();
+            while let Some(line) = b.next().await {
+                lines.push(line.map_err(trio::Error::from)?);
+            }
+            assert_eq!(lines, ["one", "two", "three"]);
+            b.send(format!("got {} lines", lines.len()))
+                .await
+                .map_err(trio::Error::from)?;
+            SinkExt::<String>::close(&mut b)
+                .await
+                .map_err(trio::Error::from)?;
+            Ok(())
+        });
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
+/// Deterministic bytes that are not periodic at any small stride.
+fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x1234_5678;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// `futures::io::copy` from a memory reader into a trio socket, and from
+/// the peer socket into a `Vec`: 1 MiB arrives intact, and `close` ends it.
+#[trio::test]
+async fn futures_io_copy_between_a_trio_socket_and_memory() -> trio::Result<()> {
+    let data = pattern(1 << 20);
+    let (a, b) = SocketStream::unix_pair()?;
+    let (mut a, mut b) = (Io::new(a), Io::new(b));
+    let mut received = Vec::new();
+    trio::open_nursery(async |n| {
+        n.start_soon(async {
+            let mut source = futures::io::Cursor::new(&data);
+            let sent = futures::io::copy(&mut source, &mut a).await?;
+            assert_eq!(sent, data.len() as u64);
+            a.close().await?;
+            Ok(())
+        });
+        n.start_soon(async {
+            let got = futures::io::copy(&mut b, &mut received).await?;
+            assert_eq!(got, data.len() as u64);
+            Ok(())
+        });
+        Ok(())
+    })
+    .await?;
+    assert!(received == data, "the copied bytes differ");
+    Ok(())
+}
+
+/// Byte-at-a-time reads are served from the adapter's buffer, and a
+/// reader that reads less than arrived loses nothing.
+#[trio::test(autojump)]
+async fn small_reads_lose_nothing() -> trio::Result<()> {
+    let (a, b) = memory_stream_pair();
+    let mut b = Io::new(b);
+    a.send_all(b"hello world").await?;
+    let mut one = [0; 1];
+    b.read_exact(&mut one).await?;
+    assert_eq!(&one, b"h");
+    assert_eq!(b.buffered(), b"ello world");
+    let mut rest = [0; 10];
+    b.read_exact(&mut rest).await?;
+    assert_eq!(&rest, b"ello world");
+    Ok(())
+}
+
+/// Writes leave without a flush (a send starts as soon as none is in
+/// flight); `close` is `send_eof`, and later writes fail with trio's
+/// Closed inside the io error.
+#[trio::test(autojump)]
+async fn writes_leave_without_a_flush_and_close_is_send_eof() -> trio::Result<()> {
+    let (a, b) = memory_stream_pair();
+    let mut a = Io::new(a);
+    let n = a.write(b"unflushed").await?;
+    assert_eq!(n, 9);
+    let mut buf = [0; 16];
+    let got = b.receive_some(&mut buf).await?;
+    assert_eq!(&buf[..got], b"unflushed");
+    a.close().await?;
+    assert_eq!(b.receive_some(&mut buf).await?, 0);
+    let err = a.write(b"x").await.unwrap_err();
+    let back = trio_compat::error::from_io(err);
+    assert_eq!(back.kind(), trio::ErrorKind::Closed);
+    Ok(())
+}
+
+/// A stream with data always ready, that never waits or yields: the
+/// stand-in for a socket with a full receive queue polled natively.
+#[derive(Debug)]
+struct AlwaysReady;
+
+impl AsyncResource for AlwaysReady {
+    async fn aclose(&self) -> trio::Result<()> {
+        Ok(())
+    }
+}
+impl SendStream for AlwaysReady {
+    async fn send_all(&self, _data: &[u8]) -> trio::Result<()> {
+        Ok(())
+    }
+    async fn wait_send_all_might_not_block(&self) -> trio::Result<()> {
+        Ok(())
+    }
+}
+impl ReceiveStream for AlwaysReady {
+    async fn receive_some(&self, buf: &mut [u8]) -> trio::Result<usize> {
+        buf.fill(b'x');
+        Ok(buf.len())
+    }
+}
+impl Stream for AlwaysReady {
+    async fn send_eof(&self) -> trio::Result<()> {
+        Ok(())
+    }
+}
+
+/// Exactly `BUDGET` ready polls in a row, then one `Pending` (with the
+/// waker woken, or the task would never run again), then again.
+#[trio::test]
+async fn the_budget_yields_after_exactly_budget_ready_polls() -> trio::Result<()> {
+    let mut io = Io::new(AlwaysReady);
+    for _ in 0..3 {
+        let mut readies = 0;
+        poll_fn(|cx| {
+            let mut buf = [0; 1];
+            loop {
+                match futures::io::AsyncRead::poll_read(Pin::new(&mut io), cx, &mut buf) {
+                    Poll::Ready(Ok(1)) => readies += 1,
+                    Poll::Ready(other) => panic!("unexpected read: {other:?}"),
+                    Poll::Pending => return Poll::Ready(()),
+                }
+            }
+        })
+        .await;
+        assert_eq!(readies, BUDGET);
+    }
+    // Writes count the same way.
+    let mut writes = 0;
+    poll_fn(|cx| {
+        loop {
+            match futures::io::AsyncWrite::poll_write(Pin::new(&mut io), cx, b"y") {
+                Poll::Ready(Ok(1)) => writes += 1,
+                Poll::Ready(other) => panic!("unexpected write: {other:?}"),
+                Poll::Pending => return Poll::Ready(()),
+            }
+        }
+    })
+    .await;
+    assert_eq!(writes, BUDGET);
+    Ok(())
+}
+
+/// A busy adapted connection (data always ready, never a wait) does not
+/// keep another task's timer from firing: the budget makes the reading
+/// task yield. On the real clock (autojump never jumps while a task is
+/// runnable); the loop is bounded so that a starving run fails instead of
+/// hanging, and nothing is timed.
+#[trio::test]
+async fn a_busy_connection_does_not_starve_a_timer() -> trio::Result<()> {
+    let fired = Cell::new(false);
+    trio::open_nursery(async |n| {
+        n.start_soon(async {
+            trio::sleep(0.01).await?;
+            fired.set(true);
+            Ok(())
+        });
+        let mut io = Io::new(AlwaysReady);
+        let mut buf = [0; 64];
+        let mut reads: u64 = 0;
+        while !fired.get() {
+            assert_eq!(io.read(&mut buf).await?, 64);
+            reads += 1;
+            assert!(
+                reads < 20_000_000,
+                "the timer never fired: the busy task starved the run"
+            );
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
+/// hyper's `rt::Read` copies into its `ReadBufCursor` with `put_slice`,
+/// never past its room; `rt::Write` sends.
+#[trio::test(autojump)]
+async fn hyper_read_and_write() -> trio::Result<()> {
+    use hyper::rt::{Read, ReadBuf, Write};
+    let (a, b) = memory_stream_pair();
+    let (mut a, mut b) = (Io::new(a), Io::new(b));
+    poll_fn(|cx| Pin::new(&mut a).poll_write(cx, b"hyper!")).await?;
+    poll_fn(|cx| Pin::new(&mut a).poll_flush(cx)).await?;
+    let mut storage = [0u8; 4];
+    let mut rb = ReadBuf::new(&mut storage);
+    poll_fn(|cx| Pin::new(&mut b).poll_read(cx, rb.unfilled())).await?;
+    assert_eq!(rb.filled(), b"hype");
+    let mut storage = [0u8; 4];
+    let mut rb = ReadBuf::new(&mut storage);
+    poll_fn(|cx| Pin::new(&mut b).poll_read(cx, rb.unfilled())).await?;
+    assert_eq!(rb.filled(), b"r!");
+    poll_fn(|cx| Pin::new(&mut a).poll_shutdown(cx)).await?;
+    let mut storage = [0u8; 4];
+    let mut rb = ReadBuf::new(&mut storage);
+    poll_fn(|cx| Pin::new(&mut b).poll_read(cx, rb.unfilled())).await?;
+    assert!(rb.filled().is_empty(), "the end of stream");
+    Ok(())
+}
+
+/// tokio's `AsyncRead`/`AsyncWrite` through tokio's own helpers.
+#[trio::test(autojump)]
+async fn tokio_read_and_write() -> trio::Result<()> {
+    use tokio::io::{AsyncReadExt as TokioRead, AsyncWriteExt as TokioWrite};
+    let (a, b) = memory_stream_pair();
+    let (mut a, mut b) = (Io::new(a), Io::new(b));
+    TokioWrite::write_all(&mut a, b"tokio").await?;
+    TokioWrite::shutdown(&mut a).await?;
+    let mut got = String::new();
+    TokioRead::read_to_string(&mut b, &mut got).await?;
+    assert_eq!(got, "tokio");
+    Ok(())
+}
+
+/// A borrowed stream: `Io::new(&stream)`, and the owner keeps using it.
+#[trio::test(autojump)]
+async fn an_adapter_may_borrow_its_stream() -> trio::Result<()> {
+    let (a, b) = memory_stream_pair();
+    {
+        let mut io = Io::new(&a);
+        io.write_all(b"borrowed").await?;
+        io.flush().await?;
+    }
+    a.send_all(b"!").await?;
+    let mut buf = [0; 16];
+    let mut got = Vec::new();
+    while got.len() < 9 {
+        let n = b.receive_some(&mut buf).await?;
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"borrowed!");
+    Ok(())
+}
+
+/// hyper 1.x itself over `Io`: an HTTP/1 client connection and a server
+/// connection on a trio socket pair, each driven in a trio task (no
+/// executor, no `Send`, no `'static`). Dropping the client's `SendRequest`
+/// ends both connections.
+#[trio::test]
+async fn hyper_http1_exchange_over_a_trio_socket_pair() -> trio::Result<()> {
+    use hyper::body::{Body, Incoming};
+    use hyper::{Request, Response};
+    let (client, server) = SocketStream::unix_pair()?;
+    trio::open_nursery(async |n| {
+        n.start_soon(async {
+            let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                let reply = format!("hello {}", req.uri().path());
+                Ok::<_, std::convert::Infallible>(Response::new(reply))
+            });
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(Io::new(server), service)
+                .await?;
+            Ok(())
+        });
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake::<_, String>(Io::new(client)).await?;
+        n.start_soon(async move {
+            connection.await?;
+            Ok(())
+        });
+        let request = Request::builder()
+            .uri("/trio")
+            .body(String::new())
+            .map_err(trio::Error::from)?;
+        let response = sender.send_request(request).await?;
+        assert_eq!(response.status(), 200);
+        let mut body = response.into_body();
+        let mut got = Vec::new();
+        while let Some(frame) = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+            if let Ok(data) = frame?.into_data() {
+                got.extend_from_slice(&data);
+            }
+        }
+        assert_eq!(got, b"hello /trio");
+        drop(sender);
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
