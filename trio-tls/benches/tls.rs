@@ -251,10 +251,15 @@ fn measure(
 ) -> (f64, u64) {
     let (tx, rx) = mpsc::channel();
     let server_config = configs.1.clone();
-    let server = std::thread::spawn(move || match rt {
-        Runtime::Trio => trio_server(work, server_config, tx),
-        Runtime::Tokio => tokio_server(work, server_config, tx),
-    });
+    // Named, so that a profiler can tell the servers apart (`perf report --comm`).
+    let name = if rt == Runtime::Trio { "srv-trio" } else { "srv-tokio" };
+    let server = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || match rt {
+            Runtime::Trio => trio_server(work, server_config, tx),
+            Runtime::Tokio => tokio_server(work, server_config, tx),
+        })
+        .unwrap();
     let port = rx.recv().unwrap();
     let wall = client(work, port, configs.0.clone());
     let cpu = server.join().unwrap();

@@ -189,7 +189,10 @@ impl Drop for RunningGuard<'_> {
 ///   waiting for the peer's, then closes the transport; with
 ///   `https_compatible` it closes the transport at once; cancelled, it
 ///   closes the transport forcefully. If the handshake never started there
-///   is no TLS session to close: it only closes the transport.
+///   is no TLS session to close: it only closes the transport. Sending
+///   `close_notify` waits for a send already in progress (a peer that does
+///   not read can hold it up: bound it with a timeout, or use
+///   [`aclose_forcefully`](trio::stream::aclose_forcefully)).
 /// - [`send_eof`](Stream::send_eof) sends `close_notify` on TLS 1.3 (the
 ///   peer reads end of stream, and this side can still receive); on TLS
 ///   1.2, where `close_notify` ends both directions, it is an
