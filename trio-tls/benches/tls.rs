@@ -252,7 +252,11 @@ fn measure(
     let (tx, rx) = mpsc::channel();
     let server_config = configs.1.clone();
     // Named, so that a profiler can tell the servers apart (`perf report --comm`).
-    let name = if rt == Runtime::Trio { "srv-trio" } else { "srv-tokio" };
+    let name = if rt == Runtime::Trio {
+        "srv-trio"
+    } else {
+        "srv-tokio"
+    };
     let server = std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || match rt {
