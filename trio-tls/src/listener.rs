@@ -160,6 +160,13 @@ struct Config<'env, H> {
 /// that wants the client to see a clean end calls
 /// [`aclose`](AsyncResource::aclose) itself.
 ///
+/// A failed handshake (a client that is not speaking TLS, a certificate it
+/// rejects) is the error of the handler's first operation on the stream:
+/// returned from the handler, it stops the server under [`Serve`]'s
+/// default policy, as any handler error does. A public server handles it,
+/// or sets `serve_options(|s| s.on_handler_error(OnHandlerError::LogAndContinue))`
+/// (see [`OnHandlerError`](trio::net::OnHandlerError)).
+///
 /// Returns [`ServeTls`], a builder that is the server future, like
 /// [`Serve`]: `nursery.start(|status| serve_tls_over_tcp(h, 0,
 /// config).task_status(status))` returns the listeners once they accept.

@@ -67,6 +67,57 @@ async fn serve_tls_over_tcp_and_open_tls_over_tcp_stream_echo() -> trio::Result<
     .await
 }
 
+/// A client that does not speak TLS fails its connection's handshake; with
+/// `LogAndContinue` (through `serve_options`) the server logs it and goes
+/// on serving the next client.
+#[trio::test]
+async fn a_failed_handshake_is_logged_and_the_server_goes_on() -> trio::Result<()> {
+    let logged = RefCell::new(Vec::new());
+    trio::fail_after(30.0, async {
+        trio::open_nursery(async |nursery| {
+            let listeners = nursery
+                .start(|status| {
+                    serve_tls_over_tcp(echo, 0, server_config(None))
+                        .host("127.0.0.1")
+                        .serve_options(|s| {
+                            s.on_handler_error(trio::net::OnHandlerError::LogAndContinue)
+                                .log(|event| logged.borrow_mut().push(event.to_string()))
+                        })
+                        .task_status(status)
+                })
+                .await?;
+            let addr = listeners[0].listener().local_addr()?.as_socket().unwrap();
+            let plain = SocketStream::connect_tcp(addr).await?;
+            plain.send_all(b"GET / HTTP/1.0\r\n\r\n").await?;
+            // The server closes it after the failed handshake (maybe with
+            // a reset): the end, or an error, never data that echoes.
+            let mut buf = [0; 64];
+            if let Ok(n) = plain.receive_some(&mut buf).await {
+                assert_eq!(n, 0);
+            }
+            let port = addr.port();
+            let client = open_tls_over_tcp_stream("localhost", port, client_config(None)).await?;
+            client.send_all(b"still here").await?;
+            let mut got = Vec::new();
+            while got.len() < 10 {
+                let n = client.receive_some(&mut buf).await?;
+                assert_ne!(n, 0);
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(got, b"still here");
+            nursery.cancel_scope().cancel();
+            Ok(())
+        })
+        .await
+        .map(drop)
+    })
+    .await?;
+    let logged = logged.into_inner();
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert!(logged[0].contains("handler failed"), "{logged:?}");
+    Ok(())
+}
+
 #[trio::test(autojump)]
 async fn accept_does_no_tls_work_and_the_handshake_timeout_applies_in_the_connection()
 -> trio::Result<()> {
