@@ -29,7 +29,15 @@
 //! peer's `close_notify` nothing more is fed, so the bytes after it stay in
 //! `incoming`, and [`TlsStream::unwrap`] returns them with the transport.
 //! Feeding also stops as soon as a record yields plaintext, which keeps
-//! rustls's plaintext buffer to one record.
+//! rustls's plaintext buffer to one record; `receive_some` copies it out
+//! and, while the caller's buffer has room, feeds the next records already
+//! received (without waiting), so one call can return several records.
+//!
+//! The cost of this layout: received bytes are copied once more than in
+//! tokio-rustls (transport buffer → rustls's buffer), since rustls's
+//! buffered API reads from a synchronous `io::Read` and trio's streams are
+//! async. rustls's unbuffered API (decryption in place) would remove that
+//! copy and rustls's own plaintext copy.
 //!
 //! # State and its invariants
 //!
