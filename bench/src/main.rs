@@ -45,6 +45,13 @@
 //!   rounds (default 7, as `../shared/BENCHMARKING.md` asks) of elapsed time
 //!   divided by the workload's operation count, in ns/op; the line under it
 //!   gives the min–max over the rounds.
+//! * **Rounds spread over the run.** Round 1 of every workload runs, then
+//!   round 2 of every workload, and so on, so one workload's rounds are
+//!   spread over the whole run. Played back to back (as before), a slow
+//!   spell of a shared machine lasting a few seconds fell into most rounds
+//!   of one workload and became its median: `cancel`, whose rounds took
+//!   about 2 s in all, moved by 30% between fresh runs that way, with the
+//!   other runtimes slowing down too in the same rounds.
 //! * **Ratios** are trio / tokio and trio / smol, taken *per round* (the three
 //!   runs of a round saw the same machine), then their median and min–max
 //!   ([`stats`]). Below 1 means trio is faster. A ratio whose max/min exceeds
@@ -109,7 +116,7 @@ use std::time::{Duration, Instant};
 
 use report::{Header, Row};
 use stats::Round;
-use workloads::{Runtime, Workload};
+use workloads::{Runtime, Shape, Workload};
 
 /// Name under which `--only` selects the memory measurement (both rows; any
 /// name starting with it selects it).
@@ -303,52 +310,78 @@ fn apply_pin(pin: Pin) -> Result<usize, String> {
     Ok(cpu)
 }
 
-/// Measures one workload: warm-up, then `rounds` interleaved rounds, each
-/// runtime repeating its run as often as the last warm-up round says it
-/// must to fill [`MIN_ROUND`].
-fn measure(w: Workload, opts: &Options) -> Row {
-    let shape = w.shape(opts.scale());
-    let mut rounds: Vec<Round> = Vec::with_capacity(opts.rounds);
-    let mut available = Runtime::ALL.map(|rt| opts.runtimes.contains(&rt));
-    let mut repeats = [1usize; 3];
-    let total = opts.warmup + opts.rounds;
-    let started = Instant::now();
-    for round in 0..total {
+/// One workload's measurement in progress: [`run_timings`] plays round 1
+/// of every workload, then round 2 of every workload, and so on, so that a
+/// workload's rounds are spread over the whole run instead of a few
+/// back-to-back seconds. A slow spell of the machine (another VM on the same
+/// host, say) then lands in one round of many workloads, where the median
+/// discards it, instead of in most rounds of one workload, where it becomes
+/// the median. Within a round the runtimes are interleaved, each repeating
+/// its run as often as the last warm-up round says it must to fill
+/// [`MIN_ROUND`].
+struct Measurement {
+    w: Workload,
+    shape: Shape,
+    rounds: Vec<Round>,
+    available: [bool; 3],
+    repeats: [usize; 3],
+    spent: Duration,
+}
+
+impl Measurement {
+    fn new(w: Workload, opts: &Options) -> Measurement {
+        Measurement {
+            w,
+            shape: w.shape(opts.scale()),
+            rounds: Vec::with_capacity(opts.rounds),
+            available: Runtime::ALL.map(|rt| opts.runtimes.contains(&rt)),
+            repeats: [1; 3],
+            spent: Duration::ZERO,
+        }
+    }
+
+    /// Plays round `round` (the first `opts.warmup` are warm-up rounds).
+    fn round(&mut self, round: usize, opts: &Options) {
+        let started = Instant::now();
         let warm = round < opts.warmup;
-        show_progress(w, round, opts);
+        show_progress(self.w, round, opts);
         let mut samples: Round = [None; 3];
         let mut elapsed = [Duration::ZERO; 3];
         let mut wall = [Duration::ZERO; 3];
-        let steps = repeats.iter().copied().max().unwrap_or(1);
+        let steps = self.repeats.iter().copied().max().unwrap_or(1);
         for step in 0..steps {
             for (i, rt) in Runtime::ALL.into_iter().enumerate() {
-                if !available[i] || !runs_at(step, repeats[i], steps) {
+                if !self.available[i] || !runs_at(step, self.repeats[i], steps) {
                     continue;
                 }
                 let run_started = Instant::now();
-                match workloads::run(rt, w, shape) {
+                match workloads::run(rt, self.w, self.shape) {
                     Some(e) => elapsed[i] += e,
-                    None => available[i] = false,
+                    None => self.available[i] = false,
                 }
                 wall[i] += run_started.elapsed();
             }
         }
         for i in 0..Runtime::ALL.len() {
-            if !available[i] {
+            if !self.available[i] {
                 continue;
             }
-            samples[i] = Some(ns_per_op(elapsed[i], shape.ops * repeats[i]));
+            samples[i] = Some(ns_per_op(elapsed[i], self.shape.ops * self.repeats[i]));
             if round + 1 == opts.warmup {
-                let n = repeats[i] as u32;
-                repeats[i] = repeats_for(elapsed[i] / n, wall[i] / n);
+                let n = self.repeats[i] as u32;
+                self.repeats[i] = repeats_for(elapsed[i] / n, wall[i] / n);
             }
         }
         if !warm {
-            rounds.push(samples);
+            self.rounds.push(samples);
         }
+        self.spent += started.elapsed();
     }
-    progress_done(w.name(), started);
-    Row::from_rounds(w.name(), shape.ops, &rounds)
+
+    fn finish(self) -> Row {
+        progress_done(self.w.name(), self.spent);
+        Row::from_rounds(self.w.name(), self.shape.ops, &self.rounds)
+    }
 }
 
 /// Makes glibc's malloc keep freed memory instead of returning it to the
@@ -404,11 +437,11 @@ fn progress_on_tty() -> bool {
 
 /// Ends a workload's progress: clears the progress line on a terminal,
 /// otherwise logs one line per workload.
-fn progress_done(name: &str, started: Instant) {
+fn progress_done(name: &str, spent: Duration) {
     if progress_on_tty() {
         eprint!("\r{:<40}\r", "");
     } else {
-        eprintln!("{name}: done in {:.1} s", started.elapsed().as_secs_f64());
+        eprintln!("{name}: done in {:.1} s", spent.as_secs_f64());
     }
 }
 
@@ -427,7 +460,7 @@ fn measure_memory(n: usize, opts: &Options) -> [Row; 2] {
             .contains(&rt)
             .then(|| workloads::task_memory(rt, n))
     });
-    progress_done(TASK_MEMORY, started);
+    progress_done(TASK_MEMORY, started.elapsed());
     let runtime: Round = measured.map(|m| m.map(|m| m.runtime));
     let total: Round = measured.map(|m| m.map(|m| m.total));
     [
@@ -439,7 +472,17 @@ fn measure_memory(n: usize, opts: &Options) -> [Row; 2] {
 /// The timing mode: every selected workload, then `task_memory`.
 fn run_timings(opts: &Options, machine: String) {
     let wall = Instant::now();
-    let rows: Vec<Row> = opts.workloads.iter().map(|&w| measure(w, opts)).collect();
+    let mut measuring: Vec<Measurement> = opts
+        .workloads
+        .iter()
+        .map(|&w| Measurement::new(w, opts))
+        .collect();
+    for round in 0..opts.warmup + opts.rounds {
+        for m in &mut measuring {
+            m.round(round, opts);
+        }
+    }
+    let rows: Vec<Row> = measuring.into_iter().map(Measurement::finish).collect();
     let memory: Vec<Row> = if opts.task_memory {
         let n = ((TASK_MEMORY_N as f64 * opts.scale()).round() as usize).max(1);
         measure_memory(n, opts).into()
