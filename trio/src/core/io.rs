@@ -775,6 +775,60 @@ impl IoRegistration {
         wait_token(token, dir, rearm, label, location).await
     }
 
+    /// One non-blocking operation on the registered `fd`, in DESIGN §6's
+    /// order: a cancel check; the syscall `op` (unless the cache says it
+    /// would only return `WouldBlock`: then the wait for the edge comes
+    /// first); on success or a real error a cancel-shielded schedule point
+    /// (skipped after a park, which was one); on `WouldBlock` the cached
+    /// readiness is cleared and the task parks until the next edge (a
+    /// cancel point: a cancelled wait did nothing), then tries again.
+    /// `closed` is asked after each wait: an owner closed meanwhile must
+    /// not touch the fd, and gets `closed_error()`. Sockets and process
+    /// pipes both run their operations through here.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn io<T>(
+        &self,
+        fd: RawFd,
+        dir: Direction,
+        label: &'static str,
+        location: &'static Location<'static>,
+        closed: &dyn Fn() -> bool,
+        closed_error: fn() -> Error,
+        mut op: impl FnMut() -> io::Result<T>,
+    ) -> Result<T> {
+        crate::checkpoint_if_cancelled().await?;
+        let mut parked = false;
+        let mut must_wait = self.known_not_ready(dir);
+        loop {
+            if must_wait {
+                self.wait(fd, dir, false, label, location).await?;
+                parked = true;
+                if closed() {
+                    return Err(closed_error());
+                }
+            }
+            match op() {
+                Ok(v) => {
+                    if !parked {
+                        crate::cancel_shielded_checkpoint().await?;
+                    }
+                    return Ok(v);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.clear_ready(dir);
+                    must_wait = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => must_wait = false,
+                Err(e) => {
+                    if !parked {
+                        crate::cancel_shielded_checkpoint().await?;
+                    }
+                    return Err(Error::from(e));
+                }
+            }
+        }
+    }
+
     /// Wakes the tasks waiting on `fd` with Closed and undoes the
     /// registration (in the current run, or through the registry of the
     /// run it belongs to, from any thread).

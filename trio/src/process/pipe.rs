@@ -30,7 +30,7 @@
 use crate::core::io::{Direction, IoRegistration};
 use crate::error::{Error, ErrorKind, Result};
 use crate::stream::{AsyncResource, BusySlot, ReceiveStream, SendStream, empty_buffer};
-use crate::{cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled, sys};
+use crate::{checkpoint, checkpoint_if_cancelled, sys};
 use std::cell::RefCell;
 use std::fmt;
 use std::fs::File;
@@ -73,37 +73,11 @@ impl Pipe {
         closed: &dyn Fn() -> bool,
         mut op: impl FnMut(&File) -> io::Result<T>,
     ) -> Result<T> {
-        checkpoint_if_cancelled().await?;
-        let mut parked = false;
-        let mut must_wait = self.reg.known_not_ready(dir);
-        loop {
-            if must_wait {
-                self.reg.wait(self.fd, dir, false, label, location).await?;
-                parked = true;
-                if closed() {
-                    return Err(closed_error());
-                }
-            }
-            match op(&self.file) {
-                Ok(v) => {
-                    if !parked {
-                        cancel_shielded_checkpoint().await?;
-                    }
-                    return Ok(v);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.reg.clear_ready(dir);
-                    must_wait = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => must_wait = false,
-                Err(e) => {
-                    if !parked {
-                        cancel_shielded_checkpoint().await?;
-                    }
-                    return Err(Error::from(e));
-                }
-            }
-        }
+        self.reg
+            .io(self.fd, dir, label, location, closed, closed_error, || {
+                op(&self.file)
+            })
+            .await
     }
 }
 

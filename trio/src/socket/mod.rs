@@ -418,43 +418,18 @@ impl Socket {
         closed: &dyn Fn() -> bool,
         mut op: impl FnMut(&socket2::Socket) -> io::Result<T>,
     ) -> Result<T> {
-        checkpoint_if_cancelled().await?;
-        let mut parked = false;
-        // When the reactor already knows the fd is not ready, the syscall
-        // would only say WouldBlock: wait for the edge first.
-        let mut must_wait = self.reg.reg.known_not_ready(dir);
-        loop {
-            if must_wait {
-                self.reg
-                    .reg
-                    .wait(self.reg.fd, dir, false, label, location)
-                    .await?;
-                parked = true;
-                if closed() {
-                    return Err(stream::closed());
-                }
-            }
-            match op(&self.inner) {
-                Ok(v) => {
-                    // A park was already a schedule point.
-                    if !parked {
-                        cancel_shielded_checkpoint().await?;
-                    }
-                    return Ok(v);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.reg.reg.clear_ready(dir);
-                    must_wait = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => must_wait = false,
-                Err(e) => {
-                    if !parked {
-                        cancel_shielded_checkpoint().await?;
-                    }
-                    return Err(Error::from(e));
-                }
-            }
-        }
+        self.reg
+            .reg
+            .io(
+                self.reg.fd,
+                dir,
+                label,
+                location,
+                closed,
+                stream::closed,
+                || op(&self.inner),
+            )
+            .await
     }
 
     pub(crate) fn fd(&self) -> RawFd {
