@@ -42,7 +42,6 @@
 #![warn(missing_docs)]
 
 mod listener;
-mod slot;
 mod stream;
 
 pub use listener::{

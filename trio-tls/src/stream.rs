@@ -62,7 +62,7 @@
 //! [`checkpoint_if_cancelled`] and, if it never waited (the plaintext was
 //! already there, say), ends with [`cancel_shielded_checkpoint`].
 
-use crate::slot::BusySlot;
+use trio::stream::BusySlot;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{
     ClientConfig, ClientConnection, Connection, ProtocolVersion, ServerConfig, ServerConnection,

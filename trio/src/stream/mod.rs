@@ -82,7 +82,7 @@ pub use boxed::{
     DynListener, DynReceiveStream, DynSendStream, DynStream,
 };
 pub use buffered::{BufferedReceiveStream, ChunkTooLong};
-pub(crate) use slot::BusySlot;
+pub use slot::{BusySlot, SlotGuard};
 pub use stapled::StapledStream;
 
 /// Something that must be closed, asynchronously (Trio's

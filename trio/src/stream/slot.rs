@@ -6,13 +6,29 @@
 //! cancelled or its future was dropped. Entering a raised slot is an
 //! [`ErrorKind::Busy`] error at once, with no checkpoint: the caller is
 //! misusing the stream, and waiting would hide that.
+//!
+//! Public so that stream implementations outside this crate (`trio-tls`,
+//! a user's own) follow the same rule with the same error.
 
 use crate::error::{Error, ErrorKind, Result};
 use std::cell::Cell;
 use std::fmt;
 
-/// One direction of a stream that one task at a time may use.
-pub(crate) struct BusySlot {
+/// One direction of a stream that one task at a time may use (Trio's
+/// `ConflictDetector`): for implementing the Busy rule of the
+/// [stream traits](crate::stream).
+///
+/// ```
+/// use trio::ErrorKind;
+/// use trio::stream::BusySlot;
+///
+/// let sending = BusySlot::new("another task is already sending on this stream");
+/// let guard = sending.enter().unwrap();
+/// assert_eq!(sending.enter().unwrap_err().kind(), ErrorKind::Busy);
+/// drop(guard); // however the operation ended
+/// assert!(!sending.is_busy());
+/// ```
+pub struct BusySlot {
     busy: Cell<bool>,
     /// The message of the `Busy` error.
     what: &'static str,
@@ -21,7 +37,7 @@ pub(crate) struct BusySlot {
 impl BusySlot {
     /// A free slot; `what` is the message of its `Busy` error ("another task
     /// is already sending on this stream").
-    pub(crate) const fn new(what: &'static str) -> Self {
+    pub const fn new(what: &'static str) -> Self {
         BusySlot {
             busy: Cell::new(false),
             what,
@@ -29,7 +45,7 @@ impl BusySlot {
     }
 
     /// Takes the slot until the guard is dropped; `Busy` if it is taken.
-    pub(crate) fn enter(&self) -> Result<SlotGuard<'_>> {
+    pub fn enter(&self) -> Result<SlotGuard<'_>> {
         if self.busy.replace(true) {
             return Err(Error::new(ErrorKind::Busy, self.what));
         }
@@ -37,7 +53,7 @@ impl BusySlot {
     }
 
     /// Whether a task holds the slot.
-    pub(crate) fn is_busy(&self) -> bool {
+    pub fn is_busy(&self) -> bool {
         self.busy.get()
     }
 }
@@ -51,7 +67,9 @@ impl fmt::Debug for BusySlot {
 }
 
 /// Holds a [`BusySlot`] until dropped.
-pub(crate) struct SlotGuard<'a> {
+#[must_use = "the slot is free again as soon as the guard is dropped"]
+#[derive(Debug)]
+pub struct SlotGuard<'a> {
     slot: &'a BusySlot,
 }
 
