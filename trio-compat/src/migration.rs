@@ -1,0 +1,1 @@
+//! Moving a tokio program to trio (placeholder, being written).
