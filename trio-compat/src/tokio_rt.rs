@@ -2,10 +2,10 @@
 //!
 //! Most of the ecosystem's network clients (reqwest, sqlx, tonic, redis)
 //! need a tokio *context*: they register sockets with tokio's I/O driver,
-//! start tokio timers and `tokio::spawn` background tasks. [`tokio`] runs
+//! start tokio timers and `tokio::spawn` background tasks. [`tokio()`] runs
 //! such a future inside a trio task, async-compat's way (DESIGN §13):
 //!
-//! - **The runtime.** Each run that uses [`tokio`] gets one tokio
+//! - **The runtime.** Each run that uses [`tokio()`] gets one tokio
 //!   `current_thread` runtime with every driver its tokio build has
 //!   (`enable_all`), created lazily on first use and kept in a
 //!   [`RunVar`]. The runtime lives on a helper thread
@@ -23,7 +23,7 @@
 //!   comes while the future is being polled (tokio's cooperative budget
 //!   does this) makes the task yield at a trio checkpoint and poll again,
 //!   so a busy future cannot starve the run.
-//! - **Checkpoint.** [`tokio`] checks for cancellation before the first
+//! - **Checkpoint.** [`tokio()`] checks for cancellation before the first
 //!   poll, and when the task's cancel scope is cancelled while it waits the
 //!   park aborts: the future is dropped (inside the handle) and the call
 //!   returns `Cancelled`. Foreign code cannot promise that a dropped
@@ -322,7 +322,7 @@ where
     }
 }
 
-/// [`tokio`] without flattening: the future's output as it is, or an error
+/// [`tokio()`] without flattening: the future's output as it is, or an error
 /// of the call itself (`Cancelled`, outside a run, the runtime could not
 /// start).
 ///

@@ -159,6 +159,8 @@ async fn tokio_process_under_a_fail_after_that_fires() -> trio::Result<()> {
 async fn mpsc_with_a_tokio_spawned_task() -> trio::Result<()> {
     let (to_tokio, mut from_trio) = tokio::sync::mpsc::channel::<u32>(1);
     let (to_trio, mut from_tokio) = tokio::sync::mpsc::channel::<u32>(1);
+    // The JoinHandle is returned on purpose, to be awaited at the end.
+    #[allow(clippy::async_yields_async)]
     let echo = trio_compat::tokio_raw(async move {
         tokio::spawn(async move {
             while let Some(n) = from_trio.recv().await {
