@@ -22,7 +22,10 @@
 //!   tokio wake-up (measured in `tests/tokio_bench.rs`). A wake-up that
 //!   comes while the future is being polled (tokio's cooperative budget
 //!   does this) makes the task yield at a trio checkpoint and poll again,
-//!   so a busy future cannot starve the run.
+//!   so a busy future cannot starve the run. The run's token lives in the
+//!   waker only while the call waits: wakers that tokio keeps after the
+//!   call (a receiver's, say) hold nothing that would keep the run from
+//!   reporting a deadlock, and a call that is ready at once makes no token.
 //! - **Checkpoint.** [`tokio()`] checks for cancellation before the first
 //!   poll, and when the task's cancel scope is cancelled while it waits the
 //!   park aborts: the future is dropped (inside the handle) and the call
@@ -212,8 +215,8 @@ fn run_handle() -> Result<Handle> {
 }
 
 /// What the future's waker shares with the waiting task.
+#[derive(Default)]
 struct WakeShared {
-    token: TrioToken,
     state: Mutex<WakeState>,
 }
 
@@ -223,6 +226,12 @@ struct WakeState {
     woken: bool,
     /// The park the task waits in, if it waits and nobody has woken it yet.
     parked: Option<WaitKey>,
+    /// The run's token, only while the call waits: made at the first
+    /// `Pending` (a token costs a poke of the run when dropped, which a
+    /// call that is ready at once should not pay) and taken out when the
+    /// call ends, so that wakers tokio keeps after the call hold no token
+    /// (a live token would keep the run from ever reporting a deadlock).
+    token: Option<TrioToken>,
 }
 
 impl Wake for WakeShared {
@@ -231,18 +240,31 @@ impl Wake for WakeShared {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        let parked = {
-            let mut st = lock(&self.state);
-            st.woken = true;
-            st.parked.take()
-        };
-        if let Some(key) = parked {
+        let mut st = lock(&self.state);
+        st.woken = true;
+        if let Some(key) = st.parked.take()
+            && let Some(token) = &st.token
+        {
             // Rescheduling must happen on the run's thread; a stale key is
-            // harmless, and a finished run has nobody left to wake.
-            let _ = self.token.run_sync_soon(move || {
+            // harmless, and a finished run has nobody left to wake. (Posted
+            // under this lock: it only queues a callback in the run's
+            // inbox, and the lock keeps the token from being taken away
+            // meanwhile.)
+            let _ = token.run_sync_soon(move || {
                 reschedule(key, Ok(()));
             });
         }
+    }
+}
+
+/// Takes the token out of the shared state when the call ends, however it
+/// ends (dropped outside the lock).
+struct EndCall(Arc<WakeShared>);
+
+impl Drop for EndCall {
+    fn drop(&mut self) {
+        let token = lock(&self.0.state).token.take();
+        drop(token);
     }
 }
 
@@ -343,10 +365,8 @@ pub fn tokio_raw<F: Future>(fut: F) -> impl Future<Output = Result<F::Output>> {
 async fn run_in_tokio<F: Future>(fut: F, site: &'static Location<'static>) -> Result<F::Output> {
     checkpoint_if_cancelled().await?;
     let handle = run_handle()?;
-    let shared = Arc::new(WakeShared {
-        token: current_trio_token()?,
-        state: Mutex::new(WakeState::default()),
-    });
+    let shared = Arc::new(WakeShared::default());
+    let _end = EndCall(shared.clone());
     let waker = Waker::from(shared.clone());
     let mut fut = Entered {
         handle,
@@ -364,9 +384,11 @@ async fn run_in_tokio<F: Future>(fut: F, site: &'static Location<'static>) -> Re
             }
             return Ok(out);
         }
-        waited = true;
-        if work.is_none() {
+        if !waited {
+            waited = true;
             work = Some(begin_external_work()?);
+            let token = current_trio_token()?;
+            lock(&shared.state).token = Some(token);
         }
         let abort_shared = shared.clone();
         let park = Park::new_at("trio_compat::tokio", site, move |_key, _why| {

@@ -317,3 +317,20 @@ fn outside_a_run_is_an_error() {
         other => panic!("expected a Usage error, got {other:?}"),
     }
 }
+
+/// Wakers that tokio keeps after a call has ended (here the receiver's,
+/// from a cancelled `recv`) hold nothing that counts as a way to wake the
+/// run: a deadlock afterwards is still reported, not waited on forever.
+#[test]
+fn wakers_left_in_tokio_do_not_hide_a_deadlock() {
+    let err = trio::run(async {
+        let (_tx, mut rx) = tokio::sync::mpsc::channel::<u32>(1);
+        let r = trio::move_on_after(0.01, trio_compat::tokio_raw(rx.recv())).await?;
+        assert_eq!(r, None);
+        let (_never_tx, never) = trio::open_memory_channel::<u8>(0);
+        never.receive().await?; // nobody will ever send
+        Ok(())
+    })
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Deadlock);
+}
