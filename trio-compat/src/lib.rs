@@ -106,3 +106,10 @@ pub use from_io::FuturesIo;
 pub use from_io::TokioIo;
 pub use from_io::{FromIo, PollIo};
 pub use io::{BUDGET, Io, READ_CHUNK, READ_CHUNK_MAX, WRITE_BUFFER};
+
+#[cfg(feature = "tokio-rt")]
+pub mod migration;
+#[cfg(feature = "tokio-rt")]
+pub mod tokio_rt;
+#[cfg(feature = "tokio-rt")]
+pub use tokio_rt::{tokio, tokio_raw};
