@@ -390,8 +390,8 @@ impl From<Error> for Box<dyn std::error::Error + 'static> {
 
 impl From<Error> for std::io::Error {
     /// An `io::Error` that contains the trio error whole (as a
-    /// [`StdError`]), so converting back (`?`, `From`) gives it back; see
-    /// "Round trips through `io::Error`" in the [module docs](self). The io
+    /// [`StdError`]), so converting back (`?`, `From`) gives it back (see
+    /// [`ForeignCancelled`] for what happens to a `Cancelled`). The io
     /// kind is the wrapped OS error's own if there is one, else one that
     /// stands for the trio kind (`Cancelled` is `Other`, never
     /// `Interrupted`, which read loops retry).
@@ -418,8 +418,8 @@ where
 {
     /// Wraps `error`, except that a trio error that went out through
     /// `io::Error` (or [`StdError`]) comes back as itself, and a
-    /// cancellation found inside is judged; see "Round trips through
-    /// `io::Error`" in the [module docs](self).
+    /// cancellation found inside (also deeper, in `io::Error::get_ref()`
+    /// and `source()` chains) is judged as [`ForeignCancelled`] explains.
     fn from(error: E) -> Self {
         let any: &dyn Any = &error;
         let io = any.downcast_ref::<std::io::Error>();
@@ -543,6 +543,15 @@ fn holds_cancelled(error: &(dyn std::error::Error + 'static)) -> bool {
 /// [`Error`] gives [`ErrorKind::Broken`] wrapping this, so no scope
 /// mistakes it for its own; its [`source`](std::error::Error::source) is
 /// the error that carried it.
+///
+/// The rule, applied by `From<E> for Error` (what `?` uses): a trio error
+/// that went out as an `io::Error` (`From<Error> for io::Error`) comes back
+/// as the very same error, every kind; a `Cancelled` in it, or found
+/// deeper (inside `io::Error::get_ref()` at every level, and through
+/// `source()` chains, as in a library error carrying the io error it got),
+/// stays `Cancelled` **only if the converting task's own scope chain is
+/// cancelled** (then its scope catches it as its own), and otherwise
+/// becomes `Broken` wrapping this. Outside a run nothing is cancelled.
 ///
 /// ```
 /// use trio::{ErrorKind, ForeignCancelled};

@@ -158,8 +158,7 @@ impl State {
 
 /// Wakes the waker it was last polled with when the cancel status current
 /// at that poll is cancelled: a cancel waiter without a park, for futures
-/// polled inside foreign combinators. See the [module docs](self) for the
-/// rules.
+/// polled inside foreign combinators (`FuturesUnordered`, `select!`).
 ///
 /// Poll it with [`poll_cancelled`](Self::poll_cancelled) from a
 /// hand-written future (typically just before returning `Pending`), or
