@@ -169,8 +169,13 @@ impl State {
 ///   (re-registering if the task has moved into another scope since).
 /// - Shields are respected: inside a shielded scope, only that scope's own
 ///   cancellation wakes it.
-/// - Dropping it removes the registration. Outside a run, polling it is a
+/// - Dropping it removes the registration (and so does the exit of the
+///   scope it was registered in). Outside a run, polling it is a
 ///   [`Usage`](crate::ErrorKind::Usage) error.
+/// - A registered waker that is one of trio's own counts as nothing for
+///   the deadlock detector (as a park's does); a foreign one is held by
+///   the run, and whatever trio waker it holds counts as held outside (the
+///   detector never reports a task that could still be woken).
 ///
 /// ```
 /// use std::task::Poll;
