@@ -36,19 +36,18 @@
 //! [`ErrorKind::Broken`] wrapping a [`ForeignCancelled`] whose source is
 //! the error that carried it, which no scope mistakes for its own.
 //!
-//! The question "is the current task cancelled?" is asked through trio's
-//! public API: [`trio::checkpoint_if_cancelled`] is polled once (it never
-//! waits), which answers it and, when the answer is yes, hands over the
-//! runtime's own `Cancelled` value (users cannot make one). It counts as
-//! one cancel point in [`trio::lowlevel::checkpoint_counts`]. Outside a run
-//! nothing is cancelled, so a `Cancelled` found there is stale.
+//! The rule itself lives in trio: `From<io::Error> for trio::Error` (what
+//! `?` uses) applies it, and [`ForeignCancelled`] is trio's own type,
+//! re-exported here. This module adds what trio's blanket conversion does
+//! not: the io kinds of [`to_io`], and the kind of a non-cancellation trio
+//! error found deep inside a library error (step 2).
+//! "Is the current task cancelled?" is
+//! [`trio::lowlevel::current_task_is_cancelled`]; outside a run nothing
+//! is cancelled, so a `Cancelled` found there is stale.
 
 use std::error::Error as StdErrorTrait;
-use std::fmt;
-use std::future::Future;
 use std::io;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
+pub use trio::ForeignCancelled;
 use trio::{Error, ErrorKind, StdError};
 
 /// How deep [`from_io`] looks into nested errors. Real chains are a few
@@ -105,21 +104,16 @@ pub fn io_kind(kind: ErrorKind) -> io::ErrorKind {
 /// assert_eq!(e.downcast_ref::<std::io::Error>().unwrap().kind(), std::io::ErrorKind::ConnectionReset);
 /// ```
 pub fn from_io(error: io::Error) -> Error {
-    // 1. A trio error converted whole: take it back out.
+    // 1. A trio error converted whole: trio's own conversion takes it back
+    // out and judges a `Cancelled` in it.
     if error.get_ref().is_some_and(|inner| inner.is::<StdError>()) {
-        return match error.into_inner().map(|inner| inner.downcast::<StdError>()) {
-            Some(Ok(trio)) => adopt(trio.0),
-            // Not reachable (checked just above); an `Io` error, not a panic.
-            _ => Error::new(ErrorKind::Io, "an io::Error lost its trio error"),
-        };
+        return Error::from(error);
     }
     // 2. A trio error deeper inside.
     let found = search(&error);
     if found.cancelled {
-        return match current_cancellation() {
-            Some(cancelled) => cancelled,
-            None => Error::with_kind(ErrorKind::Broken, ForeignCancelled::new(error)),
-        };
+        // trio's conversion finds it too, and judges it the same way.
+        return Error::from(error);
     }
     match found.kind {
         Some(kind) if kind != ErrorKind::Group => Error::with_kind(kind, error),
@@ -149,111 +143,6 @@ impl<T> IoResultExt<T> for io::Result<T> {
     fn into_trio(self) -> trio::Result<T> {
         self.map_err(from_io)
     }
-}
-
-/// A cancellation that reached a task whose own scopes are not cancelled:
-/// it belonged to some other task or scope, and came here through foreign
-/// code. [`from_io`] reports it as [`ErrorKind::Broken`] wrapping this, so
-/// no scope mistakes it for its own; [`source`](StdErrorTrait::source) is
-/// the error that carried it.
-///
-/// ```
-/// use trio::ErrorKind;
-/// use trio_compat::error::{ForeignCancelled, from_io};
-///
-/// // A Cancelled made in a scope that has since exited, converted later.
-/// trio::run(async {
-///     let scope = trio::CancelScope::new();
-///     scope.cancel();
-///     let stale = scope.run(async { Ok(trio::checkpoint().await) }).await?.unwrap().unwrap_err();
-///     let io = trio_compat::error::to_io(stale);
-///     let e = from_io(io);
-///     assert_eq!(e.kind(), ErrorKind::Broken);
-///     assert!(e.downcast_ref::<ForeignCancelled>().is_some());
-///     Ok(())
-/// })
-/// .unwrap();
-/// ```
-pub struct ForeignCancelled {
-    carrier: Box<dyn StdErrorTrait + Send + Sync + 'static>,
-}
-
-impl ForeignCancelled {
-    fn new(carrier: impl StdErrorTrait + Send + Sync + 'static) -> Self {
-        ForeignCancelled {
-            carrier: Box::new(carrier),
-        }
-    }
-}
-
-impl fmt::Debug for ForeignCancelled {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ForeignCancelled")
-            .field("carrier", &self.carrier)
-            .finish()
-    }
-}
-
-impl fmt::Display for ForeignCancelled {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(
-            "a cancellation that belongs to another task or scope reached this task through foreign code",
-        )
-    }
-}
-
-impl StdErrorTrait for ForeignCancelled {
-    fn source(&self) -> Option<&(dyn StdErrorTrait + 'static)> {
-        Some(&*self.carrier)
-    }
-}
-
-/// The runtime's `Cancelled` if the current task's cancel status is
-/// cancelled now, else `None` (also outside a run). Polls
-/// [`trio::checkpoint_if_cancelled`] once: it never waits.
-pub(crate) fn current_cancellation() -> Option<Error> {
-    match cancel_check() {
-        Err(e) if e.is_cancelled() => Some(e),
-        _ => None,
-    }
-}
-
-/// A cancel point without a schedule point, synchronously:
-/// [`trio::checkpoint_if_cancelled`] polled once. `Err(Cancelled)` in a
-/// cancelled scope, a `Usage` error outside a run, else `Ok`.
-pub(crate) fn cancel_check() -> trio::Result<()> {
-    let mut check = pin!(trio::checkpoint_if_cancelled());
-    match check.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(r) => r,
-        // It never waits today; were it ever to, "not cancelled" is the
-        // answer that loses nothing (the next real checkpoint delivers it).
-        Poll::Pending => Ok(()),
-    }
-}
-
-/// A trio error taken back whole: itself, unless it holds a `Cancelled`
-/// that is not the current task's (see the module docs).
-fn adopt(error: Error) -> Error {
-    if !error.contains_kind(ErrorKind::Cancelled) {
-        return error;
-    }
-    let ours = current_cancellation();
-    if error.is_cancelled() {
-        return ours.unwrap_or_else(|| stale(error));
-    }
-    // A group holding a Cancelled: only that leaf is judged.
-    let (cancelled, rest) = error.split(Error::is_cancelled);
-    let cancelled = cancelled.map(|c| ours.unwrap_or_else(|| stale(c)));
-    Error::group(cancelled.into_iter().chain(rest))
-        .unwrap_or_else(|| Error::new(ErrorKind::Other, "an empty error group"))
-}
-
-/// A stale `Cancelled` as `Broken`, the original kept as the source.
-fn stale(cancelled: Error) -> Error {
-    Error::with_kind(
-        ErrorKind::Broken,
-        ForeignCancelled::new(StdError(cancelled)),
-    )
 }
 
 /// What [`search`] found inside an error.
@@ -288,6 +177,7 @@ fn search(error: &io::Error) -> Found {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fmt;
 
     /// A library error that carries an io error as its source, the way
     /// `hyper::Error` does.
@@ -377,7 +267,11 @@ mod tests {
 
     #[test]
     fn outside_a_run_nothing_is_cancelled() {
-        assert!(current_cancellation().is_none());
-        assert_eq!(cancel_check().unwrap_err().kind(), ErrorKind::Usage);
+        assert_eq!(
+            trio::lowlevel::current_task_is_cancelled()
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Usage
+        );
     }
 }

@@ -340,6 +340,9 @@ impl<T: PollIo> FromIo<T> {
     ) -> Result<R> {
         // A park that nobody reschedules: it registers the task's cancel
         // status, so a cancel wakes this wait (and nothing else ends it).
+        // A park rather than a `trio::lowlevel::CancelWaiter`, which would
+        // do the same, because a park names the wait (`label`, where) in
+        // the task tree and in deadlock reports.
         let mut cancel_waiter = None;
         poll_fn(|cx| {
             loop {

@@ -34,15 +34,21 @@
 //!
 //! # Cancellation and scheduling
 //!
-//! Every poll starts with a cancel check (a synchronous
-//! [`trio::checkpoint_if_cancelled`]): while the task's scope is
-//! cancelled, the adapter returns an `io::Error` of kind `Other` wrapping
-//! trio's `Cancelled` (see [`crate::error`]; never `Interrupted`, which
-//! read loops retry) and does nothing else. The operations in flight are
-//! trio futures, which register the waker they are polled with and their
-//! task's cancel status, so a cancel wakes them even inside foreign
-//! combinators. Outside a trio run the check fails with a `Usage` error
-//! (an `io::Error`), never a panic.
+//! Every poll starts with a cancel check, made with a
+//! [`trio::lowlevel::CancelWaiter`]: while the task's scope is cancelled,
+//! the adapter returns an `io::Error` of kind `Other` wrapping trio's
+//! `Cancelled` (see [`crate::error`]; never `Interrupted`, which read loops
+//! retry) and does nothing else. Otherwise the same call registers the
+//! waker the adapter was polled with under the task's current cancel
+//! status, so a poll that returns `Pending` is woken by a cancel even when
+//! the operation in flight waits on something that is no trio park, and
+//! even inside foreign combinators (`FuturesUnordered`, `select!`). Check
+//! and registration are one state borrow; the registration is updated in
+//! place while the waker and the scope stay the same, and lingers after a
+//! ready poll until the next poll or the adapter's drop (a cancel then
+//! wakes the task once more, which costs a poll and loses nothing).
+//! Outside a trio run the check fails with a `Usage` error (an
+//! `io::Error`), never a panic.
 //!
 //! The adapter is a cancel point, not a schedule point, but keeps a
 //! cooperative budget: after [`BUDGET`] consecutive ready polls it returns
@@ -57,7 +63,7 @@
 //! `Waker` instead of parking), which trio does not have yet; until then
 //! every stream, sockets included, takes this generic path.
 
-use crate::error::{cancel_check, to_io};
+use crate::error::to_io;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -65,6 +71,7 @@ use std::ops::Deref;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
+use trio::lowlevel::CancelWaiter;
 use trio::stream::Stream;
 
 /// The smallest read the adapter asks its stream for: 16 KiB, what Trio
@@ -164,6 +171,10 @@ pub struct Io<'a, S: Stream + 'a> {
     eof_sent: bool,
     /// Consecutive ready polls (see [`BUDGET`]).
     ready_run: u32,
+    /// The cancel check of every poll, which also registers the poll's
+    /// waker under the task's cancel status (see "Cancellation and
+    /// scheduling" in the module docs).
+    cancel_waiter: CancelWaiter,
 }
 
 impl<'a, S: Stream + 'a> Io<'a, S> {
@@ -187,6 +198,7 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
             eof_op: None,
             eof_sent: false,
             ready_run: 0,
+            cancel_waiter: CancelWaiter::new(),
         }
     }
 
@@ -238,9 +250,11 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
     }
 
     /// The start of every poll: the cancel check (trio's errors, as
-    /// `io::Error`s), then the budget.
+    /// `io::Error`s), which also registers `cx`'s waker under the task's
+    /// cancel status for the case this poll returns `Pending`, then the
+    /// budget.
     fn enter(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let Err(e) = cancel_check() {
+        if let Poll::Ready(e) = self.cancel_waiter.poll_cancelled(cx) {
             return Poll::Ready(Err(to_io(e)));
         }
         if self.must_yield(cx) {
@@ -682,5 +696,74 @@ mod hyper_impls {
         fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
             self.get_mut().poll_shutdown_inner(cx)
         }
+    }
+}
+
+#[cfg(all(test, feature = "futures-io"))]
+mod tests {
+    use super::Io;
+    use futures::StreamExt;
+    use futures::io::AsyncReadExt;
+    use futures::stream::FuturesUnordered;
+    use std::future::pending;
+    use std::io;
+    use trio::stream::{AsyncResource, ReceiveStream, SendStream, Stream};
+
+    /// A stream whose operations wait forever on something that is no
+    /// trio park (a foreign `pending()`): only the adapter's cancel waiter
+    /// can wake a task blocked on it.
+    struct Silent;
+
+    impl AsyncResource for Silent {
+        async fn aclose(&self) -> trio::Result<()> {
+            Ok(())
+        }
+    }
+    impl SendStream for Silent {
+        async fn send_all(&self, _: &[u8]) -> trio::Result<()> {
+            pending().await
+        }
+        async fn wait_send_all_might_not_block(&self) -> trio::Result<()> {
+            pending().await
+        }
+    }
+    impl ReceiveStream for Silent {
+        async fn receive_some(&self, _: &mut [u8]) -> trio::Result<usize> {
+            pending().await
+        }
+    }
+    impl Stream for Silent {
+        async fn send_eof(&self) -> trio::Result<()> {
+            pending().await
+        }
+    }
+
+    #[trio::test(autojump)]
+    async fn a_cancel_reaches_an_adapter_inside_futures_unordered() -> trio::Result<()> {
+        let scope = trio::CancelScope::new();
+        trio::open_nursery(async |n| {
+            n.start_soon(async {
+                let r = scope
+                    .run(async {
+                        let mut io = Io::new(Silent);
+                        let mut buf = [0; 4];
+                        let mut all = FuturesUnordered::new();
+                        all.push(io.read(&mut buf));
+                        let got: io::Result<usize> = all.next().await.expect("one read");
+                        let e = crate::error::from_io(got.unwrap_err());
+                        assert!(e.is_cancelled(), "{e:?}");
+                        Err::<(), _>(e)
+                    })
+                    .await?;
+                assert_eq!(r, None);
+                Ok(())
+            });
+            trio::testing::wait_all_tasks_blocked().await?;
+            scope.cancel();
+            Ok(())
+        })
+        .await?;
+        assert!(scope.cancelled_caught());
+        Ok(())
     }
 }

@@ -84,8 +84,11 @@
 //! - Sockets and pipes take the same boxed path as every stream: native
 //!   polling (try the syscall, else register the waker, no allocation per
 //!   poll) needs a waker-based readiness wait in trio's reactor.
-//! - A cancel waiter without a park and a combinator that makes any foreign
-//!   future a cancel point (issue 14, item 2) are core work in `trio`.
+//!
+//! To make any other foreign future a cancel point, use
+//! [`trio::lowlevel::cancel_point`]; [`Io`] registers a
+//! [`trio::lowlevel::CancelWaiter`] on every poll, so a cancel reaches it
+//! inside foreign combinators too.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]

@@ -16,6 +16,27 @@
 //!   reports that failure itself, not a group of one;
 //! - everything else: a kind ([`ErrorKind`]) plus a message or a wrapped error.
 //!
+//! # Round trips through `io::Error`
+//!
+//! Trio errors cross into foreign code as an `io::Error` that contains
+//! them whole (`From<Error> for io::Error`, as a [`StdError`]), and come
+//! back through the same `From` that `?` uses:
+//! 1. An `io::Error` whose `get_ref()` is a `StdError` (or a `StdError`
+//!    itself) gives back the very error that went in: every kind, groups
+//!    included, message and source kept.
+//! 2. Otherwise a `Cancelled` buried deeper (at every level inside
+//!    `io::Error::get_ref()`, else through `source()`: a library error
+//!    carrying the io error it got) is looked for.
+//! 3. Anything else is wrapped (`Io`, `WouldBlock`, or `Other`).
+//!
+//! A `Cancelled` found in step 1 or 2 is judged: a scope must catch its
+//! own cancellation and never someone else's (DESIGN §4, §13). It stays
+//! `Cancelled` **only if the converting task's own scope chain is
+//! cancelled** right now (then its scope catches it, as it would any
+//! checkpoint's); otherwise it belonged to another task or scope and
+//! becomes [`ErrorKind::Broken`] wrapping a [`ForeignCancelled`] whose
+//! source is what carried it. Outside a run nothing is cancelled.
+//!
 //! `Error` is one word (a `Box`, with `Cancelled` in its null niche) and
 //! allocates only for non-cancellation errors; the common `Result<()>`
 //! stays small on the hot path.
@@ -368,14 +389,24 @@ impl From<Error> for Box<dyn std::error::Error + 'static> {
 }
 
 impl From<Error> for std::io::Error {
+    /// An `io::Error` that contains the trio error whole (as a
+    /// [`StdError`]), so converting back (`?`, `From`) gives it back (see
+    /// [`ForeignCancelled`] for what happens to a `Cancelled`). The io
+    /// kind is the wrapped OS error's own if there is one, else one that
+    /// stands for the trio kind (`Cancelled` is `Other`, never
+    /// `Interrupted`, which read loops retry).
     fn from(e: Error) -> Self {
-        let kind = match e.kind() {
-            ErrorKind::WouldBlock => std::io::ErrorKind::WouldBlock,
-            ErrorKind::InvalidArgument => std::io::ErrorKind::InvalidInput,
-            ErrorKind::Broken => std::io::ErrorKind::BrokenPipe,
-            ErrorKind::TooSlow => std::io::ErrorKind::TimedOut,
-            ErrorKind::Unsupported => std::io::ErrorKind::Unsupported,
-            _ => std::io::ErrorKind::Other,
+        let kind = match e.downcast_ref::<std::io::Error>() {
+            Some(os) => os.kind(),
+            None => match e.kind() {
+                ErrorKind::WouldBlock => std::io::ErrorKind::WouldBlock,
+                ErrorKind::InvalidArgument => std::io::ErrorKind::InvalidInput,
+                ErrorKind::Broken => std::io::ErrorKind::BrokenPipe,
+                ErrorKind::TooSlow => std::io::ErrorKind::TimedOut,
+                ErrorKind::Unsupported => std::io::ErrorKind::Unsupported,
+                ErrorKind::Busy => std::io::ErrorKind::ResourceBusy,
+                _ => std::io::ErrorKind::Other,
+            },
         };
         std::io::Error::new(kind, StdError(e))
     }
@@ -385,9 +416,31 @@ impl<E> From<E> for Error
 where
     E: std::error::Error + Send + Sync + 'static,
 {
+    /// Wraps `error`, except that a trio error that went out through
+    /// `io::Error` (or [`StdError`]) comes back as itself, and a
+    /// cancellation found inside (also deeper, in `io::Error::get_ref()`
+    /// and `source()` chains) is judged as [`ForeignCancelled`] explains.
     fn from(error: E) -> Self {
         let any: &dyn Any = &error;
-        let kind = match any.downcast_ref::<std::io::Error>() {
+        let io = any.downcast_ref::<std::io::Error>();
+        // 1. One of ours, converted whole: take it back out.
+        let ours = match io {
+            Some(io) => io.get_ref().is_some_and(|inner| inner.is::<StdError>()),
+            None => any.is::<StdError>(),
+        };
+        if ours {
+            return take_back(error);
+        }
+        // 2. A cancellation buried deeper (a library error carrying one).
+        if holds_cancelled(&error) {
+            return if current_task_is_cancelled() {
+                Error::cancelled()
+            } else {
+                Error::with_kind(ErrorKind::Broken, ForeignCancelled::new(error))
+            };
+        }
+        // 3. Anything else, wrapped.
+        let kind = match io {
             Some(io) if io.kind() == std::io::ErrorKind::WouldBlock => ErrorKind::WouldBlock,
             Some(_) => ErrorKind::Io,
             None => ErrorKind::Other,
@@ -396,6 +449,163 @@ where
             kind,
             error: Box::new(error),
         })
+    }
+}
+
+/// How deep [`holds_cancelled`] looks. Real chains are a few levels deep;
+/// the bound only guarantees an end on a chain a buggy `source()` made
+/// circular.
+const MAX_SOURCE_DEPTH: usize = 64;
+
+/// Step 1 of `From<E>`: `error` is a [`StdError`], or an `io::Error` whose
+/// `get_ref()` is one. Takes the trio error out (by value: no clone, no
+/// allocation) and [`adopt`]s it.
+#[cold]
+fn take_back<E: Any>(error: E) -> Error {
+    let mut slot = Some(error);
+    let any: &mut dyn Any = &mut slot;
+    if let Some(std) = any
+        .downcast_mut::<Option<StdError>>()
+        .and_then(Option::take)
+    {
+        return adopt(std.0);
+    }
+    let taken = any
+        .downcast_mut::<Option<std::io::Error>>()
+        .and_then(Option::take)
+        .and_then(std::io::Error::into_inner)
+        .map(|inner| inner.downcast::<StdError>());
+    match taken {
+        Some(Ok(std)) => adopt(std.0),
+        // Not reachable (the caller checked); an error, not a panic.
+        _ => Error::new(ErrorKind::Io, "an io::Error lost its trio error"),
+    }
+}
+
+/// A trio error back from a trip through foreign code: itself, except
+/// that a `Cancelled` in it stays `Cancelled` only if the current task's
+/// scope chain is cancelled; otherwise it becomes `Broken` wrapping a
+/// [`ForeignCancelled`] (the module docs say why).
+fn adopt(error: Error) -> Error {
+    if !error.contains_kind(ErrorKind::Cancelled) || current_task_is_cancelled() {
+        return error;
+    }
+    if error.is_cancelled() {
+        return stale(error);
+    }
+    // A group holding a Cancelled: only that leaf changes.
+    let (cancelled, rest) = error.split(Error::is_cancelled);
+    Error::group(cancelled.map(stale).into_iter().chain(rest))
+        .unwrap_or_else(|| Error::new(ErrorKind::Other, "an empty error group"))
+}
+
+/// A `Cancelled` that is not the current task's, as `Broken`.
+fn stale(cancelled: Error) -> Error {
+    Error::with_kind(
+        ErrorKind::Broken,
+        ForeignCancelled::new(StdError(cancelled)),
+    )
+}
+
+/// Whether the current task is inside a cancelled scope (false outside a
+/// run: nothing is cancelled there).
+fn current_task_is_cancelled() -> bool {
+    crate::core::runtime::with_runtime(|rt| crate::core::cancel_waiter::is_cancelled_now(rt))
+        .unwrap_or(false)
+}
+
+/// Whether a trio `Cancelled` is inside `error`: at each level inside an
+/// `io::Error`'s `get_ref()` (its `source()` skips the error it wraps),
+/// else through `source()`.
+fn holds_cancelled(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    for _ in 0..MAX_SOURCE_DEPTH {
+        let Some(e) = current else { return false };
+        if let Some(trio) = e.downcast_ref::<StdError>()
+            && trio.0.contains_kind(ErrorKind::Cancelled)
+        {
+            return true;
+        }
+        current = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    false
+}
+
+/// A cancellation that reached a task whose own scopes are not cancelled:
+/// it belonged to another task or scope and came here through foreign code
+/// (a cancelled connection-driver task's error, handed to a request task
+/// through a library's shared state, say). Converting such an error into
+/// [`Error`] gives [`ErrorKind::Broken`] wrapping this, so no scope
+/// mistakes it for its own; its [`source`](std::error::Error::source) is
+/// the error that carried it.
+///
+/// The rule, applied by `From<E> for Error` (what `?` uses): a trio error
+/// that went out as an `io::Error` (`From<Error> for io::Error`) comes back
+/// as the very same error, every kind; a `Cancelled` in it, or found
+/// deeper (inside `io::Error::get_ref()` at every level, and through
+/// `source()` chains, as in a library error carrying the io error it got),
+/// stays `Cancelled` **only if the converting task's own scope chain is
+/// cancelled** (then its scope catches it as its own), and otherwise
+/// becomes `Broken` wrapping this. Outside a run nothing is cancelled.
+///
+/// ```
+/// use trio::{ErrorKind, ForeignCancelled};
+///
+/// trio::run(async {
+///     let scope = trio::CancelScope::new();
+///     scope.cancel();
+///     // A Cancelled made in a scope that has since exited ...
+///     let stale = scope.run(async { Ok(trio::checkpoint().await) }).await?.unwrap().unwrap_err();
+///     // ... sent out through io::Error and converted back here, uncancelled.
+///     let e = trio::Error::from(std::io::Error::from(stale));
+///     assert_eq!(e.kind(), ErrorKind::Broken);
+///     assert!(e.downcast_ref::<ForeignCancelled>().is_some());
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub struct ForeignCancelled {
+    carrier: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl ForeignCancelled {
+    /// Wraps the error that carried a foreign cancellation.
+    pub fn new(carrier: impl std::error::Error + Send + Sync + 'static) -> Self {
+        ForeignCancelled {
+            carrier: Box::new(carrier),
+        }
+    }
+
+    /// The error that carried the cancellation.
+    pub fn carrier(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.carrier
+    }
+}
+
+impl fmt::Debug for ForeignCancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ForeignCancelled")
+            .field("carrier", &self.carrier)
+            .finish()
+    }
+}
+
+impl fmt::Display for ForeignCancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "a cancellation that belongs to another task or scope reached this task through foreign code",
+        )
+    }
+}
+
+impl std::error::Error for ForeignCancelled {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.carrier)
     }
 }
 

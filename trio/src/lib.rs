@@ -126,7 +126,9 @@ pub use crate::core::park::{
     sleep_forever, sleep_until, try_current_time,
 };
 pub use crate::core::run::{Runner, run};
-pub use crate::error::{Error, ErrorKind, Result, ResultExt, StdError, TaskResult};
+pub use crate::error::{
+    Error, ErrorKind, ForeignCancelled, Result, ResultExt, StdError, TaskResult,
+};
 pub use crate::fs::path::Path;
 pub use crate::fs::{open_file, wrap_file};
 #[cfg(unix)]

@@ -8,8 +8,14 @@
 //!   [`spawn_system_task`].
 //! - Other threads: [`TrioToken`] and [`ExternalWork`].
 //! - Run state: [`RunVar`], [`Instrument`]s.
+//! - Foreign code: [`CancelWaiter`] (a cancel wakes a future polled
+//!   inside foreign combinators), [`cancel_point`] (any future as a cancel
+//!   point), [`current_task_is_cancelled`].
 //! - I/O: [`wait_readable`], [`wait_writable`], [`notify_closing`] on raw fds.
 
+pub use crate::core::cancel_waiter::{
+    CancelPoint, CancelWaiter, cancel_point, current_task_is_cancelled,
+};
 pub use crate::core::clock::Clock;
 pub use crate::core::instrument::{Instrument, add_instrument, remove_instrument};
 pub use crate::core::io::{notify_closing, wait_readable, wait_writable};

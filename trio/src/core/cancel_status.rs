@@ -29,10 +29,16 @@
 //!    `cancel_called` is false, the timer heap holds an entry for the node
 //!    with that deadline; changing either makes the entry stale (and says
 //!    so with `Timers::note_stale`).
+//! 5. *A node finds the cancel waiters registered under it.* Each
+//!    registered `CancelWaiter` is one entry of its status's `waiters`
+//!    (exact, not lazily deleted: a waiter removes its entry when it moves
+//!    or drops), and a cancellation wakes them with the parks; entries
+//!    still there when the status is removed are dropped with it (see
+//!    `cancel_waiter`).
 
 use crate::core::park::{ParkId, ParkState};
-use crate::core::runtime::{State, TaskId};
-use crate::core::slab::Key;
+use crate::core::runtime::{State, TaskId, WakeTarget};
+use crate::core::slab::{Key, Slab};
 use crate::core::timers::TimerTarget;
 use crate::error::Error;
 use crate::time::Instant;
@@ -107,6 +113,11 @@ pub(crate) struct CancelStatusRecord {
     /// How many entries of `parked` are live: parks whose record's
     /// `cancel_status` is this node. Bounds the stale ones.
     pub(super) parked_live: u32,
+    /// The wake targets of the [`CancelWaiter`](crate::lowlevel::CancelWaiter)s
+    /// registered under this status, by the key each waiter holds
+    /// (invariant 5; maintained in `cancel_waiter`). An entry a cancel has
+    /// woken stays, emptied, until its waiter polls or drops.
+    pub(super) waiters: Slab<WakeTarget>,
     /// Why it exists, for the task tree.
     pub(crate) kind: CancelStatusKind,
     /// The task that entered it (the task tree shows it under that task).
@@ -155,6 +166,7 @@ impl State {
             deadline,
             parked: Vec::new(),
             parked_live: 0,
+            waiters: Slab::new(),
             kind,
             owner,
         });
@@ -305,6 +317,7 @@ impl State {
                 if let Some(s) = self.cancel_statuses.get_mut(id) {
                     s.parked = parked;
                 }
+                self.wake_cancel_waiters(id);
             }
             if (changed || id == root)
                 && let Some(s) = self.cancel_statuses.get(id)
@@ -358,9 +371,18 @@ impl State {
         if s.deadline.is_finite() && !s.cancel_called {
             self.timers.note_stale();
         }
+        // Waiters still registered here outlived their scope (invariant 5):
+        // their wakers may be foreign, so they are dropped after the borrow.
+        let mut waiters = s.waiters;
+        let entries: Vec<Key> = waiters.iter().map(|(k, _)| k).collect();
+        for entry in entries {
+            if let Some(target) = waiters.remove(entry) {
+                self.retire(target);
+            }
+        }
         // Scopes nest, so normally nothing is left below; if an inner scope
         // was leaked, keep the tree connected.
-        for child in s.children {
+        for child in s.children.iter().copied() {
             match s.parent {
                 Some(p) => {
                     self.attach_child(p, child);

@@ -6,6 +6,7 @@
 pub(crate) mod cancel;
 pub(crate) mod cancel_handle;
 pub(crate) mod cancel_status;
+pub(crate) mod cancel_waiter;
 pub(crate) mod clock;
 pub(crate) mod inbox;
 pub(crate) mod instrument;

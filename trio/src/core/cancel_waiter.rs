@@ -1,0 +1,424 @@
+//! Cancellation through foreign code: a cancel waiter without a park, and
+//! the combinator that makes any future a cancel point (DESIGN §13).
+//!
+//! A [`Park`](crate::lowlevel::Park) is woken by a cancel because its
+//! record says which cancel status it waits under. A future polled inside
+//! foreign code (`FuturesUnordered`, a `select!`, hyper's connection state
+//! machine) may wait on something that is no park at all: a foreign
+//! channel, a foreign timer, an adapter's buffer. [`CancelWaiter`] gives it
+//! the same guarantee: each poll registers the waker it was polled with
+//! under the cancel status current *at that poll*, and cancelling that
+//! status (or any status whose cancellation reaches it) wakes that waker.
+//! [`cancel_point`] builds on it: any future becomes a cancel point.
+//!
+//! # Invariants
+//!
+//! 1. *A registration lives in its status.* Each registered waiter is one
+//!    entry of its cancel status's `waiters` slab (see `cancel_status`);
+//!    the waiter holds the status id and the entry's key. The entry goes
+//!    when the waiter is dropped, re-registers under another status, or
+//!    completes; and with the status itself when the scope exits (a
+//!    waiter that outlives its scope then finds nothing and registers
+//!    afresh under the status current at its next poll).
+//! 2. *A cancel wakes each entry once.* When a status becomes effectively
+//!    cancelled, `recompute` takes the wake target out of every entry of
+//!    that status and wakes it (our own task wakers in place, foreign ones
+//!    queued and woken by `Runtime::with_state` *after* the state borrow
+//!    ends: no call-out under the borrow). The entry stays, empty, until
+//!    the waiter's next poll, which sees the cancel and completes. Shields
+//!    need nothing special: a shielded status whose own scope is not
+//!    cancelled does not become effective, so its waiters are not woken.
+//! 3. *Re-registered on every poll.* A waiter is tied to the status current
+//!    when it was last polled. If the task has entered another scope since
+//!    (the waiter moved into a `move_on_after` body, say), the next poll
+//!    moves the registration there; until that poll, a cancel of the new
+//!    scope does not wake it (nothing polls it there yet, so nothing is
+//!    lost), and a cancel of the old one wakes it spuriously at worst.
+//!
+//! # The deadlock detector
+//!
+//! The run reports a deadlock only when nothing outside the runtime holds
+//! a clone of a task waker ("counted" wakers, `core/waker.rs`). A waker
+//! registered here is kept the way a park keeps one: one of ours (plain or
+//! counted) is stored decoded and counts as nothing (the runtime's own
+//! table is not "outside"); a foreign waker (a `FuturesUnordered`'s
+//! per-future waker) is stored as a clone, and keeps alive whatever counted
+//! waker it holds, so the detector stays conservative: a task waiting
+//! inside foreign code is never reported as deadlocked while the waker it
+//! could be woken through exists. A task blocked only in a cancel point
+//! over a future that holds no waker is a real deadlock (only a cancel
+//! could end it, and nothing is left to cancel it), and is reported.
+
+use crate::core::cancel_status::CancelStatusId;
+use crate::core::runtime::{self, State, WakeTarget};
+use crate::core::slab::Key;
+use crate::error::{Error, Result};
+use pin_project_lite::pin_project;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+/// Where a [`CancelWaiter`] is registered: its run, its cancel status, and
+/// its entry in that status's `waiters` (invariant 1).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct Registration {
+    run_id: u32,
+    status: CancelStatusId,
+    entry: Key,
+}
+
+/// What one poll of a waiter found (in the state borrow).
+enum WaiterPoll {
+    /// The status is cancelled; the old registration (if any) is gone.
+    Cancelled,
+    /// Registered (or updated) under the current status.
+    Registered(CancelStatusId, Key),
+}
+
+impl State {
+    /// Checks `status` and, unless it is cancelled, makes sure `waker` is
+    /// registered under it, reusing `old` when it is the same status.
+    fn poll_cancel_waiter(
+        &mut self,
+        old: Option<Registration>,
+        status: CancelStatusId,
+        waker: &Waker,
+    ) -> WaiterPoll {
+        let (run_id, shared_addr) = (self.run_id, self.shared_addr);
+        if self.is_cancelled(status) {
+            if let Some(old) = old {
+                self.remove_cancel_waiter(old.status, old.entry);
+            }
+            return WaiterPoll::Cancelled;
+        }
+        if let Some(old) = old {
+            if old.status == status
+                && let Some(target) = self
+                    .cancel_statuses
+                    .get_mut(status)
+                    .and_then(|s| s.waiters.get_mut(old.entry))
+            {
+                let replaced = target.update(waker, run_id, shared_addr);
+                self.retire(replaced);
+                return WaiterPoll::Registered(status, old.entry);
+            }
+            self.remove_cancel_waiter(old.status, old.entry);
+        }
+        let mut target = WakeTarget::NONE;
+        // Replaces nothing: `NONE` has nothing to retire.
+        let _ = target.update(waker, run_id, shared_addr);
+        match self.cancel_statuses.get_mut(status) {
+            Some(s) => WaiterPoll::Registered(status, s.waiters.insert(target)),
+            // The current status always exists while code runs under it;
+            // were it gone, nothing could cancel it: wait, registered
+            // nowhere, and register again at the next poll.
+            None => {
+                self.retire(target);
+                WaiterPoll::Registered(status, Key::DANGLING)
+            }
+        }
+    }
+
+    /// Removes a waiter's entry (its waker dropped after the borrow).
+    fn remove_cancel_waiter(&mut self, status: CancelStatusId, entry: Key) {
+        let removed = self
+            .cancel_statuses
+            .get_mut(status)
+            .and_then(|s| s.waiters.remove(entry));
+        if let Some(target) = removed {
+            self.retire(target);
+        }
+    }
+
+    /// Wakes every waiter registered under `status` (invariant 2); called
+    /// by `recompute` when `status` becomes cancelled.
+    pub(super) fn wake_cancel_waiters(&mut self, status: CancelStatusId) {
+        let Some(s) = self.cancel_statuses.get(status) else {
+            return;
+        };
+        if s.waiters.iter().next().is_none() {
+            return;
+        }
+        // Keys first: waking needs `&mut self` (the allocation is paid only
+        // by a status that has waiters, once per cancel).
+        let entries: Vec<Key> = s.waiters.iter().map(|(k, _)| k).collect();
+        for entry in entries {
+            let target = self
+                .cancel_statuses
+                .get_mut(status)
+                .and_then(|s| s.waiters.get_mut(entry))
+                .map(std::mem::take);
+            if let Some(target) = target {
+                self.wake_target(target);
+            }
+        }
+    }
+}
+
+/// Wakes the waker it was last polled with when the cancel status current
+/// at that poll is cancelled: a cancel waiter without a park, for futures
+/// polled inside foreign combinators (`FuturesUnordered`, `select!`).
+///
+/// Poll it with [`poll_cancelled`](Self::poll_cancelled) from a
+/// hand-written future (typically just before returning `Pending`), or
+/// await it: it completes with `Cancelled` when the scope around it is
+/// cancelled, and never otherwise.
+///
+/// - Each poll registers the waker under the cancel status current *then*
+///   (re-registering if the task has moved into another scope since).
+/// - Shields are respected: inside a shielded scope, only that scope's own
+///   cancellation wakes it.
+/// - Dropping it removes the registration (and so does the exit of the
+///   scope it was registered in). Outside a run, polling it is a
+///   [`Usage`](crate::ErrorKind::Usage) error.
+/// - A registered waker that is one of trio's own counts as nothing for
+///   the deadlock detector (as a park's does); a foreign one is held by
+///   the run, and whatever trio waker it holds counts as held outside (the
+///   detector never reports a task that could still be woken).
+///
+/// ```
+/// use std::task::Poll;
+/// use trio::lowlevel::CancelWaiter;
+///
+/// trio::run(async {
+///     let scope = trio::CancelScope::new();
+///     let r = scope
+///         .run(async {
+///             let mut waiter = CancelWaiter::new();
+///             // A hand-written wait: registered, not cancelled yet.
+///             let first = std::future::poll_fn(|cx| Poll::Ready(waiter.poll_cancelled(cx))).await;
+///             assert!(first.is_pending() && waiter.is_registered());
+///             scope.cancel();
+///             Err::<(), _>(waiter.wait().await) // completes at once now
+///         })
+///         .await?;
+///     assert_eq!(r, None); // the scope caught its own Cancelled
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+#[derive(Default)]
+pub struct CancelWaiter {
+    registration: Option<Registration>,
+}
+
+impl CancelWaiter {
+    /// A waiter, registered nowhere until its first poll. Needs no run.
+    pub const fn new() -> Self {
+        CancelWaiter { registration: None }
+    }
+
+    /// `Ready(Cancelled)` if the code polling it is in a cancelled scope
+    /// (a completed cancel point); otherwise registers `cx`'s waker under
+    /// the current cancel status and returns `Pending`. Outside a run,
+    /// `Ready` with a [`Usage`](crate::ErrorKind::Usage) error.
+    ///
+    /// After `Ready` the registration is gone; polling again checks again
+    /// (cancellation is level-triggered).
+    pub fn poll_cancelled(&mut self, cx: &mut Context<'_>) -> Poll<Error> {
+        let old = self.registration.take();
+        let polled = runtime::with_runtime(|rt| {
+            rt.settle_lazy();
+            let status = rt.current_cancel_status.get();
+            // A registration of another run is not ours to touch (that
+            // run's table went with it).
+            let old = old.filter(|r| r.run_id == rt.run_id);
+            let polled = rt.with_state(|st| st.poll_cancel_waiter(old, status, cx.waker()));
+            match polled {
+                WaiterPoll::Cancelled => {
+                    rt.count_checkpoint(false, true);
+                    None
+                }
+                WaiterPoll::Registered(status, entry) => Some(Registration {
+                    run_id: rt.run_id,
+                    status,
+                    entry,
+                }),
+            }
+        });
+        match polled {
+            None => Poll::Ready(Error::outside_run()),
+            Some(None) => Poll::Ready(Error::cancelled()),
+            Some(Some(registration)) => {
+                self.registration = Some(registration);
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Waits until the scope around the caller is cancelled; returns that
+    /// `Cancelled` (or a `Usage` error outside a run).
+    pub fn wait(&mut self) -> impl Future<Output = Error> + '_ {
+        std::future::poll_fn(move |cx| self.poll_cancelled(cx))
+    }
+
+    /// Whether a poll left a waker registered: true from a `Pending` poll
+    /// until the next `Ready` one, [`reset`](Self::reset) or drop (even if
+    /// a cancel has used the waker up since, or the scope it was
+    /// registered in has exited, which removed the entry).
+    pub fn is_registered(&self) -> bool {
+        self.registration.is_some()
+    }
+
+    /// Removes the registration, if any (as dropping does); the next poll
+    /// registers again. For a future that completed and keeps its waiter.
+    pub fn reset(&mut self) {
+        let Some(r) = self.registration.take() else {
+            return;
+        };
+        runtime::with_runtime(|rt| {
+            if rt.run_id == r.run_id {
+                rt.with_state(|st| st.remove_cancel_waiter(r.status, r.entry));
+            }
+        });
+    }
+}
+
+impl Drop for CancelWaiter {
+    fn drop(&mut self) {
+        self.reset();
+    }
+}
+
+impl Future for CancelWaiter {
+    type Output = Error;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Error> {
+        self.get_mut().poll_cancelled(cx)
+    }
+}
+
+impl fmt::Debug for CancelWaiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelWaiter")
+            .field("registered", &self.registration.is_some())
+            .finish()
+    }
+}
+
+pin_project! {
+    /// The future of [`cancel_point`]: `inner`, made a cancel point.
+    #[must_use = "a cancel point does nothing unless awaited"]
+    pub struct CancelPoint<F> {
+        // Declared first so it drops first (before the waiter deregisters).
+        #[pin]
+        inner: Option<F>,
+        waiter: CancelWaiter,
+    }
+}
+
+/// Makes any future — typically a foreign one — a cancel point: while the
+/// scope around it is cancelled, it drops `fut` and returns `Cancelled`;
+/// otherwise it polls `fut`, and while `fut` is pending, a cancel wakes it
+/// (through a [`CancelWaiter`]) even when `fut` itself waits on something
+/// trio knows nothing about, and even when it is polled inside foreign
+/// combinators.
+///
+/// - Checked before every poll of `fut`, so a scope cancelled before the
+///   first poll drops `fut` unpolled. A `fut` that completes in the poll
+///   during which its scope is cancelled gives its value (`Ok`).
+/// - Not a schedule point. Counts as one cancel point when it completes.
+/// - **The limit:** trio's own operations promise that a `Cancelled`
+///   means they had no effect (DESIGN §5); foreign code cannot promise
+///   that. A dropped `fut` may have done part of its work (sent part of a
+///   request, taken a value from a foreign channel and dropped it). Use it
+///   where dropping `fut` is what cancelling it should mean.
+///
+/// ```
+/// use trio::lowlevel::cancel_point;
+/// use trio::testing::MockClock;
+///
+/// trio::Runner::new().clock(MockClock::autojump()).run(async {
+///     // A foreign future that never finishes and knows nothing of trio.
+///     let r = trio::move_on_after(1.0, cancel_point(std::future::pending::<()>())).await?;
+///     assert_eq!(r, None); // the deadline cancelled it, and it was dropped
+///     let v = cancel_point(async { 7 }).await?;
+///     assert_eq!(v, 7);
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub fn cancel_point<F: Future>(fut: F) -> CancelPoint<F> {
+    CancelPoint {
+        inner: Some(fut),
+        waiter: CancelWaiter::new(),
+    }
+}
+
+impl<F: Future> Future for CancelPoint<F> {
+    type Output = Result<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+            return Poll::Ready(Err(Error::usage(
+                "a cancel point was polled after it completed",
+            )));
+        };
+        // The check and the registration, in one state borrow.
+        if let Poll::Ready(e) = this.waiter.poll_cancelled(cx) {
+            // Dropped here, in place, outside any borrow.
+            this.inner.set(None);
+            return Poll::Ready(Err(e));
+        }
+        let value = match inner.poll(cx) {
+            Poll::Ready(v) => v,
+            Poll::Pending => return Poll::Pending,
+        };
+        this.inner.set(None);
+        this.waiter.reset();
+        runtime::with_runtime(|rt| rt.count_checkpoint(false, true));
+        Poll::Ready(Ok(value))
+    }
+}
+
+impl<F> fmt::Debug for CancelPoint<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelPoint")
+            .field("done", &self.inner.is_none())
+            .field("waiter", &self.waiter)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether the code being polled right now is inside a cancelled scope:
+/// what a checkpoint would report, without being one (nothing is counted,
+/// nothing yields). Inside a shielded scope, only that scope's own
+/// cancellation counts. An error outside a run.
+///
+/// For code that must decide whose a `Cancelled` is (see
+/// [`ForeignCancelled`](crate::ForeignCancelled)).
+///
+/// ```
+/// use trio::lowlevel::current_task_is_cancelled;
+/// trio::run(async {
+///     assert!(!current_task_is_cancelled()?);
+///     let scope = trio::CancelScope::new();
+///     scope.cancel();
+///     scope
+///         .run(async {
+///             assert!(current_task_is_cancelled()?);
+///             trio::CancelScope::new()
+///                 .with_shield(true)
+///                 .run(async { Ok(assert!(!current_task_is_cancelled()?)) })
+///                 .await?;
+///             Ok(())
+///         })
+///         .await?;
+///     Ok(())
+/// })
+/// .unwrap();
+/// assert!(current_task_is_cancelled().is_err()); // outside a run
+/// ```
+pub fn current_task_is_cancelled() -> Result<bool> {
+    runtime::with_runtime(|rt| is_cancelled_now(rt)).ok_or_else(Error::outside_run)
+}
+
+/// [`current_task_is_cancelled`] in a run; false (not a panic) if the state
+/// is borrowed, which only a conversion inside the runtime's own borrow
+/// could cause.
+pub(crate) fn is_cancelled_now(rt: &runtime::Runtime) -> bool {
+    rt.state
+        .try_borrow()
+        .is_ok_and(|st| st.is_cancelled(rt.current_cancel_status.get()))
+}
