@@ -324,7 +324,9 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
     }
 
     /// Reads into `out` (`AsyncRead::poll_read`): up to its length, 0 at the
-    /// end of stream (or for an empty `out`).
+    /// end of stream (or for an empty `out`). Only the futures-io impl
+    /// reads into a plain slice (tokio's and hyper's have their own buffers).
+    #[cfg(feature = "futures-io")]
     fn poll_read_slice(&mut self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
         if out.is_empty() {
             return self.enter(cx).map_ok(|()| 0);

@@ -62,7 +62,6 @@
 //! [`checkpoint_if_cancelled`] and, if it never waited (the plaintext was
 //! already there, say), ends with [`cancel_shielded_checkpoint`].
 
-use trio::stream::BusySlot;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{
     ClientConfig, ClientConnection, Connection, ProtocolVersion, ServerConfig, ServerConnection,
@@ -73,6 +72,7 @@ use std::io::{BufRead, Read, Write};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
+use trio::stream::BusySlot;
 use trio::stream::{AsyncResource, ReceiveStream, SendStream, Stream, aclose_forcefully};
 use trio::sync::{Event, Lock, LockGuard};
 use trio::{Error, ErrorKind, Result, cancel_shielded_checkpoint, checkpoint_if_cancelled};
