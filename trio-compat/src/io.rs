@@ -311,6 +311,9 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
 
     /// Reads into `out` (`AsyncRead::poll_read`): up to its length, 0 at the
     /// end of stream (or for an empty `out`).
+    // Only futures-io's `poll_read` takes a plain slice; built with the
+    // hyper or tokio bridge alone, it is unused.
+    #[cfg_attr(not(feature = "futures-io"), allow(dead_code))]
     fn poll_read_slice(&mut self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
         if out.is_empty() {
             return self.enter(cx).map_ok(|()| 0);

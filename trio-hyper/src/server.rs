@@ -1,0 +1,199 @@
+//! Serving HTTP/1.1 with hyper on trio streams: [`Http::serve_connection`]
+//! for one connection, [`serve_http`] for a whole TCP server.
+//!
+//! # One connection
+//!
+//! [`Http::serve_connection`] wraps the stream in [`trio_compat::Io`] and
+//! drives hyper's HTTP/1.1 server connection in the calling task (with
+//! keep-alive: one connection, many requests, one after another; the
+//! service's futures run inside the connection's future, so they may
+//! borrow). [`TrioTimer`] is its timer, so hyper's header-read timeout
+//! (30 s by default) follows the run's clock.
+//!
+//! # Graceful shutdown
+//!
+//! With a [`ServeControl`] ([`Http::control`]), the connection watches
+//! [`ServeControl::stopping`] while it runs. When the stop comes it calls
+//! hyper's `graceful_shutdown`: an idle connection closes at once; one in
+//! the middle of a request finishes that request (the response says
+//! `connection: close`) and then closes. [`serve_http`] gives the same
+//! control to `serve_tcp`, which stops accepting and, at the grace
+//! deadline, cancels the connections that are still running (their I/O
+//! fails with `Cancelled`, the serve scope catches it).
+//!
+//! # Cancellation (DESIGN §13)
+//!
+//! - A cancel scope *inside* the service (say `move_on_after` around the
+//!   handler's work) is the service's business: it gets `None`, answers
+//!   (503, say), and the connection goes on to the next request.
+//! - A scope *around* the connection (the grace deadline, or the caller's)
+//!   cancels its I/O: the connection ends at once, and
+//!   `serve_connection` returns that `Cancelled` (converted with
+//!   [`trio_compat::error::from_io`], which keeps it `Cancelled` only if
+//!   it is this task's own).
+//!
+//! # Errors
+//!
+//! A connection that fails (a peer that sends garbage, resets, or goes
+//! away mid-request) returns hyper's error as an [`ErrorKind::Io`] error
+//! (source kept). A public server does not want one bad client to stop
+//! it: [`serve_http`] sets
+//! [`OnHandlerError::LogAndContinue`].
+
+use crate::TrioTimer;
+use hyper::body::{Body, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::HttpService;
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use trio::ErrorKind;
+use trio::net::{OnHandlerError, Serve, ServeControl, TcpSource};
+use trio::socket::SocketStream;
+use trio::stream::Stream;
+use trio_compat::Io;
+
+/// A boxed error, as hyper's traits want them.
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// How to serve HTTP connections: hyper's HTTP/1.1 settings and an
+/// optional [`ServeControl`] for graceful shutdown. Cheap to clone. See
+/// the [module docs](self).
+#[derive(Clone)]
+pub struct Http {
+    http1: http1::Builder,
+    control: Option<ServeControl>,
+}
+
+impl fmt::Debug for Http {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Http")
+            .field("http1", &self.http1)
+            .field("control", &self.control)
+            .finish()
+    }
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Http {
+    /// hyper's defaults (keep-alive on, a 30 s header-read timeout on the
+    /// run's clock), no control.
+    pub fn new() -> Self {
+        let mut http1 = http1::Builder::new();
+        http1.timer(TrioTimer);
+        Http {
+            http1,
+            control: None,
+        }
+    }
+
+    /// Shuts connections down gracefully when `control` stops (see the
+    /// [module docs](self#graceful-shutdown)).
+    pub fn control(mut self, control: &ServeControl) -> Self {
+        self.control = Some(control.clone());
+        self
+    }
+
+    /// hyper's HTTP/1.1 builder, to change its settings (its timer is
+    /// already [`TrioTimer`]).
+    pub fn http1(&mut self) -> &mut http1::Builder {
+        &mut self.http1
+    }
+
+    /// Serves one connection over `stream` until the peer closes it, the
+    /// control's graceful shutdown ends it, or it fails. `stream` may be a
+    /// reference (`&SocketStream`, as `serve_tcp` lends it) or owned.
+    ///
+    /// Errors: hyper's, as [`ErrorKind::Io`] (source kept); `Cancelled`
+    /// when a scope around this call is cancelled.
+    pub async fn serve_connection<S, Svc, B>(&self, stream: S, service: Svc) -> trio::Result<()>
+    where
+        S: Stream,
+        Svc: HttpService<Incoming, ResBody = B>,
+        Svc::Error: Into<BoxError>,
+        B: Body + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let conn = self.http1.serve_connection(Io::new(stream), service);
+        let mut conn = pin!(conn);
+        let control = self.control.clone();
+        let mut stopping = pin!(async {
+            match &control {
+                Some(c) => {
+                    // A cancel here is the connection's too: its I/O
+                    // reports it; shutting down meanwhile is harmless.
+                    let _ = c.stopping().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        });
+        let mut shut_down = false;
+        let served = poll_fn(|cx| {
+            if !shut_down && stopping.as_mut().poll(cx).is_ready() {
+                shut_down = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            conn.as_mut().poll(cx)
+        })
+        .await;
+        served.map_err(from_hyper)
+    }
+}
+
+/// A hyper error as a trio error: a `Cancelled` inside it comes back as
+/// `Cancelled` if it is the current task's own (else `Broken`, see
+/// [`trio_compat::error::from_io`]); anything else is an
+/// [`ErrorKind::Io`] error with hyper's error as its source.
+pub fn from_hyper(error: hyper::Error) -> trio::Error {
+    let converted = trio_compat::error::from_io(std::io::Error::other(error));
+    debug_assert!(converted.kind() != ErrorKind::Group);
+    converted
+}
+
+/// Serves HTTP/1.1 on TCP `port` ([`trio::serve_tcp`] with
+/// [`Http::serve_connection`] as the handler): `service` answers every
+/// request of every connection (it is shared, so it is borrowed:
+/// `service_fn` closures and `&S` both work). Returns trio's
+/// [`Serve`] builder-future, with [`OnHandlerError::LogAndContinue`] (one
+/// bad client does not stop the server) and, if `http` has a control, that
+/// control (graceful shutdown, see the [module docs](self)); chain
+/// `.host(..)`, `.task_status(..)` and the rest as on any `serve_tcp`.
+///
+/// ```no_run
+/// use hyper::{Request, Response, body::Incoming, service::service_fn};
+/// use trio_hyper::{Http, serve_http};
+///
+/// #[trio::main]
+/// async fn main() -> trio::Result<()> {
+///     let hello = service_fn(async |_req: Request<Incoming>| {
+///         Ok::<_, std::convert::Infallible>(Response::new("hello\n".to_string()))
+///     });
+///     serve_http(Http::new(), &hello, 8080).host("127.0.0.1").await
+/// }
+/// ```
+pub fn serve_http<'env, Svc, B>(
+    http: Http,
+    service: Svc,
+    port: u16,
+) -> Serve<'env, TcpSource, impl AsyncFn(&SocketStream) -> trio::Result<()> + 'env>
+where
+    Svc: HttpService<Incoming, ResBody = B> + Clone + 'env,
+    Svc::Error: Into<BoxError>,
+    B: Body + 'static,
+    B::Error: Into<BoxError>,
+{
+    let control = http.control.clone();
+    let handler =
+        async move |stream: &SocketStream| http.serve_connection(stream, service.clone()).await;
+    let serve = trio::serve_tcp(handler, port).on_handler_error(OnHandlerError::LogAndContinue);
+    match control {
+        Some(c) => serve.control(&c),
+        None => serve,
+    }
+}
