@@ -30,7 +30,12 @@
 //!   cancels its I/O: the connection ends at once, and
 //!   `serve_connection` returns that `Cancelled` (converted with
 //!   [`trio_compat::error::from_io`], which keeps it `Cancelled` only if
-//!   it is this task's own).
+//!   it is this task's own). The service runs in the connection's task, so
+//!   its own waits see that cancellation too: a service whose error type
+//!   carries trio errors ([`trio::StdError`], say) returns it with `?`,
+//!   hyper ends the connection with it, and it comes out as the same
+//!   `Cancelled`. (A service that answers anyway is fine too: writing the
+//!   answer fails with `Cancelled`.)
 //!
 //! # Errors
 //!
