@@ -45,14 +45,17 @@
 //! it: [`serve_http`] sets
 //! [`OnHandlerError::LogAndContinue`].
 
-use crate::TrioTimer;
+use crate::{NurseryExecutor, TrioTimer};
 use hyper::body::{Body, Incoming};
-use hyper::server::conn::http1;
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper::server::conn::{http1, http2};
 use hyper::service::HttpService;
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::io;
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll};
 use trio::ErrorKind;
 use trio::net::{OnHandlerError, Serve, ServeControl, TcpSource};
 use trio::socket::SocketStream;
@@ -68,13 +71,33 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 #[derive(Clone)]
 pub struct Http {
     http1: http1::Builder,
+    protocol: Protocol,
     control: Option<ServeControl>,
 }
+
+/// Which HTTP versions [`Http::serve_connection`] speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// HTTP/2 if the client starts with HTTP/2's connection preface (h2c
+    /// with prior knowledge, or h2 over TLS after ALPN chose it), else
+    /// HTTP/1.1. See [the module docs](self#protocol-choice).
+    #[default]
+    Auto,
+    /// HTTP/1.1 (and 1.0) only.
+    Http1,
+    /// HTTP/2 only.
+    Http2,
+}
+
+/// HTTP/2's client connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 impl fmt::Debug for Http {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Http")
             .field("http1", &self.http1)
+            .field("protocol", &self.protocol)
             .field("control", &self.control)
             .finish()
     }
@@ -94,8 +117,15 @@ impl Http {
         http1.timer(TrioTimer);
         Http {
             http1,
+            protocol: Protocol::Auto,
             control: None,
         }
+    }
+
+    /// Which HTTP versions to speak ([`Protocol::Auto`] by default).
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
     }
 
     /// Shuts connections down gracefully when `control` stops (see the
@@ -125,10 +155,8 @@ impl Http {
         B: Body + 'static,
         B::Error: Into<BoxError>,
     {
-        let conn = self.http1.serve_connection(Io::new(stream), service);
-        let mut conn = pin!(conn);
         let control = self.control.clone();
-        let mut stopping = pin!(async {
+        let stopping = async {
             match &control {
                 Some(c) => {
                     // A cancel here is the connection's too: its I/O
@@ -137,17 +165,149 @@ impl Http {
                 }
                 None => std::future::pending::<()>().await,
             }
-        });
-        let mut shut_down = false;
-        let served = poll_fn(|cx| {
-            if !shut_down && stopping.as_mut().poll(cx).is_ready() {
-                shut_down = true;
-                conn.as_mut().graceful_shutdown();
+        };
+        let mut stopping = pin!(stopping);
+        let (h2, prefix) = match self.protocol {
+            Protocol::Http1 => (false, Vec::new()),
+            Protocol::Http2 => (true, Vec::new()),
+            Protocol::Auto => {
+                let mut sniff = pin!(sniff(&stream));
+                let sniffed = poll_fn(|cx| {
+                    if stopping.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(None);
+                    }
+                    sniff.as_mut().poll(cx).map(Some)
+                })
+                .await;
+                match sniffed {
+                    // Stopping before the first request: just close.
+                    None => return Ok(()),
+                    Some(sniffed) => sniffed?,
+                }
             }
-            conn.as_mut().poll(cx)
-        })
-        .await;
-        served.map_err(from_hyper)
+        };
+        let io = Prefixed {
+            prefix,
+            pos: 0,
+            io: Io::new(stream),
+        };
+        if h2 {
+            // Its streams' handlers run as children of this nursery.
+            trio::open_nursery(async |nursery| {
+                let mut builder = http2::Builder::new(NurseryExecutor::new(&nursery));
+                builder.timer(TrioTimer);
+                let conn = builder.serve_connection(io, service);
+                drive(conn, stopping, |c| c.graceful_shutdown()).await
+            })
+            .await?;
+            // (`None` would be the nursery's own scope, which nothing
+            // cancels.)
+            Ok(())
+        } else {
+            let conn = self.http1.serve_connection(io, service);
+            drive(conn, stopping, |c| c.graceful_shutdown()).await
+        }
+    }
+}
+
+/// Polls a hyper connection, calling `shut_down` on it (once) when
+/// `stopping` completes; the connection's outcome as a trio result.
+async fn drive<C, F>(
+    conn: C,
+    mut stopping: Pin<&mut F>,
+    shut_down: impl Fn(Pin<&mut C>),
+) -> trio::Result<()>
+where
+    C: Future<Output = hyper::Result<()>>,
+    F: Future<Output = ()>,
+{
+    let mut conn = pin!(conn);
+    let mut shut = false;
+    let served = poll_fn(|cx| {
+        if !shut && stopping.as_mut().poll(cx).is_ready() {
+            shut = true;
+            shut_down(conn.as_mut());
+        }
+        conn.as_mut().poll(cx)
+    })
+    .await;
+    served.map_err(from_hyper)
+}
+
+/// Reads the first bytes of a connection, as far as they agree with
+/// HTTP/2's preface: all 24 of them mean HTTP/2, the first that differs
+/// (or the end of the stream) HTTP/1. Returns the choice and the bytes
+/// read, which the connection reads again first ([`Prefixed`]).
+async fn sniff<S: Stream>(stream: &S) -> trio::Result<(bool, Vec<u8>)> {
+    let mut buf = vec![0; H2_PREFACE.len()];
+    let mut got = 0;
+    while got < buf.len() {
+        let n = stream.receive_some(&mut buf[got..]).await?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+        if buf[..got] != H2_PREFACE[..got] {
+            break;
+        }
+    }
+    buf.truncate(got);
+    // (One read may bring all 24 bytes of an HTTP/1 request: compare.)
+    Ok((buf[..] == H2_PREFACE[..], buf))
+}
+
+/// [`Io`] with some bytes already read in front of it (the sniffed
+/// prefix): reads serve them first, everything else goes to `io`.
+struct Prefixed<'a, S: Stream + 'a> {
+    prefix: Vec<u8>,
+    pos: usize,
+    io: Io<'a, S>,
+}
+
+impl<'a, S: Stream + 'a> Read for Prefixed<'a, S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.pos < this.prefix.len() {
+            let n = buf.remaining().min(this.prefix.len() - this.pos);
+            buf.put_slice(&this.prefix[this.pos..this.pos + n]);
+            this.pos += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl<'a, S: Stream + 'a> Write for Prefixed<'a, S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 

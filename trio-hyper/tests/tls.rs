@@ -1,6 +1,7 @@
-//! HTTPS: `curl --cacert` against `Http::serve_connection` over
-//! `trio_tls::serve_tls_over_tcp` (HTTP/1.1 through ALPN), and the trio
-//! client over `open_tls_over_tcp_stream`.
+//! HTTPS: `curl --cacert` (`--http1.1`, then `--http2`: ALPN offers h2
+//! and http/1.1) against `Http::serve_connection` over
+//! `trio_tls::serve_tls_over_tcp`, and the trio client (HTTP/1.1) over
+//! `open_tls_over_tcp_stream`.
 //!
 //! curl is another process: real clock, `--max-time`. Skipped with a note
 //! when curl is absent, unless TRIO_REQUIRE_TOOLS=1 (then it fails).
@@ -48,7 +49,7 @@ fn configs() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>, String) {
         .with_no_client_auth()
         .with_single_cert(vec![cert.der().clone()], der)
         .unwrap();
-    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.der().clone()).unwrap();
     let mut client = rustls::ClientConfig::builder_with_provider(provider)
@@ -94,12 +95,16 @@ fn curl_and_the_trio_client_fetch_over_https() {
                 .as_socket()
                 .unwrap()
                 .port();
-            let curl_out = if curl {
+            let mut curl_out = Vec::new();
+            for version in ["--http1.1", "--http2"] {
+                if !curl {
+                    break;
+                }
                 let ca = ca.clone();
-                Some(
+                curl_out.push(
                     trio::to_thread::run_sync(move || {
                         Command::new("curl")
-                            .args(["-sS", "--http1.1", "--max-time", "30", "--cacert"])
+                            .args(["-sS", version, "--max-time", "30", "--cacert"])
                             .arg(&ca)
                             .arg("--resolve")
                             .arg(format!("localhost:{port}:127.0.0.1"))
@@ -109,10 +114,8 @@ fn curl_and_the_trio_client_fetch_over_https() {
                             .unwrap()
                     })
                     .await?,
-                )
-            } else {
-                None
-            };
+                );
+            }
             let ours = trio::fail_after(30.0, async {
                 let tls = open_tls_over_tcp_stream("localhost", port, client_config).await?;
                 let body = trio::open_nursery(async |conn| {
@@ -142,12 +145,11 @@ fn curl_and_the_trio_client_fetch_over_https() {
     .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(ours, b"hello /trio\n");
-    if let Some(out) = curl_out {
+    // ALPN chose http/1.1, then h2; the server saw the preface or not.
+    let want = ["hello /curl\n[1.1 200]\n", "hello /curl\n[2 200]\n"];
+    for (out, want) in curl_out.iter().zip(want) {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "curl failed: {stderr}");
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "hello /curl\n[1.1 200]\n"
-        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want);
     }
 }

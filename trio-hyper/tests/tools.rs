@@ -64,7 +64,11 @@ fn with_server(peer: impl FnOnce(u16) -> std::process::Output + Send + 'static) 
     })
     .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "peer failed: {stderr}");
+    assert!(
+        out.status.success(),
+        "peer failed: {stderr} (output: {:?})",
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -97,6 +101,32 @@ fn curl_fetches_over_http11_reusing_the_connection() {
         out,
         "GET /a (0 bytes)\n[1.1 200 1]\nPOST /b (5 bytes)\n[1.1 200 0]\n"
     );
+}
+
+#[test]
+fn curl_fetches_over_h2c_with_prior_knowledge() {
+    if !have_tool("curl") {
+        return;
+    }
+    // One transfer per curl: curl 7.88's reuse of a prior-knowledge
+    // connection for a `--next` transfer fails inside curl ("Error in the
+    // HTTP2 framing layer") before it sends anything.
+    let out = with_server(|port| {
+        Command::new("curl")
+            .args([
+                "-sS",
+                "--http2-prior-knowledge",
+                "--max-time",
+                "30",
+                "-d",
+                "hello",
+            ])
+            .args(["-w", "[%{http_version} %{response_code}]\n"])
+            .arg(format!("http://127.0.0.1:{port}/b"))
+            .output()
+            .unwrap()
+    });
+    assert_eq!(out, "POST /b (5 bytes)\n[2 200]\n");
 }
 
 /// Two requests on one `http.client` connection (keep-alive).
