@@ -11,8 +11,10 @@
 //!   `Send + Sync` and not cancel points.
 //! - I/O: [`trio_compat::Io`] (`hyper::rt::{Read, Write}` over any trio
 //!   stream, a cancel point on every poll).
-//! - [`Http::serve_connection`] / [`serve_http`]: HTTP/1.1 servers over
-//!   [`trio::serve_tcp`], with graceful shutdown through a
+//! - [`Http::serve_connection`] / [`serve_http`]: HTTP/1.1 and HTTP/2
+//!   servers ([`Protocol`]: h2c with prior knowledge, h2 over TLS after
+//!   ALPN) over [`trio::serve_tcp`] (or `trio_tls::serve_tls_over_tcp`),
+//!   with graceful shutdown through a
 //!   [`ServeControl`](trio::net::ServeControl) (wire it to Ctrl-C).
 //! - [`http1_handshake`]: an HTTP/1.1 client connection with its driver as
 //!   a child task; [`get`] for "GET this URL".
@@ -49,18 +51,19 @@
 //!
 //! # Not here yet
 //!
-//! HTTP/2 (h2c and ALPN over TLS), `http2::handshake` clients, and the
-//! benchmark against hyper on tokio: see the CHANGELOG.
+//! An `http2::handshake` client helper (hyper's works with
+//! [`NurseryExecutor`], with `'static` I/O), a TLS client helper, and the
+//! benchmark against hyper on tokio.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod client;
-mod executor;
+pub mod executor;
 pub mod server;
-mod timer;
+pub mod timer;
 
 pub use client::{get, http1_handshake, read_body};
 pub use executor::NurseryExecutor;
-pub use server::{Http, from_hyper, serve_http};
+pub use server::{Http, Protocol, from_hyper, serve_http};
 pub use timer::{TrioSleep, TrioTimer};

@@ -1,5 +1,18 @@
-//! Serving HTTP/1.1 with hyper on trio streams: [`Http::serve_connection`]
-//! for one connection, [`serve_http`] for a whole TCP server.
+//! Serving HTTP/1.1 and HTTP/2 with hyper on trio streams:
+//! [`Http::serve_connection`] for one connection, [`serve_http`] for a
+//! whole TCP server.
+//!
+//! # Protocol choice
+//!
+//! With [`Protocol::Auto`] (the default) the connection first reads as
+//! many bytes as agree with HTTP/2's 24-byte client preface: all 24 mean
+//! HTTP/2 (h2c with prior knowledge, or h2 over TLS once ALPN chose it,
+//! since an h2 client then starts with the same preface); the first byte
+//! that differs (an HTTP/1 request line) means HTTP/1.1. The bytes read
+//! are served again to hyper first. A graceful stop while waiting for
+//! those first bytes closes the connection. HTTP/2 streams' handlers run
+//! as child tasks of a nursery opened around the connection
+//! ([`NurseryExecutor`]), so they may borrow the service.
 //!
 //! # One connection
 //!

@@ -226,3 +226,73 @@ async fn graceful_shutdown_cancels_a_request_still_running_at_the_grace_deadline
     );
     Ok(())
 }
+
+// Not passing yet: this test hangs (not diagnosed: the hyper HTTP/2
+// client over a memory stream, or the end of the connection). HTTP/2
+// serving itself is tested by curl (h2c and over TLS) in tools.rs/tls.rs.
+#[ignore = "hangs, not diagnosed yet (see the comment above)"]
+#[trio::test(autojump)]
+async fn on_http2_other_streams_go_on_when_one_handler_is_cancelled() -> trio::Result<()> {
+    use trio::stream::aclose_forcefully;
+    let (server_end, client_end) = memory_stream_pair();
+    let client_end = Rc::new(client_end);
+    let started = Event::new();
+    let svc = service_fn(|req| service(req, &started, 10.0));
+    let http = Http::new();
+    let done = RefCell::new(Vec::new());
+    trio::open_nursery(async |nursery| {
+        nursery.start_soon(async {
+            http.serve_connection(&server_end, &svc).await?;
+            aclose_forcefully(&server_end).await
+        });
+        let (send, conn) = hyper::client::conn::http2::handshake::<_, _, String>(
+            trio_hyper::NurseryExecutor::new(&nursery),
+            // hyper's HTTP/2 client wants `'static` I/O: an `Rc`, whose
+            // other clone closes it below.
+            trio_compat::Io::from_rc(client_end.clone()),
+        )
+        .await
+        .map_err(trio_hyper::from_hyper)?;
+        nursery.start_soon(async {
+            let _ = conn.await;
+            // Memory streams do not close when dropped (sockets do).
+            aclose_forcefully(&*client_end).await
+        });
+        // Three streams at once on one connection: `/slow` is cancelled by
+        // the scope inside its handler (503 at 1 s); `/hang` by the client,
+        // which gives up at 3 s (the stream is reset, its handler dropped);
+        // `/fast` answers at once.
+        trio::open_nursery(async |requests| {
+            for path in ["/slow", "/fast", "/hang"] {
+                let mut send = send.clone();
+                let done = &done;
+                requests.start_soon(async move {
+                    let got =
+                        trio::move_on_after(3.0, async { Ok(send.send_request(get(path)).await) })
+                            .await?;
+                    let status = match got {
+                        Some(Ok(resp)) => resp.status().as_u16(),
+                        Some(Err(e)) => panic!("{path}: {e}"),
+                        None => 0, // gave up
+                    };
+                    done.borrow_mut().push((path, status));
+                    Ok(())
+                });
+            }
+            Ok(())
+        })
+        .await?;
+        // The connection still serves new streams.
+        let resp = send.clone().send_request(get("/fast")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(trio_hyper::read_body(resp.into_body()).await?, b"fast");
+        drop(send);
+        Ok(())
+    })
+    .await?;
+    assert_eq!(
+        done.into_inner(),
+        vec![("/fast", 200), ("/slow", 503), ("/hang", 0)]
+    );
+    Ok(())
+}
