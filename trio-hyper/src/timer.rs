@@ -12,13 +12,13 @@
 //!
 //! # How it works
 //!
-//! 1. Each run has one [`Registry`] in a [`RunVar`], made on first use. It
+//! 1. Each run has one `Registry` in a [`RunVar`], made on first use. It
 //!    fixes the *clock mapping*: the `std::time::Instant` and the run's
 //!    [`trio::Instant`] read at the same moment. [`TrioTimer::now`] is the
 //!    std instant that the run's clock reads now through that mapping, so
 //!    it follows a [`MockClock`](trio::testing::MockClock) (jumps
 //!    included); every deadline hyper gives back is converted with the
-//!    same mapping ([`Registry::to_trio`], monotonic), so the comparisons
+//!    same mapping (`Registry::to_trio`, monotonic), so the comparisons
 //!    of step 3 and step 4 agree exactly.
 //! 2. `TrioSleep` is ready once the run's clock has reached its deadline.
 //!    Its poll never checks for cancellation (it is not a cancel point: a
