@@ -1,0 +1,337 @@
+//! [`TrioTimer`]: hyper's [`Timer`] on the run's clock.
+//!
+//! # The problem
+//!
+//! hyper wants a `Timer` that is `Send + Sync + 'static` and whose
+//! [`Sleep`] futures are `Send + Sync`; a trio sleep is a `!Send` future
+//! tied to the task that polls it, and it is a cancel point. So a
+//! `TrioSleep` holds no trio object at all: it is plain data (a deadline
+//! and the key of its registration), `Send + Sync` by construction, and
+//! everything that is `!Send` lives in a run-local registry that only the
+//! run's thread can reach.
+//!
+//! # How it works
+//!
+//! 1. Each run has one `Registry` in a [`RunVar`], made on first use. It
+//!    fixes the *clock mapping*: the `std::time::Instant` and the run's
+//!    [`trio::Instant`] read at the same moment. [`TrioTimer::now`] is the
+//!    std instant that the run's clock reads now through that mapping, so
+//!    it follows a [`MockClock`](trio::testing::MockClock) (jumps
+//!    included); every deadline hyper gives back is converted with the
+//!    same mapping (`Registry::to_trio`, monotonic), so the comparisons
+//!    of step 3 and step 4 agree exactly.
+//! 2. `TrioSleep` is ready once the run's clock has reached its deadline.
+//!    Its poll never checks for cancellation (it is not a cancel point: a
+//!    cancelled connection ends through its I/O, not its timers) and never
+//!    parks its task.
+//! 3. A pending poll registers `(deadline, id) → waker` in the registry's
+//!    ordered map (or refreshes the waker). If the new deadline is earlier
+//!    than what the driver waits for, it unparks the driver.
+//! 4. The *driver* is a system task of the run ([`spawn_system_task`],
+//!    started with the registry): it removes every entry whose deadline
+//!    has passed, wakes their wakers (after its borrow of the map ends),
+//!    and sleeps until the earliest remaining deadline or until step 3
+//!    unparks it. It is cancelled with the run's other system tasks when
+//!    the main task ends. Because it sleeps with trio's `move_on_at`, the
+//!    MockClock's autojump sees hyper's timers as it sees any sleep.
+//! 5. Dropping a registered `TrioSleep` removes its entry (it finds the
+//!    registry through the `RunVar`, and checks that it is the same run by
+//!    the registry's id); reset ([`Timer::reset`]) moves it, keeping the
+//!    waker, so a reset sleep fires at its new deadline even if hyper does
+//!    not poll it again before then.
+//!
+//! Outside a run there is no clock to follow: `now()` is
+//! `std::time::Instant::now()`, and a `TrioSleep` polled outside a run is
+//! ready at once (a timer that fires early, never one that hangs: hyper
+//! only polls its timers inside its connection futures, which must run in
+//! a trio task anyway).
+
+use hyper::rt::{Sleep, Timer};
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant as StdInstant};
+use trio::lowlevel::{RunVar, spawn_system_task};
+use trio::sync::ParkingLot;
+
+/// The run-local registry (step 1), made on first use in a run.
+static REGISTRY: RunVar<Option<Rc<Registry>>> = RunVar::with_default("trio_hyper::timer", || None);
+
+/// Registry ids, unique in the process, so that a sleep registered in one
+/// run never touches the registry of a later run on the same thread.
+static NEXT_REGISTRY: AtomicU64 = AtomicU64::new(1);
+
+/// Entry ids, unique in the process (a sleep may be polled in two runs).
+static NEXT_ENTRY: AtomicU64 = AtomicU64::new(1);
+
+/// One run's timers (steps 1, 3, 4).
+struct Registry {
+    id: u64,
+    /// The clock mapping: these two instants are the same moment.
+    std_base: StdInstant,
+    trio_base: trio::Instant,
+    /// Pending sleeps by deadline. Invariant: an entry exists exactly while
+    /// its `TrioSleep` holds the key and its deadline has not been seen
+    /// passed by the driver.
+    entries: RefCell<BTreeMap<(StdInstant, u64), Waker>>,
+    /// What the driver sleeps until (`INFINITY`: nothing pending).
+    driver_target: Cell<trio::Instant>,
+    /// Where the driver waits to be told of an earlier deadline.
+    driver_lot: ParkingLot,
+}
+
+impl Registry {
+    /// The run's registry, made (with its driver) on first use. `None`
+    /// outside a run.
+    fn current() -> Option<Rc<Registry>> {
+        let existing = REGISTRY.get().ok()?;
+        if let Some(reg) = existing {
+            return Some(reg);
+        }
+        let now = trio::try_current_time().ok()?;
+        let reg = Rc::new(Registry {
+            id: NEXT_REGISTRY.fetch_add(1, Ordering::Relaxed),
+            std_base: StdInstant::now(),
+            trio_base: now,
+            entries: RefCell::new(BTreeMap::new()),
+            driver_target: Cell::new(trio::Instant::INFINITY),
+            driver_lot: ParkingLot::new(),
+        });
+        // If the driver cannot start (the run is ending), sleeps still
+        // complete when polled after their deadline; nobody wakes them,
+        // but nothing runs any more either.
+        let driver = reg.clone();
+        let _ = spawn_system_task(async move { driver.drive().await });
+        REGISTRY.set(Some(reg.clone())).ok()?;
+        Some(reg)
+    }
+
+    /// The run's registry if it has one (never makes one: for drops and
+    /// resets, which have nothing to register in a fresh registry).
+    fn existing() -> Option<Rc<Registry>> {
+        REGISTRY.get().ok().flatten()
+    }
+
+    /// The std instant that the run's clock reads at `now`.
+    fn to_std(&self, now: trio::Instant) -> StdInstant {
+        let since = now.saturating_duration_since(self.trio_base);
+        self.std_base.checked_add(since).unwrap_or(self.std_base)
+    }
+
+    /// The run's instant of a std deadline (monotonic in `deadline`).
+    fn to_trio(&self, deadline: StdInstant) -> trio::Instant {
+        match deadline.checked_duration_since(self.std_base) {
+            Some(after) => self.trio_base + after,
+            None => self.trio_base - self.std_base.duration_since(deadline),
+        }
+    }
+
+    /// Step 3: registers (or moves) an entry; unparks the driver if it
+    /// waits for a later time.
+    fn register(&self, key: (StdInstant, u64), waker: Waker) {
+        self.entries.borrow_mut().insert(key, waker);
+        let at = self.to_trio(key.0);
+        if at < self.driver_target.get() {
+            self.driver_target.set(at);
+            self.driver_lot.unpark_all();
+        }
+    }
+
+    /// Removes an entry; its waker is dropped after the borrow ends.
+    fn remove(&self, key: &(StdInstant, u64)) -> Option<Waker> {
+        // (Edition 2024: the borrow ends before the caller gets the waker.)
+        self.entries.borrow_mut().remove(key)
+    }
+
+    /// Step 4: the driver task.
+    async fn drive(&self) -> trio::Result<()> {
+        loop {
+            let now = trio::current_time();
+            let mut due = Vec::new();
+            let next = {
+                let mut entries = self.entries.borrow_mut();
+                while let Some(entry) = entries.first_entry() {
+                    if self.to_trio(entry.key().0) > now {
+                        break;
+                    }
+                    due.push(entry.remove());
+                }
+                entries.keys().next().map(|k| self.to_trio(k.0))
+            };
+            // Wakers are foreign code: called with no borrow held.
+            for waker in due {
+                waker.wake();
+            }
+            let target = next.unwrap_or(trio::Instant::INFINITY);
+            self.driver_target.set(target);
+            // Woken early by `register`, or at the deadline.
+            trio::move_on_at(target, self.driver_lot.park()).await?;
+        }
+    }
+}
+
+/// hyper's [`Timer`] on the current run's clock: see the
+/// [module docs](self) for the design. A unit value: `Send + Sync +
+/// 'static`, usable with every hyper builder's `.timer(TrioTimer)`, in
+/// any task of any run (each run keeps its own timers).
+///
+/// ```
+/// use hyper::rt::Timer;
+/// use std::time::Duration;
+/// use trio_hyper::TrioTimer;
+///
+/// trio::Runner::new()
+///     .clock(trio::testing::MockClock::autojump())
+///     .run(async {
+///         let t0 = TrioTimer.now();
+///         TrioTimer.sleep(Duration::from_secs(3600)).await; // autojumps
+///         assert!(TrioTimer.now() - t0 >= Duration::from_secs(3600));
+///         Ok(())
+///     })
+///     .unwrap();
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TrioTimer;
+
+impl Timer for TrioTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
+        let now = self.now();
+        Box::pin(TrioSleep::until(now.checked_add(duration)))
+    }
+
+    fn sleep_until(&self, deadline: StdInstant) -> Pin<Box<dyn Sleep>> {
+        Box::pin(TrioSleep::until(Some(deadline)))
+    }
+
+    /// The run's clock as a std instant (step 1); outside a run, the
+    /// system's.
+    fn now(&self) -> StdInstant {
+        match Registry::current() {
+            Some(reg) => reg.to_std(trio::current_time()),
+            None => StdInstant::now(),
+        }
+    }
+
+    fn reset(&self, sleep: &mut Pin<Box<dyn Sleep>>, new_deadline: StdInstant) {
+        match sleep.as_mut().downcast_mut_pin::<TrioSleep>() {
+            Some(mine) => mine.get_mut().reset(Some(new_deadline)),
+            None => *sleep = self.sleep_until(new_deadline),
+        }
+    }
+}
+
+/// The [`Sleep`] of [`TrioTimer`]: ready once the run's clock reaches its
+/// deadline. Plain data (`Send + Sync`), not a cancel point; see the
+/// [module docs](self).
+pub struct TrioSleep {
+    /// `None`: never (a deadline past what `std::time::Instant` can hold).
+    deadline: Option<StdInstant>,
+    /// Registered as `(registry id, entry key)`.
+    registered: Option<(u64, (StdInstant, u64))>,
+}
+
+impl TrioSleep {
+    fn until(deadline: Option<StdInstant>) -> Self {
+        TrioSleep {
+            deadline,
+            registered: None,
+        }
+    }
+
+    /// Step 5: moves the deadline, keeping the registration's waker.
+    fn reset(&mut self, deadline: Option<StdInstant>) {
+        self.deadline = deadline;
+        let Some((reg_id, key)) = self.registered.take() else {
+            return;
+        };
+        let Some(reg) = Registry::existing().filter(|r| r.id == reg_id) else {
+            return;
+        };
+        let waker = reg.remove(&key);
+        if let (Some(waker), Some(deadline)) = (waker, deadline) {
+            let key = (deadline, NEXT_ENTRY.fetch_add(1, Ordering::Relaxed));
+            reg.register(key, waker);
+            self.registered = Some((reg.id, key));
+        }
+    }
+}
+
+impl fmt::Debug for TrioSleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrioSleep")
+            .field("deadline", &self.deadline)
+            .field("registered", &self.registered.is_some())
+            .finish()
+    }
+}
+
+impl Future for TrioSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let Some(reg) = Registry::current() else {
+            return Poll::Ready(());
+        };
+        let Some(deadline) = this.deadline else {
+            // Never: nothing to register, nobody to wake.
+            return Poll::Pending;
+        };
+        if reg.to_trio(deadline) <= trio::current_time() {
+            if let Some((reg_id, key)) = this.registered.take()
+                && reg_id == reg.id
+            {
+                drop(reg.remove(&key));
+            }
+            return Poll::Ready(());
+        }
+        // Still registered here: refresh the waker if it changed.
+        if let Some((reg_id, key)) = this.registered
+            && reg_id == reg.id
+        {
+            let mut entries = reg.entries.borrow_mut();
+            if let Some(w) = entries.get_mut(&key) {
+                if !w.will_wake(cx.waker()) {
+                    let old = std::mem::replace(w, cx.waker().clone());
+                    drop(entries);
+                    drop(old);
+                }
+                return Poll::Pending;
+            }
+        }
+        let key = (deadline, NEXT_ENTRY.fetch_add(1, Ordering::Relaxed));
+        reg.register(key, cx.waker().clone());
+        this.registered = Some((reg.id, key));
+        Poll::Pending
+    }
+}
+
+impl Sleep for TrioSleep {}
+
+impl Drop for TrioSleep {
+    fn drop(&mut self) {
+        if let Some((reg_id, key)) = self.registered.take()
+            && let Some(reg) = Registry::existing().filter(|r| r.id == reg_id)
+        {
+            drop(reg.remove(&key));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn the_timer_and_its_sleep_are_send_and_sync() {
+        assert_send_sync::<TrioTimer>();
+        assert_send_sync::<TrioSleep>();
+    }
+}
