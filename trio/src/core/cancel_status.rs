@@ -116,8 +116,10 @@ pub(crate) struct CancelStatusRecord {
     /// The wake targets of the [`CancelWaiter`](crate::lowlevel::CancelWaiter)s
     /// registered under this status, by the key each waiter holds
     /// (invariant 5; maintained in `cancel_waiter`). An entry a cancel has
-    /// woken stays, emptied, until its waiter polls or drops.
-    pub(super) waiters: Slab<WakeTarget>,
+    /// woken stays, emptied, until its waiter polls or drops. Boxed and
+    /// made on the first registration: almost no status ever has a
+    /// waiter, and every scope entered (each timeout) makes a record.
+    pub(super) waiters: Option<Box<Slab<WakeTarget>>>,
     /// Why it exists, for the task tree.
     pub(crate) kind: CancelStatusKind,
     /// The task that entered it (the task tree shows it under that task).
@@ -166,7 +168,7 @@ impl State {
             deadline,
             parked: Vec::new(),
             parked_live: 0,
-            waiters: Slab::new(),
+            waiters: None,
             kind,
             owner,
         });
@@ -373,11 +375,12 @@ impl State {
         }
         // Waiters still registered here outlived their scope (invariant 5):
         // their wakers may be foreign, so they are dropped after the borrow.
-        let mut waiters = s.waiters;
-        let entries: Vec<Key> = waiters.iter().map(|(k, _)| k).collect();
-        for entry in entries {
-            if let Some(target) = waiters.remove(entry) {
-                self.retire(target);
+        if let Some(mut waiters) = s.waiters {
+            let entries: Vec<Key> = waiters.iter().map(|(k, _)| k).collect();
+            for entry in entries {
+                if let Some(target) = waiters.remove(entry) {
+                    self.retire(target);
+                }
             }
         }
         // Scopes nest, so normally nothing is left below; if an inner scope

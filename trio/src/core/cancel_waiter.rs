@@ -51,7 +51,7 @@
 
 use crate::core::cancel_status::CancelStatusId;
 use crate::core::runtime::{self, State, WakeTarget};
-use crate::core::slab::Key;
+use crate::core::slab::{Key, Slab};
 use crate::error::{Error, Result};
 use pin_project_lite::pin_project;
 use std::fmt;
@@ -97,7 +97,7 @@ impl State {
                 && let Some(target) = self
                     .cancel_statuses
                     .get_mut(status)
-                    .and_then(|s| s.waiters.get_mut(old.entry))
+                    .and_then(|s| s.waiters.as_deref_mut()?.get_mut(old.entry))
             {
                 let replaced = target.update(waker, run_id, shared_addr);
                 self.retire(replaced);
@@ -109,7 +109,10 @@ impl State {
         // Replaces nothing: `NONE` has nothing to retire.
         let _ = target.update(waker, run_id, shared_addr);
         match self.cancel_statuses.get_mut(status) {
-            Some(s) => WaiterPoll::Registered(status, s.waiters.insert(target)),
+            Some(s) => {
+                let waiters = s.waiters.get_or_insert_with(|| Box::new(Slab::new()));
+                WaiterPoll::Registered(status, waiters.insert(target))
+            }
             // The current status always exists while code runs under it;
             // were it gone, nothing could cancel it: wait, registered
             // nowhere, and register again at the next poll.
@@ -125,7 +128,7 @@ impl State {
         let removed = self
             .cancel_statuses
             .get_mut(status)
-            .and_then(|s| s.waiters.remove(entry));
+            .and_then(|s| s.waiters.as_deref_mut()?.remove(entry));
         if let Some(target) = removed {
             self.retire(target);
         }
@@ -134,20 +137,22 @@ impl State {
     /// Wakes every waiter registered under `status` (invariant 2); called
     /// by `recompute` when `status` becomes cancelled.
     pub(super) fn wake_cancel_waiters(&mut self, status: CancelStatusId) {
-        let Some(s) = self.cancel_statuses.get(status) else {
+        let Some(waiters) = self
+            .cancel_statuses
+            .get(status)
+            .and_then(|s| s.waiters.as_deref())
+            .filter(|w| w.iter().next().is_some())
+        else {
             return;
         };
-        if s.waiters.iter().next().is_none() {
-            return;
-        }
         // Keys first: waking needs `&mut self` (the allocation is paid only
         // by a status that has waiters, once per cancel).
-        let entries: Vec<Key> = s.waiters.iter().map(|(k, _)| k).collect();
+        let entries: Vec<Key> = waiters.iter().map(|(k, _)| k).collect();
         for entry in entries {
             let target = self
                 .cancel_statuses
                 .get_mut(status)
-                .and_then(|s| s.waiters.get_mut(entry))
+                .and_then(|s| s.waiters.as_deref_mut()?.get_mut(entry))
                 .map(std::mem::take);
             if let Some(target) = target {
                 self.wake_target(target);
