@@ -10,7 +10,10 @@
 //! since an h2 client then starts with the same preface); the first byte
 //! that differs (an HTTP/1 request line) means HTTP/1.1. The bytes read
 //! are served again to hyper first. A graceful stop while waiting for
-//! those first bytes closes the connection. HTTP/2 streams' handlers run
+//! those first bytes closes the connection, and so does a client that
+//! sends no first request within [`Http::first_bytes_timeout`] (30 s by
+//! default, like hyper's own header-read timeout; the connection then
+//! ends with a `TooSlow` error). HTTP/2 streams' handlers run
 //! as child tasks of a nursery opened around the connection
 //! ([`NurseryExecutor`]), so they may borrow the service.
 //!
@@ -69,6 +72,7 @@ use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
+use std::time::Duration;
 use trio::ErrorKind;
 use trio::net::{OnHandlerError, Serve, ServeControl, TcpSource};
 use trio::socket::SocketStream;
@@ -86,7 +90,12 @@ pub struct Http {
     http1: http1::Builder,
     protocol: Protocol,
     control: Option<ServeControl>,
+    first_bytes_timeout: Option<Duration>,
 }
+
+/// The default of [`Http::first_bytes_timeout`]: hyper's default
+/// header-read timeout.
+const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Which HTTP versions [`Http::serve_connection`] speaks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -112,6 +121,7 @@ impl fmt::Debug for Http {
             .field("http1", &self.http1)
             .field("protocol", &self.protocol)
             .field("control", &self.control)
+            .field("first_bytes_timeout", &self.first_bytes_timeout)
             .finish()
     }
 }
@@ -132,7 +142,38 @@ impl Http {
             http1,
             protocol: Protocol::Auto,
             control: None,
+            first_bytes_timeout: Some(FIRST_BYTES_TIMEOUT),
         }
+    }
+
+    /// With [`Protocol::Auto`], how long a new connection may take to send
+    /// enough bytes to tell HTTP/1 from HTTP/2 (at most 24; `None`: no
+    /// limit). Past it, [`serve_connection`](Self::serve_connection) ends
+    /// with a `TooSlow` error. 30 s by default, like hyper's header-read
+    /// timeout, which takes over once the protocol is chosen (HTTP/1.1).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use trio::testing::{MockClock, memory_stream_pair};
+    /// use trio_hyper::Http;
+    ///
+    /// trio::Runner::new().clock(MockClock::autojump()).run(async {
+    ///     let (server, _silent_client) = memory_stream_pair();
+    ///     let http = Http::new().first_bytes_timeout(Some(Duration::from_secs(5)));
+    ///     let svc = hyper::service::service_fn(async |_req| {
+    ///         Ok::<_, std::convert::Infallible>(hyper::Response::new(String::new()))
+    ///     });
+    ///     let t0 = trio::current_time();
+    ///     let err = http.serve_connection(&server, svc).await.unwrap_err();
+    ///     assert_eq!(err.kind(), trio::ErrorKind::TooSlow);
+    ///     assert_eq!(trio::current_time() - t0, 5.0);
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn first_bytes_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.first_bytes_timeout = timeout;
+        self
     }
 
     /// Which HTTP versions to speak ([`Protocol::Auto`] by default).
@@ -184,7 +225,13 @@ impl Http {
             Protocol::Http1 => (false, Vec::new()),
             Protocol::Http2 => (true, Vec::new()),
             Protocol::Auto => {
-                let mut sniff = pin!(sniff(&stream));
+                let timeout = self.first_bytes_timeout;
+                let mut sniff = pin!(async {
+                    match timeout {
+                        Some(t) => trio::fail_after(t, sniff(&stream)).await,
+                        None => sniff(&stream).await,
+                    }
+                });
                 let sniffed = poll_fn(|cx| {
                     if stopping.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(None);
@@ -244,7 +291,23 @@ where
         conn.as_mut().poll(cx)
     })
     .await;
-    served.map_err(from_hyper)
+    match served {
+        Ok(()) => Ok(()),
+        Err(e) => Err(from_hyper_here(e).await),
+    }
+}
+
+/// [`from_hyper`], for a connection's own task: an error while this
+/// task's scope is cancelled is that cancellation. The h2 crate keeps only
+/// the kind and the message of an I/O error, so the adapters' `Cancelled`
+/// does not survive HTTP/2 as a source that [`from_hyper`] could find;
+/// and the adapters fail with `Cancelled` only while the polling task's
+/// scope is cancelled, so such an error is this task's cancellation.
+pub(crate) async fn from_hyper_here(error: hyper::Error) -> trio::Error {
+    match trio::lowlevel::checkpoint_if_cancelled().await {
+        Err(cancelled) => cancelled,
+        Ok(()) => from_hyper(error),
+    }
 }
 
 /// Reads the first bytes of a connection, as far as they agree with

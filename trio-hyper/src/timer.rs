@@ -40,6 +40,19 @@
 //!    waker, so a reset sleep fires at its new deadline even if hyper does
 //!    not poll it again before then.
 //!
+//! # Finding the registry fast
+//!
+//! hyper arms a timer on every HTTP/1.1 request (its header-read
+//! timeout): `now()`, a poll that registers, a drop that deregisters. A
+//! [`RunVar`] lookup hashes (and moves its box out and back), which cost
+//! about a tenth of a hello-world server's CPU in `benches/hello.rs`. So
+//! each thread keeps a one-entry cache: the run's root [`Task`] (unique
+//! in the process, since run ids are) and a `Weak` to that run's
+//! registry. A hit needs the same root task and a live registry; a miss
+//! (first use, another run on the thread) goes through the `RunVar` and
+//! refills the cache. The cache holds no strong reference, so it never
+//! keeps a finished run's registry (and the wakers in it) alive.
+//!
 //! Outside a run there is no clock to follow: `now()` is
 //! `std::time::Instant::now()`, and a `TrioSleep` polled outside a run is
 //! ready at once (a timer that fires early, never one that hangs: hyper
@@ -52,15 +65,21 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant as StdInstant};
-use trio::lowlevel::{RunVar, spawn_system_task};
+use trio::lowlevel::{RunVar, Task, spawn_system_task, try_current_root_task};
 use trio::sync::ParkingLot;
 
 /// The run-local registry (step 1), made on first use in a run.
 static REGISTRY: RunVar<Option<Rc<Registry>>> = RunVar::with_default("trio_hyper::timer", || None);
+
+thread_local! {
+    /// The last registry found on this thread, with its run's root task
+    /// (see "Finding the registry fast" in the module docs).
+    static CACHE: RefCell<Option<(Task, Weak<Registry>)>> = const { RefCell::new(None) };
+}
 
 /// Registry ids, unique in the process, so that a sleep registered in one
 /// run never touches the registry of a later run on the same thread.
@@ -89,6 +108,33 @@ impl Registry {
     /// The run's registry, made (with its driver) on first use. `None`
     /// outside a run.
     fn current() -> Option<Rc<Registry>> {
+        let root = try_current_root_task().ok()?;
+        if let Some(reg) = Registry::cached(root) {
+            return Some(reg);
+        }
+        let reg = Registry::current_slow()?;
+        Registry::remember(root, &reg);
+        Some(reg)
+    }
+
+    /// The cached registry, if it is `root`'s run's and still alive.
+    fn cached(root: Task) -> Option<Rc<Registry>> {
+        CACHE.with(|c| match &*c.borrow() {
+            Some((task, reg)) if *task == root => reg.upgrade(),
+            _ => None,
+        })
+    }
+
+    /// Fills the cache.
+    fn remember(root: Task, reg: &Rc<Registry>) {
+        // The old entry (a `Weak`) drops after the borrow: it runs no
+        // foreign code, but keep the rule simple.
+        let old = CACHE.with(|c| c.borrow_mut().replace((root, Rc::downgrade(reg))));
+        drop(old);
+    }
+
+    /// [`current`](Self::current) through the `RunVar`.
+    fn current_slow() -> Option<Rc<Registry>> {
         let existing = REGISTRY.get().ok()?;
         if let Some(reg) = existing {
             return Some(reg);
@@ -114,7 +160,13 @@ impl Registry {
     /// The run's registry if it has one (never makes one: for drops and
     /// resets, which have nothing to register in a fresh registry).
     fn existing() -> Option<Rc<Registry>> {
-        REGISTRY.get().ok().flatten()
+        let root = try_current_root_task().ok()?;
+        if let Some(reg) = Registry::cached(root) {
+            return Some(reg);
+        }
+        let reg = REGISTRY.get().ok().flatten()?;
+        Registry::remember(root, &reg);
+        Some(reg)
     }
 
     /// The std instant that the run's clock reads at `now`.

@@ -269,9 +269,8 @@ async fn on_http2_other_streams_go_on_when_one_handler_is_cancelled() -> trio::R
                 requests.start_soon(async move {
                     // hyper's response future is foreign: `cancel_point`
                     // lets the scope's cancel reach (and drop) it.
-                    let got =
-                        trio::move_on_after(3.0, cancel_point(send.send_request(get(path))))
-                            .await?;
+                    let got = trio::move_on_after(3.0, cancel_point(send.send_request(get(path))))
+                        .await?;
                     let status = match got {
                         Some(Ok(resp)) => resp.status().as_u16(),
                         Some(Err(e)) => panic!("{path}: {e}"),

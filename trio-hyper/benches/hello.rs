@@ -1,0 +1,223 @@
+//! HTTP/1.1 keep-alive hello-world: hyper on trio (`trio_hyper::serve_http`)
+//! vs hyper on tokio `current_thread` (hyper-util's `TokioIo`), driven by
+//! `wrk -t1 -c64` (issue 16 item 6). Reports requests/s and the **server's
+//! CPU time per request** (the figure that does not depend on who is the
+//! bottleneck; shared/BENCHMARKING.md).
+//!
+//! Method:
+//! - Each server is a child process (this binary, `--serve trio|tokio`),
+//!   pinned to core 0 with `taskset`; `wrk` is pinned to core 1. The
+//!   child prints its port and serves until it is killed.
+//! - Same hyper settings on both sides: HTTP/1.1 with keep-alive, a timer
+//!   (`TrioTimer` / hyper-util's `TokioTimer`, so both arm hyper's 30 s
+//!   header-read timeout on every request), the same `service_fn`
+//!   answering a 13-byte `String` body. One task per connection on both.
+//!   The trio server uses `Http::new()` as is (`Protocol::Auto`: the
+//!   HTTP/2 preface sniff costs one read per connection).
+//! - Server CPU: the sum over the child's threads of
+//!   `/proc/PID/task/*/schedstat`'s first field (ns on the CPU, user and
+//!   kernel), read before and after the wrk run, divided by the requests
+//!   wrk reports.
+//! - Rounds alternate which runtime goes first; the table shows medians
+//!   and the min–max spread.
+//!
+//! `cargo bench -p trio-hyper --bench hello -- [--rounds N] [--secs N]
+//! [--conns N]` (needs `wrk` and `taskset`; a quick smoke run: `--rounds 1
+//! --secs 1`).
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitCode, Stdio};
+
+/// The one answer of both servers.
+async fn hello(_req: Request<Incoming>) -> Result<Response<String>, Infallible> {
+    Ok(Response::new("Hello, World!".to_string()))
+}
+
+/// The trio server: `serve_http` on an ephemeral loopback port.
+fn serve_trio() -> trio::Result<()> {
+    use trio_hyper::{Http, serve_http};
+    trio::run(async {
+        let service = service_fn(hello);
+        trio::open_nursery(async |nursery| {
+            let listeners = nursery
+                .start(|s| {
+                    serve_http(Http::new(), &service, 0)
+                        .host("127.0.0.1")
+                        .task_status(s)
+                })
+                .await?;
+            let port = listeners[0].local_addr()?.as_socket().unwrap().port();
+            println!("{port}");
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    })
+}
+
+/// The tokio server: hyper's `http1::Builder` on a `current_thread`
+/// runtime, one spawned task per connection.
+fn serve_tokio() -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!("{}", listener.local_addr()?.port());
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new());
+        loop {
+            let (stream, _) = listener.accept().await?;
+            let _ = stream.set_nodelay(true);
+            let http = http.clone();
+            tokio::spawn(async move {
+                let _ = http
+                    .serve_connection(TokioIo::new(stream), service_fn(hello))
+                    .await;
+            });
+        }
+    })
+}
+
+/// Nanoseconds on the CPU of all of `pid`'s threads.
+fn process_cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Starts `this --serve NAME` pinned to core 0; returns it and its port.
+fn start_server(name: &str) -> (Child, u16) {
+    let me = std::env::current_exe().expect("own path");
+    let mut child = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(me)
+        .args(["--serve", name])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("taskset runs");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("the server prints its port");
+    let port = line.trim().parse().expect("a port");
+    (child, port)
+}
+
+/// One wrk run against `name`'s server: (requests/s, server µs per request).
+fn measure(name: &str, secs: u32, conns: u32) -> (f64, f64) {
+    let (mut child, port) = start_server(name);
+    let before = process_cpu_ns(child.id());
+    let out = Command::new("taskset")
+        .args(["-c", "1", "wrk", "-t1"])
+        .arg(format!("-c{conns}"))
+        .arg(format!("-d{secs}s"))
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .expect("wrk runs");
+    let after = process_cpu_ns(child.id());
+    // Our own child, by its id.
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "wrk failed: {text}");
+    assert!(
+        !text.contains("Non-2xx") && !text.contains("Socket errors"),
+        "wrk saw errors: {text}"
+    );
+    // "N requests in 5.00s, ..." and "Requests/sec: R".
+    let requests: f64 = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no request count in: {text}"));
+    let rate: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|r| r.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no rate in: {text}"));
+    assert!(requests > 0.0, "no requests: {text}");
+    (rate, (after - before) as f64 / requests / 1000.0)
+}
+
+fn arg(args: &[String], name: &str, default: u32) -> u32 {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn min_max(v: &[f64]) -> (f64, f64) {
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (min, max)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--serve") {
+        let ok = match args.get(i + 1).map(String::as_str) {
+            Some("trio") => serve_trio().map_err(|e| e.to_string()),
+            Some("tokio") => serve_tokio().map_err(|e| e.to_string()),
+            other => Err(format!("--serve trio|tokio, not {other:?}")),
+        };
+        return match ok {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("server: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let rounds = arg(&args, "--rounds", 5);
+    let secs = arg(&args, "--secs", 5);
+    let conns = arg(&args, "--conns", 64);
+    println!(
+        "hyper hello-world, HTTP/1.1 keep-alive: trio vs tokio current_thread; \
+         server on core 0, wrk -t1 -c{conns} -d{secs}s on core 1, {rounds} rounds"
+    );
+    let names = ["trio", "tokio"];
+    let mut rate = [Vec::new(), Vec::new()];
+    let mut cpu = [Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let (r, c) = measure(names[i], secs, conns);
+            rate[i].push(r);
+            cpu[i].push(c);
+        }
+    }
+    println!(
+        "{:<6} {:>28} {:>34}",
+        "server", "req/s median [min-max]", "server CPU/req median [min-max]"
+    );
+    for (i, name) in names.iter().enumerate() {
+        let (rmin, rmax) = min_max(&rate[i]);
+        let (cmin, cmax) = min_max(&cpu[i]);
+        println!(
+            "{name:<6} {:>10.0} [{rmin:.0}-{rmax:.0}] {:>14.2} [{cmin:.2}-{cmax:.2}] us",
+            median(&mut rate[i]),
+            median(&mut cpu[i]),
+        );
+    }
+    ExitCode::SUCCESS
+}
