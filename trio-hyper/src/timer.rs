@@ -20,7 +20,10 @@
 //!    included); every deadline hyper gives back is converted with the
 //!    same mapping (`Registry::to_trio`, monotonic), so the comparisons
 //!    of step 3 and step 4 agree exactly.
-//! 2. `TrioSleep` is ready once the run's clock has reached its deadline.
+//! 2. `TrioSleep` is ready once the run's clock has reached its deadline:
+//!    on its first poll it reads the clock; once registered, it is ready
+//!    when the driver has removed its entry (which the driver does only
+//!    for a deadline that has passed), so later polls read no clock.
 //!    Its poll never checks for cancellation (it is not a cancel point: a
 //!    cancelled connection ends through its I/O, not its timers) and never
 //!    parks its task.
@@ -334,27 +337,30 @@ impl Future for TrioSleep {
             // Never: nothing to register, nobody to wake.
             return Poll::Pending;
         };
-        if reg.to_trio(deadline) <= trio::current_time() {
-            if let Some((reg_id, key)) = this.registered.take()
-                && reg_id == reg.id
-            {
-                drop(reg.remove(&key));
-            }
-            return Poll::Ready(());
-        }
-        // Still registered here: refresh the waker if it changed.
+        // Registered here: the entry is gone once the driver saw the
+        // deadline pass (it removes an entry only then), else refresh the
+        // waker if it changed. No clock read on this path.
         if let Some((reg_id, key)) = this.registered
             && reg_id == reg.id
         {
             let mut entries = reg.entries.borrow_mut();
-            if let Some(w) = entries.get_mut(&key) {
-                if !w.will_wake(cx.waker()) {
-                    let old = std::mem::replace(w, cx.waker().clone());
-                    drop(entries);
-                    drop(old);
-                }
-                return Poll::Pending;
+            let Some(w) = entries.get_mut(&key) else {
+                drop(entries);
+                this.registered = None;
+                return Poll::Ready(());
+            };
+            if !w.will_wake(cx.waker()) {
+                let old = std::mem::replace(w, cx.waker().clone());
+                drop(entries);
+                drop(old);
             }
+            return Poll::Pending;
+        }
+        // First poll (in this run): ready at once if the deadline has
+        // passed, else registered.
+        if reg.to_trio(deadline) <= trio::current_time() {
+            this.registered = None;
+            return Poll::Ready(());
         }
         let key = (deadline, NEXT_ENTRY.fetch_add(1, Ordering::Relaxed));
         reg.register(key, cx.waker().clone());
@@ -385,5 +391,55 @@ mod tests {
     fn the_timer_and_its_sleep_are_send_and_sync() {
         assert_send_sync::<TrioTimer>();
         assert_send_sync::<TrioSleep>();
+    }
+
+    fn entries() -> usize {
+        Registry::existing().map_or(0, |r| r.entries.borrow().len())
+    }
+
+    /// Sleeps fire at their deadline (virtual time), a reset one at its
+    /// new deadline, an expired one at once; a dropped or fired sleep
+    /// leaves no entry; a second run on the same thread gets a registry
+    /// of its own (the thread's cache does not mix runs).
+    #[test]
+    fn sleeps_follow_the_mock_clock_resets_and_drops() {
+        let run = || {
+            trio::Runner::new()
+                .clock(trio::testing::MockClock::autojump())
+                .run(async {
+                    let t0 = trio::current_time();
+                    TrioTimer.sleep(Duration::from_secs(5)).await;
+                    assert_eq!(trio::current_time() - t0, 5.0);
+                    assert_eq!(entries(), 0);
+
+                    // Reset while registered: fires at the new deadline.
+                    let mut sleep = TrioTimer.sleep(Duration::from_secs(100));
+                    let polled = std::future::poll_fn(|cx| {
+                        Poll::Ready(sleep.as_mut().poll(cx).is_pending())
+                    })
+                    .await;
+                    assert!(polled);
+                    assert_eq!(entries(), 1);
+                    TrioTimer.reset(&mut sleep, TrioTimer.now() + Duration::from_secs(2));
+                    sleep.await;
+                    assert_eq!(trio::current_time() - t0, 7.0);
+                    assert_eq!(entries(), 0);
+
+                    // Already expired: ready on the first poll.
+                    TrioTimer.sleep_until(TrioTimer.now()).await;
+                    assert_eq!(trio::current_time() - t0, 7.0);
+
+                    // Dropped while registered: the entry goes.
+                    let mut sleep = TrioTimer.sleep(Duration::from_secs(1));
+                    let _ = std::future::poll_fn(|cx| Poll::Ready(sleep.as_mut().poll(cx))).await;
+                    assert_eq!(entries(), 1);
+                    drop(sleep);
+                    assert_eq!(entries(), 0);
+                    Ok(Registry::existing().unwrap().id)
+                })
+                .unwrap()
+        };
+        let (first, second) = (run(), run());
+        assert_ne!(first, second);
     }
 }
