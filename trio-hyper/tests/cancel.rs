@@ -297,3 +297,42 @@ async fn on_http2_other_streams_go_on_when_one_handler_is_cancelled() -> trio::R
     );
     Ok(())
 }
+
+/// HTTP/2, a scope around the server's connection: the connection ends
+/// and `serve_connection` returns `Cancelled` (so `None` from
+/// `move_on_after`), even though the h2 crate keeps only the message of
+/// the adapters' I/O error; the client's request fails.
+#[trio::test(autojump)]
+async fn on_http2_a_scope_around_the_connection_comes_out_as_none() -> trio::Result<()> {
+    use trio_hyper::{Protocol, http2_handshake};
+    let (server_end, client_end) = memory_stream_pair();
+    let client_end = Rc::new(client_end);
+    let started = Event::new();
+    let svc = service_fn(|req| service(req, &started, 10.0));
+    let http = Http::new().protocol(Protocol::Http2);
+    let outcome = RefCell::new(None);
+    trio::open_nursery(async |nursery| {
+        nursery.start_soon(async {
+            let served = trio::move_on_after(5.0, http.serve_connection(&server_end, &svc)).await;
+            trio::stream::aclose_forcefully(&server_end).await?;
+            *outcome.borrow_mut() = Some(served.map(|o| o.is_none()));
+            Ok(())
+        });
+        let mut send = http2_handshake::<_, String>(&nursery, client_end.clone()).await?;
+        let req = Request::get("http://test/hang")
+            .body(String::new())
+            .unwrap();
+        let err = send.send_request(req).await.unwrap_err();
+        assert!(started.is_set());
+        drop((send, err));
+        trio::stream::aclose_forcefully(&*client_end).await?;
+        Ok(())
+    })
+    .await?;
+    // `Ok(true)`: the scope's own cancellation, caught by `move_on_after`.
+    assert_eq!(
+        outcome.into_inner().unwrap().map_err(|e| e.kind()),
+        Ok(true)
+    );
+    Ok(())
+}
