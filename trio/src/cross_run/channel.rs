@@ -14,7 +14,7 @@
 //!   close cannot miss a wait queued through the same handle by another
 //!   thread at the same moment.
 
-use super::waiter::{TaskWaiter, Waiter};
+use super::waiter::{TaskWaiter, Waiter, Wake, finish_all};
 use super::{AtomicBool, Mutex, Ordering, blocking_in_run, lock};
 use crate::channel::MemoryChannelStatistics;
 use crate::core::runtime;
@@ -96,14 +96,17 @@ impl<T> Chan<T> {
         self.recv_waiters.binary_search_by_key(&seq, |w| w.seq).ok()
     }
 
-    /// Hands `value` to the oldest live waiting receiver (its outcome now),
-    /// returning that waiter to wake; or gives the value back if none
-    /// waits. Receivers of runs that have ended are dropped on the way.
-    fn hand_to_receiver(&mut self, value: T) -> std::result::Result<Waiter, T> {
+    /// Hands `value` to the oldest waiting receiver (its outcome now),
+    /// returning the wake-up to finish after the mutex; or gives the value
+    /// back if none waits. Stale receivers (of runs that have ended) are
+    /// dropped on the way.
+    fn hand_to_receiver(&mut self, value: T) -> std::result::Result<Wake, T> {
         while let Some(w) = self.recv_waiters.pop_front() {
-            if w.waiter.is_live() {
+            // Posted before the outcome is written, but the receiver can
+            // only read it under the mutex, which is held until then.
+            if let Some(wake) = w.waiter.prepare() {
                 self.outcomes.push((w.seq, Outcome::Value(value)));
-                return Ok(w.waiter);
+                return Ok(wake);
             }
         }
         Err(value)
@@ -118,13 +121,6 @@ impl<T> Chan<T> {
             tasks_waiting_send: self.send_waiters.len(),
             tasks_waiting_receive: self.recv_waiters.len(),
         }
-    }
-}
-
-/// Wakes `waiters`, after the mutex is released.
-fn wake_all(waiters: Vec<Waiter>) {
-    for w in waiters {
-        w.wake();
     }
 }
 
@@ -315,9 +311,9 @@ impl<T> CrossRunSender<T> {
             return SendStep::Failed(no_receivers_error(), value);
         }
         let value = match c.hand_to_receiver(value) {
-            Ok(receiver) => {
+            Ok(wake) => {
                 drop(c);
-                receiver.wake();
+                wake.finish();
                 return SendStep::Sent;
             }
             Err(value) => value,
@@ -511,12 +507,13 @@ impl<T> CrossRunSender<T> {
         while i < c.send_waiters.len() {
             if c.send_waiters[i].handle == self.id {
                 let w = c.send_waiters.remove(i).expect("index in range");
-                if w.waiter.is_live() {
-                    c.outcomes
-                        .push((w.seq, Outcome::Refused(closed_error("send"), w.value)));
-                    wake.push(w.waiter);
-                } else {
-                    stale.push(w.value);
+                match w.waiter.prepare() {
+                    Some(prepared) => {
+                        c.outcomes
+                            .push((w.seq, Outcome::Refused(closed_error("send"), w.value)));
+                        wake.push(prepared);
+                    }
+                    None => stale.push(w.value),
                 }
             } else {
                 i += 1;
@@ -526,15 +523,15 @@ impl<T> CrossRunSender<T> {
         if c.open_senders == 0 {
             let receivers: Vec<RecvWaiter> = c.recv_waiters.drain(..).collect();
             for w in receivers {
-                if w.waiter.is_live() {
+                if let Some(prepared) = w.waiter.prepare() {
                     c.outcomes.push((w.seq, Outcome::Failed(end_of_channel())));
-                    wake.push(w.waiter);
+                    wake.push(prepared);
                 }
             }
         }
         drop(c);
         drop(stale);
-        wake_all(wake);
+        finish_all(wake);
     }
 
     /// Closes this handle (see [`close`](Self::close)), then checkpoints.
@@ -669,13 +666,13 @@ impl<T> CrossRunReceiver<T> {
                 break RecvStep::Failed(closed_error("receive"));
             }
             if let Some(w) = c.send_waiters.pop_front() {
-                if !w.waiter.is_live() {
+                let Some(wake) = w.waiter.prepare() else {
                     // A send left by a future leaked in a run that has
                     // ended: it never completed, and nobody can get its
                     // value back. Dropped after the mutex.
                     stale.push(w.value);
                     continue;
-                }
+                };
                 // The oldest blocked sender has waited longest: its value
                 // goes behind the buffered ones (or straight to us if
                 // there are none), and its send completes now.
@@ -689,7 +686,7 @@ impl<T> CrossRunReceiver<T> {
                 c.outcomes.push((w.seq, Outcome::Sent));
                 drop(c);
                 drop(stale);
-                w.waiter.wake();
+                wake.finish();
                 return RecvStep::Ready(v);
             }
             if let Some(v) = c.buffer.pop_front() {
@@ -873,10 +870,10 @@ impl<T> CrossRunReceiver<T> {
         while i < c.recv_waiters.len() {
             if c.recv_waiters[i].handle == self.id {
                 let w = c.recv_waiters.remove(i).expect("index in range");
-                if w.waiter.is_live() {
+                if let Some(prepared) = w.waiter.prepare() {
                     c.outcomes
                         .push((w.seq, Outcome::Failed(closed_error("receive"))));
-                    wake.push(w.waiter);
+                    wake.push(prepared);
                 }
             } else {
                 i += 1;
@@ -886,12 +883,13 @@ impl<T> CrossRunReceiver<T> {
         let buffer = if c.open_receivers == 0 {
             let senders: Vec<SendWaiter<T>> = c.send_waiters.drain(..).collect();
             for w in senders {
-                if w.waiter.is_live() {
-                    c.outcomes
-                        .push((w.seq, Outcome::Refused(no_receivers_error(), w.value)));
-                    wake.push(w.waiter);
-                } else {
-                    stale.push(w.value);
+                match w.waiter.prepare() {
+                    Some(prepared) => {
+                        c.outcomes
+                            .push((w.seq, Outcome::Refused(no_receivers_error(), w.value)));
+                        wake.push(prepared);
+                    }
+                    None => stale.push(w.value),
                 }
             }
             std::mem::take(&mut c.buffer)
@@ -901,7 +899,7 @@ impl<T> CrossRunReceiver<T> {
         drop(c);
         drop(buffer);
         drop(stale);
-        wake_all(wake);
+        finish_all(wake);
     }
 
     /// Closes this handle (see [`close`](Self::close)), then checkpoints.
@@ -934,9 +932,9 @@ fn give_back<T>(chan: &Mutex<Chan<T>>, value: T) {
         return;
     }
     match c.hand_to_receiver(value) {
-        Ok(receiver) => {
+        Ok(wake) => {
             drop(c);
-            receiver.wake();
+            wake.finish();
         }
         Err(value) => c.buffer.push_front(value),
     }

@@ -61,14 +61,26 @@ impl ModelWaiter {
         }
     }
 
-    pub(crate) fn wake(self) -> bool {
+    /// As `TaskWaiter::prepare`: posts under the primitive's mutex.
+    pub(crate) fn prepare(self) -> Option<ModelWake> {
         let (inbox, reactor) = (self.inbox.clone(), self.reactor.clone());
         let posted = inbox.post_callback(Box::new(move || {
             self.rescheduled.store(true, Ordering::Relaxed);
             drop(self);
         }));
-        reactor.notify(posted);
-        posted != Posted::Closed
+        (posted != Posted::Closed).then_some(ModelWake { reactor, posted })
+    }
+}
+
+/// A model wake-up's second step: interrupt the model run's reactor.
+pub(crate) struct ModelWake {
+    reactor: Arc<Reactor>,
+    posted: Posted,
+}
+
+impl ModelWake {
+    pub(crate) fn finish(self) {
+        self.reactor.notify(self.posted);
     }
 }
 

@@ -44,16 +44,17 @@
 //! for the channel, the buffer, the counts of open handles, FIFO queues of
 //! blocked senders (each with its value) and receivers, and the *outcomes*
 //! of waits that have been ended but have not yet resumed. A blocked task
-//! or thread is a [`Waiter`](waiter) in a queue. Whoever ends a wait (a
-//! send that finds a receiver waiting, a close, a cancel) does it in one
-//! locking: it takes the waiter out of its queue and writes its outcome (a
-//! value handed over, a send completed, an error, a value handed back).
-//! Then it releases the mutex and wakes the waiter, which reads its outcome
-//! when it resumes. A task in another run is woken through that run's inbox
-//! (a posted callback reschedules its wait: the same way in as
-//! [`TrioToken::run_sync_soon`](crate::lowlevel::TrioToken::run_sync_soon));
-//! a task of the waker's own run is rescheduled directly; a thread is
-//! unparked.
+//! or thread is a *waiter* in a queue. Whoever ends a wait (a send that
+//! finds a receiver waiting, a close, a cancel) does it in one locking: it
+//! takes the waiter out of its queue, writes its outcome (a value handed
+//! over, a send completed, an error, a value handed back) and, for a task
+//! of another run, posts the wake-up to that run's inbox (a posted callback
+//! reschedules the wait between tasks: the same way in as
+//! [`TrioToken::run_sync_soon`](crate::lowlevel::TrioToken::run_sync_soon)).
+//! Then it releases the mutex and finishes the wake-up: interrupts that
+//! run's reactor if it was blocked, reschedules a task of its own run
+//! directly, or unparks a thread. The waiter reads its outcome when it
+//! resumes.
 //!
 //! # Invariants
 //!
@@ -80,11 +81,10 @@
 //!    instrument hooks and foreign wakers may use the channel again); the
 //!    mutex is never held across an `.await` or a blocking park.
 //! 6. **Stale waits.** A task waiter of a run that has ended (a future
-//!    leaked with `mem::forget` in it) can never be woken: it is skipped
-//!    when found (checked under the mutex), and a sender's value left with
-//!    it is dropped. One window remains: a run that ends between that
-//!    check and the wake-up's post loses a value handed to such a leaked
-//!    receive (it is dropped with the channel).
+//!    leaked with `mem::forget` in it) can never be woken: the run's inbox
+//!    refuses the post, under the mutex, before anything is handed to it.
+//!    It is skipped (a value goes to the next receiver), and a value a
+//!    stale sender left is dropped (nobody can get it back).
 //!
 //! # Deadlock detection
 //!
@@ -104,10 +104,12 @@
 //!
 //! # Cost
 //!
-//! A hand-off between runs is one mutex locking on each side plus one post
-//! to the receiving run's inbox (a boxed callback and, when the run was
-//! blocked, one write to its reactor's waker); `bench/src/bin/cross_channel.rs`
-//! measures it against tokio's mpsc across runtimes, crossbeam and flume.
+//! A hand-off to a blocked task of another run is one locking of the
+//! channel's mutex on each side, one post to the receiving run's inbox (a
+//! boxed callback, one more short lock) and, when that run was blocked, one
+//! write to its reactor's waker; the receiving run then takes the outcome in
+//! one more locking. `bench/src/bin/cross_channel.rs` measures it against
+//! tokio's mpsc across two runtimes, crossbeam-channel and flume.
 
 mod channel;
 mod event;

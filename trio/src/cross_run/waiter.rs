@@ -1,20 +1,32 @@
 //! Who waits on a cross-run primitive, and how any thread wakes them.
 //!
 //! A [`Waiter`] is stored in a primitive's shared state (under its mutex)
-//! while a task or a thread is blocked there. Whoever ends the wait first
-//! writes the outcome into that state, releases the mutex, then calls
-//! [`Waiter::wake`]; the waiter reads its outcome from the state when it
-//! resumes. A wake-up carries nothing itself, so tasks and threads are
-//! woken the same way and a spurious wake-up is harmless.
+//! while a task or a thread is blocked there. Whoever ends the wait does it
+//! in two steps:
+//!
+//! 1. *Under the mutex*, in the same locking that takes the waiter out of
+//!    its queue and writes its outcome: [`Waiter::prepare`]. For a task of
+//!    another run this posts the wake-up to that run's inbox (a leaf lock,
+//!    never held while calling out). A run that has ended refuses the post:
+//!    the waiter is *stale* (left by a future leaked in that run) and
+//!    `prepare` says so, so the caller skips it before anything is handed
+//!    to it, and nothing is lost to it.
+//! 2. *After the mutex is released*: [`Wake::finish`]: interrupt the other
+//!    run's reactor (a syscall, kept out of the mutex), reschedule a task
+//!    of the current run directly (a call-out: instrument hooks and foreign
+//!    wakers run inside a reschedule), or unpark a thread.
+//!
+//! The waiter reads its outcome from the primitive's state when it
+//! resumes; a wake-up carries nothing itself, so tasks and threads are
+//! woken the same way and a spurious wake-up is harmless. A task that
+//! resumes early (the posted callback ran before the mutex was released)
+//! simply waits for the mutex, which is released with the outcome written.
 //!
 //! - A **task** waiter is the (run, wait key) pair of a parked task: its
-//!   run's `Shared` block and its [`WaitKey`]. On the run's own thread,
-//!   `wake` reschedules the wait directly; elsewhere it posts a callback to
-//!   the run's inbox, which reschedules it between tasks (and interrupts the
-//!   run's reactor if it was blocked). That is the only way into a run from
-//!   outside (`core/inbox.rs`).
-//! - A **thread** waiter is a thread blocked in a `*_blocking` call:
-//!   `wake` unparks it.
+//!   run's `Shared` block and its [`WaitKey`]. The posted callback
+//!   reschedules the wait between tasks: the same way into a run as
+//!   `TrioToken::run_sync_soon`, the only one (`core/inbox.rs`).
+//! - A **thread** waiter is a thread blocked in a `*_blocking` call.
 //!
 //! # Deadlock detection
 //!
@@ -31,9 +43,10 @@
 //! dropped on another thread (a run that has ended, a misuse) pokes the run
 //! as an outside waker's drop does.
 
+use crate::core::inbox::Posted;
 use crate::core::park::{WaitKey, reschedule};
 use crate::core::runtime;
-use crate::core::token::{RunHandle, Shared};
+use crate::core::token::Shared;
 use crate::error::Result;
 use std::fmt;
 use std::sync::Arc;
@@ -62,32 +75,59 @@ impl Waiter {
         Waiter::Thread(std::thread::current())
     }
 
-    /// Whether the waiter can still be woken: false for a task of a run
-    /// that has ended (its wait was left by a future leaked in that run).
-    /// Checked under the primitive's mutex, so that such a waiter is
-    /// skipped before anything is handed to it.
-    pub(crate) fn is_live(&self) -> bool {
+    /// Step 1 of a wake-up (see the module docs), under the primitive's
+    /// mutex: `None` if the waiter can never be woken (a task of a run that
+    /// has ended), in which case the caller skips it.
+    pub(crate) fn prepare(self) -> Option<Wake> {
         match self {
-            Waiter::Task(t) => !t.shared.inbox.is_closed(),
-            Waiter::Thread(_) => true,
+            Waiter::Task(t) => t.prepare(),
+            Waiter::Thread(t) => Some(Wake::Unpark(t)),
             #[cfg(all(test, loom))]
-            Waiter::Model(_) => true,
+            Waiter::Model(m) => m.prepare().map(Wake::Model),
         }
     }
 
-    /// Wakes the waiter. False if it can never be woken: a task of a run
-    /// that has ended (its wait was left by a future leaked in that run).
-    /// Never called with the primitive's mutex held.
-    pub(crate) fn wake(self) -> bool {
-        match self {
-            Waiter::Task(t) => t.wake(),
-            Waiter::Thread(t) => {
-                t.unpark();
-                true
-            }
-            #[cfg(all(test, loom))]
-            Waiter::Model(m) => m.wake(),
+    /// Both steps at once, for a caller that holds no mutex.
+    pub(crate) fn wake(self) {
+        if let Some(w) = self.prepare() {
+            w.finish();
         }
+    }
+}
+
+/// Step 2 of a wake-up (see the module docs): what is left to do once the
+/// primitive's mutex is released.
+#[must_use = "a prepared wake-up must be finished after the mutex is released"]
+pub(crate) enum Wake {
+    /// A task of the current run: reschedule it now.
+    Here(TaskWaiter),
+    /// Posted to another run's inbox: interrupt its reactor if the post
+    /// asked for it.
+    Posted(Arc<Shared>, Posted),
+    Unpark(Thread),
+    #[cfg(all(test, loom))]
+    Model(super::loom_model::ModelWake),
+}
+
+impl Wake {
+    pub(crate) fn finish(self) {
+        match self {
+            Wake::Here(t) => {
+                reschedule(t.key, Ok(()));
+                // Dropped here, on the run's thread: no poke.
+            }
+            Wake::Posted(shared, posted) => shared.notify(posted),
+            Wake::Unpark(t) => t.unpark(),
+            #[cfg(all(test, loom))]
+            Wake::Model(m) => m.finish(),
+        }
+    }
+}
+
+/// Finishes `wakes` (after the mutex is released).
+pub(crate) fn finish_all(wakes: Vec<Wake>) {
+    for w in wakes {
+        w.finish();
     }
 }
 
@@ -121,20 +161,19 @@ impl TaskWaiter {
         Ok(TaskWaiter { shared, key })
     }
 
-    fn wake(self) -> bool {
+    fn prepare(self) -> Option<Wake> {
         if runtime::is_current_run(&self.shared) {
-            reschedule(self.key, Ok(()));
-            return true; // dropped here, on the run's thread: no poke
+            return Some(Wake::Here(self));
         }
-        let run = RunHandle::of(&self.shared);
+        let shared = self.shared.clone();
         // The callback owns the waiter: the count goes when it has run,
         // after the reschedule (post first, then release). A run that has
         // ended refuses the post and the waiter is dropped with it.
-        run.run_sync_soon(move || {
+        let posted = shared.inbox.post_callback(Box::new(move || {
             reschedule(self.key, Ok(()));
             drop(self);
-        })
-        .is_ok()
+        }));
+        (posted != Posted::Closed).then_some(Wake::Posted(shared, posted))
     }
 }
 
