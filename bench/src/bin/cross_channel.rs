@@ -30,7 +30,8 @@
 //!   header says how many CPUs the process may use.
 //!
 //! Options: `--ops N` round trips per measurement (default 20 000),
-//! `--rounds N`, `--machine` (CSV on stdout, progress on stderr): a header
+//! `--rounds N`, `--only a,b` (workloads to run, e.g. for `perf` or
+//! `strace -c -f`; ratios need `tokio` among them), `--machine` (CSV on stdout, progress on stderr): a header
 //! line, then one line per workload:
 //! `workload,ns_per_handoff,min,max,ratio_tokio,ratio_tokio_min,ratio_tokio_max,handoffs,rounds`.
 
@@ -40,6 +41,9 @@ struct Options {
     ops: usize,
     rounds: usize,
     machine: bool,
+    /// `--only a,b`: the workloads to run (for profiling one; the ratio
+    /// column needs `tokio`).
+    only: Option<Vec<String>>,
 }
 
 fn parse_options() -> Options {
@@ -47,6 +51,7 @@ fn parse_options() -> Options {
         ops: 20_000,
         rounds: 9,
         machine: false,
+        only: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -66,8 +71,13 @@ fn parse_options() -> Options {
                 i += 1;
             }
             "--machine" => o.machine = true,
+            "--only" => {
+                let names = args.get(i + 1).expect("--only needs workload names");
+                o.only = Some(names.split(',').map(str::to_string).collect());
+                i += 1;
+            }
             other => {
-                panic!("unknown option {other}; options: --ops N --rounds N --machine")
+                panic!("unknown option {other}; options: --ops N --rounds N --machine --only a,b")
             }
         }
         i += 1;
@@ -257,11 +267,20 @@ fn main() {
     }
 
     let handoffs = 2 * o.ops;
+    let workloads: Vec<(&str, Workload)> = WORKLOADS
+        .iter()
+        .copied()
+        .filter(|(n, _)| {
+            o.only
+                .as_ref()
+                .is_none_or(|only| only.iter().any(|x| x == n))
+        })
+        .collect();
     // ns per hand-off, per workload, per round.
-    let mut ns: Vec<Vec<f64>> = vec![Vec::new(); WORKLOADS.len()];
+    let mut ns: Vec<Vec<f64>> = vec![Vec::new(); workloads.len()];
     for round in 0..=o.rounds {
         let mut line = format!("round {round}:");
-        for (w, (name, run)) in WORKLOADS.iter().enumerate() {
+        for (w, (name, run)) in workloads.iter().enumerate() {
             let t = run(o.ops).as_nanos() as f64 / handoffs as f64;
             line += &format!(" {name} {t:.0}");
             if round > 0 {
@@ -274,16 +293,20 @@ fn main() {
         );
     }
 
-    let tokio = WORKLOADS.iter().position(|(n, _)| *n == "tokio").unwrap();
+    // Ratios to tokio, per round (NaN without a tokio workload).
+    let tokio = workloads.iter().position(|(n, _)| *n == "tokio");
     let ratios: Vec<Vec<f64>> = ns
         .iter()
-        .map(|v| v.iter().zip(&ns[tokio]).map(|(a, b)| a / b).collect())
+        .map(|v| match tokio {
+            Some(t) => v.iter().zip(&ns[t]).map(|(a, b)| a / b).collect(),
+            None => vec![f64::NAN; v.len()],
+        })
         .collect();
     if o.machine {
         println!(
             "workload,ns_per_handoff,min,max,ratio_tokio,ratio_tokio_min,ratio_tokio_max,handoffs,rounds"
         );
-        for (w, (name, _)) in WORKLOADS.iter().enumerate() {
+        for (w, (name, _)) in workloads.iter().enumerate() {
             let (lo, hi) = range(&ns[w]);
             let (rlo, rhi) = range(&ratios[w]);
             println!(
@@ -299,7 +322,7 @@ fn main() {
         "{:<16} {:>14} {:>18} {:>14} {:>16}",
         "ns per hand-off", "median", "min–max", "/ tokio", "min–max"
     );
-    for (w, (name, _)) in WORKLOADS.iter().enumerate() {
+    for (w, (name, _)) in workloads.iter().enumerate() {
         let (lo, hi) = range(&ns[w]);
         let (rlo, rhi) = range(&ratios[w]);
         println!(
