@@ -556,6 +556,55 @@ async fn one_run_can_use_both_ends() -> trio::Result<()> {
     Ok(())
 }
 
+#[test]
+fn a_receiver_as_a_stream_takes_values_from_another_run() {
+    use futures_core::Stream;
+    let (tx, rx) = open_cross_run_channel::<u32>(0);
+    let sender = spawn_run(move || async move {
+        for i in 0..5 {
+            tx.send(i).await?;
+        }
+        Ok(())
+    });
+    let got = trio::run(async move {
+        let mut stream = rx.into_stream();
+        let mut got = Vec::new();
+        while let Some(v) = poll_fn(|cx| std::pin::Pin::new(&mut stream).poll_next(cx)).await {
+            got.push(v?);
+        }
+        Ok(got)
+    })
+    .unwrap();
+    sender.join().unwrap().unwrap();
+    assert_eq!(got, [0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn dropping_a_stream_mid_receive_loses_nothing() {
+    use futures_core::Stream;
+    let (tx, rx) = open_cross_run_channel::<u32>(UNBOUNDED);
+    let mut stream = rx.clone().into_stream();
+    let sender = std::thread::spawn(move || {
+        until_blocking(|| waiting_receive(&tx) == 1);
+        tx.try_send(1).unwrap(); // handed to the stream's receive
+        tx
+    });
+    trio::run(async {
+        poll_fn(|cx| {
+            assert!(std::pin::Pin::new(&mut stream).poll_next(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        until(|| rx.statistics().tasks_waiting_receive == 0).await;
+        drop(stream); // handed a value, never polled again
+        assert_eq!(rx.try_receive()?, 1);
+        Ok(())
+    })
+    .unwrap();
+    let tx = sender.join().unwrap();
+    assert_eq!(tx.statistics().open_receive_channels, 1);
+}
+
 // ----- blocking ends on plain threads ---------------------------------------
 
 #[test]

@@ -921,6 +921,96 @@ impl<T> CrossRunReceiver<T> {
     }
 }
 
+impl<T: Send + 'static> CrossRunReceiver<T> {
+    /// This receiver as a [`Stream`](futures_core::Stream) of `Result<T>`
+    /// that ends at the end of the channel, for stream combinators. Each
+    /// item is one [`receive`](Self::receive) (a checkpoint).
+    ///
+    /// The stream keeps the receive in progress between polls, so unlike
+    /// the receiver it is neither `Send` nor `Sync`: make it in the task
+    /// that consumes it. Dropping it mid-receive loses nothing (a value
+    /// already handed to it goes back to the front of the channel), then
+    /// closes the receiver.
+    ///
+    /// ```
+    /// use std::future::poll_fn;
+    /// use std::pin::Pin;
+    /// use futures_core::Stream;
+    /// use trio::cross_run::open_cross_run_channel;
+    ///
+    /// let (tx, rx) = open_cross_run_channel::<u32>(8);
+    /// for i in 0..3 {
+    ///     tx.try_send(i).unwrap();
+    /// }
+    /// drop(tx);
+    /// trio::run(async move {
+    ///     let mut stream = rx.into_stream();
+    ///     let mut got = Vec::new();
+    ///     while let Some(v) = poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
+    ///         got.push(v?);
+    ///     }
+    ///     assert_eq!(got, [0, 1, 2]);
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn into_stream(self) -> CrossRunReceiverStream<T> {
+        CrossRunReceiverStream {
+            pending: None,
+            receiver: Arc::new(self),
+        }
+    }
+}
+
+/// A [`CrossRunReceiver`] as a [`Stream`](futures_core::Stream); made by
+/// [`CrossRunReceiver::into_stream`].
+pub struct CrossRunReceiverStream<T> {
+    /// The receive in progress. Declared first, so that it is dropped
+    /// before the receiver (it gives back a value it was handed).
+    pending: Option<std::pin::Pin<Box<dyn Future<Output = Result<T>>>>>,
+    receiver: Arc<CrossRunReceiver<T>>,
+}
+
+impl<T: Send + 'static> futures_core::Stream for CrossRunReceiverStream<T> {
+    type Item = Result<T>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<T>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        let pending = this.pending.get_or_insert_with(|| {
+            let receiver = this.receiver.clone();
+            // Polled through a stream combinator, the user's call site is
+            // out of reach: the task tree points here.
+            let site = WaitSite {
+                label: "CrossRunReceiver.poll_next",
+                location: std::panic::Location::caller(),
+            };
+            Box::pin(async move { receiver.receive_at(site).await })
+        });
+        let result = match pending.as_mut().poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(r) => r,
+        };
+        this.pending = None;
+        Poll::Ready(match result {
+            Err(e) if e.kind() == ErrorKind::EndOfChannel => None,
+            r => Some(r),
+        })
+    }
+}
+
+impl<T> fmt::Debug for CrossRunReceiverStream<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CrossRunReceiverStream")
+            .field("receiving", &self.pending.is_some())
+            .field("receiver", &self.receiver)
+            .finish()
+    }
+}
+
 /// Puts a value that a receiver will not take back at the front of the
 /// channel, or hands it to the next waiting receiver; drops it if every
 /// receiver is closed.

@@ -117,7 +117,9 @@ mod event;
 mod loom_model;
 pub(crate) mod waiter;
 
-pub use channel::{CrossRunReceiver, CrossRunSender, SendError, open_cross_run_channel};
+pub use channel::{
+    CrossRunReceiver, CrossRunReceiverStream, CrossRunSender, SendError, open_cross_run_channel,
+};
 pub use event::Event;
 
 #[cfg(loom)]
