@@ -950,3 +950,18 @@ fn handles_are_send_and_sync() {
     check::<CrossRunReceiver<String>>();
     check::<Event>();
 }
+
+#[test]
+fn no_false_deadlock_while_an_event_waits_for_a_thread() {
+    let event = Event::new();
+    let setter = {
+        let event = event.clone();
+        std::thread::spawn(move || {
+            until_blocking(|| event.waiting() == 1);
+            std::thread::sleep(std::time::Duration::from_millis(20)); // the run sits blocked
+            event.set();
+        })
+    };
+    trio::run(async { event.wait().await }).unwrap();
+    setter.join().unwrap();
+}

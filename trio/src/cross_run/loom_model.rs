@@ -214,3 +214,42 @@ fn loom_model_a_task_woken_from_another_thread() {
         sender.join().unwrap();
     });
 }
+
+/// A task's receive is queued; the last sender is dropped on another
+/// thread. The end of the channel reaches the task through its run's inbox
+/// and the run never looks deadlocked meanwhile.
+#[test]
+fn loom_model_the_last_sender_dropped_elsewhere_ends_a_tasks_receive() {
+    loom::model(|| {
+        let inbox = Arc::new(Inbox::new());
+        let reactor = Arc::new(Reactor::default());
+        let rescheduled = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = open_cross_run_channel::<u32>(0);
+        let waiter = ModelWaiter::new(&inbox, &reactor, &rescheduled);
+        let seq = match rx.model_receive_or_queue(Waiter::Model(waiter)) {
+            Ok(Err(seq)) => seq,
+            _ => panic!("nothing was sent: the receive must wait"),
+        };
+        let dropper = loom::thread::spawn(move || drop(tx));
+        run_loop_until(&inbox, &reactor, || rescheduled.load(Ordering::Relaxed));
+        let e = rx.model_outcome(seq).unwrap().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::EndOfChannel);
+        dropper.join().unwrap();
+    });
+}
+
+/// `Event::set` on one thread, `wait_blocking` on another: the waiter
+/// never misses the set, whichever comes first.
+#[test]
+fn loom_model_an_event_set_wakes_a_blocked_thread() {
+    loom::model(|| {
+        let event = super::Event::new();
+        let setter = {
+            let event = event.clone();
+            loom::thread::spawn(move || event.set())
+        };
+        event.wait_blocking().unwrap();
+        assert!(event.is_set());
+        setter.join().unwrap();
+    });
+}
