@@ -109,7 +109,16 @@
 //! boxed callback, one more short lock) and, when that run was blocked, one
 //! write to its reactor's waker; the receiving run then takes the outcome in
 //! one more locking. `bench/src/bin/cross_channel.rs` measures it against
-//! tokio's mpsc across two runtimes, crossbeam-channel and flume.
+//! tokio's mpsc across two runtimes, crossbeam-channel and flume: a
+//! ping-pong between two runs on a 2-CPU VM, both threads pinned to one CPU,
+//! 11 rounds, took a median 2 071 ns per hand-off (1 864–2 407) against
+//! tokio's 2 015 (per-round ratio 1.03, 0.94–1.40): the same, within the
+//! noise, since the kernel's context switch dominates both. Callgrind counts
+//! more of trio's own work: about 2 530 instructions per hand-off against
+//! tokio's 1 330; among them the schedule point after each send (about
+//! 240: a `Cancelled` means no effect, so every send is a checkpoint, and
+//! yields) and the run's path for the posted callback (about 250, its box
+//! not counted).
 
 mod channel;
 mod event;
