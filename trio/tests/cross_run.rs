@@ -965,3 +965,19 @@ fn no_false_deadlock_while_an_event_waits_for_a_thread() {
     trio::run(async { event.wait().await }).unwrap();
     setter.join().unwrap();
 }
+
+#[test]
+fn a_runs_worker_thread_may_block_on_a_cross_run_channel() {
+    // Worker threads of `to_thread` are not runs: the blocking twins work
+    // there, and the run waits for the worker, not for itself.
+    let (tx, rx) = open_cross_run_channel::<u32>(0);
+    let sender = spawn_run(move || async move {
+        tx.send(9).await?;
+        Ok(())
+    });
+    let got =
+        trio::run(async move { trio::to_thread::run_sync(move || rx.receive_blocking()).await? })
+            .unwrap();
+    assert_eq!(got, 9);
+    sender.join().unwrap().unwrap();
+}

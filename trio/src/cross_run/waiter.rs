@@ -47,7 +47,7 @@ use crate::core::inbox::Posted;
 use crate::core::park::{WaitKey, reschedule};
 use crate::core::runtime;
 use crate::core::token::Shared;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use std::fmt;
 use std::sync::Arc;
 
@@ -156,7 +156,8 @@ pub(crate) struct TaskWaiter {
 impl TaskWaiter {
     /// The waiter of the wait `key`, made in its run (on the run's thread).
     pub(crate) fn new(key: WaitKey) -> Result<Self> {
-        let shared = runtime::current()?.shared.clone();
+        let shared =
+            runtime::with_runtime(|rt| rt.shared.clone()).ok_or_else(Error::outside_run)?;
         shared.inbox.outside_waker_made();
         Ok(TaskWaiter { shared, key })
     }
