@@ -88,6 +88,7 @@
 
 pub mod channel;
 mod core;
+pub mod cross_run;
 mod error;
 pub mod from_thread;
 pub mod fs;
@@ -126,6 +127,7 @@ pub use crate::core::park::{
     sleep_forever, sleep_until, try_current_time,
 };
 pub use crate::core::run::{Runner, run};
+pub use crate::cross_run::open_cross_run_channel;
 pub use crate::error::{
     Error, ErrorKind, ForeignCancelled, Result, ResultExt, StdError, TaskResult,
 };

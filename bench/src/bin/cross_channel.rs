@@ -1,0 +1,338 @@
+//! `cargo run --release -p bench --bin cross_channel`: the cost of one
+//! hand-off between two threads, each a run: trio's cross-run channel vs
+//! tokio's mpsc across two `current_thread` runtimes, vs crossbeam-channel
+//! and flume with blocking threads (and trio's blocking ends, the same
+//! channel used from plain threads).
+//!
+//! # Method
+//!
+//! - **Ping-pong.** Two threads and two channels of capacity 1, one each
+//!   way. Thread A sends `i` and waits for the answer; thread B receives it
+//!   and sends it back. Every message finds its receiver blocked (nothing
+//!   else runs), so each one is a full cross-thread wake-up: a hand-off is
+//!   one message one way, and the figure is elapsed wall time divided by
+//!   the number of messages (2 per round trip), in ns per hand-off.
+//!   Starting the threads and runtimes is not timed: thread A starts the
+//!   clock after a first round trip.
+//! - **Rounds.** One unreported warm-up round, then `--rounds` (default 9,
+//!   at least the 7 `../shared/BENCHMARKING.md` asks for), each running
+//!   every workload once, interleaved (trio, tokio, crossbeam, flume,
+//!   trio_blocking, trio, …) so that slow spells of a shared machine hit
+//!   them alike. Each figure is the median over the rounds with the min–max;
+//!   the ratio to tokio is taken per round, then its median and min–max.
+//! - **Wall time**, not CPU time: a ping-pong's cost is mostly the two
+//!   threads waiting for each other's wake-up, which CPU time does not
+//!   count.
+//! - **Pinning.** Not pinned by default: the two threads then run on two
+//!   CPUs (on a 2-CPU machine shared with other work: noisy, quote medians
+//!   with their spread). `taskset -c 1 …` puts both threads on one CPU, where
+//!   every hand-off is a context switch instead of a cross-CPU wake-up; the
+//!   header says how many CPUs the process may use.
+//!
+//! Options: `--ops N` round trips per measurement (default 20 000),
+//! `--rounds N`, `--only a,b` (workloads to run, e.g. for `perf` or
+//! `strace -c -f`; ratios need `tokio` among them), `--machine` (CSV on stdout, progress on stderr): a header
+//! line, then one line per workload:
+//! `workload,ns_per_handoff,min,max,ratio_tokio,ratio_tokio_min,ratio_tokio_max,handoffs,rounds`.
+
+use std::time::{Duration, Instant};
+
+struct Options {
+    ops: usize,
+    rounds: usize,
+    machine: bool,
+    /// `--only a,b`: the workloads to run (for profiling one; the ratio
+    /// column needs `tokio`).
+    only: Option<Vec<String>>,
+}
+
+fn parse_options() -> Options {
+    let mut o = Options {
+        ops: 20_000,
+        rounds: 9,
+        machine: false,
+        only: None,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let value = |i: usize| -> usize {
+            args.get(i + 1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{} needs a number", args[i]))
+        };
+        match args[i].as_str() {
+            "--ops" => {
+                o.ops = value(i);
+                i += 1;
+            }
+            "--rounds" => {
+                o.rounds = value(i);
+                i += 1;
+            }
+            "--machine" => o.machine = true,
+            "--only" => {
+                let names = args.get(i + 1).expect("--only needs workload names");
+                o.only = Some(names.split(',').map(str::to_string).collect());
+                i += 1;
+            }
+            other => {
+                panic!("unknown option {other}; options: --ops N --rounds N --machine --only a,b")
+            }
+        }
+        i += 1;
+    }
+    assert!(
+        o.ops > 0 && o.rounds > 0,
+        "--ops and --rounds must be positive"
+    );
+    o
+}
+
+/// One workload: runs `ops` round trips and returns the time they took.
+type Workload = fn(usize) -> Duration;
+
+const WORKLOADS: [(&str, Workload); 5] = [
+    ("trio", run_trio),
+    ("tokio", run_tokio),
+    ("crossbeam", run_crossbeam),
+    ("flume", run_flume),
+    ("trio_blocking", run_trio_blocking),
+];
+
+/// trio: two runs, each on its own thread, `send().await` / `receive().await`.
+fn run_trio(ops: usize) -> Duration {
+    use trio::cross_run::open_cross_run_channel;
+    let (ab_tx, ab_rx) = open_cross_run_channel::<usize>(1);
+    let (ba_tx, ba_rx) = open_cross_run_channel::<usize>(1);
+    let echo = std::thread::spawn(move || {
+        trio::run(async move {
+            while let Some(v) = ab_rx.next().await {
+                ba_tx.send(v?).await?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    });
+    let elapsed = trio::run(async move {
+        ab_tx.send(0).await?;
+        ba_rx.receive().await?;
+        let start = Instant::now();
+        for i in 0..ops {
+            ab_tx.send(i).await?;
+            assert_eq!(ba_rx.receive().await?, i);
+        }
+        Ok(start.elapsed())
+    })
+    .unwrap();
+    echo.join().unwrap();
+    elapsed
+}
+
+/// trio's channel from two plain threads: `send_blocking` / `receive_blocking`.
+fn run_trio_blocking(ops: usize) -> Duration {
+    use trio::cross_run::open_cross_run_channel;
+    let (ab_tx, ab_rx) = open_cross_run_channel::<usize>(1);
+    let (ba_tx, ba_rx) = open_cross_run_channel::<usize>(1);
+    let echo = std::thread::spawn(move || {
+        while let Ok(v) = ab_rx.receive_blocking() {
+            ba_tx.send_blocking(v).unwrap();
+        }
+    });
+    ab_tx.send_blocking(0).unwrap();
+    ba_rx.receive_blocking().unwrap();
+    let start = Instant::now();
+    for i in 0..ops {
+        ab_tx.send_blocking(i).unwrap();
+        assert_eq!(ba_rx.receive_blocking().unwrap(), i);
+    }
+    let elapsed = start.elapsed();
+    drop(ab_tx);
+    echo.join().unwrap();
+    elapsed
+}
+
+/// tokio: two `current_thread` runtimes (I/O and time enabled, as a server
+/// has them), each on its own thread, `mpsc::channel(1)`.
+fn run_tokio(ops: usize) -> Duration {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let (ab_tx, mut ab_rx) = tokio::sync::mpsc::channel::<usize>(1);
+    let (ba_tx, mut ba_rx) = tokio::sync::mpsc::channel::<usize>(1);
+    let echo = std::thread::spawn(move || {
+        runtime().block_on(async move {
+            while let Some(v) = ab_rx.recv().await {
+                ba_tx.send(v).await.unwrap();
+            }
+        });
+    });
+    let elapsed = runtime().block_on(async move {
+        ab_tx.send(0).await.unwrap();
+        ba_rx.recv().await.unwrap();
+        let start = Instant::now();
+        for i in 0..ops {
+            ab_tx.send(i).await.unwrap();
+            assert_eq!(ba_rx.recv().await.unwrap(), i);
+        }
+        start.elapsed()
+    });
+    echo.join().unwrap();
+    elapsed
+}
+
+/// crossbeam-channel, blocking threads, `bounded(1)`.
+fn run_crossbeam(ops: usize) -> Duration {
+    let (ab_tx, ab_rx) = crossbeam_channel::bounded::<usize>(1);
+    let (ba_tx, ba_rx) = crossbeam_channel::bounded::<usize>(1);
+    let echo = std::thread::spawn(move || {
+        while let Ok(v) = ab_rx.recv() {
+            ba_tx.send(v).unwrap();
+        }
+    });
+    ab_tx.send(0).unwrap();
+    ba_rx.recv().unwrap();
+    let start = Instant::now();
+    for i in 0..ops {
+        ab_tx.send(i).unwrap();
+        assert_eq!(ba_rx.recv().unwrap(), i);
+    }
+    let elapsed = start.elapsed();
+    drop(ab_tx);
+    echo.join().unwrap();
+    elapsed
+}
+
+/// flume, blocking threads, `bounded(1)`.
+fn run_flume(ops: usize) -> Duration {
+    let (ab_tx, ab_rx) = flume::bounded::<usize>(1);
+    let (ba_tx, ba_rx) = flume::bounded::<usize>(1);
+    let echo = std::thread::spawn(move || {
+        while let Ok(v) = ab_rx.recv() {
+            ba_tx.send(v).unwrap();
+        }
+    });
+    ab_tx.send(0).unwrap();
+    ba_rx.recv().unwrap();
+    let start = Instant::now();
+    for i in 0..ops {
+        ab_tx.send(i).unwrap();
+        assert_eq!(ba_rx.recv().unwrap(), i);
+    }
+    let elapsed = start.elapsed();
+    drop(ab_tx);
+    echo.join().unwrap();
+    elapsed
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn range(v: &[f64]) -> (f64, f64) {
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (min, max)
+}
+
+fn main() {
+    let o = parse_options();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let header = format!(
+        "cross_channel: ping-pong between two threads, {} round trips ({} hand-offs) per measurement, {} rounds (+1 warm-up), wall time, {} CPU(s) allowed{}",
+        o.ops,
+        2 * o.ops,
+        o.rounds,
+        cpus,
+        if cpus == 1 {
+            " (pinned: both threads share one CPU)"
+        } else {
+            " (not pinned)"
+        }
+    );
+    if o.machine {
+        eprintln!("{header}");
+    } else {
+        println!("{header}");
+    }
+
+    let handoffs = 2 * o.ops;
+    let workloads: Vec<(&str, Workload)> = WORKLOADS
+        .iter()
+        .copied()
+        .filter(|(n, _)| {
+            o.only
+                .as_ref()
+                .is_none_or(|only| only.iter().any(|x| x == n))
+        })
+        .collect();
+    // ns per hand-off, per workload, per round.
+    let mut ns: Vec<Vec<f64>> = vec![Vec::new(); workloads.len()];
+    for round in 0..=o.rounds {
+        let mut line = format!("round {round}:");
+        for (w, (name, run)) in workloads.iter().enumerate() {
+            let t = run(o.ops).as_nanos() as f64 / handoffs as f64;
+            line += &format!(" {name} {t:.0}");
+            if round > 0 {
+                ns[w].push(t);
+            }
+        }
+        eprintln!(
+            "{line} ns/hand-off{}",
+            if round == 0 { " (warm-up)" } else { "" }
+        );
+    }
+
+    // Ratios to tokio, per round (NaN without a tokio workload).
+    let tokio = workloads.iter().position(|(n, _)| *n == "tokio");
+    let ratios: Vec<Vec<f64>> = ns
+        .iter()
+        .map(|v| match tokio {
+            Some(t) => v.iter().zip(&ns[t]).map(|(a, b)| a / b).collect(),
+            None => vec![f64::NAN; v.len()],
+        })
+        .collect();
+    if o.machine {
+        println!(
+            "workload,ns_per_handoff,min,max,ratio_tokio,ratio_tokio_min,ratio_tokio_max,handoffs,rounds"
+        );
+        for (w, (name, _)) in workloads.iter().enumerate() {
+            let (lo, hi) = range(&ns[w]);
+            let (rlo, rhi) = range(&ratios[w]);
+            println!(
+                "cross_channel_{name},{:.3},{lo:.3},{hi:.3},{:.3},{rlo:.3},{rhi:.3},{handoffs},{}",
+                median(&ns[w]),
+                median(&ratios[w]),
+                o.rounds
+            );
+        }
+        return;
+    }
+    println!(
+        "{:<16} {:>14} {:>18} {:>14} {:>16}",
+        "ns per hand-off", "median", "min–max", "/ tokio", "min–max"
+    );
+    for (w, (name, _)) in workloads.iter().enumerate() {
+        let (lo, hi) = range(&ns[w]);
+        let (rlo, rhi) = range(&ratios[w]);
+        println!(
+            "{name:<16} {:>14.0} {:>8.0} – {:<8.0} {:>14.2} {:>7.2} – {:<7.2}",
+            median(&ns[w]),
+            lo,
+            hi,
+            median(&ratios[w]),
+            rlo,
+            rhi
+        );
+    }
+}

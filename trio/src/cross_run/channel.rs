@@ -1,0 +1,1137 @@
+//! The cross-run channel: [`open_cross_run_channel`] and its two ends.
+//!
+//! The design and invariants are the module's (`cross_run`): one `Chan`
+//! behind a mutex; every operation decides under it, then wakes after it.
+//! What is particular to the channel:
+//!
+//! - A wait is named by its *sequence number* (`seq`), given under the
+//!   mutex when it is queued, so each queue is in `seq` order (found by
+//!   binary search) and FIFO.
+//! - `outcomes` holds what a woken waiter will find when it resumes
+//!   (see [`Outcome`]); only ended-but-not-resumed waits have one, so it
+//!   stays tiny and a linear search beats hashing.
+//! - A handle's `closed` flag is read and written under the mutex, so a
+//!   close cannot miss a wait queued through the same handle by another
+//!   thread at the same moment.
+
+use super::waiter::{TaskWaiter, Waiter, Wake, finish_all};
+use super::{AtomicBool, Mutex, Ordering, blocking_in_run, lock};
+use crate::channel::MemoryChannelStatistics;
+use crate::core::runtime;
+use crate::error::{Error, ErrorKind, Result};
+use crate::lowlevel::{
+    Abort, AbortReason, Park, cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled,
+};
+use crate::sync::WaitSite;
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+struct SendWaiter<T> {
+    seq: u64,
+    handle: u64,
+    waiter: Waiter,
+    value: T,
+}
+
+struct RecvWaiter {
+    seq: u64,
+    handle: u64,
+    waiter: Waiter,
+}
+
+/// How a wait ended, kept for the waiter until it resumes.
+enum Outcome<T> {
+    /// A receive was handed this value.
+    Value(T),
+    /// A receive failed (`Closed`, `EndOfChannel`).
+    Failed(Error),
+    /// A send completed: a receiver took its value.
+    Sent,
+    /// A send failed (`Closed`, `Broken`): its value comes back.
+    Refused(Error, T),
+    /// A send was cancelled (its abort function took it out of the queue):
+    /// its value comes back, with the park's `Cancelled`.
+    Withdrawn(T),
+}
+
+struct Chan<T> {
+    capacity: usize,
+    buffer: VecDeque<T>,
+    open_senders: usize,
+    open_receivers: usize,
+    send_waiters: VecDeque<SendWaiter<T>>,
+    recv_waiters: VecDeque<RecvWaiter>,
+    /// See the module docs.
+    outcomes: Vec<(u64, Outcome<T>)>,
+    next_seq: u64,
+    next_handle: u64,
+}
+
+type ChanRef<T> = Arc<Mutex<Chan<T>>>;
+
+impl<T> Chan<T> {
+    fn seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    fn handle_id(&mut self) -> u64 {
+        self.next_handle += 1;
+        self.next_handle
+    }
+
+    fn take_outcome(&mut self, seq: u64) -> Option<Outcome<T>> {
+        let i = self.outcomes.iter().position(|(s, _)| *s == seq)?;
+        Some(self.outcomes.swap_remove(i).1)
+    }
+
+    fn find_send(&self, seq: u64) -> Option<usize> {
+        self.send_waiters.binary_search_by_key(&seq, |w| w.seq).ok()
+    }
+
+    fn find_recv(&self, seq: u64) -> Option<usize> {
+        self.recv_waiters.binary_search_by_key(&seq, |w| w.seq).ok()
+    }
+
+    /// Hands `value` to the oldest waiting receiver (its outcome now),
+    /// returning the wake-up to finish after the mutex; or gives the value
+    /// back if none waits. Stale receivers (of runs that have ended) are
+    /// dropped on the way.
+    fn hand_to_receiver(&mut self, value: T) -> std::result::Result<Wake, T> {
+        while let Some(w) = self.recv_waiters.pop_front() {
+            // Posted before the outcome is written, but the receiver can
+            // only read it under the mutex, which is held until then.
+            if let Some(wake) = w.waiter.prepare() {
+                self.outcomes.push((w.seq, Outcome::Value(value)));
+                return Ok(wake);
+            }
+        }
+        Err(value)
+    }
+
+    fn statistics(&self) -> MemoryChannelStatistics {
+        MemoryChannelStatistics {
+            current_buffer_used: self.buffer.len(),
+            max_buffer_size: self.capacity,
+            open_send_channels: self.open_senders,
+            open_receive_channels: self.open_receivers,
+            tasks_waiting_send: self.send_waiters.len(),
+            tasks_waiting_receive: self.recv_waiters.len(),
+        }
+    }
+}
+
+/// Opens a channel between runs (and threads) with room for `capacity`
+/// buffered values: `0` for a rendezvous channel, `N`, or
+/// [`UNBOUNDED`](crate::channel::UNBOUNDED). Returns the two ends; both are
+/// `Send + Sync` and can be cloned.
+///
+/// Its semantics are the memory channel's
+/// ([`open_memory_channel`](crate::open_memory_channel)): see there, and
+/// the [module docs](crate::cross_run) for what crossing runs adds.
+///
+/// ```
+/// use trio::cross_run::open_cross_run_channel;
+///
+/// let (tx, rx) = open_cross_run_channel::<String>(1);
+/// let worker = std::thread::spawn(move || {
+///     // A plain thread, outside any run: the blocking twins.
+///     let job = rx.receive_blocking().unwrap();
+///     job.to_uppercase()
+/// });
+/// trio::run(async move {
+///     tx.send("hello".to_string()).await?;
+///     Ok(())
+/// })
+/// .unwrap();
+/// assert_eq!(worker.join().unwrap(), "HELLO");
+/// ```
+pub fn open_cross_run_channel<T: Send>(
+    capacity: usize,
+) -> (CrossRunSender<T>, CrossRunReceiver<T>) {
+    let chan = Arc::new(Mutex::new(Chan {
+        capacity,
+        buffer: VecDeque::new(),
+        open_senders: 1,
+        open_receivers: 1,
+        send_waiters: VecDeque::new(),
+        recv_waiters: VecDeque::new(),
+        outcomes: Vec::new(),
+        next_seq: 0,
+        next_handle: 2,
+    }));
+    (
+        CrossRunSender {
+            chan: chan.clone(),
+            id: 1,
+            closed: AtomicBool::new(false),
+        },
+        CrossRunReceiver {
+            chan,
+            id: 2,
+            closed: AtomicBool::new(false),
+        },
+    )
+}
+
+// ----- errors -------------------------------------------------------------------
+
+/// A failed send on a cross-run channel: why, and the value that was not
+/// sent. The same shape as the memory channel's
+/// [`SendError`](crate::SendError).
+///
+/// Converts into [`Error`] with `?` (dropping the value); a cancellation
+/// stays a cancellation.
+///
+/// ```
+/// use trio::ErrorKind;
+/// use trio::cross_run::open_cross_run_channel;
+///
+/// let (tx, rx) = open_cross_run_channel::<String>(0);
+/// drop(rx);
+/// let err = tx.try_send("hello".to_string()).unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Broken);
+/// assert_eq!(err.into_inner(), "hello"); // the value comes back
+/// ```
+pub struct SendError<T> {
+    error: Error,
+    value: T,
+}
+
+impl<T> SendError<T> {
+    fn new(error: Error, value: T) -> Self {
+        SendError { error, value }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.error.kind()
+    }
+
+    /// The error.
+    pub fn error(&self) -> &Error {
+        &self.error
+    }
+
+    /// Whether the send was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.error.is_cancelled()
+    }
+
+    /// The value that was not sent.
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+
+    /// The error and the value.
+    pub fn into_parts(self) -> (Error, T) {
+        (self.error, self.value)
+    }
+}
+
+impl<T> From<SendError<T>> for Error {
+    fn from(e: SendError<T>) -> Error {
+        e.error
+    }
+}
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendError")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+fn closed_error(what: &str) -> Error {
+    Error::new(ErrorKind::Closed, format!("this {what} channel is closed"))
+}
+
+fn no_receivers_error() -> Error {
+    Error::new(ErrorKind::Broken, "every receive channel is closed")
+}
+
+fn end_of_channel() -> Error {
+    Error::new(ErrorKind::EndOfChannel, "every send channel is closed")
+}
+
+/// What a step given a waiter reports if it neither completed nor queued
+/// (it always does one or the other).
+fn unqueued() -> Error {
+    Error::usage("a cross-run wait was offered a waiter but not queued")
+}
+
+fn would_block(what: &'static str) -> Error {
+    Error::new(ErrorKind::WouldBlock, what)
+}
+
+// ----- sending ------------------------------------------------------------------
+
+/// What one locked attempt to send came to.
+enum SendStep<T> {
+    Sent,
+    /// No room, and no waiter was offered: the value comes back.
+    Full(T),
+    Failed(Error, T),
+    /// Queued with this sequence number.
+    Queued(u64),
+}
+
+/// The sending end of a cross-run channel: `Send + Sync`, clonable.
+///
+/// Clones are independent handles: each must be closed (or dropped) for
+/// the receivers to see the end of the channel. A clone of a closed handle
+/// is closed.
+pub struct CrossRunSender<T> {
+    chan: ChanRef<T>,
+    id: u64,
+    /// Read and written under the channel's mutex (see the module docs).
+    closed: AtomicBool,
+}
+
+impl<T> CrossRunSender<T> {
+    /// One locked attempt: hand `value` to a waiting receiver, buffer it,
+    /// or (if `waiter` is given) queue it to wait. Wakes a receiver after
+    /// the mutex is released.
+    fn send_step(&self, value: T, waiter: Option<Waiter>) -> SendStep<T> {
+        let mut c = lock(&self.chan);
+        if self.closed.load(Ordering::Relaxed) {
+            return SendStep::Failed(closed_error("send"), value);
+        }
+        if c.open_receivers == 0 {
+            return SendStep::Failed(no_receivers_error(), value);
+        }
+        let value = match c.hand_to_receiver(value) {
+            Ok(wake) => {
+                drop(c);
+                wake.finish();
+                return SendStep::Sent;
+            }
+            Err(value) => value,
+        };
+        if c.buffer.len() < c.capacity {
+            c.buffer.push_back(value);
+            return SendStep::Sent;
+        }
+        let Some(waiter) = waiter else {
+            return SendStep::Full(value);
+        };
+        let seq = c.seq();
+        c.send_waiters.push_back(SendWaiter {
+            seq,
+            handle: self.id,
+            waiter,
+            value,
+        });
+        SendStep::Queued(seq)
+    }
+
+    /// Sends `value` without waiting: to a waiting receiver, or into the
+    /// buffer. [`ErrorKind::WouldBlock`] if the buffer is full,
+    /// [`ErrorKind::Closed`] if this handle is closed,
+    /// [`ErrorKind::Broken`] if every receiver is closed; the value comes
+    /// back in the error. Not a checkpoint; callable from any thread.
+    pub fn try_send(&self, value: T) -> std::result::Result<(), SendError<T>> {
+        match self.send_step(value, None) {
+            SendStep::Sent => Ok(()),
+            SendStep::Full(v) => Err(SendError::new(
+                would_block("the channel's buffer is full"),
+                v,
+            )),
+            SendStep::Failed(e, v) => Err(SendError::new(e, v)),
+            SendStep::Queued(_) => unreachable!("no waiter was offered"),
+        }
+    }
+
+    /// Sends `value`, waiting for room (or, with capacity 0, for a
+    /// receiver), from a task of any run. A checkpoint. On failure the
+    /// value comes back in the error: `Cancelled` (nothing was sent),
+    /// [`ErrorKind::Closed`] (this handle was closed),
+    /// [`ErrorKind::Broken`] (every receiver is closed).
+    ///
+    /// The task tree shows a blocked sender as waiting in
+    /// `CrossRunSender.send` at the caller's location.
+    #[track_caller]
+    pub fn send(
+        &self,
+        value: T,
+    ) -> impl Future<Output = std::result::Result<(), SendError<T>>> + '_ {
+        self.send_at(value, WaitSite::new("CrossRunSender.send"))
+    }
+
+    async fn send_at(&self, value: T, site: WaitSite) -> std::result::Result<(), SendError<T>> {
+        if let Err(e) = checkpoint_if_cancelled().await {
+            return Err(SendError::new(e, value));
+        }
+        let value = match self.send_step(value, None) {
+            SendStep::Sent => {
+                let _ = cancel_shielded_checkpoint().await;
+                return Ok(());
+            }
+            SendStep::Full(v) => v,
+            SendStep::Failed(e, v) => return Err(SendError::new(e, v)),
+            SendStep::Queued(_) => unreachable!("no waiter was offered"),
+        };
+        // Slow path: make the wait first (that needs the run, not the
+        // mutex), then try again and queue in one locking (invariant 1: a
+        // receiver that came meanwhile is found).
+        let seq = Cell::new(0);
+        let park = Park::new_at(site.label, site.location, |_key, reason| match reason {
+            AbortReason::Cancelled => self.withdraw(seq.get()),
+            // The guard below puts things right, wherever the drop happens.
+            AbortReason::Dropped { .. } => Abort::Succeeded,
+        });
+        let park = match park {
+            Ok(p) => p,
+            Err(e) => return Err(SendError::new(e, value)),
+        };
+        let waiter = match TaskWaiter::new(park.key()) {
+            Ok(w) => w,
+            Err(e) => return Err(SendError::new(e, value)),
+        };
+        match self.send_step(value, Some(Waiter::Task(waiter))) {
+            SendStep::Sent => {
+                drop(park);
+                let _ = cancel_shielded_checkpoint().await;
+                return Ok(());
+            }
+            SendStep::Failed(e, v) => return Err(SendError::new(e, v)),
+            SendStep::Full(v) => return Err(SendError::new(unqueued(), v)),
+            SendStep::Queued(s) => seq.set(s),
+        }
+        let mut guard = SendGuard {
+            chan: &self.chan,
+            seq: seq.get(),
+            armed: true,
+        };
+        let parked = park.await;
+        guard.armed = false;
+        self.finish(seq.get(), parked)
+    }
+
+    /// A cancelled send's abort function: takes it out of the queue (the
+    /// cancel wins) unless a peer already decided its outcome.
+    fn withdraw(&self, seq: u64) -> Abort {
+        let mut c = lock(&self.chan);
+        let Some(i) = c.find_send(seq) else {
+            return Abort::Failed; // its wake-up is on the way
+        };
+        let w = c.send_waiters.remove(i).expect("index just found");
+        c.outcomes.push((seq, Outcome::Withdrawn(w.value)));
+        drop(c);
+        drop(w.waiter);
+        Abort::Succeeded
+    }
+
+    /// What a send that waited comes to, from its outcome.
+    fn finish(&self, seq: u64, parked: Result<()>) -> std::result::Result<(), SendError<T>> {
+        let mut c = lock(&self.chan);
+        let outcome = match c.take_outcome(seq) {
+            Some(o) => o,
+            // The park failed without an outcome (a misuse, such as
+            // polling it in another run): still queued; take it back.
+            None => {
+                let w = c.find_send(seq).and_then(|i| c.send_waiters.remove(i));
+                drop(c);
+                let w = w.expect("a send without an outcome is still queued");
+                let e = parked.err().unwrap_or_else(|| {
+                    Error::usage("a cross-run send was woken without an outcome")
+                });
+                return Err(SendError::new(e, w.value));
+            }
+        };
+        drop(c);
+        match outcome {
+            Outcome::Sent => Ok(()),
+            Outcome::Refused(e, v) => Err(SendError::new(e, v)),
+            Outcome::Withdrawn(v) => Err(SendError::new(
+                parked.err().unwrap_or_else(Error::cancelled),
+                v,
+            )),
+            Outcome::Value(_) | Outcome::Failed(_) => {
+                unreachable!("a send's outcome is a send's")
+            }
+        }
+    }
+
+    /// Sends `value` from a thread outside any run, blocking the thread
+    /// until there is room (or a receiver). Fails as
+    /// [`send`](Self::send) does, and with [`ErrorKind::Usage`] on a run's
+    /// thread (where it would block the whole run); the value comes back.
+    pub fn send_blocking(&self, value: T) -> std::result::Result<(), SendError<T>> {
+        if runtime::is_in_run() {
+            return Err(SendError::new(
+                blocking_in_run("CrossRunSender::send_blocking"),
+                value,
+            ));
+        }
+        let seq = match self.send_step(value, Some(Waiter::current_thread())) {
+            SendStep::Sent => return Ok(()),
+            SendStep::Failed(e, v) => return Err(SendError::new(e, v)),
+            SendStep::Full(v) => return Err(SendError::new(unqueued(), v)),
+            SendStep::Queued(seq) => seq,
+        };
+        let outcome = park_until(&self.chan, seq);
+        match outcome {
+            Outcome::Sent => Ok(()),
+            Outcome::Refused(e, v) => Err(SendError::new(e, v)),
+            Outcome::Withdrawn(v) => Err(SendError::new(Error::cancelled(), v)),
+            Outcome::Value(_) | Outcome::Failed(_) => {
+                unreachable!("a send's outcome is a send's")
+            }
+        }
+    }
+
+    /// Closes this handle. Tasks and threads blocked sending through it
+    /// fail with [`ErrorKind::Closed`] (getting their values back); if it
+    /// was the last open send handle, receivers see the end of the channel
+    /// once the buffer is drained. Idempotent; not a checkpoint; callable
+    /// from any thread.
+    pub fn close(&self) {
+        let mut c = lock(&self.chan);
+        if self.closed.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let mut wake = Vec::new();
+        let mut stale = Vec::new();
+        let mut i = 0;
+        while i < c.send_waiters.len() {
+            if c.send_waiters[i].handle == self.id {
+                let w = c.send_waiters.remove(i).expect("index in range");
+                match w.waiter.prepare() {
+                    Some(prepared) => {
+                        c.outcomes
+                            .push((w.seq, Outcome::Refused(closed_error("send"), w.value)));
+                        wake.push(prepared);
+                    }
+                    None => stale.push(w.value),
+                }
+            } else {
+                i += 1;
+            }
+        }
+        c.open_senders -= 1;
+        if c.open_senders == 0 {
+            let receivers: Vec<RecvWaiter> = c.recv_waiters.drain(..).collect();
+            for w in receivers {
+                if let Some(prepared) = w.waiter.prepare() {
+                    c.outcomes.push((w.seq, Outcome::Failed(end_of_channel())));
+                    wake.push(prepared);
+                }
+            }
+        }
+        drop(c);
+        drop(stale);
+        finish_all(wake);
+    }
+
+    /// Closes this handle (see [`close`](Self::close)), then checkpoints.
+    /// The handle is closed even if this returns `Cancelled`.
+    pub async fn aclose(&self) -> Result<()> {
+        self.close();
+        checkpoint().await
+    }
+
+    /// Whether this handle is closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Debugging information about the channel (the memory channel's
+    /// statistics; "tasks" waiting count blocked threads too).
+    pub fn statistics(&self) -> MemoryChannelStatistics {
+        lock(&self.chan).statistics()
+    }
+}
+
+/// Blocks the calling thread until the wait `seq` has an outcome.
+fn park_until<T>(chan: &Mutex<Chan<T>>, seq: u64) -> Outcome<T> {
+    loop {
+        if let Some(o) = lock(chan).take_outcome(seq) {
+            return o;
+        }
+        // An unpark that came before this park makes it return at once;
+        // a spurious return just looks again.
+        #[cfg(loom)]
+        loom::thread::park();
+        #[cfg(not(loom))]
+        std::thread::park();
+    }
+}
+
+/// Puts things right if a send's future is dropped while it waits
+/// (invariant 4), wherever that drop happens.
+struct SendGuard<'a, T> {
+    chan: &'a Mutex<Chan<T>>,
+    seq: u64,
+    armed: bool,
+}
+
+impl<T> Drop for SendGuard<'_, T> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut c = lock(self.chan);
+        let (value, waiter) = match c.find_send(self.seq) {
+            Some(i) => {
+                let w = c.send_waiters.remove(i).expect("index just found");
+                (Some(w.value), Some(w.waiter))
+            }
+            None => match c.take_outcome(self.seq) {
+                Some(Outcome::Refused(_, v) | Outcome::Withdrawn(v)) => (Some(v), None),
+                _ => (None, None),
+            },
+        };
+        drop(c);
+        // Nobody is left to hand the value back to.
+        drop(value);
+        drop(waiter);
+    }
+}
+
+impl<T> Clone for CrossRunSender<T> {
+    fn clone(&self) -> Self {
+        let mut c = lock(&self.chan);
+        let id = c.handle_id();
+        let closed = self.closed.load(Ordering::Relaxed);
+        if !closed {
+            c.open_senders += 1;
+        }
+        drop(c);
+        CrossRunSender {
+            chan: self.chan.clone(),
+            id,
+            closed: AtomicBool::new(closed),
+        }
+    }
+}
+
+impl<T> Drop for CrossRunSender<T> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl<T> fmt::Debug for CrossRunSender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CrossRunSender")
+            .field("closed", &self.is_closed())
+            .field("statistics", &self.statistics())
+            .finish()
+    }
+}
+
+// ----- receiving ----------------------------------------------------------------
+
+/// What one locked attempt to receive came to.
+enum RecvStep<T> {
+    Ready(T),
+    /// Nothing yet, and no waiter was offered.
+    Empty,
+    Failed(Error),
+    Queued(u64),
+}
+
+/// The receiving end of a cross-run channel: `Send + Sync`, clonable.
+///
+/// Clones are independent handles that share the values (each value goes
+/// to one receiver): each must be closed (or dropped) before senders see
+/// the channel as broken. A clone of a closed handle is closed.
+pub struct CrossRunReceiver<T> {
+    chan: ChanRef<T>,
+    id: u64,
+    /// Read and written under the channel's mutex (see the module docs).
+    closed: AtomicBool,
+}
+
+impl<T> CrossRunReceiver<T> {
+    /// One locked attempt: take the oldest blocked sender's value (its
+    /// send completes), or a buffered one, or (if `waiter` is given) queue
+    /// to wait. Wakes a sender after the mutex is released.
+    fn receive_step(&self, waiter: Option<Waiter>) -> RecvStep<T> {
+        let mut stale = Vec::new();
+        let mut c = lock(&self.chan);
+        let step = loop {
+            if self.closed.load(Ordering::Relaxed) {
+                break RecvStep::Failed(closed_error("receive"));
+            }
+            if let Some(w) = c.send_waiters.pop_front() {
+                let Some(wake) = w.waiter.prepare() else {
+                    // A send left by a future leaked in a run that has
+                    // ended: it never completed, and nobody can get its
+                    // value back. Dropped after the mutex.
+                    stale.push(w.value);
+                    continue;
+                };
+                // The oldest blocked sender has waited longest: its value
+                // goes behind the buffered ones (or straight to us if
+                // there are none), and its send completes now.
+                let v = match c.buffer.pop_front() {
+                    Some(front) => {
+                        c.buffer.push_back(w.value);
+                        front
+                    }
+                    None => w.value,
+                };
+                c.outcomes.push((w.seq, Outcome::Sent));
+                drop(c);
+                drop(stale);
+                wake.finish();
+                return RecvStep::Ready(v);
+            }
+            if let Some(v) = c.buffer.pop_front() {
+                break RecvStep::Ready(v);
+            }
+            if c.open_senders == 0 {
+                break RecvStep::Failed(Error::new(
+                    ErrorKind::EndOfChannel,
+                    "every send channel is closed and the buffer is empty",
+                ));
+            }
+            let Some(waiter) = waiter else {
+                break RecvStep::Empty;
+            };
+            let seq = c.seq();
+            c.recv_waiters.push_back(RecvWaiter {
+                seq,
+                handle: self.id,
+                waiter,
+            });
+            break RecvStep::Queued(seq);
+        };
+        drop(c);
+        drop(stale);
+        step
+    }
+
+    /// Takes a value without waiting. [`ErrorKind::WouldBlock`] if there
+    /// is none yet, [`ErrorKind::EndOfChannel`] if there never will be
+    /// (every sender closed, buffer empty), [`ErrorKind::Closed`] if this
+    /// handle is closed. Not a checkpoint; callable from any thread.
+    pub fn try_receive(&self) -> Result<T> {
+        match self.receive_step(None) {
+            RecvStep::Ready(v) => Ok(v),
+            RecvStep::Empty => Err(would_block("the channel is empty")),
+            RecvStep::Failed(e) => Err(e),
+            RecvStep::Queued(_) => unreachable!("no waiter was offered"),
+        }
+    }
+
+    /// Takes the next value, waiting for one, from a task of any run. A
+    /// checkpoint. Fails with [`ErrorKind::EndOfChannel`] when every sender
+    /// is closed and the buffer is empty, [`ErrorKind::Closed`] if this
+    /// handle is closed, and `Cancelled` if cancelled, in which case
+    /// nothing was taken.
+    ///
+    /// The task tree shows a blocked receiver as waiting in
+    /// `CrossRunReceiver.receive` at the caller's location.
+    #[track_caller]
+    pub fn receive(&self) -> impl Future<Output = Result<T>> + '_ {
+        self.receive_at(WaitSite::new("CrossRunReceiver.receive"))
+    }
+
+    /// Like [`receive`](Self::receive), shaped for a `while let` loop:
+    /// `None` at the end of the channel, `Some(Err(_))` on another error.
+    /// Shown in the task tree as `CrossRunReceiver.next`.
+    #[track_caller]
+    pub fn next(&self) -> impl Future<Output = Option<Result<T>>> + '_ {
+        let site = WaitSite::new("CrossRunReceiver.next");
+        async move {
+            match self.receive_at(site).await {
+                Err(e) if e.kind() == ErrorKind::EndOfChannel => None,
+                r => Some(r),
+            }
+        }
+    }
+
+    async fn receive_at(&self, site: WaitSite) -> Result<T> {
+        checkpoint_if_cancelled().await?;
+        match self.receive_step(None) {
+            RecvStep::Ready(v) => return self.hold_through_checkpoint(v).await,
+            RecvStep::Empty => {}
+            RecvStep::Failed(e) => return Err(e),
+            RecvStep::Queued(_) => unreachable!("no waiter was offered"),
+        }
+        // Slow path: make the wait, then try again and queue in one
+        // locking (invariant 1).
+        let seq = Cell::new(0);
+        let park = Park::new_at(site.label, site.location, |_key, reason| match reason {
+            AbortReason::Cancelled => self.withdraw(seq.get()),
+            // The guard below puts things right, wherever the drop happens.
+            AbortReason::Dropped { .. } => Abort::Succeeded,
+        })?;
+        let waiter = TaskWaiter::new(park.key())?;
+        match self.receive_step(Some(Waiter::Task(waiter))) {
+            RecvStep::Ready(v) => {
+                drop(park);
+                return self.hold_through_checkpoint(v).await;
+            }
+            RecvStep::Failed(e) => return Err(e),
+            RecvStep::Empty => return Err(unqueued()),
+            RecvStep::Queued(s) => seq.set(s),
+        }
+        let mut guard = RecvGuard {
+            chan: &self.chan,
+            seq: seq.get(),
+            armed: true,
+        };
+        let parked = park.await;
+        guard.armed = false;
+        let mut c = lock(&self.chan);
+        match c.take_outcome(seq.get()) {
+            Some(Outcome::Value(v)) => Ok(v),
+            Some(Outcome::Failed(e)) => Err(e),
+            Some(_) => Err(Error::usage("a receive's outcome was a send's")),
+            None => {
+                // Cancelled (the abort took it out of the queue), or a
+                // misuse that left it queued: take it out.
+                let w = c
+                    .find_recv(seq.get())
+                    .and_then(|i| c.recv_waiters.remove(i));
+                drop(c);
+                drop(w);
+                Err(parked.err().unwrap_or_else(|| {
+                    Error::usage("a cross-run receive was woken without an outcome")
+                }))
+            }
+        }
+    }
+
+    /// The end of a receive that took `v` without waiting: a schedule
+    /// point; if the future is dropped there, `v` goes back to the front.
+    async fn hold_through_checkpoint(&self, v: T) -> Result<T> {
+        let mut holding = Holding {
+            chan: &self.chan,
+            value: Some(v),
+        };
+        cancel_shielded_checkpoint().await?;
+        Ok(holding.value.take().expect("held until now"))
+    }
+
+    /// A cancelled receive's abort function: takes it out of the queue
+    /// (the cancel wins: nothing was consumed) unless a peer already
+    /// handed it a value or an error.
+    fn withdraw(&self, seq: u64) -> Abort {
+        let mut c = lock(&self.chan);
+        let Some(i) = c.find_recv(seq) else {
+            return Abort::Failed; // its wake-up is on the way
+        };
+        let w = c.recv_waiters.remove(i);
+        drop(c);
+        drop(w);
+        Abort::Succeeded
+    }
+
+    /// Takes the next value from a thread outside any run, blocking the
+    /// thread until there is one. Fails as [`receive`](Self::receive) does
+    /// (but is never cancelled), and with [`ErrorKind::Usage`] on a run's
+    /// thread (where it would block the whole run).
+    pub fn receive_blocking(&self) -> Result<T> {
+        if runtime::is_in_run() {
+            return Err(blocking_in_run("CrossRunReceiver::receive_blocking"));
+        }
+        let seq = match self.receive_step(Some(Waiter::current_thread())) {
+            RecvStep::Ready(v) => return Ok(v),
+            RecvStep::Failed(e) => return Err(e),
+            RecvStep::Empty => return Err(unqueued()),
+            RecvStep::Queued(seq) => seq,
+        };
+        match park_until(&self.chan, seq) {
+            Outcome::Value(v) => Ok(v),
+            Outcome::Failed(e) => Err(e),
+            _ => Err(Error::usage("a receive's outcome was a send's")),
+        }
+    }
+
+    /// Closes this handle. Tasks and threads blocked receiving through it
+    /// fail with [`ErrorKind::Closed`]. If it was the last open receive
+    /// handle, every blocked sender fails with [`ErrorKind::Broken`]
+    /// (getting its value back), later sends fail the same way, and the
+    /// buffered values are dropped. Idempotent; not a checkpoint; callable
+    /// from any thread.
+    pub fn close(&self) {
+        let mut c = lock(&self.chan);
+        if self.closed.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let mut wake = Vec::new();
+        let mut stale = Vec::new();
+        let mut i = 0;
+        while i < c.recv_waiters.len() {
+            if c.recv_waiters[i].handle == self.id {
+                let w = c.recv_waiters.remove(i).expect("index in range");
+                if let Some(prepared) = w.waiter.prepare() {
+                    c.outcomes
+                        .push((w.seq, Outcome::Failed(closed_error("receive"))));
+                    wake.push(prepared);
+                }
+            } else {
+                i += 1;
+            }
+        }
+        c.open_receivers -= 1;
+        let buffer = if c.open_receivers == 0 {
+            let senders: Vec<SendWaiter<T>> = c.send_waiters.drain(..).collect();
+            for w in senders {
+                match w.waiter.prepare() {
+                    Some(prepared) => {
+                        c.outcomes
+                            .push((w.seq, Outcome::Refused(no_receivers_error(), w.value)));
+                        wake.push(prepared);
+                    }
+                    None => stale.push(w.value),
+                }
+            }
+            std::mem::take(&mut c.buffer)
+        } else {
+            VecDeque::new()
+        };
+        drop(c);
+        drop(buffer);
+        drop(stale);
+        finish_all(wake);
+    }
+
+    /// Closes this handle (see [`close`](Self::close)), then checkpoints.
+    /// The handle is closed even if this returns `Cancelled`.
+    pub async fn aclose(&self) -> Result<()> {
+        self.close();
+        checkpoint().await
+    }
+
+    /// Whether this handle is closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Debugging information about the channel (the memory channel's
+    /// statistics; "tasks" waiting count blocked threads too).
+    pub fn statistics(&self) -> MemoryChannelStatistics {
+        lock(&self.chan).statistics()
+    }
+}
+
+impl<T: Send + 'static> CrossRunReceiver<T> {
+    /// This receiver as a [`Stream`](futures_core::Stream) of `Result<T>`
+    /// that ends at the end of the channel, for stream combinators. Each
+    /// item is one [`receive`](Self::receive) (a checkpoint).
+    ///
+    /// The stream keeps the receive in progress between polls, so unlike
+    /// the receiver it is neither `Send` nor `Sync`: make it in the task
+    /// that consumes it. Dropping it mid-receive loses nothing (a value
+    /// already handed to it goes back to the front of the channel), then
+    /// closes the receiver.
+    ///
+    /// ```
+    /// use std::future::poll_fn;
+    /// use std::pin::Pin;
+    /// use futures_core::Stream;
+    /// use trio::cross_run::open_cross_run_channel;
+    ///
+    /// let (tx, rx) = open_cross_run_channel::<u32>(8);
+    /// for i in 0..3 {
+    ///     tx.try_send(i).unwrap();
+    /// }
+    /// drop(tx);
+    /// trio::run(async move {
+    ///     let mut stream = rx.into_stream();
+    ///     let mut got = Vec::new();
+    ///     while let Some(v) = poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
+    ///         got.push(v?);
+    ///     }
+    ///     assert_eq!(got, [0, 1, 2]);
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn into_stream(self) -> CrossRunReceiverStream<T> {
+        CrossRunReceiverStream {
+            pending: None,
+            receiver: Arc::new(self),
+        }
+    }
+}
+
+/// A [`CrossRunReceiver`] as a [`Stream`](futures_core::Stream); made by
+/// [`CrossRunReceiver::into_stream`].
+pub struct CrossRunReceiverStream<T> {
+    /// The receive in progress. Declared first, so that it is dropped
+    /// before the receiver (it gives back a value it was handed).
+    pending: Option<std::pin::Pin<Box<dyn Future<Output = Result<T>>>>>,
+    receiver: Arc<CrossRunReceiver<T>>,
+}
+
+impl<T: Send + 'static> futures_core::Stream for CrossRunReceiverStream<T> {
+    type Item = Result<T>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<T>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        let pending = this.pending.get_or_insert_with(|| {
+            let receiver = this.receiver.clone();
+            // Polled through a stream combinator, the user's call site is
+            // out of reach: the task tree points here.
+            let site = WaitSite {
+                label: "CrossRunReceiver.poll_next",
+                location: std::panic::Location::caller(),
+            };
+            Box::pin(async move { receiver.receive_at(site).await })
+        });
+        let result = match pending.as_mut().poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(r) => r,
+        };
+        this.pending = None;
+        Poll::Ready(match result {
+            Err(e) if e.kind() == ErrorKind::EndOfChannel => None,
+            r => Some(r),
+        })
+    }
+}
+
+impl<T> fmt::Debug for CrossRunReceiverStream<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CrossRunReceiverStream")
+            .field("receiving", &self.pending.is_some())
+            .field("receiver", &self.receiver)
+            .finish()
+    }
+}
+
+/// Puts a value that a receiver will not take back at the front of the
+/// channel, or hands it to the next waiting receiver; drops it if every
+/// receiver is closed.
+fn give_back<T>(chan: &Mutex<Chan<T>>, value: T) {
+    let mut c = lock(chan);
+    if c.open_receivers == 0 {
+        drop(c);
+        drop(value);
+        return;
+    }
+    match c.hand_to_receiver(value) {
+        Ok(wake) => {
+            drop(c);
+            wake.finish();
+        }
+        Err(value) => c.buffer.push_front(value),
+    }
+}
+
+/// A value taken by a receive that has not returned yet.
+struct Holding<'a, T> {
+    chan: &'a Mutex<Chan<T>>,
+    value: Option<T>,
+}
+
+impl<T> Drop for Holding<'_, T> {
+    fn drop(&mut self) {
+        if let Some(v) = self.value.take() {
+            give_back(self.chan, v);
+        }
+    }
+}
+
+/// Puts things right if a receive's future is dropped while it waits
+/// (invariant 4), wherever that drop happens.
+struct RecvGuard<'a, T> {
+    chan: &'a Mutex<Chan<T>>,
+    seq: u64,
+    armed: bool,
+}
+
+impl<T> Drop for RecvGuard<'_, T> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut c = lock(self.chan);
+        if let Some(i) = c.find_recv(self.seq) {
+            let w = c.recv_waiters.remove(i);
+            drop(c);
+            drop(w);
+            return;
+        }
+        let outcome = c.take_outcome(self.seq);
+        drop(c);
+        if let Some(Outcome::Value(v)) = outcome {
+            give_back(self.chan, v);
+        }
+    }
+}
+
+impl<T> Clone for CrossRunReceiver<T> {
+    fn clone(&self) -> Self {
+        let mut c = lock(&self.chan);
+        let id = c.handle_id();
+        let closed = self.closed.load(Ordering::Relaxed);
+        if !closed {
+            c.open_receivers += 1;
+        }
+        drop(c);
+        CrossRunReceiver {
+            chan: self.chan.clone(),
+            id,
+            closed: AtomicBool::new(closed),
+        }
+    }
+}
+
+impl<T> Drop for CrossRunReceiver<T> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl<T> fmt::Debug for CrossRunReceiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CrossRunReceiver")
+            .field("closed", &self.is_closed())
+            .field("statistics", &self.statistics())
+            .finish()
+    }
+}
+
+/// What the loom model (`loom_model.rs`) drives directly: the steps a
+/// task's receive takes, with the model's stand-in for a task.
+#[cfg(all(test, loom))]
+impl<T> CrossRunReceiver<T> {
+    /// A receive's slow path up to the park: a value at once, or queued.
+    pub(super) fn model_receive_or_queue(
+        &self,
+        waiter: Waiter,
+    ) -> Result<std::result::Result<T, u64>> {
+        match self.receive_step(Some(waiter)) {
+            RecvStep::Ready(v) => Ok(Ok(v)),
+            RecvStep::Queued(seq) => Ok(Err(seq)),
+            RecvStep::Failed(e) => Err(e),
+            RecvStep::Empty => Err(unqueued()),
+        }
+    }
+
+    /// The abort function of a cancelled receive.
+    pub(super) fn model_withdraw(&self, seq: u64) -> Abort {
+        self.withdraw(seq)
+    }
+
+    /// What a woken receive finds.
+    pub(super) fn model_outcome(&self, seq: u64) -> Option<Result<T>> {
+        match lock(&self.chan).take_outcome(seq)? {
+            Outcome::Value(v) => Some(Ok(v)),
+            Outcome::Failed(e) => Some(Err(e)),
+            _ => Some(Err(Error::usage("a receive's outcome was a send's"))),
+        }
+    }
+}

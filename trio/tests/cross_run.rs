@@ -1,0 +1,983 @@
+//! Tests for the cross-run channel and event: the memory channel's test
+//! list (tests/channel.rs) with the two ends in different runs, each run on
+//! its own thread; blocking ends on plain threads; deadlock detection with
+//! ends held outside the run.
+//!
+//! Runs that wait for a peer in another thread use the real clock: they
+//! poll a condition with short real sleeps (`until`), never assert on time.
+
+mod common;
+use common::{run_autojump, settle};
+
+use std::cell::RefCell;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
+use std::thread::JoinHandle;
+use trio::channel::UNBOUNDED;
+use trio::cross_run::{CrossRunReceiver, CrossRunSender, Event, open_cross_run_channel};
+use trio::{CancelScope, ErrorKind};
+
+/// Starts a second run on its own thread; `f` makes its main future there
+/// (futures need not be `Send`, the closure must).
+fn spawn_run<T, F>(f: impl FnOnce() -> F + Send + 'static) -> JoinHandle<trio::Result<T>>
+where
+    T: Send + 'static,
+    F: Future<Output = trio::Result<T>>,
+{
+    std::thread::spawn(move || trio::run(f()))
+}
+
+/// Waits (in a run, on the real clock) until `cond` holds: for a peer in
+/// another thread to get somewhere.
+async fn until(cond: impl Fn() -> bool) {
+    while !cond() {
+        trio::sleep(0.001).await.unwrap();
+    }
+}
+
+/// `until` for a plain thread.
+fn until_blocking(cond: impl Fn() -> bool) {
+    while !cond() {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+fn waiting_send<T>(rx: &CrossRunReceiver<T>) -> usize {
+    rx.statistics().tasks_waiting_send
+}
+
+fn waiting_receive<T>(tx: &CrossRunSender<T>) -> usize {
+    tx.statistics().tasks_waiting_receive
+}
+
+// ----- the memory channel's list, across runs ------------------------------
+
+#[test]
+fn buffered_channel_keeps_order_and_blocks_when_full() {
+    let (tx, rx) = open_cross_run_channel::<u32>(2);
+    let sender = spawn_run(move || async move {
+        tx.try_send(1).unwrap();
+        tx.send(2).await?;
+        let e = tx.try_send(3).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::WouldBlock);
+        assert_eq!(e.into_inner(), 3);
+        let s = tx.statistics();
+        assert_eq!((s.current_buffer_used, s.max_buffer_size), (2, 2));
+        tx.send(3).await?; // waits for room, made by the other run
+        Ok(())
+    });
+    trio::run(async {
+        until(|| waiting_send(&rx) == 1).await;
+        assert_eq!(rx.statistics().current_buffer_used, 2);
+        assert_eq!(rx.receive().await?, 1); // makes room: the send completes
+        assert_eq!(rx.receive().await?, 2);
+        assert_eq!(rx.receive().await?, 3);
+        // The sender's run ends and drops `tx`: the end of the channel.
+        assert_eq!(
+            rx.receive().await.unwrap_err().kind(),
+            ErrorKind::EndOfChannel
+        );
+        Ok(())
+    })
+    .unwrap();
+    sender.join().unwrap().unwrap();
+}
+
+#[test]
+fn rendezvous_send_waits_for_a_receiver_in_another_run() {
+    let (tx, rx) = open_cross_run_channel::<&str>(0);
+    assert_eq!(tx.try_send("x").unwrap_err().kind(), ErrorKind::WouldBlock);
+    let sent = Arc::new(AtomicBool::new(false));
+    let sender = spawn_run({
+        let sent = sent.clone();
+        move || async move {
+            tx.send("hello").await?;
+            sent.store(true, Ordering::SeqCst);
+            Ok(())
+        }
+    });
+    trio::run(async {
+        until(|| waiting_send(&rx) == 1).await;
+        assert!(!sent.load(Ordering::SeqCst));
+        assert_eq!(rx.try_receive()?, "hello"); // completes the send
+        Ok(())
+    })
+    .unwrap();
+    sender.join().unwrap().unwrap();
+    assert!(sent.load(Ordering::SeqCst));
+}
+
+#[test]
+fn unbounded_channel_never_blocks() {
+    let (tx, rx) = open_cross_run_channel::<usize>(UNBOUNDED);
+    let sender = spawn_run(move || async move {
+        for i in 0..1000 {
+            tx.try_send(i).unwrap();
+        }
+        Ok(())
+    });
+    sender.join().unwrap().unwrap();
+    let n = trio::run(async {
+        let mut n = 0;
+        while let Some(v) = rx.next().await {
+            assert_eq!(v?, n);
+            n += 1;
+        }
+        Ok(n)
+    })
+    .unwrap();
+    assert_eq!(n, 1000);
+}
+
+#[test]
+fn waiting_receivers_are_served_in_order_and_get_the_value_sent_not_a_later_one() {
+    let (tx, rx) = open_cross_run_channel::<u32>(UNBOUNDED);
+    let sender = std::thread::spawn(move || {
+        until_blocking(|| waiting_receive(&tx) == 2);
+        // Both are handed a value at once, in the order they began waiting.
+        tx.try_send(1).unwrap();
+        tx.try_send(2).unwrap();
+        tx.try_send(3).unwrap();
+        tx
+    });
+    let got = RefCell::new(Vec::new());
+    trio::run(async {
+        trio::open_nursery(async |n| {
+            for i in 0..2 {
+                let (rx, got) = (&rx, &got);
+                n.start_soon(async move {
+                    let v = rx.receive().await?;
+                    got.borrow_mut().push((i, v));
+                    Ok(())
+                });
+                settle().await; // receiver 0 waits first
+            }
+            Ok(())
+        })
+        .await
+    })
+    .unwrap();
+    let _tx = sender.join().unwrap();
+    got.borrow_mut().sort();
+    assert_eq!(*got.borrow(), [(0, 1), (1, 2)]);
+    assert_eq!(rx.try_receive().unwrap(), 3);
+}
+
+#[test]
+fn a_receive_cancelled_by_a_timeout_consumes_nothing() {
+    let (tx, rx) = open_cross_run_channel::<u32>(0);
+    let go = Event::new();
+    let sender = spawn_run({
+        let go = go.clone();
+        move || async move {
+            go.wait().await?;
+            tx.send(7).await?; // must reach the next receive
+            Ok(())
+        }
+    });
+    trio::run(async {
+        let r = trio::move_on_after(0.01, rx.receive()).await?;
+        assert_eq!(r, None, "nothing was sent yet: the timeout cancels it");
+        assert_eq!(rx.statistics().tasks_waiting_receive, 0);
+        go.set();
+        assert_eq!(rx.receive().await?, 7);
+        Ok(())
+    })
+    .unwrap();
+    sender.join().unwrap().unwrap();
+}
+
+#[test]
+fn a_cancelled_receive_leaves_the_value_for_the_next_receiver() {
+    let (tx, rx) = open_cross_run_channel::<u32>(0);
+    let go = Event::new();
+    let sender = spawn_run({
+        let go = go.clone();
+        move || async move {
+            go.wait().await?; // once the first receive has been cancelled
+            tx.send(7).await?;
+            Ok(())
+        }
+    });
+    let scope = CancelScope::new();
+    let got = RefCell::new(Vec::new());
+    trio::run(async {
+        trio::open_nursery(async |n| {
+            n.start_soon(async {
+                let r = scope.run(rx.receive()).await?;
+                assert_eq!(r, None);
+                Ok(())
+            });
+            settle().await;
+            n.start_soon(async {
+                let v = rx.receive().await?;
+                got.borrow_mut().push(v);
+                Ok(())
+            });
+            settle().await;
+            assert_eq!(rx.statistics().tasks_waiting_receive, 2);
+            scope.cancel();
+            settle().await;
+            assert_eq!(rx.statistics().tasks_waiting_receive, 1);
+            go.set();
+            Ok(())
+        })
+        .await
+    })
+    .unwrap();
+    sender.join().unwrap().unwrap();
+    assert!(scope.cancelled_caught());
+    assert_eq!(*got.borrow(), [7]);
+}
+
+#[test]
+fn a_receiver_cancelled_after_the_hand_off_still_gets_the_value() {
+    let (tx, rx) = open_cross_run_channel::<u32>(0);
+    let sender = std::thread::spawn(move || {
+        until_blocking(|| waiting_receive(&tx) == 1);
+        tx.try_send(5).unwrap(); // handed over now, the wake-up posted
+        tx
+    });
+    let scope = CancelScope::new();
+    let got = RefCell::new(None);
+    trio::run(async {
+        trio::open_nursery(async |n| {
+            n.start_soon(async {
+                *got.borrow_mut() = scope.run(rx.receive()).await?;
+                Ok(())
+            });
+            settle().await;
+            // Block this run's thread (no checkpoint: the posted wake-up
+            // cannot run) until the other thread has handed the value over.
+            while rx.statistics().tasks_waiting_receive != 0 {
+                std::thread::yield_now();
+            }
+            scope.cancel(); // too late to undo the hand-off
+            Ok(())
+        })
+        .await
+    })
+    .unwrap();
+    let _tx = sender.join().unwrap();
+    assert_eq!(*got.borrow(), Some(5));
+}
+
+#[test]
+fn a_cancelled_send_delivers_nothing_and_hands_the_value_back() {
+    let (tx, rx) = open_cross_run_channel::<String>(0);
+    let back = trio::run(async {
+        let back = RefCell::new(None);
+        trio::open_nursery(async |n| {
+            n.start_soon(async {
+                let e = tx.send("first".to_string()).await.unwrap_err();
+                assert!(e.is_cancelled());
+                *back.borrow_mut() = Some(e.into_inner());
+                Ok(())
+            });
+            settle().await;
+            assert_eq!(tx.statistics().tasks_waiting_send, 1);
+            n.cancel_scope().cancel();
+            Ok(())
+        })
+        .await?;
+        Ok(back.into_inner())
+    })
+    .unwrap();
+    assert_eq!(back.as_deref(), Some("first"));
+    // The receiving end, in another run, finds nothing.
+    let receiver = spawn_run(move || async move {
+        assert_eq!(rx.statistics().tasks_waiting_send, 0);
+        assert_eq!(rx.try_receive().unwrap_err().kind(), ErrorKind::WouldBlock);
+        Ok(())
+    });
+    receiver.join().unwrap().unwrap();
+}
+
+#[test]
+fn a_cancelled_send_keeps_the_order_of_the_others() {
+    let (tx, rx) = open_cross_run_channel::<u32>(0);
+    let go = Event::new();
+    let receiver = spawn_run({
+        let go = go.clone();
+        move || async move {
+            go.wait().await?; // once the middle send has been cancelled
+            assert_eq!(rx.receive().await?, 0);
+            assert_eq!(rx.receive().await?, 2);
+            Ok(())
+        }
+    });
+    let scope = CancelScope::new();
+    trio::run(async {
+        trio::open_nursery(async |n| {
+            for i in 0..3 {
+                let (tx, scope) = (&tx, &scope);
+                n.start_soon(async move {
+                    if i == 1 {
+                        let r = scope.run(async { Ok(tx.send(i).await?) }).await?;
+                        assert_eq!(r, None);
+                    } else {
+                        tx.send(i).await?;
+                    }
+                    Ok(())
+                });
+                settle().await;
+            }
+            scope.cancel();
+            settle().await;
+            assert_eq!(tx.statistics().tasks_waiting_send, 2);
+            go.set();
+            Ok(())
+        })
+        .await
+    })
+    .unwrap();
+    receiver.join().unwrap().unwrap();
+}
+
+#[test]
+fn a_value_handed_to_a_dropped_receive_goes_back_to_the_front() {
+    let (tx, rx) = open_cross_run_channel::<u32>(UNBOUNDED);
+    let sender = std::thread::spawn(move || {
+        until_blocking(|| waiting_receive(&tx) == 1);
+        tx.try_send(1).unwrap(); // handed to the waiting receive
+        tx.try_send(2).unwrap();
+        tx
+    });
+    trio::run(async {
+        {
+            let mut receive = pin!(rx.receive());
+            poll_fn(|cx| {
+                assert!(receive.as_mut().poll(cx).is_pending());
+                Poll::Ready(())
+            })
+            .await;
+            until(|| rx.statistics().current_buffer_used == 1).await;
+            // Dropped here, handed a value, unpolled since.
+        }
+        assert_eq!(rx.try_receive()?, 1);
+        assert_eq!(rx.try_receive()?, 2);
+        Ok(())
+    })
+    .unwrap();
+    let _tx = sender.join().unwrap();
+}
+
+#[test]
+fn closing_every_sender_ends_the_channel_after_the_buffer() {
+    let (tx, rx) = open_cross_run_channel::<u32>(4);
+    let tx2 = tx.clone();
+    let rx2 = rx.clone();
+    assert_eq!(tx.statistics().open_send_channels, 2);
+    tx.try_send(1).unwrap();
+    let closer = std::thread::spawn(move || {
+        until_blocking(|| waiting_receive(&tx) == 2);
+        tx.close();
+        assert_eq!(tx.try_send(9).unwrap_err().kind(), ErrorKind::Closed);
+        tx
+    });
+    let ends = RefCell::new(Vec::new());
+    trio::run(async {
+        trio::open_nursery(async |n| {
+            assert_eq!(rx.receive().await?, 1);
+            for r in [&rx, &rx2] {
+                let ends = &ends;
+                n.start_soon(async move {
+                    let kind = r.receive().await.unwrap_err().kind();
+                    ends.borrow_mut().push(kind);
+                });
+            }
+            until(|| tx2.statistics().open_send_channels == 1).await;
+            settle().await;
+            assert!(ends.borrow().is_empty()); // tx2 is still open
+            // The last sender closes from another run.
+            spawn_run(move || async move { tx2.aclose().await })
+                .join()
+                .unwrap()
+        })
+        .await
+    })
+    .unwrap();
+    let _tx = closer.join().unwrap();
+    assert_eq!(*ends.borrow(), [ErrorKind::EndOfChannel; 2]);
+    assert_eq!(
+        rx.try_receive().unwrap_err().kind(),
+        ErrorKind::EndOfChannel
+    );
+}
+
+#[test]
+fn closing_every_receiver_fails_blocked_senders_and_drops_the_buffer() {
+    let (tx, rx) = open_cross_run_channel::<String>(1);
+    let tx2 = tx.clone();
+    let rx2 = rx.clone();
+    tx.try_send("buffered".into()).unwrap();
+    let closer = spawn_run(move || async move {
+        until(|| waiting_send(&rx) == 2).await;
+        rx.close();
+        assert_eq!(rx.try_receive().unwrap_err().kind(), ErrorKind::Closed);
+        assert_eq!(waiting_send(&rx), 2); // rx2 is still open
+        drop(rx2); // dropping closes
+        Ok(())
+    });
+    let failed = RefCell::new(Vec::new());
+    trio::run(async {
+        trio::open_nursery(async |n| {
+            for t in [&tx, &tx2] {
+                let failed = &failed;
+                n.start_soon(async move {
+                    let e = t.send("blocked".into()).await.unwrap_err();
+                    failed.borrow_mut().push((e.kind(), e.into_inner()));
+                });
+            }
+            Ok(())
+        })
+        .await
+    })
+    .unwrap();
+    closer.join().unwrap().unwrap();
+    assert_eq!(
+        *failed.borrow(),
+        [
+            (ErrorKind::Broken, "blocked".to_string()),
+            (ErrorKind::Broken, "blocked".to_string())
+        ]
+    );
+    let s = tx.statistics();
+    assert_eq!((s.current_buffer_used, s.open_receive_channels), (0, 0));
+    assert_eq!(
+        tx.try_send("x".into()).unwrap_err().kind(),
+        ErrorKind::Broken
+    );
+}
+
+#[test]
+fn closing_a_handle_fails_the_waits_on_that_handle_only() {
+    let (tx, rx) = open_cross_run_channel::<u32>(0);
+    let rx2 = rx.clone();
+    let kinds = RefCell::new(Vec::new());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            until_blocking(|| waiting_receive(&tx) == 2);
+            rx.close(); // from another thread than the waits on it
+            until_blocking(|| waiting_receive(&tx) == 1);
+            tx.send_blocking(4).unwrap(); // to the wait on the clone
+        });
+        trio::run(async {
+            trio::open_nursery(async |n| {
+                n.start_soon(async {
+                    let kind = rx.receive().await.unwrap_err().kind();
+                    kinds.borrow_mut().push(kind);
+                });
+                n.start_soon(async {
+                    assert_eq!(rx2.receive().await.unwrap(), 4);
+                });
+                Ok(())
+            })
+            .await
+        })
+        .unwrap();
+    });
+    assert_eq!(*kinds.borrow(), [ErrorKind::Closed]);
+
+    // Sender side: the same, with the value handed back.
+    let (tx, rx) = open_cross_run_channel::<u32>(0);
+    let tx2 = tx.clone();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            until_blocking(|| waiting_send(&rx) == 1);
+            tx.close();
+            assert!(tx.is_closed() && !tx2.is_closed());
+            assert!(tx.clone().is_closed());
+            assert_eq!(tx2.statistics().open_send_channels, 1);
+        });
+        trio::run(async {
+            let e = tx.send(1).await.unwrap_err();
+            assert_eq!((e.kind(), e.into_inner()), (ErrorKind::Closed, 1));
+            Ok(())
+        })
+        .unwrap();
+    });
+}
+
+#[trio::test(autojump)]
+async fn aclose_closes_even_when_cancelled() -> trio::Result<()> {
+    let (tx, rx) = open_cross_run_channel::<u32>(0);
+    let scope = CancelScope::new();
+    scope
+        .run(async {
+            scope.cancel();
+            rx.aclose().await
+        })
+        .await?;
+    assert!(rx.is_closed());
+    assert_eq!(tx.try_send(1).unwrap_err().kind(), ErrorKind::Broken);
+    Ok(())
+}
+
+#[trio::test(autojump)]
+async fn send_error_converts_to_trio_error_keeping_cancellation() -> trio::Result<()> {
+    let (tx, _rx) = open_cross_run_channel::<u32>(0);
+    let scope = CancelScope::new();
+    let r = scope
+        .run(async {
+            scope.cancel();
+            tx.send(1).await?; // `?` turns the SendError into trio::Error
+            Ok(())
+        })
+        .await?;
+    assert_eq!(r, None); // recognised as the scope's own cancellation
+    assert!(format!("{:?}", tx.try_send(2).unwrap_err()).contains("WouldBlock"));
+    Ok(())
+}
+
+#[trio::test(autojump)]
+async fn one_run_can_use_both_ends() -> trio::Result<()> {
+    // The waker's own run: rescheduled directly, no post.
+    let (tx, rx) = open_cross_run_channel::<u32>(0);
+    trio::open_nursery(async |n| {
+        n.start_soon(async {
+            for i in 0..3 {
+                tx.send(i).await?;
+            }
+            tx.close();
+            Ok(())
+        });
+        let mut got = Vec::new();
+        while let Some(v) = rx.next().await {
+            got.push(v?);
+        }
+        assert_eq!(got, [0, 1, 2]);
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
+#[test]
+fn a_receiver_as_a_stream_takes_values_from_another_run() {
+    use futures_core::Stream;
+    let (tx, rx) = open_cross_run_channel::<u32>(0);
+    let sender = spawn_run(move || async move {
+        for i in 0..5 {
+            tx.send(i).await?;
+        }
+        Ok(())
+    });
+    let got = trio::run(async move {
+        let mut stream = rx.into_stream();
+        let mut got = Vec::new();
+        while let Some(v) = poll_fn(|cx| std::pin::Pin::new(&mut stream).poll_next(cx)).await {
+            got.push(v?);
+        }
+        Ok(got)
+    })
+    .unwrap();
+    sender.join().unwrap().unwrap();
+    assert_eq!(got, [0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn dropping_a_stream_mid_receive_loses_nothing() {
+    use futures_core::Stream;
+    let (tx, rx) = open_cross_run_channel::<u32>(UNBOUNDED);
+    let mut stream = rx.clone().into_stream();
+    let sender = std::thread::spawn(move || {
+        until_blocking(|| waiting_receive(&tx) == 1);
+        tx.try_send(1).unwrap(); // handed to the stream's receive
+        tx
+    });
+    trio::run(async {
+        poll_fn(|cx| {
+            assert!(std::pin::Pin::new(&mut stream).poll_next(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        until(|| rx.statistics().tasks_waiting_receive == 0).await;
+        drop(stream); // handed a value, never polled again
+        assert_eq!(rx.try_receive()?, 1);
+        Ok(())
+    })
+    .unwrap();
+    let tx = sender.join().unwrap();
+    assert_eq!(tx.statistics().open_receive_channels, 1);
+}
+
+// ----- blocking ends on plain threads ---------------------------------------
+
+#[test]
+fn plain_threads_send_and_receive_with_blocking_calls() {
+    let (tx, rx) = open_cross_run_channel::<u32>(0);
+    let (back_tx, back_rx) = open_cross_run_channel::<u32>(0);
+    // A thread outside any run echoes doubled values back.
+    let worker = std::thread::spawn(move || {
+        while let Ok(v) = rx.receive_blocking() {
+            back_tx.send_blocking(v * 2).unwrap();
+        }
+        assert_eq!(
+            rx.receive_blocking().unwrap_err().kind(),
+            ErrorKind::EndOfChannel
+        );
+    });
+    trio::run(async move {
+        for i in 0..100 {
+            tx.send(i).await?;
+            assert_eq!(back_rx.receive().await?, i * 2);
+        }
+        Ok(())
+    })
+    .unwrap();
+    worker.join().unwrap();
+}
+
+#[test]
+fn blocking_calls_fail_on_a_runs_thread_instead_of_hanging_it() {
+    let (tx, rx) = open_cross_run_channel::<u32>(0);
+    let event = Event::new();
+    trio::run(async {
+        let e = tx.send_blocking(3).unwrap_err();
+        assert_eq!((e.kind(), e.into_inner()), (ErrorKind::Usage, 3));
+        assert_eq!(rx.receive_blocking().unwrap_err().kind(), ErrorKind::Usage);
+        assert_eq!(event.wait_blocking().unwrap_err().kind(), ErrorKind::Usage);
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_closed_blocking_sender_gets_its_value_back() {
+    let (tx, rx) = open_cross_run_channel::<String>(0);
+    std::thread::scope(|s| {
+        let blocked = s.spawn(|| tx.send_blocking("v".into()));
+        until_blocking(|| waiting_send(&rx) == 1);
+        rx.close();
+        let e = blocked.join().unwrap().unwrap_err();
+        assert_eq!(
+            (e.kind(), e.into_inner()),
+            (ErrorKind::Broken, "v".to_string())
+        );
+    });
+}
+
+// ----- many values, several runs ----------------------------------------------
+
+fn several_runs_send_exactly_once_and_in_order(capacity: usize) {
+    const SENDERS: usize = 3;
+    const EACH: usize = 300;
+    let (tx, rx) = open_cross_run_channel::<(usize, usize)>(capacity);
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|s| {
+            let tx = tx.clone();
+            spawn_run(move || async move {
+                for i in 0..EACH {
+                    tx.send((s, i)).await?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    drop(tx);
+    // Two receivers: a run and a blocking thread.
+    let thread_rx = rx.clone();
+    let thread_got = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        while let Ok(v) = thread_rx.receive_blocking() {
+            got.push(v);
+        }
+        got
+    });
+    let run_got = trio::run(async move {
+        let mut got = Vec::new();
+        while let Some(v) = rx.next().await {
+            got.push(v?);
+        }
+        Ok(got)
+    })
+    .unwrap();
+    for s in senders {
+        s.join().unwrap().unwrap();
+    }
+    let thread_got = thread_got.join().unwrap();
+    // Each receiver sees each sender's values in order; together, all of
+    // them exactly once.
+    for got in [&run_got, &thread_got] {
+        for s in 0..SENDERS {
+            let mine: Vec<usize> = got.iter().filter(|v| v.0 == s).map(|v| v.1).collect();
+            assert!(
+                mine.windows(2).all(|w| w[0] < w[1]),
+                "out of order: {mine:?}"
+            );
+        }
+    }
+    let mut all: Vec<_> = run_got.into_iter().chain(thread_got).collect();
+    all.sort();
+    let expected: Vec<_> = (0..SENDERS)
+        .flat_map(|s| (0..EACH).map(move |i| (s, i)))
+        .collect();
+    assert_eq!(all, expected);
+}
+
+#[test]
+fn several_runs_and_a_thread_rendezvous() {
+    several_runs_send_exactly_once_and_in_order(0);
+}
+
+#[test]
+fn several_runs_and_a_thread_through_a_small_buffer() {
+    several_runs_send_exactly_once_and_in_order(4);
+}
+
+#[test]
+fn several_runs_and_a_thread_unbounded() {
+    several_runs_send_exactly_once_and_in_order(UNBOUNDED);
+}
+
+// ----- Event ------------------------------------------------------------------
+
+#[test]
+fn an_event_set_from_one_run_wakes_another_run_and_a_thread() {
+    let event = Event::new();
+    let blocked_thread = {
+        let event = event.clone();
+        std::thread::spawn(move || event.wait_blocking())
+    };
+    let setter = spawn_run({
+        let event = event.clone();
+        move || async move {
+            until(|| event.waiting() == 3).await; // two tasks and the thread
+            event.set();
+            event.set(); // idempotent
+            Ok(())
+        }
+    });
+    trio::run(async {
+        trio::open_nursery(async |n| {
+            for _ in 0..2 {
+                n.start_soon(event.wait());
+            }
+            Ok(())
+        })
+        .await?;
+        assert!(event.is_set());
+        event.wait().await // set: a checkpoint only
+    })
+    .unwrap();
+    setter.join().unwrap().unwrap();
+    blocked_thread.join().unwrap().unwrap();
+    assert_eq!(event.waiting(), 0);
+    assert!(format!("{event:?}").contains("set: true"));
+}
+
+#[trio::test(autojump)]
+async fn a_cancelled_event_wait_leaves_the_list() -> trio::Result<()> {
+    let event = Event::new();
+    let r = trio::move_on_after(1.0, event.wait()).await?;
+    assert_eq!(r, None);
+    assert_eq!(event.waiting(), 0);
+    assert!(!event.is_set());
+    Ok(())
+}
+
+// ----- deadlock detection -------------------------------------------------------
+
+#[test]
+fn no_false_deadlock_while_the_sender_is_held_by_another_run() {
+    let (tx, rx) = open_cross_run_channel::<u32>(0);
+    let go = Event::new();
+    let sender = spawn_run({
+        let go = go.clone();
+        move || async move {
+            go.wait().await?; // held, unused, until the receiver is blocked
+            tx.send(1).await?;
+            Ok(())
+        }
+    });
+    let got = trio::run(async {
+        trio::open_nursery(async |n| {
+            // The receive is this run's only task: blocked on an end held
+            // elsewhere, which must not look like a deadlock.
+            n.start_soon(async {
+                assert_eq!(rx.receive().await?, 1);
+                Ok(())
+            });
+            settle().await;
+            go.set();
+            Ok(())
+        })
+        .await
+    });
+    got.unwrap();
+    sender.join().unwrap().unwrap();
+}
+
+#[test]
+fn no_false_deadlock_while_the_sender_is_held_by_a_thread() {
+    let (tx, rx) = open_cross_run_channel::<u32>(0);
+    let thread = std::thread::spawn(move || {
+        until_blocking(|| waiting_receive(&tx) == 1);
+        std::thread::sleep(std::time::Duration::from_millis(20)); // the run sits blocked
+        tx.send_blocking(1).unwrap();
+    });
+    let got = trio::run(async { rx.receive().await }).unwrap();
+    assert_eq!(got, 1);
+    thread.join().unwrap();
+}
+
+#[test]
+fn a_receive_whose_senders_all_go_away_ends_instead_of_hanging() {
+    let (tx, rx) = open_cross_run_channel::<u32>(0);
+    let thread = std::thread::spawn(move || {
+        until_blocking(|| waiting_receive(&tx) == 1);
+        drop(tx);
+    });
+    let e = trio::run(async { rx.receive().await }).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::EndOfChannel);
+    thread.join().unwrap();
+}
+
+#[test]
+fn a_real_deadlock_is_still_reported_after_cross_run_waits_ended() {
+    // The counts a cross-run wait takes are given back whether it was
+    // woken or cancelled: a later real deadlock is reported.
+    let (tx, rx) = open_cross_run_channel::<u32>(0);
+    let thread = std::thread::spawn(move || {
+        until_blocking(|| waiting_receive(&tx) == 1);
+        tx.send_blocking(1).unwrap();
+        tx // kept open: the second receive is cancelled, not ended
+    });
+    let e = trio::run(async {
+        assert_eq!(rx.receive().await?, 1);
+        let r = trio::move_on_after(0.01, rx.receive()).await?;
+        assert_eq!(r, None);
+        let event = Event::new();
+        let r = trio::move_on_after(0.01, event.wait()).await?;
+        assert_eq!(r, None);
+        trio::sync::Event::new().wait().await // nothing can ever set it
+    })
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Deadlock);
+    let _tx = thread.join().unwrap();
+}
+
+#[test]
+fn a_blocked_cross_run_wait_shows_in_the_task_tree() {
+    let (tx, rx) = open_cross_run_channel::<u32>(0);
+    let event = Event::new();
+    trio::run(async {
+        trio::open_nursery(async |n| {
+            n.start_soon(async {
+                let _ = rx.receive().await;
+            });
+            n.start_soon(async {
+                let _ = event.wait().await;
+            });
+            settle().await;
+            let tree = trio::lowlevel::task_tree()?.to_string();
+            assert!(tree.contains("CrossRunReceiver.receive"), "{tree}");
+            assert!(tree.contains("cross_run::Event.wait"), "{tree}");
+            assert!(tree.contains("tests/cross_run.rs"), "{tree}");
+            n.cancel_scope().cancel();
+            Ok(())
+        })
+        .await
+    })
+    .unwrap();
+    drop(tx);
+}
+
+// ----- waits left by futures leaked in an earlier run ------------------------
+
+/// Polls `fut` once (it must block) and leaks it.
+async fn leak_blocked<F: Future>(fut: F) {
+    let mut fut = Box::pin(fut);
+    poll_fn(|cx| {
+        assert!(fut.as_mut().poll(cx).is_pending());
+        Poll::Ready(())
+    })
+    .await;
+    std::mem::forget(fut);
+}
+
+#[test]
+fn a_value_sent_past_a_receive_leaked_in_an_ended_run_goes_to_the_next_receiver() {
+    let (tx, rx) = open_cross_run_channel::<u32>(0);
+    trio::run(async {
+        leak_blocked(rx.receive()).await;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(rx.statistics().tasks_waiting_receive, 1);
+    run_autojump(async {
+        trio::open_nursery(async |n| {
+            n.start_soon(async {
+                assert_eq!(rx.receive().await?, 5);
+                Ok(())
+            });
+            settle().await;
+            tx.try_send(5).unwrap(); // skips the stale receive
+            Ok(())
+        })
+        .await?;
+        assert_eq!(rx.statistics().tasks_waiting_receive, 0);
+        Ok(())
+    });
+}
+
+#[test]
+fn a_value_left_by_a_send_leaked_in_an_ended_run_is_dropped_not_received() {
+    let (tx, rx) = open_cross_run_channel::<Arc<u32>>(1);
+    let stale = Arc::new(2);
+    trio::run(async {
+        tx.try_send(Arc::new(1)).unwrap();
+        leak_blocked(tx.send(stale.clone())).await; // the buffer is full
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(Arc::strong_count(&stale), 2);
+    assert_eq!(*rx.try_receive().unwrap(), 1); // the buffered value, in order
+    assert_eq!(rx.try_receive().unwrap_err().kind(), ErrorKind::WouldBlock);
+    let s = rx.statistics();
+    assert_eq!((s.current_buffer_used, s.tasks_waiting_send), (0, 0));
+    assert_eq!(Arc::strong_count(&stale), 1, "the stale value was dropped");
+}
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn check<X: Send + Sync>() {}
+    check::<CrossRunSender<String>>();
+    check::<CrossRunReceiver<String>>();
+    check::<Event>();
+}
+
+#[test]
+fn no_false_deadlock_while_an_event_waits_for_a_thread() {
+    let event = Event::new();
+    let setter = {
+        let event = event.clone();
+        std::thread::spawn(move || {
+            until_blocking(|| event.waiting() == 1);
+            std::thread::sleep(std::time::Duration::from_millis(20)); // the run sits blocked
+            event.set();
+        })
+    };
+    trio::run(async { event.wait().await }).unwrap();
+    setter.join().unwrap();
+}
+
+#[test]
+fn a_runs_worker_thread_may_block_on_a_cross_run_channel() {
+    // Worker threads of `to_thread` are not runs: the blocking twins work
+    // there, and the run waits for the worker, not for itself.
+    let (tx, rx) = open_cross_run_channel::<u32>(0);
+    let sender = spawn_run(move || async move {
+        tx.send(9).await?;
+        Ok(())
+    });
+    let got =
+        trio::run(async move { trio::to_thread::run_sync(move || rx.receive_blocking()).await? })
+            .unwrap();
+    assert_eq!(got, 9);
+    sender.join().unwrap().unwrap();
+}
