@@ -277,7 +277,7 @@ pub struct SendError<T> {
 }
 
 impl<T> SendError<T> {
-    fn new(error: Error, value: T) -> Self {
+    pub(crate) fn new(error: Error, value: T) -> Self {
         SendError { error, value }
     }
 

@@ -16,7 +16,7 @@
 
 use super::waiter::{TaskWaiter, Waiter, Wake, finish_all};
 use super::{AtomicBool, Mutex, Ordering, blocking_in_run, lock};
-use crate::channel::MemoryChannelStatistics;
+use crate::channel::{MemoryChannelStatistics, SendError};
 use crate::core::runtime;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lowlevel::{
@@ -178,79 +178,6 @@ pub fn open_cross_run_channel<T: Send>(
 }
 
 // ----- errors -------------------------------------------------------------------
-
-/// A failed send on a cross-run channel: why, and the value that was not
-/// sent. The same shape as the memory channel's
-/// [`SendError`](crate::SendError).
-///
-/// Converts into [`Error`] with `?` (dropping the value); a cancellation
-/// stays a cancellation.
-///
-/// ```
-/// use trio::ErrorKind;
-/// use trio::cross_run::open_cross_run_channel;
-///
-/// let (tx, rx) = open_cross_run_channel::<String>(0);
-/// drop(rx);
-/// let err = tx.try_send("hello".to_string()).unwrap_err();
-/// assert_eq!(err.kind(), ErrorKind::Broken);
-/// assert_eq!(err.into_inner(), "hello"); // the value comes back
-/// ```
-pub struct SendError<T> {
-    error: Error,
-    value: T,
-}
-
-impl<T> SendError<T> {
-    fn new(error: Error, value: T) -> Self {
-        SendError { error, value }
-    }
-
-    /// What went wrong.
-    pub fn kind(&self) -> ErrorKind {
-        self.error.kind()
-    }
-
-    /// The error.
-    pub fn error(&self) -> &Error {
-        &self.error
-    }
-
-    /// Whether the send was cancelled.
-    pub fn is_cancelled(&self) -> bool {
-        self.error.is_cancelled()
-    }
-
-    /// The value that was not sent.
-    pub fn into_inner(self) -> T {
-        self.value
-    }
-
-    /// The error and the value.
-    pub fn into_parts(self) -> (Error, T) {
-        (self.error, self.value)
-    }
-}
-
-impl<T> From<SendError<T>> for Error {
-    fn from(e: SendError<T>) -> Error {
-        e.error
-    }
-}
-
-impl<T> fmt::Debug for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SendError")
-            .field("error", &self.error)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T> fmt::Display for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.error, f)
-    }
-}
 
 fn closed_error(what: &str) -> Error {
     Error::new(ErrorKind::Closed, format!("this {what} channel is closed"))

@@ -126,8 +126,10 @@ mod event;
 mod loom_model;
 pub(crate) mod waiter;
 
+/// The memory channel's send error: a cross-run send fails the same way.
+pub use crate::channel::SendError;
 pub use channel::{
-    CrossRunReceiver, CrossRunReceiverStream, CrossRunSender, SendError, open_cross_run_channel,
+    CrossRunReceiver, CrossRunReceiverStream, CrossRunSender, open_cross_run_channel,
 };
 pub use event::Event;
 
