@@ -534,9 +534,9 @@ impl<T> Board<T> {
         }
         // Never lose an error: a run that ended `Cancelled` with no other
         // failure in sight (no known way to get there) still reports it.
-        Err(Error::group(failures).or(cancelled).unwrap_or_else(|| {
-            Error::new(ErrorKind::Other, "a run failed without an error")
-        }))
+        Err(Error::group(failures)
+            .or(cancelled)
+            .unwrap_or_else(|| Error::new(ErrorKind::Other, "a run failed without an error")))
     }
 }
 
