@@ -123,7 +123,8 @@ pub fn run_once(
         }
     };
     cmd.args(["server", kind.name(), &conns.to_string()]);
-    if let Some(cpu) = opts.server_cpu {
+    // A server on every core is never pinned to one.
+    if let Some(cpu) = opts.server_cpu.filter(|_| !kind.is_multicore()) {
         cmd.args(["--cpu", &cpu.to_string()]);
     }
     if let Some(nice) = opts.nice {
