@@ -19,6 +19,13 @@
 //! listens (a connection to the port before that could be refused). A
 //! socket with `SO_REUSEPORT`, bound and never listening, holds the port
 //! meanwhile, so it is never handed a connection.
+//!
+//! The server's CPU time is summed over `/proc/PID/task/*`, and a thread
+//! that exits takes its time with it. The client closes its connections
+//! right after its `done`, so a core whose connections have all closed
+//! could exit before the driver reads the CPU time at the end of the
+//! window. So every server thread waits at the [`Gate`] before it ends,
+//! which opens when the driver closes the server's stdin, after that read.
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -29,6 +36,7 @@ use crate::servers::{Kind, tokio_echo, trio_echo};
 
 pub fn serve(kind: Kind, conns: usize) -> Result<(), String> {
     let cores = trio::available_cores();
+    Gate::open_at_stdin_eof();
     match kind {
         Kind::TrioPerCore => {
             let (_reserved, port) = reserve_port().map_err(|e| format!("reserve: {e}"))?;
@@ -42,6 +50,37 @@ pub fn serve(kind: Kind, conns: usize) -> Result<(), String> {
             tokio_multi_thread(cores, conns).map_err(|e| format!("tokio-mt server: {e}"))
         }
         other => Err(format!("{} is not a multi-core server", other.name())),
+    }
+}
+
+/// Where server threads wait before they end (see the module docs).
+struct Gate {
+    open: Mutex<bool>,
+    opened: std::sync::Condvar,
+}
+
+static GATE: Gate = Gate {
+    open: Mutex::new(false),
+    opened: std::sync::Condvar::new(),
+};
+
+impl Gate {
+    /// A thread (blocked in `read`, no CPU) that opens the gate at stdin's
+    /// end of file.
+    fn open_at_stdin_eof() {
+        std::thread::spawn(|| {
+            let _ = io::copy(&mut io::stdin(), &mut io::sink());
+            *GATE.open.lock().unwrap() = true;
+            GATE.opened.notify_all();
+        });
+    }
+
+    /// Blocks the calling thread until the gate is open.
+    fn wait() {
+        let mut open = GATE.open.lock().unwrap();
+        while !*open {
+            open = GATE.opened.wait(open).unwrap();
+        }
     }
 }
 
@@ -157,7 +196,11 @@ fn trio_per_core(port: u16, cores: usize, conns: usize) -> trio::Result<()> {
                     .await?;
                 Ok(())
             })
-            .await
+            .await?;
+            // The run is done; its thread waits (blocking, on purpose:
+            // nothing else is left in this run) until the CPU is read.
+            Gate::wait();
+            Ok(())
         }
     })?;
     Ok(())
@@ -200,8 +243,10 @@ fn tokio_per_core(port: u16, cores: usize, conns: usize) -> io::Result<()> {
                         for t in tasks {
                             t.await.map_err(io::Error::other)?;
                         }
-                        Ok(())
-                    })
+                        io::Result::Ok(())
+                    })?;
+                    Gate::wait();
+                    Ok(())
                 })
             })
             .collect();
@@ -244,5 +289,8 @@ fn tokio_multi_thread(cores: usize, conns: usize) -> io::Result<()> {
             io::Result::Ok(())
         });
         acceptor.await.map_err(io::Error::other)?
-    })
+    })?;
+    // The workers are still alive (idle) until `rt` is dropped.
+    Gate::wait();
+    Ok(())
 }
