@@ -17,8 +17,9 @@
 //!   [`PerCore`](crate::PerCore).
 //!
 //! With the waker module, this is the only place with `unsafe`: the buffer
-//! cast, one `setsockopt` socket2 does not expose, the fd-passing code and
-//! the process calls, each block with its `SAFETY` comment.
+//! cast, one `setsockopt` socket2 does not expose, the fd-passing code,
+//! the process calls and the affinity calls, each block with its `SAFETY`
+//! comment.
 
 pub(crate) mod affinity;
 pub(crate) mod process;
