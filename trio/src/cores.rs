@@ -56,8 +56,9 @@
 //! As DESIGN §10 says, only a run on the main thread owns SIGINT. The
 //! runs of a `PerCore` are on threads of their own, so they never touch
 //! it; the supervisor runs on the calling thread, so when that is the main
-//! thread (`fn main`, `#[trio::main]` cannot nest it, see below) the
-//! supervisor owns Ctrl-C exactly as a single run would: the first SIGINT
+//! thread (a plain `fn main`: `#[trio::main]` is a run, inside which the
+//! call is an error, see below) the supervisor owns Ctrl-C exactly as a
+//! single run would: the first SIGINT
 //! cancels the supervisor, which cancels every run (gracefully: each gets
 //! `Cancelled` and runs its cleanup) and waits for them; the call then
 //! fails with [`ErrorKind::Interrupted`]; a second SIGINT ends the process.

@@ -250,13 +250,17 @@ fn tokio_per_core(port: u16, cores: usize, conns: usize) -> io::Result<()> {
                 })
             })
             .collect();
-        threads
-            .into_iter()
-            .map(|t| {
-                t.join()
-                    .map_err(|_| io::Error::other("a server thread panicked"))?
-            })
-            .collect::<io::Result<()>>()
+        // Every thread is joined; the first failure is reported.
+        let mut result = Ok(());
+        for t in threads {
+            let r = t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a server thread panicked")));
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
     })
 }
 
