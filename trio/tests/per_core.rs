@@ -159,6 +159,37 @@ fn a_failing_run_cancels_its_siblings() {
     assert_eq!(saw_cancelled.load(Ordering::SeqCst), 2);
 }
 
+/// A run that registers after a sibling failed cancels itself at once:
+/// run 1's `Runner` is made only after a pause (real time, only to make
+/// that order likely; in the other order run 1 is cancelled by the
+/// failure instead), and its first checkpoint sees `Cancelled` either way.
+fn a_run_that_starts_after_a_failure_is_cancelled_at_once() {
+    let saw_cancelled = AtomicUsize::new(0);
+    let e = PerCore::new(2)
+        .runner(|core| {
+            if core.index() == 1 {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            trio::Runner::new()
+        })
+        .run(|core| {
+            let saw_cancelled = &saw_cancelled;
+            async move {
+                if core.index() == 0 {
+                    return Err(Error::new(ErrorKind::Busy, "run 0 fails at once"));
+                }
+                let r = trio::sleep(AN_HOUR).await;
+                if r.as_ref().is_err_and(Error::is_cancelled) {
+                    saw_cancelled.fetch_add(1, Ordering::SeqCst);
+                }
+                r
+            }
+        })
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Busy, "{e}");
+    assert_eq!(saw_cancelled.load(Ordering::SeqCst), 1);
+}
+
 /// Two runs fail (neither reaches a checkpoint, so neither can be
 /// cancelled first): both failures are in the group, in core order.
 fn every_failure_is_reported() {
@@ -461,6 +492,10 @@ const TESTS: &[Test] = &[
     (
         "a_failing_run_cancels_its_siblings",
         a_failing_run_cancels_its_siblings,
+    ),
+    (
+        "a_run_that_starts_after_a_failure_is_cancelled_at_once",
+        a_run_that_starts_after_a_failure_is_cancelled_at_once,
     ),
     ("every_failure_is_reported", every_failure_is_reported),
     (
