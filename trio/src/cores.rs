@@ -89,7 +89,9 @@
 //! - each slot goes `Starting` → `Running(handle)` (the run registered
 //!   itself as its first act) → `Finished(ending)` (set by the run's thread
 //!   after its run returned, so "finished" means every destructor and
-//!   cleanup of that run has run), and never back;
+//!   cleanup of that run has run), and never back; a run that fails before
+//!   it registers (its thread or its `Runner` could not be made, its
+//!   factory panicked) goes straight from `Starting` to `Finished`;
 //! - `cancelling` goes from false to true once; whoever sets it cancels
 //!   every `Running` slot, and a slot that registers afterwards cancels
 //!   itself, so no run escapes a cancel;
@@ -401,8 +403,8 @@ where
         let runner = factory.map_or_else(Runner::new, |make| make(&info));
         runner.run(async {
             let handle = RunHandle::current()?;
-            let cancel_now = lock(board).register(info.index, handle.clone());
-            if cancel_now {
+            let registered = lock(board).register(info.index, handle.clone());
+            if registered == Registered::CancelNow {
                 cancel_runs(vec![handle]);
             }
             f(info).await
@@ -444,9 +446,22 @@ fn cancel_runs(runs: Vec<RunHandle>) {
 
 /// A run's place on the board (see the module docs, "The board").
 enum Slot<T> {
+    /// Its thread is starting, or its run has not reached its root task.
     Starting,
+    /// Its run is going; the handle reaches its inbox, uncounted.
     Running(RunHandle),
+    /// Its run has returned (or never started): how it ended.
     Finished(Ending<T>),
+}
+
+/// What a run must do once it has registered.
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Registered {
+    /// Nothing: go on.
+    Go,
+    /// Cancel itself at once: the others were cancelled before it
+    /// registered.
+    CancelNow,
 }
 
 /// What the runs and the supervisor share (see the module docs).
@@ -472,11 +487,15 @@ impl<T> Board<T> {
         }
     }
 
-    /// Run `index` has started; returns whether it must cancel itself at
+    /// Run `index` has started; says whether it must cancel itself at
     /// once (the others are already being cancelled).
-    fn register(&mut self, index: usize, run: RunHandle) -> bool {
+    fn register(&mut self, index: usize, run: RunHandle) -> Registered {
         self.slots[index] = Slot::Running(run);
-        self.cancelling
+        if self.cancelling {
+            Registered::CancelNow
+        } else {
+            Registered::Go
+        }
     }
 
     /// Marks the board cancelling and returns the runs to cancel: all the
