@@ -618,3 +618,73 @@ async fn wait_for_all<T>(board: &Mutex<Board<T>>, doorbell: &Doorbell) -> Result
         park.await?;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn board_of(endings: Vec<Ending<u32>>) -> Board<u32> {
+        let finished = endings.len();
+        Board {
+            slots: endings.into_iter().map(Slot::Finished).collect(),
+            finished,
+            cancelling: true,
+        }
+    }
+
+    /// The siblings' `Cancelled` is removed; the real failures stay, in
+    /// core order.
+    #[test]
+    fn cancellations_are_removed_and_failures_kept() {
+        let board = board_of(vec![
+            Ending::Returned(Err(Error::cancelled())),
+            Ending::Returned(Err(Error::new(ErrorKind::Busy, "a"))),
+            Ending::Returned(Ok(1)),
+            Ending::Returned(Err(Error::group([
+                Error::cancelled(),
+                Error::new(ErrorKind::Broken, "b"),
+            ])
+            .unwrap())),
+        ]);
+        let e = board.into_result(Ok(())).unwrap_err();
+        let kinds: Vec<_> = e.leaves().map(Error::kind).collect();
+        assert_eq!(kinds, [ErrorKind::Busy, ErrorKind::Broken]);
+    }
+
+    /// A `Cancelled` with no other failure is still reported: no error is
+    /// ever lost.
+    #[test]
+    fn a_lone_cancellation_is_not_lost() {
+        let board = board_of(vec![
+            Ending::Returned(Ok(1)),
+            Ending::Returned(Err(Error::cancelled())),
+        ]);
+        assert!(board.into_result(Ok(())).unwrap_err().is_cancelled());
+    }
+
+    /// The supervisor's error (Ctrl-C) wins over the runs' failures, and a
+    /// panic wins over both.
+    #[test]
+    fn a_panic_then_the_supervisor_then_the_runs() {
+        let interrupted = || Error::new(ErrorKind::Interrupted, "ctrl-c");
+        let board = board_of(vec![Ending::Returned(Err(Error::new(
+            ErrorKind::Busy,
+            "a",
+        )))]);
+        let e = board.into_result(Err(interrupted())).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Interrupted);
+        let board = board_of(vec![
+            Ending::Returned(Err(Error::new(ErrorKind::Busy, "a"))),
+            Ending::Panicked(Box::new("boom")),
+        ]);
+        let payload =
+            catch_unwind(AssertUnwindSafe(|| board.into_result(Err(interrupted())))).unwrap_err();
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
+    }
+
+    #[test]
+    fn results_in_core_order() {
+        let board = board_of(vec![Ending::Returned(Ok(7)), Ending::Returned(Ok(8))]);
+        assert_eq!(board.into_result(Ok(())).unwrap(), [7, 8]);
+    }
+}
