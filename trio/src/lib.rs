@@ -53,7 +53,8 @@
 //! ```
 //!
 //! Execution model: one run per thread ([`run`]), one task at a time, tasks
-//! need not be `Send`. Scale across cores with one run per core.
+//! need not be `Send`. Scale across cores with one run per core, started
+//! and supervised together as a nursery of runs ([`run_per_core`]).
 //!
 //! # Errors and panics
 //!
@@ -88,6 +89,9 @@
 
 pub mod channel;
 mod core;
+#[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
+pub mod cores;
 pub mod cross_run;
 mod error;
 pub mod from_thread;
@@ -127,6 +131,8 @@ pub use crate::core::park::{
     sleep_forever, sleep_until, try_current_time,
 };
 pub use crate::core::run::{Runner, run};
+#[cfg(unix)]
+pub use crate::cores::{CoreInfo, PerCore, available_cores, run_per_core};
 pub use crate::cross_run::open_cross_run_channel;
 pub use crate::error::{
     Error, ErrorKind, ForeignCancelled, Result, ResultExt, StdError, TaskResult,

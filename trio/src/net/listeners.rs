@@ -12,8 +12,9 @@
 //!    linger in `TIME_WAIT`; Trio #39), and `IPV6_V6ONLY` on IPv6 sockets,
 //!    so that `::` and `0.0.0.0` are two independent listeners on every
 //!    OS instead of one dual-stack socket on some.
-//! 3. The user's configuration hook, if any ([`TcpListenOptions::configure`]),
-//!    *before* `bind`: options such as `SO_REUSEPORT` only work there.
+//! 3. `SO_REUSEPORT` if asked for ([`TcpListenOptions::reuse_port`]), then
+//!    the user's configuration hook, if any ([`TcpListenOptions::configure`]),
+//!    both *before* `bind`: such options only work there.
 //! 4. `bind`, then `listen` with the largest backlog: `0xFFFF` unless asked
 //!    for less. The kernel silently truncates a backlog to its configured
 //!    maximum (`net.core.somaxconn` on Linux), so asking for "infinity" gets
@@ -74,6 +75,7 @@ type ConfigureHook = Rc<dyn Fn(&socket2::Socket) -> io::Result<()>>;
 pub struct TcpListenOptions {
     host: Option<String>,
     backlog: Option<u32>,
+    reuse_port: bool,
     configure: Option<ConfigureHook>,
 }
 
@@ -82,6 +84,7 @@ impl fmt::Debug for TcpListenOptions {
         f.debug_struct("TcpListenOptions")
             .field("host", &self.host)
             .field("backlog", &self.backlog)
+            .field("reuse_port", &self.reuse_port)
             .field("configure", &self.configure.as_ref().map(|_| "Fn"))
             .finish()
     }
@@ -112,6 +115,34 @@ impl TcpListenOptions {
     /// system allows.
     pub fn backlog(mut self, backlog: u32) -> Self {
         self.backlog = Some(backlog);
+        self
+    }
+
+    /// Sets `SO_REUSEPORT` on each listener before `bind` (off by
+    /// default), so that several listeners — one per run of a
+    /// [`PerCore`](crate::PerCore), say — can bind the *same* address and
+    /// port, and the kernel spreads incoming connections among them (on
+    /// Linux by a hash of the connection's addresses; every listener must
+    /// set it, and be opened by the same user). With port 0 each listener
+    /// still gets a port of its own: share a fixed port, or one the first
+    /// listener got (see `examples/echo_all_cores.rs`). On an OS without
+    /// `SO_REUSEPORT`, opening fails with the OS's error.
+    ///
+    /// ```
+    /// use trio::net::TcpListenOptions;
+    ///
+    /// trio::run(async {
+    ///     let options = TcpListenOptions::new().host("127.0.0.1").reuse_port(true);
+    ///     let first = options.open(0).await?;
+    ///     let port = first[0].local_addr()?.as_socket().unwrap().port();
+    ///     let second = options.open(port).await?; // the same port again
+    ///     assert_eq!(second[0].local_addr()?.as_socket().unwrap().port(), port);
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
         self
     }
 
@@ -202,6 +233,9 @@ impl TcpListenOptions {
         if addr.is_ipv6() {
             s.set_only_v6(true)?;
         }
+        if self.reuse_port {
+            set_reuse_port(s)?;
+        }
         if let Some(hook) = &self.configure {
             hook(s)?;
         }
@@ -209,6 +243,21 @@ impl TcpListenOptions {
         socket.listen(backlog)?;
         SocketListener::new(socket)
     }
+}
+
+/// `SO_REUSEPORT`, where socket2 has it (every Unix but Solaris and
+/// illumos); elsewhere an `Unsupported` error.
+#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+fn set_reuse_port(s: &socket2::Socket) -> io::Result<()> {
+    s.set_reuse_port(true)
+}
+
+#[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos")))))]
+fn set_reuse_port(_: &socket2::Socket) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "SO_REUSEPORT is not available on this OS",
+    ))
 }
 
 /// The OS error number inside a trio error, if it wraps one.

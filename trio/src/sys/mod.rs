@@ -13,11 +13,15 @@
 //! - [`as_uninit`]: a buffer cast for socket2's `MaybeUninit` receive calls.
 //! - [`process`]: pidfds, `kill`, a non-reaping `waitid` and `O_NONBLOCK`
 //!   for [`crate::process`].
+//! - [`affinity`]: the allowed CPUs and thread pinning, for
+//!   [`PerCore`](crate::PerCore).
 //!
 //! With the waker module, this is the only place with `unsafe`: the buffer
-//! cast, one `setsockopt` socket2 does not expose, the fd-passing code and
-//! the process calls, each block with its `SAFETY` comment.
+//! cast, one `setsockopt` socket2 does not expose, the fd-passing code,
+//! the process calls and the affinity calls, each block with its `SAFETY`
+//! comment.
 
+pub(crate) mod affinity;
 pub(crate) mod process;
 
 use std::io;

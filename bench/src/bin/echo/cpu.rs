@@ -30,6 +30,8 @@ fn schedstat_ns(pid: u32) -> io::Result<u64> {
     for entry in fs::read_dir(format!("/proc/{pid}/task"))? {
         let path = entry?.path().join("schedstat");
         match fs::read_to_string(path) {
+            // An exiting thread's file can read empty: gone, as below.
+            Ok(text) if text.trim().is_empty() => {}
             Ok(text) => total += first_field(&text)?,
             // The thread exited since the listing: its time is gone with it
             // (see the module docs), which is no reason to fall back to

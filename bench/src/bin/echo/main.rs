@@ -50,6 +50,25 @@
 //! minute) is reported on stderr and left out of its round; the others are
 //! still reported, and the exit status is then non-zero.
 //!
+//! # Every core (`--multicore`)
+//!
+//! Issue 19, item 4: the servers use every CPU the process may use
+//! ([`multicore`]): **trio-pc** (`trio::PerCore`, one run per core, a
+//! `SO_REUSEPORT` listener each), **tokio-mt** (tokio `multi_thread`, one
+//! worker per core, one listener, work stealing) and **tokio-pc** (one
+//! tokio `current_thread` runtime per core, a `SO_REUSEPORT` listener
+//! each). Ping-pong at 64 and at 1000 connections (`--conns N` for one
+//! count), with the same total of messages as the 64-connection run
+//! (3000 × 64 × scale), no bulk; server and client unpinned unless
+//! `--server-cpu` / `--client-cpu` say otherwise (a multi-core server is
+//! never pinned). Workloads `mc_pingpong_64` and `mc_pingpong_1000`; the
+//! ratios are trio-pc/tokio-mt and trio-pc/tokio-pc; the goal line judges
+//! trio-pc's server CPU per message ≤ tokio-mt's.
+//!
+//! On a machine with few cores (2 here) the load generator shares the
+//! cores with the server, so msgs/s cannot show how a server scales with
+//! cores; the server CPU per message is still comparable.
+//!
 //! # Other modes
 //!
 //! * `--instructions`: instead of timing, each server runs under
@@ -119,6 +138,7 @@ mod cpu;
 #[allow(dead_code)] // the micro-benchmarks use more of it than this binary
 #[path = "../../machine.rs"]
 mod machine;
+mod multicore;
 mod run;
 mod servers;
 
@@ -165,6 +185,12 @@ struct Options {
     nice: Option<i32>,
     csv: bool,
     mode: Mode,
+    /// `--multicore`: the servers on every core, 64 and 1000 connections.
+    multicore: bool,
+    /// Whether `--conns` / `--servers` were given (else `--multicore`
+    /// picks its own).
+    conns_given: bool,
+    servers_given: bool,
 }
 
 impl Options {
@@ -200,7 +226,7 @@ fn scaled(n: usize, scale: f64) -> usize {
 
 const USAGE: &str = "\
 usage: echo [--rounds N] [--scale F | --quick] [--servers trio,tokio,smol,mio]
-            [--conns N] [--size BYTES] [--no-bulk] [--server-cpu N] [--client-cpu N]
+            [--multicore] [--conns N] [--size BYTES] [--no-bulk] [--server-cpu N] [--client-cpu N]
             [--no-pin] [--nice N] [--machine|--csv] [--instructions | --syscalls | --profile KIND]
        echo server KIND CONNS [--cpu N] [--nice N]
        echo client ADDR CONNS SIZE WARMUP MSGS [--cpu N] [--nice N]
@@ -322,6 +348,9 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         nice: None,
         csv: false,
         mode: Mode::Time,
+        multicore: false,
+        conns_given: false,
+        servers_given: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -340,6 +369,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                 opts.rounds = 1;
             }
             "--servers" => {
+                opts.servers_given = true;
                 opts.servers = value("--servers")?
                     .split(',')
                     .map(str::trim)
@@ -347,7 +377,11 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                     .map(|s| Kind::from_name(s).ok_or_else(|| format!("unknown server `{s}`")))
                     .collect::<Result<_, _>>()?;
             }
-            "--conns" => opts.conns = parse_num(value("--conns")?, "--conns")?,
+            "--conns" => {
+                opts.conns = parse_num(value("--conns")?, "--conns")?;
+                opts.conns_given = true;
+            }
+            "--multicore" => opts.multicore = true,
             "--size" => opts.size = parse_num(value("--size")?, "--size")?,
             "--no-bulk" => opts.bulk = false,
             "--server-cpu" => {
@@ -374,6 +408,17 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
+        }
+    }
+    if opts.multicore {
+        if !opts.servers_given {
+            opts.servers = Kind::MULTICORE.to_vec();
+        }
+        if !opts.cpus_given {
+            (opts.server_cpu, opts.client_cpu) = (None, None);
+        }
+        if opts.mode != Mode::Time {
+            return Err("--multicore is a timed mode only".into());
         }
     }
     if opts.rounds == 0 || opts.conns == 0 || opts.size == 0 || opts.servers.is_empty() {
@@ -440,7 +485,20 @@ fn drive(opts: &Options) -> Result<(), String> {
     // Timed runs that failed (a stall on the shared machine, a crash): the
     // others are still reported, and the exit status says so.
     let mut failures = Vec::new();
+    if opts.multicore {
+        let line = format!(
+            "multicore: the servers use all {} CPUs; the load generator shares them, \
+             so msgs/s cannot show scaling (compare server CPU per message)",
+            cpus.len()
+        );
+        if opts.csv {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
     let figures = match opts.mode {
+        Mode::Time if opts.multicore => time_multicore(&exe, opts, &mut failures)?,
         Mode::Time => time(&exe, opts, &mut failures)?,
         Mode::Instructions => instructions(&exe, opts)?,
         Mode::Syscalls => syscalls(&exe, opts)?,
@@ -529,16 +587,33 @@ fn spread_of(rounds: &Rounds, kind: Kind, f: impl Fn(&Outcome) -> f64) -> Option
     Spread::of(&samples)
 }
 
-/// Per-round ratios trio / `other` of `f`.
-fn ratio_of(rounds: &Rounds, other: Kind, f: impl Fn(&Outcome) -> f64) -> Option<Spread> {
+/// Per-round ratios `base` / `other` of `f`.
+fn ratio_of(
+    rounds: &Rounds,
+    base: Kind,
+    other: Kind,
+    f: impl Fn(&Outcome) -> f64,
+) -> Option<Spread> {
     let samples: Vec<f64> = rounds
         .iter()
         .filter_map(|r| {
             let get = |kind| r.iter().find(|(k, _)| *k == kind).map(|(_, o)| f(o));
-            Some(get(Kind::Trio)? / get(other)?)
+            Some(get(base)? / get(other)?)
         })
         .collect();
     Spread::of(&samples)
+}
+
+/// The server the ratios are of, and the ones it is compared with.
+fn ratio_pairs(opts: &Options) -> (Kind, Vec<Kind>) {
+    if opts.multicore {
+        (
+            Kind::TrioPerCore,
+            vec![Kind::TokioMultiThread, Kind::TokioPerCore],
+        )
+    } else {
+        (Kind::Trio, vec![Kind::Tokio, Kind::Mio, Kind::Smol])
+    }
 }
 
 fn time(exe: &Path, opts: &Options, failures: &mut Vec<String>) -> Result<Vec<Figure>, String> {
@@ -606,6 +681,63 @@ fn time(exe: &Path, opts: &Options, failures: &mut Vec<String>) -> Result<Vec<Fi
     Ok(figures)
 }
 
+/// `--multicore`: ping-pong at 64 and 1000 connections (or `--conns`),
+/// the same total of messages at each.
+fn time_multicore(
+    exe: &Path,
+    opts: &Options,
+    failures: &mut Vec<String>,
+) -> Result<Vec<Figure>, String> {
+    let counts = if opts.conns_given {
+        vec![opts.conns]
+    } else {
+        vec![64, 1000]
+    };
+    let mut figures = Vec::new();
+    for conns in counts {
+        // The 64-connection run's totals, spread over `conns` connections.
+        let per_conn = |n: usize| (n * 64).div_ceil(conns);
+        let pp = PingPong {
+            conns,
+            size: opts.size,
+            warmup: scaled(per_conn(WARMUP_MSGS), opts.scale()),
+            msgs: scaled(per_conn(MSGS), opts.scale()),
+        };
+        if !opts.csv {
+            println!(
+                "\nmulticore ping-pong: {} connections x {} B, {} round trips each ({} messages) \
+                 after {} of warm-up; {} rounds, servers interleaved",
+                pp.conns,
+                pp.size,
+                pp.msgs,
+                pp.conns * pp.msgs,
+                pp.warmup,
+                opts.rounds
+            );
+        }
+        let label = format!("multicore ping-pong {conns}");
+        let rounds = run_rounds(exe, opts, Job::PingPong(pp), &label, failures);
+        let rate = |o: &Outcome| o.units as f64 * 1e9 / o.elapsed_ns as f64;
+        let cpu_us = |o: &Outcome| o.server_cpu_ns as f64 / 1e3 / o.units as f64;
+        let busy = |o: &Outcome| o.server_cpu_ns as f64 / o.elapsed_ns as f64;
+        // A name per connection count, made once per run of the binary.
+        let workload: &'static str = Box::leak(format!("mc_pingpong_{conns}").into_boxed_str());
+        table(
+            opts,
+            &rounds,
+            &mut figures,
+            Table {
+                workload,
+                title: "multicore",
+                rate: ("msgs/s", "msgs_per_s", 1.0, &rate),
+                cpu: ("server CPU/msg (us)", "us_per_msg", &cpu_us),
+                busy: &busy,
+            },
+        );
+    }
+    Ok(figures)
+}
+
 type Metric<'a> = &'a dyn Fn(&Outcome) -> f64;
 
 struct Table<'a> {
@@ -633,18 +765,17 @@ fn digits_for(v: f64) -> usize {
 fn table(opts: &Options, rounds: &Rounds, figures: &mut Vec<Figure>, t: Table<'_>) {
     if !opts.csv {
         println!(
-            "\n{:<8} {:<28} {:<28} {:<16} client busy (%)",
+            "\n{:<10} {:<28} {:<28} {:<16} client busy (%)",
             t.title, t.rate.0, t.cpu.0, "server busy (%)"
         );
     }
     // Samples behind each figure: failed runs are left out of their round.
     let has = |r: &Vec<(Kind, Outcome)>, kind| r.iter().any(|(k, _)| *k == kind);
     let count = |kind| rounds.iter().filter(|r| has(r, kind)).count();
+    let (base, others) = ratio_pairs(opts);
     let both = |other| {
         let rounds = rounds.iter();
-        rounds
-            .filter(|r| has(r, Kind::Trio) && has(r, other))
-            .count()
+        rounds.filter(|r| has(r, base) && has(r, other)).count()
     };
     for &kind in &opts.servers {
         let client_busy = |o: &Outcome| o.client_cpu_ns as f64 / o.elapsed_ns as f64;
@@ -658,7 +789,7 @@ fn table(opts: &Options, rounds: &Rounds, figures: &mut Vec<Figure>, t: Table<'_
         };
         if !opts.csv {
             println!(
-                "{:<8} {:<28} {:<28} {:<16} {}",
+                "{:<10} {:<28} {:<28} {:<16} {}",
                 kind.name(),
                 fmt_spread(rate, digits_for(rate.median)),
                 fmt_spread(cpu, digits_for(cpu.median)),
@@ -681,18 +812,18 @@ fn table(opts: &Options, rounds: &Rounds, figures: &mut Vec<Figure>, t: Table<'_
         push("server_busy", "fraction", busy);
         push("client_busy", "fraction", client);
     }
-    if !opts.servers.contains(&Kind::Trio) {
+    if !opts.servers.contains(&base) {
         return;
     }
     let mut line = String::from("server CPU ratios (per round):");
-    for other in [Kind::Tokio, Kind::Mio, Kind::Smol] {
-        let Some(r) = ratio_of(rounds, other, t.cpu.2) else {
+    for other in others {
+        let Some(r) = ratio_of(rounds, base, other, t.cpu.2) else {
             continue;
         };
-        line += &format!("  trio/{} {}", other.name(), fmt_spread(r, 3));
+        line += &format!("  {}/{} {}", base.name(), other.name(), fmt_spread(r, 3));
         figures.push(Figure {
             workload: t.workload,
-            server: format!("trio/{}", other.name()),
+            server: format!("{}/{}", base.name(), other.name()),
             metric: "cpu_ratio".into(),
             unit: "x",
             spread: r,
@@ -703,13 +834,20 @@ fn table(opts: &Options, rounds: &Rounds, figures: &mut Vec<Figure>, t: Table<'_
         println!("{line}");
         if t.workload == "pingpong" {
             goal_line(rounds, t.cpu.2);
+        } else if opts.multicore {
+            let verdict = match ratio_of(rounds, base, Kind::TokioMultiThread, t.cpu.2) {
+                Some(r) if r.median <= 1.0 => format!("met (median {:.3})", r.median),
+                Some(r) => format!("MISSED (median {:.3})", r.median),
+                None => "not measured".into(),
+            };
+            println!("goal: trio-pc <= tokio-mt: {verdict}");
         }
     }
 }
 
 /// The issue's goal, judged on the medians of the per-round ratios.
 fn goal_line(rounds: &Rounds, cpu: Metric<'_>) {
-    let verdict = |other, limit: f64| match ratio_of(rounds, other, cpu) {
+    let verdict = |other, limit: f64| match ratio_of(rounds, Kind::Trio, other, cpu) {
         Some(r) if r.median <= limit => format!("met (median {:.3})", r.median),
         Some(r) => format!("MISSED (median {:.3})", r.median),
         None => "not measured".into(),

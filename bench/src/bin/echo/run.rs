@@ -123,19 +123,24 @@ pub fn run_once(
         }
     };
     cmd.args(["server", kind.name(), &conns.to_string()]);
-    if let Some(cpu) = opts.server_cpu {
+    // A server on every core is never pinned to one.
+    if let Some(cpu) = opts.server_cpu.filter(|_| !kind.is_multicore()) {
         cmd.args(["--cpu", &cpu.to_string()]);
     }
     if let Some(nice) = opts.nice {
         cmd.args(["--nice", &nice.to_string()]);
     }
+    // The server's stdin is closed once the window's CPU time is read: the
+    // multi-core servers keep their threads until then (a thread that
+    // exits takes its CPU time out of `/proc/PID/task`; see `multicore`).
     let child = cmd
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start the server ({cmd:?}): {e}"))?;
     let mut server = Reap(Some(child));
+    let mut server_in = server.get().stdin.take();
     let server_pid = server.get().id();
     let mut server_err = server.get().stderr.take().expect("piped");
     let stderr_reader = std::thread::spawn(move || {
@@ -199,6 +204,7 @@ pub fn run_once(
         drop(stdin);
         let line = read_line(&mut client_out, "the client")?;
         let cpu_after = sample()?;
+        drop(server_in.take());
         let (elapsed_ns, units) = parse_done(&line)?;
         let status = client
             .wait_for(EXIT_LIMIT)
@@ -220,6 +226,7 @@ pub fn run_once(
         }
         Ok(r)
     });
+    drop(server_in);
     drop(server);
     let server_stderr = stderr_reader.join().unwrap_or_default();
     let (elapsed_ns, units, server_cpu_ns, client_cpu_ns) = result.map_err(|e| {

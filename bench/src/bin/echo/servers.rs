@@ -20,6 +20,8 @@
 //!   stream read drained the queue, so a further `read` would only say
 //!   `WouldBlock`), writing each chunk straight back; a write that cannot
 //!   complete keeps the rest and stops reading until the writable edge.
+//!
+//! The servers on every core (`--multicore`) are in [`crate::multicore`].
 
 use std::io::{self, Read, Write};
 use std::net::TcpListener;
@@ -35,10 +37,25 @@ pub enum Kind {
     Tokio,
     Smol,
     Mio,
+    /// trio, one run per core (`trio::PerCore`), a `SO_REUSEPORT`
+    /// listener each.
+    TrioPerCore,
+    /// tokio `multi_thread`, one worker per core, one listener.
+    TokioMultiThread,
+    /// tokio `current_thread`, one runtime per core on its own thread, a
+    /// `SO_REUSEPORT` listener each.
+    TokioPerCore,
 }
 
 impl Kind {
+    /// The single-threaded servers (the default set).
     pub const ALL: [Kind; 4] = [Kind::Trio, Kind::Tokio, Kind::Smol, Kind::Mio];
+    /// The servers on every core (`--multicore`).
+    pub const MULTICORE: [Kind; 3] = [
+        Kind::TrioPerCore,
+        Kind::TokioMultiThread,
+        Kind::TokioPerCore,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -46,17 +63,31 @@ impl Kind {
             Kind::Tokio => "tokio",
             Kind::Smol => "smol",
             Kind::Mio => "mio",
+            Kind::TrioPerCore => "trio-pc",
+            Kind::TokioMultiThread => "tokio-mt",
+            Kind::TokioPerCore => "tokio-pc",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.name() == name)
+        Kind::ALL
+            .into_iter()
+            .chain(Kind::MULTICORE)
+            .find(|k| k.name() == name)
+    }
+
+    /// Whether the server uses every core (and so must not be pinned).
+    pub fn is_multicore(self) -> bool {
+        Kind::MULTICORE.contains(&self)
     }
 }
 
 /// The `server` mode: binds 127.0.0.1:0, prints `port N` on stdout, serves
 /// `conns` connections with `kind`, and returns when they are all closed.
 pub fn serve(kind: Kind, conns: usize) -> Result<(), String> {
+    if kind.is_multicore() {
+        return crate::multicore::serve(kind, conns);
+    }
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     println!("port {port}");
@@ -66,6 +97,9 @@ pub fn serve(kind: Kind, conns: usize) -> Result<(), String> {
         Kind::Tokio => tokio(listener, conns).map_err(|e| format!("tokio server: {e}")),
         Kind::Smol => smol(listener, conns).map_err(|e| format!("smol server: {e}")),
         Kind::Mio => mio(listener, conns).map_err(|e| format!("mio server: {e}")),
+        Kind::TrioPerCore | Kind::TokioMultiThread | Kind::TokioPerCore => {
+            Err(format!("{} is served by `multicore::serve`", kind.name()))
+        }
     }
 }
 
@@ -95,7 +129,7 @@ fn trio(listener: TcpListener, conns: usize) -> trio::Result<()> {
 }
 
 /// trio's per-connection handler: what a `serve_tcp` handler would be.
-async fn trio_echo(stream: trio::socket::SocketStream) -> trio::Result<()> {
+pub async fn trio_echo(stream: trio::socket::SocketStream) -> trio::Result<()> {
     use trio::stream::{ReceiveStream, SendStream};
 
     let mut buf = vec![0; BUF];
@@ -119,23 +153,24 @@ async fn trio_echo(stream: trio::socket::SocketStream) -> trio::Result<()> {
 // tokio current_thread.
 // ---------------------------------------------------------------------------
 
-fn tokio(listener: TcpListener, conns: usize) -> io::Result<()> {
+/// tokio's per-connection handler (also the multi-core tokio servers').
+pub async fn tokio_echo(mut s: tokio::net::TcpStream) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    async fn echo(mut s: tokio::net::TcpStream) {
-        let mut buf = vec![0; BUF];
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    if s.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
+    let mut buf = vec![0; BUF];
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if s.write_all(&buf[..n]).await.is_err() {
+                    return;
                 }
             }
         }
     }
+}
 
+fn tokio(listener: TcpListener, conns: usize) -> io::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()?;
@@ -146,7 +181,7 @@ fn tokio(listener: TcpListener, conns: usize) -> io::Result<()> {
         for _ in 0..conns {
             let (s, _) = listener.accept().await?;
             s.set_nodelay(true)?;
-            tasks.push(tokio::spawn(echo(s)));
+            tasks.push(tokio::spawn(tokio_echo(s)));
         }
         for t in tasks {
             t.await.map_err(io::Error::other)?;
