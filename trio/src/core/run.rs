@@ -1039,9 +1039,9 @@ impl<T> Live<'_, T> {
             },
         };
         let idle_due = wait.idle != Idle::No
-            && self.idle_since.is_some_and(|since| {
-                since.elapsed() >= wait.timeout.unwrap_or(Duration::ZERO)
-            });
+            && self
+                .idle_since
+                .is_some_and(|since| since.elapsed() >= wait.timeout.unwrap_or(Duration::ZERO));
         let io = StepIo {
             never_block: true,
             force_poll: fd_readable || self.more_io,
