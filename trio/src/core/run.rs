@@ -1103,6 +1103,20 @@ impl<T> std::os::fd::AsRawFd for GuestRun<'_, T> {
     }
 }
 
+impl<T> GuestRun<'_, T> {
+    /// A duplicate of the run's fd (see [`as_raw_fd`](Self::as_raw_fd)):
+    /// the same epoll set, on a descriptor the host owns, for host APIs
+    /// that need the fd to stay open as long as they use it (tokio's
+    /// `AsyncFd`). It keeps the epoll set alive after the run has finished,
+    /// but reports nothing then. `Usage` error once the run has finished.
+    pub fn try_clone_fd(&self) -> Result<std::os::fd::OwnedFd> {
+        match &self.live {
+            Some(live) => Ok(live.rt.reactor.borrow().clone_fd()?),
+            None => Err(Error::usage("the guest run has already finished")),
+        }
+    }
+}
+
 impl<T> Drop for GuestRun<'_, T> {
     fn drop(&mut self) {
         let Some(live) = self.live.take() else {

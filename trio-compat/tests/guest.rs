@@ -1,0 +1,373 @@
+//! Guest mode (`trio_compat::guest`): a trio run inside a tokio
+//! `current_thread` runtime on the same thread. Results, errors and
+//! cancellations come back as values; misuse is a `Usage` error; trio's
+//! MockClock autojump works inside a guest; host and guest wake each
+//! other. (The TCP acceptance test and the thread count are in
+//! `guest_tcp.rs`, the fairness measurements in `guest_fairness.rs`.)
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+use trio::lowlevel::{GuestRun, GuestStep};
+use trio::testing::MockClock;
+use trio::{ErrorKind, Runner};
+use trio_compat::guest::start_guest;
+
+/// A tokio `current_thread` runtime with every driver, as `#[tokio::main]`
+/// builds it.
+fn host() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+#[test]
+fn the_guest_s_result_comes_back_to_the_host() {
+    let got = host().block_on(start_guest(Runner::new(), async {
+        trio::sleep(0.001).await?;
+        Ok("done")
+    }));
+    assert_eq!(got.unwrap(), "done");
+}
+
+#[test]
+fn a_timeout_that_fires_in_the_guest_comes_back_as_too_slow() {
+    let err = host()
+        .block_on(start_guest(Runner::new(), async {
+            trio::fail_after(0.01, trio::sleep_forever()).await
+        }))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TooSlow);
+}
+
+#[test]
+fn a_failing_child_s_error_comes_back_to_the_host() {
+    let err = host()
+        .block_on(start_guest(Runner::new(), async {
+            trio::open_nursery(async |n| {
+                n.start_soon(async {
+                    trio::sleep(0.001).await?;
+                    Err(trio::Error::new(ErrorKind::Broken, "the child broke"))
+                });
+                trio::sleep_forever().await
+            })
+            .await
+        }))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Broken);
+    assert_eq!(err.to_string(), "the child broke");
+}
+
+#[test]
+fn a_deadlocked_guest_reports_deadlock_instead_of_hanging() {
+    let err = host()
+        .block_on(start_guest(Runner::new(), async {
+            trio::sleep_forever().await
+        }))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Deadlock);
+}
+
+#[test]
+fn trio_run_inside_a_guest_task_is_a_usage_error() {
+    let inner = host()
+        .block_on(start_guest(Runner::new(), async {
+            Ok(trio::run(async { Ok(1) }))
+        }))
+        .unwrap();
+    assert_eq!(inner.unwrap_err().kind(), ErrorKind::Usage);
+}
+
+#[test]
+fn a_second_guest_on_the_thread_is_a_usage_error_and_the_first_goes_on() {
+    host().block_on(async {
+        let first = start_guest(Runner::new(), async {
+            trio::sleep(0.01).await?;
+            Ok(1)
+        });
+        // The second is polled while the first is running.
+        let second = async {
+            tokio::task::yield_now().await;
+            start_guest(Runner::new(), async { Ok(2) }).await
+        };
+        let (first, second) = tokio::join!(first, second);
+        assert_eq!(first.unwrap(), 1);
+        assert_eq!(second.unwrap_err().kind(), ErrorKind::Usage);
+    });
+    // Once the first has finished, another may start.
+    let third = host().block_on(start_guest(Runner::new(), async { Ok(3) }));
+    assert_eq!(third.unwrap(), 3);
+}
+
+#[test]
+fn a_guest_run_made_inside_a_run_is_a_usage_error() {
+    let err = trio::run(async { Ok(GuestRun::new(Runner::new(), async { Ok(()) }).unwrap_err()) })
+        .unwrap();
+    assert_eq!(err.kind(), ErrorKind::Usage);
+}
+
+#[test]
+fn autojump_works_inside_a_guest() {
+    // An hour of virtual time; the test would hang for an hour without
+    // the jump.
+    let clock = MockClock::autojump();
+    let now = host()
+        .block_on(start_guest(Runner::new().clock(clock.clone()), async {
+            trio::sleep(3600.0).await?;
+            Ok(trio::current_time())
+        }))
+        .unwrap();
+    assert_eq!(now.as_secs_f64(), 3600.0);
+    assert_eq!(clock.current_time().as_secs_f64(), 3600.0);
+}
+
+#[test]
+fn autojump_with_a_threshold_waits_that_long_in_real_time_then_jumps() {
+    let clock = MockClock::autojump();
+    clock.set_autojump_threshold(0.02).unwrap();
+    let now = host()
+        .block_on(start_guest(Runner::new().clock(clock), async {
+            trio::sleep(60.0).await?;
+            trio::sleep(60.0).await?;
+            Ok(trio::current_time())
+        }))
+        .unwrap();
+    assert_eq!(now.as_secs_f64(), 120.0);
+}
+
+#[test]
+fn wait_all_tasks_blocked_works_inside_a_guest() {
+    let order = host()
+        .block_on(start_guest(Runner::new(), async {
+            let order = std::cell::RefCell::new(Vec::new());
+            trio::open_nursery(async |n| {
+                n.start_soon(async {
+                    trio::testing::wait_all_tasks_blocked().await?;
+                    order.borrow_mut().push("all blocked");
+                    Ok(())
+                });
+                n.start_soon(async {
+                    trio::sleep(0.01).await?;
+                    order.borrow_mut().push("slept");
+                    Ok(())
+                });
+                Ok(())
+            })
+            .await?;
+            Ok(order.into_inner())
+        }))
+        .unwrap();
+    assert_eq!(order, ["all blocked", "slept"]);
+}
+
+#[test]
+fn a_host_task_wakes_a_guest_task_through_a_tokio_channel() {
+    host().block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(1);
+        let sender = tokio::spawn(async move {
+            for i in 0..5 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                tx.send(i).await.unwrap();
+            }
+        });
+        let got = start_guest(Runner::new(), async move {
+            let mut got = Vec::new();
+            // A tokio future polled directly by a trio task: its waker is
+            // the task's, woken from host code between steps.
+            while let Some(i) = trio::lowlevel::cancel_point(rx.recv()).await? {
+                got.push(i);
+            }
+            Ok(got)
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, [0, 1, 2, 3, 4]);
+        sender.await.unwrap();
+    });
+}
+
+#[test]
+fn trio_compat_tokio_inside_a_guest_uses_the_host_runtime() {
+    host().block_on(async {
+        let host_thread = std::thread::current().id();
+        let (tx, rx) = tokio::sync::oneshot::channel::<&str>();
+        // A host task that answers after a tokio timer.
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            tx.send("from the host").unwrap();
+        });
+        let (answer, ran_on) = start_guest(Runner::new(), async move {
+            let answer = trio_compat::tokio(rx).await?;
+            // tokio::spawn inside a guest spawns on the host runtime, on
+            // this very thread.
+            let ran_on = trio_compat::tokio(async {
+                tokio::spawn(async { std::thread::current().id() }).await
+            })
+            .await?;
+            Ok((answer, ran_on))
+        })
+        .await
+        .unwrap();
+        assert_eq!(answer, "from the host");
+        assert_eq!(ran_on, host_thread);
+    });
+}
+
+#[test]
+fn a_trio_cancel_scope_cancels_a_tokio_call_in_a_guest() {
+    let r = host()
+        .block_on(start_guest(Runner::new(), async {
+            trio::move_on_after(
+                0.01,
+                trio_compat::tokio_raw(tokio::time::sleep(Duration::from_secs(3600))),
+            )
+            .await
+        }))
+        .unwrap();
+    assert_eq!(r, None);
+}
+
+#[test]
+fn a_guest_runs_on_a_local_set() {
+    let local = tokio::task::LocalSet::new();
+    let got = local.block_on(&host(), async {
+        // Not Send, and borrowing: spawn_local takes 'static futures, so
+        // the shared state is an Rc.
+        let hits = Rc::new(Cell::new(0));
+        let h = hits.clone();
+        let guest = tokio::task::spawn_local(start_guest(Runner::new(), async move {
+            trio::sleep(0.001).await?;
+            h.set(h.get() + 1);
+            Ok(h.get())
+        }));
+        guest.await.unwrap()
+    });
+    assert_eq!(got.unwrap(), 1);
+}
+
+#[test]
+fn a_guest_may_borrow_from_the_host_s_stack() {
+    host().block_on(async {
+        let log = std::cell::RefCell::new(Vec::new());
+        start_guest(Runner::new(), async {
+            log.borrow_mut().push("in the guest");
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(*log.borrow(), ["in the guest"]);
+    });
+}
+
+/// Sets a flag when dropped.
+struct DropFlag(Rc<Cell<bool>>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.set(true);
+    }
+}
+
+#[test]
+fn dropping_an_unfinished_guest_drops_its_tasks_and_frees_the_thread() {
+    let dropped = Rc::new(Cell::new(false));
+    let flag = DropFlag(dropped.clone());
+    host().block_on(async {
+        let guest = start_guest(Runner::new(), async move {
+            trio::open_nursery(async |n| {
+                n.start_soon(async move {
+                    let _flag = flag;
+                    trio::sleep(3600.0).await
+                });
+                Ok(())
+            })
+            .await
+        });
+        // The host gives up on the guest after a while.
+        let r = tokio::time::timeout(Duration::from_millis(20), guest).await;
+        assert!(r.is_err(), "the guest never finishes by itself");
+    });
+    assert!(dropped.get(), "the child task's future was dropped");
+    // The thread may start another guest.
+    let again = host().block_on(start_guest(Runner::new(), async { Ok(7) }));
+    assert_eq!(again.unwrap(), 7);
+}
+
+#[test]
+fn polled_outside_a_tokio_runtime_it_is_a_usage_error() {
+    let fut = pin!(start_guest(Runner::new(), async { Ok(()) }));
+    let mut cx = Context::from_waker(Waker::noop());
+    let Poll::Ready(r) = fut.poll(&mut cx) else {
+        panic!("resolves at once");
+    };
+    assert_eq!(r.unwrap_err().kind(), ErrorKind::Usage);
+}
+
+#[test]
+fn a_runtime_without_the_io_driver_is_a_usage_error() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let err = rt
+        .block_on(start_guest(Runner::new(), async { Ok(()) }))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Usage);
+    // Nothing was left behind: a guest starts on a proper runtime.
+    host()
+        .block_on(start_guest(Runner::new(), async { Ok(()) }))
+        .unwrap();
+}
+
+// ----- the low-level GuestRun, without tokio ------------------------------
+
+#[test]
+fn guest_run_steps_to_completion_and_then_refuses_to_step() {
+    let mut guest = GuestRun::new(Runner::new().clock(MockClock::autojump()), async {
+        trio::sleep(10.0).await?;
+        Ok(5)
+    })
+    .unwrap();
+    let mut steps = 0;
+    let result = loop {
+        steps += 1;
+        match guest.step(true).unwrap() {
+            GuestStep::Done(r) => break r,
+            GuestStep::Pending(wait) => {
+                // Autojump with a zero threshold: never a reason to wait.
+                assert!(wait.step_again(), "{wait:?}");
+            }
+        }
+    };
+    assert_eq!(result.unwrap(), 5);
+    assert!(steps > 1);
+    assert!(guest.is_finished());
+    assert_eq!(guest.step(true).unwrap_err().kind(), ErrorKind::Usage);
+    assert_eq!(guest.try_clone_fd().unwrap_err().kind(), ErrorKind::Usage);
+}
+
+#[test]
+fn guest_run_reports_its_deadline_for_the_host_to_wait() {
+    let mut guest = GuestRun::new(Runner::new(), async {
+        trio::sleep(30.0).await?;
+        Ok(())
+    })
+    .unwrap();
+    // The first step runs the root task, which starts sleeping.
+    let GuestStep::Pending(wait) = guest.step(false).unwrap() else {
+        panic!("pending");
+    };
+    assert!(!wait.step_again());
+    let timeout = wait.timeout().expect("a deadline");
+    assert!(timeout > Duration::from_secs(25) && timeout <= Duration::from_secs(30));
+    assert!(wait.deadline().is_some());
+    // Between steps the host is not in a run.
+    assert_eq!(
+        trio::try_current_time().unwrap_err().kind(),
+        ErrorKind::Usage
+    );
+}
