@@ -371,3 +371,97 @@ fn guest_run_reports_its_deadline_for_the_host_to_wait() {
         ErrorKind::Usage
     );
 }
+
+#[test]
+fn a_panic_in_a_guest_task_unwinds_out_of_step_and_poisons_the_run() {
+    let mut guest = GuestRun::new(Runner::new(), async {
+        trio::open_nursery(async |n| {
+            n.start_soon(async {
+                if trio::current_time().as_secs_f64() >= 0.0 {
+                    // Always: the `if` only gives the block a result type.
+                    panic!("the child panicked");
+                }
+                Ok(())
+            });
+            trio::sleep_forever().await
+        })
+        .await
+    })
+    .unwrap();
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        for _ in 0..10 {
+            let _ = guest.step(true);
+        }
+    }));
+    let payload = unwound.expect_err("the panic came out of step");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"the child panicked"));
+    // Between steps the host is not in a run, panic or not.
+    assert!(trio::try_current_time().is_err());
+    assert_eq!(guest.step(true).unwrap_err().kind(), ErrorKind::Usage);
+    drop(guest);
+    // Dropped: the thread is free for another guest.
+    let mut next = GuestRun::new(Runner::new(), async { Ok(1) }).unwrap();
+    let result = loop {
+        if let GuestStep::Done(r) = next.step(true).unwrap() {
+            break r;
+        }
+    };
+    assert_eq!(result.unwrap(), 1);
+}
+
+#[test]
+fn a_second_guest_run_is_a_usage_error_until_the_first_is_dropped() {
+    let first = GuestRun::new(Runner::new(), async { Ok(()) }).unwrap();
+    let err = GuestRun::new(Runner::new(), async { Ok(()) }).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Usage);
+    drop(first);
+    GuestRun::new(Runner::new(), async { Ok(()) }).unwrap();
+}
+
+#[test]
+fn trio_run_between_steps_is_a_separate_run() {
+    let mut guest = GuestRun::new(Runner::new(), async {
+        trio::sleep(0.001).await?;
+        Ok("guest")
+    })
+    .unwrap();
+    let GuestStep::Pending(_) = guest.step(true).unwrap() else {
+        panic!("the guest sleeps");
+    };
+    assert_eq!(trio::run(async { Ok("between") }).unwrap(), "between");
+    let result = loop {
+        match guest.step(true).unwrap() {
+            GuestStep::Done(r) => break r,
+            GuestStep::Pending(w) => std::thread::sleep(w.timeout().unwrap_or_default()),
+        }
+    };
+    assert_eq!(result.unwrap(), "guest");
+}
+
+#[test]
+fn the_host_stops_a_guest_gracefully_with_a_cancel_handle() {
+    let scope = trio::CancelScope::new();
+    let stop = scope.handle();
+    let cleaned_up = Cell::new(false);
+    host().block_on(async {
+        let guest = start_guest(Runner::new(), async {
+            scope
+                .run(async {
+                    let r = trio::sleep(3600.0).await;
+                    // Cleanup that awaits still runs: it was a cancellation,
+                    // not a drop.
+                    trio::lowlevel::cancel_shielded_checkpoint().await?;
+                    cleaned_up.set(true);
+                    r
+                })
+                .await
+        });
+        let host = async {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            stop.cancel(); // host code, between the guest's steps
+        };
+        let (r, ()) = tokio::join!(guest, host);
+        assert_eq!(r.unwrap(), None, "the scope caught its cancellation");
+    });
+    assert!(cleaned_up.get());
+}

@@ -762,8 +762,9 @@ thread_local! {
 /// - [`GuestWait::step_again`]: tasks are runnable now (or the reactor has
 ///   more events than one step takes): step again soon, after letting the
 ///   host's own work run;
-/// - otherwise wait until the run's fd ([`as_raw_fd`](Self::as_raw_fd), the
-///   reactor's epoll fd) is readable, or until [`GuestWait::deadline`]
+/// - otherwise wait until the run's fd (its
+///   [`as_raw_fd`](std::os::fd::AsRawFd::as_raw_fd): the reactor's epoll
+///   fd) is readable, or until [`GuestWait::deadline`]
 ///   passes, whichever comes first. The fd is readable when an fd a task
 ///   waits on is ready or another thread (or host code, between steps) woke
 ///   a task. It is *edge-triggered*: once the host has seen it readable it
@@ -1104,8 +1105,8 @@ impl<T> std::os::fd::AsRawFd for GuestRun<'_, T> {
 }
 
 impl<T> GuestRun<'_, T> {
-    /// A duplicate of the run's fd (see [`as_raw_fd`](Self::as_raw_fd)):
-    /// the same epoll set, on a descriptor the host owns, for host APIs
+    /// A duplicate of the run's fd (its
+    /// [`as_raw_fd`](std::os::fd::AsRawFd::as_raw_fd)): the same epoll set, on a descriptor the host owns, for host APIs
     /// that need the fd to stay open as long as they use it (tokio's
     /// `AsyncFd`). It keeps the epoll set alive after the run has finished,
     /// but reports nothing then. `Usage` error once the run has finished.
