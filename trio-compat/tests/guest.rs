@@ -12,6 +12,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use trio::lowlevel::{GuestRun, GuestStep};
+use trio::stream::ReceiveStream;
 use trio::testing::MockClock;
 use trio::{ErrorKind, Runner};
 use trio_compat::guest::start_guest;
@@ -321,6 +322,81 @@ fn a_runtime_without_the_io_driver_is_a_usage_error() {
     host()
         .block_on(start_guest(Runner::new(), async { Ok(()) }))
         .unwrap();
+}
+
+#[test]
+fn events_beyond_one_reactor_poll_are_taken_without_a_new_edge() {
+    // The reactor takes 256 events per poll, and tokio sees the epoll fd
+    // edge-triggered. 300 registered sockets with no waiter become ready
+    // first, then the one a task waits on: the first poll takes 256 events
+    // that wake nobody, and the guest must step again by itself (no new
+    // edge will come for the 45 still queued), or it hangs.
+    const IDLE: usize = 300;
+    let outcome = host().block_on(async {
+        let guest = start_guest(Runner::new(), async {
+            let mut idle = Vec::new();
+            for _ in 0..IDLE {
+                idle.push(trio::socket::SocketStream::unix_pair()?);
+            }
+            // Each idle socket waits once (and so registers), then gives up.
+            trio::open_nursery(async |n| {
+                for (reader, _) in &idle {
+                    n.start_soon(async move {
+                        let mut buf = [0; 1];
+                        trio::move_on_after(0.001, reader.receive_some(&mut buf)).await?;
+                        Ok(())
+                    });
+                }
+                Ok(())
+            })
+            .await?;
+            let (target, target_writer) = trio::socket::SocketStream::unix_pair()?;
+            let got = Cell::new(0);
+            trio::open_nursery(async |n| {
+                n.start_soon(async {
+                    let mut buf = [0; 1];
+                    got.set(target.receive_some(&mut buf).await?);
+                    Ok(())
+                });
+                n.start_soon(async {
+                    trio::testing::wait_all_tasks_blocked().await?;
+                    // All at once, without yielding: every event is queued
+                    // before the reactor is polled again.
+                    for (_, writer) in &idle {
+                        writer.socket()?.as_socket2().send(b"x")?;
+                    }
+                    target_writer.socket()?.as_socket2().send(b"x")?;
+                    Ok(())
+                });
+                Ok(())
+            })
+            .await?;
+            Ok(got.get())
+        });
+        // A hang would be the bug: turn it into a failure. (Not
+        // `tokio::time::timeout`, which polls the guest when the timer
+        // fires, and that poll would take the events.)
+        tokio::select! {
+            biased;
+            () = tokio::time::sleep(Duration::from_secs(20)) => None,
+            r = guest => Some(r),
+        }
+    });
+    let got = outcome.expect("the guest took the last events").unwrap();
+    assert_eq!(got, 1);
+}
+
+#[test]
+fn a_runtime_without_the_time_driver_is_a_usage_error() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let err = rt
+        .block_on(start_guest(Runner::new(), async { Ok(()) }))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Usage);
+    assert!(err.to_string().contains("enable_time"), "{err}");
 }
 
 // ----- the low-level GuestRun, without tokio ------------------------------
