@@ -54,11 +54,11 @@
 //! `tokio(async { tokio::time::sleep(d).await; Ok(()) })`. `async fn`s
 //! (`reqwest::get`, most library calls) are lazy already.
 //!
-//! **In a guest run** (`trio_compat::guest`, feature `guest`) there is no helper thread: the
-//! calls use the host's runtime, which already drives the run's thread, so
-//! tokio's drivers wake the future from that same thread (still through
-//! the run's inbox), and tasks tokio spawns run on the host and may
-//! outlive the run.
+//! **In a guest run** (`trio_compat::guest`, feature `guest`) there is no
+//! helper thread: the calls use the host's runtime, which already drives
+//! the run's thread, so tokio's drivers wake the future from that same
+//! thread (still through the run's inbox), and tasks tokio spawns run on
+//! the host and may outlive the run.
 //!
 //! Documented costs and limits: every tokio wake-up crosses threads; tokio
 //! timers follow the real clock, never a MockClock; tasks that tokio spawns
