@@ -795,10 +795,25 @@ thread_local! {
 /// Nothing: autojump ([`MockClock`](crate::testing::MockClock)),
 /// [`wait_all_tasks_blocked`](crate::testing::wait_all_tasks_blocked) and
 /// deadlock detection look at trio's tasks only. A guest whose tasks all
-/// wait for host work they did not register
-/// ([`begin_external_work`]) may be reported deadlocked, and an autojump
-/// clock may jump while the host is busy. Idleness is measured in real time
-/// between steps, as `run` measures it inside its blocking wait.
+/// wait with nothing outside the run able to wake them (no waker or
+/// [`TrioToken`](crate::lowlevel::TrioToken) handed to host code, no
+/// [`ExternalWork`]) is reported deadlocked, whatever the host might do
+/// later; an autojump clock may jump while the host is busy. Idleness is
+/// measured in real time between steps, as `run` measures it inside its
+/// blocking wait.
+///
+/// ```
+/// use trio::lowlevel::{GuestRun, GuestStep};
+///
+/// let mut guest = GuestRun::new(trio::Runner::new(), trio::sleep_forever())?;
+/// let err = loop {
+///     if let GuestStep::Done(result) = guest.step(true)? {
+///         break result.unwrap_err();
+///     }
+/// };
+/// assert_eq!(err.kind(), trio::ErrorKind::Deadlock);
+/// # Ok::<_, trio::Error>(())
+/// ```
 ///
 /// # Signals
 ///
