@@ -541,3 +541,25 @@ fn the_host_stops_a_guest_gracefully_with_a_cancel_handle() {
     });
     assert!(cleaned_up.get());
 }
+
+#[test]
+fn a_guest_left_pending_when_its_local_set_and_runtime_drop_is_torn_down() {
+    let dropped = Rc::new(Cell::new(false));
+    let flag = DropFlag(dropped.clone());
+    let rt = host();
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
+        tokio::task::spawn_local(start_guest(Runner::new(), async move {
+            let _flag = flag;
+            trio::sleep(3600.0).await
+        }));
+        // Let the guest start and go to sleep.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    });
+    assert!(!dropped.get(), "still pending");
+    drop(local);
+    drop(rt);
+    assert!(dropped.get(), "the guest's root future was dropped");
+    let again = host().block_on(start_guest(Runner::new(), async { Ok(8) }));
+    assert_eq!(again.unwrap(), 8);
+}
