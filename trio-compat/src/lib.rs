@@ -16,6 +16,11 @@
 //!   feature `tokio`, or any [`PollIo`]).
 //! - [`error`]: `trio::Error` ⇄ `io::Error`, keeping every kind, and
 //!   keeping a cancellation with the scope it belongs to.
+//! - `tokio()` (feature `tokio-rt`): tokio-requiring futures (reqwest,
+//!   sqlx, tonic) inside a run; `migration`: moving a tokio program over
+//!   piece by piece.
+//! - `guest` (feature `guest`): the other way round, a trio run inside a
+//!   tokio program, as a guest of its `current_thread` runtime.
 //!
 //! ```
 //! # #[cfg(all(feature = "tokio", feature = "futures-io"))] {
@@ -110,6 +115,8 @@ pub use from_io::TokioIo;
 pub use from_io::{FromIo, PollIo};
 pub use io::{BUDGET, Io, READ_CHUNK, READ_CHUNK_MAX, WRITE_BUFFER};
 
+#[cfg(feature = "guest")]
+pub mod guest;
 #[cfg(feature = "tokio-rt")]
 pub mod migration;
 #[cfg(feature = "tokio-rt")]

@@ -3,7 +3,9 @@
 //! A docs-only module: the same small program written with tokio and with
 //! trio, what each tokio idiom becomes, and how to move a tokio program
 //! over one piece at a time with [`tokio`](crate::tokio()) (feature
-//! `tokio-rt`), as Trio's users moved asyncio code with trio-asyncio.
+//! `tokio-rt`), from the outside in, or as a trio guest inside the tokio
+//! program (`trio_compat::guest`, feature `guest`), from the inside out, as
+//! Trio's users moved asyncio code with trio-asyncio and guest mode.
 //!
 //! # The program
 //!
@@ -225,6 +227,96 @@
 //! - Cancelling a wrapped call drops the tokio future; a foreign library
 //!   cannot promise that what it already did is undone (a request may have
 //!   been sent).
-//! - The other direction — a trio run *inside* a tokio program (DESIGN
-//!   §13's guest mode) — is not implemented; today the migration goes
-//!   from the outside in, as above.
+//!
+//! # Or the other way round: trio as a guest of a tokio program
+//!
+//! When the tokio program is large and only one subsystem should move,
+//! keep tokio as the host and run the new subsystem as a trio *guest* on
+//! the same thread (`trio_compat::guest`, feature `guest`; Trio's
+//! `start_guest_run`). The guest is a future the program awaits like any
+//! other; its tasks and tokio's take turns, one trio batch per poll.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! // The new subsystem, written with trio: jobs come in on a tokio
+//! // channel; each is done in a child task with its own timeout.
+//! async fn workers(mut jobs: tokio::sync::mpsc::Receiver<u64>) -> trio::Result<u64> {
+//!     let done = std::cell::Cell::new(0);
+//!     trio::open_nursery(async |nursery| {
+//!         // A tokio future awaited by a trio task: a cancel point.
+//!         while let Some(ms) = trio::lowlevel::cancel_point(jobs.recv()).await? {
+//!             let done = &done;
+//!             nursery.start_soon(async move {
+//!                 let work = trio::sleep(Duration::from_millis(ms));
+//!                 if trio::move_on_after(0.5, work).await?.is_some() {
+//!                     done.set(done.get() + 1);
+//!                 }
+//!                 Ok(())
+//!             });
+//!         }
+//!         Ok(())
+//!     })
+//!     .await?;
+//!     Ok(done.get())
+//! }
+//!
+//! # /*
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> trio::Result<()> {
+//! # */
+//! # async fn tokio_main() -> trio::Result<()> {
+//!     let (tx, rx) = tokio::sync::mpsc::channel(8);
+//!     // The rest of the tokio program goes on as before.
+//!     let producer = tokio::spawn(async move {
+//!         for ms in [1, 2, 3] {
+//!             tx.send(ms).await.unwrap();
+//!         }
+//!     });
+//!     let done = trio_compat::guest::start_guest(trio::Runner::new(), workers(rx)).await?;
+//!     assert_eq!(done, 3);
+//!     producer.await.unwrap();
+//!     Ok(())
+//! }
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+//! #     .block_on(tokio_main()).unwrap();
+//! ```
+//!
+//! Piece by piece, from the inside out:
+//!
+//! 1. **Pick a subsystem with one entry** (a worker pool, a protocol
+//!    client, a server) and start it with `start_guest` where the program
+//!    used to spawn it. Its result, its errors and its timeouts come back
+//!    as a value (`trio::Result<T>`); its cancellation stays inside it.
+//! 2. **At the seam**, use tokio's channels (a trio task awaits one
+//!    through [`trio::lowlevel::cancel_point`] or
+//!    [`tokio_raw`](crate::tokio_raw); host tasks as usual), and stop the
+//!    guest gracefully with a [`CancelHandle`](trio::CancelHandle) of a
+//!    scope around its body: it is `Send + Sync`, and a cancel from host
+//!    code reaches the guest between its steps. (Dropping the guest's
+//!    future instead abandons the run: its tasks are dropped, not
+//!    cancelled.)
+//! 3. **Inside the guest**, tokio libraries still work through
+//!    [`tokio()`](crate::tokio()), which there uses the *host's* runtime
+//!    (no helper thread, no thread crossing: the host drives their I/O).
+//! 4. **Grow the guest** until it is the whole program; then swap the
+//!    entry point for `trio::run` (step 1 of the previous section), and
+//!    what still needs tokio runs through `trio_compat::tokio` on the
+//!    run's own runtime.
+//!
+//! What to know about a guest:
+//!
+//! - One guest per thread at a time (a second is a `Usage` error), and
+//!   its future is not `Send`: await it in `main`/`block_on`, or
+//!   `LocalSet::spawn_local` it, not `tokio::spawn`. The runtime needs its
+//!   I/O and time drivers (`enable_all`).
+//! - Fair both ways: a busy guest yields to tokio after every batch, and a
+//!   busy host delays the guest by at most one trip through tokio's queue
+//!   (`tests/guest_fairness.rs` measures both).
+//! - A MockClock's autojump, `wait_all_tasks_blocked` and deadlock
+//!   detection see trio's tasks only: host work does not count, and
+//!   tokio's timers stay real.
+//! - Ctrl-C belongs to the host: the guest installs no handler unless its
+//!   runner was given `handle_ctrl_c(true)`.
+//! - `trio::run` inside a guest task is a `Usage` error, as any nested
+//!   run is.

@@ -54,6 +54,12 @@
 //! `tokio(async { tokio::time::sleep(d).await; Ok(()) })`. `async fn`s
 //! (`reqwest::get`, most library calls) are lazy already.
 //!
+//! **In a guest run** (`trio_compat::guest`, feature `guest`) there is no
+//! helper thread: the calls use the host's runtime, which already drives
+//! the run's thread, so tokio's drivers wake the future from that same
+//! thread (still through the run's inbox), and tasks tokio spawns run on
+//! the host and may outlive the run.
+//!
 //! Documented costs and limits: every tokio wake-up crosses threads; tokio
 //! timers follow the real clock, never a MockClock; tasks that tokio spawns
 //! run outside any nursery (they end at the latest with the run). One
@@ -212,6 +218,20 @@ fn run_handle() -> Result<Handle> {
     });
     RUNTIME.set(Some(rt))?;
     Ok(handle)
+}
+
+/// Makes the current run's [`tokio()`] calls use `handle`, a runtime that
+/// already drives this thread (a guest run's host, `crate::guest`),
+/// instead of starting one on a helper thread. Nothing is shut down when
+/// the run ends: the runtime is the host's.
+#[cfg(feature = "guest")]
+pub(crate) fn use_host_runtime(handle: Handle) -> Result<()> {
+    RUNTIME.set(Some(Arc::new(RunRuntime {
+        handle,
+        stop: Arc::new(Stop::default()),
+        thread: None,
+    })))?;
+    Ok(())
 }
 
 /// What the future's waker shares with the waiting task.

@@ -12,6 +12,8 @@
 //!   inside foreign combinators), [`cancel_point`] (any future as a cancel
 //!   point), [`current_task_is_cancelled`].
 //! - I/O: [`wait_readable`], [`wait_writable`], [`notify_closing`] on raw fds.
+//! - Guest mode: [`GuestRun`] steps a run from another event loop on the
+//!   same thread (Trio's `start_guest_run`).
 
 pub use crate::core::cancel_waiter::{
     CancelPoint, CancelWaiter, cancel_point, current_task_is_cancelled,
@@ -25,7 +27,9 @@ pub use crate::core::park::{
     cancel_shielded_checkpoint, checkpoint, checkpoint_counts, checkpoint_if_cancelled, reschedule,
     watch_checkpoints,
 };
-pub use crate::core::run::{ExternalWork, begin_external_work, spawn_system_task};
+pub use crate::core::run::{
+    ExternalWork, GuestRun, GuestStep, GuestWait, begin_external_work, spawn_system_task,
+};
 pub use crate::core::runvar::RunVar;
 pub use crate::core::task::{
     ExitHook, NurseryInfo, Task, current_root_task, current_task, try_current_root_task,

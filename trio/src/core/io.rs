@@ -211,6 +211,19 @@ impl Reactor {
         self.waiting > 0
     }
 
+    /// The epoll fd, for a host loop to wait on (guest mode), or a
+    /// duplicate the host owns; and whether the last `wait` filled the
+    /// event buffer (more may be waiting).
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.poll)
+    }
+    pub(crate) fn clone_fd(&self) -> io::Result<std::os::fd::OwnedFd> {
+        std::os::fd::AsFd::as_fd(&*self.registry).try_clone_to_owned()
+    }
+    pub(crate) fn filled(&self) -> bool {
+        self.events.iter().count() >= self.events.capacity()
+    }
+
     fn token_of(&self, index: usize) -> usize {
         (self.slots[index].generation << INDEX_BITS) | index
     }
