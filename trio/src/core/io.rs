@@ -64,8 +64,8 @@
 //! as if there were none. Stale entries that are never looked up are
 //! dropped when the run ends.
 
-use crate::core::park::{Abort, Park, WaitKey, reschedule};
-use crate::core::runtime;
+use crate::core::park::{Abort, Park, ParkId, WaitKey};
+use crate::core::runtime::{self, Runtime};
 use crate::error::{Error, ErrorKind, Result};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
@@ -76,6 +76,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::panic::Location;
 use std::sync::{Arc, Mutex, Weak};
+// `task::Poll`, not to be confused with mio's `Poll`.
+use std::task::{self, Context};
 use std::time::Duration;
 
 /// The token of the inbox's waker.
@@ -110,6 +112,14 @@ impl Direction {
         }
     }
 
+    /// The index of this direction in per-direction arrays.
+    fn index(self) -> usize {
+        match self {
+            Direction::Read => 0,
+            Direction::Write => 1,
+        }
+    }
+
     fn verb(self) -> &'static str {
         match self {
             Direction::Read => "read",
@@ -139,6 +149,12 @@ struct Entry {
     readiness: u8,
     read: Option<WaitKey>,
     write: Option<WaitKey>,
+    /// The poll waiter of each direction (`[read, write]`) of a registered
+    /// source, once a poll method has needed one: a park record with no
+    /// `Park` future, made by the first poll that had to wait and reused by
+    /// every later one (see "Poll waiters" in the module docs). While it is
+    /// waiting, its key is in the direction's slot.
+    poll_parks: [Option<ParkId>; 2],
 }
 
 impl Entry {
@@ -181,6 +197,24 @@ pub(crate) struct Reactor {
     free: Vec<usize>,
     by_fd: HashMap<RawFd, usize>,
     waiting: usize,
+    /// Waits this reactor ended while borrowed (an entry removed, an fd
+    /// closing, a poll waiter evicted), to be woken by the caller once the
+    /// borrow ends ([`Reactor::take_released`], [`wake_released`]): waking
+    /// can run a foreign waker, which must not find the reactor borrowed.
+    released: Vec<Release>,
+}
+
+/// A wait the reactor gave up, and how to end it.
+enum Release {
+    /// A wait on an fd that closed or left: it ends with Closed.
+    Closed(WaitKey),
+    /// A poll waiter pushed out of its slot by an operation's wait: woken
+    /// (with `Ok`) so that its poller polls again and learns of the other
+    /// operation.
+    Evicted(WaitKey),
+    /// The poll waiter of an entry that is gone: its poller is woken (with
+    /// Closed) and its record removed, since no entry names it any more.
+    DeadPollPark(ParkId),
 }
 
 fn both() -> Interest {
@@ -201,6 +235,7 @@ impl Reactor {
                 free: Vec::new(),
                 by_fd: HashMap::new(),
                 waiting: 0,
+                released: Vec::new(),
             },
             waker,
         ))
@@ -246,11 +281,12 @@ impl Reactor {
         index
     }
 
-    /// Frees the slot of `index` and returns its waiters.
-    fn remove(&mut self, index: usize) -> Vec<WaitKey> {
+    /// Frees the slot of `index`; its waiters are released (to end with
+    /// Closed) and its poll waiters' records with them.
+    fn remove(&mut self, index: usize) {
         let slot = &mut self.slots[index];
         let Some(e) = slot.entry.take() else {
-            return Vec::new();
+            return;
         };
         slot.generation = (slot.generation + 1) & INDEX_MASK;
         if (slot.generation << INDEX_BITS) | index == WAKER_TOKEN.0 {
@@ -260,9 +296,21 @@ impl Reactor {
         if self.by_fd.get(&e.fd) == Some(&index) {
             self.by_fd.remove(&e.fd);
         }
-        let keys: Vec<WaitKey> = e.read.into_iter().chain(e.write).collect();
-        self.waiting -= keys.len();
-        keys
+        for k in e.read.into_iter().chain(e.write) {
+            self.waiting -= 1;
+            self.released.push(Release::Closed(k));
+        }
+        for p in e.poll_parks.into_iter().flatten() {
+            self.released.push(Release::DeadPollPark(p));
+        }
+    }
+
+    /// The waits released since the last call, for [`wake_released`].
+    fn take_released(&mut self) -> Vec<Release> {
+        if self.released.is_empty() {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.released)
     }
 
     /// The live entry for `fd`, if any. A stale one (see [`Entry::is_stale`])
@@ -281,9 +329,7 @@ impl Reactor {
         if !stale {
             return Some(index);
         }
-        for k in self.remove(index) {
-            reschedule(k, Err(closed_error()));
-        }
+        self.remove(index);
         None
     }
 
@@ -295,7 +341,6 @@ impl Reactor {
     /// fd was closed without telling this run); a raw entry becomes the
     /// registered one, keeping its waiters.
     fn register(&mut self, fd: RawFd, owner: Weak<()>) -> io::Result<usize> {
-        let mut stale_waiters = Vec::new();
         if let Some(index) = self.live_by_fd(fd) {
             let e = self.slots[index]
                 .entry
@@ -319,11 +364,8 @@ impl Reactor {
                     e.owner = owner;
                     return Ok(token);
                 }
-                Kind::Registered => stale_waiters = self.remove(index),
+                Kind::Registered => self.remove(index),
             }
-        }
-        for k in stale_waiters {
-            reschedule(k, Err(closed_error()));
         }
         let index = self.insert(Entry {
             fd,
@@ -332,6 +374,7 @@ impl Reactor {
             readiness: 0,
             read: None,
             write: None,
+            poll_parks: [None, None],
         });
         let token = self.token_of(index);
         let registry = self.poll.registry();
@@ -350,11 +393,11 @@ impl Reactor {
         Ok(token)
     }
 
-    /// Forgets a registered source; returns the waiters (to wake with
+    /// Forgets a registered source; its waiters are released (to end with
     /// Closed).
-    fn deregister(&mut self, token: usize) -> Vec<WaitKey> {
+    fn deregister(&mut self, token: usize) {
         let Some(index) = self.index_of(token) else {
-            return Vec::new();
+            return;
         };
         let fd = self.slots[index].entry.as_ref().expect("live").fd;
         let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
@@ -366,7 +409,8 @@ impl Reactor {
     /// Adds a socket's waiter. With `rearm` (a raw wait on a registered
     /// source, which knows nothing about the cached readiness) the cached
     /// readiness of `dir` is dropped and the fd re-armed, so the kernel
-    /// reports what exists now.
+    /// reports what exists now. A poll waiter in the slot gives way (it is
+    /// released, to poll again): only a wait is an operation in flight.
     fn add_waiter(
         &mut self,
         token: usize,
@@ -379,12 +423,19 @@ impl Reactor {
             return Err(closed_error());
         };
         let fd = e.fd;
+        let poll_park = e.poll_parks[dir.index()];
         let slot = e.slot(dir);
-        if slot.is_some() {
-            return Err(busy(dir, fd));
+        match *slot {
+            None => {
+                *slot = Some(key);
+                self.waiting += 1;
+            }
+            Some(k) if Some(k.park) == poll_park => {
+                *slot = Some(key);
+                self.released.push(Release::Evicted(k));
+            }
+            Some(_) => return Err(busy(dir, fd)),
         }
-        *slot = Some(key);
-        self.waiting += 1;
         let e = self.entry(token).expect("live");
         let r = match e.kind {
             Kind::Registered if rearm => {
@@ -470,6 +521,7 @@ impl Reactor {
             readiness: 0,
             read: None,
             write: None,
+            poll_parks: [None, None],
         });
         (self.token_of(index), false)
     }
@@ -541,11 +593,11 @@ impl Reactor {
         any_event
     }
 
-    /// Wakes every waiter of `fd` with a Closed error and forgets a raw fd
-    /// (a registered source stays, for its socket to deregister).
-    fn closing(&mut self, fd: RawFd) -> Vec<WaitKey> {
+    /// Releases every waiter of `fd` (to end with Closed) and forgets a raw
+    /// fd (a registered source stays, for its socket to deregister).
+    fn closing(&mut self, fd: RawFd) {
         let Some(index) = self.live_by_fd(fd) else {
-            return Vec::new();
+            return;
         };
         let e = self.slots[index].entry.as_mut().expect("live");
         match e.kind {
@@ -556,12 +608,83 @@ impl Reactor {
                 self.remove(index)
             }
             Kind::Registered => {
-                let keys: Vec<WaitKey> = e.read.take().into_iter().chain(e.write.take()).collect();
-                self.waiting -= keys.len();
-                keys
+                for k in e.read.take().into_iter().chain(e.write.take()) {
+                    self.waiting -= 1;
+                    self.released.push(Release::Closed(k));
+                }
             }
         }
     }
+
+    // ----- poll waiters -------------------------------------------------------
+
+    /// Puts the poll waiter `key` of `dir` in its slot (see "Poll waiters"
+    /// in the module docs); already there, nothing changes. Busy when an
+    /// operation's wait holds the slot; Closed when the source is gone.
+    fn arm_poll_waiter(&mut self, token: usize, dir: Direction, key: WaitKey) -> Result<()> {
+        let Some(e) = self.entry(token) else {
+            return Err(closed_error());
+        };
+        let fd = e.fd;
+        e.poll_parks[dir.index()] = Some(key.park);
+        let slot = e.slot(dir);
+        match *slot {
+            None => {
+                *slot = Some(key);
+                self.waiting += 1;
+                Ok(())
+            }
+            Some(k) if k == key => Ok(()),
+            Some(_) => Err(busy(dir, fd)),
+        }
+    }
+
+    /// The poll waiter of `dir`, for re-use, unless an operation's wait
+    /// holds the slot (Busy: a poll would only be woken by that
+    /// operation's readiness, and a second reader or writer is an error
+    /// anyway). Closed when the source is gone.
+    fn poll_waiter_of(&mut self, token: usize, dir: Direction) -> Result<Option<ParkId>> {
+        let Some(e) = self.entry(token) else {
+            return Err(closed_error());
+        };
+        let fd = e.fd;
+        let park = e.poll_parks[dir.index()];
+        match *e.slot(dir) {
+            Some(k) if Some(k.park) != park => Err(busy(dir, fd)),
+            _ => Ok(park),
+        }
+    }
+}
+
+/// Ends the waits the reactor gave up (its `released` list), after its
+/// borrow.
+fn wake_released(rt: &Runtime, released: Vec<Release>) {
+    if released.is_empty() {
+        return;
+    }
+    rt.with_state(|st| {
+        for r in released {
+            match r {
+                Release::Closed(k) => {
+                    st.reschedule(k.park, Err(closed_error()));
+                }
+                Release::Evicted(k) => {
+                    st.reschedule(k.park, Ok(()));
+                }
+                Release::DeadPollPark(p) => {
+                    st.reschedule(p, Err(closed_error()));
+                    st.remove_park(p);
+                }
+            }
+        }
+    });
+}
+
+/// Wakes what the reactor released during the caller's borrow (which must
+/// have ended).
+fn settle(rt: &Runtime) {
+    let released = rt.reactor.borrow_mut().take_released();
+    wake_released(rt, released);
 }
 
 fn closed_error() -> Error {
@@ -591,9 +714,12 @@ async fn wait_token(
         rt2.reactor.borrow_mut().remove_waiter(token, dir, key);
         Abort::Succeeded
     })?;
-    rt.reactor
+    let added = rt
+        .reactor
         .borrow_mut()
-        .add_waiter(token, dir, park.key(), rearm)?;
+        .add_waiter(token, dir, park.key(), rearm);
+    settle(&rt); // an evicted poll waiter
+    added?;
     park.await
 }
 
@@ -607,6 +733,7 @@ async fn wait_fd(fd: RawFd, dir: Direction, location: &'static Location<'static>
         Direction::Write => "wait_writable",
     };
     let (token, rearm) = rt.reactor.borrow_mut().raw_token(fd);
+    settle(&rt); // the waiters of a stale entry
     let r = wait_token(token, dir, rearm, label, location).await;
     if let Err(e) = &r
         && e.kind() == ErrorKind::Busy
@@ -651,10 +778,8 @@ pub fn wait_writable(fd: RawFd) -> impl Future<Output = Result<()>> {
 /// Call it before closing an fd that other tasks may be waiting on.
 pub fn notify_closing(fd: RawFd) -> Result<()> {
     let rt = runtime::current()?;
-    let keys = rt.reactor.borrow_mut().closing(fd);
-    for k in keys {
-        reschedule(k, Err(closed_error()));
-    }
+    rt.reactor.borrow_mut().closing(fd);
+    settle(&rt);
     Ok(())
 }
 
@@ -701,6 +826,11 @@ impl IoRegistration {
     /// needed (deregistering it from the run it was in before).
     fn token(&self, fd: RawFd) -> Result<usize> {
         let rt = runtime::current()?;
+        self.token_in(&rt, fd)
+    }
+
+    /// [`token`](Self::token) in the run `rt` (the current one).
+    fn token_in(&self, rt: &Runtime, fd: RawFd) -> Result<usize> {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(r) = &*g {
             if r.run_id == rt.run_id {
@@ -712,14 +842,19 @@ impl IoRegistration {
         *g = None;
         let alive = Arc::new(());
         let mut reactor = rt.reactor.borrow_mut();
-        let token = reactor.register(fd, Arc::downgrade(&alive))?;
-        *g = Some(Registered {
-            run_id: rt.run_id,
-            token,
-            registry: Arc::clone(&reactor.registry),
-            _alive: alive,
-        });
-        Ok(token)
+        let registered = reactor.register(fd, Arc::downgrade(&alive));
+        if let Ok(token) = registered {
+            *g = Some(Registered {
+                run_id: rt.run_id,
+                token,
+                registry: Arc::clone(&reactor.registry),
+                _alive: alive,
+            });
+        }
+        drop(reactor);
+        drop(g);
+        settle(rt); // the waiters of a stale entry for the same fd number
+        Ok(registered?)
     }
 
     /// True when the reactor knows `fd` is not ready in `dir`: registered
@@ -829,20 +964,85 @@ impl IoRegistration {
         }
     }
 
+    /// One non-blocking operation on the registered `fd` for a poll method
+    /// (see "Poll waiters" in the module docs): the syscall `op`, unless
+    /// the cache says it would only return `WouldBlock`; on `WouldBlock`
+    /// the cached readiness of `dir` is cleared and `cx`'s waker is
+    /// registered as the direction's poll waiter (`Pending`), to be woken by
+    /// the next edge. Not a checkpoint: no cancel check, no schedule point
+    /// (the caller decides). `Busy` while an operation's wait holds the
+    /// direction; an error outside a run.
+    pub(crate) fn poll_io<T>(
+        &self,
+        cx: &Context<'_>,
+        fd: RawFd,
+        dir: Direction,
+        label: &'static str,
+        location: &'static Location<'static>,
+        mut op: impl FnMut() -> io::Result<T>,
+    ) -> task::Poll<Result<T>> {
+        let mut must_wait = self.known_not_ready(dir);
+        loop {
+            if must_wait {
+                return match runtime::with_runtime(|rt| {
+                    self.arm_poll_waiter(rt, cx, fd, dir, label, location)
+                }) {
+                    Some(Ok(())) => task::Poll::Pending,
+                    Some(Err(e)) => task::Poll::Ready(Err(e)),
+                    None => task::Poll::Ready(Err(Error::outside_run())),
+                };
+            }
+            match op() {
+                Ok(v) => return task::Poll::Ready(Ok(v)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.clear_ready(dir);
+                    must_wait = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return task::Poll::Ready(Err(Error::from(e))),
+            }
+        }
+    }
+
+    /// Registers `cx`'s waker as the poll waiter of `dir` (registering the
+    /// fd first if needed): re-arms the direction's poll-waiter record, or
+    /// makes it on first use, and puts it in the slot. The waker in the
+    /// record is replaced only if it would not wake the same task
+    /// (`Waker::will_wake`; last waker wins, as in tokio).
+    fn arm_poll_waiter(
+        &self,
+        rt: &Runtime,
+        cx: &Context<'_>,
+        fd: RawFd,
+        dir: Direction,
+        label: &'static str,
+        location: &'static Location<'static>,
+    ) -> Result<()> {
+        let token = self.token_in(rt, fd)?;
+        let existing = rt.reactor.borrow_mut().poll_waiter_of(token, dir)?;
+        let task = rt.current_task.get();
+        let park =
+            rt.with_state(|st| st.arm_poll_park(existing, task, label, location, cx.waker()));
+        let key = WaitKey {
+            park,
+            run_id: rt.run_id,
+        };
+        rt.reactor.borrow_mut().arm_poll_waiter(token, dir, key)
+    }
+
     /// Wakes the tasks waiting on `fd` with Closed and undoes the
     /// registration (in the current run, or through the registry of the
     /// run it belongs to, from any thread).
     pub(crate) fn deregister(&self, fd: RawFd) {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(r) = g.take() else { return };
+        // Taken out, and the lock released before anyone is woken.
+        let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(r) = taken else { return };
         let done = runtime::with_runtime(|rt| {
             if rt.run_id != r.run_id {
                 return false;
             }
-            let keys = rt.reactor.borrow_mut().deregister(r.token);
-            for k in keys {
-                reschedule(k, Err(closed_error()));
-            }
+            rt.reactor.borrow_mut().deregister(r.token);
+            settle(rt);
             true
         })
         .unwrap_or(false);
