@@ -39,7 +39,40 @@
 //!   the run loop asks [`Reactor::has_waiters`], and a registered source
 //!   with no waiter must not keep a run from being reported deadlocked.
 //! - Each entry has at most one reader and one writer waiting; a second is a
-//!   [`Busy`](crate::ErrorKind::Busy) error, as in Trio.
+//!   [`Busy`](crate::ErrorKind::Busy) error, as in Trio (a poll waiter is
+//!   the exception: it gives way, see below).
+//! - Nothing is woken while the reactor is borrowed: waits that an
+//!   operation ends (an entry removed, an fd closing, a poll waiter
+//!   evicted) go to `released`, and the caller wakes them after the borrow
+//!   (`settle`), since a waker may be foreign code.
+//!
+//! # Poll waiters
+//!
+//! Poll methods (`SocketStream::poll_receive`, the pipes' `poll_send` …,
+//! through [`IoRegistration::poll_io`]) cannot park: they have no future to
+//! keep a `Park` in. They try the syscall and, on `WouldBlock`, leave the
+//! waker they were polled with in the direction's slot, as a *poll waiter*:
+//!
+//! - A poll waiter is a park record with no `Park` future (see `park`'s
+//!   module docs), one per registered entry and direction, made by the
+//!   first poll that must wait and re-armed by every later one: no
+//!   allocation per poll (a foreign waker is boxed when it changes, as in a
+//!   `Park`). Its key sits in the slot like any wait's, so readiness wakes
+//!   it through the run loop's usual `reschedule` (our own task woken in
+//!   place; a foreign waker after the state borrow ends), and it counts in
+//!   `waiting`: the run loop polls I/O, and the deadlock detector treats it
+//!   as a wait.
+//! - One waker per direction; re-arming replaces it unless it would wake
+//!   the same task (`Waker::will_wake`), so the last poller wins, as in
+//!   tokio. A poll finding an operation's wait in the slot is Busy; an
+//!   operation's wait finding a poll waiter there takes the slot and wakes
+//!   the poller (`Release::Evicted`), which polls again and learns of the
+//!   operation: a registered poller that has gone away must not block the
+//!   socket's own operations.
+//! - No cancel status: a poll method is not a cancel point. The caller
+//!   (`trio_compat::Io`) checks and registers for cancellation itself.
+//! - The record goes with its entry (deregistration, close, a stale
+//!   entry): its poller is woken with Closed and the record removed.
 //!
 //! # Moving between runs
 //!
@@ -1049,5 +1082,245 @@ impl IoRegistration {
         if !done {
             let _ = r.registry.deregister(&mut SourceFd(&fd));
         }
+    }
+}
+
+/// The poll waiters, seen from inside: the reactor's slots and the park
+/// table, which the public API cannot show.
+#[cfg(test)]
+mod poll_waiter_tests {
+    use super::*;
+    use crate::ErrorKind;
+    use crate::socket::SocketStream;
+    use crate::stream::{AsyncResource, ReceiveStream, SendStream, Stream};
+    use crate::testing::wait_all_tasks_blocked;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Wake, Waker};
+
+    /// A foreign waker that counts its wakes.
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counter() -> (Arc<Counter>, Waker) {
+        let c = Arc::new(Counter(AtomicUsize::new(0)));
+        (Arc::clone(&c), Waker::from(c))
+    }
+
+    fn wakes(c: &Counter) -> usize {
+        c.0.load(Ordering::SeqCst)
+    }
+
+    /// (fds waited on, park records) in the current run.
+    fn tables() -> (usize, usize) {
+        let rt = runtime::current().unwrap();
+        let waiting = rt.reactor.borrow().waiting;
+        let parks = rt.state.borrow().parks.len();
+        (waiting, parks)
+    }
+
+    fn poll_receive(s: &SocketStream, w: &Waker, buf: &mut [u8]) -> task::Poll<Result<usize>> {
+        s.poll_receive(&mut Context::from_waker(w), buf)
+    }
+
+    fn run(f: impl AsyncFnOnce() -> Result<()>) {
+        crate::run(f()).unwrap();
+    }
+
+    #[test]
+    fn data_queued_is_received_without_registering_a_waiter() {
+        run(async || {
+            let (a, b) = SocketStream::unix_pair()?;
+            a.send_all(b"ready").await?;
+            let before = tables();
+            let (c, w) = counter();
+            let mut buf = [0; 16];
+            assert!(matches!(
+                poll_receive(&b, &w, &mut buf),
+                task::Poll::Ready(Ok(5))
+            ));
+            assert_eq!(&buf[..5], b"ready");
+            assert_eq!(tables(), before, "no waiter, no park record");
+            assert_eq!(wakes(&c), 0);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_pending_poll_registers_its_waker_and_the_reactor_wakes_it() {
+        run(async || {
+            let (a, b) = SocketStream::unix_pair()?;
+            let (waiting, parks) = tables();
+            let (c, w) = counter();
+            let mut buf = [0; 16];
+            assert!(poll_receive(&b, &w, &mut buf).is_pending());
+            assert_eq!(tables(), (waiting + 1, parks + 1));
+            // Polled again with the same waker: still one registration.
+            assert!(poll_receive(&b, &w, &mut buf).is_pending());
+            assert_eq!(tables(), (waiting + 1, parks + 1));
+            a.send_all(b"x").await?;
+            wait_all_tasks_blocked().await?;
+            assert_eq!(wakes(&c), 1, "woken once by the readiness edge");
+            // The slot is free again; the record stays, for re-use.
+            assert_eq!(tables(), (waiting, parks + 1));
+            assert!(matches!(
+                poll_receive(&b, &w, &mut buf),
+                task::Poll::Ready(Ok(1))
+            ));
+            // Drained: the next poll registers again, re-using the record.
+            assert!(poll_receive(&b, &w, &mut buf).is_pending());
+            assert_eq!(tables(), (waiting + 1, parks + 1));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_last_waker_wins() {
+        run(async || {
+            let (a, b) = SocketStream::unix_pair()?;
+            let (first, w1) = counter();
+            let (second, w2) = counter();
+            let mut buf = [0; 16];
+            assert!(poll_receive(&b, &w1, &mut buf).is_pending());
+            assert!(poll_receive(&b, &w2, &mut buf).is_pending());
+            a.send_all(b"x").await?;
+            wait_all_tasks_blocked().await?;
+            assert_eq!((wakes(&first), wakes(&second)), (0, 1));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn closing_wakes_the_poller_and_removes_its_record() {
+        run(async || {
+            let (_a, b) = SocketStream::unix_pair()?;
+            let before = tables();
+            let (c, w) = counter();
+            let mut buf = [0; 16];
+            assert!(poll_receive(&b, &w, &mut buf).is_pending());
+            b.aclose().await?;
+            assert_eq!(wakes(&c), 1, "woken by the close");
+            assert_eq!(tables(), before, "slot and record gone");
+            let e = match poll_receive(&b, &w, &mut buf) {
+                task::Poll::Ready(Err(e)) => e,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(e.kind(), ErrorKind::Closed);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn dropping_the_socket_removes_a_finished_record_too() {
+        run(async || {
+            let (a, b) = SocketStream::unix_pair()?;
+            let before = tables();
+            let (_c, w) = counter();
+            let mut buf = [0; 16];
+            assert!(poll_receive(&b, &w, &mut buf).is_pending());
+            a.send_all(b"x").await?;
+            wait_all_tasks_blocked().await?; // the record is done, not in a slot
+            drop(b);
+            assert_eq!(tables(), before);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_operation_takes_over_from_a_poller_which_then_is_busy() {
+        run(async || {
+            let (a, b) = SocketStream::unix_pair()?;
+            let (c, w) = counter();
+            let mut buf = [0; 16];
+            assert!(poll_receive(&b, &w, &mut buf).is_pending());
+            crate::open_nursery(async |n| {
+                n.start_soon(async {
+                    let mut buf = [0; 16];
+                    assert_eq!(b.receive_some(&mut buf).await?, 2);
+                    Ok(())
+                });
+                wait_all_tasks_blocked().await?;
+                assert_eq!(wakes(&c), 1, "the evicted poller is told");
+                let mut buf = [0; 16];
+                let e = match poll_receive(&b, &w, &mut buf) {
+                    task::Poll::Ready(Err(e)) => e,
+                    other => panic!("{other:?}"),
+                };
+                assert_eq!(e.kind(), ErrorKind::Busy);
+                a.send_all(b"hi").await?;
+                Ok(())
+            })
+            .await?;
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn end_of_stream_and_broken_are_per_direction() {
+        run(async || {
+            let (a, b) = SocketStream::unix_pair()?;
+            let (_c, w) = counter();
+            let mut cx = Context::from_waker(&w);
+            b.send_all(b"last").await?;
+            b.send_eof().await?;
+            match b.poll_send(&mut cx, b"x") {
+                task::Poll::Ready(Err(e)) => assert_eq!(e.kind(), ErrorKind::Closed),
+                other => panic!("{other:?}"),
+            }
+            let mut buf = [0; 16];
+            assert!(matches!(
+                a.poll_receive(&mut cx, &mut buf),
+                task::Poll::Ready(Ok(4))
+            ));
+            assert!(matches!(
+                a.poll_receive(&mut cx, &mut buf),
+                task::Poll::Ready(Ok(0))
+            ));
+            drop(b);
+            // The peer has gone: sends fail (EPIPE), and it sticks.
+            for _ in 0..2 {
+                match a.poll_send(&mut cx, b"x") {
+                    task::Poll::Ready(Err(e)) => assert_eq!(e.kind(), ErrorKind::Broken),
+                    other => panic!("{other:?}"),
+                }
+            }
+            // Receiving is another direction: still the end of stream.
+            assert!(matches!(
+                a.poll_receive(&mut cx, &mut buf),
+                task::Poll::Ready(Ok(0))
+            ));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_full_send_buffer_registers_and_is_woken_when_drained() {
+        run(async || {
+            let (a, b) = SocketStream::unix_pair()?;
+            let (c, w) = counter();
+            let mut cx = Context::from_waker(&w);
+            let chunk = [0u8; 64 * 1024];
+            let mut sent = 0;
+            while let task::Poll::Ready(r) = a.poll_send(&mut cx, &chunk) {
+                sent += r?;
+            }
+            assert!(sent > 0);
+            let mut buf = vec![0; 1 << 20];
+            let mut got = 0;
+            while got < sent {
+                got += b.receive_some(&mut buf).await?;
+            }
+            wait_all_tasks_blocked().await?;
+            assert_eq!(wakes(&c), 1);
+            assert!(matches!(
+                a.poll_send(&mut cx, &chunk),
+                task::Poll::Ready(Ok(_))
+            ));
+            Ok(())
+        });
     }
 }
