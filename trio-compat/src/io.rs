@@ -510,10 +510,13 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
     }
 
     /// Reads into `out` (`AsyncRead::poll_read`): up to its length, 0 at the
-    /// end of stream (or for an empty `out`). Only the futures-io impl
-    /// reads into a plain slice (tokio's and hyper's have their own buffers).
-    #[cfg(feature = "futures-io")]
-    fn poll_read_slice(&mut self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+    /// end of stream (or for an empty `out`). For futures-io's impl and
+    /// `FromIo`'s `PollIo` (tokio's and hyper's have their own buffers).
+    pub(crate) fn poll_read_slice(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         if out.is_empty() {
             return self.enter(cx).map_ok(|()| 0);
         }
@@ -535,8 +538,11 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
 
     /// The native path's read: straight into `out` (non-empty), with no
     /// copy, when nothing is buffered.
-    #[cfg(any(feature = "futures-io", feature = "tokio"))]
-    fn poll_read_direct(&mut self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read_direct(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         match self.enter(cx) {
             Poll::Ready(Ok(())) => {}
             other => return other.map_ok(|()| 0),
@@ -583,7 +589,7 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
 
     /// Accepts bytes from `bufs` in order (`AsyncWrite::poll_write` and its
     /// vectored form); waits only while the buffer is full.
-    fn poll_write_bufs<B: Deref<Target = [u8]>>(
+    pub(crate) fn poll_write_bufs<B: Deref<Target = [u8]>>(
         &mut self,
         cx: &mut Context<'_>,
         bufs: &[B],
@@ -647,7 +653,7 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
     }
 
     /// Sends everything accepted (`poll_flush`).
-    fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.enter(cx) {
             Poll::Ready(Ok(())) => {}
             other => return other,
@@ -670,7 +676,7 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
     }
 
     /// Flushes, then `send_eof` (`poll_close`, `poll_shutdown`); idempotent.
-    fn poll_shutdown_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_shutdown_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.enter(cx) {
             Poll::Ready(Ok(())) => {}
             other => return other,
