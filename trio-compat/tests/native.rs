@@ -5,7 +5,8 @@
 //! counting global allocator checks (per thread: tests run in parallel).
 //!
 //! `copy_throughput` (ignored) prints the time of a `futures::io::copy` of
-//! 16 MiB over a socket pair on both paths:
+//! 16 MiB over a socket pair on both paths, five times each, alternating
+//! (`COPY_PATH=native` or `boxed`: one path only):
 //! `cargo test --release -p trio-compat --test native -- --ignored --nocapture`.
 
 use futures::io::{AsyncReadExt, AsyncWriteExt};
@@ -55,6 +56,9 @@ static ALLOCATOR: Counting = Counting;
 fn allocations() -> u64 {
     ALLOCATIONS.with(Cell::get)
 }
+
+/// A way to adapt a socket: one of `Io`'s two paths.
+type Make = fn(SocketStream) -> Io<'static, SocketStream>;
 
 /// The trio error an adapter's `io::Error` carries.
 fn inner(e: &io::Error) -> &trio::Error {
@@ -162,7 +166,7 @@ async fn native_reads_inside_futures_unordered() -> trio::Result<()> {
 /// One message each way per round, in one task: a read that must wait
 /// (registering its waker in the reactor, woken by the peer's write) and
 /// a write. Returns the allocations per round after a warm-up.
-async fn allocations_per_round(make: fn(SocketStream) -> Io<'static, SocketStream>) -> f64 {
+async fn allocations_per_round(make: Make) -> f64 {
     let (a, b) = SocketStream::unix_pair().unwrap();
     let (mut a, mut b) = (make(a), make(b));
     let msg = [9u8; 64];
@@ -205,15 +209,16 @@ async fn the_native_path_allocates_nothing_per_operation() -> trio::Result<()> {
 #[ignore = "a measurement: run with --ignored --nocapture, in release"]
 fn copy_throughput() {
     const LEN: usize = 16 << 20;
-    for (path, make) in [
-        (
-            "boxed",
-            Io::new as fn(SocketStream) -> Io<'static, SocketStream>,
-        ),
-        ("native", Io::native),
-        ("boxed", Io::new),
-        ("native", Io::native),
-    ] {
+    // `COPY_PATH=native` (or `boxed`) measures one path only, e.g. under
+    // `valgrind --tool=callgrind` for instruction counts.
+    let only = std::env::var("COPY_PATH").ok();
+    let paths: [(&str, Make); 2] = [("boxed", Io::new), ("native", Io::native)];
+    for (path, make) in paths
+        .into_iter()
+        .cycle()
+        .take(10)
+        .filter(|(p, _)| only.as_deref().is_none_or(|o| o == *p))
+    {
         let before = allocations();
         let t = std::time::Instant::now();
         trio::run(async {
