@@ -255,10 +255,16 @@ type EofOp<'a> = Pin<Box<dyn Future<Output = trio::Result<()>> + 'a>>;
 /// Write}` (feature `hyper`). See [the crate docs](crate#decisions-and-why)
 /// for buffering, the budget and error mapping.
 ///
+/// - Two paths, chosen at construction: [`Io::native`] for sockets and
+///   pipes ([`NativePoll`]: the syscall, else the waker registered in the
+///   reactor; no allocation per poll, no copy), [`Io::new`] for any
+///   stream (a boxed operation in flight, with the buffering below).
 /// - Reads are received into an internal buffer (at least [`READ_CHUNK`])
-///   and copied out; it is also an `AsyncBufRead`.
+///   and copied out; it is also an `AsyncBufRead`. (Native: futures' and
+///   tokio's `poll_read` receive straight into the caller's buffer.)
 /// - `poll_write` accepts into a buffer (at most [`WRITE_BUFFER`]) and
-///   starts a send at once if none is in flight; `poll_flush` drains it;
+///   starts a send at once if none is in flight (native: sends straight
+///   from the caller's buffer); `poll_flush` drains it;
 ///   `poll_close`/`poll_shutdown` flush, then `send_eof`. As with a
 ///   `BufWriter`, flush before waiting for a reply: bytes accepted while a
 ///   send was in flight leave only when the adapter is next polled for

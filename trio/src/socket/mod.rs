@@ -24,6 +24,11 @@
 //!    parks in the reactor until the socket is ready (a cancel point: a
 //!    cancelled wait did nothing), then goes back to 2.
 //!
+//! [`SocketStream`]'s poll methods (`poll_receive`, `poll_send`) are steps
+//! 2 and 4 for poll-based code: the syscall, else the waker registered in
+//! the reactor (a *poll waiter*), and no cancel check or schedule point,
+//! which the caller (`trio_compat::Io`) provides.
+//!
 //! A socket registers with the reactor on its first wait, once, for both
 //! directions, edge-triggered (see the reactor's docs in `core/io.rs`):
 //! there is no `epoll_ctl` per operation. [`lowlevel::wait_readable`] on a
