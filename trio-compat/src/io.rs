@@ -76,6 +76,15 @@
 //! one branch and one indirect call per poll. [`Io::new`] keeps the
 //! boxed path for every stream (sockets included, for comparison).
 //!
+//! Measured (`tests/native.rs`, release, valgrind callgrind: user-space
+//! instructions): a 64-byte round trip through two adapters in one task
+//! (a read that waits in the reactor, a write) costs 5 930 instructions
+//! and 2 allocations on the boxed path, 3 230 and none on the native one;
+//! a `futures::io::copy` of 16 MiB over a socket pair, 27.4 M against
+//! 21.4 M instructions and 2 517 against 42 allocations (the run's own
+//! set-up). Wall-clock times on the shared 2-core test machine were within
+//! its noise of each other (the kernel's copying dominates).
+//!
 //! The socket's poll methods are not checkpoints; the adapter keeps its
 //! cancel check (the [`CancelWaiter`] below, before the socket is touched:
 //! DESIGN §6's order, cancel check, syscall, else register) and its budget

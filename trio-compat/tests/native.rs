@@ -248,3 +248,43 @@ fn copy_throughput() {
         );
     }
 }
+
+/// Times `ROUNDS` (env, default 20 000) 64-byte round trips in one task
+/// (a read that waits in the reactor, a write, as in
+/// `allocations_per_round`) on each path (`COPY_PATH` selects one). Under
+/// `valgrind --tool=callgrind`, two values of `ROUNDS` give the marginal
+/// instructions per round trip.
+#[test]
+#[ignore = "a measurement: run with --ignored --nocapture, in release"]
+fn round_trip_cost() {
+    let rounds: u32 = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let only = std::env::var("COPY_PATH").ok();
+    let paths: [(&str, Make); 2] = [("boxed", Io::new), ("native", Io::native)];
+    for (path, make) in paths
+        .into_iter()
+        .filter(|(p, _)| only.as_deref().is_none_or(|o| o == *p))
+    {
+        trio::run(async {
+            let (a, b) = SocketStream::unix_pair()?;
+            let (mut a, mut b) = (make(a), make(b));
+            let msg = [9u8; 64];
+            let mut buf = [0u8; 64];
+            let t = std::time::Instant::now();
+            for _ in 0..rounds {
+                let (read, wrote) = futures::join!(b.read_exact(&mut buf), async {
+                    a.write_all(&msg).await?;
+                    a.flush().await
+                });
+                read?;
+                wrote?;
+            }
+            let ns = t.elapsed().as_nanos() as f64 / f64::from(rounds);
+            eprintln!("{path:>6}: {ns:.0} ns per round trip ({rounds} rounds)");
+            Ok(())
+        })
+        .unwrap();
+    }
+}
