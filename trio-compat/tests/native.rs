@@ -288,3 +288,28 @@ fn round_trip_cost() {
         .unwrap();
     }
 }
+
+/// A task blocked in a native read shows in the task tree as waiting in
+/// `SocketStream::poll_receive` (its poll waiter), like any trio wait.
+#[trio::test(autojump)]
+async fn a_native_read_shows_in_the_task_tree() -> trio::Result<()> {
+    let (a, b) = SocketStream::unix_pair()?;
+    trio::open_nursery(async |n| {
+        n.start_soon(async {
+            let mut io = Io::native(&b);
+            let mut buf = [0; 4];
+            io.read_exact(&mut buf).await?;
+            Ok(())
+        });
+        wait_all_tasks_blocked().await?;
+        let tree = trio::lowlevel::task_tree()?.to_string();
+        assert!(
+            tree.contains("waiting in SocketStream::poll_receive"),
+            "{tree}"
+        );
+        a.send_all(b"done").await?;
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}

@@ -1298,6 +1298,44 @@ mod poll_waiter_tests {
     }
 
     #[test]
+    fn socket_poll_methods_accept_and_move_datagrams() {
+        use crate::socket::{Domain, Socket, SocketListener, Type};
+        run(async || {
+            let (c, w) = counter();
+            let mut cx = Context::from_waker(&w);
+            // Datagrams: a receive that waits, woken by the send.
+            let (a, b) = Socket::pair(Domain::UNIX, Type::DGRAM, None)?;
+            let mut buf = [0; 16];
+            assert!(b.poll_recv_from(&mut cx, &mut buf).is_pending());
+            assert!(matches!(
+                a.poll_send(&mut cx, b"dgram"),
+                task::Poll::Ready(Ok(5))
+            ));
+            wait_all_tasks_blocked().await?;
+            assert_eq!(wakes(&c), 1);
+            match b.poll_recv(&mut cx, &mut buf) {
+                task::Poll::Ready(Ok(5)) => assert_eq!(&buf[..5], b"dgram"),
+                other => panic!("{other:?}"),
+            }
+            // Accept: pending until a connection arrives.
+            let listener = SocketListener::bind_tcp("127.0.0.1:0".parse().unwrap())?;
+            let addr = listener.local_addr()?.as_socket().unwrap();
+            let l = listener.socket()?;
+            assert!(l.poll_accept(&mut cx).is_pending());
+            let _client = SocketStream::connect_tcp(addr).await?;
+            wait_all_tasks_blocked().await?;
+            assert_eq!(wakes(&c), 2);
+            match l.poll_accept(&mut cx) {
+                task::Poll::Ready(Ok((conn, _))) => {
+                    assert!(conn.peer_addr()?.as_socket().is_some())
+                }
+                other => panic!("{other:?}"),
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
     fn a_full_send_buffer_registers_and_is_woken_when_drained() {
         run(async || {
             let (a, b) = SocketStream::unix_pair()?;
