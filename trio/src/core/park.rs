@@ -268,7 +268,9 @@ pub(crate) enum ParkState {
 /// The run's record of one parked wait; see the module docs.
 pub(crate) struct ParkRecord {
     /// `Waiting` until someone gives the wait its outcome (or its deadline
-    /// fires), then `Done(outcome)` until the `Park` takes it.
+    /// fires), then `Done(outcome)` until the `Park` takes it. (A reactor
+    /// poll waiter has no `Park`: its entry re-arms it to `Waiting`, see
+    /// the module docs.)
     pub(crate) state: ParkState,
     /// Whom to wake: the waker of the `Park`'s last poll. A wake uses it up;
     /// the `Park` registers again when polled.
