@@ -313,3 +313,39 @@ async fn a_native_read_shows_in_the_task_tree() -> trio::Result<()> {
     .await?;
     Ok(())
 }
+
+/// Many native connections at once, each direction in its own task and
+/// its own adapter: 32 socket pairs each carry 256 KiB (more than a socket
+/// buffer, so both sides wait in the reactor many times) and arrive whole.
+#[trio::test]
+async fn many_native_connections_at_once() -> trio::Result<()> {
+    const PAIRS: usize = 32;
+    const LEN: usize = 256 * 1024;
+    let pairs: Vec<_> = (0..PAIRS)
+        .map(|_| SocketStream::unix_pair())
+        .collect::<trio::Result<_>>()?;
+    let received: Vec<Cell<usize>> = (0..PAIRS).map(|_| Cell::new(0)).collect();
+    trio::open_nursery(async |n| {
+        for ((a, b), got) in pairs.iter().zip(&received) {
+            n.start_soon(async move {
+                let mut w = Io::native(a);
+                let data: Vec<u8> = (0..LEN).map(|i| (i % 251) as u8).collect();
+                w.write_all(&data).await?;
+                w.close().await?;
+                Ok(())
+            });
+            n.start_soon(async move {
+                let mut r = Io::native(b);
+                let mut all = Vec::new();
+                r.read_to_end(&mut all).await?;
+                assert!(all.iter().enumerate().all(|(i, &x)| x == (i % 251) as u8));
+                got.set(all.len());
+                Ok(())
+            });
+        }
+        Ok(())
+    })
+    .await?;
+    assert!(received.iter().all(|g| g.get() == LEN));
+    Ok(())
+}
