@@ -223,7 +223,13 @@ impl SocketStream {
     ///   woken to poll again (and gets `Busy`).
     /// - Errors as `receive_some`'s: Closed after this side closed (also
     ///   when closed while registered: the poller is woken), sticky Broken
-    ///   per direction, InvalidArgument for an empty `buf`.
+    ///   per direction, InvalidArgument for an empty `buf`; a
+    ///   [`Usage`](ErrorKind::Usage) error outside a run once it would
+    ///   have to wait.
+    /// - A registered waker stays until the socket is ready or closed (as
+    ///   in tokio), even if its poller has gone; until then the run counts
+    ///   it as an I/O wait (the deadlock detector treats the socket as a
+    ///   possible source of wake-ups, as for any socket wait).
     ///
     /// ```
     /// use std::future::poll_fn;
