@@ -349,3 +349,22 @@ async fn many_native_connections_at_once() -> trio::Result<()> {
     assert!(received.iter().all(|g| g.get() == LEN));
     Ok(())
 }
+
+/// Through the native adapter: after the peer sent its last bytes and
+/// went away, writes fail with trio's Broken inside the `io::Error` (and
+/// keep failing), while reads still get the bytes, then the end of stream.
+#[trio::test]
+async fn broken_and_end_of_stream_are_per_direction_through_the_adapter() -> trio::Result<()> {
+    let (a, b) = SocketStream::unix_pair()?;
+    b.send_all(b"last").await?;
+    drop(b);
+    let mut io = Io::native(a);
+    for _ in 0..2 {
+        let err = io.write(b"x").await.unwrap_err();
+        assert_eq!(inner(&err).kind(), trio::ErrorKind::Broken, "{err}");
+    }
+    let mut got = Vec::new();
+    io.read_to_end(&mut got).await?;
+    assert_eq!(got, b"last");
+    Ok(())
+}
