@@ -56,8 +56,9 @@
 //! - A poll waiter is a park record with no `Park` future (see `park`'s
 //!   module docs), one per registered entry and direction, made by the
 //!   first poll that must wait and re-armed by every later one: no
-//!   allocation per poll (a foreign waker is boxed when it changes, as in a
-//!   `Park`). Its key sits in the slot like any wait's, so readiness wakes
+//!   allocation per poll with a trio task's waker (a foreign one is boxed
+//!   once per wait, as in a `Park`: a wake uses it up). Its key sits in
+//!   the slot like any wait's, so readiness wakes
 //!   it through the run loop's usual `reschedule` (our own task woken in
 //!   place; a foreign waker after the state borrow ends), and it counts in
 //!   `waiting`: the run loop polls I/O, and the deadlock detector treats it
