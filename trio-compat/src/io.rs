@@ -62,8 +62,9 @@
 //! syscall, else register the waker in trio's reactor, which wakes it at
 //! the next readiness edge. [`NativePoll`] names them, and
 //! [`Io::native`] builds an adapter that calls them directly: no boxed
-//! operation, no allocation per poll, no buffer between the caller and the
-//! kernel (`AsyncRead::poll_read` receives into the caller's buffer,
+//! operation, no allocation per poll (polled with a trio task's waker; a
+//! foreign waker, inside `FuturesUnordered` say, is boxed once per wait in
+//! trio's tables), no buffer between the caller and the kernel (`AsyncRead::poll_read` receives into the caller's buffer,
 //! `poll_write` sends from it; only `AsyncBufRead` and hyper's reads use
 //! the internal read buffer, and `poll_flush` has nothing to drain).
 //!
