@@ -43,6 +43,25 @@
 //!   other readiness question. It may return early (a later send can
 //!   still wait), which the contract allows; so a `FromIo` has no
 //!   "clogged" mode for the conformance checks.
+//!
+//! # Deadlocks
+//!
+//! trio reports a deadlock when no task can ever run again, and counts any
+//! clone of a task waker held outside the runtime as a way it still could
+//! (DESIGN §12). The waker shared by both directions (above) holds such
+//! clones, so a task blocked in a `FromIo` over a *foreign* stream is never
+//! reported: that is right, since foreign code (another thread, a tokio
+//! driver) may still wake it, and trio cannot tell.
+//!
+//! A stream that is trio's own underneath, [`Io`](crate::Io) over a trio
+//! stream (`FromIo::new(Io::new(stream))`), says so with
+//! [`PollIo::wakes_per_direction`]: each direction's operation registers
+//! the waker it is polled with, in trio's own tables. `FromIo` then polls
+//! it with the task's own waker and keeps no clone, so every wait is a
+//! trio wait, and a real deadlock through it (two tasks each receiving
+//! what the other will never send) is reported instead of hanging. Closing
+//! then ends a blocked operation through its park (rescheduled with
+//! Closed) rather than through the shared waker.
 
 use crate::error::from_io;
 use std::cell::{Cell, RefCell};
@@ -53,7 +72,7 @@ use std::panic::Location;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
-use trio::lowlevel::{Abort, Park};
+use trio::lowlevel::{Abort, Park, WaitKey, reschedule};
 use trio::stream::{AsyncResource, ReceiveStream, SendStream, Stream};
 use trio::{Error, ErrorKind, Result};
 
@@ -70,6 +89,37 @@ pub trait PollIo: Unpin {
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// Shuts the write half down (after flushing).
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Whether each direction's pending operation registers the waker it
+    /// was polled with, independently of the other direction, and only in
+    /// trio's own tables (a trio stream behind [`Io`](crate::Io)). Then
+    /// [`FromIo`] polls it with the task's own waker, and trio's deadlock
+    /// detector can see a task blocked in it (see the module docs). False
+    /// (the default) for foreign streams, which may keep one waker for
+    /// both directions.
+    fn wakes_per_direction(&self) -> bool {
+        false
+    }
+}
+
+/// A trio stream behind [`Io`](crate::Io), and back: its operations wait
+/// in trio, one per direction (see [`PollIo::wakes_per_direction`]).
+impl<'a, S: Stream + 'a> PollIo for crate::Io<'a, S> {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.poll_read_slice(cx, buf)
+    }
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_write_bufs(cx, &[buf])
+    }
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush_inner(cx)
+    }
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_shutdown_inner(cx)
+    }
+    fn wakes_per_direction(&self) -> bool {
+        true
+    }
 }
 
 /// A futures-io `AsyncRead + AsyncWrite` as a [`PollIo`]
@@ -225,6 +275,10 @@ pub struct FromIo<T: PollIo> {
     broken: [RefCell<Option<(io::ErrorKind, String)>>; 2],
     /// `send_eof` completed: sends fail with Closed.
     eof_sent: Cell<bool>,
+    /// `[send, receive]`: the key of the park of the operation waiting in
+    /// that direction, which `aclose` reschedules with Closed (the only
+    /// way to wake an operation polled with the task's own waker).
+    parked: [Cell<Option<WaitKey>>; 2],
 }
 
 #[cfg(feature = "futures-io")]
@@ -247,6 +301,15 @@ where
     /// stream itself needs one). Feature `tokio`.
     pub fn tokio(io: T) -> Self {
         FromIo::new(TokioIo(io))
+    }
+}
+
+/// Clears a `parked` cell when the wait that set it ends.
+struct ClearOnDrop<'a>(&'a Cell<Option<WaitKey>>);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.set(None);
     }
 }
 
@@ -274,6 +337,7 @@ impl<T: PollIo> FromIo<T> {
             busy: [Cell::new(false), Cell::new(false)],
             broken: [RefCell::new(None), RefCell::new(None)],
             eof_sent: Cell::new(false),
+            parked: [Cell::new(None), Cell::new(None)],
         }
     }
 
@@ -344,15 +408,22 @@ impl<T: PollIo> FromIo<T> {
         // do the same, because a park names the wait (`label`, where) in
         // the task tree and in deadlock reports.
         let mut cancel_waiter = None;
+        // Cleared however the wait ends (a drop included).
+        let _parked = ClearOnDrop(&self.parked[dir]);
         poll_fn(|cx| {
             loop {
-                self.wakers.set(dir, cx.waker());
                 let polled = {
                     let mut io = self.io.borrow_mut();
                     let Some(io) = io.as_mut() else {
                         return Poll::Ready(Err(closed()));
                     };
-                    op(io, &mut Context::from_waker(&self.waker))
+                    if io.wakes_per_direction() {
+                        // The task's own waker (see "Deadlocks").
+                        op(io, cx)
+                    } else {
+                        self.wakers.set(dir, cx.waker());
+                        op(io, &mut Context::from_waker(&self.waker))
+                    }
                 };
                 match polled {
                     Poll::Ready(Ok(v)) => return Poll::Ready(Ok(v)),
@@ -364,12 +435,15 @@ impl<T: PollIo> FromIo<T> {
             let park = match &mut cancel_waiter {
                 Some(park) => park,
                 None => match Park::new_at(label, Location::caller(), |_, _| Abort::Succeeded) {
-                    Ok(park) => cancel_waiter.insert(park),
+                    Ok(park) => {
+                        self.parked[dir].set(Some(park.key()));
+                        cancel_waiter.insert(park)
+                    }
                     Err(e) => return Poll::Ready(Err(e)),
                 },
             };
             match Pin::new(park).poll(cx) {
-                // Only a cancel ends the park (nobody reschedules it).
+                // Only a cancel, or `aclose` (with Closed), ends the park.
                 Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
                 Poll::Ready(Ok(())) => Poll::Ready(Err(Error::new(
                     ErrorKind::Other,
@@ -396,6 +470,11 @@ impl<T: PollIo> AsyncResource for FromIo<T> {
         let taken = self.io.try_borrow_mut().ok().and_then(|mut io| io.take());
         drop(taken);
         self.wakers.wake_all();
+        for parked in &self.parked {
+            if let Some(key) = parked.take() {
+                reschedule(key, Err(closed()));
+            }
+        }
         trio::checkpoint().await
     }
 }

@@ -84,11 +84,10 @@
 //! and [`FromIo`] parks while it waits, so they must be polled inside a
 //! trio task; elsewhere they fail with a `Usage` error, never a panic.
 //!
-//! # Not here yet
-//!
-//! - Sockets and pipes take the same boxed path as every stream: native
-//!   polling (try the syscall, else register the waker, no allocation per
-//!   poll) needs a waker-based readiness wait in trio's reactor.
+//! **Native polling.** Sockets and pipes poll natively through
+//! [`Io::native`] ([`NativePoll`]): the syscall, else the waker registered
+//! in trio's reactor; no boxed operation and no allocation per poll.
+//! [`Io::new`] takes the boxed path for any stream.
 //!
 //! To make any other foreign future a cancel point, use
 //! [`trio::lowlevel::cancel_point`]; [`Io`] registers a
@@ -113,7 +112,7 @@ pub use from_io::FuturesIo;
 #[cfg(feature = "tokio")]
 pub use from_io::TokioIo;
 pub use from_io::{FromIo, PollIo};
-pub use io::{BUDGET, Io, READ_CHUNK, READ_CHUNK_MAX, WRITE_BUFFER};
+pub use io::{BUDGET, Io, NativePoll, READ_CHUNK, READ_CHUNK_MAX, WRITE_BUFFER};
 
 #[cfg(feature = "guest")]
 pub mod guest;

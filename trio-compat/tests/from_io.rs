@@ -43,6 +43,65 @@ async fn a_socket_through_io_and_back_passes_the_half_closeable_checks() -> trio
     .await
 }
 
+/// The same on the native path (`Io::native`), and through `FromIo`'s
+/// direct polling (`Io` as a `PollIo`, which wakes per direction).
+#[trio::test]
+async fn a_native_socket_through_io_and_back_passes_the_half_closeable_checks() -> trio::Result<()>
+{
+    check_half_closeable_stream(
+        async || {
+            let (a, b) = SocketStream::unix_pair()?;
+            Ok((FromIo::new(Io::native(a)), FromIo::new(Io::native(b))))
+        },
+        no_clogged_stream_maker(),
+    )
+    .await
+}
+
+/// A real deadlock through `FromIo` over a trio stream (two tasks, each
+/// waiting for what the other will never send) is reported by the run,
+/// not a hang: polled with the task's own waker, every wait is trio's.
+#[test]
+fn a_deadlock_through_from_io_over_a_trio_stream_is_reported() {
+    let err = trio::run(async {
+        let (a, b) = trio::testing::memory_stream_pair();
+        let (a, b) = (FromIo::new(Io::new(a)), FromIo::new(Io::new(b)));
+        trio::open_nursery(async |n| {
+            n.start_soon(async {
+                let mut buf = [0; 4];
+                a.receive_some(&mut buf).await.map(drop)
+            });
+            let mut buf = [0; 4];
+            b.receive_some(&mut buf).await.map(drop)
+        })
+        .await
+    })
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Deadlock, "{err}");
+    assert!(format!("{err}").contains("FromIo::receive_some"), "{err}");
+}
+
+/// Closing a `FromIo` wakes an operation blocked in it with Closed, also
+/// when it was polled with the task's own waker (then through its park).
+#[trio::test(autojump)]
+async fn closing_wakes_a_directly_polled_receive_with_closed() -> trio::Result<()> {
+    let (_a, b) = trio::testing::memory_stream_pair();
+    let b = FromIo::new(Io::new(b));
+    trio::open_nursery(async |n| {
+        n.start_soon(async {
+            let mut buf = [0; 4];
+            let e = b.receive_some(&mut buf).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Closed);
+            Ok(())
+        });
+        wait_all_tasks_blocked().await?;
+        trio::stream::AsyncResource::aclose(&b).await?;
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
 /// The state of a [`OneWaker`] stream: bytes each way, and the single
 /// waker it keeps for both of its directions (the last poll's).
 #[derive(Default)]

@@ -1,6 +1,7 @@
 //! `Io`: trio streams driven by real foreign code (tokio-util's `Framed`,
 //! `futures::io::copy`, hyper's `ReadBuf`), the cooperative budget, and
-//! starvation.
+//! starvation. The socket tests run on both of `Io`'s paths: the boxed
+//! one (`Io::new`) and the native one (`Io::native`).
 
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use futures::{SinkExt, StreamExt};
@@ -14,14 +15,27 @@ use trio::stream::{AsyncResource, ReceiveStream, SendStream, Stream};
 use trio::testing::memory_stream_pair;
 use trio_compat::{BUDGET, Io};
 
+/// A way to adapt a socket: one of `Io`'s two paths.
+type Make = fn(SocketStream) -> Io<'static, SocketStream>;
+
+/// Both paths over a socket, named for the assertion messages.
+const PATHS: [(&str, Make); 2] = [("boxed", Io::new), ("native", Io::native)];
+
 /// tokio-util's `Framed` with `LinesCodec` over a trio socket pair, both
 /// ways; closing the sink (`poll_shutdown`, i.e. `send_eof`) ends the
 /// peer's stream of lines.
 #[trio::test]
 async fn framed_lines_over_a_trio_socket_pair() -> trio::Result<()> {
+    for (_, make) in PATHS {
+        framed_lines(make).await?;
+    }
+    Ok(())
+}
+
+async fn framed_lines(make: Make) -> trio::Result<()> {
     let (a, b) = SocketStream::unix_pair()?;
-    let mut a = Framed::new(Io::new(a), LinesCodec::new());
-    let mut b = Framed::new(Io::new(b), LinesCodec::new());
+    let mut a = Framed::new(make(a), LinesCodec::new());
+    let mut b = Framed::new(make(b), LinesCodec::new());
     trio::open_nursery(async |n| {
         n.start_soon(async {
             for line in ["one", "two", "three"] {
@@ -77,9 +91,18 @@ fn pattern(len: usize) -> Vec<u8> {
 /// the peer socket into a `Vec`: 1 MiB arrives intact, and `close` ends it.
 #[trio::test]
 async fn futures_io_copy_between_a_trio_socket_and_memory() -> trio::Result<()> {
+    for (path, make) in PATHS {
+        copy_through_a_socket(make)
+            .await
+            .map_err(|e| trio::Error::new(e.kind(), format!("{path}: {e}")))?;
+    }
+    Ok(())
+}
+
+async fn copy_through_a_socket(make: Make) -> trio::Result<()> {
     let data = pattern(1 << 20);
     let (a, b) = SocketStream::unix_pair()?;
-    let (mut a, mut b) = (Io::new(a), Io::new(b));
+    let (mut a, mut b) = (make(a), make(b));
     let mut received = Vec::new();
     trio::open_nursery(async |n| {
         n.start_soon(async {
@@ -300,6 +323,13 @@ async fn an_adapter_may_borrow_its_stream() -> trio::Result<()> {
 /// ends both connections.
 #[trio::test]
 async fn hyper_http1_exchange_over_a_trio_socket_pair() -> trio::Result<()> {
+    for (_, make) in PATHS {
+        hyper_http1_exchange(make).await?;
+    }
+    Ok(())
+}
+
+async fn hyper_http1_exchange(make: Make) -> trio::Result<()> {
     use hyper::body::{Body, Incoming};
     use hyper::{Request, Response};
     let (client, server) = SocketStream::unix_pair()?;
@@ -310,12 +340,12 @@ async fn hyper_http1_exchange_over_a_trio_socket_pair() -> trio::Result<()> {
                 Ok::<_, std::convert::Infallible>(Response::new(reply))
             });
             hyper::server::conn::http1::Builder::new()
-                .serve_connection(Io::new(server), service)
+                .serve_connection(make(server), service)
                 .await?;
             Ok(())
         });
         let (mut sender, connection) =
-            hyper::client::conn::http1::handshake::<_, String>(Io::new(client)).await?;
+            hyper::client::conn::http1::handshake::<_, String>(make(client)).await?;
         n.start_soon(async move {
             connection.await?;
             Ok(())
@@ -338,5 +368,112 @@ async fn hyper_http1_exchange_over_a_trio_socket_pair() -> trio::Result<()> {
         Ok(())
     })
     .await?;
+    Ok(())
+}
+
+/// The native path's exact budget: over a socket with data queued, one
+/// byte per read, `BUDGET` ready polls in a row, then one `Pending` (the
+/// waker woken), then again; writes count the same way.
+#[trio::test]
+async fn the_native_path_keeps_the_budget() -> trio::Result<()> {
+    let (a, b) = SocketStream::unix_pair()?;
+    a.send_all(&[7; 4 * BUDGET as usize]).await?;
+    let mut io = Io::native(b);
+    assert!(io.is_native());
+    for _ in 0..3 {
+        let mut readies = 0;
+        poll_fn(|cx| {
+            let mut buf = [0; 1];
+            loop {
+                match futures::io::AsyncRead::poll_read(Pin::new(&mut io), cx, &mut buf) {
+                    Poll::Ready(Ok(1)) => readies += 1,
+                    Poll::Ready(other) => panic!("unexpected read: {other:?}"),
+                    Poll::Pending => return Poll::Ready(()),
+                }
+            }
+        })
+        .await;
+        assert_eq!(readies, BUDGET);
+    }
+    let mut writes = 0;
+    poll_fn(|cx| {
+        loop {
+            match futures::io::AsyncWrite::poll_write(Pin::new(&mut io), cx, b"y") {
+                Poll::Ready(Ok(1)) => writes += 1,
+                Poll::Ready(other) => panic!("unexpected write: {other:?}"),
+                Poll::Pending => return Poll::Ready(()),
+            }
+        }
+    })
+    .await;
+    assert_eq!(writes, BUDGET);
+    Ok(())
+}
+
+/// hyper's and tokio's traits on the native path, over a socket pair:
+/// hyper's reads go through the adapter's buffer (`put_slice`, never past
+/// the cursor's room), tokio's straight into its `ReadBuf`; shutdown is
+/// `send_eof`, read as the end of stream.
+#[trio::test]
+async fn hyper_and_tokio_traits_on_the_native_path() -> trio::Result<()> {
+    use hyper::rt::{Read, ReadBuf, Write};
+    use tokio::io::{AsyncReadExt as TokioRead, AsyncWriteExt as TokioWrite};
+    let (a, b) = SocketStream::unix_pair()?;
+    let (mut a, mut b) = (Io::native(a), Io::native(b));
+    poll_fn(|cx| Write::poll_write(Pin::new(&mut a), cx, b"hyper!")).await?;
+    poll_fn(|cx| Write::poll_flush(Pin::new(&mut a), cx)).await?;
+    let mut storage = [0u8; 4];
+    let mut rb = ReadBuf::new(&mut storage);
+    poll_fn(|cx| Read::poll_read(Pin::new(&mut b), cx, rb.unfilled())).await?;
+    assert_eq!(rb.filled(), b"hype");
+    assert_eq!(b.buffered(), b"r!");
+    let mut storage = [0u8; 4];
+    let mut rb = ReadBuf::new(&mut storage);
+    poll_fn(|cx| Read::poll_read(Pin::new(&mut b), cx, rb.unfilled())).await?;
+    assert_eq!(rb.filled(), b"r!");
+    TokioWrite::write_all(&mut a, b"tokio").await?;
+    TokioWrite::shutdown(&mut a).await?;
+    let mut got = String::new();
+    TokioRead::read_to_string(&mut b, &mut got).await?;
+    assert_eq!(got, "tokio");
+    // After `send_eof`, writes fail with trio's Closed inside.
+    let err = TokioWrite::write(&mut a, b"x").await.unwrap_err();
+    assert_eq!(
+        trio_compat::error::from_io(err).kind(),
+        trio::ErrorKind::Closed
+    );
+    Ok(())
+}
+
+/// A child's stdin and stdout stapled together, on the native path: `cat`
+/// echoes what we write, and closing (stdin's `send_eof`) ends its output.
+#[trio::test]
+async fn a_process_pipe_pair_on_the_native_path() -> trio::Result<()> {
+    use trio::process::{ProcessStdin, ProcessStdout};
+    use trio::stream::StapledStream;
+    let mut child = std::process::Command::new("cat")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let stdin = ProcessStdin::from_std(child.stdin.take().expect("piped"))?;
+    let stdout = ProcessStdout::from_std(child.stdout.take().expect("piped"))?;
+    let pipes = StapledStream::new(stdin, stdout);
+    // One adapter per task, both borrowing the pipes.
+    let (mut reader, mut writer) = (Io::native(&pipes), Io::native(&pipes));
+    let data = pattern(256 * 1024);
+    let mut got = Vec::new();
+    trio::open_nursery(async |n| {
+        n.start_soon(async {
+            writer.write_all(&data).await?;
+            writer.close().await?; // closes cat's stdin
+            Ok(())
+        });
+        reader.read_to_end(&mut got).await?;
+        Ok(())
+    })
+    .await?;
+    assert!(got == data, "cat's output differs");
+    let status = trio::to_thread::run_sync(move || child.wait()).await??;
+    assert!(status.success());
     Ok(())
 }

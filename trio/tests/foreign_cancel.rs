@@ -185,6 +185,43 @@ async fn a_cancel_reaches_waits_inside_a_hand_written_select() -> trio::Result<(
     Ok(())
 }
 
+/// futures' own `select!` macro (not a hand-written one): it polls its
+/// branches with the task's context, and a cancel from another task reaches
+/// every trio wait inside it (a sleep, an `Event` wait, a park-less cancel
+/// point over a foreign future); the first branch to finish gives its
+/// `Cancelled`, which the scope catches, and the rest are dropped.
+#[trio::test(autojump)]
+async fn a_cancel_reaches_trio_waits_inside_futures_select() -> trio::Result<()> {
+    use futures::FutureExt;
+    let scope = CancelScope::new();
+    let event = trio::sync::Event::new();
+    let (f, polls, dropped) = Forever::new();
+    open_nursery(async |n| {
+        n.start_soon(async {
+            let r = scope
+                .run(async {
+                    futures::select! {
+                        r = trio::sleep_forever().fuse() => r,
+                        r = event.wait().fuse() => r,
+                        r = cancel_point(f).fuse() => r,
+                    }
+                })
+                .await?;
+            assert_eq!(r, None);
+            Ok(())
+        });
+        settle().await;
+        assert_eq!(polls.get(), 1, "polled once, then blocked");
+        scope.cancel();
+        Ok(())
+    })
+    .await?;
+    assert!(scope.cancelled_caught());
+    assert!(dropped.get());
+    assert!(!event.is_set());
+    Ok(())
+}
+
 // ----- cancel_point ----------------------------------------------------------
 
 #[trio::test(autojump)]

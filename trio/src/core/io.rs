@@ -39,7 +39,41 @@
 //!   the run loop asks [`Reactor::has_waiters`], and a registered source
 //!   with no waiter must not keep a run from being reported deadlocked.
 //! - Each entry has at most one reader and one writer waiting; a second is a
-//!   [`Busy`](crate::ErrorKind::Busy) error, as in Trio.
+//!   [`Busy`](crate::ErrorKind::Busy) error, as in Trio (a poll waiter is
+//!   the exception: it gives way, see below).
+//! - Nothing is woken while the reactor is borrowed: waits that an
+//!   operation ends (an entry removed, an fd closing, a poll waiter
+//!   evicted) go to `released`, and the caller wakes them after the borrow
+//!   (`settle`), since a waker may be foreign code.
+//!
+//! # Poll waiters
+//!
+//! Poll methods (`SocketStream::poll_receive`, the pipes' `poll_send` …,
+//! through [`IoRegistration::poll_io`]) cannot park: they have no future to
+//! keep a `Park` in. They try the syscall and, on `WouldBlock`, leave the
+//! waker they were polled with in the direction's slot, as a *poll waiter*:
+//!
+//! - A poll waiter is a park record with no `Park` future (see `park`'s
+//!   module docs), one per registered entry and direction, made by the
+//!   first poll that must wait and re-armed by every later one: no
+//!   allocation per poll with a trio task's waker (a foreign one is boxed
+//!   once per wait, as in a `Park`: a wake uses it up). Its key sits in
+//!   the slot like any wait's, so readiness wakes
+//!   it through the run loop's usual `reschedule` (our own task woken in
+//!   place; a foreign waker after the state borrow ends), and it counts in
+//!   `waiting`: the run loop polls I/O, and the deadlock detector treats it
+//!   as a wait.
+//! - One waker per direction; re-arming replaces it unless it would wake
+//!   the same task (`Waker::will_wake`), so the last poller wins, as in
+//!   tokio. A poll finding an operation's wait in the slot is Busy; an
+//!   operation's wait finding a poll waiter there takes the slot and wakes
+//!   the poller (`Release::Evicted`), which polls again and learns of the
+//!   operation: a registered poller that has gone away must not block the
+//!   socket's own operations.
+//! - No cancel status: a poll method is not a cancel point. The caller
+//!   (`trio_compat::Io`) checks and registers for cancellation itself.
+//! - The record goes with its entry (deregistration, close, a stale
+//!   entry): its poller is woken with Closed and the record removed.
 //!
 //! # Moving between runs
 //!
@@ -64,8 +98,8 @@
 //! as if there were none. Stale entries that are never looked up are
 //! dropped when the run ends.
 
-use crate::core::park::{Abort, Park, WaitKey, reschedule};
-use crate::core::runtime;
+use crate::core::park::{Abort, Park, ParkId, WaitKey};
+use crate::core::runtime::{self, Runtime};
 use crate::error::{Error, ErrorKind, Result};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
@@ -76,6 +110,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::panic::Location;
 use std::sync::{Arc, Mutex, Weak};
+// `task::Poll`, not to be confused with mio's `Poll`.
+use std::task::{self, Context};
 use std::time::Duration;
 
 /// The token of the inbox's waker.
@@ -110,6 +146,14 @@ impl Direction {
         }
     }
 
+    /// The index of this direction in per-direction arrays.
+    fn index(self) -> usize {
+        match self {
+            Direction::Read => 0,
+            Direction::Write => 1,
+        }
+    }
+
     fn verb(self) -> &'static str {
         match self {
             Direction::Read => "read",
@@ -139,6 +183,12 @@ struct Entry {
     readiness: u8,
     read: Option<WaitKey>,
     write: Option<WaitKey>,
+    /// The poll waiter of each direction (`[read, write]`) of a registered
+    /// source, once a poll method has needed one: a park record with no
+    /// `Park` future, made by the first poll that had to wait and reused by
+    /// every later one (see "Poll waiters" in the module docs). While it is
+    /// waiting, its key is in the direction's slot.
+    poll_parks: [Option<ParkId>; 2],
 }
 
 impl Entry {
@@ -181,6 +231,24 @@ pub(crate) struct Reactor {
     free: Vec<usize>,
     by_fd: HashMap<RawFd, usize>,
     waiting: usize,
+    /// Waits this reactor ended while borrowed (an entry removed, an fd
+    /// closing, a poll waiter evicted), to be woken by the caller once the
+    /// borrow ends ([`Reactor::take_released`], [`wake_released`]): waking
+    /// can run a foreign waker, which must not find the reactor borrowed.
+    released: Vec<Release>,
+}
+
+/// A wait the reactor gave up, and how to end it.
+enum Release {
+    /// A wait on an fd that closed or left: it ends with Closed.
+    Closed(WaitKey),
+    /// A poll waiter pushed out of its slot by an operation's wait: woken
+    /// (with `Ok`) so that its poller polls again and learns of the other
+    /// operation.
+    Evicted(WaitKey),
+    /// The poll waiter of an entry that is gone: its poller is woken (with
+    /// Closed) and its record removed, since no entry names it any more.
+    DeadPollPark(ParkId),
 }
 
 fn both() -> Interest {
@@ -201,6 +269,7 @@ impl Reactor {
                 free: Vec::new(),
                 by_fd: HashMap::new(),
                 waiting: 0,
+                released: Vec::new(),
             },
             waker,
         ))
@@ -259,11 +328,12 @@ impl Reactor {
         index
     }
 
-    /// Frees the slot of `index` and returns its waiters.
-    fn remove(&mut self, index: usize) -> Vec<WaitKey> {
+    /// Frees the slot of `index`; its waiters are released (to end with
+    /// Closed) and its poll waiters' records with them.
+    fn remove(&mut self, index: usize) {
         let slot = &mut self.slots[index];
         let Some(e) = slot.entry.take() else {
-            return Vec::new();
+            return;
         };
         slot.generation = (slot.generation + 1) & INDEX_MASK;
         if (slot.generation << INDEX_BITS) | index == WAKER_TOKEN.0 {
@@ -273,9 +343,21 @@ impl Reactor {
         if self.by_fd.get(&e.fd) == Some(&index) {
             self.by_fd.remove(&e.fd);
         }
-        let keys: Vec<WaitKey> = e.read.into_iter().chain(e.write).collect();
-        self.waiting -= keys.len();
-        keys
+        for k in e.read.into_iter().chain(e.write) {
+            self.waiting -= 1;
+            self.released.push(Release::Closed(k));
+        }
+        for p in e.poll_parks.into_iter().flatten() {
+            self.released.push(Release::DeadPollPark(p));
+        }
+    }
+
+    /// The waits released since the last call, for [`wake_released`].
+    fn take_released(&mut self) -> Vec<Release> {
+        if self.released.is_empty() {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.released)
     }
 
     /// The live entry for `fd`, if any. A stale one (see [`Entry::is_stale`])
@@ -294,9 +376,7 @@ impl Reactor {
         if !stale {
             return Some(index);
         }
-        for k in self.remove(index) {
-            reschedule(k, Err(closed_error()));
-        }
+        self.remove(index);
         None
     }
 
@@ -308,7 +388,6 @@ impl Reactor {
     /// fd was closed without telling this run); a raw entry becomes the
     /// registered one, keeping its waiters.
     fn register(&mut self, fd: RawFd, owner: Weak<()>) -> io::Result<usize> {
-        let mut stale_waiters = Vec::new();
         if let Some(index) = self.live_by_fd(fd) {
             let e = self.slots[index]
                 .entry
@@ -332,11 +411,8 @@ impl Reactor {
                     e.owner = owner;
                     return Ok(token);
                 }
-                Kind::Registered => stale_waiters = self.remove(index),
+                Kind::Registered => self.remove(index),
             }
-        }
-        for k in stale_waiters {
-            reschedule(k, Err(closed_error()));
         }
         let index = self.insert(Entry {
             fd,
@@ -345,6 +421,7 @@ impl Reactor {
             readiness: 0,
             read: None,
             write: None,
+            poll_parks: [None, None],
         });
         let token = self.token_of(index);
         let registry = self.poll.registry();
@@ -363,11 +440,11 @@ impl Reactor {
         Ok(token)
     }
 
-    /// Forgets a registered source; returns the waiters (to wake with
+    /// Forgets a registered source; its waiters are released (to end with
     /// Closed).
-    fn deregister(&mut self, token: usize) -> Vec<WaitKey> {
+    fn deregister(&mut self, token: usize) {
         let Some(index) = self.index_of(token) else {
-            return Vec::new();
+            return;
         };
         let fd = self.slots[index].entry.as_ref().expect("live").fd;
         let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
@@ -379,7 +456,8 @@ impl Reactor {
     /// Adds a socket's waiter. With `rearm` (a raw wait on a registered
     /// source, which knows nothing about the cached readiness) the cached
     /// readiness of `dir` is dropped and the fd re-armed, so the kernel
-    /// reports what exists now.
+    /// reports what exists now. A poll waiter in the slot gives way (it is
+    /// released, to poll again): only a wait is an operation in flight.
     fn add_waiter(
         &mut self,
         token: usize,
@@ -392,12 +470,19 @@ impl Reactor {
             return Err(closed_error());
         };
         let fd = e.fd;
+        let poll_park = e.poll_parks[dir.index()];
         let slot = e.slot(dir);
-        if slot.is_some() {
-            return Err(busy(dir, fd));
+        match *slot {
+            None => {
+                *slot = Some(key);
+                self.waiting += 1;
+            }
+            Some(k) if Some(k.park) == poll_park => {
+                *slot = Some(key);
+                self.released.push(Release::Evicted(k));
+            }
+            Some(_) => return Err(busy(dir, fd)),
         }
-        *slot = Some(key);
-        self.waiting += 1;
         let e = self.entry(token).expect("live");
         let r = match e.kind {
             Kind::Registered if rearm => {
@@ -483,6 +568,7 @@ impl Reactor {
             readiness: 0,
             read: None,
             write: None,
+            poll_parks: [None, None],
         });
         (self.token_of(index), false)
     }
@@ -554,11 +640,11 @@ impl Reactor {
         any_event
     }
 
-    /// Wakes every waiter of `fd` with a Closed error and forgets a raw fd
-    /// (a registered source stays, for its socket to deregister).
-    fn closing(&mut self, fd: RawFd) -> Vec<WaitKey> {
+    /// Releases every waiter of `fd` (to end with Closed) and forgets a raw
+    /// fd (a registered source stays, for its socket to deregister).
+    fn closing(&mut self, fd: RawFd) {
         let Some(index) = self.live_by_fd(fd) else {
-            return Vec::new();
+            return;
         };
         let e = self.slots[index].entry.as_mut().expect("live");
         match e.kind {
@@ -569,12 +655,83 @@ impl Reactor {
                 self.remove(index)
             }
             Kind::Registered => {
-                let keys: Vec<WaitKey> = e.read.take().into_iter().chain(e.write.take()).collect();
-                self.waiting -= keys.len();
-                keys
+                for k in e.read.take().into_iter().chain(e.write.take()) {
+                    self.waiting -= 1;
+                    self.released.push(Release::Closed(k));
+                }
             }
         }
     }
+
+    // ----- poll waiters -------------------------------------------------------
+
+    /// Puts the poll waiter `key` of `dir` in its slot (see "Poll waiters"
+    /// in the module docs); already there, nothing changes. Busy when an
+    /// operation's wait holds the slot; Closed when the source is gone.
+    fn arm_poll_waiter(&mut self, token: usize, dir: Direction, key: WaitKey) -> Result<()> {
+        let Some(e) = self.entry(token) else {
+            return Err(closed_error());
+        };
+        let fd = e.fd;
+        e.poll_parks[dir.index()] = Some(key.park);
+        let slot = e.slot(dir);
+        match *slot {
+            None => {
+                *slot = Some(key);
+                self.waiting += 1;
+                Ok(())
+            }
+            Some(k) if k == key => Ok(()),
+            Some(_) => Err(busy(dir, fd)),
+        }
+    }
+
+    /// The poll waiter of `dir`, for re-use, unless an operation's wait
+    /// holds the slot (Busy: a poll would only be woken by that
+    /// operation's readiness, and a second reader or writer is an error
+    /// anyway). Closed when the source is gone.
+    fn poll_waiter_of(&mut self, token: usize, dir: Direction) -> Result<Option<ParkId>> {
+        let Some(e) = self.entry(token) else {
+            return Err(closed_error());
+        };
+        let fd = e.fd;
+        let park = e.poll_parks[dir.index()];
+        match *e.slot(dir) {
+            Some(k) if Some(k.park) != park => Err(busy(dir, fd)),
+            _ => Ok(park),
+        }
+    }
+}
+
+/// Ends the waits the reactor gave up (its `released` list), after its
+/// borrow.
+fn wake_released(rt: &Runtime, released: Vec<Release>) {
+    if released.is_empty() {
+        return;
+    }
+    rt.with_state(|st| {
+        for r in released {
+            match r {
+                Release::Closed(k) => {
+                    st.reschedule(k.park, Err(closed_error()));
+                }
+                Release::Evicted(k) => {
+                    st.reschedule(k.park, Ok(()));
+                }
+                Release::DeadPollPark(p) => {
+                    st.reschedule(p, Err(closed_error()));
+                    st.remove_park(p);
+                }
+            }
+        }
+    });
+}
+
+/// Wakes what the reactor released during the caller's borrow (which must
+/// have ended).
+fn settle(rt: &Runtime) {
+    let released = rt.reactor.borrow_mut().take_released();
+    wake_released(rt, released);
 }
 
 fn closed_error() -> Error {
@@ -604,9 +761,12 @@ async fn wait_token(
         rt2.reactor.borrow_mut().remove_waiter(token, dir, key);
         Abort::Succeeded
     })?;
-    rt.reactor
+    let added = rt
+        .reactor
         .borrow_mut()
-        .add_waiter(token, dir, park.key(), rearm)?;
+        .add_waiter(token, dir, park.key(), rearm);
+    settle(&rt); // an evicted poll waiter
+    added?;
     park.await
 }
 
@@ -620,6 +780,7 @@ async fn wait_fd(fd: RawFd, dir: Direction, location: &'static Location<'static>
         Direction::Write => "wait_writable",
     };
     let (token, rearm) = rt.reactor.borrow_mut().raw_token(fd);
+    settle(&rt); // the waiters of a stale entry
     let r = wait_token(token, dir, rearm, label, location).await;
     if let Err(e) = &r
         && e.kind() == ErrorKind::Busy
@@ -664,10 +825,8 @@ pub fn wait_writable(fd: RawFd) -> impl Future<Output = Result<()>> {
 /// Call it before closing an fd that other tasks may be waiting on.
 pub fn notify_closing(fd: RawFd) -> Result<()> {
     let rt = runtime::current()?;
-    let keys = rt.reactor.borrow_mut().closing(fd);
-    for k in keys {
-        reschedule(k, Err(closed_error()));
-    }
+    rt.reactor.borrow_mut().closing(fd);
+    settle(&rt);
     Ok(())
 }
 
@@ -714,6 +873,11 @@ impl IoRegistration {
     /// needed (deregistering it from the run it was in before).
     fn token(&self, fd: RawFd) -> Result<usize> {
         let rt = runtime::current()?;
+        self.token_in(&rt, fd)
+    }
+
+    /// [`token`](Self::token) in the run `rt` (the current one).
+    fn token_in(&self, rt: &Runtime, fd: RawFd) -> Result<usize> {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(r) = &*g {
             if r.run_id == rt.run_id {
@@ -725,14 +889,19 @@ impl IoRegistration {
         *g = None;
         let alive = Arc::new(());
         let mut reactor = rt.reactor.borrow_mut();
-        let token = reactor.register(fd, Arc::downgrade(&alive))?;
-        *g = Some(Registered {
-            run_id: rt.run_id,
-            token,
-            registry: Arc::clone(&reactor.registry),
-            _alive: alive,
-        });
-        Ok(token)
+        let registered = reactor.register(fd, Arc::downgrade(&alive));
+        if let Ok(token) = registered {
+            *g = Some(Registered {
+                run_id: rt.run_id,
+                token,
+                registry: Arc::clone(&reactor.registry),
+                _alive: alive,
+            });
+        }
+        drop(reactor);
+        drop(g);
+        settle(rt); // the waiters of a stale entry for the same fd number
+        Ok(registered?)
     }
 
     /// True when the reactor knows `fd` is not ready in `dir`: registered
@@ -842,25 +1011,368 @@ impl IoRegistration {
         }
     }
 
+    /// One non-blocking operation on the registered `fd` for a poll method
+    /// (see "Poll waiters" in the module docs): the syscall `op`, unless
+    /// the cache says it would only return `WouldBlock`; on `WouldBlock`
+    /// the cached readiness of `dir` is cleared and `cx`'s waker is
+    /// registered as the direction's poll waiter (`Pending`), to be woken by
+    /// the next edge. Not a checkpoint: no cancel check, no schedule point
+    /// (the caller decides). `Busy` while an operation's wait holds the
+    /// direction; an error outside a run.
+    pub(crate) fn poll_io<T>(
+        &self,
+        cx: &Context<'_>,
+        fd: RawFd,
+        dir: Direction,
+        label: &'static str,
+        location: &'static Location<'static>,
+        mut op: impl FnMut() -> io::Result<T>,
+    ) -> task::Poll<Result<T>> {
+        let mut must_wait = self.known_not_ready(dir);
+        loop {
+            if must_wait {
+                return match runtime::with_runtime(|rt| {
+                    self.arm_poll_waiter(rt, cx, fd, dir, label, location)
+                }) {
+                    Some(Ok(())) => task::Poll::Pending,
+                    Some(Err(e)) => task::Poll::Ready(Err(e)),
+                    None => task::Poll::Ready(Err(Error::outside_run())),
+                };
+            }
+            match op() {
+                Ok(v) => return task::Poll::Ready(Ok(v)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.clear_ready(dir);
+                    must_wait = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return task::Poll::Ready(Err(Error::from(e))),
+            }
+        }
+    }
+
+    /// Registers `cx`'s waker as the poll waiter of `dir` (registering the
+    /// fd first if needed): re-arms the direction's poll-waiter record, or
+    /// makes it on first use, and puts it in the slot. The waker in the
+    /// record is replaced only if it would not wake the same task
+    /// (`Waker::will_wake`; last waker wins, as in tokio).
+    fn arm_poll_waiter(
+        &self,
+        rt: &Runtime,
+        cx: &Context<'_>,
+        fd: RawFd,
+        dir: Direction,
+        label: &'static str,
+        location: &'static Location<'static>,
+    ) -> Result<()> {
+        let token = self.token_in(rt, fd)?;
+        let existing = rt.reactor.borrow_mut().poll_waiter_of(token, dir)?;
+        let task = rt.current_task.get();
+        let park =
+            rt.with_state(|st| st.arm_poll_park(existing, task, label, location, cx.waker()));
+        let key = WaitKey {
+            park,
+            run_id: rt.run_id,
+        };
+        rt.reactor.borrow_mut().arm_poll_waiter(token, dir, key)
+    }
+
     /// Wakes the tasks waiting on `fd` with Closed and undoes the
     /// registration (in the current run, or through the registry of the
     /// run it belongs to, from any thread).
     pub(crate) fn deregister(&self, fd: RawFd) {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(r) = g.take() else { return };
+        // Taken out, and the lock released before anyone is woken.
+        let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(r) = taken else { return };
         let done = runtime::with_runtime(|rt| {
             if rt.run_id != r.run_id {
                 return false;
             }
-            let keys = rt.reactor.borrow_mut().deregister(r.token);
-            for k in keys {
-                reschedule(k, Err(closed_error()));
-            }
+            rt.reactor.borrow_mut().deregister(r.token);
+            settle(rt);
             true
         })
         .unwrap_or(false);
         if !done {
             let _ = r.registry.deregister(&mut SourceFd(&fd));
         }
+    }
+}
+
+/// The poll waiters, seen from inside: the reactor's slots and the park
+/// table, which the public API cannot show.
+#[cfg(test)]
+mod poll_waiter_tests {
+    use super::*;
+    use crate::ErrorKind;
+    use crate::socket::SocketStream;
+    use crate::stream::{AsyncResource, ReceiveStream, SendStream, Stream};
+    use crate::testing::wait_all_tasks_blocked;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Wake, Waker};
+
+    /// A foreign waker that counts its wakes.
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counter() -> (Arc<Counter>, Waker) {
+        let c = Arc::new(Counter(AtomicUsize::new(0)));
+        (Arc::clone(&c), Waker::from(c))
+    }
+
+    fn wakes(c: &Counter) -> usize {
+        c.0.load(Ordering::SeqCst)
+    }
+
+    /// (fds waited on, park records) in the current run.
+    fn tables() -> (usize, usize) {
+        let rt = runtime::current().unwrap();
+        let waiting = rt.reactor.borrow().waiting;
+        let parks = rt.state.borrow().parks.len();
+        (waiting, parks)
+    }
+
+    fn poll_receive(s: &SocketStream, w: &Waker, buf: &mut [u8]) -> task::Poll<Result<usize>> {
+        s.poll_receive(&mut Context::from_waker(w), buf)
+    }
+
+    fn run(f: impl AsyncFnOnce() -> Result<()>) {
+        crate::run(f()).unwrap();
+    }
+
+    #[test]
+    fn data_queued_is_received_without_registering_a_waiter() {
+        run(async || {
+            let (a, b) = SocketStream::unix_pair()?;
+            a.send_all(b"ready").await?;
+            let before = tables();
+            let (c, w) = counter();
+            let mut buf = [0; 16];
+            assert!(matches!(
+                poll_receive(&b, &w, &mut buf),
+                task::Poll::Ready(Ok(5))
+            ));
+            assert_eq!(&buf[..5], b"ready");
+            assert_eq!(tables(), before, "no waiter, no park record");
+            assert_eq!(wakes(&c), 0);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_pending_poll_registers_its_waker_and_the_reactor_wakes_it() {
+        run(async || {
+            let (a, b) = SocketStream::unix_pair()?;
+            let (waiting, parks) = tables();
+            let (c, w) = counter();
+            let mut buf = [0; 16];
+            assert!(poll_receive(&b, &w, &mut buf).is_pending());
+            assert_eq!(tables(), (waiting + 1, parks + 1));
+            // Polled again with the same waker: still one registration.
+            assert!(poll_receive(&b, &w, &mut buf).is_pending());
+            assert_eq!(tables(), (waiting + 1, parks + 1));
+            a.send_all(b"x").await?;
+            wait_all_tasks_blocked().await?;
+            assert_eq!(wakes(&c), 1, "woken once by the readiness edge");
+            // The slot is free again; the record stays, for re-use.
+            assert_eq!(tables(), (waiting, parks + 1));
+            assert!(matches!(
+                poll_receive(&b, &w, &mut buf),
+                task::Poll::Ready(Ok(1))
+            ));
+            // Drained: the next poll registers again, re-using the record.
+            assert!(poll_receive(&b, &w, &mut buf).is_pending());
+            assert_eq!(tables(), (waiting + 1, parks + 1));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_last_waker_wins() {
+        run(async || {
+            let (a, b) = SocketStream::unix_pair()?;
+            let (first, w1) = counter();
+            let (second, w2) = counter();
+            let mut buf = [0; 16];
+            assert!(poll_receive(&b, &w1, &mut buf).is_pending());
+            assert!(poll_receive(&b, &w2, &mut buf).is_pending());
+            a.send_all(b"x").await?;
+            wait_all_tasks_blocked().await?;
+            assert_eq!((wakes(&first), wakes(&second)), (0, 1));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn closing_wakes_the_poller_and_removes_its_record() {
+        run(async || {
+            let (_a, b) = SocketStream::unix_pair()?;
+            let before = tables();
+            let (c, w) = counter();
+            let mut buf = [0; 16];
+            assert!(poll_receive(&b, &w, &mut buf).is_pending());
+            b.aclose().await?;
+            assert_eq!(wakes(&c), 1, "woken by the close");
+            assert_eq!(tables(), before, "slot and record gone");
+            let e = match poll_receive(&b, &w, &mut buf) {
+                task::Poll::Ready(Err(e)) => e,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(e.kind(), ErrorKind::Closed);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn dropping_the_socket_removes_a_finished_record_too() {
+        run(async || {
+            let (a, b) = SocketStream::unix_pair()?;
+            let before = tables();
+            let (_c, w) = counter();
+            let mut buf = [0; 16];
+            assert!(poll_receive(&b, &w, &mut buf).is_pending());
+            a.send_all(b"x").await?;
+            wait_all_tasks_blocked().await?; // the record is done, not in a slot
+            drop(b);
+            assert_eq!(tables(), before);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_operation_takes_over_from_a_poller_which_then_is_busy() {
+        run(async || {
+            let (a, b) = SocketStream::unix_pair()?;
+            let (c, w) = counter();
+            let mut buf = [0; 16];
+            assert!(poll_receive(&b, &w, &mut buf).is_pending());
+            crate::open_nursery(async |n| {
+                n.start_soon(async {
+                    let mut buf = [0; 16];
+                    assert_eq!(b.receive_some(&mut buf).await?, 2);
+                    Ok(())
+                });
+                wait_all_tasks_blocked().await?;
+                assert_eq!(wakes(&c), 1, "the evicted poller is told");
+                let mut buf = [0; 16];
+                let e = match poll_receive(&b, &w, &mut buf) {
+                    task::Poll::Ready(Err(e)) => e,
+                    other => panic!("{other:?}"),
+                };
+                assert_eq!(e.kind(), ErrorKind::Busy);
+                a.send_all(b"hi").await?;
+                Ok(())
+            })
+            .await?;
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn end_of_stream_and_broken_are_per_direction() {
+        run(async || {
+            let (a, b) = SocketStream::unix_pair()?;
+            let (_c, w) = counter();
+            let mut cx = Context::from_waker(&w);
+            b.send_all(b"last").await?;
+            b.send_eof().await?;
+            match b.poll_send(&mut cx, b"x") {
+                task::Poll::Ready(Err(e)) => assert_eq!(e.kind(), ErrorKind::Closed),
+                other => panic!("{other:?}"),
+            }
+            let mut buf = [0; 16];
+            assert!(matches!(
+                a.poll_receive(&mut cx, &mut buf),
+                task::Poll::Ready(Ok(4))
+            ));
+            assert!(matches!(
+                a.poll_receive(&mut cx, &mut buf),
+                task::Poll::Ready(Ok(0))
+            ));
+            drop(b);
+            // The peer has gone: sends fail (EPIPE), and it sticks.
+            for _ in 0..2 {
+                match a.poll_send(&mut cx, b"x") {
+                    task::Poll::Ready(Err(e)) => assert_eq!(e.kind(), ErrorKind::Broken),
+                    other => panic!("{other:?}"),
+                }
+            }
+            // Receiving is another direction: still the end of stream.
+            assert!(matches!(
+                a.poll_receive(&mut cx, &mut buf),
+                task::Poll::Ready(Ok(0))
+            ));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn socket_poll_methods_accept_and_move_datagrams() {
+        use crate::socket::{Domain, Socket, SocketListener, Type};
+        run(async || {
+            let (c, w) = counter();
+            let mut cx = Context::from_waker(&w);
+            // Datagrams: a receive that waits, woken by the send.
+            let (a, b) = Socket::pair(Domain::UNIX, Type::DGRAM, None)?;
+            let mut buf = [0; 16];
+            assert!(b.poll_recv_from(&mut cx, &mut buf).is_pending());
+            assert!(matches!(
+                a.poll_send(&mut cx, b"dgram"),
+                task::Poll::Ready(Ok(5))
+            ));
+            wait_all_tasks_blocked().await?;
+            assert_eq!(wakes(&c), 1);
+            match b.poll_recv(&mut cx, &mut buf) {
+                task::Poll::Ready(Ok(5)) => assert_eq!(&buf[..5], b"dgram"),
+                other => panic!("{other:?}"),
+            }
+            // Accept: pending until a connection arrives.
+            let listener = SocketListener::bind_tcp("127.0.0.1:0".parse().unwrap())?;
+            let addr = listener.local_addr()?.as_socket().unwrap();
+            let l = listener.socket()?;
+            assert!(l.poll_accept(&mut cx).is_pending());
+            let _client = SocketStream::connect_tcp(addr).await?;
+            wait_all_tasks_blocked().await?;
+            assert_eq!(wakes(&c), 2);
+            match l.poll_accept(&mut cx) {
+                task::Poll::Ready(Ok((conn, _))) => {
+                    assert!(conn.peer_addr()?.as_socket().is_some())
+                }
+                other => panic!("{other:?}"),
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_full_send_buffer_registers_and_is_woken_when_drained() {
+        run(async || {
+            let (a, b) = SocketStream::unix_pair()?;
+            let (c, w) = counter();
+            let mut cx = Context::from_waker(&w);
+            let chunk = [0u8; 64 * 1024];
+            let mut sent = 0;
+            while let task::Poll::Ready(r) = a.poll_send(&mut cx, &chunk) {
+                sent += r?;
+            }
+            assert!(sent > 0);
+            let mut buf = vec![0; 1 << 20];
+            let mut got = 0;
+            while got < sent {
+                got += b.receive_some(&mut buf).await?;
+            }
+            wait_all_tasks_blocked().await?;
+            assert_eq!(wakes(&c), 1);
+            assert!(matches!(
+                a.poll_send(&mut cx, &chunk),
+                task::Poll::Ready(Ok(_))
+            ));
+            Ok(())
+        });
     }
 }

@@ -31,6 +31,13 @@
 //!   it an outcome, once: `Waiting` becomes `Done` and never goes back;
 //! - a cancellation only wakes it (see `cancel_status`, invariant 3): the
 //!   `Park` itself then runs its abort function and decides.
+//!
+//! One kind of record has no `Park`: a reactor *poll waiter* (a socket's or
+//! pipe's poll method waiting for readiness, `core/io.rs`). Its owner, the
+//! reactor entry, re-arms it ([`State::arm_poll_park`]): the one place a
+//! `Done` record goes back to `Waiting`. It never registers under a cancel
+//! status (a poll method is no cancel point; its caller checks), and the
+//! reactor removes it when the entry goes.
 
 use crate::core::cancel_status::CancelStatusId;
 use crate::core::runtime::{self, Runtime, State, TaskId, WakeTarget};
@@ -261,7 +268,9 @@ pub(crate) enum ParkState {
 /// The run's record of one parked wait; see the module docs.
 pub(crate) struct ParkRecord {
     /// `Waiting` until someone gives the wait its outcome (or its deadline
-    /// fires), then `Done(outcome)` until the `Park` takes it.
+    /// fires), then `Done(outcome)` until the `Park` takes it. (A reactor
+    /// poll waiter has no `Park`: its entry re-arms it to `Waiting`, see
+    /// the module docs.)
     pub(crate) state: ParkState,
     /// Whom to wake: the waker of the `Park`'s last poll. A wake uses it up;
     /// the `Park` registers again when polled.
@@ -351,6 +360,34 @@ impl State {
             self.timers.note_stale();
         }
         Some(state)
+    }
+
+    /// Re-arms the poll waiter `existing` (see the module docs), or makes
+    /// one if there is none: `Waiting` again, for `task`, to wake `waker`
+    /// (kept if it would wake the same task). Returns its id.
+    pub(crate) fn arm_poll_park(
+        &mut self,
+        existing: Option<ParkId>,
+        task: TaskId,
+        label: &'static str,
+        location: &'static Location<'static>,
+        waker: &Waker,
+    ) -> ParkId {
+        let (run_id, shared_addr) = (self.run_id, self.shared_addr);
+        let id = match existing.filter(|&id| self.parks.get(id).is_some()) {
+            Some(id) => id,
+            None => self.insert_park(task, label, location, Instant::INFINITY),
+        };
+        let p = self.parks.get_mut(id).expect("live or just made");
+        // A finished outcome nobody took is dropped: the poll that re-arms
+        // is the one the wake was for.
+        p.state = ParkState::Waiting;
+        p.task = task;
+        p.label = label;
+        p.location = location;
+        let replaced = p.target.update(waker, run_id, shared_addr);
+        self.retire(replaced);
+        id
     }
 
     /// Gives a parked wait its outcome and wakes it. False if it is not

@@ -18,6 +18,12 @@
 //! the default disposition would be killed instead (there is no
 //! `MSG_NOSIGNAL` for pipes).
 //!
+//! The poll methods ([`ProcessStdout::poll_receive`],
+//! [`ProcessStdin::poll_send`]) are the same operations for poll-based code
+//! (`trio_compat::Io`): the `read`/`write`, else `cx`'s waker registered in
+//! the reactor; not checkpoints, one waker per direction (the last wins),
+//! exactly as `SocketStream::poll_receive` documents.
+//!
 //! # Invariants
 //!
 //! - `pipe` is `None` once this end has closed: every later operation fails
@@ -38,6 +44,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::panic::Location;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 /// One non-blocking pipe fd and its reactor registration.
 struct Pipe {
@@ -78,6 +85,19 @@ impl Pipe {
                 op(&self.file)
             })
             .await
+    }
+
+    /// [`io`](Self::io) for a poll method (see the module docs).
+    fn poll_io<T>(
+        &self,
+        cx: &Context<'_>,
+        dir: Direction,
+        label: &'static str,
+        location: &'static Location<'static>,
+        mut op: impl FnMut(&File) -> io::Result<T>,
+    ) -> Poll<Result<T>> {
+        self.reg
+            .poll_io(cx, self.fd, dir, label, location, || op(&self.file))
     }
 }
 
@@ -198,10 +218,54 @@ impl ProcessStdin {
     pub fn raw_fd(&self) -> Option<RawFd> {
         self.end.fd()
     }
+
+    /// Writes what it can of `data` without a future, for poll-based code:
+    /// `Ready(Ok(n))` (`n ≥ 1`; 0 only for an empty `data`), or `Pending`
+    /// while the pipe is full, with `cx`'s waker registered. Not a
+    /// checkpoint; one waker, the last one wins; `Busy` against a
+    /// `send_all` in flight (the rules of
+    /// [`SocketStream::poll_receive`](crate::socket::SocketStream::poll_receive)).
+    #[track_caller]
+    pub fn poll_send(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<Result<usize>> {
+        let location = Location::caller();
+        let end = &self.end;
+        let p = match end.slot.enter().and_then(|_g| end.usable()) {
+            Ok(p) => p,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let polled = p.poll_io(
+            cx,
+            Direction::Write,
+            "ProcessStdin::poll_send",
+            location,
+            |mut f| f.write(data),
+        );
+        match polled {
+            Poll::Ready(Ok(n)) => {
+                if n < data.len() {
+                    // Short write: the pipe is full; wait for the edge.
+                    p.reg.clear_ready(Direction::Write);
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(end.fail(e))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Closes the pipe at once, without a future (what
+    /// [`aclose`](AsyncResource::aclose) does before its checkpoint): the
+    /// child reads the end of its input. Not a checkpoint; idempotent.
+    pub fn close_now(&self) {
+        self.end.close_now();
+    }
 }
 
 macro_rules! receive_end {
-    ($t:ident, $std:ty, $label:literal) => {
+    ($t:ident, $std:ty, $label:literal, $poll_label:literal) => {
         impl $t {
             /// Wraps the pipe end std gave us (made non-blocking).
             pub fn from_std(pipe: $std) -> Result<$t> {
@@ -216,6 +280,42 @@ macro_rules! receive_end {
             /// The fd, until closed.
             pub fn raw_fd(&self) -> Option<RawFd> {
                 self.end.fd()
+            }
+
+            /// Reads into `buf` without a future, for poll-based code:
+            /// `Ready(Ok(n))` (0 at the end of the pipe), or `Pending` with
+            /// `cx`'s waker registered in the reactor. Not a checkpoint;
+            /// one waker, the last one wins; `Busy` against a
+            /// `receive_some` in flight (the rules of
+            /// [`SocketStream::poll_receive`](crate::socket::SocketStream::poll_receive)).
+            #[track_caller]
+            pub fn poll_receive(
+                &self,
+                cx: &mut Context<'_>,
+                buf: &mut [u8],
+            ) -> Poll<Result<usize>> {
+                let location = Location::caller();
+                let end = &self.end;
+                let p = match end.slot.enter().and_then(|_g| end.usable()) {
+                    Ok(p) => p,
+                    Err(e) => return Poll::Ready(Err(e)),
+                };
+                if buf.is_empty() {
+                    return Poll::Ready(Err(empty_buffer()));
+                }
+                match p.poll_io(cx, Direction::Read, $poll_label, location, |mut f| {
+                    f.read(buf)
+                }) {
+                    Poll::Ready(Ok(n)) => {
+                        if n < buf.len() {
+                            // Drained: wait for the edge next time.
+                            p.reg.clear_ready(Direction::Read);
+                        }
+                        Poll::Ready(Ok(n))
+                    }
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(end.fail(e))),
+                    Poll::Pending => Poll::Pending,
+                }
             }
         }
 
@@ -271,12 +371,14 @@ macro_rules! receive_end {
 receive_end!(
     ProcessStdout,
     std::process::ChildStdout,
-    "ProcessStdout::receive_some"
+    "ProcessStdout::receive_some",
+    "ProcessStdout::poll_receive"
 );
 receive_end!(
     ProcessStderr,
     std::process::ChildStderr,
-    "ProcessStderr::receive_some"
+    "ProcessStderr::receive_some",
+    "ProcessStderr::poll_receive"
 );
 
 impl fmt::Debug for ProcessStdin {

@@ -24,6 +24,12 @@
 //!    parks in the reactor until the socket is ready (a cancel point: a
 //!    cancelled wait did nothing), then goes back to 2.
 //!
+//! The poll methods ([`Socket::poll_recv`] and its kin,
+//! [`SocketStream::poll_receive`], [`SocketStream::poll_send`]) are steps 2
+//! and 4 for poll-based code: the syscall, else the waker registered in
+//! the reactor (a *poll waiter*), and no cancel check or schedule point,
+//! which the caller (`trio_compat::Io`) provides.
+//!
 //! A socket registers with the reactor on its first wait, once, for both
 //! directions, edge-triggered (see the reactor's docs in `core/io.rs`):
 //! there is no `epoll_ctl` per operation. [`lowlevel::wait_readable`] on a
@@ -70,6 +76,7 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::panic::Location;
+use std::task::{Context, Poll};
 
 mod stream;
 
@@ -365,6 +372,103 @@ impl Socket {
         }
     }
 
+    // ----- poll methods -------------------------------------------------------
+
+    /// [`recv`](Self::recv) without a future, for poll-based code: the
+    /// syscall, else `Pending` with `cx`'s waker registered in the reactor
+    /// (woken at the next readiness edge). Not a checkpoint (no cancel
+    /// check, no schedule point: the caller's), one waker per direction
+    /// (the last poller's), `Busy` while an async receive waits; the rules
+    /// of [`SocketStream::poll_receive`].
+    ///
+    /// ```
+    /// use socket2::{Domain, Type};
+    /// use std::future::poll_fn;
+    /// use trio::socket::Socket;
+    ///
+    /// trio::run(async {
+    ///     let (a, b) = Socket::pair(Domain::UNIX, Type::DGRAM, None)?;
+    ///     poll_fn(|cx| a.poll_send(cx, b"ping")).await?;
+    ///     let mut buf = [0; 16];
+    ///     let n = poll_fn(|cx| b.poll_recv(cx, &mut buf)).await?;
+    ///     assert_eq!(&buf[..n], b"ping");
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    #[track_caller]
+    pub fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize>> {
+        self.poll_io(
+            cx,
+            Direction::Read,
+            "Socket::poll_recv",
+            Location::caller(),
+            move |mut s| s.read(buf),
+        )
+    }
+
+    /// [`send`](Self::send) without a future (see
+    /// [`poll_recv`](Self::poll_recv)).
+    #[track_caller]
+    pub fn poll_send(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<Result<usize>> {
+        self.poll_io(
+            cx,
+            Direction::Write,
+            "Socket::poll_send",
+            Location::caller(),
+            |s| s.send(buf),
+        )
+    }
+
+    /// [`recv_from`](Self::recv_from) without a future (see
+    /// [`poll_recv`](Self::poll_recv)).
+    #[track_caller]
+    pub fn poll_recv_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<Result<(usize, SockAddr)>> {
+        self.poll_io(
+            cx,
+            Direction::Read,
+            "Socket::poll_recv_from",
+            Location::caller(),
+            |s| s.recv_from(sys::as_uninit(buf)),
+        )
+    }
+
+    /// [`send_to`](Self::send_to) without a future (see
+    /// [`poll_recv`](Self::poll_recv)).
+    #[track_caller]
+    pub fn poll_send_to(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        addr: &SockAddr,
+    ) -> Poll<Result<usize>> {
+        self.poll_io(
+            cx,
+            Direction::Write,
+            "Socket::poll_send_to",
+            Location::caller(),
+            |s| s.send_to(buf, addr),
+        )
+    }
+
+    /// [`accept`](Self::accept) without a future (see
+    /// [`poll_recv`](Self::poll_recv)).
+    #[track_caller]
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<Result<(Socket, SockAddr)>> {
+        let polled = self.poll_io(
+            cx,
+            Direction::Read,
+            "Socket::poll_accept",
+            Location::caller(),
+            |s| s.accept(),
+        );
+        polled.map(|r| r.and_then(|(s, addr)| Ok((Socket::from_socket2(s)?, addr))))
+    }
+
     /// Waits until the socket is readable (a checkpoint). Prefer the
     /// operations, which try first and wait only if needed.
     #[track_caller]
@@ -430,6 +534,21 @@ impl Socket {
                 || op(&self.inner),
             )
             .await
+    }
+
+    /// One operation for a poll method (see the module docs): the
+    /// syscall, else the waker registered.
+    fn poll_io<T>(
+        &self,
+        cx: &Context<'_>,
+        dir: Direction,
+        label: &'static str,
+        location: &'static Location<'static>,
+        mut op: impl FnMut(&socket2::Socket) -> io::Result<T>,
+    ) -> Poll<Result<T>> {
+        self.reg
+            .reg
+            .poll_io(cx, self.reg.fd, dir, label, location, || op(&self.inner))
     }
 
     pub(crate) fn fd(&self) -> RawFd {

@@ -31,6 +31,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::panic::Location;
 use std::path::Path;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// `TCP_NOTSENT_LOWAT` for TCP socket streams: 16 KiB, Trio's choice
@@ -196,6 +197,150 @@ impl SocketStream {
             .await
             .map_err(|e| self.fail(SEND, e))
         }
+    }
+
+    // ----- poll methods -------------------------------------------------------
+
+    /// Receives into `buf` without a future, for poll-based code (an
+    /// `AsyncRead` adapter such as `trio_compat::Io`): `Ready(Ok(n))` with
+    /// `n ≥ 1` bytes, or 0 at the end of stream; `Pending` once the socket
+    /// has no data, with `cx`'s waker registered in the reactor, which
+    /// wakes it at the next readiness edge. No allocation, no future.
+    ///
+    /// - **Not a checkpoint**: no cancel check and no schedule point. A
+    ///   poll method has nowhere to keep a cancel registration, so the
+    ///   caller owns cancellation (`trio_compat::Io` checks with a
+    ///   [`CancelWaiter`](crate::lowlevel::CancelWaiter) before every
+    ///   poll) and its fairness (`Io`'s budget). A poll that returns
+    ///   `Pending` did nothing, so it is always safe to stop polling.
+    /// - **One waker per direction, the last one wins** (as in tokio): a
+    ///   second poller of the same direction replaces the first one's
+    ///   waker (unless [`Waker::will_wake`](std::task::Waker::will_wake)
+    ///   says it is the same), and the first is not woken. While
+    ///   [`receive_some`](ReceiveStream::receive_some) is in flight, a
+    ///   poll is [`Busy`](ErrorKind::Busy); a `receive_some` that starts
+    ///   while a poller is registered takes its place, and the poller is
+    ///   woken to poll again (and gets `Busy`).
+    /// - Errors as `receive_some`'s: Closed after this side closed (also
+    ///   when closed while registered: the poller is woken), sticky Broken
+    ///   per direction, InvalidArgument for an empty `buf`; a
+    ///   [`Usage`](ErrorKind::Usage) error outside a run once it would
+    ///   have to wait.
+    /// - A registered waker stays until the socket is ready or closed (as
+    ///   in tokio), even if its poller has gone; until then the run counts
+    ///   it as an I/O wait (the deadlock detector treats the socket as a
+    ///   possible source of wake-ups, as for any socket wait).
+    ///
+    /// ```
+    /// use std::future::poll_fn;
+    /// use trio::socket::SocketStream;
+    /// use trio::stream::SendStream;
+    ///
+    /// trio::run(async {
+    ///     let (a, b) = SocketStream::unix_pair()?;
+    ///     a.send_all(b"hi").await?;
+    ///     let mut buf = [0; 8];
+    ///     let n = poll_fn(|cx| b.poll_receive(cx, &mut buf)).await?;
+    ///     assert_eq!(&buf[..n], b"hi");
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    #[track_caller]
+    pub fn poll_receive(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize>> {
+        let location = Location::caller();
+        let s = match self
+            .receive_slot
+            .enter()
+            .and_then(|_g| self.usable(RECEIVE))
+        {
+            Ok(s) => s,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        if buf.is_empty() {
+            return Poll::Ready(Err(empty_buffer()));
+        }
+        let polled = s.registration().poll_io(
+            cx,
+            s.fd(),
+            Direction::Read,
+            "SocketStream::poll_receive",
+            location,
+            || s.as_socket2().read(buf),
+        );
+        match polled {
+            Poll::Ready(Ok(n)) => {
+                if n < buf.len() {
+                    // Drained: the next poll waits for the edge (as
+                    // `receive_some`).
+                    s.registration().clear_ready(Direction::Read);
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(self.fail(RECEIVE, e))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Sends what it can of `data` without a future, for poll-based code
+    /// (an `AsyncWrite` adapter): `Ready(Ok(n))` with `n ≥ 1` bytes sent
+    /// (0 only for an empty `data`), or `Pending` while the send buffer is
+    /// full, with `cx`'s waker registered. The send-side twin of
+    /// [`poll_receive`](Self::poll_receive), with the same rules (not a
+    /// checkpoint; one waker, the last one wins; `Busy` against a
+    /// `send_all` in flight); Closed after `send_eof` or close, sticky
+    /// Broken (e.g. `EPIPE` once the peer has gone).
+    #[track_caller]
+    pub fn poll_send(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<Result<usize>> {
+        let location = Location::caller();
+        let s = match self.send_slot.enter().and_then(|_g| self.usable(SEND)) {
+            Ok(s) => s,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        if self.did_shutdown_write.get() {
+            return Poll::Ready(Err(Error::new(
+                ErrorKind::Closed,
+                "cannot send after send_eof",
+            )));
+        }
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let polled = s.registration().poll_io(
+            cx,
+            s.fd(),
+            Direction::Write,
+            "SocketStream::poll_send",
+            location,
+            || s.as_socket2().send(data),
+        );
+        match polled {
+            Poll::Ready(Ok(n)) => {
+                if n < data.len() {
+                    // Short write: the buffer is full; wait for the edge.
+                    s.registration().clear_ready(Direction::Write);
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(self.fail(SEND, e))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// [`send_eof`](Stream::send_eof) without a future:
+    /// `shutdown(SHUT_WR)`, which never blocks, so this is always `Ready`;
+    /// idempotent. Not a checkpoint (see
+    /// [`poll_receive`](Self::poll_receive)); `Busy` against a send in
+    /// flight.
+    pub fn poll_send_eof(&self, _cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let s = match self.send_slot.enter().and_then(|_g| self.usable(SEND)) {
+            Ok(s) => s,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        if self.did_shutdown_write.replace(true) {
+            return Poll::Ready(Ok(()));
+        }
+        Poll::Ready(s.shutdown(Shutdown::Write).map_err(|e| self.fail(SEND, e)))
     }
 }
 
