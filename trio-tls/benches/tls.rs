@@ -49,7 +49,8 @@
 //! cache misses: they back a timing claim, they do not replace it.
 //!
 //! `cargo bench -p trio-tls --bench tls -- --instructions [--handshakes N]
-//! [--mib N]`
+//! [--mib N]`; with `TLS_BENCH_PROFILE=DIR` in the environment the
+//! callgrind profiles are kept in `DIR` (for `callgrind_annotate`).
 
 use std::io;
 use std::sync::{Arc, mpsc};
@@ -376,8 +377,14 @@ fn count_server(rt: Runtime, work: Work, identity: &(Vec<u8>, Vec<u8>)) -> u64 {
         Work::Bulk { bytes } => ("bulk", bytes, 1),
     };
     let rt_arg = if rt == Runtime::Trio { "trio" } else { "tokio" };
+    // TLS_BENCH_PROFILE=DIR keeps the profiles (for `callgrind_annotate`).
+    let out_file = match std::env::var("TLS_BENCH_PROFILE") {
+        Ok(dir) => format!("{dir}/callgrind.{rt_arg}.{work_arg}.{n}"),
+        Err(_) => "/dev/null".to_owned(),
+    };
     let mut child = std::process::Command::new("valgrind")
-        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={out_file}"))
         .arg(&exe)
         .args(["--serve", rt_arg, "--work", work_arg])
         .args(["--n", &n.to_string(), "--conns", &conns.to_string()])
