@@ -38,22 +38,31 @@
 //! Handing rustls a prefix of the next record is what keeps rustls's own
 //! buffer from ever emptying between records of a bulk transfer: an empty
 //! buffer is shrunk to 4 KiB and then regrown (and zero-filled) 4 KiB at a
-//! time for each record, which cost about 0.9 instructions per byte
-//! received (callgrind, `benches/tls.rs --instructions`).
+//! time for each record. Feeding exactly one record, as this module once
+//! did, cost 7% more instructions per MiB received (callgrind,
+//! `benches/tls.rs --instructions`: 3.49 against 3.23 million).
 //!
 //! Feeding also stops as soon as a record yields plaintext, which keeps
 //! rustls's plaintext buffer to one record; `receive_some` copies it out
 //! and, while the caller's buffer has room, feeds the next records already
 //! received (without waiting), so one call can return several records.
 //!
-//! The cost of this layout: received bytes are copied once more than in
-//! tokio-rustls (transport buffer → rustls's buffer), since rustls's
-//! buffered API reads from a synchronous `io::Read` and trio's streams are
-//! async. That copy is cheap next to decryption and rustls's own plaintext
-//! copies (about 1% of the instructions per MiB); rustls's unbuffered API
-//! would remove it, but in rustls 0.23 it still copies the plaintext once
-//! (`ReadTraffic` pops the same plaintext buffer).
-
+//! # Why not rustls's unbuffered API
+//!
+//! Received bytes are copied once more than in tokio-rustls (transport
+//! buffer → rustls's buffer), since rustls's buffered API reads from a
+//! synchronous `io::Read` and trio's streams are async: about 3% of the
+//! server's instructions per MiB (the rest of a bulk receive is the same as
+//! tokio-rustls's). rustls's unbuffered API decrypts in the caller's buffer
+//! and would remove that copy, but it does not fit full duplex here: to
+//! encrypt, a sender must get `WriteTraffic` from `process_tls_records`,
+//! which takes the receive buffer, and the receiver holds that buffer
+//! while it waits on the transport (an empty stand-in is not safe: rustls
+//! 0.23 slices the buffer at offsets it saved in earlier calls while a
+//! handshake message is partly buffered). In rustls 0.23 it also still
+//! copies the plaintext once (`ReadTraffic` pops the same plaintext
+//! buffer).
+//!
 //! # State and its invariants
 //!
 //! - `status` is `Ok`, `Broken` (for good: a failed or cancelled handshake,
