@@ -18,7 +18,8 @@
 //!   byte, both close.
 //! - Same rustls (ring provider), same certificate (ECDSA P-256, rcgen),
 //!   same configs. Rounds alternate which runtime goes first; the table
-//!   shows medians and the min–max spread.
+//!   shows medians and the min–max spread, and the median (and spread) of
+//!   the per-round ratio trio/tokio of server CPU per operation.
 //!
 //! - `--pin`: the server thread on CPU 0 and the load generator on CPU 1
 //!   (`--server-cpu N`, `--client-cpu N`), with `taskset -p` on the
@@ -617,6 +618,12 @@ fn main() {
             Work::Handshakes { .. } => ("hs/s", "us/handshake"),
             Work::Bulk { .. } => ("MB/s", "us/MiB"),
         };
+        // Each round measures both runtimes back to back, so the ratio
+        // within a round is less exposed to the machine's slow swings
+        // than the two medians are.
+        let mut ratios: Vec<f64> = cpu[0].iter().zip(&cpu[1]).map(|(t, k)| t / k).collect();
+        let (qmin, qmax) = min_max(&ratios);
+        let ratio = median(&mut ratios);
         for (i, name) in ["trio", "tokio"].iter().enumerate() {
             let (rmin, rmax) = min_max(&rate[i]);
             let (cmin, cmax) = min_max(&cpu[i]);
@@ -632,6 +639,9 @@ fn main() {
                 cmax
             );
         }
+        println!(
+            "{label:<11} trio/tokio server CPU per op, per round: median {ratio:.3} [{qmin:.3}-{qmax:.3}]"
+        );
     }
 }
 
