@@ -25,22 +25,24 @@
 //! # Feeding: one complete record per processing
 //!
 //! Received bytes stay in `incoming` until rustls has *processed* the
-//! record they belong to. rustls is handed bytes (`read_tls`, at most
-//! 4 KiB a call) up to the end of the current TLS record (the 5-byte
-//! record header carries its length) and on into the next one, but never
-//! the whole of the next one; then `process_new_packets` runs once. So each
-//! processing sees exactly one complete record: if the peer's
+//! record they belong to. rustls is handed bytes (`read_tls`, which takes
+//! what fits in its buffer, 4 KiB more per call while that grows) up to
+//! the end of the current TLS record (the 5-byte record header carries its
+//! length) and one byte into the next one; then `process_new_packets` runs
+//! once. So each processing sees exactly one complete record: if the peer's
 //! `close_notify` was processed, it was that record, and it ended where
 //! `incoming` now starts. rustls drops what it was given after a
 //! `close_notify`, `incoming` still has it, and [`TlsStream::unwrap`]
 //! returns it with the transport.
 //!
-//! Handing rustls a prefix of the next record is what keeps rustls's own
-//! buffer from ever emptying between records of a bulk transfer: an empty
-//! buffer is shrunk to 4 KiB and then regrown (and zero-filled) 4 KiB at a
-//! time for each record. Feeding exactly one record, as this module once
-//! did, cost 7% more instructions per MiB received (callgrind,
-//! `benches/tls.rs --instructions`: 3.49 against 3.23 million).
+//! Handing rustls that one byte of the next record is what keeps rustls's
+//! own buffer from ever emptying between records of a bulk transfer: an
+//! empty buffer is shrunk to 4 KiB and then regrown (and zero-filled)
+//! 4 KiB at a time for each record. Feeding exactly one record, as this
+//! module once did, cost 9% more instructions per MiB received (callgrind,
+//! `benches/tls.rs --instructions`: 3.49 against 3.21 million). One byte
+//! rather than more: it is all rustls moves to the front of its buffer
+//! when it drops the processed record.
 //!
 //! Feeding also stops as soon as a record yields plaintext, which keeps
 //! rustls's plaintext buffer to one record; `receive_some` copies it out
@@ -137,9 +139,9 @@ enum Handshake {
 
 /// Transport bytes received whose records rustls has not processed yet:
 /// `buf[start..end]`, starting at a record boundary. Its first `given`
-/// bytes have been handed to rustls already (a prefix of the next record
-/// included, see "Feeding" in the module docs); they stay here until the
-/// record they end is processed, so that whatever follows the peer's
+/// bytes have been handed to rustls already (up to one byte of the next
+/// record included, see "Feeding" in the module docs); they stay here until
+/// the record they belong to is processed, so that whatever follows the peer's
 /// `close_notify` is still here for [`TlsStream::unwrap`].
 #[derive(Default)]
 struct Incoming {
@@ -789,13 +791,14 @@ impl<S: Stream> TlsStream<S> {
                 }
                 let avail = inc.end - inc.start;
                 // The record at `start`, and how far rustls may be given
-                // bytes: never the whole of the record after it.
+                // bytes: to its end and one byte into the next record (a
+                // record is at least its 5-byte header, so never the whole
+                // of the next one). One byte is enough to keep rustls's
+                // buffer from emptying, and is all that rustls then has to
+                // move to the front of its buffer once the record is done.
                 let current = inc.record_len(0);
                 let limit = match current {
-                    Some(len) => match inc.record_len(len) {
-                        Some(next) => avail.min(len + next - 1),
-                        None => avail,
-                    },
+                    Some(len) => avail.min(len + 1),
                     None => avail,
                 };
                 // Process when rustls holds the whole record; one with an
@@ -824,8 +827,8 @@ impl<S: Stream> TlsStream<S> {
                 let Some(len) = current.filter(|_| process) else {
                     break Ok(()); // the record is not all here yet
                 };
-                // rustls holds one complete record, and at most part of
-                // the next, so a close_notify can only be that record.
+                // rustls holds one complete record, and at most one byte
+                // of the next, so a close_notify can only be that record.
                 let state = conn.process_new_packets();
                 progress = true;
                 if invalid {
