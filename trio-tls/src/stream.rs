@@ -22,22 +22,48 @@
 //!   for the lock while another received (`recv_count` moved) does not
 //!   receive again: it re-checks what it needed first (Trio's trick).
 //!
-//! # One record at a time
+//! # Feeding: one complete record per processing
 //!
-//! rustls is fed **exactly up to the end of the current TLS record** (the
-//! 5-byte record header carries its length), then processes it. After the
-//! peer's `close_notify` nothing more is fed, so the bytes after it stay in
-//! `incoming`, and [`TlsStream::unwrap`] returns them with the transport.
+//! Received bytes stay in `incoming` until rustls has *processed* the
+//! record they belong to. rustls is handed bytes (`read_tls`, which takes
+//! what fits in its buffer, 4 KiB more per call while that grows) up to
+//! the end of the current TLS record (the 5-byte record header carries its
+//! length) and one byte into the next one; then `process_new_packets` runs
+//! once. So each processing sees exactly one complete record: if the peer's
+//! `close_notify` was processed, it was that record, and it ended where
+//! `incoming` now starts. rustls drops what it was given after a
+//! `close_notify`, `incoming` still has it, and [`TlsStream::unwrap`]
+//! returns it with the transport.
+//!
+//! Handing rustls that one byte of the next record is what keeps rustls's
+//! own buffer from ever emptying between records of a bulk transfer: an
+//! empty buffer is shrunk to 4 KiB and then regrown (and zero-filled)
+//! 4 KiB at a time for each record. Feeding exactly one record, as this
+//! module once did, cost 9% more instructions per MiB received (callgrind,
+//! `benches/tls.rs --instructions`: 3.49 against 3.21 million). One byte
+//! rather than more: it is all rustls moves to the front of its buffer
+//! when it drops the processed record.
+//!
 //! Feeding also stops as soon as a record yields plaintext, which keeps
 //! rustls's plaintext buffer to one record; `receive_some` copies it out
 //! and, while the caller's buffer has room, feeds the next records already
 //! received (without waiting), so one call can return several records.
 //!
-//! The cost of this layout: received bytes are copied once more than in
-//! tokio-rustls (transport buffer → rustls's buffer), since rustls's
-//! buffered API reads from a synchronous `io::Read` and trio's streams are
-//! async. rustls's unbuffered API (decryption in place) would remove that
-//! copy and rustls's own plaintext copy.
+//! # Why not rustls's unbuffered API
+//!
+//! Received bytes are copied once more than in tokio-rustls (transport
+//! buffer → rustls's buffer), since rustls's buffered API reads from a
+//! synchronous `io::Read` and trio's streams are async: about 3% of the
+//! server's instructions per MiB (the rest of a bulk receive is the same as
+//! tokio-rustls's). rustls's unbuffered API decrypts in the caller's buffer
+//! and would remove that copy, but it does not fit full duplex here: to
+//! encrypt, a sender must get `WriteTraffic` from `process_tls_records`,
+//! which takes the receive buffer, and the receiver holds that buffer
+//! while it waits on the transport (an empty stand-in is not safe: rustls
+//! 0.23 slices the buffer at offsets it saved in earlier calls while a
+//! handshake message is partly buffered). In rustls 0.23 it also still
+//! copies the plaintext once (`ReadTraffic` pops the same plaintext
+//! buffer).
 //!
 //! # State and its invariants
 //!
@@ -79,12 +105,19 @@ use trio::{Error, ErrorKind, Result, cancel_shielded_checkpoint, checkpoint_if_c
 
 /// The length of a TLS record header: type (1), version (2), length (2).
 const RECORD_HEADER: usize = 5;
+/// The largest record rustls accepts, header included: 16 KiB of payload
+/// plus 2 KiB of expansion (RFC 8446 §5.2, RFC 5246 §6.2.3).
+const MAX_RECORD: usize = RECORD_HEADER + 16 * 1024 + 2048;
 /// The first transport receive size: one largest TLS 1.2 record (16 KiB of
 /// payload + 2 KiB of expansion + the header), rounded up.
 const START_RECEIVE: usize = 20 * 1024;
 /// Receives grow (doubling while they come back full) up to this, to make
-/// bulk transfers cost fewer system calls.
-const MAX_RECEIVE: usize = 64 * 1024;
+/// bulk transfers cost fewer system calls. 128 KiB: in the pinned bulk
+/// benchmark (`benches/tls.rs`) the server's CPU per MiB against
+/// tokio-rustls was 1.05x with 64 KiB, 0.955x with 128 KiB and 0.96x with
+/// 256 KiB (medians of three runs of 7 rounds); only a connection whose
+/// receives keep coming back full grows its buffer this far.
+const MAX_RECEIVE: usize = 128 * 1024;
 /// Plaintext handed to rustls per flush in `send_all`: rustls's own default
 /// buffer limit, so a write is never cut short.
 const SEND_CHUNK: usize = 64 * 1024;
@@ -104,12 +137,42 @@ enum Handshake {
     Failed,
 }
 
-/// Transport bytes received and not yet fed to rustls: `buf[start..end]`.
+/// Transport bytes received whose records rustls has not processed yet:
+/// `buf[start..end]`, starting at a record boundary. Its first `given`
+/// bytes have been handed to rustls already (up to one byte of the next
+/// record included, see "Feeding" in the module docs); they stay here until
+/// the record they belong to is processed, so that whatever follows the peer's
+/// `close_notify` is still here for [`TlsStream::unwrap`].
 #[derive(Default)]
 struct Incoming {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    given: usize,
+}
+
+impl Incoming {
+    /// The length of the record starting `at` bytes after `start`, header
+    /// included, if its header has been received.
+    fn record_len(&self, at: usize) -> Option<usize> {
+        let from = self.start + at;
+        if from + RECORD_HEADER > self.end {
+            return None;
+        }
+        let h = &self.buf[from..from + RECORD_HEADER];
+        Some(RECORD_HEADER + usize::from(u16::from_be_bytes([h[3], h[4]])))
+    }
+
+    /// Whether the header at `start` (received) could start a TLS record:
+    /// a known content type (20 to 24), version 3.x, and at most
+    /// [`MAX_RECORD`] long. rustls rejects anything else as soon as it
+    /// processes the header, which must not wait for the rest of a record
+    /// that is not one (a plain-text client, say).
+    fn plausible_header(&self) -> bool {
+        let h = &self.buf[self.start..self.start + RECORD_HEADER];
+        let len = RECORD_HEADER + usize::from(u16::from_be_bytes([h[3], h[4]]));
+        (20..=24).contains(&h[0]) && h[1] == 3 && len <= MAX_RECORD
+    }
 }
 
 impl Incoming {
@@ -283,9 +346,6 @@ pub struct TlsStream<S> {
     /// Received and not yet fed to rustls. Only the receive lock holder
     /// touches it (and `unwrap`, which owns the stream).
     incoming: RefCell<Incoming>,
-    /// Bytes of the current record still to feed to rustls; 0 means the
-    /// next byte starts a record header.
-    record_left: Cell<usize>,
     /// The next transport receive's size.
     receive_size: Cell<usize>,
     send_lock: Lock,
@@ -368,7 +428,6 @@ impl<S: Stream> TlsStream<S> {
             outgoing: RefCell::new(Vec::new()),
             spare: RefCell::new(Vec::new()),
             incoming: RefCell::new(Incoming::default()),
-            record_left: Cell::new(0),
             receive_size: Cell::new(START_RECEIVE),
             send_lock: Lock::new(),
             recv_lock: Lock::new(),
@@ -716,11 +775,13 @@ impl<S: Stream> TlsStream<S> {
         }
     }
 
-    /// Feeds rustls from `incoming`, one record at a time (module docs).
-    /// Returns whether it fed anything. Only the receive lock holder (or
-    /// `unwrap`) calls it.
+    /// Feeds rustls from `incoming` and processes what it was given, one
+    /// complete record per `process_new_packets` (see "Feeding" in the
+    /// module docs). Returns whether it did anything (handed over bytes or
+    /// processed a record). Only the receive lock holder (or `unwrap`)
+    /// calls it.
     fn feed(&self) -> Result<bool> {
-        let mut fed = false;
+        let mut progress = false;
         let result = {
             let mut conn = self.conn.borrow_mut();
             let mut inc = self.incoming.borrow_mut();
@@ -729,36 +790,62 @@ impl<S: Stream> TlsStream<S> {
                     break Ok(());
                 }
                 let avail = inc.end - inc.start;
-                if self.record_left.get() == 0 {
-                    if avail < RECORD_HEADER {
-                        break Ok(());
-                    }
-                    let h = &inc.buf[inc.start..inc.start + RECORD_HEADER];
-                    let len = u16::from_be_bytes([h[3], h[4]]) as usize;
-                    self.record_left.set(RECORD_HEADER + len);
-                }
-                let n = self.record_left.get().min(avail);
-                if n == 0 {
-                    break Ok(());
-                }
-                let mut slice = &inc.buf[inc.start..inc.start + n];
-                let k = match conn.read_tls(&mut slice) {
-                    Ok(0) => {
-                        break Err(Error::new(
-                            ErrorKind::Broken,
-                            "rustls accepted no TLS bytes",
-                        ));
-                    }
-                    Ok(k) => k,
-                    Err(e) => break Err(Error::with_kind(ErrorKind::Broken, e)),
+                // The record at `start`, and how far rustls may be given
+                // bytes: to its end and one byte into the next record (a
+                // record is at least its 5-byte header, so never the whole
+                // of the next one). One byte is enough to keep rustls's
+                // buffer from emptying, and is all that rustls then has to
+                // move to the front of its buffer once the record is done.
+                let current = inc.record_len(0);
+                let limit = match current {
+                    Some(len) => avail.min(len + 1),
+                    None => avail,
                 };
-                inc.start += k;
-                self.record_left.set(self.record_left.get() - k);
-                fed = true;
-                match conn.process_new_packets() {
+                // Process when rustls holds the whole record; one with an
+                // invalid header as soon as rustls has that, to report it.
+                let invalid = current.is_some() && !inc.plausible_header();
+                let process = current
+                    .is_some_and(|len| inc.given >= len || (invalid && inc.given >= RECORD_HEADER));
+                if !process && inc.given < limit {
+                    let (from, to) = (inc.start + inc.given, inc.start + limit);
+                    let mut slice = &inc.buf[from..to];
+                    match conn.read_tls(&mut slice) {
+                        Ok(0) => {
+                            break Err(Error::new(
+                                ErrorKind::Broken,
+                                "rustls accepted no TLS bytes",
+                            ));
+                        }
+                        Ok(k) => inc.given += k,
+                        Err(e) => break Err(Error::with_kind(ErrorKind::Broken, e)),
+                    }
+                    progress = true;
+                    // rustls takes at most 4 KiB per call: loop until the
+                    // record is complete or nothing more may be given.
+                    continue;
+                }
+                let Some(len) = current.filter(|_| process) else {
+                    break Ok(()); // the record is not all here yet
+                };
+                // rustls holds one complete record, and at most one byte
+                // of the next, so a close_notify can only be that record.
+                let state = conn.process_new_packets();
+                progress = true;
+                if invalid {
+                    break Err(match state {
+                        Err(e) => tls_error(e),
+                        Ok(_) => Error::new(ErrorKind::Broken, "an invalid TLS record header"),
+                    });
+                }
+                inc.start += len;
+                inc.given -= len;
+                match state {
                     Ok(state) => {
                         if state.peer_has_closed() {
+                            // rustls dropped the bytes given after the
+                            // close_notify; they are still in `incoming`.
                             self.peer_closed.set(true);
+                            inc.given = 0;
                         }
                         if state.plaintext_bytes_to_read() > 0 {
                             break Ok(());
@@ -776,7 +863,7 @@ impl<S: Stream> TlsStream<S> {
             self.drain(&mut conn);
             result
         };
-        result.map(|()| fed).map_err(|e| self.fail(e))
+        result.map(|()| progress).map_err(|e| self.fail(e))
     }
 
     /// After some plaintext was read into the caller's buffer: fills more

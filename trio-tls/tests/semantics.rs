@@ -1,6 +1,7 @@
 //! `TlsStream`'s own rules (DESIGN §9), beyond the conformance checks:
 //! the shared handshake, cancellation, ragged EOF, `send_eof` on 1.2,
-//! `unwrap`, ALPN and certificates, the handshake timeout.
+//! `unwrap` (also after full records), ALPN and certificates, the handshake
+//! timeout, a peer that does not speak TLS.
 
 mod common;
 
@@ -371,5 +372,51 @@ async fn one_receive_takes_every_record_already_received() -> trio::Result<()> {
     assert_eq!(server.receive_some(&mut small).await?, 4);
     assert_eq!(&small, b"0123");
     assert_eq!(receive_all(&server, 6).await?, b"456789");
+    Ok(())
+}
+
+#[trio::test(autojump)]
+async fn unwrap_after_full_records_keeps_a_whole_record_shaped_trailer() -> trio::Result<()> {
+    // Full 16 KiB records make rustls take each record in several reads
+    // (while its buffer grows) and be handed a byte of the next one before
+    // processing (module docs, "Feeding"). The bytes after the close_notify
+    // form a complete record header and body, so a feeder that handed
+    // rustls the whole next record would lose them to rustls with the
+    // close_notify.
+    let (client, server) = memory_tls_pair(V13);
+    handshake_both(&client, &server).await?;
+    let data: Vec<u8> = (0..3 * 16384 + 100).map(|i| (i % 251) as u8).collect();
+    client.send_all(&data).await?;
+    client.send_eof().await?;
+    let trailer = [&[23u8, 3, 3, 0, 2][..], b"hi", b"and more"].concat();
+    client.transport().send_all(&trailer).await?;
+    let mut got = Vec::new();
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        let n = server.receive_some(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, data);
+    let (_transport, rest) = server.unwrap().await?;
+    assert_eq!(rest, trailer);
+    Ok(())
+}
+
+#[trio::test(autojump)]
+async fn a_peer_that_does_not_speak_tls_fails_the_handshake_at_once() -> trio::Result<()> {
+    // 18 bytes whose "record header" announces 8 KiB: the handshake must
+    // fail on the header, not wait for the rest of a record that is not one.
+    let (plain, server_side) = trio::testing::memory_stream_pair();
+    let server = TlsStream::server(server_side, server_config(V13))?;
+    plain.send_all(b"GET / HTTP/1.0\r\n\r\n").await?;
+    // (A deadline, so that waiting fails the test instead of hanging it.)
+    let r = trio::fail_after(Duration::from_secs(10), server.do_handshake()).await;
+    let Err(e) = r else {
+        panic!("a handshake with a plain-text peer succeeded");
+    };
+    assert_eq!(e.kind(), ErrorKind::Broken, "{e}");
     Ok(())
 }
