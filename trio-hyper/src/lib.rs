@@ -16,7 +16,8 @@
 //!   ALPN) over [`trio::serve_tcp`] (or `trio_tls::serve_tls_over_tcp`),
 //!   with graceful shutdown through a
 //!   [`ServeControl`](trio::net::ServeControl) (wire it to Ctrl-C).
-//! - [`http1_handshake`] / [`http2_handshake`]: a client connection with
+//! - [`http1_handshake`] ([`http1_handshake_native`] over a socket) /
+//!   [`http2_handshake`]: a client connection with
 //!   its driver as a child task; [`get`] / [`get_tls`] for "GET this URL"
 //!   (over TLS: HTTP/2 or HTTP/1.1, as ALPN chooses).
 //!
@@ -78,7 +79,9 @@ pub mod server;
 pub mod timer;
 pub mod tutorial;
 
-pub use client::{get, get_tls, http1_handshake, http2_handshake, read_body};
+pub use client::{
+    get, get_tls, http1_handshake, http1_handshake_native, http2_handshake, read_body,
+};
 pub use executor::NurseryExecutor;
 pub use server::{Http, Protocol, from_hyper, serve_http};
 pub use timer::{TrioSleep, TrioTimer};
