@@ -40,12 +40,13 @@ use std::task::Waker;
 /// use trio::lowlevel::StoredWaker;
 ///
 /// trio::run(async {
-///     let mut stored = None;
+///     let mut first = true;
 ///     poll_fn(|cx| {
-///         if stored.is_none() {
-///             stored = Some(StoredWaker::new(cx.waker()));
+///         if first {
+///             first = false;
+///             let stored = StoredWaker::new(cx.waker());
 ///             // Woken at once: the task is polled again.
-///             stored.take().unwrap().wake();
+///             stored.wake();
 ///             return Poll::Pending;
 ///         }
 ///         Poll::Ready(())
