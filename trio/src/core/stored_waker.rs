@@ -31,8 +31,13 @@ use std::marker::PhantomData;
 use std::task::Waker;
 
 /// A waker stored for a later wake, with no allocation when it is a trio
-/// task's own (plain) waker of the current run. See the
-/// [module docs](self) for the rules (stale tasks, deadlock detection).
+/// task's own (plain) waker of the current run, which it keeps decoded as
+/// the task's key (with its generation: a task that has ended since is not
+/// woken). Any other waker is cloned. A stored task waker does not count
+/// as a waker held outside the run, so a task that waits only on one is
+/// still reported as a deadlock. `!Send`: a decoded key means something
+/// only on its run's thread. For primitives that live in the run (a timer
+/// registry, a wait list).
 ///
 /// ```
 /// use std::future::poll_fn;
