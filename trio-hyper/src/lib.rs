@@ -65,11 +65,15 @@
 //! Instructions per request (valgrind callgrind, user space, on the bench
 //! binary's `--serve trio|tokio` under the same wrk load: counters zeroed
 //! after a 5 s warm-up, dumped after 10 s, divided by wrk's request
-//! count): tokio 8 550; trio 15 625 with the boxed adapter ([`Io::new`]),
-//! 12 965 with [`serve_http`] on the native socket path
-//! ([`Http::serve_native_connection`]), 12 728 with [`TrioTimer`]
-//! storing wakers as [`trio::lowlevel::StoredWaker`] (no counted waker
-//! allocated per request). What remains, per request: the adapter's
+//! count; two runs each, which differ by about 1.5%): tokio 8 550 and
+//! 8 683; trio 15 625 with the boxed adapter ([`Io::new`], measured
+//! before), 12 965 with [`serve_http`] on the native socket path
+//! ([`Http::serve_native_connection`]), 12 728 and 12 903 with
+//! [`TrioTimer`] storing wakers as [`trio::lowlevel::StoredWaker`] (no
+//! counted waker allocated per request): about 1.5× tokio's. Pinned
+//! wall-clock CPU (7 rounds of 5 s, load average about 5): trio 9.32
+//! [8.55–12.21] µs per request, tokio 7.50 [6.32–8.30] µs; per-round
+//! ratio trio/tokio median 1.28 [1.03–1.54]. What remains, per request: the adapter's
 //! cancel check ([`trio::lowlevel::CancelWaiter::poll_cancelled`], about
 //! 1.3k: seven polls per request at about 185 instructions each), the
 //! timer (about 1.6k: hyper's header-read timer is a new boxed `Sleep` per
