@@ -45,7 +45,7 @@ use std::sync::Arc;
 use trio::lowlevel::cancel_point;
 use trio::stream::Stream;
 use trio::{Error, ErrorKind, Nursery};
-use trio_compat::Io;
+use trio_compat::{Io, NativePoll};
 use trio_tls::rustls::ClientConfig;
 
 /// A boxed error, as hyper's traits want them.
@@ -86,9 +86,38 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let (send, conn) = http1::handshake(Io::new(stream))
-        .await
-        .map_err(from_hyper)?;
+    http1_handshake_io(nursery, Io::new(stream)).await
+}
+
+/// [`http1_handshake`] over a stream that polls natively (a
+/// `SocketStream` or `&SocketStream`, see
+/// [`NativePoll`]): the adapter is [`Io::native`], with no allocation per
+/// poll. Same behaviour and errors otherwise; [`get`] uses it.
+pub async fn http1_handshake_native<'a, S, B>(
+    nursery: &Nursery<'a>,
+    stream: S,
+) -> trio::Result<http1::SendRequest<B>>
+where
+    S: Stream + NativePoll + 'a,
+    B: Body + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    http1_handshake_io(nursery, Io::native(stream)).await
+}
+
+/// [`http1_handshake`] over a ready adapter (either path).
+async fn http1_handshake_io<'a, S, B>(
+    nursery: &Nursery<'a>,
+    io: Io<'a, S>,
+) -> trio::Result<http1::SendRequest<B>>
+where
+    S: Stream + 'a,
+    B: Body + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let (send, conn) = http1::handshake(io).await.map_err(from_hyper)?;
     nursery.try_start_soon_named(DRIVER_NAME, drive(conn))?;
     Ok(send)
 }
@@ -234,10 +263,14 @@ impl Target {
 
 /// One GET over `stream` (HTTP/2 if `h2`, else HTTP/1.1) in a nursery of
 /// its own, the whole body read.
+///
+/// `make_io` chooses the HTTP/1.1 adapter's path ([`Io::native_rc`] for a
+/// socket, [`Io::from_rc`] otherwise).
 async fn fetch<S: Stream + 'static>(
     stream: Rc<S>,
     h2: bool,
     target: &Target,
+    make_io: fn(Rc<S>) -> Io<'static, S>,
 ) -> trio::Result<Response<Vec<u8>>> {
     let bad_request = |e: hyper::http::Error| Error::new(ErrorKind::InvalidArgument, e.to_string());
     let got = trio::open_nursery(async |nursery| {
@@ -251,7 +284,8 @@ async fn fetch<S: Stream + 'static>(
             drop(send); // the connection ends once the body is read
             resp
         } else {
-            let mut send = http1_handshake::<_, String>(&nursery, &*stream).await?;
+            let mut send =
+                http1_handshake_io::<_, String>(&nursery, make_io(stream.clone())).await?;
             let req = Request::get(target.path.as_str())
                 .header(hyper::header::HOST, target.authority.as_str())
                 .body(String::new())
@@ -281,7 +315,7 @@ async fn fetch<S: Stream + 'static>(
 pub async fn get(url: &str) -> trio::Result<Response<Vec<u8>>> {
     let target = Target::parse(url, "http", 80)?;
     let stream = trio::open_tcp_stream(&target.host, target.port).await?;
-    fetch(Rc::new(stream), false, &target).await
+    fetch(Rc::new(stream), false, &target, Io::native_rc).await
 }
 
 /// GETs an `https://host[:port]/path` URL like [`get`], over TLS
@@ -306,5 +340,5 @@ pub async fn get_tls(url: &str, config: Arc<ClientConfig>) -> trio::Result<Respo
     let tls = trio_tls::open_tls_over_tcp_stream(&target.host, target.port, config).await?;
     tls.do_handshake().await?;
     let h2 = tls.negotiated_alpn()?.as_deref() == Some(b"h2");
-    fetch(Rc::new(tls), h2, &target).await
+    fetch(Rc::new(tls), h2, &target, Io::from_rc).await
 }

@@ -16,7 +16,8 @@
 //!   ALPN) over [`trio::serve_tcp`] (or `trio_tls::serve_tls_over_tcp`),
 //!   with graceful shutdown through a
 //!   [`ServeControl`](trio::net::ServeControl) (wire it to Ctrl-C).
-//! - [`http1_handshake`] / [`http2_handshake`]: a client connection with
+//! - [`http1_handshake`] ([`http1_handshake_native`] over a socket) /
+//!   [`http2_handshake`]: a client connection with
 //!   its driver as a child task; [`get`] / [`get_tls`] for "GET this URL"
 //!   (over TLS: HTTP/2 or HTTP/1.1, as ALPN chooses).
 //!
@@ -54,20 +55,32 @@
 //!
 //! # Performance
 //!
-//! `cargo bench -p trio-hyper --bench hello` compares hyper on trio with
-//! hyper on tokio `current_thread` under `wrk` (requests/s and the
-//! server's CPU time per request); see that file for the method and the
-//! figures. In short: **trio's server spends more CPU per request than
-//! tokio's** (about 1.2–1.3× in wall-clock CPU on these shared machines;
-//! 15.6k vs 8.6k user-space instructions per request under callgrind,
-//! with the same one `recvfrom` and one `sendto` per request). The extra
-//! is in two places: the generic I/O adapter ([`trio_compat::Io`]: a boxed
-//! operation per receive and per send, and a cancel check on every poll,
-//! about 4.8k instructions per request; native socket polling needs a
-//! poll-based readiness wait in trio's reactor) and [`TrioTimer`] (hyper
-//! arms its header-read timeout on every request: about 2.7k instructions
-//! vs tokio's 0.65k, mostly cloning and dropping the task's waker, which
-//! allocates for a trio waker that outlives its poll).
+//! `cargo bench -p trio-hyper --bench hello -- --rounds 7 --secs 5`
+//! compares hyper on trio with hyper on tokio `current_thread` under
+//! `wrk -t1 -c64` (requests/s, the server's CPU time per request, and the
+//! per-round ratio trio/tokio of the latter); see that file for the
+//! method and the figures. In short: **trio's server still spends more
+//! CPU per request than tokio's**, the goal (≤ tokio) is not met.
+//!
+//! Instructions per request (valgrind callgrind, user space, on the bench
+//! binary's `--serve trio|tokio` under the same wrk load: counters zeroed
+//! after a 5 s warm-up, dumped after 10 s, divided by wrk's request
+//! count; two runs each, which differ by about 1.5%): tokio 8 550 and
+//! 8 683; trio 15 625 with the boxed adapter ([`Io::new`], measured
+//! before), 12 965 with [`serve_http`] on the native socket path
+//! ([`Http::serve_native_connection`]), 12 728 and 12 903 with
+//! [`TrioTimer`] storing wakers as [`trio::lowlevel::StoredWaker`] (no
+//! counted waker allocated per request): about 1.5× tokio's. Pinned
+//! wall-clock CPU (7 rounds of 5 s, load average about 5): trio 9.32
+//! [8.55–12.21] µs per request, tokio 7.50 [6.32–8.30] µs; per-round
+//! ratio trio/tokio median 1.28 [1.03–1.54]. What remains, per request: the adapter's
+//! cancel check ([`trio::lowlevel::CancelWaiter::poll_cancelled`], about
+//! 1.3k: seven polls per request at about 185 instructions each), the
+//! timer (about 1.6k: hyper's header-read timer is a new boxed `Sleep` per
+//! request, plus the ordered map's insert and remove, against tokio's
+//! ~0.65k) and trio's reactor registration in the socket's poll.
+//!
+//! [`Io::new`]: trio_compat::Io::new
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -78,7 +91,9 @@ pub mod server;
 pub mod timer;
 pub mod tutorial;
 
-pub use client::{get, get_tls, http1_handshake, http2_handshake, read_body};
+pub use client::{
+    get, get_tls, http1_handshake, http1_handshake_native, http2_handshake, read_body,
+};
 pub use executor::NurseryExecutor;
 pub use server::{Http, Protocol, from_hyper, serve_http};
 pub use timer::{TrioSleep, TrioTimer};

@@ -19,7 +19,9 @@
 //!
 //! # One connection
 //!
-//! [`Http::serve_connection`] wraps the stream in [`trio_compat::Io`] and
+//! [`Http::serve_connection`] wraps the stream in [`trio_compat::Io`]
+//! (sockets: [`Http::serve_native_connection`], the adapter's native path,
+//! which [`serve_http`] uses) and
 //! drives hyper's HTTP/1.1 server connection in the calling task (with
 //! keep-alive: one connection, many requests, one after another; the
 //! service's futures run inside the connection's future, so they may
@@ -77,7 +79,7 @@ use trio::ErrorKind;
 use trio::net::{OnHandlerError, Serve, ServeControl, TcpSource};
 use trio::socket::SocketStream;
 use trio::stream::Stream;
-use trio_compat::Io;
+use trio_compat::{Io, NativePoll};
 
 /// A boxed error, as hyper's traits want them.
 type BoxError = Box<dyn StdError + Send + Sync>;
@@ -209,6 +211,45 @@ impl Http {
         B: Body + 'static,
         B::Error: Into<BoxError>,
     {
+        self.serve_io(stream, service, Io::new).await
+    }
+
+    /// [`serve_connection`](Self::serve_connection) over a stream that
+    /// polls natively (a `SocketStream` or `&SocketStream`, see
+    /// [`NativePoll`]): the adapter is [`Io::native`] (no allocation per
+    /// poll, no copy on writes) instead of [`Io::new`]'s boxed operations.
+    /// [`serve_http`] serves every connection this way. Same behaviour
+    /// and errors otherwise.
+    pub async fn serve_native_connection<S, Svc, B>(
+        &self,
+        stream: S,
+        service: Svc,
+    ) -> trio::Result<()>
+    where
+        S: Stream + NativePoll,
+        Svc: HttpService<Incoming, ResBody = B>,
+        Svc::Error: Into<BoxError>,
+        B: Body + 'static,
+        B::Error: Into<BoxError>,
+    {
+        self.serve_io(stream, service, Io::native).await
+    }
+
+    /// The connection, with `make_io` choosing the adapter's path (made
+    /// after the protocol sniff, which reads from the stream itself).
+    async fn serve_io<'a, S, Svc, B>(
+        &self,
+        stream: S,
+        service: Svc,
+        make_io: fn(S) -> Io<'a, S>,
+    ) -> trio::Result<()>
+    where
+        S: Stream + 'a,
+        Svc: HttpService<Incoming, ResBody = B>,
+        Svc::Error: Into<BoxError>,
+        B: Body + 'static,
+        B::Error: Into<BoxError>,
+    {
         let control = self.control.clone();
         let stopping = async {
             match &control {
@@ -249,7 +290,7 @@ impl Http {
         let io = Prefixed {
             prefix,
             pos: 0,
-            io: Io::new(stream),
+            io: make_io(stream),
         };
         if h2 {
             // Its streams' handlers run as children of this nursery.
@@ -430,8 +471,9 @@ where
     B::Error: Into<BoxError>,
 {
     let control = http.control.clone();
-    let handler =
-        async move |stream: &SocketStream| http.serve_connection(stream, service.clone()).await;
+    let handler = async move |stream: &SocketStream| {
+        http.serve_native_connection(stream, service.clone()).await
+    };
     let serve = trio::serve_tcp(handler, port).on_handler_error(OnHandlerError::LogAndContinue);
     match control {
         Some(c) => serve.control(&c),

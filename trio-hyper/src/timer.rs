@@ -28,7 +28,10 @@
 //!    cancelled connection ends through its I/O, not its timers) and never
 //!    parks its task.
 //! 3. A pending poll registers `(deadline, id) → waker` in the registry's
-//!    ordered map (or refreshes the waker). If the new deadline is earlier
+//!    ordered map (or refreshes the waker). The waker is kept as a
+//!    [`StoredWaker`]: the task's own waker is stored decoded, so a
+//!    registration allocates no counted waker (which a `Waker::clone` of a
+//!    trio waker does). If the new deadline is earlier
 //!    than what the driver waits for, it unparks the driver.
 //! 4. The *driver* is a system task of the run ([`spawn_system_task`],
 //!    started with the registry): it removes every entry whose deadline
@@ -70,9 +73,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant as StdInstant};
-use trio::lowlevel::{RunVar, Task, spawn_system_task, try_current_root_task};
+use trio::lowlevel::{RunVar, StoredWaker, Task, spawn_system_task, try_current_root_task};
 use trio::sync::ParkingLot;
 
 /// The run-local registry (step 1), made on first use in a run.
@@ -100,7 +103,7 @@ struct Registry {
     /// Pending sleeps by deadline. Invariant: an entry exists exactly while
     /// its `TrioSleep` holds the key and its deadline has not been seen
     /// passed by the driver.
-    entries: RefCell<BTreeMap<(StdInstant, u64), Waker>>,
+    entries: RefCell<BTreeMap<(StdInstant, u64), StoredWaker>>,
     /// What the driver sleeps until (`INFINITY`: nothing pending).
     driver_target: Cell<trio::Instant>,
     /// Where the driver waits to be told of an earlier deadline.
@@ -188,7 +191,7 @@ impl Registry {
 
     /// Step 3: registers (or moves) an entry; unparks the driver if it
     /// waits for a later time.
-    fn register(&self, key: (StdInstant, u64), waker: Waker) {
+    fn register(&self, key: (StdInstant, u64), waker: StoredWaker) {
         self.entries.borrow_mut().insert(key, waker);
         let at = self.to_trio(key.0);
         if at < self.driver_target.get() {
@@ -198,7 +201,7 @@ impl Registry {
     }
 
     /// Removes an entry; its waker is dropped after the borrow ends.
-    fn remove(&self, key: &(StdInstant, u64)) -> Option<Waker> {
+    fn remove(&self, key: &(StdInstant, u64)) -> Option<StoredWaker> {
         // (Edition 2024: the borrow ends before the caller gets the waker.)
         self.entries.borrow_mut().remove(key)
     }
@@ -350,7 +353,7 @@ impl Future for TrioSleep {
                 return Poll::Ready(());
             };
             if !w.will_wake(cx.waker()) {
-                let old = std::mem::replace(w, cx.waker().clone());
+                let old = std::mem::replace(w, StoredWaker::new(cx.waker()));
                 drop(entries);
                 drop(old);
             }
@@ -363,7 +366,7 @@ impl Future for TrioSleep {
             return Poll::Ready(());
         }
         let key = (deadline, NEXT_ENTRY.fetch_add(1, Ordering::Relaxed));
-        reg.register(key, cx.waker().clone());
+        reg.register(key, StoredWaker::new(cx.waker()));
         this.registered = Some((reg.id, key));
         Poll::Pending
     }

@@ -10,7 +10,8 @@
 //! - Run state: [`RunVar`], [`Instrument`]s.
 //! - Foreign code: [`CancelWaiter`] (a cancel wakes a future polled
 //!   inside foreign combinators), [`cancel_point`] (any future as a cancel
-//!   point), [`current_task_is_cancelled`].
+//!   point), [`current_task_is_cancelled`], [`StoredWaker`] (a waker kept
+//!   for later, with no allocation for a task's own).
 //! - I/O: [`wait_readable`], [`wait_writable`], [`notify_closing`] on raw fds.
 //! - Guest mode: [`GuestRun`] steps a run from another event loop on the
 //!   same thread (Trio's `start_guest_run`).
@@ -31,6 +32,7 @@ pub use crate::core::run::{
     ExternalWork, GuestRun, GuestStep, GuestWait, begin_external_work, spawn_system_task,
 };
 pub use crate::core::runvar::RunVar;
+pub use crate::core::stored_waker::StoredWaker;
 pub use crate::core::task::{
     ExitHook, NurseryInfo, Task, current_root_task, current_task, try_current_root_task,
     try_current_task,

@@ -17,6 +17,7 @@ pub(crate) mod run;
 pub(crate) mod runtime;
 pub(crate) mod runvar;
 pub(crate) mod slab;
+pub(crate) mod stored_waker;
 pub(crate) mod task;
 pub(crate) mod timers;
 pub(crate) mod token;
