@@ -40,8 +40,8 @@
 //!
 //! # Columns
 //!
-//! In `--all` mode the header is the micro-benchmarks' [`CSV_HEADER`]
-//! followed by [`EXTRA_HEADER`]; every line has every column, the
+//! In `--all` mode the header is the micro-benchmarks'
+//! [`CSV_HEADER`](crate::report::CSV_HEADER) followed by [`EXTRA_HEADER`]; every line has every column, the
 //! micro-benchmarks' lines included (their extra columns say what their
 //! runtime columns are). The first 18 columns keep their names and their
 //! meaning per line:
@@ -73,9 +73,8 @@ use std::process::{Command, Stdio};
 
 use crate::report::{self, Row};
 
-/// The columns [`line`] and [`core_extra`] add after [`CSV_HEADER`].
-///
-/// [`CSV_HEADER`]: crate::report::CSV_HEADER
+/// The columns [`csv_line`] and [`core_extra`] add after
+/// [`CSV_HEADER`](crate::report::CSV_HEADER).
 pub const EXTRA_HEADER: &str = "extra1,extra1_ns_per_op,ratio_extra1,ratio_extra1_min,\
 ratio_extra1_max,extra2,extra2_ns_per_op,ratio_extra2,ratio_extra2_min,ratio_extra2_max,\
 trio_is,tokio_is,smol_is,measure";
@@ -562,6 +561,9 @@ pub fn cross_lines(text: &str) -> Vec<Line> {
 /// children inherit it; see "Pinning" above), then restores the mask.
 pub fn with_all_cpus<T>(f: impl FnOnce() -> T) -> T {
     let before = crate::machine::allowed_cpus().ok();
+    // CPUs 0..n: online CPUs are numbered from 0 without gaps unless some
+    // were taken offline; the kernel ignores CPUs of the mask that are not
+    // online, so at worst a CPU numbered n or above is left out.
     let all: Vec<usize> = (0..crate::machine::cpus_online().unwrap_or(1)).collect();
     let widened = match &before {
         Some(cpus) if *cpus != all => match crate::machine::set_affinity(&all) {
