@@ -33,16 +33,25 @@ pub fn allowed_cpus() -> io::Result<Vec<usize>> {
 
 /// Pins the calling thread (and every thread it starts afterwards) to `cpu`.
 pub fn pin_to(cpu: usize) -> io::Result<()> {
-    if cpu >= libc::CPU_SETSIZE as usize {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "CPU number too large",
-        ));
-    }
+    set_affinity(&[cpu])
+}
+
+/// Lets the calling thread (and every thread or process it starts
+/// afterwards) run on `cpus` only.
+pub fn set_affinity(cpus: &[usize]) -> io::Result<()> {
     // SAFETY: as in `allowed_cpus`, all-zero is a valid, empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu` < CPU_SETSIZE (checked above), so the bit is inside `set`.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
+    for &cpu in cpus {
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "CPU number too large",
+            ));
+        }
+        // SAFETY: `cpu` < CPU_SETSIZE (checked above), so the bit is inside
+        // `set`.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
     // SAFETY: pid 0 is the calling thread; `set` is initialised and its size
     // is passed with it. The kernel only reads it.
     let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };

@@ -101,8 +101,22 @@
 //!
 //! With `--instructions`, the columns are `workload`, `trio_ir_per_op`,
 //! `tokio_ir_per_op`, `smol_ir_per_op`, `ratio_tokio`, `ratio_smol`.
-//! The machine line of the header goes to stderr in CSV mode.
+//! The machine line of the header (CPU model, CPUs online, pinning) goes to
+//! stderr in CSV mode.
+//!
+//! # Every workload (`--all`)
+//!
+//! `--all` (or `--with echo,multicore,cross` for some) also runs the
+//! crate's other binaries as child processes, *before* the
+//! micro-benchmarks (and before `--pin` pins this process: the children
+//! choose their own CPUs), and adds one line per workload of theirs: the
+//! TCP echo servers (`echo_pingpong`, `echo_bulk`), the echo on every core
+//! (`echo_mc_pingpong_64`, `echo_mc_pingpong_1000`) and the cross-run
+//! channel ping-pong (`cross_channel`, `cross_channel_blocking`). The
+//! header then has more columns after the ones above, on every line; see
+//! [`all`] for what each holds. Without `--all`, nothing changes.
 
+mod all;
 mod alloc;
 mod instructions;
 mod machine;
@@ -167,6 +181,11 @@ struct Options {
     instructions: bool,
     /// `--clock wall`: time with the wall clock instead of CPU time.
     wall_clock: bool,
+    /// `--all` / `--with`: the other binaries' workloads to add.
+    with: Vec<all::Suite>,
+    /// Whether `--rounds` was given (passed on to the other binaries,
+    /// which otherwise use their own defaults).
+    rounds_given: bool,
 }
 
 impl Options {
@@ -188,6 +207,9 @@ fn usage() -> String {
          --clock C       time with the process's CPU time (cpu, the default) or wall time\n\
          --instructions  instructions per op under valgrind callgrind (scales s and 2s,\n\
          \x20               s = --scale, default 0.05) instead of timings\n\
+         --all           also the other binaries' workloads (= --with echo,multicore,cross):\n\
+         \x20               TCP echo servers, the echo on every core, the cross-run channel\n\
+         --with LIST     some of them; run first, as child processes (see `all` in the docs)\n\
          \n\
          workloads (ns per operation, trio vs tokio current_thread vs smol LocalExecutor):\n",
     );
@@ -212,6 +234,8 @@ fn parse_args() -> Result<Options, String> {
         pin: None,
         instructions: false,
         wall_clock: false,
+        with: Vec::new(),
+        rounds_given: false,
     };
     let mut args = std::env::args().skip(1).peekable();
     while let Some(arg) = args.next() {
@@ -220,6 +244,7 @@ fn parse_args() -> Result<Options, String> {
             "--only" => select_workloads(&value("--only")?, &mut opts)?,
             "--rounds" => {
                 opts.rounds = parse_num(&value("--rounds")?, "--rounds")?;
+                opts.rounds_given = true;
                 if opts.rounds == 0 {
                     return Err("--rounds must be at least 1".into());
                 }
@@ -250,6 +275,17 @@ fn parse_args() -> Result<Options, String> {
                 });
             }
             "--instructions" => opts.instructions = true,
+            "--all" => opts.with = all::Suite::ALL.to_vec(),
+            "--with" => {
+                let list = value("--with")?;
+                opts.with = names(&list)
+                    .map(|name| {
+                        all::Suite::from_name(name).ok_or_else(|| {
+                            format!("--with: unknown `{name}` (echo, multicore, cross)")
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
             "--clock" => {
                 opts.wall_clock = match value("--clock")?.as_str() {
                     "cpu" => false,
@@ -266,6 +302,9 @@ fn parse_args() -> Result<Options, String> {
             "--bench" => {}
             other => return Err(format!("unknown argument `{other}`")),
         }
+    }
+    if opts.instructions && !opts.with.is_empty() {
+        return Err("--all / --with time the other binaries; not with --instructions".into());
     }
     Ok(opts)
 }
@@ -469,8 +508,9 @@ fn measure_memory(n: usize, opts: &Options) -> [Row; 2] {
     ]
 }
 
-/// The timing mode: every selected workload, then `task_memory`.
-fn run_timings(opts: &Options, machine: String) {
+/// The timing mode: every selected workload, then `task_memory`; `others`
+/// are the lines of the other binaries (`--all`), already measured.
+fn run_timings(opts: &Options, machine: String, others: &[all::Line]) {
     let wall = Instant::now();
     let mut measuring: Vec<Measurement> = opts
         .workloads
@@ -491,7 +531,12 @@ fn run_timings(opts: &Options, machine: String) {
     };
     if opts.csv {
         eprintln!("{machine}");
-        report::print_csv(&rows.into_iter().chain(memory).collect::<Vec<_>>());
+        let rows: Vec<Row> = rows.into_iter().chain(memory).collect();
+        if opts.with.is_empty() {
+            report::print_csv(&rows);
+        } else {
+            all::print_csv(&rows, others, opts.wall_clock);
+        }
         eprintln!("total wall time: {:.1} s", wall.elapsed().as_secs_f64());
     } else {
         let header = Header {
@@ -511,6 +556,7 @@ fn run_timings(opts: &Options, machine: String) {
             ),
         };
         report::print_table(&rows, &memory, &header);
+        all::print_table(others);
         println!("\ntotal wall time: {:.1} s", wall.elapsed().as_secs_f64());
     }
 }
@@ -541,6 +587,13 @@ fn main() -> ExitCode {
     if opts.warmup > 0 && !opts.instructions {
         keep_freed_memory();
     }
+    // The other binaries first, before `--pin`: they choose their own CPUs.
+    let (others, failed) = if opts.with.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        let rounds = opts.rounds_given.then_some(opts.rounds);
+        all::with_all_cpus(|| all::run(&opts.with, rounds, opts.scale))
+    };
     let pinned = match opts.pin.map(apply_pin).transpose() {
         Ok(pinned) => pinned,
         Err(msg) => {
@@ -556,7 +609,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     } else {
-        run_timings(&opts, machine::describe(pinned));
+        run_timings(&opts, machine::describe(pinned), &others);
+    }
+    if !failed.is_empty() {
+        // The lines that were measured are printed; the status says some
+        // are missing.
+        for e in &failed {
+            eprintln!("error: --all: {e}");
+        }
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }
@@ -577,6 +638,8 @@ mod tests {
             pin: None,
             instructions: false,
             wall_clock: false,
+            with: Vec::new(),
+            rounds_given: false,
         }
     }
 

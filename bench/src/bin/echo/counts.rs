@@ -72,12 +72,16 @@ pub fn instructions(exe: &Path, opts: &Options) -> Result<Vec<Figure>, String> {
         let v = (ir[1] as f64 - ir[0] as f64) / msgs;
         per_msg.push((kind, v));
     }
-    let trio = per_msg.iter().find(|(k, _)| *k == Kind::Trio).map(|p| p.1);
+    // trio, or trio-pc with `--multicore`.
+    let base = crate::ratio_pairs(opts).0;
+    let trio = per_msg.iter().find(|(k, _)| *k == base).map(|p| p.1);
     let mut figures = Vec::new();
     for &(kind, v) in &per_msg {
-        let ratio = trio.filter(|_| kind != Kind::Trio).map(|t| t / v);
+        let ratio = trio.filter(|_| kind != base).map(|t| t / v);
         if !opts.csv {
-            let ratio = ratio.map_or(String::new(), |r| format!("   trio/{} {r:.3}", kind.name()));
+            let ratio = ratio.map_or(String::new(), |r| {
+                format!("   {}/{} {r:.3}", base.name(), kind.name())
+            });
             println!("{:<8} {v:>9.0} Ir/msg{ratio}", kind.name());
         }
         figures.push(Figure {

@@ -69,6 +69,14 @@
 //! cores with the server, so msgs/s cannot show how a server scales with
 //! cores; the server CPU per message is still comparable.
 //!
+//! `--multicore` also works with `--instructions`, `--syscalls` and
+//! `--profile trio-pc` (ping-pong only, at `--conns`, default 64): the
+//! counts are summed over every thread of the server, so they say whether
+//! a per-message difference is user-space work (instructions) or kernel
+//! work (syscalls), which the timings cannot separate. Under callgrind the
+//! server's threads run one at a time, and under strace each syscall is
+//! slowed, so batching (messages per `epoll_wait`) differs from a timed run.
+//!
 //! # Other modes
 //!
 //! * `--instructions`: instead of timing, each server runs under
@@ -417,8 +425,11 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         if !opts.cpus_given {
             (opts.server_cpu, opts.client_cpu) = (None, None);
         }
+        // The counting modes run the multi-core servers too (one
+        // connection count: `--conns`, default 64), ping-pong only: the
+        // bulk transfer is one connection, served by one core.
         if opts.mode != Mode::Time {
-            return Err("--multicore is a timed mode only".into());
+            opts.bulk = false;
         }
     }
     if opts.rounds == 0 || opts.conns == 0 || opts.size == 0 || opts.servers.is_empty() {
