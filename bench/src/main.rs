@@ -121,6 +121,7 @@ mod alloc;
 mod instructions;
 mod machine;
 mod report;
+mod spread;
 mod stats;
 mod workloads;
 

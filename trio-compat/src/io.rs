@@ -829,8 +829,10 @@ mod tokio_impls {
             }
             if this.native.is_some() && this.buffered().is_empty() {
                 // Straight into the caller's buffer (zeroing what it has
-                // not initialised yet: no `unsafe` here).
-                let n = match this.poll_read_direct(cx, buf.initialize_unfilled()) {
+                // not initialised yet, at most one read's worth: no
+                // `unsafe` here).
+                let room = buf.remaining().min(super::READ_CHUNK_MAX);
+                let n = match this.poll_read_direct(cx, buf.initialize_unfilled_to(room)) {
                     Poll::Ready(Ok(n)) => n,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => return Poll::Pending,
@@ -880,7 +882,11 @@ mod tokio_impls {
         }
 
         fn is_write_vectored(&self) -> bool {
-            true
+            // The boxed path copies every slice into one send; the native
+            // path sends one slice per call, so callers that can (hyper)
+            // should flatten headers and body into one buffer: one
+            // `sendto` per response instead of one per slice.
+            self.native.is_none()
         }
 
         fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -946,7 +952,11 @@ mod hyper_impls {
         }
 
         fn is_write_vectored(&self) -> bool {
-            true
+            // The boxed path copies every slice into one send; the native
+            // path sends one slice per call, so callers that can (hyper)
+            // should flatten headers and body into one buffer: one
+            // `sendto` per response instead of one per slice.
+            self.native.is_none()
         }
 
         fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -327,11 +327,11 @@ impl<T> fmt::Display for SendError<T> {
     }
 }
 
-fn closed_error(what: &str) -> Error {
+pub(crate) fn closed_error(what: &str) -> Error {
     Error::new(ErrorKind::Closed, format!("this {what} channel is closed"))
 }
 
-fn no_receivers_error() -> Error {
+pub(crate) fn no_receivers_error() -> Error {
     Error::new(ErrorKind::Broken, "every receive channel is closed")
 }
 

@@ -95,16 +95,18 @@
 //! - `cancelling` goes from false to true once; whoever sets it cancels
 //!   every `Running` slot, and a slot that registers afterwards cancels
 //!   itself, so no run escapes a cancel;
-//! - after a slot is `Finished`, its thread posts a wake-up to the
-//!   supervisor, which re-reads the board; the supervisor reads the board
-//!   and parks within one poll, and the wake-up runs between its polls, so
-//!   it cannot be missed.
+//! - whoever makes the last slot `Finished` sets the board's `all_done`
+//!   [`cross_run::Event`](crate::cross_run::Event) after releasing the
+//!   lock; the supervisor waits on it only after reading the board, and
+//!   the event stays set, so the wake-up cannot be missed. (Its wait
+//!   counts as something outside the supervisor's run that could wake it,
+//!   so the parked supervisor is never reported as a deadlock.)
 
 use crate::core::cancel::CancelScope;
-use crate::core::park::{Abort, Park, WaitKey, reschedule};
 use crate::core::run::Runner;
 use crate::core::runtime;
-use crate::core::token::{RunHandle, TrioToken, current_trio_token};
+use crate::core::token::RunHandle;
+use crate::cross_run::Event;
 use crate::error::{Error, ErrorKind, Result};
 use std::any::Any;
 use std::fmt;
@@ -304,31 +306,26 @@ impl PerCore {
             })
             .collect();
         let board = Mutex::new(Board::new(self.runs));
-        let doorbell = Arc::new(Doorbell::default());
+        let all_done = Event::new();
         let factory = self.runner.as_ref();
         let supervised = std::thread::scope(|scope| {
             let result = Runner::new().handle_ctrl_c(self.ctrl_c).run(async {
-                // 1. Start the runs. Each thread holds a token of the
-                // supervisor's run until it has posted its wake-up, so the
-                // supervisor, parked meanwhile, is never a deadlock.
-                let token = current_trio_token()?;
+                // 1. Start the runs.
                 for &info in &infos {
-                    let (board, f, doorbell, token) = (&board, &f, doorbell.clone(), token.clone());
+                    let (board, f, all_done) = (&board, &f, &all_done);
                     let spawned = std::thread::Builder::new()
                         .name(format!("trio-run-{}", info.index))
                         .spawn_scoped(scope, move || {
                             let ending = run_one(info, f, factory, board);
-                            finish(board, info.index, ending);
-                            ring(&doorbell, &token);
+                            finish(board, all_done, info.index, ending);
                         });
                     if let Err(e) = spawned {
                         // 3. A run that cannot start is a failure.
-                        finish(board, info.index, Ending::Returned(Err(e.into())));
+                        finish(board, all_done, info.index, Ending::Returned(Err(e.into())));
                     }
                 }
-                drop(token);
                 // 2. Supervise.
-                supervise(&board, &doorbell).await
+                supervise(&board, &all_done).await
             });
             // 4. However the supervisor ended, no run outlives this call:
             // the scope joins every thread, so first make sure all of them
@@ -417,15 +414,19 @@ where
 }
 
 /// Records how run `index` ended; a failure cancels the others.
-fn finish<T>(board: &Mutex<Board<T>>, index: usize, ending: Ending<T>) {
+fn finish<T>(board: &Mutex<Board<T>>, all_done: &Event, index: usize, ending: Ending<T>) {
     let failed = ending.is_failure();
-    let to_cancel = {
+    let (to_cancel, last) = {
         let mut b = lock(board);
         b.slots[index] = Slot::Finished(ending);
         b.finished += 1;
-        if failed { b.cancel_all() } else { Vec::new() }
+        let to_cancel = if failed { b.cancel_all() } else { Vec::new() };
+        (to_cancel, b.all_finished())
     };
     cancel_runs(to_cancel);
+    if last {
+        all_done.set();
+    }
 }
 
 /// Cancels each run's root cancel status, through its inbox: delivered as
@@ -434,10 +435,7 @@ fn finish<T>(board: &Mutex<Board<T>>, index: usize, ending: Ending<T>) {
 fn cancel_runs(runs: Vec<RunHandle>) {
     for run in runs {
         let _ = run.run_sync_soon(|| {
-            runtime::with_runtime(|rt| {
-                let root = rt.root_cancel_status.get();
-                rt.with_state(|st| st.cancel(root));
-            });
+            runtime::with_runtime(|rt| rt.cancel_root());
         });
     }
 }
@@ -562,61 +560,26 @@ impl<T> Board<T> {
 
 // ----- the supervisor -------------------------------------------------------------
 
-/// Where the supervisor's parked wait is, for the runs' threads to wake it.
-#[derive(Default)]
-struct Doorbell {
-    waiter: Mutex<Option<WaitKey>>,
-}
-
-impl Doorbell {
-    fn slot(&self) -> MutexGuard<'_, Option<WaitKey>> {
-        self.waiter.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Wakes the supervisor after a run finished: posted to its run, so the
-/// key is read and rescheduled on its own thread, between its polls.
-fn ring(doorbell: &Arc<Doorbell>, supervisor: &TrioToken) {
-    let doorbell = doorbell.clone();
-    // Fails only if the supervisor's run has ended, which it does only
-    // after every run has finished (or it has no one left to wake).
-    let _ = supervisor.run_sync_soon(move || {
-        let key = doorbell.slot().take();
-        if let Some(key) = key {
-            reschedule(key, Ok(()));
-        }
-    });
-}
-
 /// Waits until every run has finished. If the wait is cancelled (Ctrl-C),
 /// cancels every run and goes on waiting, shielded, then reports the
 /// cancellation.
-async fn supervise<T>(board: &Mutex<Board<T>>, doorbell: &Doorbell) -> Result<()> {
-    let Err(e) = wait_for_all(board, doorbell).await else {
+async fn supervise<T>(board: &Mutex<Board<T>>, all_done: &Event) -> Result<()> {
+    let Err(e) = wait_for_all(board, all_done).await else {
         return Ok(());
     };
     cancel_runs(lock(board).cancel_all());
     CancelScope::new()
         .with_shield(true)
-        .run(wait_for_all(board, doorbell))
+        .run(wait_for_all(board, all_done))
         .await?;
     Err(e)
 }
 
-async fn wait_for_all<T>(board: &Mutex<Board<T>>, doorbell: &Doorbell) -> Result<()> {
-    loop {
-        if lock(board).all_finished() {
-            return Ok(());
-        }
-        // Read and parked in one poll: a wake-up runs between polls, so it
-        // finds the key (module docs, "The board").
-        let park = Park::new_at("run_per_core", std::panic::Location::caller(), |_, _| {
-            doorbell.slot().take();
-            Abort::Succeeded
-        })?;
-        *doorbell.slot() = Some(park.key());
-        park.await?;
+async fn wait_for_all<T>(board: &Mutex<Board<T>>, all_done: &Event) -> Result<()> {
+    if lock(board).all_finished() {
+        return Ok(());
     }
+    all_done.wait().await
 }
 
 #[cfg(test)]

@@ -120,10 +120,17 @@ fn a_runner_per_run() {
 }
 
 fn pinned_runs_get_a_cpu_each() {
+    // Each run also reports how many CPUs its thread may use (Linux's
+    // `available_parallelism` follows the affinity mask): 1 once pinned.
     let cpus = PerCore::new(2)
         .pin_threads(true)
-        .run(|core| async move { Ok(core.cpu()) })
+        .run(|core| async move {
+            let allowed = std::thread::available_parallelism().map_or(0, |n| n.get());
+            Ok((core.cpu(), allowed))
+        })
         .unwrap();
+    assert!(cpus.iter().all(|&(_, allowed)| allowed == 1), "{cpus:?}");
+    let cpus: Vec<_> = cpus.into_iter().map(|(cpu, _)| cpu).collect();
     assert!(cpus.iter().all(Option::is_some), "{cpus:?}");
     if trio::available_cores() >= 2 {
         assert_ne!(cpus[0], cpus[1]);

@@ -35,6 +35,10 @@
 //! line, then one line per workload:
 //! `workload,ns_per_handoff,min,max,ratio_tokio,ratio_tokio_min,ratio_tokio_max,handoffs,rounds`.
 
+#[path = "../spread.rs"]
+#[allow(dead_code)] // each bin uses part of it
+mod spread;
+use spread::Spread;
 use std::time::{Duration, Instant};
 
 struct Options {
@@ -228,21 +232,14 @@ fn run_flume(ops: usize) -> Duration {
     elapsed
 }
 
+/// Median of the rounds (see `bench/src/spread.rs`).
 fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    Spread::of(v).map_or(f64::NAN, |s| s.median)
 }
 
+/// Min and max of the rounds.
 fn range(v: &[f64]) -> (f64, f64) {
-    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (min, max)
+    Spread::of(v).map_or((f64::NAN, f64::NAN), |s| (s.min, s.max))
 }
 
 fn main() {

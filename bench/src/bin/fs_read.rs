@@ -24,6 +24,10 @@
 //!   CPU, for both runtimes alike. The header says how many CPUs the
 //!   process may use.
 
+#[path = "../spread.rs"]
+#[allow(dead_code)] // each bin uses part of it
+mod spread;
+use spread::Spread;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -120,21 +124,14 @@ fn run_tokio(path: &Path, o: &Options) -> f64 {
     })
 }
 
+/// Median of the rounds (see `bench/src/spread.rs`).
 fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    Spread::of(v).map_or(f64::NAN, |s| s.median)
 }
 
+/// Min and max of the rounds.
 fn range(v: &[f64]) -> (f64, f64) {
-    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (min, max)
+    Spread::of(v).map_or((f64::NAN, f64::NAN), |s| (s.min, s.max))
 }
 
 /// Removes the file when the benchmark ends, even on a panic.

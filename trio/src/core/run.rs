@@ -694,8 +694,7 @@ impl<T> RunLoop<T> {
                             && !e.is_cancelled()
                         {
                             self.system_errors.push(e);
-                            let root_cancel_status = rt.root_cancel_status.get();
-                            rt.with_state(|st| st.cancel(root_cancel_status));
+                            rt.cancel_root();
                         }
                         continue;
                     }

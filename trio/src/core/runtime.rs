@@ -157,6 +157,16 @@ impl WakeTarget {
         }
     }
 
+    /// Wakes whoever was remembered and keeps it (outside any state
+    /// borrow); no clone of a foreign waker.
+    pub(crate) fn wake_by_ref(&self) {
+        match self {
+            WakeTarget::None => {}
+            WakeTarget::Task(w) => task_waker(*w).wake_by_ref(),
+            WakeTarget::Foreign(w) => w.wake_by_ref(),
+        }
+    }
+
     /// Remembers `waker`, given to a poll in this run (`run_id`,
     /// `shared_addr`: see `State`). Returns what it replaced, for the caller
     /// to drop after the state borrow (see [`State::retire`]).
@@ -598,6 +608,13 @@ impl Runtime {
             }
             _ => waker.wake_by_ref(),
         }
+    }
+
+    /// Cancels the root task's scope: everything in the run but its
+    /// system tasks (Ctrl-C, a failed system task, a sibling run failing).
+    pub(crate) fn cancel_root(&self) {
+        let root = self.root_cancel_status.get();
+        self.with_state(|st| st.cancel(root));
     }
 
     /// Runs `f` on the state, then wakes any foreign wakers it queued and

@@ -17,8 +17,9 @@
 //! - A plain waker of the current run is kept as its task key (index and
 //!   generation): waking a task that has ended since (its slot reused by
 //!   another task, or freed) wakes nobody, because the generation differs.
-//! - Any other waker (foreign, counted, another run's, or stored outside a
-//!   run) is cloned and kept as is.
+//! - A counted waker (a clone) of a task of the current run is decoded to
+//!   that task's key too; any other waker (foreign, another run's, or
+//!   stored outside a run) is cloned and kept as is.
 //! - A stored plain waker does not count as a waker held outside the run,
 //!   which is right: it is inside the run, so a task waiting only on one
 //!   is still reported as a deadlock if nothing else can wake it.
@@ -99,8 +100,7 @@ impl StoredWaker {
 
     /// Wakes the stored waker, keeping it for another wake.
     pub fn wake_by_ref(&self) {
-        let mut copy = self.target.clone();
-        copy.wake();
+        self.target.wake_by_ref();
     }
 }
 

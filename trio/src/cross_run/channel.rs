@@ -16,7 +16,7 @@
 
 use super::waiter::{TaskWaiter, Waiter, Wake, finish_all};
 use super::{AtomicBool, Mutex, Ordering, blocking_in_run, lock};
-use crate::channel::{MemoryChannelStatistics, SendError};
+use crate::channel::{MemoryChannelStatistics, SendError, closed_error, no_receivers_error};
 use crate::core::runtime;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lowlevel::{
@@ -179,22 +179,8 @@ pub fn open_cross_run_channel<T: Send>(
 
 // ----- errors -------------------------------------------------------------------
 
-fn closed_error(what: &str) -> Error {
-    Error::new(ErrorKind::Closed, format!("this {what} channel is closed"))
-}
-
-fn no_receivers_error() -> Error {
-    Error::new(ErrorKind::Broken, "every receive channel is closed")
-}
-
 fn end_of_channel() -> Error {
     Error::new(ErrorKind::EndOfChannel, "every send channel is closed")
-}
-
-/// What a step given a waiter reports if it neither completed nor queued
-/// (it always does one or the other).
-fn unqueued() -> Error {
-    Error::usage("a cross-run wait was offered a waiter but not queued")
 }
 
 fn would_block(what: &'static str) -> Error {
@@ -332,7 +318,7 @@ impl<T> CrossRunSender<T> {
                 return Ok(());
             }
             SendStep::Failed(e, v) => return Err(SendError::new(e, v)),
-            SendStep::Full(v) => return Err(SendError::new(unqueued(), v)),
+            SendStep::Full(_) => unreachable!("a waiter was offered"),
             SendStep::Queued(s) => seq.set(s),
         }
         let mut guard = SendGuard {
@@ -404,7 +390,7 @@ impl<T> CrossRunSender<T> {
         let seq = match self.send_step(value, Some(Waiter::current_thread())) {
             SendStep::Sent => return Ok(()),
             SendStep::Failed(e, v) => return Err(SendError::new(e, v)),
-            SendStep::Full(v) => return Err(SendError::new(unqueued(), v)),
+            SendStep::Full(_) => unreachable!("a waiter was offered"),
             SendStep::Queued(seq) => seq,
         };
         let outcome = park_until(&self.chan, seq);
@@ -704,7 +690,7 @@ impl<T> CrossRunReceiver<T> {
                 return self.hold_through_checkpoint(v).await;
             }
             RecvStep::Failed(e) => return Err(e),
-            RecvStep::Empty => return Err(unqueued()),
+            RecvStep::Empty => unreachable!("a waiter was offered"),
             RecvStep::Queued(s) => seq.set(s),
         }
         let mut guard = RecvGuard {
@@ -770,7 +756,7 @@ impl<T> CrossRunReceiver<T> {
         let seq = match self.receive_step(Some(Waiter::current_thread())) {
             RecvStep::Ready(v) => return Ok(v),
             RecvStep::Failed(e) => return Err(e),
-            RecvStep::Empty => return Err(unqueued()),
+            RecvStep::Empty => unreachable!("a waiter was offered"),
             RecvStep::Queued(seq) => seq,
         };
         match park_until(&self.chan, seq) {
@@ -1044,7 +1030,7 @@ impl<T> CrossRunReceiver<T> {
             RecvStep::Ready(v) => Ok(Ok(v)),
             RecvStep::Queued(seq) => Ok(Err(seq)),
             RecvStep::Failed(e) => Err(e),
-            RecvStep::Empty => Err(unqueued()),
+            RecvStep::Empty => unreachable!("a waiter was offered"),
         }
     }
 

@@ -143,7 +143,10 @@ impl Event {
             seq: seq.get(),
         };
         let r = park.await;
-        drop(guard);
+        if r.is_ok() {
+            // `set` took the whole list: nothing to leave, no second lock.
+            std::mem::forget(guard);
+        }
         r
     }
 

@@ -126,7 +126,8 @@ impl TcpListenOptions {
     /// set it, and be opened by the same user). With port 0 each listener
     /// still gets a port of its own: share a fixed port, or one the first
     /// listener got (see `examples/echo_all_cores.rs`). On an OS without
-    /// `SO_REUSEPORT`, opening fails with the OS's error.
+    /// `SO_REUSEPORT`, opening fails with an I/O error of kind
+    /// `Unsupported` (trio's own, before any system call).
     ///
     /// ```
     /// use trio::net::TcpListenOptions;
@@ -147,8 +148,9 @@ impl TcpListenOptions {
     }
 
     /// A hook called with each new socket after trio's own options are set
-    /// and before `bind` (Trio #281): the place for `SO_REUSEPORT`, buffer
-    /// sizes, `IP_FREEBIND` and the like. An error from it closes every
+    /// and before `bind` (Trio #281): the place for buffer sizes,
+    /// `IP_FREEBIND` and the like (`SO_REUSEPORT` has
+    /// [`reuse_port`](Self::reuse_port)). An error from it closes every
     /// listener opened so far and is returned (as an
     /// [`ErrorKind::Io`] error).
     pub fn configure(

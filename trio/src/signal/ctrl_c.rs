@@ -192,10 +192,7 @@ pub(crate) fn install(options: &SignalOptions, run: RunHandle) -> Result<RunSign
 fn post(action: Action) -> impl FnOnce() + Send + 'static {
     move || {
         runtime::with_runtime(|rt| match action {
-            Action::Interrupt => {
-                let root = rt.root_cancel_status.get();
-                rt.with_state(|st| st.cancel(root));
-            }
+            Action::Interrupt => rt.cancel_root(),
             Action::Dump => {
                 let tree = crate::core::tree::snapshot(rt, None);
                 eprintln!("trio: task tree (on request by signal):\n{tree}");
