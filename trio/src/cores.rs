@@ -73,7 +73,7 @@
 //! no thread) fails with [`ErrorKind::Deadlock`] even while its siblings
 //! are busy, and, like any failure, that cancels the siblings. A run that
 //! is meant to wait for a sibling must wait on something that counts: a
-//! cross-run channel end, a [`TrioToken`] or
+//! cross-run channel end, a [`TrioToken`](crate::lowlevel::TrioToken) or
 //! [`CancelHandle`](crate::CancelHandle) held by another thread.
 //!
 //! # Nesting
