@@ -58,6 +58,20 @@
 //!   [`stats::WIDE_RATIO_SPREAD`] (1.10) gets a warning line under the table:
 //!   within one run it already moves more than a quoted figure may, so it is
 //!   not to be trusted; pin, add rounds, or use `--instructions`.
+//! * **Rounds on a slowed CPU are played again.** Each measured round is
+//!   bracketed by two CPU probes ([`probe`]: a fixed arithmetic loop, ~1 ms);
+//!   a round whose slower probe reads more than [`probe::SLOWED`] (1.15×)
+//!   the run's best ran on a CPU that was not at its full speed, and trio's
+//!   ratios rise in such spells much more than the interleaving can cancel
+//!   (trio's hot paths run many instructions per cycle; the loss of a shared
+//!   core's execution units costs them more than tokio's atomics-bound
+//!   paths). After the planned rounds, each workload plays up to `--rounds`
+//!   extra rounds until it has `--rounds` full-speed ones, and its figures
+//!   come from those; a workload that still falls short keeps every round
+//!   and is named in a warning. The probe line under the table (on stderr
+//!   with `--machine`) gives the best and median probe and how many rounds
+//!   were left out and replayed. `--log-rounds` prints each round's probe
+//!   and per-runtime figures, to see the effect for yourself.
 //! * **Pinning.** `--pin [CPU]` pins the process to one CPU (default: the
 //!   last one it may run on) before anything runs, as `taskset -c CPU` would;
 //!   the header names the CPU model, the CPUs online and whether the process
@@ -81,8 +95,8 @@
 //! Options: `--only a,b` (workload names, plus `task_memory`), `--rounds N`,
 //! `--warmup N`, `--scale F` (multiplies the counts; `--scale 0.01 --rounds 1`
 //! is a smoke run), `--runtimes a,b` (skip the others; they print as `n/a`),
-//! `--pin [CPU]`, `--instructions`, `--csv` / `--machine`. Progress goes to
-//! stderr.
+//! `--pin [CPU]`, `--instructions`, `--log-rounds`, `--csv` / `--machine`.
+//! Progress goes to stderr.
 //!
 //! # `--machine` CSV
 //!
@@ -97,7 +111,7 @@
 //! | `ratio_tokio_min`, `ratio_tokio_max`, `ratio_smol_min`, `ratio_smol_max` | their range over the rounds |
 //! | `trio_min`, `trio_max`, `tokio_min`, `tokio_max`, `smol_min`, `smol_max` | each runtime's range over the rounds |
 //! | `ops` | operations per round (tasks, for `task_memory…`) |
-//! | `rounds` | rounds measured (1 for `task_memory…`) |
+//! | `rounds` | rounds the figures come from (full-speed rounds, see above; 1 for `task_memory…`) |
 //!
 //! With `--instructions`, the columns are `workload`, `trio_ir_per_op`,
 //! `tokio_ir_per_op`, `smol_ir_per_op`, `ratio_tokio`, `ratio_smol`.
@@ -120,6 +134,7 @@ mod all;
 mod alloc;
 mod instructions;
 mod machine;
+mod probe;
 mod report;
 mod spread;
 mod stats;
@@ -187,6 +202,8 @@ struct Options {
     /// Whether `--rounds` was given (passed on to the other binaries,
     /// which otherwise use their own defaults).
     rounds_given: bool,
+    /// `--log-rounds`: every measured round's probe and samples on stderr.
+    log_rounds: bool,
 }
 
 impl Options {
@@ -211,6 +228,7 @@ fn usage() -> String {
          --all           also the other binaries' workloads (= --with echo,multicore,cross):\n\
          \x20               TCP echo servers, the echo on every core, the cross-run channel\n\
          --with LIST     some of them; run first, as child processes (see `all` in the docs)\n\
+         --log-rounds    print every measured round to stderr: round,WORKLOAD,N,PROBE,TRIO,TOKIO,SMOL\n\
          \n\
          workloads (ns per operation, trio vs tokio current_thread vs smol LocalExecutor):\n",
     );
@@ -237,6 +255,7 @@ fn parse_args() -> Result<Options, String> {
         wall_clock: false,
         with: Vec::new(),
         rounds_given: false,
+        log_rounds: false,
     };
     let mut args = std::env::args().skip(1).peekable();
     while let Some(arg) = args.next() {
@@ -276,6 +295,7 @@ fn parse_args() -> Result<Options, String> {
                 });
             }
             "--instructions" => opts.instructions = true,
+            "--log-rounds" => opts.log_rounds = true,
             "--all" => opts.with = all::Suite::ALL.to_vec(),
             "--with" => {
                 let list = value("--with")?;
@@ -358,14 +378,20 @@ fn apply_pin(pin: Pin) -> Result<usize, String> {
 /// discards it, instead of in most rounds of one workload, where it becomes
 /// the median. Within a round the runtimes are interleaved, each repeating
 /// its run as often as the last warm-up round says it must to fill
-/// [`MIN_ROUND`].
+/// [`MIN_ROUND`]. Each measured round is bracketed by two CPU probes
+/// ([`probe`]); see [`Measurement::replay_slowed`].
 struct Measurement {
     w: Workload,
     shape: Shape,
     rounds: Vec<Round>,
+    /// The slower of the two probes around each measured round, in round
+    /// order.
+    probes: Vec<f64>,
     available: [bool; 3],
     repeats: [usize; 3],
     spent: Duration,
+    /// Rounds played again because their probe said the CPU was slowed.
+    replayed: usize,
 }
 
 impl Measurement {
@@ -374,9 +400,11 @@ impl Measurement {
             w,
             shape: w.shape(opts.scale()),
             rounds: Vec::with_capacity(opts.rounds),
+            probes: Vec::with_capacity(opts.rounds),
             available: Runtime::ALL.map(|rt| opts.runtimes.contains(&rt)),
             repeats: [1; 3],
             spent: Duration::ZERO,
+            replayed: 0,
         }
     }
 
@@ -385,6 +413,7 @@ impl Measurement {
         let started = Instant::now();
         let warm = round < opts.warmup;
         show_progress(self.w, round, opts);
+        let probe_before = probe::measure();
         let mut samples: Round = [None; 3];
         let mut elapsed = [Duration::ZERO; 3];
         let mut wall = [Duration::ZERO; 3];
@@ -402,6 +431,7 @@ impl Measurement {
                 wall[i] += run_started.elapsed();
             }
         }
+        let probe = probe_before.max(probe::measure());
         for i in 0..Runtime::ALL.len() {
             if !self.available[i] {
                 continue;
@@ -413,14 +443,61 @@ impl Measurement {
             }
         }
         if !warm {
+            if opts.log_rounds {
+                let cell = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+                eprintln!(
+                    "round,{},{},{probe:.3},{},{},{}",
+                    self.w.name(),
+                    self.rounds.len() + 1,
+                    cell(samples[0]),
+                    cell(samples[1]),
+                    cell(samples[2])
+                );
+            }
             self.rounds.push(samples);
+            self.probes.push(probe);
         }
         self.spent += started.elapsed();
     }
 
-    fn finish(self) -> Row {
+    /// How many measured rounds ran at full CPU speed: probe within
+    /// [`probe::SLOWED`] of the run's `best` probe.
+    fn full_speed_rounds(&self, best: f64) -> usize {
+        self.probes
+            .iter()
+            .filter(|&&p| probe::at_full_speed(p, best))
+            .count()
+    }
+
+    /// Plays extra rounds (at most `opts.rounds` of them) until `opts.rounds`
+    /// rounds ran at full CPU speed. The machines have spells in which the
+    /// core runs slower (a busy hyperthread sibling, another VM) and trio's
+    /// ratios rise with them (see [`probe`]); a round measured in one is
+    /// not the machine's figure, so it is replaced rather than averaged in.
+    fn replay_slowed(&mut self, best: f64, opts: &Options) {
+        let first_extra = opts.warmup + self.rounds.len();
+        while self.full_speed_rounds(best) < opts.rounds && self.replayed < opts.rounds {
+            self.round(first_extra + self.replayed, opts);
+            self.replayed += 1;
+        }
+    }
+
+    /// The workload's row (from its full-speed rounds when there are
+    /// `opts.rounds` of them, else from every round), its probes, the rounds
+    /// it replayed, and whether it fell short of full-speed rounds.
+    fn finish(self, best: f64, opts: &Options) -> (Row, Vec<f64>, usize, bool) {
         progress_done(self.w.name(), self.spent);
-        Row::from_rounds(self.w.name(), self.shape.ops, &self.rounds)
+        let full: Vec<Round> = self
+            .rounds
+            .iter()
+            .zip(&self.probes)
+            .filter(|&(_, &p)| probe::at_full_speed(p, best))
+            .map(|(r, _)| *r)
+            .collect();
+        let short = full.len() < opts.rounds;
+        let used = if short { &self.rounds } else { &full };
+        let row = Row::from_rounds(self.w.name(), self.shape.ops, used);
+        (row, self.probes, self.replayed, short)
     }
 }
 
@@ -464,8 +541,10 @@ fn show_progress(w: Workload, round: usize, opts: &Options) {
     }
     let (what, i, of) = if round < opts.warmup {
         ("warm-up", round + 1, opts.warmup)
-    } else {
+    } else if round - opts.warmup < opts.rounds {
         ("round", round - opts.warmup + 1, opts.rounds)
+    } else {
+        ("replay", round - opts.warmup - opts.rounds + 1, opts.rounds)
     };
     eprint!("\r{:<14} {what} {i}/{of}   ", w.name());
 }
@@ -523,7 +602,32 @@ fn run_timings(opts: &Options, machine: String, others: &[all::Line]) {
             m.round(round, opts);
         }
     }
-    let rows: Vec<Row> = measuring.into_iter().map(Measurement::finish).collect();
+    let best = |ms: &[Measurement]| {
+        ms.iter()
+            .flat_map(|m| m.probes.iter().copied())
+            .fold(f64::INFINITY, f64::min)
+    };
+    let first_best = best(&measuring);
+    for m in &mut measuring {
+        m.replay_slowed(first_best, opts);
+    }
+    // A replayed round may have probed faster still; judge every round by
+    // the best probe of the whole run.
+    let best = best(&measuring);
+    let mut rows = Vec::new();
+    let mut probes = Vec::new();
+    let mut replayed = 0;
+    let mut short = Vec::new();
+    for m in measuring {
+        let (row, p, r, s) = m.finish(best, opts);
+        if s {
+            short.push(row.name);
+        }
+        rows.push(row);
+        probes.extend(p);
+        replayed += r;
+    }
+    let probe = probe::describe(&probes, replayed, &short);
     let memory: Vec<Row> = if opts.task_memory {
         let n = ((TASK_MEMORY_N as f64 * opts.scale()).round() as usize).max(1);
         measure_memory(n, opts).into()
@@ -532,6 +636,12 @@ fn run_timings(opts: &Options, machine: String, others: &[all::Line]) {
     };
     if opts.csv {
         eprintln!("{machine}");
+        if let Some((line, warning)) = &probe {
+            eprintln!("{line}");
+            if let Some(w) = warning {
+                eprintln!("{w}");
+            }
+        }
         let rows: Vec<Row> = rows.into_iter().chain(memory).collect();
         if opts.with.is_empty() {
             report::print_csv(&rows);
@@ -557,6 +667,12 @@ fn run_timings(opts: &Options, machine: String, others: &[all::Line]) {
             ),
         };
         report::print_table(&rows, &memory, &header);
+        if let Some((line, warning)) = &probe {
+            println!("\n{line}");
+            if let Some(w) = warning {
+                println!("{w}");
+            }
+        }
         all::print_table(others);
         println!("\ntotal wall time: {:.1} s", wall.elapsed().as_secs_f64());
     }
@@ -641,6 +757,7 @@ mod tests {
             wall_clock: false,
             with: Vec::new(),
             rounds_given: false,
+            log_rounds: false,
         }
     }
 

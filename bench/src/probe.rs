@@ -1,0 +1,146 @@
+//! The CPU probe: a fixed arithmetic loop timed before every round, so that
+//! a run can say whether the CPU itself changed speed while it measured.
+//!
+//! # Why
+//!
+//! The shared 2-vCPU machines have slow spells lasting minutes in which
+//! trio's times rise more than tokio's (one pinned run's `yield` ratio went
+//! 0.32 → 0.42 → 0.32 over three back-to-back runs; see issue 10's notes in
+//! the README). Interleaving and per-round ratios cancel load that slows
+//! every runtime alike; they cannot cancel a change in *how fast the core
+//! executes*, which hits code with many independent instructions per cycle
+//! (trio's hot paths: yield runs 400 instructions per op in a third of
+//! tokio's time, whose 489 include several atomic read-modify-writes that
+//! stall for a fixed latency) harder than code that waits on atomics or
+//! memory. A core that shares its execution units with another busy thread
+//! (a hyperthread sibling on the host) slows that way.
+//!
+//! # What it measures
+//!
+//! [`kernel`] runs eight independent add/xor chains (high instruction-level
+//! parallelism, no memory traffic, no atomics), timed on the workloads'
+//! clock ([`crate::workloads::clock`]), in nanoseconds per iteration. On a
+//! quiet machine of the CI kind it reads ~2.0 ns with a spread of a few
+//! percent; a run whose probe spread exceeds [`WIDE_PROBE_SPREAD`], or whose
+//! median sits well above the quiet figure, measured on a core that was not
+//! running at its usual speed, and the bench says so. The probe does not
+//! correct anything: it is a witness beside the figures, not a divisor.
+//!
+//! Cost: [`ITERATIONS`] iterations (~1 ms) per round of every workload.
+
+use std::hint::black_box;
+
+use crate::spread::Spread;
+use crate::workloads::clock::Instant;
+
+/// Iterations per probe: ~1 ms at ~2 ns each, long against the clock's
+/// resolution, short against a round (≥ 50 ms per runtime).
+pub const ITERATIONS: u64 = 500_000;
+
+/// A round whose probe is slower than the run's best probe by more than
+/// this factor ran on a slowed CPU and is played again. 1.15: on a quiet
+/// machine probes stay within ~10% of each other, while in a slow spell they
+/// read 1.4–2.2× the best, and the trio/tokio ratios of those rounds rose by
+/// 10–50% (one loaded run, `--log-rounds`: the correlation between probe and
+/// ratio over 7 rounds was 0.88–0.97 for timeout, cancel, nursery_empty and
+/// nursery_10).
+pub const SLOWED: f64 = 1.15;
+
+/// Whether a round whose probe read `probe` ran at full speed, given the
+/// run's best probe `best`.
+pub fn at_full_speed(probe: f64, best: f64) -> bool {
+    probe <= best * SLOWED
+}
+
+/// Times one probe: nanoseconds per iteration of [`kernel`].
+pub fn measure() -> f64 {
+    let start = Instant::now();
+    black_box(kernel(black_box(ITERATIONS)));
+    start.elapsed().as_secs_f64() * 1e9 / ITERATIONS as f64
+}
+
+/// Eight independent add/xor chains, each step depending on its own chain
+/// and one neighbour, so the core can run several per cycle; the result
+/// depends on every step, so the optimiser cannot drop any.
+pub fn kernel(iterations: u64) -> u64 {
+    let mut s = [1u64, 2, 3, 4, 5, 6, 7, 8];
+    for i in 0..iterations {
+        s[0] = s[0].wrapping_add(s[1] ^ i);
+        s[1] = s[1].wrapping_add(s[2] ^ s[0]);
+        s[2] = s[2].wrapping_add(s[3] ^ i);
+        s[3] = s[3].wrapping_add(s[4] ^ s[2]);
+        s[4] = s[4].wrapping_add(s[5] ^ i);
+        s[5] = s[5].wrapping_add(s[6] ^ s[4]);
+        s[6] = s[6].wrapping_add(s[7] ^ i);
+        s[7] = s[7].wrapping_add(s[0] ^ s[6]);
+        // Keep the loop a loop: without this the compiler may vectorise or
+        // unroll it differently between builds, and the probe must stay
+        // comparable across builds of the bench.
+        s = black_box(s);
+    }
+    s.iter().fold(0, |a, &x| a ^ x)
+}
+
+/// The probe line for the report and, naming the workloads whose figures
+/// still include slowed rounds (`short`: they ran out of replays), a
+/// warning.
+pub fn describe(
+    samples: &[f64],
+    replayed: usize,
+    short: &[&str],
+) -> Option<(String, Option<String>)> {
+    let s = Spread::of(samples)?;
+    let slowed = samples
+        .iter()
+        .filter(|&&p| !at_full_speed(p, s.min))
+        .count();
+    let line = format!(
+        "cpu probe (a fixed arithmetic loop timed around every round): best {:.3} ns/iter, \
+         median {:.3}, max {:.3}; {slowed} of {} rounds ran on a CPU slowed by more than {:.2}x \
+         the best and were left out, {replayed} rounds played again in their place",
+        s.min,
+        s.median,
+        s.max,
+        samples.len(),
+        SLOWED,
+    );
+    let warning = (!short.is_empty()).then(|| {
+        format!(
+            "warning: the CPU was slowed for much of this run; the figures of {} include \
+             slowed rounds (too few ran at full speed even after replays); re-run when the \
+             machine is quiet",
+            short.join(", ")
+        )
+    });
+    Some((line, warning))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_depends_on_its_length() {
+        assert_ne!(kernel(10), kernel(11));
+        assert_eq!(kernel(1000), kernel(1000));
+    }
+
+    #[test]
+    fn slowed_rounds_are_counted_and_warned_about_when_not_replaced() {
+        assert!(at_full_speed(2.29, 2.0));
+        assert!(!at_full_speed(2.31, 2.0));
+        let (line, warning) = describe(&[2.0, 2.02, 2.01], 0, &[]).unwrap();
+        assert!(line.contains("best 2.000 ns/iter, median 2.010"), "{line}");
+        assert!(line.contains("0 of 3 rounds"), "{line}");
+        assert!(warning.is_none());
+        // One slowed round, replaced by one replay: no warning.
+        let (line, warning) = describe(&[2.0, 3.0, 2.1, 2.05], 1, &[]).unwrap();
+        assert!(line.contains("1 of 4 rounds"), "{line}");
+        assert!(line.contains("1 rounds played again"), "{line}");
+        assert!(warning.is_none());
+        // A workload that ran out of replays is named.
+        let (_, warning) = describe(&[2.0, 3.0, 2.9, 2.05], 1, &["yield"]).unwrap();
+        assert!(warning.unwrap().contains("figures of yield include"));
+        assert!(describe(&[], 0, &[]).is_none());
+    }
+}
