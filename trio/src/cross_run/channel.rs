@@ -216,6 +216,18 @@ impl<T> CrossRunSender<T> {
     /// or (if `waiter` is given) queue it to wait. Wakes a receiver after
     /// the mutex is released.
     fn send_step(&self, value: T, waiter: Option<Waiter>) -> SendStep<T> {
+        self.send_step_with(value, || waiter.map(Ok))
+    }
+
+    /// [`send_step`](Self::send_step), with the waiter made by
+    /// `make_waiter` under the mutex, only if the value must wait (`None`:
+    /// none offered, the value comes back as `Full`). It makes the wait (a
+    /// park record, a waiter) and calls nothing out.
+    fn send_step_with(
+        &self,
+        value: T,
+        make_waiter: impl FnOnce() -> Option<Result<Waiter>>,
+    ) -> SendStep<T> {
         let mut c = lock(&self.chan);
         if self.closed.load(Ordering::Relaxed) {
             return SendStep::Failed(closed_error("send"), value);
@@ -235,8 +247,10 @@ impl<T> CrossRunSender<T> {
             c.buffer.push_back(value);
             return SendStep::Sent;
         }
-        let Some(waiter) = waiter else {
-            return SendStep::Full(value);
+        let waiter = match make_waiter() {
+            None => return SendStep::Full(value),
+            Some(Err(e)) => return SendStep::Failed(e, value),
+            Some(Ok(w)) => w,
         };
         let seq = c.seq();
         c.send_waiters.push_back(SendWaiter {
@@ -285,35 +299,32 @@ impl<T> CrossRunSender<T> {
         if let Err(e) = checkpoint_if_cancelled().await {
             return Err(SendError::new(e, value));
         }
-        let value = match self.send_step(value, None) {
-            SendStep::Sent => {
-                let _ = cancel_shielded_checkpoint().await;
-                return Ok(());
-            }
-            SendStep::Full(v) => v,
-            SendStep::Failed(e, v) => return Err(SendError::new(e, v)),
-            SendStep::Queued(_) => unreachable!("no waiter was offered"),
-        };
-        // Slow path: make the wait first (that needs the run, not the
-        // mutex), then try again and queue in one locking (invariant 1: a
-        // receiver that came meanwhile is found).
+        // One locking: the value goes at once, or the wait is made and
+        // queued under the same lock (invariant 1), only when it is needed
+        // (a park record and a waiter: no call-out under the mutex).
         let seq = Cell::new(0);
-        let park = Park::new_at(site.label, site.location, |_key, reason| match reason {
-            AbortReason::Cancelled => self.withdraw(seq.get()),
-            // The guard below puts things right, wherever the drop happens.
-            AbortReason::Dropped { .. } => Abort::Succeeded,
+        let seq_ref = &seq;
+        let mut park = None;
+        let step = self.send_step_with(value, || {
+            let made = Park::new_at(
+                site.label,
+                site.location,
+                move |_key, reason| match reason {
+                    AbortReason::Cancelled => self.withdraw(seq_ref.get()),
+                    // The guard below puts things right, wherever the drop happens.
+                    AbortReason::Dropped { .. } => Abort::Succeeded,
+                },
+            );
+            let made = match made {
+                Ok(p) => p,
+                Err(e) => return Some(Err(e)),
+            };
+            let waiter = TaskWaiter::new(made.key());
+            park = Some(made);
+            Some(waiter.map(Waiter::Task))
         });
-        let park = match park {
-            Ok(p) => p,
-            Err(e) => return Err(SendError::new(e, value)),
-        };
-        let waiter = match TaskWaiter::new(park.key()) {
-            Ok(w) => w,
-            Err(e) => return Err(SendError::new(e, value)),
-        };
-        match self.send_step(value, Some(Waiter::Task(waiter))) {
+        match step {
             SendStep::Sent => {
-                drop(park);
                 let _ = cancel_shielded_checkpoint().await;
                 return Ok(());
             }
@@ -321,6 +332,7 @@ impl<T> CrossRunSender<T> {
             SendStep::Full(_) => unreachable!("a waiter was offered"),
             SendStep::Queued(s) => seq.set(s),
         }
+        let park = park.expect("a queued send made its wait");
         let mut guard = SendGuard {
             chan: &self.chan,
             seq: seq.get(),
@@ -387,7 +399,7 @@ impl<T> CrossRunSender<T> {
                 value,
             ));
         }
-        let seq = match self.send_step(value, Some(Waiter::current_thread())) {
+        let seq = match self.send_step_with(value, || Some(Ok(Waiter::current_thread()))) {
             SendStep::Sent => return Ok(()),
             SendStep::Failed(e, v) => return Err(SendError::new(e, v)),
             SendStep::Full(_) => unreachable!("a waiter was offered"),
@@ -572,6 +584,17 @@ impl<T> CrossRunReceiver<T> {
     /// send completes), or a buffered one, or (if `waiter` is given) queue
     /// to wait. Wakes a sender after the mutex is released.
     fn receive_step(&self, waiter: Option<Waiter>) -> RecvStep<T> {
+        self.receive_step_with(|| waiter.map(Ok))
+    }
+
+    /// [`receive_step`](Self::receive_step), with the waiter made by
+    /// `make_waiter` under the mutex, only if the receive must wait
+    /// (`None`: none offered, `Empty`). It makes the wait (a park record, a
+    /// waiter) and calls nothing out.
+    fn receive_step_with(
+        &self,
+        make_waiter: impl FnOnce() -> Option<Result<Waiter>>,
+    ) -> RecvStep<T> {
         let mut stale = Vec::new();
         let mut c = lock(&self.chan);
         let step = loop {
@@ -611,8 +634,10 @@ impl<T> CrossRunReceiver<T> {
                     "every send channel is closed and the buffer is empty",
                 ));
             }
-            let Some(waiter) = waiter else {
-                break RecvStep::Empty;
+            let waiter = match make_waiter() {
+                None => break RecvStep::Empty,
+                Some(Err(e)) => break RecvStep::Failed(e),
+                Some(Ok(w)) => w,
             };
             let seq = c.seq();
             c.recv_waiters.push_back(RecvWaiter {
@@ -669,30 +694,37 @@ impl<T> CrossRunReceiver<T> {
 
     async fn receive_at(&self, site: WaitSite) -> Result<T> {
         checkpoint_if_cancelled().await?;
-        match self.receive_step(None) {
-            RecvStep::Ready(v) => return self.hold_through_checkpoint(v).await,
-            RecvStep::Empty => {}
-            RecvStep::Failed(e) => return Err(e),
-            RecvStep::Queued(_) => unreachable!("no waiter was offered"),
-        }
-        // Slow path: make the wait, then try again and queue in one
-        // locking (invariant 1).
+        // One locking: a value at once, or the wait made and queued under
+        // the same lock (invariant 1), only when it is needed (a park
+        // record and a waiter: no call-out under the mutex).
         let seq = Cell::new(0);
-        let park = Park::new_at(site.label, site.location, |_key, reason| match reason {
-            AbortReason::Cancelled => self.withdraw(seq.get()),
-            // The guard below puts things right, wherever the drop happens.
-            AbortReason::Dropped { .. } => Abort::Succeeded,
-        })?;
-        let waiter = TaskWaiter::new(park.key())?;
-        match self.receive_step(Some(Waiter::Task(waiter))) {
-            RecvStep::Ready(v) => {
-                drop(park);
-                return self.hold_through_checkpoint(v).await;
-            }
+        let seq_ref = &seq;
+        let mut park = None;
+        let step = self.receive_step_with(|| {
+            let made = Park::new_at(
+                site.label,
+                site.location,
+                move |_key, reason| match reason {
+                    AbortReason::Cancelled => self.withdraw(seq_ref.get()),
+                    // The guard below puts things right, wherever the drop happens.
+                    AbortReason::Dropped { .. } => Abort::Succeeded,
+                },
+            );
+            let made = match made {
+                Ok(p) => p,
+                Err(e) => return Some(Err(e)),
+            };
+            let waiter = TaskWaiter::new(made.key());
+            park = Some(made);
+            Some(waiter.map(Waiter::Task))
+        });
+        match step {
+            RecvStep::Ready(v) => return self.hold_through_checkpoint(v).await,
             RecvStep::Failed(e) => return Err(e),
             RecvStep::Empty => unreachable!("a waiter was offered"),
             RecvStep::Queued(s) => seq.set(s),
         }
+        let park = park.expect("a queued receive made its wait");
         let mut guard = RecvGuard {
             chan: &self.chan,
             seq: seq.get(),
@@ -753,7 +785,7 @@ impl<T> CrossRunReceiver<T> {
         if runtime::is_in_run() {
             return Err(blocking_in_run("CrossRunReceiver::receive_blocking"));
         }
-        let seq = match self.receive_step(Some(Waiter::current_thread())) {
+        let seq = match self.receive_step_with(|| Some(Ok(Waiter::current_thread()))) {
             RecvStep::Ready(v) => return Ok(v),
             RecvStep::Failed(e) => return Err(e),
             RecvStep::Empty => unreachable!("a waiter was offered"),
