@@ -17,17 +17,22 @@
 use super::waiter::{TaskWaiter, Waiter, Wake, finish_all};
 use super::{AtomicBool, Mutex, Ordering, blocking_in_run, lock};
 use crate::channel::{MemoryChannelStatistics, SendError, closed_error, no_receivers_error};
+use crate::core::park::register_plain;
 use crate::core::runtime;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lowlevel::{
-    Abort, AbortReason, Park, cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled,
+    Abort, AbortReason, Park, WaitKey, cancel_shielded_checkpoint, checkpoint,
+    checkpoint_if_cancelled,
 };
 use crate::sync::WaitSite;
+use crate::time::Instant;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 struct SendWaiter<T> {
     seq: u64,
@@ -299,46 +304,67 @@ impl<T> CrossRunSender<T> {
         if let Err(e) = checkpoint_if_cancelled().await {
             return Err(SendError::new(e, value));
         }
-        // One locking: the value goes at once, or the wait is made and
-        // queued under the same lock (invariant 1), only when it is needed
-        // (a park record and a waiter: no call-out under the mutex).
         let seq = Cell::new(0);
         let seq_ref = &seq;
-        let mut park = None;
-        let step = self.send_step_with(value, || {
-            let made = Park::new_at(
-                site.label,
-                site.location,
-                move |_key, reason| match reason {
-                    AbortReason::Cancelled => self.withdraw(seq_ref.get()),
-                    // The guard below puts things right, wherever the drop happens.
-                    AbortReason::Dropped { .. } => Abort::Succeeded,
-                },
-            );
-            let made = match made {
-                Ok(p) => p,
-                Err(e) => return Some(Err(e)),
-            };
-            let waiter = TaskWaiter::new(made.key());
-            park = Some(made);
-            Some(waiter.map(Waiter::Task))
-        });
-        match step {
-            SendStep::Sent => {
+        // Copy (it holds two references): each poll below may need it.
+        let abort = move |_key: WaitKey, reason: AbortReason| match reason {
+            AbortReason::Cancelled => self.withdraw(seq_ref.get()),
+            // The guard below puts things right, wherever the drop happens.
+            AbortReason::Dropped { .. } => Abort::Succeeded,
+        };
+        let mut park = no_park(&abort);
+        let mut guard = SendGuard {
+            chan: &self.chan,
+            seq: 0,
+            armed: false,
+        };
+        let mut value = Some(value);
+        // As a receive's (see `receive_at`): the first poll decides in one
+        // locking, making the wait registered with its waker only if the
+        // value must wait, and then returns `Pending` itself; later polls
+        // are the park's.
+        let step = poll_fn(|cx| {
+            if let Some(p) = park.as_mut() {
+                return Pin::new(p).poll(cx).map(Step::Parked);
+            }
+            // Only the first poll gets here: it either completes or makes
+            // the park.
+            let value = value.take().expect("the first poll takes the value");
+            let step = self.send_step_with(value, || {
+                let made = register_plain(site.label, site.location, |_| Instant::INFINITY, cx)
+                    .and_then(|key| {
+                        // The park first: if the waiter cannot be made, its
+                        // drop (after the mutex) takes the record back.
+                        park = Some(Park::registered(key, abort));
+                        TaskWaiter::new(key)
+                    });
+                Some(made.map(Waiter::Task))
+            });
+            match step {
+                SendStep::Sent => Poll::Ready(Step::Now(Ok(()))),
+                SendStep::Failed(e, v) => {
+                    park = None;
+                    Poll::Ready(Step::Now(Err(SendError::new(e, v))))
+                }
+                SendStep::Full(_) => unreachable!("a waiter was offered"),
+                SendStep::Queued(s) => {
+                    seq.set(s);
+                    guard.seq = s;
+                    guard.armed = true;
+                    Poll::Pending
+                }
+            }
+        })
+        .await;
+        let parked = match step {
+            Step::Now(Ok(())) => {
                 let _ = cancel_shielded_checkpoint().await;
                 return Ok(());
             }
-            SendStep::Failed(e, v) => return Err(SendError::new(e, v)),
-            SendStep::Full(_) => unreachable!("a waiter was offered"),
-            SendStep::Queued(s) => seq.set(s),
-        }
-        let park = park.expect("a queued send made its wait");
-        let mut guard = SendGuard {
-            chan: &self.chan,
-            seq: seq.get(),
-            armed: true,
+            Step::Now(Err(e)) => return Err(e),
+            Step::Failed(_) => unreachable!("a send's failure comes with its value"),
+            Step::Parked(r) => r,
         };
-        let parked = park.await;
         guard.armed = false;
         self.finish(seq.get(), parked)
     }
@@ -558,6 +584,21 @@ impl<T> fmt::Debug for CrossRunSender<T> {
 
 // ----- receiving ----------------------------------------------------------------
 
+/// No park yet, of a wait whose abort function is `A` (names the type).
+fn no_park<A: FnMut(WaitKey, AbortReason) -> Abort>(_: &A) -> Option<Park<A>> {
+    None
+}
+
+/// What the first poll of a send or receive came to.
+enum Step<T> {
+    /// Done without waiting: a value received (a send: its value, sent).
+    Now(T),
+    /// Failed without waiting (a send: with its value back).
+    Failed(Error),
+    /// Waited: the park's result.
+    Parked(Result<()>),
+}
+
 /// What one locked attempt to receive came to.
 enum RecvStep<T> {
     Ready(T),
@@ -694,43 +735,62 @@ impl<T> CrossRunReceiver<T> {
 
     async fn receive_at(&self, site: WaitSite) -> Result<T> {
         checkpoint_if_cancelled().await?;
-        // One locking: a value at once, or the wait made and queued under
-        // the same lock (invariant 1), only when it is needed (a park
-        // record and a waiter: no call-out under the mutex).
         let seq = Cell::new(0);
         let seq_ref = &seq;
-        let mut park = None;
-        let step = self.receive_step_with(|| {
-            let made = Park::new_at(
-                site.label,
-                site.location,
-                move |_key, reason| match reason {
-                    AbortReason::Cancelled => self.withdraw(seq_ref.get()),
-                    // The guard below puts things right, wherever the drop happens.
-                    AbortReason::Dropped { .. } => Abort::Succeeded,
-                },
-            );
-            let made = match made {
-                Ok(p) => p,
-                Err(e) => return Some(Err(e)),
-            };
-            let waiter = TaskWaiter::new(made.key());
-            park = Some(made);
-            Some(waiter.map(Waiter::Task))
-        });
-        match step {
-            RecvStep::Ready(v) => return self.hold_through_checkpoint(v).await,
-            RecvStep::Failed(e) => return Err(e),
-            RecvStep::Empty => unreachable!("a waiter was offered"),
-            RecvStep::Queued(s) => seq.set(s),
-        }
-        let park = park.expect("a queued receive made its wait");
+        // Copy (it holds two references): each poll below may need it.
+        let abort = move |_key: WaitKey, reason: AbortReason| match reason {
+            AbortReason::Cancelled => self.withdraw(seq_ref.get()),
+            // The guard below puts things right, wherever the drop happens.
+            AbortReason::Dropped { .. } => Abort::Succeeded,
+        };
+        let mut park = no_park(&abort);
         let mut guard = RecvGuard {
             chan: &self.chan,
-            seq: seq.get(),
-            armed: true,
+            seq: 0,
+            armed: false,
         };
-        let parked = park.await;
+        // The first poll decides in one locking: a value at once, or the
+        // wait made and queued under the same lock (invariant 1), only when
+        // it is needed. The wait is made registered with this poll's waker
+        // (`register_plain`: one thread-local access and one state borrow,
+        // no call-out under the mutex), and this poll returns `Pending`
+        // itself, as the park's first poll would have. Later polls are the
+        // park's.
+        let step = poll_fn(|cx| {
+            if let Some(p) = park.as_mut() {
+                return Pin::new(p).poll(cx).map(Step::Parked);
+            }
+            let step = self.receive_step_with(|| {
+                let made = register_plain(site.label, site.location, |_| Instant::INFINITY, cx)
+                    .and_then(|key| {
+                        // The park first: if the waiter cannot be made, its
+                        // drop (after the mutex) takes the record back.
+                        park = Some(Park::registered(key, abort));
+                        TaskWaiter::new(key)
+                    });
+                Some(made.map(Waiter::Task))
+            });
+            match step {
+                RecvStep::Ready(v) => Poll::Ready(Step::Now(v)),
+                RecvStep::Failed(e) => {
+                    park = None;
+                    Poll::Ready(Step::Failed(e))
+                }
+                RecvStep::Empty => unreachable!("a waiter was offered"),
+                RecvStep::Queued(s) => {
+                    seq.set(s);
+                    guard.seq = s;
+                    guard.armed = true;
+                    Poll::Pending
+                }
+            }
+        })
+        .await;
+        let parked = match step {
+            Step::Now(v) => return self.hold_through_checkpoint(v).await,
+            Step::Failed(e) => return Err(e),
+            Step::Parked(r) => r,
+        };
         guard.armed = false;
         let mut c = lock(&self.chan);
         match c.take_outcome(seq.get()) {
