@@ -13,6 +13,11 @@
 //! - A handle's `closed` flag is read and written under the mutex, so a
 //!   close cannot miss a wait queued through the same handle by another
 //!   thread at the same moment.
+//! - A task's send or receive decides in its first poll, in one locking:
+//!   done at once, or queued. Only when it must wait does it make the wait,
+//!   under the mutex: a park record registered with that poll's waker
+//!   (`register_plain`) and a `TaskWaiter`; neither calls out. The poll
+//!   then returns `Pending` itself, and later polls are the park's.
 
 use super::waiter::{TaskWaiter, Waiter, Wake, finish_all};
 use super::{AtomicBool, Mutex, Ordering, blocking_in_run, lock};
@@ -591,9 +596,10 @@ fn no_park<A: FnMut(WaitKey, AbortReason) -> Abort>(_: &A) -> Option<Park<A>> {
 
 /// What the first poll of a send or receive came to.
 enum Step<T> {
-    /// Done without waiting: a value received (a send: its value, sent).
+    /// Done without waiting: a value received; for a send, its result
+    /// (a failed send carries its value back).
     Now(T),
-    /// Failed without waiting (a send: with its value back).
+    /// A receive failed without waiting.
     Failed(Error),
     /// Waited: the park's result.
     Parked(Result<()>),

@@ -21,7 +21,7 @@
 //! The waiter reads its outcome from the primitive's state when it
 //! resumes; a wake-up carries nothing itself, so tasks and threads are
 //! woken the same way and a spurious wake-up is harmless. A task that
-//! resumes early (the posted callback ran before the mutex was released)
+//! resumes early (its reschedule applied before the mutex was released)
 //! simply waits for the mutex, which is released with the outcome written.
 //!
 //! - A **task** waiter is the (run, wait key) pair of a parked task: its
