@@ -2,11 +2,20 @@
 //! outside the run could still wake a task.
 //!
 //! Other threads reach a run only through its [`Inbox`]: they *post* task
-//! wakes and callbacks, and the run loop *drains* them. Posting pushes under
-//! a mutex, then sets the `pending` flag; only the post that turns the flag
-//! on asks its caller to interrupt the reactor (one syscall per burst, not
-//! per message). The loop reads the flag each iteration and takes the lock
-//! only when it is set.
+//! wakes, *reschedules* of parked waits and callbacks, and the run loop
+//! *drains* them. Posting pushes under a mutex, then sets the `pending`
+//! flag; only the post that turns the flag on asks its caller to interrupt
+//! the reactor (one syscall per burst, not per message). The loop reads the
+//! flag each iteration and takes the lock only when it is set.
+//!
+//! A reschedule ([`Inbox::post_reschedule`]) is how a cross-run primitive
+//! ends a parked wait of this run from another thread: the wait's key
+//! only, no allocation and no callback. `drain` applies them itself, on the
+//! run's thread, after the queue's lock is released and before it returns
+//! (so before the loop runs the callbacks drained with them: a reschedule
+//! only makes a task runnable, and tasks run after the callbacks anyway).
+//! Its batch buffer is reused (a second mutex only `drain` takes: never
+//! contended), so a reschedule allocates nothing in the steady state.
 //!
 //! The inbox also counts the things outside the run that might post later:
 //! live [`TrioToken`](crate::lowlevel::TrioToken)s, clones of task wakers
@@ -35,6 +44,14 @@
 //! post, the count after the release. The loom model at the end of this file
 //! checks both orders of events for tokens, wakers and work guards.
 //!
+//! A cross-run waiter releases its count *by its post*
+//! ([`Inbox::outside_waker_released_by_post`]): right after posting the
+//! reschedule that ends its wait, the waking thread gives the count back
+//! without a poke. The post itself is the poke: it set `pending` (and
+//! interrupted the reactor if the flag was off) before the count went, so
+//! the argument above holds unchanged, and the loom model checks this
+//! order too.
+//!
 //! Under `cfg(loom)` the atomics and mutex are loom's, so the model runs this
 //! very code.
 
@@ -48,6 +65,8 @@ use std::sync::{
     Mutex, MutexGuard,
     atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering},
 };
+
+use crate::core::park::WaitKey;
 
 /// A callback posted with `run_sync_soon`.
 pub(crate) type Callback = Box<dyn FnOnce() + Send>;
@@ -84,6 +103,8 @@ impl WakeRef {
 #[derive(Default)]
 struct Queue {
     wakes: Vec<WakeRef>,
+    /// Parked waits of this run to give `Ok(())` (see the module docs).
+    reschedules: Vec<WaitKey>,
     callbacks: Vec<Callback>,
     /// Set when the run ends: later posts are refused.
     closed: bool,
@@ -104,6 +125,10 @@ pub(crate) enum Posted {
 /// See the module docs.
 pub(crate) struct Inbox {
     queue: Mutex<Queue>,
+    /// The batch of reschedules being applied: only `drain` (the loop)
+    /// takes this lock, so it is never contended; it keeps the buffer's
+    /// allocation from one drain to the next.
+    batch: Mutex<Vec<WaitKey>>,
     /// Set by a post, cleared by the loop just before it drains.
     pending: AtomicBool,
     /// Live `TrioToken`s.
@@ -118,6 +143,7 @@ impl Inbox {
     pub(crate) fn new() -> Self {
         Inbox {
             queue: Mutex::new(Queue::default()),
+            batch: Mutex::new(Vec::new()),
             pending: AtomicBool::new(false),
             tokens: AtomicUsize::new(0),
             outside_wakers: AtomicIsize::new(0),
@@ -149,6 +175,12 @@ impl Inbox {
         self.post(|q| q.wakes.push(wake))
     }
 
+    /// Ends the parked wait `key` of this run with `Ok(())`, from another
+    /// thread (see the module docs).
+    pub(crate) fn post_reschedule(&self, key: WaitKey) -> Posted {
+        self.post(|q| q.reschedules.push(key))
+    }
+
     pub(crate) fn post_callback(&self, f: Callback) -> Posted {
         self.post(|q| q.callbacks.push(f))
     }
@@ -163,12 +195,36 @@ impl Inbox {
         self.pending.load(Ordering::Acquire)
     }
 
-    /// Takes everything posted so far (the loop only).
+    /// Takes everything posted so far (the loop only, on the run's thread,
+    /// with no borrow of the run's state held): the task wakes and the
+    /// callbacks, for the loop to apply and run; the reschedules are
+    /// applied here.
     pub(crate) fn drain(&self, wakes: &mut Vec<WakeRef>, callbacks: &mut Vec<Callback>) {
+        self.drain_with(wakes, callbacks, reschedule_each);
+    }
+
+    /// [`drain`](Self::drain), with `apply` for the reschedules (the loom
+    /// models have no run to apply them to). `apply` runs after the
+    /// queue's lock is released: rescheduling may wake a foreign waker.
+    pub(crate) fn drain_with(
+        &self,
+        wakes: &mut Vec<WakeRef>,
+        callbacks: &mut Vec<Callback>,
+        apply: impl FnOnce(&[WaitKey]),
+    ) {
         self.pending.store(false, Ordering::Release);
         let mut queue = self.lock();
         std::mem::swap(&mut queue.wakes, wakes);
         std::mem::swap(&mut queue.callbacks, callbacks);
+        if queue.reschedules.is_empty() {
+            return;
+        }
+        // Lock order: queue, then batch; nobody else takes batch.
+        let mut batch = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::swap(&mut queue.reschedules, &mut *batch);
+        drop(queue);
+        apply(&batch);
+        batch.clear();
     }
 
     /// Refuses further posts; returns the callbacks that will never run
@@ -177,6 +233,7 @@ impl Inbox {
         let mut queue = self.lock();
         queue.closed = true;
         queue.wakes.clear();
+        queue.reschedules.clear();
         std::mem::take(&mut queue.callbacks)
     }
 
@@ -212,6 +269,13 @@ impl Inbox {
         }
     }
 
+    /// An outside waker's count given back by the thread that has just
+    /// posted its wake-up to this inbox (post first, then release): no
+    /// poke, the post was one (see the module docs).
+    pub(crate) fn outside_waker_released_by_post(&self) {
+        self.outside_wakers.fetch_sub(1, Ordering::AcqRel);
+    }
+
     pub(crate) fn work_started(&self) {
         self.external_work.fetch_add(1, Ordering::AcqRel);
     }
@@ -234,6 +298,21 @@ impl Inbox {
         let wakers = self.outside_wakers.load(Ordering::Acquire);
         work == 0 && tokens == 0 && wakers <= 0 && !self.has_pending()
     }
+}
+
+/// Gives each of the waits `keys` (of the current run) the outcome
+/// `Ok(())`, in order, in one borrow of the run's state; stale keys are
+/// skipped. (Foreign wakers are woken after the borrow, by `with_state`.)
+fn reschedule_each(keys: &[WaitKey]) {
+    crate::core::runtime::with_runtime(|rt| {
+        rt.with_state(|st| {
+            for k in keys {
+                if k.run_id == rt.run_id {
+                    st.reschedule(k.park, Ok(()));
+                }
+            }
+        });
+    });
 }
 
 /// Run with `RUSTFLAGS="--cfg loom" cargo test -p trio --lib --release loom`
@@ -293,7 +372,11 @@ mod loom_model {
             let (mut wakes, mut callbacks) = (Vec::new(), Vec::new());
             loop {
                 if inbox.has_pending() {
-                    inbox.drain(&mut wakes, &mut callbacks);
+                    inbox.drain_with(&mut wakes, &mut callbacks, |keys| {
+                        if !keys.is_empty() {
+                            arrived.store(true, Ordering::Relaxed);
+                        }
+                    });
                     for cb in callbacks.drain(..) {
                         cb();
                     }
@@ -383,6 +466,28 @@ mod loom_model {
             Inbox::outside_waker_made,
             |inbox, _| inbox.post_wake(wake_ref()),
             |inbox| inbox.outside_waker_dropped(false),
+        );
+    }
+
+    /// A cross-run waiter: its wake posts a reschedule, and the waking
+    /// thread gives the count back right after, without a poke.
+    #[test]
+    fn a_waiter_released_by_its_reschedule_post() {
+        model(
+            Inbox::outside_waker_made,
+            |inbox, _| {
+                inbox.post_reschedule(crate::core::park::WaitKey {
+                    park: crate::core::slab::Key {
+                        index: 0,
+                        generation: 0,
+                    },
+                    run_id: 0,
+                })
+            },
+            |inbox| {
+                inbox.outside_waker_released_by_post();
+                Posted::Queued
+            },
         );
     }
 

@@ -13,21 +13,31 @@
 //! - A handle's `closed` flag is read and written under the mutex, so a
 //!   close cannot miss a wait queued through the same handle by another
 //!   thread at the same moment.
+//! - A task's send or receive decides in its first poll, in one locking:
+//!   done at once, or queued. Only when it must wait does it make the wait,
+//!   under the mutex: a park record registered with that poll's waker
+//!   (`register_plain`) and a `TaskWaiter`; neither calls out. The poll
+//!   then returns `Pending` itself, and later polls are the park's.
 
 use super::waiter::{TaskWaiter, Waiter, Wake, finish_all};
 use super::{AtomicBool, Mutex, Ordering, blocking_in_run, lock};
 use crate::channel::{MemoryChannelStatistics, SendError, closed_error, no_receivers_error};
+use crate::core::park::register_plain;
 use crate::core::runtime;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lowlevel::{
-    Abort, AbortReason, Park, cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled,
+    Abort, AbortReason, Park, WaitKey, cancel_shielded_checkpoint, checkpoint,
+    checkpoint_if_cancelled,
 };
 use crate::sync::WaitSite;
+use crate::time::Instant;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 struct SendWaiter<T> {
     seq: u64,
@@ -216,6 +226,18 @@ impl<T> CrossRunSender<T> {
     /// or (if `waiter` is given) queue it to wait. Wakes a receiver after
     /// the mutex is released.
     fn send_step(&self, value: T, waiter: Option<Waiter>) -> SendStep<T> {
+        self.send_step_with(value, || waiter.map(Ok))
+    }
+
+    /// [`send_step`](Self::send_step), with the waiter made by
+    /// `make_waiter` under the mutex, only if the value must wait (`None`:
+    /// none offered, the value comes back as `Full`). It makes the wait (a
+    /// park record, a waiter) and calls nothing out.
+    fn send_step_with(
+        &self,
+        value: T,
+        make_waiter: impl FnOnce() -> Option<Result<Waiter>>,
+    ) -> SendStep<T> {
         let mut c = lock(&self.chan);
         if self.closed.load(Ordering::Relaxed) {
             return SendStep::Failed(closed_error("send"), value);
@@ -235,8 +257,10 @@ impl<T> CrossRunSender<T> {
             c.buffer.push_back(value);
             return SendStep::Sent;
         }
-        let Some(waiter) = waiter else {
-            return SendStep::Full(value);
+        let waiter = match make_waiter() {
+            None => return SendStep::Full(value),
+            Some(Err(e)) => return SendStep::Failed(e, value),
+            Some(Ok(w)) => w,
         };
         let seq = c.seq();
         c.send_waiters.push_back(SendWaiter {
@@ -285,48 +309,67 @@ impl<T> CrossRunSender<T> {
         if let Err(e) = checkpoint_if_cancelled().await {
             return Err(SendError::new(e, value));
         }
-        let value = match self.send_step(value, None) {
-            SendStep::Sent => {
-                let _ = cancel_shielded_checkpoint().await;
-                return Ok(());
-            }
-            SendStep::Full(v) => v,
-            SendStep::Failed(e, v) => return Err(SendError::new(e, v)),
-            SendStep::Queued(_) => unreachable!("no waiter was offered"),
-        };
-        // Slow path: make the wait first (that needs the run, not the
-        // mutex), then try again and queue in one locking (invariant 1: a
-        // receiver that came meanwhile is found).
         let seq = Cell::new(0);
-        let park = Park::new_at(site.label, site.location, |_key, reason| match reason {
-            AbortReason::Cancelled => self.withdraw(seq.get()),
+        let seq_ref = &seq;
+        // Copy (it holds two references): each poll below may need it.
+        let abort = move |_key: WaitKey, reason: AbortReason| match reason {
+            AbortReason::Cancelled => self.withdraw(seq_ref.get()),
             // The guard below puts things right, wherever the drop happens.
             AbortReason::Dropped { .. } => Abort::Succeeded,
-        });
-        let park = match park {
-            Ok(p) => p,
-            Err(e) => return Err(SendError::new(e, value)),
         };
-        let waiter = match TaskWaiter::new(park.key()) {
-            Ok(w) => w,
-            Err(e) => return Err(SendError::new(e, value)),
+        let mut park = no_park(&abort);
+        let mut guard = SendGuard {
+            chan: &self.chan,
+            seq: 0,
+            armed: false,
         };
-        match self.send_step(value, Some(Waiter::Task(waiter))) {
-            SendStep::Sent => {
-                drop(park);
+        let mut value = Some(value);
+        // As a receive's (see `receive_at`): the first poll decides in one
+        // locking, making the wait registered with its waker only if the
+        // value must wait, and then returns `Pending` itself; later polls
+        // are the park's.
+        let step = poll_fn(|cx| {
+            if let Some(p) = park.as_mut() {
+                return Pin::new(p).poll(cx).map(Step::Parked);
+            }
+            // Only the first poll gets here: it either completes or makes
+            // the park.
+            let value = value.take().expect("the first poll takes the value");
+            let step = self.send_step_with(value, || {
+                let made = register_plain(site.label, site.location, |_| Instant::INFINITY, cx)
+                    .and_then(|key| {
+                        // The park first: if the waiter cannot be made, its
+                        // drop (after the mutex) takes the record back.
+                        park = Some(Park::registered(key, abort));
+                        TaskWaiter::new(key)
+                    });
+                Some(made.map(Waiter::Task))
+            });
+            match step {
+                SendStep::Sent => Poll::Ready(Step::Now(Ok(()))),
+                SendStep::Failed(e, v) => {
+                    park = None;
+                    Poll::Ready(Step::Now(Err(SendError::new(e, v))))
+                }
+                SendStep::Full(_) => unreachable!("a waiter was offered"),
+                SendStep::Queued(s) => {
+                    seq.set(s);
+                    guard.seq = s;
+                    guard.armed = true;
+                    Poll::Pending
+                }
+            }
+        })
+        .await;
+        let parked = match step {
+            Step::Now(Ok(())) => {
                 let _ = cancel_shielded_checkpoint().await;
                 return Ok(());
             }
-            SendStep::Failed(e, v) => return Err(SendError::new(e, v)),
-            SendStep::Full(_) => unreachable!("a waiter was offered"),
-            SendStep::Queued(s) => seq.set(s),
-        }
-        let mut guard = SendGuard {
-            chan: &self.chan,
-            seq: seq.get(),
-            armed: true,
+            Step::Now(Err(e)) => return Err(e),
+            Step::Failed(_) => unreachable!("a send's failure comes with its value"),
+            Step::Parked(r) => r,
         };
-        let parked = park.await;
         guard.armed = false;
         self.finish(seq.get(), parked)
     }
@@ -387,7 +430,7 @@ impl<T> CrossRunSender<T> {
                 value,
             ));
         }
-        let seq = match self.send_step(value, Some(Waiter::current_thread())) {
+        let seq = match self.send_step_with(value, || Some(Ok(Waiter::current_thread()))) {
             SendStep::Sent => return Ok(()),
             SendStep::Failed(e, v) => return Err(SendError::new(e, v)),
             SendStep::Full(_) => unreachable!("a waiter was offered"),
@@ -546,6 +589,22 @@ impl<T> fmt::Debug for CrossRunSender<T> {
 
 // ----- receiving ----------------------------------------------------------------
 
+/// No park yet, of a wait whose abort function is `A` (names the type).
+fn no_park<A: FnMut(WaitKey, AbortReason) -> Abort>(_: &A) -> Option<Park<A>> {
+    None
+}
+
+/// What the first poll of a send or receive came to.
+enum Step<T> {
+    /// Done without waiting: a value received; for a send, its result
+    /// (a failed send carries its value back).
+    Now(T),
+    /// A receive failed without waiting.
+    Failed(Error),
+    /// Waited: the park's result.
+    Parked(Result<()>),
+}
+
 /// What one locked attempt to receive came to.
 enum RecvStep<T> {
     Ready(T),
@@ -572,6 +631,17 @@ impl<T> CrossRunReceiver<T> {
     /// send completes), or a buffered one, or (if `waiter` is given) queue
     /// to wait. Wakes a sender after the mutex is released.
     fn receive_step(&self, waiter: Option<Waiter>) -> RecvStep<T> {
+        self.receive_step_with(|| waiter.map(Ok))
+    }
+
+    /// [`receive_step`](Self::receive_step), with the waiter made by
+    /// `make_waiter` under the mutex, only if the receive must wait
+    /// (`None`: none offered, `Empty`). It makes the wait (a park record, a
+    /// waiter) and calls nothing out.
+    fn receive_step_with(
+        &self,
+        make_waiter: impl FnOnce() -> Option<Result<Waiter>>,
+    ) -> RecvStep<T> {
         let mut stale = Vec::new();
         let mut c = lock(&self.chan);
         let step = loop {
@@ -611,8 +681,10 @@ impl<T> CrossRunReceiver<T> {
                     "every send channel is closed and the buffer is empty",
                 ));
             }
-            let Some(waiter) = waiter else {
-                break RecvStep::Empty;
+            let waiter = match make_waiter() {
+                None => break RecvStep::Empty,
+                Some(Err(e)) => break RecvStep::Failed(e),
+                Some(Ok(w)) => w,
             };
             let seq = c.seq();
             c.recv_waiters.push_back(RecvWaiter {
@@ -669,36 +741,62 @@ impl<T> CrossRunReceiver<T> {
 
     async fn receive_at(&self, site: WaitSite) -> Result<T> {
         checkpoint_if_cancelled().await?;
-        match self.receive_step(None) {
-            RecvStep::Ready(v) => return self.hold_through_checkpoint(v).await,
-            RecvStep::Empty => {}
-            RecvStep::Failed(e) => return Err(e),
-            RecvStep::Queued(_) => unreachable!("no waiter was offered"),
-        }
-        // Slow path: make the wait, then try again and queue in one
-        // locking (invariant 1).
         let seq = Cell::new(0);
-        let park = Park::new_at(site.label, site.location, |_key, reason| match reason {
-            AbortReason::Cancelled => self.withdraw(seq.get()),
+        let seq_ref = &seq;
+        // Copy (it holds two references): each poll below may need it.
+        let abort = move |_key: WaitKey, reason: AbortReason| match reason {
+            AbortReason::Cancelled => self.withdraw(seq_ref.get()),
             // The guard below puts things right, wherever the drop happens.
             AbortReason::Dropped { .. } => Abort::Succeeded,
-        })?;
-        let waiter = TaskWaiter::new(park.key())?;
-        match self.receive_step(Some(Waiter::Task(waiter))) {
-            RecvStep::Ready(v) => {
-                drop(park);
-                return self.hold_through_checkpoint(v).await;
-            }
-            RecvStep::Failed(e) => return Err(e),
-            RecvStep::Empty => unreachable!("a waiter was offered"),
-            RecvStep::Queued(s) => seq.set(s),
-        }
+        };
+        let mut park = no_park(&abort);
         let mut guard = RecvGuard {
             chan: &self.chan,
-            seq: seq.get(),
-            armed: true,
+            seq: 0,
+            armed: false,
         };
-        let parked = park.await;
+        // The first poll decides in one locking: a value at once, or the
+        // wait made and queued under the same lock (invariant 1), only when
+        // it is needed. The wait is made registered with this poll's waker
+        // (`register_plain`: one thread-local access and one state borrow,
+        // no call-out under the mutex), and this poll returns `Pending`
+        // itself, as the park's first poll would have. Later polls are the
+        // park's.
+        let step = poll_fn(|cx| {
+            if let Some(p) = park.as_mut() {
+                return Pin::new(p).poll(cx).map(Step::Parked);
+            }
+            let step = self.receive_step_with(|| {
+                let made = register_plain(site.label, site.location, |_| Instant::INFINITY, cx)
+                    .and_then(|key| {
+                        // The park first: if the waiter cannot be made, its
+                        // drop (after the mutex) takes the record back.
+                        park = Some(Park::registered(key, abort));
+                        TaskWaiter::new(key)
+                    });
+                Some(made.map(Waiter::Task))
+            });
+            match step {
+                RecvStep::Ready(v) => Poll::Ready(Step::Now(v)),
+                RecvStep::Failed(e) => {
+                    park = None;
+                    Poll::Ready(Step::Failed(e))
+                }
+                RecvStep::Empty => unreachable!("a waiter was offered"),
+                RecvStep::Queued(s) => {
+                    seq.set(s);
+                    guard.seq = s;
+                    guard.armed = true;
+                    Poll::Pending
+                }
+            }
+        })
+        .await;
+        let parked = match step {
+            Step::Now(v) => return self.hold_through_checkpoint(v).await,
+            Step::Failed(e) => return Err(e),
+            Step::Parked(r) => r,
+        };
         guard.armed = false;
         let mut c = lock(&self.chan);
         match c.take_outcome(seq.get()) {
@@ -753,7 +851,7 @@ impl<T> CrossRunReceiver<T> {
         if runtime::is_in_run() {
             return Err(blocking_in_run("CrossRunReceiver::receive_blocking"));
         }
-        let seq = match self.receive_step(Some(Waiter::current_thread())) {
+        let seq = match self.receive_step_with(|| Some(Ok(Waiter::current_thread()))) {
             RecvStep::Ready(v) => return Ok(v),
             RecvStep::Failed(e) => return Err(e),
             RecvStep::Empty => unreachable!("a waiter was offered"),

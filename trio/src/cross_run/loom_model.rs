@@ -12,7 +12,6 @@ use super::waiter::Waiter;
 use crate::core::inbox::{Inbox, Posted};
 use crate::error::ErrorKind;
 use crate::lowlevel::Abort;
-use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::{Arc, Condvar, Mutex};
 
 /// The reactor, reduced to a wake-up flag the model's run loop blocks on
@@ -41,34 +40,45 @@ impl Reactor {
 }
 
 /// A task of a model run, as the channel sees it: what `TaskWaiter` does,
-/// against a model inbox. Counted in the inbox while it lives; its wake
-/// posts a callback that owns it, so the count goes on the run's thread
-/// after the wake-up is applied (post first, then release).
+/// against a model inbox. Counted in the inbox until its wake posts a
+/// reschedule of its wait, which gives the count back right after the post
+/// (post first, then release; no poke), or until it is dropped.
 pub(crate) struct ModelWaiter {
     inbox: Arc<Inbox>,
     reactor: Arc<Reactor>,
-    /// Set by the posted callback: the task's wait was rescheduled.
-    rescheduled: Arc<AtomicBool>,
+    counted: bool,
 }
 
 impl ModelWaiter {
-    fn new(inbox: &Arc<Inbox>, reactor: &Arc<Reactor>, rescheduled: &Arc<AtomicBool>) -> Self {
+    fn new(inbox: &Arc<Inbox>, reactor: &Arc<Reactor>) -> Self {
         inbox.outside_waker_made();
         ModelWaiter {
             inbox: inbox.clone(),
             reactor: reactor.clone(),
-            rescheduled: rescheduled.clone(),
+            counted: true,
         }
     }
 
-    /// As `TaskWaiter::prepare`: posts under the primitive's mutex.
-    pub(crate) fn prepare(self) -> Option<ModelWake> {
-        let (inbox, reactor) = (self.inbox.clone(), self.reactor.clone());
-        let posted = inbox.post_callback(Box::new(move || {
-            self.rescheduled.store(true, Ordering::Relaxed);
-            drop(self);
-        }));
-        (posted != Posted::Closed).then_some(ModelWake { reactor, posted })
+    /// As `TaskWaiter::prepare`: posts under the primitive's mutex, then
+    /// gives the count back.
+    pub(crate) fn prepare(mut self) -> Option<ModelWake> {
+        let key = crate::core::park::WaitKey {
+            park: crate::core::slab::Key {
+                index: 0,
+                generation: 0,
+            },
+            run_id: 0,
+        };
+        let posted = self.inbox.post_reschedule(key);
+        if posted == Posted::Closed {
+            return None;
+        }
+        self.inbox.outside_waker_released_by_post();
+        self.counted = false;
+        Some(ModelWake {
+            reactor: self.reactor.clone(),
+            posted,
+        })
     }
 }
 
@@ -86,23 +96,30 @@ impl ModelWake {
 
 impl Drop for ModelWaiter {
     fn drop(&mut self) {
-        // Always on the model run's thread (its callback, or a withdraw).
-        let _ = self.inbox.outside_waker_dropped(true);
+        // Still counted: never woken (a withdraw), on the model run's
+        // thread.
+        if self.counted {
+            let _ = self.inbox.outside_waker_dropped(true);
+        }
     }
 }
 
-/// The model run's loop until `done`: drain, run callbacks, and check that
-/// the run never looks deadlocked while a wake-up it waits for may come.
-fn run_loop_until(inbox: &Inbox, reactor: &Reactor, done: impl Fn() -> bool) {
+/// The model run's loop until the task's wait is rescheduled: drain, run
+/// callbacks, and check that the run never looks deadlocked while a
+/// wake-up it waits for may come.
+fn run_loop_until_rescheduled(inbox: &Inbox, reactor: &Reactor) {
     let (mut wakes, mut callbacks) = (Vec::new(), Vec::new());
+    let mut rescheduled = false;
     loop {
         if inbox.has_pending() {
-            inbox.drain(&mut wakes, &mut callbacks);
+            inbox.drain_with(&mut wakes, &mut callbacks, |keys| {
+                rescheduled |= !keys.is_empty();
+            });
             for cb in callbacks.drain(..) {
                 cb();
             }
         }
-        if done() {
+        if rescheduled {
             return;
         }
         assert!(
@@ -163,9 +180,8 @@ fn loom_model_a_cancel_racing_a_hand_off_loses_nothing() {
     loom::model(|| {
         let inbox = Arc::new(Inbox::new());
         let reactor = Arc::new(Reactor::default());
-        let rescheduled = Arc::new(AtomicBool::new(false));
         let (tx, rx) = open_cross_run_channel::<u32>(0);
-        let waiter = ModelWaiter::new(&inbox, &reactor, &rescheduled);
+        let waiter = ModelWaiter::new(&inbox, &reactor);
         let seq = match rx.model_receive_or_queue(Waiter::Model(waiter)) {
             Ok(Err(seq)) => seq,
             _ => panic!("nothing was sent: the receive must wait"),
@@ -179,7 +195,7 @@ fn loom_model_a_cancel_racing_a_hand_off_loses_nothing() {
             }
             Abort::Failed => {
                 // The hand-off won: the wake-up is on its way.
-                run_loop_until(&inbox, &reactor, || rescheduled.load(Ordering::Relaxed));
+                run_loop_until_rescheduled(&inbox, &reactor);
                 assert_eq!(rx.model_outcome(seq).unwrap().unwrap(), 7);
                 assert_eq!(sender.join().unwrap(), Ok(()));
             }
@@ -197,9 +213,8 @@ fn loom_model_a_task_woken_from_another_thread() {
     loom::model(|| {
         let inbox = Arc::new(Inbox::new());
         let reactor = Arc::new(Reactor::default());
-        let rescheduled = Arc::new(AtomicBool::new(false));
         let (tx, rx) = open_cross_run_channel::<u32>(0);
-        let waiter = ModelWaiter::new(&inbox, &reactor, &rescheduled);
+        let waiter = ModelWaiter::new(&inbox, &reactor);
         let seq = match rx.model_receive_or_queue(Waiter::Model(waiter)) {
             Ok(Err(seq)) => seq,
             _ => panic!("nothing was sent: the receive must wait"),
@@ -209,7 +224,7 @@ fn loom_model_a_task_woken_from_another_thread() {
             // Dropping the last sender after the hand-off changes nothing
             // for the receive that already has its value.
         });
-        run_loop_until(&inbox, &reactor, || rescheduled.load(Ordering::Relaxed));
+        run_loop_until_rescheduled(&inbox, &reactor);
         assert_eq!(rx.model_outcome(seq).unwrap().unwrap(), 3);
         sender.join().unwrap();
     });
@@ -223,15 +238,14 @@ fn loom_model_the_last_sender_dropped_elsewhere_ends_a_tasks_receive() {
     loom::model(|| {
         let inbox = Arc::new(Inbox::new());
         let reactor = Arc::new(Reactor::default());
-        let rescheduled = Arc::new(AtomicBool::new(false));
         let (tx, rx) = open_cross_run_channel::<u32>(0);
-        let waiter = ModelWaiter::new(&inbox, &reactor, &rescheduled);
+        let waiter = ModelWaiter::new(&inbox, &reactor);
         let seq = match rx.model_receive_or_queue(Waiter::Model(waiter)) {
             Ok(Err(seq)) => seq,
             _ => panic!("nothing was sent: the receive must wait"),
         };
         let dropper = loom::thread::spawn(move || drop(tx));
-        run_loop_until(&inbox, &reactor, || rescheduled.load(Ordering::Relaxed));
+        run_loop_until_rescheduled(&inbox, &reactor);
         let e = rx.model_outcome(seq).unwrap().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::EndOfChannel);
         dropper.join().unwrap();

@@ -48,13 +48,14 @@
 //! finds a receiver waiting, a close, a cancel) does it in one locking: it
 //! takes the waiter out of its queue, writes its outcome (a value handed
 //! over, a send completed, an error, a value handed back) and, for a task
-//! of another run, posts the wake-up to that run's inbox (a posted callback
-//! reschedules the wait between tasks: the same way in as
-//! [`TrioToken::run_sync_soon`](crate::lowlevel::TrioToken::run_sync_soon)).
-//! Then it releases the mutex and finishes the wake-up: interrupts that
-//! run's reactor if it was blocked, reschedules a task of its own run
-//! directly, or unparks a thread. The waiter reads its outcome when it
-//! resumes.
+//! of another run, posts the wake-up to that run's inbox: a *reschedule*
+//! of the wait's key (no allocation, no callback), which that run's loop
+//! applies between tasks when it drains its inbox, the way in that
+//! [`TrioToken::run_sync_soon`](crate::lowlevel::TrioToken::run_sync_soon)
+//! callbacks take too. Then it releases the mutex and finishes the
+//! wake-up: interrupts that run's reactor if it was blocked, reschedules a
+//! task of its own run directly, or unparks a thread. The waiter reads its
+//! outcome when it resumes.
 //!
 //! # Invariants
 //!
@@ -105,20 +106,41 @@
 //! # Cost
 //!
 //! A hand-off to a blocked task of another run is one locking of the
-//! channel's mutex on each side, one post to the receiving run's inbox (a
-//! boxed callback, one more short lock) and, when that run was blocked, one
-//! write to its reactor's waker; the receiving run then takes the outcome in
-//! one more locking. `bench/src/bin/cross_channel.rs` measures it against
-//! tokio's mpsc across two runtimes, crossbeam-channel and flume: a
-//! ping-pong between two runs on a 2-CPU VM, both threads pinned to one CPU,
-//! 11 rounds, took a median 2 071 ns per hand-off (1 864–2 407) against
-//! tokio's 2 015 (per-round ratio 1.03, 0.94–1.40): the same, within the
-//! noise, since the kernel's context switch dominates both. Callgrind counts
-//! more of trio's own work: about 2 530 instructions per hand-off against
-//! tokio's 1 330; among them the schedule point after each send (about
-//! 240: a `Cancelled` means no effect, so every send is a checkpoint, and
-//! yields) and the run's path for the posted callback (about 250, its box
-//! not counted).
+//! channel's mutex on the sending side (hand the value over, post the
+//! reschedule: a push under the inbox's short lock, no allocation; give
+//! the wait's deadlock count back) and, when that run was blocked, one
+//! write to its reactor's eventfd; the receiving run applies the
+//! reschedule when it drains its inbox and takes the outcome in one more
+//! locking. A task's send or receive that must wait decides and queues in
+//! one locking, its wait made registered in that same first poll.
+//!
+//! `bench/src/bin/cross_channel.rs` measures a ping-pong between two runs
+//! against tokio's mpsc across two `current_thread` runtimes (its docs
+//! give the commands). On a 2-CPU VM shared with other work (load average
+//! about 6):
+//!
+//! - **Syscalls** (perf's syscall tracepoints, 80 000 hand-offs): trio
+//!   0.55 `write` and 0.55 `epoll_wait` per hand-off, no `futex`; tokio
+//!   0.59 and 0.68. The same floor: a hand-off that finds its receiver
+//!   blocked costs one eventfd write (mio's eventfd is edge-triggered and
+//!   never read back) and the receiver's one `epoll_wait`; one that finds
+//!   the receiver still running costs none (its value waits in the
+//!   buffer). Only the post that sets the inbox's `pending` flag writes,
+//!   and an instrumented run found every such write aimed at a run blocked
+//!   (or about to block) in `epoll_wait`: a "sleeping" handshake would save
+//!   nothing here.
+//! - **Instructions** (callgrind, marginal: 4 000 and 12 000 round trips,
+//!   subtracted): about 2 370 per hand-off against tokio's 1 340 (before
+//!   this version: 2 530; the boxed callback per wake and the park's first
+//!   poll are gone). Among them the schedule point after each send (about
+//!   180: a `Cancelled` means no effect, so every send is a checkpoint,
+//!   and yields) and the park of each blocked receive (its record, made
+//!   registered in the first poll, and the poll that takes its outcome).
+//! - **Wall time** (11 rounds, three runs, medians of per-round ratios to
+//!   tokio): unpinned 0.95, 0.81 and 0.88 (about 2.4–3.1 µs per hand-off,
+//!   each a cross-CPU wake-up; spreads are wide); both threads pinned to
+//!   one CPU (`taskset -c 1`, every hand-off a context switch) 1.10, 1.06
+//!   and 1.07 (about 3.2 µs against 3.0): there the instructions show.
 
 mod channel;
 mod event;

@@ -7,7 +7,9 @@
 //! 1. *Under the mutex*, in the same locking that takes the waiter out of
 //!    its queue and writes its outcome: [`Waiter::prepare`]. For a task of
 //!    another run this posts the wake-up to that run's inbox (a leaf lock,
-//!    never held while calling out). A run that has ended refuses the post:
+//!    never held while calling out): a *reschedule* of the task's wait, its
+//!    key only (no allocation, no callback), which the run's loop applies
+//!    when it drains the inbox. A run that has ended refuses the post:
 //!    the waiter is *stale* (left by a future leaked in that run) and
 //!    `prepare` says so, so the caller skips it before anything is handed
 //!    to it, and nothing is lost to it.
@@ -19,13 +21,13 @@
 //! The waiter reads its outcome from the primitive's state when it
 //! resumes; a wake-up carries nothing itself, so tasks and threads are
 //! woken the same way and a spurious wake-up is harmless. A task that
-//! resumes early (the posted callback ran before the mutex was released)
+//! resumes early (its reschedule applied before the mutex was released)
 //! simply waits for the mutex, which is released with the outcome written.
 //!
 //! - A **task** waiter is the (run, wait key) pair of a parked task: its
-//!   run's `Shared` block and its [`WaitKey`]. The posted callback
-//!   reschedules the wait between tasks: the same way into a run as
-//!   `TrioToken::run_sync_soon`, the only one (`core/inbox.rs`).
+//!   run's `Shared` block and its [`WaitKey`]. The posted reschedule gives
+//!   the wait `Ok(())` between tasks, through the run's inbox, the only way
+//!   into a run (`core/inbox.rs`).
 //! - A **thread** waiter is a thread blocked in a `*_blocking` call.
 //!
 //! # Deadlock detection
@@ -34,14 +36,16 @@
 //! tables, exactly like a clone of the task's waker: while it exists it is
 //! counted in the run's inbox as one (`outside_waker_made`), so the run
 //! never reports a deadlock while a cross-run wait could still be ended
-//! from elsewhere. The count is given back when the waiter is dropped:
-//! after its wake-up has been applied (the posted callback owns it and
-//! drops it on the run's thread, right after rescheduling), or when the
-//! wait is cancelled or dropped (on the run's thread too). So the rule of
-//! the inbox, *post first, then release*, holds by construction: a wake-up
-//! is in the inbox before the count it keeps alive goes away. A waiter
-//! dropped on another thread (a run that has ended, a misuse) pokes the run
-//! as an outside waker's drop does.
+//! from elsewhere. The count is given back by whoever ends the wait: by
+//! the waking thread *right after its post*, in `prepare`
+//! (`Inbox::outside_waker_released_by_post`: no poke, the post is one), so
+//! the rule of the inbox, *post first, then release*, holds by
+//! construction: the wake-up is in the inbox before the count it kept
+//! alive goes away. Otherwise when the waiter is dropped: rescheduled
+//! directly in its own run, or the wait cancelled or dropped (on the run's
+//! thread: no poke needed). A waiter dropped on another thread while still
+//! counted (a run that has ended, a misuse) pokes the run as an outside
+//! waker's drop does.
 
 use crate::core::inbox::Posted;
 use crate::core::park::{WaitKey, reschedule};
@@ -101,9 +105,9 @@ impl Waiter {
 pub(crate) enum Wake {
     /// A task of the current run: reschedule it now.
     Here(TaskWaiter),
-    /// Posted to another run's inbox: interrupt its reactor if the post
-    /// asked for it.
-    Posted(Arc<Shared>, Posted),
+    /// Posted to another run's inbox (the waiter's count already given
+    /// back): interrupt its reactor if the post asked for it.
+    Posted(TaskWaiter, Posted),
     Unpark(Thread),
     #[cfg(all(test, loom))]
     Model(super::loom_model::ModelWake),
@@ -116,7 +120,7 @@ impl Wake {
                 reschedule(t.key, Ok(()));
                 // Dropped here, on the run's thread: no poke.
             }
-            Wake::Posted(shared, posted) => shared.notify(posted),
+            Wake::Posted(t, posted) => t.shared.notify(posted),
             Wake::Unpark(t) => t.unpark(),
             #[cfg(all(test, loom))]
             Wake::Model(m) => m.finish(),
@@ -147,10 +151,14 @@ impl fmt::Debug for Waiter {
 }
 
 /// A parked task of some run, as other threads reach it. Counted in that
-/// run's inbox while it lives (see the module docs).
+/// run's inbox until its wake-up is posted, or it is dropped (see the
+/// module docs).
 pub(crate) struct TaskWaiter {
     shared: Arc<Shared>,
     key: WaitKey,
+    /// Holds a count in the inbox (given back by `prepare`'s post, or by
+    /// the drop).
+    counted: bool,
 }
 
 impl TaskWaiter {
@@ -159,27 +167,35 @@ impl TaskWaiter {
         let shared =
             runtime::with_runtime(|rt| rt.shared.clone()).ok_or_else(Error::outside_run)?;
         shared.inbox.outside_waker_made();
-        Ok(TaskWaiter { shared, key })
+        Ok(TaskWaiter {
+            shared,
+            key,
+            counted: true,
+        })
     }
 
-    fn prepare(self) -> Option<Wake> {
+    fn prepare(mut self) -> Option<Wake> {
         if runtime::is_current_run(&self.shared) {
             return Some(Wake::Here(self));
         }
-        let shared = self.shared.clone();
-        // The callback owns the waiter: the count goes when it has run,
-        // after the reschedule (post first, then release). A run that has
-        // ended refuses the post and the waiter is dropped with it.
-        let posted = shared.inbox.post_callback(Box::new(move || {
-            reschedule(self.key, Ok(()));
-            drop(self);
-        }));
-        (posted != Posted::Closed).then_some(Wake::Posted(shared, posted))
+        let posted = self.shared.inbox.post_reschedule(self.key);
+        if posted == Posted::Closed {
+            // A run that has ended refused the post: stale. The drop gives
+            // the count back.
+            return None;
+        }
+        // Post first, then release: the count goes now, without a poke.
+        self.shared.inbox.outside_waker_released_by_post();
+        self.counted = false;
+        Some(Wake::Posted(self, posted))
     }
 }
 
 impl Drop for TaskWaiter {
     fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
         let on_run_thread = runtime::is_current_run(&self.shared);
         let posted = self.shared.inbox.outside_waker_dropped(on_run_thread);
         self.shared.notify(posted);
