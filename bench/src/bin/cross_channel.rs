@@ -47,8 +47,10 @@
 //!
 //! Measured on a 2-CPU VM with other work (load average about 6), issue 19:
 //! syscalls per hand-off trio 0.55 `write` and 0.55 `epoll_wait`, tokio
-//! 0.59 and 0.68, neither any `futex`; instructions trio 2 366, tokio 1 339
-//! (before: 2 528 and 1 321). Wall time, `--rounds 11`, three runs, the
+//! 0.59 and 0.68, neither any `futex`; instructions trio 2 425, tokio 1 339
+//! (before: 2 528 and 1 321; 2 366 while the park was registered with its
+//! waker under the channel's mutex, undone because that clones a foreign
+//! waker under a lock). Wall time, `--rounds 11`, three runs, the
 //! median per-round ratio trio/tokio: unpinned 0.95, 0.81, 0.88; `taskset -c 1` (`--only
 //! trio,tokio`) 1.10, 1.06, 1.07 (before: 1.00, 0.56, 1.00 and 1.04, 1.07,
 //! 1.11).

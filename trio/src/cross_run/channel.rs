@@ -13,31 +13,29 @@
 //! - A handle's `closed` flag is read and written under the mutex, so a
 //!   close cannot miss a wait queued through the same handle by another
 //!   thread at the same moment.
-//! - A task's send or receive decides in its first poll, in one locking:
-//!   done at once, or queued. Only when it must wait does it make the wait,
-//!   under the mutex: a park record registered with that poll's waker
-//!   (`register_plain`) and a `TaskWaiter`; neither calls out. The poll
-//!   then returns `Pending` itself, and later polls are the park's.
+//! - A task's send or receive decides in one locking: done at once, or
+//!   queued. Only when it must wait does it make the wait, under the
+//!   mutex: a park record (`Park::new_at`, no waker yet) and a
+//!   `TaskWaiter`; neither calls out. The park's first poll, which
+//!   registers the task's waker (cloning a foreign one, a call-out), runs
+//!   after the mutex is released. (Registering the waker under the mutex
+//!   saved ~50 instructions per hand-off but put a foreign waker's `clone`
+//!   under a lock other threads take.)
 
 use super::waiter::{TaskWaiter, Waiter, Wake, finish_all};
 use super::{AtomicBool, Mutex, Ordering, blocking_in_run, lock};
 use crate::channel::{MemoryChannelStatistics, SendError, closed_error, no_receivers_error};
-use crate::core::park::register_plain;
 use crate::core::runtime;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lowlevel::{
-    Abort, AbortReason, Park, WaitKey, cancel_shielded_checkpoint, checkpoint,
-    checkpoint_if_cancelled,
+    Abort, AbortReason, Park, cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled,
 };
 use crate::sync::WaitSite;
-use crate::time::Instant;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::{Future, poll_fn};
-use std::pin::Pin;
+use std::future::Future;
 use std::sync::Arc;
-use std::task::Poll;
 
 struct SendWaiter<T> {
     seq: u64,
@@ -309,67 +307,46 @@ impl<T> CrossRunSender<T> {
         if let Err(e) = checkpoint_if_cancelled().await {
             return Err(SendError::new(e, value));
         }
+        // One locking: the value goes at once, or the wait is made and
+        // queued under the same lock (invariant 1), only when it is needed
+        // (a park record and a waiter: no call-out under the mutex).
         let seq = Cell::new(0);
         let seq_ref = &seq;
-        // Copy (it holds two references): each poll below may need it.
-        let abort = move |_key: WaitKey, reason: AbortReason| match reason {
-            AbortReason::Cancelled => self.withdraw(seq_ref.get()),
-            // The guard below puts things right, wherever the drop happens.
-            AbortReason::Dropped { .. } => Abort::Succeeded,
-        };
-        let mut park = no_park(&abort);
-        let mut guard = SendGuard {
-            chan: &self.chan,
-            seq: 0,
-            armed: false,
-        };
-        let mut value = Some(value);
-        // As a receive's (see `receive_at`): the first poll decides in one
-        // locking, making the wait registered with its waker only if the
-        // value must wait, and then returns `Pending` itself; later polls
-        // are the park's.
-        let step = poll_fn(|cx| {
-            if let Some(p) = park.as_mut() {
-                return Pin::new(p).poll(cx).map(Step::Parked);
-            }
-            // Only the first poll gets here: it either completes or makes
-            // the park.
-            let value = value.take().expect("the first poll takes the value");
-            let step = self.send_step_with(value, || {
-                let made = register_plain(site.label, site.location, |_| Instant::INFINITY, cx)
-                    .and_then(|key| {
-                        // The park first: if the waiter cannot be made, its
-                        // drop (after the mutex) takes the record back.
-                        park = Some(Park::registered(key, abort));
-                        TaskWaiter::new(key)
-                    });
-                Some(made.map(Waiter::Task))
-            });
-            match step {
-                SendStep::Sent => Poll::Ready(Step::Now(Ok(()))),
-                SendStep::Failed(e, v) => {
-                    park = None;
-                    Poll::Ready(Step::Now(Err(SendError::new(e, v))))
-                }
-                SendStep::Full(_) => unreachable!("a waiter was offered"),
-                SendStep::Queued(s) => {
-                    seq.set(s);
-                    guard.seq = s;
-                    guard.armed = true;
-                    Poll::Pending
-                }
-            }
-        })
-        .await;
-        let parked = match step {
-            Step::Now(Ok(())) => {
+        let mut park = None;
+        let step = self.send_step_with(value, || {
+            let made = Park::new_at(
+                site.label,
+                site.location,
+                move |_key, reason| match reason {
+                    AbortReason::Cancelled => self.withdraw(seq_ref.get()),
+                    // The guard below puts things right, wherever the drop happens.
+                    AbortReason::Dropped { .. } => Abort::Succeeded,
+                },
+            );
+            let made = match made {
+                Ok(p) => p,
+                Err(e) => return Some(Err(e)),
+            };
+            let waiter = TaskWaiter::new(made.key());
+            park = Some(made);
+            Some(waiter.map(Waiter::Task))
+        });
+        match step {
+            SendStep::Sent => {
                 let _ = cancel_shielded_checkpoint().await;
                 return Ok(());
             }
-            Step::Now(Err(e)) => return Err(e),
-            Step::Failed(_) => unreachable!("a send's failure comes with its value"),
-            Step::Parked(r) => r,
+            SendStep::Failed(e, v) => return Err(SendError::new(e, v)),
+            SendStep::Full(_) => unreachable!("a waiter was offered"),
+            SendStep::Queued(s) => seq.set(s),
+        }
+        let park = park.expect("a queued send made its wait");
+        let mut guard = SendGuard {
+            chan: &self.chan,
+            seq: seq.get(),
+            armed: true,
         };
+        let parked = park.await;
         guard.armed = false;
         self.finish(seq.get(), parked)
     }
@@ -486,8 +463,10 @@ impl<T> CrossRunSender<T> {
             }
         }
         drop(c);
-        drop(stale);
+        // Wake first: a value's `Drop` may panic, and must not strand a
+        // waiter whose wake-up was prepared.
         finish_all(wake);
+        drop(stale);
     }
 
     /// Closes this handle (see [`close`](Self::close)), then checkpoints.
@@ -589,22 +568,6 @@ impl<T> fmt::Debug for CrossRunSender<T> {
 
 // ----- receiving ----------------------------------------------------------------
 
-/// No park yet, of a wait whose abort function is `A` (names the type).
-fn no_park<A: FnMut(WaitKey, AbortReason) -> Abort>(_: &A) -> Option<Park<A>> {
-    None
-}
-
-/// What the first poll of a send or receive came to.
-enum Step<T> {
-    /// Done without waiting: a value received; for a send, its result
-    /// (a failed send carries its value back).
-    Now(T),
-    /// A receive failed without waiting.
-    Failed(Error),
-    /// Waited: the park's result.
-    Parked(Result<()>),
-}
-
 /// What one locked attempt to receive came to.
 enum RecvStep<T> {
     Ready(T),
@@ -668,8 +631,8 @@ impl<T> CrossRunReceiver<T> {
                 };
                 c.outcomes.push((w.seq, Outcome::Sent));
                 drop(c);
+                wake.finish(); // before any user `Drop`, as in `close`
                 drop(stale);
-                wake.finish();
                 return RecvStep::Ready(v);
             }
             if let Some(v) = c.buffer.pop_front() {
@@ -741,62 +704,43 @@ impl<T> CrossRunReceiver<T> {
 
     async fn receive_at(&self, site: WaitSite) -> Result<T> {
         checkpoint_if_cancelled().await?;
+        // One locking: a value at once, or the wait made and queued under
+        // the same lock (invariant 1), only when it is needed (a park
+        // record and a waiter: no call-out under the mutex).
         let seq = Cell::new(0);
         let seq_ref = &seq;
-        // Copy (it holds two references): each poll below may need it.
-        let abort = move |_key: WaitKey, reason: AbortReason| match reason {
-            AbortReason::Cancelled => self.withdraw(seq_ref.get()),
-            // The guard below puts things right, wherever the drop happens.
-            AbortReason::Dropped { .. } => Abort::Succeeded,
-        };
-        let mut park = no_park(&abort);
+        let mut park = None;
+        let step = self.receive_step_with(|| {
+            let made = Park::new_at(
+                site.label,
+                site.location,
+                move |_key, reason| match reason {
+                    AbortReason::Cancelled => self.withdraw(seq_ref.get()),
+                    // The guard below puts things right, wherever the drop happens.
+                    AbortReason::Dropped { .. } => Abort::Succeeded,
+                },
+            );
+            let made = match made {
+                Ok(p) => p,
+                Err(e) => return Some(Err(e)),
+            };
+            let waiter = TaskWaiter::new(made.key());
+            park = Some(made);
+            Some(waiter.map(Waiter::Task))
+        });
+        match step {
+            RecvStep::Ready(v) => return self.hold_through_checkpoint(v).await,
+            RecvStep::Failed(e) => return Err(e),
+            RecvStep::Empty => unreachable!("a waiter was offered"),
+            RecvStep::Queued(s) => seq.set(s),
+        }
+        let park = park.expect("a queued receive made its wait");
         let mut guard = RecvGuard {
             chan: &self.chan,
-            seq: 0,
-            armed: false,
+            seq: seq.get(),
+            armed: true,
         };
-        // The first poll decides in one locking: a value at once, or the
-        // wait made and queued under the same lock (invariant 1), only when
-        // it is needed. The wait is made registered with this poll's waker
-        // (`register_plain`: one thread-local access and one state borrow,
-        // no call-out under the mutex), and this poll returns `Pending`
-        // itself, as the park's first poll would have. Later polls are the
-        // park's.
-        let step = poll_fn(|cx| {
-            if let Some(p) = park.as_mut() {
-                return Pin::new(p).poll(cx).map(Step::Parked);
-            }
-            let step = self.receive_step_with(|| {
-                let made = register_plain(site.label, site.location, |_| Instant::INFINITY, cx)
-                    .and_then(|key| {
-                        // The park first: if the waiter cannot be made, its
-                        // drop (after the mutex) takes the record back.
-                        park = Some(Park::registered(key, abort));
-                        TaskWaiter::new(key)
-                    });
-                Some(made.map(Waiter::Task))
-            });
-            match step {
-                RecvStep::Ready(v) => Poll::Ready(Step::Now(v)),
-                RecvStep::Failed(e) => {
-                    park = None;
-                    Poll::Ready(Step::Failed(e))
-                }
-                RecvStep::Empty => unreachable!("a waiter was offered"),
-                RecvStep::Queued(s) => {
-                    seq.set(s);
-                    guard.seq = s;
-                    guard.armed = true;
-                    Poll::Pending
-                }
-            }
-        })
-        .await;
-        let parked = match step {
-            Step::Now(v) => return self.hold_through_checkpoint(v).await,
-            Step::Failed(e) => return Err(e),
-            Step::Parked(r) => r,
-        };
+        let parked = park.await;
         guard.armed = false;
         let mut c = lock(&self.chan);
         match c.take_outcome(seq.get()) {
@@ -908,9 +852,9 @@ impl<T> CrossRunReceiver<T> {
             VecDeque::new()
         };
         drop(c);
+        finish_all(wake); // before any user `Drop`, as in the sender's `close`
         drop(buffer);
         drop(stale);
-        finish_all(wake);
     }
 
     /// Closes this handle (see [`close`](Self::close)), then checkpoints.

@@ -50,9 +50,9 @@
 //! over, a send completed, an error, a value handed back) and, for a task
 //! of another run, posts the wake-up to that run's inbox: a *reschedule*
 //! of the wait's key (no allocation, no callback), which that run's loop
-//! applies between tasks when it drains its inbox, the way in that
+//! applies between tasks when it drains its inbox (the way
 //! [`TrioToken::run_sync_soon`](crate::lowlevel::TrioToken::run_sync_soon)
-//! callbacks take too. Then it releases the mutex and finishes the
+//! callbacks come in too). Then it releases the mutex and finishes the
 //! wake-up: interrupts that run's reactor if it was blocked, reschedules a
 //! task of its own run directly, or unparks a thread. The waiter reads its
 //! outcome when it resumes.
@@ -112,7 +112,7 @@
 //! write to its reactor's eventfd; the receiving run applies the
 //! reschedule when it drains its inbox and takes the outcome in one more
 //! locking. A task's send or receive that must wait decides and queues in
-//! one locking, its wait made registered in that same first poll.
+//! one locking; its park's first poll registers the waker after it.
 //!
 //! `bench/src/bin/cross_channel.rs` measures a ping-pong between two runs
 //! against tokio's mpsc across two `current_thread` runtimes (its docs
@@ -130,12 +130,12 @@
 //!   (or about to block) in `epoll_wait`: a "sleeping" handshake would save
 //!   nothing here.
 //! - **Instructions** (callgrind, marginal: 4 000 and 12 000 round trips,
-//!   subtracted): about 2 370 per hand-off against tokio's 1 340 (before
-//!   this version: 2 530; the boxed callback per wake and the park's first
-//!   poll are gone). Among them the schedule point after each send (about
-//!   180: a `Cancelled` means no effect, so every send is a checkpoint,
-//!   and yields) and the park of each blocked receive (its record, made
-//!   registered in the first poll, and the poll that takes its outcome).
+//!   subtracted): about 2 430 per hand-off against tokio's 1 340 (before
+//!   this version: 2 530; the boxed callback per wake is gone). Among them
+//!   the schedule point after each send (about 180: a `Cancelled` means no
+//!   effect, so every send is a checkpoint, and yields) and the park of
+//!   each blocked receive (its record, its first poll, and the poll that
+//!   takes its outcome).
 //! - **Wall time** (11 rounds, three runs, medians of per-round ratios to
 //!   tokio): unpinned 0.95, 0.81 and 0.88 (about 2.4–3.1 µs per hand-off,
 //!   each a cross-CPU wake-up; spreads are wide); both threads pinned to
