@@ -252,6 +252,59 @@ impl CancelWaiter {
         }
     }
 
+    /// The check of [`poll_cancelled`](Self::poll_cancelled) alone, for a
+    /// future that checks on every poll but registers only when it is
+    /// about to return `Pending` (a poll that completes needs no waker
+    /// kept): `Err(Cancelled)` if the code polling it is in a cancelled
+    /// scope (a completed cancel point; the registration, if any, is
+    /// removed), a [`Usage`](crate::ErrorKind::Usage) error outside a run,
+    /// else `Ok(())`, leaving the registration as it is. It reads the
+    /// current cancel status and touches no table: a few dozen
+    /// instructions, against a registration's update.
+    ///
+    /// ```
+    /// use std::task::Poll;
+    /// use trio::lowlevel::CancelWaiter;
+    ///
+    /// trio::run(async {
+    ///     let scope = trio::CancelScope::new();
+    ///     scope
+    ///         .run(async {
+    ///             let mut waiter = CancelWaiter::new();
+    ///             waiter.check()?; // not cancelled: registers nothing
+    ///             assert!(!waiter.is_registered());
+    ///             scope.cancel();
+    ///             let e = waiter.check().unwrap_err();
+    ///             assert!(e.is_cancelled());
+    ///             Err::<(), _>(e)
+    ///         })
+    ///         .await?;
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn check(&mut self) -> Result<()> {
+        let cancelled = runtime::with_runtime(|rt| {
+            // No `settle_lazy`: a nursery not registered yet has a status
+            // that is cancelled exactly when its parent's (the current
+            // one) is. A borrowed state (a conversion inside the
+            // runtime's own borrow) reads as not cancelled.
+            let cancelled = is_cancelled_now(rt);
+            if cancelled {
+                rt.count_checkpoint(false, true);
+            }
+            cancelled
+        });
+        match cancelled {
+            None => Err(Error::outside_run()),
+            Some(false) => Ok(()),
+            Some(true) => {
+                self.reset();
+                Err(Error::cancelled())
+            }
+        }
+    }
+
     /// Waits until the scope around the caller is cancelled; returns that
     /// `Cancelled` (or a `Usage` error outside a run).
     pub fn wait(&mut self) -> impl Future<Output = Error> + '_ {
