@@ -167,16 +167,12 @@ impl Future for TrioSleep {
             this.entry = None;
             return Poll::Ready(());
         }
-        let Ok(at) = this.deadline.map(from_std_instant).transpose() else {
-            // Outside a run: see the module docs.
-            return Poll::Ready(());
-        };
-        let Some(at) = at else {
+        let Some(deadline) = this.deadline else {
             // Never: nothing to register, nobody to wake.
             return Poll::Pending;
         };
-        // Step 2.
-        match TimerEntry::new(at, cx.waker()) {
+        // Step 2 (outside a run: ready, see the module docs).
+        match TimerEntry::new_std(deadline, cx.waker()) {
             Ok(entry) => {
                 this.entry = Some(entry);
                 Poll::Pending

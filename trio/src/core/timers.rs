@@ -11,7 +11,10 @@
 //! rebuilt with only the live ones, so a loop that opens a million
 //! timeouts that never fire keeps a heap of a handful of entries and never
 //! allocates after warming up. Ties are broken by insertion order, so
-//! equal deadlines fire first-in first-out.
+//! equal deadlines fire first-in first-out. Entries that arrive in
+//! deadline order (most: a timeout is "now plus a constant") skip the heap
+//! for a FIFO queue (`Timers::queue`), O(1) to push and pop; the two are
+//! read as one.
 //!
 //! The heap itself knows nothing of its targets: the `impl State` below
 //! decides whether an entry is live (its cancel status, park or timer
@@ -55,7 +58,7 @@ use crate::core::slab::{Key, Slab};
 use crate::error::{Error, Result};
 use crate::time::Instant;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::task::Waker;
 use std::time::Instant as StdInstant;
@@ -72,6 +75,13 @@ pub(crate) enum TimerTarget {
 
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<(Instant, u64, TimerTarget)>>,
+    /// Entries pushed in deadline order (each no earlier than the last one
+    /// queued), which most are: a timeout is "now plus a constant". A
+    /// queue pushes and pops them in O(1) where the heap takes O(log n);
+    /// its front is its earliest. An entry that would break the order goes
+    /// to the heap. (Seen as one: `peek` and `pop` take the earlier of the
+    /// two fronts, ties by insertion order.)
+    queue: VecDeque<(Instant, u64, TimerTarget)>,
     seq: u64,
     stale: usize,
     /// The [`TimerEntry`]s: deadline and whom to wake.
@@ -85,6 +95,7 @@ impl Timers {
     pub(crate) fn new() -> Self {
         Timers {
             heap: BinaryHeap::new(),
+            queue: VecDeque::new(),
             seq: 0,
             stale: 0,
             wakers: Slab::new(),
@@ -94,19 +105,44 @@ impl Timers {
 
     pub(crate) fn push(&mut self, deadline: Instant, target: TimerTarget) {
         self.seq += 1;
-        self.heap.push(Reverse((deadline, self.seq, target)));
+        if self.queue.back().is_none_or(|last| last.0 <= deadline) {
+            self.queue.push_back((deadline, self.seq, target));
+        } else {
+            self.heap.push(Reverse((deadline, self.seq, target)));
+        }
+    }
+
+    /// Whether the earliest entry is the queue's front (else the heap's
+    /// top, or there is none).
+    fn queue_first(&self) -> bool {
+        match (self.queue.front(), self.heap.peek()) {
+            (Some(q), Some(Reverse(h))) => (q.0, q.1) < (h.0, h.1),
+            (q, _) => q.is_some(),
+        }
     }
 
     pub(crate) fn peek(&self) -> Option<(Instant, TimerTarget)> {
-        self.heap.peek().map(|Reverse((d, _, t))| (*d, *t))
+        if self.queue_first() {
+            self.queue.front().map(|(d, _, t)| (*d, *t))
+        } else {
+            self.heap.peek().map(|Reverse((d, _, t))| (*d, *t))
+        }
     }
 
     pub(crate) fn pop(&mut self) {
-        self.heap.pop();
+        if self.queue_first() {
+            self.queue.pop_front();
+        } else {
+            self.heap.pop();
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.heap.is_empty() && self.queue.is_empty()
+    }
+
+    fn entries(&self) -> usize {
+        self.heap.len() + self.queue.len()
     }
 
     /// One more entry in the heap is dead.
@@ -120,13 +156,14 @@ impl Timers {
     }
 
     pub(crate) fn needs_pruning(&self) -> bool {
-        self.stale > 64 && self.stale > self.heap.len() / 2
+        self.stale > 64 && self.stale > self.entries() / 2
     }
 
     /// Keeps only the entries `live` accepts.
     #[cfg(test)]
     pub(crate) fn prune(&mut self, mut live: impl FnMut(Instant, TimerTarget) -> bool) {
         self.heap.retain(|Reverse((d, _, t))| live(*d, *t));
+        self.queue.retain(|(d, _, t)| live(*d, *t));
         self.stale = 0;
     }
 
@@ -140,7 +177,7 @@ impl Timers {
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.heap.len()
+        self.entries()
     }
 }
 
@@ -210,10 +247,13 @@ impl State {
             }
         }
         if self.timers.needs_pruning() {
-            // The heap alone is taken out: liveness reads the rest.
+            // The entries alone are taken out: liveness reads the rest.
             let mut heap = std::mem::take(&mut self.timers.heap);
+            let mut queue = std::mem::take(&mut self.timers.queue);
             heap.retain(|Reverse((d, _, t))| self.timer_is_live(*d, *t));
+            queue.retain(|(d, _, t)| self.timer_is_live(*d, *t));
             self.timers.heap = heap;
+            self.timers.queue = queue;
             self.timers.stale = 0;
         }
         fired
@@ -297,19 +337,24 @@ pub fn std_instant_now() -> Result<StdInstant> {
 pub fn from_std_instant(instant: StdInstant) -> Result<Instant> {
     runtime::with_runtime(|rt| {
         let anchor = rt.with_state(|st| st.timers.std_anchor);
-        let (std_base, run_base) = match anchor {
-            Some(anchor) => anchor,
-            None => {
-                let now = rt.now();
-                rt.with_state(|st| st.timers.std_anchor(now))
-            }
-        };
-        match instant.checked_duration_since(std_base) {
-            Some(after) => run_base + after,
-            None => run_base - std_base.duration_since(instant),
-        }
+        to_run_instant(anchor.unwrap_or_else(|| run_anchor(rt)), instant)
     })
     .ok_or_else(Error::outside_run)
+}
+
+/// The run's anchor, made at first use (the clock read outside the state
+/// borrow: a clock may look at run state).
+fn run_anchor(rt: &runtime::Runtime) -> (StdInstant, Instant) {
+    let now = rt.now();
+    rt.with_state(|st| st.timers.std_anchor(now))
+}
+
+/// A std instant as the run's, through `anchor` (monotonic).
+fn to_run_instant((std_base, run_base): (StdInstant, Instant), instant: StdInstant) -> Instant {
+    match instant.checked_duration_since(std_base) {
+        Some(after) => run_base + after,
+        None => run_base - std_base.duration_since(instant),
+    }
 }
 
 /// A waker woken once when the run's clock reaches a deadline: an entry
@@ -365,6 +410,27 @@ impl TimerEntry {
             run_id: rt.run_id,
             key: rt.with_state(|st| st.add_timer_entry(deadline, waker)),
             deadline,
+        })
+        .ok_or_else(Error::outside_run)
+    }
+
+    /// [`new`](Self::new) with a std deadline, converted as
+    /// [`from_std_instant`] does (in the same borrow of the run's state).
+    pub fn new_std(deadline: StdInstant, waker: &Waker) -> Result<TimerEntry> {
+        runtime::with_runtime(|rt| {
+            let add = |st: &mut State, anchor| {
+                let at = to_run_instant(anchor, deadline);
+                TimerEntry {
+                    run_id: rt.run_id,
+                    key: st.add_timer_entry(at, waker),
+                    deadline: at,
+                }
+            };
+            let added = rt.with_state(|st| st.timers.std_anchor.map(|a| add(st, a)));
+            added.unwrap_or_else(|| {
+                let anchor = run_anchor(rt);
+                rt.with_state(|st| add(st, anchor))
+            })
         })
         .ok_or_else(Error::outside_run)
     }
@@ -451,5 +517,33 @@ mod tests {
         assert!(t.needs_pruning());
         t.prune(|_, target| target != TimerTarget::CancelStatus(Key::DANGLING));
         assert_eq!(t.len(), 2);
+    }
+
+    /// Entries in deadline order go to the queue, the others to the heap;
+    /// `peek`/`pop` see one sequence, by deadline, ties in insertion order.
+    #[test]
+    fn queue_and_heap_read_as_one() {
+        let mut t = Timers::new();
+        let park = |index| {
+            TimerTarget::Park(Key {
+                index,
+                generation: 0,
+            })
+        };
+        for (nanos, index) in [(1, 0), (3, 1), (3, 2), (2, 3), (5, 4), (3, 5), (0, 6)] {
+            t.push(Instant::from_nanos(nanos), park(index));
+        }
+        assert_eq!((t.queue.len(), t.heap.len()), (4, 3));
+        let mut order = Vec::new();
+        while let Some((deadline, target)) = t.peek() {
+            order.push((deadline, target));
+            t.pop();
+        }
+        let want: Vec<_> = [(0, 6), (1, 0), (2, 3), (3, 1), (3, 2), (3, 5), (5, 4)]
+            .into_iter()
+            .map(|(nanos, index)| (Instant::from_nanos(nanos), park(index)))
+            .collect();
+        assert_eq!(order, want);
+        assert!(t.is_empty());
     }
 }
