@@ -282,6 +282,8 @@ impl CancelWaiter {
     ///     Ok(())
     /// })
     /// .unwrap();
+    /// let outside = CancelWaiter::new().check().unwrap_err();
+    /// assert_eq!(outside.kind(), trio::ErrorKind::Usage);
     /// ```
     pub fn check(&mut self) -> Result<()> {
         let cancelled = runtime::with_runtime(|rt| {

@@ -380,16 +380,19 @@ fn to_run_instant((std_base, run_base): (StdInstant, Instant), instant: StdInsta
 ///
 /// trio::Runner::new().clock(MockClock::autojump()).run(async {
 ///     let t0 = trio::current_time();
-///     let mut entry = None;
+///     let mut entry: Option<TimerEntry> = None;
+///     // A hand-written sleep: registers on its first poll.
 ///     poll_fn(|cx| match &mut entry {
+///         Some(e) => match e.is_pending(cx.waker()) {
+///             true => Poll::Pending,
+///             false => Poll::Ready(()),
+///         },
 ///         None => {
-///             entry = Some(TimerEntry::new(t0 + 2.0, cx.waker())?);
+///             entry = Some(TimerEntry::new(t0 + 2.0, cx.waker()).unwrap());
 ///             Poll::Pending
 ///         }
-///         Some(e) if e.is_pending(cx.waker()) => Poll::Pending,
-///         Some(_) => Poll::Ready(Ok::<_, trio::Error>(())),
 ///     })
-///     .await?;
+///     .await;
 ///     assert_eq!(trio::current_time() - t0, 2.0);
 ///     Ok(())
 /// })
@@ -545,5 +548,120 @@ mod tests {
             .collect();
         assert_eq!(order, want);
         assert!(t.is_empty());
+    }
+
+    /// Counts the wakes of a foreign waker.
+    struct Counter(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for Counter {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn autojump<T>(f: impl AsyncFnOnce() -> crate::Result<T>) -> T {
+        crate::Runner::new()
+            .clock(crate::testing::MockClock::autojump())
+            .run(f())
+            .unwrap()
+    }
+
+    /// A timer entry wakes its (foreign) waker once, at its deadline, and
+    /// is not pending afterwards; a task that waits only on timer
+    /// entries is not a deadlock (autojump moves to their deadlines).
+    #[test]
+    fn a_timer_entry_wakes_once_at_its_deadline() {
+        autojump(async || {
+            let counter = std::sync::Arc::new(Counter(0.into()));
+            let waker = Waker::from(counter.clone());
+            let t0 = crate::current_time();
+            let mut entry = TimerEntry::new(t0 + 1.0, &waker)?;
+            assert_eq!(entry.deadline(), t0 + 1.0);
+            assert!(entry.is_pending(&waker));
+            crate::sleep(0.5).await?;
+            assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+            crate::sleep(1.0).await?;
+            assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+            assert!(!entry.is_pending(&waker));
+            assert!(!entry.reset(t0 + 5.0), "a fired entry cannot be moved");
+            // A task's own waker, waited on alone.
+            let mut mine: Option<TimerEntry> = None;
+            std::future::poll_fn(|cx| match &mut mine {
+                Some(e) => match e.is_pending(cx.waker()) {
+                    true => std::task::Poll::Pending,
+                    false => std::task::Poll::Ready(()),
+                },
+                None => {
+                    mine = Some(TimerEntry::new(t0 + 10.0, cx.waker()).unwrap());
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+            assert_eq!(crate::current_time() - t0, 10.0);
+            Ok(())
+        });
+    }
+
+    /// Reset moves a pending entry (earlier or later), keeping its waker;
+    /// a dropped entry wakes nobody and its heap entry is pruned with the
+    /// other stale ones.
+    #[test]
+    fn reset_and_drop() {
+        autojump(async || {
+            let counter = std::sync::Arc::new(Counter(0.into()));
+            let waker = Waker::from(counter.clone());
+            let wakes = || counter.0.load(std::sync::atomic::Ordering::SeqCst);
+            let t0 = crate::current_time();
+            let mut later = TimerEntry::new(t0 + 1.0, &waker)?;
+            assert!(later.reset(t0 + 3.0));
+            let mut earlier = TimerEntry::new(t0 + 5.0, &waker)?;
+            assert!(earlier.reset(t0 + 2.0));
+            crate::sleep(2.5).await?;
+            assert_eq!(wakes(), 1);
+            assert!(!earlier.is_pending(&waker) && later.is_pending(&waker));
+            crate::sleep(1.0).await?;
+            assert_eq!(wakes(), 2);
+            for i in 0..1000 {
+                drop(TimerEntry::new(t0 + 10.0 + f64::from(i), &waker)?);
+            }
+            crate::sleep(1.0).await?; // a deadline check: prunes
+            let left = crate::core::runtime::with_runtime(|rt| rt.with_state(|st| st.timers.len()));
+            assert!(left.is_some_and(|n| n < 100), "{left:?}");
+            crate::sleep(2000.0).await?;
+            assert_eq!(wakes(), 2);
+            Ok(())
+        });
+    }
+
+    /// Outside a run: errors, never a panic; a `TimerEntry` is plain data.
+    #[test]
+    fn outside_a_run() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<TimerEntry>();
+        let waker = Waker::from(std::sync::Arc::new(Counter(0.into())));
+        let e = TimerEntry::new(Instant::from_nanos(1), &waker).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Usage);
+        assert_eq!(
+            std_instant_now().unwrap_err().kind(),
+            crate::ErrorKind::Usage
+        );
+        let e = from_std_instant(StdInstant::now()).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Usage);
+    }
+
+    /// The std mapping is fixed per run: conversions agree both ways.
+    #[test]
+    fn the_std_mapping_round_trips() {
+        autojump(async || {
+            let (s0, r0) = (std_instant_now()?, crate::current_time());
+            crate::sleep(7.0).await?;
+            let s1 = std_instant_now()?;
+            assert_eq!(s1 - s0, std::time::Duration::from_secs(7));
+            assert_eq!(from_std_instant(s1)?, r0 + 7.0);
+            assert_eq!(
+                from_std_instant(s0 - std::time::Duration::from_secs(1))?,
+                r0 - 1.0
+            );
+            Ok(())
+        });
     }
 }
