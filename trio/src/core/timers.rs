@@ -359,7 +359,10 @@ fn to_run_instant((std_base, run_base): (StdInstant, Instant), instant: StdInsta
 
 /// A waker woken once when the run's clock reaches a deadline: an entry
 /// of the run's own timer table, for foreign timers that are polled
-/// rather than awaited (hyper's `Sleep`). See the [module docs](self).
+/// rather than awaited (hyper's `Sleep`): registering costs a slab insert
+/// and a heap push, dropping a slab remove, with no task and no
+/// allocation (once the run's tables have grown). A task that waits on
+/// one is not a deadlock (its deadline will wake it).
 ///
 /// - [`new`](Self::new) registers; [`is_pending`](Self::is_pending) says
 ///   whether it has not fired yet and, if so, makes the waker it is given
