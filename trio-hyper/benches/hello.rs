@@ -65,6 +65,9 @@
 //! | tokio | 69 082 [50 831–71 531] | 5.60 [5.32–6.65] µs |
 //! | trio/tokio | | 1.10 [0.99–1.12] |
 //!
+//! (A second run right after, noisier: trio 6.82 [5.96–8.43] µs, tokio
+//! 6.23 [6.00–6.97] µs, ratio 1.06 [0.85–1.40].)
+//!
 //! Callgrind (`benches/icount.sh`): trio 10.27–10.30k instructions per
 //! request, tokio 8.67–8.77k, about 1.18×. Syscalls (`benches/strace.sh`):
 //! one `recvfrom` and one `sendto` (tokio: `writev`) per request on both.

@@ -88,7 +88,8 @@
 //! `writev`), so the kernel work is the same. Pinned wall-clock CPU (7
 //! rounds of 5 s, load average about 4 from other jobs): trio 6.20
 //! [5.48–7.09] µs per request, tokio 5.60 [5.32–6.65] µs; per-round ratio
-//! trio/tokio **median 1.10 [0.99–1.12]** (it was 1.28 [1.03–1.54]).
+//! trio/tokio **median 1.10 [0.99–1.12]** (it was 1.28 [1.03–1.54]); a
+//! second run right after, noisier: 1.06 [0.85–1.40].
 //!
 //! What remains, per request (callgrind, inclusive): trio's reactor
 //! registration in the socket's poll (`IoRegistration::poll_io`, about
