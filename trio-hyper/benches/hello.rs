@@ -69,7 +69,8 @@
 //! 6.23 [6.00–6.97] µs, ratio 1.06 [0.85–1.40].)
 //!
 //! Callgrind (`benches/icount.sh`): trio 10.27–10.30k instructions per
-//! request, tokio 8.67–8.77k, about 1.18×. Syscalls (`benches/strace.sh`):
+//! request, tokio 8.67–8.77k, about 1.18× (10.08–10.09k, 1.16×, once a
+//! cancel waiter skips re-registering what it already holds). Syscalls (`benches/strace.sh`):
 //! one `recvfrom` and one `sendto` (tokio: `writev`) per request on both.
 //! Closer, still **not met**.
 //!
