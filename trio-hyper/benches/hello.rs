@@ -66,7 +66,10 @@
 //! | trio/tokio | | 1.10 [0.99–1.12] |
 //!
 //! (A second run right after, noisier: trio 6.82 [5.96–8.43] µs, tokio
-//! 6.23 [6.00–6.97] µs, ratio 1.06 [0.85–1.40].)
+//! 6.23 [6.00–6.97] µs, ratio 1.06 [0.85–1.40].) After the cancel
+//! waiter's shortcut (same conditions), two runs: trio 7.79 [6.05–8.61] µs
+//! vs tokio 7.66 [6.67–7.98] µs, ratio 1.00 [0.87–1.20]; trio 7.10
+//! [6.15–8.40] µs vs tokio 6.77 [5.79–8.84] µs, ratio 1.06 [0.83–1.31].
 //!
 //! Callgrind (`benches/icount.sh`): trio 10.27–10.30k instructions per
 //! request, tokio 8.67–8.77k, about 1.18× (10.08–10.09k, 1.16×, once a

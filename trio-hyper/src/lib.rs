@@ -60,8 +60,9 @@
 //! `wrk -t1 -c64` (requests/s, the server's CPU time per request, and the
 //! per-round ratio trio/tokio of the latter); see that file for the
 //! method and the figures. In short: **trio's server still spends a
-//! little more CPU per request than tokio's** (about 1.1× wall-clock,
-//! 1.16× in instructions); the goal (≤ tokio) is not met.
+//! little more CPU per request than tokio's** in instructions (1.16×);
+//! wall-clock, the pinned ratio is now 1.00–1.06 (median of 7 rounds,
+//! within this machine's noise). The goal (≤ tokio) is not clearly met.
 //!
 //! Instructions per request: `trio-hyper/benches/icount.sh BIN trio|tokio`
 //! (valgrind callgrind, user space, on the bench binary's `--serve
@@ -86,11 +87,20 @@
 //! Both servers make one `recvfrom` and one send per request (trio a
 //! `sendto`, since [`Io`](trio_compat::Io)'s native path reports
 //! `is_write_vectored = false` and hyper flattens a response; tokio a
-//! `writev`), so the kernel work is the same. Pinned wall-clock CPU (7
-//! rounds of 5 s, load average about 4 from other jobs): trio 6.20
-//! [5.48–7.09] µs per request, tokio 5.60 [5.32–6.65] µs; per-round ratio
-//! trio/tokio **median 1.10 [0.99–1.12]** (it was 1.28 [1.03–1.54]); a
-//! second run right after, noisier: 1.06 [0.85–1.40].
+//! `writev`), so the kernel work is the same.
+//!
+//! Pinned wall-clock CPU (`cargo bench -p trio-hyper --bench hello --
+//! --rounds 7 --secs 5`, load average 3–4 from other jobs), per-round
+//! ratio trio/tokio of server CPU per request, median [min–max] (it was
+//! 1.28 [1.03–1.54]):
+//!
+//! | after | run 1 | run 2 |
+//! |---|---|---|
+//! | the FIFO queue (trio 6.20 [5.48–7.09] µs, tokio 5.60 [5.32–6.65] µs in run 1) | 1.10 [0.99–1.12] | 1.06 [0.85–1.40] |
+//! | the cancel waiter's shortcut (trio 7.79 [6.05–8.61] µs, tokio 7.66 [6.67–7.98] µs in run 1) | **1.00 [0.87–1.20]** | **1.06 [0.83–1.31]** |
+//!
+//! So at or a little above parity within this machine's noise, while the
+//! instruction counts (no noise) still say about 1.16×.
 //!
 //! What remains, per request (callgrind, inclusive): trio's reactor
 //! registration in the socket's poll (`IoRegistration::poll_io`, about
@@ -100,8 +110,8 @@
 //! 50 instructions, and two registrations before `Pending`, since hyper
 //! reads twice with nothing there, once for keep-alive and once for the
 //! next head, because its header-read timeout asks for a read again;
-//! the second, and usually the first, re-register the same waker under
-//! the same status and skip the tables);
+//! the second re-registers the same waker under the same status and
+//! skips the tables: together about 180);
 //! and the timer (about 0.9k: `now()`, hyper's boxed `Sleep`, the entry's
 //! insert and removal, against tokio's ~0.65k).
 //!
