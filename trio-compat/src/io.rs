@@ -38,17 +38,21 @@
 //! [`trio::lowlevel::CancelWaiter`]: while the task's scope is cancelled,
 //! the adapter returns an `io::Error` of kind `Other` wrapping trio's
 //! `Cancelled` (see [`crate::error`]; never `Interrupted`, which read loops
-//! retry) and does nothing else. Otherwise the same call registers the
-//! waker the adapter was polled with under the task's current cancel
-//! status, so a poll that returns `Pending` is woken by a cancel even when
-//! the operation in flight waits on something that is no trio park, and
-//! even inside foreign combinators (`FuturesUnordered`, `select!`). Check
-//! and registration are one state borrow; the registration is updated in
-//! place while the waker and the scope stay the same, and lingers after a
-//! ready poll until the next poll or the adapter's drop (a cancel then
-//! wakes the task once more, which costs a poll and loses nothing).
-//! Outside a trio run the check fails with a `Usage` error (an
-//! `io::Error`), never a panic.
+//! retry) and does nothing else. The check alone
+//! ([`CancelWaiter::check`]) reads the task's cancel status and touches no
+//! table; a poll that is about to return `Pending` then registers the
+//! waker it was polled with under the task's current cancel status
+//! ([`CancelWaiter::poll_cancelled`], which checks once more), so it is
+//! woken by a cancel even when the operation in flight waits on something
+//! that is no trio park, and even inside foreign combinators
+//! (`FuturesUnordered`, `select!`). A poll that completes registers
+//! nothing (most of a busy connection's polls: five of the six hyper makes per
+//! keep-alive request). The registration is updated in place while the
+//! waker and the scope stay the same, and lingers after a ready poll until
+//! the next `Pending` poll or the adapter's drop (a cancel then wakes the
+//! task once more, which costs a poll and loses nothing). Outside a trio
+//! run the check fails with a `Usage` error (an `io::Error`), never a
+//! panic.
 //!
 //! The adapter is a cancel point, not a schedule point, but keeps a
 //! cooperative budget: after [`BUDGET`] consecutive ready polls it returns
@@ -336,9 +340,9 @@ pub struct Io<'a, S: Stream + 'a> {
     eof_sent: bool,
     /// Consecutive ready polls (see [`BUDGET`]).
     ready_run: u32,
-    /// The cancel check of every poll, which also registers the poll's
-    /// waker under the task's cancel status (see "Cancellation and
-    /// scheduling" in the module docs).
+    /// The cancel check of every poll, and the registration of the
+    /// waker of a poll that returns `Pending` under the task's cancel
+    /// status (see "Cancellation and scheduling" in the module docs).
     cancel_waiter: CancelWaiter,
     /// `S`'s own poll functions, for an adapter made by [`Io::native`]:
     /// then no operation is ever boxed, `write_buf` stays empty and
@@ -436,21 +440,29 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
         true
     }
 
-    /// Counts a poll's outcome toward the budget.
-    fn count<T>(&mut self, poll: Poll<T>) -> Poll<T> {
+    /// The end of every poll that got past [`enter`](Self::enter): counts
+    /// its outcome toward the budget, and before a `Pending` registers
+    /// `cx`'s waker under the task's cancel status (so a cancel wakes a
+    /// poll waiting on anything), which checks once more: a cancel seen
+    /// then is the poll's outcome.
+    fn count<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         match poll {
             Poll::Ready(_) => self.ready_run += 1,
-            Poll::Pending => self.ready_run = 0,
+            Poll::Pending => {
+                self.ready_run = 0;
+                if let Poll::Ready(e) = self.cancel_waiter.poll_cancelled(cx) {
+                    return Poll::Ready(Err(to_io(e)));
+                }
+            }
         }
         poll
     }
 
     /// The start of every poll: the cancel check (trio's errors, as
-    /// `io::Error`s), which also registers `cx`'s waker under the task's
-    /// cancel status for the case this poll returns `Pending`, then the
-    /// budget.
+    /// `io::Error`s; it registers nothing, [`count`](Self::count) does
+    /// when the poll is about to return `Pending`), then the budget.
     fn enter(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let Poll::Ready(e) = self.cancel_waiter.poll_cancelled(cx) {
+        if let Err(e) = self.cancel_waiter.check() {
             return Poll::Ready(Err(to_io(e)));
         }
         if self.must_yield(cx) {
@@ -471,8 +483,8 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
         if self.read_pos == self.read_filled {
             match self.poll_receive(cx, hint) {
                 Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => return self.count(Poll::Ready(Err(e))),
-                Poll::Pending => return self.count(Poll::Pending),
+                Poll::Ready(Err(e)) => return self.count(cx, Poll::Ready(Err(e))),
+                Poll::Pending => return self.count(cx, Poll::Pending),
             }
         }
         self.ready_run += 1;
@@ -573,7 +585,7 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
         }
         let ops = self.native.expect("the native path");
         let polled = (ops.receive)(&self.stream, cx, out).map_err(to_io);
-        self.count(polled)
+        self.count(cx, polled)
     }
 
     // ----- writing ------------------------------------------------------------
@@ -619,7 +631,7 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
         bufs: &[B],
     ) -> Poll<io::Result<usize>> {
         let polled = self.poll_write_inner(cx, bufs);
-        self.count(polled)
+        self.count(cx, polled)
     }
 
     fn poll_write_inner<B: Deref<Target = [u8]>>(
@@ -683,7 +695,7 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
             other => return other,
         }
         let polled = self.drain(cx);
-        self.count(polled)
+        self.count(cx, polled)
     }
 
     fn drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -706,7 +718,7 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
             other => return other,
         }
         let polled = self.shutdown(cx);
-        self.count(polled)
+        self.count(cx, polled)
     }
 
     fn shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -90,9 +90,10 @@
 //! [`Io::new`] takes the boxed path for any stream.
 //!
 //! To make any other foreign future a cancel point, use
-//! [`trio::lowlevel::cancel_point`]; [`Io`] registers a
-//! [`trio::lowlevel::CancelWaiter`] on every poll, so a cancel reaches it
-//! inside foreign combinators too.
+//! [`trio::lowlevel::cancel_point`]; [`Io`] checks a
+//! [`trio::lowlevel::CancelWaiter`] on every poll and registers it on
+//! every poll that returns `Pending`, so a cancel reaches it inside
+//! foreign combinators too.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]

@@ -368,3 +368,28 @@ async fn broken_and_end_of_stream_are_per_direction_through_the_adapter() -> tri
     assert_eq!(got, b"last");
     Ok(())
 }
+
+/// Only a poll that returns `Pending` registers its waker for cancels, and
+/// under the scope current at that poll: reads that completed outside
+/// (registering nothing) do not keep a later wait in an inner scope from
+/// being woken by that scope's deadline, and the same adapter reads on
+/// afterwards.
+#[trio::test(autojump)]
+async fn a_wait_in_an_inner_scope_is_woken_by_its_cancel() -> trio::Result<()> {
+    let (a, b) = SocketStream::unix_pair()?;
+    let mut io = Io::native(&b);
+    let mut buf = [0; 2];
+    a.send_all(b"ab").await?;
+    io.read_exact(&mut buf).await?;
+    assert_eq!(&buf, b"ab");
+    let outcome = trio::move_on_after(1.0, async {
+        let err = io.read(&mut buf).await.unwrap_err();
+        Err::<(), _>(trio_compat::error::from_io(err))
+    })
+    .await?;
+    assert_eq!(outcome, None);
+    a.send_all(b"cd").await?;
+    io.read_exact(&mut buf).await?;
+    assert_eq!(&buf, b"cd");
+    Ok(())
+}

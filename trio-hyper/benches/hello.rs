@@ -55,6 +55,28 @@
 //! 8.55–8.68k (see `trio_hyper`'s "Performance" docs). Still **not
 //! met**, at about 1.3× (wall-clock, noisy) and 1.5× (instructions).
 //!
+//! After the adapter's cheaper cancel check (registration only before a
+//! `Pending`) and the timer on trio's own timer heap
+//! (`trio::lowlevel::TimerEntry`); 7 rounds of 5 s, load average about 4:
+//!
+//! | server | req/s | server CPU per request |
+//! |---|---|---|
+//! | trio  | 61 077 [49 365–70 202] | 6.20 [5.48–7.09] µs |
+//! | tokio | 69 082 [50 831–71 531] | 5.60 [5.32–6.65] µs |
+//! | trio/tokio | | 1.10 [0.99–1.12] |
+//!
+//! (A second run right after, noisier: trio 6.82 [5.96–8.43] µs, tokio
+//! 6.23 [6.00–6.97] µs, ratio 1.06 [0.85–1.40].) After the cancel
+//! waiter's shortcut (same conditions), two runs: trio 7.79 [6.05–8.61] µs
+//! vs tokio 7.66 [6.67–7.98] µs, ratio 1.00 [0.87–1.20]; trio 7.10
+//! [6.15–8.40] µs vs tokio 6.77 [5.79–8.84] µs, ratio 1.06 [0.83–1.31].
+//!
+//! Callgrind (`benches/icount.sh`): trio 10.27–10.30k instructions per
+//! request, tokio 8.67–8.77k, about 1.18× (10.08–10.09k, 1.16×, once a
+//! cancel waiter skips re-registering what it already holds). Syscalls (`benches/strace.sh`):
+//! one `recvfrom` and one `sendto` (tokio: `writev`) per request on both.
+//! Closer, still **not met**.
+//!
 //! `cargo bench -p trio-hyper --bench hello -- [--rounds N] [--secs N]
 //! [--conns N]` (needs `wrk` and `taskset`; a quick smoke run: `--rounds 1
 //! --secs 1`).

@@ -59,26 +59,61 @@
 //! compares hyper on trio with hyper on tokio `current_thread` under
 //! `wrk -t1 -c64` (requests/s, the server's CPU time per request, and the
 //! per-round ratio trio/tokio of the latter); see that file for the
-//! method and the figures. In short: **trio's server still spends more
-//! CPU per request than tokio's**, the goal (≤ tokio) is not met.
+//! method and the figures. In short: **trio's server still spends a
+//! little more CPU per request than tokio's** in instructions (1.16×);
+//! wall-clock, the pinned ratio is now 1.00–1.06 (median of 7 rounds,
+//! within this machine's noise). The goal (≤ tokio) is not clearly met.
 //!
-//! Instructions per request (valgrind callgrind, user space, on the bench
-//! binary's `--serve trio|tokio` under the same wrk load: counters zeroed
-//! after a 5 s warm-up, dumped after 10 s, divided by wrk's request
-//! count; two runs each, which differ by about 1.5%): tokio 8 550 and
-//! 8 683; trio 15 625 with the boxed adapter ([`Io::new`], measured
-//! before), 12 965 with [`serve_http`] on the native socket path
-//! ([`Http::serve_native_connection`]), 12 728 and 12 903 with
-//! [`TrioTimer`] storing wakers as [`trio::lowlevel::StoredWaker`] (no
-//! counted waker allocated per request): about 1.5× tokio's. Pinned
-//! wall-clock CPU (7 rounds of 5 s, load average about 5): trio 9.32
-//! [8.55–12.21] µs per request, tokio 7.50 [6.32–8.30] µs; per-round
-//! ratio trio/tokio median 1.28 [1.03–1.54]. What remains, per request: the adapter's
-//! cancel check ([`trio::lowlevel::CancelWaiter::poll_cancelled`], about
-//! 1.3k: seven polls per request at about 185 instructions each), the
-//! timer (about 1.6k: hyper's header-read timer is a new boxed `Sleep` per
-//! request, plus the ordered map's insert and remove, against tokio's
-//! ~0.65k) and trio's reactor registration in the socket's poll.
+//! Instructions per request: `trio-hyper/benches/icount.sh BIN trio|tokio`
+//! (valgrind callgrind, user space, on the bench binary's `--serve
+//! trio|tokio`, `BIN` being `target/release/deps/hello-*` as `cargo bench
+//! --no-run -p trio-hyper --bench hello` prints it): after a 3 s wrk
+//! warm-up, the counters are zeroed before and dumped after a 3 s and a
+//! 9 s `wrk -t1 -c64` run, and the marginal cost is the difference of
+//! the two counts over the difference of their request counts (which
+//! cancels the connections' set-up). Syscalls: `trio-hyper/benches/strace.sh
+//! BIN trio|tokio` (`strace -c -f` on the server under a 3 s wrk run).
+//!
+//! | step | trio | tokio |
+//! |---|---|---|
+//! | boxed adapter ([`Io::new`]), measured first | 15 625 | 8 626 |
+//! | native socket path, `StoredWaker` timer | 12 728–12 903 | 8 550–8 683 |
+//! | the same, remeasured at this branch's start | 11 520 | 8 686 |
+//! | cancel check without registration; registration only before `Pending` | 11 050 | |
+//! | timer on [`trio::lowlevel::TimerEntry`] (the run's own heap) | 10 470 | |
+//! | in-order deadlines in a FIFO queue beside the heap | 10 270, 10 296 | 8 772, 8 672 |
+//! | a cancel waiter's re-registration skipped when nothing changed | 10 092, 10 077 | |
+//!
+//! Both servers make one `recvfrom` and one send per request (trio a
+//! `sendto`, since [`Io`](trio_compat::Io)'s native path reports
+//! `is_write_vectored = false` and hyper flattens a response; tokio a
+//! `writev`), so the kernel work is the same.
+//!
+//! Pinned wall-clock CPU (`cargo bench -p trio-hyper --bench hello --
+//! --rounds 7 --secs 5`, load average 3–4 from other jobs), per-round
+//! ratio trio/tokio of server CPU per request, median [min–max] (it was
+//! 1.28 [1.03–1.54]):
+//!
+//! | after | run 1 | run 2 |
+//! |---|---|---|
+//! | the FIFO queue (trio 6.20 [5.48–7.09] µs, tokio 5.60 [5.32–6.65] µs in run 1) | 1.10 [0.99–1.12] | 1.06 [0.85–1.40] |
+//! | the cancel waiter's shortcut (trio 7.79 [6.05–8.61] µs, tokio 7.66 [6.67–7.98] µs in run 1) | **1.00 [0.87–1.20]** | **1.06 [0.83–1.31]** |
+//!
+//! So at or a little above parity within this machine's noise, while the
+//! instruction counts (no noise) still say about 1.16×.
+//!
+//! What remains, per request (callgrind, inclusive): trio's reactor
+//! registration in the socket's poll (`IoRegistration::poll_io`, about
+//! 1.2k over three receives and a send, against about 0.6k for tokio's
+//! `PollEvented`); the adapter's cancel checks (about 0.5k: six
+//! [`CancelWaiter::check`](trio::lowlevel::CancelWaiter::check)s at about
+//! 50 instructions, and two registrations before `Pending`, since hyper
+//! reads twice with nothing there, once for keep-alive and once for the
+//! next head, because its header-read timeout asks for a read again;
+//! the second re-registers the same waker under the same status and
+//! skips the tables: together about 180);
+//! and the timer (about 0.9k: `now()`, hyper's boxed `Sleep`, the entry's
+//! insert and removal, against tokio's ~0.65k).
 //!
 //! [`Io::new`]: trio_compat::Io::new
 

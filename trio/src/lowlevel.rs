@@ -11,7 +11,10 @@
 //! - Foreign code: [`CancelWaiter`] (a cancel wakes a future polled
 //!   inside foreign combinators), [`cancel_point`] (any future as a cancel
 //!   point), [`current_task_is_cancelled`], [`StoredWaker`] (a waker kept
-//!   for later, with no allocation for a task's own).
+//!   for later, with no allocation for a task's own), [`TimerEntry`] (a
+//!   waker woken at a deadline of the run's clock) with
+//!   [`std_instant_now`] / [`from_std_instant`] (the run's clock as
+//!   `std::time::Instant`s), for foreign timers.
 //! - I/O: [`wait_readable`], [`wait_writable`], [`notify_closing`] on raw fds.
 //! - Guest mode: [`GuestRun`] steps a run from another event loop on the
 //!   same thread (Trio's `start_guest_run`).
@@ -37,6 +40,7 @@ pub use crate::core::task::{
     ExitHook, NurseryInfo, Task, current_root_task, current_task, try_current_root_task,
     try_current_task,
 };
+pub use crate::core::timers::{TimerEntry, from_std_instant, std_instant_now};
 pub use crate::core::token::{TrioToken, current_trio_token};
 pub use crate::core::tree::{Deadlock, TaskTree, task_tree};
 pub use crate::sync::ParkingLot;

@@ -29,11 +29,24 @@
 //!    need nothing special: a shielded status whose own scope is not
 //!    cancelled does not become effective, so its waiters are not woken.
 //! 3. *Re-registered on every poll.* A waiter is tied to the status current
-//!    when it was last polled. If the task has entered another scope since
+//!    when it was last polled. (Re-registering the same task's waker under
+//!    the same status changes nothing, so a poll skips the state borrow
+//!    when nothing can have changed: see invariant 4.) If the task has entered another scope since
 //!    (the waiter moved into a `move_on_after` body, say), the next poll
 //!    moves the registration there; until that poll, a cancel of the new
 //!    scope does not wake it (nothing polls it there yet, so nothing is
 //!    lost), and a cancel of the old one wakes it spuriously at worst.
+//!
+//! 4. *The used-up epoch.* A thread-local counter is bumped whenever a
+//!    cancel takes the wake targets of some status's waiters (invariant
+//!    2), the only way an entry loses its waker while it stays
+//!    registered. A poll whose waiter registered, at the current epoch,
+//!    the same plain task waker under the status that is current now
+//!    returns `Pending` without touching the tables: its entry still holds
+//!    that waker, and the status is not cancelled (it was not when the
+//!    entry was made, and becoming so would have used the entry up and
+//!    bumped the epoch). Any other case takes the full path. Runs on one
+//!    thread share the counter, which only makes the shortcut rarer.
 //!
 //! # The deadlock detector
 //!
@@ -52,28 +65,66 @@
 use crate::core::cancel_status::CancelStatusId;
 use crate::core::runtime::{self, State, WakeTarget};
 use crate::core::slab::{Key, Slab};
+use crate::core::waker::{OurWaker, WakerWord, classify};
 use crate::error::{Error, Result};
 use pin_project_lite::pin_project;
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
+thread_local! {
+    /// Bumped when a cancel uses up waiters' entries (invariant 4).
+    static USED_UP: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The used-up epoch now (invariant 4).
+fn used_up_epoch() -> u64 {
+    USED_UP.with(Cell::get)
+}
+
 /// Where a [`CancelWaiter`] is registered: its run, its cancel status, and
-/// its entry in that status's `waiters` (invariant 1).
+/// its entry in that status's `waiters` (invariant 1); and, for the
+/// shortcut of invariant 4, the task waker it holds (if it is a plain one
+/// of the run) and the used-up epoch when it was stored.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 struct Registration {
     run_id: u32,
     status: CancelStatusId,
     entry: Key,
+    task: Option<WakerWord>,
+    epoch: u64,
+}
+
+impl Registration {
+    /// Whether a poll with `waker` would re-register exactly this, with
+    /// the status not cancelled: invariant 4.
+    fn still_holds(&self, waker: &Waker) -> bool {
+        let Some(task) = self.task else {
+            return false;
+        };
+        if used_up_epoch() != self.epoch
+            || !matches!(classify(waker), Some(OurWaker::Plain(w)) if w == task)
+        {
+            return false;
+        }
+        runtime::with_runtime(|rt| {
+            rt.settle_lazy();
+            rt.run_id == self.run_id && rt.current_cancel_status.get() == self.status
+        })
+        .unwrap_or(false)
+    }
 }
 
 /// What one poll of a waiter found (in the state borrow).
 enum WaiterPoll {
     /// The status is cancelled; the old registration (if any) is gone.
     Cancelled,
-    /// Registered (or updated) under the current status.
-    Registered(CancelStatusId, Key),
+    /// Registered (or updated) under the current status: the status, the
+    /// entry, the task waker it holds if a plain one of the run, and the
+    /// used-up epoch then.
+    Registered(CancelStatusId, Key, Option<WakerWord>, u64),
 }
 
 impl State {
@@ -92,6 +143,12 @@ impl State {
             }
             return WaiterPoll::Cancelled;
         }
+        // Read here, in the borrow: a cancel after it bumps it.
+        let epoch = used_up_epoch();
+        let task = match classify(waker) {
+            Some(OurWaker::Plain(w)) if w.run == run_id as u16 => Some(w),
+            _ => None,
+        };
         if let Some(old) = old {
             if old.status == status
                 && let Some(target) = self
@@ -101,7 +158,7 @@ impl State {
             {
                 let replaced = target.update(waker, run_id, shared_addr);
                 self.retire(replaced);
-                return WaiterPoll::Registered(status, old.entry);
+                return WaiterPoll::Registered(status, old.entry, task, epoch);
             }
             self.remove_cancel_waiter(old.status, old.entry);
         }
@@ -111,14 +168,14 @@ impl State {
         match self.cancel_statuses.get_mut(status) {
             Some(s) => {
                 let waiters = s.waiters.get_or_insert_with(|| Box::new(Slab::new()));
-                WaiterPoll::Registered(status, waiters.insert(target))
+                WaiterPoll::Registered(status, waiters.insert(target), task, epoch)
             }
             // The current status always exists while code runs under it;
             // were it gone, nothing could cancel it: wait, registered
             // nowhere, and register again at the next poll.
             None => {
                 self.retire(target);
-                WaiterPoll::Registered(status, Key::DANGLING)
+                WaiterPoll::Registered(status, Key::DANGLING, None, epoch)
             }
         }
     }
@@ -145,6 +202,8 @@ impl State {
         else {
             return;
         };
+        // Entries are used up below (invariant 4).
+        USED_UP.with(|c| c.set(c.get().wrapping_add(1)));
         // Keys first: waking needs `&mut self` (the allocation is paid only
         // by a status that has waiters, once per cancel).
         let entries: Vec<Key> = waiters.iter().map(|(k, _)| k).collect();
@@ -222,6 +281,10 @@ impl CancelWaiter {
     /// After `Ready` the registration is gone; polling again checks again
     /// (cancellation is level-triggered).
     pub fn poll_cancelled(&mut self, cx: &mut Context<'_>) -> Poll<Error> {
+        if self.registration.is_some_and(|r| r.still_holds(cx.waker())) {
+            // Invariant 4: registered as this poll would register it.
+            return Poll::Pending;
+        }
         let old = self.registration.take();
         let polled = runtime::with_runtime(|rt| {
             rt.settle_lazy();
@@ -235,10 +298,12 @@ impl CancelWaiter {
                     rt.count_checkpoint(false, true);
                     None
                 }
-                WaiterPoll::Registered(status, entry) => Some(Registration {
+                WaiterPoll::Registered(status, entry, task, epoch) => Some(Registration {
                     run_id: rt.run_id,
                     status,
                     entry,
+                    task,
+                    epoch,
                 }),
             }
         });
@@ -248,6 +313,61 @@ impl CancelWaiter {
             Some(Some(registration)) => {
                 self.registration = Some(registration);
                 Poll::Pending
+            }
+        }
+    }
+
+    /// The check of [`poll_cancelled`](Self::poll_cancelled) alone, for a
+    /// future that checks on every poll but registers only when it is
+    /// about to return `Pending` (a poll that completes needs no waker
+    /// kept): `Err(Cancelled)` if the code polling it is in a cancelled
+    /// scope (a completed cancel point; the registration, if any, is
+    /// removed), a [`Usage`](crate::ErrorKind::Usage) error outside a run,
+    /// else `Ok(())`, leaving the registration as it is. It reads the
+    /// current cancel status and touches no table: a few dozen
+    /// instructions, against a registration's update.
+    ///
+    /// ```
+    /// use std::task::Poll;
+    /// use trio::lowlevel::CancelWaiter;
+    ///
+    /// trio::run(async {
+    ///     let scope = trio::CancelScope::new();
+    ///     scope
+    ///         .run(async {
+    ///             let mut waiter = CancelWaiter::new();
+    ///             waiter.check()?; // not cancelled: registers nothing
+    ///             assert!(!waiter.is_registered());
+    ///             scope.cancel();
+    ///             let e = waiter.check().unwrap_err();
+    ///             assert!(e.is_cancelled());
+    ///             Err::<(), _>(e)
+    ///         })
+    ///         .await?;
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// let outside = CancelWaiter::new().check().unwrap_err();
+    /// assert_eq!(outside.kind(), trio::ErrorKind::Usage);
+    /// ```
+    pub fn check(&mut self) -> Result<()> {
+        let cancelled = runtime::with_runtime(|rt| {
+            // No `settle_lazy`: a nursery not registered yet has a status
+            // that is cancelled exactly when its parent's (the current
+            // one) is. A borrowed state (a conversion inside the
+            // runtime's own borrow) reads as not cancelled.
+            let cancelled = is_cancelled_now(rt);
+            if cancelled {
+                rt.count_checkpoint(false, true);
+            }
+            cancelled
+        });
+        match cancelled {
+            None => Err(Error::outside_run()),
+            Some(false) => Ok(()),
+            Some(true) => {
+                self.reset();
+                Err(Error::cancelled())
             }
         }
     }
@@ -426,4 +546,65 @@ pub(crate) fn is_cancelled_now(rt: &runtime::Runtime) -> bool {
     rt.state
         .try_borrow()
         .is_ok_and(|st| st.is_cancelled(rt.current_cancel_status.get()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CancelWaiter;
+    use crate::CancelScope;
+    use std::cell::Cell;
+    use std::future::poll_fn;
+
+    /// Invariant 4: a second poll with the same task waker takes the
+    /// shortcut; a registration used up by a cancel (the task woken) is
+    /// renewed at the next poll even though its status is no longer
+    /// cancelled by then (re-shielded), so a later cancel still wakes the
+    /// task (else the run would end in a deadlock).
+    #[test]
+    fn a_used_up_registration_is_renewed() {
+        let polls = Cell::new(0);
+        let outer = CancelScope::new();
+        let inner = CancelScope::new().with_shield(true);
+        crate::Runner::new()
+            .clock(crate::testing::MockClock::autojump())
+            .run(async {
+                crate::open_nursery(async |n| {
+                    n.start_soon(async {
+                        outer
+                            .run(async {
+                                inner
+                                    .run(async {
+                                        let mut waiter = CancelWaiter::new();
+                                        let e = poll_fn(|cx| {
+                                            polls.set(polls.get() + 1);
+                                            let polled = waiter.poll_cancelled(cx);
+                                            if polled.is_pending() {
+                                                // The shortcut: same waker, status, epoch.
+                                                assert!(waiter.poll_cancelled(cx).is_pending());
+                                            }
+                                            polled
+                                        })
+                                        .await;
+                                        Err::<(), _>(e)
+                                    })
+                                    .await
+                            })
+                            .await?;
+                        Ok(())
+                    });
+                    crate::testing::wait_all_tasks_blocked().await?;
+                    outer.cancel(); // inner is shielded: nothing yet
+                    inner.set_shield(false); // the entry is used up, the task woken
+                    inner.set_shield(true); // not cancelled any more
+                    crate::testing::wait_all_tasks_blocked().await?;
+                    assert_eq!(polls.get(), 2);
+                    inner.cancel();
+                    Ok(())
+                })
+                .await
+            })
+            .unwrap();
+        assert_eq!(polls.get(), 3);
+        assert!(inner.cancelled_caught());
+    }
 }

@@ -1,25 +1,67 @@
-//! The run's deadlines: a binary heap with lazy deletion.
+//! The run's deadlines: a binary heap with lazy deletion, and the
+//! public [`TimerEntry`] (a waker woken at a deadline) and std-clock
+//! conversions built on it.
 //!
-//! Cancel-scope deadlines and timed waits push an entry; nothing is ever
-//! removed from the middle. When a scope exits or a wait ends early its entry
-//! simply becomes stale: the owner says so with [`Timers::note_stale`], and a
-//! stale entry is recognised (its target is gone, or has another deadline)
-//! when it reaches the top. When stale entries outnumber live ones the heap is
-//! rebuilt with only the live ones, so a loop that opens a million timeouts
-//! that never fire keeps a heap of a handful of entries and never allocates
-//! after warming up. Ties are broken by insertion order, so equal deadlines
-//! fire first-in first-out.
+//! Cancel-scope deadlines, timed waits and timer entries push an entry;
+//! nothing is ever removed from the middle. When a scope exits, a wait ends
+//! early or a timer entry is dropped, its heap entry simply becomes stale:
+//! the owner says so with [`Timers::note_stale`], and a stale entry is
+//! recognised (its target is gone, or has another deadline) when it
+//! reaches the top. When stale entries outnumber live ones the heap is
+//! rebuilt with only the live ones, so a loop that opens a million
+//! timeouts that never fire keeps a heap of a handful of entries and never
+//! allocates after warming up. Ties are broken by insertion order, so
+//! equal deadlines fire first-in first-out. Entries that arrive in
+//! deadline order (most: a timeout is "now plus a constant") skip the heap
+//! for a FIFO queue (`Timers::queue`), O(1) to push and pop; the two are
+//! read as one.
 //!
 //! The heap itself knows nothing of its targets: the `impl State` below
-//! decides whether an entry is live (its cancel status or park still has
-//! that deadline and has not been cancelled or rescheduled) and fires it.
+//! decides whether an entry is live (its cancel status, park or timer
+//! entry still has that deadline and has not been cancelled, rescheduled
+//! or dropped) and fires it.
+//!
+//! # Timer entries (for foreign timers)
+//!
+//! A [`TimerEntry`] is a waker in the run's own timer table (`Timers::
+//! wakers`, a slab) with a heap entry: the run loop wakes it when its
+//! deadline passes, exactly as it fires a timed wait, so the MockClock's
+//! autojump and the deadlock detector see it as they see any sleep (a task
+//! waiting on one is not deadlocked: its deadline will wake it). It is for
+//! foreign timers that are polled, not awaited as trio sleeps (hyper's
+//! `Sleep` in `trio-hyper`, one per HTTP/1.1 request): registering costs a
+//! slab insert and a heap push, dropping a slab remove (the heap entry
+//! goes stale), and no task, map or allocation is involved. Invariants:
+//!
+//! - An entry's slab slot exists from [`TimerEntry::new`] until it fires
+//!   (the run loop removes it and wakes its waker once) or the
+//!   `TimerEntry` is dropped or reset, whichever comes first; a fired or
+//!   dropped entry's key never matches again (slab generations).
+//! - The waker is kept as a [`WakeTarget`]: a task's own decoded (no
+//!   counted waker, so it does not count as held outside the run), a
+//!   foreign one cloned and woken after the state borrow.
+//! - A `TimerEntry` is plain data (run id and key), `Send + Sync`; used
+//!   outside its run (another thread, a later run) it touches nothing.
+//!
+//! # The run's clock as `std::time::Instant`s
+//!
+//! Foreign timers speak `std::time::Instant`. [`std_instant_now`] and
+//! [`from_std_instant`] map between it and the run's clock with one fixed
+//! anchor per run (the two clocks read together at first use), so the
+//! mapping follows a [`MockClock`](crate::testing::MockClock), jumps
+//! included, and converting the same std instant twice gives the same run
+//! instant (comparisons made on either side agree).
 
 use crate::core::park::ParkState;
-use crate::core::runtime::State;
-use crate::core::slab::Key;
+use crate::core::runtime::{self, State, WakeTarget};
+use crate::core::slab::{Key, Slab};
+use crate::error::{Error, Result};
 use crate::time::Instant;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
+use std::fmt;
+use std::task::Waker;
+use std::time::Instant as StdInstant;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum TimerTarget {
@@ -27,35 +69,80 @@ pub(crate) enum TimerTarget {
     CancelStatus(Key),
     /// A timed wait: reschedules the park with `Ok(())` when it fires.
     Park(Key),
+    /// A [`TimerEntry`]: wakes its waker (and removes it) when it fires.
+    Waker(Key),
 }
 
-#[derive(Default)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<(Instant, u64, TimerTarget)>>,
+    /// Entries pushed in deadline order (each no earlier than the last one
+    /// queued), which most are: a timeout is "now plus a constant". A
+    /// queue pushes and pops them in O(1) where the heap takes O(log n);
+    /// its front is its earliest. An entry that would break the order goes
+    /// to the heap. (Seen as one: `peek` and `pop` take the earlier of the
+    /// two fronts, ties by insertion order.)
+    queue: VecDeque<(Instant, u64, TimerTarget)>,
     seq: u64,
     stale: usize,
+    /// The [`TimerEntry`]s: deadline and whom to wake.
+    wakers: Slab<(Instant, WakeTarget)>,
+    /// The std clock's reading and the run's at the same moment (see "The
+    /// run's clock as `std::time::Instant`s"); set at first use.
+    std_anchor: Option<(StdInstant, Instant)>,
 }
 
 impl Timers {
     pub(crate) fn new() -> Self {
-        Timers::default()
+        Timers {
+            heap: BinaryHeap::new(),
+            queue: VecDeque::new(),
+            seq: 0,
+            stale: 0,
+            wakers: Slab::new(),
+            std_anchor: None,
+        }
     }
 
     pub(crate) fn push(&mut self, deadline: Instant, target: TimerTarget) {
         self.seq += 1;
-        self.heap.push(Reverse((deadline, self.seq, target)));
+        if self.queue.back().is_none_or(|last| last.0 <= deadline) {
+            self.queue.push_back((deadline, self.seq, target));
+        } else {
+            self.heap.push(Reverse((deadline, self.seq, target)));
+        }
+    }
+
+    /// Whether the earliest entry is the queue's front (else the heap's
+    /// top, or there is none).
+    fn queue_first(&self) -> bool {
+        match (self.queue.front(), self.heap.peek()) {
+            (Some(q), Some(Reverse(h))) => (q.0, q.1) < (h.0, h.1),
+            (q, _) => q.is_some(),
+        }
     }
 
     pub(crate) fn peek(&self) -> Option<(Instant, TimerTarget)> {
-        self.heap.peek().map(|Reverse((d, _, t))| (*d, *t))
+        if self.queue_first() {
+            self.queue.front().map(|(d, _, t)| (*d, *t))
+        } else {
+            self.heap.peek().map(|Reverse((d, _, t))| (*d, *t))
+        }
     }
 
     pub(crate) fn pop(&mut self) {
-        self.heap.pop();
+        if self.queue_first() {
+            self.queue.pop_front();
+        } else {
+            self.heap.pop();
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.heap.is_empty() && self.queue.is_empty()
+    }
+
+    fn entries(&self) -> usize {
+        self.heap.len() + self.queue.len()
     }
 
     /// One more entry in the heap is dead.
@@ -69,18 +156,28 @@ impl Timers {
     }
 
     pub(crate) fn needs_pruning(&self) -> bool {
-        self.stale > 64 && self.stale > self.heap.len() / 2
+        self.stale > 64 && self.stale > self.entries() / 2
     }
 
     /// Keeps only the entries `live` accepts.
+    #[cfg(test)]
     pub(crate) fn prune(&mut self, mut live: impl FnMut(Instant, TimerTarget) -> bool) {
         self.heap.retain(|Reverse((d, _, t))| live(*d, *t));
+        self.queue.retain(|(d, _, t)| live(*d, *t));
         self.stale = 0;
+    }
+
+    /// The anchor of the std mapping, made from `now` (the run's clock,
+    /// read by the caller outside the borrow) at first use.
+    fn std_anchor(&mut self, now: Instant) -> (StdInstant, Instant) {
+        *self
+            .std_anchor
+            .get_or_insert_with(|| (StdInstant::now(), now))
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.heap.len()
+        self.entries()
     }
 }
 
@@ -95,6 +192,7 @@ impl State {
                 .parks
                 .get(id)
                 .is_some_and(|p| p.deadline == deadline && matches!(p.state, ParkState::Waiting)),
+            TimerTarget::Waker(id) => self.timers.wakers.get(id).is_some_and(|w| w.0 == deadline),
         }
     }
 
@@ -141,14 +239,259 @@ impl State {
                     }
                     self.reschedule(id, Ok(()));
                 }
+                TimerTarget::Waker(id) => {
+                    if let Some((_, target)) = self.timers.wakers.remove(id) {
+                        self.wake_target(target);
+                    }
+                }
             }
         }
         if self.timers.needs_pruning() {
-            let mut timers = std::mem::take(&mut self.timers);
-            timers.prune(|d, t| self.timer_is_live(d, t));
-            self.timers = timers;
+            // The entries alone are taken out: liveness reads the rest.
+            let mut heap = std::mem::take(&mut self.timers.heap);
+            let mut queue = std::mem::take(&mut self.timers.queue);
+            heap.retain(|Reverse((d, _, t))| self.timer_is_live(*d, *t));
+            queue.retain(|(d, _, t)| self.timer_is_live(*d, *t));
+            self.timers.heap = heap;
+            self.timers.queue = queue;
+            self.timers.stale = 0;
         }
         fired
+    }
+
+    /// Adds a timer entry (see [`TimerEntry`]).
+    fn add_timer_entry(&mut self, deadline: Instant, waker: &Waker) -> Key {
+        let (run_id, shared_addr) = (self.run_id, self.shared_addr);
+        let mut target = WakeTarget::NONE;
+        // Replaces nothing: `NONE` has nothing to retire.
+        let _ = target.update(waker, run_id, shared_addr);
+        let key = self.timers.wakers.insert((deadline, target));
+        self.timers.push(deadline, TimerTarget::Waker(key));
+        key
+    }
+
+    /// Moves a timer entry that has not fired to `deadline` (its old heap
+    /// entry goes stale); false if it has fired or was removed.
+    fn reset_timer_entry(&mut self, key: Key, deadline: Instant) -> bool {
+        let Some(entry) = self.timers.wakers.get_mut(key) else {
+            return false;
+        };
+        if entry.0 != deadline {
+            entry.0 = deadline;
+            self.timers.note_stale();
+            self.timers.push(deadline, TimerTarget::Waker(key));
+        }
+        true
+    }
+
+    /// Removes a timer entry if it has not fired (its heap entry goes
+    /// stale); its waker is dropped after the borrow.
+    fn remove_timer_entry(&mut self, key: Key) {
+        if let Some((_, target)) = self.timers.wakers.remove(key) {
+            self.timers.note_stale();
+            self.retire(target);
+        }
+    }
+}
+
+/// The run's clock now, as a `std::time::Instant`: the std instant that
+/// is as far from the run's anchor (see [`from_std_instant`]) as the
+/// run's clock is from its reading at the anchor. Follows a
+/// [`MockClock`](crate::testing::MockClock), jumps included. A
+/// [`Usage`](crate::ErrorKind::Usage) error outside a run.
+///
+/// For foreign timers that speak `std::time::Instant` (hyper's `Timer`):
+/// with [`from_std_instant`] and [`TimerEntry`], their deadlines are the
+/// run's.
+///
+/// ```
+/// use std::time::Duration;
+/// use trio::lowlevel::{from_std_instant, std_instant_now};
+/// use trio::testing::MockClock;
+///
+/// trio::Runner::new().clock(MockClock::autojump()).run(async {
+///     let (t0, r0) = (std_instant_now()?, trio::current_time());
+///     trio::sleep(5.0).await?; // virtual time
+///     assert_eq!(std_instant_now()? - t0, Duration::from_secs(5));
+///     assert_eq!(from_std_instant(t0)?, r0);
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub fn std_instant_now() -> Result<StdInstant> {
+    runtime::with_runtime(|rt| {
+        // The clock is read outside the state borrow (a clock may look at
+        // run state).
+        let now = rt.now();
+        let (std_base, run_base) = rt.with_state(|st| st.timers.std_anchor(now));
+        let since = now.saturating_duration_since(run_base);
+        std_base.checked_add(since).unwrap_or(std_base)
+    })
+    .ok_or_else(Error::outside_run)
+}
+
+/// The run's instant of a std instant, through the run's anchor (see
+/// [`std_instant_now`]): monotonic, and the inverse of
+/// [`std_instant_now`]'s mapping. A [`Usage`](crate::ErrorKind::Usage)
+/// error outside a run.
+pub fn from_std_instant(instant: StdInstant) -> Result<Instant> {
+    runtime::with_runtime(|rt| {
+        let anchor = rt.with_state(|st| st.timers.std_anchor);
+        to_run_instant(anchor.unwrap_or_else(|| run_anchor(rt)), instant)
+    })
+    .ok_or_else(Error::outside_run)
+}
+
+/// The run's anchor, made at first use (the clock read outside the state
+/// borrow: a clock may look at run state).
+fn run_anchor(rt: &runtime::Runtime) -> (StdInstant, Instant) {
+    let now = rt.now();
+    rt.with_state(|st| st.timers.std_anchor(now))
+}
+
+/// A std instant as the run's, through `anchor` (monotonic).
+fn to_run_instant((std_base, run_base): (StdInstant, Instant), instant: StdInstant) -> Instant {
+    match instant.checked_duration_since(std_base) {
+        Some(after) => run_base + after,
+        None => run_base - std_base.duration_since(instant),
+    }
+}
+
+/// A waker woken once when the run's clock reaches a deadline: an entry
+/// of the run's own timer table, for foreign timers that are polled
+/// rather than awaited (hyper's `Sleep`): registering costs a slab insert
+/// and a heap push, dropping a slab remove, with no task and no
+/// allocation (once the run's tables have grown). A task that waits on
+/// one is not a deadlock (its deadline will wake it).
+///
+/// - [`new`](Self::new) registers; [`is_pending`](Self::is_pending) says
+///   whether it has not fired yet and, if so, makes the waker it is given
+///   the one to wake (no-op when it wakes the same task).
+/// - The waker is woken once, when the run loop sees the deadline passed
+///   (as it fires timed waits: the MockClock's autojump sees it). A task's
+///   own waker is kept decoded, with no allocation.
+/// - Not a cancel point and not a schedule point: nothing here checks
+///   the task's cancel status or yields.
+/// - Dropping it removes the entry. It is plain data (`Send + Sync`);
+///   outside its run it touches nothing and reports not pending.
+///
+/// ```
+/// use std::future::poll_fn;
+/// use std::task::Poll;
+/// use trio::lowlevel::TimerEntry;
+/// use trio::testing::MockClock;
+///
+/// trio::Runner::new().clock(MockClock::autojump()).run(async {
+///     let t0 = trio::current_time();
+///     let mut entry: Option<TimerEntry> = None;
+///     // A hand-written sleep: registers on its first poll.
+///     poll_fn(|cx| match &mut entry {
+///         Some(e) => match e.is_pending(cx.waker()) {
+///             true => Poll::Pending,
+///             false => Poll::Ready(()),
+///         },
+///         None => {
+///             entry = Some(TimerEntry::new(t0 + 2.0, cx.waker()).unwrap());
+///             Poll::Pending
+///         }
+///     })
+///     .await;
+///     assert_eq!(trio::current_time() - t0, 2.0);
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+pub struct TimerEntry {
+    run_id: u32,
+    key: Key,
+    deadline: Instant,
+}
+
+impl TimerEntry {
+    /// Registers `waker` to be woken when the run's clock reaches
+    /// `deadline` (at the run loop's next deadline check if it has
+    /// already). A [`Usage`](crate::ErrorKind::Usage) error outside a run.
+    pub fn new(deadline: Instant, waker: &Waker) -> Result<TimerEntry> {
+        runtime::with_runtime(|rt| TimerEntry {
+            run_id: rt.run_id,
+            key: rt.with_state(|st| st.add_timer_entry(deadline, waker)),
+            deadline,
+        })
+        .ok_or_else(Error::outside_run)
+    }
+
+    /// [`new`](Self::new) with a std deadline, converted as
+    /// [`from_std_instant`] does (in the same borrow of the run's state).
+    pub fn new_std(deadline: StdInstant, waker: &Waker) -> Result<TimerEntry> {
+        runtime::with_runtime(|rt| {
+            let add = |st: &mut State, anchor| {
+                let at = to_run_instant(anchor, deadline);
+                TimerEntry {
+                    run_id: rt.run_id,
+                    key: st.add_timer_entry(at, waker),
+                    deadline: at,
+                }
+            };
+            let added = rt.with_state(|st| st.timers.std_anchor.map(|a| add(st, a)));
+            added.unwrap_or_else(|| {
+                let anchor = run_anchor(rt);
+                rt.with_state(|st| add(st, anchor))
+            })
+        })
+        .ok_or_else(Error::outside_run)
+    }
+
+    /// The deadline.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Moves the deadline, keeping the waker: true if it had not fired
+    /// (it now fires at `deadline`), false if it had (then nothing is
+    /// registered: register anew with [`new`](Self::new)) or outside its
+    /// run.
+    pub fn reset(&mut self, deadline: Instant) -> bool {
+        self.deadline = deadline;
+        runtime::with_runtime(|rt| {
+            rt.run_id == self.run_id && rt.with_state(|st| st.reset_timer_entry(self.key, deadline))
+        })
+        .unwrap_or(false)
+    }
+
+    /// Whether it has not fired yet; if so, `waker` is now the one it
+    /// wakes. False once fired (the waker was woken), and outside its run.
+    pub fn is_pending(&mut self, waker: &Waker) -> bool {
+        runtime::with_runtime(|rt| {
+            rt.run_id == self.run_id
+                && rt.with_state(|st| {
+                    let (run_id, shared_addr) = (st.run_id, st.shared_addr);
+                    let Some(entry) = st.timers.wakers.get_mut(self.key) else {
+                        return false;
+                    };
+                    let replaced = entry.1.update(waker, run_id, shared_addr);
+                    st.retire(replaced);
+                    true
+                })
+        })
+        .unwrap_or(false)
+    }
+}
+
+impl Drop for TimerEntry {
+    fn drop(&mut self) {
+        runtime::with_runtime(|rt| {
+            if rt.run_id == self.run_id {
+                rt.with_state(|st| st.remove_timer_entry(self.key));
+            }
+        });
+    }
+}
+
+impl fmt::Debug for TimerEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimerEntry")
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
     }
 }
 
@@ -180,5 +523,148 @@ mod tests {
         assert!(t.needs_pruning());
         t.prune(|_, target| target != TimerTarget::CancelStatus(Key::DANGLING));
         assert_eq!(t.len(), 2);
+    }
+
+    /// Entries in deadline order go to the queue, the others to the heap;
+    /// `peek`/`pop` see one sequence, by deadline, ties in insertion order.
+    #[test]
+    fn queue_and_heap_read_as_one() {
+        let mut t = Timers::new();
+        let park = |index| {
+            TimerTarget::Park(Key {
+                index,
+                generation: 0,
+            })
+        };
+        for (nanos, index) in [(1, 0), (3, 1), (3, 2), (2, 3), (5, 4), (3, 5), (0, 6)] {
+            t.push(Instant::from_nanos(nanos), park(index));
+        }
+        assert_eq!((t.queue.len(), t.heap.len()), (4, 3));
+        let mut order = Vec::new();
+        while let Some((deadline, target)) = t.peek() {
+            order.push((deadline, target));
+            t.pop();
+        }
+        let want: Vec<_> = [(0, 6), (1, 0), (2, 3), (3, 1), (3, 2), (3, 5), (5, 4)]
+            .into_iter()
+            .map(|(nanos, index)| (Instant::from_nanos(nanos), park(index)))
+            .collect();
+        assert_eq!(order, want);
+        assert!(t.is_empty());
+    }
+
+    /// Counts the wakes of a foreign waker.
+    struct Counter(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for Counter {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn autojump<T>(f: impl AsyncFnOnce() -> crate::Result<T>) -> T {
+        crate::Runner::new()
+            .clock(crate::testing::MockClock::autojump())
+            .run(f())
+            .unwrap()
+    }
+
+    /// A timer entry wakes its (foreign) waker once, at its deadline, and
+    /// is not pending afterwards; a task that waits only on timer
+    /// entries is not a deadlock (autojump moves to their deadlines).
+    #[test]
+    fn a_timer_entry_wakes_once_at_its_deadline() {
+        autojump(async || {
+            let counter = std::sync::Arc::new(Counter(0.into()));
+            let waker = Waker::from(counter.clone());
+            let t0 = crate::current_time();
+            let mut entry = TimerEntry::new(t0 + 1.0, &waker)?;
+            assert_eq!(entry.deadline(), t0 + 1.0);
+            assert!(entry.is_pending(&waker));
+            crate::sleep(0.5).await?;
+            assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+            crate::sleep(1.0).await?;
+            assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+            assert!(!entry.is_pending(&waker));
+            assert!(!entry.reset(t0 + 5.0), "a fired entry cannot be moved");
+            // A task's own waker, waited on alone.
+            let mut mine: Option<TimerEntry> = None;
+            std::future::poll_fn(|cx| match &mut mine {
+                Some(e) => match e.is_pending(cx.waker()) {
+                    true => std::task::Poll::Pending,
+                    false => std::task::Poll::Ready(()),
+                },
+                None => {
+                    mine = Some(TimerEntry::new(t0 + 10.0, cx.waker()).unwrap());
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+            assert_eq!(crate::current_time() - t0, 10.0);
+            Ok(())
+        });
+    }
+
+    /// Reset moves a pending entry (earlier or later), keeping its waker;
+    /// a dropped entry wakes nobody and its heap entry is pruned with the
+    /// other stale ones.
+    #[test]
+    fn reset_and_drop() {
+        autojump(async || {
+            let counter = std::sync::Arc::new(Counter(0.into()));
+            let waker = Waker::from(counter.clone());
+            let wakes = || counter.0.load(std::sync::atomic::Ordering::SeqCst);
+            let t0 = crate::current_time();
+            let mut later = TimerEntry::new(t0 + 1.0, &waker)?;
+            assert!(later.reset(t0 + 3.0));
+            let mut earlier = TimerEntry::new(t0 + 5.0, &waker)?;
+            assert!(earlier.reset(t0 + 2.0));
+            crate::sleep(2.5).await?;
+            assert_eq!(wakes(), 1);
+            assert!(!earlier.is_pending(&waker) && later.is_pending(&waker));
+            crate::sleep(1.0).await?;
+            assert_eq!(wakes(), 2);
+            for i in 0..1000 {
+                drop(TimerEntry::new(t0 + 10.0 + f64::from(i), &waker)?);
+            }
+            crate::sleep(1.0).await?; // a deadline check: prunes
+            let left = crate::core::runtime::with_runtime(|rt| rt.with_state(|st| st.timers.len()));
+            assert!(left.is_some_and(|n| n < 100), "{left:?}");
+            crate::sleep(2000.0).await?;
+            assert_eq!(wakes(), 2);
+            Ok(())
+        });
+    }
+
+    /// Outside a run: errors, never a panic; a `TimerEntry` is plain data.
+    #[test]
+    fn outside_a_run() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<TimerEntry>();
+        let waker = Waker::from(std::sync::Arc::new(Counter(0.into())));
+        let e = TimerEntry::new(Instant::from_nanos(1), &waker).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Usage);
+        assert_eq!(
+            std_instant_now().unwrap_err().kind(),
+            crate::ErrorKind::Usage
+        );
+        let e = from_std_instant(StdInstant::now()).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Usage);
+    }
+
+    /// The std mapping is fixed per run: conversions agree both ways.
+    #[test]
+    fn the_std_mapping_round_trips() {
+        autojump(async || {
+            let (s0, r0) = (std_instant_now()?, crate::current_time());
+            crate::sleep(7.0).await?;
+            let s1 = std_instant_now()?;
+            assert_eq!(s1 - s0, std::time::Duration::from_secs(7));
+            assert_eq!(from_std_instant(s1)?, r0 + 7.0);
+            assert_eq!(
+                from_std_instant(s0 - std::time::Duration::from_secs(1))?,
+                r0 - 1.0
+            );
+            Ok(())
+        });
     }
 }
