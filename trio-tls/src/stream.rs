@@ -88,13 +88,19 @@
 //! [`checkpoint_if_cancelled`] and, if it never waited (the plaintext was
 //! already there, say), ends with [`cancel_shielded_checkpoint`].
 
+use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
 use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{
-    ClientConfig, ClientConnection, Connection, ProtocolVersion, ServerConfig, ServerConnection,
+use rustls::server::{
+    ClientHello, ResolvesServerCert, ServerConnectionData, UnbufferedServerConnection,
 };
+use rustls::sign::CertifiedKey;
+use rustls::unbuffered::{
+    ConnectionState, EncodeError, EncryptError, UnbufferedConnectionCommon, UnbufferedStatus,
+    WriteTraffic,
+};
+use rustls::{ClientConfig, CommonState, ProtocolVersion, ServerConfig};
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::io::{BufRead, Read, Write};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,9 +111,6 @@ use trio::{Error, ErrorKind, Result, cancel_shielded_checkpoint, checkpoint_if_c
 
 /// The length of a TLS record header: type (1), version (2), length (2).
 const RECORD_HEADER: usize = 5;
-/// The largest record rustls accepts, header included: 16 KiB of payload
-/// plus 2 KiB of expansion (RFC 8446 §5.2, RFC 5246 §6.2.3).
-const MAX_RECORD: usize = RECORD_HEADER + 16 * 1024 + 2048;
 /// The first transport receive size: one largest TLS 1.2 record (16 KiB of
 /// payload + 2 KiB of expansion + the header), rounded up.
 const START_RECEIVE: usize = 20 * 1024;
@@ -118,8 +121,8 @@ const START_RECEIVE: usize = 20 * 1024;
 /// 256 KiB (medians of three runs of 7 rounds); only a connection whose
 /// receives keep coming back full grows its buffer this far.
 const MAX_RECEIVE: usize = 128 * 1024;
-/// Plaintext handed to rustls per flush in `send_all`: rustls's own default
-/// buffer limit, so a write is never cut short.
+/// Plaintext encrypted per flush in `send_all`, so that a large send does
+/// not first encrypt all of itself into memory.
 const SEND_CHUNK: usize = 64 * 1024;
 
 enum Status {
@@ -137,47 +140,42 @@ enum Handshake {
     Failed,
 }
 
-/// Transport bytes received whose records rustls has not processed yet:
-/// `buf[start..end]`, starting at a record boundary. Its first `given`
-/// bytes have been handed to rustls already (up to one byte of the next
-/// record included, see "Feeding" in the module docs); they stay here until
-/// the record they belong to is processed, so that whatever follows the peer's
-/// `close_notify` is still here for [`TlsStream::unwrap`].
+/// Transport bytes received whose records rustls has not discarded yet:
+/// `buf[start..end]`, starting at a record boundary. rustls decrypts in
+/// place in it, and may keep a handshake message that spans records here
+/// (it then remembers offsets from `start`: see "Full duplex" in the module
+/// docs). `buf[end..]` is initialized room for the next receive.
 #[derive(Default)]
 struct Incoming {
     buf: Vec<u8>,
     start: usize,
     end: usize,
-    given: usize,
 }
 
 impl Incoming {
-    /// The length of the record starting `at` bytes after `start`, header
-    /// included, if its header has been received.
-    fn record_len(&self, at: usize) -> Option<usize> {
-        let from = self.start + at;
-        if from + RECORD_HEADER > self.end {
+    /// The length of the record at `start`, header included, if its header
+    /// has been received.
+    fn record_len(&self) -> Option<usize> {
+        let h = self.buf.get(self.start..self.start + RECORD_HEADER)?;
+        if self.start + RECORD_HEADER > self.end {
             return None;
         }
-        let h = &self.buf[from..from + RECORD_HEADER];
         Some(RECORD_HEADER + usize::from(u16::from_be_bytes([h[3], h[4]])))
     }
 
-    /// Whether the header at `start` (received) could start a TLS record:
-    /// a known content type (20 to 24), version 3.x, and at most
-    /// [`MAX_RECORD`] long. rustls rejects anything else as soon as it
-    /// processes the header, which must not wait for the rest of a record
-    /// that is not one (a plain-text client, say).
-    fn plausible_header(&self) -> bool {
-        let h = &self.buf[self.start..self.start + RECORD_HEADER];
-        let len = RECORD_HEADER + usize::from(u16::from_be_bytes([h[3], h[4]]));
-        (20..=24).contains(&h[0]) && h[1] == 3 && len <= MAX_RECORD
+    /// Whether a whole record has been received at `start`.
+    fn has_record(&self) -> bool {
+        self.record_len()
+            .is_some_and(|len| len <= self.end - self.start)
     }
-}
 
-impl Incoming {
-    /// Makes at least `want` bytes of room after `end`.
+    /// Makes at least `want` bytes of room after `end`. Moving the bytes to
+    /// the front is safe for rustls: it remembers offsets from `start`.
     fn make_room(&mut self, want: usize) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
         if self.buf.len() - self.end < want && self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -186,6 +184,56 @@ impl Incoming {
         if self.buf.len() - self.end < want {
             self.buf.resize(self.end + want, 0);
         }
+    }
+}
+
+/// Bytes queued for the transport, `buf[..len]`; `buf[len..]` is
+/// initialized room, kept so that encrypting into it zero-fills nothing in
+/// the steady state.
+#[derive(Default)]
+struct Outgoing {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Outgoing {
+    /// At least `want` bytes of room after the queued bytes.
+    fn room(&mut self, want: usize) -> &mut [u8] {
+        if self.buf.len() < self.len + want {
+            self.buf.resize(self.len + want, 0);
+        }
+        &mut self.buf[self.len..]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Plaintext rustls decrypted that no caller's buffer took (a record
+/// larger than the buffer, or one processed by a task that was not
+/// receiving): `buf[start..]`, handed out before anything else.
+#[derive(Default)]
+struct Plain {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Plain {
+    fn is_empty(&self) -> bool {
+        self.start == self.buf.len()
+    }
+
+    /// Moves as much as fits into `dest`.
+    fn take_into(&mut self, dest: &mut [u8]) -> usize {
+        let n = dest.len().min(self.buf.len() - self.start);
+        dest[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
+        self.start += n;
+        if self.is_empty() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        n
     }
 }
 
@@ -207,6 +255,8 @@ impl Drop for Taken<'_> {
 enum Pull {
     /// Something changed: re-check.
     Progress,
+    /// Plaintext was put at the front of the caller's buffer.
+    Data(usize),
     /// Nothing more will come: the transport ended, or the peer's
     /// `close_notify` was processed.
     Eof,
@@ -236,6 +286,264 @@ impl Drop for RunningGuard<'_> {
             done.set();
         }
     }
+}
+
+// ----- rustls's unbuffered state machine -------------------------------------------
+
+/// The connection: rustls's unbuffered client or server.
+enum Conn {
+    Client(UnbufferedClientConnection),
+    Server(UnbufferedServerConnection),
+}
+
+impl Conn {
+    fn common(&self) -> &CommonState {
+        match self {
+            Conn::Client(c) => c,
+            Conn::Server(s) => s,
+        }
+    }
+
+    fn run(&mut self, job: &mut Job<'_>) -> Result<Stop> {
+        match self {
+            Conn::Client(c) => run(c, job),
+            Conn::Server(s) => run(s, job),
+        }
+    }
+}
+
+/// `process_tls_records`, which rustls defines once per side.
+trait Side: Sized {
+    fn process<'c, 'i>(
+        conn: &'c mut UnbufferedConnectionCommon<Self>,
+        input: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self>;
+}
+
+impl Side for ClientConnectionData {
+    fn process<'c, 'i>(
+        conn: &'c mut UnbufferedConnectionCommon<Self>,
+        input: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self> {
+        conn.process_tls_records(input)
+    }
+}
+
+impl Side for ServerConnectionData {
+    fn process<'c, 'i>(
+        conn: &'c mut UnbufferedConnectionCommon<Self>,
+        input: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self> {
+        conn.process_tls_records(input)
+    }
+}
+
+/// What to do when rustls can encrypt.
+enum Write<'a> {
+    Nothing,
+    Data(&'a [u8]),
+    CloseNotify,
+}
+
+/// One run of the state machine: what it may read, where its output goes.
+struct Job<'a> {
+    /// The received bytes, or `None` for an empty stand-in (see "Full
+    /// duplex" in the module docs).
+    input: Option<&'a mut Incoming>,
+    /// Where every TLS byte rustls produces goes, in its order.
+    out: &'a mut Outgoing,
+    /// The receiving caller's buffer (empty: none) and how much of it the
+    /// run filled; plaintext that does not fit goes to `plain`.
+    dest: &'a mut [u8],
+    filled: usize,
+    plain: &'a mut Plain,
+    write: Write<'a>,
+    /// Only encode what rustls has queued (its alert after an error), and
+    /// stop before it would read any input.
+    encode_only: bool,
+    /// Set when the peer's `close_notify` was processed.
+    peer_closed: bool,
+}
+
+/// Why a run stopped.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Stop {
+    /// rustls needs more bytes from the peer (or, for a writer, wrote).
+    NeedInput,
+    /// The caller's buffer has no room for the next record.
+    Full,
+    /// The `write` was done: this many TLS bytes were queued.
+    Wrote,
+    /// Both sides sent `close_notify`: rustls will do nothing more.
+    Closed,
+}
+
+/// Runs rustls on `job` until it needs something from outside (see
+/// "Processing" in the module docs). Never waits.
+fn run<D: Side>(conn: &mut UnbufferedConnectionCommon<D>, job: &mut Job<'_>) -> Result<Stop> {
+    let mut empty: [u8; 0] = [];
+    loop {
+        if job.encode_only && !conn.wants_write() {
+            return Ok(Stop::NeedInput);
+        }
+        if job.filled > 0
+            && let Some(inc) = job.input.as_deref()
+            && inc
+                .record_len()
+                .is_none_or(|len| job.dest.len() - job.filled < len)
+        {
+            // Plaintext was delivered, and the next record may not fit:
+            // leave it for the next call rather than decrypt it into
+            // `plain` (a copy more).
+            return Ok(Stop::Full);
+        }
+        let input: &mut [u8] = match job.input.as_deref_mut() {
+            Some(inc) => &mut inc.buf[inc.start..inc.end],
+            None => &mut empty,
+        };
+        let status = D::process(conn, input);
+        let mut discard = status.discard;
+        let r = match status.state {
+            Err(e) => Err(tls_error(e)),
+            Ok(ConnectionState::ReadTraffic(mut t)) => {
+                let mut r = Ok(None);
+                while let Some(record) = t.next_record() {
+                    match record {
+                        Ok(record) => {
+                            discard += record.discard;
+                            let p = record.payload;
+                            let n = p.len().min(job.dest.len() - job.filled);
+                            job.dest[job.filled..job.filled + n].copy_from_slice(&p[..n]);
+                            job.filled += n;
+                            job.plain.buf.extend_from_slice(&p[n..]);
+                        }
+                        Err(e) => {
+                            r = Err(tls_error(e));
+                            break;
+                        }
+                    }
+                }
+                r
+            }
+            Ok(ConnectionState::EncodeTlsData(mut e)) => {
+                let mut want = 4096;
+                loop {
+                    match e.encode(job.out.room(want)) {
+                        Ok(n) => {
+                            job.out.len += n;
+                            break Ok(None);
+                        }
+                        Err(EncodeError::InsufficientSize(s)) => want = s.required_size,
+                        Err(e) => break Err(Error::with_kind(ErrorKind::Broken, e)),
+                    }
+                }
+            }
+            // Queued in `out`, which whoever holds the send lock sends.
+            Ok(ConnectionState::TransmitTlsData(t)) => {
+                t.done();
+                Ok(None)
+            }
+            Ok(ConnectionState::PeerClosed) => {
+                job.peer_closed = true;
+                Ok(None)
+            }
+            Ok(ConnectionState::Closed) => {
+                job.peer_closed = true;
+                Ok(Some(Stop::Closed))
+            }
+            Ok(ConnectionState::BlockedHandshake) => Ok(Some(Stop::NeedInput)),
+            Ok(ConnectionState::WriteTraffic(mut w)) => {
+                match std::mem::replace(&mut job.write, Write::Nothing) {
+                    Write::Nothing => Ok(Some(Stop::NeedInput)),
+                    Write::Data(data) => encrypt(&mut w, data, job.out).map(|()| Some(Stop::Wrote)),
+                    Write::CloseNotify => close_notify(&mut w, job.out).map(|()| Some(Stop::Wrote)),
+                }
+            }
+            Ok(ConnectionState::ReadEarlyData(_)) => Err(Error::new(
+                ErrorKind::Unsupported,
+                "the client sent 0-RTT early data, which trio-tls does not accept \
+                 (leave the server config's max_early_data_size at 0)",
+            )),
+            Ok(_) => Err(Error::new(
+                ErrorKind::Broken,
+                "rustls reached a connection state trio-tls does not know",
+            )),
+        };
+        if let Some(inc) = job.input.as_deref_mut() {
+            inc.start += discard;
+        }
+        if let Some(stop) = r? {
+            return Ok(stop);
+        }
+    }
+}
+
+/// The TLS bytes of `data`, plus `data.len() / 16 KiB + 1` records'
+/// overhead (header, tag, content type, TLS 1.2 nonce), with room to spare.
+fn sealed_len(data: usize) -> usize {
+    data + (data / (16 * 1024) + 1) * 64 + 256
+}
+
+fn encrypt<D>(w: &mut WriteTraffic<'_, D>, data: &[u8], out: &mut Outgoing) -> Result<()> {
+    let mut want = sealed_len(data.len());
+    loop {
+        match w.encrypt(data, out.room(want)) {
+            Ok(n) => {
+                out.len += n;
+                return Ok(());
+            }
+            Err(EncryptError::InsufficientSize(s)) => want = s.required_size,
+            Err(e) => return Err(Error::with_kind(ErrorKind::Broken, e)),
+        }
+    }
+}
+
+fn close_notify<D>(w: &mut WriteTraffic<'_, D>, out: &mut Outgoing) -> Result<()> {
+    let mut want = sealed_len(2);
+    loop {
+        match w.queue_close_notify(out.room(want)) {
+            Ok(n) => {
+                out.len += n;
+                return Ok(());
+            }
+            Err(EncryptError::InsufficientSize(s)) => want = s.required_size,
+            Err(e) => return Err(Error::with_kind(ErrorKind::Broken, e)),
+        }
+    }
+}
+
+// ----- the server name (SNI) ---------------------------------------------------------
+
+thread_local! {
+    /// The server name of the last ClientHello a [`SniRecorder`] saw on
+    /// this thread, taken right after the `process_tls_records` call that
+    /// saw it (rustls's unbuffered server does not tell it otherwise).
+    static SEEN_SNI: RefCell<Option<Option<Box<str>>>> = const { RefCell::new(None) };
+}
+
+/// Wraps a server config's certificate resolver to note the server name
+/// the client asked for: rustls hands the resolver exactly the name it
+/// keeps for the connection.
+#[derive(Debug)]
+struct SniRecorder(Arc<dyn ResolvesServerCert>);
+
+impl ResolvesServerCert for SniRecorder {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let name = hello.server_name().map(Box::from);
+        SEEN_SNI.with(|s| *s.borrow_mut() = Some(name));
+        self.0.resolve(hello)
+    }
+
+    fn only_raw_public_keys(&self) -> bool {
+        self.0.only_raw_public_keys()
+    }
+}
+
+/// `config` with its certificate resolver wrapped in a [`SniRecorder`].
+pub(crate) fn recording_sni(config: &ServerConfig) -> Arc<ServerConfig> {
+    let mut config = config.clone();
+    config.cert_resolver = Arc::new(SniRecorder(config.cert_resolver.clone()));
+    Arc::new(config)
 }
 
 /// A TLS stream over any trio [`Stream`] (Trio's `SSLStream`), on a rustls
@@ -320,14 +628,14 @@ impl Drop for RunningGuard<'_> {
 /// ```
 pub struct TlsStream<S> {
     transport: S,
-    conn: RefCell<Connection>,
+    conn: RefCell<Conn>,
     server_side: bool,
     https_compatible: bool,
     handshake_timeout: Option<Duration>,
     status: RefCell<Status>,
     handshake: RefCell<Handshake>,
-    /// The peer's `close_notify` has been processed: nothing more is fed
-    /// to rustls (what follows it stays in `incoming`, for `unwrap`).
+    /// The peer's `close_notify` has been processed: rustls reads nothing
+    /// more (what follows it stays in `incoming`, for `unwrap`).
     peer_closed: Cell<bool>,
     /// The transport's `receive_some` returned 0.
     transport_eof: Cell<bool>,
@@ -337,15 +645,23 @@ pub struct TlsStream<S> {
     /// This side queued its `close_notify` (`send_eof`, `aclose`,
     /// `unwrap`): nothing more may be sent.
     sent_close_notify: Cell<bool>,
-    /// Bytes rustls produced, in its order, not yet handed to the
+    /// TLS bytes rustls produced, in its order, not yet handed to the
     /// transport. Appended to by any task; emptied by the send lock holder.
-    outgoing: RefCell<Vec<u8>>,
+    outgoing: RefCell<Outgoing>,
     /// The send lock holder's second buffer, swapped with `outgoing`, so
     /// that flushing allocates nothing in the steady state.
-    spare: RefCell<Vec<u8>>,
-    /// Received and not yet fed to rustls. Only the receive lock holder
-    /// touches it (and `unwrap`, which owns the stream).
+    spare: RefCell<Outgoing>,
+    /// Received and not yet discarded by rustls. Only the receive lock
+    /// holder receives into it (and `unwrap`, which owns the stream).
     incoming: RefCell<Incoming>,
+    /// rustls may hold a partial handshake message in `incoming` (see
+    /// "Full duplex" in the module docs): it must not run on a stand-in.
+    held: Cell<bool>,
+    /// Plaintext decrypted and not yet returned.
+    plain: RefCell<Plain>,
+    /// On a server: the name the client asked for, once its ClientHello
+    /// was processed.
+    sni: RefCell<Option<Box<str>>>,
     /// The next transport receive's size.
     receive_size: Cell<usize>,
     send_lock: Lock,
@@ -396,27 +712,28 @@ impl<S: Stream> TlsStream<S> {
         config: Arc<ClientConfig>,
         server_name: ServerName<'static>,
     ) -> Result<Self> {
-        let conn = ClientConnection::new(config, server_name).map_err(tls_error)?;
-        Ok(Self::new(transport, conn.into(), false))
+        let conn = UnbufferedClientConnection::new(config, server_name).map_err(tls_error)?;
+        Ok(Self::new(transport, Conn::Client(conn)))
     }
 
     /// The server end of a TLS connection over `transport`. Nothing
     /// happens on the transport until the handshake.
     pub fn server(transport: S, config: Arc<ServerConfig>) -> Result<Self> {
-        let conn = ServerConnection::new(config).map_err(tls_error)?;
-        Ok(Self::new(transport, conn.into(), true))
+        let conn = UnbufferedServerConnection::new(recording_sni(&config)).map_err(tls_error)?;
+        Ok(Self::from_server_connection(transport, conn))
     }
 
-    /// The server end over `transport`, on a connection already made.
-    pub(crate) fn from_server_connection(transport: S, conn: ServerConnection) -> Self {
-        Self::new(transport, conn.into(), true)
+    /// The server end over `transport`, on a connection already made
+    /// (from a config made by [`recording_sni`]).
+    pub(crate) fn from_server_connection(transport: S, conn: UnbufferedServerConnection) -> Self {
+        Self::new(transport, Conn::Server(conn))
     }
 
-    fn new(transport: S, conn: Connection, server_side: bool) -> Self {
+    fn new(transport: S, conn: Conn) -> Self {
         TlsStream {
             transport,
+            server_side: matches!(conn, Conn::Server(_)),
             conn: RefCell::new(conn),
-            server_side,
             https_compatible: false,
             handshake_timeout: None,
             status: RefCell::new(Status::Ok),
@@ -425,9 +742,12 @@ impl<S: Stream> TlsStream<S> {
             transport_eof: Cell::new(false),
             handshake_eof: Cell::new(false),
             sent_close_notify: Cell::new(false),
-            outgoing: RefCell::new(Vec::new()),
-            spare: RefCell::new(Vec::new()),
+            outgoing: RefCell::new(Outgoing::default()),
+            spare: RefCell::new(Outgoing::default()),
             incoming: RefCell::new(Incoming::default()),
+            held: Cell::new(false),
+            plain: RefCell::new(Plain::default()),
+            sni: RefCell::new(None),
             receive_size: Cell::new(START_RECEIVE),
             send_lock: Lock::new(),
             recv_lock: Lock::new(),
@@ -509,17 +829,15 @@ impl<S: Stream> TlsStream<S> {
     /// [`ErrorKind::Usage`] error before the handshake has completed, and
     /// always `None` on a client.
     pub fn server_name(&self) -> Result<Option<String>> {
-        self.after_handshake(|c| match c {
-            Connection::Server(s) => s.server_name().map(str::to_owned),
-            Connection::Client(_) => None,
-        })
+        self.after_handshake(|_| ())?;
+        Ok(self.sni.borrow().as_deref().map(str::to_owned))
     }
 
-    fn after_handshake<T>(&self, f: impl FnOnce(&Connection) -> T) -> Result<T> {
+    fn after_handshake<T>(&self, f: impl FnOnce(&CommonState) -> T) -> Result<T> {
         if !self.is_handshake_done() {
             return Err(not_handshaken());
         }
-        Ok(f(&self.conn.borrow()))
+        Ok(f(self.conn.borrow().common()))
     }
 
     /// Ends TLS and gives the transport back, with the bytes that arrived
@@ -559,15 +877,10 @@ impl<S: Stream> TlsStream<S> {
         self.check_status()?;
         let mut waited = false;
         self.ensure_handshake(&mut waited).await?;
-        self.queue_close_notify();
+        self.queue_close_notify()?;
         self.flush(&mut waited).await.map_err(|e| self.fail(e))?;
         loop {
-            let unread = {
-                let mut conn = self.conn.borrow_mut();
-                let mut reader = conn.reader();
-                matches!(reader.fill_buf(), Ok(chunk) if !chunk.is_empty())
-            };
-            if unread {
+            if !self.plain.borrow().is_empty() {
                 return Err(self.fail(Error::new(
                     ErrorKind::Broken,
                     "unwrap: application data arrived before the peer's close_notify \
@@ -577,7 +890,7 @@ impl<S: Stream> TlsStream<S> {
             if self.peer_closed.get() {
                 break;
             }
-            if let Pull::Eof = self.pull(&mut waited).await? {
+            if let Pull::Eof = self.pull(&mut waited, &mut []).await? {
                 return Err(self.fail(Error::new(
                     ErrorKind::Broken,
                     "unwrap: the transport ended before the peer's close_notify",
@@ -631,11 +944,94 @@ impl<S: Stream> TlsStream<S> {
         }
     }
 
-    fn queue_close_notify(&self) {
+    fn queue_close_notify(&self) -> Result<()> {
         if !self.sent_close_notify.replace(true) {
-            let mut conn = self.conn.borrow_mut();
-            conn.send_close_notify();
-            self.drain(&mut conn);
+            self.write(Write::CloseNotify).map_err(|e| self.fail(e))?;
+        }
+        Ok(())
+    }
+
+    // ----- running rustls --------------------------------------------------------
+
+    /// Runs rustls on the received bytes, or on none (`input == false`,
+    /// or while another task receives into them), putting plaintext into
+    /// `dest` and then `plain`, and queueing what it produces (see
+    /// "Processing" and "Full duplex" in the module docs). A TLS error
+    /// breaks the stream; the fatal alert rustls made for it is queued.
+    fn process(&self, input: bool, dest: &mut [u8], write: Write<'_>) -> Result<(Stop, usize)> {
+        if let Status::Broken(_) = *self.status.borrow() {
+            // rustls failed before: it must not run again (it may keep
+            // offsets into bytes that are gone).
+            return Err(self.status_error());
+        }
+        let mut conn = self.conn.borrow_mut();
+        let mut out = self.outgoing.borrow_mut();
+        let mut plain = self.plain.borrow_mut();
+        let mut incoming = self.incoming.borrow_mut();
+        // Only the receive lock holder (or a run that must, see `held`)
+        // gives rustls the received bytes; rustls keeps nothing of them
+        // otherwise, so an empty stand-in is equivalent.
+        let input = input || self.held.get();
+        let mut job = Job {
+            input: input.then_some(&mut *incoming),
+            out: &mut out,
+            dest,
+            filled: 0,
+            plain: &mut plain,
+            write,
+            encode_only: false,
+            peer_closed: false,
+        };
+        let r = conn.run(&mut job);
+        let (filled, peer_closed) = (job.filled, job.peer_closed);
+        if peer_closed {
+            self.peer_closed.set(true);
+        }
+        if input {
+            // After a stop for more input, a whole record still at the
+            // front is one rustls keeps (a partial handshake message).
+            // After plaintext (Full), nothing is kept: a handshake message
+            // cannot be interleaved with application data.
+            self.held
+                .set(matches!(r, Ok(Stop::NeedInput)) && incoming.has_record());
+        }
+        if self.server_side && !self.is_handshake_done() {
+            if let Some(name) = SEEN_SNI.with(|s| s.borrow_mut().take()) {
+                *self.sni.borrow_mut() = name;
+            }
+        }
+        match r {
+            Ok(stop) => Ok((stop, filled)),
+            Err(e) => {
+                // Queue the alert rustls made (sent with the next flush, if
+                // any; the stream is broken): rustls hands out what it has
+                // queued before it reads any input.
+                let mut job = Job {
+                    input: None,
+                    out: &mut out,
+                    dest: &mut [],
+                    filled: 0,
+                    plain: &mut plain,
+                    write: Write::Nothing,
+                    encode_only: true,
+                    peer_closed: false,
+                };
+                let _ = conn.run(&mut job);
+                drop((conn, out, plain, incoming));
+                Err(self.fail(e))
+            }
+        }
+    }
+
+    /// Encrypts `what` into `outgoing` (no waiting; `flush` sends it).
+    fn write(&self, what: Write<'_>) -> Result<()> {
+        match self.process(false, &mut [], what)? {
+            (Stop::Wrote, _) => Ok(()),
+            (Stop::Closed, _) => Err(closed_for_sending()),
+            _ => Err(Error::new(
+                ErrorKind::Broken,
+                "rustls cannot encrypt application data now",
+            )),
         }
     }
 
@@ -697,12 +1093,14 @@ impl<S: Stream> TlsStream<S> {
     }
 
     async fn run_handshake(&self, waited: &mut bool) -> Result<()> {
+        // The first flight (a client's ClientHello).
+        self.process(true, &mut [], Write::Nothing)?;
         loop {
             let (handshaking, tls13_server) = {
-                let mut conn = self.conn.borrow_mut();
-                self.drain(&mut conn);
-                let tls13 = conn.protocol_version() == Some(ProtocolVersion::TLSv1_3);
-                (conn.is_handshaking(), self.server_side && tls13)
+                let conn = self.conn.borrow();
+                let common = conn.common();
+                let tls13 = common.protocol_version() == Some(ProtocolVersion::TLSv1_3);
+                (common.is_handshaking(), self.server_side && tls13)
             };
             if !handshaking {
                 // A TLS 1.3 server's last flight is only session tickets,
@@ -716,7 +1114,7 @@ impl<S: Stream> TlsStream<S> {
                 self.flush(waited).await?;
                 continue;
             }
-            if let Pull::Eof = self.pull(waited).await? {
+            if let Pull::Eof = self.pull(waited, &mut []).await? {
                 self.handshake_eof.set(true);
                 return Err(Error::new(
                     ErrorKind::Broken,
@@ -728,27 +1126,11 @@ impl<S: Stream> TlsStream<S> {
 
     // ----- the transport -------------------------------------------------------
 
-    /// Moves every TLS byte rustls has ready into `outgoing`.
-    fn drain(&self, conn: &mut Connection) {
-        let mut out = self.outgoing.borrow_mut();
-        // Writing into a Vec cannot fail.
-        while conn.wants_write() {
-            match conn.write_tls(&mut *out) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-    }
-
     /// Hands everything in `outgoing` to the transport, under the send lock.
     /// A transport failure (or cancellation part-way) breaks the stream; a
     /// cancellation while waiting for the lock loses nothing (the bytes
     /// stay queued) and is returned as is.
     async fn flush(&self, waited: &mut bool) -> Result<()> {
-        {
-            let mut conn = self.conn.borrow_mut();
-            self.drain(&mut conn);
-        }
         if self.outgoing.borrow().is_empty() {
             return Ok(());
         }
@@ -756,17 +1138,13 @@ impl<S: Stream> TlsStream<S> {
         *waited |= w;
         loop {
             let mut buf = std::mem::take(&mut *self.spare.borrow_mut());
-            {
-                let mut conn = self.conn.borrow_mut();
-                self.drain(&mut conn);
-            }
             std::mem::swap(&mut buf, &mut *self.outgoing.borrow_mut());
             if buf.is_empty() {
                 *self.spare.borrow_mut() = buf;
                 return Ok(());
             }
-            let r = self.transport.send_all(&buf).await;
-            buf.clear();
+            let r = self.transport.send_all(&buf.buf[..buf.len]).await;
+            buf.len = 0;
             *self.spare.borrow_mut() = buf;
             match r {
                 Ok(()) => *waited = true,
@@ -775,122 +1153,11 @@ impl<S: Stream> TlsStream<S> {
         }
     }
 
-    /// Feeds rustls from `incoming` and processes what it was given, one
-    /// complete record per `process_new_packets` (see "Feeding" in the
-    /// module docs). Returns whether it did anything (handed over bytes or
-    /// processed a record). Only the receive lock holder (or `unwrap`)
-    /// calls it.
-    fn feed(&self) -> Result<bool> {
-        let mut progress = false;
-        let result = {
-            let mut conn = self.conn.borrow_mut();
-            let mut inc = self.incoming.borrow_mut();
-            let result = loop {
-                if self.peer_closed.get() {
-                    break Ok(());
-                }
-                let avail = inc.end - inc.start;
-                // The record at `start`, and how far rustls may be given
-                // bytes: to its end and one byte into the next record (a
-                // record is at least its 5-byte header, so never the whole
-                // of the next one). One byte is enough to keep rustls's
-                // buffer from emptying, and is all that rustls then has to
-                // move to the front of its buffer once the record is done.
-                let current = inc.record_len(0);
-                let limit = match current {
-                    Some(len) => avail.min(len + 1),
-                    None => avail,
-                };
-                // Process when rustls holds the whole record; one with an
-                // invalid header as soon as rustls has that, to report it.
-                let invalid = current.is_some() && !inc.plausible_header();
-                let process = current
-                    .is_some_and(|len| inc.given >= len || (invalid && inc.given >= RECORD_HEADER));
-                if !process && inc.given < limit {
-                    let (from, to) = (inc.start + inc.given, inc.start + limit);
-                    let mut slice = &inc.buf[from..to];
-                    match conn.read_tls(&mut slice) {
-                        Ok(0) => {
-                            break Err(Error::new(
-                                ErrorKind::Broken,
-                                "rustls accepted no TLS bytes",
-                            ));
-                        }
-                        Ok(k) => inc.given += k,
-                        Err(e) => break Err(Error::with_kind(ErrorKind::Broken, e)),
-                    }
-                    progress = true;
-                    // rustls takes at most 4 KiB per call: loop until the
-                    // record is complete or nothing more may be given.
-                    continue;
-                }
-                let Some(len) = current.filter(|_| process) else {
-                    break Ok(()); // the record is not all here yet
-                };
-                // rustls holds one complete record, and at most one byte
-                // of the next, so a close_notify can only be that record.
-                let state = conn.process_new_packets();
-                progress = true;
-                if invalid {
-                    break Err(match state {
-                        Err(e) => tls_error(e),
-                        Ok(_) => Error::new(ErrorKind::Broken, "an invalid TLS record header"),
-                    });
-                }
-                inc.start += len;
-                inc.given -= len;
-                match state {
-                    Ok(state) => {
-                        if state.peer_has_closed() {
-                            // rustls dropped the bytes given after the
-                            // close_notify; they are still in `incoming`.
-                            self.peer_closed.set(true);
-                            inc.given = 0;
-                        }
-                        if state.plaintext_bytes_to_read() > 0 {
-                            break Ok(());
-                        }
-                    }
-                    Err(e) => break Err(tls_error(e)),
-                }
-            };
-            if inc.start == inc.end {
-                inc.start = 0;
-                inc.end = 0;
-            }
-            // Whatever processing produced (handshake messages, a
-            // key-update reply, an alert) is queued in rustls's order.
-            self.drain(&mut conn);
-            result
-        };
-        result.map(|()| progress).map_err(|e| self.fail(e))
-    }
-
-    /// After some plaintext was read into the caller's buffer: fills more
-    /// of it (`rest`) from records already received, without waiting, so a
-    /// large buffer takes several records in one call. Feeds only if the
-    /// receive lock is free. A feeding failure is recorded (Broken) and
-    /// reported by the next call, so the bytes already read are returned.
-    fn read_more(&self, rest: &mut [u8]) -> usize {
-        let Ok(_guard) = self.recv_lock.try_acquire() else {
-            return 0;
-        };
-        let mut filled = 0;
-        while filled < rest.len() {
-            if !matches!(self.feed(), Ok(true)) {
-                break;
-            }
-            if let Ok(n) = self.conn.borrow_mut().reader().read(&mut rest[filled..]) {
-                filled += n;
-            }
-        }
-        filled
-    }
-
-    /// Makes the receive side progress once: feeds what is already
-    /// received, or receives from the transport and feeds that. Cancelled,
-    /// it had no effect.
-    async fn pull(&self, waited: &mut bool) -> Result<Pull> {
+    /// Makes the receive side progress once: runs rustls on what is
+    /// already received, or receives from the transport and runs rustls on
+    /// that. Plaintext goes to the front of `dest` (`Pull::Data`), or to
+    /// `plain` if `dest` is empty. Cancelled, it had no effect.
+    async fn pull(&self, waited: &mut bool, dest: &mut [u8]) -> Result<Pull> {
         let seen = self.recv_count.get();
         let (_guard, w) = take(&self.recv_lock).await?;
         *waited |= w;
@@ -898,31 +1165,35 @@ impl<S: Stream> TlsStream<S> {
             // Another task received while we waited for the lock.
             return Ok(Pull::Progress);
         }
-        if self.feed()? {
-            self.recv_count.set(self.recv_count.get() + 1);
-            return Ok(Pull::Progress);
+        // What is already here first (records a full buffer left behind).
+        if let Some(p) = self.run_received(dest)? {
+            return Ok(p);
         }
         if self.peer_closed.get() || self.transport_eof.get() {
             return Ok(Pull::Eof);
         }
         let want = self.receive_size.get();
-        let mut taken = Taken {
-            home: &self.incoming,
-            buf: std::mem::take(&mut *self.incoming.borrow_mut()),
-        };
-        taken.buf.make_room(want);
-        let end = taken.buf.end;
-        let r = self
-            .transport
-            .receive_some(&mut taken.buf.buf[end..end + want])
-            .await;
-        let n = match r {
-            Ok(n) => n,
-            Err(e) if e.is_cancelled() => return Err(e),
-            Err(e) => {
-                drop(taken);
-                return Err(self.fail(e));
-            }
+        let n = if self.held.get() {
+            // rustls keeps part of a handshake message in `incoming` and a
+            // sender may need it there: receive beside it (rare).
+            let mut side = vec![0; want];
+            let n = self.receive(&mut side).await?;
+            let mut inc = self.incoming.borrow_mut();
+            inc.make_room(n);
+            let end = inc.end;
+            inc.buf[end..end + n].copy_from_slice(&side[..n]);
+            inc.end += n;
+            n
+        } else {
+            let mut taken = Taken {
+                home: &self.incoming,
+                buf: std::mem::take(&mut *self.incoming.borrow_mut()),
+            };
+            taken.buf.make_room(want);
+            let end = taken.buf.end;
+            let n = self.receive(&mut taken.buf.buf[end..end + want]).await?;
+            taken.buf.end += n;
+            n
         };
         *waited = true;
         self.recv_count.set(self.recv_count.get() + 1);
@@ -930,13 +1201,56 @@ impl<S: Stream> TlsStream<S> {
             self.transport_eof.set(true);
             return Ok(Pull::Eof);
         }
-        taken.buf.end += n;
         if n == want {
             self.receive_size.set((want * 2).min(MAX_RECEIVE));
         }
-        drop(taken);
-        self.feed()?;
-        Ok(Pull::Progress)
+        Ok(self.run_received(dest)?.unwrap_or(Pull::Progress))
+    }
+
+    /// One transport receive; a failure (not a cancellation) breaks the
+    /// stream.
+    async fn receive(&self, buf: &mut [u8]) -> Result<usize> {
+        match self.transport.receive_some(buf).await {
+            Ok(n) => Ok(n),
+            Err(e) if e.is_cancelled() => Err(e),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Runs rustls on the received bytes (the receive lock is held):
+    /// `Some` if that delivered plaintext into `dest` or changed anything
+    /// else (a record processed).
+    fn run_received(&self, dest: &mut [u8]) -> Result<Option<Pull>> {
+        let state = |s: &Self| {
+            let inc = s.incoming.borrow();
+            let plain = s.plain.borrow();
+            (inc.start, inc.end, plain.buf.len(), s.peer_closed.get())
+        };
+        let before = state(self);
+        let (_, filled) = self.process(true, dest, Write::Nothing)?;
+        let pull = if filled > 0 {
+            Pull::Data(filled)
+        } else if state(self) != before {
+            Pull::Progress
+        } else {
+            return Ok(None);
+        };
+        self.recv_count.set(self.recv_count.get() + 1);
+        Ok(Some(pull))
+    }
+
+    /// After some plaintext was put into the caller's buffer: fills more
+    /// of it (`rest`) from records already received, without waiting, if
+    /// the receive lock is free. A failure is recorded (Broken) and
+    /// reported by the next call, so the bytes already read are returned.
+    fn read_more(&self, rest: &mut [u8]) -> usize {
+        let Ok(_guard) = self.recv_lock.try_acquire() else {
+            return 0;
+        };
+        match self.run_received(rest) {
+            Ok(Some(Pull::Data(n))) => n,
+            _ => 0,
+        }
     }
 }
 
@@ -964,7 +1278,7 @@ impl<S: Stream> AsyncResource for TlsStream<S> {
         let sent = async {
             let mut waited = false;
             self.ensure_handshake(&mut waited).await?;
-            self.queue_close_notify();
+            self.queue_close_notify()?;
             self.flush(&mut waited).await
         }
         .await;
@@ -995,22 +1309,9 @@ impl<S: Stream> SendStream for TlsStream<S> {
         self.check_status()?;
         let mut rest = data;
         while !rest.is_empty() {
-            let n = {
-                let mut conn = self.conn.borrow_mut();
-                let n = conn.writer().write(&rest[..rest.len().min(SEND_CHUNK)]);
-                self.drain(&mut conn);
-                n
-            };
-            match n {
-                Ok(0) => {
-                    return Err(self.fail(Error::new(
-                        ErrorKind::Broken,
-                        "rustls accepted no plaintext",
-                    )));
-                }
-                Ok(n) => rest = &rest[n..],
-                Err(e) => return Err(self.fail(Error::with_kind(ErrorKind::Broken, e))),
-            }
+            let (chunk, later) = rest.split_at(rest.len().min(SEND_CHUNK));
+            self.write(Write::Data(chunk)).map_err(|e| self.fail(e))?;
+            rest = later;
             // Any failure here, a cancellation while waiting for the send
             // lock included, breaks the stream: our data may be queued.
             if let Err(e) = self.flush(&mut waited).await {
@@ -1076,37 +1377,41 @@ impl<S: Stream> ReceiveStream for TlsStream<S> {
         }
         loop {
             self.check_status()?;
-            let r = self.conn.borrow_mut().reader().read(buf);
-            match r {
-                // 0: the peer's close_notify (end of stream).
-                Ok(n) => {
-                    let n = if n > 0 && n < buf.len() {
-                        n + self.read_more(&mut buf[n..])
-                    } else {
-                        n
-                    };
+            let n = self.plain.borrow_mut().take_into(buf);
+            // 0 with the peer's close_notify processed: end of stream.
+            if n > 0 || self.peer_closed.get() {
+                let n = if n > 0 && n < buf.len() {
+                    n + self.read_more(&mut buf[n..])
+                } else {
+                    n
+                };
+                if !waited {
+                    cancel_shielded_checkpoint().await?;
+                }
+                return Ok(n);
+            }
+            match self.pull(&mut waited, buf).await? {
+                Pull::Data(n) => {
                     if !waited {
                         cancel_shielded_checkpoint().await?;
                     }
                     return Ok(n);
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(self.fail(Error::with_kind(ErrorKind::Broken, e))),
-            }
-            if let Pull::Eof = self.pull(&mut waited).await? {
-                if self.peer_closed.get() {
-                    continue; // the reader now says 0
-                }
-                if self.https_compatible {
+                Pull::Progress => {}
+                // The peer's close_notify: the loop returns 0.
+                Pull::Eof if self.peer_closed.get() => {}
+                Pull::Eof if self.https_compatible => {
                     if !waited {
                         cancel_shielded_checkpoint().await?;
                     }
                     return Ok(0);
                 }
-                return Err(self.fail(Error::new(
-                    ErrorKind::Broken,
-                    "the transport ended without a TLS close_notify (the data may be truncated)",
-                )));
+                Pull::Eof => {
+                    return Err(self.fail(Error::new(
+                        ErrorKind::Broken,
+                        "the transport ended without a TLS close_notify (the data may be truncated)",
+                    )));
+                }
             }
         }
     }
@@ -1121,14 +1426,14 @@ impl<S: Stream> Stream for TlsStream<S> {
         if !self.sent_close_notify.get() {
             self.ensure_handshake(&mut waited).await?;
             self.check_status()?;
-            let version = self.conn.borrow().protocol_version();
+            let version = self.conn.borrow().common().protocol_version();
             if version != Some(ProtocolVersion::TLSv1_3) {
                 return Err(Error::new(
                     ErrorKind::Unsupported,
                     "send_eof needs TLS 1.3: in TLS 1.2 a close_notify ends both directions",
                 ));
             }
-            self.queue_close_notify();
+            self.queue_close_notify()?;
             if let Err(e) = self.flush(&mut waited).await {
                 return Err(self.fail(e));
             }
@@ -1159,7 +1464,7 @@ impl<S> fmt::Debug for TlsStream<S> {
             .conn
             .try_borrow()
             .ok()
-            .and_then(|c| c.protocol_version());
+            .and_then(|c| c.common().protocol_version());
         f.debug_struct("TlsStream")
             .field("side", &if self.server_side { "server" } else { "client" })
             .field("status", &status)
