@@ -111,9 +111,11 @@ use trio::{Error, ErrorKind, Result, cancel_shielded_checkpoint, checkpoint_if_c
 
 /// The length of a TLS record header: type (1), version (2), length (2).
 const RECORD_HEADER: usize = 5;
-/// The first transport receive size: one largest TLS 1.2 record (16 KiB of
-/// payload + 2 KiB of expansion + the header), rounded up.
-const START_RECEIVE: usize = 20 * 1024;
+/// The first transport receive size: enough for a handshake flight with
+/// a certificate chain or two. Small, because the receive buffer is
+/// zero-filled when it grows, and a connection that only does a handshake
+/// and a short exchange should not pay for a bulk transfer's buffer.
+const START_RECEIVE: usize = 4 * 1024;
 /// Receives grow (doubling while they come back full) up to this, to make
 /// bulk transfers cost fewer system calls. 128 KiB: in the pinned bulk
 /// benchmark (`benches/tls.rs`) the server's CPU per MiB against
@@ -135,7 +137,7 @@ enum Status {
 enum Handshake {
     NotStarted,
     /// Set when the runner finishes, however it finishes.
-    Running(Rc<Event>),
+    Running(Event),
     Done,
     Failed,
 }
@@ -199,8 +201,16 @@ struct Outgoing {
 impl Outgoing {
     /// At least `want` bytes of room after the queued bytes.
     fn room(&mut self, want: usize) -> &mut [u8] {
-        if self.buf.len() < self.len + want {
-            self.buf.resize(self.len + want, 0);
+        let need = self.len + want;
+        if self.buf.len() < need {
+            // One allocation for a handshake flight made of several
+            // messages, rather than one per message (only what is used
+            // is zero-filled).
+            if self.buf.capacity() < need {
+                let cap = need.max(4096).max(2 * self.buf.capacity());
+                self.buf.reserve_exact(cap - self.buf.len());
+            }
+            self.buf.resize(need, 0);
         }
         &mut self.buf[self.len..]
     }
@@ -415,7 +425,9 @@ fn run<D: Side>(conn: &mut UnbufferedConnectionCommon<D>, job: &mut Job<'_>) -> 
                             let n = p.len().min(job.dest.len() - job.filled);
                             job.dest[job.filled..job.filled + n].copy_from_slice(&p[..n]);
                             job.filled += n;
-                            job.plain.buf.extend_from_slice(&p[n..]);
+                            if n < p.len() {
+                                job.plain.buf.extend_from_slice(&p[n..]);
+                            }
                         }
                         Err(e) => {
                             r = Err(tls_error(e));
@@ -426,7 +438,9 @@ fn run<D: Side>(conn: &mut UnbufferedConnectionCommon<D>, job: &mut Job<'_>) -> 
                 r
             }
             Ok(ConnectionState::EncodeTlsData(mut e)) => {
-                let mut want = 4096;
+                // The room already there first (none: `encode` says how
+                // much it needs, and fails without doing anything).
+                let mut want = 0;
                 loop {
                     match e.encode(job.out.room(want)) {
                         Ok(n) => {
@@ -988,17 +1002,20 @@ impl<S: Stream> TlsStream<S> {
             self.peer_closed.set(true);
         }
         if input {
-            // After a stop for more input, a whole record still at the
-            // front is one rustls keeps (a partial handshake message).
-            // After plaintext (Full), nothing is kept: a handshake message
-            // cannot be interleaved with application data.
+            // After a stop for more input (or to write, which rustls also
+            // only offers once it has no whole record left to process), a
+            // whole record still at the front is one rustls keeps (a
+            // partial handshake message). After plaintext (Full), nothing
+            // is kept: a handshake message cannot be interleaved with
+            // application data.
             self.held
-                .set(matches!(r, Ok(Stop::NeedInput)) && incoming.has_record());
+                .set(matches!(r, Ok(Stop::NeedInput | Stop::Wrote)) && incoming.has_record());
         }
-        if self.server_side && !self.is_handshake_done() {
-            if let Some(name) = SEEN_SNI.with(|s| s.borrow_mut().take()) {
-                *self.sni.borrow_mut() = name;
-            }
+        if self.server_side
+            && !self.is_handshake_done()
+            && let Some(name) = SEEN_SNI.with(|s| s.borrow_mut().take())
+        {
+            *self.sni.borrow_mut() = name;
         }
         match r {
             Ok(stop) => Ok((stop, filled)),
@@ -1058,7 +1075,7 @@ impl<S: Stream> TlsStream<S> {
                 _ => Err(self.status_error()),
             };
         }
-        let done = Rc::new(Event::new());
+        let done = Event::new();
         *self.handshake.borrow_mut() = Handshake::Running(done.clone());
         let mut guard = RunningGuard {
             handshake: &self.handshake,
@@ -1137,15 +1154,28 @@ impl<S: Stream> TlsStream<S> {
         let (_guard, w) = take(&self.send_lock).await?;
         *waited |= w;
         loop {
-            let mut buf = std::mem::take(&mut *self.spare.borrow_mut());
-            std::mem::swap(&mut buf, &mut *self.outgoing.borrow_mut());
+            let mut buf = {
+                let spare = std::mem::take(&mut *self.spare.borrow_mut());
+                std::mem::replace(&mut *self.outgoing.borrow_mut(), spare)
+            };
             if buf.is_empty() {
-                *self.spare.borrow_mut() = buf;
+                let spare = std::mem::replace(&mut *self.outgoing.borrow_mut(), buf);
+                *self.spare.borrow_mut() = spare;
                 return Ok(());
             }
             let r = self.transport.send_all(&buf.buf[..buf.len]).await;
             buf.len = 0;
-            *self.spare.borrow_mut() = buf;
+            {
+                let mut out = self.outgoing.borrow_mut();
+                if out.is_empty() {
+                    // Nothing was queued meanwhile: go on with this buffer,
+                    // so that a stream nobody sends on concurrently only
+                    // ever has one.
+                    *self.spare.borrow_mut() = std::mem::replace(&mut *out, buf);
+                } else {
+                    *self.spare.borrow_mut() = buf;
+                }
+            }
             match r {
                 Ok(()) => *waited = true,
                 Err(e) => return Err(self.fail(e)),
