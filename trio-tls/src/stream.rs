@@ -3,12 +3,15 @@
 //!
 //! # Design
 //!
-//! rustls is a state machine with no I/O: bytes from the transport go in
-//! (`read_tls` + `process_new_packets`), plaintext comes out (`reader`),
-//! plaintext goes in (`writer`) and TLS bytes come out (`write_tls`). All of
-//! that is synchronous and happens under a short `RefCell` borrow of the
-//! connection, never across an `await`. The awaits are on the transport
-//! only, under two internal trio [`Lock`]s:
+//! rustls is a state machine with no I/O. This module drives its
+//! *unbuffered* API (`UnbufferedClientConnection`,
+//! `UnbufferedServerConnection`): `process_tls_records` is handed the
+//! received bytes, decrypts in place in them, and answers with a state
+//! (plaintext to take, a handshake record to encode, room to encrypt
+//! application data, more input needed) and how many bytes to discard
+//! from the front. All of that is synchronous and happens under a short
+//! `RefCell` borrow of the connection, never across an `await`. The awaits
+//! are on the transport only, under two internal trio [`Lock`]s:
 //!
 //! - **Sending** (`send_lock`). Every byte rustls produces, by whichever
 //!   task, is appended at once to one `outgoing` buffer, in the order
@@ -18,52 +21,66 @@
 //!   waiting for the lock loses nothing: its bytes are still queued and go
 //!   out with the next flush.
 //! - **Receiving** (`recv_lock`). The lock holder receives from the
-//!   transport into `incoming` and feeds rustls from it. A task that waited
-//!   for the lock while another received (`recv_count` moved) does not
-//!   receive again: it re-checks what it needed first (Trio's trick).
+//!   transport straight into `incoming`, the buffer rustls then decrypts
+//!   in. A task that waited for the lock while another received
+//!   (`recv_count` moved) does not receive again: it re-checks what it
+//!   needed first (Trio's trick).
 //!
-//! # Feeding: one complete record per processing
+//! # Processing
 //!
-//! Received bytes stay in `incoming` until rustls has *processed* the
-//! record they belong to. rustls is handed bytes (`read_tls`, which takes
-//! what fits in its buffer, 4 KiB more per call while that grows) up to
-//! the end of the current TLS record (the 5-byte record header carries its
-//! length) and one byte into the next one; then `process_new_packets` runs
-//! once. So each processing sees exactly one complete record: if the peer's
-//! `close_notify` was processed, it was that record, and it ended where
-//! `incoming` now starts. rustls drops what it was given after a
-//! `close_notify`, `incoming` still has it, and [`TlsStream::unwrap`]
-//! returns it with the transport.
+//! A run of the state machine (`run`) loops until rustls needs something
+//! from outside: more input, or (for a sender) the room to encrypt. Each
+//! decrypted record's plaintext is copied straight into the receiving
+//! caller's buffer; only what does not fit (a record larger than the
+//! buffer, or a record processed by a task that was not receiving) goes
+//! to the `plain` buffer, which `receive_some` empties first. A run stops
+//! before a record that might not fit the rest of the caller's buffer
+//! rather than decrypt it into `plain`. So a bulk receive copies each byte
+//! once from the kernel into `incoming` and once out to the caller (plus
+//! rustls's own copy of each record's plaintext, which tokio-rustls pays
+//! too): one copy fewer than feeding rustls's buffered API, whose
+//! `read_tls` reads from a synchronous `io::Read`, from our buffer.
 //!
-//! Handing rustls that one byte of the next record is what keeps rustls's
-//! own buffer from ever emptying between records of a bulk transfer: an
-//! empty buffer is shrunk to 4 KiB and then regrown (and zero-filled)
-//! 4 KiB at a time for each record. Feeding exactly one record, as this
-//! module once did, cost 9% more instructions per MiB received (callgrind,
-//! `benches/tls.rs --instructions`: 3.49 against 3.21 million). One byte
-//! rather than more: it is all rustls moves to the front of its buffer
-//! when it drops the processed record.
+//! rustls reports exactly how many bytes it is done with, and reads
+//! nothing after the peer's `close_notify`: whatever follows it stays in
+//! `incoming`, and [`TlsStream::unwrap`] returns it with the transport.
 //!
-//! Feeding also stops as soon as a record yields plaintext, which keeps
-//! rustls's plaintext buffer to one record; `receive_some` copies it out
-//! and, while the caller's buffer has room, feeds the next records already
-//! received (without waiting), so one call can return several records.
+//! # Full duplex
 //!
-//! # Why not rustls's unbuffered API
+//! To encrypt, a sender needs rustls's `WriteTraffic` state, which only
+//! `process_tls_records` gives, and that call takes the received bytes,
+//! which the receiver holds while it waits on the transport. The sender
+//! therefore passes an empty slice instead, which is equivalent while
+//! rustls keeps nothing in `incoming`. rustls does keep something there in
+//! one case: a handshake message split over several records, whose first
+//! records it leaves in place (remembering offsets into the buffer) until
+//! the rest arrives; an empty stand-in would then make rustls slice out of
+//! bounds. `held` says when that may be so: after a run that stopped for
+//! more input (or to write), a whole record still at the front of
+//! `incoming` is one rustls kept, since it processes every whole record
+//! before it asks for more. After plaintext nothing is kept: a handshake
+//! message cannot be interleaved with application data. While `held`, the
+//! sender passes the real buffer (rustls finds nothing new to process in
+//! it), and the receiver leaves `incoming` in place and receives into a
+//! separate buffer that it then appends (one copy, only then: post-handshake
+//! messages split over records are rare). After a TLS error rustls is not
+//! run again: the stream is Broken.
 //!
-//! Received bytes are copied once more than in tokio-rustls (transport
-//! buffer → rustls's buffer), since rustls's buffered API reads from a
-//! synchronous `io::Read` and trio's streams are async: about 3% of the
-//! server's instructions per MiB (the rest of a bulk receive is the same as
-//! tokio-rustls's). rustls's unbuffered API decrypts in the caller's buffer
-//! and would remove that copy, but it does not fit full duplex here: to
-//! encrypt, a sender must get `WriteTraffic` from `process_tls_records`,
-//! which takes the receive buffer, and the receiver holds that buffer
-//! while it waits on the transport (an empty stand-in is not safe: rustls
-//! 0.23 slices the buffer at offsets it saved in earlier calls while a
-//! handshake message is partly buffered). In rustls 0.23 it also still
-//! copies the plaintext once (`ReadTraffic` pops the same plaintext
-//! buffer).
+//! The server name (SNI) is read by wrapping the config's certificate
+//! resolver (rustls's unbuffered server has no accessor for it): the
+//! resolver sees exactly the name rustls keeps, and notes it in a
+//! thread-local slot that the run which called it takes at once.
+//!
+//! # Costs against tokio-rustls
+//!
+//! Server instructions (callgrind, `benches/tls.rs --instructions`,
+//! marginal between two sizes; receives of up to 128 KiB): per MiB
+//! received 3.076 M against tokio-rustls's 3.076–3.103 M (0.991–0.998;
+//! 3.21 M, 1.042, when this module fed rustls's buffered API); per TLS 1.3
+//! handshake 1.319–1.322 M against 1.312–1.313 M (1.005–1.008). What the
+//! handshake costs more is trio's own scheduling, locks and checkpoints;
+//! its system calls are fewer than tokio-rustls's (3 sends, about 3.2
+//! receives, no `shutdown`; tokio-rustls: 4 `writev`s, 3.9 receives).
 //!
 //! # State and its invariants
 //!
@@ -732,6 +749,13 @@ impl<S: Stream> TlsStream<S> {
 
     /// The server end of a TLS connection over `transport`. Nothing
     /// happens on the transport until the handshake.
+    ///
+    /// `config` is copied, with its certificate resolver wrapped to note
+    /// the name the client asks for ([`server_name`](Self::server_name));
+    /// a [`TlsListener`](crate::TlsListener) does that once for all its
+    /// connections. 0-RTT early data is not accepted: with a
+    /// `max_early_data_size` above 0, a client that sends some breaks the
+    /// stream ([`ErrorKind::Unsupported`]).
     pub fn server(transport: S, config: Arc<ServerConfig>) -> Result<Self> {
         let conn = UnbufferedServerConnection::new(recording_sni(&config)).map_err(tls_error)?;
         Ok(Self::from_server_connection(transport, conn))
