@@ -688,6 +688,10 @@ pub struct TlsStream<S> {
     /// rustls may hold a partial handshake message in `incoming` (see
     /// "Full duplex" in the module docs): it must not run on a stand-in.
     held: Cell<bool>,
+    /// `incoming` may hold whole records rustls has not processed (bytes
+    /// arrived since its last run, or a run stopped for a full buffer):
+    /// otherwise running it again before the next receive is useless.
+    fresh: Cell<bool>,
     /// Plaintext decrypted and not yet returned.
     plain: RefCell<Plain>,
     /// On a server: the name the client asked for, once its ClientHello
@@ -784,6 +788,7 @@ impl<S: Stream> TlsStream<S> {
             spare: RefCell::new(Outgoing::default()),
             incoming: RefCell::new(Incoming::default()),
             held: Cell::new(false),
+            fresh: Cell::new(false),
             plain: RefCell::new(Plain::default()),
             sni: RefCell::new(None),
             receive_size: Cell::new(START_RECEIVE),
@@ -1034,6 +1039,7 @@ impl<S: Stream> TlsStream<S> {
             // application data.
             self.held
                 .set(matches!(r, Ok(Stop::NeedInput | Stop::Wrote)) && incoming.has_record());
+            self.fresh.set(matches!(r, Ok(Stop::Full)));
         }
         if self.server_side
             && !self.is_handshake_done()
@@ -1134,8 +1140,10 @@ impl<S: Stream> TlsStream<S> {
     }
 
     async fn run_handshake(&self, waited: &mut bool) -> Result<()> {
-        // The first flight (a client's ClientHello).
-        self.process(true, &mut [], Write::Nothing)?;
+        // The first flight (a client's ClientHello; a server waits).
+        if !self.server_side {
+            self.process(true, &mut [], Write::Nothing)?;
+        }
         loop {
             let (handshaking, tls13_server) = {
                 let conn = self.conn.borrow();
@@ -1220,7 +1228,9 @@ impl<S: Stream> TlsStream<S> {
             return Ok(Pull::Progress);
         }
         // What is already here first (records a full buffer left behind).
-        if let Some(p) = self.run_received(dest)? {
+        if self.fresh.get()
+            && let Some(p) = self.run_received(dest)?
+        {
             return Ok(p);
         }
         if self.peer_closed.get() || self.transport_eof.get() {
@@ -1237,6 +1247,7 @@ impl<S: Stream> TlsStream<S> {
             let end = inc.end;
             inc.buf[end..end + n].copy_from_slice(&side[..n]);
             inc.end += n;
+            self.fresh.set(true);
             n
         } else {
             let mut taken = Taken {
@@ -1247,6 +1258,7 @@ impl<S: Stream> TlsStream<S> {
             let end = taken.buf.end;
             let n = self.receive(&mut taken.buf.buf[end..end + want]).await?;
             taken.buf.end += n;
+            self.fresh.set(true);
             n
         };
         *waited = true;
@@ -1298,6 +1310,9 @@ impl<S: Stream> TlsStream<S> {
     /// the receive lock is free. A failure is recorded (Broken) and
     /// reported by the next call, so the bytes already read are returned.
     fn read_more(&self, rest: &mut [u8]) -> usize {
+        if !self.fresh.get() {
+            return 0;
+        }
         let Ok(_guard) = self.recv_lock.try_acquire() else {
             return 0;
         };
