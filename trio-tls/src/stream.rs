@@ -153,8 +153,9 @@ enum Status {
 
 enum Handshake {
     NotStarted,
-    /// Set when the runner finishes, however it finishes.
-    Running(Event),
+    /// Set when the runner finishes, however it finishes; made by the
+    /// first task that waits for it (most handshakes have none).
+    Running(Option<Event>),
     Done,
     Failed,
 }
@@ -309,7 +310,7 @@ impl Drop for RunningGuard<'_> {
             }
         }
         let old = std::mem::replace(&mut *self.handshake.borrow_mut(), Handshake::Failed);
-        if let Handshake::Running(done) = old {
+        if let Handshake::Running(Some(done)) = old {
             done.set();
         }
     }
@@ -1087,10 +1088,10 @@ impl<S: Stream> TlsStream<S> {
     /// Runs the handshake or waits for it (see the module docs). Sets
     /// `*waited` when it waited (a checkpoint happened).
     async fn ensure_handshake(&self, waited: &mut bool) -> Result<()> {
-        let running = match &*self.handshake.borrow() {
+        let running = match &mut *self.handshake.borrow_mut() {
             Handshake::Done => return Ok(()),
             Handshake::Failed => None,
-            Handshake::Running(done) => Some(Some(done.clone())),
+            Handshake::Running(done) => Some(Some(done.get_or_insert_with(Event::new).clone())),
             Handshake::NotStarted => Some(None),
         };
         let running = match running {
@@ -1105,8 +1106,7 @@ impl<S: Stream> TlsStream<S> {
                 _ => Err(self.status_error()),
             };
         }
-        let done = Event::new();
-        *self.handshake.borrow_mut() = Handshake::Running(done.clone());
+        *self.handshake.borrow_mut() = Handshake::Running(None);
         let mut guard = RunningGuard {
             handshake: &self.handshake,
             status: &self.status,
@@ -1117,17 +1117,15 @@ impl<S: Stream> TlsStream<S> {
             None => self.run_handshake(waited).await,
         };
         guard.armed = false;
-        let out = match r {
-            Ok(()) => {
-                *self.handshake.borrow_mut() = Handshake::Done;
-                Ok(())
-            }
-            Err(e) => {
-                *self.handshake.borrow_mut() = Handshake::Failed;
-                Err(self.fail(e))
-            }
+        let (state, out) = match r {
+            Ok(()) => (Handshake::Done, Ok(())),
+            Err(e) => (Handshake::Failed, Err(e)),
         };
-        done.set();
+        let old = std::mem::replace(&mut *self.handshake.borrow_mut(), state);
+        let out = out.map_err(|e| self.fail(e));
+        if let Handshake::Running(Some(done)) = old {
+            done.set();
+        }
         out
     }
 
