@@ -254,6 +254,9 @@ impl Plain {
 
     /// Moves as much as fits into `dest`.
     fn take_into(&mut self, dest: &mut [u8]) -> usize {
+        if self.is_empty() {
+            return 0;
+        }
         let n = dest.len().min(self.buf.len() - self.start);
         dest[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
         self.start += n;
