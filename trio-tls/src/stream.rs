@@ -74,13 +74,15 @@
 //! # Costs against tokio-rustls
 //!
 //! Server instructions (callgrind, `benches/tls.rs --instructions`,
-//! marginal between two sizes; receives of up to 128 KiB): per MiB
-//! received 3.076 M against tokio-rustls's 3.076–3.103 M (0.991–0.998;
-//! 3.21 M, 1.042, when this module fed rustls's buffered API); per TLS 1.3
-//! handshake 1.319–1.322 M against 1.312–1.313 M (1.005–1.008). What the
-//! handshake costs more is trio's own scheduling, locks and checkpoints;
-//! its system calls are fewer than tokio-rustls's (3 sends, about 3.2
-//! receives, no `shutdown`; tokio-rustls: 4 `writev`s, 3.9 receives).
+//! marginal between two sizes, three runs): per MiB received 3.071–3.074 M
+//! against tokio-rustls's 3.069–3.095 M (0.992–1.001; 3.21 M, 1.042, when
+//! this module fed rustls's buffered API); per TLS 1.3 handshake
+//! 1.317–1.320 M against 1.312–1.313 M (1.003–1.006). What a handshake
+//! costs more is trio's own scheduling, locks and checkpoints (about 9 K
+//! instructions in trio's core against 4 K in tokio's), and rustls's
+//! unbuffered API, which is entered once per state (about 25 times). Its
+//! system calls for TLS are fewer than tokio-rustls's: 3 sends and about 3.2
+//! receives, against 4 `writev`s, 3.9 receives and a `shutdown`.
 //!
 //! # State and its invariants
 //!
@@ -90,7 +92,8 @@
 //!   `aclose`, or a finished `unwrap`). `Closed` wins over `Broken`.
 //! - `handshake` goes `NotStarted → Running → Done | Failed` once. The
 //!   first caller runs it in its own task; concurrent callers wait on the
-//!   `Running` event and then read the outcome. A runner whose future is
+//!   `Running` event (made by the first of them) and then read the
+//!   outcome. A runner whose future is
 //!   dropped marks it `Failed` (and wakes the waiters).
 //! - A TLS 1.3 server's last handshake flight (session tickets) is not
 //!   flushed at the end of the handshake but queued for the next send
