@@ -20,11 +20,14 @@
 //!   order on the wire is rustls's order, and a task cancelled while
 //!   waiting for the lock loses nothing: its bytes are still queued and go
 //!   out with the next flush.
-//! - **Receiving** (`recv_lock`). The lock holder receives from the
-//!   transport straight into `incoming`, the buffer rustls then decrypts
-//!   in. A task that waited for the lock while another received
-//!   (`recv_count` moved) does not receive again: it re-checks what it
-//!   needed first (Trio's trick).
+//! - **Receiving** (`receiving`). One task at a time receives from the
+//!   transport, straight into `incoming`, the buffer rustls then decrypts
+//!   in. No lock is needed for that: the receivers are the handshake's
+//!   runner, the one `receive_some` (a second one is `Busy`), which waits
+//!   for the handshake first, and `unwrap`, which owns the stream. The
+//!   `receiving` flag checks it (an overlap would be `Busy`, not a race),
+//!   and keeps `receive_some` from running rustls on the received bytes
+//!   while a receive is under way.
 //!
 //! # Processing
 //!
@@ -101,8 +104,8 @@
 //!   transport with no buffer the server would block forever.
 //! - After the handshake, `receive_some` never sends: bytes rustls
 //!   produces while receiving (a key-update reply) are queued for the next
-//!   flush. So a receive only ever waits for the transport's receive (or
-//!   the receive lock), and cancelled there it had no effect.
+//!   flush. So a receive only ever waits for the transport's receive, and
+//!   cancelled there it had no effect.
 //!
 //! Every operation is a checkpoint: it starts with
 //! [`checkpoint_if_cancelled`] and, if it never waited (the plaintext was
@@ -271,7 +274,7 @@ impl Plain {
     }
 }
 
-/// `incoming`, taken out of its cell while the receive lock holder waits
+/// `incoming`, taken out of its cell while the receiving task waits
 /// on the transport (no borrow across an `await`); put back on drop, so a
 /// cancelled or dropped receive loses nothing.
 struct Taken<'a> {
@@ -282,6 +285,22 @@ struct Taken<'a> {
 impl Drop for Taken<'_> {
     fn drop(&mut self) {
         *self.home.borrow_mut() = std::mem::take(&mut self.buf);
+    }
+}
+
+/// Marks the receive side in use until dropped (see "Receiving" in the
+/// module docs); dropped on cancellation too.
+struct Receiving<'a>(&'a Cell<bool>);
+
+impl<'a> Receiving<'a> {
+    fn enter(flag: &'a Cell<bool>) -> Option<Self> {
+        (!flag.replace(true)).then_some(Receiving(flag))
+    }
+}
+
+impl Drop for Receiving<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
     }
 }
 
@@ -689,8 +708,8 @@ pub struct TlsStream<S> {
     /// The send lock holder's second buffer, swapped with `outgoing`, so
     /// that flushing allocates nothing in the steady state.
     spare: RefCell<Outgoing>,
-    /// Received and not yet discarded by rustls. Only the receive lock
-    /// holder receives into it (and `unwrap`, which owns the stream).
+    /// Received and not yet discarded by rustls. Only the receiving task
+    /// receives into it.
     incoming: RefCell<Incoming>,
     /// rustls may hold a partial handshake message in `incoming` (see
     /// "Full duplex" in the module docs): it must not run on a stand-in.
@@ -707,9 +726,8 @@ pub struct TlsStream<S> {
     /// The next transport receive's size.
     receive_size: Cell<usize>,
     send_lock: Lock,
-    recv_lock: Lock,
-    /// Transport receives so far (see the module docs).
-    recv_count: Cell<u64>,
+    /// A task is receiving (see "Receiving" in the module docs).
+    receiving: Cell<bool>,
     send_slot: BusySlot,
     recv_slot: BusySlot,
 }
@@ -800,8 +818,7 @@ impl<S: Stream> TlsStream<S> {
             sni: RefCell::new(None),
             receive_size: Cell::new(START_RECEIVE),
             send_lock: Lock::new(),
-            recv_lock: Lock::new(),
-            recv_count: Cell::new(0),
+            receiving: Cell::new(false),
             send_slot: BusySlot::new("another task is already sending on this TLS stream"),
             recv_slot: BusySlot::new("another task is already receiving on this TLS stream"),
         }
@@ -1018,7 +1035,7 @@ impl<S: Stream> TlsStream<S> {
         let mut out = self.outgoing.borrow_mut();
         let mut plain = self.plain.borrow_mut();
         let mut incoming = self.incoming.borrow_mut();
-        // Only the receive lock holder (or a run that must, see `held`)
+        // Only the receiving task (or a run that must, see `held`)
         // gives rustls the received bytes; rustls keeps nothing of them
         // otherwise, so an empty stand-in is equivalent.
         let input = input || self.held.get();
@@ -1224,13 +1241,12 @@ impl<S: Stream> TlsStream<S> {
     /// that. Plaintext goes to the front of `dest` (`Pull::Data`), or to
     /// `plain` if `dest` is empty. Cancelled, it had no effect.
     async fn pull(&self, waited: &mut bool, dest: &mut [u8]) -> Result<Pull> {
-        let seen = self.recv_count.get();
-        let (_guard, w) = take(&self.recv_lock).await?;
-        *waited |= w;
-        if self.recv_count.get() != seen {
-            // Another task received while we waited for the lock.
-            return Ok(Pull::Progress);
-        }
+        let Some(_guard) = Receiving::enter(&self.receiving) else {
+            return Err(Error::new(
+                ErrorKind::Busy,
+                "another task is already receiving on this TLS stream",
+            ));
+        };
         // What is already here first (records a full buffer left behind).
         if self.fresh.get()
             && let Some(p) = self.run_received(dest)?
@@ -1266,7 +1282,6 @@ impl<S: Stream> TlsStream<S> {
             n
         };
         *waited = true;
-        self.recv_count.set(self.recv_count.get() + 1);
         if n == 0 {
             self.transport_eof.set(true);
             return Ok(Pull::Eof);
@@ -1287,7 +1302,7 @@ impl<S: Stream> TlsStream<S> {
         }
     }
 
-    /// Runs rustls on the received bytes (the receive lock is held):
+    /// Runs rustls on the received bytes (`receiving` is set):
     /// `Some` if that delivered plaintext into `dest` or changed anything
     /// else (a record processed).
     fn run_received(&self, dest: &mut [u8]) -> Result<Option<Pull>> {
@@ -1298,26 +1313,24 @@ impl<S: Stream> TlsStream<S> {
         };
         let before = state(self);
         let (_, filled) = self.process(true, dest, Write::Nothing)?;
-        let pull = if filled > 0 {
-            Pull::Data(filled)
+        Ok(if filled > 0 {
+            Some(Pull::Data(filled))
         } else if state(self) != before {
-            Pull::Progress
+            Some(Pull::Progress)
         } else {
-            return Ok(None);
-        };
-        self.recv_count.set(self.recv_count.get() + 1);
-        Ok(Some(pull))
+            None
+        })
     }
 
     /// After some plaintext was put into the caller's buffer: fills more
     /// of it (`rest`) from records already received, without waiting, if
-    /// the receive lock is free. A failure is recorded (Broken) and
+    /// no receive is under way. A failure is recorded (Broken) and
     /// reported by the next call, so the bytes already read are returned.
     fn read_more(&self, rest: &mut [u8]) -> usize {
         if !self.fresh.get() {
             return 0;
         }
-        let Ok(_guard) = self.recv_lock.try_acquire() else {
+        let Some(_guard) = Receiving::enter(&self.receiving) else {
             return 0;
         };
         match self.run_received(rest) {
