@@ -77,15 +77,15 @@
 //! # Costs against tokio-rustls
 //!
 //! Server instructions (callgrind, `benches/tls.rs --instructions`,
-//! marginal between two sizes, three runs): per MiB received 3.071–3.074 M
-//! against tokio-rustls's 3.069–3.095 M (0.992–1.001; 3.21 M, 1.042, when
+//! marginal between two sizes, four runs): per MiB received 3.063–3.066 M
+//! against tokio-rustls's 3.071–3.083 M (0.994–0.997; 3.21 M, 1.042, when
 //! this module fed rustls's buffered API); per TLS 1.3 handshake
-//! 1.317–1.320 M against 1.312–1.313 M (1.003–1.006). What a handshake
-//! costs more is trio's own scheduling, locks and checkpoints (about 9 K
-//! instructions in trio's core against 4 K in tokio's), and rustls's
-//! unbuffered API, which is entered once per state (about 25 times). Its
-//! system calls for TLS are fewer than tokio-rustls's: 3 sends and about 3.2
-//! receives, against 4 `writev`s, 3.9 receives and a `shutdown`.
+//! 1.314–1.316 M against 1.312–1.313 M (1.001–1.003). What a handshake
+//! costs more is mostly trio's own scheduling and checkpoints (its core
+//! runs about 6.6 K instructions per handshake, tokio's 4.2 K); rustls's
+//! unbuffered API is entered once per state (13 times a handshake). Its
+//! system calls for TLS are fewer than tokio-rustls's: 3 sends and about
+//! 3.2 receives, against 4 `writev`s, 3.9 receives and a `shutdown`.
 //!
 //! # State and its invariants
 //!
