@@ -12,9 +12,10 @@
 //! client never holds up the accept loop. The listener's
 //! [`handshake_timeout`](TlsListener::handshake_timeout) bounds it.
 
-use crate::stream::TlsStream;
+use crate::stream::{TlsStream, recording_sni};
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ServerConfig, ServerConnection};
+use rustls::server::UnbufferedServerConnection;
+use rustls::{ClientConfig, ServerConfig};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -46,7 +47,8 @@ impl<L: Listener> TlsListener<L> {
     pub fn new(listener: L, config: Arc<ServerConfig>) -> Self {
         TlsListener {
             listener,
-            config,
+            // Once, rather than per connection (`TlsStream::server`).
+            config: recording_sni(&config),
             https_compatible: false,
             handshake_timeout: None,
         }
@@ -90,7 +92,7 @@ impl<L: Listener> Listener for TlsListener<L> {
     async fn accept(&self) -> Result<TlsStream<L::Stream>> {
         // The connection first: if it fails (a bad config), no transport
         // connection was taken that would need closing.
-        let conn = ServerConnection::new(self.config.clone())
+        let conn = UnbufferedServerConnection::new(self.config.clone())
             .map_err(|e| Error::with_kind(ErrorKind::InvalidArgument, e))?;
         let transport = self.listener.accept().await?;
         Ok(TlsStream::from_server_connection(transport, conn)

@@ -3,12 +3,15 @@
 //!
 //! # Design
 //!
-//! rustls is a state machine with no I/O: bytes from the transport go in
-//! (`read_tls` + `process_new_packets`), plaintext comes out (`reader`),
-//! plaintext goes in (`writer`) and TLS bytes come out (`write_tls`). All of
-//! that is synchronous and happens under a short `RefCell` borrow of the
-//! connection, never across an `await`. The awaits are on the transport
-//! only, under two internal trio [`Lock`]s:
+//! rustls is a state machine with no I/O. This module drives its
+//! *unbuffered* API (`UnbufferedClientConnection`,
+//! `UnbufferedServerConnection`): `process_tls_records` is handed the
+//! received bytes, decrypts in place in them, and answers with a state
+//! (plaintext to take, a handshake record to encode, room to encrypt
+//! application data, more input needed) and how many bytes to discard
+//! from the front. All of that is synchronous and happens under a short
+//! `RefCell` borrow of the connection, never across an `await`. The awaits
+//! are on the transport only, under two internal trio [`Lock`]s:
 //!
 //! - **Sending** (`send_lock`). Every byte rustls produces, by whichever
 //!   task, is appended at once to one `outgoing` buffer, in the order
@@ -17,53 +20,80 @@
 //!   order on the wire is rustls's order, and a task cancelled while
 //!   waiting for the lock loses nothing: its bytes are still queued and go
 //!   out with the next flush.
-//! - **Receiving** (`recv_lock`). The lock holder receives from the
-//!   transport into `incoming` and feeds rustls from it. A task that waited
-//!   for the lock while another received (`recv_count` moved) does not
-//!   receive again: it re-checks what it needed first (Trio's trick).
+//! - **Receiving** (`receiving`). One task at a time receives from the
+//!   transport, straight into `incoming`, the buffer rustls then decrypts
+//!   in. No lock is needed for that: the receivers are the handshake's
+//!   runner, the one `receive_some` (a second one is `Busy`), which waits
+//!   for the handshake first, and `unwrap`, which owns the stream. The
+//!   `receiving` flag checks it (an overlap would be `Busy`, not a race),
+//!   and keeps `receive_some` from running rustls on the received bytes
+//!   while a receive is under way.
 //!
-//! # Feeding: one complete record per processing
+//! # Processing
 //!
-//! Received bytes stay in `incoming` until rustls has *processed* the
-//! record they belong to. rustls is handed bytes (`read_tls`, which takes
-//! what fits in its buffer, 4 KiB more per call while that grows) up to
-//! the end of the current TLS record (the 5-byte record header carries its
-//! length) and one byte into the next one; then `process_new_packets` runs
-//! once. So each processing sees exactly one complete record: if the peer's
-//! `close_notify` was processed, it was that record, and it ended where
-//! `incoming` now starts. rustls drops what it was given after a
-//! `close_notify`, `incoming` still has it, and [`TlsStream::unwrap`]
-//! returns it with the transport.
+//! A run of the state machine (`run`) loops until rustls needs something
+//! from outside: more input, or (for a sender) the room to encrypt. Each
+//! decrypted record's plaintext is copied straight into the receiving
+//! caller's buffer; only what does not fit (a record larger than the
+//! buffer, or a record processed by a task that was not receiving) goes
+//! to the `plain` buffer, which `receive_some` empties first. A run stops
+//! before a record that might not fit the rest of the caller's buffer
+//! rather than decrypt it into `plain`. So a bulk receive copies each byte
+//! once from the kernel into `incoming` and once out to the caller (plus
+//! rustls's own copy of each record's plaintext, which tokio-rustls pays
+//! too): one copy fewer than feeding rustls's buffered API, whose
+//! `read_tls` reads from a synchronous `io::Read`, from our buffer.
 //!
-//! Handing rustls that one byte of the next record is what keeps rustls's
-//! own buffer from ever emptying between records of a bulk transfer: an
-//! empty buffer is shrunk to 4 KiB and then regrown (and zero-filled)
-//! 4 KiB at a time for each record. Feeding exactly one record, as this
-//! module once did, cost 9% more instructions per MiB received (callgrind,
-//! `benches/tls.rs --instructions`: 3.49 against 3.21 million). One byte
-//! rather than more: it is all rustls moves to the front of its buffer
-//! when it drops the processed record.
+//! rustls reports exactly how many bytes it is done with, and reads
+//! nothing after the peer's `close_notify`: whatever follows it stays in
+//! `incoming`, and [`TlsStream::unwrap`] returns it with the transport.
 //!
-//! Feeding also stops as soon as a record yields plaintext, which keeps
-//! rustls's plaintext buffer to one record; `receive_some` copies it out
-//! and, while the caller's buffer has room, feeds the next records already
-//! received (without waiting), so one call can return several records.
+//! # Full duplex
 //!
-//! # Why not rustls's unbuffered API
+//! To encrypt, a sender needs rustls's `WriteTraffic` state, which only
+//! `process_tls_records` gives, and that call takes the received bytes,
+//! which the receiver holds while it waits on the transport. The sender
+//! therefore passes an empty slice instead, which is equivalent while
+//! rustls keeps nothing in `incoming`. rustls does keep something there in
+//! one case: a handshake message split over several records, whose first
+//! records it leaves in place (remembering offsets into the buffer) until
+//! the rest arrives; an empty stand-in would then make rustls slice out of
+//! bounds. `held` says when that may be so: after a run that stopped for
+//! more input (or to write), a whole record still at the front of
+//! `incoming` is one rustls kept, since it processes every whole record
+//! before it asks for more. After plaintext nothing is kept: a handshake
+//! message cannot be interleaved with application data. While `held`, the
+//! sender passes the real buffer (rustls finds nothing new to process in
+//! it), and the receiver leaves `incoming` in place and receives into a
+//! separate buffer that it then appends (one copy, only then: post-handshake
+//! messages split over records are rare). After a TLS error rustls is not
+//! run again: the stream is Broken.
 //!
-//! Received bytes are copied once more than in tokio-rustls (transport
-//! buffer → rustls's buffer), since rustls's buffered API reads from a
-//! synchronous `io::Read` and trio's streams are async: about 3% of the
-//! server's instructions per MiB (the rest of a bulk receive is the same as
-//! tokio-rustls's). rustls's unbuffered API decrypts in the caller's buffer
-//! and would remove that copy, but it does not fit full duplex here: to
-//! encrypt, a sender must get `WriteTraffic` from `process_tls_records`,
-//! which takes the receive buffer, and the receiver holds that buffer
-//! while it waits on the transport (an empty stand-in is not safe: rustls
-//! 0.23 slices the buffer at offsets it saved in earlier calls while a
-//! handshake message is partly buffered). In rustls 0.23 it also still
-//! copies the plaintext once (`ReadTraffic` pops the same plaintext
-//! buffer).
+//! The server name (SNI) is read by wrapping the config's certificate
+//! resolver (rustls's unbuffered server has no accessor for it): the
+//! resolver sees exactly the name rustls keeps, and notes it in a
+//! thread-local slot that the run which called it takes at once.
+//!
+//! # Costs against tokio-rustls
+//!
+//! Server instructions (callgrind, `benches/tls.rs --instructions`,
+//! marginal between two sizes, four runs): per MiB received 3.063–3.066 M
+//! against tokio-rustls's 3.071–3.083 M (0.994–0.997; 3.21 M, 1.042, when
+//! this module fed rustls's buffered API); per TLS 1.3 handshake
+//! 1.314–1.316 M against 1.312–1.313 M (1.001–1.003). What a handshake
+//! costs more is mostly trio's own scheduling and checkpoints (its core
+//! runs about 6.6 K instructions per handshake, tokio's 4.2 K); rustls's
+//! unbuffered API is entered once per state (13 times a handshake). Its
+//! system calls for TLS are fewer than tokio-rustls's: 3 sends and about
+//! 3.2 receives, against 4 `writev`s, 3.9 receives and a `shutdown`.
+//!
+//! Pinned timing (`--pin --rounds 9 --handshakes 2000 --mib 256`, three
+//! runs on the shared 2-core machine; median of the per-round ratio
+//! trio/tokio of server CPU per operation, and its range): handshakes
+//! 0.880 [0.730–1.108], 0.920 [0.765–1.440], 0.956 [0.861–1.030]; bulk
+//! 0.899 [0.781–0.958], 0.862 [0.829–1.017], 0.909 [0.766–1.013]. The
+//! timing counts the kernel too, where receives of up to 128 KiB make
+//! fewer system calls than tokio-rustls's reads of a few KiB.
 //!
 //! # State and its invariants
 //!
@@ -73,7 +103,8 @@
 //!   `aclose`, or a finished `unwrap`). `Closed` wins over `Broken`.
 //! - `handshake` goes `NotStarted → Running → Done | Failed` once. The
 //!   first caller runs it in its own task; concurrent callers wait on the
-//!   `Running` event and then read the outcome. A runner whose future is
+//!   `Running` event (made by the first of them) and then read the
+//!   outcome. A runner whose future is
 //!   dropped marks it `Failed` (and wakes the waiters).
 //! - A TLS 1.3 server's last handshake flight (session tickets) is not
 //!   flushed at the end of the handshake but queued for the next send
@@ -81,20 +112,26 @@
 //!   transport with no buffer the server would block forever.
 //! - After the handshake, `receive_some` never sends: bytes rustls
 //!   produces while receiving (a key-update reply) are queued for the next
-//!   flush. So a receive only ever waits for the transport's receive (or
-//!   the receive lock), and cancelled there it had no effect.
+//!   flush. So a receive only ever waits for the transport's receive, and
+//!   cancelled there it had no effect.
 //!
 //! Every operation is a checkpoint: it starts with
 //! [`checkpoint_if_cancelled`] and, if it never waited (the plaintext was
 //! already there, say), ends with [`cancel_shielded_checkpoint`].
 
+use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
 use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{
-    ClientConfig, ClientConnection, Connection, ProtocolVersion, ServerConfig, ServerConnection,
+use rustls::server::{
+    ClientHello, ResolvesServerCert, ServerConnectionData, UnbufferedServerConnection,
 };
+use rustls::sign::CertifiedKey;
+use rustls::unbuffered::{
+    ConnectionState, EncodeError, EncryptError, UnbufferedConnectionCommon, UnbufferedStatus,
+    WriteTraffic,
+};
+use rustls::{ClientConfig, CommonState, ProtocolVersion, ServerConfig};
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::io::{BufRead, Read, Write};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,12 +142,11 @@ use trio::{Error, ErrorKind, Result, cancel_shielded_checkpoint, checkpoint_if_c
 
 /// The length of a TLS record header: type (1), version (2), length (2).
 const RECORD_HEADER: usize = 5;
-/// The largest record rustls accepts, header included: 16 KiB of payload
-/// plus 2 KiB of expansion (RFC 8446 §5.2, RFC 5246 §6.2.3).
-const MAX_RECORD: usize = RECORD_HEADER + 16 * 1024 + 2048;
-/// The first transport receive size: one largest TLS 1.2 record (16 KiB of
-/// payload + 2 KiB of expansion + the header), rounded up.
-const START_RECEIVE: usize = 20 * 1024;
+/// The first transport receive size: enough for a handshake flight with
+/// a certificate chain or two. Small, because the receive buffer is
+/// zero-filled when it grows, and a connection that only does a handshake
+/// and a short exchange should not pay for a bulk transfer's buffer.
+const START_RECEIVE: usize = 4 * 1024;
 /// Receives grow (doubling while they come back full) up to this, to make
 /// bulk transfers cost fewer system calls. 128 KiB: in the pinned bulk
 /// benchmark (`benches/tls.rs`) the server's CPU per MiB against
@@ -118,8 +154,8 @@ const START_RECEIVE: usize = 20 * 1024;
 /// 256 KiB (medians of three runs of 7 rounds); only a connection whose
 /// receives keep coming back full grows its buffer this far.
 const MAX_RECEIVE: usize = 128 * 1024;
-/// Plaintext handed to rustls per flush in `send_all`: rustls's own default
-/// buffer limit, so a write is never cut short.
+/// Plaintext encrypted per flush in `send_all`, so that a large send does
+/// not first encrypt all of itself into memory.
 const SEND_CHUNK: usize = 64 * 1024;
 
 enum Status {
@@ -131,53 +167,49 @@ enum Status {
 
 enum Handshake {
     NotStarted,
-    /// Set when the runner finishes, however it finishes.
-    Running(Rc<Event>),
+    /// Set when the runner finishes, however it finishes; made by the
+    /// first task that waits for it (most handshakes have none).
+    Running(Option<Event>),
     Done,
     Failed,
 }
 
-/// Transport bytes received whose records rustls has not processed yet:
-/// `buf[start..end]`, starting at a record boundary. Its first `given`
-/// bytes have been handed to rustls already (up to one byte of the next
-/// record included, see "Feeding" in the module docs); they stay here until
-/// the record they belong to is processed, so that whatever follows the peer's
-/// `close_notify` is still here for [`TlsStream::unwrap`].
+/// Transport bytes received whose records rustls has not discarded yet:
+/// `buf[start..end]`, starting at a record boundary. rustls decrypts in
+/// place in it, and may keep a handshake message that spans records here
+/// (it then remembers offsets from `start`: see "Full duplex" in the module
+/// docs). `buf[end..]` is initialized room for the next receive.
 #[derive(Default)]
 struct Incoming {
     buf: Vec<u8>,
     start: usize,
     end: usize,
-    given: usize,
 }
 
 impl Incoming {
-    /// The length of the record starting `at` bytes after `start`, header
-    /// included, if its header has been received.
-    fn record_len(&self, at: usize) -> Option<usize> {
-        let from = self.start + at;
-        if from + RECORD_HEADER > self.end {
+    /// The length of the record at `start`, header included, if its header
+    /// has been received.
+    fn record_len(&self) -> Option<usize> {
+        let h = self.buf.get(self.start..self.start + RECORD_HEADER)?;
+        if self.start + RECORD_HEADER > self.end {
             return None;
         }
-        let h = &self.buf[from..from + RECORD_HEADER];
         Some(RECORD_HEADER + usize::from(u16::from_be_bytes([h[3], h[4]])))
     }
 
-    /// Whether the header at `start` (received) could start a TLS record:
-    /// a known content type (20 to 24), version 3.x, and at most
-    /// [`MAX_RECORD`] long. rustls rejects anything else as soon as it
-    /// processes the header, which must not wait for the rest of a record
-    /// that is not one (a plain-text client, say).
-    fn plausible_header(&self) -> bool {
-        let h = &self.buf[self.start..self.start + RECORD_HEADER];
-        let len = RECORD_HEADER + usize::from(u16::from_be_bytes([h[3], h[4]]));
-        (20..=24).contains(&h[0]) && h[1] == 3 && len <= MAX_RECORD
+    /// Whether a whole record has been received at `start`.
+    fn has_record(&self) -> bool {
+        self.record_len()
+            .is_some_and(|len| len <= self.end - self.start)
     }
-}
 
-impl Incoming {
-    /// Makes at least `want` bytes of room after `end`.
+    /// Makes at least `want` bytes of room after `end`. Moving the bytes to
+    /// the front is safe for rustls: it remembers offsets from `start`.
     fn make_room(&mut self, want: usize) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
         if self.buf.len() - self.end < want && self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -189,7 +221,68 @@ impl Incoming {
     }
 }
 
-/// `incoming`, taken out of its cell while the receive lock holder waits
+/// Bytes queued for the transport, `buf[..len]`; `buf[len..]` is
+/// initialized room, kept so that encrypting into it zero-fills nothing in
+/// the steady state.
+#[derive(Default)]
+struct Outgoing {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Outgoing {
+    /// At least `want` bytes of room after the queued bytes.
+    fn room(&mut self, want: usize) -> &mut [u8] {
+        let need = self.len + want;
+        if self.buf.len() < need {
+            // One allocation for a handshake flight made of several
+            // messages, rather than one per message (only what is used
+            // is zero-filled).
+            if self.buf.capacity() < need {
+                let cap = need.max(4096).max(2 * self.buf.capacity());
+                self.buf.reserve_exact(cap - self.buf.len());
+            }
+            self.buf.resize(need, 0);
+        }
+        &mut self.buf[self.len..]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Plaintext rustls decrypted that no caller's buffer took (a record
+/// larger than the buffer, or one processed by a task that was not
+/// receiving): `buf[start..]`, handed out before anything else.
+#[derive(Default)]
+struct Plain {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Plain {
+    fn is_empty(&self) -> bool {
+        self.start == self.buf.len()
+    }
+
+    /// Moves as much as fits into `dest`.
+    fn take_into(&mut self, dest: &mut [u8]) -> usize {
+        if self.is_empty() {
+            return 0;
+        }
+        let n = dest.len().min(self.buf.len() - self.start);
+        dest[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
+        self.start += n;
+        if self.is_empty() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        n
+    }
+}
+
+/// `incoming`, taken out of its cell while the receiving task waits
 /// on the transport (no borrow across an `await`); put back on drop, so a
 /// cancelled or dropped receive loses nothing.
 struct Taken<'a> {
@@ -203,10 +296,28 @@ impl Drop for Taken<'_> {
     }
 }
 
+/// Marks the receive side in use until dropped (see "Receiving" in the
+/// module docs); dropped on cancellation too.
+struct Receiving<'a>(&'a Cell<bool>);
+
+impl<'a> Receiving<'a> {
+    fn enter(flag: &'a Cell<bool>) -> Option<Self> {
+        (!flag.replace(true)).then_some(Receiving(flag))
+    }
+}
+
+impl Drop for Receiving<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
 /// What one [`TlsStream::pull`] achieved.
 enum Pull {
     /// Something changed: re-check.
     Progress,
+    /// Plaintext was put at the front of the caller's buffer.
+    Data(usize),
     /// Nothing more will come: the transport ended, or the peer's
     /// `close_notify` was processed.
     Eof,
@@ -232,10 +343,272 @@ impl Drop for RunningGuard<'_> {
             }
         }
         let old = std::mem::replace(&mut *self.handshake.borrow_mut(), Handshake::Failed);
-        if let Handshake::Running(done) = old {
+        if let Handshake::Running(Some(done)) = old {
             done.set();
         }
     }
+}
+
+// ----- rustls's unbuffered state machine -------------------------------------------
+
+/// The connection: rustls's unbuffered client or server.
+enum Conn {
+    Client(UnbufferedClientConnection),
+    Server(UnbufferedServerConnection),
+}
+
+impl Conn {
+    fn common(&self) -> &CommonState {
+        match self {
+            Conn::Client(c) => c,
+            Conn::Server(s) => s,
+        }
+    }
+
+    fn run(&mut self, job: &mut Job<'_>) -> Result<Stop> {
+        match self {
+            Conn::Client(c) => run(c, job),
+            Conn::Server(s) => run(s, job),
+        }
+    }
+}
+
+/// `process_tls_records`, which rustls defines once per side.
+trait Side: Sized {
+    fn process<'c, 'i>(
+        conn: &'c mut UnbufferedConnectionCommon<Self>,
+        input: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self>;
+}
+
+impl Side for ClientConnectionData {
+    fn process<'c, 'i>(
+        conn: &'c mut UnbufferedConnectionCommon<Self>,
+        input: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self> {
+        conn.process_tls_records(input)
+    }
+}
+
+impl Side for ServerConnectionData {
+    fn process<'c, 'i>(
+        conn: &'c mut UnbufferedConnectionCommon<Self>,
+        input: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self> {
+        conn.process_tls_records(input)
+    }
+}
+
+/// What to do when rustls can encrypt.
+enum Write<'a> {
+    Nothing,
+    Data(&'a [u8]),
+    CloseNotify,
+}
+
+/// One run of the state machine: what it may read, where its output goes.
+struct Job<'a> {
+    /// The received bytes, or `None` for an empty stand-in (see "Full
+    /// duplex" in the module docs).
+    input: Option<&'a mut Incoming>,
+    /// Where every TLS byte rustls produces goes, in its order.
+    out: &'a mut Outgoing,
+    /// The receiving caller's buffer (empty: none) and how much of it the
+    /// run filled; plaintext that does not fit goes to `plain`.
+    dest: &'a mut [u8],
+    filled: usize,
+    plain: &'a mut Plain,
+    write: Write<'a>,
+    /// Only encode what rustls has queued (its alert after an error), and
+    /// stop before it would read any input.
+    encode_only: bool,
+    /// Set when the peer's `close_notify` was processed.
+    peer_closed: bool,
+}
+
+/// Why a run stopped.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Stop {
+    /// rustls needs more bytes from the peer (or, for a writer, wrote).
+    NeedInput,
+    /// The caller's buffer has no room for the next record.
+    Full,
+    /// The `write` was done: this many TLS bytes were queued.
+    Wrote,
+    /// Both sides sent `close_notify`: rustls will do nothing more.
+    Closed,
+}
+
+/// Runs rustls on `job` until it needs something from outside (see
+/// "Processing" in the module docs). Never waits.
+fn run<D: Side>(conn: &mut UnbufferedConnectionCommon<D>, job: &mut Job<'_>) -> Result<Stop> {
+    let mut empty: [u8; 0] = [];
+    loop {
+        if job.encode_only && !conn.wants_write() {
+            return Ok(Stop::NeedInput);
+        }
+        if job.filled > 0
+            && let Some(inc) = job.input.as_deref()
+            && inc
+                .record_len()
+                .is_none_or(|len| job.dest.len() - job.filled < len)
+        {
+            // Plaintext was delivered, and the next record may not fit:
+            // leave it for the next call rather than decrypt it into
+            // `plain` (a copy more).
+            return Ok(Stop::Full);
+        }
+        let input: &mut [u8] = match job.input.as_deref_mut() {
+            Some(inc) => &mut inc.buf[inc.start..inc.end],
+            None => &mut empty,
+        };
+        let status = D::process(conn, input);
+        let mut discard = status.discard;
+        let r = match status.state {
+            Err(e) => Err(tls_error(e)),
+            Ok(ConnectionState::ReadTraffic(mut t)) => {
+                let mut r = Ok(None);
+                while let Some(record) = t.next_record() {
+                    match record {
+                        Ok(record) => {
+                            discard += record.discard;
+                            let p = record.payload;
+                            let n = p.len().min(job.dest.len() - job.filled);
+                            job.dest[job.filled..job.filled + n].copy_from_slice(&p[..n]);
+                            job.filled += n;
+                            if n < p.len() {
+                                job.plain.buf.extend_from_slice(&p[n..]);
+                            }
+                        }
+                        Err(e) => {
+                            r = Err(tls_error(e));
+                            break;
+                        }
+                    }
+                }
+                r
+            }
+            Ok(ConnectionState::EncodeTlsData(mut e)) => {
+                // The room already there first (none: `encode` says how
+                // much it needs, and fails without doing anything).
+                let mut want = 0;
+                loop {
+                    match e.encode(job.out.room(want)) {
+                        Ok(n) => {
+                            job.out.len += n;
+                            break Ok(None);
+                        }
+                        Err(EncodeError::InsufficientSize(s)) => want = s.required_size,
+                        Err(e) => break Err(Error::with_kind(ErrorKind::Broken, e)),
+                    }
+                }
+            }
+            // Queued in `out`, which whoever holds the send lock sends.
+            Ok(ConnectionState::TransmitTlsData(t)) => {
+                t.done();
+                Ok(None)
+            }
+            Ok(ConnectionState::PeerClosed) => {
+                job.peer_closed = true;
+                Ok(None)
+            }
+            Ok(ConnectionState::Closed) => {
+                job.peer_closed = true;
+                Ok(Some(Stop::Closed))
+            }
+            Ok(ConnectionState::BlockedHandshake) => Ok(Some(Stop::NeedInput)),
+            Ok(ConnectionState::WriteTraffic(mut w)) => {
+                match std::mem::replace(&mut job.write, Write::Nothing) {
+                    Write::Nothing => Ok(Some(Stop::NeedInput)),
+                    Write::Data(data) => encrypt(&mut w, data, job.out).map(|()| Some(Stop::Wrote)),
+                    Write::CloseNotify => close_notify(&mut w, job.out).map(|()| Some(Stop::Wrote)),
+                }
+            }
+            Ok(ConnectionState::ReadEarlyData(_)) => Err(Error::new(
+                ErrorKind::Unsupported,
+                "the client sent 0-RTT early data, which trio-tls does not accept \
+                 (leave the server config's max_early_data_size at 0)",
+            )),
+            Ok(_) => Err(Error::new(
+                ErrorKind::Broken,
+                "rustls reached a connection state trio-tls does not know",
+            )),
+        };
+        if let Some(inc) = job.input.as_deref_mut() {
+            inc.start += discard;
+        }
+        if let Some(stop) = r? {
+            return Ok(stop);
+        }
+    }
+}
+
+/// The TLS bytes of `data`, plus `data.len() / 16 KiB + 1` records'
+/// overhead (header, tag, content type, TLS 1.2 nonce), with room to spare.
+fn sealed_len(data: usize) -> usize {
+    data + (data / (16 * 1024) + 1) * 64 + 256
+}
+
+fn encrypt<D>(w: &mut WriteTraffic<'_, D>, data: &[u8], out: &mut Outgoing) -> Result<()> {
+    let mut want = sealed_len(data.len());
+    loop {
+        match w.encrypt(data, out.room(want)) {
+            Ok(n) => {
+                out.len += n;
+                return Ok(());
+            }
+            Err(EncryptError::InsufficientSize(s)) => want = s.required_size,
+            Err(e) => return Err(Error::with_kind(ErrorKind::Broken, e)),
+        }
+    }
+}
+
+fn close_notify<D>(w: &mut WriteTraffic<'_, D>, out: &mut Outgoing) -> Result<()> {
+    let mut want = sealed_len(2);
+    loop {
+        match w.queue_close_notify(out.room(want)) {
+            Ok(n) => {
+                out.len += n;
+                return Ok(());
+            }
+            Err(EncryptError::InsufficientSize(s)) => want = s.required_size,
+            Err(e) => return Err(Error::with_kind(ErrorKind::Broken, e)),
+        }
+    }
+}
+
+// ----- the server name (SNI) ---------------------------------------------------------
+
+thread_local! {
+    /// The server name of the last ClientHello a [`SniRecorder`] saw on
+    /// this thread, taken right after the `process_tls_records` call that
+    /// saw it (rustls's unbuffered server does not tell it otherwise).
+    static SEEN_SNI: RefCell<Option<Option<Box<str>>>> = const { RefCell::new(None) };
+}
+
+/// Wraps a server config's certificate resolver to note the server name
+/// the client asked for: rustls hands the resolver exactly the name it
+/// keeps for the connection.
+#[derive(Debug)]
+struct SniRecorder(Arc<dyn ResolvesServerCert>);
+
+impl ResolvesServerCert for SniRecorder {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let name = hello.server_name().map(Box::from);
+        SEEN_SNI.with(|s| *s.borrow_mut() = Some(name));
+        self.0.resolve(hello)
+    }
+
+    fn only_raw_public_keys(&self) -> bool {
+        self.0.only_raw_public_keys()
+    }
+}
+
+/// `config` with its certificate resolver wrapped in a [`SniRecorder`].
+pub(crate) fn recording_sni(config: &ServerConfig) -> Arc<ServerConfig> {
+    let mut config = config.clone();
+    config.cert_resolver = Arc::new(SniRecorder(config.cert_resolver.clone()));
+    Arc::new(config)
 }
 
 /// A TLS stream over any trio [`Stream`] (Trio's `SSLStream`), on a rustls
@@ -320,14 +693,14 @@ impl Drop for RunningGuard<'_> {
 /// ```
 pub struct TlsStream<S> {
     transport: S,
-    conn: RefCell<Connection>,
+    conn: RefCell<Conn>,
     server_side: bool,
     https_compatible: bool,
     handshake_timeout: Option<Duration>,
     status: RefCell<Status>,
     handshake: RefCell<Handshake>,
-    /// The peer's `close_notify` has been processed: nothing more is fed
-    /// to rustls (what follows it stays in `incoming`, for `unwrap`).
+    /// The peer's `close_notify` has been processed: rustls reads nothing
+    /// more (what follows it stays in `incoming`, for `unwrap`).
     peer_closed: Cell<bool>,
     /// The transport's `receive_some` returned 0.
     transport_eof: Cell<bool>,
@@ -337,21 +710,32 @@ pub struct TlsStream<S> {
     /// This side queued its `close_notify` (`send_eof`, `aclose`,
     /// `unwrap`): nothing more may be sent.
     sent_close_notify: Cell<bool>,
-    /// Bytes rustls produced, in its order, not yet handed to the
+    /// TLS bytes rustls produced, in its order, not yet handed to the
     /// transport. Appended to by any task; emptied by the send lock holder.
-    outgoing: RefCell<Vec<u8>>,
+    outgoing: RefCell<Outgoing>,
     /// The send lock holder's second buffer, swapped with `outgoing`, so
     /// that flushing allocates nothing in the steady state.
-    spare: RefCell<Vec<u8>>,
-    /// Received and not yet fed to rustls. Only the receive lock holder
-    /// touches it (and `unwrap`, which owns the stream).
+    spare: RefCell<Outgoing>,
+    /// Received and not yet discarded by rustls. Only the receiving task
+    /// receives into it.
     incoming: RefCell<Incoming>,
+    /// rustls may hold a partial handshake message in `incoming` (see
+    /// "Full duplex" in the module docs): it must not run on a stand-in.
+    held: Cell<bool>,
+    /// `incoming` may hold whole records rustls has not processed (bytes
+    /// arrived since its last run, or a run stopped for a full buffer):
+    /// otherwise running it again before the next receive is useless.
+    fresh: Cell<bool>,
+    /// Plaintext decrypted and not yet returned.
+    plain: RefCell<Plain>,
+    /// On a server: the name the client asked for, once its ClientHello
+    /// was processed.
+    sni: RefCell<Option<Box<str>>>,
     /// The next transport receive's size.
     receive_size: Cell<usize>,
     send_lock: Lock,
-    recv_lock: Lock,
-    /// Transport receives so far (see the module docs).
-    recv_count: Cell<u64>,
+    /// A task is receiving (see "Receiving" in the module docs).
+    receiving: Cell<bool>,
     send_slot: BusySlot,
     recv_slot: BusySlot,
 }
@@ -396,27 +780,35 @@ impl<S: Stream> TlsStream<S> {
         config: Arc<ClientConfig>,
         server_name: ServerName<'static>,
     ) -> Result<Self> {
-        let conn = ClientConnection::new(config, server_name).map_err(tls_error)?;
-        Ok(Self::new(transport, conn.into(), false))
+        let conn = UnbufferedClientConnection::new(config, server_name).map_err(tls_error)?;
+        Ok(Self::new(transport, Conn::Client(conn)))
     }
 
     /// The server end of a TLS connection over `transport`. Nothing
     /// happens on the transport until the handshake.
+    ///
+    /// `config` is copied, with its certificate resolver wrapped to note
+    /// the name the client asks for ([`server_name`](Self::server_name));
+    /// a [`TlsListener`](crate::TlsListener) does that once for all its
+    /// connections. 0-RTT early data is not accepted: with a
+    /// `max_early_data_size` above 0, a client that sends some breaks the
+    /// stream ([`ErrorKind::Unsupported`]).
     pub fn server(transport: S, config: Arc<ServerConfig>) -> Result<Self> {
-        let conn = ServerConnection::new(config).map_err(tls_error)?;
-        Ok(Self::new(transport, conn.into(), true))
+        let conn = UnbufferedServerConnection::new(recording_sni(&config)).map_err(tls_error)?;
+        Ok(Self::from_server_connection(transport, conn))
     }
 
-    /// The server end over `transport`, on a connection already made.
-    pub(crate) fn from_server_connection(transport: S, conn: ServerConnection) -> Self {
-        Self::new(transport, conn.into(), true)
+    /// The server end over `transport`, on a connection already made
+    /// (from a config made by [`recording_sni`]).
+    pub(crate) fn from_server_connection(transport: S, conn: UnbufferedServerConnection) -> Self {
+        Self::new(transport, Conn::Server(conn))
     }
 
-    fn new(transport: S, conn: Connection, server_side: bool) -> Self {
+    fn new(transport: S, conn: Conn) -> Self {
         TlsStream {
             transport,
+            server_side: matches!(conn, Conn::Server(_)),
             conn: RefCell::new(conn),
-            server_side,
             https_compatible: false,
             handshake_timeout: None,
             status: RefCell::new(Status::Ok),
@@ -425,13 +817,16 @@ impl<S: Stream> TlsStream<S> {
             transport_eof: Cell::new(false),
             handshake_eof: Cell::new(false),
             sent_close_notify: Cell::new(false),
-            outgoing: RefCell::new(Vec::new()),
-            spare: RefCell::new(Vec::new()),
+            outgoing: RefCell::new(Outgoing::default()),
+            spare: RefCell::new(Outgoing::default()),
             incoming: RefCell::new(Incoming::default()),
+            held: Cell::new(false),
+            fresh: Cell::new(false),
+            plain: RefCell::new(Plain::default()),
+            sni: RefCell::new(None),
             receive_size: Cell::new(START_RECEIVE),
             send_lock: Lock::new(),
-            recv_lock: Lock::new(),
-            recv_count: Cell::new(0),
+            receiving: Cell::new(false),
             send_slot: BusySlot::new("another task is already sending on this TLS stream"),
             recv_slot: BusySlot::new("another task is already receiving on this TLS stream"),
         }
@@ -509,17 +904,15 @@ impl<S: Stream> TlsStream<S> {
     /// [`ErrorKind::Usage`] error before the handshake has completed, and
     /// always `None` on a client.
     pub fn server_name(&self) -> Result<Option<String>> {
-        self.after_handshake(|c| match c {
-            Connection::Server(s) => s.server_name().map(str::to_owned),
-            Connection::Client(_) => None,
-        })
+        self.after_handshake(|_| ())?;
+        Ok(self.sni.borrow().as_deref().map(str::to_owned))
     }
 
-    fn after_handshake<T>(&self, f: impl FnOnce(&Connection) -> T) -> Result<T> {
+    fn after_handshake<T>(&self, f: impl FnOnce(&CommonState) -> T) -> Result<T> {
         if !self.is_handshake_done() {
             return Err(not_handshaken());
         }
-        Ok(f(&self.conn.borrow()))
+        Ok(f(self.conn.borrow().common()))
     }
 
     /// Ends TLS and gives the transport back, with the bytes that arrived
@@ -559,15 +952,10 @@ impl<S: Stream> TlsStream<S> {
         self.check_status()?;
         let mut waited = false;
         self.ensure_handshake(&mut waited).await?;
-        self.queue_close_notify();
+        self.queue_close_notify()?;
         self.flush(&mut waited).await.map_err(|e| self.fail(e))?;
         loop {
-            let unread = {
-                let mut conn = self.conn.borrow_mut();
-                let mut reader = conn.reader();
-                matches!(reader.fill_buf(), Ok(chunk) if !chunk.is_empty())
-            };
-            if unread {
+            if !self.plain.borrow().is_empty() {
                 return Err(self.fail(Error::new(
                     ErrorKind::Broken,
                     "unwrap: application data arrived before the peer's close_notify \
@@ -577,7 +965,7 @@ impl<S: Stream> TlsStream<S> {
             if self.peer_closed.get() {
                 break;
             }
-            if let Pull::Eof = self.pull(&mut waited).await? {
+            if let Pull::Eof = self.pull(&mut waited, &mut []).await? {
                 return Err(self.fail(Error::new(
                     ErrorKind::Broken,
                     "unwrap: the transport ended before the peer's close_notify",
@@ -631,11 +1019,98 @@ impl<S: Stream> TlsStream<S> {
         }
     }
 
-    fn queue_close_notify(&self) {
+    fn queue_close_notify(&self) -> Result<()> {
         if !self.sent_close_notify.replace(true) {
-            let mut conn = self.conn.borrow_mut();
-            conn.send_close_notify();
-            self.drain(&mut conn);
+            self.write(Write::CloseNotify).map_err(|e| self.fail(e))?;
+        }
+        Ok(())
+    }
+
+    // ----- running rustls --------------------------------------------------------
+
+    /// Runs rustls on the received bytes, or on none (`input == false`,
+    /// or while another task receives into them), putting plaintext into
+    /// `dest` and then `plain`, and queueing what it produces (see
+    /// "Processing" and "Full duplex" in the module docs). A TLS error
+    /// breaks the stream; the fatal alert rustls made for it is queued.
+    fn process(&self, input: bool, dest: &mut [u8], write: Write<'_>) -> Result<(Stop, usize)> {
+        if let Status::Broken(_) = *self.status.borrow() {
+            // rustls failed before: it must not run again (it may keep
+            // offsets into bytes that are gone).
+            return Err(self.status_error());
+        }
+        let mut conn = self.conn.borrow_mut();
+        let mut out = self.outgoing.borrow_mut();
+        let mut plain = self.plain.borrow_mut();
+        let mut incoming = self.incoming.borrow_mut();
+        // Only the receiving task (or a run that must, see `held`)
+        // gives rustls the received bytes; rustls keeps nothing of them
+        // otherwise, so an empty stand-in is equivalent.
+        let input = input || self.held.get();
+        let mut job = Job {
+            input: input.then_some(&mut *incoming),
+            out: &mut out,
+            dest,
+            filled: 0,
+            plain: &mut plain,
+            write,
+            encode_only: false,
+            peer_closed: false,
+        };
+        let r = conn.run(&mut job);
+        let (filled, peer_closed) = (job.filled, job.peer_closed);
+        if peer_closed {
+            self.peer_closed.set(true);
+        }
+        if input {
+            // After a stop for more input (or to write, which rustls also
+            // only offers once it has no whole record left to process), a
+            // whole record still at the front is one rustls keeps (a
+            // partial handshake message). After plaintext (Full), nothing
+            // is kept: a handshake message cannot be interleaved with
+            // application data.
+            self.held
+                .set(matches!(r, Ok(Stop::NeedInput | Stop::Wrote)) && incoming.has_record());
+            self.fresh.set(matches!(r, Ok(Stop::Full)));
+        }
+        if self.server_side
+            && !self.is_handshake_done()
+            && let Some(name) = SEEN_SNI.with(|s| s.borrow_mut().take())
+        {
+            *self.sni.borrow_mut() = name;
+        }
+        match r {
+            Ok(stop) => Ok((stop, filled)),
+            Err(e) => {
+                // Queue the alert rustls made (sent with the next flush, if
+                // any; the stream is broken): rustls hands out what it has
+                // queued before it reads any input.
+                let mut job = Job {
+                    input: None,
+                    out: &mut out,
+                    dest: &mut [],
+                    filled: 0,
+                    plain: &mut plain,
+                    write: Write::Nothing,
+                    encode_only: true,
+                    peer_closed: false,
+                };
+                let _ = conn.run(&mut job);
+                drop((conn, out, plain, incoming));
+                Err(self.fail(e))
+            }
+        }
+    }
+
+    /// Encrypts `what` into `outgoing` (no waiting; `flush` sends it).
+    fn write(&self, what: Write<'_>) -> Result<()> {
+        match self.process(false, &mut [], what)? {
+            (Stop::Wrote, _) => Ok(()),
+            (Stop::Closed, _) => Err(closed_for_sending()),
+            _ => Err(Error::new(
+                ErrorKind::Broken,
+                "rustls cannot encrypt application data now",
+            )),
         }
     }
 
@@ -644,10 +1119,10 @@ impl<S: Stream> TlsStream<S> {
     /// Runs the handshake or waits for it (see the module docs). Sets
     /// `*waited` when it waited (a checkpoint happened).
     async fn ensure_handshake(&self, waited: &mut bool) -> Result<()> {
-        let running = match &*self.handshake.borrow() {
+        let running = match &mut *self.handshake.borrow_mut() {
             Handshake::Done => return Ok(()),
             Handshake::Failed => None,
-            Handshake::Running(done) => Some(Some(done.clone())),
+            Handshake::Running(done) => Some(Some(done.get_or_insert_with(Event::new).clone())),
             Handshake::NotStarted => Some(None),
         };
         let running = match running {
@@ -662,8 +1137,7 @@ impl<S: Stream> TlsStream<S> {
                 _ => Err(self.status_error()),
             };
         }
-        let done = Rc::new(Event::new());
-        *self.handshake.borrow_mut() = Handshake::Running(done.clone());
+        *self.handshake.borrow_mut() = Handshake::Running(None);
         let mut guard = RunningGuard {
             handshake: &self.handshake,
             status: &self.status,
@@ -674,17 +1148,15 @@ impl<S: Stream> TlsStream<S> {
             None => self.run_handshake(waited).await,
         };
         guard.armed = false;
-        let out = match r {
-            Ok(()) => {
-                *self.handshake.borrow_mut() = Handshake::Done;
-                Ok(())
-            }
-            Err(e) => {
-                *self.handshake.borrow_mut() = Handshake::Failed;
-                Err(self.fail(e))
-            }
+        let (state, out) = match r {
+            Ok(()) => (Handshake::Done, Ok(())),
+            Err(e) => (Handshake::Failed, Err(e)),
         };
-        done.set();
+        let old = std::mem::replace(&mut *self.handshake.borrow_mut(), state);
+        let out = out.map_err(|e| self.fail(e));
+        if let Handshake::Running(Some(done)) = old {
+            done.set();
+        }
         out
     }
 
@@ -697,12 +1169,16 @@ impl<S: Stream> TlsStream<S> {
     }
 
     async fn run_handshake(&self, waited: &mut bool) -> Result<()> {
+        // The first flight (a client's ClientHello; a server waits).
+        if !self.server_side {
+            self.process(true, &mut [], Write::Nothing)?;
+        }
         loop {
             let (handshaking, tls13_server) = {
-                let mut conn = self.conn.borrow_mut();
-                self.drain(&mut conn);
-                let tls13 = conn.protocol_version() == Some(ProtocolVersion::TLSv1_3);
-                (conn.is_handshaking(), self.server_side && tls13)
+                let conn = self.conn.borrow();
+                let common = conn.common();
+                let tls13 = common.protocol_version() == Some(ProtocolVersion::TLSv1_3);
+                (common.is_handshaking(), self.server_side && tls13)
             };
             if !handshaking {
                 // A TLS 1.3 server's last flight is only session tickets,
@@ -716,7 +1192,7 @@ impl<S: Stream> TlsStream<S> {
                 self.flush(waited).await?;
                 continue;
             }
-            if let Pull::Eof = self.pull(waited).await? {
+            if let Pull::Eof = self.pull(waited, &mut []).await? {
                 self.handshake_eof.set(true);
                 return Err(Error::new(
                     ErrorKind::Broken,
@@ -728,46 +1204,39 @@ impl<S: Stream> TlsStream<S> {
 
     // ----- the transport -------------------------------------------------------
 
-    /// Moves every TLS byte rustls has ready into `outgoing`.
-    fn drain(&self, conn: &mut Connection) {
-        let mut out = self.outgoing.borrow_mut();
-        // Writing into a Vec cannot fail.
-        while conn.wants_write() {
-            match conn.write_tls(&mut *out) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-    }
-
     /// Hands everything in `outgoing` to the transport, under the send lock.
     /// A transport failure (or cancellation part-way) breaks the stream; a
     /// cancellation while waiting for the lock loses nothing (the bytes
     /// stay queued) and is returned as is.
     async fn flush(&self, waited: &mut bool) -> Result<()> {
-        {
-            let mut conn = self.conn.borrow_mut();
-            self.drain(&mut conn);
-        }
         if self.outgoing.borrow().is_empty() {
             return Ok(());
         }
         let (_guard, w) = take(&self.send_lock).await?;
         *waited |= w;
         loop {
-            let mut buf = std::mem::take(&mut *self.spare.borrow_mut());
-            {
-                let mut conn = self.conn.borrow_mut();
-                self.drain(&mut conn);
-            }
-            std::mem::swap(&mut buf, &mut *self.outgoing.borrow_mut());
+            let mut buf = {
+                let spare = std::mem::take(&mut *self.spare.borrow_mut());
+                std::mem::replace(&mut *self.outgoing.borrow_mut(), spare)
+            };
             if buf.is_empty() {
-                *self.spare.borrow_mut() = buf;
+                let spare = std::mem::replace(&mut *self.outgoing.borrow_mut(), buf);
+                *self.spare.borrow_mut() = spare;
                 return Ok(());
             }
-            let r = self.transport.send_all(&buf).await;
-            buf.clear();
-            *self.spare.borrow_mut() = buf;
+            let r = self.transport.send_all(&buf.buf[..buf.len]).await;
+            buf.len = 0;
+            {
+                let mut out = self.outgoing.borrow_mut();
+                if out.is_empty() {
+                    // Nothing was queued meanwhile: go on with this buffer,
+                    // so that a stream nobody sends on concurrently only
+                    // ever has one.
+                    *self.spare.borrow_mut() = std::mem::replace(&mut *out, buf);
+                } else {
+                    *self.spare.borrow_mut() = buf;
+                }
+            }
             match r {
                 Ok(()) => *waited = true,
                 Err(e) => return Err(self.fail(e)),
@@ -775,168 +1244,107 @@ impl<S: Stream> TlsStream<S> {
         }
     }
 
-    /// Feeds rustls from `incoming` and processes what it was given, one
-    /// complete record per `process_new_packets` (see "Feeding" in the
-    /// module docs). Returns whether it did anything (handed over bytes or
-    /// processed a record). Only the receive lock holder (or `unwrap`)
-    /// calls it.
-    fn feed(&self) -> Result<bool> {
-        let mut progress = false;
-        let result = {
-            let mut conn = self.conn.borrow_mut();
-            let mut inc = self.incoming.borrow_mut();
-            let result = loop {
-                if self.peer_closed.get() {
-                    break Ok(());
-                }
-                let avail = inc.end - inc.start;
-                // The record at `start`, and how far rustls may be given
-                // bytes: to its end and one byte into the next record (a
-                // record is at least its 5-byte header, so never the whole
-                // of the next one). One byte is enough to keep rustls's
-                // buffer from emptying, and is all that rustls then has to
-                // move to the front of its buffer once the record is done.
-                let current = inc.record_len(0);
-                let limit = match current {
-                    Some(len) => avail.min(len + 1),
-                    None => avail,
-                };
-                // Process when rustls holds the whole record; one with an
-                // invalid header as soon as rustls has that, to report it.
-                let invalid = current.is_some() && !inc.plausible_header();
-                let process = current
-                    .is_some_and(|len| inc.given >= len || (invalid && inc.given >= RECORD_HEADER));
-                if !process && inc.given < limit {
-                    let (from, to) = (inc.start + inc.given, inc.start + limit);
-                    let mut slice = &inc.buf[from..to];
-                    match conn.read_tls(&mut slice) {
-                        Ok(0) => {
-                            break Err(Error::new(
-                                ErrorKind::Broken,
-                                "rustls accepted no TLS bytes",
-                            ));
-                        }
-                        Ok(k) => inc.given += k,
-                        Err(e) => break Err(Error::with_kind(ErrorKind::Broken, e)),
-                    }
-                    progress = true;
-                    // rustls takes at most 4 KiB per call: loop until the
-                    // record is complete or nothing more may be given.
-                    continue;
-                }
-                let Some(len) = current.filter(|_| process) else {
-                    break Ok(()); // the record is not all here yet
-                };
-                // rustls holds one complete record, and at most one byte
-                // of the next, so a close_notify can only be that record.
-                let state = conn.process_new_packets();
-                progress = true;
-                if invalid {
-                    break Err(match state {
-                        Err(e) => tls_error(e),
-                        Ok(_) => Error::new(ErrorKind::Broken, "an invalid TLS record header"),
-                    });
-                }
-                inc.start += len;
-                inc.given -= len;
-                match state {
-                    Ok(state) => {
-                        if state.peer_has_closed() {
-                            // rustls dropped the bytes given after the
-                            // close_notify; they are still in `incoming`.
-                            self.peer_closed.set(true);
-                            inc.given = 0;
-                        }
-                        if state.plaintext_bytes_to_read() > 0 {
-                            break Ok(());
-                        }
-                    }
-                    Err(e) => break Err(tls_error(e)),
-                }
-            };
-            if inc.start == inc.end {
-                inc.start = 0;
-                inc.end = 0;
-            }
-            // Whatever processing produced (handshake messages, a
-            // key-update reply, an alert) is queued in rustls's order.
-            self.drain(&mut conn);
-            result
+    /// Makes the receive side progress once: runs rustls on what is
+    /// already received, or receives from the transport and runs rustls on
+    /// that. Plaintext goes to the front of `dest` (`Pull::Data`), or to
+    /// `plain` if `dest` is empty. Cancelled, it had no effect.
+    async fn pull(&self, waited: &mut bool, dest: &mut [u8]) -> Result<Pull> {
+        let Some(_guard) = Receiving::enter(&self.receiving) else {
+            return Err(Error::new(
+                ErrorKind::Busy,
+                "another task is already receiving on this TLS stream",
+            ));
         };
-        result.map(|()| progress).map_err(|e| self.fail(e))
-    }
-
-    /// After some plaintext was read into the caller's buffer: fills more
-    /// of it (`rest`) from records already received, without waiting, so a
-    /// large buffer takes several records in one call. Feeds only if the
-    /// receive lock is free. A feeding failure is recorded (Broken) and
-    /// reported by the next call, so the bytes already read are returned.
-    fn read_more(&self, rest: &mut [u8]) -> usize {
-        let Ok(_guard) = self.recv_lock.try_acquire() else {
-            return 0;
-        };
-        let mut filled = 0;
-        while filled < rest.len() {
-            if !matches!(self.feed(), Ok(true)) {
-                break;
-            }
-            if let Ok(n) = self.conn.borrow_mut().reader().read(&mut rest[filled..]) {
-                filled += n;
-            }
-        }
-        filled
-    }
-
-    /// Makes the receive side progress once: feeds what is already
-    /// received, or receives from the transport and feeds that. Cancelled,
-    /// it had no effect.
-    async fn pull(&self, waited: &mut bool) -> Result<Pull> {
-        let seen = self.recv_count.get();
-        let (_guard, w) = take(&self.recv_lock).await?;
-        *waited |= w;
-        if self.recv_count.get() != seen {
-            // Another task received while we waited for the lock.
-            return Ok(Pull::Progress);
-        }
-        if self.feed()? {
-            self.recv_count.set(self.recv_count.get() + 1);
-            return Ok(Pull::Progress);
+        // What is already here first (records a full buffer left behind).
+        if self.fresh.get()
+            && let Some(p) = self.run_received(dest)?
+        {
+            return Ok(p);
         }
         if self.peer_closed.get() || self.transport_eof.get() {
             return Ok(Pull::Eof);
         }
         let want = self.receive_size.get();
-        let mut taken = Taken {
-            home: &self.incoming,
-            buf: std::mem::take(&mut *self.incoming.borrow_mut()),
-        };
-        taken.buf.make_room(want);
-        let end = taken.buf.end;
-        let r = self
-            .transport
-            .receive_some(&mut taken.buf.buf[end..end + want])
-            .await;
-        let n = match r {
-            Ok(n) => n,
-            Err(e) if e.is_cancelled() => return Err(e),
-            Err(e) => {
-                drop(taken);
-                return Err(self.fail(e));
-            }
+        let n = if self.held.get() {
+            // rustls keeps part of a handshake message in `incoming` and a
+            // sender may need it there: receive beside it (rare).
+            let mut side = vec![0; want];
+            let n = self.receive(&mut side).await?;
+            let mut inc = self.incoming.borrow_mut();
+            inc.make_room(n);
+            let end = inc.end;
+            inc.buf[end..end + n].copy_from_slice(&side[..n]);
+            inc.end += n;
+            self.fresh.set(true);
+            n
+        } else {
+            let mut taken = Taken {
+                home: &self.incoming,
+                buf: std::mem::take(&mut *self.incoming.borrow_mut()),
+            };
+            taken.buf.make_room(want);
+            let end = taken.buf.end;
+            let n = self.receive(&mut taken.buf.buf[end..end + want]).await?;
+            taken.buf.end += n;
+            self.fresh.set(true);
+            n
         };
         *waited = true;
-        self.recv_count.set(self.recv_count.get() + 1);
         if n == 0 {
             self.transport_eof.set(true);
             return Ok(Pull::Eof);
         }
-        taken.buf.end += n;
         if n == want {
             self.receive_size.set((want * 2).min(MAX_RECEIVE));
         }
-        drop(taken);
-        self.feed()?;
-        Ok(Pull::Progress)
+        Ok(self.run_received(dest)?.unwrap_or(Pull::Progress))
+    }
+
+    /// One transport receive; a failure (not a cancellation) breaks the
+    /// stream.
+    async fn receive(&self, buf: &mut [u8]) -> Result<usize> {
+        match self.transport.receive_some(buf).await {
+            Ok(n) => Ok(n),
+            Err(e) if e.is_cancelled() => Err(e),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Runs rustls on the received bytes (`receiving` is set):
+    /// `Some` if that delivered plaintext into `dest` or changed anything
+    /// else (a record processed).
+    fn run_received(&self, dest: &mut [u8]) -> Result<Option<Pull>> {
+        let state = |s: &Self| {
+            let inc = s.incoming.borrow();
+            let plain = s.plain.borrow();
+            (inc.start, inc.end, plain.buf.len(), s.peer_closed.get())
+        };
+        let before = state(self);
+        let (_, filled) = self.process(true, dest, Write::Nothing)?;
+        Ok(if filled > 0 {
+            Some(Pull::Data(filled))
+        } else if state(self) != before {
+            Some(Pull::Progress)
+        } else {
+            None
+        })
+    }
+
+    /// After some plaintext was put into the caller's buffer: fills more
+    /// of it (`rest`) from records already received, without waiting, if
+    /// no receive is under way. A failure is recorded (Broken) and
+    /// reported by the next call, so the bytes already read are returned.
+    fn read_more(&self, rest: &mut [u8]) -> usize {
+        if !self.fresh.get() {
+            return 0;
+        }
+        let Some(_guard) = Receiving::enter(&self.receiving) else {
+            return 0;
+        };
+        match self.run_received(rest) {
+            Ok(Some(Pull::Data(n))) => n,
+            _ => 0,
+        }
     }
 }
 
@@ -964,7 +1372,7 @@ impl<S: Stream> AsyncResource for TlsStream<S> {
         let sent = async {
             let mut waited = false;
             self.ensure_handshake(&mut waited).await?;
-            self.queue_close_notify();
+            self.queue_close_notify()?;
             self.flush(&mut waited).await
         }
         .await;
@@ -995,22 +1403,9 @@ impl<S: Stream> SendStream for TlsStream<S> {
         self.check_status()?;
         let mut rest = data;
         while !rest.is_empty() {
-            let n = {
-                let mut conn = self.conn.borrow_mut();
-                let n = conn.writer().write(&rest[..rest.len().min(SEND_CHUNK)]);
-                self.drain(&mut conn);
-                n
-            };
-            match n {
-                Ok(0) => {
-                    return Err(self.fail(Error::new(
-                        ErrorKind::Broken,
-                        "rustls accepted no plaintext",
-                    )));
-                }
-                Ok(n) => rest = &rest[n..],
-                Err(e) => return Err(self.fail(Error::with_kind(ErrorKind::Broken, e))),
-            }
+            let (chunk, later) = rest.split_at(rest.len().min(SEND_CHUNK));
+            self.write(Write::Data(chunk)).map_err(|e| self.fail(e))?;
+            rest = later;
             // Any failure here, a cancellation while waiting for the send
             // lock included, breaks the stream: our data may be queued.
             if let Err(e) = self.flush(&mut waited).await {
@@ -1076,37 +1471,41 @@ impl<S: Stream> ReceiveStream for TlsStream<S> {
         }
         loop {
             self.check_status()?;
-            let r = self.conn.borrow_mut().reader().read(buf);
-            match r {
-                // 0: the peer's close_notify (end of stream).
-                Ok(n) => {
-                    let n = if n > 0 && n < buf.len() {
-                        n + self.read_more(&mut buf[n..])
-                    } else {
-                        n
-                    };
+            let n = self.plain.borrow_mut().take_into(buf);
+            // 0 with the peer's close_notify processed: end of stream.
+            if n > 0 || self.peer_closed.get() {
+                let n = if n > 0 && n < buf.len() {
+                    n + self.read_more(&mut buf[n..])
+                } else {
+                    n
+                };
+                if !waited {
+                    cancel_shielded_checkpoint().await?;
+                }
+                return Ok(n);
+            }
+            match self.pull(&mut waited, buf).await? {
+                Pull::Data(n) => {
                     if !waited {
                         cancel_shielded_checkpoint().await?;
                     }
                     return Ok(n);
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(self.fail(Error::with_kind(ErrorKind::Broken, e))),
-            }
-            if let Pull::Eof = self.pull(&mut waited).await? {
-                if self.peer_closed.get() {
-                    continue; // the reader now says 0
-                }
-                if self.https_compatible {
+                Pull::Progress => {}
+                // The peer's close_notify: the loop returns 0.
+                Pull::Eof if self.peer_closed.get() => {}
+                Pull::Eof if self.https_compatible => {
                     if !waited {
                         cancel_shielded_checkpoint().await?;
                     }
                     return Ok(0);
                 }
-                return Err(self.fail(Error::new(
-                    ErrorKind::Broken,
-                    "the transport ended without a TLS close_notify (the data may be truncated)",
-                )));
+                Pull::Eof => {
+                    return Err(self.fail(Error::new(
+                        ErrorKind::Broken,
+                        "the transport ended without a TLS close_notify (the data may be truncated)",
+                    )));
+                }
             }
         }
     }
@@ -1121,14 +1520,14 @@ impl<S: Stream> Stream for TlsStream<S> {
         if !self.sent_close_notify.get() {
             self.ensure_handshake(&mut waited).await?;
             self.check_status()?;
-            let version = self.conn.borrow().protocol_version();
+            let version = self.conn.borrow().common().protocol_version();
             if version != Some(ProtocolVersion::TLSv1_3) {
                 return Err(Error::new(
                     ErrorKind::Unsupported,
                     "send_eof needs TLS 1.3: in TLS 1.2 a close_notify ends both directions",
                 ));
             }
-            self.queue_close_notify();
+            self.queue_close_notify()?;
             if let Err(e) = self.flush(&mut waited).await {
                 return Err(self.fail(e));
             }
@@ -1159,7 +1558,7 @@ impl<S> fmt::Debug for TlsStream<S> {
             .conn
             .try_borrow()
             .ok()
-            .and_then(|c| c.protocol_version());
+            .and_then(|c| c.common().protocol_version());
         f.debug_struct("TlsStream")
             .field("side", &if self.server_side { "server" } else { "client" })
             .field("status", &status)

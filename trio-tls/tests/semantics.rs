@@ -1,7 +1,7 @@
 //! `TlsStream`'s own rules (DESIGN §9), beyond the conformance checks:
 //! the shared handshake, cancellation, ragged EOF, `send_eof` on 1.2,
-//! `unwrap` (also after full records), ALPN and certificates, the handshake
-//! timeout, a peer that does not speak TLS.
+//! `unwrap` (also after full records), ALPN, certificates and the server
+//! name, the handshake timeout, a peer that does not speak TLS.
 
 mod common;
 
@@ -302,6 +302,23 @@ async fn alpn_and_certificates_after_the_handshake_and_an_error_before() -> trio
     assert_eq!(server.peer_certificates()?, None);
     assert_eq!(server.server_name()?.as_deref(), Some("localhost"));
     assert_eq!(client.protocol_version()?, ProtocolVersion::TLSv1_3);
+    Ok(())
+}
+
+#[trio::test(autojump)]
+async fn the_server_name_is_the_one_each_client_sent_or_none() -> trio::Result<()> {
+    // Two servers on one thread, one after the other: the second client
+    // connects by IP address, which TLS sends no name for.
+    let (client, server) = memory_tls_pair(V13);
+    handshake_both(&client, &server).await?;
+    assert_eq!(server.server_name()?.as_deref(), Some("localhost"));
+    assert_eq!(client.server_name()?, None);
+    let (a, b) = trio::testing::memory_stream_pair();
+    let ip = "127.0.0.1".try_into().unwrap();
+    let client = TlsStream::client(a, client_config(V13), ip)?;
+    let server = TlsStream::server(b, server_config(V13))?;
+    handshake_both(&client, &server).await?;
+    assert_eq!(server.server_name()?, None);
     Ok(())
 }
 

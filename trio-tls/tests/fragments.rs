@@ -1,0 +1,119 @@
+//! Handshake messages split over many records, received a few bytes at a
+//! time: rustls keeps a partial handshake message in the receive buffer
+//! between receives, while another task sends (module docs of
+//! `stream.rs`, "Full duplex").
+
+mod common;
+
+use common::*;
+use std::sync::Arc;
+use trio::open_nursery;
+use trio::stream::{AsyncResource, BoxStream, ReceiveStream, SendStream, Stream};
+use trio_tls::TlsStream;
+use trio_tls::rustls::ProtocolVersion;
+
+/// A transport whose receives return at most 7 bytes.
+struct Trickle(BoxStream);
+
+impl AsyncResource for Trickle {
+    async fn aclose(&self) -> trio::Result<()> {
+        self.0.aclose().await
+    }
+}
+
+impl SendStream for Trickle {
+    async fn send_all(&self, data: &[u8]) -> trio::Result<()> {
+        self.0.send_all(data).await
+    }
+
+    async fn wait_send_all_might_not_block(&self) -> trio::Result<()> {
+        self.0.wait_send_all_might_not_block().await
+    }
+}
+
+impl ReceiveStream for Trickle {
+    async fn receive_some(&self, buf: &mut [u8]) -> trio::Result<usize> {
+        let n = buf.len().min(7);
+        self.0.receive_some(&mut buf[..n]).await
+    }
+}
+
+impl Stream for Trickle {
+    async fn send_eof(&self) -> trio::Result<()> {
+        self.0.send_eof().await
+    }
+}
+
+async fn receive_to_end<R: ReceiveStream>(r: &R) -> trio::Result<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut buf = [0; 1000];
+    loop {
+        let n = r.receive_some(&mut buf).await?;
+        if n == 0 {
+            return Ok(got);
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Both sides fragment every message into records of at most 64 bytes of
+/// payload; the transport delivers 7 bytes per receive. After the
+/// handshake, the server's first send carries its TLS 1.3 session tickets
+/// (each split over several records) while the client receives in one
+/// task and sends in another.
+async fn split_messages(version: ProtocolVersion) -> trio::Result<()> {
+    let (a, b) = trio::testing::memory_stream_pair();
+    let mut client_config = (*client_config(Some(version))).clone();
+    client_config.max_fragment_size = Some(64);
+    let mut server_config = (*server_config(Some(version))).clone();
+    server_config.max_fragment_size = Some(64);
+    let client = TlsStream::client(Trickle(Box::new(a)), Arc::new(client_config), localhost())?;
+    let server = TlsStream::server(Trickle(Box::new(b)), Arc::new(server_config))?;
+    open_nursery(async |n| {
+        n.start_soon(client.do_handshake());
+        n.start_soon(server.do_handshake());
+        Ok(())
+    })
+    .await?;
+    assert_eq!(server.server_name()?.as_deref(), Some("localhost"));
+    assert_eq!(client.protocol_version()?, version);
+    let to_client: Vec<u8> = (0..3000).map(|i| (i % 251) as u8).collect();
+    let to_server: Vec<u8> = (0..3000).map(|i| (i % 241) as u8).collect();
+    open_nursery(async |n| {
+        n.start_soon(async {
+            server.send_all(&to_client).await?;
+            let mut got = Vec::new();
+            let mut buf = [0; 1000];
+            while got.len() < to_server.len() {
+                let n = server.receive_some(&mut buf).await?;
+                assert_ne!(n, 0);
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(got, to_server);
+            server.aclose().await
+        });
+        n.start_soon(async {
+            assert_eq!(receive_to_end(&client).await?, to_client);
+            Ok(())
+        });
+        n.start_soon(async {
+            for chunk in to_server.chunks(100) {
+                client.send_all(chunk).await?;
+            }
+            Ok(())
+        });
+        Ok(())
+    })
+    .await?;
+    client.aclose().await
+}
+
+#[trio::test(autojump)]
+async fn tls13_messages_split_over_records_and_receives() -> trio::Result<()> {
+    split_messages(ProtocolVersion::TLSv1_3).await
+}
+
+#[trio::test(autojump)]
+async fn tls12_messages_split_over_records_and_receives() -> trio::Result<()> {
+    split_messages(ProtocolVersion::TLSv1_2).await
+}
