@@ -187,12 +187,13 @@ impl SocketStream {
             if self.did_shutdown_write.get() {
                 return Err(Error::new(ErrorKind::Closed, "cannot send after send_eof"));
             }
-            s.io(
+            // A short write: the send buffer is full (see `send_all`).
+            s.io_op(
                 Direction::Write,
                 "SocketStream::send_some",
                 location,
                 &|| self.is_closed(),
-                |s| s.send(data),
+                |s| s.send(data).map(|n| (n, n < data.len())),
             )
             .await
             .map_err(|e| self.fail(SEND, e))
@@ -392,21 +393,19 @@ impl SendStream for SocketStream {
             let mut sent = 0;
             while sent < data.len() {
                 let rest = &data[sent..];
+                // A short write means the send buffer is full: the next
+                // send waits for the edge instead of a syscall that would
+                // say WouldBlock.
                 let n = s
-                    .io(
+                    .io_op(
                         Direction::Write,
                         "SocketStream::send_all",
                         location,
                         &|| self.is_closed(),
-                        |s| s.send(rest),
+                        |s| s.send(rest).map(|n| (n, n < rest.len())),
                     )
                     .await
                     .map_err(|e| self.fail(SEND, e))?;
-                if n < rest.len() {
-                    // Short write: the send buffer is full; wait for the
-                    // edge instead of a send that would say WouldBlock.
-                    s.registration().clear_ready(Direction::Write);
-                }
                 sent += n;
             }
             Ok(())
@@ -441,22 +440,19 @@ impl ReceiveStream for SocketStream {
                 checkpoint_if_cancelled().await?;
                 return Err(empty_buffer());
             }
-            let n = s
-                .io(
-                    Direction::Read,
-                    "SocketStream::receive_some",
-                    location,
-                    &|| self.is_closed(),
-                    |mut s| s.read(buf),
-                )
-                .await
-                .map_err(|e| self.fail(RECEIVE, e))?;
-            if n < buf.len() {
-                // The receive queue is drained (a stream read takes all
-                // there is, up to the buffer): no need to try again first.
-                s.registration().clear_ready(Direction::Read);
-            }
-            Ok(n)
+            // A read that does not fill `buf` drained the receive queue (a
+            // stream read takes all there is, up to the buffer): the next
+            // one waits for the edge without trying first.
+            let len = buf.len();
+            s.io_op(
+                Direction::Read,
+                "SocketStream::receive_some",
+                location,
+                &|| self.is_closed(),
+                |mut s| s.read(buf).map(|n| (n, n < len)),
+            )
+            .await
+            .map_err(|e| self.fail(RECEIVE, e))
         }
     }
 }
