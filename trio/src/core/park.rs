@@ -553,31 +553,10 @@ where
         rt.settle_lazy();
         let status = rt.current_cancel_status.get();
         let key = self.key.park;
-        // One pass over the record (one borrow, on the common path): take
-        // the outcome, or register the wait, unless the scope is cancelled
-        // and the abort function must run first (outside the borrow).
+        // One pass over the record per borrow (see `settle_park`).
+        let waker = cx.waker();
         let settle = |st: &mut State, may_abort: bool| -> Step {
-            match st.parks.get(key).map(|p| &p.state) {
-                None | Some(ParkState::Idle) => {
-                    Step::Done(Err(Error::usage("a Park's record vanished")))
-                }
-                Some(ParkState::Done(_)) => match st.remove_park(key) {
-                    Some(ParkState::Done(outcome)) => Step::Done(outcome),
-                    _ => Step::Done(Err(Error::usage("a Park's record vanished"))),
-                },
-                Some(ParkState::Waiting) if may_abort && st.is_cancelled(status) => {
-                    if PLAIN {
-                        st.remove_park(key);
-                        Step::Aborted
-                    } else {
-                        Step::Abort
-                    }
-                }
-                Some(ParkState::Waiting) => {
-                    st.register_park(key, status, cx.waker());
-                    Step::Waiting
-                }
-            }
+            settle_park::<PLAIN>(st, key, status, waker, may_abort)
         };
         let mut step = rt.with_state(|st| settle(st, !self.abort_failed));
         if let Step::Abort = step {
@@ -607,6 +586,40 @@ where
                 Poll::Ready(outcome)
             }
             Step::Waiting | Step::Abort => Poll::Pending,
+        }
+    }
+}
+
+/// One pass over a parked wait's record (one borrow, on the common path):
+/// take the outcome, or register the wait, unless the scope is cancelled
+/// and the abort function must run first (outside the borrow). Inlined
+/// into `Park::poll_in`, as the closure it was.
+#[inline(always)]
+fn settle_park<const PLAIN: bool>(
+    st: &mut State,
+    key: ParkId,
+    status: CancelStatusId,
+    waker: &Waker,
+    may_abort: bool,
+) -> Step {
+    match st.parks.get(key).map(|p| &p.state) {
+        // (An `Idle` record is never a `Park`'s.)
+        None | Some(ParkState::Idle) => Step::Done(Err(Error::usage("a Park's record vanished"))),
+        Some(ParkState::Done(_)) => match st.remove_park(key) {
+            Some(ParkState::Done(outcome)) => Step::Done(outcome),
+            _ => Step::Done(Err(Error::usage("a Park's record vanished"))),
+        },
+        Some(ParkState::Waiting) if may_abort && st.is_cancelled(status) => {
+            if PLAIN {
+                st.remove_park(key);
+                Step::Aborted
+            } else {
+                Step::Abort
+            }
+        }
+        Some(ParkState::Waiting) => {
+            st.register_park(key, status, waker);
+            Step::Waiting
         }
     }
 }
