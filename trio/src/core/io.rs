@@ -137,6 +137,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::panic::Location;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, Weak};
 // `task::Poll`, not to be confused with mio's `Poll`.
 use std::task::{self, Context};
@@ -959,6 +960,17 @@ struct Registered {
 #[derive(Default)]
 pub(crate) struct IoRegistration {
     inner: Mutex<Option<Registered>>,
+    /// `inner`'s run id (0: none; no run has id 0) and token, copied for
+    /// the operations' hot path, which reads them without the lock: a
+    /// sequence lock, written only with `inner` locked ([`publish`]), read
+    /// by [`token_here`] (an odd or changed `seq` means a write was under
+    /// way: the reader takes the lock instead).
+    ///
+    /// [`publish`]: Self::publish
+    /// [`token_here`]: Self::token_here
+    seq: AtomicU32,
+    run_id: AtomicU32,
+    token: AtomicUsize,
 }
 
 impl fmt::Debug for IoRegistration {
@@ -983,6 +995,18 @@ impl IoRegistration {
         self.token_in(&rt, fd)
     }
 
+    /// Copies `r`'s run id and token for [`token_here`](Self::token_here).
+    /// Call with `inner` locked (writers take turns there).
+    fn publish(&self, r: Option<&Registered>) {
+        let seq = self.seq.load(Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        let (run_id, token) = r.map_or((0, 0), |r| (r.run_id, r.token));
+        self.run_id.store(run_id, Ordering::Relaxed);
+        self.token.store(token, Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(2), Ordering::Release);
+    }
+
     /// [`token`](Self::token) in the run `rt` (the current one).
     fn token_in(&self, rt: &Runtime, fd: RawFd) -> Result<usize> {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -994,6 +1018,7 @@ impl IoRegistration {
         }
         // The old record (if any) dies here, with its liveness token.
         *g = None;
+        self.publish(None);
         let alive = Arc::new(());
         let mut reactor = rt.reactor.borrow_mut();
         let registered = reactor.register(fd, Arc::downgrade(&alive));
@@ -1004,6 +1029,7 @@ impl IoRegistration {
                 registry: Arc::clone(&reactor.registry),
                 _alive: alive,
             });
+            self.publish(g.as_ref());
         }
         drop(reactor);
         drop(g);
@@ -1016,15 +1042,9 @@ impl IoRegistration {
     /// read, or short write). A syscall now would fail with `WouldBlock`,
     /// so the caller may park at once. False when unknown.
     pub(crate) fn known_not_ready(&self, dir: Direction) -> bool {
-        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(r) = &*g else { return false };
         runtime::with_runtime(|rt| {
-            rt.run_id == r.run_id
-                && rt
-                    .reactor
-                    .borrow_mut()
-                    .entry(r.token)
-                    .is_some_and(|e| e.readiness & dir.satisfied_by() == 0)
+            self.token_here(rt)
+                .is_some_and(|t| rt.reactor.borrow_mut().known_not_ready(t, dir))
         })
         .unwrap_or(false)
     }
@@ -1032,16 +1052,12 @@ impl IoRegistration {
     /// Clears the cached readiness of `dir`: after a `WouldBlock`, or after
     /// a stream read that did not fill its buffer (the receive queue is
     /// empty) or a short stream write (the send buffer is full), as tokio
-    /// does. Edge-triggered: the next change sets it again.
+    /// does. Edge-triggered: the next change sets it again. Closed and
+    /// error states do not go away; they are kept.
     pub(crate) fn clear_ready(&self, dir: Direction) {
-        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(r) = &*g else { return };
         runtime::with_runtime(|rt| {
-            if rt.run_id == r.run_id
-                && let Some(e) = rt.reactor.borrow_mut().entry(r.token)
-            {
-                // Closed and error states do not go away; keep them.
-                e.readiness &= !(dir.satisfied_by() & (READABLE | WRITABLE));
+            if let Some(t) = self.token_here(rt) {
+                rt.reactor.borrow_mut().clear_ready(t, dir);
             }
         });
     }
@@ -1126,8 +1142,16 @@ impl IoRegistration {
     }
 
     /// The token of the registration in the run `rt`, if the fd is
-    /// registered there (one lock; nothing is registered).
+    /// registered there (nothing is registered): from the copy `publish`
+    /// keeps, without the lock, unless a write is under way.
     fn token_here(&self, rt: &Runtime) -> Option<usize> {
+        let seq = self.seq.load(Ordering::Acquire);
+        let run_id = self.run_id.load(Ordering::Relaxed);
+        let token = self.token.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        if seq & 1 == 0 && self.seq.load(Ordering::Relaxed) == seq {
+            return (run_id == rt.run_id).then_some(token);
+        }
         let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         g.as_ref()
             .filter(|r| r.run_id == rt.run_id)
@@ -1205,7 +1229,11 @@ impl IoRegistration {
     /// run it belongs to, from any thread).
     pub(crate) fn deregister(&self, fd: RawFd) {
         // Taken out, and the lock released before anyone is woken.
-        let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let taken = {
+            let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            self.publish(None);
+            g.take()
+        };
         let Some(r) = taken else { return };
         let done = runtime::with_runtime(|rt| {
             if rt.run_id != r.run_id {
