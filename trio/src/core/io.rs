@@ -742,31 +742,58 @@ impl Reactor {
         }
     }
 
-    /// For an operation's wait on `dir`: the entry's reusable wait record,
-    /// if it has one yet. Busy when another operation's wait holds the
-    /// slot (a poll waiter there gives way, in [`put_op_waiter`]); Closed
-    /// when the source is gone.
-    ///
-    /// [`put_op_waiter`]: Self::put_op_waiter
-    fn op_wait_of(&mut self, token: usize, dir: Direction) -> Result<Option<ParkId>> {
+    /// Starts an operation's wait on `dir`: Busy when another operation's
+    /// wait holds the slot, Closed when the source is gone. If the entry
+    /// has a reusable wait record, its key goes in the slot at once (the
+    /// usual case, which then needs no second look here); a poll waiter
+    /// there gives way (released, to poll again: `true` is returned, and
+    /// the caller settles). Returns the key put in the slot, if any.
+    fn begin_op_wait(
+        &mut self,
+        token: usize,
+        dir: Direction,
+        run_id: u32,
+    ) -> Result<(Option<WaitKey>, bool)> {
         let Some(e) = self.entry(token) else {
             return Err(closed_error());
         };
+        let fd = e.fd;
         let poll_park = e.poll_parks[dir.index()];
-        match *e.slot(dir) {
-            Some(k) if Some(k.park) != poll_park => Err(busy(dir, e.fd)),
-            _ => Ok(e.op_parks[dir.index()]),
+        let existing = e.op_parks[dir.index()];
+        let slot = e.slot(dir);
+        let current = *slot;
+        if let Some(k) = current
+            && Some(k.park) != poll_park
+        {
+            return Err(busy(dir, fd));
+        }
+        let Some(park) = existing else {
+            return Ok((None, false));
+        };
+        let key = WaitKey { park, run_id };
+        *slot = Some(key);
+        match current {
+            None => {
+                self.waiting += 1;
+                Ok((Some(key), false))
+            }
+            Some(k) => {
+                self.released.push(Release::Evicted(k));
+                Ok((Some(key), true))
+            }
         }
     }
 
-    /// Puts an operation's wait `key` in the slot of `dir`; a poll waiter
-    /// there gives way (released, to poll again: true is returned, and the
-    /// caller settles). With `reusable`, its record becomes the entry's
-    /// reusable one. Busy or Closed as [`op_wait_of`](Self::op_wait_of).
+    /// Puts an operation's wait `key` in the slot of `dir`, in place of
+    /// `placed` (what [`begin_op_wait`](Self::begin_op_wait) put there, if
+    /// anything); a poll waiter there gives way as in `begin_op_wait`.
+    /// With `reusable`, its record becomes the entry's reusable one. Busy
+    /// or Closed as `begin_op_wait`.
     fn put_op_waiter(
         &mut self,
         token: usize,
         dir: Direction,
+        placed: Option<WaitKey>,
         key: WaitKey,
         reusable: bool,
     ) -> Result<bool> {
@@ -780,6 +807,10 @@ impl Reactor {
         }
         let slot = e.slot(dir);
         match *slot {
+            Some(k) if Some(k) == placed => {
+                *slot = Some(key);
+                Ok(false)
+            }
             None => {
                 *slot = Some(key);
                 self.waiting += 1;
@@ -1468,7 +1499,12 @@ fn arm_wait(
     label: &'static str,
     location: &'static Location<'static>,
 ) -> Result<IoWait> {
-    let existing = rt.reactor.borrow_mut().op_wait_of(token, dir)?;
+    // The entry's record is put in the slot at once, and replaced below
+    // in the rare case that the park table says it cannot be re-armed.
+    let (placed, mut evicted) = rt
+        .reactor
+        .borrow_mut()
+        .begin_op_wait(token, dir, rt.run_id)?;
     rt.settle_lazy();
     let status = rt.current_cancel_status.get();
     let task = rt.current_task.get();
@@ -1476,9 +1512,16 @@ fn arm_wait(
         if st.is_cancelled(status) {
             return None;
         }
+        let existing = placed.map(|k| k.park);
         Some(st.arm_io_park(existing, task, status, label, location, cx.waker()))
     });
     let Some((park, reusable)) = armed else {
+        if let Some(k) = placed {
+            rt.reactor.borrow_mut().remove_waiter(token, dir, k);
+        }
+        if evicted {
+            settle(rt);
+        }
         rt.count_checkpoint(false, true);
         return Err(Error::cancelled());
     };
@@ -1486,28 +1529,32 @@ fn arm_wait(
         park,
         run_id: rt.run_id,
     };
-    let put = rt
-        .reactor
-        .borrow_mut()
-        .put_op_waiter(token, dir, key, reusable);
-    match put {
-        Ok(evicted) => {
-            if evicted {
-                settle(rt);
+    if placed != Some(key) {
+        let put = rt
+            .reactor
+            .borrow_mut()
+            .put_op_waiter(token, dir, placed, key, reusable);
+        match put {
+            Ok(e) => evicted |= e,
+            Err(e) => {
+                // Not in the slot: the record goes (an entry that still
+                // names it finds it gone and makes another).
+                rt.with_state(|st| st.finish_io_park(park, false));
+                if evicted {
+                    settle(rt);
+                }
+                return Err(e);
             }
-            Ok(IoWait {
-                token,
-                key,
-                reusable,
-            })
-        }
-        Err(e) => {
-            // Not in the slot: the record goes (an entry that still names
-            // it finds it gone and makes another).
-            rt.with_state(|st| st.finish_io_park(park, false));
-            Err(e)
         }
     }
+    if evicted {
+        settle(rt);
+    }
+    Ok(IoWait {
+        token,
+        key,
+        reusable,
+    })
 }
 
 /// Polls an armed wait: its outcome once the reactor (readiness) or a
@@ -1525,6 +1572,19 @@ fn poll_wait(rt: &Runtime, cx: &Context<'_>, w: IoWait, dir: Direction) -> task:
     let status = rt.current_cancel_status.get();
     let park = w.key.park;
     let step = rt.with_state(|st| {
+        // The common case in one lookup: a reusable record's outcome
+        // (what `finish_io_park` does; the wake used up its waker).
+        if let Some(p) = st.parks.get_mut(park)
+            && w.reusable
+            && matches!(p.state, ParkState::Done(_))
+        {
+            let target = std::mem::take(&mut p.target);
+            let state = std::mem::replace(&mut p.state, ParkState::Idle);
+            st.retire(target);
+            if let ParkState::Done(outcome) = state {
+                return WaitStep::Done(outcome);
+            }
+        }
         let Some(p) = st.parks.get(park) else {
             return WaitStep::Gone;
         };
@@ -1899,6 +1959,52 @@ mod op_wait_tests {
                 }
                 a.send_eof().await?;
                 Ok(())
+            })
+            .await?;
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_wait_with_its_record_ready_still_evicts_a_poller() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        struct Counter(AtomicUsize);
+        impl std::task::Wake for Counter {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        run(async || {
+            let (a, b) = SocketStream::unix_pair()?;
+            let mut buf = [0; 8];
+            // A first wait makes the reusable record.
+            crate::open_nursery(async |n| {
+                n.start_soon(async {
+                    let mut buf = [0; 8];
+                    b.receive_some(&mut buf).await.map(drop)
+                });
+                wait_all_tasks_blocked().await?;
+                a.send_all(b"1").await
+            })
+            .await?;
+            assert!(op_parks(&*b.socket()?)[0].is_some());
+            let c = Arc::new(Counter(AtomicUsize::new(0)));
+            let w = Waker::from(Arc::clone(&c));
+            let mut cx = Context::from_waker(&w);
+            assert!(b.poll_receive(&mut cx, &mut buf).is_pending());
+            crate::open_nursery(async |n| {
+                n.start_soon(async {
+                    let mut buf = [0; 8];
+                    assert_eq!(b.receive_some(&mut buf).await?, 1);
+                    Ok(())
+                });
+                wait_all_tasks_blocked().await?;
+                assert_eq!(c.0.load(Ordering::SeqCst), 1, "the poller is told");
+                match b.poll_receive(&mut cx, &mut buf) {
+                    task::Poll::Ready(Err(e)) => assert_eq!(e.kind(), ErrorKind::Busy),
+                    other => panic!("{other:?}"),
+                }
+                a.send_all(b"2").await
             })
             .await?;
             Ok(())
