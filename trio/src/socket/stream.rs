@@ -157,12 +157,25 @@ impl SocketStream {
 
     /// The socket for an operation in direction `dir` ([`SEND`] or
     /// [`RECEIVE`]): Closed, or that direction's sticky Broken, first.
+    #[inline]
     fn usable(&self, dir: usize) -> Result<Arc<Socket>> {
-        let s = self.socket()?;
-        if let Some((kind, msg)) = &*self.broken[dir].borrow() {
-            return Err(broken(&io::Error::new(*kind, msg.clone())));
+        let s = match &*self.socket.borrow() {
+            Some(s) => Arc::clone(s),
+            None => return Err(closed()),
+        };
+        if self.broken[dir].borrow().is_some() {
+            return Err(self.broken_error(dir));
         }
         Ok(s)
+    }
+
+    /// The sticky Broken error of direction `dir` (which has one).
+    #[cold]
+    fn broken_error(&self, dir: usize) -> Error {
+        match &*self.broken[dir].borrow() {
+            Some((kind, msg)) => broken(&io::Error::new(*kind, msg.clone())),
+            None => closed(),
+        }
     }
 
     /// Records a transport failure of direction `dir` (sticky) and returns
