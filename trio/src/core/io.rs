@@ -73,6 +73,15 @@
 //! with its entry, like a poll waiter's (below): a wait whose record is
 //! gone ends with Closed.
 //!
+//! What it costs (callgrind, `echo --instructions`, user-space
+//! instructions per echoed message, 64 connections): about 1 940 on one
+//! core (2 790 with a `Park` per wait and nested `async` blocks; tokio
+//! `current_thread` 1 270) and 2 080 per core (2 910; tokio
+//! `multi_thread` 1 500), with one `recv` and one `send` per message. The
+//! rest of the gap is mostly the second poll of the task per message (the
+//! shielded schedule point after the send, DESIGN §6): the nursery's
+//! child poll and the run loop's wake-ups.
+//!
 //! # Poll waiters
 //!
 //! Poll methods (`SocketStream::poll_receive`, the pipes' `poll_send` …,
