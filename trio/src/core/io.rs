@@ -1077,18 +1077,6 @@ impl IoRegistration {
         Ok(registered?)
     }
 
-    /// True when the reactor knows `fd` is not ready in `dir`: registered
-    /// in this run, and no edge since the last `WouldBlock` (or drained
-    /// read, or short write). A syscall now would fail with `WouldBlock`,
-    /// so the caller may park at once. False when unknown.
-    pub(crate) fn known_not_ready(&self, dir: Direction) -> bool {
-        runtime::with_runtime(|rt| {
-            self.token_here(rt)
-                .is_some_and(|t| rt.reactor.borrow_mut().known_not_ready(t, dir))
-        })
-        .unwrap_or(false)
-    }
-
     /// Clears the cached readiness of `dir`: after a `WouldBlock`, or after
     /// a stream read that did not fill its buffer (the receive queue is
     /// empty) or a short stream write (the send buffer is full), as tokio
@@ -1205,7 +1193,7 @@ impl IoRegistration {
     /// registered as the direction's poll waiter (`Pending`), to be woken by
     /// the next edge. Not a checkpoint: no cancel check, no schedule point
     /// (the caller decides). `Busy` while an operation's wait holds the
-    /// direction; an error outside a run.
+    /// direction; an error outside a run once it would have to wait.
     pub(crate) fn poll_io<T>(
         &self,
         cx: &Context<'_>,
@@ -1215,22 +1203,62 @@ impl IoRegistration {
         location: &'static Location<'static>,
         mut op: impl FnMut() -> io::Result<T>,
     ) -> task::Poll<Result<T>> {
-        let mut must_wait = self.known_not_ready(dir);
-        loop {
-            if must_wait {
-                return match runtime::with_runtime(|rt| {
-                    self.arm_poll_waiter(rt, cx, fd, dir, label, location)
-                }) {
-                    Some(Ok(())) => task::Poll::Pending,
-                    Some(Err(e)) => task::Poll::Ready(Err(e)),
-                    None => task::Poll::Ready(Err(Error::outside_run())),
-                };
+        self.poll_io_op(cx, fd, dir, label, location, || op().map(|v| (v, false)))
+    }
+
+    /// [`poll_io`](Self::poll_io) for an `op` that also says whether it
+    /// drained the direction (as for [`io_op`](Self::io_op)): the cached
+    /// readiness is then cleared in the same step. One runtime lookup and
+    /// no lock on the common path.
+    pub(crate) fn poll_io_op<T>(
+        &self,
+        cx: &Context<'_>,
+        fd: RawFd,
+        dir: Direction,
+        label: &'static str,
+        location: &'static Location<'static>,
+        mut op: impl FnMut() -> io::Result<(T, bool)>,
+    ) -> task::Poll<Result<T>> {
+        let polled = runtime::with_runtime(|rt| {
+            let token = self.token_here(rt);
+            if let Some(t) = token
+                && rt.reactor.borrow_mut().known_not_ready(t, dir)
+            {
+                return self.poll_wait_at(rt, cx, t, dir, label, location);
             }
+            loop {
+                match op() {
+                    Ok((v, drained)) => {
+                        if drained && let Some(t) = token {
+                            rt.reactor.borrow_mut().clear_ready(t, dir);
+                        }
+                        return task::Poll::Ready(Ok(v));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        let t = match token {
+                            Some(t) => t,
+                            None => match self.token_in(rt, fd) {
+                                Ok(t) => t,
+                                Err(e) => return task::Poll::Ready(Err(e)),
+                            },
+                        };
+                        rt.reactor.borrow_mut().clear_ready(t, dir);
+                        return self.poll_wait_at(rt, cx, t, dir, label, location);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return task::Poll::Ready(Err(Error::from(e))),
+                }
+            }
+        });
+        if let Some(p) = polled {
+            return p;
+        }
+        // Outside a run: the syscall still runs; waiting is what needs one.
+        loop {
             match op() {
-                Ok(v) => return task::Poll::Ready(Ok(v)),
+                Ok((v, _)) => return task::Poll::Ready(Ok(v)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.clear_ready(dir);
-                    must_wait = true;
+                    return task::Poll::Ready(Err(Error::outside_run()));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return task::Poll::Ready(Err(Error::from(e))),
@@ -1238,21 +1266,36 @@ impl IoRegistration {
         }
     }
 
-    /// Registers `cx`'s waker as the poll waiter of `dir` (registering the
-    /// fd first if needed): re-arms the direction's poll-waiter record, or
-    /// makes it on first use, and puts it in the slot. The waker in the
-    /// record is replaced only if it would not wake the same task
+    /// [`arm_poll_waiter`](Self::arm_poll_waiter) as a poll's result.
+    fn poll_wait_at<T>(
+        &self,
+        rt: &Runtime,
+        cx: &Context<'_>,
+        token: usize,
+        dir: Direction,
+        label: &'static str,
+        location: &'static Location<'static>,
+    ) -> task::Poll<Result<T>> {
+        match self.arm_poll_waiter(rt, cx, token, dir, label, location) {
+            Ok(()) => task::Poll::Pending,
+            Err(e) => task::Poll::Ready(Err(e)),
+        }
+    }
+
+    /// Registers `cx`'s waker as the poll waiter of `dir` on the registered
+    /// source `token`: re-arms the direction's poll-waiter record, or makes
+    /// it on first use, and puts it in the slot. The waker in the record is
+    /// replaced only if it would not wake the same task
     /// (`Waker::will_wake`; last waker wins, as in tokio).
     fn arm_poll_waiter(
         &self,
         rt: &Runtime,
         cx: &Context<'_>,
-        fd: RawFd,
+        token: usize,
         dir: Direction,
         label: &'static str,
         location: &'static Location<'static>,
     ) -> Result<()> {
-        let token = self.token_in(rt, fd)?;
         let existing = rt.reactor.borrow_mut().poll_waiter_of(token, dir)?;
         let task = rt.current_task.get();
         let park =

@@ -274,25 +274,20 @@ impl SocketStream {
         if buf.is_empty() {
             return Poll::Ready(Err(empty_buffer()));
         }
-        let polled = s.registration().poll_io(
+        // Drained (a short read): the next poll waits for the edge (as
+        // `receive_some`).
+        let len = buf.len();
+        let polled = s.registration().poll_io_op(
             cx,
             s.fd(),
             Direction::Read,
             "SocketStream::poll_receive",
             location,
-            || s.as_socket2().read(buf),
+            || s.as_socket2().read(buf).map(|n| (n, n < len)),
         );
         match polled {
-            Poll::Ready(Ok(n)) => {
-                if n < buf.len() {
-                    // Drained: the next poll waits for the edge (as
-                    // `receive_some`).
-                    s.registration().clear_ready(Direction::Read);
-                }
-                Poll::Ready(Ok(n))
-            }
             Poll::Ready(Err(e)) => Poll::Ready(Err(self.fail(RECEIVE, e))),
-            Poll::Pending => Poll::Pending,
+            other => other,
         }
     }
 
@@ -320,24 +315,19 @@ impl SocketStream {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let polled = s.registration().poll_io(
+        // A short write: the buffer is full; the next poll waits for the
+        // edge.
+        let polled = s.registration().poll_io_op(
             cx,
             s.fd(),
             Direction::Write,
             "SocketStream::poll_send",
             location,
-            || s.as_socket2().send(data),
+            || s.as_socket2().send(data).map(|n| (n, n < data.len())),
         );
         match polled {
-            Poll::Ready(Ok(n)) => {
-                if n < data.len() {
-                    // Short write: the buffer is full; wait for the edge.
-                    s.registration().clear_ready(Direction::Write);
-                }
-                Poll::Ready(Ok(n))
-            }
             Poll::Ready(Err(e)) => Poll::Ready(Err(self.fail(SEND, e))),
-            Poll::Pending => Poll::Pending,
+            other => other,
         }
     }
 
