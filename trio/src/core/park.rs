@@ -38,6 +38,27 @@
 //! `Done` record goes back to `Waiting`. It never registers under a cancel
 //! status (a poll method is no cancel point; its caller checks), and the
 //! reactor removes it when the entry goes.
+//!
+//! # I/O wait records
+//!
+//! A socket operation that must wait for readiness (`core/io.rs`, `IoOp`)
+//! does not make a `Park` either: each registered reactor entry keeps one
+//! record per direction for those waits, re-armed by every wait
+//! ([`State::arm_io_park`]) and left [`ParkState::Idle`] in between
+//! ([`State::finish_io_park`]), so an echoed message costs no insert and
+//! no removal in this table. Rules that keep the table's invariants:
+//! - *One wait at a time.* Only an `Idle` record is re-armed; a wait that
+//!   finds the entry's record busy (another task's wait, woken but not yet
+//!   polled) gets a record of its own, removed when that wait ends.
+//! - *One cancel status per key.* An `Idle` record keeps its cancel status
+//!   (and its entry in that status's `parked` list, counted in
+//!   `parked_live`), so a re-arm under the same status pushes nothing.
+//!   Under another status the record is replaced by a new one (a new key):
+//!   a key that came back to a status it had left would find its old,
+//!   lazily deleted entry there and be listed twice.
+//! - It is a cancel point like a `Park`: armed under the current cancel
+//!   status, woken when that status is cancelled, and its owner then
+//!   undoes the reactor wait itself.
 
 use crate::core::cancel_status::CancelStatusId;
 use crate::core::runtime::{self, Runtime, State, TaskId, WakeTarget};
@@ -263,6 +284,10 @@ pub(crate) type ParkId = Key;
 pub(crate) enum ParkState {
     Waiting,
     Done(Result<()>),
+    /// A reusable I/O wait record between two waits: no wait, no outcome
+    /// (see "I/O wait records" in the module docs). Only such records are
+    /// ever `Idle`.
+    Idle,
 }
 
 /// The run's record of one parked wait; see the module docs.
@@ -390,6 +415,70 @@ impl State {
         id
     }
 
+    /// Arms an I/O wait record for the current wait (see "I/O wait
+    /// records" in the module docs): re-arms `existing`, the entry's
+    /// reusable record, if it is `Idle` and was registered under `status`;
+    /// else makes a new one. Returns its id and whether it is the entry's
+    /// reusable record from now on (`false`: a record of this wait only,
+    /// because `existing` is busy with another wait).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn arm_io_park(
+        &mut self,
+        existing: Option<ParkId>,
+        task: TaskId,
+        status: CancelStatusId,
+        label: &'static str,
+        location: &'static Location<'static>,
+        waker: &Waker,
+    ) -> (ParkId, bool) {
+        let (run_id, shared_addr) = (self.run_id, self.shared_addr);
+        let mut reusable = true;
+        if let Some(id) = existing
+            && let Some(p) = self.parks.get_mut(id)
+        {
+            match p.state {
+                ParkState::Idle if p.cancel_status == status => {
+                    p.state = ParkState::Waiting;
+                    p.task = task;
+                    p.label = label;
+                    p.location = location;
+                    let replaced = p.target.update(waker, run_id, shared_addr);
+                    self.retire(replaced);
+                    return (id, true);
+                }
+                // Registered under another status: replaced by a new key.
+                ParkState::Idle => {
+                    self.remove_park(id);
+                }
+                // Busy with another wait: this one gets its own record.
+                _ => reusable = false,
+            }
+        }
+        let id = self.insert_park(task, label, location, Instant::INFINITY);
+        self.register_park(id, status, waker);
+        (id, reusable)
+    }
+
+    /// Ends an I/O wait's use of its record: a reusable one goes back to
+    /// `Idle` (its waker retired, its cancel status kept), a wait's own is
+    /// removed. Returns the outcome the record held, if it had one.
+    pub(crate) fn finish_io_park(&mut self, park: ParkId, reusable: bool) -> Option<Result<()>> {
+        if !reusable {
+            return match self.remove_park(park)? {
+                ParkState::Done(outcome) => Some(outcome),
+                _ => None,
+            };
+        }
+        let p = self.parks.get_mut(park)?;
+        let target = std::mem::take(&mut p.target);
+        let state = std::mem::replace(&mut p.state, ParkState::Idle);
+        self.retire(target);
+        match state {
+            ParkState::Done(outcome) => Some(outcome),
+            _ => None,
+        }
+    }
+
     /// Gives a parked wait its outcome and wakes it. False if it is not
     /// waiting (already rescheduled, aborted or gone).
     pub(crate) fn reschedule(&mut self, park: ParkId, outcome: Result<()>) -> bool {
@@ -464,29 +553,10 @@ where
         rt.settle_lazy();
         let status = rt.current_cancel_status.get();
         let key = self.key.park;
-        // One pass over the record (one borrow, on the common path): take
-        // the outcome, or register the wait, unless the scope is cancelled
-        // and the abort function must run first (outside the borrow).
+        // One pass over the record per borrow (see `settle_park`).
+        let waker = cx.waker();
         let settle = |st: &mut State, may_abort: bool| -> Step {
-            match st.parks.get(key).map(|p| &p.state) {
-                None => Step::Done(Err(Error::usage("a Park's record vanished"))),
-                Some(ParkState::Done(_)) => match st.remove_park(key) {
-                    Some(ParkState::Done(outcome)) => Step::Done(outcome),
-                    _ => Step::Done(Err(Error::usage("a Park's record vanished"))),
-                },
-                Some(ParkState::Waiting) if may_abort && st.is_cancelled(status) => {
-                    if PLAIN {
-                        st.remove_park(key);
-                        Step::Aborted
-                    } else {
-                        Step::Abort
-                    }
-                }
-                Some(ParkState::Waiting) => {
-                    st.register_park(key, status, cx.waker());
-                    Step::Waiting
-                }
-            }
+            settle_park::<PLAIN>(st, key, status, waker, may_abort)
         };
         let mut step = rt.with_state(|st| settle(st, !self.abort_failed));
         if let Step::Abort = step {
@@ -516,6 +586,40 @@ where
                 Poll::Ready(outcome)
             }
             Step::Waiting | Step::Abort => Poll::Pending,
+        }
+    }
+}
+
+/// One pass over a parked wait's record (one borrow, on the common path):
+/// take the outcome, or register the wait, unless the scope is cancelled
+/// and the abort function must run first (outside the borrow). Inlined
+/// into `Park::poll_in`, as the closure it was.
+#[inline(always)]
+fn settle_park<const PLAIN: bool>(
+    st: &mut State,
+    key: ParkId,
+    status: CancelStatusId,
+    waker: &Waker,
+    may_abort: bool,
+) -> Step {
+    match st.parks.get(key).map(|p| &p.state) {
+        // (An `Idle` record is never a `Park`'s.)
+        None | Some(ParkState::Idle) => Step::Done(Err(Error::usage("a Park's record vanished"))),
+        Some(ParkState::Done(_)) => match st.remove_park(key) {
+            Some(ParkState::Done(outcome)) => Step::Done(outcome),
+            _ => Step::Done(Err(Error::usage("a Park's record vanished"))),
+        },
+        Some(ParkState::Waiting) if may_abort && st.is_cancelled(status) => {
+            if PLAIN {
+                st.remove_park(key);
+                Step::Aborted
+            } else {
+                Step::Abort
+            }
+        }
+        Some(ParkState::Waiting) => {
+            st.register_park(key, status, waker);
+            Step::Waiting
         }
     }
 }

@@ -536,6 +536,28 @@ impl Socket {
             .await
     }
 
+    /// [`io`](Self::io) for an `op` that also says whether it drained the
+    /// direction (a short stream read or write): the cached readiness is
+    /// then cleared in the same step (see `IoRegistration::io_op`).
+    pub(crate) fn io_op<'a, T: 'a>(
+        &'a self,
+        dir: Direction,
+        label: &'static str,
+        location: &'static Location<'static>,
+        closed: &'a dyn Fn() -> bool,
+        mut op: impl FnMut(&socket2::Socket) -> io::Result<(T, bool)> + 'a,
+    ) -> impl Future<Output = Result<T>> + 'a {
+        self.reg.reg.io_op(
+            self.reg.fd,
+            dir,
+            label,
+            location,
+            closed,
+            stream::closed,
+            move || op(&self.inner),
+        )
+    }
+
     /// One operation for a poll method (see the module docs): the
     /// syscall, else the waker registered.
     fn poll_io<T>(

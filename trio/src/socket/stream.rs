@@ -157,12 +157,25 @@ impl SocketStream {
 
     /// The socket for an operation in direction `dir` ([`SEND`] or
     /// [`RECEIVE`]): Closed, or that direction's sticky Broken, first.
+    #[inline]
     fn usable(&self, dir: usize) -> Result<Arc<Socket>> {
-        let s = self.socket()?;
-        if let Some((kind, msg)) = &*self.broken[dir].borrow() {
-            return Err(broken(&io::Error::new(*kind, msg.clone())));
+        let s = match &*self.socket.borrow() {
+            Some(s) => Arc::clone(s),
+            None => return Err(closed()),
+        };
+        if self.broken[dir].borrow().is_some() {
+            return Err(self.broken_error(dir));
         }
         Ok(s)
+    }
+
+    /// The sticky Broken error of direction `dir` (which has one).
+    #[cold]
+    fn broken_error(&self, dir: usize) -> Error {
+        match &*self.broken[dir].borrow() {
+            Some((kind, msg)) => broken(&io::Error::new(*kind, msg.clone())),
+            None => closed(),
+        }
     }
 
     /// Records a transport failure of direction `dir` (sticky) and returns
@@ -187,12 +200,13 @@ impl SocketStream {
             if self.did_shutdown_write.get() {
                 return Err(Error::new(ErrorKind::Closed, "cannot send after send_eof"));
             }
-            s.io(
+            // A short write: the send buffer is full (see `send_all`).
+            s.io_op(
                 Direction::Write,
                 "SocketStream::send_some",
                 location,
                 &|| self.is_closed(),
-                |s| s.send(data),
+                |s| s.send(data).map(|n| (n, n < data.len())),
             )
             .await
             .map_err(|e| self.fail(SEND, e))
@@ -260,25 +274,20 @@ impl SocketStream {
         if buf.is_empty() {
             return Poll::Ready(Err(empty_buffer()));
         }
-        let polled = s.registration().poll_io(
+        // Drained (a short read): the next poll waits for the edge (as
+        // `receive_some`).
+        let len = buf.len();
+        let polled = s.registration().poll_io_op(
             cx,
             s.fd(),
             Direction::Read,
             "SocketStream::poll_receive",
             location,
-            || s.as_socket2().read(buf),
+            || s.as_socket2().read(buf).map(|n| (n, n < len)),
         );
         match polled {
-            Poll::Ready(Ok(n)) => {
-                if n < buf.len() {
-                    // Drained: the next poll waits for the edge (as
-                    // `receive_some`).
-                    s.registration().clear_ready(Direction::Read);
-                }
-                Poll::Ready(Ok(n))
-            }
             Poll::Ready(Err(e)) => Poll::Ready(Err(self.fail(RECEIVE, e))),
-            Poll::Pending => Poll::Pending,
+            other => other,
         }
     }
 
@@ -306,24 +315,19 @@ impl SocketStream {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let polled = s.registration().poll_io(
+        // A short write: the buffer is full; the next poll waits for the
+        // edge.
+        let polled = s.registration().poll_io_op(
             cx,
             s.fd(),
             Direction::Write,
             "SocketStream::poll_send",
             location,
-            || s.as_socket2().send(data),
+            || s.as_socket2().send(data).map(|n| (n, n < data.len())),
         );
         match polled {
-            Poll::Ready(Ok(n)) => {
-                if n < data.len() {
-                    // Short write: the buffer is full; wait for the edge.
-                    s.registration().clear_ready(Direction::Write);
-                }
-                Poll::Ready(Ok(n))
-            }
             Poll::Ready(Err(e)) => Poll::Ready(Err(self.fail(SEND, e))),
-            Poll::Pending => Poll::Pending,
+            other => other,
         }
     }
 
@@ -392,21 +396,19 @@ impl SendStream for SocketStream {
             let mut sent = 0;
             while sent < data.len() {
                 let rest = &data[sent..];
+                // A short write means the send buffer is full: the next
+                // send waits for the edge instead of a syscall that would
+                // say WouldBlock.
                 let n = s
-                    .io(
+                    .io_op(
                         Direction::Write,
                         "SocketStream::send_all",
                         location,
                         &|| self.is_closed(),
-                        |s| s.send(rest),
+                        |s| s.send(rest).map(|n| (n, n < rest.len())),
                     )
                     .await
                     .map_err(|e| self.fail(SEND, e))?;
-                if n < rest.len() {
-                    // Short write: the send buffer is full; wait for the
-                    // edge instead of a send that would say WouldBlock.
-                    s.registration().clear_ready(Direction::Write);
-                }
                 sent += n;
             }
             Ok(())
@@ -441,22 +443,19 @@ impl ReceiveStream for SocketStream {
                 checkpoint_if_cancelled().await?;
                 return Err(empty_buffer());
             }
-            let n = s
-                .io(
-                    Direction::Read,
-                    "SocketStream::receive_some",
-                    location,
-                    &|| self.is_closed(),
-                    |mut s| s.read(buf),
-                )
-                .await
-                .map_err(|e| self.fail(RECEIVE, e))?;
-            if n < buf.len() {
-                // The receive queue is drained (a stream read takes all
-                // there is, up to the buffer): no need to try again first.
-                s.registration().clear_ready(Direction::Read);
-            }
-            Ok(n)
+            // A read that does not fill `buf` drained the receive queue (a
+            // stream read takes all there is, up to the buffer): the next
+            // one waits for the edge without trying first.
+            let len = buf.len();
+            s.io_op(
+                Direction::Read,
+                "SocketStream::receive_some",
+                location,
+                &|| self.is_closed(),
+                |mut s| s.read(buf).map(|n| (n, n < len)),
+            )
+            .await
+            .map_err(|e| self.fail(RECEIVE, e))
         }
     }
 }
