@@ -46,11 +46,17 @@
 //! woken by a cancel even when the operation in flight waits on something
 //! that is no trio park, and even inside foreign combinators
 //! (`FuturesUnordered`, `select!`). A poll that completes registers
-//! nothing (most of a busy connection's polls: five of the six hyper makes per
-//! keep-alive request). The registration is updated in place while the
-//! waker and the scope stay the same, and lingers after a ready poll until
-//! the next `Pending` poll or the adapter's drop (a cancel then wakes the
-//! task once more, which costs a poll and loses nothing). Outside a trio
+//! nothing (most of a busy connection's polls: four of the six checks
+//! hyper's keep-alive requests cause; see trio-hyper's Performance docs).
+//! The registration is updated in place while the waker and the scope stay
+//! the same, and lingers after a ready poll until the next `Pending` poll
+//! or the adapter's drop (a cancel then wakes the task once more, which
+//! costs a poll and loses nothing). So a task is woken by a cancel of the
+//! scope its *last `Pending`* poll ran in: after a ready poll in an inner
+//! scope, a wait on something that is neither this adapter nor a trio
+//! operation (a foreign channel, say) is not woken by a cancel of that
+//! inner scope (DESIGN §13 promises the wake for an adapter's own
+//! `Pending` polls only). Outside a trio
 //! run the check fails with a `Usage` error (an `io::Error`), never a
 //! panic.
 //!

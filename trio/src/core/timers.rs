@@ -30,13 +30,18 @@
 //! waiting on one is not deadlocked: its deadline will wake it). It is for
 //! foreign timers that are polled, not awaited as trio sleeps (hyper's
 //! `Sleep` in `trio-hyper`, one per HTTP/1.1 request): registering costs a
-//! slab insert and a heap push, dropping a slab remove (the heap entry
-//! goes stale), and no task, map or allocation is involved. Invariants:
+//! slab insert and a push on the in-order queue (or the heap, for a
+//! deadline earlier than the queue's last), dropping a slab remove (the
+//! queued entry goes stale), and no task, map or allocation is involved.
+//! Invariants:
 //!
 //! - An entry's slab slot exists from [`TimerEntry::new`] until it fires
 //!   (the run loop removes it and wakes its waker once) or the
-//!   `TimerEntry` is dropped or reset, whichever comes first; a fired or
-//!   dropped entry's key never matches again (slab generations).
+//!   `TimerEntry` is dropped, whichever comes first (a reset keeps the
+//!   slot and moves the deadline); a fired or dropped entry's key never
+//!   matches again (slab generations). A `TimerEntry` dropped on another
+//!   thread touches nothing: its slot stays until its deadline fires (a
+//!   wake-up for nothing), or until the run ends for an infinite one.
 //! - The waker is kept as a [`WakeTarget`]: a task's own decoded (no
 //!   counted waker, so it does not count as held outside the run), a
 //!   foreign one cloned and woken after the state borrow.
@@ -360,7 +365,7 @@ fn to_run_instant((std_base, run_base): (StdInstant, Instant), instant: StdInsta
 /// A waker woken once when the run's clock reaches a deadline: an entry
 /// of the run's own timer table, for foreign timers that are polled
 /// rather than awaited (hyper's `Sleep`): registering costs a slab insert
-/// and a heap push, dropping a slab remove, with no task and no
+/// and a queue or heap push, dropping a slab remove, with no task and no
 /// allocation (once the run's tables have grown). A task that waits on
 /// one is not a deadlock (its deadline will wake it).
 ///
@@ -451,11 +456,15 @@ impl TimerEntry {
     /// registered: register anew with [`new`](Self::new)) or outside its
     /// run.
     pub fn reset(&mut self, deadline: Instant) -> bool {
-        self.deadline = deadline;
-        runtime::with_runtime(|rt| {
+        let moved = runtime::with_runtime(|rt| {
             rt.run_id == self.run_id && rt.with_state(|st| st.reset_timer_entry(self.key, deadline))
         })
-        .unwrap_or(false)
+        .unwrap_or(false);
+        // `deadline()` reports what is registered: unchanged if nothing is.
+        if moved {
+            self.deadline = deadline;
+        }
+        moved
     }
 
     /// Whether it has not fired yet; if so, `waker` is now the one it
