@@ -1082,6 +1082,12 @@ impl IoRegistration {
     /// empty) or a short stream write (the send buffer is full), as tokio
     /// does. Edge-triggered: the next change sets it again. Closed and
     /// error states do not go away; they are kept.
+    ///
+    /// Call it in the same poll as the syscall whose result it records
+    /// (as [`io_op`](Self::io_op) and [`poll_io_op`](Self::poll_io_op)
+    /// do), never after an `.await` or a schedule point: the reactor may
+    /// record a new edge in between, and clearing afterwards erases it, so
+    /// the next operation waits for data that is already there.
     pub(crate) fn clear_ready(&self, dir: Direction) {
         runtime::with_runtime(|rt| {
             if let Some(t) = self.token_here(rt) {

@@ -71,33 +71,39 @@ impl Pipe {
     }
 
     /// One operation in the order of the module docs; `closed` is asked
-    /// after each wait (a pipe closed meanwhile must not be touched).
+    /// after each wait (a pipe closed meanwhile must not be touched). `op`
+    /// also says whether it drained the direction (a short read or
+    /// write): the cached readiness is then cleared in the same poll as the
+    /// syscall, before the schedule point. (Cleared after it, an edge the
+    /// reactor recorded during the schedule point would be erased and the
+    /// next operation would wait for data already in the pipe.)
     async fn io<T>(
         &self,
         dir: Direction,
         label: &'static str,
         location: &'static Location<'static>,
         closed: &dyn Fn() -> bool,
-        mut op: impl FnMut(&File) -> io::Result<T>,
+        mut op: impl FnMut(&File) -> io::Result<(T, bool)>,
     ) -> Result<T> {
         self.reg
-            .io(self.fd, dir, label, location, closed, closed_error, || {
+            .io_op(self.fd, dir, label, location, closed, closed_error, || {
                 op(&self.file)
             })
             .await
     }
 
-    /// [`io`](Self::io) for a poll method (see the module docs).
+    /// [`io`](Self::io) for a poll method (see the module docs); `op`
+    /// says whether it drained the direction, as for `io`.
     fn poll_io<T>(
         &self,
         cx: &Context<'_>,
         dir: Direction,
         label: &'static str,
         location: &'static Location<'static>,
-        mut op: impl FnMut(&File) -> io::Result<T>,
+        mut op: impl FnMut(&File) -> io::Result<(T, bool)>,
     ) -> Poll<Result<T>> {
         self.reg
-            .poll_io(cx, self.fd, dir, label, location, || op(&self.file))
+            .poll_io_op(cx, self.fd, dir, label, location, || op(&self.file))
     }
 }
 
@@ -236,24 +242,15 @@ impl ProcessStdin {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let polled = p.poll_io(
+        // A short write: the pipe is full; wait for the edge.
+        p.poll_io(
             cx,
             Direction::Write,
             "ProcessStdin::poll_send",
             location,
-            |mut f| f.write(data),
-        );
-        match polled {
-            Poll::Ready(Ok(n)) => {
-                if n < data.len() {
-                    // Short write: the pipe is full; wait for the edge.
-                    p.reg.clear_ready(Direction::Write);
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(end.fail(e))),
-            Poll::Pending => Poll::Pending,
-        }
+            |mut f| f.write(data).map(|n| (n, n < data.len())),
+        )
+        .map_err(|e| end.fail(e))
     }
 
     /// Closes the pipe at once, without a future (what
@@ -303,19 +300,13 @@ macro_rules! receive_end {
                 if buf.is_empty() {
                     return Poll::Ready(Err(empty_buffer()));
                 }
-                match p.poll_io(cx, Direction::Read, $poll_label, location, |mut f| {
-                    f.read(buf)
-                }) {
-                    Poll::Ready(Ok(n)) => {
-                        if n < buf.len() {
-                            // Drained: wait for the edge next time.
-                            p.reg.clear_ready(Direction::Read);
-                        }
-                        Poll::Ready(Ok(n))
-                    }
-                    Poll::Ready(Err(e)) => Poll::Ready(Err(end.fail(e))),
-                    Poll::Pending => Poll::Pending,
-                }
+                // A short read drained the pipe: wait for the edge next
+                // time.
+                let len = buf.len();
+                p.poll_io(cx, Direction::Read, $poll_label, location, |mut f| {
+                    f.read(buf).map(|n| (n, n < len))
+                })
+                .map_err(|e| end.fail(e))
             }
         }
 
@@ -346,22 +337,19 @@ macro_rules! receive_end {
                         checkpoint_if_cancelled().await?;
                         return Err(empty_buffer());
                     }
-                    let n = p
-                        .io(
-                            Direction::Read,
-                            $label,
-                            location,
-                            &|| end.is_closed(),
-                            |mut f| f.read(buf),
-                        )
-                        .await
-                        .map_err(|e| end.fail(e))?;
-                    if n < buf.len() {
-                        // The pipe is drained (a read takes all there is,
-                        // up to the buffer): wait for the edge next time.
-                        p.reg.clear_ready(Direction::Read);
-                    }
-                    Ok(n)
+                    // A short read drained the pipe (a read takes all
+                    // there is, up to the buffer): wait for the edge next
+                    // time.
+                    let len = buf.len();
+                    p.io(
+                        Direction::Read,
+                        $label,
+                        location,
+                        &|| end.is_closed(),
+                        |mut f| f.read(buf).map(|n| (n, n < len)),
+                    )
+                    .await
+                    .map_err(|e| end.fail(e))
                 }
             }
         }
@@ -411,20 +399,17 @@ impl SendStream for ProcessStdin {
             let mut sent = 0;
             while sent < data.len() {
                 let rest = &data[sent..];
+                // A short write: the pipe is full; wait for the edge.
                 let n = p
                     .io(
                         Direction::Write,
                         "ProcessStdin::send_all",
                         location,
                         &|| end.is_closed(),
-                        |mut f| f.write(rest),
+                        |mut f| f.write(rest).map(|n| (n, n < rest.len())),
                     )
                     .await
                     .map_err(|e| end.fail(e))?;
-                if n < rest.len() {
-                    // Short write: the pipe is full; wait for the edge.
-                    p.reg.clear_ready(Direction::Write);
-                }
                 sent += n;
             }
             Ok(())
