@@ -117,3 +117,53 @@ async fn tls13_messages_split_over_records_and_receives() -> trio::Result<()> {
 async fn tls12_messages_split_over_records_and_receives() -> trio::Result<()> {
     split_messages(ProtocolVersion::TLSv1_2).await
 }
+
+/// The bytes an evil client sends: a ClientHello that declares a body of
+/// 65 280 bytes, one byte of it per plaintext record (6 bytes on the wire
+/// per byte of the message). rustls keeps every record in the receive
+/// buffer until the message is whole (about 392 KB); the stream refuses to
+/// hold more than about 64 KiB plus two records of it.
+#[trio::test(autojump)]
+async fn a_handshake_message_in_one_byte_records_is_refused_early() -> trio::Result<()> {
+    let (a, b) = trio::testing::memory_stream_pair();
+    let server = TlsStream::server(b, server_config(None))?;
+    let failed = std::cell::Cell::new(false);
+    let sent = std::cell::Cell::new(0usize);
+    let mut message = vec![1u8, 0, 0xff, 0];
+    message.resize(4 + 0xff00, 0);
+    let records: Vec<u8> = message.iter().flat_map(|&b| [22, 3, 1, 0, 1, b]).collect();
+    open_nursery(async |n| {
+        n.start_soon(async {
+            let e = server.do_handshake().await.unwrap_err();
+            assert_eq!(e.kind(), trio::ErrorKind::Broken, "{e}");
+            assert!(e.to_string().contains("handshake message"), "{e}");
+            failed.set(true);
+            Ok(())
+        });
+        n.start_soon(async {
+            for batch in records.chunks(600) {
+                if failed.get() {
+                    break;
+                }
+                a.send_all(batch).await?;
+                sent.set(sent.get() + batch.len());
+                trio::sleep(std::time::Duration::from_millis(1)).await?;
+            }
+            Ok(())
+        });
+        Ok(())
+    })
+    .await?;
+    assert!(failed.get());
+    // The limit (64 KiB and two records of 18 KiB), plus what one batch
+    // and the buffer's last receive add.
+    assert!(
+        sent.get() < 110_000,
+        "{} bytes sent before the refusal",
+        sent.get()
+    );
+    // The error stays.
+    let e = server.do_handshake().await.unwrap_err();
+    assert_eq!(e.kind(), trio::ErrorKind::Broken);
+    Ok(())
+}

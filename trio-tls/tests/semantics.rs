@@ -394,12 +394,11 @@ async fn one_receive_takes_every_record_already_received() -> trio::Result<()> {
 
 #[trio::test(autojump)]
 async fn unwrap_after_full_records_keeps_a_whole_record_shaped_trailer() -> trio::Result<()> {
-    // Full 16 KiB records make rustls take each record in several reads
-    // (while its buffer grows) and be handed a byte of the next one before
-    // processing (module docs, "Feeding"). The bytes after the close_notify
-    // form a complete record header and body, so a feeder that handed
-    // rustls the whole next record would lose them to rustls with the
-    // close_notify.
+    // Full 16 KiB records arrive over several receives, with part of the
+    // next record behind each. The bytes after the close_notify form a
+    // complete record header and body, so a stream that let rustls consume
+    // whole records past the close_notify would lose them (rustls reports
+    // exactly what it is done with: module docs, "Processing").
     let (client, server) = memory_tls_pair(V13);
     handshake_both(&client, &server).await?;
     let data: Vec<u8> = (0..3 * 16384 + 100).map(|i| (i % 251) as u8).collect();
