@@ -436,3 +436,31 @@ async fn a_peer_that_does_not_speak_tls_fails_the_handshake_at_once() -> trio::R
     assert_eq!(e.kind(), ErrorKind::Broken, "{e}");
     Ok(())
 }
+
+/// Polls a future once, then drops it (as a `select` that lost would).
+struct PollOnce<F: Future>(std::pin::Pin<Box<F>>);
+
+impl<F: Future> Future for PollOnce<F> {
+    type Output = bool;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<bool> {
+        std::task::Poll::Ready(self.0.as_mut().poll(cx).is_ready())
+    }
+}
+
+#[trio::test(autojump)]
+async fn a_send_dropped_during_the_transport_send_breaks_the_stream() -> trio::Result<()> {
+    // Over a lockstep transport the send waits for the peer to receive;
+    // dropping it there leaves an unknown prefix of a record sent and the
+    // rest gone, so a later record would follow a gap.
+    let (client, server) = lockstep_tls_pair(V13);
+    handshake_both(&client, &server).await?;
+    let done = PollOnce(Box::pin(client.send_all(b"lost"))).await;
+    assert!(!done, "the send should wait for the peer");
+    let e = client.send_all(b"after").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Broken, "{e}");
+    assert!(e.to_string().contains("abandoned"), "{e}");
+    Ok(())
+}
