@@ -697,7 +697,7 @@ pub(crate) fn recording_sni(config: &ServerConfig) -> Arc<ServerConfig> {
 ///   is no TLS session to close: it only closes the transport. Sending
 ///   `close_notify` waits for a send already in progress (a peer that does
 ///   not read can hold it up: bound it with a timeout, or use
-///   [`aclose_forcefully`](trio::stream::aclose_forcefully)).
+///   [`aclose_forcefully`]).
 /// - [`send_eof`](Stream::send_eof) sends `close_notify` on TLS 1.3 (the
 ///   peer reads end of stream, and this side can still receive); on TLS
 ///   1.2, where `close_notify` ends both directions, it is an
