@@ -11,7 +11,8 @@
 //! application data, more input needed) and how many bytes to discard
 //! from the front. All of that is synchronous and happens under a short
 //! `RefCell` borrow of the connection, never across an `await`. The awaits
-//! are on the transport only, under two internal trio [`Lock`]s:
+//! are on the transport only; sending is under one internal trio [`Lock`],
+//! receiving under a flag:
 //!
 //! - **Sending** (`send_lock`). Every byte rustls produces, by whichever
 //!   task, is appended at once to one `outgoing` buffer, in the order
@@ -60,14 +61,28 @@
 //! the rest arrives; an empty stand-in would then make rustls slice out of
 //! bounds. `held` says when that may be so: after a run that stopped for
 //! more input (or to write), a whole record still at the front of
-//! `incoming` is one rustls kept, since it processes every whole record
-//! before it asks for more. After plaintext nothing is kept: a handshake
-//! message cannot be interleaved with application data. While `held`, the
-//! sender passes the real buffer (rustls finds nothing new to process in
-//! it), and the receiver leaves `incoming` in place and receives into a
-//! separate buffer that it then appends (one copy, only then: post-handshake
-//! messages split over records are rare). After a TLS error rustls is not
-//! run again: the stream is Broken.
+//! `incoming` may be one rustls kept, since it processes every whole record
+//! before it asks for more (it errs on the safe side: rustls also leaves
+//! in place records it will never read, such as those after the peer's
+//! `close_notify`, and `held` is then set needlessly, which costs only the
+//! copy below). After plaintext nothing is kept: a handshake message
+//! cannot be interleaved with application data. While `held`, the sender
+//! passes the real buffer (rustls finds nothing new to process in it), and
+//! the receiver leaves `incoming` in place and receives into a separate
+//! buffer that it then appends (one copy, only then: post-handshake
+//! messages split over records are rare). rustls bounds a handshake
+//! message's declared size, not the records that carry it (one byte per
+//! record, or TLS 1.3's zero padding, could make it keep gigabytes), so
+//! while `held` the kept bytes are limited (`HELD_LIMIT`, 64 KiB and two
+//! records): past it the stream is Broken.
+//!
+//! After rustls returns an error (or its input is refused as above) it is
+//! never run again: it may keep offsets into bytes that are gone. A
+//! dedicated flag (`tls_failed`) says so, apart from the status, since
+//! [`aclose`](AsyncResource::aclose) turns Broken into Closed. `aclose`
+//! still queues its own `close_notify` on a Closed stream whose rustls did
+//! not fail: that run reads no new input (a stand-in, or while `held` the
+//! real buffer, whose records rustls has all seen).
 //!
 //! The server name (SNI) is read by wrapping the config's certificate
 //! resolver (rustls's unbuffered server has no accessor for it): the
@@ -101,6 +116,11 @@
 //!   a failed or cancelled send, a TLS error, a transport failure, a
 //!   ragged end of stream unless `https_compatible`) or `Closed` (our own
 //!   `aclose`, or a finished `unwrap`). `Closed` wins over `Broken`.
+//!   `tls_failed` (rustls is never run again) and `send_failed` (nothing
+//!   more is sent: a send failed or was abandoned part-way, so a later
+//!   record would follow a gap) hold whatever the status becomes. A send
+//!   future dropped (not cancelled) during the transport send sets both
+//!   (a drop guard, as for an abandoned handshake); so does a failed one.
 //! - `handshake` goes `NotStarted → Running → Done | Failed` once. The
 //!   first caller runs it in its own task; concurrent callers wait on the
 //!   `Running` event (made by the first of them) and then read the
@@ -154,6 +174,18 @@ const START_RECEIVE: usize = 4 * 1024;
 /// 256 KiB (medians of three runs of 7 rounds); only a connection whose
 /// receives keep coming back full grows its buffer this far.
 const MAX_RECEIVE: usize = 128 * 1024;
+/// The largest TLS record on the wire: header, 16 KiB of plaintext, and
+/// TLS 1.2's allowance for ciphertext expansion (2048; TLS 1.3 allows 256).
+const MAX_RECORD: usize = RECORD_HEADER + 16 * 1024 + 2048;
+/// The most received bytes kept while rustls holds part of a handshake
+/// message (`held`). rustls caps a handshake message's declared size
+/// (0xffff), not the bytes on the wire that carry it: records of one byte,
+/// or TLS 1.3 records of zero padding, could make it keep megabytes to
+/// gigabytes. 64 KiB of message in full records, plus the overhead of a few
+/// records and a partial record after them, stays well under this; rustls's
+/// buffered API likewise refuses more than 64 KiB while joining a
+/// handshake message.
+const HELD_LIMIT: usize = 64 * 1024 + 2 * MAX_RECORD;
 /// Plaintext encrypted per flush in `send_all`, so that a large send does
 /// not first encrypt all of itself into memory.
 const SEND_CHUNK: usize = 64 * 1024;
@@ -349,6 +381,29 @@ impl Drop for RunningGuard<'_> {
     }
 }
 
+/// Marks the stream broken if a transport send's future is dropped
+/// part-way (its caller's future dropped, not cancelled): an unknown prefix
+/// of the bytes went out, and the rest are gone, so a later record would
+/// follow a gap.
+struct SendingGuard<'a> {
+    status: &'a RefCell<Status>,
+    send_failed: &'a Cell<bool>,
+    armed: bool,
+}
+
+impl Drop for SendingGuard<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        self.send_failed.set(true);
+        let mut status = self.status.borrow_mut();
+        if matches!(*status, Status::Ok) {
+            *status = Status::Broken("a send to the transport was abandoned part-way".into());
+        }
+    }
+}
+
 // ----- rustls's unbuffered state machine -------------------------------------------
 
 /// The connection: rustls's unbuffered client or server.
@@ -429,7 +484,8 @@ struct Job<'a> {
 /// Why a run stopped.
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Stop {
-    /// rustls needs more bytes from the peer (or, for a writer, wrote).
+    /// rustls needs more bytes from the peer, or (with nothing to write)
+    /// could encrypt.
     NeedInput,
     /// The caller's buffer has no room for the next record.
     Full,
@@ -592,6 +648,9 @@ thread_local! {
 #[derive(Debug)]
 struct SniRecorder(Arc<dyn ResolvesServerCert>);
 
+// Forward every method of the trait: one added to it later and not
+// forwarded here would silently take its default, not the wrapped
+// resolver's answer (rustls 0.23: `resolve` and `only_raw_public_keys`).
 impl ResolvesServerCert for SniRecorder {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let name = hello.server_name().map(Box::from);
@@ -619,9 +678,11 @@ pub(crate) fn recording_sni(config: &ServerConfig) -> Arc<ServerConfig> {
 ///   or by [`do_handshake`](Self::do_handshake); concurrent callers share
 ///   it (the others wait for the first's outcome). A handshake that fails
 ///   or is cancelled leaves the stream Broken for good.
-/// - **Full duplex**: one task may send while another receives; either may
-///   flush the other's handshake or alert bytes (internal locks on the
-///   transport). A second concurrent sender or receiver gets `Busy`.
+/// - **Full duplex**: one task may send while another receives (one
+///   internal lock on the transport's sending side; during the handshake
+///   whichever task runs it sends its flights, after it a receiver never
+///   sends: what it makes, such as a key-update reply, goes out with the
+///   next send). A second concurrent sender or receiver gets `Busy`.
 /// - **Cancellation**: a cancelled `send_all` leaves the stream Broken (an
 ///   unknown prefix went out); a `receive_some` cancelled while waiting for
 ///   the transport had no effect.
@@ -636,7 +697,7 @@ pub(crate) fn recording_sni(config: &ServerConfig) -> Arc<ServerConfig> {
 ///   is no TLS session to close: it only closes the transport. Sending
 ///   `close_notify` waits for a send already in progress (a peer that does
 ///   not read can hold it up: bound it with a timeout, or use
-///   [`aclose_forcefully`](trio::stream::aclose_forcefully)).
+///   [`aclose_forcefully`]).
 /// - [`send_eof`](Stream::send_eof) sends `close_notify` on TLS 1.3 (the
 ///   peer reads end of stream, and this side can still receive); on TLS
 ///   1.2, where `close_notify` ends both directions, it is an
@@ -716,6 +777,13 @@ pub struct TlsStream<S> {
     /// The send lock holder's second buffer, swapped with `outgoing`, so
     /// that flushing allocates nothing in the steady state.
     spare: RefCell<Outgoing>,
+    /// rustls returned an error (or the stream refused its input): it must
+    /// never run again, whatever the status (see "State" in the module
+    /// docs).
+    tls_failed: Cell<bool>,
+    /// A transport send failed or was abandoned part-way: nothing more may
+    /// be sent, since later records would follow a gap.
+    send_failed: Cell<bool>,
     /// Received and not yet discarded by rustls. Only the receiving task
     /// receives into it.
     incoming: RefCell<Incoming>,
@@ -819,6 +887,8 @@ impl<S: Stream> TlsStream<S> {
             sent_close_notify: Cell::new(false),
             outgoing: RefCell::new(Outgoing::default()),
             spare: RefCell::new(Outgoing::default()),
+            tls_failed: Cell::new(false),
+            send_failed: Cell::new(false),
             incoming: RefCell::new(Incoming::default()),
             held: Cell::new(false),
             fresh: Cell::new(false),
@@ -1034,10 +1104,14 @@ impl<S: Stream> TlsStream<S> {
     /// "Processing" and "Full duplex" in the module docs). A TLS error
     /// breaks the stream; the fatal alert rustls made for it is queued.
     fn process(&self, input: bool, dest: &mut [u8], write: Write<'_>) -> Result<(Stop, usize)> {
-        if let Status::Broken(_) = *self.status.borrow() {
+        if self.tls_failed.get() || matches!(*self.status.borrow(), Status::Broken(_)) {
             // rustls failed before: it must not run again (it may keep
-            // offsets into bytes that are gone).
-            return Err(self.status_error());
+            // offsets into bytes that are gone). Checked apart from the
+            // status, which `aclose` turns from Broken into Closed.
+            return Err(match self.check_status() {
+                Err(e) => e,
+                Ok(()) => Error::new(ErrorKind::Broken, "the TLS stream is broken"),
+            });
         }
         let mut conn = self.conn.borrow_mut();
         let mut out = self.outgoing.borrow_mut();
@@ -1082,6 +1156,7 @@ impl<S: Stream> TlsStream<S> {
         match r {
             Ok(stop) => Ok((stop, filled)),
             Err(e) => {
+                self.tls_failed.set(true);
                 // Queue the alert rustls made (sent with the next flush, if
                 // any; the stream is broken): rustls hands out what it has
                 // queued before it reads any input.
@@ -1214,6 +1289,14 @@ impl<S: Stream> TlsStream<S> {
         }
         let (_guard, w) = take(&self.send_lock).await?;
         *waited |= w;
+        if self.send_failed.get() {
+            // A flush before this one failed (or was abandoned) part-way,
+            // perhaps while this task waited for the lock.
+            return Err(match self.check_status() {
+                Err(e) => e,
+                Ok(()) => closed(),
+            });
+        }
         loop {
             let mut buf = {
                 let spare = std::mem::take(&mut *self.spare.borrow_mut());
@@ -1224,7 +1307,13 @@ impl<S: Stream> TlsStream<S> {
                 *self.spare.borrow_mut() = spare;
                 return Ok(());
             }
+            let mut sending = SendingGuard {
+                status: &self.status,
+                send_failed: &self.send_failed,
+                armed: true,
+            };
             let r = self.transport.send_all(&buf.buf[..buf.len]).await;
+            sending.armed = false;
             buf.len = 0;
             {
                 let mut out = self.outgoing.borrow_mut();
@@ -1239,7 +1328,10 @@ impl<S: Stream> TlsStream<S> {
             }
             match r {
                 Ok(()) => *waited = true,
-                Err(e) => return Err(self.fail(e)),
+                Err(e) => {
+                    self.send_failed.set(true);
+                    return Err(self.fail(e));
+                }
             }
         }
     }
@@ -1297,7 +1389,24 @@ impl<S: Stream> TlsStream<S> {
         if n == want {
             self.receive_size.set((want * 2).min(MAX_RECEIVE));
         }
-        Ok(self.run_received(dest)?.unwrap_or(Pull::Progress))
+        let pulled = self.run_received(dest)?.unwrap_or(Pull::Progress);
+        if self.held.get() {
+            let inc = self.incoming.borrow();
+            if inc.end - inc.start > HELD_LIMIT {
+                drop(inc);
+                // rustls still holds offsets into `incoming`: it is not
+                // run again (see `tls_failed`).
+                self.tls_failed.set(true);
+                return Err(self.fail(Error::new(
+                    ErrorKind::Broken,
+                    format!(
+                        "the peer sent more than {HELD_LIMIT} bytes of records \
+                         for one TLS handshake message"
+                    ),
+                )));
+            }
+        }
+        Ok(pulled)
     }
 
     /// One transport receive; a failure (not a cancellation) breaks the
@@ -1404,6 +1513,11 @@ impl<S: Stream> SendStream for TlsStream<S> {
         let mut rest = data;
         while !rest.is_empty() {
             let (chunk, later) = rest.split_at(rest.len().min(SEND_CHUNK));
+            if rest.len() != data.len() {
+                // Another task may have closed the stream, or a receive
+                // broken it, while this one flushed the last chunk.
+                self.check_status()?;
+            }
             self.write(Write::Data(chunk)).map_err(|e| self.fail(e))?;
             rest = later;
             // Any failure here, a cancellation while waiting for the send

@@ -117,3 +117,164 @@ async fn tls13_messages_split_over_records_and_receives() -> trio::Result<()> {
 async fn tls12_messages_split_over_records_and_receives() -> trio::Result<()> {
     split_messages(ProtocolVersion::TLSv1_2).await
 }
+
+/// The bytes an evil client sends: a ClientHello that declares a body of
+/// 65 280 bytes, one byte of it per plaintext record (6 bytes on the wire
+/// per byte of the message). rustls keeps every record in the receive
+/// buffer until the message is whole (about 392 KB); the stream refuses to
+/// hold more than about 64 KiB plus two records of it.
+#[trio::test(autojump)]
+async fn a_handshake_message_in_one_byte_records_is_refused_early() -> trio::Result<()> {
+    let (a, b) = trio::testing::memory_stream_pair();
+    let server = TlsStream::server(b, server_config(None))?;
+    let failed = std::cell::Cell::new(false);
+    let sent = std::cell::Cell::new(0usize);
+    let mut message = vec![1u8, 0, 0xff, 0];
+    message.resize(4 + 0xff00, 0);
+    let records: Vec<u8> = message.iter().flat_map(|&b| [22, 3, 1, 0, 1, b]).collect();
+    open_nursery(async |n| {
+        n.start_soon(async {
+            let e = server.do_handshake().await.unwrap_err();
+            assert_eq!(e.kind(), trio::ErrorKind::Broken, "{e}");
+            assert!(e.to_string().contains("handshake message"), "{e}");
+            failed.set(true);
+            Ok(())
+        });
+        n.start_soon(async {
+            for batch in records.chunks(600) {
+                if failed.get() {
+                    break;
+                }
+                a.send_all(batch).await?;
+                sent.set(sent.get() + batch.len());
+                trio::sleep(std::time::Duration::from_millis(1)).await?;
+            }
+            Ok(())
+        });
+        Ok(())
+    })
+    .await?;
+    assert!(failed.get());
+    // The limit (64 KiB and two records of 18 KiB), plus what one batch
+    // and the buffer's last receive add.
+    assert!(
+        sent.get() < 110_000,
+        "{} bytes sent before the refusal",
+        sent.get()
+    );
+    // The error stays.
+    let e = server.do_handshake().await.unwrap_err();
+    assert_eq!(e.kind(), trio::ErrorKind::Broken);
+    Ok(())
+}
+
+/// A transport whose sends wait while `gate` holds an event, and whose
+/// `aclose` does nothing (so a send can finish after the stream's
+/// `aclose`).
+struct Gated {
+    inner: BoxStream,
+    gate: std::cell::RefCell<Option<trio::sync::Event>>,
+}
+
+impl AsyncResource for Gated {
+    async fn aclose(&self) -> trio::Result<()> {
+        trio::checkpoint().await
+    }
+}
+
+impl SendStream for Gated {
+    async fn send_all(&self, data: &[u8]) -> trio::Result<()> {
+        let gate = self.gate.borrow().clone();
+        if let Some(gate) = gate {
+            gate.wait().await?;
+        }
+        self.inner.send_all(data).await
+    }
+
+    async fn wait_send_all_might_not_block(&self) -> trio::Result<()> {
+        self.inner.wait_send_all_might_not_block().await
+    }
+}
+
+impl ReceiveStream for Gated {
+    async fn receive_some(&self, buf: &mut [u8]) -> trio::Result<usize> {
+        self.inner.receive_some(buf).await
+    }
+}
+
+impl Stream for Gated {
+    async fn send_eof(&self) -> trio::Result<()> {
+        self.inner.send_eof().await
+    }
+}
+
+async fn relay<A: Stream, B: Stream>(from: &A, to: &B) -> trio::Result<()> {
+    let mut buf = [0; 4096];
+    loop {
+        let n = from.receive_some(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.send_all(&buf[..n]).await?;
+    }
+}
+
+/// A TLS error while rustls holds part of a handshake message (the first
+/// record of a session ticket split over records, then a forged record),
+/// then `aclose` by another task while a large `send_all` waits between
+/// chunks: rustls must not run again for the next chunk (it would slice
+/// its held offsets out of an empty stand-in), and the send fails Closed.
+#[trio::test(autojump)]
+async fn rustls_is_not_run_again_after_its_error_even_once_closed() -> trio::Result<()> {
+    let v13 = Some(ProtocolVersion::TLSv1_3);
+    let (a, b1) = trio::testing::memory_stream_pair();
+    let (b2, c) = trio::testing::memory_stream_pair();
+    let gated = Gated {
+        inner: Box::new(a),
+        gate: std::cell::RefCell::new(None),
+    };
+    let client = TlsStream::client(gated, client_config(v13), localhost())?;
+    let mut server_config = (*server_config(v13)).clone();
+    server_config.max_fragment_size = Some(64);
+    let server = TlsStream::server(c, Arc::new(server_config))?;
+    open_nursery(async |n| {
+        n.start_soon(relay(&b1, &b2));
+        n.start_soon(relay(&b2, &b1));
+        open_nursery(async |m| {
+            m.start_soon(client.do_handshake());
+            m.start_soon(server.do_handshake());
+            Ok(())
+        })
+        .await?;
+        n.cancel_scope().cancel();
+        Ok(())
+    })
+    .await?;
+    // The server's session tickets, split into records of 64 bytes.
+    server.send_all(b"x").await?;
+    let mut flight = vec![0; 64 * 1024];
+    let k = b2.receive_some(&mut flight).await?;
+    let first = 5 + usize::from(u16::from_be_bytes([flight[3], flight[4]]));
+    assert!(k > first);
+    let forged = [&[23u8, 3, 3, 0, 40][..], &[0; 40]].concat();
+    let gate = trio::sync::Event::new();
+    *client.transport().gate.borrow_mut() = Some(gate.clone());
+    let big = vec![7u8; 200 * 1024];
+    open_nursery(async |n| {
+        n.start_soon(async {
+            let e = client.send_all(&big).await.unwrap_err();
+            assert_eq!(e.kind(), trio::ErrorKind::Closed, "{e}");
+            Ok(())
+        });
+        b1.send_all(&flight[..first]).await?;
+        b1.send_all(&forged).await?;
+        let mut buf = [0; 100];
+        let e = client.receive_some(&mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), trio::ErrorKind::Broken, "{e}");
+        client.aclose().await?;
+        gate.set();
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}

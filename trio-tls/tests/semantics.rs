@@ -394,12 +394,11 @@ async fn one_receive_takes_every_record_already_received() -> trio::Result<()> {
 
 #[trio::test(autojump)]
 async fn unwrap_after_full_records_keeps_a_whole_record_shaped_trailer() -> trio::Result<()> {
-    // Full 16 KiB records make rustls take each record in several reads
-    // (while its buffer grows) and be handed a byte of the next one before
-    // processing (module docs, "Feeding"). The bytes after the close_notify
-    // form a complete record header and body, so a feeder that handed
-    // rustls the whole next record would lose them to rustls with the
-    // close_notify.
+    // Full 16 KiB records arrive over several receives, with part of the
+    // next record behind each. The bytes after the close_notify form a
+    // complete record header and body, so a stream that let rustls consume
+    // whole records past the close_notify would lose them (rustls reports
+    // exactly what it is done with: module docs, "Processing").
     let (client, server) = memory_tls_pair(V13);
     handshake_both(&client, &server).await?;
     let data: Vec<u8> = (0..3 * 16384 + 100).map(|i| (i % 251) as u8).collect();
@@ -435,5 +434,33 @@ async fn a_peer_that_does_not_speak_tls_fails_the_handshake_at_once() -> trio::R
         panic!("a handshake with a plain-text peer succeeded");
     };
     assert_eq!(e.kind(), ErrorKind::Broken, "{e}");
+    Ok(())
+}
+
+/// Polls a future once, then drops it (as a `select` that lost would).
+struct PollOnce<F: Future>(std::pin::Pin<Box<F>>);
+
+impl<F: Future> Future for PollOnce<F> {
+    type Output = bool;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<bool> {
+        std::task::Poll::Ready(self.0.as_mut().poll(cx).is_ready())
+    }
+}
+
+#[trio::test(autojump)]
+async fn a_send_dropped_during_the_transport_send_breaks_the_stream() -> trio::Result<()> {
+    // Over a lockstep transport the send waits for the peer to receive;
+    // dropping it there leaves an unknown prefix of a record sent and the
+    // rest gone, so a later record would follow a gap.
+    let (client, server) = lockstep_tls_pair(V13);
+    handshake_both(&client, &server).await?;
+    let done = PollOnce(Box::pin(client.send_all(b"lost"))).await;
+    assert!(!done, "the send should wait for the peer");
+    let e = client.send_all(b"after").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Broken, "{e}");
+    assert!(e.to_string().contains("abandoned"), "{e}");
     Ok(())
 }
