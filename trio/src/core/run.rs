@@ -9,6 +9,10 @@
 //! 3. wait in the reactor for that long (when tasks are runnable, the
 //!    reactor is only polled every `IO_POLL_INTERVAL` ticks, so busy runs do not pay a
 //!    syscall per tick) and reschedule the waits whose fds are ready;
+//!    if the wait returned an event, take what other threads posted as in
+//!    step 1 (a wake from another thread interrupts the wait through the
+//!    inbox's waker: its task then runs in this iteration's batch, not one
+//!    iteration later);
 //! 4. fire expired deadlines;
 //! 5. if it was primed for idleness and nothing happened: wake the
 //!    `wait_all_tasks_blocked` waiters with the smallest cushion, or
@@ -488,17 +492,7 @@ impl<T> RunLoop<T> {
     #[inline(always)]
     fn prepare(&mut self, rt: &Rc<Runtime>) -> Next {
         // 1. What other threads posted.
-        if rt.shared.inbox.has_pending() {
-            rt.shared.inbox.drain(&mut self.wakes, &mut self.callbacks);
-            rt.with_state(|st| {
-                for w in self.wakes.drain(..) {
-                    st.wake_ref(w);
-                }
-            });
-            if !self.callbacks.is_empty() {
-                run_callbacks(rt, &mut self.callbacks, &mut self.callback_panic);
-            }
-        }
+        self.take_posted(rt);
         if self.root_result.is_some() && rt.system_tasks.borrow().iter().all(Option::is_none) {
             return Next::Finished;
         }
@@ -553,6 +547,24 @@ impl<T> RunLoop<T> {
         })
     }
 
+    /// Step 1 (and 3b): takes what other threads posted, if anything was
+    /// (one atomic load otherwise), and applies it: task wakes and
+    /// reschedules make tasks runnable, callbacks run.
+    #[inline(always)]
+    fn take_posted(&mut self, rt: &Rc<Runtime>) {
+        if rt.shared.inbox.has_pending() {
+            rt.shared.inbox.drain(&mut self.wakes, &mut self.callbacks);
+            rt.with_state(|st| {
+                for w in self.wakes.drain(..) {
+                    st.wake_ref(w);
+                }
+            });
+            if !self.callbacks.is_empty() {
+                run_callbacks(rt, &mut self.callbacks, &mut self.callback_panic);
+            }
+        }
+    }
+
     /// Steps 3 to 6: wait for I/O as `io` says, fire deadlines, act on
     /// idleness, run one batch.
     #[inline(always)]
@@ -594,6 +606,13 @@ impl<T> RunLoop<T> {
                             st.reschedule(k.park, Ok(()));
                         }
                     });
+                }
+                // 3b. What other threads posted while the loop waited (the
+                // wait that a cross-run wake-up interrupted, typically):
+                // taken now, so that the tasks it wakes run in this
+                // iteration's batch instead of costing one more pass.
+                if any_io {
+                    self.take_posted(rt);
                 }
             }
         }
