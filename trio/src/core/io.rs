@@ -1176,7 +1176,7 @@ impl IoRegistration {
     }
 
     /// The token of the registration in the run `rt`, if the fd is
-    /// registered there (nothing is registered): from the copy `publish`
+    /// registered there (`None` if it is not): from the copy `publish`
     /// keeps, without the lock, unless a write is under way.
     fn token_here(&self, rt: &Runtime) -> Option<usize> {
         let seq = self.seq.load(Ordering::Acquire);

@@ -28,14 +28,16 @@
 //! - the `Park`'s own poll registers its waker and cancel status
 //!   ([`State::register_park`]) and takes the outcome;
 //! - [`reschedule`] (and the reactor, the timer heap, the idle waiters) give
-//!   it an outcome, once: `Waiting` becomes `Done` and never goes back;
+//!   it an outcome, once: `Waiting` becomes `Done` and never goes back
+//!   (except the re-armed records below);
 //! - a cancellation only wakes it (see `cancel_status`, invariant 3): the
 //!   `Park` itself then runs its abort function and decides.
 //!
 //! One kind of record has no `Park`: a reactor *poll waiter* (a socket's or
 //! pipe's poll method waiting for readiness, `core/io.rs`). Its owner, the
-//! reactor entry, re-arms it ([`State::arm_poll_park`]): the one place a
-//! `Done` record goes back to `Waiting`. It never registers under a cancel
+//! reactor entry, re-arms it ([`State::arm_poll_park`]), as it re-arms
+//! the I/O wait records below: the only places a record goes back to
+//! `Waiting`. It never registers under a cancel
 //! status (a poll method is no cancel point; its caller checks), and the
 //! reactor removes it when the entry goes.
 //!
@@ -55,7 +57,19 @@
 //!   `parked_live`), so a re-arm under the same status pushes nothing.
 //!   Under another status the record is replaced by a new one (a new key):
 //!   a key that came back to a status it had left would find its old,
-//!   lazily deleted entry there and be listed twice.
+//!   lazily deleted entry there and be listed twice. (One case is not
+//!   caught: a wait polled under another status *during* the wait moves
+//!   its record there, as a `Park` does; if a later wait on the record is
+//!   polled back under the first status, that list holds the key twice.
+//!   It takes polling one operation from two scopes by hand; the cost is a
+//!   second, harmless wake attempt and an undercounted `parked_live`.)
+//! - *Keys are acted on at once.* A re-armed record keeps its key, so a
+//!   stale reschedule of an earlier wait's key would reach the current
+//!   wait. Nothing holds such a key across waits: the reactor's ready
+//!   list is turned into reschedules in the same run-loop step, released
+//!   records are settled before control returns to a task, and the key is
+//!   never handed out. Code that stores a key of these records must keep
+//!   this so.
 //! - It is a cancel point like a `Park`: armed under the current cancel
 //!   status, woken when that status is cancelled, and its owner then
 //!   undoes the reactor wait itself.
@@ -85,7 +99,9 @@ enum Step {
 }
 
 /// Identifies one parked wait, for [`reschedule`]. Copyable; stale keys are
-/// harmless (rescheduling one does nothing and returns `false`).
+/// harmless (rescheduling one does nothing and returns `false`), except
+/// for the re-armed records of the reactor (see the module docs), whose
+/// keys are never handed out.
 #[derive(Copy, Clone, PartialEq, Eq, Hash)]
 pub struct WaitKey {
     pub(crate) park: ParkId,
@@ -294,8 +310,8 @@ pub(crate) enum ParkState {
 pub(crate) struct ParkRecord {
     /// `Waiting` until someone gives the wait its outcome (or its deadline
     /// fires), then `Done(outcome)` until the `Park` takes it. (A reactor
-    /// poll waiter has no `Park`: its entry re-arms it to `Waiting`, see
-    /// the module docs.)
+    /// poll waiter has no `Park`: its entry re-arms it to `Waiting`; an I/O
+    /// wait record rests `Idle` between waits; see the module docs.)
     pub(crate) state: ParkState,
     /// Whom to wake: the waker of the `Park`'s last poll. A wake uses it up;
     /// the `Park` registers again when polled.
