@@ -1014,9 +1014,7 @@ impl<'env> Driver<'env> {
             self.rt.count_checkpoint(true, false);
             return Poll::Ready(());
         }
-        if !std::mem::replace(&mut self.run_checked, false)
-            && runtime::with_runtime(|cur| Rc::ptr_eq(cur, &self.rt)) != Some(true)
-        {
+        if !std::mem::replace(&mut self.run_checked, false) && !self.rt.state.borrow().is_current {
             // Polled outside its run: nothing sensible to do but finish.
             if !self.body_done {
                 self.body_done = true;

@@ -257,6 +257,10 @@ pub(crate) struct State {
     /// set by every push onto them, cleared when [`Runtime::with_state`]
     /// empties them, so that the end of a borrow costs one check.
     deferred: bool,
+    /// This run is the thread's current one (`CURRENT`): kept by
+    /// [`set_current`], so that a nursery can check that it is polled in
+    /// its run without a thread-local lookup.
+    pub(crate) is_current: bool,
     /// Whether to record woken tasks in `scheduled_log`: true iff instruments
     /// are installed (`Runtime::instruments_on`), kept in the state so that
     /// `wake_task`, which runs under the borrow, can check it.
@@ -291,6 +295,7 @@ impl State {
             pending_foreign: Vec::new(),
             retired: Vec::new(),
             deferred: false,
+            is_current: false,
             log_scheduled: false,
             scheduled_log: Vec::new(),
             recompute_stack: Vec::new(),
@@ -547,7 +552,15 @@ pub(crate) fn is_in_run() -> bool {
 }
 
 pub(crate) fn set_current(rt: Option<Rc<Runtime>>) -> Option<Rc<Runtime>> {
-    CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), rt))
+    let new = rt.clone();
+    let old = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), rt));
+    if let Some(old) = &old {
+        old.state.borrow_mut().is_current = false;
+    }
+    if let Some(new) = &new {
+        new.state.borrow_mut().is_current = true;
+    }
+    old
 }
 
 /// Whether this thread is running the run that owns `shared`.
