@@ -1014,9 +1014,7 @@ impl<'env> Driver<'env> {
             self.rt.count_checkpoint(true, false);
             return Poll::Ready(());
         }
-        if !std::mem::replace(&mut self.run_checked, false)
-            && runtime::with_runtime(|cur| Rc::ptr_eq(cur, &self.rt)) != Some(true)
-        {
+        if !std::mem::replace(&mut self.run_checked, false) && !self.rt.state.borrow().is_current {
             // Polled outside its run: nothing sensible to do but finish.
             if !self.body_done {
                 self.body_done = true;
@@ -1182,6 +1180,10 @@ impl<'env> Driver<'env> {
         st.shuffle(batch);
     }
 
+    /// Polls the child in `slot` once (the hot path of a nursery: one
+    /// poll per woken child per batch). Its exit is out of line
+    /// (`child_finished`).
+    #[inline(always)]
     fn poll_child(&mut self, rt: &Rc<Runtime>, ids: (NurseryId, CancelStatusId), slot: u32) {
         let taken = {
             let mut children = self.inner.children.borrow_mut();
@@ -1193,24 +1195,40 @@ impl<'env> Driver<'env> {
         let Some((mut fut, task)) = taken else {
             return;
         };
-        rt.with_state(|st| {
-            st.clear_ready(task);
-        });
+        // `clear_ready` wakes nobody and retires nothing: a plain borrow,
+        // without `with_state`'s after-borrow checks.
+        rt.state.borrow_mut().clear_ready(task);
         rt.current_task.set(task);
-        let (id, status) = ids;
-        rt.current_cancel_status.set(status);
-        let waker = rt.waker_for(task);
+        rt.current_cancel_status.set(ids.1);
+        // A plain waker owns nothing (see `waker`): not dropping it saves
+        // a call through its vtable per poll.
+        let waker = std::mem::ManuallyDrop::new(rt.waker_for(task));
         let mut ccx = Context::from_waker(&waker);
         rt.instrument(|i, rt| i.before_task_step(Task::from_id(rt, task)));
         let r = catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll_task(&mut ccx)));
-        let outcome = match r {
-            Ok(Poll::Pending) => {
-                rt.instrument(|i, rt| i.after_task_step(Task::from_id(rt, task)));
-                if let Some(Some(c)) = self.inner.children.borrow_mut().get_mut(slot as usize) {
-                    c.fut = Some(fut);
-                }
-                return;
+        if let Ok(Poll::Pending) = r {
+            rt.instrument(|i, rt| i.after_task_step(Task::from_id(rt, task)));
+            if let Some(Some(c)) = self.inner.children.borrow_mut().get_mut(slot as usize) {
+                c.fut = Some(fut);
             }
+            return;
+        }
+        self.child_finished(rt, ids.0, slot, task, fut, r);
+    }
+
+    /// The rest of `poll_child` for a child whose poll ended it (finished
+    /// or panicked): drops it, removes its records, reports its outcome.
+    fn child_finished(
+        &mut self,
+        rt: &Rc<Runtime>,
+        id: NurseryId,
+        slot: u32,
+        task: TaskId,
+        fut: ChildFuture<'env>,
+        r: std::thread::Result<Poll<Result<()>>>,
+    ) {
+        let outcome = match r {
+            Ok(Poll::Pending) => return,
             Ok(Poll::Ready(res)) => Ok(res),
             Err(payload) => Err(payload),
         };

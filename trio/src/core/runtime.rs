@@ -250,9 +250,17 @@ pub(crate) struct State {
     pub(crate) rng: Option<u64>,
     /// Foreign wakers to wake once the borrow ends (moved here, not cloned:
     /// cloning one runs foreign code too).
-    pub(crate) pending_foreign: Vec<Waker>,
+    pending_foreign: Vec<Waker>,
     /// Wakers to drop once the borrow ends, for the same reason.
     retired: Vec<Waker>,
+    /// `pending_foreign`, `retired` or `scheduled_log` may be non-empty:
+    /// set by every push onto them, cleared when [`Runtime::with_state`]
+    /// empties them, so that the end of a borrow costs one check.
+    deferred: bool,
+    /// This run is the thread's current one (`CURRENT`): kept by
+    /// [`set_current`], so that a nursery can check that it is polled in
+    /// its run without a thread-local lookup.
+    pub(crate) is_current: bool,
     /// Whether to record woken tasks in `scheduled_log`: true iff instruments
     /// are installed (`Runtime::instruments_on`), kept in the state so that
     /// `wake_task`, which runs under the borrow, can check it.
@@ -286,6 +294,8 @@ impl State {
             rng: seed.map(|s| s ^ 0x9E37_79B9_7F4A_7C15 | 1),
             pending_foreign: Vec::new(),
             retired: Vec::new(),
+            deferred: false,
+            is_current: false,
             log_scheduled: false,
             scheduled_log: Vec::new(),
             recompute_stack: Vec::new(),
@@ -308,13 +318,20 @@ impl State {
         let parent = t.parent;
         if self.log_scheduled {
             self.scheduled_log.push(id);
+            self.deferred = true;
         }
         match parent {
             Parent::Top { .. } => self.run_queue.push(id),
             Parent::Nursery { nursery, slot } => {
+                // `poke_nursery` on the record already looked up (one
+                // table lookup per wake, not two).
                 if let Some(n) = self.nurseries.get_mut(nursery) {
                     n.ready.push(slot);
-                    self.poke_nursery(nursery);
+                    if !n.woken {
+                        n.woken = true;
+                        let target = std::mem::take(&mut n.waker);
+                        self.wake_target(target);
+                    }
                 }
             }
         }
@@ -400,6 +417,7 @@ impl State {
     pub(crate) fn retire(&mut self, target: WakeTarget) {
         if let WakeTarget::Foreign(w) = target {
             self.retired.push(*w);
+            self.deferred = true;
         }
     }
 
@@ -412,6 +430,7 @@ impl State {
             }
             None => self.pending_foreign.push(w),
         }
+        self.deferred = true;
     }
 
     /// Shuffles `items` (a batch of ready tasks) with the run's xorshift
@@ -533,7 +552,15 @@ pub(crate) fn is_in_run() -> bool {
 }
 
 pub(crate) fn set_current(rt: Option<Rc<Runtime>>) -> Option<Rc<Runtime>> {
-    CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), rt))
+    let new = rt.clone();
+    let old = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), rt));
+    if let Some(old) = &old {
+        old.state.borrow_mut().is_current = false;
+    }
+    if let Some(new) = &new {
+        new.state.borrow_mut().is_current = true;
+    }
+    old
 }
 
 /// Whether this thread is running the run that owns `shared`.
@@ -623,9 +650,10 @@ impl Runtime {
     pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let mut st = self.state.borrow_mut();
         let r = f(&mut st);
-        if st.pending_foreign.is_empty() && st.scheduled_log.is_empty() && st.retired.is_empty() {
+        if !st.deferred {
             return r;
         }
+        st.deferred = false;
         let foreign = std::mem::take(&mut st.pending_foreign);
         let retired = std::mem::take(&mut st.retired);
         let scheduled = std::mem::take(&mut st.scheduled_log);
