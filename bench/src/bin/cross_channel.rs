@@ -47,7 +47,8 @@
 //!
 //! Measured on a 2-CPU VM with other work (load average about 6), issue 19:
 //! syscalls per hand-off trio 0.55 `write` and 0.55 `epoll_wait`, tokio
-//! 0.59 and 0.68, neither any `futex`; instructions trio 2 425, tokio 1 339
+//! 0.59 and 0.68, neither any `futex`; instructions trio 2 425 (2 325 with
+//! the later run-loop and nursery changes; tokio 1 879 in that run), tokio 1 339
 //! (before: 2 528 and 1 321; 2 366 while the park was registered with its
 //! waker under the channel's mutex, undone because that clones a foreign
 //! waker under a lock). Wall time, `--rounds 11`, three runs, the
