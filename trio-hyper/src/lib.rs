@@ -59,10 +59,13 @@
 //! compares hyper on trio with hyper on tokio `current_thread` under
 //! `wrk -t1 -c64` (requests/s, the server's CPU time per request, and the
 //! per-round ratio trio/tokio of the latter); see that file for the
-//! method and the figures. In short: **trio's server still spends a
-//! little more CPU per request than tokio's** in instructions (1.16×);
-//! wall-clock, the pinned ratio is now 1.00–1.06 (median of 7 rounds,
-//! within this machine's noise). The goal (≤ tokio) is not clearly met.
+//! method and the figures. In short: **trio's server still executes more
+//! instructions per request than tokio's** (9 604 vs 8 714, 1.10×, on the
+//! final code of 2026-11-26); wall-clock, the pinned ratio of server CPU
+//! per request is at parity: medians of 7 rounds 0.97, 0.94 and 1.04
+//! (three runs, 21:12–21:18 UTC, the host in a slow spell), 1.00 and 1.06
+//! before the last socket-path and nursery changes. The goal (≤ tokio)
+//! is not clearly met.
 //!
 //! Instructions per request: `trio-hyper/benches/icount.sh BIN trio|tokio`
 //! (valgrind callgrind, user space, on the bench binary's `--serve
@@ -83,6 +86,8 @@
 //! | timer on [`trio::lowlevel::TimerEntry`] (the run's own heap) | 10 470 | |
 //! | in-order deadlines in a FIFO queue beside the heap | 10 270, 10 296 | 8 772, 8 672 |
 //! | a cancel waiter's re-registration skipped when nothing changed | 10 092, 10 077 | |
+//! | the socket path's `poll_io_op` (issue 19) | 9 808 | 8 708 |
+//! | cheaper child polling in nurseries, inbox taken after a wake-up | 9 604 | 8 714 |
 //!
 //! Both servers make one `recvfrom` and one send per request (trio a
 //! `sendto`, since [`Io`](trio_compat::Io)'s native path reports
