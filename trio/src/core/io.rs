@@ -48,7 +48,7 @@
 //!
 //! # Operations
 //!
-//! A socket or pipe operation ([`IoRegistration::io`]) is one hand-written
+//! A socket or pipe operation ([`IoRegistration::io_op`]) is one hand-written
 //! future, [`IoOp`], rather than nested `async` blocks, so that a poll
 //! looks the runtime up once and takes each lock and borrow only where it
 //! needs it. Its steps, in DESIGN §6's order:
@@ -1123,31 +1123,13 @@ impl IoRegistration {
     /// point: a cancelled wait did nothing), then tries again. `closed` is
     /// asked after each wait: an owner closed meanwhile must not touch the
     /// fd, and gets `closed_error()`. See [`IoOp`] for how it runs.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn io<'a, T>(
-        &'a self,
-        fd: RawFd,
-        dir: Direction,
-        label: &'static str,
-        location: &'static Location<'static>,
-        closed: &'a dyn Fn() -> bool,
-        closed_error: fn() -> Error,
-        mut op: impl FnMut() -> io::Result<T> + 'a,
-    ) -> impl Future<Output = Result<T>> + 'a
-    where
-        T: 'a,
-    {
-        self.io_op(fd, dir, label, location, closed, closed_error, move || {
-            op().map(|v| (v, false))
-        })
-    }
-
-    /// [`io`](Self::io) for an `op` that also says whether it drained the
-    /// direction (a stream read that did not fill its buffer: the receive
-    /// queue is empty; a short stream write: the send buffer is full).
-    /// Then the cached readiness of `dir` is cleared, as after
-    /// `WouldBlock`, and the next operation waits for the edge without a
-    /// syscall that would only say `WouldBlock` (as tokio does).
+    ///
+    /// `op` also says whether it drained the direction (a stream read that
+    /// did not fill its buffer: the receive queue is empty; a short stream
+    /// write: the send buffer is full). Then the cached readiness of `dir`
+    /// is cleared in the same step, as after `WouldBlock`, and the next
+    /// operation waits for the edge without a syscall that would only say
+    /// `WouldBlock` (as tokio does).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn io_op<'a, T, F>(
         &'a self,
@@ -1341,7 +1323,7 @@ impl IoRegistration {
 
 // ----- an operation: IoOp ----------------------------------------------------
 
-/// The future of one socket or pipe operation ([`IoRegistration::io`]):
+/// The future of one socket or pipe operation ([`IoRegistration::io_op`]):
 /// DESIGN §6's cancel check, syscall and shielded schedule point, and the
 /// readiness wait in between, written out by hand so that each poll looks
 /// the runtime up once and borrows each table only as long as it needs

@@ -414,21 +414,37 @@ impl State {
         location: &'static Location<'static>,
         waker: &Waker,
     ) -> ParkId {
-        let (run_id, shared_addr) = (self.run_id, self.shared_addr);
         let id = match existing.filter(|&id| self.parks.get(id).is_some()) {
             Some(id) => id,
             None => self.insert_park(task, label, location, Instant::INFINITY),
         };
-        let p = self.parks.get_mut(id).expect("live or just made");
         // A finished outcome nobody took is dropped: the poll that re-arms
         // is the one the wake was for.
+        self.rearm_park(id, task, label, location, waker);
+        id
+    }
+
+    /// Puts the live record `id` back to `Waiting` for `task`'s wait at
+    /// `label`/`location`, woken through `waker`: what re-arming a poll
+    /// waiter or an `Idle` I/O wait record does.
+    fn rearm_park(
+        &mut self,
+        id: ParkId,
+        task: TaskId,
+        label: &'static str,
+        location: &'static Location<'static>,
+        waker: &Waker,
+    ) {
+        let (run_id, shared_addr) = (self.run_id, self.shared_addr);
+        let Some(p) = self.parks.get_mut(id) else {
+            return;
+        };
         p.state = ParkState::Waiting;
         p.task = task;
         p.label = label;
         p.location = location;
         let replaced = p.target.update(waker, run_id, shared_addr);
         self.retire(replaced);
-        id
     }
 
     /// Arms an I/O wait record for the current wait (see "I/O wait
@@ -447,27 +463,27 @@ impl State {
         location: &'static Location<'static>,
         waker: &Waker,
     ) -> (ParkId, bool) {
-        let (run_id, shared_addr) = (self.run_id, self.shared_addr);
         let mut reusable = true;
-        if let Some(id) = existing
-            && let Some(p) = self.parks.get_mut(id)
-        {
-            match p.state {
-                ParkState::Idle if p.cancel_status == status => {
-                    p.state = ParkState::Waiting;
-                    p.task = task;
-                    p.label = label;
-                    p.location = location;
-                    let replaced = p.target.update(waker, run_id, shared_addr);
-                    self.retire(replaced);
+        if let Some(id) = existing {
+            // (idle, registered under `status`), if the record is live.
+            let found = self.parks.get(id).map(|p| {
+                (
+                    matches!(p.state, ParkState::Idle),
+                    p.cancel_status == status,
+                )
+            });
+            match found {
+                Some((true, true)) => {
+                    self.rearm_park(id, task, label, location, waker);
                     return (id, true);
                 }
                 // Registered under another status: replaced by a new key.
-                ParkState::Idle => {
+                Some((true, false)) => {
                     self.remove_park(id);
                 }
                 // Busy with another wait: this one gets its own record.
-                _ => reusable = false,
+                Some((false, _)) => reusable = false,
+                None => {}
             }
         }
         let id = self.insert_park(task, label, location, Instant::INFINITY);

@@ -28,7 +28,8 @@ use crate::channel::{MemoryChannelStatistics, SendError, closed_error, no_receiv
 use crate::core::runtime;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lowlevel::{
-    Abort, AbortReason, Park, cancel_shielded_checkpoint, checkpoint, checkpoint_if_cancelled,
+    Abort, AbortReason, Park, WaitKey, cancel_shielded_checkpoint, checkpoint,
+    checkpoint_if_cancelled,
 };
 use crate::sync::WaitSite;
 use std::cell::Cell;
@@ -314,22 +315,8 @@ impl<T> CrossRunSender<T> {
         let seq_ref = &seq;
         let mut park = None;
         let step = self.send_step_with(value, || {
-            let made = Park::new_at(
-                site.label,
-                site.location,
-                move |_key, reason| match reason {
-                    AbortReason::Cancelled => self.withdraw(seq_ref.get()),
-                    // The guard below puts things right, wherever the drop happens.
-                    AbortReason::Dropped { .. } => Abort::Succeeded,
-                },
-            );
-            let made = match made {
-                Ok(p) => p,
-                Err(e) => return Some(Err(e)),
-            };
-            let waiter = TaskWaiter::new(made.key());
-            park = Some(made);
-            Some(waiter.map(Waiter::Task))
+            let abort = withdraw_on_cancel(move || self.withdraw(seq_ref.get()));
+            make_task_wait(&site, abort, &mut park)
         });
         match step {
             SendStep::Sent => {
@@ -566,6 +553,35 @@ impl<T> fmt::Debug for CrossRunSender<T> {
     }
 }
 
+/// The abort function of a task's blocked send or receive: a cancel runs
+/// `withdraw` (which decides whether the cancel wins); a drop is put right
+/// by the caller's guard, wherever it happens.
+fn withdraw_on_cancel(
+    mut withdraw: impl FnMut() -> Abort,
+) -> impl FnMut(WaitKey, AbortReason) -> Abort {
+    move |_key, reason| match reason {
+        AbortReason::Cancelled => withdraw(),
+        AbortReason::Dropped { .. } => Abort::Succeeded,
+    }
+}
+
+/// The wait of a task's send or receive that must block, made under the
+/// mutex (a park record and a waiter; nothing calls out): the park goes
+/// to `park`, the waiter is returned for the queue.
+fn make_task_wait<A: FnMut(WaitKey, AbortReason) -> Abort>(
+    site: &WaitSite,
+    abort: A,
+    park: &mut Option<Park<A>>,
+) -> Option<Result<Waiter>> {
+    let made = match Park::new_at(site.label, site.location, abort) {
+        Ok(p) => p,
+        Err(e) => return Some(Err(e)),
+    };
+    let waiter = TaskWaiter::new(made.key());
+    *park = Some(made);
+    Some(waiter.map(Waiter::Task))
+}
+
 // ----- receiving ----------------------------------------------------------------
 
 /// What one locked attempt to receive came to.
@@ -711,22 +727,8 @@ impl<T> CrossRunReceiver<T> {
         let seq_ref = &seq;
         let mut park = None;
         let step = self.receive_step_with(|| {
-            let made = Park::new_at(
-                site.label,
-                site.location,
-                move |_key, reason| match reason {
-                    AbortReason::Cancelled => self.withdraw(seq_ref.get()),
-                    // The guard below puts things right, wherever the drop happens.
-                    AbortReason::Dropped { .. } => Abort::Succeeded,
-                },
-            );
-            let made = match made {
-                Ok(p) => p,
-                Err(e) => return Some(Err(e)),
-            };
-            let waiter = TaskWaiter::new(made.key());
-            park = Some(made);
-            Some(waiter.map(Waiter::Task))
+            let abort = withdraw_on_cancel(move || self.withdraw(seq_ref.get()));
+            make_task_wait(&site, abort, &mut park)
         });
         match step {
             RecvStep::Ready(v) => return self.hold_through_checkpoint(v).await,

@@ -522,18 +522,10 @@ impl Socket {
         closed: &dyn Fn() -> bool,
         mut op: impl FnMut(&socket2::Socket) -> io::Result<T>,
     ) -> Result<T> {
-        self.reg
-            .reg
-            .io(
-                self.reg.fd,
-                dir,
-                label,
-                location,
-                closed,
-                stream::closed,
-                || op(&self.inner),
-            )
-            .await
+        self.io_op(dir, label, location, closed, move |s| {
+            op(s).map(|v| (v, false))
+        })
+        .await
     }
 
     /// [`io`](Self::io) for an `op` that also says whether it drained the

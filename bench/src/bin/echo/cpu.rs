@@ -70,39 +70,17 @@ fn stat_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
-/// The median and range of some samples.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Spread {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-}
+#[path = "../../spread.rs"]
+#[allow(dead_code)] // each bin uses part of it
+mod spread;
+pub use spread::Spread;
 
-impl Spread {
-    /// `None` for no samples.
-    pub fn of(samples: &[f64]) -> Option<Spread> {
-        let mut s = samples.to_vec();
-        s.sort_by(f64::total_cmp);
-        let mid = s.len() / 2;
-        let median = match s.len() {
-            0 => return None,
-            n if n % 2 == 1 => s[mid],
-            _ => (s[mid - 1] + s[mid]) / 2.0,
-        };
-        Some(Spread {
-            median,
-            min: s[0],
-            max: s[s.len() - 1],
-        })
-    }
-
-    /// Scaled by `k` (unit changes).
-    pub fn scaled(self, k: f64) -> Spread {
-        Spread {
-            median: self.median * k,
-            min: self.min * k,
-            max: self.max * k,
-        }
+/// `s` scaled by `k` (unit changes).
+pub fn scaled(s: Spread, k: f64) -> Spread {
+    Spread {
+        median: s.median * k,
+        min: s.min * k,
+        max: s.max * k,
     }
 }
 

@@ -804,8 +804,8 @@ fn table(opts: &Options, rounds: &Rounds, figures: &mut Vec<Figure>, t: Table<'_
                 kind.name(),
                 fmt_spread(rate, digits_for(rate.median)),
                 fmt_spread(cpu, digits_for(cpu.median)),
-                fmt_spread(busy.scaled(100.0), 0),
-                fmt_spread(client.scaled(100.0), 0),
+                fmt_spread(cpu::scaled(busy, 100.0), 0),
+                fmt_spread(cpu::scaled(client, 100.0), 0),
             );
         }
         let mut push = |metric: &str, unit, spread| {
