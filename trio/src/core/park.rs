@@ -333,6 +333,29 @@ pub(crate) struct ParkRecord {
     pub(crate) deadline: Instant,
 }
 
+impl ParkRecord {
+    /// Back to `Waiting` for `task`'s wait at `label`/`location`, woken
+    /// through `waker` (kept if it would wake the same task): what
+    /// re-arming a poll waiter or an `Idle` I/O wait record does. Returns
+    /// the replaced waker, to retire.
+    #[inline]
+    fn rearm(
+        &mut self,
+        task: TaskId,
+        label: &'static str,
+        location: &'static Location<'static>,
+        waker: &Waker,
+        run_id: u32,
+        shared_addr: usize,
+    ) -> WakeTarget {
+        self.state = ParkState::Waiting;
+        self.task = task;
+        self.label = label;
+        self.location = location;
+        self.target.update(waker, run_id, shared_addr)
+    }
+}
+
 impl State {
     /// A new waiting park for `task`, with a timer if `deadline` is finite.
     pub(crate) fn insert_park(
@@ -418,33 +441,13 @@ impl State {
             Some(id) => id,
             None => self.insert_park(task, label, location, Instant::INFINITY),
         };
+        let (run_id, shared_addr) = (self.run_id, self.shared_addr);
+        let p = self.parks.get_mut(id).expect("live or just made");
         // A finished outcome nobody took is dropped: the poll that re-arms
         // is the one the wake was for.
-        self.rearm_park(id, task, label, location, waker);
-        id
-    }
-
-    /// Puts the live record `id` back to `Waiting` for `task`'s wait at
-    /// `label`/`location`, woken through `waker`: what re-arming a poll
-    /// waiter or an `Idle` I/O wait record does.
-    fn rearm_park(
-        &mut self,
-        id: ParkId,
-        task: TaskId,
-        label: &'static str,
-        location: &'static Location<'static>,
-        waker: &Waker,
-    ) {
-        let (run_id, shared_addr) = (self.run_id, self.shared_addr);
-        let Some(p) = self.parks.get_mut(id) else {
-            return;
-        };
-        p.state = ParkState::Waiting;
-        p.task = task;
-        p.label = label;
-        p.location = location;
-        let replaced = p.target.update(waker, run_id, shared_addr);
+        let replaced = p.rearm(task, label, location, waker, run_id, shared_addr);
         self.retire(replaced);
+        id
     }
 
     /// Arms an I/O wait record for the current wait (see "I/O wait
@@ -463,27 +466,23 @@ impl State {
         location: &'static Location<'static>,
         waker: &Waker,
     ) -> (ParkId, bool) {
+        let (run_id, shared_addr) = (self.run_id, self.shared_addr);
         let mut reusable = true;
-        if let Some(id) = existing {
-            // (idle, registered under `status`), if the record is live.
-            let found = self.parks.get(id).map(|p| {
-                (
-                    matches!(p.state, ParkState::Idle),
-                    p.cancel_status == status,
-                )
-            });
-            match found {
-                Some((true, true)) => {
-                    self.rearm_park(id, task, label, location, waker);
+        if let Some(id) = existing
+            && let Some(p) = self.parks.get_mut(id)
+        {
+            match p.state {
+                ParkState::Idle if p.cancel_status == status => {
+                    let replaced = p.rearm(task, label, location, waker, run_id, shared_addr);
+                    self.retire(replaced);
                     return (id, true);
                 }
                 // Registered under another status: replaced by a new key.
-                Some((true, false)) => {
+                ParkState::Idle => {
                     self.remove_park(id);
                 }
                 // Busy with another wait: this one gets its own record.
-                Some((false, _)) => reusable = false,
-                None => {}
+                _ => reusable = false,
             }
         }
         let id = self.insert_park(task, label, location, Instant::INFINITY);
