@@ -206,6 +206,14 @@ struct Child<'env> {
     task: TaskId,
 }
 
+/// A nursery's own record: its children and what its handles need.
+///
+/// Shared (`Rc`) between the nursery future and its handles: one
+/// allocation per nursery, even an empty one. A handle may be cloned and
+/// outlive the nursery future (spawning into it is then an error), so it
+/// cannot borrow the record from the future; and a record recycled for
+/// another nursery would need `unsafe` to change the `'env` of its
+/// children's type.
 pub(crate) struct NurseryInner<'env> {
     run_id: u32,
     /// The nursery's record and cancel status, once registered (see
