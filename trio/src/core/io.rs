@@ -1387,6 +1387,14 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> task::Poll<Result<T>> {
         let this = self.get_mut();
+        // The poll that ends the shielded schedule point (step 3) only
+        // hands the result over: it was counted when the task yielded, and
+        // needs no runtime (half the operations' polls in an echo loop).
+        if matches!(this.step, OpStep::Yielded(_))
+            && let OpStep::Yielded(r) = std::mem::replace(&mut this.step, OpStep::Finished)
+        {
+            return task::Poll::Ready(r);
+        }
         match runtime::with_runtime(|rt| this.poll_in(rt, cx)) {
             Some(p) => p,
             None => {
@@ -1408,9 +1416,11 @@ where
         let mut waited = false;
         match std::mem::replace(&mut self.step, OpStep::Finished) {
             OpStep::Start => {
-                // 1. The cancel point.
-                rt.count_checkpoint(false, true);
+                // 1. The cancel point. It is counted (for the testing
+                // toolkit) with what follows it: with the schedule point
+                // of step 3, or before a wait.
                 if rt.is_cancelled() {
+                    rt.count_checkpoint(false, true);
                     return task::Poll::Ready(Err(Error::cancelled()));
                 }
                 token = self.reg.token_here(rt);
@@ -1418,6 +1428,7 @@ where
                     && rt.reactor.borrow_mut().known_not_ready(t, self.dir)
                 {
                     // 4. first: the syscall would only say WouldBlock.
+                    rt.count_checkpoint(false, true);
                     return self.wait(rt, cx, t);
                 }
             }
@@ -1436,10 +1447,7 @@ where
                 token = Some(w.token);
                 waited = true;
             }
-            OpStep::Yielded(r) => {
-                rt.count_checkpoint(true, false);
-                return task::Poll::Ready(r);
-            }
+            OpStep::Yielded(r) => return task::Poll::Ready(r),
             OpStep::Finished => {
                 return task::Poll::Ready(Err(Error::usage(
                     "an I/O operation was polled after it completed",
@@ -1457,6 +1465,9 @@ where
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // 4. Wait for the edge (registering first if needed).
+                    if !waited {
+                        rt.count_checkpoint(false, true);
+                    }
                     let t = match token {
                         Some(t) => t,
                         None => match self.reg.token_in(rt, self.fd) {
@@ -1475,7 +1486,9 @@ where
             return task::Poll::Ready(r);
         }
         // 3. The shielded schedule point: this task runs again in the next
-        // batch, and the result is returned then.
+        // batch, and the result is returned then. Counted now, with the
+        // cancel point of step 1.
+        rt.count_checkpoint(true, true);
         rt.wake_by_ref(cx.waker());
         self.step = OpStep::Yielded(r);
         task::Poll::Pending
@@ -1495,18 +1508,27 @@ where
 }
 
 impl<T, F> Drop for IoOp<'_, T, F> {
+    #[inline]
     fn drop(&mut self) {
         // Dropped while waiting: undo the wait (the backstop, DESIGN §5).
+        // The check is inlined (every operation is dropped), the undo not.
         if let OpStep::Waiting(w) = self.step {
-            let dir = self.dir;
-            runtime::with_runtime(|rt| {
-                if rt.run_id == w.key.run_id {
-                    rt.reactor.borrow_mut().remove_waiter(w.token, dir, w.key);
-                    rt.with_state(|st| st.finish_io_park(w.key.park, w.reusable));
-                }
-            });
+            undo_wait(w, self.dir);
         }
     }
+}
+
+/// Takes the wait `w` of a dropped [`IoOp`] out of its slot and ends its
+/// record's use.
+#[cold]
+#[inline(never)]
+fn undo_wait(w: IoWait, dir: Direction) {
+    runtime::with_runtime(|rt| {
+        if rt.run_id == w.key.run_id {
+            rt.reactor.borrow_mut().remove_waiter(w.token, dir, w.key);
+            rt.with_state(|st| st.finish_io_park(w.key.park, w.reusable));
+        }
+    });
 }
 
 impl<T, F> fmt::Debug for IoOp<'_, T, F> {
