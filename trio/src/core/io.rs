@@ -1443,7 +1443,7 @@ where
                 {
                     // 4. first: the syscall would only say WouldBlock.
                     rt.count_checkpoint(false, true);
-                    return self.wait(rt, cx, t);
+                    return self.wait(rt, cx, t, false);
                 }
             }
             OpStep::Waiting(w) => {
@@ -1492,7 +1492,10 @@ where
                         },
                     };
                     rt.reactor.borrow_mut().clear_ready(t, self.dir);
-                    return self.wait(rt, cx, t);
+                    // The cancel check of step 1 still holds unless a wait
+                    // came in between, or registering (`token_in`) woke
+                    // someone: a foreign waker is code that could cancel.
+                    return self.wait(rt, cx, t, waited || token.is_none());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => break Err(Error::from(e)),
@@ -1512,8 +1515,23 @@ where
 
     /// Arms the wait for readiness in `dir` (a cancel point: Cancelled if
     /// the calling code is in a cancelled scope).
-    fn wait(&mut self, rt: &Runtime, cx: &Context<'_>, token: usize) -> task::Poll<Result<T>> {
-        match arm_wait(rt, cx, token, self.dir, self.label, self.location) {
+    /// `check_cancel`: see [`arm_wait`].
+    fn wait(
+        &mut self,
+        rt: &Runtime,
+        cx: &Context<'_>,
+        token: usize,
+        check_cancel: bool,
+    ) -> task::Poll<Result<T>> {
+        match arm_wait(
+            rt,
+            cx,
+            token,
+            self.dir,
+            self.label,
+            self.location,
+            check_cancel,
+        ) {
             Ok(w) => {
                 self.step = OpStep::Waiting(w);
                 task::Poll::Pending
@@ -1569,6 +1587,11 @@ impl<T, F> fmt::Debug for IoOp<'_, T, F> {
 /// `park`'s module docs) and puts its key in the slot. Cancelled (a
 /// completed cancel point) in a cancelled scope; Busy when another
 /// operation waits in `dir`; Closed when the source is gone.
+///
+/// Without `check_cancel` the cancel check is skipped: the caller checked
+/// in this same poll, with nothing in between that could cancel (a
+/// lazily made nursery's cancel status, settled here, is cancelled only
+/// if its parent's is, which the caller's check saw).
 fn arm_wait(
     rt: &Runtime,
     cx: &Context<'_>,
@@ -1576,6 +1599,7 @@ fn arm_wait(
     dir: Direction,
     label: &'static str,
     location: &'static Location<'static>,
+    check_cancel: bool,
 ) -> Result<IoWait> {
     // The entry's record is put in the slot at once, and replaced below
     // in the rare case that the park table says it cannot be re-armed.
@@ -1587,7 +1611,7 @@ fn arm_wait(
     let status = rt.current_cancel_status.get();
     let task = rt.current_task.get();
     let armed = rt.with_state(|st| {
-        if st.is_cancelled(status) {
+        if check_cancel && st.is_cancelled(status) {
             return None;
         }
         let existing = placed.map(|k| k.park);
