@@ -1662,6 +1662,7 @@ fn arm_wait(
 /// Polls an armed wait: its outcome once the reactor (readiness) or a
 /// close gave it one; Cancelled, with the wait undone, if the calling code
 /// is in a cancelled scope; else `Pending`, with `cx`'s waker registered.
+#[inline]
 fn poll_wait(rt: &Runtime, cx: &Context<'_>, w: IoWait, dir: Direction) -> task::Poll<Result<()>> {
     if rt.run_id != w.key.run_id {
         // Moved to another run while waiting: the wait stays in its run
