@@ -73,14 +73,26 @@
 //! with its entry, like a poll waiter's (below): a wait whose record is
 //! gone ends with Closed.
 //!
+//! Step 3 costs a second poll of the task per message (DESIGN §6), so
+//! that poll is made cheap: the operation counts its cancel and schedule
+//! points when it yields, and the poll that ends the schedule point only
+//! hands the result over, inlined into the caller, with no runtime lookup
+//! (`OpStep::Yielded`). A wait armed in the poll that has just checked
+//! for cancellation does not check again (`arm_wait`'s `check_cancel`).
+//! Stream sockets make their `recv` and `send` as direct system calls
+//! (`sys::stream_io`: libc's wrappers are cancellation points, whose
+//! bookkeeping costs a multi-threaded process two atomics per call).
+//!
 //! What it costs (callgrind, `echo --instructions`, user-space
-//! instructions per echoed message, 64 connections): about 1 940 on one
-//! core (2 790 with a `Park` per wait and nested `async` blocks; tokio
-//! `current_thread` 1 270) and 2 080 per core (2 910; tokio
-//! `multi_thread` 1 500), with one `recv` and one `send` per message. The
-//! rest of the gap is mostly the second poll of the task per message (the
-//! shielded schedule point after the send, DESIGN §6): the nursery's
-//! child poll and the run loop's wake-ups.
+//! instructions per echoed message, 64 connections): 1 665–1 704 on one
+//! core (tokio `current_thread` 1 249) and 1 711–1 733 per core (tokio
+//! `multi_thread` 1 477), with one `recv` and one `send` per message
+//! (2 790 and 2 910 with a `Park` per wait and nested `async` blocks).
+//! The rest of the gap is mostly the second poll of the task per message
+//! on the run loop's and the nursery's side (the self-wake, the
+//! nursery's batch loop and the child's poll: about 400 instructions per
+//! message together) and the readiness wait (arming, the reactor's event,
+//! the reschedule: about 450).
 //!
 //! # Poll waiters
 //!
