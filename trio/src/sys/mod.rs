@@ -16,8 +16,8 @@
 //! - [`affinity`]: the allowed CPUs and thread pinning, for
 //!   [`PerCore`](crate::PerCore).
 //! - [`stream_io`]: a stream socket's `recv` and `send` as direct system
-//!   calls on Linux (libc's are cancellation points, whose bookkeeping
-//!   costs a multi-threaded process two atomics per call).
+//!   calls on Linux (x86_64, aarch64): libc's are cancellation points,
+//!   whose bookkeeping costs a multi-threaded process two atomics per call.
 //!
 //! With the waker module, this is the only place with `unsafe`: the buffer
 //! cast, one `setsockopt` socket2 does not expose, the fd-passing code,

@@ -16,14 +16,19 @@
 //! address, `MSG_NOSIGNAL` on send, as socket2 passes), so `strace` and
 //! the kernel see no difference.
 //!
-//! Elsewhere (other OSes) the functions call socket2, as before.
+//! Elsewhere (other OSes, and Linux on other architectures, where the
+//! two calls may go through `socketcall`) the functions call socket2, as
+//! before.
 
 use std::io;
 
 /// `recv(fd, buf, 0)` on a connected stream socket: the number of bytes
 /// read (0 at the end of stream), or the OS error (`WouldBlock`
 /// included).
-#[cfg(target_os = "linux")]
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
 #[allow(unsafe_code)]
 #[inline]
 pub(crate) fn recv(socket: &socket2::Socket, buf: &mut [u8]) -> io::Result<usize> {
@@ -54,7 +59,10 @@ pub(crate) fn recv(socket: &socket2::Socket, buf: &mut [u8]) -> io::Result<usize
 /// `send(fd, data, MSG_NOSIGNAL)` on a connected stream socket: the
 /// number of bytes sent, or the OS error (`WouldBlock` included; `EPIPE`,
 /// not `SIGPIPE`, once the peer has gone).
-#[cfg(target_os = "linux")]
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
 #[allow(unsafe_code)]
 #[inline]
 pub(crate) fn send(socket: &socket2::Socket, data: &[u8]) -> io::Result<usize> {
@@ -82,7 +90,10 @@ pub(crate) fn send(socket: &socket2::Socket, data: &[u8]) -> io::Result<usize> {
 }
 
 /// `recv` through socket2 (see the module docs).
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
 #[inline]
 pub(crate) fn recv(socket: &socket2::Socket, buf: &mut [u8]) -> io::Result<usize> {
     use std::io::Read;
@@ -91,7 +102,10 @@ pub(crate) fn recv(socket: &socket2::Socket, buf: &mut [u8]) -> io::Result<usize
 }
 
 /// `send` through socket2 (see the module docs).
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
 #[inline]
 pub(crate) fn send(socket: &socket2::Socket, data: &[u8]) -> io::Result<usize> {
     socket.send(data)
