@@ -73,14 +73,26 @@
 //! with its entry, like a poll waiter's (below): a wait whose record is
 //! gone ends with Closed.
 //!
+//! Step 3 costs a second poll of the task per message (DESIGN §6), so
+//! that poll is made cheap: the operation counts its cancel and schedule
+//! points when it yields, and the poll that ends the schedule point only
+//! hands the result over, inlined into the caller, with no runtime lookup
+//! (`OpStep::Yielded`). A wait armed in the poll that has just checked
+//! for cancellation does not check again (`arm_wait`'s `check_cancel`).
+//! Stream sockets make their `recv` and `send` as direct system calls
+//! (`sys::stream_io`: libc's wrappers are cancellation points, whose
+//! bookkeeping costs a multi-threaded process two atomics per call).
+//!
 //! What it costs (callgrind, `echo --instructions`, user-space
-//! instructions per echoed message, 64 connections): about 1 940 on one
-//! core (2 790 with a `Park` per wait and nested `async` blocks; tokio
-//! `current_thread` 1 270) and 2 080 per core (2 910; tokio
-//! `multi_thread` 1 500), with one `recv` and one `send` per message. The
-//! rest of the gap is mostly the second poll of the task per message (the
-//! shielded schedule point after the send, DESIGN §6): the nursery's
-//! child poll and the run loop's wake-ups.
+//! instructions per echoed message, 64 connections): 1 665–1 704 on one
+//! core (tokio `current_thread` 1 249) and 1 711–1 733 per core (tokio
+//! `multi_thread` 1 477), with one `recv` and one `send` per message
+//! (2 790 and 2 910 with a `Park` per wait and nested `async` blocks).
+//! The rest of the gap is mostly the second poll of the task per message
+//! on the run loop's and the nursery's side (the self-wake, the
+//! nursery's batch loop and the child's poll: about 400 instructions per
+//! message together) and the readiness wait (arming, the reactor's event,
+//! the reschedule: about 450).
 //!
 //! # Poll waiters
 //!
@@ -1385,15 +1397,20 @@ where
 {
     type Output = Result<T>;
 
+    /// Inlined into the caller: the poll that ends the shielded schedule
+    /// point (step 3) only hands the result over (it was counted when the
+    /// task yielded, and needs no runtime), without even the prologue of
+    /// the full poll (`poll_step`). That is half the operations' polls in
+    /// an echo loop.
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> task::Poll<Result<T>> {
         let this = self.get_mut();
-        match runtime::with_runtime(|rt| this.poll_in(rt, cx)) {
-            Some(p) => p,
-            None => {
-                this.step = OpStep::Finished;
-                task::Poll::Ready(Err(Error::outside_run()))
-            }
+        if matches!(this.step, OpStep::Yielded(_))
+            && let OpStep::Yielded(r) = std::mem::replace(&mut this.step, OpStep::Finished)
+        {
+            return task::Poll::Ready(r);
         }
+        this.poll_step(cx)
     }
 }
 
@@ -1401,16 +1418,35 @@ impl<T, F> IoOp<'_, T, F>
 where
     F: FnMut() -> io::Result<(T, bool)>,
 {
+    /// A poll that has work to do: the start, or a wait.
+    #[inline(never)]
+    fn poll_step(&mut self, cx: &Context<'_>) -> task::Poll<Result<T>> {
+        match runtime::with_runtime(|rt| self.poll_in(rt, cx)) {
+            Some(p) => p,
+            None => {
+                self.step = OpStep::Finished;
+                task::Poll::Ready(Err(Error::outside_run()))
+            }
+        }
+    }
+
+    #[inline(always)]
     fn poll_in(&mut self, rt: &Runtime, cx: &Context<'_>) -> task::Poll<Result<T>> {
         // The token, once known to be registered in this run.
         let token;
         // Whether the task has waited (a schedule point already).
         let mut waited = false;
-        match std::mem::replace(&mut self.step, OpStep::Finished) {
+        // Each arm leaves `step` at `Finished` (only its discriminant is
+        // written, not the whole step moved out); the paths that go on
+        // set the next one.
+        match self.step {
             OpStep::Start => {
-                // 1. The cancel point.
-                rt.count_checkpoint(false, true);
+                self.step = OpStep::Finished;
+                // 1. The cancel point. It is counted (for the testing
+                // toolkit) with what follows it: with the schedule point
+                // of step 3, or before a wait.
                 if rt.is_cancelled() {
+                    rt.count_checkpoint(false, true);
                     return task::Poll::Ready(Err(Error::cancelled()));
                 }
                 token = self.reg.token_here(rt);
@@ -1418,17 +1454,18 @@ where
                     && rt.reactor.borrow_mut().known_not_ready(t, self.dir)
                 {
                     // 4. first: the syscall would only say WouldBlock.
-                    return self.wait(rt, cx, t);
+                    rt.count_checkpoint(false, true);
+                    return self.wait(rt, cx, t, false);
                 }
             }
             OpStep::Waiting(w) => {
                 match poll_wait(rt, cx, w, self.dir) {
-                    task::Poll::Pending => {
-                        self.step = OpStep::Waiting(w);
-                        return task::Poll::Pending;
+                    task::Poll::Pending => return task::Poll::Pending,
+                    task::Poll::Ready(Err(e)) => {
+                        self.step = OpStep::Finished;
+                        return task::Poll::Ready(Err(e));
                     }
-                    task::Poll::Ready(Err(e)) => return task::Poll::Ready(Err(e)),
-                    task::Poll::Ready(Ok(())) => {}
+                    task::Poll::Ready(Ok(())) => self.step = OpStep::Finished,
                 }
                 if (self.closed)() {
                     return task::Poll::Ready(Err((self.closed_error)()));
@@ -1436,14 +1473,13 @@ where
                 token = Some(w.token);
                 waited = true;
             }
-            OpStep::Yielded(r) => {
-                rt.count_checkpoint(true, false);
-                return task::Poll::Ready(r);
-            }
-            OpStep::Finished => {
-                return task::Poll::Ready(Err(Error::usage(
-                    "an I/O operation was polled after it completed",
-                )));
+            OpStep::Yielded(_) | OpStep::Finished => {
+                return match std::mem::replace(&mut self.step, OpStep::Finished) {
+                    OpStep::Yielded(r) => task::Poll::Ready(r),
+                    _ => task::Poll::Ready(Err(Error::usage(
+                        "an I/O operation was polled after it completed",
+                    ))),
+                };
             }
         }
         // 2. The syscall.
@@ -1457,6 +1493,9 @@ where
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // 4. Wait for the edge (registering first if needed).
+                    if !waited {
+                        rt.count_checkpoint(false, true);
+                    }
                     let t = match token {
                         Some(t) => t,
                         None => match self.reg.token_in(rt, self.fd) {
@@ -1465,7 +1504,10 @@ where
                         },
                     };
                     rt.reactor.borrow_mut().clear_ready(t, self.dir);
-                    return self.wait(rt, cx, t);
+                    // The cancel check of step 1 still holds unless a wait
+                    // came in between, or registering (`token_in`) woke
+                    // someone: a foreign waker is code that could cancel.
+                    return self.wait(rt, cx, t, waited || token.is_none());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => break Err(Error::from(e)),
@@ -1475,7 +1517,9 @@ where
             return task::Poll::Ready(r);
         }
         // 3. The shielded schedule point: this task runs again in the next
-        // batch, and the result is returned then.
+        // batch, and the result is returned then. Counted now, with the
+        // cancel point of step 1.
+        rt.count_checkpoint(true, true);
         rt.wake_by_ref(cx.waker());
         self.step = OpStep::Yielded(r);
         task::Poll::Pending
@@ -1483,8 +1527,23 @@ where
 
     /// Arms the wait for readiness in `dir` (a cancel point: Cancelled if
     /// the calling code is in a cancelled scope).
-    fn wait(&mut self, rt: &Runtime, cx: &Context<'_>, token: usize) -> task::Poll<Result<T>> {
-        match arm_wait(rt, cx, token, self.dir, self.label, self.location) {
+    /// `check_cancel`: see [`arm_wait`].
+    fn wait(
+        &mut self,
+        rt: &Runtime,
+        cx: &Context<'_>,
+        token: usize,
+        check_cancel: bool,
+    ) -> task::Poll<Result<T>> {
+        match arm_wait(
+            rt,
+            cx,
+            token,
+            self.dir,
+            self.label,
+            self.location,
+            check_cancel,
+        ) {
             Ok(w) => {
                 self.step = OpStep::Waiting(w);
                 task::Poll::Pending
@@ -1495,18 +1554,27 @@ where
 }
 
 impl<T, F> Drop for IoOp<'_, T, F> {
+    #[inline]
     fn drop(&mut self) {
         // Dropped while waiting: undo the wait (the backstop, DESIGN §5).
+        // The check is inlined (every operation is dropped), the undo not.
         if let OpStep::Waiting(w) = self.step {
-            let dir = self.dir;
-            runtime::with_runtime(|rt| {
-                if rt.run_id == w.key.run_id {
-                    rt.reactor.borrow_mut().remove_waiter(w.token, dir, w.key);
-                    rt.with_state(|st| st.finish_io_park(w.key.park, w.reusable));
-                }
-            });
+            undo_wait(w, self.dir);
         }
     }
+}
+
+/// Takes the wait `w` of a dropped [`IoOp`] out of its slot and ends its
+/// record's use.
+#[cold]
+#[inline(never)]
+fn undo_wait(w: IoWait, dir: Direction) {
+    runtime::with_runtime(|rt| {
+        if rt.run_id == w.key.run_id {
+            rt.reactor.borrow_mut().remove_waiter(w.token, dir, w.key);
+            rt.with_state(|st| st.finish_io_park(w.key.park, w.reusable));
+        }
+    });
 }
 
 impl<T, F> fmt::Debug for IoOp<'_, T, F> {
@@ -1531,6 +1599,11 @@ impl<T, F> fmt::Debug for IoOp<'_, T, F> {
 /// `park`'s module docs) and puts its key in the slot. Cancelled (a
 /// completed cancel point) in a cancelled scope; Busy when another
 /// operation waits in `dir`; Closed when the source is gone.
+///
+/// Without `check_cancel` the cancel check is skipped: the caller checked
+/// in this same poll, with nothing in between that could cancel (a
+/// lazily made nursery's cancel status, settled here, is cancelled only
+/// if its parent's is, which the caller's check saw).
 fn arm_wait(
     rt: &Runtime,
     cx: &Context<'_>,
@@ -1538,6 +1611,7 @@ fn arm_wait(
     dir: Direction,
     label: &'static str,
     location: &'static Location<'static>,
+    check_cancel: bool,
 ) -> Result<IoWait> {
     // The entry's record is put in the slot at once, and replaced below
     // in the rare case that the park table says it cannot be re-armed.
@@ -1549,7 +1623,7 @@ fn arm_wait(
     let status = rt.current_cancel_status.get();
     let task = rt.current_task.get();
     let armed = rt.with_state(|st| {
-        if st.is_cancelled(status) {
+        if check_cancel && st.is_cancelled(status) {
             return None;
         }
         let existing = placed.map(|k| k.park);
@@ -1600,6 +1674,7 @@ fn arm_wait(
 /// Polls an armed wait: its outcome once the reactor (readiness) or a
 /// close gave it one; Cancelled, with the wait undone, if the calling code
 /// is in a cancelled scope; else `Pending`, with `cx`'s waker registered.
+#[inline]
 fn poll_wait(rt: &Runtime, cx: &Context<'_>, w: IoWait, dir: Direction) -> task::Poll<Result<()>> {
     if rt.run_id != w.key.run_id {
         // Moved to another run while waiting: the wait stays in its run

@@ -456,7 +456,13 @@ impl State {
     /// else makes a new one. Returns its id and whether it is the entry's
     /// reusable record from now on (`false`: a record of this wait only,
     /// because `existing` is busy with another wait).
+    ///
+    /// Inlined: the usual case (the entry's record `Idle` under the same
+    /// status: one lookup and the re-arm) is part of every echoed message,
+    /// and as a call of seven arguments its prologue cost about as much as
+    /// its body (callgrind, echo server); the rest is out of line.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(crate) fn arm_io_park(
         &mut self,
         existing: Option<ParkId>,
@@ -467,16 +473,39 @@ impl State {
         waker: &Waker,
     ) -> (ParkId, bool) {
         let (run_id, shared_addr) = (self.run_id, self.shared_addr);
-        let mut reusable = true;
         if let Some(id) = existing
             && let Some(p) = self.parks.get_mut(id)
+            && matches!(p.state, ParkState::Idle)
+            && p.cancel_status == status
+        {
+            let replaced = p.rearm(task, label, location, waker, run_id, shared_addr);
+            self.retire(replaced);
+            return (id, true);
+        }
+        self.arm_io_park_slow(existing, task, status, label, location, waker)
+    }
+
+    /// [`arm_io_park`](Self::arm_io_park) when the entry's record cannot
+    /// simply be re-armed: there is none, it is registered under another
+    /// status (replaced by a new key), or it is busy with another wait
+    /// (this wait gets a record of its own).
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
+    fn arm_io_park_slow(
+        &mut self,
+        existing: Option<ParkId>,
+        task: TaskId,
+        status: CancelStatusId,
+        label: &'static str,
+        location: &'static Location<'static>,
+        waker: &Waker,
+    ) -> (ParkId, bool) {
+        let mut reusable = true;
+        if let Some(id) = existing
+            && let Some(p) = self.parks.get(id)
         {
             match p.state {
-                ParkState::Idle if p.cancel_status == status => {
-                    let replaced = p.rearm(task, label, location, waker, run_id, shared_addr);
-                    self.retire(replaced);
-                    return (id, true);
-                }
                 // Registered under another status: replaced by a new key.
                 ParkState::Idle => {
                     self.remove_park(id);

@@ -26,7 +26,7 @@ use crate::stream::{
 use crate::{checkpoint, checkpoint_if_cancelled, sys};
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::io::{self, Read};
+use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::panic::Location;
 use std::path::Path;
@@ -209,7 +209,7 @@ impl SocketStream {
                 "SocketStream::send_some",
                 location,
                 &|| self.is_closed(),
-                |s| s.send(data).map(|n| (n, n < data.len())),
+                |s| sys::stream_io::send(s, data).map(|n| (n, n < data.len())),
             )
             .await
             .map_err(|e| self.fail(SEND, e))
@@ -286,7 +286,7 @@ impl SocketStream {
             Direction::Read,
             "SocketStream::poll_receive",
             location,
-            || s.as_socket2().read(buf).map(|n| (n, n < len)),
+            || sys::stream_io::recv(s.as_socket2(), buf).map(|n| (n, n < len)),
         );
         match polled {
             Poll::Ready(Err(e)) => Poll::Ready(Err(self.fail(RECEIVE, e))),
@@ -326,7 +326,7 @@ impl SocketStream {
             Direction::Write,
             "SocketStream::poll_send",
             location,
-            || s.as_socket2().send(data).map(|n| (n, n < data.len())),
+            || sys::stream_io::send(s.as_socket2(), data).map(|n| (n, n < data.len())),
         );
         match polled {
             Poll::Ready(Err(e)) => Poll::Ready(Err(self.fail(SEND, e))),
@@ -408,7 +408,7 @@ impl SendStream for SocketStream {
                         "SocketStream::send_all",
                         location,
                         &|| self.is_closed(),
-                        |s| s.send(rest).map(|n| (n, n < rest.len())),
+                        |s| sys::stream_io::send(s, rest).map(|n| (n, n < rest.len())),
                     )
                     .await
                     .map_err(|e| self.fail(SEND, e))?;
@@ -455,7 +455,7 @@ impl ReceiveStream for SocketStream {
                 "SocketStream::receive_some",
                 location,
                 &|| self.is_closed(),
-                |mut s| s.read(buf).map(|n| (n, n < len)),
+                |s| sys::stream_io::recv(s, buf).map(|n| (n, n < len)),
             )
             .await
             .map_err(|e| self.fail(RECEIVE, e))

@@ -15,14 +15,18 @@
 //!   for [`crate::process`].
 //! - [`affinity`]: the allowed CPUs and thread pinning, for
 //!   [`PerCore`](crate::PerCore).
+//! - [`stream_io`]: a stream socket's `recv` and `send` as direct system
+//!   calls on Linux (x86_64, aarch64): libc's are cancellation points,
+//!   whose bookkeeping costs a multi-threaded process two atomics per call.
 //!
 //! With the waker module, this is the only place with `unsafe`: the buffer
 //! cast, one `setsockopt` socket2 does not expose, the fd-passing code,
-//! the process calls and the affinity calls, each block with its `SAFETY`
-//! comment.
+//! the process calls, the affinity calls and the stream `recv`/`send`,
+//! each block with its `SAFETY` comment.
 
 pub(crate) mod affinity;
 pub(crate) mod process;
+pub(crate) mod stream_io;
 
 use std::io;
 use std::mem::MaybeUninit;
