@@ -213,6 +213,39 @@ async fn counts<F: Future>(fut: F) -> (F::Output, (u64, u64)) {
     (out, (c.schedule_points, c.cancel_points))
 }
 
+/// A socket read that succeeds at once counts one of each; dropped after
+/// its first poll (the task yielded at its shielded schedule point, the
+/// result not yet taken, as `select!` may do) it has counted both too:
+/// the task did yield (the table in `testing`'s checkpoint docs).
+#[trio::test]
+async fn a_ready_socket_operation_counts_its_points_even_dropped_at_the_schedule_point()
+-> trio::Result<()> {
+    use std::pin::pin;
+    use trio::socket::SocketStream;
+    use trio::stream::{ReceiveStream, SendStream};
+    let (a, b) = SocketStream::unix_pair()?;
+    a.send_all(b"xy").await?;
+    let mut buf = [0; 1];
+    let (r, c) = counts(b.receive_some(&mut buf)).await;
+    assert_eq!((r?, c), (1, (1, 1)));
+    let (_, c) = counts(async {
+        let mut op = pin!(b.receive_some(&mut buf));
+        let mut first = true;
+        poll_fn(|cx| {
+            if std::mem::take(&mut first) {
+                // Read at once; the operation woke the task itself.
+                assert!(op.as_mut().poll(cx).is_pending());
+                return Poll::Pending;
+            }
+            Poll::Ready(())
+        })
+        .await;
+    })
+    .await;
+    assert_eq!(c, (1, 1));
+    Ok(())
+}
+
 #[trio::test(autojump)]
 async fn checkpoint_and_sleep_pass_assert_checkpoints() -> trio::Result<()> {
     assert_checkpoints(trio::checkpoint()).await?;

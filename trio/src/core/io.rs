@@ -1361,7 +1361,10 @@ enum OpStep<T> {
     /// Waiting for readiness.
     Waiting(IoWait),
     /// Done, at the shielded schedule point: the task was rescheduled for
-    /// the next batch, and this poll returns the result.
+    /// the next batch, and this poll returns the result. Its cancel and
+    /// schedule points were counted when the task yielded, so an operation
+    /// dropped here (by `select!`, say) has counted both: the task did
+    /// yield.
     Yielded(Result<T>),
     /// The result was returned (or the future was polled outside a run).
     Finished,
@@ -1405,9 +1408,10 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> task::Poll<Result<T>> {
         let this = self.get_mut();
-        if matches!(this.step, OpStep::Yielded(_))
-            && let OpStep::Yielded(r) = std::mem::replace(&mut this.step, OpStep::Finished)
-        {
+        if let OpStep::Yielded(_) = this.step {
+            let OpStep::Yielded(r) = std::mem::replace(&mut this.step, OpStep::Finished) else {
+                unreachable!("just matched")
+            };
             return task::Poll::Ready(r);
         }
         this.poll_step(cx)
@@ -1473,13 +1477,13 @@ where
                 token = Some(w.token);
                 waited = true;
             }
+            // (`poll` hands a `Yielded` result over before calling us.)
             OpStep::Yielded(_) | OpStep::Finished => {
-                return match std::mem::replace(&mut self.step, OpStep::Finished) {
-                    OpStep::Yielded(r) => task::Poll::Ready(r),
-                    _ => task::Poll::Ready(Err(Error::usage(
-                        "an I/O operation was polled after it completed",
-                    ))),
-                };
+                debug_assert!(matches!(self.step, OpStep::Finished));
+                self.step = OpStep::Finished;
+                return task::Poll::Ready(Err(Error::usage(
+                    "an I/O operation was polled after it completed",
+                )));
             }
         }
         // 2. The syscall.
@@ -1525,9 +1529,10 @@ where
         task::Poll::Pending
     }
 
-    /// Arms the wait for readiness in `dir` (a cancel point: Cancelled if
-    /// the calling code is in a cancelled scope).
-    /// `check_cancel`: see [`arm_wait`].
+    /// Arms the wait for readiness in `dir`. With `check_cancel` it is a
+    /// cancel point (Cancelled if the calling code is in a cancelled
+    /// scope); without, the caller has just checked in this same poll (see
+    /// [`arm_wait`]).
     fn wait(
         &mut self,
         rt: &Runtime,
