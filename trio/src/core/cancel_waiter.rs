@@ -351,6 +351,15 @@ impl CancelWaiter {
     /// assert_eq!(outside.kind(), trio::ErrorKind::Usage);
     /// ```
     pub fn check(&mut self) -> Result<()> {
+        // Two thread-local loads while no status of this thread's runs is
+        // cancelled (`cancel_status`, invariant 6): nothing to look up.
+        if crate::core::cancel_status::no_status_cancelled() {
+            return if runtime::is_in_run() {
+                Ok(())
+            } else {
+                Err(Error::outside_run())
+            };
+        }
         let cancelled = runtime::with_runtime(|rt| {
             // No `settle_lazy`: a nursery not registered yet has a status
             // that is cancelled exactly when its parent's (the current
@@ -543,9 +552,11 @@ pub fn current_task_is_cancelled() -> Result<bool> {
 /// is borrowed, which only a conversion inside the runtime's own borrow
 /// could cause.
 pub(crate) fn is_cancelled_now(rt: &runtime::Runtime) -> bool {
-    rt.state
-        .try_borrow()
-        .is_ok_and(|st| st.is_cancelled(rt.current_cancel_status.get()))
+    !crate::core::cancel_status::no_status_cancelled()
+        && rt
+            .state
+            .try_borrow()
+            .is_ok_and(|st| st.is_cancelled(rt.current_cancel_status.get()))
 }
 
 #[cfg(test)]

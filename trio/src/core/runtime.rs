@@ -274,6 +274,16 @@ pub(crate) struct State {
     pub(super) recompute_stack: Vec<CancelStatusId>,
     /// Cleared ready lists of finished nurseries, so opening one does not allocate.
     spare_lists: Vec<Vec<u32>>,
+    /// How many of `cancel_statuses` are effectively cancelled: this
+    /// state's part of the thread's count (`cancel_status`, invariant 6),
+    /// taken back out of it when the state is dropped.
+    pub(super) cancelled_statuses: u32,
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        crate::core::cancel_status::forget_cancelled(self.cancelled_statuses);
+    }
 }
 
 impl State {
@@ -300,6 +310,7 @@ impl State {
             scheduled_log: Vec::new(),
             recompute_stack: Vec::new(),
             spare_lists: Vec::new(),
+            cancelled_statuses: 0,
         }
     }
 
@@ -526,6 +537,10 @@ pub(crate) type SystemTask = Pin<Box<dyn Future<Output = Result<()>>>>;
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Runtime>>> = const { RefCell::new(None) };
+    /// `CURRENT` holds a run: kept by [`set_current`], its only writer, so
+    /// that [`is_in_run`] is one load (`CURRENT` has a destructor, so each
+    /// access to it checks the thread-local's state, then borrows it).
+    static IN_RUN: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Runs `f` with the current thread's runtime, or returns `None` outside a
@@ -547,12 +562,15 @@ pub(crate) fn current() -> Result<Rc<Runtime>> {
     with_runtime(Rc::clone).ok_or_else(Error::outside_run)
 }
 
+/// Whether this thread is running a run (see `IN_RUN`).
+#[inline]
 pub(crate) fn is_in_run() -> bool {
-    with_runtime(|_| ()).is_some()
+    IN_RUN.with(Cell::get)
 }
 
 pub(crate) fn set_current(rt: Option<Rc<Runtime>>) -> Option<Rc<Runtime>> {
     let new = rt.clone();
+    IN_RUN.with(|f| f.set(new.is_some()));
     let old = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), rt));
     if let Some(old) = &old {
         old.state.borrow_mut().is_current = false;
@@ -751,11 +769,16 @@ impl Runtime {
         }
     }
 
-    /// True if code polled right now is inside a cancelled scope.
+    /// True if code polled right now is inside a cancelled scope. Without
+    /// the state borrow while no status is cancelled (`cancel_status`,
+    /// invariant 6).
+    #[inline]
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.state
-            .borrow()
-            .is_cancelled(self.current_cancel_status.get())
+        !crate::core::cancel_status::no_status_cancelled()
+            && self
+                .state
+                .borrow()
+                .is_cancelled(self.current_cancel_status.get())
     }
 
     /// Calls `f` on each instrument, if there are any. The list is not
