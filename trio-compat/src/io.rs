@@ -121,7 +121,7 @@ use std::ops::Deref;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use trio::lowlevel::CancelWaiter;
+use trio::lowlevel::{CancelWaiter, PendingMark};
 use trio::process::{ProcessStdin, ProcessStdout};
 use trio::socket::SocketStream;
 use trio::stream::{StapledStream, Stream};
@@ -191,6 +191,17 @@ pub trait NativePoll {
     fn poll_send(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<trio::Result<usize>>;
     /// Ends the sending direction ([`Stream::send_eof`]).
     fn poll_send_eof(&self, cx: &mut Context<'_>) -> Poll<trio::Result<()>>;
+
+    /// Whether every `Pending` of these methods also registered `cx`'s
+    /// waker under the task's current cancel status, so that a cancel of
+    /// that status (or of any scope whose cancellation reaches it) wakes
+    /// it. Then the adapter makes no registration of its own before
+    /// returning `Pending` (see "Cancellation and scheduling" in the
+    /// module docs). False by default; true for trio's sockets and pipes,
+    /// whose poll waiters are registered so in trio's reactor.
+    fn pending_wakes_on_cancel(&self) -> bool {
+        false
+    }
 }
 
 impl NativePoll for SocketStream {
@@ -202,6 +213,9 @@ impl NativePoll for SocketStream {
     }
     fn poll_send_eof(&self, cx: &mut Context<'_>) -> Poll<trio::Result<()>> {
         SocketStream::poll_send_eof(self, cx)
+    }
+    fn pending_wakes_on_cancel(&self) -> bool {
+        true
     }
 }
 
@@ -218,6 +232,9 @@ impl NativePoll for StapledStream<ProcessStdin, ProcessStdout> {
         self.send_stream.close_now();
         Poll::Ready(Ok(()))
     }
+    fn pending_wakes_on_cancel(&self) -> bool {
+        true
+    }
 }
 
 impl<T: NativePoll + ?Sized> NativePoll for &T {
@@ -229,6 +246,9 @@ impl<T: NativePoll + ?Sized> NativePoll for &T {
     }
     fn poll_send_eof(&self, cx: &mut Context<'_>) -> Poll<trio::Result<()>> {
         (**self).poll_send_eof(cx)
+    }
+    fn pending_wakes_on_cancel(&self) -> bool {
+        (**self).pending_wakes_on_cancel()
     }
 }
 
@@ -242,6 +262,9 @@ impl<T: NativePoll + ?Sized> NativePoll for Box<T> {
     fn poll_send_eof(&self, cx: &mut Context<'_>) -> Poll<trio::Result<()>> {
         (**self).poll_send_eof(cx)
     }
+    fn pending_wakes_on_cancel(&self) -> bool {
+        (**self).pending_wakes_on_cancel()
+    }
 }
 
 /// The poll functions of a [`NativePoll`] stream, as `fn` pointers: how
@@ -251,6 +274,8 @@ struct NativeOps<S: ?Sized> {
     receive: fn(&S, &mut Context<'_>, &mut [u8]) -> Poll<trio::Result<usize>>,
     send: fn(&S, &mut Context<'_>, &[u8]) -> Poll<trio::Result<usize>>,
     send_eof: fn(&S, &mut Context<'_>) -> Poll<trio::Result<()>>,
+    /// [`NativePoll::pending_wakes_on_cancel`], asked once.
+    wakes_on_cancel: bool,
 }
 
 impl<S: ?Sized> Clone for NativeOps<S> {
@@ -261,13 +286,39 @@ impl<S: ?Sized> Clone for NativeOps<S> {
 impl<S: ?Sized> Copy for NativeOps<S> {}
 
 impl<S: NativePoll> NativeOps<S> {
-    fn of() -> Self {
+    fn of(stream: &S) -> Self {
         NativeOps {
             receive: S::poll_receive,
             send: S::poll_send,
             send_eof: S::poll_send_eof,
+            wakes_on_cancel: stream.pending_wakes_on_cancel(),
         }
     }
+}
+
+/// A native receive that skips polling the stream while `mark` says the
+/// registration of its last `Pending` is still in place (only for a
+/// stream whose `Pending` registers under the cancel status: the
+/// adapter's own registration is then none), and leaves a mark after a
+/// `Pending`.
+fn receive_marked<S: ?Sized>(
+    ops: NativeOps<S>,
+    stream: &S,
+    mark: &mut Option<PendingMark>,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+) -> Poll<trio::Result<usize>> {
+    if let Some(m) = mark.take()
+        && m.still_holds(cx.waker())
+    {
+        *mark = Some(m);
+        return Poll::Pending;
+    }
+    let polled = (ops.receive)(stream, cx, buf);
+    if polled.is_pending() && ops.wakes_on_cancel {
+        *mark = PendingMark::new(cx.waker());
+    }
+    polled
 }
 
 /// A receive in flight: the buffer comes back with the outcome.
@@ -350,6 +401,12 @@ pub struct Io<'a, S: Stream + 'a> {
     /// waker of a poll that returns `Pending` under the task's cancel
     /// status (see "Cancellation and scheduling" in the module docs).
     cancel_waiter: CancelWaiter,
+    /// Left by a native receive that returned `Pending` (its waker then
+    /// registered in trio's reactor under the task's cancel status): while
+    /// it [still holds](PendingMark::still_holds), the next read poll
+    /// returns `Pending` without polling the stream again (see "The native
+    /// path" in the module docs). Cleared by any other outcome.
+    read_mark: Option<PendingMark>,
     /// `S`'s own poll functions, for an adapter made by [`Io::native`]:
     /// then no operation is ever boxed, `write_buf` stays empty and
     /// `read_buf` is used only by `AsyncBufRead` and hyper's reads.
@@ -378,6 +435,7 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
             eof_sent: false,
             ready_run: 0,
             cancel_waiter: CancelWaiter::new(),
+            read_mark: None,
             native: None,
         }
     }
@@ -398,8 +456,9 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
     where
         S: NativePoll,
     {
+        let ops = NativeOps::of(&*stream);
         let mut io = Io::from_rc(stream);
-        io.native = Some(NativeOps::of());
+        io.native = Some(ops);
         io
     }
 
@@ -456,7 +515,13 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
             Poll::Ready(_) => self.ready_run += 1,
             Poll::Pending => {
                 self.ready_run = 0;
-                if let Poll::Ready(e) = self.cancel_waiter.poll_cancelled(cx) {
+                // A native stream whose `Pending` registered the waker
+                // under the cancel status needs no second registration
+                // (the check at `enter` saw the status not cancelled, and
+                // nothing in between can cancel it).
+                if !self.native.is_some_and(|ops| ops.wakes_on_cancel)
+                    && let Poll::Ready(e) = self.cancel_waiter.poll_cancelled(cx)
+                {
                     return Poll::Ready(Err(to_io(e)));
                 }
             }
@@ -505,7 +570,13 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
             if self.read_buf.len() < want {
                 self.read_buf.resize(want, 0);
             }
-            let n = match (ops.receive)(&self.stream, cx, &mut self.read_buf) {
+            let n = match receive_marked(
+                ops,
+                &self.stream,
+                &mut self.read_mark,
+                cx,
+                &mut self.read_buf,
+            ) {
                 Poll::Ready(Ok(n)) => n,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(to_io(e))),
                 Poll::Pending => return Poll::Pending,
@@ -590,7 +661,7 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
             other => return other.map_ok(|()| 0),
         }
         let ops = self.native.expect("the native path");
-        let polled = (ops.receive)(&self.stream, cx, out).map_err(to_io);
+        let polled = receive_marked(ops, &self.stream, &mut self.read_mark, cx, out).map_err(to_io);
         self.count(cx, polled)
     }
 

@@ -20,7 +20,7 @@
 //!   same thread (Trio's `start_guest_run`).
 
 pub use crate::core::cancel_waiter::{
-    CancelPoint, CancelWaiter, cancel_point, current_task_is_cancelled,
+    CancelPoint, CancelWaiter, PendingMark, cancel_point, current_task_is_cancelled,
 };
 pub use crate::core::clock::Clock;
 pub use crate::core::instrument::{Instrument, add_instrument, remove_instrument};

@@ -559,6 +559,91 @@ pub(crate) fn is_cancelled_now(rt: &runtime::Runtime) -> bool {
             .is_ok_and(|st| st.is_cancelled(rt.current_cancel_status.get()))
 }
 
+/// A mark left by a poll that returned `Pending` after registering its
+/// waker in trio's tables (a socket's poll waiter, say: see
+/// `NativePoll::pending_wakes_on_cancel` in trio-compat), so that the next
+/// poll can tell, in a few loads, that the registration is still exactly
+/// what it would make again, and return `Pending` at once.
+///
+/// [`still_holds`](Self::still_holds) is true while the runs on this
+/// thread have used up no remembered waker since the mark (readiness, a
+/// cancel, a close: each wakes through the waker it uses up, and every
+/// such wake is counted), the waker given is the same plain task waker
+/// of the current run, and the code polling is under the same cancel
+/// status. Then a registration made at the mark under that status with
+/// that waker is still in place, unused. (Anything else only makes it
+/// false: a poll that then does its full work is never wrong.) A foreign
+/// waker makes no mark.
+///
+/// For poll-based adapters over trio's own poll methods, which poll the
+/// same stream twice in one task step (hyper reads for the end of a
+/// keep-alive request and then for the next head). A second poller of
+/// the same direction replacing the waker without a wake (a caller's bug
+/// that loses a wake-up anyway, as in tokio) is not seen.
+///
+/// ```
+/// use std::task::Poll;
+/// use trio::lowlevel::PendingMark;
+///
+/// trio::run(async {
+///     std::future::poll_fn(|cx| {
+///         let mark = PendingMark::new(cx.waker()).expect("a task's own waker");
+///         assert!(mark.still_holds(cx.waker()));
+///         Poll::Ready(())
+///     })
+///     .await;
+///     Ok(())
+/// })
+/// .unwrap();
+/// assert!(PendingMark::new(std::task::Waker::noop()).is_none()); // outside a run
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct PendingMark {
+    run_id: u32,
+    status: CancelStatusId,
+    task: WakerWord,
+    targets_used: u64,
+}
+
+impl PendingMark {
+    /// Marks the registration of `waker` that the caller's poll has just
+    /// made, under the current cancel status; `None` if `waker` is not a
+    /// plain task waker of the current run (or outside a run).
+    pub fn new(waker: &Waker) -> Option<PendingMark> {
+        let targets_used = runtime::targets_used();
+        runtime::with_runtime(|rt| {
+            let task = match classify(waker) {
+                Some(OurWaker::Plain(w)) if w.run == rt.run_id as u16 => w,
+                _ => return None,
+            };
+            rt.settle_lazy();
+            Some(PendingMark {
+                run_id: rt.run_id,
+                status: rt.current_cancel_status.get(),
+                task,
+                targets_used,
+            })
+        })
+        .flatten()
+    }
+
+    /// Whether a poll with `waker` may return `Pending` now without
+    /// registering again (see the type's docs).
+    #[inline]
+    pub fn still_holds(&self, waker: &Waker) -> bool {
+        if runtime::targets_used() != self.targets_used
+            || !matches!(classify(waker), Some(OurWaker::Plain(w)) if w == self.task)
+        {
+            return false;
+        }
+        runtime::with_runtime(|rt| {
+            rt.settle_lazy();
+            rt.run_id == self.run_id && rt.current_cancel_status.get() == self.status
+        })
+        .unwrap_or(false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::CancelWaiter;

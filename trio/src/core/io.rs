@@ -893,7 +893,6 @@ impl Reactor {
             Some(_) => Err(busy(dir, fd)),
         }
     }
-
 }
 
 /// Ends the waits the reactor gave up (its `released` list), after its
@@ -1337,6 +1336,14 @@ impl IoRegistration {
     /// replaced only if it would not wake the same task (last waker wins,
     /// as in tokio). One state borrow, and no second look at the reactor
     /// unless the record is new.
+    ///
+    /// The record is also registered under the cancel status current at
+    /// this poll (as a park is; unchanged in the usual case, where it
+    /// already is), so a cancel of that status, or of any scope whose
+    /// cancellation reaches it, wakes the waker too: a poller that is a
+    /// cancel point (trio-compat's `Io`) needs no registration of its own.
+    /// For any other poller it is a spurious wake-up, which poll methods
+    /// allow.
     #[allow(clippy::too_many_arguments)]
     fn arm_poll_waiter(
         &self,
@@ -1349,6 +1356,9 @@ impl IoRegistration {
         existing: Option<ParkId>,
     ) -> Result<()> {
         let task = rt.current_task.get();
+        // As a cancel waiter reads it: a lazy nursery's status is made now.
+        rt.settle_lazy();
+        let status = rt.current_cancel_status.get();
         let waker = cx.waker();
         let park = rt.with_state(|st| {
             // Re-arm the record in place (what `arm_poll_park` does, on the
@@ -1362,11 +1372,17 @@ impl IoRegistration {
                 p.task = task;
                 p.label = label;
                 p.location = location;
-                let replaced = p.target.update(waker, run_id, shared_addr);
-                st.retire(replaced);
+                if p.cancel_status == status {
+                    let replaced = p.target.update(waker, run_id, shared_addr);
+                    st.retire(replaced);
+                } else {
+                    st.register_park(id, status, waker);
+                }
                 return id;
             }
-            st.arm_poll_park(None, task, label, location, waker)
+            let id = st.arm_poll_park(None, task, label, location, waker);
+            st.register_park(id, status, waker);
+            id
         });
         if Some(park) == existing {
             return Ok(());

@@ -415,6 +415,7 @@ impl State {
     /// Wakes a remembered waker, using it up.
     #[inline]
     pub(crate) fn wake_target(&mut self, target: WakeTarget) {
+        TARGETS_USED.with(|c| c.set(c.get().wrapping_add(1)));
         match target {
             WakeTarget::None => {}
             WakeTarget::Task(w) => self.wake_ref(w.task_ref()),
@@ -541,6 +542,18 @@ thread_local! {
     /// that [`is_in_run`] is one load (`CURRENT` has a destructor, so each
     /// access to it checks the thread-local's state, then borrows it).
     static IN_RUN: Cell<bool> = const { Cell::new(false) };
+    /// Bumped by every [`State::wake_target`]: the only way a remembered
+    /// waker (a park's, a poll waiter's, a nursery's) is used up. A
+    /// [`PendingMark`](crate::lowlevel::PendingMark) reads it to know that
+    /// the registration it marks is still in place.
+    static TARGETS_USED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many remembered wakers the runs on this thread have used up so far
+/// (see `TARGETS_USED`).
+#[inline]
+pub(crate) fn targets_used() -> u64 {
+    TARGETS_USED.with(Cell::get)
 }
 
 /// Runs `f` with the current thread's runtime, or returns `None` outside a
