@@ -301,6 +301,7 @@ impl<S: NativePoll> NativeOps<S> {
 /// stream whose `Pending` registers under the cancel status: the
 /// adapter's own registration is then none), and leaves a mark after a
 /// `Pending`.
+#[inline]
 fn receive_marked<S: ?Sized>(
     ops: NativeOps<S>,
     stream: &S,
@@ -477,6 +478,55 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
         &self.read_buf[self.read_pos..self.read_filled]
     }
 
+    /// Puts `data` in front of the bytes still to be read: reads return it
+    /// first, then what was buffered, then what the stream brings. For
+    /// bytes read from the stream before the adapter was made (a protocol
+    /// sniff: trio-hyper's server reads HTTP/2's preface this way), so
+    /// that the reader sees them without a wrapper in its way.
+    ///
+    /// A usage error, and nothing changes, while a receive of the boxed
+    /// path is in flight (its bytes would come before these).
+    ///
+    /// ```
+    /// # #[cfg(feature = "futures-io")] {
+    /// use futures::io::AsyncReadExt;
+    /// use trio::stream::SendStream;
+    /// use trio::socket::SocketStream;
+    /// use trio_compat::Io;
+    ///
+    /// trio::run(async {
+    ///     let (a, b) = SocketStream::unix_pair()?;
+    ///     a.send_all(b"lo").await?;
+    ///     drop(a);
+    ///     let mut io = Io::native(b);
+    ///     io.unread(b"hel")?;
+    ///     let mut got = String::new();
+    ///     io.read_to_string(&mut got).await?;
+    ///     assert_eq!(got, "hello");
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn unread(&mut self, data: &[u8]) -> trio::Result<()> {
+        if self.read_op.is_some() {
+            return Err(trio::Error::new(
+                trio::ErrorKind::Usage,
+                "Io::unread while a receive is in flight",
+            ));
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::with_capacity(data.len() + self.buffered().len());
+        buf.extend_from_slice(data);
+        buf.extend_from_slice(self.buffered());
+        self.read_pos = 0;
+        self.read_filled = buf.len();
+        self.read_buf = buf;
+        Ok(())
+    }
+
     /// Unwraps the adapter. Operations in flight are dropped (a receive in
     /// flight received nothing that is lost: trio's `receive_some` is
     /// cancel-safe when dropped; a send in flight may have sent a prefix),
@@ -496,6 +546,7 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
 
     /// Whether this poll must yield: after [`BUDGET`] ready polls in a row,
     /// wakes the waker and says yes (once; the count restarts).
+    #[inline]
     fn must_yield(&mut self, cx: &mut Context<'_>) -> bool {
         if self.ready_run < BUDGET {
             return false;
@@ -510,6 +561,7 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
     /// `cx`'s waker under the task's cancel status (so a cancel wakes a
     /// poll waiting on anything), which checks once more: a cancel seen
     /// then is the poll's outcome.
+    #[inline]
     fn count<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         match poll {
             Poll::Ready(_) => self.ready_run += 1,
@@ -532,6 +584,7 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
     /// The start of every poll: the cancel check (trio's errors, as
     /// `io::Error`s; it registers nothing, [`count`](Self::count) does
     /// when the poll is about to return `Pending`), then the budget.
+    #[inline]
     fn enter(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let Err(e) = self.cancel_waiter.check() {
             return Poll::Ready(Err(to_io(e)));
@@ -546,6 +599,7 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
 
     /// Makes unread bytes available (an empty slice: end of stream),
     /// receiving at least `hint` bytes' room when it must receive.
+    #[inline]
     fn poll_fill(&mut self, cx: &mut Context<'_>, hint: usize) -> Poll<io::Result<&[u8]>> {
         match self.enter(cx) {
             Poll::Ready(Ok(())) => {}
@@ -702,6 +756,7 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
 
     /// Accepts bytes from `bufs` in order (`AsyncWrite::poll_write` and its
     /// vectored form); waits only while the buffer is full.
+    #[inline]
     pub(crate) fn poll_write_bufs<B: Deref<Target = [u8]>>(
         &mut self,
         cx: &mut Context<'_>,
@@ -766,10 +821,17 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
     }
 
     /// Sends everything accepted (`poll_flush`).
+    #[inline]
     pub(crate) fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.enter(cx) {
             Poll::Ready(Ok(())) => {}
             other => return other,
+        }
+        if self.native.is_some() {
+            // Nothing is ever buffered natively: flushed already (hyper
+            // flushes after every response).
+            self.ready_run += 1;
+            return Poll::Ready(Ok(()));
         }
         let polled = self.drain(cx);
         self.count(cx, polled)
@@ -1000,6 +1062,7 @@ mod hyper_impls {
     impl<'a, S: Stream + 'a> hyper::rt::Read for Io<'a, S> {
         /// Copies with `ReadBufCursor::put_slice` (no `unsafe`): the copy
         /// out of the adapter's buffer is the cost of the generic path.
+        #[inline]
         fn poll_read(
             self: Pin<&mut Self>,
             cx: &mut Context<'_>,
@@ -1024,6 +1087,7 @@ mod hyper_impls {
     }
 
     impl<'a, S: Stream + 'a> hyper::rt::Write for Io<'a, S> {
+        #[inline]
         fn poll_write(
             self: Pin<&mut Self>,
             cx: &mut Context<'_>,
@@ -1048,6 +1112,7 @@ mod hyper_impls {
             self.native.is_none()
         }
 
+        #[inline]
         fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
             self.get_mut().poll_flush_inner(cx)
         }

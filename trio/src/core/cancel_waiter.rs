@@ -350,16 +350,21 @@ impl CancelWaiter {
     /// let outside = CancelWaiter::new().check().unwrap_err();
     /// assert_eq!(outside.kind(), trio::ErrorKind::Usage);
     /// ```
+    #[inline]
     pub fn check(&mut self) -> Result<()> {
         // Two thread-local loads while no status of this thread's runs is
         // cancelled (`cancel_status`, invariant 6): nothing to look up.
-        if crate::core::cancel_status::no_status_cancelled() {
-            return if runtime::is_in_run() {
-                Ok(())
-            } else {
-                Err(Error::outside_run())
-            };
+        if crate::core::cancel_status::no_status_cancelled() && runtime::is_in_run() {
+            return Ok(());
         }
+        self.check_slow()
+    }
+
+    /// [`check`](Self::check) when some status is cancelled (or outside a
+    /// run).
+    #[cold]
+    #[inline(never)]
+    fn check_slow(&mut self) -> Result<()> {
         let cancelled = runtime::with_runtime(|rt| {
             // No `settle_lazy`: a nursery not registered yet has a status
             // that is cancelled exactly when its parent's (the current

@@ -719,6 +719,7 @@ impl Reactor {
     /// [`begin_poll_wait_at`](Self::begin_poll_wait_at)'s outcome. With
     /// `clear`, the cached readiness is cleared first (after a
     /// `WouldBlock`), so the wait always begins.
+    #[inline]
     fn poll_wait_if_not_ready(
         &mut self,
         token: usize,

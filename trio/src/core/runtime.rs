@@ -426,6 +426,7 @@ impl State {
     /// Keeps `target` to drop after the borrow if dropping it could run
     /// foreign code (the discipline in the module docs: no call-outs under
     /// the borrow).
+    #[inline]
     pub(crate) fn retire(&mut self, target: WakeTarget) {
         if let WakeTarget::Foreign(w) = target {
             self.retired.push(*w);
