@@ -315,10 +315,11 @@ fn receive_marked<S: ?Sized>(
         *mark = Some(m);
         return Poll::Pending;
     }
-    let polled = (ops.receive)(stream, cx, buf);
-    if polled.is_pending() && ops.wakes_on_cancel {
-        *mark = PendingMark::new(cx.waker());
+    if !ops.wakes_on_cancel {
+        return (ops.receive)(stream, cx, buf);
     }
+    let (polled, new_mark) = PendingMark::watch(cx, |cx| (ops.receive)(stream, cx, buf));
+    *mark = new_mark;
     polled
 }
 

@@ -564,23 +564,30 @@ pub(crate) fn is_cancelled_now(rt: &runtime::Runtime) -> bool {
             .is_ok_and(|st| st.is_cancelled(rt.current_cancel_status.get()))
 }
 
-/// A mark left by a poll that returned `Pending` after registering its
-/// waker in trio's tables (a socket's poll waiter, say: see
-/// `NativePoll::pending_wakes_on_cancel` in trio-compat), so that the next
-/// poll can tell, in a few loads, that the registration is still exactly
-/// what it would make again, and return `Pending` at once.
+thread_local! {
+    /// The mark of the last poll waiter armed on this thread (see
+    /// [`PendingMark::watch`]): set by the reactor's poll path, taken by
+    /// `watch`, which clears it first.
+    static ARMED: Cell<Option<PendingMark>> = const { Cell::new(None) };
+}
+
+/// A mark left by one of trio's own poll methods (a socket's or a pipe's
+/// `poll_receive` or `poll_send`) that returned `Pending` after
+/// registering its waker in trio's reactor, under the task's cancel status
+/// (see `NativePoll::pending_wakes_on_cancel` in trio-compat), so that the
+/// next poll can tell, in a few loads, that the registration is still
+/// exactly what it would make again, and return `Pending` at once.
 ///
 /// [`still_holds`](Self::still_holds) is true while the runs on this
-/// thread have used up no remembered waker since the mark (readiness, a
-/// cancel, a close: each wakes through the waker it uses up, and every
-/// such wake is counted), the waker given is the same plain task waker
-/// of the current run, and the code polling is under the same cancel
-/// status. Then a registration made at the mark under that status with
-/// that waker is still in place, unused. (Anything else only makes it
-/// false: a poll that then does its full work is never wrong.) A foreign
-/// waker makes no mark.
+/// thread have used up no remembered waker since the registration
+/// (readiness, a cancel, a close: each wakes through the waker it uses
+/// up, and every such wake is counted), the waker given is the same plain
+/// task waker of the current run, and the code polling is under the same
+/// cancel status. Then the registration is still in place, unused.
+/// (Anything else only makes it false: a poll that then does its full
+/// work is never wrong.) A foreign waker makes no mark.
 ///
-/// For poll-based adapters over trio's own poll methods, which poll the
+/// For poll-based adapters over trio's poll methods, which may poll the
 /// same stream twice in one task step (hyper reads for the end of a
 /// keep-alive request and then for the next head). A second poller of
 /// the same direction replacing the waker without a wake (a caller's bug
@@ -589,18 +596,21 @@ pub(crate) fn is_cancelled_now(rt: &runtime::Runtime) -> bool {
 /// ```
 /// use std::task::Poll;
 /// use trio::lowlevel::PendingMark;
+/// use trio::socket::SocketStream;
 ///
 /// trio::run(async {
+///     let (_a, b) = SocketStream::unix_pair()?;
+///     let mut buf = [0; 4];
 ///     std::future::poll_fn(|cx| {
-///         let mark = PendingMark::new(cx.waker()).expect("a task's own waker");
-///         assert!(mark.still_holds(cx.waker()));
+///         let (polled, mark) = PendingMark::watch(cx, |cx| b.poll_receive(cx, &mut buf));
+///         assert!(polled.is_pending()); // nothing sent: registered in the reactor
+///         assert!(mark.expect("a task's own waker").still_holds(cx.waker()));
 ///         Poll::Ready(())
 ///     })
 ///     .await;
 ///     Ok(())
 /// })
 /// .unwrap();
-/// assert!(PendingMark::new(std::task::Waker::noop()).is_none()); // outside a run
 /// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct PendingMark {
@@ -611,25 +621,24 @@ pub struct PendingMark {
 }
 
 impl PendingMark {
-    /// Marks the registration of `waker` that the caller's poll has just
-    /// made, under the current cancel status; `None` if `waker` is not a
-    /// plain task waker of the current run (or outside a run).
-    pub fn new(waker: &Waker) -> Option<PendingMark> {
-        let targets_used = runtime::targets_used();
-        runtime::with_runtime(|rt| {
-            let task = match classify(waker) {
-                Some(OurWaker::Plain(w)) if w.run == rt.run_id as u16 => w,
-                _ => return None,
-            };
-            rt.settle_lazy();
-            Some(PendingMark {
-                run_id: rt.run_id,
-                status: rt.current_cancel_status.get(),
-                task,
-                targets_used,
-            })
-        })
-        .flatten()
+    /// Runs `poll`, a poll of one of trio's own poll methods with `cx`,
+    /// and returns its outcome with the mark of the registration it made
+    /// if it returned `Pending` having registered `cx`'s waker (a plain
+    /// task waker of the current run) in trio's reactor; else `None`.
+    #[inline]
+    pub fn watch<T>(
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+    ) -> (Poll<T>, Option<PendingMark>) {
+        ARMED.with(|a| a.set(None));
+        let polled = poll(cx);
+        if polled.is_ready() {
+            return (polled, None);
+        }
+        let mark = ARMED
+            .with(Cell::take)
+            .filter(|m| matches!(classify(cx.waker()), Some(OurWaker::Plain(w)) if w == m.task));
+        (polled, mark)
     }
 
     /// Whether a poll with `waker` may return `Pending` now without
@@ -647,6 +656,21 @@ impl PendingMark {
         })
         .unwrap_or(false)
     }
+}
+
+/// Records the registration the reactor's poll path has just made: a
+/// poll waiter of the current run armed with `task`'s plain waker under
+/// `status`, when `targets_used` remembered wakers had been used up (read
+/// before the registration). See [`PendingMark::watch`].
+pub(crate) fn note_armed(run_id: u32, status: CancelStatusId, task: WakerWord, targets_used: u64) {
+    ARMED.with(|a| {
+        a.set(Some(PendingMark {
+            run_id,
+            status,
+            task,
+            targets_used,
+        }))
+    });
 }
 
 #[cfg(test)]

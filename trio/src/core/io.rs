@@ -135,7 +135,7 @@
 //! dropped when the run ends.
 
 use crate::core::park::{Abort, Park, ParkId, ParkState, WaitKey};
-use crate::core::runtime::{self, Runtime};
+use crate::core::runtime::{self, Runtime, WakeTarget};
 use crate::error::{Error, ErrorKind, Result};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
@@ -1361,6 +1361,9 @@ impl IoRegistration {
         rt.settle_lazy();
         let status = rt.current_cancel_status.get();
         let waker = cx.waker();
+        // Read before the registration (see `PendingMark`).
+        let targets_used = runtime::targets_used();
+        let mut armed_task = None;
         let park = rt.with_state(|st| {
             // Re-arm the record in place (what `arm_poll_park` does, on the
             // record looked up once, without the call: this runs twice per
@@ -1375,6 +1378,9 @@ impl IoRegistration {
                 p.location = location;
                 if p.cancel_status == status {
                     let replaced = p.target.update(waker, run_id, shared_addr);
+                    if let WakeTarget::Task(w) = p.target {
+                        armed_task = Some(w);
+                    }
                     st.retire(replaced);
                 } else {
                     st.register_park(id, status, waker);
@@ -1385,6 +1391,9 @@ impl IoRegistration {
             st.register_park(id, status, waker);
             id
         });
+        if let Some(w) = armed_task {
+            crate::core::cancel_waiter::note_armed(rt.run_id, status, w, targets_used);
+        }
         if Some(park) == existing {
             return Ok(());
         }
