@@ -39,8 +39,9 @@
 //! the adapter returns an `io::Error` of kind `Other` wrapping trio's
 //! `Cancelled` (see [`crate::error`]; never `Interrupted`, which read loops
 //! retry) and does nothing else. The check alone
-//! ([`CancelWaiter::check`]) reads the task's cancel status and touches no
-//! table; a poll that is about to return `Pending` then registers the
+//! ([`CancelWaiter::check`]) is two thread-local loads while no cancel
+//! status of the thread's runs is cancelled, and touches no table; a poll
+//! that is about to return `Pending` then registers the
 //! waker it was polled with under the task's current cancel status
 //! ([`CancelWaiter::poll_cancelled`], which checks once more), so it is
 //! woken by a cancel even when the operation in flight waits on something
@@ -59,6 +60,19 @@
 //! `Pending` polls only). Outside a trio
 //! run the check fails with a `Usage` error (an `io::Error`), never a
 //! panic.
+//!
+//! On the native path the registration is the stream's own: trio's
+//! sockets and pipes register a waiting poll's waker in the reactor
+//! *under the task's current cancel status*
+//! ([`NativePoll::pending_wakes_on_cancel`]), so a cancel of that status
+//! or of any scope whose cancellation reaches it wakes it, and the adapter
+//! adds no cancel waiter. And a read polled again in the same task step
+//! after a `Pending` one (hyper reads twice with nothing there per
+//! keep-alive request) returns `Pending` at once while the first one's
+//! registration is known to be intact
+//! ([`PendingMark`](trio::lowlevel::PendingMark): no waker used up
+//! anywhere on the thread since, same waker, same cancel status), since
+//! polling the stream again would register exactly the same thing.
 //!
 //! The adapter is a cancel point, not a schedule point, but keeps a
 //! cooperative budget: after [`BUDGET`] consecutive ready polls it returns

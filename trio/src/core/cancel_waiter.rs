@@ -48,6 +48,17 @@
 //!    bumped the epoch). Any other case takes the full path. Runs on one
 //!    thread share the counter, which only makes the shortcut rarer.
 //!
+//! 5. *Pending marks.* [`PendingMark`] is the same idea for registrations
+//!    made by trio's own poll methods (the reactor's poll waiters, which
+//!    are registered under the cancel status too): the reactor's poll path
+//!    notes each plain-waker registration it makes (`note_armed`), and a
+//!    mark holds while the thread's count of used-up remembered wakers
+//!    (`runtime::targets_used`, bumped by every `State::wake_target`) has
+//!    not moved, the waker is the same and the current status is the
+//!    same. Readiness, a cancel and a close all use the poll waiter's
+//!    waker up through `wake_target`, so an unmoved count means the
+//!    registration is still there, unused.
+//!
 //! # The deadlock detector
 //!
 //! The run reports a deadlock only when nothing outside the runtime holds
@@ -323,9 +334,9 @@ impl CancelWaiter {
     /// kept): `Err(Cancelled)` if the code polling it is in a cancelled
     /// scope (a completed cancel point; the registration, if any, is
     /// removed), a [`Usage`](crate::ErrorKind::Usage) error outside a run,
-    /// else `Ok(())`, leaving the registration as it is. It reads the
-    /// current cancel status and touches no table: a few dozen
-    /// instructions, against a registration's update.
+    /// else `Ok(())`, leaving the registration as it is. It touches no
+    /// table: while no cancel status of the thread's runs is cancelled it
+    /// is two thread-local loads, else a look at the current status.
     ///
     /// ```
     /// use std::task::Poll;
@@ -675,7 +686,42 @@ pub(crate) fn note_armed(run_id: u32, status: CancelStatusId, task: WakerWord, t
 
 #[cfg(test)]
 mod tests {
-    use super::CancelWaiter;
+    use super::{CancelWaiter, PendingMark};
+    use std::task::Poll;
+
+    /// A pending mark holds while nothing happens, not under another
+    /// cancel status, and no longer once readiness has used the poll
+    /// waiter's waker up (the run loop polls I/O at least every
+    /// `IO_POLL_INTERVAL` batches, so a bounded number of checkpoints
+    /// sees it).
+    #[test]
+    fn a_pending_mark_holds_until_its_registration_is_used() {
+        crate::run(async {
+            let (a, b) = crate::socket::SocketStream::unix_pair()?;
+            let mut buf = [0; 4];
+            let mark = poll_fn(|cx| {
+                let (polled, mark) = PendingMark::watch(cx, |cx| b.poll_receive(cx, &mut buf));
+                assert!(polled.is_pending());
+                let mark = mark.expect("a task's plain waker");
+                assert!(mark.still_holds(cx.waker()));
+                Poll::Ready(mark)
+            })
+            .await;
+            let holds = || poll_fn(|cx| Poll::Ready(mark.still_holds(cx.waker())));
+            assert!(holds().await);
+            let inner = CancelScope::new().run(async { Ok(holds().await) }).await?;
+            assert_eq!(inner, Some(false));
+            crate::stream::SendStream::send_all(&a, b"x").await?;
+            let mut checkpoints = 0;
+            while holds().await {
+                crate::lowlevel::checkpoint().await?;
+                checkpoints += 1;
+                assert!(checkpoints < 1000, "readiness never used the waker up");
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
     use crate::CancelScope;
     use std::cell::Cell;
     use std::future::poll_fn;

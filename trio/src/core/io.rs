@@ -106,8 +106,13 @@
 //!   the poller (`Release::Evicted`), which polls again and learns of the
 //!   operation: a registered poller that has gone away must not block the
 //!   socket's own operations.
-//! - No cancel status: a poll method is not a cancel point. The caller
-//!   (`trio_compat::Io`) checks and registers for cancellation itself.
+//! - Registered under the poller's cancel status (as a park is), though a
+//!   poll method is not a cancel point: a cancel of that status wakes the
+//!   poller (for a poller that is no cancel point, a spurious wake-up,
+//!   which poll methods allow), so a caller that is one (`trio_compat::Io`)
+//!   checks for cancellation itself but need not register for it. A
+//!   re-arm with a task's plain waker under an unchanged status is noted
+//!   for [`PendingMark`](crate::lowlevel::PendingMark).
 //! - The record goes with its entry (deregistration, close, a stale
 //!   entry): its poller is woken with Closed and the record removed.
 //!
@@ -778,7 +783,7 @@ impl Reactor {
             return Err(closed_error());
         };
         let fd = e.fd;
-        let former = std::mem::replace(&mut e.poll_parks[dir.index()], Some(key.park));
+        let former = e.poll_parks[dir.index()].replace(key.park);
         let slot = e.slot(dir);
         match *slot {
             None => {
@@ -1366,7 +1371,7 @@ impl IoRegistration {
         let mut armed_task = None;
         let park = rt.with_state(|st| {
             // Re-arm the record in place (what `arm_poll_park` does, on the
-            // record looked up once, without the call: this runs twice per
+            // record looked up once, without the call: this runs for every
             // keep-alive request in `benches/hello.rs`).
             let (run_id, shared_addr) = (st.run_id, st.shared_addr);
             if let Some(id) = existing
@@ -1382,13 +1387,15 @@ impl IoRegistration {
                         armed_task = Some(w);
                     }
                     st.retire(replaced);
-                } else {
-                    st.register_park(id, status, waker);
+                    return id;
                 }
+                st.register_park(id, status, waker);
+                armed_task = st.parks.get(id).and_then(|p| p.target.task_word());
                 return id;
             }
             let id = st.arm_poll_park(None, task, label, location, waker);
             st.register_park(id, status, waker);
+            armed_task = st.parks.get(id).and_then(|p| p.target.task_word());
             id
         });
         if let Some(w) = armed_task {

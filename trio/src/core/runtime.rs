@@ -148,6 +148,16 @@ impl WakeTarget {
         let _old = self.update(waker, rt.run_id, Arc::as_ptr(&rt.shared).addr());
     }
 
+    /// The task a plain waker of this run names, if that is what is
+    /// remembered.
+    #[inline]
+    pub(crate) fn task_word(&self) -> Option<WakerWord> {
+        match self {
+            WakeTarget::Task(w) => Some(*w),
+            _ => None,
+        }
+    }
+
     /// Wakes whoever was remembered, once (outside any state borrow).
     pub(crate) fn wake(&mut self) {
         match std::mem::take(self) {
