@@ -63,8 +63,9 @@
 //! more instructions per request than tokio's** (8 886–8 901 vs 8 711–8 722
 //! on the code of 2026-11-26, late; it was 1.10× at that day's start), and
 //! nearly all of the difference is one clock read (see below). So the
-//! goal (≤ tokio) is **not met in instructions**, by about 2%; for the
-//! wall-clock ratio see the pinned runs below.
+//! goal (≤ tokio) is **not met in instructions**, by about 2%; wall-clock
+//! (pinned, below) the ratio of server CPU per request was 0.95 and 1.03
+//! in two runs, parity within noise.
 //!
 //! Instructions per request: `trio-hyper/benches/icount.sh BIN trio|tokio
 //! [SHORT LONG]` (valgrind callgrind, user space, on the bench binary's
@@ -112,9 +113,12 @@
 //! |---|---|---|
 //! | the FIFO queue (trio 6.20 [5.48–7.09] µs, tokio 5.60 [5.32–6.65] µs in run 1) | 1.10 [0.99–1.12] | 1.06 [0.85–1.40] |
 //! | the cancel waiter's shortcut (trio 7.79 [6.05–8.61] µs, tokio 7.66 [6.67–7.98] µs in run 1) | **1.00 [0.87–1.20]** | **1.06 [0.83–1.31]** |
+//! | the `PendingMark` work (instructions 1.02×; trio 8.42 [7.47–9.39] µs, tokio 8.84 [7.83–9.42] µs in run 1; trio 7.87 [7.31–8.40] µs, tokio 7.28 [6.52–8.22] µs in run 2) | **0.95 [0.85–1.03]** | **1.03 [0.98–1.17]** |
 //!
-//! So at or a little above parity within this machine's noise, while the
-//! instruction counts (no noise) still say about 1.16×.
+//! So at parity within this machine's noise (the last two runs: 23:29 and
+//! 23:30 UTC, 2026-11-26; the load average was 1.07 when the first
+//! started, 2.27 when the second did, the bench's own two cores
+//! included), while the instruction counts (no noise) say 1.02×.
 //!
 //! What remains, per request (callgrind, inclusive, 4 s / 12 s runs):
 //! inside hyper's dispatcher trio is about 120 instructions above tokio
