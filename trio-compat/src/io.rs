@@ -39,8 +39,9 @@
 //! the adapter returns an `io::Error` of kind `Other` wrapping trio's
 //! `Cancelled` (see [`crate::error`]; never `Interrupted`, which read loops
 //! retry) and does nothing else. The check alone
-//! ([`CancelWaiter::check`]) reads the task's cancel status and touches no
-//! table; a poll that is about to return `Pending` then registers the
+//! ([`CancelWaiter::check`]) is two thread-local loads while no cancel
+//! status of the thread's runs is cancelled, and touches no table; a poll
+//! that is about to return `Pending` then registers the
 //! waker it was polled with under the task's current cancel status
 //! ([`CancelWaiter::poll_cancelled`], which checks once more), so it is
 //! woken by a cancel even when the operation in flight waits on something
@@ -59,6 +60,19 @@
 //! `Pending` polls only). Outside a trio
 //! run the check fails with a `Usage` error (an `io::Error`), never a
 //! panic.
+//!
+//! On the native path the registration is the stream's own: trio's
+//! sockets and pipes register a waiting poll's waker in the reactor
+//! *under the task's current cancel status*
+//! ([`NativePoll::pending_wakes_on_cancel`]), so a cancel of that status
+//! or of any scope whose cancellation reaches it wakes it, and the adapter
+//! adds no cancel waiter. And a read polled again in the same task step
+//! after a `Pending` one (hyper reads twice with nothing there per
+//! keep-alive request) returns `Pending` at once while the first one's
+//! registration is known to be intact
+//! ([`PendingMark`](trio::lowlevel::PendingMark): no waker used up
+//! anywhere on the thread since, same waker, same cancel status), since
+//! polling the stream again would register exactly the same thing.
 //!
 //! The adapter is a cancel point, not a schedule point, but keeps a
 //! cooperative budget: after [`BUDGET`] consecutive ready polls it returns
@@ -121,7 +135,7 @@ use std::ops::Deref;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use trio::lowlevel::CancelWaiter;
+use trio::lowlevel::{CancelWaiter, PendingMark};
 use trio::process::{ProcessStdin, ProcessStdout};
 use trio::socket::SocketStream;
 use trio::stream::{StapledStream, Stream};
@@ -191,6 +205,17 @@ pub trait NativePoll {
     fn poll_send(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<trio::Result<usize>>;
     /// Ends the sending direction ([`Stream::send_eof`]).
     fn poll_send_eof(&self, cx: &mut Context<'_>) -> Poll<trio::Result<()>>;
+
+    /// Whether every `Pending` of these methods also registered `cx`'s
+    /// waker under the task's current cancel status, so that a cancel of
+    /// that status (or of any scope whose cancellation reaches it) wakes
+    /// it. Then the adapter makes no registration of its own before
+    /// returning `Pending` (see "Cancellation and scheduling" in the
+    /// module docs). False by default; true for trio's sockets and pipes,
+    /// whose poll waiters are registered so in trio's reactor.
+    fn pending_wakes_on_cancel(&self) -> bool {
+        false
+    }
 }
 
 impl NativePoll for SocketStream {
@@ -202,6 +227,9 @@ impl NativePoll for SocketStream {
     }
     fn poll_send_eof(&self, cx: &mut Context<'_>) -> Poll<trio::Result<()>> {
         SocketStream::poll_send_eof(self, cx)
+    }
+    fn pending_wakes_on_cancel(&self) -> bool {
+        true
     }
 }
 
@@ -218,6 +246,9 @@ impl NativePoll for StapledStream<ProcessStdin, ProcessStdout> {
         self.send_stream.close_now();
         Poll::Ready(Ok(()))
     }
+    fn pending_wakes_on_cancel(&self) -> bool {
+        true
+    }
 }
 
 impl<T: NativePoll + ?Sized> NativePoll for &T {
@@ -229,6 +260,9 @@ impl<T: NativePoll + ?Sized> NativePoll for &T {
     }
     fn poll_send_eof(&self, cx: &mut Context<'_>) -> Poll<trio::Result<()>> {
         (**self).poll_send_eof(cx)
+    }
+    fn pending_wakes_on_cancel(&self) -> bool {
+        (**self).pending_wakes_on_cancel()
     }
 }
 
@@ -242,6 +276,9 @@ impl<T: NativePoll + ?Sized> NativePoll for Box<T> {
     fn poll_send_eof(&self, cx: &mut Context<'_>) -> Poll<trio::Result<()>> {
         (**self).poll_send_eof(cx)
     }
+    fn pending_wakes_on_cancel(&self) -> bool {
+        (**self).pending_wakes_on_cancel()
+    }
 }
 
 /// The poll functions of a [`NativePoll`] stream, as `fn` pointers: how
@@ -251,6 +288,8 @@ struct NativeOps<S: ?Sized> {
     receive: fn(&S, &mut Context<'_>, &mut [u8]) -> Poll<trio::Result<usize>>,
     send: fn(&S, &mut Context<'_>, &[u8]) -> Poll<trio::Result<usize>>,
     send_eof: fn(&S, &mut Context<'_>) -> Poll<trio::Result<()>>,
+    /// [`NativePoll::pending_wakes_on_cancel`], asked once.
+    wakes_on_cancel: bool,
 }
 
 impl<S: ?Sized> Clone for NativeOps<S> {
@@ -261,13 +300,41 @@ impl<S: ?Sized> Clone for NativeOps<S> {
 impl<S: ?Sized> Copy for NativeOps<S> {}
 
 impl<S: NativePoll> NativeOps<S> {
-    fn of() -> Self {
+    fn of(stream: &S) -> Self {
         NativeOps {
             receive: S::poll_receive,
             send: S::poll_send,
             send_eof: S::poll_send_eof,
+            wakes_on_cancel: stream.pending_wakes_on_cancel(),
         }
     }
+}
+
+/// A native receive that skips polling the stream while `mark` says the
+/// registration of its last `Pending` is still in place (only for a
+/// stream whose `Pending` registers under the cancel status: the
+/// adapter's own registration is then none), and leaves a mark after a
+/// `Pending`.
+#[inline]
+fn receive_marked<S: ?Sized>(
+    ops: NativeOps<S>,
+    stream: &S,
+    mark: &mut Option<PendingMark>,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+) -> Poll<trio::Result<usize>> {
+    if let Some(m) = mark.take()
+        && m.still_holds(cx.waker())
+    {
+        *mark = Some(m);
+        return Poll::Pending;
+    }
+    if !ops.wakes_on_cancel {
+        return (ops.receive)(stream, cx, buf);
+    }
+    let (polled, new_mark) = PendingMark::watch(cx, |cx| (ops.receive)(stream, cx, buf));
+    *mark = new_mark;
+    polled
 }
 
 /// A receive in flight: the buffer comes back with the outcome.
@@ -350,6 +417,12 @@ pub struct Io<'a, S: Stream + 'a> {
     /// waker of a poll that returns `Pending` under the task's cancel
     /// status (see "Cancellation and scheduling" in the module docs).
     cancel_waiter: CancelWaiter,
+    /// Left by a native receive that returned `Pending` (its waker then
+    /// registered in trio's reactor under the task's cancel status): while
+    /// it [still holds](PendingMark::still_holds), the next read poll
+    /// returns `Pending` without polling the stream again (see "The native
+    /// path" in the module docs). Cleared by any other outcome.
+    read_mark: Option<PendingMark>,
     /// `S`'s own poll functions, for an adapter made by [`Io::native`]:
     /// then no operation is ever boxed, `write_buf` stays empty and
     /// `read_buf` is used only by `AsyncBufRead` and hyper's reads.
@@ -378,6 +451,7 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
             eof_sent: false,
             ready_run: 0,
             cancel_waiter: CancelWaiter::new(),
+            read_mark: None,
             native: None,
         }
     }
@@ -398,8 +472,9 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
     where
         S: NativePoll,
     {
+        let ops = NativeOps::of(&*stream);
         let mut io = Io::from_rc(stream);
-        io.native = Some(NativeOps::of());
+        io.native = Some(ops);
         io
     }
 
@@ -416,6 +491,55 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
     /// Bytes received and not yet read through the adapter.
     pub fn buffered(&self) -> &[u8] {
         &self.read_buf[self.read_pos..self.read_filled]
+    }
+
+    /// Puts `data` in front of the bytes still to be read: reads return it
+    /// first, then what was buffered, then what the stream brings. For
+    /// bytes read from the stream before the adapter was made (a protocol
+    /// sniff: trio-hyper's server reads HTTP/2's preface this way), so
+    /// that the reader sees them without a wrapper in its way.
+    ///
+    /// A usage error, and nothing changes, while a receive of the boxed
+    /// path is in flight (its bytes would come before these).
+    ///
+    /// ```
+    /// # #[cfg(feature = "futures-io")] {
+    /// use futures::io::AsyncReadExt;
+    /// use trio::stream::SendStream;
+    /// use trio::socket::SocketStream;
+    /// use trio_compat::Io;
+    ///
+    /// trio::run(async {
+    ///     let (a, b) = SocketStream::unix_pair()?;
+    ///     a.send_all(b"lo").await?;
+    ///     drop(a);
+    ///     let mut io = Io::native(b);
+    ///     io.unread(b"hel")?;
+    ///     let mut got = String::new();
+    ///     io.read_to_string(&mut got).await?;
+    ///     assert_eq!(got, "hello");
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// # }
+    /// ```
+    pub fn unread(&mut self, data: &[u8]) -> trio::Result<()> {
+        if self.read_op.is_some() {
+            return Err(trio::Error::new(
+                trio::ErrorKind::Usage,
+                "Io::unread while a receive is in flight",
+            ));
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::with_capacity(data.len() + self.buffered().len());
+        buf.extend_from_slice(data);
+        buf.extend_from_slice(self.buffered());
+        self.read_pos = 0;
+        self.read_filled = buf.len();
+        self.read_buf = buf;
+        Ok(())
     }
 
     /// Unwraps the adapter. Operations in flight are dropped (a receive in
@@ -437,6 +561,7 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
 
     /// Whether this poll must yield: after [`BUDGET`] ready polls in a row,
     /// wakes the waker and says yes (once; the count restarts).
+    #[inline]
     fn must_yield(&mut self, cx: &mut Context<'_>) -> bool {
         if self.ready_run < BUDGET {
             return false;
@@ -451,12 +576,19 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
     /// `cx`'s waker under the task's cancel status (so a cancel wakes a
     /// poll waiting on anything), which checks once more: a cancel seen
     /// then is the poll's outcome.
+    #[inline]
     fn count<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         match poll {
             Poll::Ready(_) => self.ready_run += 1,
             Poll::Pending => {
                 self.ready_run = 0;
-                if let Poll::Ready(e) = self.cancel_waiter.poll_cancelled(cx) {
+                // A native stream whose `Pending` registered the waker
+                // under the cancel status needs no second registration
+                // (the check at `enter` saw the status not cancelled, and
+                // nothing in between can cancel it).
+                if !self.native.is_some_and(|ops| ops.wakes_on_cancel)
+                    && let Poll::Ready(e) = self.cancel_waiter.poll_cancelled(cx)
+                {
                     return Poll::Ready(Err(to_io(e)));
                 }
             }
@@ -467,6 +599,7 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
     /// The start of every poll: the cancel check (trio's errors, as
     /// `io::Error`s; it registers nothing, [`count`](Self::count) does
     /// when the poll is about to return `Pending`), then the budget.
+    #[inline]
     fn enter(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let Err(e) = self.cancel_waiter.check() {
             return Poll::Ready(Err(to_io(e)));
@@ -481,6 +614,7 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
 
     /// Makes unread bytes available (an empty slice: end of stream),
     /// receiving at least `hint` bytes' room when it must receive.
+    #[inline]
     fn poll_fill(&mut self, cx: &mut Context<'_>, hint: usize) -> Poll<io::Result<&[u8]>> {
         match self.enter(cx) {
             Poll::Ready(Ok(())) => {}
@@ -505,7 +639,13 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
             if self.read_buf.len() < want {
                 self.read_buf.resize(want, 0);
             }
-            let n = match (ops.receive)(&self.stream, cx, &mut self.read_buf) {
+            let n = match receive_marked(
+                ops,
+                &self.stream,
+                &mut self.read_mark,
+                cx,
+                &mut self.read_buf,
+            ) {
                 Poll::Ready(Ok(n)) => n,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(to_io(e))),
                 Poll::Pending => return Poll::Pending,
@@ -590,7 +730,7 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
             other => return other.map_ok(|()| 0),
         }
         let ops = self.native.expect("the native path");
-        let polled = (ops.receive)(&self.stream, cx, out).map_err(to_io);
+        let polled = receive_marked(ops, &self.stream, &mut self.read_mark, cx, out).map_err(to_io);
         self.count(cx, polled)
     }
 
@@ -631,6 +771,7 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
 
     /// Accepts bytes from `bufs` in order (`AsyncWrite::poll_write` and its
     /// vectored form); waits only while the buffer is full.
+    #[inline]
     pub(crate) fn poll_write_bufs<B: Deref<Target = [u8]>>(
         &mut self,
         cx: &mut Context<'_>,
@@ -695,10 +836,17 @@ impl<'a, S: Stream + 'a> Io<'a, S> {
     }
 
     /// Sends everything accepted (`poll_flush`).
+    #[inline]
     pub(crate) fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.enter(cx) {
             Poll::Ready(Ok(())) => {}
             other => return other,
+        }
+        if self.native.is_some() {
+            // Nothing is ever buffered natively: flushed already (hyper
+            // flushes after every response).
+            self.ready_run += 1;
+            return Poll::Ready(Ok(()));
         }
         let polled = self.drain(cx);
         self.count(cx, polled)
@@ -929,6 +1077,7 @@ mod hyper_impls {
     impl<'a, S: Stream + 'a> hyper::rt::Read for Io<'a, S> {
         /// Copies with `ReadBufCursor::put_slice` (no `unsafe`): the copy
         /// out of the adapter's buffer is the cost of the generic path.
+        #[inline]
         fn poll_read(
             self: Pin<&mut Self>,
             cx: &mut Context<'_>,
@@ -953,6 +1102,7 @@ mod hyper_impls {
     }
 
     impl<'a, S: Stream + 'a> hyper::rt::Write for Io<'a, S> {
+        #[inline]
         fn poll_write(
             self: Pin<&mut Self>,
             cx: &mut Context<'_>,
@@ -977,6 +1127,7 @@ mod hyper_impls {
             self.native.is_none()
         }
 
+        #[inline]
         fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
             self.get_mut().poll_flush_inner(cx)
         }

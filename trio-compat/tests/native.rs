@@ -393,3 +393,87 @@ async fn a_wait_in_an_inner_scope_is_woken_by_its_cancel() -> trio::Result<()> {
     assert_eq!(&buf, b"cd");
     Ok(())
 }
+
+/// Polls `io`'s read twice in one task step, as hyper does (the second
+/// poll takes the adapter's shortcut: the first poll's registration still
+/// holds); `Ready` if either completes.
+fn poll_read_twice(
+    io: &mut Io<'_, &SocketStream>,
+    cx: &mut std::task::Context<'_>,
+    buf: &mut [u8],
+) -> std::task::Poll<io::Result<usize>> {
+    use futures::io::AsyncRead;
+    let mut io = std::pin::Pin::new(io);
+    match io.as_mut().poll_read(cx, buf) {
+        std::task::Poll::Pending => io.poll_read(cx, buf),
+        ready => ready,
+    }
+}
+
+/// Two pending reads in one task step leave the task's wake-ups as one
+/// would: data from another task wakes it, and a cancel from another
+/// thread (a `CancelHandle`) wakes it and is caught by its scope.
+#[trio::test]
+async fn two_pending_reads_in_one_step_keep_their_wakeups() -> trio::Result<()> {
+    let (a, b) = SocketStream::unix_pair()?;
+    let mut io = Io::native(&b);
+    let mut buf = [0; 4];
+    trio::open_nursery(async |n| {
+        n.start_soon(async {
+            wait_all_tasks_blocked().await?;
+            a.send_all(b"hi").await
+        });
+        let got = std::future::poll_fn(|cx| poll_read_twice(&mut io, cx, &mut buf)).await?;
+        assert_eq!(&buf[..got], b"hi");
+        Ok(())
+    })
+    .await?;
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    trio::open_nursery(async |n| {
+        n.start_soon(async {
+            wait_all_tasks_blocked().await?;
+            std::thread::spawn(move || handle.cancel())
+                .join()
+                .expect("the cancelling thread");
+            Ok(())
+        });
+        let r = scope
+            .run(async {
+                let read = std::future::poll_fn(|cx| poll_read_twice(&mut io, cx, &mut buf)).await;
+                Err::<(), _>(trio_compat::error::from_io(read.unwrap_err()))
+            })
+            .await?;
+        assert_eq!(r, None);
+        Ok(())
+    })
+    .await?;
+    assert!(scope.cancelled_caught());
+    Ok(())
+}
+
+/// A read left pending in a scope and polled again, in the same task
+/// step, inside an inner scope: the second poll registers under the inner
+/// scope (the first poll's registration is not what it would make), so
+/// the inner scope's deadline wakes it.
+#[trio::test(autojump)]
+async fn a_second_poll_in_an_inner_scope_registers_there() -> trio::Result<()> {
+    use futures::io::AsyncRead;
+    let (_a, b) = SocketStream::unix_pair()?;
+    let mut io = Io::native(&b);
+    let mut buf = [0; 4];
+    // The first poll, in the outer scope: pending, registered there.
+    std::future::poll_fn(|cx| {
+        let first = std::pin::Pin::new(&mut io).poll_read(cx, &mut buf);
+        assert!(first.is_pending());
+        std::task::Poll::Ready(())
+    })
+    .await;
+    let outcome = trio::move_on_after(1.0, async {
+        let err = io.read(&mut buf).await.unwrap_err();
+        Err::<(), _>(trio_compat::error::from_io(err))
+    })
+    .await?;
+    assert_eq!(outcome, None);
+    Ok(())
+}

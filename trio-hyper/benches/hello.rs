@@ -77,6 +77,11 @@
 //! one `recvfrom` and one `sendto` (tokio: `writev`) per request on both.
 //! Closer, still **not met**.
 //!
+//! Later (the cancel check, the reactor's poll path, the native adapter's
+//! registrations; see `trio_hyper`'s "Performance" docs): trio 8 886–8 901
+//! instructions per request, tokio 8 711–8 722 (`benches/icount.sh BIN
+//! trio|tokio 4 12`), 1.02×, most of it `TrioTimer::now`'s clock read.
+//!
 //! `cargo bench -p trio-hyper --bench hello -- [--rounds N] [--secs N]
 //! [--conns N]` (needs `wrk` and `taskset`; a quick smoke run: `--rounds 1
 //! --secs 1`).

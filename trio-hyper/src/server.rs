@@ -65,15 +65,13 @@
 
 use crate::{NurseryExecutor, TrioTimer};
 use hyper::body::{Body, Incoming};
-use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper::server::conn::{http1, http2};
 use hyper::service::HttpService;
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::{Future, poll_fn};
-use std::io;
 use std::pin::{Pin, pin};
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 use trio::ErrorKind;
 use trio::net::{OnHandlerError, Serve, ServeControl, TcpSource};
@@ -251,6 +249,7 @@ impl Http {
         B::Error: Into<BoxError>,
     {
         let control = self.control.clone();
+        let stoppable = control.is_some();
         let stopping = async {
             match &control {
                 Some(c) => {
@@ -287,18 +286,17 @@ impl Http {
                 }
             }
         };
-        let io = Prefixed {
-            prefix,
-            pos: 0,
-            io: make_io(stream),
-        };
+        // The sniffed bytes go back in front of the adapter's reads (no
+        // wrapper between hyper and the adapter).
+        let mut io = make_io(stream);
+        io.unread(&prefix)?;
         if h2 {
             // Its streams' handlers run as children of this nursery.
             trio::open_nursery(async |nursery| {
                 let mut builder = http2::Builder::new(NurseryExecutor::new(&nursery));
                 builder.timer(TrioTimer);
                 let conn = builder.serve_connection(io, service);
-                drive(conn, stopping, |c| c.graceful_shutdown()).await
+                drive(conn, stopping, stoppable, |c| c.graceful_shutdown()).await
             })
             .await?;
             // (`None` would be the nursery's own scope, which nothing
@@ -306,7 +304,7 @@ impl Http {
             Ok(())
         } else {
             let conn = self.http1.serve_connection(io, service);
-            drive(conn, stopping, |c| c.graceful_shutdown()).await
+            drive(conn, stopping, stoppable, |c| c.graceful_shutdown()).await
         }
     }
 }
@@ -316,6 +314,7 @@ impl Http {
 async fn drive<C, F>(
     conn: C,
     mut stopping: Pin<&mut F>,
+    stoppable: bool,
     shut_down: impl Fn(Pin<&mut C>),
 ) -> trio::Result<()>
 where
@@ -323,7 +322,9 @@ where
     F: Future<Output = ()>,
 {
     let mut conn = pin!(conn);
-    let mut shut = false;
+    // Without a shutdown control `stopping` never completes: not polled
+    // at all then (it would be on every wake-up of the connection).
+    let mut shut = !stoppable;
     let served = poll_fn(|cx| {
         if !shut && stopping.as_mut().poll(cx).is_ready() {
             shut = true;
@@ -354,7 +355,7 @@ pub(crate) async fn from_hyper_here(error: hyper::Error) -> trio::Error {
 /// Reads the first bytes of a connection, as far as they agree with
 /// HTTP/2's preface: all 24 of them mean HTTP/2, the first that differs
 /// (or the end of the stream) HTTP/1. Returns the choice and the bytes
-/// read, which the connection reads again first ([`Prefixed`]).
+/// read, which the connection reads again first ([`Io::unread`]).
 async fn sniff<S: Stream>(stream: &S) -> trio::Result<(bool, Vec<u8>)> {
     let mut buf = vec![0; H2_PREFACE.len()];
     let mut got = 0;
@@ -371,61 +372,6 @@ async fn sniff<S: Stream>(stream: &S) -> trio::Result<(bool, Vec<u8>)> {
     buf.truncate(got);
     // (One read may bring all 24 bytes of an HTTP/1 request: compare.)
     Ok((buf[..] == H2_PREFACE[..], buf))
-}
-
-/// [`Io`] with some bytes already read in front of it (the sniffed
-/// prefix): reads serve them first, everything else goes to `io`.
-struct Prefixed<'a, S: Stream + 'a> {
-    prefix: Vec<u8>,
-    pos: usize,
-    io: Io<'a, S>,
-}
-
-impl<'a, S: Stream + 'a> Read for Prefixed<'a, S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        mut buf: ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.pos < this.prefix.len() {
-            let n = buf.remaining().min(this.prefix.len() - this.pos);
-            buf.put_slice(&this.prefix[this.pos..this.pos + n]);
-            this.pos += n;
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.io).poll_read(cx, buf)
-    }
-}
-
-impl<'a, S: Stream + 'a> Write for Prefixed<'a, S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
 }
 
 /// A hyper error as a trio error: a `Cancelled` inside it comes back as

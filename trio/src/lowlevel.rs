@@ -10,7 +10,9 @@
 //! - Run state: [`RunVar`], [`Instrument`]s.
 //! - Foreign code: [`CancelWaiter`] (a cancel wakes a future polled
 //!   inside foreign combinators), [`cancel_point`] (any future as a cancel
-//!   point), [`current_task_is_cancelled`], [`StoredWaker`] (a waker kept
+//!   point), [`current_task_is_cancelled`], [`PendingMark`] (a poll
+//!   adapter's "still registered" shortcut over trio's poll methods),
+//!   [`StoredWaker`] (a waker kept
 //!   for later, with no allocation for a task's own), [`TimerEntry`] (a
 //!   waker woken at a deadline of the run's clock) with
 //!   [`std_instant_now`] / [`from_std_instant`] (the run's clock as
@@ -20,7 +22,7 @@
 //!   same thread (Trio's `start_guest_run`).
 
 pub use crate::core::cancel_waiter::{
-    CancelPoint, CancelWaiter, cancel_point, current_task_is_cancelled,
+    CancelPoint, CancelWaiter, PendingMark, cancel_point, current_task_is_cancelled,
 };
 pub use crate::core::clock::Clock;
 pub use crate::core::instrument::{Instrument, add_instrument, remove_instrument};

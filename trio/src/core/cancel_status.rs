@@ -35,6 +35,16 @@
 //!    or drops), and a cancellation wakes them with the parks; entries
 //!    still there when the status is removed are dropped with it (see
 //!    `cancel_waiter`).
+//! 6. *The thread's count of cancelled statuses.* `CANCELLED` counts the
+//!    records with `effective` set, over every run's state on this thread
+//!    (each `State` adds its own, and takes what it still holds back when
+//!    it is dropped). It is exact: `effective` is set only at entry and in
+//!    `recompute`, and both count the change, as does a record's removal.
+//!    While it is zero no status is cancelled, so a cancel check
+//!    ([`State::is_cancelled`], [`no_status_cancelled`]) is one load of a
+//!    thread-local, without the table lookup (or, for the callers that
+//!    first borrow the state, without the borrow). Runs on one thread
+//!    share it, which only makes the shortcut rarer.
 
 use crate::core::park::{ParkId, ParkState};
 use crate::core::runtime::{State, TaskId, WakeTarget};
@@ -42,6 +52,40 @@ use crate::core::slab::{Key, Slab};
 use crate::core::timers::TimerTarget;
 use crate::error::Error;
 use crate::time::Instant;
+use std::cell::Cell;
+
+thread_local! {
+    /// Invariant 6: how many cancel statuses of the runs on this thread
+    /// are effectively cancelled.
+    static CANCELLED: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether no cancel status of any run on this thread is effectively
+/// cancelled (invariant 6): then no cancel check can fail.
+#[inline]
+pub(crate) fn no_status_cancelled() -> bool {
+    CANCELLED.with(|c| c.get() == 0)
+}
+
+/// Counts a record whose `effective` went from false to true (`up`) or back
+/// (invariant 6), in the thread's count and the state's own.
+#[inline]
+fn count_cancelled(own: &mut u32, up: bool) {
+    if up {
+        *own += 1;
+        CANCELLED.with(|c| c.set(c.get() + 1));
+    } else {
+        debug_assert!(*own > 0);
+        *own = own.saturating_sub(1);
+        CANCELLED.with(|c| c.set(c.get().saturating_sub(1)));
+    }
+}
+
+/// Takes a dropped state's cancelled statuses out of the thread's count
+/// (invariant 6): `State`'s `Drop`.
+pub(crate) fn forget_cancelled(own: u32) {
+    CANCELLED.with(|c| c.set(c.get().saturating_sub(own)));
+}
 
 pub(crate) type CancelStatusId = Key;
 
@@ -158,13 +202,17 @@ impl State {
         let parent = parent.filter(|p| self.cancel_statuses.get(*p).is_some());
         let parent_eff =
             parent.is_some_and(|p| self.cancel_statuses.get(p).is_some_and(|s| s.effective));
+        let effective = cancel_called || (!shield && parent_eff);
+        if effective {
+            count_cancelled(&mut self.cancelled_statuses, true);
+        }
         let id = self.cancel_statuses.insert(CancelStatusRecord {
             parent,
             children: Vec::new(),
             index_in_parent: 0,
             cancel_called,
             shield,
-            effective: cancel_called || (!shield && parent_eff),
+            effective,
             deadline,
             parked: Vec::new(),
             parked_live: 0,
@@ -227,8 +275,13 @@ impl State {
         self.recompute(child);
     }
 
-    /// Whether a checkpoint under `status` must fail with `Cancelled`.
+    /// Whether a checkpoint under `status` must fail with `Cancelled`
+    /// (one thread-local load while no status is cancelled: invariant 6).
+    #[inline]
     pub(crate) fn is_cancelled(&self, status: CancelStatusId) -> bool {
+        if no_status_cancelled() {
+            return false;
+        }
         self.cancel_statuses
             .get(status)
             .is_some_and(|s| s.effective)
@@ -304,6 +357,9 @@ impl State {
             let changed = eff != s.effective;
             let s = self.cancel_statuses.get_mut(id).expect("checked above");
             s.effective = eff;
+            if changed {
+                count_cancelled(&mut self.cancelled_statuses, eff);
+            }
             if eff && changed {
                 let parked = std::mem::take(&mut s.parked);
                 for &pid in &parked {
@@ -370,6 +426,9 @@ impl State {
         let Some(s) = self.cancel_statuses.remove(status) else {
             return;
         };
+        if s.effective {
+            count_cancelled(&mut self.cancelled_statuses, false);
+        }
         if s.deadline.is_finite() && !s.cancel_called {
             self.timers.note_stale();
         }

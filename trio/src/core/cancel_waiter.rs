@@ -48,6 +48,17 @@
 //!    bumped the epoch). Any other case takes the full path. Runs on one
 //!    thread share the counter, which only makes the shortcut rarer.
 //!
+//! 5. *Pending marks.* [`PendingMark`] is the same idea for registrations
+//!    made by trio's own poll methods (the reactor's poll waiters, which
+//!    are registered under the cancel status too): the reactor's poll path
+//!    notes each plain-waker registration it makes (`note_armed`), and a
+//!    mark holds while the thread's count of used-up remembered wakers
+//!    (`runtime::targets_used`, bumped by every `State::wake_target`) has
+//!    not moved, the waker is the same and the current status is the
+//!    same. Readiness, a cancel and a close all use the poll waiter's
+//!    waker up through `wake_target`, so an unmoved count means the
+//!    registration is still there, unused.
+//!
 //! # The deadlock detector
 //!
 //! The run reports a deadlock only when nothing outside the runtime holds
@@ -323,9 +334,9 @@ impl CancelWaiter {
     /// kept): `Err(Cancelled)` if the code polling it is in a cancelled
     /// scope (a completed cancel point; the registration, if any, is
     /// removed), a [`Usage`](crate::ErrorKind::Usage) error outside a run,
-    /// else `Ok(())`, leaving the registration as it is. It reads the
-    /// current cancel status and touches no table: a few dozen
-    /// instructions, against a registration's update.
+    /// else `Ok(())`, leaving the registration as it is. It touches no
+    /// table: while no cancel status of the thread's runs is cancelled it
+    /// is two thread-local loads, else a look at the current status.
     ///
     /// ```
     /// use std::task::Poll;
@@ -350,7 +361,21 @@ impl CancelWaiter {
     /// let outside = CancelWaiter::new().check().unwrap_err();
     /// assert_eq!(outside.kind(), trio::ErrorKind::Usage);
     /// ```
+    #[inline]
     pub fn check(&mut self) -> Result<()> {
+        // Two thread-local loads while no status of this thread's runs is
+        // cancelled (`cancel_status`, invariant 6): nothing to look up.
+        if crate::core::cancel_status::no_status_cancelled() && runtime::is_in_run() {
+            return Ok(());
+        }
+        self.check_slow()
+    }
+
+    /// [`check`](Self::check) when some status is cancelled (or outside a
+    /// run).
+    #[cold]
+    #[inline(never)]
+    fn check_slow(&mut self) -> Result<()> {
         let cancelled = runtime::with_runtime(|rt| {
             // No `settle_lazy`: a nursery not registered yet has a status
             // that is cancelled exactly when its parent's (the current
@@ -543,14 +568,160 @@ pub fn current_task_is_cancelled() -> Result<bool> {
 /// is borrowed, which only a conversion inside the runtime's own borrow
 /// could cause.
 pub(crate) fn is_cancelled_now(rt: &runtime::Runtime) -> bool {
-    rt.state
-        .try_borrow()
-        .is_ok_and(|st| st.is_cancelled(rt.current_cancel_status.get()))
+    !crate::core::cancel_status::no_status_cancelled()
+        && rt
+            .state
+            .try_borrow()
+            .is_ok_and(|st| st.is_cancelled(rt.current_cancel_status.get()))
+}
+
+thread_local! {
+    /// The mark of the last poll waiter armed on this thread (see
+    /// [`PendingMark::watch`]): set by the reactor's poll path, taken by
+    /// `watch`, which clears it first.
+    static ARMED: Cell<Option<PendingMark>> = const { Cell::new(None) };
+}
+
+/// A mark left by one of trio's own poll methods (a socket's or a pipe's
+/// `poll_receive` or `poll_send`) that returned `Pending` after
+/// registering its waker in trio's reactor, under the task's cancel status
+/// (see `NativePoll::pending_wakes_on_cancel` in trio-compat), so that the
+/// next poll can tell, in a few loads, that the registration is still
+/// exactly what it would make again, and return `Pending` at once.
+///
+/// [`still_holds`](Self::still_holds) is true while the runs on this
+/// thread have used up no remembered waker since the registration
+/// (readiness, a cancel, a close: each wakes through the waker it uses
+/// up, and every such wake is counted), the waker given is the same plain
+/// task waker of the current run, and the code polling is under the same
+/// cancel status. Then the registration is still in place, unused.
+/// (Anything else only makes it false: a poll that then does its full
+/// work is never wrong.) A foreign waker makes no mark.
+///
+/// For poll-based adapters over trio's poll methods, which may poll the
+/// same stream twice in one task step (hyper reads for the end of a
+/// keep-alive request and then for the next head). A second poller of
+/// the same direction replacing the waker without a wake (a caller's bug
+/// that loses a wake-up anyway, as in tokio) is not seen.
+///
+/// ```
+/// use std::task::Poll;
+/// use trio::lowlevel::PendingMark;
+/// use trio::socket::SocketStream;
+///
+/// trio::run(async {
+///     let (_a, b) = SocketStream::unix_pair()?;
+///     let mut buf = [0; 4];
+///     std::future::poll_fn(|cx| {
+///         let (polled, mark) = PendingMark::watch(cx, |cx| b.poll_receive(cx, &mut buf));
+///         assert!(polled.is_pending()); // nothing sent: registered in the reactor
+///         assert!(mark.expect("a task's own waker").still_holds(cx.waker()));
+///         Poll::Ready(())
+///     })
+///     .await;
+///     Ok(())
+/// })
+/// .unwrap();
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct PendingMark {
+    run_id: u32,
+    status: CancelStatusId,
+    task: WakerWord,
+    targets_used: u64,
+}
+
+impl PendingMark {
+    /// Runs `poll`, a poll of one of trio's own poll methods with `cx`,
+    /// and returns its outcome with the mark of the registration it made
+    /// if it returned `Pending` having registered `cx`'s waker (a plain
+    /// task waker of the current run) in trio's reactor; else `None`.
+    #[inline]
+    pub fn watch<T>(
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+    ) -> (Poll<T>, Option<PendingMark>) {
+        ARMED.with(|a| a.set(None));
+        let polled = poll(cx);
+        if polled.is_ready() {
+            return (polled, None);
+        }
+        let mark = ARMED
+            .with(Cell::take)
+            .filter(|m| matches!(classify(cx.waker()), Some(OurWaker::Plain(w)) if w == m.task));
+        (polled, mark)
+    }
+
+    /// Whether a poll with `waker` may return `Pending` now without
+    /// registering again (see the type's docs).
+    #[inline]
+    pub fn still_holds(&self, waker: &Waker) -> bool {
+        if runtime::targets_used() != self.targets_used
+            || !matches!(classify(waker), Some(OurWaker::Plain(w)) if w == self.task)
+        {
+            return false;
+        }
+        runtime::with_runtime(|rt| {
+            rt.settle_lazy();
+            rt.run_id == self.run_id && rt.current_cancel_status.get() == self.status
+        })
+        .unwrap_or(false)
+    }
+}
+
+/// Records the registration the reactor's poll path has just made: a
+/// poll waiter of the current run armed with `task`'s plain waker under
+/// `status`, when `targets_used` remembered wakers had been used up (read
+/// before the registration). See [`PendingMark::watch`].
+pub(crate) fn note_armed(run_id: u32, status: CancelStatusId, task: WakerWord, targets_used: u64) {
+    ARMED.with(|a| {
+        a.set(Some(PendingMark {
+            run_id,
+            status,
+            task,
+            targets_used,
+        }))
+    });
 }
 
 #[cfg(test)]
 mod tests {
-    use super::CancelWaiter;
+    use super::{CancelWaiter, PendingMark};
+    use std::task::Poll;
+
+    /// A pending mark holds while nothing happens, not under another
+    /// cancel status, and no longer once readiness has used the poll
+    /// waiter's waker up (the run loop polls I/O at least every
+    /// `IO_POLL_INTERVAL` batches, so a bounded number of checkpoints
+    /// sees it).
+    #[test]
+    fn a_pending_mark_holds_until_its_registration_is_used() {
+        crate::run(async {
+            let (a, b) = crate::socket::SocketStream::unix_pair()?;
+            let mut buf = [0; 4];
+            let mark = poll_fn(|cx| {
+                let (polled, mark) = PendingMark::watch(cx, |cx| b.poll_receive(cx, &mut buf));
+                assert!(polled.is_pending());
+                let mark = mark.expect("a task's plain waker");
+                assert!(mark.still_holds(cx.waker()));
+                Poll::Ready(mark)
+            })
+            .await;
+            let holds = || poll_fn(|cx| Poll::Ready(mark.still_holds(cx.waker())));
+            assert!(holds().await);
+            let inner = CancelScope::new().run(async { Ok(holds().await) }).await?;
+            assert_eq!(inner, Some(false));
+            crate::stream::SendStream::send_all(&a, b"x").await?;
+            let mut checkpoints = 0;
+            while holds().await {
+                crate::lowlevel::checkpoint().await?;
+                checkpoints += 1;
+                assert!(checkpoints < 1000, "readiness never used the waker up");
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
     use crate::CancelScope;
     use std::cell::Cell;
     use std::future::poll_fn;

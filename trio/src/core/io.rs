@@ -118,8 +118,13 @@
 //!   the poller (`Release::Evicted`), which polls again and learns of the
 //!   operation: a registered poller that has gone away must not block the
 //!   socket's own operations.
-//! - No cancel status: a poll method is not a cancel point. The caller
-//!   (`trio_compat::Io`) checks and registers for cancellation itself.
+//! - Registered under the poller's cancel status (as a park is), though a
+//!   poll method is not a cancel point: a cancel of that status wakes the
+//!   poller (for a poller that is no cancel point, a spurious wake-up,
+//!   which poll methods allow), so a caller that is one (`trio_compat::Io`)
+//!   checks for cancellation itself but need not register for it. A
+//!   re-arm with a task's plain waker under an unchanged status is noted
+//!   for [`PendingMark`](crate::lowlevel::PendingMark).
 //! - The record goes with its entry (deregistration, close, a stale
 //!   entry): its poller is woken with Closed and the record removed.
 //!
@@ -147,7 +152,7 @@
 //! dropped when the run ends.
 
 use crate::core::park::{Abort, Park, ParkId, ParkState, WaitKey};
-use crate::core::runtime::{self, Runtime};
+use crate::core::runtime::{self, Runtime, WakeTarget};
 use crate::error::{Error, ErrorKind, Result};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
@@ -724,15 +729,73 @@ impl Reactor {
 
     // ----- poll waiters -------------------------------------------------------
 
-    /// Puts the poll waiter `key` of `dir` in its slot (see "Poll waiters"
-    /// in the module docs); already there, nothing changes. Busy when an
-    /// operation's wait holds the slot; Closed when the source is gone.
-    fn arm_poll_waiter(&mut self, token: usize, dir: Direction, key: WaitKey) -> Result<()> {
+    /// The poll path's wait on `dir` of the registered source `token`,
+    /// begun in the same look at its entry as the readiness check (one
+    /// borrow and one lookup of the reactor): `None` if the direction is
+    /// ready (`known_not_ready` is false: try the syscall), else
+    /// [`begin_poll_wait_at`](Self::begin_poll_wait_at)'s outcome. With
+    /// `clear`, the cached readiness is cleared first (after a
+    /// `WouldBlock`), so the wait always begins.
+    #[inline]
+    fn poll_wait_if_not_ready(
+        &mut self,
+        token: usize,
+        dir: Direction,
+        run_id: u32,
+        clear: bool,
+    ) -> Option<Result<Option<ParkId>>> {
+        let Some(index) = self.index_of(token) else {
+            // Gone: the wait fails as it would have (Closed).
+            return clear.then(|| Err(closed_error()));
+        };
+        let e = self.slots[index].entry.as_mut().expect("index_of checked");
+        if clear {
+            e.readiness &= !(dir.satisfied_by() & (READABLE | WRITABLE));
+        } else if e.readiness & dir.satisfied_by() != 0 {
+            return None;
+        }
+        Some(self.begin_poll_wait_at(index, dir, run_id))
+    }
+
+    /// Begins a poll waiter's wait on `dir` of the entry at `index` (see
+    /// "Poll waiters" in the module docs): Busy while an operation's wait
+    /// holds the slot; else returns the direction's poll-waiter record (if
+    /// it has one), whose key is now in the slot, so that the caller only
+    /// re-arms that record in the state and, in the usual case, need not
+    /// come back here. (Its key may already be there: a second poll that
+    /// waits before readiness came.) Without a record, the caller makes
+    /// one and puts it in with [`set_poll_waiter`](Self::set_poll_waiter).
+    fn begin_poll_wait_at(
+        &mut self,
+        index: usize,
+        dir: Direction,
+        run_id: u32,
+    ) -> Result<Option<ParkId>> {
+        let e = self.slots[index].entry.as_mut().expect("a live entry");
+        let fd = e.fd;
+        let park = e.poll_parks[dir.index()];
+        let slot = e.slot(dir);
+        match (*slot, park) {
+            (Some(k), _) if Some(k.park) != park => Err(busy(dir, fd)),
+            (Some(_), _) | (None, None) => Ok(park),
+            (None, Some(p)) => {
+                *slot = Some(WaitKey { park: p, run_id });
+                self.waiting += 1;
+                Ok(park)
+            }
+        }
+    }
+
+    /// Makes `key` the poll waiter of `dir` on `token` and puts it in the
+    /// slot (replacing the key of the direction's former poll-waiter
+    /// record, which [`begin_poll_wait_at`](Self::begin_poll_wait_at) may
+    /// have put there, when that record was gone from the state).
+    fn set_poll_waiter(&mut self, token: usize, dir: Direction, key: WaitKey) -> Result<()> {
         let Some(e) = self.entry(token) else {
             return Err(closed_error());
         };
         let fd = e.fd;
-        e.poll_parks[dir.index()] = Some(key.park);
+        let former = e.poll_parks[dir.index()].replace(key.park);
         let slot = e.slot(dir);
         match *slot {
             None => {
@@ -740,7 +803,10 @@ impl Reactor {
                 self.waiting += 1;
                 Ok(())
             }
-            Some(k) if k == key => Ok(()),
+            Some(k) if k == key || Some(k.park) == former => {
+                *slot = Some(key);
+                Ok(())
+            }
             Some(_) => Err(busy(dir, fd)),
         }
     }
@@ -843,22 +909,6 @@ impl Reactor {
                 Ok(true)
             }
             Some(_) => Err(busy(dir, fd)),
-        }
-    }
-
-    /// The poll waiter of `dir`, for re-use, unless an operation's wait
-    /// holds the slot (Busy: a poll would only be woken by that
-    /// operation's readiness, and a second reader or writer is an error
-    /// anyway). Closed when the source is gone.
-    fn poll_waiter_of(&mut self, token: usize, dir: Direction) -> Result<Option<ParkId>> {
-        let Some(e) = self.entry(token) else {
-            return Err(closed_error());
-        };
-        let fd = e.fd;
-        let park = e.poll_parks[dir.index()];
-        match *e.slot(dir) {
-            Some(k) if Some(k.park) != park => Err(busy(dir, fd)),
-            _ => Ok(park),
         }
     }
 }
@@ -1221,10 +1271,16 @@ impl IoRegistration {
     ) -> task::Poll<Result<T>> {
         let polled = runtime::with_runtime(|rt| {
             let token = self.token_here(rt);
-            if let Some(t) = token
-                && rt.reactor.borrow_mut().known_not_ready(t, dir)
-            {
-                return self.poll_wait_at(rt, cx, t, dir, label, location);
+            if let Some(t) = token {
+                // Known not ready: the wait begins in the same look at the
+                // entry (no syscall that would only say `WouldBlock`).
+                let begun = rt
+                    .reactor
+                    .borrow_mut()
+                    .poll_wait_if_not_ready(t, dir, rt.run_id, false);
+                if let Some(begun) = begun {
+                    return self.poll_wait_at(rt, cx, t, dir, label, location, begun);
+                }
             }
             loop {
                 match op() {
@@ -1242,8 +1298,12 @@ impl IoRegistration {
                                 Err(e) => return task::Poll::Ready(Err(e)),
                             },
                         };
-                        rt.reactor.borrow_mut().clear_ready(t, dir);
-                        return self.poll_wait_at(rt, cx, t, dir, label, location);
+                        let begun = rt
+                            .reactor
+                            .borrow_mut()
+                            .poll_wait_if_not_ready(t, dir, rt.run_id, true)
+                            .unwrap_or_else(|| Err(closed_error()));
+                        return self.poll_wait_at(rt, cx, t, dir, label, location, begun);
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return task::Poll::Ready(Err(Error::from(e))),
@@ -1267,6 +1327,7 @@ impl IoRegistration {
     }
 
     /// [`arm_poll_waiter`](Self::arm_poll_waiter) as a poll's result.
+    #[allow(clippy::too_many_arguments)]
     fn poll_wait_at<T>(
         &self,
         rt: &Runtime,
@@ -1275,18 +1336,33 @@ impl IoRegistration {
         dir: Direction,
         label: &'static str,
         location: &'static Location<'static>,
+        begun: Result<Option<ParkId>>,
     ) -> task::Poll<Result<T>> {
-        match self.arm_poll_waiter(rt, cx, token, dir, label, location) {
+        match begun.and_then(|existing| {
+            self.arm_poll_waiter(rt, cx, token, dir, label, location, existing)
+        }) {
             Ok(()) => task::Poll::Pending,
             Err(e) => task::Poll::Ready(Err(e)),
         }
     }
 
     /// Registers `cx`'s waker as the poll waiter of `dir` on the registered
-    /// source `token`: re-arms the direction's poll-waiter record, or makes
-    /// it on first use, and puts it in the slot. The waker in the record is
-    /// replaced only if it would not wake the same task
-    /// (`Waker::will_wake`; last waker wins, as in tokio).
+    /// source `token`, whose wait `Reactor::begin_poll_wait_at` began
+    /// (`existing`: the direction's poll-waiter record, its key already in
+    /// the slot): re-arms that record, or makes one on first use (or if it
+    /// is gone) and puts it in the slot. The waker in the record is
+    /// replaced only if it would not wake the same task (last waker wins,
+    /// as in tokio). One state borrow, and no second look at the reactor
+    /// unless the record is new.
+    ///
+    /// The record is also registered under the cancel status current at
+    /// this poll (as a park is; unchanged in the usual case, where it
+    /// already is), so a cancel of that status, or of any scope whose
+    /// cancellation reaches it, wakes the waker too: a poller that is a
+    /// cancel point (trio-compat's `Io`) needs no registration of its own.
+    /// For any other poller it is a spurious wake-up, which poll methods
+    /// allow.
+    #[allow(clippy::too_many_arguments)]
     fn arm_poll_waiter(
         &self,
         rt: &Runtime,
@@ -1295,16 +1371,56 @@ impl IoRegistration {
         dir: Direction,
         label: &'static str,
         location: &'static Location<'static>,
+        existing: Option<ParkId>,
     ) -> Result<()> {
-        let existing = rt.reactor.borrow_mut().poll_waiter_of(token, dir)?;
         let task = rt.current_task.get();
-        let park =
-            rt.with_state(|st| st.arm_poll_park(existing, task, label, location, cx.waker()));
+        // As a cancel waiter reads it: a lazy nursery's status is made now.
+        rt.settle_lazy();
+        let status = rt.current_cancel_status.get();
+        let waker = cx.waker();
+        // Read before the registration (see `PendingMark`).
+        let targets_used = runtime::targets_used();
+        let mut armed_task = None;
+        let park = rt.with_state(|st| {
+            // Re-arm the record in place (what `arm_poll_park` does, on the
+            // record looked up once, without the call: this runs for every
+            // keep-alive request in `benches/hello.rs`).
+            let (run_id, shared_addr) = (st.run_id, st.shared_addr);
+            if let Some(id) = existing
+                && let Some(p) = st.parks.get_mut(id)
+            {
+                p.state = ParkState::Waiting;
+                p.task = task;
+                p.label = label;
+                p.location = location;
+                if p.cancel_status == status {
+                    let replaced = p.target.update(waker, run_id, shared_addr);
+                    if let WakeTarget::Task(w) = p.target {
+                        armed_task = Some(w);
+                    }
+                    st.retire(replaced);
+                    return id;
+                }
+                st.register_park(id, status, waker);
+                armed_task = st.parks.get(id).and_then(|p| p.target.task_word());
+                return id;
+            }
+            let id = st.arm_poll_park(None, task, label, location, waker);
+            st.register_park(id, status, waker);
+            armed_task = st.parks.get(id).and_then(|p| p.target.task_word());
+            id
+        });
+        if let Some(w) = armed_task {
+            crate::core::cancel_waiter::note_armed(rt.run_id, status, w, targets_used);
+        }
+        if Some(park) == existing {
+            return Ok(());
+        }
         let key = WaitKey {
             park,
             run_id: rt.run_id,
         };
-        rt.reactor.borrow_mut().arm_poll_waiter(token, dir, key)
+        rt.reactor.borrow_mut().set_poll_waiter(token, dir, key)
     }
 
     /// Wakes the tasks waiting on `fd` with Closed and undoes the

@@ -148,6 +148,16 @@ impl WakeTarget {
         let _old = self.update(waker, rt.run_id, Arc::as_ptr(&rt.shared).addr());
     }
 
+    /// The task a plain waker of this run names, if that is what is
+    /// remembered.
+    #[inline]
+    pub(crate) fn task_word(&self) -> Option<WakerWord> {
+        match self {
+            WakeTarget::Task(w) => Some(*w),
+            _ => None,
+        }
+    }
+
     /// Wakes whoever was remembered, once (outside any state borrow).
     pub(crate) fn wake(&mut self) {
         match std::mem::take(self) {
@@ -274,6 +284,16 @@ pub(crate) struct State {
     pub(super) recompute_stack: Vec<CancelStatusId>,
     /// Cleared ready lists of finished nurseries, so opening one does not allocate.
     spare_lists: Vec<Vec<u32>>,
+    /// How many of `cancel_statuses` are effectively cancelled: this
+    /// state's part of the thread's count (`cancel_status`, invariant 6),
+    /// taken back out of it when the state is dropped.
+    pub(super) cancelled_statuses: u32,
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        crate::core::cancel_status::forget_cancelled(self.cancelled_statuses);
+    }
 }
 
 impl State {
@@ -300,6 +320,7 @@ impl State {
             scheduled_log: Vec::new(),
             recompute_stack: Vec::new(),
             spare_lists: Vec::new(),
+            cancelled_statuses: 0,
         }
     }
 
@@ -404,6 +425,7 @@ impl State {
     /// Wakes a remembered waker, using it up.
     #[inline]
     pub(crate) fn wake_target(&mut self, target: WakeTarget) {
+        TARGETS_USED.with(|c| c.set(c.get().wrapping_add(1)));
         match target {
             WakeTarget::None => {}
             WakeTarget::Task(w) => self.wake_ref(w.task_ref()),
@@ -414,6 +436,7 @@ impl State {
     /// Keeps `target` to drop after the borrow if dropping it could run
     /// foreign code (the discipline in the module docs: no call-outs under
     /// the borrow).
+    #[inline]
     pub(crate) fn retire(&mut self, target: WakeTarget) {
         if let WakeTarget::Foreign(w) = target {
             self.retired.push(*w);
@@ -526,6 +549,22 @@ pub(crate) type SystemTask = Pin<Box<dyn Future<Output = Result<()>>>>;
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Runtime>>> = const { RefCell::new(None) };
+    /// `CURRENT` holds a run: kept by [`set_current`], its only writer, so
+    /// that [`is_in_run`] is one load (`CURRENT` has a destructor, so each
+    /// access to it checks the thread-local's state, then borrows it).
+    static IN_RUN: Cell<bool> = const { Cell::new(false) };
+    /// Bumped by every [`State::wake_target`]: the only way a remembered
+    /// waker (a park's, a poll waiter's, a nursery's) is used up. A
+    /// [`PendingMark`](crate::lowlevel::PendingMark) reads it to know that
+    /// the registration it marks is still in place.
+    static TARGETS_USED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many remembered wakers the runs on this thread have used up so far
+/// (see `TARGETS_USED`).
+#[inline]
+pub(crate) fn targets_used() -> u64 {
+    TARGETS_USED.with(Cell::get)
 }
 
 /// Runs `f` with the current thread's runtime, or returns `None` outside a
@@ -547,12 +586,15 @@ pub(crate) fn current() -> Result<Rc<Runtime>> {
     with_runtime(Rc::clone).ok_or_else(Error::outside_run)
 }
 
+/// Whether this thread is running a run (see `IN_RUN`).
+#[inline]
 pub(crate) fn is_in_run() -> bool {
-    with_runtime(|_| ()).is_some()
+    IN_RUN.with(Cell::get)
 }
 
 pub(crate) fn set_current(rt: Option<Rc<Runtime>>) -> Option<Rc<Runtime>> {
     let new = rt.clone();
+    IN_RUN.with(|f| f.set(new.is_some()));
     let old = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), rt));
     if let Some(old) = &old {
         old.state.borrow_mut().is_current = false;
@@ -751,11 +793,16 @@ impl Runtime {
         }
     }
 
-    /// True if code polled right now is inside a cancelled scope.
+    /// True if code polled right now is inside a cancelled scope. Without
+    /// the state borrow while no status is cancelled (`cancel_status`,
+    /// invariant 6).
+    #[inline]
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.state
-            .borrow()
-            .is_cancelled(self.current_cancel_status.get())
+        !crate::core::cancel_status::no_status_cancelled()
+            && self
+                .state
+                .borrow()
+                .is_cancelled(self.current_cancel_status.get())
     }
 
     /// Calls `f` on each instrument, if there are any. The list is not
