@@ -38,6 +38,17 @@ pub trait Clock {
     fn autojump(&self, deadline: Instant) {
         let _ = deadline;
     }
+
+    /// If this clock reads the system's monotonic clock from a fixed
+    /// origin (`current_time()` is always `origin.elapsed()`, as
+    /// [`SystemClock`]'s), that origin; `None` (the default) for any other
+    /// clock. It lets [`std_instant_now`](crate::lowlevel::std_instant_now)
+    /// (foreign timers, such as hyper's, read it per request) return
+    /// `std::time::Instant::now()` as it is, instead of converting the
+    /// run's clock: the run's instant `t` is then `origin + t` exactly.
+    fn std_origin(&self) -> Option<std::time::Instant> {
+        None
+    }
 }
 
 /// The real, monotonic clock. Its origin is the start of the run, so times
@@ -63,6 +74,10 @@ impl Default for SystemClock {
 }
 
 impl Clock for SystemClock {
+    fn std_origin(&self) -> Option<std::time::Instant> {
+        Some(self.origin)
+    }
+
     fn current_time(&self) -> Instant {
         let nanos = self.origin.elapsed().as_nanos();
         Instant::from_nanos(nanos.min(i64::MAX as u128 - 1) as i64)

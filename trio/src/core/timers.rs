@@ -55,7 +55,13 @@
 //! anchor per run (the two clocks read together at first use), so the
 //! mapping follows a [`MockClock`](crate::testing::MockClock), jumps
 //! included, and converting the same std instant twice gives the same run
-//! instant (comparisons made on either side agree).
+//! instant (comparisons made on either side agree). A clock that reads the
+//! system's monotonic clock from a fixed origin (`SystemClock`, through
+//! [`Clock::std_origin`]) is anchored at that origin instead, so the
+//! mapping is exact and [`std_instant_now`] is just
+//! `std::time::Instant::now()`: hyper reads it per request.
+//!
+//! [`Clock::std_origin`]: crate::core::clock::Clock::std_origin
 
 use crate::core::park::ParkState;
 use crate::core::runtime::{self, State, WakeTarget};
@@ -172,12 +178,17 @@ impl Timers {
         self.stale = 0;
     }
 
-    /// The anchor of the std mapping, made from `now` (the run's clock,
-    /// read by the caller outside the borrow) at first use.
-    fn std_anchor(&mut self, now: Instant) -> (StdInstant, Instant) {
-        *self
-            .std_anchor
-            .get_or_insert_with(|| (StdInstant::now(), now))
+    /// The anchor of the std mapping, made at first use from `now` (the
+    /// run's clock, read by the caller outside the borrow), or from the
+    /// clock's own origin if it has one ([`Clock::std_origin`], also asked
+    /// outside the borrow: a clock is user code).
+    ///
+    /// [`Clock::std_origin`]: crate::core::clock::Clock::std_origin
+    fn std_anchor(&mut self, now: Instant, origin: Option<StdInstant>) -> (StdInstant, Instant) {
+        *self.std_anchor.get_or_insert_with(|| match origin {
+            Some(origin) => (origin, Instant::from_nanos(0)),
+            None => (StdInstant::now(), now),
+        })
     }
 
     #[cfg(test)]
@@ -325,10 +336,15 @@ impl State {
 /// ```
 pub fn std_instant_now() -> Result<StdInstant> {
     runtime::with_runtime(|rt| {
+        // A clock on the system's monotonic clock maps to it exactly (the
+        // anchor is its origin, see `Timers::std_anchor`): no conversion.
+        if rt.clock.std_origin().is_some() {
+            return StdInstant::now();
+        }
         // The clock is read outside the state borrow (a clock may look at
         // run state).
         let now = rt.now();
-        let (std_base, run_base) = rt.with_state(|st| st.timers.std_anchor(now));
+        let (std_base, run_base) = rt.with_state(|st| st.timers.std_anchor(now, None));
         let since = now.saturating_duration_since(run_base);
         std_base.checked_add(since).unwrap_or(std_base)
     })
@@ -350,8 +366,9 @@ pub fn from_std_instant(instant: StdInstant) -> Result<Instant> {
 /// The run's anchor, made at first use (the clock read outside the state
 /// borrow: a clock may look at run state).
 fn run_anchor(rt: &runtime::Runtime) -> (StdInstant, Instant) {
+    let origin = rt.clock.std_origin();
     let now = rt.now();
-    rt.with_state(|st| st.timers.std_anchor(now))
+    rt.with_state(|st| st.timers.std_anchor(now, origin))
 }
 
 /// A std instant as the run's, through `anchor` (monotonic).
@@ -675,5 +692,32 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    /// On the system clock the mapping is the clock itself (anchored at its
+    /// origin): `std_instant_now` is the system's now, and a std instant
+    /// converts to the run's time since the origin, whichever is asked
+    /// first.
+    #[test]
+    fn on_the_system_clock_the_mapping_is_exact() {
+        use std::time::{Duration, Instant as StdInstant};
+        let origin = crate::core::clock::SystemClock::new();
+        let o = crate::core::clock::Clock::std_origin(&origin).expect("an origin");
+        crate::Runner::new()
+            .clock(origin)
+            .run(async {
+                // First use through a conversion: the anchor is the origin.
+                let later = o + Duration::from_secs(3);
+                assert_eq!(from_std_instant(later)?, Instant::from_nanos(0) + 3.0);
+                let before = StdInstant::now();
+                let now = std_instant_now()?;
+                let r = crate::current_time();
+                assert!(before <= now && now <= StdInstant::now());
+                assert!(from_std_instant(now)? <= r);
+                let entry = TimerEntry::new_std(later, std::task::Waker::noop())?;
+                assert_eq!(entry.deadline(), Instant::from_nanos(0) + 3.0);
+                Ok(())
+            })
+            .unwrap();
     }
 }
