@@ -477,3 +477,52 @@ async fn a_second_poll_in_an_inner_scope_registers_there() -> trio::Result<()> {
     assert_eq!(outcome, None);
     Ok(())
 }
+
+/// Review of hyper3: a read left pending by `Io` under scope S, the same
+/// direction polled by the same task inside an inner scope (which then
+/// exits), then `Io` read again under S: its `PendingMark` still holds, so
+/// it returns `Pending` without re-registering, and the poll waiter stays
+/// under the inner scope's dead status. A cancel of S (here from another
+/// thread, DESIGN §5) must still wake it; it hangs instead.
+#[trio::test]
+async fn a_thread_cancel_wakes_a_read_whose_waiter_moved() -> trio::Result<()> {
+    use futures::io::AsyncRead;
+    let (_a, b) = SocketStream::unix_pair()?;
+    let scope = CancelScope::new();
+    let handle = scope.handle();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        handle.cancel();
+    });
+    let mut io = Io::native(&b);
+    let mut buf = [0; 4];
+    let mut other = [0; 4];
+    let r = scope
+        .run(async {
+            std::future::poll_fn(|cx| {
+                assert!(
+                    std::pin::Pin::new(&mut io)
+                        .poll_read(cx, &mut buf)
+                        .is_pending()
+                );
+                std::task::Poll::Ready(())
+            })
+            .await;
+            CancelScope::new()
+                .run(async {
+                    std::future::poll_fn(|cx| {
+                        assert!(b.poll_receive(cx, &mut other).is_pending());
+                        std::task::Poll::Ready(())
+                    })
+                    .await;
+                    Ok(())
+                })
+                .await?;
+            let err = io.read(&mut buf).await.unwrap_err();
+            Err::<(), _>(trio_compat::error::from_io(err))
+        })
+        .await?;
+    canceller.join().expect("the canceller");
+    assert_eq!(r, None);
+    Ok(())
+}

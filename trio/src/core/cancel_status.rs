@@ -12,7 +12,8 @@
 //!    `effective == cancel_called || (!shield && parent.effective)`, brought
 //!    up to date by [`State::recompute`] whenever an input changes (a cancel,
 //!    a shield, a move, an expired deadline), so a checkpoint's cancel check
-//!    ([`State::is_cancelled`]) is one table lookup.
+//!    ([`State::is_cancelled`]) is one table lookup, and none at all while no
+//!    status on the thread is cancelled (invariant 6).
 //! 2. *Parent and children agree.* `c` is in `p.children` iff
 //!    `c.parent == Some(p)`, and then `p.children[c.index_in_parent] == c`,
 //!    so detaching a node is one `swap_remove`. (Scopes nest, so a node
@@ -74,9 +75,10 @@ fn count_cancelled(own: &mut u32, up: bool) {
     if up {
         *own += 1;
         CANCELLED.with(|c| c.set(c.get() + 1));
-    } else {
-        debug_assert!(*own > 0);
-        *own = own.saturating_sub(1);
+    } else if *own > 0 {
+        // (Zero after the run's teardown took its count out: see
+        // `run::teardown`.)
+        *own -= 1;
         CANCELLED.with(|c| c.set(c.get().saturating_sub(1)));
     }
 }
@@ -478,5 +480,74 @@ impl State {
             cur = s.parent;
         }
         deadline
+    }
+}
+
+#[cfg(test)]
+mod count_tests {
+    use super::no_status_cancelled;
+    use crate::CancelScope;
+
+    /// Invariant 6 after runs that cancel, shield, let deadlines expire,
+    /// leak a cancelled scope's future, and panic with cancelled statuses.
+    #[test]
+    fn the_thread_count_returns_to_zero() {
+        assert!(no_status_cancelled());
+        crate::run(async {
+            let outer = CancelScope::new();
+            outer
+                .run(async {
+                    let inner = CancelScope::new();
+                    inner.set_shield(true);
+                    inner
+                        .run(async {
+                            outer.cancel();
+                            assert!(!no_status_cancelled());
+                            inner.set_shield(false);
+                            inner.set_shield(true);
+                            crate::lowlevel::checkpoint().await
+                        })
+                        .await?;
+                    Ok(())
+                })
+                .await?;
+            assert!(no_status_cancelled());
+            crate::move_on_after(0.001, crate::sleep(10.0)).await?;
+            assert!(no_status_cancelled());
+            // A cancelled scope's future leaked mid-body.
+            let leaked = CancelScope::new();
+            let mut fut = Box::pin(leaked.run(async {
+                crate::sleep(10.0).await?;
+                Ok(())
+            }));
+            std::future::poll_fn(|cx| {
+                let _ = fut.as_mut().poll(cx);
+                std::task::Poll::Ready(())
+            })
+            .await;
+            leaked.cancel();
+            drop(fut);
+            Ok(())
+        })
+        .unwrap();
+        assert!(
+            no_status_cancelled(),
+            "after a run that leaked a cancelled scope"
+        );
+        let r = std::panic::catch_unwind(|| {
+            crate::run(async {
+                let s = CancelScope::new();
+                s.run(async {
+                    s.cancel();
+                    panic!("boom");
+                    #[allow(unreachable_code)]
+                    Ok(())
+                })
+                .await?;
+                Ok(())
+            })
+        });
+        assert!(r.is_err());
+        assert!(no_status_cancelled(), "after a run that panicked");
     }
 }

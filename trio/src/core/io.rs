@@ -122,9 +122,10 @@
 //!   poll method is not a cancel point: a cancel of that status wakes the
 //!   poller (for a poller that is no cancel point, a spurious wake-up,
 //!   which poll methods allow), so a caller that is one (`trio_compat::Io`)
-//!   checks for cancellation itself but need not register for it. A
-//!   re-arm with a task's plain waker under an unchanged status is noted
-//!   for [`PendingMark`](crate::lowlevel::PendingMark).
+//!   checks for cancellation itself but need not register for it. Every
+//!   re-arm is noted for [`PendingMark`](crate::lowlevel::PendingMark); one
+//!   that moves the registration to another status or replaces another
+//!   waker also counts as a use, so no mark of the old registration holds.
 //! - The record goes with its entry (deregistration, close, a stale
 //!   entry): its poller is woken with Closed and the record removed.
 //!
@@ -1378,8 +1379,7 @@ impl IoRegistration {
         rt.settle_lazy();
         let status = rt.current_cancel_status.get();
         let waker = cx.waker();
-        // Read before the registration (see `PendingMark`).
-        let targets_used = runtime::targets_used();
+        let mut targets_used = 0;
         let mut armed_task = None;
         let park = rt.with_state(|st| {
             // Re-arm the record in place (what `arm_poll_park` does, on the
@@ -1398,16 +1398,27 @@ impl IoRegistration {
                     if let WakeTarget::Task(w) = p.target {
                         armed_task = Some(w);
                     }
+                    if !matches!(replaced, WakeTarget::None) {
+                        // Another waker's registration replaced: marks of it
+                        // no longer hold.
+                        runtime::note_registration_moved();
+                    }
                     st.retire(replaced);
+                    targets_used = runtime::targets_used();
                     return id;
                 }
+                // Moved to another status: marks made under the old one no
+                // longer describe it.
+                runtime::note_registration_moved();
                 st.register_park(id, status, waker);
                 armed_task = st.parks.get(id).and_then(|p| p.target.task_word());
+                targets_used = runtime::targets_used();
                 return id;
             }
             let id = st.arm_poll_park(None, task, label, location, waker);
             st.register_park(id, status, waker);
             armed_task = st.parks.get(id).and_then(|p| p.target.task_word());
+            targets_used = runtime::targets_used();
             id
         });
         if let Some(w) = armed_task {

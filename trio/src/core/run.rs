@@ -364,6 +364,14 @@ fn teardown(rt: &Runtime) {
     let vars = std::mem::take(&mut *rt.run_vars.borrow_mut());
     drop(vars);
     token::unregister(&rt.shared);
+    // The run's cancelled statuses leave the thread's count now, not when
+    // the state is dropped: a leaked `Rc<Runtime>` (a scope's future
+    // forgotten while cancelled) would otherwise slow every later cancel
+    // check on this thread.
+    rt.with_state(|st| {
+        crate::core::cancel_status::forget_cancelled(st.cancelled_statuses);
+        st.cancelled_statuses = 0;
+    });
 }
 
 /// Why the loop may block for a while in step 2: to tell someone about

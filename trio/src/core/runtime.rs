@@ -14,7 +14,8 @@
 //!   `nursery`).
 //! - `cancel_statuses`: the cancel-status tree (one node per entered cancel
 //!   scope or nursery), with the *effective* cancellation of each kept up to
-//!   date eagerly, so a checkpoint's cancel check is one table lookup
+//!   date eagerly, so a checkpoint's cancel check is one table lookup (two
+//!   thread-local loads while nothing on the thread is cancelled)
 //!   (`cancel_status` has the records, their maintenance and invariants).
 //! - `parks`: every task currently parked in a [`Park`](crate::lowlevel::Park)
 //!   (the low-level wait that every blocking operation uses), with the cancel
@@ -558,6 +559,13 @@ thread_local! {
     /// [`PendingMark`](crate::lowlevel::PendingMark) reads it to know that
     /// the registration it marks is still in place.
     static TARGETS_USED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A poll waiter's registration changed (another status or waker) without
+/// a wake: counted as a use, so that no `PendingMark` of it holds.
+#[inline]
+pub(crate) fn note_registration_moved() {
+    TARGETS_USED.with(|c| c.set(c.get().wrapping_add(1)));
 }
 
 /// How many remembered wakers the runs on this thread have used up so far
