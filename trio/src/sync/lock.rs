@@ -566,3 +566,82 @@ impl fmt::Debug for StrictFifoLock {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::wait_all_tasks_blocked;
+    use std::cell::RefCell;
+
+    /// The uncontended path (module docs) makes no wait queue, whatever
+    /// form of acquire and release it uses.
+    #[test]
+    fn an_uncontended_lock_never_makes_its_wait_queue() {
+        crate::run(async {
+            let lock = Lock::new();
+            for _ in 0..3 {
+                drop(lock.try_acquire()?);
+                drop(lock.acquire().await?);
+                lock.acquire_raw().await?;
+                lock.release()?;
+            }
+            assert!(lock.inner.waiters.get().is_none());
+            assert_eq!(lock.statistics().tasks_waiting, 0);
+            assert!(!lock.locked());
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    /// A lock whose owner exited with nobody waiting breaks when it is
+    /// next looked at (the queue is made then, to record the break).
+    #[test]
+    fn an_abandoned_uncontended_lock_reads_broken() {
+        crate::run(async {
+            let lock = Lock::new();
+            crate::open_nursery(async |n| {
+                n.start_soon(async { lock.acquire_raw().await });
+                Ok(())
+            })
+            .await?;
+            assert!(lock.is_broken());
+            assert_eq!(lock.try_acquire().unwrap_err().kind(), ErrorKind::Broken);
+            assert_eq!(lock.acquire().await.unwrap_err().kind(), ErrorKind::Broken);
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    /// Once contended, the lock hands off in FIFO order; when the queue
+    /// empties again, the uncontended path works on the existing queue.
+    #[test]
+    fn a_once_contended_lock_hands_off_in_order_then_frees() {
+        crate::run(async {
+            let lock = Lock::new();
+            let log = RefCell::new(Vec::new());
+            let first = lock.acquire().await?;
+            crate::open_nursery(async |n| {
+                for i in 0..3 {
+                    let (lock, log) = (&lock, &log);
+                    n.start_soon(async move {
+                        let _g = lock.acquire().await?;
+                        log.borrow_mut().push(i);
+                        Ok(())
+                    });
+                }
+                wait_all_tasks_blocked().await?;
+                assert_eq!(lock.statistics().tasks_waiting, 3);
+                drop(first);
+                Ok(())
+            })
+            .await?;
+            assert_eq!(*log.borrow(), [0, 1, 2]);
+            assert!(!lock.locked());
+            assert!(lock.inner.waiters.get().is_some());
+            drop(lock.try_acquire()?);
+            assert!(!lock.locked());
+            Ok(())
+        })
+        .unwrap();
+    }
+}
