@@ -138,6 +138,62 @@ async fn accept_does_no_tls_work_and_the_handshake_timeout_applies_in_the_connec
     listener.aclose().await
 }
 
+/// Whether `fd` is close-on-exec (`/proc/self/fdinfo`: `flags` in octal,
+/// O_CLOEXEC is 02000000).
+fn is_cloexec(fd: i32) -> bool {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap();
+    let flags = info
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .map(|f| u32::from_str_radix(f.trim(), 8).unwrap())
+        .unwrap();
+    flags & 0o2000000 != 0
+}
+
+/// A `TlsListener` over a TCP `SocketListener`: the accepted transport is
+/// non-blocking, close-on-exec, with TCP_NODELAY and TCP_NOTSENT_LOWAT
+/// (the listener accepts with `accept4` and knows its family, so the
+/// stream skips the checks and `fcntl`s; the options must still be set),
+/// and TLS works over it.
+#[cfg(target_os = "linux")]
+#[trio::test]
+async fn a_tls_listeners_accepted_transport_is_set_up_like_any_tcp_stream() -> trio::Result<()> {
+    use std::os::fd::AsRawFd;
+    use trio::socket::SocketListener;
+    trio::fail_after(30.0, async {
+        let tcp = SocketListener::bind_tcp("127.0.0.1:0".parse().unwrap())?;
+        let addr = tcp.local_addr()?.as_socket().unwrap();
+        let listener = TlsListener::new(tcp, server_config(None));
+        // The kernel completes the connection from the listen backlog.
+        let tcp_client = SocketStream::connect_tcp(addr).await?;
+        let client = TlsStream::client(tcp_client, client_config(None), localhost())?;
+        let server = listener.accept().await?;
+        let sock = server.transport().socket()?;
+        let s = sock.as_socket2();
+        assert!(s.nonblocking()?, "the accepted socket blocks");
+        assert!(
+            is_cloexec(s.as_raw_fd()),
+            "the accepted socket is not close-on-exec"
+        );
+        assert!(s.tcp_nodelay()?, "TCP_NODELAY is off");
+        assert_eq!(s.tcp_notsent_lowat()?, 16 * 1024);
+        trio::open_nursery(async |n| {
+            n.start_soon(async {
+                client.send_all(b"ping").await?;
+                client.aclose().await
+            });
+            let mut buf = [0; 8];
+            let k = server.receive_some(&mut buf).await?;
+            assert_eq!(&buf[..k], b"ping");
+            assert_eq!(server.receive_some(&mut buf).await?, 0);
+            Ok(())
+        })
+        .await
+        .map(drop)
+    })
+    .await
+}
+
 #[trio::test]
 async fn open_tls_over_tcp_stream_rejects_a_bad_server_name() -> trio::Result<()> {
     let e = open_tls_over_tcp_stream("not a name!", 443, client_config(None))

@@ -104,7 +104,16 @@ impl SocketStream {
         if s.r#type()? != Type::STREAM {
             return Err(Error::invalid("SocketStream needs a stream socket"));
         }
-        if s.local_addr()?.as_socket().is_some() {
+        let tcp = s.local_addr()?.as_socket().is_some();
+        SocketStream::from_checked(socket, tcp)
+    }
+
+    /// [`new`](Self::new) for a socket known to be a stream socket, TCP or
+    /// not (an accepted connection: its listener said so once), without
+    /// the `getsockopt(SO_TYPE)` and `getsockname` calls that find it out.
+    fn from_checked(socket: Socket, tcp: bool) -> Result<SocketStream> {
+        if tcp {
+            let s = socket.as_socket2();
             s.set_tcp_nodelay(true)?;
             // Best effort: an OS without it streams fine.
             let _ = sys::set_notsent_lowat(s, NOTSENT_LOWAT);
@@ -482,6 +491,9 @@ impl Stream for SocketStream {
 pub struct SocketListener {
     socket: RefCell<Option<Arc<Socket>>>,
     accept_slot: BusySlot,
+    /// An IPv4 or IPv6 listener: its connections are TCP streams (found
+    /// out once here, not per connection).
+    tcp: bool,
 }
 
 impl fmt::Debug for SocketListener {
@@ -493,14 +505,23 @@ impl fmt::Debug for SocketListener {
 }
 
 impl SocketListener {
-    /// Wraps a listening socket.
+    /// Wraps a listening stream socket (TCP or Unix); any other socket is
+    /// InvalidArgument.
     pub fn new(socket: Socket) -> Result<SocketListener> {
-        if !socket.as_socket2().is_listener()? {
+        let s = socket.as_socket2();
+        if !s.is_listener()? {
             return Err(Error::invalid("SocketListener needs a listening socket"));
         }
+        // Checked once here, so that each accepted connection is known to
+        // be a stream socket (and whether TCP) without asking the kernel.
+        if s.r#type()? != Type::STREAM {
+            return Err(Error::invalid("SocketListener needs a stream socket"));
+        }
+        let tcp = s.local_addr()?.as_socket().is_some();
         Ok(SocketListener {
             socket: RefCell::new(Some(Arc::new(socket))),
             accept_slot: BusySlot::new("another task is already accepting on this listener"),
+            tcp,
         })
     }
 
@@ -555,7 +576,7 @@ impl Listener for SocketListener {
                     "SocketListener::accept",
                     location,
                     &|| self.socket.borrow().is_none(),
-                    |s| match s.accept() {
+                    |s| match super::accept_nonblocking(s) {
                         Err(e) if sys::accept_error_is_transient(&e) => {
                             Err(io::Error::from(io::ErrorKind::Interrupted))
                         }
@@ -563,7 +584,9 @@ impl Listener for SocketListener {
                     },
                 )
                 .await?;
-            SocketStream::new(Socket::from_socket2(conn)?)
+            // Non-blocking from `accept4`, a stream socket of the
+            // listener's family: only the TCP options are left to set.
+            SocketStream::from_checked(Socket::from_nonblocking(conn), self.tcp)
         }
     }
 }

@@ -43,6 +43,14 @@
 //! A guard may be moved to another task; it still releases when dropped.
 //! But the lock stays the acquiring task's: if that task exits before the
 //! guard is dropped, the lock counts as abandoned.
+//!
+//! # The uncontended path
+//!
+//! Most locks are never contended (a stream's send lock, say), so that
+//! path does no more than it must: a lock is one allocation, its wait queue
+//! is made by the first task that has to wait (or by a break), taking a
+//! free lock sets the owner, and releasing a lock nobody waits for and
+//! nobody watches clears it: no queue is touched, nothing is allocated.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::lowlevel::{
@@ -50,14 +58,16 @@ use crate::lowlevel::{
 };
 use crate::sync::Try;
 use crate::sync::parking_lot::{WaitQueue, WaitSite};
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::fmt;
 use std::future::Future;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 
 pub(crate) struct LockInner {
-    /// The tasks waiting for the lock, each to become its owner.
-    waiters: WaitQueue<Task>,
+    /// The tasks waiting for the lock, each to become its owner. Made when
+    /// first needed (see "The uncontended path"): none means nobody has
+    /// waited, and the lock was never broken.
+    waiters: OnceCell<WaitQueue<Task>>,
     owner: Cell<Option<Task>>,
     /// While the lock is contended: a hook that breaks it if its owner
     /// exits, and the owner it watches.
@@ -160,22 +170,13 @@ fn abandoned() -> Error {
 impl Lock {
     /// An unlocked lock.
     pub fn new() -> Self {
-        let inner = Rc::new_cyclic(|weak: &Weak<LockInner>| {
-            let weak = weak.clone();
-            // A waiter handed the lock whose future was dropped before it
-            // ran passes the lock on, as if it had released it at once.
-            let on_lost = Rc::new(move |task: Task| {
-                if let Some(inner) = weak.upgrade() {
-                    let _ = release_owned_by(&inner, task);
-                }
-            });
-            LockInner {
-                waiters: WaitQueue::with_lost_handler(on_lost),
+        Lock {
+            inner: Rc::new(LockInner {
+                waiters: OnceCell::new(),
                 owner: Cell::new(None),
                 exit_hook: RefCell::new(None),
-            }
-        });
-        Lock { inner }
+            }),
+        }
     }
 
     /// Waits for the lock and returns a guard that releases it when
@@ -255,12 +256,12 @@ impl Lock {
         LockStatistics {
             locked: self.locked(),
             owner: self.owner(),
-            tasks_waiting: self.inner.waiters.len(),
+            tasks_waiting: waiting(&self.inner),
         }
     }
 
     pub(crate) fn queue(&self) -> &WaitQueue<Task> {
-        &self.inner.waiters
+        queue(&self.inner)
     }
 
     /// Registers the owner with the exit watcher if tasks are queued (after
@@ -274,7 +275,7 @@ impl fmt::Debug for Lock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lock")
             .field("owner", &self.owner())
-            .field("tasks_waiting", &self.inner.waiters.len())
+            .field("tasks_waiting", &waiting(&self.inner))
             .field("broken", &self.is_broken())
             .finish()
     }
@@ -303,9 +304,33 @@ impl fmt::Debug for LockGuard {
     }
 }
 
+/// The lock's wait queue, made on first use.
+fn queue(inner: &Rc<LockInner>) -> &WaitQueue<Task> {
+    inner.waiters.get_or_init(|| {
+        let weak = Rc::downgrade(inner);
+        // A waiter handed the lock whose future was dropped before it ran
+        // passes the lock on, as if it had released it at once.
+        WaitQueue::with_lost_handler(Rc::new(move |task: Task| {
+            if let Some(inner) = weak.upgrade() {
+                let _ = release_owned_by(&inner, task);
+            }
+        }))
+    })
+}
+
+/// How many tasks wait for the lock (without making its queue).
+fn waiting(inner: &LockInner) -> usize {
+    inner.waiters.get().map_or(0, WaitQueue::len)
+}
+
+/// Whether nobody waits for the lock (without making its queue).
+fn no_waiters(inner: &LockInner) -> bool {
+    inner.waiters.get().is_none_or(WaitQueue::is_empty)
+}
+
 /// Whether the lock is broken, breaking it first if its owner is gone.
 fn is_abandoned(inner: &Rc<LockInner>) -> bool {
-    if inner.waiters.broken_by().is_some() {
+    if inner.waiters.get().is_some_and(|q| q.broken_by().is_some()) {
         return true;
     }
     match inner.owner.get() {
@@ -326,7 +351,7 @@ pub(crate) fn try_acquire_as(inner: &Rc<LockInner>, task: Task) -> Try<()> {
     if is_abandoned(inner) {
         return Try::Failed(abandoned());
     }
-    if inner.owner.get().is_none() && inner.waiters.is_empty() {
+    if inner.owner.get().is_none() && no_waiters(inner) {
         inner.owner.set(Some(task));
         Try::Ready(())
     } else {
@@ -366,9 +391,7 @@ pub(crate) async fn acquire_as(inner: &Rc<LockInner>, task: Task, site: WaitSite
         Try::WouldBlock => {
             // Parked, the task becomes the owner at the moment it is
             // unparked (release sets the owner): the hand-off is direct.
-            let parked = inner
-                .waiters
-                .park_then(task, site, || watch_if_contended(inner));
+            let parked = queue(inner).park_then(task, site, || watch_if_contended(inner));
             match parked.await {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == ErrorKind::Broken => Err(abandoned()),
@@ -385,12 +408,17 @@ pub(crate) fn release_owned_by(inner: &Rc<LockInner>, task: Task) -> Result<()> 
             "only the task that holds a lock can release it",
         ));
     }
+    inner.owner.set(None);
+    // Nobody to hand it to: free (no exit hook either, which only a
+    // contended lock has; see "The uncontended path").
+    let Some(waiters) = inner.waiters.get() else {
+        return Ok(());
+    };
     unwatch(inner);
     // The oldest waiter owns the lock before it is rescheduled (see the
     // module docs); if its wait turns out stale, the lock is free again and
     // the next waiter is tried.
-    inner.owner.set(None);
-    inner.waiters.unpark_one_with(
+    waiters.unpark_one_with(
         |next| inner.owner.set(Some(*next)),
         |_| inner.owner.set(None),
     );
@@ -401,7 +429,7 @@ pub(crate) fn release_owned_by(inner: &Rc<LockInner>, task: Task) -> Result<()> 
 fn owner_exited(inner: &Rc<LockInner>, task: Task) {
     if inner.owner.get() == Some(task) {
         unwatch(inner);
-        inner.waiters.break_queue(Some(task));
+        queue(inner).break_queue(Some(task));
     }
 }
 
@@ -413,7 +441,7 @@ fn watch_if_contended(inner: &Rc<LockInner>) {
     let Some(owner) = inner.owner.get() else {
         return;
     };
-    if inner.waiters.is_empty()
+    if no_waiters(inner)
         || inner
             .exit_hook
             .borrow()
@@ -534,7 +562,86 @@ impl fmt::Debug for StrictFifoLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StrictFifoLock")
             .field("owner", &self.owner())
-            .field("tasks_waiting", &self.lock.inner.waiters.len())
+            .field("tasks_waiting", &waiting(&self.lock.inner))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::wait_all_tasks_blocked;
+    use std::cell::RefCell;
+
+    /// The uncontended path (module docs) makes no wait queue, whatever
+    /// form of acquire and release it uses.
+    #[test]
+    fn an_uncontended_lock_never_makes_its_wait_queue() {
+        crate::run(async {
+            let lock = Lock::new();
+            for _ in 0..3 {
+                drop(lock.try_acquire()?);
+                drop(lock.acquire().await?);
+                lock.acquire_raw().await?;
+                lock.release()?;
+            }
+            assert!(lock.inner.waiters.get().is_none());
+            assert_eq!(lock.statistics().tasks_waiting, 0);
+            assert!(!lock.locked());
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    /// A lock whose owner exited with nobody waiting breaks when it is
+    /// next looked at (the queue is made then, to record the break).
+    #[test]
+    fn an_abandoned_uncontended_lock_reads_broken() {
+        crate::run(async {
+            let lock = Lock::new();
+            crate::open_nursery(async |n| {
+                n.start_soon(async { lock.acquire_raw().await });
+                Ok(())
+            })
+            .await?;
+            assert!(lock.is_broken());
+            assert_eq!(lock.try_acquire().unwrap_err().kind(), ErrorKind::Broken);
+            assert_eq!(lock.acquire().await.unwrap_err().kind(), ErrorKind::Broken);
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    /// Once contended, the lock hands off in FIFO order; when the queue
+    /// empties again, the uncontended path works on the existing queue.
+    #[test]
+    fn a_once_contended_lock_hands_off_in_order_then_frees() {
+        crate::run(async {
+            let lock = Lock::new();
+            let log = RefCell::new(Vec::new());
+            let first = lock.acquire().await?;
+            crate::open_nursery(async |n| {
+                for i in 0..3 {
+                    let (lock, log) = (&lock, &log);
+                    n.start_soon(async move {
+                        let _g = lock.acquire().await?;
+                        log.borrow_mut().push(i);
+                        Ok(())
+                    });
+                }
+                wait_all_tasks_blocked().await?;
+                assert_eq!(lock.statistics().tasks_waiting, 3);
+                drop(first);
+                Ok(())
+            })
+            .await?;
+            assert_eq!(*log.borrow(), [0, 1, 2]);
+            assert!(!lock.locked());
+            assert!(lock.inner.waiters.get().is_some());
+            drop(lock.try_acquire()?);
+            assert!(!lock.locked());
+            Ok(())
+        })
+        .unwrap();
     }
 }
