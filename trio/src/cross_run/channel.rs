@@ -27,9 +27,7 @@ use super::{AtomicBool, Mutex, Ordering, blocking_in_run, lock};
 use crate::channel::{MemoryChannelStatistics, SendError, closed_error, no_receivers_error};
 use crate::core::runtime;
 use crate::error::{Error, ErrorKind, Result};
-use crate::lowlevel::{
-    Abort, AbortReason, Park, WaitKey, checkpoint, checkpoint_if_cancelled,
-};
+use crate::lowlevel::{Abort, AbortReason, Park, WaitKey, checkpoint, checkpoint_if_cancelled};
 use crate::sync::WaitSite;
 use std::cell::Cell;
 use std::collections::VecDeque;
