@@ -1132,3 +1132,77 @@ impl<T> CrossRunReceiver<T> {
         }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::lowlevel::checkpoint_counts;
+
+    /// Two tasks that each send (or receive) three times without waiting:
+    /// each one's schedule point lets the other, ready, run first, so
+    /// every task's step `i` comes before any task's step `i + 1`. (Passed
+    /// in place wrongly, one task would take several steps in a row.)
+    fn steps_interleave(receive: bool) {
+        let log = crate::run(async move {
+            let (tx, rx) = open_cross_run_channel::<u32>(crate::channel::UNBOUNDED);
+            for i in 0..6 {
+                tx.try_send(i).unwrap();
+            }
+            let log = std::cell::RefCell::new(Vec::new());
+            crate::open_nursery(async |n| {
+                for me in 0..2 {
+                    let (tx, rx, log) = (&tx, &rx, &log);
+                    n.start_soon(async move {
+                        for i in 0..3 {
+                            log.borrow_mut().push((me, i));
+                            if receive {
+                                rx.receive().await?;
+                            } else {
+                                tx.send(i).await?;
+                            }
+                        }
+                        Ok(())
+                    });
+                }
+                Ok(())
+            })
+            .await?;
+            Ok(log.into_inner())
+        })
+        .unwrap();
+        assert_eq!(log.len(), 6);
+        for (k, &(_, i)) in log.iter().enumerate() {
+            for &(_, later) in &log[k + 1..] {
+                assert!(later >= i, "a task took two steps in a row: {log:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn sends_that_do_not_wait_yield_to_ready_tasks() {
+        steps_interleave(false);
+    }
+
+    #[test]
+    fn receives_that_do_not_wait_yield_to_ready_tasks() {
+        steps_interleave(true);
+    }
+
+    /// Passed in place (a lone task), the schedule point still counts:
+    /// a send and a receive that do not wait are each one schedule point
+    /// and one cancel point.
+    #[test]
+    fn a_schedule_point_passed_in_place_still_counts() {
+        crate::run(async {
+            let (tx, rx) = open_cross_run_channel::<u32>(1);
+            let before = checkpoint_counts()?;
+            tx.send(1).await?;
+            assert_eq!(rx.receive().await?, 1);
+            let after = checkpoint_counts()?;
+            assert_eq!(after.schedule_points - before.schedule_points, 2);
+            assert_eq!(after.cancel_points - before.cancel_points, 2);
+            Ok(())
+        })
+        .unwrap();
+    }
+}
