@@ -25,10 +25,12 @@
 use super::waiter::{TaskWaiter, Waiter, Wake, finish_all};
 use super::{AtomicBool, Mutex, Ordering, blocking_in_run, lock};
 use crate::channel::{MemoryChannelStatistics, SendError, closed_error, no_receivers_error};
+use crate::core::park::new_park;
 use crate::core::runtime;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lowlevel::{Abort, AbortReason, Park, WaitKey, checkpoint, checkpoint_if_cancelled};
 use crate::sync::WaitSite;
+use crate::time::Instant;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
@@ -613,13 +615,19 @@ fn make_task_wait<A: FnMut(WaitKey, AbortReason) -> Abort>(
     abort: A,
     park: &mut Option<Park<A>>,
 ) -> Option<Result<Waiter>> {
-    let made = match Park::new_at(site.label, site.location, abort) {
-        Ok(p) => p,
-        Err(e) => return Some(Err(e)),
+    // The park's record and the waiter in one look at the run (what
+    // `Park::new_at` and `TaskWaiter::new` would each do). The record is
+    // `Waiting` with no waker yet: the park's first poll registers it, as
+    // after `Park::new_at`.
+    let made = runtime::with_runtime(|rt| {
+        let key = new_park(rt, site.label, site.location, Instant::INFINITY);
+        (key, TaskWaiter::in_run(rt, key))
+    });
+    let Some((key, waiter)) = made else {
+        return Some(Err(Error::outside_run()));
     };
-    let waiter = TaskWaiter::new(made.key());
-    *park = Some(made);
-    Some(waiter.map(Waiter::Task))
+    *park = Some(Park::registered(key, abort));
+    Some(Ok(Waiter::Task(waiter)))
 }
 
 // ----- receiving ----------------------------------------------------------------
