@@ -15,12 +15,15 @@
 //!   thread at the same moment.
 //! - A task's send or receive decides in one locking: done at once, or
 //!   queued. Only when it must wait does it make the wait, under the
-//!   mutex: a park record (`Park::new_at`, no waker yet) and a
-//!   `TaskWaiter`; neither calls out. The park's first poll, which
+//!   mutex: a park record (`new_park`, no waker yet) and a `TaskWaiter`,
+//!   in one look at the run; neither calls out. The park's first poll, which
 //!   registers the task's waker (cloning a foreign one, a call-out), runs
 //!   after the mutex is released. (Registering the waker under the mutex
 //!   saved ~50 instructions per hand-off but put a foreign waker's `clone`
 //!   under a lock other threads take.)
+//! - A send or receive that did not wait ends with a schedule point that
+//!   passes in place when nothing else in the run could run (see
+//!   `SchedulePoint`).
 
 use super::waiter::{TaskWaiter, Waiter, Wake, finish_all};
 use super::{AtomicBool, Mutex, Ordering, blocking_in_run, lock};
