@@ -10,12 +10,12 @@
 //!
 //! A reschedule ([`Inbox::post_reschedule`]) is how a cross-run primitive
 //! ends a parked wait of this run from another thread: the wait's key
-//! only, no allocation and no callback. `drain` applies them itself, on the
-//! run's thread, after the queue's lock is released and before it returns
-//! (so before the loop runs the callbacks drained with them: a reschedule
-//! only makes a task runnable, and tasks run after the callbacks anyway).
-//! Its batch buffer is reused (a second mutex only `drain` takes: never
-//! contended), so a reschedule allocates nothing in the steady state.
+//! only, no allocation and no callback. `drain` hands them to the loop
+//! with the task wakes, and the loop applies both in the one borrow of its
+//! state it takes for the wakes, before it runs the callbacks drained with
+//! them (a reschedule only makes a task runnable, and tasks run after the
+//! callbacks anyway). The loop owns the three buffers and swaps them with
+//! the queue's, so a post allocates nothing in the steady state.
 //!
 //! The inbox also counts the things outside the run that might post later:
 //! live [`TrioToken`](crate::lowlevel::TrioToken)s, clones of task wakers
@@ -125,10 +125,6 @@ pub(crate) enum Posted {
 /// See the module docs.
 pub(crate) struct Inbox {
     queue: Mutex<Queue>,
-    /// The batch of reschedules being applied: only `drain` (the loop)
-    /// takes this lock, so it is never contended; it keeps the buffer's
-    /// allocation from one drain to the next.
-    batch: Mutex<Vec<WaitKey>>,
     /// Set by a post, cleared by the loop just before it drains.
     pending: AtomicBool,
     /// Live `TrioToken`s.
@@ -143,7 +139,6 @@ impl Inbox {
     pub(crate) fn new() -> Self {
         Inbox {
             queue: Mutex::new(Queue::default()),
-            batch: Mutex::new(Vec::new()),
             pending: AtomicBool::new(false),
             tokens: AtomicUsize::new(0),
             outside_wakers: AtomicIsize::new(0),
@@ -195,36 +190,23 @@ impl Inbox {
         self.pending.load(Ordering::Acquire)
     }
 
-    /// Takes everything posted so far (the loop only, on the run's thread,
-    /// with no borrow of the run's state held): the task wakes and the
-    /// callbacks, for the loop to apply and run; the reschedules are
-    /// applied here.
-    pub(crate) fn drain(&self, wakes: &mut Vec<WakeRef>, callbacks: &mut Vec<Callback>) {
-        self.drain_with(wakes, callbacks, reschedule_each);
-    }
-
-    /// [`drain`](Self::drain), with `apply` for the reschedules (the loom
-    /// models have no run to apply them to). `apply` runs after the
-    /// queue's lock is released: rescheduling may wake a foreign waker.
-    pub(crate) fn drain_with(
+    /// Takes everything posted so far (the loop only, on the run's thread):
+    /// swaps the queue's task wakes, reschedules (this run's parked waits to
+    /// give `Ok(())`, see the module docs) and callbacks with the caller's
+    /// buffers, which must be empty, so that both sides keep their
+    /// allocations. The caller applies the wakes and reschedules, then runs
+    /// the callbacks.
+    pub(crate) fn drain(
         &self,
         wakes: &mut Vec<WakeRef>,
+        reschedules: &mut Vec<WaitKey>,
         callbacks: &mut Vec<Callback>,
-        apply: impl FnOnce(&[WaitKey]),
     ) {
         self.pending.store(false, Ordering::Release);
         let mut queue = self.lock();
         std::mem::swap(&mut queue.wakes, wakes);
+        std::mem::swap(&mut queue.reschedules, reschedules);
         std::mem::swap(&mut queue.callbacks, callbacks);
-        if queue.reschedules.is_empty() {
-            return;
-        }
-        // Lock order: queue, then batch; nobody else takes batch.
-        let mut batch = self.batch.lock().unwrap_or_else(|p| p.into_inner());
-        std::mem::swap(&mut queue.reschedules, &mut *batch);
-        drop(queue);
-        apply(&batch);
-        batch.clear();
     }
 
     /// Refuses further posts; returns the callbacks that will never run
@@ -300,21 +282,6 @@ impl Inbox {
     }
 }
 
-/// Gives each of the waits `keys` (of the current run) the outcome
-/// `Ok(())`, in order, in one borrow of the run's state; stale keys are
-/// skipped. (Foreign wakers are woken after the borrow, by `with_state`.)
-fn reschedule_each(keys: &[WaitKey]) {
-    crate::core::runtime::with_runtime(|rt| {
-        rt.with_state(|st| {
-            for k in keys {
-                if k.run_id == rt.run_id {
-                    st.reschedule(k.park, Ok(()));
-                }
-            }
-        });
-    });
-}
-
 /// Run with `RUSTFLAGS="--cfg loom" cargo test -p trio --lib --release loom`
 /// (what `.ci/run` does).
 #[cfg(all(test, loom))]
@@ -369,14 +336,14 @@ mod loom_model {
                     reactor.notify(release(&inbox));
                 })
             };
-            let (mut wakes, mut callbacks) = (Vec::new(), Vec::new());
+            let (mut wakes, mut reschedules, mut callbacks) = (Vec::new(), Vec::new(), Vec::new());
             loop {
                 if inbox.has_pending() {
-                    inbox.drain_with(&mut wakes, &mut callbacks, |keys| {
-                        if !keys.is_empty() {
-                            arrived.store(true, Ordering::Relaxed);
-                        }
-                    });
+                    inbox.drain(&mut wakes, &mut reschedules, &mut callbacks);
+                    if !reschedules.is_empty() {
+                        reschedules.clear();
+                        arrived.store(true, Ordering::Relaxed);
+                    }
                     for cb in callbacks.drain(..) {
                         cb();
                     }
@@ -410,10 +377,13 @@ mod loom_model {
                 let (inbox, reactor) = (inbox.clone(), reactor.clone());
                 loom::thread::spawn(move || reactor.notify(release(&inbox)))
             };
-            let (mut wakes, mut callbacks) = (Vec::new(), Vec::new());
+            let (mut wakes, mut reschedules, mut callbacks) = (Vec::new(), Vec::new(), Vec::new());
             loop {
                 if inbox.has_pending() {
-                    inbox.drain(&mut wakes, &mut callbacks);
+                    inbox.drain(&mut wakes, &mut reschedules, &mut callbacks);
+                    wakes.clear();
+                    reschedules.clear();
+                    callbacks.clear();
                 }
                 if inbox.is_quiet() {
                     break; // reported

@@ -453,6 +453,7 @@ struct RunLoop<T> {
     batch: Vec<TaskId>,
     /// What step 1 drains from the inbox, reused.
     wakes: Vec<WakeRef>,
+    reschedules: Vec<WaitKey>,
     callbacks: Vec<Callback>,
     /// Batches since the reactor was last polled while tasks were runnable.
     ticks_since_io: u32,
@@ -486,6 +487,7 @@ impl<T> RunLoop<T> {
             root_result: None,
             batch: Vec::new(),
             wakes: Vec::new(),
+            reschedules: Vec::new(),
             callbacks: Vec::new(),
             ticks_since_io: 0,
             io_ready: Vec::new(),
@@ -561,10 +563,19 @@ impl<T> RunLoop<T> {
     #[inline(always)]
     fn take_posted(&mut self, rt: &Rc<Runtime>) {
         if rt.shared.inbox.has_pending() {
-            rt.shared.inbox.drain(&mut self.wakes, &mut self.callbacks);
+            rt.shared
+                .inbox
+                .drain(&mut self.wakes, &mut self.reschedules, &mut self.callbacks);
             rt.with_state(|st| {
                 for w in self.wakes.drain(..) {
                     st.wake_ref(w);
+                }
+                // Cross-run wake-ups: this run's parked waits, `Ok(())`
+                // (stale keys are skipped).
+                for k in self.reschedules.drain(..) {
+                    if k.run_id == st.run_id {
+                        st.reschedule(k.park, Ok(()));
+                    }
                 }
             });
             if !self.callbacks.is_empty() {

@@ -764,8 +764,10 @@ impl Runtime {
     /// futures of its own with its waker (`join!`, `select!`), and one that
     /// spins on schedule points waiting for another must let it be polled.
     ///
-    /// Only a nursery's exit uses this (a schedule point without a cancel
-    /// point); `checkpoint()` always yields.
+    /// Used by a nursery's exit (a schedule point without a cancel point)
+    /// and by the cross-run channel's schedule point after a send or
+    /// receive that did not wait (`cross_run::channel::SchedulePoint`);
+    /// `checkpoint()` always yields.
     #[inline]
     pub(crate) fn pass_schedule_point_in_place(&self) -> bool {
         let passed = self.passed_in_place.get();

@@ -15,23 +15,25 @@
 //!   thread at the same moment.
 //! - A task's send or receive decides in one locking: done at once, or
 //!   queued. Only when it must wait does it make the wait, under the
-//!   mutex: a park record (`Park::new_at`, no waker yet) and a
-//!   `TaskWaiter`; neither calls out. The park's first poll, which
+//!   mutex: a park record (`new_park`, no waker yet) and a `TaskWaiter`,
+//!   in one look at the run; neither calls out. The park's first poll, which
 //!   registers the task's waker (cloning a foreign one, a call-out), runs
 //!   after the mutex is released. (Registering the waker under the mutex
 //!   saved ~50 instructions per hand-off but put a foreign waker's `clone`
 //!   under a lock other threads take.)
+//! - A send or receive that did not wait ends with a schedule point that
+//!   passes in place when nothing else in the run could run (see
+//!   `SchedulePoint`).
 
 use super::waiter::{TaskWaiter, Waiter, Wake, finish_all};
 use super::{AtomicBool, Mutex, Ordering, blocking_in_run, lock};
 use crate::channel::{MemoryChannelStatistics, SendError, closed_error, no_receivers_error};
+use crate::core::park::new_park;
 use crate::core::runtime;
 use crate::error::{Error, ErrorKind, Result};
-use crate::lowlevel::{
-    Abort, AbortReason, Park, WaitKey, cancel_shielded_checkpoint, checkpoint,
-    checkpoint_if_cancelled,
-};
+use crate::lowlevel::{Abort, AbortReason, Park, WaitKey, checkpoint, checkpoint_if_cancelled};
 use crate::sync::WaitSite;
+use crate::time::Instant;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
@@ -320,7 +322,7 @@ impl<T> CrossRunSender<T> {
         });
         match step {
             SendStep::Sent => {
-                let _ = cancel_shielded_checkpoint().await;
+                let _ = SchedulePoint::default().await;
                 return Ok(());
             }
             SendStep::Failed(e, v) => return Err(SendError::new(e, v)),
@@ -475,6 +477,49 @@ impl<T> CrossRunSender<T> {
     }
 }
 
+/// The schedule point that ends a send or receive that did not wait
+/// (DESIGN §6: Trio's `cancel_shielded_checkpoint`, so a `Cancelled`
+/// always means no effect). When the run loop's next tick would do nothing
+/// but poll this task again (no other task ready, nothing posted, no fd
+/// waited on, no deadline, no instruments), it passes in place, as a
+/// nursery's exit does (`Runtime::pass_schedule_point_in_place`), which
+/// no other task can observe: a run that only talks through cross-run
+/// channels (a worker run, the ping-pong benchmark) then saves the trip
+/// through the run loop after every hand-off (about 300 instructions,
+/// callgrind). Otherwise it yields as `cancel_shielded_checkpoint` does.
+#[derive(Default)]
+struct SchedulePoint {
+    yielded: bool,
+}
+
+impl Future for SchedulePoint {
+    type Output = Result<()>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<()>> {
+        use std::task::Poll;
+        let yielded = self.yielded;
+        let passed = runtime::with_runtime(|rt| {
+            if !yielded && !rt.pass_schedule_point_in_place() {
+                rt.wake_by_ref(cx.waker());
+                return false;
+            }
+            rt.count_checkpoint(true, false);
+            true
+        });
+        match passed {
+            Some(true) => Poll::Ready(Ok(())),
+            Some(false) => {
+                self.yielded = true;
+                Poll::Pending
+            }
+            None => Poll::Ready(Err(Error::outside_run())),
+        }
+    }
+}
+
 /// Blocks the calling thread until the wait `seq` has an outcome.
 fn park_until<T>(chan: &Mutex<Chan<T>>, seq: u64) -> Outcome<T> {
     loop {
@@ -573,13 +618,19 @@ fn make_task_wait<A: FnMut(WaitKey, AbortReason) -> Abort>(
     abort: A,
     park: &mut Option<Park<A>>,
 ) -> Option<Result<Waiter>> {
-    let made = match Park::new_at(site.label, site.location, abort) {
-        Ok(p) => p,
-        Err(e) => return Some(Err(e)),
+    // The park's record and the waiter in one look at the run (what
+    // `Park::new_at` and `TaskWaiter::new` would each do). The record is
+    // `Waiting` with no waker yet: the park's first poll registers it, as
+    // after `Park::new_at`.
+    let made = runtime::with_runtime(|rt| {
+        let key = new_park(rt, site.label, site.location, Instant::INFINITY);
+        (key, TaskWaiter::in_run(rt, key))
+    });
+    let Some((key, waiter)) = made else {
+        return Some(Err(Error::outside_run()));
     };
-    let waiter = TaskWaiter::new(made.key());
-    *park = Some(made);
-    Some(waiter.map(Waiter::Task))
+    *park = Some(Park::registered(key, abort));
+    Some(Ok(Waiter::Task(waiter)))
 }
 
 // ----- receiving ----------------------------------------------------------------
@@ -771,7 +822,7 @@ impl<T> CrossRunReceiver<T> {
             chan: &self.chan,
             value: Some(v),
         };
-        cancel_shielded_checkpoint().await?;
+        SchedulePoint::default().await?;
         Ok(holding.value.take().expect("held until now"))
     }
 
@@ -1090,5 +1141,79 @@ impl<T> CrossRunReceiver<T> {
             Outcome::Failed(e) => Some(Err(e)),
             _ => Some(Err(Error::usage("a receive's outcome was a send's"))),
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::lowlevel::checkpoint_counts;
+
+    /// Two tasks that each send (or receive) three times without waiting:
+    /// each one's schedule point lets the other, ready, run first, so
+    /// every task's step `i` comes before any task's step `i + 1`. (Passed
+    /// in place wrongly, one task would take several steps in a row.)
+    fn steps_interleave(receive: bool) {
+        let log = crate::run(async move {
+            let (tx, rx) = open_cross_run_channel::<u32>(crate::channel::UNBOUNDED);
+            for i in 0..6 {
+                tx.try_send(i).unwrap();
+            }
+            let log = std::cell::RefCell::new(Vec::new());
+            crate::open_nursery(async |n| {
+                for me in 0..2 {
+                    let (tx, rx, log) = (&tx, &rx, &log);
+                    n.start_soon(async move {
+                        for i in 0..3 {
+                            log.borrow_mut().push((me, i));
+                            if receive {
+                                rx.receive().await?;
+                            } else {
+                                tx.send(i).await?;
+                            }
+                        }
+                        Ok(())
+                    });
+                }
+                Ok(())
+            })
+            .await?;
+            Ok(log.into_inner())
+        })
+        .unwrap();
+        assert_eq!(log.len(), 6);
+        for (k, &(_, i)) in log.iter().enumerate() {
+            for &(_, later) in &log[k + 1..] {
+                assert!(later >= i, "a task took two steps in a row: {log:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn sends_that_do_not_wait_yield_to_ready_tasks() {
+        steps_interleave(false);
+    }
+
+    #[test]
+    fn receives_that_do_not_wait_yield_to_ready_tasks() {
+        steps_interleave(true);
+    }
+
+    /// Passed in place (a lone task), the schedule point still counts:
+    /// a send and a receive that do not wait are each one schedule point
+    /// and one cancel point.
+    #[test]
+    fn a_schedule_point_passed_in_place_still_counts() {
+        crate::run(async {
+            let (tx, rx) = open_cross_run_channel::<u32>(1);
+            let before = checkpoint_counts()?;
+            tx.send(1).await?;
+            assert_eq!(rx.receive().await?, 1);
+            let after = checkpoint_counts()?;
+            assert_eq!(after.schedule_points - before.schedule_points, 2);
+            assert_eq!(after.cancel_points - before.cancel_points, 2);
+            Ok(())
+        })
+        .unwrap();
     }
 }

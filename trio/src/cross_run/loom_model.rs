@@ -108,13 +108,13 @@ impl Drop for ModelWaiter {
 /// callbacks, and check that the run never looks deadlocked while a
 /// wake-up it waits for may come.
 fn run_loop_until_rescheduled(inbox: &Inbox, reactor: &Reactor) {
-    let (mut wakes, mut callbacks) = (Vec::new(), Vec::new());
+    let (mut wakes, mut reschedules, mut callbacks) = (Vec::new(), Vec::new(), Vec::new());
     let mut rescheduled = false;
     loop {
         if inbox.has_pending() {
-            inbox.drain_with(&mut wakes, &mut callbacks, |keys| {
-                rescheduled |= !keys.is_empty();
-            });
+            inbox.drain(&mut wakes, &mut reschedules, &mut callbacks);
+            rescheduled |= !reschedules.is_empty();
+            reschedules.clear();
             for cb in callbacks.drain(..) {
                 cb();
             }

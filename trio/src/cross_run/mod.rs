@@ -112,7 +112,14 @@
 //! write to its reactor's eventfd; the receiving run applies the
 //! reschedule when it drains its inbox and takes the outcome in one more
 //! locking. A task's send or receive that must wait decides and queues in
-//! one locking; its park's first poll registers the waker after it.
+//! one locking; its park's first poll registers the waker after it. The
+//! loop applies posted reschedules in the same borrow of its state as the
+//! posted task wakes. A send or receive that did not wait ends with its
+//! schedule point (DESIGN §6), which passes in place, without the trip
+//! through the run loop, when nothing else in the run could run before it
+//! (no other task ready, nothing posted, no fd waited on, no deadline, no
+//! instruments: a run that only talks through these channels), as a
+//! nursery's exit does; otherwise it yields.
 //!
 //! `bench/src/bin/cross_channel.rs` measures a ping-pong between two runs
 //! against tokio's mpsc across two `current_thread` runtimes (its docs
@@ -121,7 +128,8 @@
 //!
 //! - **Syscalls** (perf's syscall tracepoints, 80 000 hand-offs): trio
 //!   0.55 `write` and 0.55 `epoll_wait` per hand-off, no `futex`; tokio
-//!   0.59 and 0.68. The same floor: a hand-off that finds its receiver
+//!   0.59 and 0.68 (with the in-place schedule point: trio 0.60 and 0.60,
+//!   tokio 0.61 and 0.61 in the same session). The same floor: a hand-off that finds its receiver
 //!   blocked costs one eventfd write (mio's eventfd is edge-triggered and
 //!   never read back) and the receiver's one `epoll_wait`; one that finds
 //!   the receiver still running costs none (its value waits in the
@@ -130,19 +138,24 @@
 //!   (or about to block) in `epoll_wait`: a "sleeping" handshake would save
 //!   nothing here.
 //! - **Instructions** (callgrind, marginal: 4 000 and 12 000 round trips,
-//!   subtracted): about 2 330 per hand-off against tokio's 1 340–1 880
-//!   (tokio's count moves between runs) (before this version: 2 530; the
-//!   boxed callback per wake is gone, the run loop takes its inbox right
-//!   after the wake-up, and a nursery polls its children more cheaply). Among them
-//!   the schedule point after each send (about 180: a `Cancelled` means no
-//!   effect, so every send is a checkpoint, and yields) and the park of
-//!   each blocked receive (its record, its first poll, and the poll that
-//!   takes its outcome).
+//!   subtracted): about 1 760 per hand-off against tokio's 1 330 (before:
+//!   about 2 300; the schedule point after each send passed in place
+//!   saved about 470 of it in this benchmark, where each run has nothing
+//!   else to do: a run that also serves sockets or has a deadline set
+//!   still yields there and pays them; the inbox's reschedules applied in
+//!   the loop's own state borrow about 30; the park record and waiter made
+//!   together about 40). The largest remaining part is the park of each
+//!   blocked receive (about 420 per park: its record, its first poll, and
+//!   the poll that takes its outcome; roughly two parks per three
+//!   hand-offs here).
 //! - **Wall time** (11 rounds, three runs, medians of per-round ratios to
 //!   tokio): unpinned 0.95, 0.81 and 0.88 (about 2.4–3.1 µs per hand-off,
 //!   each a cross-CPU wake-up; spreads are wide); both threads pinned to
 //!   one CPU (`taskset -c 1`, every hand-off a context switch) 1.10, 1.06
 //!   and 1.07 (about 3.2 µs against 3.0): there the instructions show.
+//!   With the in-place schedule point (two runs each, load average about
+//!   4): unpinned 0.99 and 0.99, pinned 1.02 and 0.99 (about 2.0–2.2 µs
+//!   per hand-off on both sides).
 
 mod channel;
 mod event;

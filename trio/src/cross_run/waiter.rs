@@ -174,6 +174,18 @@ impl TaskWaiter {
         })
     }
 
+    /// [`new`](Self::new), for a caller already looking at the run `rt`
+    /// (on its thread).
+    pub(crate) fn in_run(rt: &runtime::Runtime, key: WaitKey) -> Self {
+        let shared = rt.shared.clone();
+        shared.inbox.outside_waker_made();
+        TaskWaiter {
+            shared,
+            key,
+            counted: true,
+        }
+    }
+
     fn prepare(mut self) -> Option<Wake> {
         if runtime::is_current_run(&self.shared) {
             return Some(Wake::Here(self));
