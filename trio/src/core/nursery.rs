@@ -349,7 +349,11 @@ impl LazyBodies {
             return Some(self.top_made.get());
         }
         let outer = self.outer.borrow();
-        outer.iter().rev().find(|l| l.token == token).map(|l| l.made)
+        outer
+            .iter()
+            .rev()
+            .find(|l| l.token == token)
+            .map(|l| l.made)
     }
 
     /// Records the ids of the entry of the nursery at address `token`.
@@ -878,7 +882,10 @@ fn poll_lazy_body<T>(
     batch: &mut Vec<u32>,
 ) -> std::thread::Result<Poll<Result<T>>> {
     // The body runs under the current status until something needs the
-    // nursery registered.
+    // nursery registered, which makes the nursery's status current (and
+    // only that changes it for good: whatever else changes it puts it
+    // back, with its own guard), so only then is there one to put back.
+    let status = rt.current_cancel_status.get();
     let nested = rt.lazy.enter(inner);
     let r = catch_unwind(AssertUnwindSafe(|| body.poll(cx)));
     // Only a finished body stays unregistered.
@@ -889,6 +896,7 @@ fn poll_lazy_body<T>(
         // The common empty nursery.
         return r;
     };
+    rt.current_cancel_status.set(status);
     inner.ids.set(Some(made));
     // Registered during the poll: take the waker now, and pass on a wake
     // that came before it (a spawn).
@@ -933,19 +941,6 @@ impl<'a> RestoreCurrent<'a> {
 impl Drop for RestoreCurrent<'_> {
     fn drop(&mut self) {
         self.rt.current_task.set(self.task);
-        self.rt.current_cancel_status.set(self.cancel_status);
-    }
-}
-
-/// Restores the current cancel status when dropped (the lazy body's
-/// `RestoreCurrent`: its poll leaves the current task as it found it).
-struct RestoreStatus<'a> {
-    rt: &'a Runtime,
-    cancel_status: CancelStatusId,
-}
-
-impl Drop for RestoreStatus<'_> {
-    fn drop(&mut self) {
         self.rt.current_cancel_status.set(self.cancel_status);
     }
 }
@@ -1068,17 +1063,24 @@ where
     }
 }
 
+/// A nursery's failures so far (`Driver::failures`).
+#[derive(Default)]
+struct Failures {
+    errors: Vec<Error>,
+    /// `errors` holds a `Cancelled` (see `Driver::fail`).
+    saw_cancelled: bool,
+    /// The first panic's payload.
+    panic: Option<Box<dyn Any + Send>>,
+}
+
 /// The part of a nursery future that polls children and collects outcomes.
 pub(crate) struct Driver<'env> {
     rt: Rc<Runtime>,
     inner: Rc<NurseryInner<'env>>,
     body_done: bool,
-    /// The failures so far. Dropped by hand (see the `Drop` impl), which
-    /// skips the call that drops an empty `Vec`'s elements.
-    errors: ManuallyDrop<Vec<Error>>,
-    /// `errors` holds a `Cancelled` (see `fail`).
-    saw_cancelled: bool,
-    panic: Option<Box<dyn Any + Send>>,
+    /// The failures so far, boxed on the first: most nurseries have none,
+    /// and one word is less to make, check and drop than their fields.
+    failures: Option<Box<Failures>>,
     batch: Vec<u32>,
     waited_since_body: bool,
     finished: bool,
@@ -1125,9 +1127,7 @@ impl<'env> Driver<'env> {
                 scope: OnceCell::new(),
             }),
             body_done: hidden,
-            errors: ManuallyDrop::new(Vec::new()),
-            saw_cancelled: false,
-            panic: None,
+            failures: None,
             batch,
             waited_since_body: false,
             finished: false,
@@ -1137,23 +1137,25 @@ impl<'env> Driver<'env> {
     }
 
     fn fail(&mut self, error: Error) {
+        let f = self.failures.get_or_insert_default();
         if error.is_cancelled() {
             // `Error::group` keeps only the first `Cancelled` of a list, and
             // the first one already cancelled the (sticky) scope: another
             // changes nothing, so it is not kept (no growth per child when
             // a cancelled nursery's children all end with `Cancelled`).
-            if self.saw_cancelled {
+            if f.saw_cancelled {
                 return;
             }
-            self.saw_cancelled = true;
+            f.saw_cancelled = true;
         }
-        self.errors.push(error);
+        f.errors.push(error);
         self.cancel_own_scope();
     }
 
     fn record_panic(&mut self, payload: Box<dyn Any + Send>) {
-        if self.panic.is_none() {
-            self.panic = Some(payload);
+        let f = self.failures.get_or_insert_default();
+        if f.panic.is_none() {
+            f.panic = Some(payload);
         }
         self.cancel_own_scope();
     }
@@ -1183,9 +1185,12 @@ impl<'env> Driver<'env> {
             // Polled outside its run: nothing sensible to do but finish.
             if !self.body_done {
                 self.body_done = true;
-                self.errors.push(Error::usage(
-                    "a nursery was polled outside the run that opened it",
-                ));
+                self.failures
+                    .get_or_insert_default()
+                    .errors
+                    .push(Error::usage(
+                        "a nursery was polled outside the run that opened it",
+                    ));
             }
             self.close();
             return Poll::Ready(());
@@ -1246,20 +1251,18 @@ impl<'env> Driver<'env> {
             && let Some(b) = body
         {
             // Only the cancel status can change (a registration sets the
-            // nursery's); whatever changes the current task puts it back
-            // with its own guard (`RestoreCurrent` in `poll_registered`).
-            let restore = RestoreStatus {
-                rt: &self.rt,
-                cancel_status: self.rt.current_cancel_status.get(),
-            };
+            // nursery's), and `poll_lazy_body` puts it back; whatever
+            // changes the current task puts it back with its own guard
+            // (`RestoreCurrent` in `poll_registered`).
             let r = poll_lazy_body(&self.rt, &self.inner, b, cx, &mut self.batch);
-            drop(restore);
             self.body_polled(r, body_out);
         }
         if self.inner.ids.get().is_none() {
             // Still not registered: the body has finished (a pending body
-            // registers), and there was never a child.
-            return self.exit(cx);
+            // registers), and there was never a child. No record to mark
+            // closed (`close`).
+            self.inner.closed.set(true);
+            return self.exit_point(cx);
         }
         // Registered during the poll: children it spawned are polled next
         // time (their wake reached this task's waker).
@@ -1322,6 +1325,12 @@ impl<'env> Driver<'env> {
     #[inline(always)]
     fn exit(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.close();
+        self.exit_point(cx)
+    }
+
+    /// The exit schedule point of a closed nursery (see `exit`).
+    #[inline(always)]
+    fn exit_point(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if !self.waited_since_body {
             // Exiting is a schedule point, even when nothing had to be
             // waited for: the next poll (the shortcut at the top of
@@ -1510,8 +1519,7 @@ impl<'env> Driver<'env> {
     #[inline]
     fn finish<T>(&mut self, body_out: Option<T>) -> Result<Option<T>> {
         if self.inner.ids.get().is_none()
-            && self.errors.is_empty()
-            && self.panic.is_none()
+            && self.failures.is_none()
             && self.inner.scope.get().is_none()
         {
             // Never registered, nothing failed, no scope handle: nothing to
@@ -1528,14 +1536,18 @@ impl<'env> Driver<'env> {
         if let Some(scope) = self.inner.scope.get() {
             scope.mark_exited();
         }
-        let error = if self.errors.is_empty() {
+        let (errors, panic) = match self.failures.take() {
+            Some(f) => (f.errors, f.panic),
+            None => (Vec::new(), None),
+        };
+        let error = if errors.is_empty() {
             None
         } else {
-            Error::group(ManuallyDrop::into_inner(std::mem::take(&mut self.errors)))
+            Error::group(errors)
         };
         let Some((id, status)) = self.inner.ids.get() else {
             // Never registered: no failure (that registers), nothing to exit.
-            if let Some(payload) = self.panic.take() {
+            if let Some(payload) = panic {
                 resume_unwind(payload);
             }
             return match error {
@@ -1555,7 +1567,7 @@ impl<'env> Driver<'env> {
             st.give_list(batch);
             exit
         });
-        if let Some(payload) = self.panic.take() {
+        if let Some(payload) = panic {
             resume_unwind(payload);
         }
         match exit.error {
@@ -1570,10 +1582,6 @@ impl Drop for Driver<'_> {
     fn drop(&mut self) {
         if !self.finished {
             self.drop_unfinished();
-        }
-        // A `Vec` that never allocated holds nothing to drop.
-        if self.errors.capacity() != 0 {
-            drop(ManuallyDrop::into_inner(std::mem::take(&mut self.errors)));
         }
     }
 }
@@ -1612,5 +1620,47 @@ impl Driver<'_> {
         for t in tasks {
             self.rt.task_exited(t);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    /// Lazy bodies inside lazy bodies (`LazyBodies::outer`): handles of the
+    /// enclosing nurseries find their records while the inner bodies run.
+    #[test]
+    fn nested_lazy_bodies_find_their_records() {
+        let ran = Cell::new(0);
+        let out = crate::run(async {
+            crate::open_nursery(async |outer| {
+                crate::open_nursery(async |middle| {
+                    // Spawning into the enclosing nurseries from an inner
+                    // lazy body.
+                    outer.start_soon(async {
+                        ran.set(ran.get() + 1);
+                    });
+                    crate::open_nursery(async |_inner| {
+                        middle.start_soon(async {
+                            ran.set(ran.get() + 10);
+                        });
+                        let scope = outer.cancel_scope();
+                        assert!(!scope.cancel_called());
+                        Ok(())
+                    })
+                    .await?;
+                    Ok(())
+                })
+                .await?;
+                outer.cancel_scope().cancel();
+                crate::checkpoint().await?;
+                Ok(())
+            })
+            .await
+        })
+        .unwrap();
+        // Cancelled by its own scope: the body returns `Ok(None)`.
+        assert_eq!(out, None);
+        assert_eq!(ran.get(), 11);
     }
 }
