@@ -186,6 +186,7 @@ impl Inbox {
     }
 
     /// Whether anything may be posted (cheap: no lock).
+    #[inline]
     pub(crate) fn has_pending(&self) -> bool {
         self.pending.load(Ordering::Acquire)
     }

@@ -533,12 +533,8 @@ pub(crate) struct Runtime {
     /// nobody watches.
     pub(crate) watching: Cell<bool>,
     /// The nurseries whose body is being polled right now and that had not
-    /// registered when it started, innermost last (see `nursery`, "Lazy
-    /// registration"). Every entry but the last has registered.
-    pub(crate) lazy_nurseries: RefCell<Vec<crate::core::nursery::LazyNursery>>,
-    /// The last entry of `lazy_nurseries` exists and has not registered:
-    /// [`Runtime::settle_lazy`] costs one check otherwise.
-    pub(crate) lazy_pending: Cell<bool>,
+    /// registered when it started (see `nursery`, "Lazy registration").
+    pub(crate) lazy: crate::core::nursery::LazyBodies,
     /// Callbacks to run when a task exits (`Task::on_exit`).
     pub(crate) exit_hooks: RefCell<Vec<ExitHookEntry>>,
     /// `!exit_hooks.is_empty()`, so `task_exited` costs one check when
