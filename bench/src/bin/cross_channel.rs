@@ -86,7 +86,10 @@ struct Options {
     only: Option<Vec<String>>,
 }
 
-fn parse_options() -> Options {
+const USAGE: &str = "usage: cross_channel [--ops N] [--rounds N] [--machine] [--only a,b]";
+
+/// The command line, or a message for a bad one (printed with the usage).
+fn parse_options() -> Result<Options, String> {
     let mut o = Options {
         ops: 20_000,
         rounds: 9,
@@ -96,37 +99,33 @@ fn parse_options() -> Options {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
-        let value = |i: usize| -> usize {
+        let value = |i: usize| -> Result<usize, String> {
             args.get(i + 1)
                 .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("{} needs a number", args[i]))
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("{} needs a positive number", args[i]))
         };
         match args[i].as_str() {
             "--ops" => {
-                o.ops = value(i);
+                o.ops = value(i)?;
                 i += 1;
             }
             "--rounds" => {
-                o.rounds = value(i);
+                o.rounds = value(i)?;
                 i += 1;
             }
             "--machine" => o.machine = true,
             "--only" => {
-                let names = args.get(i + 1).expect("--only needs workload names");
+                let names = args.get(i + 1).ok_or("--only needs workload names")?;
                 o.only = Some(names.split(',').map(str::to_string).collect());
                 i += 1;
             }
-            other => {
-                panic!("unknown option {other}; options: --ops N --rounds N --machine --only a,b")
-            }
+            "--help" | "-h" => return Err(String::new()),
+            other => return Err(format!("unknown option {other}")),
         }
         i += 1;
     }
-    assert!(
-        o.ops > 0 && o.rounds > 0,
-        "--ops and --rounds must be positive"
-    );
-    o
+    Ok(o)
 }
 
 /// One workload: runs `ops` round trips and returns the time they took.
@@ -279,7 +278,17 @@ fn range(v: &[f64]) -> (f64, f64) {
 }
 
 fn main() {
-    let o = parse_options();
+    let o = match parse_options() {
+        Ok(o) => o,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return;
+        }
+        Err(e) => {
+            eprintln!("cross_channel: {e}\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let header = format!(
         "cross_channel: ping-pong between two threads, {} round trips ({} hand-offs) per measurement, {} rounds (+1 warm-up), wall time, {} CPU(s) allowed{}",

@@ -40,7 +40,10 @@ struct Options {
     rounds: usize,
 }
 
-fn parse_options() -> Options {
+const USAGE: &str = "usage: fs_read [--ops N] [--size BYTES] [--rounds N]";
+
+/// The command line, or a message for a bad one (printed with the usage).
+fn parse_options() -> Result<Options, String> {
     let mut o = Options {
         ops: 20_000,
         size: 4096,
@@ -49,28 +52,25 @@ fn parse_options() -> Options {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
-        let value = |i: usize| -> usize {
+        let value = |i: usize| -> Result<usize, String> {
             args.get(i + 1)
                 .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("{} needs a number", args[i]))
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("{} needs a positive number", args[i]))
         };
         match args[i].as_str() {
-            "--ops" => o.ops = value(i),
-            "--size" => o.size = value(i),
-            "--rounds" => o.rounds = value(i),
-            other => panic!("unknown option {other}; options: --ops N --size BYTES --rounds N"),
+            "--ops" => o.ops = value(i)?,
+            "--size" => o.size = value(i)?,
+            "--rounds" => o.rounds = value(i)?,
+            "--help" | "-h" => return Err(String::new()),
+            other => return Err(format!("unknown option {other}")),
         }
         i += 2;
     }
-    assert!(
-        o.ops > 0 && o.rounds > 0,
-        "--ops and --rounds must be positive"
-    );
-    assert!(
-        o.size > 0 && o.size <= FILE_SIZE,
-        "--size must be in 1..={FILE_SIZE}"
-    );
-    o
+    if o.size > FILE_SIZE {
+        return Err(format!("--size must be in 1..={FILE_SIZE}"));
+    }
+    Ok(o)
 }
 
 /// ns per read with blocking std calls on this thread.
@@ -144,7 +144,17 @@ impl Drop for TempFile {
 }
 
 fn main() {
-    let o = parse_options();
+    let o = match parse_options() {
+        Ok(o) => o,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return;
+        }
+        Err(e) => {
+            eprintln!("fs_read: {e}\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
     let file =
         TempFile(std::env::temp_dir().join(format!("trio-bench-fs-read-{}", std::process::id())));
     {
