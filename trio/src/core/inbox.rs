@@ -203,6 +203,7 @@ impl Inbox {
         reschedules: &mut Vec<WaitKey>,
         callbacks: &mut Vec<Callback>,
     ) {
+        debug_assert!(wakes.is_empty() && reschedules.is_empty() && callbacks.is_empty());
         self.pending.store(false, Ordering::Release);
         let mut queue = self.lock();
         std::mem::swap(&mut queue.wakes, wakes);

@@ -212,8 +212,10 @@ where
         self.key
     }
 
-    /// The `Park` of a wait [`register_plain`] made: already registered,
-    /// as a first poll would leave it.
+    /// The `Park` of a wait whose record is already in the run's table
+    /// (made by [`register_plain`], or by the cross-run channel with no
+    /// waker yet): the same struct [`new_at`](Self::new_at) builds, and its
+    /// first poll registers the waker as usual.
     pub(crate) fn registered(key: WaitKey, abort: A) -> Self {
         Park {
             key,

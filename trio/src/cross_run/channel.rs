@@ -23,7 +23,12 @@
 //!   under a lock other threads take.)
 //! - A send or receive that did not wait ends with a schedule point that
 //!   passes in place when nothing else in the run could run (see
-//!   `SchedulePoint`).
+//!   `SchedulePoint`), at most `IN_PLACE_LIMIT` (63) times in a row. A
+//!   task that polls several futures itself (`join!`, `select!`) clears
+//!   its own wake when its poll starts, so a sibling future that woke
+//!   itself may wait up to that many channel operations of the others
+//!   before the task yields; no other task, timer, reactor event or
+//!   cross-thread post is held up (any of them makes the run busy).
 
 use super::waiter::{TaskWaiter, Waiter, Wake, finish_all};
 use super::{AtomicBool, Mutex, Ordering, blocking_in_run, lock};

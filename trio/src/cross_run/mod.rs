@@ -129,8 +129,8 @@
 //! - **Syscalls** (perf's syscall tracepoints, 80 000 hand-offs): trio
 //!   0.55 `write` and 0.55 `epoll_wait` per hand-off, no `futex`; tokio
 //!   0.59 and 0.68 (with the in-place schedule point: trio 0.60 and 0.60,
-//!   tokio 0.61 and 0.61 in the same session). The same floor: a hand-off that finds its receiver
-//!   blocked costs one eventfd write (mio's eventfd is edge-triggered and
+//!   tokio 0.61 and 0.61 in the same session). The same floor: a hand-off
+//!   that finds its receiver blocked costs one eventfd write (mio's eventfd is edge-triggered and
 //!   never read back) and the receiver's one `epoll_wait`; one that finds
 //!   the receiver still running costs none (its value waits in the
 //!   buffer). Only the post that sets the inbox's `pending` flag writes,

@@ -114,7 +114,11 @@ impl SocketStream {
     fn from_checked(socket: Socket, tcp: bool) -> Result<SocketStream> {
         if tcp {
             let s = socket.as_socket2();
-            s.set_tcp_nodelay(true)?;
+            // Best effort, as in Trio: on some systems (macOS, the BSDs) the
+            // option fails on a connection reset before it was accepted,
+            // and that must not fail an accept loop; the stream works
+            // without it.
+            let _ = s.set_tcp_nodelay(true);
             // Best effort: an OS without it streams fine.
             let _ = sys::set_notsent_lowat(s, NOTSENT_LOWAT);
         }

@@ -49,8 +49,9 @@
 //! Most locks are never contended (a stream's send lock, say), so that
 //! path does no more than it must: a lock is one allocation, its wait queue
 //! is made by the first task that has to wait (or by a break), taking a
-//! free lock sets the owner, and releasing a lock nobody waits for and
-//! nobody watches clears it: no queue is touched, nothing is allocated.
+//! free lock sets the owner, and releasing a lock that was never contended
+//! clears it: no queue is touched, nothing is allocated. (Once a queue
+//! exists, a release looks at it, even when it is empty.)
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::lowlevel::{
