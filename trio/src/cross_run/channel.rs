@@ -1222,3 +1222,53 @@ mod tests {
         .unwrap();
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod in_place_tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::task::Poll;
+
+    /// One task polls two futures (a hand-written join): a loop of sends
+    /// that do not wait, and a counter that yields with its own waker
+    /// (`wake_by_ref` + `Pending`, as `yield_now` in other libraries).
+    /// At most `IN_PLACE_LIMIT + 1` sends pass between two steps of the
+    /// counter (the bound the module docs state).
+    #[test]
+    fn self_woken_sibling_future_between_in_place_passes() {
+        let max_run = crate::run(async {
+            let (tx, _rx) = open_cross_run_channel::<u32>(crate::channel::UNBOUNDED);
+            let since = Cell::new(0u32);
+            let max_run = Cell::new(0u32);
+            let done = Cell::new(false);
+            let mut sends = std::pin::pin!(async {
+                for i in 0..500 {
+                    tx.send(i).await.map_err(Error::from)?;
+                    since.set(since.get() + 1);
+                    max_run.set(max_run.get().max(since.get()));
+                }
+                done.set(true);
+                Ok::<(), Error>(())
+            });
+            let mut sends_done = false;
+            std::future::poll_fn(|cx| {
+                if !sends_done && let Poll::Ready(r) = sends.as_mut().poll(cx) {
+                    r.unwrap();
+                    sends_done = true;
+                }
+                if sends_done {
+                    return Poll::Ready(());
+                }
+                // the "yield_now" sibling: one step per poll
+                since.set(0);
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            })
+            .await;
+            Ok(max_run.get())
+        })
+        .unwrap();
+        eprintln!("max sends in a row without the sibling polled: {max_run}");
+        assert!(max_run <= 64, "{max_run}");
+    }
+}

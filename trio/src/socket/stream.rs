@@ -594,3 +594,53 @@ impl Listener for SocketListener {
         }
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod accept_tests {
+    use super::*;
+    use crate::socket::Socket;
+    use std::os::fd::AsRawFd;
+
+    fn cloexec(fd: i32) -> bool {
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap();
+        let f = info.lines().find_map(|l| l.strip_prefix("flags:")).unwrap();
+        u32::from_str_radix(f.trim(), 8).unwrap() & 0o2000000 != 0
+    }
+
+    /// A Unix listener's accepted stream (tcp = false): non-blocking,
+    /// close-on-exec, no TCP options tried.
+    #[test]
+    fn unix_accept_is_nonblocking_cloexec() {
+        crate::run(async {
+            let dir = std::env::temp_dir().join(format!("rev-tc-{}", std::process::id()));
+            let _ = std::fs::remove_file(&dir);
+            let l = SocketListener::bind_unix(&dir)?;
+            let _c = std::os::unix::net::UnixStream::connect(&dir).unwrap();
+            let s = l.accept().await?;
+            let sock = s.socket()?;
+            assert!(sock.as_socket2().nonblocking()?);
+            assert!(cloexec(sock.as_socket2().as_raw_fd()));
+            let _ = std::fs::remove_file(&dir);
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    /// A listening SOCK_SEQPACKET socket (from a raw fd) is refused up
+    /// front now (it used to be accepted, each accept then failing).
+    #[test]
+    fn seqpacket_listener_refused() {
+        crate::run(async {
+            let dir = std::env::temp_dir().join(format!("rev-tc-sp-{}", std::process::id()));
+            let _ = std::fs::remove_file(&dir);
+            let s = Socket::new(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None)?;
+            s.bind(&socket2::SockAddr::unix(&dir)?)?;
+            s.listen(8)?;
+            let e = SocketListener::new(s).unwrap_err();
+            assert_eq!(e.kind(), crate::error::ErrorKind::InvalidArgument, "{e:?}");
+            let _ = std::fs::remove_file(&dir);
+            Ok(())
+        })
+        .unwrap();
+    }
+}

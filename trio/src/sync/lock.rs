@@ -646,3 +646,95 @@ mod tests {
         .unwrap();
     }
 }
+
+#[cfg(test)]
+mod handoff_tests {
+    use super::*;
+    use crate::CancelScope;
+    use crate::testing::wait_all_tasks_blocked;
+    use std::cell::RefCell;
+
+    /// A waiter cancelled in the same step it is handed the lock (first
+    /// contention made the queue lazily): either it keeps the lock and
+    /// releases it, or the lock passes on; the next waiter gets it, the lock
+    /// ends free, statistics and Debug agree.
+    #[test]
+    fn cancelled_while_handed_the_lock() {
+        crate::run(async {
+            let lock = Lock::new();
+            let log = RefCell::new(Vec::new());
+            let scope = CancelScope::new();
+            let first = lock.acquire().await?;
+            crate::open_nursery(async |n| {
+                let (l, lg, sc) = (&lock, &log, &scope);
+                n.start_soon(async move {
+                    let r = sc
+                        .run(async {
+                            let _g = l.acquire().await?;
+                            lg.borrow_mut().push(1);
+                            Ok(())
+                        })
+                        .await?;
+                    if r.is_none() {
+                        lg.borrow_mut().push(-1);
+                    }
+                    Ok(())
+                });
+                wait_all_tasks_blocked().await?;
+                n.start_soon(async move {
+                    let _g = l.acquire().await?;
+                    lg.borrow_mut().push(2);
+                    Ok(())
+                });
+                wait_all_tasks_blocked().await?;
+                assert_eq!(l.statistics().tasks_waiting, 2);
+                assert!(format!("{l:?}").contains("tasks_waiting: 2"));
+                drop(first);
+                sc.cancel();
+                Ok(())
+            })
+            .await?;
+            let log = log.into_inner();
+            assert!(log == [1, 2] || log == [-1, 2], "{log:?}");
+            assert!(!lock.locked());
+            assert_eq!(lock.statistics().tasks_waiting, 0);
+            assert!(!lock.is_broken());
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    /// Contended once, waiters gone (cancelled), then the owner abandons it
+    /// uncontended: still breaks.
+    #[test]
+    fn abandoned_after_contention_ended() {
+        crate::run(async {
+            let lock = Lock::new();
+            let scope = CancelScope::new();
+            let go = crate::sync::Event::new();
+            crate::open_nursery(async |n| {
+                let (l, sc, go) = (&lock, &scope, &go);
+                n.start_soon(async move {
+                    l.acquire_raw().await?;
+                    go.wait().await
+                });
+                wait_all_tasks_blocked().await?;
+                n.start_soon(
+                    async move { sc.run(async { l.acquire_raw().await }).await.map(drop) },
+                );
+                wait_all_tasks_blocked().await?;
+                assert_eq!(l.statistics().tasks_waiting, 1);
+                sc.cancel();
+                wait_all_tasks_blocked().await?;
+                assert_eq!(l.statistics().tasks_waiting, 0);
+                go.set();
+                Ok(())
+            })
+            .await?;
+            assert!(lock.is_broken());
+            assert_eq!(lock.acquire().await.unwrap_err().kind(), ErrorKind::Broken);
+            Ok(())
+        })
+        .unwrap();
+    }
+}
