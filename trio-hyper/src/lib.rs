@@ -59,13 +59,13 @@
 //! compares hyper on trio with hyper on tokio `current_thread` under
 //! `wrk -t1 -c64` (requests/s, the server's CPU time per request, and the
 //! per-round ratio trio/tokio of the latter); see that file for the
-//! method and the figures. In short: **trio's server executes about 2%
-//! more instructions per request than tokio's** (8 886–8 901 vs 8 711–8 722
-//! on the code of 2026-11-26, late; it was 1.10× at that day's start), and
-//! nearly all of the difference is one clock read (see below). So the
-//! goal (≤ tokio) is **not met in instructions**, by about 2%; wall-clock
+//! method and the figures. In short: **trio's server executes as many
+//! instructions per request as tokio's, within the count's noise** (8 701
+//! and 8 759 vs 8 700 and 8 703 on the code of 2026-11-27, two runs each,
+//! alternating; it was 1.10× at the start of 2026-11-26's last session):
+//! the goal (≤ tokio) is met at parity, not with a margin; wall-clock
 //! (pinned, below) the ratio of server CPU per request was 0.95 and 1.03
-//! in two runs, parity within noise.
+//! in two runs before the last row, parity within noise.
 //!
 //! Instructions per request: `trio-hyper/benches/icount.sh BIN trio|tokio
 //! [SHORT LONG]` (valgrind callgrind, user space, on the bench binary's
@@ -98,6 +98,8 @@
 //! | (4 s / 12 s from here) the same | 9 028, 9 032 | 8 870, 8 711 |
 //! | `Io::unread` instead of the `Prefixed` wrapper, native flush without the drain, no polling of an absent shutdown signal, `check` inlined | 8 895–8 934 | |
 //! | the mark taken from the reactor's poll path (no runtime lookup of its own) | 8 886, 8 901 | 8 722, 8 711 |
+//! | (3 s / 9 s) `Clock::std_origin`: on the system clock `TrioTimer::now` is `std::time::Instant::now()` (it was ~230 instructions: the run's clock read and converted) | 8 771, 8 749 | 8 689 |
+//! | the same, with the review's mends, the TLS and cross-run merges | 8 759, 8 701 | 8 700, 8 703 |
 //!
 //! Both servers make one `recvfrom` and one send per request (trio a
 //! `sendto`, since [`Io`](trio_compat::Io)'s native path reports
@@ -128,10 +130,11 @@
 //! reads the clock once per request for its header-read timeout):
 //! `std_instant_now` reads the run's clock through `dyn Clock`
 //! (`SystemClock::current_time`, an `Instant::elapsed`: about 100) and
-//! maps it to a std instant through the run's anchor. A `Clock` that
-//! could say "I am the system clock, with this origin" (a provided trait
-//! method, in `core/clock.rs`) would let `now()` be `Instant::now()`
-//! plus nothing. The reads themselves: three per request on both sides
+//! maps it to a std instant through the run's anchor. Since then a
+//! `Clock` can say "I read the system clock from this origin"
+//! (`Clock::std_origin`, which `SystemClock` answers), and `now()` is
+//! `Instant::now()` plus a virtual call (the row of 2026-11-27 above).
+//! The reads themselves: three per request on both sides
 //! (data, then two with nothing there, the second now skipped by its
 //! `PendingMark`), trio's about 530 instructions above tokio's in all
 //! (1 716 vs 1 181: the layers between hyper and the syscall, and the
