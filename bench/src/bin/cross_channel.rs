@@ -86,6 +86,9 @@ struct Options {
     only: Option<Vec<String>>,
 }
 
+#[path = "../cli.rs"]
+mod cli;
+
 const USAGE: &str = "usage: cross_channel [--ops N] [--rounds N] [--machine] [--only a,b]";
 
 /// The command line, or a message for a bad one (printed with the usage).
@@ -278,17 +281,7 @@ fn range(v: &[f64]) -> (f64, f64) {
 }
 
 fn main() {
-    let o = match parse_options() {
-        Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return;
-        }
-        Err(e) => {
-            eprintln!("cross_channel: {e}\n{USAGE}");
-            std::process::exit(2);
-        }
-    };
+    let o = cli::options_or_exit(parse_options(), "cross_channel", USAGE);
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let header = format!(
         "cross_channel: ping-pong between two threads, {} round trips ({} hand-offs) per measurement, {} rounds (+1 warm-up), wall time, {} CPU(s) allowed{}",

@@ -40,6 +40,9 @@ struct Options {
     rounds: usize,
 }
 
+#[path = "../cli.rs"]
+mod cli;
+
 const USAGE: &str = "usage: fs_read [--ops N] [--size BYTES] [--rounds N]";
 
 /// The command line, or a message for a bad one (printed with the usage).
@@ -144,17 +147,7 @@ impl Drop for TempFile {
 }
 
 fn main() {
-    let o = match parse_options() {
-        Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return;
-        }
-        Err(e) => {
-            eprintln!("fs_read: {e}\n{USAGE}");
-            std::process::exit(2);
-        }
-    };
+    let o = cli::options_or_exit(parse_options(), "fs_read", USAGE);
     let file =
         TempFile(std::env::temp_dir().join(format!("trio-bench-fs-read-{}", std::process::id())));
     {

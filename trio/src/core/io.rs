@@ -1389,15 +1389,9 @@ impl IoRegistration {
             if let Some(id) = existing
                 && let Some(p) = st.parks.get_mut(id)
             {
-                p.state = ParkState::Waiting;
-                p.task = task;
-                p.label = label;
-                p.location = location;
+                let replaced = p.rearm(task, label, location, waker, run_id, shared_addr);
                 if p.cancel_status == status {
-                    let replaced = p.target.update(waker, run_id, shared_addr);
-                    if let WakeTarget::Task(w) = p.target {
-                        armed_task = Some(w);
-                    }
+                    armed_task = p.target.task_word();
                     if !matches!(replaced, WakeTarget::None) {
                         // Another waker's registration replaced: marks of it
                         // no longer hold.
@@ -1410,6 +1404,7 @@ impl IoRegistration {
                 // Moved to another status: marks made under the old one no
                 // longer describe it.
                 runtime::note_registration_moved();
+                st.retire(replaced);
                 st.register_park(id, status, waker);
                 armed_task = st.parks.get(id).and_then(|p| p.target.task_word());
                 targets_used = runtime::targets_used();

@@ -341,7 +341,7 @@ impl ParkRecord {
     /// re-arming a poll waiter or an `Idle` I/O wait record does. Returns
     /// the replaced waker, to retire.
     #[inline]
-    fn rearm(
+    pub(crate) fn rearm(
         &mut self,
         task: TaskId,
         label: &'static str,
