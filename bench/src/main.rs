@@ -65,7 +65,12 @@
 //!   ratios rise in such spells much more than the interleaving can cancel
 //!   (trio's hot paths run many instructions per cycle; the loss of a shared
 //!   core's execution units costs them more than tokio's atomics-bound
-//!   paths). After the planned rounds, each workload plays up to `--rounds`
+//!   paths). Before each measured round a gate ([`probe::SpeedGate`])
+//!   probes, and while the CPU reads slowed it sleeps and probes again
+//!   (at most 3 s per round and `--patience` seconds, default 120, in all):
+//!   the spells come and go within seconds, so most rounds then start at
+//!   full speed instead of being measured slowed and replaced. After the
+//!   planned rounds, each workload plays up to `--rounds`
 //!   extra rounds until it has `--rounds` full-speed ones, and its figures
 //!   come from those; a workload that still falls short keeps every round
 //!   and is named in a warning. The probe line under the table (on stderr
@@ -95,7 +100,8 @@
 //! Options: `--only a,b` (workload names, plus `task_memory`), `--rounds N`,
 //! `--warmup N`, `--scale F` (multiplies the counts; `--scale 0.01 --rounds 1`
 //! is a smoke run), `--runtimes a,b` (skip the others; they print as `n/a`),
-//! `--pin [CPU]`, `--instructions`, `--log-rounds`, `--csv` / `--machine`.
+//! `--pin [CPU]`, `--instructions`, `--log-rounds`, `--patience SECS`,
+//! `--csv` / `--machine`.
 //! Progress goes to stderr.
 //!
 //! # `--machine` CSV
@@ -171,6 +177,11 @@ const MAX_REPEATS: usize = 1000;
 /// [`MIN_ROUND`] of CPU time would take dozens of runs.
 const MAX_ROUND_WALL: Duration = Duration::from_secs(1);
 
+/// The default `--patience`: how long a run may wait in all for the CPU
+/// to return to full speed before its measured rounds. A quiet machine
+/// never waits; a run in a slow spell takes up to this much longer.
+const DEFAULT_PATIENCE: Duration = Duration::from_secs(120);
+
 /// Which CPU `--pin` asked for.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Pin {
@@ -204,6 +215,9 @@ struct Options {
     rounds_given: bool,
     /// `--log-rounds`: every measured round's probe and samples on stderr.
     log_rounds: bool,
+    /// `--patience SECS`: how long in all the run may wait for the CPU to
+    /// return to full speed before measured rounds ([`probe::SpeedGate`]).
+    patience: Duration,
 }
 
 impl Options {
@@ -220,6 +234,7 @@ fn usage() -> String {
     let mut s = String::from(
         "usage: bench [--only NAME,NAME] [--rounds N] [--warmup N] [--scale F] [--csv|--machine]\n\
          \x20            [--runtimes trio,tokio,smol] [--pin [CPU]] [--clock cpu|wall] [--instructions]\n\
+         \x20            [--patience S] [--log-rounds] [--all|--with LIST]\n\
          \n\
          --pin [CPU]     pin to CPU (default: the last allowed CPU) before measuring\n\
          --clock C       time with the process's CPU time (cpu, the default) or wall time\n\
@@ -229,6 +244,8 @@ fn usage() -> String {
          \x20               TCP echo servers, the echo on every core, the cross-run channel\n\
          --with LIST     some of them; run first, as child processes (see `all` in the docs)\n\
          --log-rounds    print every measured round to stderr: round,WORKLOAD,N,PROBE,TRIO,TOKIO,SMOL\n\
+         --patience S    wait up to S seconds in all (default 120) for a slowed CPU to recover\n\
+         \x20               before measured rounds; 0 never waits\n\
          \n\
          workloads (ns per operation, trio vs tokio current_thread vs smol LocalExecutor):\n",
     );
@@ -256,6 +273,7 @@ fn parse_args() -> Result<Options, String> {
         with: Vec::new(),
         rounds_given: false,
         log_rounds: false,
+        patience: DEFAULT_PATIENCE,
     };
     let mut args = std::env::args().skip(1).peekable();
     while let Some(arg) = args.next() {
@@ -296,6 +314,13 @@ fn parse_args() -> Result<Options, String> {
             }
             "--instructions" => opts.instructions = true,
             "--log-rounds" => opts.log_rounds = true,
+            "--patience" => {
+                let secs: f64 = parse_num(&value("--patience")?, "--patience")?;
+                if !(secs.is_finite() && secs >= 0.0) {
+                    return Err("--patience must be a number of seconds, 0 or more".into());
+                }
+                opts.patience = Duration::from_secs_f64(secs);
+            }
             "--all" => opts.with = all::Suite::ALL.to_vec(),
             "--with" => {
                 let list = value("--with")?;
@@ -409,11 +434,17 @@ impl Measurement {
     }
 
     /// Plays round `round` (the first `opts.warmup` are warm-up rounds).
-    fn round(&mut self, round: usize, opts: &Options) {
+    fn round(&mut self, round: usize, opts: &Options, gate: &mut probe::SpeedGate) {
         let started = Instant::now();
         let warm = round < opts.warmup;
         show_progress(self.w, round, opts);
-        let probe_before = probe::measure();
+        let probe_before = if warm {
+            let p = probe::measure();
+            gate.saw(p);
+            p
+        } else {
+            gate.wait_for_full_speed()
+        };
         let mut samples: Round = [None; 3];
         let mut elapsed = [Duration::ZERO; 3];
         let mut wall = [Duration::ZERO; 3];
@@ -431,7 +462,9 @@ impl Measurement {
                 wall[i] += run_started.elapsed();
             }
         }
-        let probe = probe_before.max(probe::measure());
+        let probe_after = probe::measure();
+        gate.saw(probe_after);
+        let probe = probe_before.max(probe_after);
         for i in 0..Runtime::ALL.len() {
             if !self.available[i] {
                 continue;
@@ -474,10 +507,10 @@ impl Measurement {
     /// core runs slower (a busy hyperthread sibling, another VM) and trio's
     /// ratios rise with them (see [`probe`]); a round measured in one is
     /// not the machine's figure, so it is replaced rather than averaged in.
-    fn replay_slowed(&mut self, best: f64, opts: &Options) {
+    fn replay_slowed(&mut self, best: f64, opts: &Options, gate: &mut probe::SpeedGate) {
         let first_extra = opts.warmup + self.rounds.len();
         while self.full_speed_rounds(best) < opts.rounds && self.replayed < opts.rounds {
-            self.round(first_extra + self.replayed, opts);
+            self.round(first_extra + self.replayed, opts, gate);
             self.replayed += 1;
         }
     }
@@ -597,9 +630,10 @@ fn run_timings(opts: &Options, machine: String, others: &[all::Line]) {
         .iter()
         .map(|&w| Measurement::new(w, opts))
         .collect();
+    let mut gate = probe::SpeedGate::new(opts.patience);
     for round in 0..opts.warmup + opts.rounds {
         for m in &mut measuring {
-            m.round(round, opts);
+            m.round(round, opts, &mut gate);
         }
     }
     let best = |ms: &[Measurement]| {
@@ -609,7 +643,7 @@ fn run_timings(opts: &Options, machine: String, others: &[all::Line]) {
     };
     let first_best = best(&measuring);
     for m in &mut measuring {
-        m.replay_slowed(first_best, opts);
+        m.replay_slowed(first_best, opts, &mut gate);
     }
     // A replayed round may have probed faster still; judge every round by
     // the best probe of the whole run.
@@ -627,7 +661,7 @@ fn run_timings(opts: &Options, machine: String, others: &[all::Line]) {
         probes.extend(p);
         replayed += r;
     }
-    let probe = probe::describe(&probes, replayed, &short);
+    let probe = probe::describe(&probes, replayed, &short, &gate);
     let memory: Vec<Row> = if opts.task_memory {
         let n = ((TASK_MEMORY_N as f64 * opts.scale()).round() as usize).max(1);
         measure_memory(n, opts).into()
@@ -758,6 +792,7 @@ mod tests {
             with: Vec::new(),
             rounds_given: false,
             log_rounds: false,
+            patience: DEFAULT_PATIENCE,
         }
     }
 

@@ -29,6 +29,7 @@
 //! Cost: [`ITERATIONS`] iterations (~1 ms) per round of every workload.
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use crate::spread::Spread;
 use crate::workloads::clock::Instant;
@@ -57,6 +58,84 @@ pub fn measure() -> f64 {
     let start = Instant::now();
     black_box(kernel(black_box(ITERATIONS)));
     start.elapsed().as_secs_f64() * 1e9 / ITERATIONS as f64
+}
+
+/// Waits, before a measured round, for the CPU to run at full speed again.
+///
+/// The slow spells of the shared machines come and go within seconds (a
+/// probe every 30 s over an hour read fast and slow in turn), so a round
+/// that would start in one is better started a moment later than measured
+/// and replaced. The gate probes; while the probe reads slowed against the
+/// best seen so far, it sleeps [`GATE_NAP`] and probes again, for at most
+/// [`GATE_ROUND_CAP`] per round and `budget` over the whole run. Sleeping
+/// costs the measured process no CPU time. The round is still bracketed
+/// by its own probes and judged afterwards: the gate only makes full-speed
+/// rounds likelier, it never lets a slowed one through.
+#[derive(Debug)]
+pub struct SpeedGate {
+    best: f64,
+    budget: Duration,
+    waited: Duration,
+    rounds_delayed: usize,
+}
+
+/// How long the gate sleeps between probes while the CPU is slowed.
+pub const GATE_NAP: Duration = Duration::from_millis(20);
+
+/// The most the gate waits before any one round: a spell longer than this
+/// is left to the replays.
+pub const GATE_ROUND_CAP: Duration = Duration::from_secs(3);
+
+impl SpeedGate {
+    /// A gate that waits at most `budget` in all (zero: never waits).
+    pub fn new(budget: Duration) -> SpeedGate {
+        SpeedGate {
+            best: f64::INFINITY,
+            budget,
+            waited: Duration::ZERO,
+            rounds_delayed: 0,
+        }
+    }
+
+    /// Records a probe taken elsewhere (a warm-up round's), so that the
+    /// best is known before the first measured round.
+    pub fn saw(&mut self, probe: f64) {
+        self.best = self.best.min(probe);
+    }
+
+    /// Probes until the CPU reads at full speed (or the caps are reached)
+    /// and returns the last probe.
+    pub fn wait_for_full_speed(&mut self) -> f64 {
+        let started = std::time::Instant::now();
+        let mut probe = measure();
+        self.saw(probe);
+        let mut delayed = false;
+        while !at_full_speed(probe, self.best) {
+            let waited = started.elapsed();
+            if waited >= GATE_ROUND_CAP || self.waited + waited >= self.budget {
+                break;
+            }
+            delayed = true;
+            std::thread::sleep(GATE_NAP);
+            probe = measure();
+            self.saw(probe);
+        }
+        self.waited += started.elapsed();
+        self.rounds_delayed += usize::from(delayed);
+        probe
+    }
+
+    /// What the gate did, for the probe line: "" if it never waited.
+    pub fn describe(&self) -> String {
+        if self.rounds_delayed == 0 {
+            return String::new();
+        }
+        format!(
+            "; {} rounds waited {:.1} s in all for the CPU to return to full speed",
+            self.rounds_delayed,
+            self.waited.as_secs_f64()
+        )
+    }
 }
 
 /// Eight independent add/xor chains, each step depending on its own chain
@@ -88,6 +167,7 @@ pub fn describe(
     samples: &[f64],
     replayed: usize,
     short: &[&str],
+    gate: &SpeedGate,
 ) -> Option<(String, Option<String>)> {
     let s = Spread::of(samples)?;
     let slowed = samples
@@ -97,12 +177,13 @@ pub fn describe(
     let line = format!(
         "cpu probe (a fixed arithmetic loop timed around every round): best {:.3} ns/iter, \
          median {:.3}, max {:.3}; {slowed} of {} rounds ran on a CPU slowed by more than {:.2}x \
-         the best and were left out, {replayed} rounds played again in their place",
+         the best and were left out, {replayed} rounds played again in their place{}",
         s.min,
         s.median,
         s.max,
         samples.len(),
         SLOWED,
+        gate.describe(),
     );
     let warning = (!short.is_empty()).then(|| {
         format!(
@@ -127,20 +208,43 @@ mod tests {
 
     #[test]
     fn slowed_rounds_are_counted_and_warned_about_when_not_replaced() {
+        let gate = SpeedGate::new(Duration::ZERO);
         assert!(at_full_speed(2.29, 2.0));
         assert!(!at_full_speed(2.31, 2.0));
-        let (line, warning) = describe(&[2.0, 2.02, 2.01], 0, &[]).unwrap();
+        let (line, warning) = describe(&[2.0, 2.02, 2.01], 0, &[], &gate).unwrap();
         assert!(line.contains("best 2.000 ns/iter, median 2.010"), "{line}");
         assert!(line.contains("0 of 3 rounds"), "{line}");
         assert!(warning.is_none());
+        assert!(!line.contains("waited"), "{line}");
         // One slowed round, replaced by one replay: no warning.
-        let (line, warning) = describe(&[2.0, 3.0, 2.1, 2.05], 1, &[]).unwrap();
+        let (line, warning) = describe(&[2.0, 3.0, 2.1, 2.05], 1, &[], &gate).unwrap();
         assert!(line.contains("1 of 4 rounds"), "{line}");
         assert!(line.contains("1 rounds played again"), "{line}");
         assert!(warning.is_none());
         // A workload that ran out of replays is named.
-        let (_, warning) = describe(&[2.0, 3.0, 2.9, 2.05], 1, &["yield"]).unwrap();
+        let (_, warning) = describe(&[2.0, 3.0, 2.9, 2.05], 1, &["yield"], &gate).unwrap();
         assert!(warning.unwrap().contains("figures of yield include"));
-        assert!(describe(&[], 0, &[]).is_none());
+        assert!(describe(&[], 0, &[], &gate).is_none());
+    }
+
+    #[test]
+    fn a_gate_without_budget_never_sleeps_and_one_with_budget_returns_a_probe() {
+        let mut gate = SpeedGate::new(Duration::ZERO);
+        // A best far below any real probe: every probe reads slowed.
+        gate.saw(1e-6);
+        let started = std::time::Instant::now();
+        let p = gate.wait_for_full_speed();
+        assert!(p > 0.0);
+        assert!(started.elapsed() < GATE_ROUND_CAP);
+        assert_eq!(gate.describe(), "");
+
+        let mut gate = SpeedGate::new(Duration::from_millis(60));
+        gate.saw(1e-6);
+        gate.wait_for_full_speed();
+        let line = gate.describe();
+        assert!(line.contains("1 rounds waited"), "{line}");
+        // The budget is spent: the next round does not wait.
+        gate.wait_for_full_speed();
+        assert!(gate.describe().contains("1 rounds waited"));
     }
 }
