@@ -21,10 +21,11 @@
 //! parallelism, no memory traffic, no atomics), timed on the workloads'
 //! clock ([`crate::workloads::clock`]), in nanoseconds per iteration. On a
 //! quiet machine of the CI kind it reads ~2.0 ns with a spread of a few
-//! percent; a run whose probe spread exceeds [`WIDE_PROBE_SPREAD`], or whose
-//! median sits well above the quiet figure, measured on a core that was not
-//! running at its usual speed, and the bench says so. The probe does not
-//! correct anything: it is a witness beside the figures, not a divisor.
+//! percent. A round whose probes read more than [`SLOWED`] × the run's best
+//! ran on a core that was not at its usual speed: the bench leaves it out
+//! and plays it again, and before each measured round the [`SpeedGate`]
+//! waits a little for the core to recover. The probe never rescales a
+//! figure: it decides which rounds count, not what they measured.
 //!
 //! Cost: [`ITERATIONS`] iterations (~1 ms) per round of every workload.
 

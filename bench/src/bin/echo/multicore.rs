@@ -119,7 +119,7 @@ impl<S: Stop> Cores<S> {
 
     /// A core listens, with this stopper. The last one prints the port.
     /// If every connection was accepted already, it is stopped at once
-    /// (the order of the two reads below and of [`accepted_one`]'s makes
+    /// (the order of the two reads below and of [`Self::accepted_one`]'s makes
     /// sure one of them sees the other).
     fn listening(&self, stop: S) {
         let mut st = self.state.lock().unwrap();
