@@ -1210,13 +1210,12 @@ pub(crate) fn new_spare_park(
     );
     let spare = SPARE.take().filter(|k| k.run_id == run_id).map(|k| k.park);
     let park = rt.with_state(|st| {
-        let id = st.arm_spare_park(spare, task, status, label, location);
         // In a cancelled scope the first poll must run the abort function.
-        let registered = ours && !st.is_cancelled(status);
-        if registered {
-            st.register_park(id, status, waker);
-        }
-        (id, registered)
+        let waker = (ours && !st.is_cancelled(status)).then_some(waker);
+        (
+            st.arm_spare_park(spare, task, status, label, location, waker),
+            waker.is_some(),
+        )
     });
     (
         WaitKey {
@@ -1229,9 +1228,12 @@ pub(crate) fn new_spare_park(
 
 impl State {
     /// Re-arms the `Idle` record `spare` to `Waiting` for `task`'s wait if
-    /// it rests under `status`, with no waker (the wait's first poll
-    /// registers it, under the same status: nothing pushed); else removes
-    /// it and makes a new record. Returns the record's id.
+    /// it rests under `status` (keeping its entry in that status's list:
+    /// nothing pushed); else removes it and makes a new record. Registers
+    /// `waker` under `status` if given (a plain waker of this run: nothing
+    /// calls out); else the wait's first poll does. Returns the record's
+    /// id.
+    #[inline]
     fn arm_spare_park(
         &mut self,
         spare: Option<ParkId>,
@@ -1239,32 +1241,75 @@ impl State {
         status: CancelStatusId,
         label: &'static str,
         location: &'static Location<'static>,
+        waker: Option<&Waker>,
     ) -> ParkId {
+        let (run_id, shared_addr) = (self.run_id, self.shared_addr);
         if let Some(id) = spare
             && let Some(p) = self.parks.get_mut(id)
             && matches!(p.state, ParkState::Idle)
+            && p.cancel_status == status
         {
-            if p.cancel_status == status {
-                p.state = ParkState::Waiting;
-                p.task = task;
-                p.label = label;
-                p.location = location;
-                return id;
+            match waker {
+                Some(waker) => {
+                    let replaced = p.rearm(task, label, location, waker, run_id, shared_addr);
+                    self.retire(replaced);
+                }
+                None => {
+                    p.state = ParkState::Waiting;
+                    p.task = task;
+                    p.label = label;
+                    p.location = location;
+                }
             }
+            return id;
+        }
+        self.arm_spare_park_slow(spare, task, status, label, location, waker)
+    }
+
+    /// [`arm_spare_park`](Self::arm_spare_park) when the spare cannot be
+    /// re-armed: a new record (the spare, if any, removed).
+    #[cold]
+    #[inline(never)]
+    fn arm_spare_park_slow(
+        &mut self,
+        spare: Option<ParkId>,
+        task: TaskId,
+        status: CancelStatusId,
+        label: &'static str,
+        location: &'static Location<'static>,
+        waker: Option<&Waker>,
+    ) -> ParkId {
+        if let Some(id) = spare
+            && self
+                .parks
+                .get(id)
+                .is_some_and(|p| matches!(p.state, ParkState::Idle))
+        {
             self.remove_park(id);
         }
-        self.insert_park(task, label, location, Instant::INFINITY)
+        let id = self.insert_park(task, label, location, Instant::INFINITY);
+        if let Some(waker) = waker {
+            self.register_park(id, status, waker);
+        }
+        id
     }
 
     /// Ends a spare-record wait's use of its record (see the section
     /// comment): back to `Idle` and into this thread's empty spare slot,
     /// or removed. Returns the outcome the record held, if any.
+    #[inline]
     fn release_spare_park(&mut self, key: WaitKey) -> Option<Result<()>> {
         let slot_free = SPARE.get().is_none_or(|k| k.run_id != key.run_id);
         if slot_free {
-            let outcome = self.finish_io_park(key.park, true);
+            let p = self.parks.get_mut(key.park)?;
+            let target = std::mem::take(&mut p.target);
+            let state = std::mem::replace(&mut p.state, ParkState::Idle);
+            self.retire(target);
             SPARE.set(Some(key));
-            outcome
+            match state {
+                ParkState::Done(outcome) => Some(outcome),
+                _ => None,
+            }
         } else {
             match self.remove_park(key.park)? {
                 ParkState::Done(outcome) => Some(outcome),
