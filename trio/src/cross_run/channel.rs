@@ -15,12 +15,15 @@
 //!   thread at the same moment.
 //! - A task's send or receive decides in one locking: done at once, or
 //!   queued. Only when it must wait does it make the wait, under the
-//!   mutex: a park record (`new_park`, no waker yet) and a `TaskWaiter`,
-//!   in one look at the run; neither calls out. The park's first poll, which
-//!   registers the task's waker (cloning a foreign one, a call-out), runs
-//!   after the mutex is released. (Registering the waker under the mutex
-//!   saved ~50 instructions per hand-off but put a foreign waker's `clone`
-//!   under a lock other threads take.)
+//!   mutex, in one look at the run: the thread's spare park record
+//!   re-armed (`new_spare_park`, see "spare wait records" in
+//!   `core/park.rs`) and a `TaskWaiter`; neither calls out. The locking
+//!   runs in a poll of its own, which lends the task's waker: a plain
+//!   waker of this run (the task's own) is registered with the record at
+//!   once, decoded in place, and the park's first poll has nothing left
+//!   to do. Any other waker (a foreign executor's, which registering
+//!   would `clone`, a call-out) is registered by that first poll, after
+//!   the mutex is released.
 //! - A send or receive that did not wait ends with a schedule point that
 //!   passes in place when nothing else in the run could run (see
 //!   `SchedulePoint`), at most `IN_PLACE_LIMIT` (63) times in a row. A
@@ -797,12 +800,7 @@ impl<T> CrossRunReceiver<T> {
         let seq = Cell::new(0);
         let seq_ref = &seq;
         let mut park = None;
-        let mut made = false;
         let step = std::future::poll_fn(|cx| {
-            assert!(
-                !std::mem::replace(&mut made, true),
-                "polled once: it is ready at once"
-            );
             Poll::Ready(self.receive_step_with(|| {
                 let abort = withdraw_on_cancel(move || self.withdraw(seq_ref.get()));
                 make_task_wait(&site, abort, &mut park, cx.waker())
