@@ -76,7 +76,11 @@
 //! `epoll_wait` give it).
 //! Wall time, `--only trio,tokio --rounds 11`, two runs each: unpinned
 //! 1.08 (0.44–2.38) and 0.82 (0.60–1.28), `taskset -c 1` 0.96
-//! (0.60–0.98) and 0.96 (0.53–1.11).
+//! (0.60–0.98) and 0.96 (0.53–1.11); later, load average 1.5–2.5:
+//! unpinned 0.98 (0.54–1.37) and 0.79 (0.17–1.72), `taskset -c 1` 0.95
+//! (0.61–1.13) and 1.04 (0.58–1.85). `--machine` twice at load average
+//! 1.2–1.5: trio/tokio 1.006 (0.970–1.201; both about 5.4 µs per
+//! hand-off, a slow spell) and 0.970 (0.732–1.090; about 2.0 µs).
 //!
 //! Options: `--ops N` round trips per measurement (default 20 000),
 //! `--rounds N`, `--only a,b` (workloads to run, e.g. for `perf` or

@@ -149,9 +149,12 @@
 //!   `epoll_wait`, whose libc call pays the cancellation bookkeeping
 //!   too), the inbox post (about 95); per send, its schedule point (about
 //!   100); and the two lockings of the channel.
-//! - **Wall time** (`--only trio,tokio --rounds 11`, medians of per-round
-//!   ratios to tokio, two runs each): see the bench's docs for the
-//!   figures of each session; spreads on this shared VM are wide.
+//! - **Wall time** (medians of per-round ratios to tokio): unpinned 0.98,
+//!   0.79, 1.08, 0.82; both threads on one CPU (`taskset -c 1`) 0.95,
+//!   1.04, 0.96, 0.96; `--machine` 1.006 and 0.970. Spreads on this
+//!   shared VM are wide (per-round ratios from 0.2 to 2.4): trio is level
+//!   with tokio, not clearly faster. The bench's docs give each run's
+//!   spread.
 
 mod channel;
 mod event;
