@@ -79,6 +79,12 @@ impl Shared {
         }
     }
 
+    /// Whether notifies use the direct-syscall waker (for tests).
+    #[cfg(test)]
+    pub(crate) fn has_direct_waker(&self) -> bool {
+        matches!(self.direct_waker.get(), Some(Some(_)))
+    }
+
     #[cold]
     #[inline(never)]
     fn make_direct_waker(&self, rt: &runtime::Runtime) {

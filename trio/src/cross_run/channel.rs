@@ -1244,8 +1244,8 @@ mod tests {
     }
 }
 
-/// The thread's spare wait record (`core/park.rs`), as the channel's
-/// waits use it.
+/// What a task's blocked wait makes: the thread's spare wait record
+/// (`core/park.rs`) and its run's direct-syscall waker.
 #[cfg(all(test, not(loom)))]
 mod spare_record_tests {
     use super::*;
@@ -1291,6 +1291,35 @@ mod spare_record_tests {
             Ok(())
         })
         .unwrap();
+    }
+
+    /// On Linux (x86_64, aarch64) a run's first cross-run wait gives it
+    /// the direct-syscall reactor waker (`sys/reactor_wake.rs`), and a
+    /// thread's hand-off to the blocked run wakes it through that.
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    #[test]
+    fn a_cross_run_wait_gives_its_run_the_direct_waker() {
+        let (tx, rx) = open_cross_run_channel::<u32>(0);
+        let sender = std::thread::spawn(move || {
+            // A peer outside the run: the real clock, until the receive
+            // is blocked.
+            while tx.statistics().tasks_waiting_receive == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            tx.send_blocking(5).map_err(Error::from)
+        });
+        crate::run(async {
+            let direct = || runtime::with_runtime(|rt| rt.shared.has_direct_waker()).unwrap();
+            assert!(!direct(), "no cross-run wait yet");
+            assert_eq!(rx.receive().await?, 5);
+            assert!(direct());
+            Ok(())
+        })
+        .unwrap();
+        sender.join().unwrap().unwrap();
     }
 
     /// A receive dropped after a thread handed it a value, before its run
