@@ -65,6 +65,23 @@
 //! average about 4: unpinned 0.99 (0.96–1.14) and 0.99 (0.48–1.01);
 //! `taskset -c 1` 1.02 (0.93–1.05) and 0.99 (0.94–1.03).
 //!
+//! Issue 19, 2026-11-27 (the eventfd written with a direct syscall, the
+//! thread's spare wait record re-armed and registered as the wait is
+//! made; load average 4–6): instructions, the two sides alternated in
+//! one session, trio 1 576, 1 601, 1 579, 1 597, 1 619 against tokio
+//! 1 319–1 330 (trio 1 706–1 719 at the start of the session, tokio then
+//! 1 284–1 337); both make about 0.64 `epoll_wait` per hand-off (one
+//! per blocked receive: that share moves the per-hand-off figure from run
+//! to run, so compare runs with like shares; callgrind's call counts to
+//! `epoll_wait` give it).
+//! Wall time, `--only trio,tokio --rounds 11`, two runs each: unpinned
+//! 1.08 (0.44–2.38) and 0.82 (0.60–1.28), `taskset -c 1` 0.96
+//! (0.60–0.98) and 0.96 (0.53–1.11); later, load average 1.5–2.5:
+//! unpinned 0.98 (0.54–1.37) and 0.79 (0.17–1.72), `taskset -c 1` 0.95
+//! (0.61–1.13) and 1.04 (0.58–1.85). `--machine` twice at load average
+//! 1.2–1.5: trio/tokio 1.006 (0.970–1.201; both about 5.4 µs per
+//! hand-off, a slow spell) and 0.970 (0.732–1.090; about 2.0 µs).
+//!
 //! Options: `--ops N` round trips per measurement (default 20 000),
 //! `--rounds N`, `--only a,b` (workloads to run, e.g. for `perf` or
 //! `strace -c -f`; ratios need `tokio` among them), `--machine` (CSV on stdout, progress on stderr): a header

@@ -152,6 +152,7 @@ impl Inbox {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    #[inline]
     fn post(&self, f: impl FnOnce(&mut Queue)) -> Posted {
         let mut queue = self.lock();
         if queue.closed {
@@ -172,6 +173,7 @@ impl Inbox {
 
     /// Ends the parked wait `key` of this run with `Ok(())`, from another
     /// thread (see the module docs).
+    #[inline]
     pub(crate) fn post_reschedule(&self, key: WaitKey) -> Posted {
         self.post(|q| q.reschedules.push(key))
     }
@@ -197,6 +199,7 @@ impl Inbox {
     /// buffers, which must be empty, so that both sides keep their
     /// allocations. The caller applies the wakes and reschedules, then runs
     /// the callbacks.
+    #[inline]
     pub(crate) fn drain(
         &self,
         wakes: &mut Vec<WakeRef>,

@@ -1147,3 +1147,333 @@ impl fmt::Debug for CheckpointWatch {
             .finish()
     }
 }
+
+// ----- spare wait records (cross-run waits) -----------------------------
+//
+// A task's blocked cross-run send or receive (`cross_run/channel.rs`)
+// waits on a record of this table like a `Park`, but instead of inserting
+// a record per wait and removing it when the wait ends, it re-arms the
+// thread's *spare* record, as a socket re-arms its I/O wait records (see
+// "I/O wait records" in the module docs), which saves the insert, the
+// removal and the cancel status bookkeeping of a new key (about 170 of the
+// ~420 instructions a `Park` costs per blocked receive, callgrind).
+//
+// - *One spare per thread*, `SPARE`: the key of an `Idle` record of the
+//   run on this thread (runs on one thread follow each other, so the key's
+//   `run_id` says whether it is this run's; a finished run's is ignored).
+//   A wait takes it (the slot is empty while the record is in use: one
+//   wait at a time) or makes a new record; when its wait ends, a record
+//   goes back to the slot if it is empty, else it is removed.
+// - *One cancel status per key*, as for I/O wait records: the spare is
+//   re-armed only under the status it rests in (keeping its entry in that
+//   status's `parked` list); under another it is replaced by a new key.
+//   (The same uncaught case as there: a wait polled under another status
+//   during the wait, then a later wait on the record polled back under the
+//   first status, lists the key twice there; harmless.)
+// - *No stale wake-up can reach a later wait.* A wait's key is handed to
+//   at most one waker (the channel's waiter, taken out of its queue under
+//   the channel's mutex by whoever ends the wait), so at most one
+//   reschedule of it is ever posted. A record is re-used only after that
+//   reschedule has been applied (the wait took its `Done` outcome) or when
+//   none can ever come (the abort function took the waiter out of its
+//   queue: `Abort::Succeeded`). A wait dropped before either removes its
+//   record, as a `Park` does: a reschedule still on its way then finds a
+//   removed key (its slot's generation moved on) and does nothing.
+
+thread_local! {
+    /// This thread's spare record; see the section comment above.
+    static SPARE: std::cell::Cell<Option<WaitKey>> = const { std::cell::Cell::new(None) };
+}
+
+/// Makes the record of a new wait for the current task (as [`new_park`]
+/// with no deadline), re-arming this thread's spare record when it rests
+/// under the current cancel status. If `waker` is a plain waker of this
+/// run (decoded, never cloned: nothing calls out, so the caller may hold
+/// a lock), the wait is registered with it at once, as a `Park`'s first
+/// poll would do, and the second member is `true`; otherwise it has no
+/// waker yet, and its first poll registers it. The wait must be awaited
+/// through a [`SparePark`], which gives the record back.
+#[inline]
+pub(crate) fn new_spare_park(
+    rt: &Runtime,
+    label: &'static str,
+    location: &'static Location<'static>,
+    waker: &Waker,
+) -> (WaitKey, bool) {
+    rt.settle_lazy();
+    let task = rt.current_task.get();
+    let status = rt.current_cancel_status.get();
+    let run_id = rt.run_id;
+    let ours = matches!(
+        crate::core::waker::classify(waker),
+        Some(crate::core::waker::OurWaker::Plain(w)) if w.run == run_id as u16
+    );
+    let spare = SPARE.take().filter(|k| k.run_id == run_id).map(|k| k.park);
+    let park = rt.with_state(|st| {
+        // In a cancelled scope the first poll must run the abort function.
+        let waker = (ours && !st.is_cancelled(status)).then_some(waker);
+        (
+            st.arm_spare_park(spare, task, status, label, location, waker),
+            waker.is_some(),
+        )
+    });
+    (
+        WaitKey {
+            park: park.0,
+            run_id,
+        },
+        park.1,
+    )
+}
+
+impl State {
+    /// Re-arms the `Idle` record `spare` to `Waiting` for `task`'s wait if
+    /// it rests under `status` (keeping its entry in that status's list:
+    /// nothing pushed); else removes it and makes a new record. Registers
+    /// `waker` under `status` if given (a plain waker of this run: nothing
+    /// calls out); else the wait's first poll does. Returns the record's
+    /// id.
+    #[inline]
+    fn arm_spare_park(
+        &mut self,
+        spare: Option<ParkId>,
+        task: TaskId,
+        status: CancelStatusId,
+        label: &'static str,
+        location: &'static Location<'static>,
+        waker: Option<&Waker>,
+    ) -> ParkId {
+        let (run_id, shared_addr) = (self.run_id, self.shared_addr);
+        if let Some(id) = spare
+            && let Some(p) = self.parks.get_mut(id)
+            && matches!(p.state, ParkState::Idle)
+            && p.cancel_status == status
+        {
+            match waker {
+                Some(waker) => {
+                    let replaced = p.rearm(task, label, location, waker, run_id, shared_addr);
+                    self.retire(replaced);
+                }
+                None => {
+                    p.state = ParkState::Waiting;
+                    p.task = task;
+                    p.label = label;
+                    p.location = location;
+                }
+            }
+            return id;
+        }
+        self.arm_spare_park_slow(spare, task, status, label, location, waker)
+    }
+
+    /// [`arm_spare_park`](Self::arm_spare_park) when the spare cannot be
+    /// re-armed: a new record (the spare, if any, removed).
+    #[cold]
+    #[inline(never)]
+    fn arm_spare_park_slow(
+        &mut self,
+        spare: Option<ParkId>,
+        task: TaskId,
+        status: CancelStatusId,
+        label: &'static str,
+        location: &'static Location<'static>,
+        waker: Option<&Waker>,
+    ) -> ParkId {
+        if let Some(id) = spare
+            && self
+                .parks
+                .get(id)
+                .is_some_and(|p| matches!(p.state, ParkState::Idle))
+        {
+            self.remove_park(id);
+        }
+        let id = self.insert_park(task, label, location, Instant::INFINITY);
+        if let Some(waker) = waker {
+            self.register_park(id, status, waker);
+        }
+        id
+    }
+
+    /// Ends a spare-record wait's use of its record (see the section
+    /// comment): back to `Idle` and into this thread's empty spare slot,
+    /// or removed. Returns the outcome the record held, if any.
+    #[inline]
+    fn release_spare_park(&mut self, key: WaitKey) -> Option<Result<()>> {
+        let slot_free = SPARE.get().is_none_or(|k| k.run_id != key.run_id);
+        if slot_free {
+            let p = self.parks.get_mut(key.park)?;
+            let target = std::mem::take(&mut p.target);
+            let state = std::mem::replace(&mut p.state, ParkState::Idle);
+            self.retire(target);
+            SPARE.set(Some(key));
+            match state {
+                ParkState::Done(outcome) => Some(outcome),
+                _ => None,
+            }
+        } else {
+            match self.remove_park(key.park)? {
+                ParkState::Done(outcome) => Some(outcome),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// A [`Park`] on a record made by [`new_spare_park`]: the same future
+/// (first poll registers the waker, a cancel runs the abort function,
+/// which decides), except that a wait that ended with its outcome taken,
+/// or with its abort function succeeding, gives its record back to the
+/// thread's spare slot instead of removing it (see the section comment
+/// above for why no stale wake-up can reach a later wait). Dropped before
+/// it ended, it removes its record and calls the abort function with
+/// [`AbortReason::Dropped`], as a `Park` does.
+#[must_use = "a SparePark does nothing unless awaited"]
+pub(crate) struct SparePark<A>
+where
+    A: FnMut(WaitKey, AbortReason) -> Abort,
+{
+    key: WaitKey,
+    abort: A,
+    abort_failed: bool,
+    done: bool,
+    /// Registered by `new_spare_park`: the first poll has nothing to do.
+    registered: bool,
+}
+
+impl<A> SparePark<A>
+where
+    A: FnMut(WaitKey, AbortReason) -> Abort,
+{
+    /// The wait on `key` (from [`new_spare_park`], which said whether it
+    /// `registered` the waker), undone by `abort`. If it did, the caller
+    /// must poll this first in the same poll of the task that made the
+    /// wait, with nothing else run between: that poll then only returns
+    /// `Pending` (the record is registered, and a cancel seen at the
+    /// arming's cancel point has had no chance to come since).
+    pub(crate) fn new(key: WaitKey, registered: bool, abort: A) -> Self {
+        SparePark {
+            key,
+            abort,
+            abort_failed: false,
+            done: false,
+            registered,
+        }
+    }
+
+    fn poll_in(&mut self, rt: &Runtime, cx: &Context<'_>) -> Poll<Result<()>> {
+        rt.settle_lazy();
+        let status = rt.current_cancel_status.get();
+        let key = self.key;
+        let waker = cx.waker();
+        let settle = |st: &mut State, may_abort: bool| -> Step {
+            match st.parks.get(key.park).map(|p| &p.state) {
+                None | Some(ParkState::Idle) => {
+                    Step::Done(Err(Error::usage("a Park's record vanished")))
+                }
+                Some(ParkState::Done(_)) => match st.release_spare_park(key) {
+                    Some(outcome) => Step::Done(outcome),
+                    None => Step::Done(Err(Error::usage("a Park's record vanished"))),
+                },
+                Some(ParkState::Waiting) if may_abort && st.is_cancelled(status) => Step::Abort,
+                Some(ParkState::Waiting) => {
+                    st.register_park(key.park, status, waker);
+                    Step::Waiting
+                }
+            }
+        };
+        let mut step = rt.with_state(|st| settle(st, !self.abort_failed));
+        if let Step::Abort = step {
+            match (self.abort)(key, AbortReason::Cancelled) {
+                Abort::Succeeded => {
+                    // Out of its queue before anyone could wake it: no
+                    // reschedule of this key can ever come, so the record
+                    // may serve the next wait.
+                    rt.with_state(|st| st.release_spare_park(key));
+                    self.done = true;
+                    rt.count_checkpoint(false, true);
+                    return Poll::Ready(Err(Error::cancelled()));
+                }
+                Abort::Failed => {
+                    self.abort_failed = true;
+                    step = rt.with_state(|st| settle(st, false));
+                }
+            }
+        }
+        match step {
+            Step::Done(outcome) => {
+                self.done = true;
+                rt.count_checkpoint(true, true);
+                Poll::Ready(outcome)
+            }
+            Step::Aborted => unreachable!("a spare park always runs its abort function"),
+            Step::Waiting | Step::Abort => Poll::Pending,
+        }
+    }
+}
+
+impl<A> Unpin for SparePark<A> where A: FnMut(WaitKey, AbortReason) -> Abort {}
+
+impl<A> Future for SparePark<A>
+where
+    A: FnMut(WaitKey, AbortReason) -> Abort,
+{
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(Err(Error::usage("a Park was polled after it completed")));
+        }
+        if std::mem::take(&mut this.registered) {
+            return Poll::Pending;
+        }
+        let polled = runtime::with_runtime(|rt| {
+            (rt.run_id == this.key.run_id).then(|| this.poll_in(rt, cx))
+        });
+        match polled.flatten() {
+            Some(p) => p,
+            None => {
+                this.done = true;
+                Poll::Ready(Err(Error::usage(
+                    "a Park was polled outside the run that made it",
+                )))
+            }
+        }
+    }
+}
+
+impl<A> Drop for SparePark<A>
+where
+    A: FnMut(WaitKey, AbortReason) -> Abort,
+{
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Not re-used: a reschedule may still be on its way to this key.
+        let key = self.key;
+        let removed = runtime::with_runtime(|rt| {
+            if rt.run_id != key.run_id {
+                return None;
+            }
+            rt.with_state(|st| st.remove_park(key.park))
+        })
+        .flatten();
+        if let Some(state) = removed {
+            let rescheduled = matches!(state, ParkState::Done(_));
+            (self.abort)(key, AbortReason::Dropped { rescheduled });
+        }
+    }
+}
+
+impl<A> fmt::Debug for SparePark<A>
+where
+    A: FnMut(WaitKey, AbortReason) -> Abort,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SparePark")
+            .field("key", &self.key)
+            .field("done", &self.done)
+            .finish()
+    }
+}

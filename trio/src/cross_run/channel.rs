@@ -15,12 +15,15 @@
 //!   thread at the same moment.
 //! - A task's send or receive decides in one locking: done at once, or
 //!   queued. Only when it must wait does it make the wait, under the
-//!   mutex: a park record (`new_park`, no waker yet) and a `TaskWaiter`,
-//!   in one look at the run; neither calls out. The park's first poll, which
-//!   registers the task's waker (cloning a foreign one, a call-out), runs
-//!   after the mutex is released. (Registering the waker under the mutex
-//!   saved ~50 instructions per hand-off but put a foreign waker's `clone`
-//!   under a lock other threads take.)
+//!   mutex, in one look at the run: the thread's spare park record
+//!   re-armed (`new_spare_park`, see "spare wait records" in
+//!   `core/park.rs`) and a `TaskWaiter`; neither calls out. The locking
+//!   runs in a poll of its own, which lends the task's waker: a plain
+//!   waker of this run (the task's own) is registered with the record at
+//!   once, decoded in place, and the park's first poll has nothing left
+//!   to do. Any other waker (a foreign executor's, which registering
+//!   would `clone`, a call-out) is registered by that first poll, after
+//!   the mutex is released.
 //! - A send or receive that did not wait ends with a schedule point that
 //!   passes in place when nothing else in the run could run (see
 //!   `SchedulePoint`), at most `IN_PLACE_LIMIT` (63) times in a row. A
@@ -33,17 +36,17 @@
 use super::waiter::{TaskWaiter, Waiter, Wake, finish_all};
 use super::{AtomicBool, Mutex, Ordering, blocking_in_run, lock};
 use crate::channel::{MemoryChannelStatistics, SendError, closed_error, no_receivers_error};
-use crate::core::park::new_park;
+use crate::core::park::{SparePark, new_spare_park};
 use crate::core::runtime;
 use crate::error::{Error, ErrorKind, Result};
-use crate::lowlevel::{Abort, AbortReason, Park, WaitKey, checkpoint, checkpoint_if_cancelled};
+use crate::lowlevel::{Abort, AbortReason, WaitKey, checkpoint, checkpoint_if_cancelled};
 use crate::sync::WaitSite;
-use crate::time::Instant;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 
 struct SendWaiter<T> {
     seq: u64,
@@ -318,13 +321,20 @@ impl<T> CrossRunSender<T> {
         // One locking: the value goes at once, or the wait is made and
         // queued under the same lock (invariant 1), only when it is needed
         // (a park record and a waiter: no call-out under the mutex).
+        // Made in a poll of its own, which lends the task's waker: a wait
+        // is registered with it as it is made (see `make_task_wait`).
         let seq = Cell::new(0);
         let seq_ref = &seq;
         let mut park = None;
-        let step = self.send_step_with(value, || {
-            let abort = withdraw_on_cancel(move || self.withdraw(seq_ref.get()));
-            make_task_wait(&site, abort, &mut park)
-        });
+        let mut value = Some(value);
+        let step = std::future::poll_fn(|cx| {
+            let value = value.take().expect("polled once: it is ready at once");
+            Poll::Ready(self.send_step_with(value, || {
+                let abort = withdraw_on_cancel(move || self.withdraw(seq_ref.get()));
+                make_task_wait(&site, abort, &mut park, cx.waker())
+            }))
+        })
+        .await;
         match step {
             SendStep::Sent => {
                 let _ = SchedulePoint::default().await;
@@ -618,23 +628,29 @@ fn withdraw_on_cancel(
 /// The wait of a task's send or receive that must block, made under the
 /// mutex (a park record and a waiter; nothing calls out): the park goes
 /// to `park`, the waiter is returned for the queue.
+///
+/// The record is the thread's spare one, re-armed, or a new one (see
+/// "spare wait records" in `core/park.rs`). A plain waker of this run (the
+/// usual task's) is registered with it at once, decoded in place; the
+/// park's first poll, which follows at once in the same poll of the task,
+/// then has nothing to do. Any other waker (a foreign executor's, a
+/// counted one) is left to that first poll, after the mutex: its `clone`
+/// may call out.
 fn make_task_wait<A: FnMut(WaitKey, AbortReason) -> Abort>(
     site: &WaitSite,
     abort: A,
-    park: &mut Option<Park<A>>,
+    park: &mut Option<SparePark<A>>,
+    waker: &std::task::Waker,
 ) -> Option<Result<Waiter>> {
-    // The park's record and the waiter in one look at the run (what
-    // `Park::new_at` and `TaskWaiter::new` would each do). The record is
-    // `Waiting` with no waker yet: the park's first poll registers it, as
-    // after `Park::new_at`.
+    // The park's record and the waiter in one look at the run.
     let made = runtime::with_runtime(|rt| {
-        let key = new_park(rt, site.label, site.location, Instant::INFINITY);
-        (key, TaskWaiter::in_run(rt, key))
+        let (key, registered) = new_spare_park(rt, site.label, site.location, waker);
+        (key, registered, TaskWaiter::in_run(rt, key))
     });
-    let Some((key, waiter)) = made else {
+    let Some((key, registered, waiter)) = made else {
         return Some(Err(Error::outside_run()));
     };
-    *park = Some(Park::registered(key, abort));
+    *park = Some(SparePark::new(key, registered, abort));
     Some(Ok(Waiter::Task(waiter)))
 }
 
@@ -779,13 +795,18 @@ impl<T> CrossRunReceiver<T> {
         // One locking: a value at once, or the wait made and queued under
         // the same lock (invariant 1), only when it is needed (a park
         // record and a waiter: no call-out under the mutex).
+        // Made in a poll of its own, which lends the task's waker: a wait
+        // is registered with it as it is made (see `make_task_wait`).
         let seq = Cell::new(0);
         let seq_ref = &seq;
         let mut park = None;
-        let step = self.receive_step_with(|| {
-            let abort = withdraw_on_cancel(move || self.withdraw(seq_ref.get()));
-            make_task_wait(&site, abort, &mut park)
-        });
+        let step = std::future::poll_fn(|cx| {
+            Poll::Ready(self.receive_step_with(|| {
+                let abort = withdraw_on_cancel(move || self.withdraw(seq_ref.get()));
+                make_task_wait(&site, abort, &mut park, cx.waker())
+            }))
+        })
+        .await;
         match step {
             RecvStep::Ready(v) => return self.hold_through_checkpoint(v).await,
             RecvStep::Failed(e) => return Err(e),
@@ -1217,6 +1238,131 @@ mod tests {
             let after = checkpoint_counts()?;
             assert_eq!(after.schedule_points - before.schedule_points, 2);
             assert_eq!(after.cancel_points - before.cancel_points, 2);
+            Ok(())
+        })
+        .unwrap();
+    }
+}
+
+/// What a task's blocked wait makes: the thread's spare wait record
+/// (`core/park.rs`) and its run's direct-syscall waker.
+#[cfg(all(test, not(loom)))]
+mod spare_record_tests {
+    use super::*;
+    use std::task::Poll;
+
+    fn parks_in_table() -> usize {
+        runtime::with_runtime(|rt| rt.state.borrow().parks.len()).unwrap()
+    }
+
+    /// Blocked receives one after another, each ended by a cancel (the
+    /// abort function winning) or by a send: the park table does not grow
+    /// (at most the thread's spare record and the other task's wait are
+    /// in it between two waits), each cancelled receive consumes nothing,
+    /// and each receive gets its own value.
+    #[test]
+    fn successive_waits_leave_no_records_behind() {
+        crate::run(async {
+            let (tx, rx) = open_cross_run_channel::<u32>(0);
+            let scopes: Vec<crate::CancelScope> =
+                (0..4).map(|_| crate::CancelScope::new()).collect();
+            let sizes = std::cell::RefCell::new(Vec::new());
+            crate::open_nursery(async |n| {
+                n.start_soon(async {
+                    for (i, scope) in (0..).zip(&scopes) {
+                        assert!(scope.run(rx.receive()).await?.is_none());
+                        assert_eq!(rx.receive().await?, i);
+                        sizes.borrow_mut().push(parks_in_table());
+                    }
+                    Ok(())
+                });
+                for (i, scope) in (0..).zip(&scopes) {
+                    crate::testing::wait_all_tasks_blocked().await?;
+                    scope.cancel();
+                    crate::testing::wait_all_tasks_blocked().await?;
+                    tx.send(i).await.map_err(Error::from)?;
+                }
+                Ok(())
+            })
+            .await?;
+            let sizes = sizes.into_inner();
+            assert_eq!(sizes.len(), 4);
+            assert!(sizes.iter().all(|&s| s <= 2), "{sizes:?}");
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    /// On Linux (x86_64, aarch64) a run's first cross-run wait gives it
+    /// the direct-syscall reactor waker (`sys/reactor_wake.rs`), and a
+    /// thread's hand-off to the blocked run wakes it through that.
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    #[test]
+    fn a_cross_run_wait_gives_its_run_the_direct_waker() {
+        let (tx, rx) = open_cross_run_channel::<u32>(0);
+        let sender = std::thread::spawn(move || {
+            // A peer outside the run: the real clock, until the receive
+            // is blocked.
+            while tx.statistics().tasks_waiting_receive == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            tx.send_blocking(5).map_err(Error::from)
+        });
+        crate::run(async {
+            let direct = || runtime::with_runtime(|rt| rt.shared.has_direct_waker()).unwrap();
+            assert!(!direct(), "no cross-run wait yet");
+            assert_eq!(rx.receive().await?, 5);
+            assert!(direct());
+            Ok(())
+        })
+        .unwrap();
+        sender.join().unwrap().unwrap();
+    }
+
+    /// A receive dropped after a thread handed it a value, before its run
+    /// applied the posted reschedule: the value goes back to the channel,
+    /// and the stale reschedule, applied while the next wait on this thread
+    /// is blocked, cannot end that wait (the dropped wait's record is not
+    /// re-used).
+    #[test]
+    fn a_stale_reschedule_cannot_end_the_next_wait() {
+        crate::run(async {
+            let (tx, rx) = open_cross_run_channel::<u32>(0);
+            let (tx_b, rx_b) = open_cross_run_channel::<u32>(0);
+            let mut first = Box::pin(rx.receive());
+            let polled = std::future::poll_fn(|cx| Poll::Ready(first.as_mut().poll(cx))).await;
+            assert!(polled.is_pending());
+            // Handed over from outside the run: the reschedule waits in
+            // this run's inbox until the task yields.
+            let tx_thread = tx.clone();
+            std::thread::spawn(move || tx_thread.send_blocking(1))
+                .join()
+                .unwrap()
+                .map_err(Error::from)?;
+            drop(first);
+            // The next wait on this thread, armed before the run drains the
+            // stale reschedule (at the task's next yield).
+            let mut second = Box::pin(rx_b.receive());
+            let polled = std::future::poll_fn(|cx| Poll::Ready(second.as_mut().poll(cx))).await;
+            assert!(polled.is_pending());
+            crate::open_nursery(async |n| {
+                n.start_soon(async {
+                    crate::testing::wait_all_tasks_blocked().await?;
+                    tx_b.send(7).await.map_err(Error::from)?;
+                    Ok(())
+                });
+                assert_eq!(second.as_mut().await?, 7, "ended by its own send");
+                Ok(())
+            })
+            .await?;
+            assert_eq!(
+                rx.try_receive()?,
+                1,
+                "the dropped receive gave its value back"
+            );
             Ok(())
         })
         .unwrap();

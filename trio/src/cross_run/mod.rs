@@ -109,53 +109,52 @@
 //! channel's mutex on the sending side (hand the value over, post the
 //! reschedule: a push under the inbox's short lock, no allocation; give
 //! the wait's deadlock count back) and, when that run was blocked, one
-//! write to its reactor's eventfd; the receiving run applies the
-//! reschedule when it drains its inbox and takes the outcome in one more
-//! locking. A task's send or receive that must wait decides and queues in
-//! one locking; its park's first poll registers the waker after it. The
-//! loop applies posted reschedules in the same borrow of its state as the
-//! posted task wakes. A send or receive that did not wait ends with its
-//! schedule point (DESIGN §6), which passes in place, without the trip
-//! through the run loop, when nothing else in the run could run before it
-//! (no other task ready, nothing posted, no fd waited on, no deadline, no
-//! instruments: a run that only talks through these channels), as a
-//! nursery's exit does; otherwise it yields.
+//! write to its reactor's eventfd, a direct system call
+//! (`sys/reactor_wake.rs`: libc's `write` is a cancellation point, whose
+//! bookkeeping and std's file path cost about 75 instructions more); the
+//! receiving run applies the reschedule when it drains its inbox and takes
+//! the outcome in one more locking. A task's send or receive that must
+//! wait decides and queues in one locking, and makes its wait there: it
+//! re-arms the thread's spare wait record (`core/park.rs`, "spare wait
+//! records": no insert, no removal, no cancel-status bookkeeping per
+//! wait) and registers the task's own waker with it at once (a plain
+//! waker of the run, decoded, not cloned: no call-out under the mutex; a
+//! foreign waker is registered by the park's first poll, after the
+//! mutex). The loop applies posted reschedules in the same borrow of its
+//! state as the posted task wakes. A send or receive that did not wait
+//! ends with its schedule point (DESIGN §6), which passes in place,
+//! without the trip through the run loop, when nothing else in the run
+//! could run before it (no other task ready, nothing posted, no fd waited
+//! on, no deadline, no instruments: a run that only talks through these
+//! channels), as a nursery's exit does; otherwise it yields.
 //!
 //! `bench/src/bin/cross_channel.rs` measures a ping-pong between two runs
 //! against tokio's mpsc across two `current_thread` runtimes (its docs
-//! give the commands). On a 2-CPU VM shared with other work (load average
-//! about 6):
+//! give the commands and the earlier figures). On a 2-CPU VM shared with
+//! other work (load average 4–6), 2026-11-27:
 //!
-//! - **Syscalls** (perf's syscall tracepoints, 80 000 hand-offs): trio
-//!   0.55 `write` and 0.55 `epoll_wait` per hand-off, no `futex`; tokio
-//!   0.59 and 0.68 (with the in-place schedule point: trio 0.60 and 0.60,
-//!   tokio 0.61 and 0.61 in the same session). The same floor: a hand-off
-//!   that finds its receiver blocked costs one eventfd write (mio's eventfd is edge-triggered and
-//!   never read back) and the receiver's one `epoll_wait`; one that finds
-//!   the receiver still running costs none (its value waits in the
-//!   buffer). Only the post that sets the inbox's `pending` flag writes,
-//!   and an instrumented run found every such write aimed at a run blocked
-//!   (or about to block) in `epoll_wait`: a "sleeping" handshake would save
-//!   nothing here.
-//! - **Instructions** (callgrind, marginal: 4 000 and 12 000 round trips,
-//!   subtracted): about 1 760 per hand-off against tokio's 1 330 (before:
-//!   about 2 300; the schedule point after each send passed in place
-//!   saved about 470 of it in this benchmark, where each run has nothing
-//!   else to do: a run that also serves sockets or has a deadline set
-//!   still yields there and pays them; the inbox's reschedules applied in
-//!   the loop's own state borrow about 30; the park record and waiter made
-//!   together about 40). The largest remaining part is the park of each
-//!   blocked receive (about 420 per park: its record, its first poll, and
-//!   the poll that takes its outcome; roughly two parks per three
-//!   hand-offs here).
-//! - **Wall time** (11 rounds, three runs, medians of per-round ratios to
-//!   tokio): unpinned 0.95, 0.81 and 0.88 (about 2.4–3.1 µs per hand-off,
-//!   each a cross-CPU wake-up; spreads are wide); both threads pinned to
-//!   one CPU (`taskset -c 1`, every hand-off a context switch) 1.10, 1.06
-//!   and 1.07 (about 3.2 µs against 3.0): there the instructions show.
-//!   With the in-place schedule point (two runs each, load average about
-//!   4): unpinned 0.99 and 0.99, pinned 1.02 and 0.99 (about 2.0–2.2 µs
-//!   per hand-off on both sides).
+//! - **Syscalls** per hand-off: 0.6 eventfd `write` and 0.6 `epoll_wait`
+//!   on both sides, no `futex`: the floor (a hand-off that finds its
+//!   receiver blocked costs one write and that run's one `epoll_wait`; one
+//!   that finds it running costs none).
+//! - **Instructions** per hand-off (callgrind, marginal, both sides
+//!   measured alternately in one session, with about 0.64 blocked
+//!   receives per hand-off on both): trio 1 576–1 619 against tokio's
+//!   1 319–1 330 (trio before this work: 1 706–1 719). The direct eventfd
+//!   write saved about 30 per hand-off, the spare wait record with its
+//!   waker registered as it is made (and the inbox's post and drain
+//!   inlined) about 90. What is left is spread thin, per blocked wait:
+//!   making it (about 125 instructions) and the park's poll that ends it
+//!   (about 200), the run loop's reactor wait (about 170 per
+//!   `epoll_wait`, whose libc call pays the cancellation bookkeeping
+//!   too), the inbox post (about 95); per send, its schedule point (about
+//!   100); and the two lockings of the channel.
+//! - **Wall time** (medians of per-round ratios to tokio): unpinned 0.98,
+//!   0.79, 1.08, 0.82; both threads on one CPU (`taskset -c 1`) 0.95,
+//!   1.04, 0.96, 0.96; `--machine` 1.006 and 0.970. Spreads on this
+//!   shared VM are wide (per-round ratios from 0.2 to 2.4): trio is level
+//!   with tokio, not clearly faster. The bench's docs give each run's
+//!   spread.
 
 mod channel;
 mod event;

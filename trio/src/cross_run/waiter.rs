@@ -164,20 +164,16 @@ pub(crate) struct TaskWaiter {
 impl TaskWaiter {
     /// The waiter of the wait `key`, made in its run (on the run's thread).
     pub(crate) fn new(key: WaitKey) -> Result<Self> {
-        let shared =
-            runtime::with_runtime(|rt| rt.shared.clone()).ok_or_else(Error::outside_run)?;
-        shared.inbox.outside_waker_made();
-        Ok(TaskWaiter {
-            shared,
-            key,
-            counted: true,
-        })
+        runtime::with_runtime(|rt| Self::in_run(rt, key)).ok_or_else(Error::outside_run)
     }
 
     /// [`new`](Self::new), for a caller already looking at the run `rt`
     /// (on its thread).
+    #[inline]
     pub(crate) fn in_run(rt: &runtime::Runtime, key: WaitKey) -> Self {
         let shared = rt.shared.clone();
+        // Its wake-ups will come from other threads: the cheaper waker.
+        shared.use_direct_waker(rt);
         shared.inbox.outside_waker_made();
         TaskWaiter {
             shared,

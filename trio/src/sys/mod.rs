@@ -26,6 +26,7 @@
 
 pub(crate) mod affinity;
 pub(crate) mod process;
+pub(crate) mod reactor_wake;
 pub(crate) mod stream_io;
 
 use std::io;
