@@ -848,6 +848,34 @@ fn not_handshaken() -> Error {
     )
 }
 
+/// Whether a flush's transport sends take their own schedule point (see
+/// "Schedule points" in the module docs).
+#[derive(Clone, Copy)]
+enum Sched {
+    /// The ordinary `send_all`: for a handshake flight, whose answer is a
+    /// round trip away, so that other tasks run before the receive.
+    Own,
+    /// `send_all_unscheduled`: the operation takes its schedule point at
+    /// its end (or the transport's close does, right after).
+    Deferred,
+}
+
+/// Runs a transport operation of the `*_unscheduled` kind (see "Schedule
+/// points" in the module docs), setting `*waited` if it took a schedule
+/// point: if its future ever returned `Pending` (every `Pending` of a
+/// task is one).
+async fn noting<F: Future>(fut: F, waited: &mut bool) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        let p = fut.as_mut().poll(cx);
+        if p.is_pending() {
+            *waited = true;
+        }
+        p
+    })
+    .await
+}
+
 /// Takes `lock`: at once if it is free (no checkpoint), else by waiting.
 /// Returns whether it waited (a checkpoint).
 async fn take(lock: &Lock) -> Result<(LockGuard, bool)> {
@@ -1047,7 +1075,11 @@ impl<S: Stream> TlsStream<S> {
         let mut waited = false;
         self.ensure_handshake(&mut waited).await?;
         self.queue_close_notify()?;
-        self.flush(&mut waited).await.map_err(|e| self.fail(e))?;
+        // The peer's close_notify is a round trip away: the send's own
+        // schedule point lets other tasks run meanwhile.
+        self.flush(&mut waited, Sched::Own)
+            .await
+            .map_err(|e| self.fail(e))?;
         loop {
             if !self.plain.borrow().is_empty() {
                 return Err(self.fail(Error::new(
@@ -1283,12 +1315,12 @@ impl<S: Stream> TlsStream<S> {
                 // A TLS 1.3 server's last flight is only session tickets,
                 // which nobody waits for: queue them (module docs).
                 if !tls13_server {
-                    self.flush(waited).await?;
+                    self.flush(waited, Sched::Own).await?;
                 }
                 return Ok(());
             }
             if !self.outgoing.borrow().is_empty() {
-                self.flush(waited).await?;
+                self.flush(waited, Sched::Own).await?;
                 continue;
             }
             if let Pull::Eof = self.pull(waited, &mut []).await? {
@@ -1307,7 +1339,7 @@ impl<S: Stream> TlsStream<S> {
     /// A transport failure (or cancellation part-way) breaks the stream; a
     /// cancellation while waiting for the lock loses nothing (the bytes
     /// stay queued) and is returned as is.
-    async fn flush(&self, waited: &mut bool) -> Result<()> {
+    async fn flush(&self, waited: &mut bool, sched: Sched) -> Result<()> {
         if self.outgoing.borrow().is_empty() {
             return Ok(());
         }
@@ -1336,7 +1368,11 @@ impl<S: Stream> TlsStream<S> {
                 send_failed: &self.send_failed,
                 armed: true,
             };
-            let r = self.transport.send_all(&buf.buf[..buf.len]).await;
+            let data = &buf.buf[..buf.len];
+            let r = match sched {
+                Sched::Own => noting(self.transport.send_all(data), waited).await,
+                Sched::Deferred => noting(self.transport.send_all_unscheduled(data), waited).await,
+            };
             sending.armed = false;
             buf.len = 0;
             {
@@ -1350,12 +1386,9 @@ impl<S: Stream> TlsStream<S> {
                     *self.spare.borrow_mut() = buf;
                 }
             }
-            match r {
-                Ok(()) => *waited = true,
-                Err(e) => {
-                    self.send_failed.set(true);
-                    return Err(self.fail(e));
-                }
+            if let Err(e) = r {
+                self.send_failed.set(true);
+                return Err(self.fail(e));
             }
         }
     }
@@ -1385,7 +1418,7 @@ impl<S: Stream> TlsStream<S> {
             // rustls keeps part of a handshake message in `incoming` and a
             // sender may need it there: receive beside it (rare).
             let mut side = vec![0; want];
-            let n = self.receive(&mut side).await?;
+            let n = self.receive(&mut side, waited).await?;
             let mut inc = self.incoming.borrow_mut();
             inc.make_room(n);
             let end = inc.end;
@@ -1400,12 +1433,13 @@ impl<S: Stream> TlsStream<S> {
             };
             taken.buf.make_room(want);
             let end = taken.buf.end;
-            let n = self.receive(&mut taken.buf.buf[end..end + want]).await?;
+            let n = self
+                .receive(&mut taken.buf.buf[end..end + want], waited)
+                .await?;
             taken.buf.end += n;
             self.fresh.set(true);
             n
         };
-        *waited = true;
         if n == 0 {
             self.transport_eof.set(true);
             return Ok(Pull::Eof);
@@ -1433,10 +1467,10 @@ impl<S: Stream> TlsStream<S> {
         Ok(pulled)
     }
 
-    /// One transport receive; a failure (not a cancellation) breaks the
-    /// stream.
-    async fn receive(&self, buf: &mut [u8]) -> Result<usize> {
-        match self.transport.receive_some(buf).await {
+    /// One transport receive (setting `*waited` if it took a schedule
+    /// point); a failure (not a cancellation) breaks the stream.
+    async fn receive(&self, buf: &mut [u8], waited: &mut bool) -> Result<usize> {
+        match noting(self.transport.receive_some_unscheduled(buf), waited).await {
             Ok(n) => Ok(n),
             Err(e) if e.is_cancelled() => Err(e),
             Err(e) => Err(self.fail(e)),
@@ -1506,7 +1540,8 @@ impl<S: Stream> AsyncResource for TlsStream<S> {
             let mut waited = false;
             self.ensure_handshake(&mut waited).await?;
             self.queue_close_notify()?;
-            self.flush(&mut waited).await
+            // The transport's close right after is a checkpoint.
+            self.flush(&mut waited, Sched::Deferred).await
         }
         .await;
         match sent {
@@ -1546,7 +1581,7 @@ impl<S: Stream> SendStream for TlsStream<S> {
             rest = later;
             // Any failure here, a cancellation while waiting for the send
             // lock included, breaks the stream: our data may be queued.
-            if let Err(e) = self.flush(&mut waited).await {
+            if let Err(e) = self.flush(&mut waited, Sched::Deferred).await {
                 return Err(self.fail(e));
             }
         }
@@ -1666,7 +1701,7 @@ impl<S: Stream> Stream for TlsStream<S> {
                 ));
             }
             self.queue_close_notify()?;
-            if let Err(e) = self.flush(&mut waited).await {
+            if let Err(e) = self.flush(&mut waited, Sched::Deferred).await {
                 return Err(self.fail(e));
             }
         }
