@@ -93,34 +93,63 @@
 //!
 //! Server instructions (callgrind: `cargo bench -p trio-tls --bench tls --
 //! --instructions`, marginal between 100 and 200 handshakes and between
-//! 16 and 32 MiB; four runs): per MiB received 3.061–3.063 M against
-//! tokio-rustls's 3.059–3.085 M (0.993–1.001; 3.21 M, 1.042, when this
-//! module fed rustls's buffered API); per TLS 1.3 handshake 1.3132–1.3138
-//! M against 1.3120–1.3127 M (1.001). A handshake is a floor of shared
-//! work: ring's cryptography alone is about 1.22 M of it, the same to the
-//! instruction in both servers, and rustls's own code, `malloc` and
-//! copies most of the rest. What differs is small on both sides: trio's
-//! and trio-tls's own code run about 12.6 K instructions per handshake
-//! (trio's core 6.9 K: each of the connection's seven transport
-//! operations is a checkpoint with its own schedule point, so the task is
-//! polled eight times, tokio's three), tokio's and tokio-rustls's about
-//! 7.4 K, and trio-tls makes fewer copies (15.5 K instructions of `memcpy`
-//! against 18.6 K). A handshake at 0.985 of tokio-rustls's would need 20
-//! K fewer instructions than it: more than all of trio's own code. The
-//! unbuffered API is entered once per rustls state, 13 times a handshake
-//! (one `process_tls_records` call per handshake message it encodes).
+//! 16 and 32 MiB): per MiB received 3.061–3.063 M against tokio-rustls's
+//! 3.059–3.085 M (0.993–1.001; 3.21 M, 1.042, when this module fed
+//! rustls's buffered API; `--mib 4` runs of 2026-11-27: 0.991–0.992). Per
+//! TLS 1.3 handshake (2026-11-27, `--handshakes 100`): before the
+//! composite operations ("Schedule points") 1.3118 and 1.3115 M against
+//! 1.3122 and 1.3121 M (1.000, 1.000); with them 1.3113 and 1.3090 M
+//! against 1.3127 and 1.3125 M (0.999, 0.997; the runs differ by how many
+//! connections happen to wait for the client, a few K each). A handshake
+//! is a floor of shared work: ring's cryptography alone is 1.2123 M of it,
+//! the same to the instruction in both servers; then `malloc` (24.7 K
+//! against 25.5 K), rustls itself (16.2 K; tokio-rustls's buffered use of
+//! it 18.2 K, tokio-rustls included) and `memcpy` (15.7 K against 18.6 K:
+//! trio-tls copies less). Trio's and trio-tls's own code (by source
+//! file, without what the compiler inlined from std) run 3.6 K and 3.5 K
+//! per handshake, tokio's 4.1 K. The connection's task is polled 5 times
+//! per handshake (8 before: every transport operation took its own
+//! schedule point; tokio's 3). A handshake at 0.99 of tokio-rustls's
+//! would need 13 K fewer instructions than it, about twice all of trio's
+//! and trio-tls's own code: the difference left is not in this layer.
+//!
+//! Skipping the schedule point of every transport operation, handshake
+//! flights included, measured worse (1.3168 M, 1.003): right after its
+//! flight the server reads the client's Finished, which cannot be there
+//! yet, so nearly every connection registers with the reactor (`strace`:
+//! 0.71 `EAGAIN` receives and `epoll_ctl` pairs per handshake against
+//! 0.09–0.14 with the yield), and registering, arming a poll waiter and
+//! deregistering at close cost more than the three polls saved. A trio
+//! socket registers on its first wait and learns readiness from then on
+//! (tokio registers every socket up front, and always pays the
+//! `epoll_ctl` pair), so a first wait also costs one `EAGAIN` receive.
 //!
 //! System calls (`strace -c -f` on the server, marginal per handshake, 8
-//! client loops): trio 1 `accept4`, 2 `setsockopt` (TCP_NODELAY and
-//! TCP_NOTSENT_LOWAT), 3 `sendto`, 3 receives, 1 `close`, and, when the
-//! ClientHello is not there yet at the first receive, one `EAGAIN`
-//! receive and an `epoll_ctl` add and delete; tokio-rustls 1.4 `accept4`
-//! (0.4 `EAGAIN`), 1 `setsockopt`, 4 `writev`, 3 receives, a `shutdown`,
-//! always an `epoll_ctl` add and delete, and 0.8 `mprotect`. Trio's run
-//! loop calls `epoll_wait` about 2.6 times a handshake, tokio's 0.3 times.
-//! An accepted socket is set up with `accept4(SOCK_NONBLOCK |
-//! SOCK_CLOEXEC)` and its listener's family (no `fcntl`, `SO_TYPE` or
-//! `getsockname` per connection).
+//! client loops; strace slows the server until it is always busy): trio 1
+//! `accept4`, 2 `setsockopt` (TCP_NODELAY and TCP_NOTSENT_LOWAT), 3
+//! `sendto`, 3 receives, 1 `close`, and, when a receive finds nothing
+//! there yet (0.1 to 0.2 times a handshake), one `EAGAIN` receive and an
+//! `epoll_ctl` add and delete; tokio-rustls 1.4 `accept4` (0.4 `EAGAIN`),
+//! 1 `setsockopt`, 4 `writev`, 3 receives, a `shutdown`, always an
+//! `epoll_ctl` add and delete, and 0.8 `mprotect`. An accepted socket is
+//! set up with `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)` and its listener's
+//! family (no `fcntl`, `SO_TYPE` or `getsockname` per connection).
+//!
+//! `epoll_wait` counts depend on how often the server runs out of work,
+//! not on the TLS layer: trio's run loop (`core/run.rs`) polls the reactor
+//! only when no task is runnable (a blocking wait) or, while tasks are
+//! runnable, every 61st batch if some task waits on I/O (tokio's
+//! `event_interval`); tokio's `current_thread` parks in `epoll_wait` when
+//! its queue is empty and also looks every 61 ticks. So each time all of
+//! a server's connections wait for the client, it makes one `epoll_wait`,
+//! which usually returns one event. With strace on every system call the
+//! server never runs dry: about 0 `epoll_wait` a handshake for trio, 0.3
+//! for tokio. Tracing only `epoll_*` and `accept4` (`strace -f
+//! --seccomp-bpf -e trace=epoll_wait,epoll_ctl,accept4`, 2000 and 4000
+//! handshakes, at load 9 on the shared machine): trio 2.4 a handshake
+//! before this change and 2.1 after, tokio 2.0 and 1.2, varying with the
+//! load from run to run as much as between the servers. A difference of
+//! the run loops, if any, is the core's to look at.
 //!
 //! Pinned timing (`cargo bench -p trio-tls --bench tls -- --pin --rounds 9
 //! --handshakes 2000 --mib 256`; median of the per-round ratio trio/tokio
@@ -159,9 +188,32 @@
 //!   flush. So a receive only ever waits for the transport's receive, and
 //!   cancelled there it had no effect.
 //!
-//! Every operation is a checkpoint: it starts with
-//! [`checkpoint_if_cancelled`] and, if it never waited (the plaintext was
-//! already there, say), ends with [`cancel_shielded_checkpoint`].
+//! # Schedule points
+//!
+//! Every operation is a checkpoint (DESIGN §6), as a whole: it starts with
+//! [`checkpoint_if_cancelled`] and, unless one of its steps already took a
+//! schedule point, ends with [`cancel_shielded_checkpoint`]. Its steps
+//! need not each be one ("Composite operations" in `trio::stream`):
+//!
+//! - Transport receives use `receive_some_unscheduled`: a cancel point
+//!   at its start and while it waits (cancelled: nothing received, so the
+//!   TLS receive had no effect), a schedule point only if it waited.
+//! - The sends of `send_all`, `send_eof` and `aclose` use
+//!   `send_all_unscheduled` (a cancelled send breaks the stream anyway;
+//!   `aclose`'s transport close right after is a checkpoint).
+//! - A handshake flight (and `unwrap`'s `close_notify`) keeps the
+//!   transport's ordinary `send_all`, with its own schedule point: the
+//!   answer is a round trip away, and yielding right after the send lets
+//!   other tasks run meanwhile, so that the receive usually finds the
+//!   answer there. Without it a busy server reads before the peer can have
+//!   answered: almost every connection then registers with the reactor
+//!   (an `EAGAIN` receive, an `epoll_ctl` add and delete), which cost more
+//!   than the yields saved (see "Costs against tokio-rustls").
+//!
+//! Whether a step took a schedule point is seen by `noting`: its future
+//! returned `Pending` (every `Pending` of a task is one). Over a transport
+//! that does not override the `*_unscheduled` methods (memory streams,
+//! boxed streams) every step is a full checkpoint, as before.
 
 use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
 use rustls::pki_types::{CertificateDer, ServerName};

@@ -449,7 +449,7 @@ impl SendStream for SocketStream {
 
     /// `send_all` without the trailing schedule point (see "Composite
     /// operations" in `trio::stream`): the cancel check, then each send
-    /// through the reactor's poll path ([`unscheduled`]), which waits
+    /// through the reactor's poll path, which waits
     /// only when the send buffer is full.
     #[track_caller]
     fn send_all_unscheduled(&self, data: &[u8]) -> impl Future<Output = Result<()>> {
@@ -511,7 +511,7 @@ impl ReceiveStream for SocketStream {
 
     /// `receive_some` without the trailing schedule point (see "Composite
     /// operations" in `trio::stream`): the cancel check, then the receive
-    /// through the reactor's poll path ([`unscheduled`]), which waits only
+    /// through the reactor's poll path, which waits only
     /// when nothing is queued.
     #[track_caller]
     fn receive_some_unscheduled(&self, buf: &mut [u8]) -> impl Future<Output = Result<usize>> {
