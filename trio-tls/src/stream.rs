@@ -206,9 +206,12 @@
 //! - Transport receives use `receive_some_unscheduled`: a cancel point
 //!   at its start and while it waits (cancelled: nothing received, so the
 //!   TLS receive had no effect), a schedule point only if it waited.
-//! - The sends of `send_all`, `send_eof` and `aclose` use
-//!   `send_all_unscheduled` (a cancelled send breaks the stream anyway;
-//!   `aclose`'s transport close right after is a checkpoint).
+//! - The sends of `send_all` (its last chunk of `SEND_CHUNK`: every
+//!   chunk before keeps the transport's schedule point, so that a long
+//!   send over a transport that never makes it wait still lets other
+//!   tasks run), `send_eof` and `aclose` use `send_all_unscheduled` (a
+//!   cancelled send breaks the stream anyway; `aclose`'s transport close
+//!   right after is a checkpoint).
 //! - A handshake flight (and `unwrap`'s `close_notify`) keeps the
 //!   transport's ordinary `send_all`, with its own schedule point: the
 //!   answer is a round trip away, and yielding right after the send lets
@@ -916,7 +919,8 @@ enum Sched {
     /// round trip away, so that other tasks run before the receive.
     Own,
     /// `send_all_unscheduled`: the operation takes its schedule point at
-    /// its end (or the transport's close does, right after).
+    /// its end (or the transport's close does, right after); for the last
+    /// send of an operation only.
     Deferred,
 }
 
@@ -1639,9 +1643,17 @@ impl<S: Stream> SendStream for TlsStream<S> {
             }
             self.write(Write::Data(chunk)).map_err(|e| self.fail(e))?;
             rest = later;
+            // A chunk before the last keeps the transport's schedule point:
+            // a long send over a fast transport (which never makes it wait)
+            // still lets other tasks run every SEND_CHUNK bytes.
+            let sched = if rest.is_empty() {
+                Sched::Deferred
+            } else {
+                Sched::Own
+            };
             // Any failure here, a cancellation while waiting for the send
             // lock included, breaks the stream: our data may be queued.
-            if let Err(e) = self.flush(&mut waited, Sched::Deferred).await {
+            if let Err(e) = self.flush(&mut waited, sched).await {
                 return Err(self.fail(e));
             }
         }
