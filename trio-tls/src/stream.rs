@@ -93,46 +93,83 @@
 //!
 //! Server instructions (callgrind: `cargo bench -p trio-tls --bench tls --
 //! --instructions`, marginal between 100 and 200 handshakes and between
-//! 16 and 32 MiB; four runs): per MiB received 3.061–3.063 M against
-//! tokio-rustls's 3.059–3.085 M (0.993–1.001; 3.21 M, 1.042, when this
-//! module fed rustls's buffered API); per TLS 1.3 handshake 1.3132–1.3138
-//! M against 1.3120–1.3127 M (1.001). A handshake is a floor of shared
-//! work: ring's cryptography alone is about 1.22 M of it, the same to the
-//! instruction in both servers, and rustls's own code, `malloc` and
-//! copies most of the rest. What differs is small on both sides: trio's
-//! and trio-tls's own code run about 12.6 K instructions per handshake
-//! (trio's core 6.9 K: each of the connection's seven transport
-//! operations is a checkpoint with its own schedule point, so the task is
-//! polled eight times, tokio's three), tokio's and tokio-rustls's about
-//! 7.4 K, and trio-tls makes fewer copies (15.5 K instructions of `memcpy`
-//! against 18.6 K). A handshake at 0.985 of tokio-rustls's would need 20
-//! K fewer instructions than it: more than all of trio's own code. The
-//! unbuffered API is entered once per rustls state, 13 times a handshake
-//! (one `process_tls_records` call per handshake message it encodes).
+//! 16 and 32 MiB): per MiB received 3.061–3.063 M against tokio-rustls's
+//! 3.059–3.085 M (0.993–1.001; 3.21 M, 1.042, when this module fed
+//! rustls's buffered API; `--mib 4` runs of 2026-11-27: 0.991–0.995). Per
+//! TLS 1.3 handshake (2026-11-27, `--handshakes 400`, so 400 against 800,
+//! two runs each): before the composite operations ("Schedule points")
+//! 1.3127 and 1.3136 M against 1.3125 and 1.3124 M (1.000, 1.001); with
+//! them 1.3096 and 1.3107 M against 1.3127 and 1.3123 M (0.998, 0.999).
+//! With the default `--handshakes 100` the figure moves by a few K from
+//! run to run (0.997 to 1.002 with them, 1.000 twice before): it depends
+//! on how many connections happen to wait for the client and so register
+//! with the reactor, which differs between the two sizes. A handshake
+//! is a floor of shared work: ring's cryptography alone is 1.2123 M of it,
+//! the same to the instruction in both servers; then `malloc` (24.7 K
+//! against 25.5 K), rustls itself (16.2 K; tokio-rustls's buffered use of
+//! it 18.2 K, tokio-rustls included) and `memcpy` (15.7 K against 18.6 K:
+//! trio-tls copies less). Trio's and trio-tls's own code (by source
+//! file, without what the compiler inlined from std) run 3.6 K and 3.5 K
+//! per handshake, tokio's 4.1 K. The connection's task is polled 5 times
+//! per handshake (8 before: every transport operation took its own
+//! schedule point; tokio's 3). A handshake at 0.99 of tokio-rustls's
+//! would need 13 K fewer instructions than it, about twice all of trio's
+//! and trio-tls's own code: the difference left is not in this layer.
+//!
+//! Skipping the schedule point of every transport operation, handshake
+//! flights included, measured worse (1.3168 M, 1.003): right after its
+//! flight the server reads the client's Finished, which cannot be there
+//! yet, so nearly every connection registers with the reactor (`strace`:
+//! 0.71 `EAGAIN` receives and `epoll_ctl` pairs per handshake against
+//! 0.09–0.14 with the yield), and registering, arming a poll waiter and
+//! deregistering at close cost more than the three polls saved. A trio
+//! socket registers on its first wait and learns readiness from then on
+//! (tokio registers every socket up front, and always pays the
+//! `epoll_ctl` pair), so a first wait also costs one `EAGAIN` receive.
 //!
 //! System calls (`strace -c -f` on the server, marginal per handshake, 8
-//! client loops): trio 1 `accept4`, 2 `setsockopt` (TCP_NODELAY and
-//! TCP_NOTSENT_LOWAT), 3 `sendto`, 3 receives, 1 `close`, and, when the
-//! ClientHello is not there yet at the first receive, one `EAGAIN`
-//! receive and an `epoll_ctl` add and delete; tokio-rustls 1.4 `accept4`
-//! (0.4 `EAGAIN`), 1 `setsockopt`, 4 `writev`, 3 receives, a `shutdown`,
-//! always an `epoll_ctl` add and delete, and 0.8 `mprotect`. Trio's run
-//! loop calls `epoll_wait` about 2.6 times a handshake, tokio's 0.3 times.
-//! An accepted socket is set up with `accept4(SOCK_NONBLOCK |
-//! SOCK_CLOEXEC)` and its listener's family (no `fcntl`, `SO_TYPE` or
-//! `getsockname` per connection).
+//! client loops; strace slows the server until it is always busy): trio 1
+//! `accept4`, 2 `setsockopt` (TCP_NODELAY and TCP_NOTSENT_LOWAT), 3
+//! `sendto`, 3 receives, 1 `close`, and, when a receive finds nothing
+//! there yet (0.1 to 0.2 times a handshake), one `EAGAIN` receive and an
+//! `epoll_ctl` add and delete; tokio-rustls 1.4 `accept4` (0.4 `EAGAIN`),
+//! 1 `setsockopt`, 4 `writev`, 3 receives, a `shutdown`, always an
+//! `epoll_ctl` add and delete, and 0.8 `mprotect`. An accepted socket is
+//! set up with `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)` and its listener's
+//! family (no `fcntl`, `SO_TYPE` or `getsockname` per connection).
+//!
+//! `epoll_wait` counts depend on how often the server runs out of work,
+//! not on the TLS layer: trio's run loop (`core/run.rs`) polls the reactor
+//! only when no task is runnable (a blocking wait) or, while tasks are
+//! runnable, every 61st batch if some task waits on I/O (tokio's
+//! `event_interval`); tokio's `current_thread` parks in `epoll_wait` when
+//! its queue is empty and also looks every 61 ticks. So each time all of
+//! a server's connections wait for the client, it makes one `epoll_wait`,
+//! which usually returns one event. With strace on every system call the
+//! server never runs dry: about 0 `epoll_wait` a handshake for trio, 0.3
+//! for tokio. Tracing only `epoll_*` and `accept4` (`strace -f
+//! --seccomp-bpf -e trace=epoll_wait,epoll_ctl,accept4`, 2000 and 4000
+//! handshakes, at load 9 on the shared machine): trio 2.4 a handshake
+//! before this change and 2.1 after, tokio 2.0 and 1.2, varying with the
+//! load from run to run as much as between the servers. A difference of
+//! the run loops, if any, is the core's to look at.
 //!
 //! Pinned timing (`cargo bench -p trio-tls --bench tls -- --pin --rounds 9
 //! --handshakes 2000 --mib 256`; median of the per-round ratio trio/tokio
-//! of server CPU per operation, and its range), three runs back to back,
-//! the first started at load 1.2 on the shared 2-core machine (other
-//! helpers' builds came back during the second and third: load 3.7):
-//! handshakes 0.977 [0.807–1.172], 1.007 [0.922–1.078], 0.967
-//! [0.838–1.025]; bulk 0.973 [0.791–1.101], 0.925 [0.875–1.025], 0.868
-//! [0.796–0.913]. Handshakes are at parity within the noise (as the
-//! instruction counts say); bulk is below. The timing counts the kernel
-//! too, where receives of up to 128 KiB make fewer system calls than
-//! tokio-rustls's reads of a few KiB.
+//! of server CPU per operation, and its range), three runs back to back.
+//! With the composite operations (2026-11-27, the first run started at
+//! load 1.5 on the shared 2-core machine, other helpers' builds came back
+//! during the second and third: load 3.1 and 4.6): handshakes 0.911
+//! [0.736–1.073], 0.969 [0.778–1.190], 0.956 [0.814–1.119]; bulk 0.858
+//! [0.795–0.930], 0.854 [0.777–1.028], 0.886 [0.754–0.988]. Before them
+//! (started at load 1.2, then 3.7): handshakes 0.977 [0.807–1.172], 1.007
+//! [0.922–1.078], 0.967 [0.838–1.025]; bulk 0.973 [0.791–1.101], 0.925
+//! [0.875–1.025], 0.868 [0.796–0.913]. The handshake medians are below 1
+//! in each run now, but single rounds still range from 0.74 to 1.19: the
+//! margin is inside the noise of this machine, as the instruction counts
+//! (0.998–0.999) say it must be. Bulk is below. The timing counts the
+//! kernel too, where receives of up to 128 KiB make fewer system calls
+//! than tokio-rustls's reads of a few KiB.
 //!
 //! # State and its invariants
 //!
@@ -159,9 +196,35 @@
 //!   flush. So a receive only ever waits for the transport's receive, and
 //!   cancelled there it had no effect.
 //!
-//! Every operation is a checkpoint: it starts with
-//! [`checkpoint_if_cancelled`] and, if it never waited (the plaintext was
-//! already there, say), ends with [`cancel_shielded_checkpoint`].
+//! # Schedule points
+//!
+//! Every operation is a checkpoint (DESIGN §6), as a whole: it starts with
+//! [`checkpoint_if_cancelled`] and, unless one of its steps already took a
+//! schedule point, ends with [`cancel_shielded_checkpoint`]. Its steps
+//! need not each be one ("Composite operations" in `trio::stream`):
+//!
+//! - Transport receives use `receive_some_unscheduled`: a cancel point
+//!   at its start and while it waits (cancelled: nothing received, so the
+//!   TLS receive had no effect), a schedule point only if it waited.
+//! - The sends of `send_all` (its last chunk of `SEND_CHUNK`: every
+//!   chunk before keeps the transport's schedule point, so that a long
+//!   send over a transport that never makes it wait still lets other
+//!   tasks run), `send_eof` and `aclose` use `send_all_unscheduled` (a
+//!   cancelled send breaks the stream anyway; `aclose`'s transport close
+//!   right after is a checkpoint).
+//! - A handshake flight (and `unwrap`'s `close_notify`) keeps the
+//!   transport's ordinary `send_all`, with its own schedule point: the
+//!   answer is a round trip away, and yielding right after the send lets
+//!   other tasks run meanwhile, so that the receive usually finds the
+//!   answer there. Without it a busy server reads before the peer can have
+//!   answered: almost every connection then registers with the reactor
+//!   (an `EAGAIN` receive, an `epoll_ctl` add and delete), which cost more
+//!   than the yields saved (see "Costs against tokio-rustls").
+//!
+//! Whether a step took a schedule point is seen by `noting`: its future
+//! returned `Pending` (every `Pending` of a task is one). Over a transport
+//! that does not override the `*_unscheduled` methods (memory streams,
+//! boxed streams) every step is a full checkpoint, as before.
 
 use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -848,6 +911,35 @@ fn not_handshaken() -> Error {
     )
 }
 
+/// Whether a flush's transport sends take their own schedule point (see
+/// "Schedule points" in the module docs).
+#[derive(Clone, Copy)]
+enum Sched {
+    /// The ordinary `send_all`: for a handshake flight, whose answer is a
+    /// round trip away, so that other tasks run before the receive.
+    Own,
+    /// `send_all_unscheduled`: the operation takes its schedule point at
+    /// its end (or the transport's close does, right after); for the last
+    /// send of an operation only.
+    Deferred,
+}
+
+/// Runs a transport operation of the `*_unscheduled` kind (see "Schedule
+/// points" in the module docs), setting `*waited` if it took a schedule
+/// point: if its future ever returned `Pending` (every `Pending` of a
+/// task is one).
+async fn noting<F: Future>(fut: F, waited: &mut bool) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        let p = fut.as_mut().poll(cx);
+        if p.is_pending() {
+            *waited = true;
+        }
+        p
+    })
+    .await
+}
+
 /// Takes `lock`: at once if it is free (no checkpoint), else by waiting.
 /// Returns whether it waited (a checkpoint).
 async fn take(lock: &Lock) -> Result<(LockGuard, bool)> {
@@ -1047,7 +1139,11 @@ impl<S: Stream> TlsStream<S> {
         let mut waited = false;
         self.ensure_handshake(&mut waited).await?;
         self.queue_close_notify()?;
-        self.flush(&mut waited).await.map_err(|e| self.fail(e))?;
+        // The peer's close_notify is a round trip away: the send's own
+        // schedule point lets other tasks run meanwhile.
+        self.flush(&mut waited, Sched::Own)
+            .await
+            .map_err(|e| self.fail(e))?;
         loop {
             if !self.plain.borrow().is_empty() {
                 return Err(self.fail(Error::new(
@@ -1283,12 +1379,12 @@ impl<S: Stream> TlsStream<S> {
                 // A TLS 1.3 server's last flight is only session tickets,
                 // which nobody waits for: queue them (module docs).
                 if !tls13_server {
-                    self.flush(waited).await?;
+                    self.flush(waited, Sched::Own).await?;
                 }
                 return Ok(());
             }
             if !self.outgoing.borrow().is_empty() {
-                self.flush(waited).await?;
+                self.flush(waited, Sched::Own).await?;
                 continue;
             }
             if let Pull::Eof = self.pull(waited, &mut []).await? {
@@ -1307,7 +1403,7 @@ impl<S: Stream> TlsStream<S> {
     /// A transport failure (or cancellation part-way) breaks the stream; a
     /// cancellation while waiting for the lock loses nothing (the bytes
     /// stay queued) and is returned as is.
-    async fn flush(&self, waited: &mut bool) -> Result<()> {
+    async fn flush(&self, waited: &mut bool, sched: Sched) -> Result<()> {
         if self.outgoing.borrow().is_empty() {
             return Ok(());
         }
@@ -1336,7 +1432,11 @@ impl<S: Stream> TlsStream<S> {
                 send_failed: &self.send_failed,
                 armed: true,
             };
-            let r = self.transport.send_all(&buf.buf[..buf.len]).await;
+            let data = &buf.buf[..buf.len];
+            let r = match sched {
+                Sched::Own => noting(self.transport.send_all(data), waited).await,
+                Sched::Deferred => noting(self.transport.send_all_unscheduled(data), waited).await,
+            };
             sending.armed = false;
             buf.len = 0;
             {
@@ -1350,12 +1450,9 @@ impl<S: Stream> TlsStream<S> {
                     *self.spare.borrow_mut() = buf;
                 }
             }
-            match r {
-                Ok(()) => *waited = true,
-                Err(e) => {
-                    self.send_failed.set(true);
-                    return Err(self.fail(e));
-                }
+            if let Err(e) = r {
+                self.send_failed.set(true);
+                return Err(self.fail(e));
             }
         }
     }
@@ -1385,7 +1482,7 @@ impl<S: Stream> TlsStream<S> {
             // rustls keeps part of a handshake message in `incoming` and a
             // sender may need it there: receive beside it (rare).
             let mut side = vec![0; want];
-            let n = self.receive(&mut side).await?;
+            let n = self.receive(&mut side, waited).await?;
             let mut inc = self.incoming.borrow_mut();
             inc.make_room(n);
             let end = inc.end;
@@ -1400,12 +1497,13 @@ impl<S: Stream> TlsStream<S> {
             };
             taken.buf.make_room(want);
             let end = taken.buf.end;
-            let n = self.receive(&mut taken.buf.buf[end..end + want]).await?;
+            let n = self
+                .receive(&mut taken.buf.buf[end..end + want], waited)
+                .await?;
             taken.buf.end += n;
             self.fresh.set(true);
             n
         };
-        *waited = true;
         if n == 0 {
             self.transport_eof.set(true);
             return Ok(Pull::Eof);
@@ -1433,10 +1531,10 @@ impl<S: Stream> TlsStream<S> {
         Ok(pulled)
     }
 
-    /// One transport receive; a failure (not a cancellation) breaks the
-    /// stream.
-    async fn receive(&self, buf: &mut [u8]) -> Result<usize> {
-        match self.transport.receive_some(buf).await {
+    /// One transport receive (setting `*waited` if it took a schedule
+    /// point); a failure (not a cancellation) breaks the stream.
+    async fn receive(&self, buf: &mut [u8], waited: &mut bool) -> Result<usize> {
+        match noting(self.transport.receive_some_unscheduled(buf), waited).await {
             Ok(n) => Ok(n),
             Err(e) if e.is_cancelled() => Err(e),
             Err(e) => Err(self.fail(e)),
@@ -1506,7 +1604,8 @@ impl<S: Stream> AsyncResource for TlsStream<S> {
             let mut waited = false;
             self.ensure_handshake(&mut waited).await?;
             self.queue_close_notify()?;
-            self.flush(&mut waited).await
+            // The transport's close right after is a checkpoint.
+            self.flush(&mut waited, Sched::Deferred).await
         }
         .await;
         match sent {
@@ -1544,9 +1643,17 @@ impl<S: Stream> SendStream for TlsStream<S> {
             }
             self.write(Write::Data(chunk)).map_err(|e| self.fail(e))?;
             rest = later;
+            // A chunk before the last keeps the transport's schedule point:
+            // a long send over a fast transport (which never makes it wait)
+            // still lets other tasks run every SEND_CHUNK bytes.
+            let sched = if rest.is_empty() {
+                Sched::Deferred
+            } else {
+                Sched::Own
+            };
             // Any failure here, a cancellation while waiting for the send
             // lock included, breaks the stream: our data may be queued.
-            if let Err(e) = self.flush(&mut waited).await {
+            if let Err(e) = self.flush(&mut waited, sched).await {
                 return Err(self.fail(e));
             }
         }
@@ -1666,7 +1773,7 @@ impl<S: Stream> Stream for TlsStream<S> {
                 ));
             }
             self.queue_close_notify()?;
-            if let Err(e) = self.flush(&mut waited).await {
+            if let Err(e) = self.flush(&mut waited, Sched::Deferred).await {
                 return Err(self.fail(e));
             }
         }

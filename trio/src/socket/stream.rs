@@ -446,6 +446,40 @@ impl SendStream for SocketStream {
             .await
         }
     }
+
+    /// `send_all` without the trailing schedule point (see "Composite
+    /// operations" in `trio::stream`): the cancel check, then each send
+    /// through the reactor's poll path, which waits
+    /// only when the send buffer is full.
+    #[track_caller]
+    fn send_all_unscheduled(&self, data: &[u8]) -> impl Future<Output = Result<()>> {
+        let location = Location::caller();
+        async move {
+            let _g = self.send_slot.enter()?;
+            let s = self.usable(SEND)?;
+            if self.did_shutdown_write.get() {
+                return Err(Error::new(ErrorKind::Closed, "cannot send after send_eof"));
+            }
+            checkpoint_if_cancelled().await?;
+            let mut sent = 0;
+            while sent < data.len() {
+                let rest = &data[sent..];
+                // A short write: the send buffer is full (as in `send_all`).
+                let n = unscheduled(
+                    self,
+                    &s,
+                    Direction::Write,
+                    "SocketStream::send_all",
+                    location,
+                    || sys::stream_io::send(s.as_socket2(), rest).map(|n| (n, n < rest.len())),
+                )
+                .await
+                .map_err(|e| self.fail(SEND, e))?;
+                sent += n;
+            }
+            Ok(())
+        }
+    }
 }
 
 impl ReceiveStream for SocketStream {
@@ -474,6 +508,97 @@ impl ReceiveStream for SocketStream {
             .map_err(|e| self.fail(RECEIVE, e))
         }
     }
+
+    /// `receive_some` without the trailing schedule point (see "Composite
+    /// operations" in `trio::stream`): the cancel check, then the receive
+    /// through the reactor's poll path, which waits only
+    /// when nothing is queued.
+    #[track_caller]
+    fn receive_some_unscheduled(&self, buf: &mut [u8]) -> impl Future<Output = Result<usize>> {
+        let location = Location::caller();
+        async move {
+            let _g = self.receive_slot.enter()?;
+            let s = self.usable(RECEIVE)?;
+            checkpoint_if_cancelled().await?;
+            if buf.is_empty() {
+                return Err(empty_buffer());
+            }
+            // A read that does not fill `buf` drained the receive queue (as
+            // in `receive_some`).
+            let len = buf.len();
+            unscheduled(
+                self,
+                &s,
+                Direction::Read,
+                "SocketStream::receive_some",
+                location,
+                || sys::stream_io::recv(s.as_socket2(), buf).map(|n| (n, n < len)),
+            )
+            .await
+            .map_err(|e| self.fail(RECEIVE, e))
+        }
+    }
+}
+
+/// Counts a completed wait of [`unscheduled`] for the testing toolkit, as
+/// an operation's wait is counted: a schedule point, and a cancel point
+/// when it ends in Cancelled (the caller counted the one at its start).
+/// Once per wait, not per poll: a task's nursery may poll it spuriously.
+fn count_wait(cancelled: bool) {
+    crate::core::runtime::with_runtime(|rt| rt.count_checkpoint(true, cancelled));
+}
+
+/// One socket operation of an `*_unscheduled` method, after its cancel
+/// check: the syscall `op` through the reactor's poll path (unless the
+/// readiness cache says it would only say `WouldBlock`), and on
+/// `WouldBlock` a wait as the direction's poll waiter, whose `Pending` is
+/// the operation's schedule point; no schedule point when it did not wait.
+///
+/// The poll waiter is registered under the task's cancel status, so a
+/// cancellation wakes it: after any wake-up the stream's own close
+/// (Closed, the fd is not touched) and then the cancellation (Cancelled:
+/// nothing done) are checked before the syscall is tried again. A wait
+/// that completes is counted as a schedule point for the testing toolkit
+/// ([`count_wait`]). A poll waiter left
+/// by a cancelled or dropped operation stays registered until the next
+/// readiness edge or operation in that direction, which takes its place
+/// (one spurious wake-up at most).
+fn unscheduled<'a, T: 'a>(
+    stream: &'a SocketStream,
+    s: &'a Socket,
+    dir: Direction,
+    label: &'static str,
+    location: &'static Location<'static>,
+    mut op: impl FnMut() -> io::Result<(T, bool)> + 'a,
+) -> impl Future<Output = Result<T>> + 'a {
+    let mut waited = false;
+    std::future::poll_fn(move |cx| {
+        if waited {
+            if stream.is_closed() {
+                return Poll::Ready(Err(closed()));
+            }
+            let cancelled = crate::core::runtime::with_runtime(|rt| rt.is_cancelled());
+            if cancelled == Some(true) {
+                count_wait(true);
+                return Poll::Ready(Err(Error::cancelled()));
+            }
+        }
+        match s
+            .registration()
+            .poll_io_op(cx, s.fd(), dir, label, location, &mut op)
+        {
+            Poll::Pending => {
+                waited = true;
+                Poll::Pending
+            }
+            Poll::Ready(r) => {
+                if waited {
+                    count_wait(false);
+                }
+                Poll::Ready(r)
+            }
+        }
+    })
 }
 
 impl Stream for SocketStream {
@@ -639,6 +764,170 @@ mod accept_tests {
             let e = SocketListener::new(s).unwrap_err();
             assert_eq!(e.kind(), crate::error::ErrorKind::InvalidArgument, "{e:?}");
             let _ = std::fs::remove_file(&dir);
+            Ok(())
+        })
+        .unwrap();
+    }
+}
+
+/// The `*_unscheduled` operations (see "Composite operations" in
+/// `trio::stream`): a cancel point always, a schedule point only when they
+/// wait, and the ordinary operations' cancellation and close semantics.
+#[cfg(test)]
+mod unscheduled_tests {
+    use super::*;
+    use crate::lowlevel::watch_checkpoints;
+    use crate::testing::wait_all_tasks_blocked;
+    use crate::{CancelScope, open_nursery};
+
+    #[test]
+    fn no_schedule_point_without_a_wait() {
+        crate::run(async {
+            let (a, b) = SocketStream::unix_pair()?;
+            let watch = watch_checkpoints()?;
+            a.send_all_unscheduled(b"hello").await?;
+            let mut buf = [0; 16];
+            let n = b.receive_some_unscheduled(&mut buf).await?;
+            assert_eq!(&buf[..n], b"hello");
+            let c = watch.counts();
+            assert_eq!((c.schedule_points, c.cancel_points), (0, 2));
+            // An empty send: a cancel point, nothing else.
+            a.send_all_unscheduled(b"").await?;
+            assert_eq!(watch.counts().schedule_points, 0);
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn a_wait_is_the_schedule_point() {
+        crate::run(async {
+            let (a, b) = SocketStream::unix_pair()?;
+            open_nursery(async |n| {
+                n.start_soon(async {
+                    wait_all_tasks_blocked().await?;
+                    a.send_all(b"late").await
+                });
+                let watch = watch_checkpoints()?;
+                let mut buf = [0; 16];
+                let k = b.receive_some_unscheduled(&mut buf).await?;
+                assert_eq!(&buf[..k], b"late");
+                let c = watch.counts();
+                assert_eq!((c.schedule_points, c.cancel_points), (1, 1));
+                Ok(())
+            })
+            .await
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn cancelled_before_or_while_waiting_consumes_nothing() {
+        crate::run(async {
+            let (a, b) = SocketStream::unix_pair()?;
+            let mut buf = [0; 16];
+            // Already cancelled: nothing read, even with data queued.
+            a.send_all(b"one").await?;
+            let scope = CancelScope::new();
+            scope.cancel();
+            let r = scope.run(b.receive_some_unscheduled(&mut buf)).await?;
+            assert!(r.is_none(), "{r:?}");
+            let k = b.receive_some(&mut buf).await?;
+            assert_eq!(&buf[..k], b"one");
+            // Cancelled while waiting (the poll waiter is woken by the
+            // cancel), then data comes: the ordinary receive gets it.
+            open_nursery(async |n| {
+                let scope = CancelScope::new();
+                let s2 = scope.clone();
+                n.start_soon(async move {
+                    wait_all_tasks_blocked().await?;
+                    s2.cancel();
+                    Ok(())
+                });
+                let mut buf = [0; 16];
+                let r = scope.run(b.receive_some_unscheduled(&mut buf)).await?;
+                assert!(r.is_none(), "{r:?}");
+                Ok(())
+            })
+            .await?;
+            a.send_all(b"two").await?;
+            let k = b.receive_some(&mut buf).await?;
+            assert_eq!(&buf[..k], b"two");
+            // And an unscheduled receive after it waits properly.
+            open_nursery(async |n| {
+                n.start_soon(async {
+                    wait_all_tasks_blocked().await?;
+                    a.send_all(b"three").await
+                });
+                let mut buf = [0; 16];
+                let k = b.receive_some_unscheduled(&mut buf).await?;
+                assert_eq!(&buf[..k], b"three");
+                Ok(())
+            })
+            .await
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn closed_while_waiting() {
+        crate::run(async {
+            let (_a, b) = SocketStream::unix_pair()?;
+            open_nursery(async |n| {
+                n.start_soon(async {
+                    wait_all_tasks_blocked().await?;
+                    b.aclose().await
+                });
+                let mut buf = [0; 16];
+                let e = b.receive_some_unscheduled(&mut buf).await.unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::Closed);
+                Ok(())
+            })
+            .await
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn busy_errors_and_a_full_send_buffer() {
+        crate::run(async {
+            let (a, b) = SocketStream::unix_pair()?;
+            let mut buf = [0; 16];
+            assert_eq!(
+                b.receive_some_unscheduled(&mut [])
+                    .await
+                    .unwrap_err()
+                    .kind(),
+                ErrorKind::InvalidArgument
+            );
+            // More than the socket buffers hold: the send waits for the
+            // reader, and everything arrives in order.
+            let data: Vec<u8> = (0..4 << 20).map(|i| (i % 251) as u8).collect();
+            open_nursery(async |n| {
+                n.start_soon(async {
+                    a.send_all_unscheduled(&data).await?;
+                    a.send_eof().await
+                });
+                wait_all_tasks_blocked().await?;
+                // The sender holds the send slot.
+                assert_eq!(
+                    a.send_all_unscheduled(b"x").await.unwrap_err().kind(),
+                    ErrorKind::Busy
+                );
+                let mut got = Vec::new();
+                let mut chunk = vec![0; 64 * 1024];
+                loop {
+                    let k = b.receive_some_unscheduled(&mut chunk).await?;
+                    if k == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&chunk[..k]);
+                }
+                assert!(got == data);
+                Ok(())
+            })
+            .await?;
+            assert_eq!(b.receive_some(&mut buf).await?, 0);
             Ok(())
         })
         .unwrap();

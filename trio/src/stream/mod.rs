@@ -40,6 +40,27 @@
 //! [`testing::check_one_way_stream`](crate::testing::check_one_way_stream)
 //! and its siblings check an implementation against this contract.
 //!
+//! # Composite operations
+//!
+//! A stream built on another one (TLS over TCP) may make several
+//! transport operations inside one operation of its own (a TLS handshake
+//! receives, sends, receives). Rule 4 asks the schedule point of the
+//! operation as a whole, not of each step: taking one per step only makes
+//! the task yield more often (a handshake's task was polled eight times,
+//! tokio-rustls's three). So the transport operations have forms without
+//! the trailing schedule point,
+//! [`send_all_unscheduled`](SendStream::send_all_unscheduled) and
+//! [`receive_some_unscheduled`](ReceiveStream::receive_some_unscheduled):
+//! still a cancel point at their start (and while waiting), with the same
+//! cancellation semantics, but a schedule point only when they wait. The
+//! composite operation then follows rule 4 itself: it starts with
+//! [`checkpoint_if_cancelled`](crate::checkpoint_if_cancelled), and ends
+//! with [`cancel_shielded_checkpoint`](crate::cancel_shielded_checkpoint)
+//! unless one of its steps already took a schedule point, which it sees as
+//! the step's future returning `Pending` (every `Pending` of a task is one).
+//! Their defaults are the ordinary operations, so a stream that does not
+//! override them stays correct (each step is then a full checkpoint).
+//!
 //! # Traits and their boxed forms
 //!
 //! The traits return `impl Future`, so implementations write `async fn` and
@@ -150,6 +171,20 @@ pub trait SendStream: AsyncResource {
     /// fails with `Busy`.
     #[must_use = "futures do nothing unless awaited"]
     fn wait_send_all_might_not_block(&self) -> impl Future<Output = Result<()>>;
+
+    /// Low level, for a stream built on this one (TLS): [`send_all`](SendStream::send_all)
+    /// without its trailing schedule point. See [Composite
+    /// operations](self#composite-operations): the caller's own operation
+    /// takes that schedule point, once, at its end.
+    ///
+    /// A cancel point at its start, as `send_all` (Cancelled: nothing was
+    /// sent); a schedule point only if it waited (its future returned
+    /// `Pending`). The default is `send_all` itself, which is always both;
+    /// [`SocketStream`](crate::socket::SocketStream) overrides it.
+    #[must_use = "futures do nothing unless awaited"]
+    fn send_all_unscheduled(&self, data: &[u8]) -> impl Future<Output = Result<()>> {
+        self.send_all(data)
+    }
 }
 
 /// The receiving half of a byte stream (Trio's `trio.abc.ReceiveStream`).
@@ -163,6 +198,22 @@ pub trait ReceiveStream: AsyncResource {
     /// error. Cancelled, it consumed nothing.
     #[must_use = "futures do nothing unless awaited"]
     fn receive_some(&self, buf: &mut [u8]) -> impl Future<Output = Result<usize>>;
+
+    /// Low level, for a stream built on this one (TLS):
+    /// [`receive_some`](ReceiveStream::receive_some) without its trailing
+    /// schedule point. See [Composite operations](self#composite-operations):
+    /// the caller's own operation takes that schedule point, once, at its
+    /// end.
+    ///
+    /// A cancel point at its start and while it waits, as `receive_some`
+    /// (Cancelled: it consumed nothing); a schedule point only if it waited
+    /// (its future returned `Pending`). The default is `receive_some`
+    /// itself, which is always both;
+    /// [`SocketStream`](crate::socket::SocketStream) overrides it.
+    #[must_use = "futures do nothing unless awaited"]
+    fn receive_some_unscheduled(&self, buf: &mut [u8]) -> impl Future<Output = Result<usize>> {
+        self.receive_some(buf)
+    }
 }
 
 /// A two-way byte stream (Trio's `trio.abc.HalfCloseableStream`; there is
@@ -216,6 +267,9 @@ impl<T: SendStream + ?Sized> SendStream for &T {
     fn wait_send_all_might_not_block(&self) -> impl Future<Output = Result<()>> {
         (**self).wait_send_all_might_not_block()
     }
+    fn send_all_unscheduled(&self, data: &[u8]) -> impl Future<Output = Result<()>> {
+        (**self).send_all_unscheduled(data)
+    }
 }
 
 impl<T: SendStream + ?Sized> SendStream for Box<T> {
@@ -225,17 +279,26 @@ impl<T: SendStream + ?Sized> SendStream for Box<T> {
     fn wait_send_all_might_not_block(&self) -> impl Future<Output = Result<()>> {
         (**self).wait_send_all_might_not_block()
     }
+    fn send_all_unscheduled(&self, data: &[u8]) -> impl Future<Output = Result<()>> {
+        (**self).send_all_unscheduled(data)
+    }
 }
 
 impl<T: ReceiveStream + ?Sized> ReceiveStream for &T {
     fn receive_some(&self, buf: &mut [u8]) -> impl Future<Output = Result<usize>> {
         (**self).receive_some(buf)
     }
+    fn receive_some_unscheduled(&self, buf: &mut [u8]) -> impl Future<Output = Result<usize>> {
+        (**self).receive_some_unscheduled(buf)
+    }
 }
 
 impl<T: ReceiveStream + ?Sized> ReceiveStream for Box<T> {
     fn receive_some(&self, buf: &mut [u8]) -> impl Future<Output = Result<usize>> {
         (**self).receive_some(buf)
+    }
+    fn receive_some_unscheduled(&self, buf: &mut [u8]) -> impl Future<Output = Result<usize>> {
+        (**self).receive_some_unscheduled(buf)
     }
 }
 
