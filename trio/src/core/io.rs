@@ -367,9 +367,11 @@ impl Reactor {
         (slot.entry.is_some() && self.token_of(index) == token).then_some(index)
     }
 
+    /// The live entry `token` names: one bounds-checked look at its slot
+    /// (it runs several times per echoed message).
+    #[inline]
     fn entry(&mut self, token: usize) -> Option<&mut Entry> {
-        let index = self.index_of(token)?;
-        self.slots[index].entry.as_mut()
+        entry_in(&mut self.slots, token)
     }
 
     fn insert(&mut self, entry: Entry) -> usize {
@@ -649,10 +651,14 @@ impl Reactor {
             // EINTR, or nothing we could do about it here: the loop goes round.
             return false;
         }
-        // The events are taken out for the walk (which needs `&mut self`)
-        // and put back after it, so their buffer is reused: no allocation
-        // per wake-up (a zero-capacity `Events` allocates nothing).
-        let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        // The walk borrows the events and the slots side by side (no
+        // buffer moved out and back per wake-up).
+        let Reactor {
+            events,
+            slots,
+            waiting,
+            ..
+        } = self;
         let mut any_event = false;
         let mut touched = Vec::new(); // raw sources only; empty allocates nothing
         for ev in events.iter() {
@@ -677,7 +683,7 @@ impl Reactor {
             if ev.is_error() {
                 bits |= ERROR;
             }
-            let Some(e) = self.entry(token) else {
+            let Some(e) = entry_in(slots, token) else {
                 continue; // a source that left: its generation moved on
             };
             let raw = matches!(e.kind, Kind::Raw { .. });
@@ -693,12 +699,11 @@ impl Reactor {
                     woken += 1;
                 }
             }
-            self.waiting -= woken;
+            *waiting -= woken;
             if raw {
                 touched.push(token);
             }
         }
-        self.events = events;
         for token in touched {
             let _ = self.sync_raw(token);
         }
@@ -912,6 +917,18 @@ impl Reactor {
             Some(_) => Err(busy(dir, fd)),
         }
     }
+}
+
+/// The live entry of `slots` that `token` names (its slot holds an entry
+/// and the token's generation is the slot's).
+#[inline]
+fn entry_in(slots: &mut [Slot], token: usize) -> Option<&mut Entry> {
+    let index = token & INDEX_MASK;
+    let slot = slots.get_mut(index)?;
+    if (slot.generation << INDEX_BITS) | index != token {
+        return None;
+    }
+    slot.entry.as_mut()
 }
 
 /// Ends the waits the reactor gave up (its `released` list), after its

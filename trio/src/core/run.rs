@@ -683,13 +683,16 @@ impl<T> RunLoop<T> {
         rt.passed_in_place.set(0);
         let root_id = rt.root_task.get();
         for &id in &self.batch {
-            let slot = rt.with_state(|st| {
-                let t = st.clear_ready(id)?;
-                match t.parent {
+            // `clear_ready` wakes nobody and retires nothing: a plain
+            // borrow, without `with_state`'s after-borrow checks.
+            let slot = rt
+                .state
+                .borrow_mut()
+                .clear_ready(id)
+                .and_then(|t| match t.parent {
                     Parent::Top { slot } => Some(slot),
                     Parent::Nursery { .. } => None,
-                }
-            });
+                });
             let Some(slot) = slot else { continue };
             rt.current_task.set(id);
             // A plain waker owns nothing (see `waker`): not dropping it
