@@ -738,7 +738,8 @@ impl Reactor {
     /// The poll path's wait on `dir` of the registered source `token`,
     /// begun in the same look at its entry as the readiness check (one
     /// borrow and one lookup of the reactor): `None` if the direction is
-    /// ready (`known_not_ready` is false: try the syscall), else
+    /// ready (an edge since its readiness was last cleared: try the
+    /// syscall), else
     /// [`begin_poll_wait_at`](Self::begin_poll_wait_at)'s outcome. With
     /// `clear`, the cached readiness is cleared first (after a
     /// `WouldBlock`), so the wait always begins.
@@ -819,11 +820,29 @@ impl Reactor {
 
     // ----- operations' waits (IoOp) ------------------------------------------
 
-    /// Whether the registered source `token` is known not to be ready in
-    /// `dir`: no edge since its readiness was last cleared.
-    fn known_not_ready(&mut self, token: usize, dir: Direction) -> bool {
-        self.entry(token)
-            .is_some_and(|e| e.readiness & dir.satisfied_by() == 0)
+    /// [`begin_op_wait`](Self::begin_op_wait) if the registered source
+    /// `token` is known not to be ready in `dir` (no edge since its
+    /// readiness was last cleared), in one look at the entry; `None` (and
+    /// nothing changed) if it may be ready, or is gone (the syscall then
+    /// tells).
+    #[inline]
+    fn begin_op_wait_if_not_ready(
+        &mut self,
+        token: usize,
+        dir: Direction,
+        run_id: u32,
+    ) -> Option<Result<(Option<WaitKey>, bool)>> {
+        let Reactor {
+            slots,
+            waiting,
+            released,
+            ..
+        } = self;
+        let e = entry_in(slots, token)?;
+        if e.readiness & dir.satisfied_by() != 0 {
+            return None;
+        }
+        Some(begin_op_wait_on(e, waiting, released, dir, run_id))
     }
 
     /// Clears the cached readiness of `dir` (after `WouldBlock`, a drained
@@ -847,34 +866,16 @@ impl Reactor {
         dir: Direction,
         run_id: u32,
     ) -> Result<(Option<WaitKey>, bool)> {
-        let Some(e) = self.entry(token) else {
+        let Reactor {
+            slots,
+            waiting,
+            released,
+            ..
+        } = self;
+        let Some(e) = entry_in(slots, token) else {
             return Err(closed_error());
         };
-        let fd = e.fd;
-        let poll_park = e.poll_parks[dir.index()];
-        let existing = e.op_parks[dir.index()];
-        let slot = e.slot(dir);
-        let current = *slot;
-        if let Some(k) = current
-            && Some(k.park) != poll_park
-        {
-            return Err(busy(dir, fd));
-        }
-        let Some(park) = existing else {
-            return Ok((None, false));
-        };
-        let key = WaitKey { park, run_id };
-        *slot = Some(key);
-        match current {
-            None => {
-                self.waiting += 1;
-                Ok((Some(key), false))
-            }
-            Some(k) => {
-                self.released.push(Release::Evicted(k));
-                Ok((Some(key), true))
-            }
-        }
+        begin_op_wait_on(e, waiting, released, dir, run_id)
     }
 
     /// Puts an operation's wait `key` in the slot of `dir`, in place of
@@ -915,6 +916,43 @@ impl Reactor {
                 Ok(true)
             }
             Some(_) => Err(busy(dir, fd)),
+        }
+    }
+}
+
+/// [`Reactor::begin_op_wait`] on the entry `e` (`waiting` and `released`
+/// are the reactor's).
+#[inline]
+fn begin_op_wait_on(
+    e: &mut Entry,
+    waiting: &mut usize,
+    released: &mut Vec<Release>,
+    dir: Direction,
+    run_id: u32,
+) -> Result<(Option<WaitKey>, bool)> {
+    let fd = e.fd;
+    let poll_park = e.poll_parks[dir.index()];
+    let existing = e.op_parks[dir.index()];
+    let slot = e.slot(dir);
+    let current = *slot;
+    if let Some(k) = current
+        && Some(k.park) != poll_park
+    {
+        return Err(busy(dir, fd));
+    }
+    let Some(park) = existing else {
+        return Ok((None, false));
+    };
+    let key = WaitKey { park, run_id };
+    *slot = Some(key);
+    match current {
+        None => {
+            *waiting += 1;
+            Ok((Some(key), false))
+        }
+        Some(k) => {
+            released.push(Release::Evicted(k));
+            Ok((Some(key), true))
         }
     }
 }
@@ -1593,12 +1631,18 @@ where
                     return task::Poll::Ready(Err(Error::cancelled()));
                 }
                 token = self.reg.token_here(rt);
-                if let Some(t) = token
-                    && rt.reactor.borrow_mut().known_not_ready(t, self.dir)
-                {
-                    // 4. first: the syscall would only say WouldBlock.
-                    rt.count_checkpoint(false, true);
-                    return self.wait(rt, cx, t, false);
+                if let Some(t) = token {
+                    // 4. first: the syscall would only say WouldBlock. The
+                    // readiness check and the start of the wait are one
+                    // look at the entry.
+                    let begun = rt
+                        .reactor
+                        .borrow_mut()
+                        .begin_op_wait_if_not_ready(t, self.dir, rt.run_id);
+                    if let Some(begun) = begun {
+                        rt.count_checkpoint(false, true);
+                        return self.wait_begun(rt, cx, t, false, begun);
+                    }
                 }
             }
             OpStep::Waiting(w) => {
@@ -1679,6 +1723,23 @@ where
         token: usize,
         check_cancel: bool,
     ) -> task::Poll<Result<T>> {
+        let begun = rt
+            .reactor
+            .borrow_mut()
+            .begin_op_wait(token, self.dir, rt.run_id);
+        self.wait_begun(rt, cx, token, check_cancel, begun)
+    }
+
+    /// [`wait`](Self::wait) once the reactor's part has begun (`begun`:
+    /// what [`Reactor::begin_op_wait`] said).
+    fn wait_begun(
+        &mut self,
+        rt: &Runtime,
+        cx: &Context<'_>,
+        token: usize,
+        check_cancel: bool,
+        begun: Result<(Option<WaitKey>, bool)>,
+    ) -> task::Poll<Result<T>> {
         match arm_wait(
             rt,
             cx,
@@ -1687,6 +1748,7 @@ where
             self.label,
             self.location,
             check_cancel,
+            begun,
         ) {
             Ok(w) => {
                 self.step = OpStep::Waiting(w);
@@ -1744,10 +1806,14 @@ impl<T, F> fmt::Debug for IoOp<'_, T, F> {
 /// completed cancel point) in a cancelled scope; Busy when another
 /// operation waits in `dir`; Closed when the source is gone.
 ///
+/// `begun` is what [`Reactor::begin_op_wait`] said for this wait (the
+/// caller's look at the entry, which may have been its readiness check).
+///
 /// Without `check_cancel` the cancel check is skipped: the caller checked
 /// in this same poll, with nothing in between that could cancel (a
 /// lazily made nursery's cancel status, settled here, is cancelled only
 /// if its parent's is, which the caller's check saw).
+#[allow(clippy::too_many_arguments)]
 fn arm_wait(
     rt: &Runtime,
     cx: &Context<'_>,
@@ -1756,13 +1822,12 @@ fn arm_wait(
     label: &'static str,
     location: &'static Location<'static>,
     check_cancel: bool,
+    begun: Result<(Option<WaitKey>, bool)>,
 ) -> Result<IoWait> {
-    // The entry's record is put in the slot at once, and replaced below
-    // in the rare case that the park table says it cannot be re-armed.
-    let (placed, mut evicted) = rt
-        .reactor
-        .borrow_mut()
-        .begin_op_wait(token, dir, rt.run_id)?;
+    // The entry's record was put in the slot at once (`begun`, by
+    // `Reactor::begin_op_wait`), and is replaced below in the rare case
+    // that the park table says it cannot be re-armed.
+    let (placed, mut evicted) = begun?;
     rt.settle_lazy();
     let status = rt.current_cancel_status.get();
     let task = rt.current_task.get();
