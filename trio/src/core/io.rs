@@ -84,15 +84,23 @@
 //! bookkeeping costs a multi-threaded process two atomics per call).
 //!
 //! What it costs (callgrind, `echo --instructions`, user-space
-//! instructions per echoed message, 64 connections): 1 665–1 704 on one
-//! core (tokio `current_thread` 1 249) and 1 711–1 733 per core (tokio
-//! `multi_thread` 1 477), with one `recv` and one `send` per message
-//! (2 790 and 2 910 with a `Park` per wait and nested `async` blocks).
-//! The rest of the gap is mostly the second poll of the task per message
-//! on the run loop's and the nursery's side (the self-wake, the
-//! nursery's batch loop and the child's poll: about 400 instructions per
-//! message together) and the readiness wait (arming, the reactor's event,
-//! the reschedule: about 450).
+//! instructions per echoed message, 64 connections): 1 625–1 647 on one
+//! core (tokio `current_thread` 1 271) and 1 642–1 648 per core (tokio
+//! `multi_thread` 1 488–1 491), with one `recv` and one `send` per
+//! message (2 790 and 2 910 with a `Park` per wait and nested `async`
+//! blocks). The rest of the gap is mostly the second poll of the task
+//! per message on the run loop's and the nursery's side (the self-wake,
+//! the nursery's batch loop and the child's poll: about 400 instructions
+//! per message together) and the readiness wait (arming, the reactor's
+//! event, the reschedule: about 420).
+//!
+//! Callgrind slows the server so much that each wake-up finds ~27
+//! messages per core; a timed run finds 5–8 (`perf stat` on the
+//! `epoll_wait` tracepoint: 0.12–0.27 calls per message), and a
+//! wake-up has a fixed cost of about 1 000 instructions here (two
+//! batches: the run loop's iteration, the root task's poll down to its
+//! nursery, the nursery's poll and the wake that pokes it, twice), which
+//! `--conns 1` shows: 2 870 per message (tokio `current_thread` 1 712).
 //!
 //! # Poll waiters
 //!
