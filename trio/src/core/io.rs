@@ -84,15 +84,23 @@
 //! bookkeeping costs a multi-threaded process two atomics per call).
 //!
 //! What it costs (callgrind, `echo --instructions`, user-space
-//! instructions per echoed message, 64 connections): 1 665–1 704 on one
-//! core (tokio `current_thread` 1 249) and 1 711–1 733 per core (tokio
-//! `multi_thread` 1 477), with one `recv` and one `send` per message
-//! (2 790 and 2 910 with a `Park` per wait and nested `async` blocks).
-//! The rest of the gap is mostly the second poll of the task per message
-//! on the run loop's and the nursery's side (the self-wake, the
-//! nursery's batch loop and the child's poll: about 400 instructions per
-//! message together) and the readiness wait (arming, the reactor's event,
-//! the reschedule: about 450).
+//! instructions per echoed message, 64 connections): 1 625–1 647 on one
+//! core (tokio `current_thread` 1 271) and 1 642–1 648 per core (tokio
+//! `multi_thread` 1 488–1 491), with one `recv` and one `send` per
+//! message (2 790 and 2 910 with a `Park` per wait and nested `async`
+//! blocks). The rest of the gap is mostly the second poll of the task
+//! per message on the run loop's and the nursery's side (the self-wake,
+//! the nursery's batch loop and the child's poll: about 400 instructions
+//! per message together) and the readiness wait (arming, the reactor's
+//! event, the reschedule: about 420).
+//!
+//! Callgrind slows the server so much that each wake-up finds ~27
+//! messages per core; a timed run finds 5–8 (`perf stat` on the
+//! `epoll_wait` tracepoint: 0.12–0.27 calls per message), and a
+//! wake-up has a fixed cost of about 1 000 instructions here (two
+//! batches: the run loop's iteration, the root task's poll down to its
+//! nursery, the nursery's poll and the wake that pokes it, twice), which
+//! `--conns 1` shows: 2 870 per message (tokio `current_thread` 1 712).
 //!
 //! # Poll waiters
 //!
@@ -367,9 +375,11 @@ impl Reactor {
         (slot.entry.is_some() && self.token_of(index) == token).then_some(index)
     }
 
+    /// The live entry `token` names: one bounds-checked look at its slot
+    /// (it runs several times per echoed message).
+    #[inline]
     fn entry(&mut self, token: usize) -> Option<&mut Entry> {
-        let index = self.index_of(token)?;
-        self.slots[index].entry.as_mut()
+        entry_in(&mut self.slots, token)
     }
 
     fn insert(&mut self, entry: Entry) -> usize {
@@ -649,10 +659,14 @@ impl Reactor {
             // EINTR, or nothing we could do about it here: the loop goes round.
             return false;
         }
-        // The events are taken out for the walk (which needs `&mut self`)
-        // and put back after it, so their buffer is reused: no allocation
-        // per wake-up (a zero-capacity `Events` allocates nothing).
-        let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        // The walk borrows the events and the slots side by side (no
+        // buffer moved out and back per wake-up).
+        let Reactor {
+            events,
+            slots,
+            waiting,
+            ..
+        } = self;
         let mut any_event = false;
         let mut touched = Vec::new(); // raw sources only; empty allocates nothing
         for ev in events.iter() {
@@ -677,7 +691,7 @@ impl Reactor {
             if ev.is_error() {
                 bits |= ERROR;
             }
-            let Some(e) = self.entry(token) else {
+            let Some(e) = entry_in(slots, token) else {
                 continue; // a source that left: its generation moved on
             };
             let raw = matches!(e.kind, Kind::Raw { .. });
@@ -693,12 +707,11 @@ impl Reactor {
                     woken += 1;
                 }
             }
-            self.waiting -= woken;
+            *waiting -= woken;
             if raw {
                 touched.push(token);
             }
         }
-        self.events = events;
         for token in touched {
             let _ = self.sync_raw(token);
         }
@@ -733,7 +746,8 @@ impl Reactor {
     /// The poll path's wait on `dir` of the registered source `token`,
     /// begun in the same look at its entry as the readiness check (one
     /// borrow and one lookup of the reactor): `None` if the direction is
-    /// ready (`known_not_ready` is false: try the syscall), else
+    /// ready (an edge since its readiness was last cleared: try the
+    /// syscall), else
     /// [`begin_poll_wait_at`](Self::begin_poll_wait_at)'s outcome. With
     /// `clear`, the cached readiness is cleared first (after a
     /// `WouldBlock`), so the wait always begins.
@@ -814,11 +828,29 @@ impl Reactor {
 
     // ----- operations' waits (IoOp) ------------------------------------------
 
-    /// Whether the registered source `token` is known not to be ready in
-    /// `dir`: no edge since its readiness was last cleared.
-    fn known_not_ready(&mut self, token: usize, dir: Direction) -> bool {
-        self.entry(token)
-            .is_some_and(|e| e.readiness & dir.satisfied_by() == 0)
+    /// [`begin_op_wait`](Self::begin_op_wait) if the registered source
+    /// `token` is known not to be ready in `dir` (no edge since its
+    /// readiness was last cleared), in one look at the entry; `None` (and
+    /// nothing changed) if it may be ready, or is gone (the syscall then
+    /// tells).
+    #[inline]
+    fn begin_op_wait_if_not_ready(
+        &mut self,
+        token: usize,
+        dir: Direction,
+        run_id: u32,
+    ) -> Option<Result<(Option<WaitKey>, bool)>> {
+        let Reactor {
+            slots,
+            waiting,
+            released,
+            ..
+        } = self;
+        let e = entry_in(slots, token)?;
+        if e.readiness & dir.satisfied_by() != 0 {
+            return None;
+        }
+        Some(begin_op_wait_on(e, waiting, released, dir, run_id))
     }
 
     /// Clears the cached readiness of `dir` (after `WouldBlock`, a drained
@@ -842,34 +874,16 @@ impl Reactor {
         dir: Direction,
         run_id: u32,
     ) -> Result<(Option<WaitKey>, bool)> {
-        let Some(e) = self.entry(token) else {
+        let Reactor {
+            slots,
+            waiting,
+            released,
+            ..
+        } = self;
+        let Some(e) = entry_in(slots, token) else {
             return Err(closed_error());
         };
-        let fd = e.fd;
-        let poll_park = e.poll_parks[dir.index()];
-        let existing = e.op_parks[dir.index()];
-        let slot = e.slot(dir);
-        let current = *slot;
-        if let Some(k) = current
-            && Some(k.park) != poll_park
-        {
-            return Err(busy(dir, fd));
-        }
-        let Some(park) = existing else {
-            return Ok((None, false));
-        };
-        let key = WaitKey { park, run_id };
-        *slot = Some(key);
-        match current {
-            None => {
-                self.waiting += 1;
-                Ok((Some(key), false))
-            }
-            Some(k) => {
-                self.released.push(Release::Evicted(k));
-                Ok((Some(key), true))
-            }
-        }
+        begin_op_wait_on(e, waiting, released, dir, run_id)
     }
 
     /// Puts an operation's wait `key` in the slot of `dir`, in place of
@@ -912,6 +926,55 @@ impl Reactor {
             Some(_) => Err(busy(dir, fd)),
         }
     }
+}
+
+/// [`Reactor::begin_op_wait`] on the entry `e` (`waiting` and `released`
+/// are the reactor's).
+#[inline]
+fn begin_op_wait_on(
+    e: &mut Entry,
+    waiting: &mut usize,
+    released: &mut Vec<Release>,
+    dir: Direction,
+    run_id: u32,
+) -> Result<(Option<WaitKey>, bool)> {
+    let fd = e.fd;
+    let poll_park = e.poll_parks[dir.index()];
+    let existing = e.op_parks[dir.index()];
+    let slot = e.slot(dir);
+    let current = *slot;
+    if let Some(k) = current
+        && Some(k.park) != poll_park
+    {
+        return Err(busy(dir, fd));
+    }
+    let Some(park) = existing else {
+        return Ok((None, false));
+    };
+    let key = WaitKey { park, run_id };
+    *slot = Some(key);
+    match current {
+        None => {
+            *waiting += 1;
+            Ok((Some(key), false))
+        }
+        Some(k) => {
+            released.push(Release::Evicted(k));
+            Ok((Some(key), true))
+        }
+    }
+}
+
+/// The live entry of `slots` that `token` names (its slot holds an entry
+/// and the token's generation is the slot's).
+#[inline]
+fn entry_in(slots: &mut [Slot], token: usize) -> Option<&mut Entry> {
+    let index = token & INDEX_MASK;
+    let slot = slots.get_mut(index)?;
+    if (slot.generation << INDEX_BITS) | index != token {
+        return None;
+    }
+    slot.entry.as_mut()
 }
 
 /// Ends the waits the reactor gave up (its `released` list), after its
@@ -1576,12 +1639,18 @@ where
                     return task::Poll::Ready(Err(Error::cancelled()));
                 }
                 token = self.reg.token_here(rt);
-                if let Some(t) = token
-                    && rt.reactor.borrow_mut().known_not_ready(t, self.dir)
-                {
-                    // 4. first: the syscall would only say WouldBlock.
-                    rt.count_checkpoint(false, true);
-                    return self.wait(rt, cx, t, false);
+                if let Some(t) = token {
+                    // 4. first: the syscall would only say WouldBlock. The
+                    // readiness check and the start of the wait are one
+                    // look at the entry.
+                    let begun = rt
+                        .reactor
+                        .borrow_mut()
+                        .begin_op_wait_if_not_ready(t, self.dir, rt.run_id);
+                    if let Some(begun) = begun {
+                        rt.count_checkpoint(false, true);
+                        return self.wait_begun(rt, cx, t, false, begun);
+                    }
                 }
             }
             OpStep::Waiting(w) => {
@@ -1662,6 +1731,23 @@ where
         token: usize,
         check_cancel: bool,
     ) -> task::Poll<Result<T>> {
+        let begun = rt
+            .reactor
+            .borrow_mut()
+            .begin_op_wait(token, self.dir, rt.run_id);
+        self.wait_begun(rt, cx, token, check_cancel, begun)
+    }
+
+    /// [`wait`](Self::wait) once the reactor's part has begun (`begun`:
+    /// what [`Reactor::begin_op_wait`] said).
+    fn wait_begun(
+        &mut self,
+        rt: &Runtime,
+        cx: &Context<'_>,
+        token: usize,
+        check_cancel: bool,
+        begun: Result<(Option<WaitKey>, bool)>,
+    ) -> task::Poll<Result<T>> {
         match arm_wait(
             rt,
             cx,
@@ -1670,6 +1756,7 @@ where
             self.label,
             self.location,
             check_cancel,
+            begun,
         ) {
             Ok(w) => {
                 self.step = OpStep::Waiting(w);
@@ -1727,10 +1814,14 @@ impl<T, F> fmt::Debug for IoOp<'_, T, F> {
 /// completed cancel point) in a cancelled scope; Busy when another
 /// operation waits in `dir`; Closed when the source is gone.
 ///
+/// `begun` is what [`Reactor::begin_op_wait`] said for this wait (the
+/// caller's look at the entry, which may have been its readiness check).
+///
 /// Without `check_cancel` the cancel check is skipped: the caller checked
 /// in this same poll, with nothing in between that could cancel (a
 /// lazily made nursery's cancel status, settled here, is cancelled only
 /// if its parent's is, which the caller's check saw).
+#[allow(clippy::too_many_arguments)]
 fn arm_wait(
     rt: &Runtime,
     cx: &Context<'_>,
@@ -1739,13 +1830,12 @@ fn arm_wait(
     label: &'static str,
     location: &'static Location<'static>,
     check_cancel: bool,
+    begun: Result<(Option<WaitKey>, bool)>,
 ) -> Result<IoWait> {
-    // The entry's record is put in the slot at once, and replaced below
-    // in the rare case that the park table says it cannot be re-armed.
-    let (placed, mut evicted) = rt
-        .reactor
-        .borrow_mut()
-        .begin_op_wait(token, dir, rt.run_id)?;
+    // The entry's record was put in the slot at once (`begun`, by
+    // `Reactor::begin_op_wait`), and is replaced below in the rare case
+    // that the park table says it cannot be re-armed.
+    let (placed, mut evicted) = begun?;
     rt.settle_lazy();
     let status = rt.current_cancel_status.get();
     let task = rt.current_task.get();

@@ -1306,13 +1306,17 @@ impl<'env> Driver<'env> {
         if !self.body_done {
             return Poll::Pending;
         }
+        // A read: a shared borrow, without `with_state`'s after-borrow
+        // work (this runs once per batch of a busy nursery).
         let idle = match self.inner.ids.get() {
             None => true,
-            Some((id, _)) => self.rt.with_state(|st| {
-                st.nurseries
-                    .get(id)
-                    .is_none_or(|n| n.live == 0 && n.pending_starts == 0)
-            }),
+            Some((id, _)) => self
+                .rt
+                .state
+                .borrow()
+                .nurseries
+                .get(id)
+                .is_none_or(|n| n.live == 0 && n.pending_starts == 0),
         };
         if !idle {
             self.waited_since_body = true;

@@ -508,7 +508,6 @@ impl<T> RunLoop<T> {
 
         // 2. How long may we block? (The clock is asked outside the state
         // borrow: a clock may look at run state.)
-        let external = rt.shared.inbox.has_external_work();
         let (runnable, next, first_cushion) = rt.with_state(|st| {
             if !st.run_queue.is_empty() {
                 return (true, Instant::INFINITY, None);
@@ -516,6 +515,8 @@ impl<T> RunLoop<T> {
             let cushion = st.idle_waiters.keys().next().map(|&(c, _)| c);
             (false, st.next_deadline(), cushion)
         });
+        // Only an idle run asks (an atomic load per busy tick saved).
+        let external = !runnable && rt.shared.inbox.has_external_work();
         let clock = &rt.clock;
         let mut timeout = if runnable {
             Some(Duration::ZERO)
@@ -637,7 +638,7 @@ impl<T> RunLoop<T> {
 
         // 4. Deadlines. (Reading the clock costs a little; with no deadline
         // there is no need.)
-        let has_timers = rt.with_state(|st| !st.timers.is_empty());
+        let has_timers = !rt.state.borrow().timers.is_empty();
         let fired = has_timers && {
             let now = rt.clock.current_time();
             rt.with_state(|st| st.expire_timers(now))
@@ -683,13 +684,16 @@ impl<T> RunLoop<T> {
         rt.passed_in_place.set(0);
         let root_id = rt.root_task.get();
         for &id in &self.batch {
-            let slot = rt.with_state(|st| {
-                let t = st.clear_ready(id)?;
-                match t.parent {
+            // `clear_ready` wakes nobody and retires nothing: a plain
+            // borrow, without `with_state`'s after-borrow checks.
+            let slot = rt
+                .state
+                .borrow_mut()
+                .clear_ready(id)
+                .and_then(|t| match t.parent {
                     Parent::Top { slot } => Some(slot),
                     Parent::Nursery { .. } => None,
-                }
-            });
+                });
             let Some(slot) = slot else { continue };
             rt.current_task.set(id);
             // A plain waker owns nothing (see `waker`): not dropping it
