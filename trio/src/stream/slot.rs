@@ -45,11 +45,20 @@ impl BusySlot {
     }
 
     /// Takes the slot until the guard is dropped; `Busy` if it is taken.
+    // Inlined: it runs at the start of every stream operation, and as a
+    // call it cost ~20 instructions per echoed message (callgrind).
+    #[inline]
     pub fn enter(&self) -> Result<SlotGuard<'_>> {
         if self.busy.replace(true) {
-            return Err(Error::new(ErrorKind::Busy, self.what));
+            return Err(self.busy_error());
         }
         Ok(SlotGuard { slot: self })
+    }
+
+    /// The `Busy` error, out of line: the misuse is rare.
+    #[cold]
+    fn busy_error(&self) -> Error {
+        Error::new(ErrorKind::Busy, self.what)
     }
 
     /// Whether a task holds the slot.
