@@ -90,7 +90,10 @@
 //! foreign waker, inside `FuturesUnordered` say, is boxed once per wait in
 //! trio's tables), no buffer between the caller and the kernel (`AsyncRead::poll_read` receives into the caller's buffer,
 //! `poll_write` sends from it; only `AsyncBufRead` and hyper's reads use
-//! the internal read buffer, and `poll_flush` has nothing to drain).
+//! the internal read buffer: hyper's as a bounce buffer, receiving at
+//! most what hyper's cursor has room for and copying all of it out, since
+//! receiving into the cursor itself needs `unsafe`; and `poll_flush` has
+//! nothing to drain).
 //!
 //! *Why a constructor and not automatic:* choosing the path by the
 //! stream's type needs specialisation, which stable Rust lacks. So the
@@ -1087,6 +1090,11 @@ mod hyper_impls {
             if buf.remaining() == 0 {
                 return this.enter(cx);
             }
+            if let Some(ops) = this.native
+                && this.read_pos == this.read_filled
+            {
+                return this.poll_read_native_cursor(ops, cx, &mut buf);
+            }
             let n = match this.poll_fill(cx, buf.remaining()) {
                 Poll::Ready(Ok(data)) => {
                     let n = data.len().min(buf.remaining());
@@ -1098,6 +1106,42 @@ mod hyper_impls {
             };
             this.consume_buffered(n);
             Poll::Ready(Ok(()))
+        }
+    }
+
+    impl<'a, S: Stream + 'a> Io<'a, S> {
+        /// hyper's read on the native path with nothing buffered (hyper
+        /// reads every request this way): receives at most what `buf` has
+        /// room for into the read buffer and copies all of it out (the
+        /// cursor's own memory needs `unsafe` to receive into), so nothing
+        /// stays buffered. The same steps as `poll_fill` then
+        /// `consume_buffered`, without their bookkeeping.
+        #[inline]
+        fn poll_read_native_cursor(
+            &mut self,
+            ops: super::NativeOps<S>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBufCursor<'_>,
+        ) -> Poll<io::Result<()>> {
+            match self.enter(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+            let room = buf.remaining().min(super::READ_CHUNK_MAX);
+            if self.read_buf.len() < room {
+                self.read_buf.resize(room.max(super::READ_CHUNK), 0);
+            }
+            let into = &mut self.read_buf[..room];
+            let polled =
+                match super::receive_marked(ops, &self.stream, &mut self.read_mark, cx, into) {
+                    Poll::Ready(Ok(n)) => {
+                        buf.put_slice(&into[..n.min(room)]);
+                        Poll::Ready(Ok(()))
+                    }
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(super::to_io(e))),
+                    Poll::Pending => Poll::Pending,
+                };
+            self.count(cx, polled)
         }
     }
 
