@@ -59,13 +59,12 @@
 //! compares hyper on trio with hyper on tokio `current_thread` under
 //! `wrk -t1 -c64` (requests/s, the server's CPU time per request, and the
 //! per-round ratio trio/tokio of the latter); see that file for the
-//! method and the figures. In short: **trio's server executes as many
-//! instructions per request as tokio's, within the count's noise** (8 701
-//! and 8 759 vs 8 700 and 8 703 on the code of 2026-11-27, two runs each,
-//! alternating; it was 1.10× at the start of 2026-11-26's last session):
-//! the goal (≤ tokio) is met at parity, not with a margin; wall-clock
-//! (pinned, below) the ratio of server CPU per request was 0.95 and 1.03
-//! in two runs before the last row, parity within noise.
+//! method and the figures. In short: **trio's server executes about 4.5%
+//! fewer instructions per request than tokio's** (8 290–8 340 against
+//! 8 706–8 713 on the code of 2026-11-27's second session, runs
+//! alternating: 0.955×; it was parity, 1.00–1.007×, at that session's
+//! start, and 1.10× at the start of 2026-11-26's last session).
+//! Wall-clock (pinned, below): WALLCLOCK_SUMMARY.
 //!
 //! Instructions per request: `trio-hyper/benches/icount.sh BIN trio|tokio
 //! [SHORT LONG]` (valgrind callgrind, user space, on the bench binary's
@@ -77,7 +76,11 @@
 //! is the difference of the two counts over the difference of their
 //! request counts (which cancels the connections' set-up). It still moves
 //! by ±1–2% between runs (how many connections one epoll tick serves
-//! depends on the load), so each side is measured twice, alternating.
+//! depends on the load), so each side is measured twice, alternating;
+//! now and then a run's short and long counts disagree more (tokio's
+//! 8 234 and 8 946 in the last row: per request 8 762 and 8 382 in one
+//! run, 8 408 and 8 729 in the other, against about 8 720 for both
+//! otherwise), so look at the per-run counts too.
 //! Syscalls: `trio-hyper/benches/strace.sh BIN trio|tokio` (`strace -c
 //! -f` on the server under a 3 s wrk run).
 //!
@@ -100,6 +103,11 @@
 //! | the mark taken from the reactor's poll path (no runtime lookup of its own) | 8 886, 8 901 | 8 722, 8 711 |
 //! | (3 s / 9 s) `Clock::std_origin`: on the system clock `TrioTimer::now` is `std::time::Instant::now()` (it was ~230 instructions: the run's clock read and converted) | 8 771, 8 749 | 8 689 |
 //! | the same, with the review's mends, the TLS and cross-run merges | 8 759, 8 701 | 8 700, 8 703 |
+//! | remeasured at the start of the next session | 8 736, 8 763 | 8 708, 8 695 |
+//! | a dropped [`TrioSleep`] leaves its registration as the thread's spare, which the next sleep recycles (no new entry, no push, no removal; see [`timer`]) | 8 443, 8 479 | |
+//! | hyper's native read: at most the cursor's room, received into the adapter's buffer and copied out whole (no `poll_fill`/`consume` bookkeeping, one function less) | 8 343, 8 354 | |
+//! | `std_instant_now` on the system clock: one thread-local load and `Instant::now()` (no run lookup, no virtual call) | 8 313, 8 313 | |
+//! | the same, a last alternation (tokio first; 02:22–02:24 UTC) | 8 340, 8 326, 8 290 | 8 706, 8 234, 8 946, 8 713 |
 //!
 //! Both servers make one `recvfrom` and one send per request (trio a
 //! `sendto`, since [`Io`](trio_compat::Io)'s native path reports
@@ -122,24 +130,22 @@
 //! started, 2.27 when the second did, the bench's own two cores
 //! included), while the instruction counts (no noise) say 1.02×.
 //!
-//! What remains, per request (callgrind, inclusive, 4 s / 12 s runs):
-//! inside hyper's dispatcher trio is about 120 instructions above tokio
-//! (8 312 vs 8 192; the rest of the run costs about what tokio's
-//! scheduler does), and `TrioTimer::now` alone, in there, is about 230
-//! against tokio's 30 (hyper
-//! reads the clock once per request for its header-read timeout):
-//! `std_instant_now` reads the run's clock through `dyn Clock`
-//! (`SystemClock::current_time`, an `Instant::elapsed`: about 100) and
-//! maps it to a std instant through the run's anchor. Since then a
-//! `Clock` can say "I read the system clock from this origin"
-//! (`Clock::std_origin`, which `SystemClock` answers), and `now()` is
-//! `Instant::now()` plus a virtual call (the row of 2026-11-27 above).
-//! The reads themselves: three per request on both sides
-//! (data, then two with nothing there, the second now skipped by its
-//! `PendingMark`), trio's about 530 instructions above tokio's in all
-//! (1 716 vs 1 181: the layers between hyper and the syscall, and the
-//! first wait's registration), which its cheaper flush (hyper's
-//! flattened write: 524 vs 933) and service call win back.
+//! Where the margin came from (callgrind, inclusive,
+//! per request, 3 s / 9 s runs): the timer, from about 0.63k
+//! (`TrioTimer::now` 112, `sleep_until` with its box 71, the first poll's
+//! registration 373, the drop's removal 75) to about 0.35k (57, 75, 174
+//! recycling the spare, 47 leaving it), against tokio's 0.65k (`now` 30,
+//! `sleep_until` 121, its wheel entry registered on the first poll 345
+//! and removed on the drop 153, every request); and hyper's reads through
+//! the adapter, from 1 117 to 1 054 (tokio's: about 640).
+//! What remains above tokio is that read path: three reads per
+//! request on both sides (the data, then two with nothing there, the
+//! second skipped by its `PendingMark`), each going through the adapter,
+//! the socket's `poll_receive` (its slot guard and closed check, not this
+//! crate's) and the reactor's poll path (one run lookup, the entry, and
+//! for the read that waits the poll waiter's re-arm: about 180), where
+//! tokio's `PollEvented` checks an atomic readiness word and, when it
+//! waits, stores the waker under its lock.
 //!
 //! [`Io::new`]: trio_compat::Io::new
 

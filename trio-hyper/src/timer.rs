@@ -37,7 +37,7 @@
 //!    is in, and arms a new one for the next head right after (in the same
 //!    task step, for a keep-alive connection). So a sleep dropped while
 //!    registered does not remove its entry: it leaves it in a one-slot
-//!    spare of the thread ([`SPARE`], the entry with the std deadline it
+//!    spare of the thread (`SPARE`, the entry with the std deadline it
 //!    fires at; a spare already there is dropped, which removes its
 //!    entry). A sleep's first poll takes the spare when it fires no later
 //!    than the sleep's own deadline and has not fired: it makes the
