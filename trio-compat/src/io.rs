@@ -1110,6 +1110,24 @@ mod hyper_impls {
     }
 
     impl<'a, S: Stream + 'a> Io<'a, S> {
+        /// hyper's write on the native path (`data` non-empty): what
+        /// `poll_write_bufs` does for one slice, without its generic
+        /// slice handling.
+        #[inline]
+        fn poll_write_native(
+            &mut self,
+            ops: super::NativeOps<S>,
+            cx: &mut Context<'_>,
+            data: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let polled = match self.enter(cx) {
+                Poll::Ready(Ok(())) if self.eof_sent => Poll::Ready(Err(Self::after_eof())),
+                Poll::Ready(Ok(())) => (ops.send)(&self.stream, cx, data).map_err(super::to_io),
+                other => other.map_ok(|()| 0),
+            };
+            self.count(cx, polled)
+        }
+
         /// hyper's read on the native path with nothing buffered (hyper
         /// reads every request this way): receives at most what `buf` has
         /// room for into the read buffer and copies all of it out (the
@@ -1152,7 +1170,12 @@ mod hyper_impls {
             cx: &mut Context<'_>,
             buf: &[u8],
         ) -> Poll<io::Result<usize>> {
-            self.get_mut().poll_write_bufs(cx, &[buf])
+            let this = self.get_mut();
+            match this.native {
+                // hyper's one write per response: straight to the socket.
+                Some(ops) if !buf.is_empty() => this.poll_write_native(ops, cx, buf),
+                _ => this.poll_write_bufs(cx, &[buf]),
+            }
         }
 
         fn poll_write_vectored(
