@@ -83,12 +83,12 @@
 //! trio|tokio 4 12`), 1.02×, most of it `TrioTimer::now`'s clock read.
 //!
 //! Then (2026-11-27, second session: a dropped `TrioSleep`'s entry
-//! recycled by the next sleep, hyper's native read without the buffer
-//! bookkeeping, `std_instant_now` as one thread-local load): trio 8 290–
-//! 8 340 instructions per request, tokio 8 706–8 713 (`benches/icount.sh
-//! BIN trio|tokio`, 3 s / 9 s), 0.955×: the goal is met with a margin in
-//! instructions; syscalls per request unchanged (one `recvfrom`, one
-//! `sendto`/`writev`).
+//! recycled by the next sleep, hyper's native read and write without the
+//! generic paths' bookkeeping, `std_instant_now` as one thread-local
+//! load): trio 8 156 and 8 155 instructions per request, tokio 8 695 and
+//! 8 700 (`benches/icount.sh BIN trio|tokio`, 3 s / 9 s, alternating),
+//! 0.94×: the goal is met with a margin in instructions; syscalls per
+//! request unchanged (one `recvfrom`, one `sendto`/`writev`).
 //!
 //! `cargo bench -p trio-hyper --bench hello -- [--rounds N] [--secs N]
 //! [--conns N]` (needs `wrk` and `taskset`; a quick smoke run: `--rounds 1

@@ -59,12 +59,13 @@
 //! compares hyper on trio with hyper on tokio `current_thread` under
 //! `wrk -t1 -c64` (requests/s, the server's CPU time per request, and the
 //! per-round ratio trio/tokio of the latter); see that file for the
-//! method and the figures. In short: **trio's server executes about 4.5%
-//! fewer instructions per request than tokio's** (8 290–8 340 against
-//! 8 706–8 713 on the code of 2026-11-27's second session, runs
-//! alternating: 0.955×; it was parity, 1.00–1.007×, at that session's
-//! start, and 1.10× at the start of 2026-11-26's last session).
-//! Wall-clock (pinned, below): WALLCLOCK_SUMMARY.
+//! method and the figures. In short: **trio's server executes about 6%
+//! fewer instructions per request than tokio's** (8 156 and 8 155
+//! against 8 695 and 8 700 on the code of 2026-11-27's second session,
+//! runs alternating: 0.94×; it was parity, 1.00–1.007×, at that
+//! session's start, and 1.10× at the start of 2026-11-26's last
+//! session).
+//! Wall-clock (pinned, below): see the last rows of that table.
 //!
 //! Instructions per request: `trio-hyper/benches/icount.sh BIN trio|tokio
 //! [SHORT LONG]` (valgrind callgrind, user space, on the bench binary's
@@ -107,7 +108,9 @@
 //! | a dropped [`TrioSleep`] leaves its registration as the thread's spare, which the next sleep recycles (no new entry, no push, no removal; see [`timer`]) | 8 443, 8 479 | |
 //! | hyper's native read: at most the cursor's room, received into the adapter's buffer and copied out whole (no `poll_fill`/`consume` bookkeeping, one function less) | 8 343, 8 354 | |
 //! | `std_instant_now` on the system clock: one thread-local load and `Instant::now()` (no run lookup, no virtual call) | 8 313, 8 313 | |
-//! | the same, a last alternation (tokio first; 02:22–02:24 UTC) | 8 340, 8 326, 8 290 | 8 706, 8 234, 8 946, 8 713 |
+//! | the same, an alternation (tokio first; 02:22–02:24 UTC) | 8 340, 8 326, 8 290 | 8 706, 8 234, 8 946, 8 713 |
+//! | hyper's native write straight to the socket's `poll_send` (no generic slice handling) | 8 169, 8 129 | |
+//! | the same, alternating (tokio first; 02:29–02:30 UTC) | 8 156, 8 155 | 8 695, 8 700 |
 //!
 //! Both servers make one `recvfrom` and one send per request (trio a
 //! `sendto`, since [`Io`](trio_compat::Io)'s native path reports
@@ -137,7 +140,9 @@
 //! recycling the spare, 47 leaving it), against tokio's 0.65k (`now` 30,
 //! `sleep_until` 121, its wheel entry registered on the first poll 345
 //! and removed on the drop 153, every request); and hyper's reads through
-//! the adapter, from 1 117 to 1 054 (tokio's: about 640).
+//! the adapter, from 1 117 to 1 054 (tokio's: about 640), and hyper's
+//! flush with its one write, from 521 to 433 (the socket's `poll_send`,
+//! 224 of it, unchanged).
 //! What remains above tokio is that read path: three reads per
 //! request on both sides (the data, then two with nothing there, the
 //! second skipped by its `PendingMark`), each going through the adapter,
