@@ -65,7 +65,11 @@
 //! runs alternating: 0.94×; it was parity, 1.00–1.007×, at that
 //! session's start, and 1.10× at the start of 2026-11-26's last
 //! session).
-//! Wall-clock (pinned, below): see the last rows of that table.
+//! Wall-clock (pinned, below) the ratio of server CPU per request is
+//! still at parity within noise (1.03 and 1.02, per-round medians): the
+//! server's user-space time is about a third of its CPU per request, the
+//! rest the kernel's (the same syscalls on both sides), so 6% fewer
+//! instructions is about 2% of the total, inside this machine's spread.
 //!
 //! Instructions per request: `trio-hyper/benches/icount.sh BIN trio|tokio
 //! [SHORT LONG]` (valgrind callgrind, user space, on the bench binary's
@@ -127,11 +131,17 @@
 //! | the FIFO queue (trio 6.20 [5.48–7.09] µs, tokio 5.60 [5.32–6.65] µs in run 1) | 1.10 [0.99–1.12] | 1.06 [0.85–1.40] |
 //! | the cancel waiter's shortcut (trio 7.79 [6.05–8.61] µs, tokio 7.66 [6.67–7.98] µs in run 1) | **1.00 [0.87–1.20]** | **1.06 [0.83–1.31]** |
 //! | the `PendingMark` work (instructions 1.02×; trio 8.42 [7.47–9.39] µs, tokio 8.84 [7.83–9.42] µs in run 1; trio 7.87 [7.31–8.40] µs, tokio 7.28 [6.52–8.22] µs in run 2) | **0.95 [0.85–1.03]** | **1.03 [0.98–1.17]** |
+//! | the recycled timer entry, hyper's native read and write (instructions 0.94×; load average 0.37 at the start of run 1, 02:36 UTC 2026-11-27, 1.55 at run 2's; trio 5.90 [4.91–7.28] µs, tokio 5.61 [5.12–6.96] µs in run 1; trio 6.95 [5.71–7.54] µs, tokio 6.48 [5.72–7.29] µs in run 2) | **1.03 [0.88–1.07]** | **1.02 [0.92–1.17]** |
 //!
-//! So at parity within this machine's noise (the last two runs: 23:29 and
-//! 23:30 UTC, 2026-11-26; the load average was 1.07 when the first
-//! started, 2.27 when the second did, the bench's own two cores
-//! included), while the instruction counts (no noise) say 1.02×.
+//! So at parity within this machine's noise, both before (23:29 and 23:30
+//! UTC, 2026-11-26, instructions 1.02×) and after this session's work
+//! (instructions 0.94×): the wall-clock goal (a median below 1) is not
+//! met. Where the CPU goes (`/proc/PID/stat`'s utime and stime over a
+//! pinned 5 s wrk run, three rounds each, alternating): trio 1.82, 1.79,
+//! 2.08 µs user and 3.84, 4.82, 4.95 µs system per request, tokio 1.94,
+//! 1.55, 2.19 µs user and 4.45, 4.54, 5.00 µs system; this VM exposes no
+//! hardware counters (`perf stat -e cycles:u` is not supported), so
+//! cycles per request could not be compared directly.
 //!
 //! Where the margin came from (callgrind, inclusive,
 //! per request, 3 s / 9 s runs): the timer, from about 0.63k
