@@ -90,7 +90,10 @@
 //! foreign waker, inside `FuturesUnordered` say, is boxed once per wait in
 //! trio's tables), no buffer between the caller and the kernel (`AsyncRead::poll_read` receives into the caller's buffer,
 //! `poll_write` sends from it; only `AsyncBufRead` and hyper's reads use
-//! the internal read buffer, and `poll_flush` has nothing to drain).
+//! the internal read buffer: hyper's as a bounce buffer, receiving at
+//! most what hyper's cursor has room for and copying all of it out, since
+//! receiving into the cursor itself needs `unsafe`; and `poll_flush` has
+//! nothing to drain).
 //!
 //! *Why a constructor and not automatic:* choosing the path by the
 //! stream's type needs specialisation, which stable Rust lacks. So the
@@ -1087,6 +1090,11 @@ mod hyper_impls {
             if buf.remaining() == 0 {
                 return this.enter(cx);
             }
+            if let Some(ops) = this.native
+                && this.read_pos == this.read_filled
+            {
+                return this.poll_read_native_cursor(ops, cx, &mut buf);
+            }
             let n = match this.poll_fill(cx, buf.remaining()) {
                 Poll::Ready(Ok(data)) => {
                     let n = data.len().min(buf.remaining());
@@ -1101,6 +1109,60 @@ mod hyper_impls {
         }
     }
 
+    impl<'a, S: Stream + 'a> Io<'a, S> {
+        /// hyper's write on the native path (`data` non-empty): what
+        /// `poll_write_bufs` does for one slice, without its generic
+        /// slice handling.
+        #[inline]
+        fn poll_write_native(
+            &mut self,
+            ops: super::NativeOps<S>,
+            cx: &mut Context<'_>,
+            data: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let polled = match self.enter(cx) {
+                Poll::Ready(Ok(())) if self.eof_sent => Poll::Ready(Err(Self::after_eof())),
+                Poll::Ready(Ok(())) => (ops.send)(&self.stream, cx, data).map_err(super::to_io),
+                other => other.map_ok(|()| 0),
+            };
+            self.count(cx, polled)
+        }
+
+        /// hyper's read on the native path with nothing buffered (hyper
+        /// reads every request this way): receives at most what `buf` has
+        /// room for into the read buffer and copies all of it out (the
+        /// cursor's own memory needs `unsafe` to receive into), so nothing
+        /// stays buffered. The same steps as `poll_fill` then
+        /// `consume_buffered`, without their bookkeeping.
+        #[inline]
+        fn poll_read_native_cursor(
+            &mut self,
+            ops: super::NativeOps<S>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBufCursor<'_>,
+        ) -> Poll<io::Result<()>> {
+            match self.enter(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+            let room = buf.remaining().min(super::READ_CHUNK_MAX);
+            if self.read_buf.len() < room {
+                self.read_buf.resize(room.max(super::READ_CHUNK), 0);
+            }
+            let into = &mut self.read_buf[..room];
+            let polled =
+                match super::receive_marked(ops, &self.stream, &mut self.read_mark, cx, into) {
+                    Poll::Ready(Ok(n)) => {
+                        buf.put_slice(&into[..n.min(room)]);
+                        Poll::Ready(Ok(()))
+                    }
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(super::to_io(e))),
+                    Poll::Pending => Poll::Pending,
+                };
+            self.count(cx, polled)
+        }
+    }
+
     impl<'a, S: Stream + 'a> hyper::rt::Write for Io<'a, S> {
         #[inline]
         fn poll_write(
@@ -1108,7 +1170,12 @@ mod hyper_impls {
             cx: &mut Context<'_>,
             buf: &[u8],
         ) -> Poll<io::Result<usize>> {
-            self.get_mut().poll_write_bufs(cx, &[buf])
+            let this = self.get_mut();
+            match this.native {
+                // hyper's one write per response: straight to the socket.
+                Some(ops) if !buf.is_empty() => this.poll_write_native(ops, cx, buf),
+                _ => this.poll_write_bufs(cx, &[buf]),
+            }
         }
 
         fn poll_write_vectored(

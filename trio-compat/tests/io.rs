@@ -411,8 +411,9 @@ async fn the_native_path_keeps_the_budget() -> trio::Result<()> {
 }
 
 /// hyper's and tokio's traits on the native path, over a socket pair:
-/// hyper's reads go through the adapter's buffer (`put_slice`, never past
-/// the cursor's room), tokio's straight into its `ReadBuf`; shutdown is
+/// hyper's reads receive at most the cursor's room through the adapter's
+/// buffer (`put_slice`; the rest stays in the socket, nothing is left
+/// buffered), tokio's straight into its `ReadBuf`; shutdown is
 /// `send_eof`, read as the end of stream.
 #[trio::test]
 async fn hyper_and_tokio_traits_on_the_native_path() -> trio::Result<()> {
@@ -426,7 +427,7 @@ async fn hyper_and_tokio_traits_on_the_native_path() -> trio::Result<()> {
     let mut rb = ReadBuf::new(&mut storage);
     poll_fn(|cx| Read::poll_read(Pin::new(&mut b), cx, rb.unfilled())).await?;
     assert_eq!(rb.filled(), b"hype");
-    assert_eq!(b.buffered(), b"r!");
+    assert_eq!(b.buffered(), b"");
     let mut storage = [0u8; 4];
     let mut rb = ReadBuf::new(&mut storage);
     poll_fn(|cx| Read::poll_read(Pin::new(&mut b), cx, rb.unfilled())).await?;
@@ -442,6 +443,87 @@ async fn hyper_and_tokio_traits_on_the_native_path() -> trio::Result<()> {
         trio_compat::error::from_io(err).kind(),
         trio::ErrorKind::Closed
     );
+    // hyper's own write path too.
+    let err = poll_fn(|cx| Write::poll_write(Pin::new(&mut a), cx, b"x"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        trio_compat::error::from_io(err).kind(),
+        trio::ErrorKind::Closed
+    );
+    Ok(())
+}
+
+/// hyper's traits on the native path (their own fast paths) keep the
+/// budget exactly (`BUDGET` ready polls in a row, then one `Pending`,
+/// reads and writes alike) and the cancel check: inside a cancelled scope
+/// a read and a write fail with Cancelled inside and do nothing.
+#[trio::test]
+async fn hyper_traits_on_the_native_path_keep_the_budget_and_the_cancel_check() -> trio::Result<()>
+{
+    use hyper::rt::{Read, ReadBuf, Write};
+    let (a, b) = SocketStream::unix_pair()?;
+    a.send_all(&[7; 4 * BUDGET as usize]).await?;
+    let mut io = Io::native(b);
+    for _ in 0..2 {
+        let mut readies = 0;
+        poll_fn(|cx| {
+            loop {
+                let mut storage = [0u8; 1];
+                let mut rb = ReadBuf::new(&mut storage);
+                match Read::poll_read(Pin::new(&mut io), cx, rb.unfilled()) {
+                    Poll::Ready(Ok(())) => {
+                        assert_eq!(rb.filled(), [7]);
+                        readies += 1;
+                    }
+                    Poll::Ready(Err(e)) => panic!("unexpected read error: {e}"),
+                    Poll::Pending => return Poll::Ready(()),
+                }
+            }
+        })
+        .await;
+        assert_eq!(readies, BUDGET);
+    }
+    let mut writes = 0;
+    poll_fn(|cx| {
+        loop {
+            match Write::poll_write(Pin::new(&mut io), cx, b"y") {
+                Poll::Ready(Ok(1)) => writes += 1,
+                Poll::Ready(other) => panic!("unexpected write: {other:?}"),
+                Poll::Pending => return Poll::Ready(()),
+            }
+        }
+    })
+    .await;
+    assert_eq!(writes, BUDGET);
+    let scope = trio::CancelScope::new();
+    scope.cancel();
+    scope
+        .run(async {
+            let mut storage = [0u8; 1];
+            let mut rb = ReadBuf::new(&mut storage);
+            let e = poll_fn(|cx| Read::poll_read(Pin::new(&mut io), cx, rb.unfilled()))
+                .await
+                .unwrap_err();
+            assert!(trio_compat::error::from_io(e).is_cancelled());
+            assert!(rb.filled().is_empty());
+            let e = poll_fn(|cx| Write::poll_write(Pin::new(&mut io), cx, b"z"))
+                .await
+                .unwrap_err();
+            assert!(trio_compat::error::from_io(e).is_cancelled());
+            Ok(())
+        })
+        .await?;
+    // Nothing was read or written there: the next byte is still a 7, and
+    // the peer got exactly the budget's worth of "y".
+    let mut storage = [0u8; 1];
+    let mut rb = ReadBuf::new(&mut storage);
+    poll_fn(|cx| Read::poll_read(Pin::new(&mut io), cx, rb.unfilled())).await?;
+    assert_eq!(rb.filled(), [7]);
+    drop(io);
+    let mut got = vec![0; 2 * BUDGET as usize];
+    let n = trio::stream::ReceiveStream::receive_some(&a, &mut got).await?;
+    assert_eq!(&got[..n], vec![b'y'; BUDGET as usize]);
     Ok(())
 }
 

@@ -59,13 +59,17 @@
 //! compares hyper on trio with hyper on tokio `current_thread` under
 //! `wrk -t1 -c64` (requests/s, the server's CPU time per request, and the
 //! per-round ratio trio/tokio of the latter); see that file for the
-//! method and the figures. In short: **trio's server executes as many
-//! instructions per request as tokio's, within the count's noise** (8 701
-//! and 8 759 vs 8 700 and 8 703 on the code of 2026-11-27, two runs each,
-//! alternating; it was 1.10× at the start of 2026-11-26's last session):
-//! the goal (≤ tokio) is met at parity, not with a margin; wall-clock
-//! (pinned, below) the ratio of server CPU per request was 0.95 and 1.03
-//! in two runs before the last row, parity within noise.
+//! method and the figures. In short: **trio's server executes about 6%
+//! fewer instructions per request than tokio's** (8 156 and 8 155
+//! against 8 695 and 8 700 on the code of 2026-11-27's second session,
+//! runs alternating: 0.94×; it was parity, 1.00–1.007×, at that
+//! session's start, and 1.10× at the start of 2026-11-26's last
+//! session).
+//! Wall-clock (pinned, below) the ratio of server CPU per request is
+//! still at parity within noise (1.03 and 1.02, per-round medians): the
+//! server's user-space time is about a third of its CPU per request, the
+//! rest the kernel's (the same syscalls on both sides), so 6% fewer
+//! instructions is about 2% of the total, inside this machine's spread.
 //!
 //! Instructions per request: `trio-hyper/benches/icount.sh BIN trio|tokio
 //! [SHORT LONG]` (valgrind callgrind, user space, on the bench binary's
@@ -77,7 +81,11 @@
 //! is the difference of the two counts over the difference of their
 //! request counts (which cancels the connections' set-up). It still moves
 //! by ±1–2% between runs (how many connections one epoll tick serves
-//! depends on the load), so each side is measured twice, alternating.
+//! depends on the load), so each side is measured twice, alternating;
+//! now and then a run's short and long counts disagree more (tokio's
+//! 8 234 and 8 946 in the last row: per request 8 762 and 8 382 in one
+//! run, 8 408 and 8 729 in the other, against about 8 720 for both
+//! otherwise), so look at the per-run counts too.
 //! Syscalls: `trio-hyper/benches/strace.sh BIN trio|tokio` (`strace -c
 //! -f` on the server under a 3 s wrk run).
 //!
@@ -100,6 +108,13 @@
 //! | the mark taken from the reactor's poll path (no runtime lookup of its own) | 8 886, 8 901 | 8 722, 8 711 |
 //! | (3 s / 9 s) `Clock::std_origin`: on the system clock `TrioTimer::now` is `std::time::Instant::now()` (it was ~230 instructions: the run's clock read and converted) | 8 771, 8 749 | 8 689 |
 //! | the same, with the review's mends, the TLS and cross-run merges | 8 759, 8 701 | 8 700, 8 703 |
+//! | remeasured at the start of the next session | 8 736, 8 763 | 8 708, 8 695 |
+//! | a dropped [`TrioSleep`] leaves its registration as the thread's spare, which the next sleep recycles (no new entry, no push, no removal; see [`timer`]) | 8 443, 8 479 | |
+//! | hyper's native read: at most the cursor's room, received into the adapter's buffer and copied out whole (no `poll_fill`/`consume` bookkeeping, one function less) | 8 343, 8 354 | |
+//! | `std_instant_now` on the system clock: one thread-local load and `Instant::now()` (no run lookup, no virtual call) | 8 313, 8 313 | |
+//! | the same, an alternation (tokio first; 02:22–02:24 UTC) | 8 340, 8 326, 8 290 | 8 706, 8 234, 8 946, 8 713 |
+//! | hyper's native write straight to the socket's `poll_send` (no generic slice handling) | 8 169, 8 129 | |
+//! | the same, alternating (tokio first; 02:29–02:30 UTC) | 8 156, 8 155 | 8 695, 8 700 |
 //!
 //! Both servers make one `recvfrom` and one send per request (trio a
 //! `sendto`, since [`Io`](trio_compat::Io)'s native path reports
@@ -116,30 +131,36 @@
 //! | the FIFO queue (trio 6.20 [5.48–7.09] µs, tokio 5.60 [5.32–6.65] µs in run 1) | 1.10 [0.99–1.12] | 1.06 [0.85–1.40] |
 //! | the cancel waiter's shortcut (trio 7.79 [6.05–8.61] µs, tokio 7.66 [6.67–7.98] µs in run 1) | **1.00 [0.87–1.20]** | **1.06 [0.83–1.31]** |
 //! | the `PendingMark` work (instructions 1.02×; trio 8.42 [7.47–9.39] µs, tokio 8.84 [7.83–9.42] µs in run 1; trio 7.87 [7.31–8.40] µs, tokio 7.28 [6.52–8.22] µs in run 2) | **0.95 [0.85–1.03]** | **1.03 [0.98–1.17]** |
+//! | the recycled timer entry, hyper's native read and write (instructions 0.94×; load average 0.37 at the start of run 1, 02:36 UTC 2026-11-27, 1.55 at run 2's; trio 5.90 [4.91–7.28] µs, tokio 5.61 [5.12–6.96] µs in run 1; trio 6.95 [5.71–7.54] µs, tokio 6.48 [5.72–7.29] µs in run 2) | **1.03 [0.88–1.07]** | **1.02 [0.92–1.17]** |
 //!
-//! So at parity within this machine's noise (the last two runs: 23:29 and
-//! 23:30 UTC, 2026-11-26; the load average was 1.07 when the first
-//! started, 2.27 when the second did, the bench's own two cores
-//! included), while the instruction counts (no noise) say 1.02×.
+//! So at parity within this machine's noise, both before (23:29 and 23:30
+//! UTC, 2026-11-26, instructions 1.02×) and after this session's work
+//! (instructions 0.94×): the wall-clock goal (a median below 1) is not
+//! met. Where the CPU goes (`/proc/PID/stat`'s utime and stime over a
+//! pinned 5 s wrk run, three rounds each, alternating): trio 1.82, 1.79,
+//! 2.08 µs user and 3.84, 4.82, 4.95 µs system per request, tokio 1.94,
+//! 1.55, 2.19 µs user and 4.45, 4.54, 5.00 µs system; this VM exposes no
+//! hardware counters (`perf stat -e cycles:u` is not supported), so
+//! cycles per request could not be compared directly.
 //!
-//! What remains, per request (callgrind, inclusive, 4 s / 12 s runs):
-//! inside hyper's dispatcher trio is about 120 instructions above tokio
-//! (8 312 vs 8 192; the rest of the run costs about what tokio's
-//! scheduler does), and `TrioTimer::now` alone, in there, is about 230
-//! against tokio's 30 (hyper
-//! reads the clock once per request for its header-read timeout):
-//! `std_instant_now` reads the run's clock through `dyn Clock`
-//! (`SystemClock::current_time`, an `Instant::elapsed`: about 100) and
-//! maps it to a std instant through the run's anchor. Since then a
-//! `Clock` can say "I read the system clock from this origin"
-//! (`Clock::std_origin`, which `SystemClock` answers), and `now()` is
-//! `Instant::now()` plus a virtual call (the row of 2026-11-27 above).
-//! The reads themselves: three per request on both sides
-//! (data, then two with nothing there, the second now skipped by its
-//! `PendingMark`), trio's about 530 instructions above tokio's in all
-//! (1 716 vs 1 181: the layers between hyper and the syscall, and the
-//! first wait's registration), which its cheaper flush (hyper's
-//! flattened write: 524 vs 933) and service call win back.
+//! Where the margin came from (callgrind, inclusive,
+//! per request, 3 s / 9 s runs): the timer, from about 0.63k
+//! (`TrioTimer::now` 112, `sleep_until` with its box 71, the first poll's
+//! registration 373, the drop's removal 75) to about 0.35k (57, 75, 174
+//! recycling the spare, 47 leaving it), against tokio's 0.65k (`now` 30,
+//! `sleep_until` 121, its wheel entry registered on the first poll 345
+//! and removed on the drop 153, every request); and hyper's reads through
+//! the adapter, from 1 117 to 1 054 (tokio's: about 640), and hyper's
+//! flush with its one write, from 521 to 433 (the socket's `poll_send`,
+//! 224 of it, unchanged).
+//! What remains above tokio is that read path: three reads per
+//! request on both sides (the data, then two with nothing there, the
+//! second skipped by its `PendingMark`), each going through the adapter,
+//! the socket's `poll_receive` (its slot guard and closed check, not this
+//! crate's) and the reactor's poll path (one run lookup, the entry, and
+//! for the read that waits the poll waiter's re-arm: about 180), where
+//! tokio's `PollEvented` checks an atomic readiness word and, when it
+//! waits, stores the waker under its lock.
 //!
 //! [`Io::new`]: trio_compat::Io::new
 

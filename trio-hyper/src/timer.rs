@@ -17,35 +17,52 @@
 //!    included); every deadline hyper gives back is converted with the
 //!    same anchor ([`from_std_instant`], monotonic), so the run and hyper
 //!    agree on when a deadline has passed.
-//! 2. *A sleep's first poll* converts its deadline and registers the
-//!    task's waker in the run's own timer table ([`TimerEntry`]: a slab
-//!    entry and a heap push, no allocation, the task's waker kept
-//!    decoded). It reads no clock: the run loop fires the entry when it
-//!    sees the deadline passed, at its next deadline check if it already
-//!    has, and the sleep is ready from then on (never before its
-//!    deadline).
+//! 2. *A sleep's first poll* registers the task's waker in the run's
+//!    own timer table ([`TimerEntry`]: a slab entry and a queue or heap
+//!    push, no allocation, the task's waker kept decoded), unless it
+//!    recycles a registration (step 6). It reads no clock: the run loop
+//!    fires the entry when it sees the deadline passed, at its next
+//!    deadline check if it already has, and the sleep is ready from then
+//!    on (never before its deadline).
 //! 3. *Later polls* ask the entry whether it has fired, and make the
 //!    waker they are given the one to wake.
 //! 4. *Reset* ([`Timer::reset`]) moves the entry, keeping the waker, so a
 //!    reset sleep fires at its new deadline even if hyper does not poll it
-//!    again before then. *Drop* removes the entry (its heap entry goes
-//!    stale, trio's lazy deletion).
+//!    again before then.
 //! 5. Its poll never checks for cancellation (it is not a cancel point: a
 //!    cancelled connection ends through its I/O, not its timers) and never
 //!    parks its task. The MockClock's autojump and the deadlock detector
 //!    see the entries as they see any trio sleep.
+//! 6. *Recycling*: hyper drops its header-read sleep once a request's head
+//!    is in, and arms a new one for the next head right after (in the same
+//!    task step, for a keep-alive connection). So a sleep dropped while
+//!    registered does not remove its entry: it leaves it in a one-slot
+//!    spare of the thread (`SPARE`, the entry with the std deadline it
+//!    fires at; a spare already there is dropped, which removes its
+//!    entry). A sleep's first poll takes the spare when it fires no later
+//!    than the sleep's own deadline and has not fired: it makes the
+//!    spare's waker its own ([`TimerEntry::is_pending`]) and keeps the
+//!    spare's earlier deadline, with no new entry and no push. Such a
+//!    sleep may fire *early*: when it does, its poll reads the run's clock
+//!    and, if its own deadline has not come, registers anew (a fresh
+//!    entry at its own deadline) and stays pending. So a sleep is still
+//!    never ready before its deadline; what recycling adds is one early
+//!    wake-up per fresh registration's lifetime (hyper's 30 s) at most,
+//!    and a spare left unused may wake the task of the sleep that left it
+//!    once, at its deadline (a spurious wake-up, which futures allow).
 //!
 //! # Cost
 //!
 //! hyper arms a timer on every HTTP/1.1 request (its header-read
-//! timeout): `now()`, `sleep_until` (hyper boxes it), a poll that
-//! registers, a drop that deregisters. Each of `now()`, the first poll and
-//! the drop is one lookup of the run (a thread-local) and one borrow of
-//! its state; nothing else is allocated, and no task of ours runs.
-//! (Before, a run-local registry kept an ordered map of wakers, found
-//! through a thread-local cache, with a driver task: about 1.8k
-//! instructions per request in `benches/hello.rs`, against about 0.7k
-//! now.)
+//! timeout): `now()`, `sleep_until` (hyper boxes it), a first poll, a
+//! drop. On a busy keep-alive connection the first poll recycles the
+//! entry the last request's sleep left (step 6: a thread-local take and
+//! one borrow of the run's state, which changes nothing when the waker is
+//! the same task's) and the drop leaves it (a thread-local store): about
+//! 0.3k instructions per request in `benches/hello.rs` where a fresh
+//! registration and its removal cost about 0.4k more. (Before either, a
+//! run-local registry kept an ordered map of wakers, found through a
+//! thread-local cache, with a driver task: about 1.8k.)
 //!
 //! Outside a run there is no clock to follow: `now()` is
 //! `std::time::Instant::now()`, and a `TrioSleep` polled outside a run
@@ -55,10 +72,11 @@
 //! task anyway).
 
 use hyper::rt::{Sleep, Timer};
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant as StdInstant};
 use trio::lowlevel::{TimerEntry, from_std_instant, std_instant_now};
 
@@ -115,33 +133,63 @@ impl Timer for TrioTimer {
 pub struct TrioSleep {
     /// `None`: never (a deadline past what `std::time::Instant` can hold).
     deadline: Option<StdInstant>,
-    /// Registered in the run's timer table (step 2).
-    entry: Option<TimerEntry>,
+    /// Registered in the run's timer table (step 2), or recycled (step 6).
+    registered: Option<Registration>,
+}
+
+/// A [`TrioSleep`]'s entry in the run's timer table, and the std instant
+/// it fires at: the sleep's deadline, or earlier for a recycled entry
+/// (step 6), whose firing is then checked against the clock. A dropped
+/// sleep leaves it as the thread's spare.
+struct Registration {
+    entry: TimerEntry,
+    fires_at: StdInstant,
+}
+
+thread_local! {
+    /// The thread's one spare registration (step 6). Replacing it drops
+    /// the old one, which removes its entry from its run's table.
+    static SPARE: Cell<Option<Registration>> = const { Cell::new(None) };
 }
 
 impl TrioSleep {
     fn until(deadline: Option<StdInstant>) -> Self {
         TrioSleep {
             deadline,
-            entry: None,
+            registered: None,
         }
     }
 
     /// Step 4: moves the deadline, keeping the registration's waker.
     fn reset(&mut self, deadline: Option<StdInstant>) {
         self.deadline = deadline;
-        let Some(entry) = &mut self.entry else {
+        let Some(r) = &mut self.registered else {
             return;
         };
-        let moved = match deadline.map(from_std_instant) {
-            Some(Ok(at)) => entry.reset(at),
+        let moved = match deadline.map(|d| (d, from_std_instant(d))) {
+            Some((d, Ok(at))) if r.entry.reset(at) => Some(d),
             // Never, or outside a run: nothing to wake.
-            _ => false,
+            _ => None,
         };
-        if !moved {
+        match moved {
+            Some(d) => r.fires_at = d,
             // Fired already (or never): the next poll registers anew.
-            self.entry = None;
+            None => self.registered = None,
         }
+    }
+
+    /// Step 6: the thread's spare registration, if it fires no later than
+    /// `deadline` and has not fired; `waker` is then the one it wakes. A
+    /// spare that fires later stays; one that has fired (or is of another
+    /// run) is dropped.
+    fn take_spare(deadline: StdInstant, waker: &Waker) -> Option<Registration> {
+        let mut spare = SPARE.try_with(Cell::take).ok().flatten()?;
+        if spare.fires_at > deadline {
+            // Unusable here, and maybe for the next sleep: kept.
+            let _ = SPARE.try_with(|s| s.set(Some(spare)));
+            return None;
+        }
+        spare.entry.is_pending(waker).then_some(spare)
     }
 }
 
@@ -149,7 +197,7 @@ impl fmt::Debug for TrioSleep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TrioSleep")
             .field("deadline", &self.deadline)
-            .field("registered", &self.entry.is_some())
+            .field("registered", &self.registered.is_some())
             .finish()
     }
 }
@@ -159,26 +207,53 @@ impl Future for TrioSleep {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        if let Some(entry) = &mut this.entry {
+        if let Some(r) = &mut this.registered {
             // Step 3: fired (or another run), or the waker refreshed.
-            if entry.is_pending(cx.waker()) {
+            if r.entry.is_pending(cx.waker()) {
                 return Poll::Pending;
             }
-            this.entry = None;
-            return Poll::Ready(());
+            let early = this.deadline.is_some_and(|d| r.fires_at < d);
+            this.registered = None;
+            // Step 6: a recycled entry fired before our deadline: has it
+            // come? (Else register anew, below.)
+            if !early || this.deadline.is_some_and(|d| TrioTimer.now() >= d) {
+                return Poll::Ready(());
+            }
         }
         let Some(deadline) = this.deadline else {
             // Never: nothing to register, nobody to wake.
             return Poll::Pending;
         };
+        if let Some(spare) = TrioSleep::take_spare(deadline, cx.waker()) {
+            this.registered = Some(spare);
+            return Poll::Pending;
+        }
         // Step 2 (outside a run: ready, see the module docs).
         match TimerEntry::new_std(deadline, cx.waker()) {
             Ok(entry) => {
-                this.entry = Some(entry);
+                this.registered = Some(Registration {
+                    entry,
+                    fires_at: deadline,
+                });
                 Poll::Pending
             }
             Err(_) => Poll::Ready(()),
         }
+    }
+}
+
+impl Drop for TrioSleep {
+    /// Step 6: a registration not known to have fired becomes the
+    /// thread's spare (the one there before is dropped: its entry is
+    /// removed). While the thread's locals are being destroyed it is
+    /// simply dropped.
+    fn drop(&mut self) {
+        let Some(spare) = self.registered.take() else {
+            return;
+        };
+        // The old spare is dropped outside the thread-local's access.
+        let old = SPARE.try_with(|s| s.replace(Some(spare)));
+        drop(old);
     }
 }
 
@@ -198,7 +273,7 @@ mod tests {
 
     /// Sleeps fire at their deadline (virtual time), a reset one at its
     /// new deadline (without being polled in between), an expired one
-    /// without time passing; a dropped sleep wakes nobody; a second run
+    /// without time passing; a dropped sleep delays nothing; a second run
     /// on the same thread works the same (its own clock anchor).
     #[test]
     fn sleeps_follow_the_mock_clock_resets_and_drops() {
@@ -225,8 +300,10 @@ mod tests {
                     TrioTimer.sleep_until(TrioTimer.now()).await;
                     assert_eq!(trio::current_time() - t0, 7.0);
 
-                    // Dropped while registered: its deadline wakes nobody
-                    // (and the run still ends: nothing waits on it).
+                    // Dropped while registered: its entry is the thread's
+                    // spare (step 6), and its deadline at most wakes this
+                    // task once, spuriously, inside `trio::sleep` (and the
+                    // run still ends: nothing waits on it).
                     let mut sleep = TrioTimer.sleep(Duration::from_secs(1));
                     let _ = std::future::poll_fn(|cx| Poll::Ready(sleep.as_mut().poll(cx))).await;
                     drop(sleep);
@@ -238,5 +315,47 @@ mod tests {
         };
         run();
         run();
+    }
+
+    /// Polls `sleep` once (registering it) and drops it: its entry becomes
+    /// the thread's spare (step 6).
+    async fn leave_spare(mut sleep: Pin<Box<dyn Sleep>>) {
+        let polled = std::future::poll_fn(|cx| Poll::Ready(sleep.as_mut().poll(cx))).await;
+        assert!(polled.is_pending());
+    }
+
+    /// Step 6: a sleep that recycles an earlier-firing spare is woken at
+    /// the spare's deadline but is not ready before its own; a spare that
+    /// fires later than a sleep's deadline is not used by it; the run's
+    /// clock (virtual here) decides throughout.
+    #[test]
+    fn a_recycled_registration_never_makes_a_sleep_early() {
+        trio::Runner::new()
+            .clock(trio::testing::MockClock::autojump())
+            .run(async {
+                let t0 = trio::current_time();
+                leave_spare(TrioTimer.sleep(Duration::from_secs(1))).await;
+                // Recycles the entry that fires at 1 s, and waits to 5 s.
+                TrioTimer.sleep(Duration::from_secs(5)).await;
+                assert_eq!(trio::current_time() - t0, 5.0);
+
+                // A spare firing at 5 + 10 s is no use to a 2 s sleep.
+                leave_spare(TrioTimer.sleep(Duration::from_secs(10))).await;
+                TrioTimer.sleep(Duration::from_secs(2)).await;
+                assert_eq!(trio::current_time() - t0, 7.0);
+
+                // That spare (15 s) is recycled by a 20 s sleep, reset to
+                // 12 s (exact: the entry moves): ready at 7 + 12 s.
+                let mut sleep = TrioTimer.sleep(Duration::from_secs(20));
+                let polled =
+                    std::future::poll_fn(|cx| Poll::Ready(sleep.as_mut().poll(cx).is_pending()))
+                        .await;
+                assert!(polled);
+                TrioTimer.reset(&mut sleep, TrioTimer.now() + Duration::from_secs(12));
+                sleep.await;
+                assert_eq!(trio::current_time() - t0, 19.0);
+                Ok(())
+            })
+            .unwrap();
     }
 }

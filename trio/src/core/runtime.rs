@@ -550,6 +550,12 @@ thread_local! {
     /// that [`is_in_run`] is one load (`CURRENT` has a destructor, so each
     /// access to it checks the thread-local's state, then borrows it).
     static IN_RUN: Cell<bool> = const { Cell::new(false) };
+    /// `CURRENT`'s clock reads the system's monotonic clock from a fixed
+    /// origin ([`Clock::std_origin`]): kept by [`set_current`] with
+    /// `IN_RUN`, so that [`std_clock_in_run`] is one load (foreign timers
+    /// read the run's clock as a `std::time::Instant` per request: hyper's
+    /// header-read timeout).
+    static STD_CLOCK: Cell<bool> = const { Cell::new(false) };
     /// Bumped by every [`State::wake_target`]: the only way a remembered
     /// waker (a park's, a poll waiter's, a nursery's) is used up. A
     /// [`PendingMark`](crate::lowlevel::PendingMark) reads it to know that
@@ -596,9 +602,20 @@ pub(crate) fn is_in_run() -> bool {
     IN_RUN.with(Cell::get)
 }
 
+/// Whether this thread is running a run whose clock reads the system's
+/// monotonic clock from a fixed origin (see `STD_CLOCK`): then the run's
+/// clock as a `std::time::Instant` is `Instant::now()` itself.
+#[inline]
+pub(crate) fn std_clock_in_run() -> bool {
+    STD_CLOCK.with(Cell::get)
+}
+
 pub(crate) fn set_current(rt: Option<Rc<Runtime>>) -> Option<Rc<Runtime>> {
     let new = rt.clone();
+    // The clock is asked before any borrow here (it is user code).
+    let std_clock = new.as_ref().is_some_and(|r| r.clock.std_origin().is_some());
     IN_RUN.with(|f| f.set(new.is_some()));
+    STD_CLOCK.with(|f| f.set(std_clock));
     let old = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), rt));
     if let Some(old) = &old {
         old.state.borrow_mut().is_current = false;
