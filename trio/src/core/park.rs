@@ -73,6 +73,15 @@
 //! - It is a cancel point like a `Park`: armed under the current cancel
 //!   status, woken when that status is cancelled, and its owner then
 //!   undoes the reactor wait itself.
+//!
+//! # Spare wait records
+//!
+//! A blocked cross-run send or receive (`cross_run/channel.rs`) re-arms
+//! its thread's *spare* record ([`new_spare_park`], [`SparePark`]) the
+//! same way, instead of making a `Park` per wait: one spare per thread,
+//! re-armed only under the cancel status it rests in, and re-used only
+//! once no reschedule of its previous wait can still arrive. The rules
+//! are in the section comment above `new_spare_park`.
 
 use crate::core::cancel_status::CancelStatusId;
 use crate::core::runtime::{self, Runtime, State, TaskId, WakeTarget};
