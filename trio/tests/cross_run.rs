@@ -1164,3 +1164,37 @@ fn hand_offs_racing_cancels_and_drops_lose_and_repeat_nothing() {
         "{cancelled} {dropped} of {rounds}"
     );
 }
+
+/// One task blocked in two receives at once (`join!`), round after round,
+/// each ended by a thread's hand-off in a varying order: the two waits
+/// share the run's one spare wait record and a record of their own, and
+/// each gets its own channel's values, in order.
+#[test]
+fn two_receives_of_one_task_at_once_each_get_their_own_values() {
+    const ROUNDS: u32 = 2000;
+    let (tx_a, rx_a) = open_cross_run_channel::<u32>(0);
+    let (tx_b, rx_b) = open_cross_run_channel::<u32>(0);
+    let thread = std::thread::spawn(move || {
+        let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+        for i in 0..ROUNDS {
+            let (first, second) = if rng.next().is_multiple_of(2) {
+                (&tx_a, &tx_b)
+            } else {
+                (&tx_b, &tx_a)
+            };
+            rng.jitter();
+            first.send_blocking(i).unwrap();
+            rng.jitter();
+            second.send_blocking(i).unwrap();
+        }
+    });
+    trio::run(async {
+        for i in 0..ROUNDS {
+            let (a, b) = futures::join!(rx_a.receive(), rx_b.receive());
+            assert_eq!((a?, b?), (i, i));
+        }
+        Ok(())
+    })
+    .unwrap();
+    thread.join().unwrap();
+}
