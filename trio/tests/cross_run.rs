@@ -981,3 +981,220 @@ fn a_runs_worker_thread_may_block_on_a_cross_run_channel() {
     assert_eq!(got, 9);
     sender.join().unwrap().unwrap();
 }
+
+// ----- hand-offs racing cancels and drops, from another thread -------------------
+
+/// A small xorshift, so that each round's order of operations varies
+/// reproducibly.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Spins a little (0 to 255 iterations), to shift the next step
+    /// against what the run is doing.
+    fn jitter(&mut self) {
+        for _ in 0..(self.next() % 256) {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// One round of the racing test, as the thread sees it.
+struct Round {
+    /// Which of the two channels the round receives from.
+    channel: usize,
+    /// The round's own scope, if it is one that the thread cancels; other
+    /// rounds wait under the run's own cancel status, all the same one, so
+    /// that they re-arm the run's spare wait record.
+    cancel: Option<trio::CancelHandle>,
+    /// Tells the run to drop the blocked receive instead of polling it
+    /// again.
+    drop_it: Arc<AtomicBool>,
+    /// The waker the run's task was last polled with, to wake it for the
+    /// drop.
+    waker: Arc<std::sync::Mutex<Option<std::task::Waker>>>,
+    /// Set by the run once the round's receive has ended (it may end at
+    /// once, with a value a dropped receive gave back).
+    over: Arc<AtomicBool>,
+    /// Set once the thread is done with the round: a receive told to drop
+    /// waits for it, so that a hand-off can reach it while it is being
+    /// dropped (its wake-up posted, not yet applied).
+    done: Arc<AtomicBool>,
+}
+
+/// A run receives, round after round, from one of two rendezvous
+/// channels (alternately); a thread ends each round, at varying moments,
+/// with a hand-off (`try_send`, which succeeds only into a waiting
+/// receive) and then either nothing, a cancel of the round's scope, or a
+/// drop of the receive; or with a cancel and then a hand-off. A round told
+/// to drop waits in its poll until the thread's hand-off was tried, so
+/// that a value can be handed to the receive while it is being dropped,
+/// its wake-up posted but not applied when the next round (on the other
+/// channel: the value goes back to the first) blocks on the run's
+/// re-armed spare wait record. Each channel's values are received exactly
+/// once and in order: a cancelled or dropped receive consumes nothing,
+/// and no wake-up of an earlier round's wait ends a later one.
+#[test]
+fn hand_offs_racing_cancels_and_drops_lose_and_repeat_nothing() {
+    const VALUES: u32 = 3000;
+    let (tx_a, rx_a) = open_cross_run_channel::<u32>(0);
+    let (tx_b, rx_b) = open_cross_run_channel::<u32>(0);
+    let (rounds_tx, rounds_rx) = open_cross_run_channel::<Round>(UNBOUNDED);
+    let thread = std::thread::spawn(move || {
+        let txs = [tx_a, tx_b];
+        let mut sent = [Vec::new(), Vec::new()];
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        // The values go out in order: the next one is the count so far.
+        let count = |sent: &[Vec<u32>; 2]| (sent[0].len() + sent[1].len()) as u32;
+        let hand_off = |channel: usize, sent: &mut [Vec<u32>; 2]| {
+            let next = count(sent);
+            if next < VALUES && txs[channel].try_send(next).is_ok() {
+                sent[channel].push(next);
+            }
+        };
+        while let Ok(round) = rounds_rx.receive_blocking() {
+            let c = round.channel;
+            rng.jitter();
+            match round.cancel {
+                Some(cancel) => {
+                    // Cancel and hand-off, in either order.
+                    if rng.next().is_multiple_of(2) {
+                        hand_off(c, &mut sent);
+                        rng.jitter();
+                        cancel.cancel();
+                    } else {
+                        cancel.cancel();
+                        rng.jitter();
+                        hand_off(c, &mut sent);
+                    }
+                }
+                None => {
+                    // The receive is blocked (no scope: the round must
+                    // end with the hand-off or the drop; with every value
+                    // sent, with the drop, as the one the run still waits
+                    // for may be back in the other channel).
+                    until_blocking(|| {
+                        waiting_receive(&txs[c]) == 1 || round.over.load(Ordering::SeqCst)
+                    });
+                    if round.over.load(Ordering::SeqCst) {
+                        // Ended at once.
+                    } else if count(&sent) < VALUES && rng.next().is_multiple_of(2) {
+                        hand_off(c, &mut sent);
+                    } else {
+                        round.drop_it.store(true, Ordering::SeqCst);
+                        let waker = round.waker.lock().unwrap().take();
+                        waker.expect("the receive was polled").wake();
+                        rng.jitter();
+                        hand_off(c, &mut sent);
+                    }
+                }
+            }
+            round.done.store(true, Ordering::SeqCst);
+        }
+        sent
+    });
+    let got = trio::run(async {
+        let rxs = [rx_a, rx_b];
+        let mut got = [Vec::new(), Vec::new()];
+        let (mut cancelled, mut dropped, mut rounds) = (0u32, 0u32, 0u32);
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        let mut channel = 0;
+        while got[0].len() + got[1].len() < VALUES as usize {
+            rounds += 1;
+            channel = 1 - channel;
+            let scope = rng.next().is_multiple_of(3).then(CancelScope::new);
+            let drop_it = Arc::new(AtomicBool::new(false));
+            let waker = Arc::new(std::sync::Mutex::new(None));
+            let done = Arc::new(AtomicBool::new(false));
+            let over = Arc::new(AtomicBool::new(false));
+            rounds_tx
+                .try_send(Round {
+                    channel,
+                    cancel: scope.as_ref().map(CancelScope::handle),
+                    drop_it: drop_it.clone(),
+                    waker: waker.clone(),
+                    over: over.clone(),
+                    done: done.clone(),
+                })
+                .map_err(trio::Error::from)?;
+            let receive = async {
+                let mut receive = pin!(rxs[channel].receive());
+                poll_fn(|cx| {
+                    if drop_it.load(Ordering::SeqCst) {
+                        // Dropped mid-wait (with the round), perhaps with
+                        // a value handed to it whose wake-up is still
+                        // posted.
+                        while !done.load(Ordering::SeqCst) {
+                            std::thread::yield_now();
+                        }
+                        return Poll::Ready(Ok(None));
+                    }
+                    *waker.lock().unwrap() = Some(cx.waker().clone());
+                    receive.as_mut().poll(cx).map(|r| r.map(Some))
+                })
+                .await
+            };
+            let outcome = match &scope {
+                Some(scope) => scope.run(receive).await?,
+                None => Some(receive.await?),
+            };
+            over.store(true, Ordering::SeqCst);
+            match outcome {
+                Some(Some(v)) => got[channel].push(v),
+                Some(None) => dropped += 1,
+                None => cancelled += 1,
+            }
+        }
+        rounds_tx.close();
+        Ok((got, cancelled, dropped, rounds))
+    });
+    let (got, cancelled, dropped, rounds) = got.unwrap();
+    let sent = thread.join().unwrap();
+    assert_eq!(sent[0].len() + sent[1].len(), VALUES as usize);
+    assert_eq!(got, sent);
+    // The races happened: rounds ended all three ways.
+    assert!(
+        cancelled > 0 && dropped > 0,
+        "{cancelled} {dropped} of {rounds}"
+    );
+}
+
+/// One task blocked in two receives at once (`join!`), round after round,
+/// each ended by a thread's hand-off in a varying order: the two waits
+/// share the run's one spare wait record and a record of their own, and
+/// each gets its own channel's values, in order.
+#[test]
+fn two_receives_of_one_task_at_once_each_get_their_own_values() {
+    const ROUNDS: u32 = 2000;
+    let (tx_a, rx_a) = open_cross_run_channel::<u32>(0);
+    let (tx_b, rx_b) = open_cross_run_channel::<u32>(0);
+    let thread = std::thread::spawn(move || {
+        let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+        for i in 0..ROUNDS {
+            let (first, second) = if rng.next().is_multiple_of(2) {
+                (&tx_a, &tx_b)
+            } else {
+                (&tx_b, &tx_a)
+            };
+            rng.jitter();
+            first.send_blocking(i).unwrap();
+            rng.jitter();
+            second.send_blocking(i).unwrap();
+        }
+    });
+    trio::run(async {
+        for i in 0..ROUNDS {
+            let (a, b) = futures::join!(rx_a.receive(), rx_b.receive());
+            assert_eq!((a?, b?), (i, i));
+        }
+        Ok(())
+    })
+    .unwrap();
+    thread.join().unwrap();
+}

@@ -1167,12 +1167,14 @@ impl fmt::Debug for CheckpointWatch {
 // removal and the cancel status bookkeeping of a new key (about 170 of the
 // ~420 instructions a `Park` costs per blocked receive, callgrind).
 //
-// - *One spare per thread*, `SPARE`: the key of an `Idle` record of the
-//   run on this thread (runs on one thread follow each other, so the key's
-//   `run_id` says whether it is this run's; a finished run's is ignored).
-//   A wait takes it (the slot is empty while the record is in use: one
-//   wait at a time) or makes a new record; when its wait ends, a record
-//   goes back to the slot if it is empty, else it is removed.
+// - *One spare per run*, `State::spare_park`: an `Idle` record of the
+//   run. (Per run, not per thread: runs can share a thread, a guest run
+//   and the runs its host makes between its steps, and a thread's one
+//   slot would have each throw the other's record away, leaving one
+//   `Idle` record behind in its table per turn.) A wait takes it (the
+//   slot is empty while the record is in use: one wait at a time) or
+//   makes a new record; when its wait ends, a record goes back to the
+//   slot if it is empty, else it is removed.
 // - *One cancel status per key*, as for I/O wait records: the spare is
 //   re-armed only under the status it rests in (keeping its entry in that
 //   status's `parked` list); under another it is replaced by a new key.
@@ -1189,13 +1191,8 @@ impl fmt::Debug for CheckpointWatch {
 //   record, as a `Park` does: a reschedule still on its way then finds a
 //   removed key (its slot's generation moved on) and does nothing.
 
-thread_local! {
-    /// This thread's spare record; see the section comment above.
-    static SPARE: std::cell::Cell<Option<WaitKey>> = const { std::cell::Cell::new(None) };
-}
-
 /// Makes the record of a new wait for the current task (as [`new_park`]
-/// with no deadline), re-arming this thread's spare record when it rests
+/// with no deadline), re-arming the run's spare record when it rests
 /// under the current cancel status. If `waker` is a plain waker of this
 /// run (decoded, never cloned: nothing calls out, so the caller may hold
 /// a lock), the wait is registered with it at once, as a `Park`'s first
@@ -1217,8 +1214,8 @@ pub(crate) fn new_spare_park(
         crate::core::waker::classify(waker),
         Some(crate::core::waker::OurWaker::Plain(w)) if w.run == run_id as u16
     );
-    let spare = SPARE.take().filter(|k| k.run_id == run_id).map(|k| k.park);
     let park = rt.with_state(|st| {
+        let spare = st.spare_park.take();
         // In a cancelled scope the first poll must run the abort function.
         let waker = (ours && !st.is_cancelled(status)).then_some(waker);
         (
@@ -1304,17 +1301,16 @@ impl State {
     }
 
     /// Ends a spare-record wait's use of its record (see the section
-    /// comment): back to `Idle` and into this thread's empty spare slot,
+    /// comment): back to `Idle` and into the run's empty spare slot,
     /// or removed. Returns the outcome the record held, if any.
     #[inline]
     fn release_spare_park(&mut self, key: WaitKey) -> Option<Result<()>> {
-        let slot_free = SPARE.get().is_none_or(|k| k.run_id != key.run_id);
-        if slot_free {
+        if self.spare_park.is_none() {
             let p = self.parks.get_mut(key.park)?;
             let target = std::mem::take(&mut p.target);
             let state = std::mem::replace(&mut p.state, ParkState::Idle);
             self.retire(target);
-            SPARE.set(Some(key));
+            self.spare_park = Some(key.park);
             match state {
                 ParkState::Done(outcome) => Some(outcome),
                 _ => None,
@@ -1332,7 +1328,7 @@ impl State {
 /// (first poll registers the waker, a cancel runs the abort function,
 /// which decides), except that a wait that ended with its outcome taken,
 /// or with its abort function succeeding, gives its record back to the
-/// thread's spare slot instead of removing it (see the section comment
+/// run's spare slot instead of removing it (see the section comment
 /// above for why no stale wake-up can reach a later wait). Dropped before
 /// it ended, it removes its record and calls the abort function with
 /// [`AbortReason::Dropped`], as a `Park` does.

@@ -239,6 +239,11 @@ pub(crate) struct State {
     pub(crate) nurseries: Slab<NurseryRecord>,
     pub(crate) cancel_statuses: Slab<CancelStatusRecord>,
     pub(crate) parks: Slab<ParkRecord>,
+    /// The run's spare cross-run wait record, `Idle` (see "spare wait
+    /// records" in `core/park.rs`): per run, not per thread, as runs that
+    /// share a thread (a guest run and the runs its host makes between its
+    /// steps) would throw each other's away, leaving them in their tables.
+    pub(crate) spare_park: Option<ParkId>,
     /// Top-level tasks (the root task, system tasks) woken since the run
     /// loop took the last batch; each appears once (see `TaskRecord::ready`).
     pub(crate) run_queue: Vec<TaskId>,
@@ -306,6 +311,7 @@ impl State {
             nurseries: Slab::new(),
             cancel_statuses: Slab::new(),
             parks: Slab::new(),
+            spare_park: None,
             run_queue: Vec::new(),
             ready_tasks: 0,
             timers: Timers::new(),

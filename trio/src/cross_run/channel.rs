@@ -15,7 +15,7 @@
 //!   thread at the same moment.
 //! - A task's send or receive decides in one locking: done at once, or
 //!   queued. Only when it must wait does it make the wait, under the
-//!   mutex, in one look at the run: the thread's spare park record
+//!   mutex, in one look at the run: the run's spare park record
 //!   re-armed (`new_spare_park`, see "spare wait records" in
 //!   `core/park.rs`) and a `TaskWaiter`; neither calls out. The locking
 //!   runs in a poll of its own, which lends the task's waker: a plain
@@ -629,7 +629,7 @@ fn withdraw_on_cancel(
 /// mutex (a park record and a waiter; nothing calls out): the park goes
 /// to `park`, the waiter is returned for the queue.
 ///
-/// The record is the thread's spare one, re-armed, or a new one (see
+/// The record is the run's spare one, re-armed, or a new one (see
 /// "spare wait records" in `core/park.rs`). A plain waker of this run (the
 /// usual task's) is registered with it at once, decoded in place; the
 /// park's first poll, which follows at once in the same poll of the task,
@@ -1244,7 +1244,7 @@ mod tests {
     }
 }
 
-/// What a task's blocked wait makes: the thread's spare wait record
+/// What a task's blocked wait makes: the run's spare wait record
 /// (`core/park.rs`) and its run's direct-syscall waker.
 #[cfg(all(test, not(loom)))]
 mod spare_record_tests {
@@ -1257,7 +1257,7 @@ mod spare_record_tests {
 
     /// Blocked receives one after another, each ended by a cancel (the
     /// abort function winning) or by a send: the park table does not grow
-    /// (at most the thread's spare record and the other task's wait are
+    /// (at most the run's spare record and the other task's wait are
     /// in it between two waits), each cancelled receive consumes nothing,
     /// and each receive gets its own value.
     #[test]
@@ -1320,6 +1320,56 @@ mod spare_record_tests {
         })
         .unwrap();
         sender.join().unwrap().unwrap();
+    }
+
+    /// A guest run whose host runs other runs on the same thread between
+    /// its steps, each with a blocked cross-run wait, while the guest's
+    /// spare record rests: the guest's park table stays small (the other
+    /// runs' waits do not throw its spare record away, leaving it behind
+    /// in its table, once per step).
+    #[test]
+    fn other_runs_between_a_guest_runs_steps_leave_its_records_alone() {
+        use crate::lowlevel::{GuestRun, GuestStep};
+        let (tx, rx) = open_cross_run_channel::<u32>(0);
+        let mut guest = GuestRun::new(crate::Runner::new(), async {
+            for i in 0..20 {
+                assert_eq!(rx.receive().await?, i);
+                // A step ends here, the spare record resting.
+                crate::lowlevel::checkpoint().await?;
+            }
+            Ok(parks_in_table())
+        })
+        .unwrap();
+        let other_run = || {
+            crate::run(async {
+                let (tx2, rx2) = open_cross_run_channel::<u32>(0);
+                crate::open_nursery(async |n| {
+                    n.start_soon(async {
+                        assert_eq!(rx2.receive().await?, 1);
+                        Ok(())
+                    });
+                    crate::testing::wait_all_tasks_blocked().await?;
+                    tx2.send(1).await.map_err(Error::from)?;
+                    Ok(())
+                })
+                .await
+            })
+            .unwrap();
+        };
+        let mut sent = 0;
+        let parks = loop {
+            match guest.step(true).unwrap() {
+                GuestStep::Done(result) => break result.unwrap(),
+                GuestStep::Pending(_) => {}
+            }
+            other_run();
+            if tx.statistics().tasks_waiting_receive == 1 {
+                tx.try_send(sent).map_err(Error::from).unwrap();
+                sent += 1;
+            }
+        };
+        assert_eq!(sent, 20);
+        assert!(parks <= 2, "{parks} park records left in the guest run");
     }
 
     /// A receive dropped after a thread handed it a value, before its run

@@ -115,7 +115,7 @@
 //! receiving run applies the reschedule when it drains its inbox and takes
 //! the outcome in one more locking. A task's send or receive that must
 //! wait decides and queues in one locking, and makes its wait there: it
-//! re-arms the thread's spare wait record (`core/park.rs`, "spare wait
+//! re-arms the run's spare wait record (`core/park.rs`, "spare wait
 //! records": no insert, no removal, no cancel-status bookkeeping per
 //! wait) and registers the task's own waker with it at once (a plain
 //! waker of the run, decoded, not cloned: no call-out under the mutex; a
