@@ -77,8 +77,8 @@
 //! # Spare wait records
 //!
 //! A blocked cross-run send or receive (`cross_run/channel.rs`) re-arms
-//! its thread's *spare* record ([`new_spare_park`], [`SparePark`]) the
-//! same way, instead of making a `Park` per wait: one spare per thread,
+//! its run's *spare* record ([`new_spare_park`], [`SparePark`]) the
+//! same way, instead of making a `Park` per wait: one spare per run,
 //! re-armed only under the cancel status it rests in, and re-used only
 //! once no reschedule of its previous wait can still arrive. The rules
 //! are in the section comment above `new_spare_park`.
@@ -1162,7 +1162,7 @@ impl fmt::Debug for CheckpointWatch {
 // A task's blocked cross-run send or receive (`cross_run/channel.rs`)
 // waits on a record of this table like a `Park`, but instead of inserting
 // a record per wait and removing it when the wait ends, it re-arms the
-// thread's *spare* record, as a socket re-arms its I/O wait records (see
+// run's *spare* record, as a socket re-arms its I/O wait records (see
 // "I/O wait records" in the module docs), which saves the insert, the
 // removal and the cancel status bookkeeping of a new key (about 170 of the
 // ~420 instructions a `Park` costs per blocked receive, callgrind).
