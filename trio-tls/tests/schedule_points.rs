@@ -269,3 +269,32 @@ async fn unwrap_takes_a_schedule_point() -> trio::Result<()> {
     assert!(watch.counts().cancel_points >= 1);
     Ok(())
 }
+
+/// A receive that works through many records without plaintext, all
+/// already received by the kernel (here session tickets, which a TLS 1.3
+/// client takes any number of), still lets other tasks run: the transport
+/// receives that produced no plaintext are not all left without a
+/// schedule point (before the composite operations each was one).
+#[trio::test]
+async fn records_without_plaintext_do_not_hold_the_run() -> trio::Result<()> {
+    let (a, b) = tcp_pair().await?;
+    let mut config = (*server_config(V13)).clone();
+    // Some 76 KB of tickets: transport receives of 4, 8, 16, 32 KiB ...
+    config.send_tls13_tickets = 1000;
+    let client = TlsStream::client(a, client_config(V13), localhost())?;
+    let server = TlsStream::server(b, std::sync::Arc::new(config))?;
+    handshake_both(&client, &server).await?;
+    open_nursery(async |n| {
+        // The tickets go out with the server's first send.
+        n.start_soon(server.send_all(b"x"));
+        wait_all_tasks_blocked().await?;
+        let watch = watch_checkpoints()?;
+        let mut buf = [0; 16];
+        assert_eq!(client.receive_some(&mut buf).await?, 1);
+        let c = watch.counts();
+        assert!(c.schedule_points >= 2, "{c:?}");
+        Ok(())
+    })
+    .await
+    .map(drop)
+}
