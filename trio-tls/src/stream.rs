@@ -221,6 +221,11 @@
 //!   (an `EAGAIN` receive, an `epoll_ctl` add and delete), which cost more
 //!   than the yields saved (see "Costs against tokio-rustls").
 //!
+//! - A receive that works through transport receives which make no
+//!   plaintext (records split across receives, session tickets) takes a
+//!   schedule point after every second one that did not wait, so that a
+//!   peer sending records without data cannot hold the run.
+//!
 //! Whether a step took a schedule point is seen by `noting`: its future
 //! returned `Pending` (every `Pending` of a task is one). Over a transport
 //! that does not override the `*_unscheduled` methods (memory streams,
@@ -1714,6 +1719,9 @@ impl<S: Stream> ReceiveStream for TlsStream<S> {
             }
             return Err(e);
         }
+        // Transport receives that made no plaintext and did not wait, since
+        // the last schedule point (see "Schedule points" in the module docs).
+        let mut unyielded = 0;
         loop {
             self.check_status()?;
             let n = self.plain.borrow_mut().take_into(buf);
@@ -1729,14 +1737,30 @@ impl<S: Stream> ReceiveStream for TlsStream<S> {
                 }
                 return Ok(n);
             }
-            match self.pull(&mut waited, buf).await? {
+            let mut pull_waited = false;
+            let pulled = self.pull(&mut pull_waited, buf).await?;
+            waited |= pull_waited;
+            match pulled {
                 Pull::Data(n) => {
                     if !waited {
                         cancel_shielded_checkpoint().await?;
                     }
                     return Ok(n);
                 }
-                Pull::Progress => {}
+                // A run of records without plaintext (session tickets, say,
+                // which a peer may send without end) keeps letting other
+                // tasks run, as a long `send_all` does: one such receive
+                // is free (a record split across two is common), then each
+                // takes a schedule point unless it waited.
+                Pull::Progress if pull_waited => unyielded = 0,
+                Pull::Progress => {
+                    unyielded += 1;
+                    if unyielded > 1 {
+                        cancel_shielded_checkpoint().await?;
+                        waited = true;
+                        unyielded = 0;
+                    }
+                }
                 // The peer's close_notify: the loop returns 0.
                 Pull::Eof if self.peer_closed.get() => {}
                 Pull::Eof if self.https_compatible => {

@@ -1280,6 +1280,7 @@ impl IoRegistration {
             closed_error,
             op,
             step: OpStep::Start,
+            yield_at_end: true,
         }
     }
 
@@ -1537,6 +1538,9 @@ pub(crate) struct IoOp<'a, T, F> {
     closed_error: fn() -> Error,
     op: F,
     step: OpStep<T>,
+    /// Whether step 3 (the shielded schedule point) is taken; see
+    /// [`unscheduled`](IoOp::unscheduled).
+    yield_at_end: bool,
 }
 
 /// Where an [`IoOp`] is.
@@ -1578,6 +1582,18 @@ enum WaitStep {
 // `IoOp` never pins its fields (the closure and the result are only
 // called and moved), so it may move between polls.
 impl<T, F> Unpin for IoOp<'_, T, F> {}
+
+impl<'a, T, F> IoOp<'a, T, F> {
+    /// Without step 3, the trailing schedule point (for the `*_unscheduled`
+    /// stream operations, see "Composite operations" in `trio::stream`):
+    /// the cancel check, the syscall and, on `WouldBlock`, the wait (a
+    /// schedule point, undone if cancelled or dropped, as always); a result
+    /// without a wait is returned at once.
+    pub(crate) fn unscheduled(mut self) -> Self {
+        self.yield_at_end = false;
+        self
+    }
+}
 
 impl<T, F> Future for IoOp<'_, T, F>
 where
@@ -1709,6 +1725,11 @@ where
             }
         };
         if waited {
+            return task::Poll::Ready(r);
+        }
+        if !self.yield_at_end {
+            // No step 3: only the cancel point of step 1 is counted.
+            rt.count_checkpoint(false, true);
             return task::Poll::Ready(r);
         }
         // 3. The shielded schedule point: this task runs again in the next

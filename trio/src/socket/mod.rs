@@ -597,6 +597,30 @@ impl Socket {
         )
     }
 
+    /// [`io_op`](Self::io_op) without its trailing schedule point (see
+    /// `IoOp::unscheduled`): for the `*_unscheduled` stream operations.
+    pub(crate) fn io_op_unscheduled<'a, T: 'a>(
+        &'a self,
+        dir: Direction,
+        label: &'static str,
+        location: &'static Location<'static>,
+        closed: &'a dyn Fn() -> bool,
+        mut op: impl FnMut(&socket2::Socket) -> io::Result<(T, bool)> + 'a,
+    ) -> impl Future<Output = Result<T>> + 'a {
+        self.reg
+            .reg
+            .io_op(
+                self.reg.fd,
+                dir,
+                label,
+                location,
+                closed,
+                stream::closed,
+                move || op(&self.inner),
+            )
+            .unscheduled()
+    }
+
     /// One operation for a poll method (see the module docs): the
     /// syscall, else the waker registered.
     fn poll_io<T>(

@@ -448,9 +448,9 @@ impl SendStream for SocketStream {
     }
 
     /// `send_all` without the trailing schedule point (see "Composite
-    /// operations" in `trio::stream`): the cancel check, then each send
-    /// through the reactor's poll path, which waits
-    /// only when the send buffer is full.
+    /// operations" in `trio::stream`): each send is `send_all`'s operation
+    /// (a cancel check, the syscall, and a wait only when the send buffer
+    /// is full, undone if cancelled or dropped) without its step 3.
     #[track_caller]
     fn send_all_unscheduled(&self, data: &[u8]) -> impl Future<Output = Result<()>> {
         let location = Location::caller();
@@ -460,21 +460,23 @@ impl SendStream for SocketStream {
             if self.did_shutdown_write.get() {
                 return Err(Error::new(ErrorKind::Closed, "cannot send after send_eof"));
             }
-            checkpoint_if_cancelled().await?;
+            if data.is_empty() {
+                return checkpoint_if_cancelled().await;
+            }
             let mut sent = 0;
             while sent < data.len() {
                 let rest = &data[sent..];
                 // A short write: the send buffer is full (as in `send_all`).
-                let n = unscheduled(
-                    self,
-                    &s,
-                    Direction::Write,
-                    "SocketStream::send_all",
-                    location,
-                    || sys::stream_io::send(s.as_socket2(), rest).map(|n| (n, n < rest.len())),
-                )
-                .await
-                .map_err(|e| self.fail(SEND, e))?;
+                let n = s
+                    .io_op_unscheduled(
+                        Direction::Write,
+                        "SocketStream::send_all",
+                        location,
+                        &|| self.is_closed(),
+                        |s| sys::stream_io::send(s, rest).map(|n| (n, n < rest.len())),
+                    )
+                    .await
+                    .map_err(|e| self.fail(SEND, e))?;
                 sent += n;
             }
             Ok(())
@@ -510,95 +512,33 @@ impl ReceiveStream for SocketStream {
     }
 
     /// `receive_some` without the trailing schedule point (see "Composite
-    /// operations" in `trio::stream`): the cancel check, then the receive
-    /// through the reactor's poll path, which waits only
-    /// when nothing is queued.
+    /// operations" in `trio::stream`): `receive_some`'s operation (a cancel
+    /// check, the syscall, and a wait only when nothing is queued, undone
+    /// if cancelled or dropped) without its step 3.
     #[track_caller]
     fn receive_some_unscheduled(&self, buf: &mut [u8]) -> impl Future<Output = Result<usize>> {
         let location = Location::caller();
         async move {
             let _g = self.receive_slot.enter()?;
             let s = self.usable(RECEIVE)?;
-            checkpoint_if_cancelled().await?;
             if buf.is_empty() {
+                checkpoint_if_cancelled().await?;
                 return Err(empty_buffer());
             }
             // A read that does not fill `buf` drained the receive queue (as
             // in `receive_some`).
             let len = buf.len();
-            unscheduled(
-                self,
-                &s,
+            s.io_op_unscheduled(
                 Direction::Read,
                 "SocketStream::receive_some",
                 location,
-                || sys::stream_io::recv(s.as_socket2(), buf).map(|n| (n, n < len)),
+                &|| self.is_closed(),
+                |s| sys::stream_io::recv(s, buf).map(|n| (n, n < len)),
             )
             .await
             .map_err(|e| self.fail(RECEIVE, e))
         }
     }
-}
-
-/// Counts a completed wait of [`unscheduled`] for the testing toolkit, as
-/// an operation's wait is counted: a schedule point, and a cancel point
-/// when it ends in Cancelled (the caller counted the one at its start).
-/// Once per wait, not per poll: a task's nursery may poll it spuriously.
-fn count_wait(cancelled: bool) {
-    crate::core::runtime::with_runtime(|rt| rt.count_checkpoint(true, cancelled));
-}
-
-/// One socket operation of an `*_unscheduled` method, after its cancel
-/// check: the syscall `op` through the reactor's poll path (unless the
-/// readiness cache says it would only say `WouldBlock`), and on
-/// `WouldBlock` a wait as the direction's poll waiter, whose `Pending` is
-/// the operation's schedule point; no schedule point when it did not wait.
-///
-/// The poll waiter is registered under the task's cancel status, so a
-/// cancellation wakes it: after any wake-up the stream's own close
-/// (Closed, the fd is not touched) and then the cancellation (Cancelled:
-/// nothing done) are checked before the syscall is tried again. A wait
-/// that completes is counted as a schedule point for the testing toolkit
-/// ([`count_wait`]). A poll waiter left
-/// by a cancelled or dropped operation stays registered until the next
-/// readiness edge or operation in that direction, which takes its place
-/// (one spurious wake-up at most).
-fn unscheduled<'a, T: 'a>(
-    stream: &'a SocketStream,
-    s: &'a Socket,
-    dir: Direction,
-    label: &'static str,
-    location: &'static Location<'static>,
-    mut op: impl FnMut() -> io::Result<(T, bool)> + 'a,
-) -> impl Future<Output = Result<T>> + 'a {
-    let mut waited = false;
-    std::future::poll_fn(move |cx| {
-        if waited {
-            if stream.is_closed() {
-                return Poll::Ready(Err(closed()));
-            }
-            let cancelled = crate::core::runtime::with_runtime(|rt| rt.is_cancelled());
-            if cancelled == Some(true) {
-                count_wait(true);
-                return Poll::Ready(Err(Error::cancelled()));
-            }
-        }
-        match s
-            .registration()
-            .poll_io_op(cx, s.fd(), dir, label, location, &mut op)
-        {
-            Poll::Pending => {
-                waited = true;
-                Poll::Pending
-            }
-            Poll::Ready(r) => {
-                if waited {
-                    count_wait(false);
-                }
-                Poll::Ready(r)
-            }
-        }
-    })
 }
 
 impl Stream for SocketStream {
@@ -813,7 +753,9 @@ mod unscheduled_tests {
                 let k = b.receive_some_unscheduled(&mut buf).await?;
                 assert_eq!(&buf[..k], b"late");
                 let c = watch.counts();
-                assert_eq!((c.schedule_points, c.cancel_points), (1, 1));
+                // Counted as `receive_some`'s wait is: one schedule point,
+                // and a cancel point before the wait and at its end.
+                assert_eq!((c.schedule_points, c.cancel_points), (1, 2));
                 Ok(())
             })
             .await
@@ -867,6 +809,126 @@ mod unscheduled_tests {
             .await
         })
         .unwrap();
+    }
+
+    /// Whether any wait sits in the reactor (what the deadlock detector
+    /// and the run loop's I/O polling look at).
+    fn reactor_has_waiters() -> bool {
+        crate::core::runtime::with_runtime(|rt| rt.reactor.borrow().has_waiters()).unwrap()
+    }
+
+    /// An unscheduled receive on `b` (nothing queued), cancelled while it
+    /// waits.
+    async fn cancel_while_waiting(b: &SocketStream) -> Result<()> {
+        open_nursery(async |n| {
+            let scope = CancelScope::new();
+            let s2 = scope.clone();
+            n.start_soon(async move {
+                wait_all_tasks_blocked().await?;
+                assert!(reactor_has_waiters());
+                s2.cancel();
+                Ok(())
+            });
+            let mut buf = [0; 16];
+            let r = scope.run(b.receive_some_unscheduled(&mut buf)).await?;
+            assert!(r.is_none(), "{r:?}");
+            Ok(())
+        })
+        .await
+        .map(drop)
+    }
+
+    #[test]
+    fn a_cancelled_wait_leaves_no_waiter_behind() {
+        crate::run(async {
+            let (_a, b) = SocketStream::unix_pair()?;
+            cancel_while_waiting(&b).await?;
+            // As after a cancelled `receive_some`: nobody waits on the fd.
+            assert!(!reactor_has_waiters());
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn a_dropped_wait_leaves_no_waiter_behind() {
+        crate::run(async {
+            let (_a, b) = SocketStream::unix_pair()?;
+            let mut buf = [0; 16];
+            {
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                let mut op = std::pin::pin!(b.receive_some_unscheduled(&mut buf));
+                assert!(op.as_mut().poll(&mut cx).is_pending());
+                assert!(reactor_has_waiters());
+            }
+            assert!(!reactor_has_waiters());
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    /// A deadlock after a cancelled unscheduled receive is reported, as
+    /// after a cancelled `receive_some` (no wait is left to keep the run
+    /// waiting on I/O forever).
+    #[test]
+    fn a_deadlock_after_a_cancelled_wait_is_reported() {
+        let e = crate::run(async {
+            let (_a, b) = SocketStream::unix_pair()?;
+            cancel_while_waiting(&b).await?;
+            crate::sync::Event::new().wait().await
+        })
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Deadlock, "{e:?}");
+    }
+
+    /// An ordinary receive that must wait, after an unscheduled one was
+    /// cancelled while waiting, gets the data.
+    #[test]
+    fn an_ordinary_wait_after_a_cancelled_unscheduled_one() {
+        crate::run(async {
+            let (a, b) = SocketStream::unix_pair()?;
+            cancel_while_waiting(&b).await?;
+            open_nursery(async |n| {
+                n.start_soon(async {
+                    wait_all_tasks_blocked().await?;
+                    a.send_all(b"x").await
+                });
+                let mut buf = [0; 16];
+                assert_eq!(b.receive_some(&mut buf).await?, 1);
+                Ok(())
+            })
+            .await?;
+            assert!(!reactor_has_waiters());
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    /// A deadline (on the mock clock) ends an unscheduled wait.
+    #[test]
+    fn a_deadline_ends_an_unscheduled_wait() {
+        crate::Runner::new()
+            .clock(crate::testing::MockClock::autojump())
+            .run(async {
+                let (_a, b) = SocketStream::unix_pair()?;
+                let mut buf = [0; 16];
+                let r = crate::move_on_after(
+                    std::time::Duration::from_secs(5),
+                    b.receive_some_unscheduled(&mut buf),
+                )
+                .await?;
+                assert!(r.is_none(), "{r:?}");
+                let (c, d) = SocketStream::unix_pair()?;
+                let r = crate::move_on_after(std::time::Duration::from_secs(5), async {
+                    let big = vec![0u8; 8 << 20];
+                    c.send_all_unscheduled(&big).await
+                })
+                .await?;
+                assert!(r.is_none(), "{r:?}");
+                drop(d);
+                Ok(())
+            })
+            .unwrap();
     }
 
     #[test]
