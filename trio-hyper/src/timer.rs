@@ -371,7 +371,8 @@ mod tests {
     /// use to the next run on the thread (its entry belongs to a dead
     /// run's table): the next run's sleeps fire at their own deadlines,
     /// whether the stale spare fires before them (it is taken, found not
-    /// pending there and dropped, touching nothing) or after (kept).
+    /// pending there and dropped, touching nothing) or after (kept), and
+    /// whichever clocks the two runs have (MockClock, system).
     #[test]
     fn a_spare_of_an_ended_run_is_not_used_by_the_next_run() {
         // Ends with its spare (1 s) still registered.
@@ -403,6 +404,19 @@ mod tests {
             let t0 = trio::current_time();
             TrioTimer.sleep(Duration::from_secs(2)).await;
             assert_eq!(trio::current_time() - t0, 2.0);
+            Ok(())
+        });
+        // A system-clock run's spare (it ends at once, the spare's entry
+        // pending), taken and dropped by a MockClock run's first sleep.
+        trio::run(async {
+            leave_spare(TrioTimer.sleep(Duration::from_secs(1))).await;
+            Ok(())
+        })
+        .unwrap();
+        mock_run(async {
+            let t0 = trio::current_time();
+            TrioTimer.sleep(Duration::from_secs(100)).await;
+            assert_eq!(trio::current_time() - t0, 100.0);
             Ok(())
         });
     }
@@ -511,5 +525,20 @@ mod tests {
             assert_eq!(trio::current_time() - t0, at + 60.0);
             Ok(())
         });
+    }
+
+    /// A spare's entry is a deadline of the run: a run that is otherwise
+    /// deadlocked is woken once at it (a spurious wake-up; the MockClock
+    /// jumps there), then reported deadlocked as before.
+    #[test]
+    fn a_spare_delays_but_does_not_hide_a_deadlock() {
+        let err = trio::Runner::new()
+            .clock(trio::testing::MockClock::autojump())
+            .run(async {
+                leave_spare(TrioTimer.sleep(Duration::from_secs(30))).await;
+                trio::sleep_forever().await
+            })
+            .unwrap_err();
+        assert_eq!(err.kind(), trio::ErrorKind::Deadlock);
     }
 }
