@@ -559,3 +559,41 @@ async fn a_process_pipe_pair_on_the_native_path() -> trio::Result<()> {
     assert!(status.success());
     Ok(())
 }
+
+/// hyper's reads on both paths, with bytes put back by `unread` and at the
+/// end of the stream: the unread bytes come first (never more than the
+/// cursor's room, the rest kept), then the socket's, then the end of
+/// stream (an empty read), every time it is asked; the peer's last byte
+/// arrives even when the cursor has room for one byte only.
+#[trio::test]
+async fn hyper_reads_after_unread_and_at_the_end_of_stream() -> trio::Result<()> {
+    use hyper::rt::{Read, ReadBuf};
+    for (path, make) in PATHS {
+        let (a, b) = SocketStream::unix_pair()?;
+        a.send_all(b"world!").await?;
+        a.send_eof().await?;
+        let mut b = make(b);
+        b.unread(b"hello ")?;
+        let mut read = async |room: usize| -> trio::Result<Vec<u8>> {
+            let mut storage = vec![0u8; room];
+            let mut rb = ReadBuf::new(&mut storage);
+            poll_fn(|cx| Read::poll_read(Pin::new(&mut b), cx, rb.unfilled())).await?;
+            Ok(rb.filled().to_vec())
+        };
+        assert_eq!(read(4).await?, b"hell", "{path}");
+        assert_eq!(read(64).await?, b"o ", "{path}");
+        let mut rest = Vec::new();
+        while rest.len() < 5 {
+            let got = read(5 - rest.len()).await?;
+            assert!(!got.is_empty(), "{path}: early end of stream");
+            rest.extend(got);
+        }
+        assert_eq!(rest, b"world", "{path}");
+        assert_eq!(read(1).await?, b"!", "{path}");
+        for _ in 0..3 {
+            assert_eq!(read(64).await?, b"", "{path}: the end of stream");
+        }
+        assert_eq!(b.buffered(), b"", "{path}");
+    }
+    Ok(())
+}

@@ -358,4 +358,187 @@ mod tests {
             })
             .unwrap();
     }
+
+    /// Runs `f` on a MockClock (autojump) and returns what it returns.
+    fn mock_run<F: Future<Output = trio::Result<()>>>(f: F) {
+        trio::Runner::new()
+            .clock(trio::testing::MockClock::autojump())
+            .run(f)
+            .unwrap();
+    }
+
+    /// Step 6 across runs: a spare left by a run that has ended is of no
+    /// use to the next run on the thread (its entry belongs to a dead
+    /// run's table): the next run's sleeps fire at their own deadlines,
+    /// whether the stale spare fires before them (it is taken, found not
+    /// pending there and dropped, touching nothing) or after (kept), and
+    /// whichever clocks the two runs have (MockClock, system).
+    #[test]
+    fn a_spare_of_an_ended_run_is_not_used_by_the_next_run() {
+        // Ends with its spare (1 s) still registered.
+        mock_run(async {
+            leave_spare(TrioTimer.sleep(Duration::from_secs(1))).await;
+            Ok(())
+        });
+        mock_run(async {
+            let t0 = trio::current_time();
+            // The stale spare fires (in std terms) long before: taken and
+            // dropped, this sleep registers its own entry.
+            TrioTimer.sleep(Duration::from_secs(100)).await;
+            assert_eq!(trio::current_time() - t0, 100.0);
+            // A spare of this run, then an already-expired sleep.
+            leave_spare(TrioTimer.sleep(Duration::from_secs(3600))).await;
+            TrioTimer.sleep_until(TrioTimer.now()).await;
+            assert_eq!(trio::current_time() - t0, 100.0);
+            Ok(())
+        });
+        // A spare of a run whose std instants are far ahead (a MockClock
+        // that jumped a year) is kept by every earlier sleep of the next
+        // run, and never used by it.
+        mock_run(async {
+            trio::sleep(365.0 * 86400.0).await?;
+            leave_spare(TrioTimer.sleep(Duration::from_secs(1))).await;
+            Ok(())
+        });
+        mock_run(async {
+            let t0 = trio::current_time();
+            TrioTimer.sleep(Duration::from_secs(2)).await;
+            assert_eq!(trio::current_time() - t0, 2.0);
+            Ok(())
+        });
+        // A system-clock run's spare (it ends at once, the spare's entry
+        // pending), taken and dropped by a MockClock run's first sleep.
+        trio::run(async {
+            leave_spare(TrioTimer.sleep(Duration::from_secs(1))).await;
+            Ok(())
+        })
+        .unwrap();
+        mock_run(async {
+            let t0 = trio::current_time();
+            TrioTimer.sleep(Duration::from_secs(100)).await;
+            assert_eq!(trio::current_time() - t0, 100.0);
+            Ok(())
+        });
+    }
+
+    /// Step 6: the spare's entry wakes the task that left it at most once,
+    /// and a task that has exited is woken for nothing (its waker names a
+    /// task generation that is gone); the task that recycles it is the
+    /// one woken, never before its own deadline.
+    #[test]
+    fn a_spare_left_by_an_exited_task_wakes_nobody_else() {
+        mock_run(async {
+            let t0 = trio::current_time();
+            trio::open_nursery(async |nursery| {
+                nursery.start_soon(async {
+                    leave_spare(TrioTimer.sleep(Duration::from_secs(1))).await;
+                    Ok(())
+                });
+                Ok(())
+            })
+            .await?;
+            // The spare (1 s) fires with its task gone; these tasks
+            // (maybe in its slot) sleep on, undisturbed.
+            trio::open_nursery(async |nursery| {
+                nursery.start_soon(async move {
+                    trio::sleep(3.0).await?;
+                    assert_eq!(trio::current_time() - t0, 3.0);
+                    Ok(())
+                });
+                nursery.start_soon(async move {
+                    TrioTimer.sleep(Duration::from_secs(4)).await;
+                    assert_eq!(trio::current_time() - t0, 4.0);
+                    Ok(())
+                });
+                Ok(())
+            })
+            .await?;
+            assert_eq!(trio::current_time() - t0, 4.0);
+            Ok(())
+        });
+    }
+
+    /// `TrioSleep` is `Send`: one registered in a run and dropped on
+    /// another thread leaves that thread a spare of a run it is not in
+    /// (touching nothing, dropped when the thread's locals are); the run
+    /// goes on, its later sleeps exact, and ends.
+    #[test]
+    fn a_sleep_dropped_on_another_thread_leaves_the_run_alone() {
+        mock_run(async {
+            let t0 = trio::current_time();
+            let mut sleep = TrioTimer.sleep(Duration::from_secs(1));
+            let polled = std::future::poll_fn(|cx| Poll::Ready(sleep.as_mut().poll(cx))).await;
+            assert!(polled.is_pending());
+            let other = std::thread::spawn(move || {
+                drop(sleep);
+                // Outside a run a first poll is ready at once (and meets
+                // the spare, of a run not current here).
+                let mut outside = TrioTimer.sleep(Duration::from_secs(3600));
+                let waker = std::task::Waker::noop();
+                let ready = outside
+                    .as_mut()
+                    .poll(&mut Context::from_waker(waker))
+                    .is_ready();
+                drop(outside);
+                ready
+            });
+            assert!(other.join().expect("the other thread"));
+            TrioTimer.sleep(Duration::from_secs(5)).await;
+            assert_eq!(trio::current_time() - t0, 5.0);
+            Ok(())
+        });
+    }
+
+    /// Step 6, early firing: a sleep that recycles an earlier entry is
+    /// woken early, re-registers, and is ready exactly at its own
+    /// deadline, over a chain of recyclings; a recycled sleep reset to a
+    /// deadline already past is ready without time passing, and so is an
+    /// expired sleep meeting a later spare.
+    #[test]
+    fn recycled_entries_make_sleeps_neither_early_nor_late() {
+        mock_run(async {
+            let t0 = trio::current_time();
+            let mut at = 0.0;
+            for i in 1..=5u64 {
+                // Each leaves a spare that the next sleep recycles.
+                leave_spare(TrioTimer.sleep(Duration::from_secs(i))).await;
+                TrioTimer.sleep(Duration::from_secs(2 * i)).await;
+                at += 2.0 * i as f64;
+                assert_eq!(trio::current_time() - t0, at);
+            }
+            leave_spare(TrioTimer.sleep(Duration::from_secs(1))).await;
+            let mut sleep = TrioTimer.sleep(Duration::from_secs(20));
+            let polled =
+                std::future::poll_fn(|cx| Poll::Ready(sleep.as_mut().poll(cx).is_pending())).await;
+            assert!(polled);
+            TrioTimer.reset(&mut sleep, TrioTimer.now() - Duration::from_secs(1));
+            sleep.await;
+            assert_eq!(trio::current_time() - t0, at);
+
+            leave_spare(TrioTimer.sleep(Duration::from_secs(50))).await;
+            TrioTimer
+                .sleep_until(TrioTimer.now() - Duration::from_secs(1))
+                .await;
+            assert_eq!(trio::current_time() - t0, at);
+            // The spare (50 s) is still there, recycled by a 60 s sleep.
+            TrioTimer.sleep(Duration::from_secs(60)).await;
+            assert_eq!(trio::current_time() - t0, at + 60.0);
+            Ok(())
+        });
+    }
+
+    /// A spare's entry is a deadline of the run: a run that is otherwise
+    /// deadlocked is woken once at it (a spurious wake-up; the MockClock
+    /// jumps there), then reported deadlocked as before.
+    #[test]
+    fn a_spare_delays_but_does_not_hide_a_deadlock() {
+        let err = trio::Runner::new()
+            .clock(trio::testing::MockClock::autojump())
+            .run(async {
+                leave_spare(TrioTimer.sleep(Duration::from_secs(30))).await;
+                trio::sleep_forever().await
+            })
+            .unwrap_err();
+        assert_eq!(err.kind(), trio::ErrorKind::Deadlock);
+    }
 }

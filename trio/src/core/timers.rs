@@ -725,4 +725,63 @@ mod tests {
             })
             .unwrap();
     }
+
+    /// The thread's system-clock flag (`std_clock_in_run`) follows the run
+    /// that is current, whatever ran before on the thread: a MockClock run
+    /// after a system-clock run (one that ended normally, one that
+    /// panicked), and a MockClock guest run stepped around a system-clock
+    /// run, all map `std_instant_now` through their own virtual clock;
+    /// between runs there is no run to ask.
+    #[test]
+    fn std_instant_now_follows_each_runs_clock_in_turn() {
+        use crate::lowlevel::{GuestRun, GuestStep};
+        use crate::testing::MockClock;
+        use std::time::Duration;
+        // Five virtual seconds on a MockClock read through the mapping.
+        async fn five_virtual_seconds() -> Result<()> {
+            let t0 = std_instant_now()?;
+            crate::sleep(5.0).await?;
+            assert_eq!(std_instant_now()? - t0, Duration::from_secs(5));
+            Ok(())
+        }
+        let mock = || crate::Runner::new().clock(MockClock::autojump());
+        let system = || crate::Runner::new().run(async { std_instant_now().map(drop) });
+
+        system().unwrap();
+        assert!(std_instant_now().is_err());
+        mock().run(five_virtual_seconds()).unwrap();
+
+        let panicked = std::panic::catch_unwind(|| {
+            crate::Runner::new().run(async {
+                std_instant_now()?;
+                panic!("out of a system-clock run");
+                #[allow(unreachable_code)]
+                Ok(())
+            })
+        });
+        assert!(panicked.is_err());
+        assert!(std_instant_now().is_err());
+        mock().run(five_virtual_seconds()).unwrap();
+
+        // A guest on the MockClock, a system-clock run between its steps.
+        let mut guest = GuestRun::new(mock(), async {
+            five_virtual_seconds().await?;
+            crate::sleep(1.0).await?;
+            five_virtual_seconds().await
+        })
+        .unwrap();
+        let mut steps = 0;
+        loop {
+            match guest.step(true).unwrap() {
+                GuestStep::Done(result) => break result.unwrap(),
+                GuestStep::Pending(_) => {
+                    assert!(std_instant_now().is_err());
+                    system().unwrap();
+                    steps += 1;
+                    assert!(steps < 10_000, "the guest never finished");
+                }
+            }
+        }
+        assert!(std_instant_now().is_err());
+    }
 }
