@@ -50,6 +50,12 @@
 //!    wake-up per fresh registration's lifetime (hyper's 30 s) at most,
 //!    and a spare left unused may wake the task of the sleep that left it
 //!    once, at its deadline (a spurious wake-up, which futures allow).
+//!    An unused spare is also a pending deadline of its run: a run that is
+//!    otherwise deadlocked is reported once it has fired (under the
+//!    MockClock with autojump the clock jumps there first; on the system
+//!    clock the report comes up to that deadline, hyper's 30 s, later). A
+//!    server waiting on its listener is never deadlocked, so this touches
+//!    only a run that drops a registered sleep and then hangs.
 //!
 //! # Cost
 //!
