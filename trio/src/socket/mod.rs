@@ -584,9 +584,25 @@ impl Socket {
         label: &'static str,
         location: &'static Location<'static>,
         closed: &'a dyn Fn() -> bool,
+        op: impl FnMut(&socket2::Socket) -> io::Result<(T, bool)> + 'a,
+    ) -> impl Future<Output = Result<T>> + 'a {
+        self.io_op_then(dir, label, location, closed, true, op)
+    }
+
+    /// [`io_op`](Self::io_op), taking its trailing schedule point only if
+    /// `schedule_point` (without it: `IoOp::unscheduled`, for the
+    /// `*_unscheduled` stream operations).
+    #[inline]
+    pub(crate) fn io_op_then<'a, T: 'a>(
+        &'a self,
+        dir: Direction,
+        label: &'static str,
+        location: &'static Location<'static>,
+        closed: &'a dyn Fn() -> bool,
+        schedule_point: bool,
         mut op: impl FnMut(&socket2::Socket) -> io::Result<(T, bool)> + 'a,
     ) -> impl Future<Output = Result<T>> + 'a {
-        self.reg.reg.io_op(
+        let op = self.reg.reg.io_op(
             self.reg.fd,
             dir,
             label,
@@ -594,31 +610,8 @@ impl Socket {
             closed,
             stream::closed,
             move || op(&self.inner),
-        )
-    }
-
-    /// [`io_op`](Self::io_op) without its trailing schedule point (see
-    /// `IoOp::unscheduled`): for the `*_unscheduled` stream operations.
-    pub(crate) fn io_op_unscheduled<'a, T: 'a>(
-        &'a self,
-        dir: Direction,
-        label: &'static str,
-        location: &'static Location<'static>,
-        closed: &'a dyn Fn() -> bool,
-        mut op: impl FnMut(&socket2::Socket) -> io::Result<(T, bool)> + 'a,
-    ) -> impl Future<Output = Result<T>> + 'a {
-        self.reg
-            .reg
-            .io_op(
-                self.reg.fd,
-                dir,
-                label,
-                location,
-                closed,
-                stream::closed,
-                move || op(&self.inner),
-            )
-            .unscheduled()
+        );
+        if schedule_point { op } else { op.unscheduled() }
     }
 
     /// One operation for a poll method (see the module docs): the

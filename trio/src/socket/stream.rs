@@ -396,39 +396,84 @@ impl AsyncResource for SocketStream {
     }
 }
 
+impl SocketStream {
+    /// `send_all`, with its trailing schedule point only if
+    /// `schedule_point` (`send_all_unscheduled` without it).
+    async fn send_all_then(
+        &self,
+        data: &[u8],
+        location: &'static Location<'static>,
+        schedule_point: bool,
+    ) -> Result<()> {
+        let _g = self.send_slot.enter()?;
+        let s = self.usable(SEND)?;
+        if self.did_shutdown_write.get() {
+            return Err(Error::new(ErrorKind::Closed, "cannot send after send_eof"));
+        }
+        if data.is_empty() {
+            return if schedule_point {
+                checkpoint().await
+            } else {
+                checkpoint_if_cancelled().await
+            };
+        }
+        let mut sent = 0;
+        while sent < data.len() {
+            let rest = &data[sent..];
+            // A short write means the send buffer is full: the next
+            // send waits for the edge instead of a syscall that would
+            // say WouldBlock.
+            let n = s
+                .io_op_then(
+                    Direction::Write,
+                    "SocketStream::send_all",
+                    location,
+                    &|| self.is_closed(),
+                    schedule_point,
+                    |s| sys::stream_io::send(s, rest).map(|n| (n, n < rest.len())),
+                )
+                .await
+                .map_err(|e| self.fail(SEND, e))?;
+            sent += n;
+        }
+        Ok(())
+    }
+
+    /// `receive_some`, with its trailing schedule point only if
+    /// `schedule_point` (`receive_some_unscheduled` without it).
+    async fn receive_some_then(
+        &self,
+        buf: &mut [u8],
+        location: &'static Location<'static>,
+        schedule_point: bool,
+    ) -> Result<usize> {
+        let _g = self.receive_slot.enter()?;
+        let s = self.usable(RECEIVE)?;
+        if buf.is_empty() {
+            checkpoint_if_cancelled().await?;
+            return Err(empty_buffer());
+        }
+        // A read that does not fill `buf` drained the receive queue (a
+        // stream read takes all there is, up to the buffer): the next
+        // one waits for the edge without trying first.
+        let len = buf.len();
+        s.io_op_then(
+            Direction::Read,
+            "SocketStream::receive_some",
+            location,
+            &|| self.is_closed(),
+            schedule_point,
+            |s| sys::stream_io::recv(s, buf).map(|n| (n, n < len)),
+        )
+        .await
+        .map_err(|e| self.fail(RECEIVE, e))
+    }
+}
+
 impl SendStream for SocketStream {
     #[track_caller]
     fn send_all(&self, data: &[u8]) -> impl Future<Output = Result<()>> {
-        let location = Location::caller();
-        async move {
-            let _g = self.send_slot.enter()?;
-            let s = self.usable(SEND)?;
-            if self.did_shutdown_write.get() {
-                return Err(Error::new(ErrorKind::Closed, "cannot send after send_eof"));
-            }
-            if data.is_empty() {
-                return checkpoint().await;
-            }
-            let mut sent = 0;
-            while sent < data.len() {
-                let rest = &data[sent..];
-                // A short write means the send buffer is full: the next
-                // send waits for the edge instead of a syscall that would
-                // say WouldBlock.
-                let n = s
-                    .io_op(
-                        Direction::Write,
-                        "SocketStream::send_all",
-                        location,
-                        &|| self.is_closed(),
-                        |s| sys::stream_io::send(s, rest).map(|n| (n, n < rest.len())),
-                    )
-                    .await
-                    .map_err(|e| self.fail(SEND, e))?;
-                sent += n;
-            }
-            Ok(())
-        }
+        self.send_all_then(data, Location::caller(), true)
     }
 
     #[track_caller]
@@ -453,62 +498,14 @@ impl SendStream for SocketStream {
     /// is full, undone if cancelled or dropped) without its step 3.
     #[track_caller]
     fn send_all_unscheduled(&self, data: &[u8]) -> impl Future<Output = Result<()>> {
-        let location = Location::caller();
-        async move {
-            let _g = self.send_slot.enter()?;
-            let s = self.usable(SEND)?;
-            if self.did_shutdown_write.get() {
-                return Err(Error::new(ErrorKind::Closed, "cannot send after send_eof"));
-            }
-            if data.is_empty() {
-                return checkpoint_if_cancelled().await;
-            }
-            let mut sent = 0;
-            while sent < data.len() {
-                let rest = &data[sent..];
-                // A short write: the send buffer is full (as in `send_all`).
-                let n = s
-                    .io_op_unscheduled(
-                        Direction::Write,
-                        "SocketStream::send_all",
-                        location,
-                        &|| self.is_closed(),
-                        |s| sys::stream_io::send(s, rest).map(|n| (n, n < rest.len())),
-                    )
-                    .await
-                    .map_err(|e| self.fail(SEND, e))?;
-                sent += n;
-            }
-            Ok(())
-        }
+        self.send_all_then(data, Location::caller(), false)
     }
 }
 
 impl ReceiveStream for SocketStream {
     #[track_caller]
     fn receive_some(&self, buf: &mut [u8]) -> impl Future<Output = Result<usize>> {
-        let location = Location::caller();
-        async move {
-            let _g = self.receive_slot.enter()?;
-            let s = self.usable(RECEIVE)?;
-            if buf.is_empty() {
-                checkpoint_if_cancelled().await?;
-                return Err(empty_buffer());
-            }
-            // A read that does not fill `buf` drained the receive queue (a
-            // stream read takes all there is, up to the buffer): the next
-            // one waits for the edge without trying first.
-            let len = buf.len();
-            s.io_op(
-                Direction::Read,
-                "SocketStream::receive_some",
-                location,
-                &|| self.is_closed(),
-                |s| sys::stream_io::recv(s, buf).map(|n| (n, n < len)),
-            )
-            .await
-            .map_err(|e| self.fail(RECEIVE, e))
-        }
+        self.receive_some_then(buf, Location::caller(), true)
     }
 
     /// `receive_some` without the trailing schedule point (see "Composite
@@ -517,27 +514,7 @@ impl ReceiveStream for SocketStream {
     /// if cancelled or dropped) without its step 3.
     #[track_caller]
     fn receive_some_unscheduled(&self, buf: &mut [u8]) -> impl Future<Output = Result<usize>> {
-        let location = Location::caller();
-        async move {
-            let _g = self.receive_slot.enter()?;
-            let s = self.usable(RECEIVE)?;
-            if buf.is_empty() {
-                checkpoint_if_cancelled().await?;
-                return Err(empty_buffer());
-            }
-            // A read that does not fill `buf` drained the receive queue (as
-            // in `receive_some`).
-            let len = buf.len();
-            s.io_op_unscheduled(
-                Direction::Read,
-                "SocketStream::receive_some",
-                location,
-                &|| self.is_closed(),
-                |s| sys::stream_io::recv(s, buf).map(|n| (n, n < len)),
-            )
-            .await
-            .map_err(|e| self.fail(RECEIVE, e))
-        }
+        self.receive_some_then(buf, Location::caller(), false)
     }
 }
 
