@@ -700,21 +700,26 @@ where
     A: FnMut(WaitKey, AbortReason) -> Abort,
 {
     fn drop(&mut self) {
-        if self.done {
-            return;
+        if !self.done {
+            drop_unfinished_wait(self.key, &mut self.abort);
         }
-        let key = self.key;
-        let removed = runtime::with_runtime(|rt| {
-            if rt.run_id != key.run_id {
-                return None;
-            }
-            rt.with_state(|st| st.remove_park(key.park))
-        })
-        .flatten();
-        if let Some(state) = removed {
-            let rescheduled = matches!(state, ParkState::Done(_));
-            (self.abort)(key, AbortReason::Dropped { rescheduled });
+    }
+}
+
+/// A wait dropped before it took its outcome (a `Park`'s or a
+/// `SparePark`'s): removes its record, if its run is current, and tells
+/// the abort function, with whether a reschedule had already come.
+fn drop_unfinished_wait(key: WaitKey, abort: &mut impl FnMut(WaitKey, AbortReason) -> Abort) {
+    let removed = runtime::with_runtime(|rt| {
+        if rt.run_id != key.run_id {
+            return None;
         }
+        rt.with_state(|st| st.remove_park(key.park))
+    })
+    .flatten();
+    if let Some(state) = removed {
+        let rescheduled = matches!(state, ParkState::Done(_));
+        abort(key, AbortReason::Dropped { rescheduled });
     }
 }
 
@@ -1452,21 +1457,9 @@ where
     A: FnMut(WaitKey, AbortReason) -> Abort,
 {
     fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        // Not re-used: a reschedule may still be on its way to this key.
-        let key = self.key;
-        let removed = runtime::with_runtime(|rt| {
-            if rt.run_id != key.run_id {
-                return None;
-            }
-            rt.with_state(|st| st.remove_park(key.park))
-        })
-        .flatten();
-        if let Some(state) = removed {
-            let rescheduled = matches!(state, ParkState::Done(_));
-            (self.abort)(key, AbortReason::Dropped { rescheduled });
+        if !self.done {
+            // Not re-used: a reschedule may still be on its way to this key.
+            drop_unfinished_wait(self.key, &mut self.abort);
         }
     }
 }
