@@ -362,3 +362,238 @@ fn escaped_handle_of_an_empty_nursery_registers_nothing() {
     })
     .unwrap();
 }
+
+// ----- in-place rounds ---------------------------------------------------------
+//
+// A nursery whose children passed schedule points polls them again at once
+// when the run loop's next tick would do nothing else (see "In-place
+// rounds" in the nursery module's docs). These guard that it does, and
+// that every condition holds: other ready tasks, deadlines, fds, other
+// threads.
+
+/// A future that counts its polls and finishes once `left` is 0; the last
+/// child to finish wakes it.
+async fn count_polls_until_done(
+    polls: &Cell<u32>,
+    left: &Cell<u32>,
+    waker: &RefCell<Option<std::task::Waker>>,
+) {
+    std::future::poll_fn(|cx| {
+        polls.set(polls.get() + 1);
+        if left.get() == 0 {
+            return Poll::Ready(());
+        }
+        *waker.borrow_mut() = Some(cx.waker().clone());
+        Poll::Pending
+    })
+    .await
+}
+
+/// Children passing schedule points over and over are polled again by
+/// their nursery in place: the body, which the owner's every poll of the
+/// nursery polls too, sees one poll per run-loop trip, not one per
+/// schedule point. (Without rounds: about 1 000 here; with them, one per
+/// `IO_POLL_INTERVAL` ticks.)
+#[test]
+fn yielding_children_are_polled_again_in_place() {
+    trio::run(async {
+        let polls = Cell::new(0);
+        let left = Cell::new(2);
+        let waker = RefCell::new(None::<std::task::Waker>);
+        open_nursery(async |n| {
+            for _ in 0..2 {
+                let (left, waker) = (&left, &waker);
+                n.start_soon(async move {
+                    for _ in 0..1000 {
+                        checkpoint().await?;
+                    }
+                    left.set(left.get() - 1);
+                    if let Some(w) = waker.borrow_mut().take() {
+                        w.wake();
+                    }
+                    Ok(())
+                });
+            }
+            count_polls_until_done(&polls, &left, &waker).await;
+            Ok(())
+        })
+        .await?;
+        assert!(
+            polls.get() < 100,
+            "the body was polled {} times",
+            polls.get()
+        );
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// Two tasks, each with a nursery whose one child passes schedule points:
+/// no round lets one child run twice while the other is ready, so the
+/// two stay interleaved.
+#[test]
+fn rounds_keep_children_of_two_nurseries_interleaved() {
+    trio::run(async {
+        let log = RefCell::new(Vec::new());
+        let spin = |name: char| {
+            let log = &log;
+            async move {
+                open_nursery(async |n| {
+                    n.start_soon(async move {
+                        for _ in 0..300 {
+                            log.borrow_mut().push(name);
+                            checkpoint().await?;
+                        }
+                        Ok(())
+                    });
+                    Ok(())
+                })
+                .await?;
+                Ok(())
+            }
+        };
+        open_nursery(async |n| {
+            n.start_soon(spin('a'));
+            n.start_soon(spin('b'));
+            Ok(())
+        })
+        .await?;
+        let (mut a, mut b) = (0i32, 0i32);
+        for (i, c) in log.borrow().iter().enumerate() {
+            if *c == 'a' {
+                a += 1;
+            } else {
+                b += 1;
+            }
+            assert!((a - b).abs() <= 1, "at step {i}: a {a}, b {b}");
+        }
+        assert_eq!((a, b), (300, 300));
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// Children that wake themselves and finish in the same poll, over and
+/// over, beside a spinner in a nursery: their queued slots are taken out
+/// when they exit, so they never make a round look due while a spinner
+/// elsewhere (here a child of the outer nursery) is ready.
+#[test]
+fn children_exiting_while_queued_do_not_start_a_round() {
+    trio::run(async {
+        let log = RefCell::new(Vec::new());
+        let log = &log;
+        let spin = async move |name: char, n: Option<trio::Nursery<'_>>| {
+            for _ in 0..300 {
+                log.borrow_mut().push(name);
+                if let Some(n) = &n {
+                    n.start_soon(std::future::poll_fn(|cx| {
+                        cx.waker().wake_by_ref();
+                        Poll::Ready(Ok::<(), trio::Error>(()))
+                    }));
+                }
+                checkpoint().await?;
+            }
+            Ok::<(), trio::Error>(())
+        };
+        open_nursery(async |outer| {
+            outer.start_soon(async move {
+                open_nursery(async |n| {
+                    n.start_soon(spin('a', Some(n.clone())));
+                    Ok(())
+                })
+                .await?;
+                Ok(())
+            });
+            outer.start_soon(spin('b', None));
+            Ok(())
+        })
+        .await?;
+        let (mut a, mut b) = (0i32, 0i32);
+        for (i, c) in log.borrow().iter().enumerate() {
+            if *c == 'a' {
+                a += 1;
+            } else {
+                b += 1;
+            }
+            assert!((a - b).abs() <= 1, "at step {i}: a {a}, b {b}");
+        }
+        assert_eq!((a, b), (300, 300));
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// A deadline that comes due stops the rounds: the run loop's tick fires it
+/// at once, so the spinning child is cancelled at the first schedule point
+/// after the clock passed it, not rounds later. (A frozen MockClock that
+/// only the child moves.)
+#[test]
+fn a_due_deadline_stops_the_rounds() {
+    let clock = trio::testing::MockClock::new();
+    let jumps = clock.clone();
+    let passed = trio::Runner::new()
+        .clock(clock)
+        .run(async move {
+            let passed = Cell::new(0);
+            let done = trio::move_on_after(5.5, async {
+                open_nursery(async |n| {
+                    let (passed, jumps) = (&passed, &jumps);
+                    n.start_soon(async move {
+                        while passed.get() < 1000 {
+                            jumps.jump(1.0)?;
+                            checkpoint().await?;
+                            passed.set(passed.get() + 1);
+                        }
+                        Ok(())
+                    });
+                    Ok(())
+                })
+                .await
+            })
+            .await?;
+            assert!(done.is_none(), "the deadline fired");
+            Ok(passed.get())
+        })
+        .unwrap();
+    // Jumps to 1..=5 pass; the jump to 6 passes the deadline (5.5), and
+    // that checkpoint is cancelled.
+    assert_eq!(passed, 5);
+}
+
+/// A child spinning on `checkpoint()` in a nursery still lets a sibling
+/// waiting on an fd be woken (the rounds count as ticks, and the I/O poll
+/// comes when due), and a sibling waiting on another thread.
+#[test]
+fn rounds_still_see_fds_and_other_threads() {
+    trio::run(async {
+        let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
+        a.set_nonblocking(true)?;
+        let fd = a.as_raw_fd();
+        let seen = Cell::new(0);
+        open_nursery(async |n| {
+            let seen = &seen;
+            n.start_soon(async move {
+                trio::lowlevel::wait_readable(fd).await?;
+                seen.set(seen.get() + 1);
+                Ok(())
+            });
+            n.start_soon(async move {
+                let v = trio::to_thread::run_sync(|| 1).await?;
+                seen.set(seen.get() + v);
+                Ok(())
+            });
+            n.start_soon(async move {
+                while seen.get() < 2 {
+                    checkpoint().await?;
+                }
+                Ok(())
+            });
+            b.write_all(b"x")?;
+            Ok(())
+        })
+        .await?;
+        assert_eq!(seen.get(), 2);
+        Ok(())
+    })
+    .unwrap();
+}

@@ -50,6 +50,26 @@
 //! `Runtime::pass_schedule_point_in_place`; `tests/fast_paths.rs` guards
 //! each condition).
 //!
+//! # In-place rounds
+//!
+//! While a registered nursery polls (its body, then the children it took
+//! from its ready list), a child woken is only queued: the owner is not
+//! woken for it yet (`NurseryRecord::woken` stays set). Once the children
+//! it took are polled, the nursery looks at the queue. If the run loop's
+//! next tick would do nothing but poll these children (every ready task
+//! of the run is queued here, nothing posted by other threads, no deadline
+//! due, the I/O poll not due at that tick, no instruments, not a guest
+//! run), it polls them again at once: an *in-place round*, counted as one
+//! of the run loop's ticks, so the reactor is still polled every
+//! `IO_POLL_INTERVAL` ticks. Otherwise, or when it stops, it wakes its
+//! owner once for whatever is queued (`ReleaseWake`). A child passing a
+//! schedule point in one round therefore still lets every other ready task
+//! run first, as in a batch: there is none. What a round saves is the trip
+//! back through the run loop and down the owner's futures to this
+//! nursery, once per wake-up of a busy server whose handlers end each
+//! operation with a schedule point (`Runtime::take_in_place_round`;
+//! `tests/fast_paths.rs` guards each condition).
+//!
 //! # Lazy registration
 //!
 //! A nursery's run-side records (its `NurseryRecord` and its cancel status)
@@ -102,12 +122,17 @@ pub(crate) struct NurseryRecord {
     pub(crate) cancel_status: CancelStatusId,
     /// Slots of the children woken since the nursery last polled, for it to
     /// poll next. A child is pushed once per wake (its `TaskRecord.ready`
-    /// stops a second push); a slot emptied since (the child moved out) is
-    /// skipped when polled.
+    /// stops a second push). A child that stops being ready without being
+    /// polled (it exits, or moves out) takes its slot out (`child_exited`,
+    /// `child_moved`), so that once a poll has polled the children it took,
+    /// `ready.len()` is the number of this nursery's ready children, which
+    /// an in-place round relies on (see "In-place rounds" in the module
+    /// docs).
     pub(crate) ready: Vec<u32>,
     /// Whoever polls the nursery has been woken since the nursery's last
     /// poll, so further child wakes need not wake it again (one wake per
-    /// batch). Cleared when the nursery polls.
+    /// batch). Set while the nursery polls, too: a child woken then is only
+    /// queued, and the end of the poll decides (`ReleaseWake`).
     pub(crate) woken: bool,
     /// The waker of whoever polls the nursery future, from its last poll;
     /// used up by the wake.
@@ -158,20 +183,42 @@ impl State {
     /// stops counting it live there.
     #[inline]
     pub(crate) fn child_exited(&mut self, nursery: NurseryId, task: TaskId) {
+        let queued = self.queued_slot(task);
         self.remove_task(task);
         if let Some(n) = self.nurseries.get_mut(nursery) {
             n.live -= 1;
+            if let Some(slot) = queued {
+                n.ready.retain(|&s| s != slot);
+            }
+        }
+    }
+
+    /// The slot of `task` if it is a ready child of a nursery (so its slot
+    /// may sit in that nursery's `ready`): rare when it exits or moves out.
+    #[inline]
+    fn queued_slot(&self, task: TaskId) -> Option<u32> {
+        match self.tasks.get(task)? {
+            TaskRecord {
+                ready: true,
+                parent: Parent::Nursery { slot, .. },
+                ..
+            } => Some(*slot),
+            _ => None,
         }
     }
 
     /// Moves a child from nursery `from` to slot `slot` of nursery `to`
     /// (`start`, once the child has started) and schedules it there.
     pub(crate) fn child_moved(&mut self, task: TaskId, from: NurseryId, to: NurseryId, slot: u32) {
+        let queued = self.queued_slot(task);
         if let Some(t) = self.clear_ready(task) {
             t.parent = Parent::Nursery { nursery: to, slot };
         }
         if let Some(n) = self.nurseries.get_mut(from) {
             n.live -= 1;
+            if let Some(old) = queued {
+                n.ready.retain(|&s| s != old);
+            }
         }
         if let Some(n) = self.nurseries.get_mut(to) {
             n.live += 1;
@@ -921,6 +968,33 @@ fn poll_lazy_body<T>(
     r
 }
 
+/// Ends a registered nursery's poll as far as wakes go (however the poll
+/// ends, a panic unwinding included): children woken during it were only
+/// queued (`NurseryRecord::woken` was kept set), so if any are queued still,
+/// whoever polls the nursery is woken now, once; otherwise the next child
+/// wake will do it.
+struct ReleaseWake<'a> {
+    rt: &'a Runtime,
+    id: NurseryId,
+}
+
+impl Drop for ReleaseWake<'_> {
+    fn drop(&mut self) {
+        let id = self.id;
+        self.rt.with_state(|st| {
+            let Some(n) = st.nurseries.get_mut(id) else {
+                return;
+            };
+            if n.ready.is_empty() {
+                n.woken = false;
+            } else {
+                let target = std::mem::take(&mut n.waker);
+                st.wake_target(target);
+            }
+        });
+    }
+}
+
 /// Restores the current task and cancel status when dropped.
 struct RestoreCurrent<'a> {
     rt: &'a Runtime,
@@ -1219,6 +1293,9 @@ impl<'env> Driver<'env> {
         // Put back the current task and cancel status however this poll ends (a
         // panic may unwind through it, from a hook, say).
         let restore = RestoreCurrent::new(&rt);
+        // Children woken from here on are only queued; dropping this wakes
+        // the owner for them, however the poll ends.
+        let release = ReleaseWake { rt: &rt, id: ids.0 };
         // The body is part of the task polling this nursery: it runs with
         // that task's waker, inside the nursery's scope. (It may be polled
         // when only a child woke; futures take spurious polls in stride.)
@@ -1229,11 +1306,19 @@ impl<'env> Driver<'env> {
             let r = catch_unwind(AssertUnwindSafe(|| b.as_mut().poll(cx)));
             self.body_polled(r, body_out);
         }
-        for &slot in &batch {
-            self.poll_child(&rt, ids, slot);
+        loop {
+            for &slot in &batch {
+                self.poll_child(&rt, ids, slot);
+            }
+            batch.clear();
+            // The children woken meanwhile, now if the run loop's next tick
+            // would do nothing else (see "In-place rounds").
+            if !rt.take_in_place_round(ids.0, &mut batch) {
+                break;
+            }
         }
         drop(restore);
-        batch.clear();
+        drop(release);
         self.batch = batch;
         self.after_poll(cx)
     }
@@ -1358,7 +1443,9 @@ impl<'env> Driver<'env> {
         if let Some(n) = st.nurseries.get_mut(id) {
             let old = n.waker.update(cx.waker(), run_id, shared_addr);
             std::mem::swap(&mut n.ready, batch);
-            n.woken = false;
+            // Until `ReleaseWake`: a child woken during the poll is queued
+            // without waking the owner, who is polling us right now.
+            n.woken = true;
             st.retire(old);
         }
         st.shuffle(batch);

@@ -279,6 +279,7 @@ impl Runner {
             schedule_points: Cell::new(0),
             cancel_points: Cell::new(0),
             passed_in_place: Cell::new(0),
+            in_place_rounds: Cell::new(0),
             lazy: crate::core::nursery::LazyBodies::new(),
             exit_hooks: RefCell::new(Vec::new()),
             has_exit_hooks: Cell::new(false),
@@ -682,6 +683,15 @@ impl<T> RunLoop<T> {
         });
         let polled = !self.batch.is_empty();
         rt.passed_in_place.set(0);
+        // In-place rounds a nursery may take in this batch: one per tick
+        // before the next I/O poll (`StepIo::BLOCKING` only: a guest's step
+        // is one tick; instruments would see the ticks go).
+        let rounds = if io.never_block || io.force_poll || rt.instruments_on.get() {
+            0
+        } else {
+            (IO_POLL_INTERVAL - 1).saturating_sub(self.ticks_since_io)
+        };
+        rt.in_place_rounds.set(rounds);
         let root_id = rt.root_task.get();
         for &id in &self.batch {
             // `clear_ready` wakes nobody and retires nothing: a plain
@@ -747,6 +757,9 @@ impl<T> RunLoop<T> {
             rt.instrument(|i, rt| i.after_task_step(Task::from_id(rt, id)));
         }
         self.batch.clear();
+        // The rounds taken were ticks (the I/O poll stays as due as it
+        // would have been).
+        self.ticks_since_io += rounds - rt.in_place_rounds.replace(0);
         Advanced {
             progress: any_io || fired || was_idle || polled,
             io_filled,

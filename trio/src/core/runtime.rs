@@ -532,6 +532,12 @@ pub(crate) struct Runtime {
     /// [`pass_schedule_point_in_place`](Self::pass_schedule_point_in_place))
     /// since the run loop last started a batch.
     pub(crate) passed_in_place: Cell<u32>,
+    /// How many more in-place rounds the batch being run may take (see
+    /// [`take_in_place_round`](Self::take_in_place_round)): the ticks left
+    /// before the run loop's next I/O poll is due. Set by the run loop for
+    /// each batch of `run` (0 in guest mode and with instruments), 0
+    /// outside a batch.
+    pub(crate) in_place_rounds: Cell<u32>,
     /// Per-task counts for tasks someone is watching
     /// (`lowlevel::watch_checkpoints`).
     pub(crate) watches: RefCell<Vec<CheckpointWatchEntry>>,
@@ -801,6 +807,51 @@ impl Runtime {
             return false;
         }
         self.passed_in_place.set(passed + 1);
+        true
+    }
+
+    /// Whether nursery `id`, having just polled the children it took, may
+    /// poll the ones woken meanwhile (queued in its `ready`) again at once,
+    /// instead of waking its owner and coming back through the run loop;
+    /// if so, takes them into `batch` and counts the round as one of the
+    /// run loop's ticks.
+    ///
+    /// Yes when the run loop's next tick would do nothing but poll them:
+    /// every ready task of the run is one of them (`ready_tasks` counts
+    /// all, and the nursery's queue holds exactly its ready children once
+    /// its poll has polled the ones it took), no other thread has posted
+    /// anything, no deadline is due (the clock is read only if one
+    /// exists, as the run loop's tick would), and the I/O poll
+    /// is not due at that tick (`in_place_rounds`, which the run loop also
+    /// keeps at 0 in guest mode and with instruments). Every task passing
+    /// a schedule point during the last round still lets every other ready
+    /// task run first: there is none. See "In-place rounds" in the
+    /// `nursery` module docs.
+    #[inline]
+    pub(crate) fn take_in_place_round(&self, id: NurseryId, batch: &mut Vec<u32>) -> bool {
+        let rounds = self.in_place_rounds.get();
+        if rounds == 0 || self.instruments_on.get() || self.shared.inbox.has_pending() {
+            return false;
+        }
+        // The run loop's tick reads the clock only if a deadline exists;
+        // so does a round (outside the borrow: a clock is user code).
+        let now = (!self.state.borrow().timers.is_empty()).then(|| self.clock.current_time());
+        let mut st = self.state.borrow_mut();
+        let ready_tasks = st.ready_tasks as usize;
+        if ready_tasks == 0 || now.is_some_and(|now| st.next_deadline() <= now) {
+            return false;
+        }
+        let Some(n) = st.nurseries.get_mut(id) else {
+            return false;
+        };
+        if n.ready.len() != ready_tasks {
+            return false;
+        }
+        std::mem::swap(&mut n.ready, batch);
+        st.shuffle(batch);
+        drop(st);
+        self.in_place_rounds.set(rounds - 1);
+        self.passed_in_place.set(0);
         true
     }
 
