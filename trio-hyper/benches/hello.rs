@@ -170,6 +170,26 @@ fn process_cpu_ns(pid: u32) -> u64 {
         .sum()
 }
 
+/// Clock ticks (`_SC_CLK_TCK`, 100 per second on Linux) in user and in
+/// kernel mode of all of `pid`'s threads: `/proc/PID/task/*/stat`'s
+/// fields 14 and 15. Coarser than `schedstat`, but it splits the two.
+fn process_user_sys_ticks(pid: u32) -> (u64, u64) {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return (0, 0);
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        .filter_map(|s| {
+            // The command name (field 2) may hold spaces: split after it.
+            let rest = &s[s.rfind(')')? + 2..];
+            let mut fields = rest.split_whitespace().skip(11);
+            let user = fields.next()?.parse::<u64>().ok()?;
+            let sys = fields.next()?.parse::<u64>().ok()?;
+            Some((user, sys))
+        })
+        .fold((0, 0), |(u, s), (du, ds)| (u + du, s + ds))
+}
+
 /// Starts `this --serve NAME` pinned to core 0; returns it and its port.
 fn start_server(name: &str) -> (Child, u16) {
     let me = std::env::current_exe().expect("own path");
@@ -191,10 +211,21 @@ fn start_server(name: &str) -> (Child, u16) {
     (child, port)
 }
 
-/// One wrk run against `name`'s server: (requests/s, server µs per request).
-fn measure(name: &str, secs: u32, conns: u32) -> (f64, f64) {
+/// One wrk run against one server.
+struct Measured {
+    /// Requests per second, as wrk reports them.
+    rate: f64,
+    /// Server CPU per request, µs (`schedstat`).
+    cpu_us: f64,
+    /// Of which in user mode, µs (clock ticks; the rest is the kernel's).
+    user_us: f64,
+}
+
+/// One wrk run against `name`'s server.
+fn measure(name: &str, secs: u32, conns: u32) -> Measured {
     let (mut child, port) = start_server(name);
     let before = process_cpu_ns(child.id());
+    let (user_before, _) = process_user_sys_ticks(child.id());
     let out = Command::new("taskset")
         .args(["-c", "1", "wrk", "-t1"])
         .arg(format!("-c{conns}"))
@@ -203,6 +234,7 @@ fn measure(name: &str, secs: u32, conns: u32) -> (f64, f64) {
         .output()
         .expect("wrk runs");
     let after = process_cpu_ns(child.id());
+    let (user_after, _) = process_user_sys_ticks(child.id());
     // Our own child, by its id.
     let _ = child.kill();
     let _ = child.wait();
@@ -224,7 +256,12 @@ fn measure(name: &str, secs: u32, conns: u32) -> (f64, f64) {
         .and_then(|r| r.trim().parse().ok())
         .unwrap_or_else(|| panic!("no rate in: {text}"));
     assert!(requests > 0.0, "no requests: {text}");
-    (rate, (after - before) as f64 / requests / 1000.0)
+    Measured {
+        rate,
+        cpu_us: (after - before) as f64 / requests / 1000.0,
+        // 100 ticks per second: one tick is 10 000 µs.
+        user_us: (user_after - user_before) as f64 * 10_000.0 / requests,
+    }
 }
 
 fn arg(args: &[String], name: &str, default: u32) -> u32 {
@@ -276,14 +313,20 @@ fn main() -> ExitCode {
     let names = ["trio", "tokio"];
     let mut rate = [Vec::new(), Vec::new()];
     let mut cpu = [Vec::new(), Vec::new()];
+    let mut user = [Vec::new(), Vec::new()];
     for round in 0..rounds {
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order {
-            let (r, c) = measure(names[i], secs, conns);
-            rate[i].push(r);
-            cpu[i].push(c);
+            let m = measure(names[i], secs, conns);
+            rate[i].push(m.rate);
+            cpu[i].push(m.cpu_us);
+            user[i].push(m.user_us);
         }
     }
+    let mut user_ratio: Vec<f64> = user[0].iter().zip(&user[1]).map(|(t, k)| t / k).collect();
+    let mut sys_ratio: Vec<f64> = (0..cpu[0].len())
+        .map(|r| (cpu[0][r] - user[0][r]) / (cpu[1][r] - user[1][r]))
+        .collect();
     // Per round, trio's CPU per request over tokio's: the two runs of a
     // round are back to back, so the machine's load shifts cancel out
     // better than in the separate medians. (Before `median` sorts.)
@@ -301,10 +344,24 @@ fn main() -> ExitCode {
             median(&mut cpu[i]),
         );
     }
+    for (i, name) in names.iter().enumerate() {
+        let (umin, umax) = min_max(&user[i]);
+        println!(
+            "{name:<6} user-mode CPU/req median {:.2} [{umin:.2}-{umax:.2}] us",
+            median(&mut user[i]),
+        );
+    }
     let (qmin, qmax) = min_max(&ratio);
     println!(
         "trio/tokio server CPU per request, per round: median {:.2} [{qmin:.2}-{qmax:.2}]",
         median(&mut ratio)
+    );
+    let (umin, umax) = min_max(&user_ratio);
+    let (smin, smax) = min_max(&sys_ratio);
+    println!(
+        "  user mode: median {:.2} [{umin:.2}-{umax:.2}]; kernel: median {:.2} [{smin:.2}-{smax:.2}]",
+        median(&mut user_ratio),
+        median(&mut sys_ratio)
     );
     ExitCode::SUCCESS
 }
