@@ -428,6 +428,22 @@ fn yielding_children_are_polled_again_in_place() {
     .unwrap();
 }
 
+/// `log` holds `each` steps of 'a' and of 'b', and at no point has one
+/// taken two steps more than the other: each schedule point let the other
+/// run.
+fn assert_interleaved(log: &[char], each: i32) {
+    let (mut a, mut b) = (0i32, 0i32);
+    for (i, c) in log.iter().enumerate() {
+        if *c == 'a' {
+            a += 1;
+        } else {
+            b += 1;
+        }
+        assert!((a - b).abs() <= 1, "at step {i}: a {a}, b {b}");
+    }
+    assert_eq!((a, b), (each, each));
+}
+
 /// Two tasks, each with a nursery whose one child passes schedule points:
 /// no round lets one child run twice while the other is ready, so the
 /// two stay interleaved.
@@ -458,16 +474,7 @@ fn rounds_keep_children_of_two_nurseries_interleaved() {
             Ok(())
         })
         .await?;
-        let (mut a, mut b) = (0i32, 0i32);
-        for (i, c) in log.borrow().iter().enumerate() {
-            if *c == 'a' {
-                a += 1;
-            } else {
-                b += 1;
-            }
-            assert!((a - b).abs() <= 1, "at step {i}: a {a}, b {b}");
-        }
-        assert_eq!((a, b), (300, 300));
+        assert_interleaved(&log.borrow(), 300);
         Ok(())
     })
     .unwrap();
@@ -508,16 +515,7 @@ fn children_exiting_while_queued_do_not_start_a_round() {
             Ok(())
         })
         .await?;
-        let (mut a, mut b) = (0i32, 0i32);
-        for (i, c) in log.borrow().iter().enumerate() {
-            if *c == 'a' {
-                a += 1;
-            } else {
-                b += 1;
-            }
-            assert!((a - b).abs() <= 1, "at step {i}: a {a}, b {b}");
-        }
-        assert_eq!((a, b), (300, 300));
+        assert_interleaved(&log.borrow(), 300);
         Ok(())
     })
     .unwrap();
