@@ -595,3 +595,134 @@ fn rounds_still_see_fds_and_other_threads() {
     })
     .unwrap();
 }
+
+// ----- a socket operation's schedule point, passed in place --------------------
+//
+// A socket operation that did not wait ends with a shielded schedule point;
+// when the run loop's next tick would poll only this task again, it passes
+// in place. These guard the conditions.
+
+/// A trio stream on one end of a Unix socket pair, and a thread that reads
+/// the other end to its end (so sends never fill it up).
+fn drained_stream() -> (trio::socket::SocketStream, std::thread::JoinHandle<usize>) {
+    use std::io::Read;
+    let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let ours = trio::socket::Socket::try_from(ours).unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut total = 0;
+        let mut buf = [0; 4096];
+        while let Ok(n @ 1..) = theirs.read(&mut buf) {
+            total += n;
+        }
+        total
+    });
+    (trio::socket::SocketStream::new(ours).unwrap(), reader)
+}
+
+/// Two children sending on their own sockets: each send's schedule point
+/// still lets the other run first (no pass while another task is ready).
+/// 100 one-byte sends stay well inside a Unix socket's send buffer (each
+/// costs the kernel about a kilobyte of it), so no send waits whatever the
+/// reader threads do: a sender that waited would rightly let the other run
+/// twice.
+#[test]
+fn socket_sends_of_two_children_stay_interleaved() {
+    use trio::stream::SendStream;
+    let log = RefCell::new(Vec::new());
+    let (a, ra) = drained_stream();
+    let (b, rb) = drained_stream();
+    trio::run(async {
+        let log = &log;
+        let send = async move |name: char, s: &trio::socket::SocketStream| {
+            for _ in 0..100 {
+                log.borrow_mut().push(name);
+                s.send_all(b"x").await?;
+            }
+            Ok::<(), trio::Error>(())
+        };
+        open_nursery(async |n| {
+            n.start_soon(send('a', &a));
+            n.start_soon(send('b', &b));
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    })
+    .unwrap();
+    drop((a, b));
+    assert_eq!((ra.join().unwrap(), rb.join().unwrap()), (100, 100));
+    assert_interleaved(&log.borrow(), 100);
+}
+
+/// A lone task sending while a sibling waits on an fd (so each pass uses a
+/// tick) stops passing once a deadline is due: the tick fires it, and the
+/// next send is cancelled. (A frozen MockClock that only the sender moves.)
+#[test]
+fn a_due_deadline_stops_sends_passing_in_place() {
+    use trio::stream::SendStream;
+    let (s, reader) = drained_stream();
+    let (quiet, _quiet_peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let clock = trio::testing::MockClock::new();
+    let jumps = clock.clone();
+    let sent = trio::Runner::new()
+        .clock(clock)
+        .run(async {
+            let sent = Cell::new(0);
+            let done = trio::move_on_after(5.5, async {
+                open_nursery(async |n| {
+                    n.start_soon(trio::lowlevel::wait_readable(quiet.as_raw_fd()));
+                    while sent.get() < 1000 {
+                        jumps.jump(1.0)?;
+                        s.send_all(b"x").await?;
+                        sent.set(sent.get() + 1);
+                    }
+                    Ok(())
+                })
+                .await
+            })
+            .await?;
+            assert!(done.is_none(), "the deadline fired");
+            Ok(sent.get())
+        })
+        .unwrap();
+    // Sends at 1..=5 pass in place; the one at 6 completes (its schedule
+    // point is shielded) but yields, the tick fires the deadline (5.5), and
+    // the send at 7 is cancelled before it sends anything.
+    assert_eq!(sent, 6);
+    drop(s);
+    assert_eq!(reader.join().unwrap(), 6);
+}
+
+/// A task sending in a loop while a sibling waits for a readable fd: the
+/// passes count as ticks, so the I/O poll still comes when due and the
+/// sibling is woken while the sender still sends.
+#[test]
+fn sends_passing_in_place_still_let_the_reactor_see_fds() {
+    use trio::stream::SendStream;
+    let (s, reader) = drained_stream();
+    let (r, mut w) = std::os::unix::net::UnixStream::pair().unwrap();
+    r.set_nonblocking(true).unwrap();
+    w.write_all(b"x").unwrap();
+    let sent = trio::run(async {
+        let seen = Cell::new(false);
+        let sent = Cell::new(0u32);
+        open_nursery(async |n| {
+            let seen = &seen;
+            n.start_soon(async move {
+                trio::lowlevel::wait_readable(r.as_raw_fd()).await?;
+                seen.set(true);
+                Ok(())
+            });
+            while !seen.get() {
+                s.send_all(b"x").await?;
+                sent.set(sent.get() + 1);
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(sent.get())
+    })
+    .unwrap();
+    drop(s);
+    assert_eq!(reader.join().unwrap(), sent as usize);
+}

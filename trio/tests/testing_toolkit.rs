@@ -213,7 +213,8 @@ async fn counts<F: Future>(fut: F) -> (F::Output, (u64, u64)) {
     (out, (c.schedule_points, c.cancel_points))
 }
 
-/// A socket read that succeeds at once counts one of each; dropped after
+/// A socket read that succeeds at once counts one of each (here its
+/// schedule point passes in place: nothing else is ready); dropped after
 /// its first poll (the task yielded at its shielded schedule point, the
 /// result not yet taken, as `select!` may do) it has counted both too:
 /// the task did yield (the table in `testing`'s checkpoint docs).
@@ -233,7 +234,10 @@ async fn a_ready_socket_operation_counts_its_points_even_dropped_at_the_schedule
         let mut first = true;
         poll_fn(|cx| {
             if std::mem::take(&mut first) {
-                // Read at once; the operation woke the task itself.
+                // Another wake is pending (this task's own), so the
+                // schedule point cannot pass in place: read at once, and
+                // the operation yields.
+                cx.waker().wake_by_ref();
                 assert!(op.as_mut().poll(cx).is_pending());
                 return Poll::Pending;
             }

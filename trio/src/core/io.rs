@@ -59,7 +59,10 @@
 //!    clears the cached readiness there and then;
 //! 3. on a result, a cancel-shielded schedule point: the task wakes itself
 //!    for the next batch and returns the result when polled there (never
-//!    in the same batch, DESIGN §2);
+//!    in the same batch, DESIGN §2), unless that next batch would be this
+//!    task alone (`Runtime::pass_schedule_point_in_place`: no other task
+//!    ready, no deadline due, nothing posted, the I/O poll not due), when
+//!    the point passes in place as that tick;
 //! 4. on `WouldBlock`, the cached readiness is cleared and the task waits
 //!    for the next edge: a cancel point (a cancelled wait did nothing, and
 //!    is undone), which is also the schedule point; then back to 2.
@@ -1734,8 +1737,12 @@ where
         }
         // 3. The shielded schedule point: this task runs again in the next
         // batch, and the result is returned then. Counted now, with the
-        // cancel point of step 1.
+        // cancel point of step 1. Passed in place when that next batch
+        // would be this task alone.
         rt.count_checkpoint(true, true);
+        if rt.pass_schedule_point_in_place() {
+            return task::Poll::Ready(r);
+        }
         rt.wake_by_ref(cx.waker());
         self.step = OpStep::Yielded(r);
         task::Poll::Pending

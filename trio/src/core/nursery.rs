@@ -53,8 +53,9 @@
 //! # In-place rounds
 //!
 //! While a registered nursery polls (its body, then the children it took
-//! from its ready list), a child woken is only queued: the owner is not
-//! woken for it yet (`NurseryRecord::woken` stays set). Once the children
+//! from its ready list) in a batch that may take rounds (see below), a
+//! child woken is only queued: the owner is not woken for it yet
+//! (`NurseryRecord::queueing`). Once the children
 //! it took are polled, the nursery looks at the queue. If the run loop's
 //! next tick would do nothing but poll these children (every ready task
 //! of the run is queued here, nothing posted by other threads, no deadline
@@ -64,7 +65,13 @@
 //! `IO_POLL_INTERVAL` ticks. Otherwise, or when it stops, it wakes its
 //! owner once for whatever is queued (`ReleaseWake`). A child passing a
 //! schedule point in one round therefore still lets every other ready task
-//! run first, as in a batch: there is none. What a round saves is the trip
+//! run first, as in a batch: there is none (DESIGN §2: tasks woken during
+//! a tick run in the next one; a round is that tick). What changes is
+//! only the order in which the owner joins the next batch (after tasks
+//! woken later in the same poll; the order within a batch is unspecified),
+//! and a seeded run's shuffles (a round shuffles too). With instruments or
+//! in a guest run no round is possible and wakes are not queued: those see
+//! exactly the old order. What a round saves is the trip
 //! back through the run loop and down the owner's futures to this
 //! nursery, once per wake-up of a busy server whose handlers end each
 //! operation with a schedule point (`Runtime::take_in_place_round`;
@@ -131,9 +138,14 @@ pub(crate) struct NurseryRecord {
     pub(crate) ready: Vec<u32>,
     /// Whoever polls the nursery has been woken since the nursery's last
     /// poll, so further child wakes need not wake it again (one wake per
-    /// batch). Set while the nursery polls, too: a child woken then is only
-    /// queued, and the end of the poll decides (`ReleaseWake`).
+    /// batch). Cleared when the nursery polls.
     pub(crate) woken: bool,
+    /// The nursery is polling, in a batch that may take in-place rounds: a
+    /// child woken now is only queued, and the end of the poll decides
+    /// whether to poll it in place or wake the owner (`ReleaseWake`).
+    /// Ignored once instruments are on (they see the owner woken at the
+    /// child's wake, as always).
+    pub(crate) queueing: bool,
     /// The waker of whoever polls the nursery future, from its last poll;
     /// used up by the wake.
     pub(crate) waker: WakeTarget,
@@ -487,6 +499,7 @@ impl State {
             cancel_status: status,
             ready,
             woken: false,
+            queueing: false,
             waker: WakeTarget::NONE,
             closed: false,
             live: 0,
@@ -970,7 +983,7 @@ fn poll_lazy_body<T>(
 
 /// Ends a registered nursery's poll as far as wakes go (however the poll
 /// ends, a panic unwinding included): children woken during it were only
-/// queued (`NurseryRecord::woken` was kept set), so if any are queued still,
+/// queued (`NurseryRecord::queueing`), so if any are queued still,
 /// whoever polls the nursery is woken now, once; otherwise the next child
 /// wake will do it.
 struct ReleaseWake<'a> {
@@ -985,9 +998,9 @@ impl Drop for ReleaseWake<'_> {
             let Some(n) = st.nurseries.get_mut(id) else {
                 return;
             };
-            if n.ready.is_empty() {
-                n.woken = false;
-            } else {
+            n.queueing = false;
+            if !n.ready.is_empty() && !n.woken {
+                n.woken = true;
                 let target = std::mem::take(&mut n.waker);
                 st.wake_target(target);
             }
@@ -1289,13 +1302,16 @@ impl<'env> Driver<'env> {
     ) -> Poll<()> {
         let rt = self.rt.clone();
         let mut batch = std::mem::take(&mut self.batch);
-        rt.with_state(|st| self.register_poll(st, ids.0, cx, &mut batch));
+        // Only a poll that may take in-place rounds queues its children's
+        // wakes (instruments and guest runs see the owner woken as before).
+        let queue_wakes = rt.in_place_rounds.get() > 0;
+        rt.with_state(|st| self.register_poll(st, ids.0, cx, &mut batch, queue_wakes));
         // Put back the current task and cancel status however this poll ends (a
         // panic may unwind through it, from a hook, say).
         let restore = RestoreCurrent::new(&rt);
-        // Children woken from here on are only queued; dropping this wakes
-        // the owner for them, however the poll ends.
-        let release = ReleaseWake { rt: &rt, id: ids.0 };
+        // Children woken from here on are only queued (if `queue_wakes`);
+        // dropping this wakes the owner for them, however the poll ends.
+        let release = queue_wakes.then_some(ReleaseWake { rt: &rt, id: ids.0 });
         // The body is part of the task polling this nursery: it runs with
         // that task's waker, inside the nursery's scope. (It may be polled
         // when only a child woke; futures take spurious polls in stride.)
@@ -1313,7 +1329,7 @@ impl<'env> Driver<'env> {
             batch.clear();
             // The children woken meanwhile, now if the run loop's next tick
             // would do nothing else (see "In-place rounds").
-            if !rt.take_in_place_round(ids.0, &mut batch) {
+            if release.is_none() || !rt.take_in_place_round(ids.0, &mut batch) {
                 break;
             }
         }
@@ -1438,14 +1454,23 @@ impl<'env> Driver<'env> {
 
     /// Takes the waker of this poll and the ready list, for a registered
     /// nursery.
-    fn register_poll(&self, st: &mut State, id: NurseryId, cx: &Context<'_>, batch: &mut Vec<u32>) {
+    fn register_poll(
+        &self,
+        st: &mut State,
+        id: NurseryId,
+        cx: &Context<'_>,
+        batch: &mut Vec<u32>,
+        queue_wakes: bool,
+    ) {
         let (run_id, shared_addr) = (st.run_id, st.shared_addr);
         if let Some(n) = st.nurseries.get_mut(id) {
             let old = n.waker.update(cx.waker(), run_id, shared_addr);
             std::mem::swap(&mut n.ready, batch);
-            // Until `ReleaseWake`: a child woken during the poll is queued
-            // without waking the owner, who is polling us right now.
-            n.woken = true;
+            n.woken = false;
+            // With `queue_wakes`, until `ReleaseWake`: a child woken during
+            // the poll is queued without waking the owner, who is polling us
+            // right now.
+            n.queueing = queue_wakes;
             st.retire(old);
         }
         st.shuffle(batch);

@@ -355,7 +355,9 @@ impl State {
                 // table lookup per wake, not two).
                 if let Some(n) = self.nurseries.get_mut(nursery) {
                     n.ready.push(slot);
-                    if !n.woken {
+                    // (While the nursery polls, it may poll the child in
+                    // place: `NurseryRecord::queueing`.)
+                    if !n.woken && (!n.queueing || self.log_scheduled) {
                         n.woken = true;
                         let target = std::mem::take(&mut n.waker);
                         self.wake_target(target);
@@ -780,34 +782,53 @@ impl Runtime {
     /// leaving the poll, because the run loop's next tick would do nothing
     /// but poll this task again: no other task is ready (anywhere: run
     /// queue, a batch being run, a nursery's ready list), no other thread
-    /// has posted anything, no fd is waited on (so the reactor has nothing
-    /// to report) and no deadline exists (so none can be due). Without
-    /// instruments only, which would see the task step end. Counts the pass
-    /// when it says yes.
+    /// has posted anything, no deadline is due, and the reactor has nothing
+    /// to report: no fd is waited on, or its poll is not due at that tick
+    /// (`in_place_rounds`, which the pass then uses up as the tick it
+    /// stands for; 0 in guest mode). Without instruments only, which would
+    /// see the task step end. Counts the pass when it says yes.
     ///
-    /// At most [`IN_PLACE_LIMIT`] times per batch: a task may poll several
-    /// futures of its own with its waker (`join!`, `select!`), and one that
-    /// spins on schedule points waiting for another must let it be polled.
+    /// At most [`IN_PLACE_LIMIT`] times per batch (or in-place round): a
+    /// task may poll several futures of its own with its waker (`join!`,
+    /// `select!`), and one that spins on schedule points waiting for
+    /// another must let it be polled.
     ///
-    /// Used by a nursery's exit (a schedule point without a cancel point)
-    /// and by the cross-run channel's schedule point after a send or
-    /// receive that did not wait (`cross_run::channel::SchedulePoint`);
-    /// `checkpoint()` always yields.
+    /// Used by a nursery's exit (a schedule point without a cancel point),
+    /// by the shielded schedule point that ends a socket or pipe operation
+    /// that did not wait (`IoOp`), and by the cross-run channel's after a
+    /// send or receive that did not wait
+    /// (`cross_run::channel::SchedulePoint`); `checkpoint()` always yields.
     #[inline]
     pub(crate) fn pass_schedule_point_in_place(&self) -> bool {
         let passed = self.passed_in_place.get();
         if passed >= IN_PLACE_LIMIT || self.instruments_on.get() {
             return false;
         }
-        let quiet = {
-            let st = self.state.borrow();
-            st.ready_tasks == 0 && st.timers.is_empty()
-        };
-        if !quiet || self.shared.inbox.has_pending() || self.reactor.borrow().has_waiters() {
+        // The cheapest refusal first: a busy run has other tasks ready.
+        if self.state.borrow().ready_tasks != 0 || self.shared.inbox.has_pending() {
             return false;
+        }
+        let uses_tick = self.reactor.borrow().has_waiters();
+        let rounds = self.in_place_rounds.get();
+        if uses_tick && rounds == 0 || self.deadline_due() {
+            return false;
+        }
+        if uses_tick {
+            self.in_place_rounds.set(rounds - 1);
         }
         self.passed_in_place.set(passed + 1);
         true
+    }
+
+    /// Whether a deadline is due, as the run loop's next tick would find:
+    /// the clock is read only if a deadline exists (as the tick does), and
+    /// outside the state borrow (a clock is user code).
+    fn deadline_due(&self) -> bool {
+        if self.state.borrow().timers.is_empty() {
+            return false;
+        }
+        let now = self.clock.current_time();
+        self.state.borrow_mut().next_deadline() <= now
     }
 
     /// Whether nursery `id`, having just polled the children it took, may
@@ -830,21 +851,21 @@ impl Runtime {
     #[inline]
     pub(crate) fn take_in_place_round(&self, id: NurseryId, batch: &mut Vec<u32>) -> bool {
         let rounds = self.in_place_rounds.get();
-        if rounds == 0 || self.instruments_on.get() || self.shared.inbox.has_pending() {
+        if rounds == 0
+            || self.instruments_on.get()
+            || self.shared.inbox.has_pending()
+            || !self.only_queued_ready(id)
+            || self.deadline_due()
+        {
             return false;
         }
-        // The run loop's tick reads the clock only if a deadline exists;
-        // so does a round (outside the borrow: a clock is user code).
-        let now = (!self.state.borrow().timers.is_empty()).then(|| self.clock.current_time());
         let mut st = self.state.borrow_mut();
+        // Checked again: the clock (`deadline_due`) is user code.
         let ready_tasks = st.ready_tasks as usize;
-        if ready_tasks == 0 || now.is_some_and(|now| st.next_deadline() <= now) {
-            return false;
-        }
         let Some(n) = st.nurseries.get_mut(id) else {
             return false;
         };
-        if n.ready.len() != ready_tasks {
+        if n.ready.is_empty() || n.ready.len() != ready_tasks {
             return false;
         }
         std::mem::swap(&mut n.ready, batch);
@@ -853,6 +874,15 @@ impl Runtime {
         self.in_place_rounds.set(rounds - 1);
         self.passed_in_place.set(0);
         true
+    }
+
+    /// Whether nursery `id` has children queued and they are all of the
+    /// run's ready tasks (see `take_in_place_round`).
+    #[inline]
+    fn only_queued_ready(&self, id: NurseryId) -> bool {
+        let st = self.state.borrow();
+        let queued = st.nurseries.get(id).map_or(0, |n| n.ready.len());
+        queued != 0 && queued == st.ready_tasks as usize
     }
 
     /// Runs the exit hooks of `task` (it has just exited). One `bool` check
