@@ -1767,7 +1767,9 @@ where
     }
 
     /// [`wait`](Self::wait) once the reactor's part has begun (`begun`:
-    /// what [`Reactor::begin_op_wait`] said).
+    /// what [`Reactor::begin_op_wait`] said). Inlined: a call here costs
+    /// the echo server about 30 instructions per message (callgrind).
+    #[inline(always)]
     fn wait_begun(
         &mut self,
         rt: &Runtime,

@@ -598,6 +598,7 @@ pub(crate) fn targets_used() -> u64 {
 /// The thread-local is only borrowed shared while `f` runs (no reference
 /// count traffic); `f` may call this again. Only `run` itself replaces the
 /// runtime, and never from inside `f`.
+#[inline(always)]
 pub(crate) fn with_runtime<R>(f: impl FnOnce(&Rc<Runtime>) -> R) -> Option<R> {
     CURRENT
         .try_with(|c| c.borrow().as_ref().map(f))
@@ -800,12 +801,18 @@ impl Runtime {
     /// (`cross_run::channel::SchedulePoint`); `checkpoint()` always yields.
     #[inline]
     pub(crate) fn pass_schedule_point_in_place(&self) -> bool {
+        // The usual refusal, inline (a busy run has other tasks ready); the
+        // rest out of line, so as not to weigh on the callers' code.
+        self.state.borrow().ready_tasks == 0 && self.pass_schedule_point_if_quiet()
+    }
+
+    /// The rest of [`pass_schedule_point_in_place`](Self::pass_schedule_point_in_place),
+    /// once no task is ready.
+    #[inline(never)]
+    fn pass_schedule_point_if_quiet(&self) -> bool {
         let passed = self.passed_in_place.get();
-        if passed >= IN_PLACE_LIMIT || self.instruments_on.get() {
-            return false;
-        }
-        // The cheapest refusal first: a busy run has other tasks ready.
-        if self.state.borrow().ready_tasks != 0 || self.shared.inbox.has_pending() {
+        if passed >= IN_PLACE_LIMIT || self.instruments_on.get() || self.shared.inbox.has_pending()
+        {
             return false;
         }
         let uses_tick = self.reactor.borrow().has_waiters();
