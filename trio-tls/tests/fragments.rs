@@ -278,3 +278,88 @@ async fn rustls_is_not_run_again_after_its_error_even_once_closed() -> trio::Res
     .await?;
     Ok(())
 }
+
+/// A TLS 1.3 server sends its session tickets as one flight, cut into full
+/// records without regard to where each ticket ends: with 5 000 tickets
+/// (some 380 KB) no record ends where a ticket does until the last one,
+/// and rustls (0.23's unbuffered API) keeps every record of the flight
+/// until then. Each ticket is a small message of its own: the flight is
+/// accepted, and the data sent after it arrives intact.
+#[trio::test(autojump)]
+async fn thousands_of_session_tickets_in_one_flight_are_accepted() -> trio::Result<()> {
+    let v13 = Some(ProtocolVersion::TLSv1_3);
+    let (a, b) = trio::testing::memory_stream_pair();
+    let mut config = (*server_config(v13)).clone();
+    config.send_tls13_tickets = 5000;
+    let client = TlsStream::client(a, client_config(v13), localhost())?;
+    let server = TlsStream::server(b, Arc::new(config))?;
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    open_nursery(async |n| {
+        // The tickets go out with the server's first send.
+        n.start_soon(async {
+            server.send_all(&data).await?;
+            server.aclose().await
+        });
+        let mut got = Vec::new();
+        let mut buf = vec![0; 64 * 1024];
+        loop {
+            let k = client.receive_some(&mut buf).await?;
+            if k == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..k]);
+        }
+        assert!(got == data, "{} bytes received", got.len());
+        client.aclose().await
+    })
+    .await
+    .map(drop)
+}
+
+/// The bytes an evil server sends: a ServerHello that declares a body of
+/// 65 280 bytes, one byte of it per plaintext record. The client refuses it
+/// as the server refuses the ClientHello above, with the typed error.
+#[trio::test(autojump)]
+async fn a_server_handshake_message_in_one_byte_records_is_refused_early() -> trio::Result<()> {
+    let (a, b) = trio::testing::memory_stream_pair();
+    let client = TlsStream::client(a, client_config(None), localhost())?;
+    let failed = std::cell::Cell::new(false);
+    let sent = std::cell::Cell::new(0usize);
+    let mut message = vec![2u8, 0, 0xff, 0];
+    message.resize(4 + 0xff00, 0);
+    let records: Vec<u8> = message.iter().flat_map(|&b| [22, 3, 3, 0, 1, b]).collect();
+    open_nursery(async |n| {
+        n.start_soon(async {
+            let e = client.do_handshake().await.unwrap_err();
+            assert_eq!(e.kind(), trio::ErrorKind::Broken, "{e}");
+            assert!(e.to_string().contains("handshake message"), "{e}");
+            failed.set(true);
+            Ok(())
+        });
+        n.start_soon(async {
+            // The ClientHello first (whatever it is).
+            let mut hello = vec![0; 4096];
+            let _ = b.receive_some(&mut hello).await?;
+            for batch in records.chunks(600) {
+                if failed.get() {
+                    break;
+                }
+                b.send_all(batch).await?;
+                sent.set(sent.get() + batch.len());
+                trio::sleep(std::time::Duration::from_millis(1)).await?;
+            }
+            Ok(())
+        });
+        Ok(())
+    })
+    .await?;
+    assert!(failed.get());
+    assert!(
+        sent.get() < 110_000,
+        "{} bytes sent before the refusal",
+        sent.get()
+    );
+    let e = client.do_handshake().await.unwrap_err();
+    assert_eq!(e.kind(), trio::ErrorKind::Broken);
+    Ok(())
+}
