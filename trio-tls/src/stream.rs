@@ -73,8 +73,27 @@
 //! messages split over records are rare). rustls bounds a handshake
 //! message's declared size, not the records that carry it (one byte per
 //! record, or TLS 1.3's zero padding, could make it keep gigabytes), so
-//! while `held` the kept bytes are limited (`HELD_LIMIT`, 64 KiB and two
-//! records): past it the stream is Broken.
+//! while `held` the kept bytes are limited: past either limit the stream
+//! is Broken.
+//!
+//! - The bytes of one message (`HELD_LIMIT`, 64 KiB and two records),
+//!   counted from where rustls last completed a message (`held_mark`).
+//! - All the bytes kept (`HELD_RUN_LIMIT`, 4 MiB). rustls discards
+//!   nothing of a run of handshake records until one of them ends where a
+//!   message ends: until then its offsets start at the run's first record,
+//!   even for the messages it has completed. A TLS 1.3 server sends its
+//!   session tickets as one flight cut into full records without regard to
+//!   where a ticket ends (rustls's `HandshakeFlight`): 5 000 tickets of 81
+//!   bytes are 405 KB in which no record ends where a ticket does, so the
+//!   whole flight is kept. Any number of tickets is fine (flights, and
+//!   within a flight, each small), but a run that never lines up is
+//!   refused at 4 MiB rather than kept without bound.
+//!
+//! The only messages after the handshake that can span records are a
+//! client's session tickets (rustls requires a key update to end its
+//! record, and a server receives no others), so "completed a message" is
+//! seen from rustls's count of tickets received; during the handshake no
+//! message counts as completed, and both limits apply to all held bytes.
 //!
 //! After rustls returns an error (or its input is refused as above) it is
 //! never run again: it may keep offsets into bytes that are gone. A
@@ -280,7 +299,23 @@ const MAX_RECORD: usize = RECORD_HEADER + 16 * 1024 + 2048;
 /// records and a partial record after them, stays well under this; rustls's
 /// buffered API likewise refuses more than 64 KiB while joining a
 /// handshake message.
+/// The most received bytes kept while rustls holds a partial handshake
+/// message *since it last completed one* (`held_mark`): the bytes of one
+/// message. (How many it completed is seen from the session tickets a
+/// client has received, the only post-handshake messages that can span
+/// records; during the handshake every held byte counts.)
 const HELD_LIMIT: usize = 64 * 1024 + 2 * MAX_RECORD;
+/// The most received bytes kept while rustls holds a partial handshake
+/// message, however many messages it completed meanwhile. rustls (0.23's
+/// unbuffered API) discards nothing of a run of handshake records until
+/// one of them ends where a message ends: a TLS 1.3 server sends its
+/// session tickets as one flight cut into full records, so the whole
+/// flight is kept (5 000 tickets: about 405 KB). No API lets the caller
+/// drop the front of the run (rustls keeps offsets from it), so memory is
+/// bounded here: 4 MiB, some 50 000 tickets in one flight (rustls and
+/// OpenSSL servers send 2 by default). rustls's buffered API refuses the
+/// same run at 64 KiB.
+const HELD_RUN_LIMIT: usize = 4 * 1024 * 1024;
 /// Plaintext encrypted per flush in `send_all`, so that a large send does
 /// not first encrypt all of itself into memory.
 const SEND_CHUNK: usize = 64 * 1024;
@@ -519,6 +554,16 @@ impl Conn {
         match self {
             Conn::Client(c) => run(c, job),
             Conn::Server(s) => run(s, job),
+        }
+    }
+
+    /// How many handshake messages rustls completed that may have spanned
+    /// records after the handshake: a client's session tickets (a key
+    /// update must end its record; a server receives no others).
+    fn messages_completed(&self) -> u32 {
+        match self {
+            Conn::Client(c) => c.tls13_tickets_received(),
+            Conn::Server(_) => 0,
         }
     }
 }
@@ -885,6 +930,12 @@ pub struct TlsStream<S> {
     /// rustls may hold a partial handshake message in `incoming` (see
     /// "Full duplex" in the module docs): it must not run on a stand-in.
     held: Cell<bool>,
+    /// While `held`: the received bytes kept (`end - start` of
+    /// `incoming`) right after rustls last completed a message that may
+    /// span records, 0 if it completed none in this held run; `HELD_LIMIT`
+    /// applies to the bytes past it. And `messages_completed` then.
+    held_mark: Cell<usize>,
+    messages_seen: Cell<u32>,
     /// `incoming` may hold whole records rustls has not processed (bytes
     /// arrived since its last run, or a run stopped for a full buffer):
     /// otherwise running it again before the next receive is useless.
@@ -1015,6 +1066,8 @@ impl<S: Stream> TlsStream<S> {
             send_failed: Cell::new(false),
             incoming: RefCell::new(Incoming::default()),
             held: Cell::new(false),
+            held_mark: Cell::new(0),
+            messages_seen: Cell::new(0),
             fresh: Cell::new(false),
             plain: RefCell::new(Plain::default()),
             sni: RefCell::new(None),
@@ -1271,9 +1324,18 @@ impl<S: Stream> TlsStream<S> {
             // partial handshake message). After plaintext (Full), nothing
             // is kept: a handshake message cannot be interleaved with
             // application data.
-            self.held
-                .set(matches!(r, Ok(Stop::NeedInput | Stop::Wrote)) && incoming.has_record());
+            let held = matches!(r, Ok(Stop::NeedInput | Stop::Wrote)) && incoming.has_record();
+            self.held.set(held);
             self.fresh.set(matches!(r, Ok(Stop::Full)));
+            // Where the message rustls holds now began, near enough (see
+            // `HELD_LIMIT`): after the last one it completed.
+            let completed = conn.messages_completed();
+            if !held {
+                self.held_mark.set(0);
+            } else if completed != self.messages_seen.get() {
+                self.held_mark.set(incoming.end - incoming.start);
+            }
+            self.messages_seen.set(completed);
         }
         if self.server_side
             && !self.is_handshake_done()
@@ -1521,19 +1583,28 @@ impl<S: Stream> TlsStream<S> {
         }
         let pulled = self.run_received(dest)?.unwrap_or(Pull::Progress);
         if self.held.get() {
-            let inc = self.incoming.borrow();
-            if inc.end - inc.start > HELD_LIMIT {
-                drop(inc);
+            let kept = {
+                let inc = self.incoming.borrow();
+                inc.end - inc.start
+            };
+            let refused = if kept.saturating_sub(self.held_mark.get()) > HELD_LIMIT {
+                Some(format!(
+                    "the peer sent more than {HELD_LIMIT} bytes of records \
+                     for one TLS handshake message"
+                ))
+            } else if kept > HELD_RUN_LIMIT {
+                Some(format!(
+                    "the peer sent more than {HELD_RUN_LIMIT} bytes of TLS handshake \
+                     records without one ending where a handshake message ends"
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = refused {
                 // rustls still holds offsets into `incoming`: it is not
                 // run again (see `tls_failed`).
                 self.tls_failed.set(true);
-                return Err(self.fail(Error::new(
-                    ErrorKind::Broken,
-                    format!(
-                        "the peer sent more than {HELD_LIMIT} bytes of records \
-                         for one TLS handshake message"
-                    ),
-                )));
+                return Err(self.fail(Error::new(ErrorKind::Broken, why)));
             }
         }
         Ok(pulled)

@@ -281,7 +281,7 @@ async fn rustls_is_not_run_again_after_its_error_even_once_closed() -> trio::Res
 
 /// A TLS 1.3 server sends its session tickets as one flight, cut into full
 /// records without regard to where each ticket ends: with 5 000 tickets
-/// (some 380 KB) no record ends where a ticket does until the last one,
+/// (81 bytes each: about 405 KB) no record ends where a ticket does until the last one,
 /// and rustls (0.23's unbuffered API) keeps every record of the flight
 /// until then. Each ticket is a small message of its own: the flight is
 /// accepted, and the data sent after it arrives intact.
@@ -362,4 +362,87 @@ async fn a_server_handshake_message_in_one_byte_records_is_refused_early() -> tr
     let e = client.do_handshake().await.unwrap_err();
     assert_eq!(e.kind(), trio::ErrorKind::Broken);
     Ok(())
+}
+
+/// Stateless tickets of 1 000 bytes, which make NewSessionTicket messages
+/// of 1 049 bytes (4 of header, 8 of lifetime and age, 33 of nonce, 2 + 1 000
+/// of ticket, 2 of extensions): an odd size, so no 16 KiB record of the
+/// flight ends where a ticket does before 16 384 of them (17 MB).
+#[derive(Debug)]
+struct LongTickets;
+
+impl trio_tls::rustls::server::ProducesTickets for LongTickets {
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    fn lifetime(&self) -> u32 {
+        3600
+    }
+
+    fn encrypt(&self, _plain: &[u8]) -> Option<Vec<u8>> {
+        Some(vec![7; 1000])
+    }
+
+    fn decrypt(&self, _cipher: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// The memory bound of such a flight: rustls keeps all of it until a record
+/// ends where a ticket does, so a flight that goes on past 4 MiB without
+/// that (5 000 tickets of 1 049 bytes) is refused with the typed error
+/// rather than kept, however small each ticket.
+#[trio::test(autojump)]
+async fn a_ticket_flight_beyond_the_memory_bound_is_refused() -> trio::Result<()> {
+    let v13 = Some(ProtocolVersion::TLSv1_3);
+    let (a, b) = trio::testing::memory_stream_pair();
+    let mut config = (*server_config(v13)).clone();
+    config.send_tls13_tickets = 5000;
+    config.ticketer = Arc::new(LongTickets);
+    let client = TlsStream::client(a, client_config(v13), localhost())?;
+    let server = TlsStream::server(b, Arc::new(config))?;
+    open_nursery(async |n| {
+        n.start_soon(async {
+            // The peer may be gone by the time the send flushes.
+            let _ = server.send_all(b"after the tickets").await;
+            Ok(())
+        });
+        let mut buf = [0; 64];
+        let e = client.receive_some(&mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), trio::ErrorKind::Broken, "{e}");
+        assert!(
+            e.to_string()
+                .contains("without one ending where a handshake message ends"),
+            "{e}"
+        );
+        // The error stays.
+        let e = client.receive_some(&mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), trio::ErrorKind::Broken, "{e}");
+        Ok(())
+    })
+    .await
+    .map(drop)
+}
+
+/// The same tickets, 3 000 of them (3.1 MB, under the bound): accepted,
+/// and the data after them arrives.
+#[trio::test(autojump)]
+async fn a_long_ticket_flight_under_the_memory_bound_is_accepted() -> trio::Result<()> {
+    let v13 = Some(ProtocolVersion::TLSv1_3);
+    let (a, b) = trio::testing::memory_stream_pair();
+    let mut config = (*server_config(v13)).clone();
+    config.send_tls13_tickets = 3000;
+    config.ticketer = Arc::new(LongTickets);
+    let client = TlsStream::client(a, client_config(v13), localhost())?;
+    let server = TlsStream::server(b, Arc::new(config))?;
+    open_nursery(async |n| {
+        n.start_soon(server.send_all(b"after the tickets"));
+        let mut buf = [0; 64];
+        let k = client.receive_some(&mut buf).await?;
+        assert_eq!(&buf[..k], b"after the tickets");
+        Ok(())
+    })
+    .await
+    .map(drop)
 }
