@@ -108,6 +108,26 @@
 //! resolver sees exactly the name rustls keeps, and notes it in a
 //! thread-local slot that the run which called it takes at once.
 //!
+//! # Buffers
+//!
+//! A stream starts small (`START_RECEIVE`, 4 KiB receives) and grows its
+//! buffers for a bulk transfer: receives double while they come back full,
+//! up to `MAX_RECEIVE` (128 KiB), `outgoing` and its spare to a
+//! `SEND_CHUNK` of ciphertext (64 KiB), `plain` to what a receive left
+//! over. It gives that memory back once it is drained and idle: when a
+//! transport receive that follows one which took all the peer's bytes
+//! (`burst_over`: it returned less than it asked) waits `IDLE_SHRINK` (1
+//! s) with nothing received, and some buffer grew, that receive is
+//! cancelled (a cancelled receive has no effect), the empty buffers are
+//! dropped (`incoming`, `plain`, `outgoing` if nothing is queued, the
+//! spare) and the receive waits again on a 4 KiB buffer; the receives
+//! grow again as at the start. The bulk path pays nothing for this: a
+//! receive after a full one is not bounded, and one after a short one
+//! only enters a cancel scope with a deadline (the peer's burst was over:
+//! it usually waits anyway). What it does not cover: a stream nobody
+//! receives on keeps its send buffers, and a transfer whose last receive
+//! came back exactly full keeps its buffers until the next short receive.
+//!
 //! # Costs against tokio-rustls
 //!
 //! Server instructions (callgrind: `cargo bench -p trio-tls --bench tls --
@@ -316,6 +336,19 @@ const HELD_LIMIT: usize = 64 * 1024 + 2 * MAX_RECORD;
 /// OpenSSL servers send 2 by default). rustls's buffered API refuses the
 /// same run at 64 KiB.
 const HELD_RUN_LIMIT: usize = 4 * 1024 * 1024;
+/// How long a receive must wait for the peer, after the peer's bytes were
+/// all taken (`burst_over`), before the stream gives back the memory a
+/// bulk transfer grew (see "Buffers" in the module docs). Long enough that
+/// the pauses inside a transfer (the peer computing its next write, a
+/// round trip) do not trigger it; short enough that an idle connection
+/// soon holds a few KiB rather than the 128 KiB and more of a transfer.
+const IDLE_SHRINK: Duration = Duration::from_secs(1);
+/// A send buffer (`outgoing` or `spare`) up to this size is kept when
+/// idle: what a handshake flight or a few small sends need (`room`
+/// allocates at least 4 KiB).
+const OUT_KEEP: usize = 16 * 1024;
+/// The `plain` buffer up to this size is kept when idle: a record's worth.
+const PLAIN_KEEP: usize = 16 * 1024;
 /// Plaintext encrypted per flush in `send_all`, so that a large send does
 /// not first encrypt all of itself into memory.
 const SEND_CHUNK: usize = 64 * 1024;
@@ -472,6 +505,22 @@ impl Drop for Receiving<'_> {
     fn drop(&mut self) {
         self.0.set(false);
     }
+}
+
+/// The capacities of a stream's buffers, in bytes
+/// ([`TlsStream::buffer_capacities`], for tests).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufferCapacities {
+    /// Received TLS bytes (0 while a receive waits: the receiving task
+    /// holds the buffer).
+    pub incoming: usize,
+    /// TLS bytes to send: the queue and its spare together.
+    pub outgoing: usize,
+    /// Decrypted plaintext no caller took yet.
+    pub plain: usize,
+    /// The next transport receive's size.
+    pub receive_size: usize,
 }
 
 /// What one [`TlsStream::pull`] achieved.
@@ -947,6 +996,10 @@ pub struct TlsStream<S> {
     sni: RefCell<Option<Box<str>>>,
     /// The next transport receive's size.
     receive_size: Cell<usize>,
+    /// The last transport receive returned less than it asked for: the
+    /// peer's bytes were all taken, so the next receive may wait (and is
+    /// then bounded by `IDLE_SHRINK`, if the buffers grew).
+    burst_over: Cell<bool>,
     send_lock: Lock,
     /// A task is receiving (see "Receiving" in the module docs).
     receiving: Cell<bool>,
@@ -1072,6 +1125,7 @@ impl<S: Stream> TlsStream<S> {
             plain: RefCell::new(Plain::default()),
             sni: RefCell::new(None),
             receive_size: Cell::new(START_RECEIVE),
+            burst_over: Cell::new(false),
             send_lock: Lock::new(),
             receiving: Cell::new(false),
             send_slot: BusySlot::new("another task is already sending on this TLS stream"),
@@ -1547,7 +1601,7 @@ impl<S: Stream> TlsStream<S> {
         if self.peer_closed.get() || self.transport_eof.get() {
             return Ok(Pull::Eof);
         }
-        let want = self.receive_size.get();
+        let mut want = self.receive_size.get();
         let n = if self.held.get() {
             // rustls keeps part of a handshake message in `incoming` and a
             // sender may need it there: receive beside it (rare).
@@ -1567,9 +1621,39 @@ impl<S: Stream> TlsStream<S> {
             };
             taken.buf.make_room(want);
             let end = taken.buf.end;
-            let n = self
-                .receive(&mut taken.buf.buf[end..end + want], waited)
-                .await?;
+            // After the peer's bytes were all taken, a stream whose buffers
+            // grew bounds the wait: idle that long, it gives the memory
+            // back and waits on a small buffer (module docs, "Buffers").
+            // Only then: a receive that follows a full one usually finds
+            // bytes at once, and the bulk path pays nothing.
+            let idle_bound = self.burst_over.get()
+                && end == 0
+                && (want > START_RECEIVE || self.grown(&taken.buf));
+            let got = if idle_bound {
+                trio::move_on_after(
+                    IDLE_SHRINK,
+                    self.receive(&mut taken.buf.buf[..want], waited),
+                )
+                .await?
+            } else {
+                Some(
+                    self.receive(&mut taken.buf.buf[end..end + want], waited)
+                        .await?,
+                )
+            };
+            let n = match got {
+                Some(n) => n,
+                None => {
+                    // Idle: nothing was received (a cancelled receive has
+                    // no effect), and nothing is kept in `incoming`.
+                    want = START_RECEIVE;
+                    self.receive_size.set(want);
+                    taken.buf = Incoming::default();
+                    self.shrink_idle();
+                    taken.buf.make_room(want);
+                    self.receive(&mut taken.buf.buf[..want], waited).await?
+                }
+            };
             taken.buf.end += n;
             self.fresh.set(true);
             n
@@ -1578,6 +1662,7 @@ impl<S: Stream> TlsStream<S> {
             self.transport_eof.set(true);
             return Ok(Pull::Eof);
         }
+        self.burst_over.set(n < want);
         if n == want {
             self.receive_size.set((want * 2).min(MAX_RECEIVE));
         }
@@ -1617,6 +1702,53 @@ impl<S: Stream> TlsStream<S> {
             Ok(n) => Ok(n),
             Err(e) if e.is_cancelled() => Err(e),
             Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Whether any buffer holds more memory than a stream that never made a
+    /// bulk transfer would (`incoming` is the receiving task's, taken out
+    /// of its cell).
+    fn grown(&self, incoming: &Incoming) -> bool {
+        let out = |o: &RefCell<Outgoing>| o.borrow().buf.capacity() > OUT_KEEP;
+        incoming.buf.capacity() > START_RECEIVE
+            || out(&self.outgoing)
+            || out(&self.spare)
+            || self.plain.borrow().buf.capacity() > PLAIN_KEEP
+    }
+
+    /// Gives back the memory of the buffers that hold nothing (module docs,
+    /// "Buffers"); `incoming` is the caller's to replace. A buffer a send
+    /// in progress holds is not here: it is put back as the spare, which
+    /// the next idle wait gives back.
+    fn shrink_idle(&self) {
+        {
+            let mut out = self.outgoing.borrow_mut();
+            if out.is_empty() && out.buf.capacity() > OUT_KEEP {
+                *out = Outgoing::default();
+            }
+        }
+        {
+            let mut spare = self.spare.borrow_mut();
+            if spare.buf.capacity() > OUT_KEEP {
+                *spare = Outgoing::default();
+            }
+        }
+        let mut plain = self.plain.borrow_mut();
+        if plain.is_empty() && plain.buf.capacity() > PLAIN_KEEP {
+            *plain = Plain::default();
+        }
+    }
+
+    /// The capacities of the stream's buffers, for tests of their
+    /// shrinking (module docs, "Buffers"). `incoming` reads 0 while a
+    /// receive waits (the receiving task holds it).
+    #[doc(hidden)]
+    pub fn buffer_capacities(&self) -> BufferCapacities {
+        BufferCapacities {
+            incoming: self.incoming.borrow().buf.capacity(),
+            outgoing: self.outgoing.borrow().buf.capacity() + self.spare.borrow().buf.capacity(),
+            plain: self.plain.borrow().buf.capacity(),
+            receive_size: self.receive_size.get(),
         }
     }
 
