@@ -893,6 +893,13 @@ pub(crate) fn recording_sni(config: &ServerConfig) -> Arc<ServerConfig> {
 ///   [`ErrorKind::Unsupported`] error.
 /// - [`unwrap`](Self::unwrap) ends TLS and returns the transport with any
 ///   bytes received after the peer's `close_notify`.
+/// - **Memory**: receives grow from 4 KiB to 128 KiB during a bulk
+///   transfer, and the buffers give that memory back once a receive has
+///   waited a second for the peer after taking all its bytes. A peer that
+///   sends more than 64 KiB and two records of TLS records for one
+///   handshake message, or more than 4 MiB of handshake records none of
+///   which ends where a message ends (rustls keeps them all), breaks the
+///   stream; any number of session tickets is fine within that.
 ///
 /// ```
 /// use trio::stream::{ReceiveStream, SendStream};
