@@ -446,3 +446,26 @@ async fn a_long_ticket_flight_under_the_memory_bound_is_accepted() -> trio::Resu
     .await
     .map(drop)
 }
+
+/// rustls's own stateful tickets are all 81 bytes: a flight of 55 000 of
+/// them (4.5 MB, more than the 4 MiB bound) has a record that ends where a
+/// ticket does every 16 384 tickets (1.3 MB), where rustls discards what
+/// it kept: the flight is accepted, however long it is.
+#[trio::test(autojump)]
+async fn a_flight_of_equal_tickets_lines_up_with_its_records_and_is_accepted() -> trio::Result<()> {
+    let v13 = Some(ProtocolVersion::TLSv1_3);
+    let (a, b) = trio::testing::memory_stream_pair();
+    let mut config = (*server_config(v13)).clone();
+    config.send_tls13_tickets = 55_000;
+    let client = TlsStream::client(a, client_config(v13), localhost())?;
+    let server = TlsStream::server(b, Arc::new(config))?;
+    open_nursery(async |n| {
+        n.start_soon(server.send_all(b"after the tickets"));
+        let mut buf = [0; 64];
+        let k = client.receive_some(&mut buf).await?;
+        assert_eq!(&buf[..k], b"after the tickets");
+        Ok(())
+    })
+    .await
+    .map(drop)
+}
