@@ -91,3 +91,25 @@ async fn buffers_are_kept_through_a_shorter_pause() -> trio::Result<()> {
     assert_eq!(client.buffer_capacities(), before_c);
     Ok(())
 }
+
+/// A receive cancelled while it waits had no effect, whether it is
+/// cancelled before the idle second (the buffers are kept) or after it
+/// (they were given back, and the small one is kept for the next
+/// receive); the stream then works as before.
+#[trio::test(autojump)]
+async fn a_receive_cancelled_before_or_after_the_idle_second_had_no_effect() -> trio::Result<()> {
+    let (client, server) = memory_tls_pair(Some(ProtocolVersion::TLSv1_3));
+    bulk(&client, &server).await?;
+    let peak = server.buffer_capacities();
+    let mut buf = [0; 16];
+    let r = trio::move_on_after(Duration::from_millis(500), server.receive_some(&mut buf)).await?;
+    assert_eq!(r, None);
+    assert_eq!(server.buffer_capacities(), peak);
+    let r = trio::move_on_after(Duration::from_millis(1500), server.receive_some(&mut buf)).await?;
+    assert_eq!(r, None);
+    let s = server.buffer_capacities();
+    assert_eq!(s.receive_size, 4096, "{s:?}");
+    assert!(s.incoming <= 4096, "{s:?}");
+    ping_pong_after(&client, &server, Duration::ZERO).await?;
+    bulk(&client, &server).await
+}
