@@ -48,4 +48,6 @@ pub use listener::{
     ServeTls, TlsListener, TlsServe, TlsTcpListener, open_tls_over_tcp_stream, serve_tls_over_tcp,
 };
 pub use rustls;
+#[doc(hidden)]
+pub use stream::BufferCapacities;
 pub use stream::TlsStream;

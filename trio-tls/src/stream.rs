@@ -73,8 +73,29 @@
 //! messages split over records are rare). rustls bounds a handshake
 //! message's declared size, not the records that carry it (one byte per
 //! record, or TLS 1.3's zero padding, could make it keep gigabytes), so
-//! while `held` the kept bytes are limited (`HELD_LIMIT`, 64 KiB and two
-//! records): past it the stream is Broken.
+//! while `held` the kept bytes are limited: past either limit the stream
+//! is Broken.
+//!
+//! - The bytes of one message (`HELD_LIMIT`, 64 KiB and two records),
+//!   counted from where rustls last completed a message (`held_mark`).
+//! - All the bytes kept (`HELD_RUN_LIMIT`, 4 MiB). rustls discards
+//!   nothing of a run of handshake records until one of them ends where a
+//!   message ends: until then its offsets start at the run's first record,
+//!   even for the messages it has completed. A TLS 1.3 server sends its
+//!   session tickets as one flight cut into full records without regard to
+//!   where a ticket ends (rustls's `HandshakeFlight`): 5 000 tickets of 81
+//!   bytes are 405 KB in which no record ends where a ticket does, so the
+//!   whole flight is kept. Tickets of one size line up with the records
+//!   every so often (81-byte tickets every 1.3 MB), and each flight ends
+//!   with its last ticket, so any number of tickets is fine; but a run
+//!   that does not line up for 4 MiB is refused rather than kept without
+//!   bound.
+//!
+//! The only messages after the handshake that can span records are a
+//! client's session tickets (rustls requires a key update to end its
+//! record, and a server receives no others), so "completed a message" is
+//! seen from rustls's count of tickets received; during the handshake no
+//! message counts as completed, and both limits apply to all held bytes.
 //!
 //! After rustls returns an error (or its input is refused as above) it is
 //! never run again: it may keep offsets into bytes that are gone. A
@@ -88,6 +109,28 @@
 //! resolver (rustls's unbuffered server has no accessor for it): the
 //! resolver sees exactly the name rustls keeps, and notes it in a
 //! thread-local slot that the run which called it takes at once.
+//!
+//! # Buffers
+//!
+//! A stream starts small (`START_RECEIVE`, 4 KiB receives) and grows its
+//! buffers for a bulk transfer: receives double while they come back full,
+//! up to `MAX_RECEIVE` (128 KiB), `outgoing` and its spare to a
+//! `SEND_CHUNK` of ciphertext (64 KiB), `plain` to what a receive left
+//! over. It gives that memory back once it is drained and idle: when a
+//! transport receive that follows one which took all the peer's bytes
+//! (`burst_over`: it returned less than it asked) waits `IDLE_SHRINK` (1
+//! s) with nothing received, and some buffer grew, that receive is
+//! cancelled (a cancelled receive has no effect), the empty buffers are
+//! dropped (`incoming`, `plain`, `outgoing` if nothing is queued, the
+//! spare) and the receive waits again on a 4 KiB buffer; the receives
+//! grow again as at the start. The bulk path pays nothing for this: a
+//! receive after a full one is not bounded, and one after a short one
+//! only enters a cancel scope with a deadline (the peer's burst was over:
+//! it usually waits anyway). What it does not cover: a stream nobody
+//! receives on keeps its send buffers, and a transfer whose last receive
+//! came back exactly full keeps its buffers until the next short receive.
+//! Server instructions per MiB received (`--instructions --mib 4`, three
+//! runs each, 2026-11-27): 3.0599–3.0615 M before, 3.0553–3.0614 M after.
 //!
 //! # Costs against tokio-rustls
 //!
@@ -272,15 +315,45 @@ const MAX_RECEIVE: usize = 128 * 1024;
 /// The largest TLS record on the wire: header, 16 KiB of plaintext, and
 /// TLS 1.2's allowance for ciphertext expansion (2048; TLS 1.3 allows 256).
 const MAX_RECORD: usize = RECORD_HEADER + 16 * 1024 + 2048;
-/// The most received bytes kept while rustls holds part of a handshake
-/// message (`held`). rustls caps a handshake message's declared size
-/// (0xffff), not the bytes on the wire that carry it: records of one byte,
-/// or TLS 1.3 records of zero padding, could make it keep megabytes to
-/// gigabytes. 64 KiB of message in full records, plus the overhead of a few
-/// records and a partial record after them, stays well under this; rustls's
-/// buffered API likewise refuses more than 64 KiB while joining a
-/// handshake message.
+/// The most received bytes kept for one handshake message while rustls
+/// holds it (`held`), counted from where rustls last completed a message
+/// (`held_mark`; how many it completed is seen from the session tickets a
+/// client has received, the only post-handshake messages that can span
+/// records; during the handshake every held byte counts). rustls caps a
+/// handshake message's declared size (0xffff), not the bytes on the wire
+/// that carry it: records of one byte, or TLS 1.3 records of zero padding,
+/// could make it keep megabytes to gigabytes. 64 KiB of message in full
+/// records, plus the overhead of a few records and a partial record after
+/// them, stays well under this; rustls's buffered API likewise refuses
+/// more than 64 KiB while joining a handshake message.
 const HELD_LIMIT: usize = 64 * 1024 + 2 * MAX_RECORD;
+/// The most received bytes kept while rustls holds a partial handshake
+/// message, however many messages it completed meanwhile. rustls (0.23's
+/// unbuffered API) discards nothing of a run of handshake records until
+/// one of them ends where a message ends: a TLS 1.3 server sends its
+/// session tickets as one flight cut into full records, so the whole
+/// flight is kept (5 000 tickets: about 405 KB). No API lets the caller
+/// drop the front of the run (rustls keeps offsets from it), so memory is
+/// bounded here: 4 MiB. Tickets of one size line up with the records
+/// every so often: rustls's stateful tickets (81 bytes) every 1.3 MB (81
+/// times 16 KiB), so a flight of any number of them passes; a run of 4
+/// MiB needs tickets of a size that lines up later (1 049 bytes: every 17
+/// MB), as a hostile peer may choose. rustls and OpenSSL servers send 2
+/// tickets by default. rustls's buffered API refuses a run at 64 KiB.
+const HELD_RUN_LIMIT: usize = 4 * 1024 * 1024;
+/// How long a receive must wait for the peer, after the peer's bytes were
+/// all taken (`burst_over`), before the stream gives back the memory a
+/// bulk transfer grew (see "Buffers" in the module docs). Long enough that
+/// the pauses inside a transfer (the peer computing its next write, a
+/// round trip) do not trigger it; short enough that an idle connection
+/// soon holds a few KiB rather than the 128 KiB and more of a transfer.
+const IDLE_SHRINK: Duration = Duration::from_secs(1);
+/// A send buffer (`outgoing` or `spare`) up to this size is kept when
+/// idle: what a handshake flight or a few small sends need (`room`
+/// allocates at least 4 KiB).
+const OUT_KEEP: usize = 16 * 1024;
+/// The `plain` buffer up to this size is kept when idle: a record's worth.
+const PLAIN_KEEP: usize = 16 * 1024;
 /// Plaintext encrypted per flush in `send_all`, so that a large send does
 /// not first encrypt all of itself into memory.
 const SEND_CHUNK: usize = 64 * 1024;
@@ -439,6 +512,22 @@ impl Drop for Receiving<'_> {
     }
 }
 
+/// The capacities of a stream's buffers, in bytes
+/// ([`TlsStream::buffer_capacities`], for tests).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufferCapacities {
+    /// Received TLS bytes (0 while a receive waits: the receiving task
+    /// holds the buffer).
+    pub incoming: usize,
+    /// TLS bytes to send: the queue and its spare together.
+    pub outgoing: usize,
+    /// Decrypted plaintext no caller took yet.
+    pub plain: usize,
+    /// The next transport receive's size.
+    pub receive_size: usize,
+}
+
 /// What one [`TlsStream::pull`] achieved.
 enum Pull {
     /// Something changed: re-check.
@@ -519,6 +608,16 @@ impl Conn {
         match self {
             Conn::Client(c) => run(c, job),
             Conn::Server(s) => run(s, job),
+        }
+    }
+
+    /// How many handshake messages rustls completed that may have spanned
+    /// records after the handshake: a client's session tickets (a key
+    /// update must end its record; a server receives no others).
+    fn messages_completed(&self) -> u32 {
+        match self {
+            Conn::Client(c) => c.tls13_tickets_received(),
+            Conn::Server(_) => 0,
         }
     }
 }
@@ -799,6 +898,13 @@ pub(crate) fn recording_sni(config: &ServerConfig) -> Arc<ServerConfig> {
 ///   [`ErrorKind::Unsupported`] error.
 /// - [`unwrap`](Self::unwrap) ends TLS and returns the transport with any
 ///   bytes received after the peer's `close_notify`.
+/// - **Memory**: receives grow from 4 KiB to 128 KiB during a bulk
+///   transfer, and the buffers give that memory back once a receive has
+///   waited a second for the peer after taking all its bytes. A peer that
+///   sends more than 64 KiB and two records of TLS records for one
+///   handshake message, or more than 4 MiB of handshake records none of
+///   which ends where a message ends (rustls keeps them all), breaks the
+///   stream; any number of session tickets is fine within that.
 ///
 /// ```
 /// use trio::stream::{ReceiveStream, SendStream};
@@ -885,6 +991,12 @@ pub struct TlsStream<S> {
     /// rustls may hold a partial handshake message in `incoming` (see
     /// "Full duplex" in the module docs): it must not run on a stand-in.
     held: Cell<bool>,
+    /// While `held`: the received bytes kept (`end - start` of
+    /// `incoming`) right after rustls last completed a message that may
+    /// span records, 0 if it completed none in this held run; `HELD_LIMIT`
+    /// applies to the bytes past it. And `messages_completed` then.
+    held_mark: Cell<usize>,
+    messages_seen: Cell<u32>,
     /// `incoming` may hold whole records rustls has not processed (bytes
     /// arrived since its last run, or a run stopped for a full buffer):
     /// otherwise running it again before the next receive is useless.
@@ -896,6 +1008,10 @@ pub struct TlsStream<S> {
     sni: RefCell<Option<Box<str>>>,
     /// The next transport receive's size.
     receive_size: Cell<usize>,
+    /// The last transport receive returned less than it asked for: the
+    /// peer's bytes were all taken, so the next receive may wait (and is
+    /// then bounded by `IDLE_SHRINK`, if the buffers grew).
+    burst_over: Cell<bool>,
     send_lock: Lock,
     /// A task is receiving (see "Receiving" in the module docs).
     receiving: Cell<bool>,
@@ -1015,10 +1131,13 @@ impl<S: Stream> TlsStream<S> {
             send_failed: Cell::new(false),
             incoming: RefCell::new(Incoming::default()),
             held: Cell::new(false),
+            held_mark: Cell::new(0),
+            messages_seen: Cell::new(0),
             fresh: Cell::new(false),
             plain: RefCell::new(Plain::default()),
             sni: RefCell::new(None),
             receive_size: Cell::new(START_RECEIVE),
+            burst_over: Cell::new(false),
             send_lock: Lock::new(),
             receiving: Cell::new(false),
             send_slot: BusySlot::new("another task is already sending on this TLS stream"),
@@ -1271,9 +1390,18 @@ impl<S: Stream> TlsStream<S> {
             // partial handshake message). After plaintext (Full), nothing
             // is kept: a handshake message cannot be interleaved with
             // application data.
-            self.held
-                .set(matches!(r, Ok(Stop::NeedInput | Stop::Wrote)) && incoming.has_record());
+            let held = matches!(r, Ok(Stop::NeedInput | Stop::Wrote)) && incoming.has_record();
+            self.held.set(held);
             self.fresh.set(matches!(r, Ok(Stop::Full)));
+            // Where the message rustls holds now began, near enough (see
+            // `HELD_LIMIT`): after the last one it completed.
+            let completed = conn.messages_completed();
+            if !held {
+                self.held_mark.set(0);
+            } else if completed != self.messages_seen.get() {
+                self.held_mark.set(incoming.end - incoming.start);
+            }
+            self.messages_seen.set(completed);
         }
         if self.server_side
             && !self.is_handshake_done()
@@ -1485,7 +1613,7 @@ impl<S: Stream> TlsStream<S> {
         if self.peer_closed.get() || self.transport_eof.get() {
             return Ok(Pull::Eof);
         }
-        let want = self.receive_size.get();
+        let mut want = self.receive_size.get();
         let n = if self.held.get() {
             // rustls keeps part of a handshake message in `incoming` and a
             // sender may need it there: receive beside it (rare).
@@ -1505,9 +1633,39 @@ impl<S: Stream> TlsStream<S> {
             };
             taken.buf.make_room(want);
             let end = taken.buf.end;
-            let n = self
-                .receive(&mut taken.buf.buf[end..end + want], waited)
-                .await?;
+            // After the peer's bytes were all taken, a stream whose buffers
+            // grew bounds the wait: idle that long, it gives the memory
+            // back and waits on a small buffer (module docs, "Buffers").
+            // Only then: a receive that follows a full one usually finds
+            // bytes at once, and the bulk path pays nothing.
+            let idle_bound = self.burst_over.get()
+                && end == 0
+                && (want > START_RECEIVE || self.grown(&taken.buf));
+            let got = if idle_bound {
+                trio::move_on_after(
+                    IDLE_SHRINK,
+                    self.receive(&mut taken.buf.buf[..want], waited),
+                )
+                .await?
+            } else {
+                Some(
+                    self.receive(&mut taken.buf.buf[end..end + want], waited)
+                        .await?,
+                )
+            };
+            let n = match got {
+                Some(n) => n,
+                None => {
+                    // Idle: nothing was received (a cancelled receive has
+                    // no effect), and nothing is kept in `incoming`.
+                    want = START_RECEIVE;
+                    self.receive_size.set(want);
+                    taken.buf = Incoming::default();
+                    self.shrink_idle();
+                    taken.buf.make_room(want);
+                    self.receive(&mut taken.buf.buf[..want], waited).await?
+                }
+            };
             taken.buf.end += n;
             self.fresh.set(true);
             n
@@ -1516,24 +1674,34 @@ impl<S: Stream> TlsStream<S> {
             self.transport_eof.set(true);
             return Ok(Pull::Eof);
         }
+        self.burst_over.set(n < want);
         if n == want {
             self.receive_size.set((want * 2).min(MAX_RECEIVE));
         }
         let pulled = self.run_received(dest)?.unwrap_or(Pull::Progress);
         if self.held.get() {
-            let inc = self.incoming.borrow();
-            if inc.end - inc.start > HELD_LIMIT {
-                drop(inc);
+            let kept = {
+                let inc = self.incoming.borrow();
+                inc.end - inc.start
+            };
+            let refused = if kept.saturating_sub(self.held_mark.get()) > HELD_LIMIT {
+                Some(format!(
+                    "the peer sent more than {HELD_LIMIT} bytes of records \
+                     for one TLS handshake message"
+                ))
+            } else if kept > HELD_RUN_LIMIT {
+                Some(format!(
+                    "the peer sent more than {HELD_RUN_LIMIT} bytes of TLS handshake \
+                     records without one ending where a handshake message ends"
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = refused {
                 // rustls still holds offsets into `incoming`: it is not
                 // run again (see `tls_failed`).
                 self.tls_failed.set(true);
-                return Err(self.fail(Error::new(
-                    ErrorKind::Broken,
-                    format!(
-                        "the peer sent more than {HELD_LIMIT} bytes of records \
-                         for one TLS handshake message"
-                    ),
-                )));
+                return Err(self.fail(Error::new(ErrorKind::Broken, why)));
             }
         }
         Ok(pulled)
@@ -1546,6 +1714,53 @@ impl<S: Stream> TlsStream<S> {
             Ok(n) => Ok(n),
             Err(e) if e.is_cancelled() => Err(e),
             Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Whether any buffer holds more memory than a stream that never made a
+    /// bulk transfer would (`incoming` is the receiving task's, taken out
+    /// of its cell).
+    fn grown(&self, incoming: &Incoming) -> bool {
+        let out = |o: &RefCell<Outgoing>| o.borrow().buf.capacity() > OUT_KEEP;
+        incoming.buf.capacity() > START_RECEIVE
+            || out(&self.outgoing)
+            || out(&self.spare)
+            || self.plain.borrow().buf.capacity() > PLAIN_KEEP
+    }
+
+    /// Gives back the memory of the buffers that hold nothing (module docs,
+    /// "Buffers"); `incoming` is the caller's to replace. A buffer a send
+    /// in progress holds is not here: it is put back as the spare, which
+    /// the next idle wait gives back.
+    fn shrink_idle(&self) {
+        {
+            let mut out = self.outgoing.borrow_mut();
+            if out.is_empty() && out.buf.capacity() > OUT_KEEP {
+                *out = Outgoing::default();
+            }
+        }
+        {
+            let mut spare = self.spare.borrow_mut();
+            if spare.buf.capacity() > OUT_KEEP {
+                *spare = Outgoing::default();
+            }
+        }
+        let mut plain = self.plain.borrow_mut();
+        if plain.is_empty() && plain.buf.capacity() > PLAIN_KEEP {
+            *plain = Plain::default();
+        }
+    }
+
+    /// The capacities of the stream's buffers, for tests of their
+    /// shrinking (module docs, "Buffers"). `incoming` reads 0 while a
+    /// receive waits (the receiving task holds it).
+    #[doc(hidden)]
+    pub fn buffer_capacities(&self) -> BufferCapacities {
+        BufferCapacities {
+            incoming: self.incoming.borrow().buf.capacity(),
+            outgoing: self.outgoing.borrow().buf.capacity() + self.spare.borrow().buf.capacity(),
+            plain: self.plain.borrow().buf.capacity(),
+            receive_size: self.receive_size.get(),
         }
     }
 

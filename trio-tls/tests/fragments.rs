@@ -278,3 +278,194 @@ async fn rustls_is_not_run_again_after_its_error_even_once_closed() -> trio::Res
     .await?;
     Ok(())
 }
+
+/// A TLS 1.3 server sends its session tickets as one flight, cut into full
+/// records without regard to where each ticket ends: with 5 000 tickets
+/// (81 bytes each: about 405 KB) no record ends where a ticket does until the last one,
+/// and rustls (0.23's unbuffered API) keeps every record of the flight
+/// until then. Each ticket is a small message of its own: the flight is
+/// accepted, and the data sent after it arrives intact.
+#[trio::test(autojump)]
+async fn thousands_of_session_tickets_in_one_flight_are_accepted() -> trio::Result<()> {
+    let v13 = Some(ProtocolVersion::TLSv1_3);
+    let (a, b) = trio::testing::memory_stream_pair();
+    let mut config = (*server_config(v13)).clone();
+    config.send_tls13_tickets = 5000;
+    let client = TlsStream::client(a, client_config(v13), localhost())?;
+    let server = TlsStream::server(b, Arc::new(config))?;
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    open_nursery(async |n| {
+        // The tickets go out with the server's first send.
+        n.start_soon(async {
+            server.send_all(&data).await?;
+            server.aclose().await
+        });
+        let mut got = Vec::new();
+        let mut buf = vec![0; 64 * 1024];
+        loop {
+            let k = client.receive_some(&mut buf).await?;
+            if k == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..k]);
+        }
+        assert!(got == data, "{} bytes received", got.len());
+        client.aclose().await
+    })
+    .await
+    .map(drop)
+}
+
+/// The bytes an evil server sends: a ServerHello that declares a body of
+/// 65 280 bytes, one byte of it per plaintext record. The client refuses it
+/// as the server refuses the ClientHello above, with the typed error.
+#[trio::test(autojump)]
+async fn a_server_handshake_message_in_one_byte_records_is_refused_early() -> trio::Result<()> {
+    let (a, b) = trio::testing::memory_stream_pair();
+    let client = TlsStream::client(a, client_config(None), localhost())?;
+    let failed = std::cell::Cell::new(false);
+    let sent = std::cell::Cell::new(0usize);
+    let mut message = vec![2u8, 0, 0xff, 0];
+    message.resize(4 + 0xff00, 0);
+    let records: Vec<u8> = message.iter().flat_map(|&b| [22, 3, 3, 0, 1, b]).collect();
+    open_nursery(async |n| {
+        n.start_soon(async {
+            let e = client.do_handshake().await.unwrap_err();
+            assert_eq!(e.kind(), trio::ErrorKind::Broken, "{e}");
+            assert!(e.to_string().contains("handshake message"), "{e}");
+            failed.set(true);
+            Ok(())
+        });
+        n.start_soon(async {
+            // The ClientHello first (whatever it is).
+            let mut hello = vec![0; 4096];
+            let _ = b.receive_some(&mut hello).await?;
+            for batch in records.chunks(600) {
+                if failed.get() {
+                    break;
+                }
+                b.send_all(batch).await?;
+                sent.set(sent.get() + batch.len());
+                trio::sleep(std::time::Duration::from_millis(1)).await?;
+            }
+            Ok(())
+        });
+        Ok(())
+    })
+    .await?;
+    assert!(failed.get());
+    assert!(
+        sent.get() < 110_000,
+        "{} bytes sent before the refusal",
+        sent.get()
+    );
+    let e = client.do_handshake().await.unwrap_err();
+    assert_eq!(e.kind(), trio::ErrorKind::Broken);
+    Ok(())
+}
+
+/// Stateless tickets of 1 000 bytes, which make NewSessionTicket messages
+/// of 1 049 bytes (4 of header, 8 of lifetime and age, 33 of nonce, 2 + 1 000
+/// of ticket, 2 of extensions): an odd size, so no 16 KiB record of the
+/// flight ends where a ticket does before 16 384 of them (17 MB).
+#[derive(Debug)]
+struct LongTickets;
+
+impl trio_tls::rustls::server::ProducesTickets for LongTickets {
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    fn lifetime(&self) -> u32 {
+        3600
+    }
+
+    fn encrypt(&self, _plain: &[u8]) -> Option<Vec<u8>> {
+        Some(vec![7; 1000])
+    }
+
+    fn decrypt(&self, _cipher: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// The memory bound of such a flight: rustls keeps all of it until a record
+/// ends where a ticket does, so a flight that goes on past 4 MiB without
+/// that (5 000 tickets of 1 049 bytes) is refused with the typed error
+/// rather than kept, however small each ticket.
+#[trio::test(autojump)]
+async fn a_ticket_flight_beyond_the_memory_bound_is_refused() -> trio::Result<()> {
+    let v13 = Some(ProtocolVersion::TLSv1_3);
+    let (a, b) = trio::testing::memory_stream_pair();
+    let mut config = (*server_config(v13)).clone();
+    config.send_tls13_tickets = 5000;
+    config.ticketer = Arc::new(LongTickets);
+    let client = TlsStream::client(a, client_config(v13), localhost())?;
+    let server = TlsStream::server(b, Arc::new(config))?;
+    open_nursery(async |n| {
+        n.start_soon(async {
+            // The peer may be gone by the time the send flushes.
+            let _ = server.send_all(b"after the tickets").await;
+            Ok(())
+        });
+        let mut buf = [0; 64];
+        let e = client.receive_some(&mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), trio::ErrorKind::Broken, "{e}");
+        assert!(
+            e.to_string()
+                .contains("without one ending where a handshake message ends"),
+            "{e}"
+        );
+        // The error stays.
+        let e = client.receive_some(&mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), trio::ErrorKind::Broken, "{e}");
+        Ok(())
+    })
+    .await
+    .map(drop)
+}
+
+/// The same tickets, 3 000 of them (3.1 MB, under the bound): accepted,
+/// and the data after them arrives.
+#[trio::test(autojump)]
+async fn a_long_ticket_flight_under_the_memory_bound_is_accepted() -> trio::Result<()> {
+    let v13 = Some(ProtocolVersion::TLSv1_3);
+    let (a, b) = trio::testing::memory_stream_pair();
+    let mut config = (*server_config(v13)).clone();
+    config.send_tls13_tickets = 3000;
+    config.ticketer = Arc::new(LongTickets);
+    let client = TlsStream::client(a, client_config(v13), localhost())?;
+    let server = TlsStream::server(b, Arc::new(config))?;
+    open_nursery(async |n| {
+        n.start_soon(server.send_all(b"after the tickets"));
+        let mut buf = [0; 64];
+        let k = client.receive_some(&mut buf).await?;
+        assert_eq!(&buf[..k], b"after the tickets");
+        Ok(())
+    })
+    .await
+    .map(drop)
+}
+
+/// rustls's own stateful tickets are all 81 bytes: a flight of 55 000 of
+/// them (4.5 MB, more than the 4 MiB bound) has a record that ends where a
+/// ticket does every 16 384 tickets (1.3 MB), where rustls discards what
+/// it kept: the flight is accepted, however long it is.
+#[trio::test(autojump)]
+async fn a_flight_of_equal_tickets_lines_up_with_its_records_and_is_accepted() -> trio::Result<()> {
+    let v13 = Some(ProtocolVersion::TLSv1_3);
+    let (a, b) = trio::testing::memory_stream_pair();
+    let mut config = (*server_config(v13)).clone();
+    config.send_tls13_tickets = 55_000;
+    let client = TlsStream::client(a, client_config(v13), localhost())?;
+    let server = TlsStream::server(b, Arc::new(config))?;
+    open_nursery(async |n| {
+        n.start_soon(server.send_all(b"after the tickets"));
+        let mut buf = [0; 64];
+        let k = client.receive_some(&mut buf).await?;
+        assert_eq!(&buf[..k], b"after the tickets");
+        Ok(())
+    })
+    .await
+    .map(drop)
+}
