@@ -74,7 +74,7 @@
 //! exactly the old order. What a round saves is the trip
 //! back through the run loop and down the owner's futures to this
 //! nursery, once per wake-up of a busy server whose handlers end each
-//! operation with a schedule point (`Runtime::take_in_place_round`;
+//! operation with a schedule point (`Runtime::end_of_nursery_poll`;
 //! `tests/fast_paths.rs` guards each condition).
 //!
 //! # Lazy registration
@@ -981,11 +981,9 @@ fn poll_lazy_body<T>(
     r
 }
 
-/// Ends a registered nursery's poll as far as wakes go (however the poll
-/// ends, a panic unwinding included): children woken during it were only
-/// queued (`NurseryRecord::queueing`), so if any are queued still,
-/// whoever polls the nursery is woken now, once; otherwise the next child
-/// wake will do it.
+/// Ends the queueing of a registered nursery's poll however the poll ends
+/// (a panic unwinding included), unless disarmed because
+/// `Runtime::end_of_nursery_poll` did it (`Runtime::release_queued_wakes`).
 struct ReleaseWake<'a> {
     rt: &'a Runtime,
     id: NurseryId,
@@ -993,18 +991,7 @@ struct ReleaseWake<'a> {
 
 impl Drop for ReleaseWake<'_> {
     fn drop(&mut self) {
-        let id = self.id;
-        self.rt.with_state(|st| {
-            let Some(n) = st.nurseries.get_mut(id) else {
-                return;
-            };
-            n.queueing = false;
-            if !n.ready.is_empty() && !n.woken {
-                n.woken = true;
-                let target = std::mem::take(&mut n.waker);
-                st.wake_target(target);
-            }
-        });
+        self.rt.release_queued_wakes(self.id);
     }
 }
 
@@ -1311,7 +1298,7 @@ impl<'env> Driver<'env> {
         let restore = RestoreCurrent::new(&rt);
         // Children woken from here on are only queued (if `queue_wakes`);
         // dropping this wakes the owner for them, however the poll ends.
-        let release = queue_wakes.then_some(ReleaseWake { rt: &rt, id: ids.0 });
+        let mut release = queue_wakes.then_some(ReleaseWake { rt: &rt, id: ids.0 });
         // The body is part of the task polling this nursery: it runs with
         // that task's waker, inside the nursery's scope. (It may be polled
         // when only a child woke; futures take spurious polls in stride.)
@@ -1329,7 +1316,12 @@ impl<'env> Driver<'env> {
             batch.clear();
             // The children woken meanwhile, now if the run loop's next tick
             // would do nothing else (see "In-place rounds").
-            if release.is_none() || !rt.take_in_place_round(ids.0, &mut batch) {
+            if release.is_none() {
+                break;
+            }
+            if !rt.end_of_nursery_poll(ids.0, &mut batch) {
+                // Released there: nothing left for the guard to do.
+                std::mem::forget(release.take());
                 break;
             }
         }

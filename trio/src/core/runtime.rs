@@ -535,7 +535,7 @@ pub(crate) struct Runtime {
     /// since the run loop last started a batch.
     pub(crate) passed_in_place: Cell<u32>,
     /// How many more in-place rounds the batch being run may take (see
-    /// [`take_in_place_round`](Self::take_in_place_round)): the ticks left
+    /// [`end_of_nursery_poll`](Self::end_of_nursery_poll)): the ticks left
     /// before the run loop's next I/O poll is due. Set by the run loop for
     /// each batch of `run` (0 in guest mode and with instruments), 0
     /// outside a batch.
@@ -801,23 +801,35 @@ impl Runtime {
     /// (`cross_run::channel::SchedulePoint`); `checkpoint()` always yields.
     #[inline]
     pub(crate) fn pass_schedule_point_in_place(&self) -> bool {
-        // The usual refusal, inline (a busy run has other tasks ready); the
-        // rest out of line, so as not to weigh on the callers' code.
-        self.state.borrow().ready_tasks == 0 && self.pass_schedule_point_if_quiet()
-    }
-
-    /// The rest of [`pass_schedule_point_in_place`](Self::pass_schedule_point_in_place),
-    /// once no task is ready.
-    #[inline(never)]
-    fn pass_schedule_point_if_quiet(&self) -> bool {
+        // The usual refusal first (a busy run has other tasks ready), and
+        // the quiet case (no deadline, no fd waited on) inline; the rest
+        // out of line, so as not to weigh on the callers' code.
+        let timers = {
+            let st = self.state.borrow();
+            if st.ready_tasks != 0 {
+                return false;
+            }
+            !st.timers.is_empty()
+        };
         let passed = self.passed_in_place.get();
         if passed >= IN_PLACE_LIMIT || self.instruments_on.get() || self.shared.inbox.has_pending()
         {
             return false;
         }
+        if timers || self.reactor.borrow().has_waiters() {
+            return self.pass_with_deadlines_or_fds(passed, timers);
+        }
+        self.passed_in_place.set(passed + 1);
+        true
+    }
+
+    /// The rest of [`pass_schedule_point_in_place`](Self::pass_schedule_point_in_place),
+    /// when a deadline exists (`timers`) or an fd is waited on.
+    #[inline(never)]
+    fn pass_with_deadlines_or_fds(&self, passed: u32, timers: bool) -> bool {
         let uses_tick = self.reactor.borrow().has_waiters();
         let rounds = self.in_place_rounds.get();
-        if uses_tick && rounds == 0 || self.deadline_due() {
+        if uses_tick && rounds == 0 || timers && self.deadline_due() {
             return false;
         }
         if uses_tick {
@@ -838,58 +850,80 @@ impl Runtime {
         self.state.borrow_mut().next_deadline() <= now
     }
 
-    /// Whether nursery `id`, having just polled the children it took, may
-    /// poll the ones woken meanwhile (queued in its `ready`) again at once,
-    /// instead of waking its owner and coming back through the run loop;
-    /// if so, takes them into `batch` and counts the round as one of the
-    /// run loop's ticks.
+    /// The end of a poll of nursery `id` that queued its children's wakes
+    /// (`NurseryRecord::queueing`), once it has polled the children it
+    /// took: either an in-place round (the children woken meanwhile are
+    /// taken into `batch`, the round counted as one of the run loop's
+    /// ticks; returns true), or the end of the queueing (the owner woken
+    /// once if children are queued, as `release_queued_wakes`; false).
     ///
-    /// Yes when the run loop's next tick would do nothing but poll them:
-    /// every ready task of the run is one of them (`ready_tasks` counts
-    /// all, and the nursery's queue holds exactly its ready children once
-    /// its poll has polled the ones it took), no other thread has posted
-    /// anything, no deadline is due (the clock is read only if one
-    /// exists, as the run loop's tick would), and the I/O poll
-    /// is not due at that tick (`in_place_rounds`, which the run loop also
-    /// keeps at 0 in guest mode and with instruments). Every task passing
-    /// a schedule point during the last round still lets every other ready
+    /// A round when the run loop's next tick would do nothing but poll
+    /// them: every ready task of the run is one of them (`ready_tasks`
+    /// counts all, and the nursery's queue holds exactly its ready children
+    /// once its poll has polled the ones it took), no other thread has
+    /// posted anything, no deadline is due (the clock is read only then,
+    /// and only if a deadline exists, as the tick would), and the I/O poll
+    /// is not due at that tick (`in_place_rounds`, which the run loop keeps
+    /// at 0 in guest mode and with instruments). Every task passing a
+    /// schedule point during the last round still lets every other ready
     /// task run first: there is none. See "In-place rounds" in the
     /// `nursery` module docs.
     #[inline]
-    pub(crate) fn take_in_place_round(&self, id: NurseryId, batch: &mut Vec<u32>) -> bool {
+    pub(crate) fn end_of_nursery_poll(&self, id: NurseryId, batch: &mut Vec<u32>) -> bool {
         let rounds = self.in_place_rounds.get();
-        if rounds == 0
-            || self.instruments_on.get()
-            || self.shared.inbox.has_pending()
-            || !self.only_queued_ready(id)
-            || self.deadline_due()
-        {
-            return false;
+        let quiet = rounds > 0 && !self.instruments_on.get() && !self.shared.inbox.has_pending();
+        let mut deadlines_checked = false;
+        loop {
+            let mut st = self.state.borrow_mut();
+            let ready_tasks = st.ready_tasks as usize;
+            let timers = !st.timers.is_empty();
+            let Some(n) = st.nurseries.get_mut(id) else {
+                return false;
+            };
+            let queued = n.ready.len();
+            if queued == 0 {
+                n.queueing = false;
+                return false;
+            }
+            if !quiet || queued != ready_tasks {
+                break;
+            }
+            if timers && !deadlines_checked {
+                // The clock is user code: read outside the borrow, then
+                // everything looked at again.
+                drop(st);
+                if self.deadline_due() {
+                    break;
+                }
+                deadlines_checked = true;
+                continue;
+            }
+            std::mem::swap(&mut n.ready, batch);
+            st.shuffle(batch);
+            drop(st);
+            self.in_place_rounds.set(rounds - 1);
+            self.passed_in_place.set(0);
+            return true;
         }
-        let mut st = self.state.borrow_mut();
-        // Checked again: the clock (`deadline_due`) is user code.
-        let ready_tasks = st.ready_tasks as usize;
-        let Some(n) = st.nurseries.get_mut(id) else {
-            return false;
-        };
-        if n.ready.is_empty() || n.ready.len() != ready_tasks {
-            return false;
-        }
-        std::mem::swap(&mut n.ready, batch);
-        st.shuffle(batch);
-        drop(st);
-        self.in_place_rounds.set(rounds - 1);
-        self.passed_in_place.set(0);
-        true
+        self.release_queued_wakes(id);
+        false
     }
 
-    /// Whether nursery `id` has children queued and they are all of the
-    /// run's ready tasks (see `take_in_place_round`).
-    #[inline]
-    fn only_queued_ready(&self, id: NurseryId) -> bool {
-        let st = self.state.borrow();
-        let queued = st.nurseries.get(id).map_or(0, |n| n.ready.len());
-        queued != 0 && queued == st.ready_tasks as usize
+    /// Ends the queueing of nursery `id`'s poll (`NurseryRecord::queueing`):
+    /// if children are queued, whoever polls the nursery is woken now,
+    /// once; otherwise the next child wake will do it.
+    pub(crate) fn release_queued_wakes(&self, id: NurseryId) {
+        self.with_state(|st| {
+            let Some(n) = st.nurseries.get_mut(id) else {
+                return;
+            };
+            n.queueing = false;
+            if !n.ready.is_empty() && !n.woken {
+                n.woken = true;
+                let target = std::mem::take(&mut n.waker);
+                st.wake_target(target);
+            }
+        });
     }
 
     /// Runs the exit hooks of `task` (it has just exited). One `bool` check
