@@ -273,7 +273,9 @@
 //!   peer sending records without data cannot hold the run.
 //!
 //! Whether a step took a schedule point is seen by `noting`: its future
-//! returned `Pending` (every `Pending` of a task is one). Over a transport
+//! returned `Pending` (every `Pending` of a task is one), or the run's
+//! count of schedule points moved while it was polled (a step's schedule
+//! point passes in place when nothing else in the run is ready). Over a transport
 //! that does not override the `*_unscheduled` methods (memory streams,
 //! boxed streams) every step is a full checkpoint, as before.
 
@@ -1051,17 +1053,26 @@ enum Sched {
 /// Runs a transport operation of the `*_unscheduled` kind (see "Schedule
 /// points" in the module docs), setting `*waited` if it took a schedule
 /// point: if its future ever returned `Pending` (every `Pending` of a
-/// task is one).
+/// task is one), or the run counted one while it was polled (a schedule
+/// point passed in place when nothing else was ready; only this task runs
+/// during the poll).
 async fn noting<F: Future>(fut: F, waited: &mut bool) -> F::Output {
     let mut fut = std::pin::pin!(fut);
     std::future::poll_fn(|cx| {
+        let before = schedule_points();
         let p = fut.as_mut().poll(cx);
-        if p.is_pending() {
+        if p.is_pending() || schedule_points() != before {
             *waited = true;
         }
         p
     })
     .await
+}
+
+/// The run's count of schedule points so far (0 outside a run, where the
+/// transport operation fails anyway).
+fn schedule_points() -> u64 {
+    trio::lowlevel::checkpoint_counts().map_or(0, |c| c.schedule_points)
 }
 
 /// Takes `lock`: at once if it is free (no checkpoint), else by waiting.

@@ -41,10 +41,11 @@
 //! waited for), then resumed in the parent with its original payload.
 //! Exiting is a schedule point only: it never fails with `Cancelled` by
 //! itself. When the run loop's next tick would do nothing but poll this
-//! task again (no other task ready, nothing posted by other threads, no fd
-//! waited on, no deadline set, no instruments), the exit passes that point
-//! in place instead of returning `Pending` and coming back through the run
-//! loop, which no other task could observe; at most
+//! task again (no other task ready, nothing posted by other threads, no
+//! deadline due, the I/O poll not due at that tick, no instruments, not a
+//! guest run), the exit passes that point in place, as that tick, instead
+//! of returning `Pending` and coming back through the run loop, which no
+//! other task could observe; at most
 //! `runtime::IN_PLACE_LIMIT` times per batch, so that a `join!` branch
 //! spinning on empty nurseries still lets its sibling be polled (see
 //! `Runtime::pass_schedule_point_in_place`; `tests/fast_paths.rs` guards

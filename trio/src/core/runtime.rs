@@ -783,11 +783,12 @@ impl Runtime {
     /// leaving the poll, because the run loop's next tick would do nothing
     /// but poll this task again: no other task is ready (anywhere: run
     /// queue, a batch being run, a nursery's ready list), no other thread
-    /// has posted anything, no deadline is due, and the reactor has nothing
-    /// to report: no fd is waited on, or its poll is not due at that tick
-    /// (`in_place_rounds`, which the pass then uses up as the tick it
-    /// stands for; 0 in guest mode). Without instruments only, which would
-    /// see the task step end. Counts the pass when it says yes.
+    /// has posted anything, no deadline is due, and the reactor's poll is
+    /// not due at that tick (`in_place_rounds`, which the pass then uses up
+    /// as the tick it stands for, so the I/O poll comes exactly when it
+    /// would have; 0 in guest mode, whose step is one tick, and with
+    /// instruments, which would see the task step end). Counts the pass
+    /// when it says yes.
     ///
     /// At most [`IN_PLACE_LIMIT`] times per batch (or in-place round): a
     /// task may poll several futures of its own with its waker (`join!`,
@@ -802,8 +803,8 @@ impl Runtime {
     #[inline]
     pub(crate) fn pass_schedule_point_in_place(&self) -> bool {
         // The usual refusal first (a busy run has other tasks ready), and
-        // the quiet case (no deadline, no fd waited on) inline; the rest
-        // out of line, so as not to weigh on the callers' code.
+        // the quiet case (no deadline) inline; the rest out of line, so as
+        // not to weigh on the callers' code.
         let timers = {
             let st = self.state.borrow();
             if st.ready_tasks != 0 {
@@ -812,29 +813,17 @@ impl Runtime {
             !st.timers.is_empty()
         };
         let passed = self.passed_in_place.get();
-        if passed >= IN_PLACE_LIMIT || self.instruments_on.get() || self.shared.inbox.has_pending()
+        let rounds = self.in_place_rounds.get();
+        if passed >= IN_PLACE_LIMIT
+            || rounds == 0
+            || self.instruments_on.get()
+            || self.shared.inbox.has_pending()
+            || timers && self.deadline_due()
         {
             return false;
         }
-        if timers || self.reactor.borrow().has_waiters() {
-            return self.pass_with_deadlines_or_fds(passed, timers);
-        }
-        self.passed_in_place.set(passed + 1);
-        true
-    }
-
-    /// The rest of [`pass_schedule_point_in_place`](Self::pass_schedule_point_in_place),
-    /// when a deadline exists (`timers`) or an fd is waited on.
-    #[inline(never)]
-    fn pass_with_deadlines_or_fds(&self, passed: u32, timers: bool) -> bool {
-        let uses_tick = self.reactor.borrow().has_waiters();
-        let rounds = self.in_place_rounds.get();
-        if uses_tick && rounds == 0 || timers && self.deadline_due() {
-            return false;
-        }
-        if uses_tick {
-            self.in_place_rounds.set(rounds - 1);
-        }
+        // The pass is the tick it stands for.
+        self.in_place_rounds.set(rounds - 1);
         self.passed_in_place.set(passed + 1);
         true
     }

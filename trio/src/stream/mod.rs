@@ -57,7 +57,11 @@
 //! [`checkpoint_if_cancelled`](crate::checkpoint_if_cancelled), and ends
 //! with [`cancel_shielded_checkpoint`](crate::cancel_shielded_checkpoint)
 //! unless one of its steps already took a schedule point, which it sees as
-//! the step's future returning `Pending` (every `Pending` of a task is one).
+//! the step's future returning `Pending` (every `Pending` of a task is one)
+//! or as the run's count of schedule points
+//! ([`checkpoint_counts`](crate::lowlevel::checkpoint_counts)) moving while
+//! the step was polled: a step's schedule point passes in place, without a
+//! `Pending`, when the run loop's next tick would poll only this task.
 //! Their defaults are the ordinary operations, so a stream that does not
 //! override them stays correct (each step is then a full checkpoint).
 //!
