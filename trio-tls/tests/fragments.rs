@@ -127,25 +127,50 @@ async fn tls12_messages_split_over_records_and_receives() -> trio::Result<()> {
 async fn a_handshake_message_in_one_byte_records_is_refused_early() -> trio::Result<()> {
     let (a, b) = trio::testing::memory_stream_pair();
     let server = TlsStream::server(b, server_config(None))?;
+    // ClientHello (type 1), record version 3.1.
+    refused_in_one_byte_records(&server, &a, 1, [3, 1], false).await
+}
+
+/// Feeds `tls` (from `evil`, the other end of its transport; after reading
+/// the peer's first flight if `read_first`) a handshake message of type
+/// `kind` that declares a body of 65 280 bytes, one byte per record of
+/// version `version`, in batches, until `tls`'s handshake fails: with the
+/// typed Broken error, early (the limit is 64 KiB and two records of 18
+/// KiB, plus what one batch and the buffer's last receive add), and for
+/// good.
+async fn refused_in_one_byte_records<S: Stream>(
+    tls: &TlsStream<S>,
+    evil: &(impl SendStream + ReceiveStream),
+    kind: u8,
+    version: [u8; 2],
+    read_first: bool,
+) -> trio::Result<()> {
     let failed = std::cell::Cell::new(false);
     let sent = std::cell::Cell::new(0usize);
-    let mut message = vec![1u8, 0, 0xff, 0];
+    let mut message = vec![kind, 0, 0xff, 0];
     message.resize(4 + 0xff00, 0);
-    let records: Vec<u8> = message.iter().flat_map(|&b| [22, 3, 1, 0, 1, b]).collect();
+    let records: Vec<u8> = message
+        .iter()
+        .flat_map(|&b| [22, version[0], version[1], 0, 1, b])
+        .collect();
     open_nursery(async |n| {
         n.start_soon(async {
-            let e = server.do_handshake().await.unwrap_err();
+            let e = tls.do_handshake().await.unwrap_err();
             assert_eq!(e.kind(), trio::ErrorKind::Broken, "{e}");
             assert!(e.to_string().contains("handshake message"), "{e}");
             failed.set(true);
             Ok(())
         });
         n.start_soon(async {
+            if read_first {
+                let mut first = vec![0; 4096];
+                let _ = evil.receive_some(&mut first).await?;
+            }
             for batch in records.chunks(600) {
                 if failed.get() {
                     break;
                 }
-                a.send_all(batch).await?;
+                evil.send_all(batch).await?;
                 sent.set(sent.get() + batch.len());
                 trio::sleep(std::time::Duration::from_millis(1)).await?;
             }
@@ -155,15 +180,12 @@ async fn a_handshake_message_in_one_byte_records_is_refused_early() -> trio::Res
     })
     .await?;
     assert!(failed.get());
-    // The limit (64 KiB and two records of 18 KiB), plus what one batch
-    // and the buffer's last receive add.
     assert!(
         sent.get() < 110_000,
         "{} bytes sent before the refusal",
         sent.get()
     );
-    // The error stays.
-    let e = server.do_handshake().await.unwrap_err();
+    let e = tls.do_handshake().await.unwrap_err();
     assert_eq!(e.kind(), trio::ErrorKind::Broken);
     Ok(())
 }
@@ -323,45 +345,8 @@ async fn thousands_of_session_tickets_in_one_flight_are_accepted() -> trio::Resu
 async fn a_server_handshake_message_in_one_byte_records_is_refused_early() -> trio::Result<()> {
     let (a, b) = trio::testing::memory_stream_pair();
     let client = TlsStream::client(a, client_config(None), localhost())?;
-    let failed = std::cell::Cell::new(false);
-    let sent = std::cell::Cell::new(0usize);
-    let mut message = vec![2u8, 0, 0xff, 0];
-    message.resize(4 + 0xff00, 0);
-    let records: Vec<u8> = message.iter().flat_map(|&b| [22, 3, 3, 0, 1, b]).collect();
-    open_nursery(async |n| {
-        n.start_soon(async {
-            let e = client.do_handshake().await.unwrap_err();
-            assert_eq!(e.kind(), trio::ErrorKind::Broken, "{e}");
-            assert!(e.to_string().contains("handshake message"), "{e}");
-            failed.set(true);
-            Ok(())
-        });
-        n.start_soon(async {
-            // The ClientHello first (whatever it is).
-            let mut hello = vec![0; 4096];
-            let _ = b.receive_some(&mut hello).await?;
-            for batch in records.chunks(600) {
-                if failed.get() {
-                    break;
-                }
-                b.send_all(batch).await?;
-                sent.set(sent.get() + batch.len());
-                trio::sleep(std::time::Duration::from_millis(1)).await?;
-            }
-            Ok(())
-        });
-        Ok(())
-    })
-    .await?;
-    assert!(failed.get());
-    assert!(
-        sent.get() < 110_000,
-        "{} bytes sent before the refusal",
-        sent.get()
-    );
-    let e = client.do_handshake().await.unwrap_err();
-    assert_eq!(e.kind(), trio::ErrorKind::Broken);
-    Ok(())
+    // ServerHello (type 2), record version 3.3, after the ClientHello.
+    refused_in_one_byte_records(&client, &b, 2, [3, 3], true).await
 }
 
 /// Stateless tickets of 1 000 bytes, which make NewSessionTicket messages

@@ -14,6 +14,9 @@ use std::task::Poll;
 use std::time::Duration;
 use trio::{ErrorKind, checkpoint, open_nursery};
 
+mod common;
+use common::drained_stream;
+
 /// A deadline around a loop of bare checkpoints fires (real clock).
 #[test]
 fn checkpoint_loop_meets_its_deadline() {
@@ -601,23 +604,6 @@ fn rounds_still_see_fds_and_other_threads() {
 // A socket operation that did not wait ends with a shielded schedule point;
 // when the run loop's next tick would poll only this task again, it passes
 // in place. These guard the conditions.
-
-/// A trio stream on one end of a Unix socket pair, and a thread that reads
-/// the other end to its end (so sends never fill it up).
-fn drained_stream() -> (trio::socket::SocketStream, std::thread::JoinHandle<usize>) {
-    use std::io::Read;
-    let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-    let ours = trio::socket::Socket::try_from(ours).unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut total = 0;
-        let mut buf = [0; 4096];
-        while let Ok(n @ 1..) = theirs.read(&mut buf) {
-            total += n;
-        }
-        total
-    });
-    (trio::socket::SocketStream::new(ours).unwrap(), reader)
-}
 
 /// Two children sending on their own sockets: each send's schedule point
 /// still lets the other run first (no pass while another task is ready).

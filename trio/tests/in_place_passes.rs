@@ -10,25 +10,11 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use trio::{checkpoint, open_nursery};
 
+mod common;
+use common::drained_stream;
+
 struct Noop;
 impl trio::lowlevel::Instrument for Noop {}
-
-/// A trio stream on one end of a Unix socket pair, and a thread that reads
-/// the other end to its end (so sends never fill it up).
-fn drained_stream() -> (trio::socket::SocketStream, std::thread::JoinHandle<usize>) {
-    use std::io::Read;
-    let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-    let ours = trio::socket::Socket::try_from(ours).unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut total = 0;
-        let mut buf = [0; 4096];
-        while let Ok(n @ 1..) = theirs.read(&mut buf) {
-            total += n;
-        }
-        total
-    });
-    (trio::socket::SocketStream::new(ours).unwrap(), reader)
-}
 
 /// `k` socket sends by S while no fd is waited on (passed in place, and
 /// not counted as ticks), then T starts waiting on a readable fd; S writes

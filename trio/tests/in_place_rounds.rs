@@ -11,26 +11,21 @@ use std::time::Duration;
 use trio::testing::MockClock;
 use trio::{CancelScope, Clock, Instant, checkpoint, open_nursery};
 
-/// A MockClock that cancels a scope once it reads 3 s or more: user code
-/// in `current_time` that changes run state (an "alarm" clock). The run
-/// loop reads the clock outside its state borrow; an in-place round must
-/// too.
-struct AlarmClock {
+/// A MockClock that runs `on_read` (user code, which may touch the run's
+/// state) every time the run reads it. The run loop reads its clock
+/// outside its state borrow; an in-place round must too.
+struct HookClock {
     inner: MockClock,
-    scope: Rc<RefCell<Option<CancelScope>>>,
+    on_read: Box<dyn Fn(Instant)>,
 }
 
-impl Clock for AlarmClock {
+impl Clock for HookClock {
     fn start_clock(&self) {
         Clock::start_clock(&self.inner)
     }
     fn current_time(&self) -> Instant {
         let now = self.inner.current_time();
-        if now.as_secs_f64() >= 3.0
-            && let Some(s) = self.scope.borrow_mut().take()
-        {
-            s.cancel();
-        }
+        (self.on_read)(now);
         now
     }
     fn deadline_to_sleep_time(&self, deadline: Instant) -> Duration {
@@ -45,9 +40,17 @@ fn a_round_reads_the_clock_outside_the_state_borrow() {
     let inner = MockClock::new();
     let jumps = inner.clone();
     let slot = Rc::new(RefCell::new(None));
-    let clock = AlarmClock {
+    // An "alarm" clock: it cancels a scope once it reads 3 s or more.
+    let alarm = slot.clone();
+    let clock = HookClock {
         inner,
-        scope: slot.clone(),
+        on_read: Box::new(move |now| {
+            if now.as_secs_f64() >= 3.0
+                && let Some(s) = alarm.borrow_mut().take()
+            {
+                CancelScope::cancel(&s);
+            }
+        }),
     };
     let passed = trio::Runner::new()
         .clock(clock)
@@ -144,25 +147,6 @@ fn instruments_see_the_owner_scheduled_inside_the_childs_step() {
     );
 }
 
-/// A MockClock that counts its reads.
-struct CountingClock {
-    inner: MockClock,
-    reads: Rc<Cell<u64>>,
-}
-
-impl Clock for CountingClock {
-    fn start_clock(&self) {
-        Clock::start_clock(&self.inner)
-    }
-    fn current_time(&self) -> Instant {
-        self.reads.set(self.reads.get() + 1);
-        self.inner.current_time()
-    }
-    fn deadline_to_sleep_time(&self, deadline: Instant) -> Duration {
-        self.inner.deadline_to_sleep_time(deadline)
-    }
-}
-
 /// A round that cannot be taken does not read the clock: two tasks, each
 /// with a nursery whose child checkpoints 300 times (never a round: the
 /// other one is always ready), under one far deadline read it about once
@@ -170,9 +154,10 @@ impl Clock for CountingClock {
 #[test]
 fn refused_rounds_do_not_read_the_clock() {
     let reads = Rc::new(Cell::new(0));
-    let clock = CountingClock {
+    let counted = reads.clone();
+    let clock = HookClock {
         inner: MockClock::new(),
-        reads: reads.clone(),
+        on_read: Box::new(move |_| counted.set(counted.get() + 1)),
     };
     trio::Runner::new()
         .clock(clock)

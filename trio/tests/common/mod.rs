@@ -52,3 +52,20 @@ pub fn python() -> Option<std::process::Command> {
     }
     found.then(|| std::process::Command::new("python3"))
 }
+
+/// A trio stream on one end of a Unix socket pair, and a thread that reads
+/// the other end to its end (so sends never fill it up).
+pub fn drained_stream() -> (trio::socket::SocketStream, std::thread::JoinHandle<usize>) {
+    use std::io::Read;
+    let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let ours = trio::socket::Socket::try_from(ours).unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut total = 0;
+        let mut buf = [0; 4096];
+        while let Ok(n @ 1..) = theirs.read(&mut buf) {
+            total += n;
+        }
+        total
+    });
+    (trio::socket::SocketStream::new(ours).unwrap(), reader)
+}
