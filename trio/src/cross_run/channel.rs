@@ -344,7 +344,9 @@ impl<T> CrossRunSender<T> {
             SendStep::Full(_) => unreachable!("a waiter was offered"),
             SendStep::Queued(s) => seq.set(s),
         }
-        let park = park.expect("a queued send made its wait");
+        // Awaited in place (a `SparePark` is `Unpin`): moving it out of the
+        // `Option` would copy it within the future's state on every wait.
+        let park = park.as_mut().expect("a queued send made its wait");
         let mut guard = SendGuard {
             chan: &self.chan,
             seq: seq.get(),
@@ -813,7 +815,9 @@ impl<T> CrossRunReceiver<T> {
             RecvStep::Empty => unreachable!("a waiter was offered"),
             RecvStep::Queued(s) => seq.set(s),
         }
-        let park = park.expect("a queued receive made its wait");
+        // Awaited in place (a `SparePark` is `Unpin`): moving it out of the
+        // `Option` would copy it within the future's state on every wait.
+        let park = park.as_mut().expect("a queued receive made its wait");
         let mut guard = RecvGuard {
             chan: &self.chan,
             seq: seq.get(),
