@@ -584,10 +584,20 @@ struct SendGuard<'a, T> {
 }
 
 impl<T> Drop for SendGuard<'_, T> {
+    #[inline]
     fn drop(&mut self) {
-        if !self.armed {
-            return;
+        // Disarmed on every wait that ends: the check alone, in place.
+        if self.armed {
+            self.put_right();
         }
+    }
+}
+
+impl<T> SendGuard<'_, T> {
+    /// The send's future was dropped while it waited.
+    #[cold]
+    #[inline(never)]
+    fn put_right(&mut self) {
         let mut c = lock(self.chan);
         let (value, waiter) = match c.find_send(self.seq) {
             Some(i) => {
@@ -667,16 +677,17 @@ fn make_task_wait<A: FnMut(WaitKey, AbortReason) -> Abort>(
     park: &mut Option<SparePark<A>>,
     waker: &std::task::Waker,
 ) -> Option<Result<Waiter>> {
-    // The park's record and the waiter in one look at the run.
+    // The park's record and the waiter in one look at the run, each
+    // written where it goes (nothing to move out of the look).
     let made = runtime::with_runtime(|rt| {
         let (key, registered) = new_spare_park(rt, site.label, site.location, waker);
-        (key, registered, TaskWaiter::in_run(rt, key))
+        *park = Some(SparePark::new(key, registered, abort));
+        TaskWaiter::in_run(rt, key)
     });
-    let Some((key, registered, waiter)) = made else {
-        return Some(Err(Error::outside_run()));
-    };
-    *park = Some(SparePark::new(key, registered, abort));
-    Some(Ok(Waiter::Task(waiter)))
+    match made {
+        Some(waiter) => Some(Ok(Waiter::Task(waiter))),
+        None => Some(Err(Error::outside_run())),
+    }
 }
 
 // ----- receiving ----------------------------------------------------------------
@@ -1119,10 +1130,20 @@ struct RecvGuard<'a, T> {
 }
 
 impl<T> Drop for RecvGuard<'_, T> {
+    #[inline]
     fn drop(&mut self) {
-        if !self.armed {
-            return;
+        // Disarmed on every wait that ends: the check alone, in place.
+        if self.armed {
+            self.put_right();
         }
+    }
+}
+
+impl<T> RecvGuard<'_, T> {
+    /// The receive's future was dropped while it waited.
+    #[cold]
+    #[inline(never)]
+    fn put_right(&mut self) {
         let mut c = lock(self.chan);
         if let Some(i) = c.find_recv(self.seq) {
             let w = c.recv_waiters.remove(i);
