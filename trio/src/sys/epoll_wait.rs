@@ -338,6 +338,49 @@ mod tests {
         assert_eq!(timeout_ms(Some(Duration::MAX)), i32::MAX);
     }
 
+    /// More fds ready at once than one wait returns: the buffer fills,
+    /// and the reactor still wakes every waiter (the rest taken at once
+    /// through mio's buffer, or by the next wait).
+    #[test]
+    fn more_ready_fds_than_one_wait_returns() {
+        const N: usize = CAPACITY + 8;
+        let pairs: Vec<_> = (0..N)
+            .map(|_| std::os::unix::net::UnixStream::pair().unwrap())
+            .collect();
+        for (a, b) in &pairs {
+            a.set_nonblocking(true).unwrap();
+            use std::io::Write;
+            (&*b).write_all(b"x").unwrap();
+        }
+        let ep = epoll();
+        for (i, (a, _)) in pairs.iter().enumerate() {
+            add(&ep, a.as_raw_fd(), libc::EPOLLIN, i as u64);
+        }
+        let mut events = EpollEvents::new();
+        events.wait(ep.as_raw_fd(), None).unwrap();
+        assert!(events.is_full());
+        assert_eq!(events.iter().count(), CAPACITY);
+
+        let woken = std::cell::Cell::new(0);
+        crate::run(async {
+            crate::open_nursery(async |nursery| {
+                for (a, _) in &pairs {
+                    let fd = a.as_raw_fd();
+                    let woken = &woken;
+                    nursery.start_soon(async move {
+                        crate::lowlevel::wait_readable(fd).await?;
+                        woken.set(woken.get() + 1);
+                        Ok(())
+                    });
+                }
+                Ok(())
+            })
+            .await
+        })
+        .unwrap();
+        assert_eq!(woken.get(), N);
+    }
+
     #[test]
     fn a_bad_epoll_fd_is_an_error() {
         let mut events = EpollEvents::new();
