@@ -94,7 +94,10 @@
 //! to `epoll_wait` for tokio): trio 1 406 and 1 409 against tokio 1 339
 //! and 1 340 (trio at the start of the session 1 547–1 573). Syscalls,
 //! `perf stat`: trio 0.56 `write` and 0.56 `epoll_pwait`, tokio 0.74 and
-//! 0.74 `epoll_wait`, neither any `futex`.
+//! 0.74 `epoll_wait`, neither any `futex`. Wall time, `--machine` twice
+//! (load average 1.3–1.8, nothing compiling): trio/tokio 0.933
+//! (0.842–1.186; trio 1 354 ns, tokio 1 449 ns per hand-off) and 0.971
+//! (0.923–5.540, one slow trio round; 1 331 and 1 414 ns).
 //!
 //! Options: `--ops N` round trips per measurement (default 20 000),
 //! `--rounds N`, `--only a,b` (workloads to run, e.g. for `perf` or

@@ -163,10 +163,13 @@
 //!   together) and the two lockings of the channel.
 //! - **Wall time** (medians of per-round ratios to tokio): unpinned 0.98,
 //!   0.79, 1.08, 0.82; both threads on one CPU (`taskset -c 1`) 0.95,
-//!   1.04, 0.96, 0.96; `--machine` 1.006 and 0.970. Spreads on this
-//!   shared VM are wide (per-round ratios from 0.2 to 2.4): trio is level
-//!   with tokio, not clearly faster. The bench's docs give each run's
-//!   spread.
+//!   1.04, 0.96, 0.96; `--machine` 1.006 and 0.970. Later (this
+//!   session's code, load average 1.3–1.8, nothing compiling),
+//!   `--machine` twice: 0.933 (0.842–1.186; trio 1 354 ns, tokio 1 449 ns
+//!   per hand-off) and 0.971 (0.923–5.540, one slow round; 1 331 and
+//!   1 414 ns). Spreads on this shared VM are wide (per-round ratios from
+//!   0.2 to 5.5): trio is level with tokio or a little faster, not
+//!   clearly so. The bench's docs give each run's spread.
 
 mod channel;
 mod event;
