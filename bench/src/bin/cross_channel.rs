@@ -36,9 +36,10 @@
 //! `--ops N` makes `4 N` hand-offs.
 //!
 //! - Syscalls per hand-off, without strace's slowdown (perf's tracepoints):
-//!   `perf stat -e 'syscalls:sys_enter_write,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex'
+//!   `perf stat -e 'syscalls:sys_enter_write,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_futex'
 //!   target/release/cross_channel --ops 20000 --rounds 1 --only trio`
-//!   (then `--only tokio`), each count divided by 80 000. (`strace -f -c`
+//!   (then `--only tokio`), each count divided by 80 000 (trio's reactor
+//!   waits with `epoll_pwait`, tokio's with `epoll_wait`). (`strace -f -c`
 //!   gives the same counts, slower.)
 //! - User-space instructions per hand-off, marginal (start-up subtracted):
 //!   `valgrind --tool=callgrind --callgrind-out-file=/dev/null
@@ -81,6 +82,22 @@
 //! (0.61–1.13) and 1.04 (0.58–1.85). `--machine` twice at load average
 //! 1.2–1.5: trio/tokio 1.006 (0.970–1.201; both about 5.4 µs per
 //! hand-off, a slow spell) and 0.970 (0.732–1.090; about 2.0 µs).
+//!
+//! Later the same day (the reactor's wait a direct `epoll_pwait`, the
+//! schedule point after a hand-off passed in the operation's own poll,
+//! the wait's park awaited and written in place, the inbox's drain
+//! swapping only what was posted): instructions, alternated, trio 1 398
+//! and 1 400 marginal, tokio 1 337 and 1 494 (that run had more blocked
+//! receives); whole-run (`--ops 20000 --rounds 1`, start-up included,
+//! divided by 80 000), at like shares of blocked receives (0.64–0.65 per
+//! hand-off, from callgrind's call counts to `Reactor::wait` for trio and
+//! to `epoll_wait` for tokio): trio 1 406 and 1 409 against tokio 1 339
+//! and 1 340 (trio at the start of the session 1 547–1 573). Syscalls,
+//! `perf stat`: trio 0.56 `write` and 0.56 `epoll_pwait`, tokio 0.74 and
+//! 0.74 `epoll_wait`, neither any `futex`. Wall time, `--machine` twice
+//! (load average 1.3–1.8, nothing compiling): trio/tokio 0.933
+//! (0.842–1.186; trio 1 354 ns, tokio 1 449 ns per hand-off) and 0.971
+//! (0.923–5.540, one slow trio round; 1 331 and 1 414 ns).
 //!
 //! Options: `--ops N` round trips per measurement (default 20 000),
 //! `--rounds N`, `--only a,b` (workloads to run, e.g. for `perf` or

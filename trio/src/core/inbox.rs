@@ -209,9 +209,17 @@ impl Inbox {
         debug_assert!(wakes.is_empty() && reschedules.is_empty() && callbacks.is_empty());
         self.pending.store(false, Ordering::Release);
         let mut queue = self.lock();
-        std::mem::swap(&mut queue.wakes, wakes);
-        std::mem::swap(&mut queue.reschedules, reschedules);
-        std::mem::swap(&mut queue.callbacks, callbacks);
+        // Only what was posted (a cross-run hand-off posts one reschedule
+        // and nothing else): an empty buffer stays where it is.
+        if !queue.wakes.is_empty() {
+            std::mem::swap(&mut queue.wakes, wakes);
+        }
+        if !queue.reschedules.is_empty() {
+            std::mem::swap(&mut queue.reschedules, reschedules);
+        }
+        if !queue.callbacks.is_empty() {
+            std::mem::swap(&mut queue.callbacks, callbacks);
+        }
     }
 
     /// Refuses further posts; returns the callbacks that will never run

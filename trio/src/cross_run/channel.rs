@@ -25,8 +25,8 @@
 //!   would `clone`, a call-out) is registered by that first poll, after
 //!   the mutex is released.
 //! - A send or receive that did not wait ends with a schedule point that
-//!   passes in place when nothing else in the run could run (see
-//!   `SchedulePoint`), at most `IN_PLACE_LIMIT` (63) times in a row. A
+//!   passes in place, in the poll that did the operation, when nothing
+//!   else in the run could run (see `pass_in_place`), at most `IN_PLACE_LIMIT` (63) times in a row. A
 //!   task that polls several futures itself (`join!`, `select!`) clears
 //!   its own wake when its poll starts, so a sibling future that woke
 //!   itself may wait up to that many channel operations of the others
@@ -327,24 +327,32 @@ impl<T> CrossRunSender<T> {
         let seq_ref = &seq;
         let mut park = None;
         let mut value = Some(value);
-        let step = std::future::poll_fn(|cx| {
+        // A send that did not wait passes its schedule point in place in
+        // the same poll when it may (see `pass_in_place`).
+        let (step, passed) = std::future::poll_fn(|cx| {
             let value = value.take().expect("polled once: it is ready at once");
-            Poll::Ready(self.send_step_with(value, || {
+            let step = self.send_step_with(value, || {
                 let abort = withdraw_on_cancel(move || self.withdraw(seq_ref.get()));
                 make_task_wait(&site, abort, &mut park, cx.waker())
-            }))
+            });
+            let passed = matches!(step, SendStep::Sent) && pass_in_place();
+            Poll::Ready((step, passed))
         })
         .await;
         match step {
             SendStep::Sent => {
-                let _ = SchedulePoint::default().await;
+                if !passed {
+                    let _ = SchedulePoint::default().await;
+                }
                 return Ok(());
             }
             SendStep::Failed(e, v) => return Err(SendError::new(e, v)),
             SendStep::Full(_) => unreachable!("a waiter was offered"),
             SendStep::Queued(s) => seq.set(s),
         }
-        let park = park.expect("a queued send made its wait");
+        // Awaited in place (a `SparePark` is `Unpin`): moving it out of the
+        // `Option` would copy it within the future's state on every wait.
+        let park = park.as_mut().expect("a queued send made its wait");
         let mut guard = SendGuard {
             chan: &self.chan,
             seq: seq.get(),
@@ -494,14 +502,31 @@ impl<T> CrossRunSender<T> {
 
 /// The schedule point that ends a send or receive that did not wait
 /// (DESIGN §6: Trio's `cancel_shielded_checkpoint`, so a `Cancelled`
-/// always means no effect). When the run loop's next tick would do nothing
-/// but poll this task again (no other task ready, nothing posted, no fd
-/// waited on, no deadline, no instruments), it passes in place, as a
-/// nursery's exit does (`Runtime::pass_schedule_point_in_place`), which
-/// no other task can observe: a run that only talks through cross-run
-/// channels (a worker run, the ping-pong benchmark) then saves the trip
-/// through the run loop after every hand-off (about 300 instructions,
-/// callgrind). Otherwise it yields as `cancel_shielded_checkpoint` does.
+/// always means no effect) passes in place when the run loop's next tick
+/// would do nothing but poll this task again (no other task ready, nothing
+/// posted, no fd waited on, no deadline, no instruments), as a nursery's
+/// exit does (`Runtime::pass_schedule_point_in_place`), which no other task
+/// can observe: a run that only talks through cross-run channels (a worker
+/// run, the ping-pong benchmark) then saves the trip through the run loop
+/// after every hand-off (about 300 instructions, callgrind). The operation
+/// looks in the poll that did it, right after its locking (and after any
+/// wake-up of a task of this run, which makes the run busy): `true` if the
+/// schedule point passed (and is counted). Otherwise it awaits a
+/// [`SchedulePoint`].
+#[inline]
+fn pass_in_place() -> bool {
+    runtime::with_runtime(|rt| {
+        let passed = rt.pass_schedule_point_in_place();
+        if passed {
+            rt.count_checkpoint(true, false);
+        }
+        passed
+    })
+    .unwrap_or(false)
+}
+
+/// A schedule point that could not pass in place (see [`pass_in_place`]):
+/// it yields once, as `cancel_shielded_checkpoint` does.
 #[derive(Default)]
 struct SchedulePoint {
     yielded: bool,
@@ -517,7 +542,7 @@ impl Future for SchedulePoint {
         use std::task::Poll;
         let yielded = self.yielded;
         let passed = runtime::with_runtime(|rt| {
-            if !yielded && !rt.pass_schedule_point_in_place() {
+            if !yielded {
                 rt.wake_by_ref(cx.waker());
                 return false;
             }
@@ -559,10 +584,20 @@ struct SendGuard<'a, T> {
 }
 
 impl<T> Drop for SendGuard<'_, T> {
+    #[inline]
     fn drop(&mut self) {
-        if !self.armed {
-            return;
+        // Disarmed on every wait that ends: the check alone, in place.
+        if self.armed {
+            self.put_right();
         }
+    }
+}
+
+impl<T> SendGuard<'_, T> {
+    /// The send's future was dropped while it waited.
+    #[cold]
+    #[inline(never)]
+    fn put_right(&mut self) {
         let mut c = lock(self.chan);
         let (value, waiter) = match c.find_send(self.seq) {
             Some(i) => {
@@ -642,16 +677,17 @@ fn make_task_wait<A: FnMut(WaitKey, AbortReason) -> Abort>(
     park: &mut Option<SparePark<A>>,
     waker: &std::task::Waker,
 ) -> Option<Result<Waiter>> {
-    // The park's record and the waiter in one look at the run.
+    // The park's record and the waiter in one look at the run, each
+    // written where it goes (nothing to move out of the look).
     let made = runtime::with_runtime(|rt| {
         let (key, registered) = new_spare_park(rt, site.label, site.location, waker);
-        (key, registered, TaskWaiter::in_run(rt, key))
+        *park = Some(SparePark::new(key, registered, abort));
+        TaskWaiter::in_run(rt, key)
     });
-    let Some((key, registered, waiter)) = made else {
-        return Some(Err(Error::outside_run()));
-    };
-    *park = Some(SparePark::new(key, registered, abort));
-    Some(Ok(Waiter::Task(waiter)))
+    match made {
+        Some(waiter) => Some(Ok(Waiter::Task(waiter))),
+        None => Some(Err(Error::outside_run())),
+    }
 }
 
 // ----- receiving ----------------------------------------------------------------
@@ -800,20 +836,27 @@ impl<T> CrossRunReceiver<T> {
         let seq = Cell::new(0);
         let seq_ref = &seq;
         let mut park = None;
-        let step = std::future::poll_fn(|cx| {
-            Poll::Ready(self.receive_step_with(|| {
+        // A value taken at once: its schedule point passes in place in the
+        // same poll when it may (see `pass_in_place`).
+        let (step, passed) = std::future::poll_fn(|cx| {
+            let step = self.receive_step_with(|| {
                 let abort = withdraw_on_cancel(move || self.withdraw(seq_ref.get()));
                 make_task_wait(&site, abort, &mut park, cx.waker())
-            }))
+            });
+            let passed = matches!(step, RecvStep::Ready(_)) && pass_in_place();
+            Poll::Ready((step, passed))
         })
         .await;
         match step {
+            RecvStep::Ready(v) if passed => return Ok(v),
             RecvStep::Ready(v) => return self.hold_through_checkpoint(v).await,
             RecvStep::Failed(e) => return Err(e),
             RecvStep::Empty => unreachable!("a waiter was offered"),
             RecvStep::Queued(s) => seq.set(s),
         }
-        let park = park.expect("a queued receive made its wait");
+        // Awaited in place (a `SparePark` is `Unpin`): moving it out of the
+        // `Option` would copy it within the future's state on every wait.
+        let park = park.as_mut().expect("a queued receive made its wait");
         let mut guard = RecvGuard {
             chan: &self.chan,
             seq: seq.get(),
@@ -1087,10 +1130,20 @@ struct RecvGuard<'a, T> {
 }
 
 impl<T> Drop for RecvGuard<'_, T> {
+    #[inline]
     fn drop(&mut self) {
-        if !self.armed {
-            return;
+        // Disarmed on every wait that ends: the check alone, in place.
+        if self.armed {
+            self.put_right();
         }
+    }
+}
+
+impl<T> RecvGuard<'_, T> {
+    /// The receive's future was dropped while it waited.
+    #[cold]
+    #[inline(never)]
+    fn put_right(&mut self) {
         let mut c = lock(self.chan);
         if let Some(i) = c.find_recv(self.seq) {
             let w = c.recv_waiters.remove(i);

@@ -113,8 +113,12 @@
 //! (`sys/reactor_wake.rs`: libc's `write` is a cancellation point, whose
 //! bookkeeping and std's file path cost about 75 instructions more); the
 //! receiving run applies the reschedule when it drains its inbox and takes
-//! the outcome in one more locking. A task's send or receive that must
-//! wait decides and queues in one locking, and makes its wait there: it
+//! the outcome in one more locking; its reactor's wait is a direct
+//! `epoll_pwait` system call too (`sys/epoll_wait.rs`: libc's
+//! `epoll_wait` is a cancellation point, and mio's `Poll::poll` adds its
+//! own handling; about 33 instructions per wait). A task's send or
+//! receive that must wait decides and queues in one locking, and makes
+//! its wait there: it
 //! re-arms the run's spare wait record (`core/park.rs`, "spare wait
 //! records": no insert, no removal, no cancel-status bookkeeping per
 //! wait) and registers the task's own waker with it at once (a plain
@@ -123,6 +127,7 @@
 //! mutex). The loop applies posted reschedules in the same borrow of its
 //! state as the posted task wakes. A send or receive that did not wait
 //! ends with its schedule point (DESIGN §6), which passes in place,
+//! decided in the poll that did the operation (no future of its own),
 //! without the trip through the run loop, when nothing else in the run
 //! could run before it (no other task ready, nothing posted, no fd waited
 //! on, no deadline, no instruments: a run that only talks through these
@@ -134,27 +139,37 @@
 //! other work (load average 4–6), 2026-11-27:
 //!
 //! - **Syscalls** per hand-off: 0.6 eventfd `write` and 0.6 `epoll_wait`
-//!   on both sides, no `futex`: the floor (a hand-off that finds its
-//!   receiver blocked costs one write and that run's one `epoll_wait`; one
-//!   that finds it running costs none).
-//! - **Instructions** per hand-off (callgrind, marginal, both sides
-//!   measured alternately in one session, with about 0.64 blocked
-//!   receives per hand-off on both): trio 1 576–1 619 against tokio's
-//!   1 319–1 330 (trio before this work: 1 706–1 719). The direct eventfd
-//!   write saved about 30 per hand-off, the spare wait record with its
-//!   waker registered as it is made (and the inbox's post and drain
-//!   inlined) about 90. What is left is spread thin, per blocked wait:
-//!   making it (about 125 instructions) and the park's poll that ends it
-//!   (about 200), the run loop's reactor wait (about 170 per
-//!   `epoll_wait`, whose libc call pays the cancellation bookkeeping
-//!   too), the inbox post (about 95); per send, its schedule point (about
-//!   100); and the two lockings of the channel.
+//!   (`epoll_pwait` for trio since the direct wait) on both sides, no
+//!   `futex`: the floor (a hand-off that finds its receiver blocked costs
+//!   one write and that run's one wait; one that finds it running costs
+//!   none). Later, `perf stat`: trio 0.56 and 0.56, tokio 0.74 and 0.74.
+//! - **Instructions** per hand-off (callgrind, both sides measured
+//!   alternately in one session, with about 0.64 blocked receives per
+//!   hand-off on both): trio 1 398 and 1 400 marginal, 1 406 and 1 409
+//!   whole-run (start-up included, 80 000 hand-offs) against tokio's 1 337
+//!   marginal (1 494 in a run with more blocked receives), 1 339 and 1 340
+//!   whole-run; trio before this session's work 1 547–1 573 whole-run
+//!   (1 576–1 619 marginal earlier; 1 706–1 719 before the spare wait
+//!   record). Where the last 140 went: the reactor's direct wait (33 per
+//!   wait), the schedule point passed in the operation's own poll (about
+//!   35 per hand-off), the wait's park awaited in place and written in
+//!   place, and the wait guards' checks inlined (about 65 together), the
+//!   inbox's drain swapping only what was posted. What is left, per
+//!   blocked wait: making it (about 200 instructions, the spare record's
+//!   re-arming 115), the park's two polls (about 200, the record's release
+//!   47), the run loop's drain and reschedule (about 170), the inbox post
+//!   (about 95), the eventfd write (about 60), the reactor wait (about
+//!   90); per send, its cancel check and in-place schedule point (about 70
+//!   together) and the two lockings of the channel.
 //! - **Wall time** (medians of per-round ratios to tokio): unpinned 0.98,
 //!   0.79, 1.08, 0.82; both threads on one CPU (`taskset -c 1`) 0.95,
-//!   1.04, 0.96, 0.96; `--machine` 1.006 and 0.970. Spreads on this
-//!   shared VM are wide (per-round ratios from 0.2 to 2.4): trio is level
-//!   with tokio, not clearly faster. The bench's docs give each run's
-//!   spread.
+//!   1.04, 0.96, 0.96; `--machine` 1.006 and 0.970. Later (this
+//!   session's code, load average 1.3–1.8, nothing compiling),
+//!   `--machine` twice: 0.933 (0.842–1.186; trio 1 354 ns, tokio 1 449 ns
+//!   per hand-off) and 0.971 (0.923–5.540, one slow round; 1 331 and
+//!   1 414 ns). Spreads on this shared VM are wide (per-round ratios from
+//!   0.2 to 5.5): trio is level with tokio or a little faster, not
+//!   clearly so. The bench's docs give each run's spread.
 
 mod channel;
 mod event;

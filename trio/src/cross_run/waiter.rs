@@ -114,6 +114,7 @@ pub(crate) enum Wake {
 }
 
 impl Wake {
+    #[inline]
     pub(crate) fn finish(self) {
         match self {
             Wake::Here(t) => {

@@ -25,6 +25,7 @@
 //! each block with its `SAFETY` comment.
 
 pub(crate) mod affinity;
+pub(crate) mod epoll_wait;
 pub(crate) mod process;
 pub(crate) mod reactor_wake;
 pub(crate) mod stream_io;
