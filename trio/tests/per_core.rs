@@ -336,7 +336,7 @@ fn two_runs_serve_one_port() {
             if index < 2 {
                 let options = TcpListenOptions::new().host("127.0.0.1").reuse_port(true);
                 let scope = CancelScope::new();
-                stops.lock().unwrap().push(scope.handle());
+                let stop = scope.handle();
                 let count = std::cell::Cell::new(0usize);
                 let count = &count;
                 let handler = async move |stream: &SocketStream| {
@@ -346,13 +346,27 @@ fn two_runs_serve_one_port() {
                     stream.send_all(&[index]).await
                 };
                 scope
-                    .run(trio::serve_tcp(handler, port).listen_options(options))
+                    .run(trio::open_nursery(async |n| {
+                        n.start(|s| {
+                            trio::serve_tcp(handler, port)
+                                .listen_options(options)
+                                .task_status(s)
+                        })
+                        .await?;
+                        // Listening: the client may connect, and stop us.
+                        stops.lock().unwrap().push(stop);
+                        Ok(())
+                    }))
                     .await?;
                 return Ok(vec![count.get()]);
             }
-            // The client: once both servers listen (they have handed out
-            // their stop handles just before opening their listeners, so
-            // a refused connection is retried), connect many times.
+            // The client: once both servers listen (each hands out its stop
+            // handle once its listener is open; connecting before both are
+            // could serve every connection on one, or leave the other
+            // never stopped), connect many times.
+            while stops.lock().unwrap().len() < 2 {
+                trio::sleep(0.001).await?;
+            }
             let mut by_server = vec![0usize; 2];
             let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
             let mut done = 0;

@@ -504,7 +504,8 @@ impl<T> CrossRunSender<T> {
 /// (DESIGN §6: Trio's `cancel_shielded_checkpoint`, so a `Cancelled`
 /// always means no effect) passes in place when the run loop's next tick
 /// would do nothing but poll this task again (no other task ready, nothing
-/// posted, no fd waited on, no deadline, no instruments), as a nursery's
+/// posted, no deadline due, the I/O poll not due, no instruments, not a
+/// guest run), as a nursery's
 /// exit does (`Runtime::pass_schedule_point_in_place`), which no other task
 /// can observe: a run that only talks through cross-run channels (a worker
 /// run, the ping-pong benchmark) then saves the trip through the run loop

@@ -129,9 +129,10 @@
 //! ends with its schedule point (DESIGN §6), which passes in place,
 //! decided in the poll that did the operation (no future of its own),
 //! without the trip through the run loop, when nothing else in the run
-//! could run before it (no other task ready, nothing posted, no fd waited
-//! on, no deadline, no instruments: a run that only talks through these
-//! channels), as a nursery's exit does; otherwise it yields.
+//! could run before it (no other task ready, nothing posted, no deadline
+//! due, the I/O poll not due, no instruments, not a guest run: a run that
+//! only talks through these channels, typically), as a nursery's exit
+//! does; otherwise it yields.
 //!
 //! `bench/src/bin/cross_channel.rs` measures a ping-pong between two runs
 //! against tokio's mpsc across two `current_thread` runtimes (its docs
