@@ -492,18 +492,18 @@ fn children_exiting_while_queued_do_not_start_a_round() {
     trio::run(async {
         let log = RefCell::new(Vec::new());
         let log = &log;
-        let spin = async move |name: char, n: Option<trio::Nursery<'_>>| {
+        let spin = async move |name: char, n: Option<trio::Nursery<'_>>| -> trio::Result<()> {
             for _ in 0..300 {
                 log.borrow_mut().push(name);
                 if let Some(n) = &n {
-                    n.start_soon(std::future::poll_fn(|cx| {
+                    n.start_soon(std::future::poll_fn(|cx| -> Poll<trio::Result<()>> {
                         cx.waker().wake_by_ref();
-                        Poll::Ready(Ok::<(), trio::Error>(()))
+                        Poll::Ready(Ok(()))
                     }));
                 }
                 checkpoint().await?;
             }
-            Ok::<(), trio::Error>(())
+            Ok(())
         };
         open_nursery(async |outer| {
             outer.start_soon(async move {
@@ -619,12 +619,12 @@ fn socket_sends_of_two_children_stay_interleaved() {
     let (b, rb) = drained_stream();
     trio::run(async {
         let log = &log;
-        let send = async move |name: char, s: &trio::socket::SocketStream| {
+        let send = async move |name: char, s: &trio::socket::SocketStream| -> trio::Result<()> {
             for _ in 0..100 {
                 log.borrow_mut().push(name);
                 s.send_all(b"x").await?;
             }
-            Ok::<(), trio::Error>(())
+            Ok(())
         };
         open_nursery(async |n| {
             n.start_soon(send('a', &a));

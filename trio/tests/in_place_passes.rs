@@ -235,12 +235,11 @@ fn owner_steps_with_a_dropped_start() -> Vec<&'static str> {
                         n.start_soon(trio::sleep(1.0));
                         checkpoint().await?;
                         {
-                            let mut st =
-                                std::pin::pin!(n.start(async |status: trio::TaskStatus<()>| {
-                                    checkpoint().await?;
-                                    status.started(());
-                                    Ok(())
-                                }));
+                            let mut st = std::pin::pin!(n.start(async |status| {
+                                checkpoint().await?;
+                                status.started(());
+                                Ok(())
+                            }));
                             std::future::poll_fn(|cx| {
                                 let _ = st.as_mut().poll(cx);
                                 std::task::Poll::Ready(())
