@@ -64,7 +64,8 @@
 //! run), it polls them again at once: an *in-place round*, counted as one
 //! of the run loop's ticks, so the reactor is still polled every
 //! `IO_POLL_INTERVAL` ticks. Otherwise, or when it stops, it wakes its
-//! owner once for whatever is queued (`ReleaseWake`). A child passing a
+//! owner once for whatever is queued (`Runtime::end_of_nursery_poll`;
+//! `ReleaseWake` does it if the poll unwinds). A child passing a
 //! schedule point in one round therefore still lets every other ready task
 //! run first, as in a batch: there is none (DESIGN §2: tasks woken during
 //! a tick run in the next one; a round is that tick). What changes is

@@ -1076,11 +1076,13 @@ pub struct CheckpointCounts {
 
 /// The current run's [`CheckpointCounts`].
 pub fn checkpoint_counts() -> Result<CheckpointCounts> {
-    let rt = runtime::current()?;
-    Ok(CheckpointCounts {
+    // A look at the run, no `Rc` clone: composite streams (trio-tls) read
+    // this around every poll of a transport operation.
+    runtime::with_runtime(|rt| CheckpointCounts {
         schedule_points: rt.schedule_points.get(),
         cancel_points: rt.cancel_points.get(),
     })
+    .ok_or_else(Error::outside_run)
 }
 
 /// Counts the checkpoints of one task (Trio counts per task): made by
