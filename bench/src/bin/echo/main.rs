@@ -97,6 +97,27 @@
 //!   messages per connection, per-function counts subtracted (needs
 //!   `callgrind_annotate`, part of valgrind).
 //!
+//! # The schedule-point experiment (feature `unscheduled-send`)
+//!
+//! Built with `--features unscheduled-send`, trio's handler (trio and
+//! trio-pc) sends by `send_all_unscheduled`: a send that did not wait then
+//! takes no schedule point, which DESIGN §6 requires of `send_all` (so this
+//! is not a server to copy). Comparing the two builds gives what that
+//! schedule point costs per message: the task is polled a second time,
+//! after the other ready tasks, before it receives again. tokio's servers
+//! are the same in both builds, a check that nothing else moved. The
+//! binary then says so on its first line. Build it apart, so that
+//! `target/release/echo` stays the real one:
+//!
+//! ```text
+//! CARGO_TARGET_DIR=target/unsched cargo build --release -p bench --features unscheduled-send
+//! target/unsched/release/echo --multicore --instructions --servers trio-pc,tokio-mt
+//! ```
+//!
+//! (A compile-time switch rather than a second server kind: a second trio
+//! handler in the same binary changes how the first is inlined, which
+//! moved trio's count by 7%.)
+//!
 //! # Options
 //!
 //! `--rounds N`, `--scale F` (multiplies message counts and bulk bytes),
@@ -482,10 +503,18 @@ fn drive(opts: &Options) -> Result<(), String> {
         Some(n) => format!("{pinning}; both at nice {n}"),
         None => pinning,
     };
-    let header = [
+    let mut header = vec![
         format!("command: {}", command.join(" ")),
         format!("{}; {pinning}", machine::describe_cpu()),
     ];
+    if cfg!(feature = "unscheduled-send") {
+        header.insert(
+            0,
+            "EXPERIMENT (feature unscheduled-send): trio's handler sends by send_all_unscheduled, \
+             without send_all's schedule point; not a trio server to compare as is"
+                .into(),
+        );
+    }
     for line in &header {
         if opts.csv {
             eprintln!("{line}");

@@ -141,7 +141,13 @@ pub async fn trio_echo(stream: trio::socket::SocketStream) -> trio::Result<()> {
             Err(e) if e.kind() == trio::ErrorKind::Broken => return Ok(()),
             Err(e) => return Err(e),
         };
-        match stream.send_all(&buf[..n]).await {
+        // The `unscheduled-send` experiment (see the binary's docs) is the
+        // only difference between the two builds.
+        #[cfg(not(feature = "unscheduled-send"))]
+        let sent = stream.send_all(&buf[..n]).await;
+        #[cfg(feature = "unscheduled-send")]
+        let sent = stream.send_all_unscheduled(&buf[..n]).await;
+        match sent {
             Ok(()) => {}
             Err(e) if e.kind() == trio::ErrorKind::Broken => return Ok(()),
             Err(e) => return Err(e),
