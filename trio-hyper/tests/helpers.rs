@@ -7,9 +7,9 @@
 //! covered by `tools.rs`, `tls.rs` and the crate's doc examples.)
 
 use std::cell::{Cell, RefCell};
+use trio::Instant;
 use trio::socket::{SocketListener, SocketStream};
 use trio::stream::{Listener, ReceiveStream, SendStream};
-use trio::Instant;
 
 /// A listener on 127.0.0.1 and its port.
 async fn listener() -> trio::Result<(SocketListener, u16)> {
