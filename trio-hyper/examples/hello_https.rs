@@ -4,7 +4,8 @@
 //!   connection), each connection served by `Http::serve_connection`
 //!   (HTTP/1.1, ALPN `http/1.1`), with a `ServeControl` for a graceful stop;
 //! - the client: `open_tls_over_tcp_stream` + `http1_handshake` (its
-//!   connection driver a child task), under `move_on_after`;
+//!   connection driver a child task), under `move_on_after`; then the
+//!   same in one call, `trio_hyper::get_tls`, under `move_on_after` too;
 //! - then a graceful stop, and the program ends on its own.
 //!
 //! The certificate is self-signed, made at start-up for "localhost".
@@ -18,8 +19,9 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use std::convert::Infallible;
 use std::sync::Arc;
+use trio::lowlevel::cancel_point;
 use trio::net::{OnHandlerError, ServeControl};
-use trio_hyper::{Http, http1_handshake, read_body};
+use trio_hyper::{Http, get_tls, http1_handshake, read_body};
 use trio_tls::rustls::{self, pki_types};
 use trio_tls::{open_tls_over_tcp_stream, serve_tls_over_tcp};
 
@@ -90,7 +92,7 @@ async fn main() -> trio::Result<()> {
 
         // The client: at most 10 s for the whole fetch.
         let fetched = trio::move_on_after(10.0, async {
-            let tls = open_tls_over_tcp_stream("localhost", port, client_config).await?;
+            let tls = open_tls_over_tcp_stream("localhost", port, client_config.clone()).await?;
             let tcp_host = format!("localhost:{port}");
             trio::open_nursery(async |conn| {
                 let mut send = http1_handshake::<_, String>(&conn, &tls).await?;
@@ -100,9 +102,10 @@ async fn main() -> trio::Result<()> {
                     .map_err(|e| {
                         trio::Error::new(trio::ErrorKind::InvalidArgument, e.to_string())
                     })?;
-                let resp = send
-                    .send_request(req)
-                    .await
+                // hyper's response future waits on its driver, not on
+                // trio: `cancel_point` makes the timeout end it.
+                let resp = cancel_point(send.send_request(req))
+                    .await?
                     .map_err(trio_hyper::from_hyper)?;
                 drop(send); // the connection driver ends once the body is read
                 let status = resp.status();
@@ -115,6 +118,20 @@ async fn main() -> trio::Result<()> {
         match fetched {
             Some(Some((status, body))) => print!("client got {status}: {body}"),
             _ => println!("client gave up after 10 s"),
+        }
+
+        // The same fetch in one call: `get_tls` opens a connection (HTTP/2
+        // or HTTP/1.1, as ALPN chooses), sends the GET, reads the whole
+        // body, and closes. A timeout is a `move_on_after` around it:
+        // `None` if the server takes longer (its connection is closed).
+        let url = format!("https://localhost:{port}/again");
+        match trio::move_on_after(10.0, get_tls(&url, client_config)).await? {
+            Some(resp) => print!(
+                "get_tls got {}: {}",
+                resp.status(),
+                String::from_utf8_lossy(resp.body())
+            ),
+            None => println!("get_tls gave up after 10 s"),
         }
 
         // Stop gracefully: no new connections, 5 s for running ones.

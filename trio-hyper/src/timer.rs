@@ -533,6 +533,82 @@ mod tests {
         });
     }
 
+    /// Step 5: a `TrioSleep` is not a cancel point. Polled (plainly, by
+    /// `.await` on hyper's boxed `Sleep`) inside a scope cancelled before
+    /// it starts, it still waits for its deadline, and a reset one for its
+    /// new deadline; it completes no checkpoint of its task (so none that
+    /// could raise `Cancelled`). The scope's cancellation is observed at
+    /// the next real checkpoint, and the scope catches it.
+    #[trio::test(autojump)]
+    async fn a_sleep_in_a_cancelled_scope_still_waits_for_its_deadline() -> trio::Result<()> {
+        let t0 = trio::current_time();
+        let scope = trio::CancelScope::new();
+        scope.cancel();
+        let got = scope
+            .run(async {
+                let watch = trio::lowlevel::watch_checkpoints()?;
+                TrioTimer.sleep(Duration::from_secs(5)).await;
+                assert_eq!(trio::current_time() - t0, 5.0);
+
+                // Reset while registered, in the cancelled scope: fires
+                // at the new deadline (later than the first), not before.
+                let mut sleep = TrioTimer.sleep(Duration::from_secs(100));
+                let polled =
+                    std::future::poll_fn(|cx| Poll::Ready(sleep.as_mut().poll(cx).is_pending()))
+                        .await;
+                assert!(polled);
+                TrioTimer.reset(&mut sleep, TrioTimer.now() + Duration::from_secs(2));
+                sleep.await;
+                assert_eq!(trio::current_time() - t0, 7.0);
+
+                // No checkpoint at all so far: the sleeps are not ones.
+                assert_eq!(watch.counts(), trio::lowlevel::CheckpointCounts::default());
+                // The next real checkpoint sees the cancellation.
+                let err = trio::checkpoint().await.unwrap_err();
+                assert!(err.is_cancelled());
+                Err::<(), _>(err)
+            })
+            .await?;
+        assert_eq!(got, None);
+        assert!(scope.cancelled_caught());
+        assert_eq!(trio::current_time() - t0, 7.0);
+        Ok(())
+    }
+
+    /// Step 5, with the cancellation arriving while the task waits on a
+    /// `TrioSleep`: another task cancels the scope at 1 s; the sleep (due
+    /// at 5 s) is not cut short (whatever wake-up the cancellation makes,
+    /// its poll stays pending until the deadline), then the next
+    /// checkpoint raises `Cancelled`.
+    #[trio::test(autojump)]
+    async fn a_sleep_is_not_cut_short_by_a_cancel_while_it_waits() -> trio::Result<()> {
+        let t0 = trio::current_time();
+        let scope = trio::CancelScope::new();
+        trio::open_nursery(async |nursery| {
+            nursery.start_soon(async {
+                trio::sleep(1.0).await?;
+                scope.cancel();
+                Ok(())
+            });
+            let got = scope
+                .run(async {
+                    TrioTimer.sleep(Duration::from_secs(5)).await;
+                    assert_eq!(trio::current_time() - t0, 5.0);
+                    assert!(scope.cancel_called());
+                    let err = trio::checkpoint().await.unwrap_err();
+                    assert!(err.is_cancelled());
+                    Err::<(), _>(err)
+                })
+                .await?;
+            assert_eq!(got, None);
+            assert!(scope.cancelled_caught());
+            Ok(())
+        })
+        .await?;
+        assert_eq!(trio::current_time() - t0, 5.0);
+        Ok(())
+    }
+
     /// A spare's entry is a deadline of the run: a run that is otherwise
     /// deadlocked is woken once at it (a spurious wake-up; the MockClock
     /// jumps there), then reported deadlocked as before.
