@@ -1055,6 +1055,37 @@ fn closing_the_last_receiver_drops_the_buffer_and_stale_sends_but_hands_live_val
     assert_eq!(drops.so_far(), [1, 2, 3, 4]);
 }
 
+/// The sending side of the same rule: closing a send handle fails the
+/// sends blocked through it, handing their values back; a send of that
+/// handle leaked in a run that has ended has nobody to hand it to, so its
+/// value is dropped at that close, and only that handle's: the other
+/// handle's stale value stays queued until its own handle closes (here,
+/// by being dropped). Then the receiver sees the end of the channel.
+#[test]
+fn closing_a_sender_drops_the_values_of_its_own_sends_leaked_in_an_earlier_run() {
+    let drops = Drops::default();
+    let (tx, rx) = open_cross_run_channel::<Tracked>(0);
+    let tx2 = tx.clone();
+    trio::run(async {
+        leak_blocked(tx.send(drops.value(1))).await;
+        leak_blocked(tx2.send(drops.value(2))).await;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(waiting_send(&rx), 2);
+    tx2.close();
+    assert_eq!(drops.so_far(), [2]);
+    assert_eq!(waiting_send(&rx), 1);
+    std::thread::spawn(move || drop(tx)).join().unwrap();
+    assert_eq!(drops.so_far(), [1, 2]);
+    assert_eq!(waiting_send(&rx), 0);
+    assert_eq!(
+        rx.try_receive().unwrap_err().kind(),
+        ErrorKind::EndOfChannel
+    );
+    assert_eq!(drops.so_far(), [1, 2]);
+}
+
 #[test]
 fn handles_are_send_and_sync() {
     fn check<X: Send + Sync>() {}

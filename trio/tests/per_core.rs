@@ -1,5 +1,7 @@
-//! The nursery of runs (`trio::run_per_core`, `trio::PerCore`) and serving
-//! one port from several runs with `SO_REUSEPORT` (`harness = false`).
+//! The nursery of runs (`trio::run_per_core`, `trio::PerCore`), deadlock
+//! detection per run beside cross-run waits between sibling runs, and
+//! serving one port from several runs with `SO_REUSEPORT`
+//! (`harness = false`).
 //!
 //! Why no test harness: Ctrl-C is owned by a run on the *main thread* only,
 //! and libtest runs every test on a thread of its own. So, as in
@@ -291,10 +293,12 @@ async fn until(cond: impl Fn() -> bool) -> trio::Result<()> {
     Ok(())
 }
 
-/// A few real milliseconds during which the blocked sibling stays blocked
-/// with nothing of its own that could wake it: its deadlock detection has
-/// every chance to (wrongly) fire. Not a timing assertion: the outcome is
-/// the same however long it is.
+/// A few real milliseconds more during which the blocked sibling stays
+/// blocked with nothing of its own that could wake it: seeing its wait
+/// queued says it is about to block, and this pause makes it all but sure
+/// that its loop has got there and checked for a deadlock (which would
+/// wrongly fire) before the wake-up comes. Not a timing assertion: the
+/// expected outcome is the same whatever the pause.
 const SIT_BLOCKED: f64 = 0.005;
 
 /// Two runs of one nursery of runs are blocked at the same time, each with
