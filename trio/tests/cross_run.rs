@@ -943,6 +943,149 @@ fn a_value_left_by_a_send_leaked_in_an_ended_run_is_dropped_not_received() {
     assert_eq!(Arc::strong_count(&stale), 1, "the stale value was dropped");
 }
 
+/// A log of the values dropped.
+#[derive(Clone, Default)]
+struct Drops(Arc<std::sync::Mutex<Vec<u32>>>);
+
+impl Drops {
+    fn value(&self, id: u32) -> Tracked {
+        Tracked(id, self.clone())
+    }
+
+    /// Which values have been dropped so far (sorted: when matters here,
+    /// not the order within one close).
+    fn so_far(&self) -> Vec<u32> {
+        let mut v = self.0.lock().unwrap().clone();
+        v.sort_unstable();
+        v
+    }
+}
+
+/// A value that says when it is dropped.
+struct Tracked(u32, Drops);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.1.0.lock().unwrap().push(self.0);
+    }
+}
+
+impl std::fmt::Debug for Tracked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tracked({})", self.0)
+    }
+}
+
+/// The memory channel's test of the same name, across runs: sends leaked
+/// in a run that has ended leave their values in the channel (nobody can
+/// take them back); they stay there while a receiver is open, and closing
+/// the last receiver (here from another thread) drops them, at that
+/// moment, and no other value.
+#[test]
+fn closing_the_last_receiver_drops_values_left_by_sends_leaked_in_an_earlier_run() {
+    let drops = Drops::default();
+    let (tx, rx) = open_cross_run_channel::<Tracked>(0);
+    let rx2 = rx.clone();
+    trio::run(async {
+        leak_blocked(tx.send(drops.value(1))).await;
+        leak_blocked(tx.send(drops.value(2))).await;
+        Ok(())
+    })
+    .unwrap();
+    // The run has ended: its sends are stale, their values still queued.
+    assert_eq!(drops.so_far(), [] as [u32; 0]);
+    assert_eq!(tx.statistics().tasks_waiting_send, 2);
+    rx.close(); // not the last receiver: the values stay
+    assert_eq!(drops.so_far(), [] as [u32; 0]);
+    assert_eq!(tx.statistics().tasks_waiting_send, 2);
+    std::thread::spawn(move || rx2.close()).join().unwrap();
+    assert_eq!(drops.so_far(), [1, 2], "the stale values were dropped");
+    let s = tx.statistics();
+    assert_eq!((s.tasks_waiting_send, s.open_receive_channels), (0, 0));
+    // A later send is refused, its value handed back, not dropped.
+    let e = tx.try_send(drops.value(3)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Broken);
+    assert_eq!(drops.so_far(), [1, 2]);
+    drop(e);
+    assert_eq!(drops.so_far(), [1, 2, 3]);
+}
+
+/// The same close, with the three kinds of value it finds: a buffered
+/// value and a stale send's value are dropped by the close; a live
+/// sender (a thread blocked behind the stale send) gets its value back
+/// with `Broken`, and the value is dropped only when that sender drops it.
+/// A future that ended its run with its send pending (returned out of the
+/// run, not leaked) is stale too, and dropping it after the close drops
+/// nothing more.
+#[test]
+fn closing_the_last_receiver_drops_the_buffer_and_stale_sends_but_hands_live_values_back() {
+    let drops = Drops::default();
+    let (tx, rx) = open_cross_run_channel::<Tracked>(1);
+    let pending = trio::run(async {
+        tx.try_send(drops.value(1)).unwrap(); // buffered
+        leak_blocked(tx.send(drops.value(2))).await; // the buffer is full
+        // Polled once, blocked, and carried out of the run alive.
+        let mut pending = Box::pin(tx.send(drops.value(3)));
+        poll_fn(|cx| {
+            assert!(pending.as_mut().poll(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        Ok(pending)
+    })
+    .unwrap();
+    std::thread::scope(|s| {
+        let live = s.spawn(|| tx.send_blocking(drops.value(4)));
+        until_blocking(|| waiting_send(&rx) == 3);
+        assert_eq!(drops.so_far(), [] as [u32; 0]);
+        rx.close();
+        let e = live.join().unwrap().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Broken);
+        // Dropped by the close: the buffered value and the stale sends'
+        // values; the live value is not.
+        assert_eq!(drops.so_far(), [1, 2, 3]);
+        let value = e.into_inner();
+        assert_eq!(value.0, 4);
+        drop(value);
+        assert_eq!(drops.so_far(), [1, 2, 3, 4]);
+    });
+    let s = tx.statistics();
+    assert_eq!((s.current_buffer_used, s.tasks_waiting_send), (0, 0));
+    drop(pending); // its value is gone already: nothing is dropped twice
+    assert_eq!(drops.so_far(), [1, 2, 3, 4]);
+}
+
+/// The sending side of the same rule: closing a send handle fails the
+/// sends blocked through it, handing their values back; a send of that
+/// handle leaked in a run that has ended has nobody to hand it to, so its
+/// value is dropped at that close, and only that handle's: the other
+/// handle's stale value stays queued until its own handle closes (here,
+/// by being dropped). Then the receiver sees the end of the channel.
+#[test]
+fn closing_a_sender_drops_the_values_of_its_own_sends_leaked_in_an_earlier_run() {
+    let drops = Drops::default();
+    let (tx, rx) = open_cross_run_channel::<Tracked>(0);
+    let tx2 = tx.clone();
+    trio::run(async {
+        leak_blocked(tx.send(drops.value(1))).await;
+        leak_blocked(tx2.send(drops.value(2))).await;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(waiting_send(&rx), 2);
+    tx2.close();
+    assert_eq!(drops.so_far(), [2]);
+    assert_eq!(waiting_send(&rx), 1);
+    std::thread::spawn(move || drop(tx)).join().unwrap();
+    assert_eq!(drops.so_far(), [1, 2]);
+    assert_eq!(waiting_send(&rx), 0);
+    assert_eq!(
+        rx.try_receive().unwrap_err().kind(),
+        ErrorKind::EndOfChannel
+    );
+    assert_eq!(drops.so_far(), [1, 2]);
+}
+
 #[test]
 fn handles_are_send_and_sync() {
     fn check<X: Send + Sync>() {}

@@ -1,5 +1,7 @@
-//! The nursery of runs (`trio::run_per_core`, `trio::PerCore`) and serving
-//! one port from several runs with `SO_REUSEPORT` (`harness = false`).
+//! The nursery of runs (`trio::run_per_core`, `trio::PerCore`), deadlock
+//! detection per run beside cross-run waits between sibling runs, and
+//! serving one port from several runs with `SO_REUSEPORT`
+//! (`harness = false`).
 //!
 //! Why no test harness: Ctrl-C is owned by a run on the *main thread* only,
 //! and libtest runs every test on a thread of its own. So, as in
@@ -21,9 +23,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use trio::cross_run::open_cross_run_channel;
 use trio::net::TcpListenOptions;
 use trio::socket::{Domain, SockAddr, Socket, SocketStream, Type};
 use trio::stream::{ReceiveStream, SendStream};
@@ -278,6 +281,175 @@ fn a_deadlocked_run_fails_and_cancels_its_siblings() {
     assert_eq!(e.kind(), ErrorKind::Deadlock, "{e}");
 }
 
+// ----- deadlock detection across sibling runs ---------------------------------------
+
+/// Polls (real clock) until `cond` holds: for a sibling run to get
+/// somewhere. The sleeping run has a deadline meanwhile, so it is never
+/// itself a deadlock candidate while it waits.
+async fn until(cond: impl Fn() -> bool) -> trio::Result<()> {
+    while !cond() {
+        trio::sleep(0.001).await?;
+    }
+    Ok(())
+}
+
+/// A few real milliseconds more during which the blocked sibling stays
+/// blocked with nothing of its own that could wake it: seeing its wait
+/// queued says it is about to block, and this pause makes it all but sure
+/// that its loop has got there and checked for a deadlock (which would
+/// wrongly fire) before the wake-up comes. Not a timing assertion: the
+/// expected outcome is the same whatever the pause.
+const SIT_BLOCKED: f64 = 0.005;
+
+/// Two runs of one nursery of runs are blocked at the same time, each with
+/// its only task waiting on a cross-run primitive whose other end a
+/// sibling holds: run 0 receives on a channel whose sender run 1 holds;
+/// run 1 waits on a cross-run `Event` that run 2 sets once it has seen
+/// both blocked (and a few real ms later). Neither blocked run is reported
+/// as a deadlock: run 1 sends, run 0 gets the value, all finish `Ok`.
+fn no_false_deadlock_while_sibling_runs_wait_on_each_other() {
+    let (tx, rx) = open_cross_run_channel::<u32>(0);
+    let go = trio::cross_run::Event::new();
+    let got = trio::run_per_core(3, |core| {
+        let (tx, rx, go) = (&tx, &rx, &go);
+        async move {
+            match core.index() {
+                0 => rx.receive().await, // this run's only task, blocked
+                1 => {
+                    go.wait().await?; // this run's only task, blocked
+                    tx.send(7).await?;
+                    Ok(1)
+                }
+                _ => {
+                    until(|| tx.statistics().tasks_waiting_receive == 1 && go.waiting() == 1)
+                        .await?;
+                    trio::sleep(SIT_BLOCKED).await?;
+                    go.set();
+                    Ok(2)
+                }
+            }
+        }
+    })
+    .unwrap_or_else(|e| panic!("no run may fail: {e}"));
+    assert_eq!(got, [7, 1, 2]);
+    assert_eq!(rx.statistics().tasks_waiting_receive, 0);
+}
+
+/// A rendezvous (capacity 0) send from run 1 to run 0, which receives
+/// late: run 1's only task is blocked in the send, with nothing in its own
+/// run that could end it, until run 0 (having seen it blocked, and a few
+/// real ms later) receives. No deadlock is reported; the send completes
+/// only with the receive.
+fn a_rendezvous_send_waits_for_a_sibling_that_receives_late() {
+    let (tx, rx) = open_cross_run_channel::<&'static str>(0);
+    let sent = AtomicBool::new(false);
+    let got = trio::run_per_core(2, |core| {
+        let (tx, rx, sent) = (&tx, &rx, &sent);
+        async move {
+            if core.index() == 1 {
+                tx.send("late").await?;
+                sent.store(true, Ordering::SeqCst);
+                return Ok((None, true));
+            }
+            until(|| rx.statistics().tasks_waiting_send == 1).await?;
+            trio::sleep(SIT_BLOCKED).await?;
+            let sent_before = sent.load(Ordering::SeqCst);
+            Ok((Some(rx.receive().await?), sent_before))
+        }
+    })
+    .unwrap_or_else(|e| panic!("no run may fail: {e}"));
+    assert_eq!(got, [(Some("late"), false), (None, true)]);
+    assert!(sent.load(Ordering::SeqCst));
+}
+
+/// A run blocked on cross-run channels whose other ends all go away (held
+/// by a sibling run, which drops one and ends with the other) is woken
+/// with the channel's errors, as documented, not left hanging and not
+/// reported as a deadlock: its receive gets `EndOfChannel`, its send
+/// `Broken` with the value handed back.
+fn a_run_whose_sibling_drops_the_other_ends_gets_the_channel_errors() {
+    let (tx_a, rx_a) = open_cross_run_channel::<u32>(0);
+    let (tx_b, rx_b) = open_cross_run_channel::<String>(0);
+    // Run 1 takes the only sender of `a` and the only receiver of `b`.
+    let peer_ends = Mutex::new(Some((tx_a, rx_b)));
+    let got = trio::run_per_core(2, |core| {
+        let (rx_a, tx_b, peer_ends) = (&rx_a, &tx_b, &peer_ends);
+        async move {
+            if core.index() == 1 {
+                let (tx_a, rx_b) = peer_ends.lock().unwrap().take().unwrap();
+                until(|| {
+                    tx_a.statistics().tasks_waiting_receive == 1
+                        && rx_b.statistics().tasks_waiting_send == 1
+                })
+                .await?;
+                trio::sleep(SIT_BLOCKED).await?;
+                drop(tx_a); // the last sender: the receive ends
+                return Ok(Vec::new()); // the run ends: `rx_b` is dropped
+            }
+            let outcomes = std::cell::RefCell::new(Vec::new());
+            trio::open_nursery(async |n| {
+                let outcomes = &outcomes;
+                n.start_soon(async move {
+                    let e = rx_a.receive().await.unwrap_err();
+                    outcomes.borrow_mut().push((e.kind(), None));
+                });
+                n.start_soon(async move {
+                    let e = tx_b.send("back".to_string()).await.unwrap_err();
+                    outcomes.borrow_mut().push((e.kind(), Some(e.into_inner())));
+                });
+                Ok(())
+            })
+            .await?;
+            let mut outcomes = outcomes.into_inner();
+            outcomes.sort_by_key(|(kind, _)| format!("{kind:?}"));
+            Ok(outcomes)
+        }
+    })
+    .unwrap_or_else(|e| panic!("no run may fail: {e}"));
+    assert_eq!(
+        got,
+        [
+            vec![
+                (ErrorKind::Broken, Some("back".to_string())),
+                (ErrorKind::EndOfChannel, None),
+            ],
+            vec![],
+        ]
+    );
+}
+
+/// The positive case beside a cross-run wait: run 0 is really deadlocked
+/// (its only task waits on a run-local `trio::sync::Event` nobody can set)
+/// while run 1 is blocked receiving on a cross-run channel (which counts
+/// as outside hope, so run 1 is never reported itself). Run 0's deadlock
+/// is reported, and it cancels run 1 in its blocked receive, which
+/// consumes nothing. The error is the deadlock alone (run 1's `Cancelled`
+/// is the nursery's own). The sender is kept outside the runs, so run 0's
+/// end cannot end run 1's receive with `EndOfChannel` instead.
+fn a_real_deadlock_beside_a_cross_run_wait_is_reported_and_cancels_it() {
+    let (tx, rx) = open_cross_run_channel::<u32>(0);
+    let run1_saw = Mutex::new(None);
+    let e = trio::run_per_core(2, |core| {
+        let (tx, rx, run1_saw) = (&tx, &rx, &run1_saw);
+        async move {
+            if core.index() == 1 {
+                let r = rx.receive().await;
+                *run1_saw.lock().unwrap() = Some(r.as_ref().map_err(Error::kind).copied());
+                return r.map(|_| ());
+            }
+            until(|| tx.statistics().tasks_waiting_receive == 1).await?;
+            trio::sync::Event::new().wait().await
+        }
+    })
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Deadlock, "{e}");
+    assert_eq!(e.leaves().count(), 1, "{e}");
+    assert_eq!(*run1_saw.lock().unwrap(), Some(Err(ErrorKind::Cancelled)));
+    // The cancelled receive left the channel: a send finds nobody waiting.
+    assert_eq!(tx.statistics().tasks_waiting_receive, 0);
+    assert_eq!(tx.try_send(1).unwrap_err().kind(), ErrorKind::WouldBlock);
+}
+
 /// The CancelHandle pattern for stopping the siblings *without* failing:
 /// each run hands out a handle of its own scope; run 0 cancels them all.
 fn runs_stop_each_other_with_cancel_handles() {
@@ -530,6 +702,22 @@ const TESTS: &[Test] = &[
     (
         "a_deadlocked_run_fails_and_cancels_its_siblings",
         a_deadlocked_run_fails_and_cancels_its_siblings,
+    ),
+    (
+        "no_false_deadlock_while_sibling_runs_wait_on_each_other",
+        no_false_deadlock_while_sibling_runs_wait_on_each_other,
+    ),
+    (
+        "a_rendezvous_send_waits_for_a_sibling_that_receives_late",
+        a_rendezvous_send_waits_for_a_sibling_that_receives_late,
+    ),
+    (
+        "a_run_whose_sibling_drops_the_other_ends_gets_the_channel_errors",
+        a_run_whose_sibling_drops_the_other_ends_gets_the_channel_errors,
+    ),
+    (
+        "a_real_deadlock_beside_a_cross_run_wait_is_reported_and_cancels_it",
+        a_real_deadlock_beside_a_cross_run_wait_is_reported_and_cancels_it,
     ),
     (
         "runs_stop_each_other_with_cancel_handles",
