@@ -323,11 +323,16 @@ mod tests {
         run();
     }
 
+    /// Polls `sleep` once, which registers it; it must still be pending.
+    async fn poll_once_pending(sleep: &mut Pin<Box<dyn Sleep>>) {
+        let polled = std::future::poll_fn(|cx| Poll::Ready(sleep.as_mut().poll(cx))).await;
+        assert!(polled.is_pending());
+    }
+
     /// Polls `sleep` once (registering it) and drops it: its entry becomes
     /// the thread's spare (step 6).
     async fn leave_spare(mut sleep: Pin<Box<dyn Sleep>>) {
-        let polled = std::future::poll_fn(|cx| Poll::Ready(sleep.as_mut().poll(cx))).await;
-        assert!(polled.is_pending());
+        poll_once_pending(&mut sleep).await;
     }
 
     /// Step 6: a sleep that recycles an earlier-firing spare is woken at
@@ -353,10 +358,7 @@ mod tests {
                 // That spare (15 s) is recycled by a 20 s sleep, reset to
                 // 12 s (exact: the entry moves): ready at 7 + 12 s.
                 let mut sleep = TrioTimer.sleep(Duration::from_secs(20));
-                let polled =
-                    std::future::poll_fn(|cx| Poll::Ready(sleep.as_mut().poll(cx).is_pending()))
-                        .await;
-                assert!(polled);
+                poll_once_pending(&mut sleep).await;
                 TrioTimer.reset(&mut sleep, TrioTimer.now() + Duration::from_secs(12));
                 sleep.await;
                 assert_eq!(trio::current_time() - t0, 19.0);
@@ -514,9 +516,7 @@ mod tests {
             }
             leave_spare(TrioTimer.sleep(Duration::from_secs(1))).await;
             let mut sleep = TrioTimer.sleep(Duration::from_secs(20));
-            let polled =
-                std::future::poll_fn(|cx| Poll::Ready(sleep.as_mut().poll(cx).is_pending())).await;
-            assert!(polled);
+            poll_once_pending(&mut sleep).await;
             TrioTimer.reset(&mut sleep, TrioTimer.now() - Duration::from_secs(1));
             sleep.await;
             assert_eq!(trio::current_time() - t0, at);
@@ -553,10 +553,7 @@ mod tests {
                 // Reset while registered, in the cancelled scope: fires
                 // at the new deadline (later than the first), not before.
                 let mut sleep = TrioTimer.sleep(Duration::from_secs(100));
-                let polled =
-                    std::future::poll_fn(|cx| Poll::Ready(sleep.as_mut().poll(cx).is_pending()))
-                        .await;
-                assert!(polled);
+                poll_once_pending(&mut sleep).await;
                 TrioTimer.reset(&mut sleep, TrioTimer.now() + Duration::from_secs(2));
                 sleep.await;
                 assert_eq!(trio::current_time() - t0, 7.0);
