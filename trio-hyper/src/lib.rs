@@ -66,7 +66,7 @@
 //! session's start, and 1.10× at the start of 2026-11-26's last
 //! session).
 //! Wall-clock (pinned, below) the ratio of server CPU per request is
-//! 1–2% under 1, as those counts predict: the server's user-space time is
+//! 1–3% under 1, as those counts predict: the server's user-space time is
 //! about a third of its CPU per request, the rest the kernel's (the same
 //! syscalls on both sides), so 6% fewer instructions is about 2% of the
 //! total (0.98×). Runs of 7–41 rounds do not resolve that (their per-round
@@ -151,7 +151,9 @@
 //!
 //! So: before this work, at parity (23:29 and 23:30 UTC, 2026-11-26,
 //! instructions 1.02×); after it, instructions 0.94× and server CPU per
-//! request 1–2% below tokio's, resolved by the long runs' intervals.
+//! request 1–3% below tokio's, resolved by the long runs' intervals (two
+//! of three exclude 1; they treat the rounds as independent, which the
+//! host's slow spells, lasting several rounds, make only roughly true).
 //! Where the CPU goes (`/proc/PID/stat`'s utime and stime over a
 //! pinned 5 s wrk run, three rounds each, alternating): trio 1.82, 1.79,
 //! 2.08 µs user and 3.84, 4.82, 4.95 µs system per request, tokio 1.94,

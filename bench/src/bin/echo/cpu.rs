@@ -43,6 +43,33 @@ fn schedstat_ns(pid: u32) -> io::Result<u64> {
     Ok(total)
 }
 
+/// How many times the threads of process `pid` have gone to sleep so far:
+/// the sum of `voluntary_ctxt_switches` in `/proc/PID/task/*/status` (a
+/// thread that blocks, in `epoll_wait` or on a futex, and is later woken).
+/// Each sleep and wake-up costs kernel time that the CPU figure includes,
+/// so this says how much of a server's CPU per message is spent on it.
+pub fn process_sleeps(pid: u32) -> io::Result<u64> {
+    let mut total = 0;
+    for entry in fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = entry?.path().join("status");
+        match fs::read_to_string(path) {
+            Ok(text) => total += voluntary_switches(&text).unwrap_or(0),
+            // Gone since the listing, as in `schedstat_ns`.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(total)
+}
+
+/// The `voluntary_ctxt_switches:` line of a `/proc/.../status` text.
+fn voluntary_switches(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 fn first_field(schedstat: &str) -> io::Result<u64> {
     schedstat
         .split_whitespace()
@@ -92,6 +119,16 @@ mod tests {
     fn stat_fields_after_a_name_with_spaces() {
         let stat = "42 (a b) S 1 2 3 4 5 6 7 8 9 10 111 222 0 0 20 0 1 0";
         assert_eq!(stat_ticks(stat), Some(333));
+    }
+
+    #[test]
+    fn voluntary_switches_from_a_status_text() {
+        let status = "Name:\tx\nvoluntary_ctxt_switches:\t17\nnonvoluntary_ctxt_switches:\t3\n";
+        assert_eq!(voluntary_switches(status), Some(17));
+        assert_eq!(voluntary_switches("Name:\tx\n"), None);
+        // This process's main thread has slept at least once by now.
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        assert!(process_sleeps(std::process::id()).unwrap() > 0);
     }
 
     #[test]

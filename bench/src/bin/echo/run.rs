@@ -48,6 +48,9 @@ pub struct Outcome {
     pub server_cpu_ns: u64,
     /// The load generator's CPU over the window (0 under a wrapper).
     pub client_cpu_ns: u64,
+    /// Times the server's threads went to sleep over the window
+    /// (voluntary context switches; 0 under a wrapper).
+    pub server_sleeps: u64,
     pub server_stderr: String,
 }
 
@@ -187,15 +190,17 @@ pub fn run_once(
         }
         let measure = matches!(wrapper, Wrapper::None);
         let client_pid = client.get().id();
-        let sample = || -> Result<(u64, u64), String> {
+        let sample = || -> Result<(u64, u64, u64), String> {
             if !measure {
-                return Ok((0, 0));
+                return Ok((0, 0, 0));
             }
             let server = cpu::process_cpu_ns(server_pid);
             let client = cpu::process_cpu_ns(client_pid);
+            let sleeps = cpu::process_sleeps(server_pid);
             Ok((
                 server.map_err(|e| format!("server CPU time: {e}"))?,
                 client.map_err(|e| format!("client CPU time: {e}"))?,
+                sleeps.map_err(|e| format!("server sleeps: {e}"))?,
             ))
         };
         let cpu_before = sample()?;
@@ -214,7 +219,8 @@ pub fn run_once(
         }
         let server_cpu = cpu_after.0.saturating_sub(cpu_before.0);
         let client_cpu = cpu_after.1.saturating_sub(cpu_before.1);
-        Ok((elapsed_ns, units, server_cpu, client_cpu))
+        let server_sleeps = cpu_after.2.saturating_sub(cpu_before.2);
+        Ok((elapsed_ns, units, server_cpu, client_cpu, server_sleeps))
     })();
     // On success the server exits by itself; on failure, Reap kills it.
     let result = result.and_then(|r| {
@@ -229,7 +235,7 @@ pub fn run_once(
     drop(server_in);
     drop(server);
     let server_stderr = stderr_reader.join().unwrap_or_default();
-    let (elapsed_ns, units, server_cpu_ns, client_cpu_ns) = result.map_err(|e| {
+    let (elapsed_ns, units, server_cpu_ns, client_cpu_ns, server_sleeps) = result.map_err(|e| {
         format!(
             "{} server, {job:?}: {e}\nserver stderr:\n{server_stderr}",
             kind.name()
@@ -240,6 +246,7 @@ pub fn run_once(
         units,
         server_cpu_ns,
         client_cpu_ns,
+        server_sleeps,
         server_stderr,
     })
 }
