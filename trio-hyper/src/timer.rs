@@ -329,6 +329,15 @@ mod tests {
         assert!(polled.is_pending());
     }
 
+    /// A sleep of `first`, polled once (registered), then reset to the
+    /// deadline `to()` gives after that poll, and awaited.
+    async fn reset_after_first_poll(first: Duration, to: impl FnOnce() -> StdInstant) {
+        let mut sleep = TrioTimer.sleep(first);
+        poll_once_pending(&mut sleep).await;
+        TrioTimer.reset(&mut sleep, to());
+        sleep.await;
+    }
+
     /// Polls `sleep` once (registering it) and drops it: its entry becomes
     /// the thread's spare (step 6).
     async fn leave_spare(mut sleep: Pin<Box<dyn Sleep>>) {
@@ -357,10 +366,10 @@ mod tests {
 
                 // That spare (15 s) is recycled by a 20 s sleep, reset to
                 // 12 s (exact: the entry moves): ready at 7 + 12 s.
-                let mut sleep = TrioTimer.sleep(Duration::from_secs(20));
-                poll_once_pending(&mut sleep).await;
-                TrioTimer.reset(&mut sleep, TrioTimer.now() + Duration::from_secs(12));
-                sleep.await;
+                reset_after_first_poll(Duration::from_secs(20), || {
+                    TrioTimer.now() + Duration::from_secs(12)
+                })
+                .await;
                 assert_eq!(trio::current_time() - t0, 19.0);
                 Ok(())
             })
@@ -515,10 +524,10 @@ mod tests {
                 assert_eq!(trio::current_time() - t0, at);
             }
             leave_spare(TrioTimer.sleep(Duration::from_secs(1))).await;
-            let mut sleep = TrioTimer.sleep(Duration::from_secs(20));
-            poll_once_pending(&mut sleep).await;
-            TrioTimer.reset(&mut sleep, TrioTimer.now() - Duration::from_secs(1));
-            sleep.await;
+            reset_after_first_poll(Duration::from_secs(20), || {
+                TrioTimer.now() - Duration::from_secs(1)
+            })
+            .await;
             assert_eq!(trio::current_time() - t0, at);
 
             leave_spare(TrioTimer.sleep(Duration::from_secs(50))).await;
@@ -552,10 +561,10 @@ mod tests {
 
                 // Reset while registered, in the cancelled scope: fires
                 // at the new deadline (later than the first), not before.
-                let mut sleep = TrioTimer.sleep(Duration::from_secs(100));
-                poll_once_pending(&mut sleep).await;
-                TrioTimer.reset(&mut sleep, TrioTimer.now() + Duration::from_secs(2));
-                sleep.await;
+                reset_after_first_poll(Duration::from_secs(100), || {
+                    TrioTimer.now() + Duration::from_secs(2)
+                })
+                .await;
                 assert_eq!(trio::current_time() - t0, 7.0);
 
                 // No checkpoint at all so far: the sleeps are not ones.

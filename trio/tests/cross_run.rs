@@ -961,6 +961,18 @@ impl Drops {
     }
 }
 
+/// In a run that then ends, one blocked send of each value through its
+/// sender, leaked: the sends go stale with their values queued.
+fn leak_sends_in_an_ended_run(sends: Vec<(&CrossRunSender<Tracked>, Tracked)>) {
+    trio::run(async {
+        for (tx, value) in sends {
+            leak_blocked(tx.send(value)).await;
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
 /// A value that says when it is dropped.
 struct Tracked(u32, Drops);
 
@@ -986,12 +998,7 @@ fn closing_the_last_receiver_drops_values_left_by_sends_leaked_in_an_earlier_run
     let drops = Drops::default();
     let (tx, rx) = open_cross_run_channel::<Tracked>(0);
     let rx2 = rx.clone();
-    trio::run(async {
-        leak_blocked(tx.send(drops.value(1))).await;
-        leak_blocked(tx.send(drops.value(2))).await;
-        Ok(())
-    })
-    .unwrap();
+    leak_sends_in_an_ended_run(vec![(&tx, drops.value(1)), (&tx, drops.value(2))]);
     // The run has ended: its sends are stale, their values still queued.
     assert_eq!(drops.so_far(), [] as [u32; 0]);
     assert_eq!(tx.statistics().tasks_waiting_send, 2);
@@ -1066,12 +1073,7 @@ fn closing_a_sender_drops_the_values_of_its_own_sends_leaked_in_an_earlier_run()
     let drops = Drops::default();
     let (tx, rx) = open_cross_run_channel::<Tracked>(0);
     let tx2 = tx.clone();
-    trio::run(async {
-        leak_blocked(tx.send(drops.value(1))).await;
-        leak_blocked(tx2.send(drops.value(2))).await;
-        Ok(())
-    })
-    .unwrap();
+    leak_sends_in_an_ended_run(vec![(&tx, drops.value(1)), (&tx2, drops.value(2))]);
     assert_eq!(waiting_send(&rx), 2);
     tx2.close();
     assert_eq!(drops.so_far(), [2]);

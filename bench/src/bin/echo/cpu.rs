@@ -26,21 +26,14 @@ pub fn process_cpu_ns(pid: u32) -> io::Result<u64> {
 }
 
 fn schedstat_ns(pid: u32) -> io::Result<u64> {
-    let mut total = 0;
-    for entry in fs::read_dir(format!("/proc/{pid}/task"))? {
-        let path = entry?.path().join("schedstat");
-        match fs::read_to_string(path) {
-            // An exiting thread's file can read empty: gone, as below.
-            Ok(text) if text.trim().is_empty() => {}
-            Ok(text) => total += first_field(&text)?,
-            // The thread exited since the listing: its time is gone with it
-            // (see the module docs), which is no reason to fall back to
-            // the coarse figure for all the others.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {}
-            Err(e) => return Err(e),
+    sum_over_threads(pid, "schedstat", |text| {
+        // An exiting thread's file can read empty: gone, as below.
+        if text.trim().is_empty() {
+            Ok(0)
+        } else {
+            first_field(text)
         }
-    }
-    Ok(total)
+    })
 }
 
 /// How many times the threads of process `pid` have gone to sleep so far:
@@ -49,12 +42,23 @@ fn schedstat_ns(pid: u32) -> io::Result<u64> {
 /// Each sleep and wake-up costs kernel time that the CPU figure includes,
 /// so this says how much of a server's CPU per message is spent on it.
 pub fn process_sleeps(pid: u32) -> io::Result<u64> {
+    sum_over_threads(pid, "status", |text| {
+        Ok(voluntary_switches(text).unwrap_or(0))
+    })
+}
+
+/// The sum of `value` over `/proc/PID/task/*/FILE`. A thread that exited
+/// since the listing counts nothing: what it used is gone with it (see
+/// the module docs), which is no reason to fail for all the others.
+fn sum_over_threads(
+    pid: u32,
+    file: &str,
+    value: impl Fn(&str) -> io::Result<u64>,
+) -> io::Result<u64> {
     let mut total = 0;
     for entry in fs::read_dir(format!("/proc/{pid}/task"))? {
-        let path = entry?.path().join("status");
-        match fs::read_to_string(path) {
-            Ok(text) => total += voluntary_switches(&text).unwrap_or(0),
-            // Gone since the listing, as in `schedstat_ns`.
+        match fs::read_to_string(entry?.path().join(file)) {
+            Ok(text) => total += value(&text)?,
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {}
             Err(e) => return Err(e),
         }
